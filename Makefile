@@ -1,0 +1,45 @@
+# Everything a fresh machine needs: `make run` and `make test` install and build first.
+# Install and build output goes to stderr so that `make -s run` keeps stdout for the protocol.
+SHELL := /bin/bash
+NODE  ?= node
+SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
+BIN := dist/src/main.js
+
+.PHONY: install build run test unit e2e coverage lint bench clean
+
+install: node_modules/.install-stamp
+
+node_modules/.install-stamp: package.json $(wildcard package-lock.json)
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund 1>&2; else npm install --no-audit --no-fund 1>&2; fi
+	@touch $@
+
+build: dist/.build-stamp
+
+dist/.build-stamp: node_modules/.install-stamp $(SOURCES)
+	@npx tsc -p tsconfig.json 1>&2
+	@chmod +x $(BIN)
+	@touch $@
+
+run: build
+	@exec $(NODE) $(BIN) $(ARGS)
+
+lint: install
+	@npx eslint --max-warnings 0 src test bench
+
+# Unit and end-to-end tests with line coverage of src/security (gate: 95%).
+test: build lint
+	@npx c8 --reporter=text-summary --reporter=text --include 'src/security/**' --exclude 'src/security/**/*.d.ts' \
+	  --check-coverage --lines 95 --per-file=false \
+	  $(NODE) --test --test-reporter=spec --test-concurrency=2 $$(find dist/test -name '*.test.js' | sort)
+
+unit: build
+	@$(NODE) --test $$(find dist/test/unit -name '*.test.js' | sort)
+
+e2e: build
+	@$(NODE) --test $$(find dist/test/e2e -name '*.test.js' | sort)
+
+bench: build
+	@$(NODE) dist/bench/run.js $(ARGS)
+
+clean:
+	rm -rf dist coverage

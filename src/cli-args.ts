@@ -1,0 +1,145 @@
+/**
+ * Command-line parsing: a pure function from argv and the environment to what to do.
+ * Every path the server uses can be moved by a flag or an environment variable.
+ */
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { isLogLevel, type LogLevel } from "./util/logger.js";
+
+export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_PAGE_SIZE = 50;
+
+export interface ServeArgs {
+  command: "serve";
+  policyFile: string | undefined;
+  stateDir: string;
+  maxLineBytes: number;
+  pageSize: number;
+  logLevel: LogLevel;
+}
+
+export type CliCommand =
+  | ServeArgs
+  | { command: "help" }
+  | { command: "version" }
+  | { command: "check-policy"; file: string; stateDir: string }
+  | { command: "audit"; sub: "verify" | "tail"; argv: string[]; stateDir: string; policyFile: string | undefined }
+  | { command: "init"; stateDir: string; force: boolean };
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export const USAGE = `Usage:
+  mcp-secure-local [--policy FILE] [--state-dir DIR] [options]   serve MCP over stdio
+  mcp-secure-local check-policy FILE                              validate a policy, print the effective policy and its SHA-256
+  mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--json]  verify the audit log's hash chain and signatures
+  mcp-secure-local audit tail [-n N] [FILE]                       show the last audit entries
+  mcp-secure-local init [--state-dir DIR] [--force]               create the state directory, a policy and the audit key
+  mcp-secure-local --version | --help
+
+Options (serve):
+  --policy FILE          the policy (default: $MCP_SECURE_LOCAL_POLICY, else the built-in default policy)
+  --state-dir DIR        where audit log, keys and databases live
+                         (default: $MCP_SECURE_LOCAL_STATE_DIR, else $XDG_STATE_HOME/mcp-secure-local,
+                          else ~/.local/state/mcp-secure-local)
+  --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES})
+  --page-size N          tools per tools/list page (default ${DEFAULT_PAGE_SIZE})
+  --log-level LEVEL      stderr log level: debug, info, notice, warning, error (default: $MCP_SECURE_LOCAL_LOG_LEVEL, else info)
+
+Environment:
+  MCP_PROJECT_PATH       the session's project folder (bug tracker default project)
+`;
+
+export function defaultStateDir(env: NodeJS.ProcessEnv, home: string = homedir()): string {
+  const explicit = env.MCP_SECURE_LOCAL_STATE_DIR;
+  if (explicit) return resolve(explicit);
+  const xdg = env.XDG_STATE_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
+  return join(base, "mcp-secure-local");
+}
+
+function positiveInt(flag: string, value: string | undefined): number {
+  if (value === undefined || !/^[1-9][0-9]*$/.test(value)) throw new UsageError(`${flag} needs a positive whole number`);
+  return Number(value);
+}
+
+function needValue(flag: string, value: string | undefined): string {
+  if (value === undefined || value.startsWith("--")) throw new UsageError(`${flag} needs a value`);
+  return value;
+}
+
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
+  const first = argv[0];
+  if (first === "--help" || first === "-h" || first === "help") return { command: "help" };
+  if (first === "--version" || first === "-v") return { command: "version" };
+
+  let stateDir: string | undefined;
+  let policyFile: string | undefined = env.MCP_SECURE_LOCAL_POLICY || undefined;
+  const rest: string[] = [];
+  let maxLineBytes = DEFAULT_MAX_LINE_BYTES;
+  let pageSize = DEFAULT_PAGE_SIZE;
+  const envLevel = env.MCP_SECURE_LOCAL_LOG_LEVEL;
+  let logLevel: LogLevel = isLogLevel(envLevel) ? envLevel : "info";
+  let force = false;
+
+  const start = first === "check-policy" || first === "audit" || first === "init" ? 1 : 0;
+  for (let i = start; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const value = () => inline ?? needValue(flag, argv[++i]);
+    switch (flag) {
+      case "--policy":
+        policyFile = resolve(value());
+        break;
+      case "--state-dir":
+        stateDir = resolve(value());
+        break;
+      case "--max-line-bytes":
+        maxLineBytes = positiveInt(flag, value());
+        break;
+      case "--page-size":
+        pageSize = positiveInt(flag, value());
+        break;
+      case "--log-level": {
+        const level = value();
+        if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of debug, info, notice, warning, error`);
+        logLevel = level;
+        break;
+      }
+      case "--force":
+        force = true;
+        break;
+      case "--help":
+      case "-h":
+        return { command: "help" };
+      case "--version":
+        return { command: "version" };
+      default:
+        rest.push(arg);
+    }
+  }
+  const resolvedStateDir = stateDir ?? defaultStateDir(env);
+
+  switch (first) {
+    case "check-policy": {
+      const file = rest[0];
+      if (file === undefined || rest.length > 1) throw new UsageError("check-policy needs exactly one FILE");
+      return { command: "check-policy", file: resolve(file), stateDir: resolvedStateDir };
+    }
+    case "audit": {
+      const sub = rest[0];
+      if (sub !== "verify" && sub !== "tail") throw new UsageError('audit needs "verify" or "tail"');
+      return { command: "audit", sub, argv: rest.slice(1), stateDir: resolvedStateDir, policyFile };
+    }
+    case "init":
+      if (rest.length > 0) throw new UsageError(`init takes no argument ${JSON.stringify(rest[0])}`);
+      return { command: "init", stateDir: resolvedStateDir, force };
+    default:
+      if (rest.length > 0) throw new UsageError(`unknown argument ${JSON.stringify(rest[0])}`);
+      return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, pageSize, logLevel };
+  }
+}

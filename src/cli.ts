@@ -1,0 +1,92 @@
+/**
+ * The commands for people: serve (the default), check-policy, audit verify/tail, init.
+ * Human output goes to stdout only for the non-serving commands; serving keeps stdout
+ * for the protocol.
+ */
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
+import { SERVER_NAME, VERSION } from "./version.js";
+
+const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+const err = (text: string) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let command: CliCommand;
+  try {
+    command = parseArgs(argv, env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`${SERVER_NAME}: ${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw error;
+  }
+  const code = await run(command, argv, env);
+  // Let stdout drain before the caller exits (pipes may be asynchronous).
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  return code;
+}
+
+async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  switch (command.command) {
+    case "help":
+      out(USAGE);
+      return 0;
+    case "version":
+      out(`${SERVER_NAME} ${VERSION}`);
+      return 0;
+    case "serve": {
+      const { serve } = await import("./server.js");
+      return serve(command, { argv }, env);
+    }
+    case "check-policy": {
+      const { runCheckPolicy } = await import("./security/policy/check-policy.js");
+      return runCheckPolicy(command.file, { vars: env, home: env.HOME ?? homedir(), stateDir: command.stateDir }, out, err);
+    }
+    case "audit": {
+      const defaultLogPath = await auditLogPath(command.policyFile, command.stateDir, env);
+      const cli = await import("./security/audit/cli.js");
+      const io = { out, err, defaultLogPath };
+      return command.sub === "verify" ? cli.runAuditVerify(command.argv, io) : cli.runAuditTail(command.argv, io);
+    }
+    case "init":
+      return init(command.stateDir, command.force);
+  }
+}
+
+/** The audit log the policy names (or the default one in the state directory). */
+async function auditLogPath(policyFile: string | undefined, stateDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+  if (policyFile) {
+    const { loadPolicyFile } = await import("./security/policy/load.js");
+    return loadPolicyFile(policyFile, { vars: env, home: env.HOME ?? homedir(), stateDir }).policy.audit.log_file;
+  }
+  const { defaultPolicy } = await import("./security/policy/defaults.js");
+  return defaultPolicy(stateDir).audit.log_file;
+}
+
+function init(stateDir: string, force: boolean): number {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(join(stateDir, "workspace"), { recursive: true, mode: 0o700 });
+  const target = join(stateDir, "policy.yaml");
+  const example = fileURLToPath(new URL("../../policy.yaml", import.meta.url));
+  if (existsSync(target) && !force) {
+    err(`${target} exists; keeping it (use --force to replace it with the example policy)`);
+  } else {
+    copyFileSync(example, target);
+    out(`wrote the example policy to ${target}; edit it, then check it with: ${SERVER_NAME} check-policy ${target}`);
+  }
+  const entry = fileURLToPath(new URL("./main.js", import.meta.url));
+  out(
+    `\nAdd the server to an MCP client, for example (Claude Desktop's claude_desktop_config.json, Cursor's .cursor/mcp.json):\n` +
+      JSON.stringify(
+        { mcpServers: { "secure-local": { command: process.execPath, args: [entry, "--policy", target, "--state-dir", stateDir] } } },
+        null,
+        2,
+      ) +
+      `\n\nClaude Code: claude mcp add secure-local -- ${process.execPath} ${entry} --policy ${target} --state-dir ${stateDir}`,
+  );
+  return 0;
+}

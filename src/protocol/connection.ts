@@ -1,0 +1,290 @@
+/**
+ * A JSON-RPC connection over a byte stream pair: framing in, classification,
+ * concurrent request handling with per-request AbortSignals, cancellation, and
+ * whole-message writes out. It knows nothing of MCP methods; the session layer
+ * supplies the handlers.
+ */
+import type { Readable, Writable } from "node:stream";
+import { LineFramer } from "./framer.js";
+import {
+  classify,
+  ErrorCode,
+  errorMessage,
+  notificationMessage,
+  resultMessage,
+  RpcError,
+  truncate,
+  type Params,
+  type RequestId,
+} from "./jsonrpc.js";
+import { MessageWriter } from "./writer.js";
+import type { Logger } from "../util/logger.js";
+
+export interface RequestContext {
+  readonly id: RequestId;
+  readonly method: string;
+  /** Fires when the client cancels the request or the connection shuts down. */
+  readonly signal: AbortSignal;
+}
+
+export type RequestResult = Record<string, unknown>;
+
+export interface ConnectionHandlers {
+  /** Returns the result (synchronously when it can) or throws an RpcError. */
+  request(method: string, params: Params | undefined, ctx: RequestContext): RequestResult | Promise<RequestResult>;
+  notification(method: string, params: Params | undefined): void;
+  /** Called right after a response (result or error) for `id` was written. */
+  responded?(id: RequestId, method: string): void;
+}
+
+export interface ConnectionOptions {
+  maxLineBytes: number;
+  logger: Logger;
+}
+
+interface InFlight {
+  readonly method: string;
+  readonly controller: AbortController;
+  cancelled: boolean;
+  readonly done: Promise<void>;
+}
+
+/** Distinguishes `"1"` from `1`, which JSON-RPC treats as different ids. */
+function idKey(id: RequestId): string {
+  return typeof id === "number" ? `n${id}` : `s${id}`;
+}
+
+export class Connection {
+  private readonly framer: LineFramer;
+  private readonly writer: MessageWriter;
+  private readonly inFlight = new Map<string, InFlight>();
+  private accepting = true;
+  private inputEnded = false;
+  private readonly endListeners: Array<(why: "input-end" | "output-closed") => void> = [];
+
+  constructor(
+    private readonly input: Readable,
+    output: Writable,
+    private readonly handlers: ConnectionHandlers,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.framer = new LineFramer(options.maxLineBytes, {
+      line: (bytes) => this.onLine(bytes),
+      oversize: (limit) =>
+        this.send(() =>
+          errorMessage(undefined, {
+            code: ErrorCode.InvalidRequest,
+            message: `Invalid Request: message exceeds the ${limit}-byte line limit and was discarded`,
+            data: { maxLineBytes: limit },
+          }),
+        ),
+    });
+    this.writer = new MessageWriter(output, {
+      drain: () => {
+        if (this.accepting && !this.inputEnded) this.input.resume();
+      },
+      closed: (error) => {
+        if (error && (error as NodeJS.ErrnoException).code !== "EPIPE") {
+          options.logger.warn("stdout closed with an error", { error: error.message });
+        }
+        this.accepting = false;
+        this.emitEnd("output-closed");
+      },
+    });
+  }
+
+  start(): void {
+    this.input.on("data", (chunk: Buffer | string) => {
+      if (!this.accepting) return;
+      this.framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+      // Backpressure: stop reading while the client is not draining our output.
+      if (this.writer.isCongested) this.input.pause();
+    });
+    const ended = () => {
+      if (this.inputEnded) return;
+      this.inputEnded = true;
+      if (this.accepting) this.framer.end();
+      this.emitEnd("input-end");
+    };
+    this.input.on("end", ended);
+    this.input.on("close", ended);
+    this.input.on("error", (error: Error) => {
+      this.options.logger.warn("stdin error; treating it as end of input", { error: error.message });
+      ended();
+    });
+  }
+
+  /** Called once, when input ends or output closes. */
+  onEnd(listener: (why: "input-end" | "output-closed") => void): void {
+    this.endListeners.push(listener);
+  }
+
+  get pendingCount(): number {
+    return this.inFlight.size;
+  }
+
+  get outputClosed(): boolean {
+    return this.writer.closed;
+  }
+
+  /** Cancels an in-flight request: its signal fires and no response is sent for it. */
+  cancel(id: RequestId, reason: string): boolean {
+    const entry = this.inFlight.get(idKey(id));
+    if (!entry || entry.cancelled) return false;
+    entry.cancelled = true;
+    entry.controller.abort(new CancelledError(reason));
+    return true;
+  }
+
+  methodOf(id: RequestId): string | undefined {
+    return this.inFlight.get(idKey(id))?.method;
+  }
+
+  isInFlight(id: RequestId): boolean {
+    return this.inFlight.has(idKey(id));
+  }
+
+  notify(method: string, params?: Record<string, unknown>): void {
+    this.send(() => notificationMessage(method, params));
+  }
+
+  /** Stops reading new messages; in-flight requests continue until they settle or are aborted. */
+  stopAccepting(): void {
+    this.accepting = false;
+    this.input.pause();
+  }
+
+  /** Aborts every in-flight request (their responses are still written if they complete). */
+  abortAll(reason: string): void {
+    for (const entry of this.inFlight.values()) entry.controller.abort(new ShutdownError(reason));
+  }
+
+  /** Resolves when every in-flight request has settled, or after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const all = Promise.all([...this.inFlight.values()].map((entry) => entry.done)).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const settled = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return settled;
+  }
+
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  private emitEnd(why: "input-end" | "output-closed"): void {
+    const listeners = this.endListeners.splice(0);
+    for (const listener of listeners) listener(why);
+  }
+
+  private onLine(bytes: Buffer): void {
+    const message = classify(bytes);
+    switch (message.kind) {
+      case "invalid":
+        this.send(() => errorMessage(message.id, message.error.toObject()));
+        return;
+      case "response":
+        // We send no requests yet, so every response is to an unknown id: dropped.
+        return;
+      case "notification":
+        try {
+          this.handlers.notification(message.method, message.params);
+        } catch (error) {
+          this.options.logger.warn("notification handler failed", { method: message.method, error: describe(error) });
+        }
+        return;
+      case "request":
+        this.onRequest(message.id, message.method, message.params);
+        return;
+    }
+  }
+
+  private onRequest(id: RequestId, method: string, params: Params | undefined): void {
+    const key = idKey(id);
+    if (this.inFlight.has(key)) {
+      this.send(() =>
+        errorMessage(id, { code: ErrorCode.InvalidRequest, message: "Invalid Request: this id is already in use by a request in flight" }),
+      );
+      return;
+    }
+    const controller = new AbortController();
+    let outcome: RequestResult | Promise<RequestResult>;
+    try {
+      outcome = this.handlers.request(method, params, { id, method, signal: controller.signal });
+    } catch (error) {
+      this.respondError(id, method, error);
+      return;
+    }
+    if (!(outcome instanceof Promise)) {
+      this.respond(id, method, outcome);
+      return;
+    }
+    let resolveDone!: () => void;
+    const entry: InFlight = { method, controller, cancelled: false, done: new Promise((resolve) => (resolveDone = resolve)) };
+    this.inFlight.set(key, entry);
+    outcome.then(
+      (result) => {
+        this.inFlight.delete(key);
+        if (!entry.cancelled) this.respond(id, method, result);
+        resolveDone();
+      },
+      (error: unknown) => {
+        this.inFlight.delete(key);
+        if (!entry.cancelled) this.respondError(id, method, error);
+        resolveDone();
+      },
+    );
+  }
+
+  private respond(id: RequestId, method: string, result: RequestResult): void {
+    this.send(() => resultMessage(id, result));
+    this.handlers.responded?.(id, method);
+  }
+
+  private respondError(id: RequestId, method: string, error: unknown): void {
+    let rpc: RpcError;
+    if (error instanceof RpcError) rpc = error;
+    else {
+      this.options.logger.error("request handler failed", { method, error: describe(error) });
+      rpc = new RpcError(ErrorCode.InternalError, "Internal error: the server failed to handle this request; see the server log");
+    }
+    this.send(() => errorMessage(id, rpc.toObject()));
+    this.handlers.responded?.(id, method);
+  }
+
+  /** Builds and writes a message; a message that cannot be serialized is replaced by an internal error. */
+  private send(build: () => Parameters<MessageWriter["write"]>[0]): void {
+    const message = build();
+    try {
+      this.writer.write(message);
+    } catch (error) {
+      this.options.logger.error("a message could not be serialized", { error: describe(error) });
+      if ("id" in message && message.id !== undefined) {
+        this.writer.write(
+          errorMessage(message.id, { code: ErrorCode.InternalError, message: "Internal error: the response could not be serialized" }),
+        );
+      }
+    }
+  }
+}
+
+export class CancelledError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "CancelledError";
+  }
+}
+
+export class ShutdownError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "ShutdownError";
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? truncate(`${error.name}: ${error.message}`, 500) : truncate(String(error), 500);
+}

@@ -1,0 +1,143 @@
+/**
+ * JSON-RPC 2.0 as MCP narrows it: the envelope rules, error codes and message
+ * shapes. Classification is a pure function from one line's bytes to a message or
+ * to the error that answers it.
+ */
+import { isUtf8 } from "node:buffer";
+
+export type RequestId = string | number;
+
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+} as const;
+
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** An error that becomes a JSON-RPC error response. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = "RpcError";
+  }
+
+  toObject(): RpcErrorObject {
+    return this.data === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+export type Params = Record<string, unknown>;
+
+export type Incoming =
+  | { kind: "request"; id: RequestId; method: string; params: Params | undefined }
+  | { kind: "notification"; method: string; params: Params | undefined }
+  | { kind: "response"; id: RequestId }
+  | { kind: "invalid"; id: RequestId | undefined; error: RpcError };
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Ids are strings or integers; integers must survive a round trip through a double. */
+function isValidId(id: unknown): id is RequestId {
+  return typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id));
+}
+
+/** Parses and classifies one line. Never throws. */
+export function classify(line: Buffer): Incoming {
+  if (!isUtf8(line)) {
+    return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, "Parse error: the message is not valid UTF-8") };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(line.toString("utf8"));
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(detail, 200)}`) };
+  }
+  return classifyValue(value);
+}
+
+export function classifyValue(value: unknown): Incoming {
+  if (Array.isArray(value)) {
+    return invalid(undefined, "Invalid Request: batches are not supported (MCP 2025-11-25 has no JSON-RPC batching); send one message per line");
+  }
+  if (!isPlainObject(value)) return invalid(undefined, "Invalid Request: a message must be a JSON object");
+  const hasId = Object.hasOwn(value, "id");
+  const id = value.id;
+  const echoId = isValidId(id) ? id : undefined;
+  if (value.jsonrpc !== "2.0") return invalid(echoId, 'Invalid Request: "jsonrpc" must be exactly "2.0"');
+
+  if (!Object.hasOwn(value, "method")) {
+    if (Object.hasOwn(value, "result") || Object.hasOwn(value, "error")) {
+      // A response to one of our own requests; never answered, even when malformed.
+      return { kind: "response", id: echoId ?? -1 };
+    }
+    return invalid(echoId, 'Invalid Request: a message needs a "method" (or "result"/"error" for a response)');
+  }
+  const method = value.method;
+  if (typeof method !== "string" || method.length === 0) return invalid(echoId, 'Invalid Request: "method" must be a non-empty string');
+
+  const params = value.params;
+  if (params !== undefined && !isPlainObject(params)) {
+    return invalid(echoId, 'Invalid Request: "params" must be an object when present (MCP uses no positional params)');
+  }
+  if (!hasId) return { kind: "notification", method, params };
+  if (!isValidId(id)) {
+    const what = id === null ? "null" : typeof id === "number" ? "a non-integer or unsafe number" : `a ${typeof id}`;
+    return invalid(undefined, `Invalid Request: "id" must be a string or an integer, not ${what}`);
+  }
+  return { kind: "request", id, method, params };
+}
+
+function invalid(id: RequestId | undefined, message: string): Incoming {
+  return { kind: "invalid", id, error: new RpcError(ErrorCode.InvalidRequest, message) };
+}
+
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+export interface ResultMessage {
+  jsonrpc: "2.0";
+  id: RequestId;
+  result: Record<string, unknown>;
+}
+
+export interface ErrorMessage {
+  jsonrpc: "2.0";
+  id?: RequestId;
+  error: RpcErrorObject;
+}
+
+export interface NotificationMessage {
+  jsonrpc: "2.0";
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export type OutgoingMessage = ResultMessage | ErrorMessage | NotificationMessage;
+
+export function resultMessage(id: RequestId, result: Record<string, unknown>): ResultMessage {
+  return { jsonrpc: "2.0", id, result };
+}
+
+/** An error response; the id is left out (not null) when it could not be read, as the 2025-11-25 schema requires. */
+export function errorMessage(id: RequestId | undefined, error: RpcErrorObject): ErrorMessage {
+  return id === undefined ? { jsonrpc: "2.0", error } : { jsonrpc: "2.0", id, error };
+}
+
+export function notificationMessage(method: string, params?: Record<string, unknown>): NotificationMessage {
+  return params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params };
+}

@@ -1,0 +1,219 @@
+/**
+ * One MCP session over a connection: the lifecycle, the methods a tools server
+ * answers (initialize, ping, tools/list, tools/call, logging/setLevel) and the
+ * notifications it takes (initialized, cancelled). Tool calls go to the security
+ * engine; nothing here runs a tool.
+ */
+import { Connection, type RequestContext, type RequestResult } from "./connection.js";
+import { ErrorCode, RpcError, type Params, type RequestId } from "./jsonrpc.js";
+import { checkLifecycle, negotiateProtocolVersion, type LifecycleState, type ProtocolVersion } from "./lifecycle.js";
+import { CursorCodec, paginate } from "./pagination.js";
+import { ProgressReporter, readProgressToken } from "./progress.js";
+import type { ToolService } from "../security/engine.js";
+import type { JsonObject } from "../plugins/contract.js";
+import { isLogLevel, levelRank, type LogHub, type LogLevel, type LogRecord, type Logger } from "../util/logger.js";
+
+export interface ServerIdentity {
+  name: string;
+  version: string;
+  title: string;
+  description: string;
+  instructions: string;
+}
+
+export interface SessionOptions {
+  identity: ServerIdentity;
+  tools: ToolService;
+  logHub: LogHub;
+  logger: Logger;
+  /** Tools per `tools/list` page. */
+  pageSize: number;
+  /** Redacts log data before it reaches the client. */
+  redact: (value: unknown) => unknown;
+  /** Client log notifications per second at most (the rest are counted and summarized). */
+  maxLogNotificationsPerSecond?: number;
+}
+
+export interface ClientInfo {
+  name: string | undefined;
+  version: string | undefined;
+  protocolVersion: ProtocolVersion | undefined;
+}
+
+export class McpSession {
+  private state: LifecycleState = "awaiting-initialize";
+  private clientLogLevel: LogLevel = "warning";
+  private readonly cursors = new CursorCodec("tools/list");
+  private readonly progress = new Map<string, ProgressReporter>();
+  private unsubscribeLog: (() => void) | undefined;
+  private logWindowStart = 0;
+  private logWindowCount = 0;
+  private logDropped = 0;
+  readonly client: ClientInfo = { name: undefined, version: undefined, protocolVersion: undefined };
+  private connection!: Connection;
+
+  constructor(private readonly options: SessionOptions) {}
+
+  attach(connection: Connection): void {
+    this.connection = connection;
+  }
+
+  get lifecycle(): LifecycleState {
+    return this.state;
+  }
+
+  /** Stops serving: later requests are refused; log forwarding ends. */
+  beginClosing(): void {
+    this.state = "closing";
+    this.unsubscribeLog?.();
+    this.unsubscribeLog = undefined;
+    for (const reporter of this.progress.values()) reporter.finish();
+    this.progress.clear();
+  }
+
+  readonly handlers = {
+    request: (method: string, params: Params | undefined, ctx: RequestContext): RequestResult | Promise<RequestResult> => {
+      const refusal = checkLifecycle(this.state, method);
+      if (refusal) throw refusal;
+      switch (method) {
+        case "ping":
+          return {};
+        case "initialize":
+          return this.initialize(params);
+        case "tools/list":
+          return this.listTools(params);
+        case "tools/call":
+          return this.callTool(params, ctx);
+        case "logging/setLevel":
+          return this.setLogLevel(params);
+        default:
+          throw new RpcError(ErrorCode.MethodNotFound, `Method not found: ${method.slice(0, 100)}`);
+      }
+    },
+    notification: (method: string, params: Params | undefined): void => {
+      if (method === "notifications/cancelled") this.onCancelled(params);
+      // notifications/initialized needs no action: requests are served from the initialize response on.
+      // Unknown notifications are ignored, as JSON-RPC requires.
+    },
+    responded: (id: RequestId, method: string): void => {
+      if (method === "initialize" && this.state === "awaiting-initialize") this.state = "ready";
+      if (method === "tools/call") this.finishProgress(id);
+    },
+  };
+
+  private initialize(params: Params | undefined): RequestResult {
+    const protocolVersion = negotiateProtocolVersion(params?.protocolVersion);
+    const clientInfo = params?.clientInfo as Record<string, unknown> | undefined;
+    this.client.name = typeof clientInfo?.name === "string" ? clientInfo.name.slice(0, 200) : undefined;
+    this.client.version = typeof clientInfo?.version === "string" ? clientInfo.version.slice(0, 100) : undefined;
+    this.client.protocolVersion = protocolVersion;
+    if (this.client.name === undefined) this.options.logger.notice("initialize without clientInfo.name; going on");
+    this.unsubscribeLog = this.options.logHub.subscribe((record) => this.forwardLog(record));
+    const { identity } = this.options;
+    return {
+      protocolVersion,
+      capabilities: { tools: {}, logging: {} },
+      serverInfo: { name: identity.name, version: identity.version, title: identity.title, description: identity.description },
+      instructions: identity.instructions,
+    };
+  }
+
+  private listTools(params: Params | undefined): RequestResult {
+    const page = paginate(this.options.tools.listTools(), params?.cursor, this.options.pageSize, this.cursors);
+    const result: RequestResult = { tools: page.items };
+    if (page.nextCursor !== undefined) result.nextCursor = page.nextCursor;
+    return result;
+  }
+
+  private async callTool(params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
+    const name = params?.name;
+    if (typeof name !== "string" || name.length === 0) {
+      throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: tools/call needs "name", a non-empty string');
+    }
+    const args = params?.arguments;
+    if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
+      throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: "arguments" must be an object when present');
+    }
+    if (!this.options.tools.hasTool(name)) {
+      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. Call tools/list (or the search_tools tool) to see the tools available.`);
+    }
+    const token = readProgressToken(params);
+    let reporter: ProgressReporter | undefined;
+    if (token !== undefined) {
+      reporter = new ProgressReporter(token, (progressParams) => this.connection.notify("notifications/progress", progressParams));
+      this.progress.set(progressKey(ctx.id), reporter);
+      ctx.signal.addEventListener("abort", () => reporter?.finish(), { once: true });
+    }
+    const result = await this.options.tools.callTool({
+      name,
+      arguments: (args ?? {}) as JsonObject,
+      requestId: ctx.id,
+      signal: ctx.signal,
+      progress: reporter ? (update) => reporter.report(update) : undefined,
+    });
+    // Nothing for this token may follow the response: stop before it is written.
+    reporter?.finish();
+    return result as unknown as RequestResult;
+  }
+
+  private setLogLevel(params: Params | undefined): RequestResult {
+    const level = params?.level;
+    if (!isLogLevel(level)) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        "Invalid params: level must be one of debug, info, notice, warning, error, critical, alert, emergency",
+      );
+    }
+    this.clientLogLevel = level;
+    return {};
+  }
+
+  private onCancelled(params: Params | undefined): void {
+    const requestId = params?.requestId;
+    if (typeof requestId !== "string" && !(typeof requestId === "number" && Number.isSafeInteger(requestId))) return;
+    // initialize cannot be cancelled; unknown or finished ids are ignored.
+    if (this.connection.methodOf(requestId) === "initialize") return;
+    const reason = typeof params?.reason === "string" ? params.reason.slice(0, 200) : "cancelled by the client";
+    if (this.connection.cancel(requestId, reason)) {
+      this.finishProgress(requestId);
+      this.options.logger.info("request cancelled by the client", { requestId, reason });
+    }
+  }
+
+  private finishProgress(id: RequestId): void {
+    const key = progressKey(id);
+    this.progress.get(key)?.finish();
+    this.progress.delete(key);
+  }
+
+  private forwardLog(record: LogRecord): void {
+    if (this.state === "closing" || this.connection.outputClosed) return;
+    if (levelRank(record.level) < levelRank(this.clientLogLevel)) return;
+    const now = Date.now();
+    const perSecond = this.options.maxLogNotificationsPerSecond ?? 20;
+    if (now - this.logWindowStart >= 1000) {
+      if (this.logDropped > 0) {
+        this.connection.notify("notifications/message", {
+          level: "warning",
+          logger: "mcp-secure-local",
+          data: { message: `${this.logDropped} log messages were dropped by the rate limit` },
+        });
+      }
+      this.logWindowStart = now;
+      this.logWindowCount = 0;
+      this.logDropped = 0;
+    }
+    if (this.logWindowCount >= perSecond) {
+      this.logDropped += 1;
+      return;
+    }
+    this.logWindowCount += 1;
+    const data: Record<string, unknown> = { message: record.message };
+    if (record.data !== undefined) data.details = this.options.redact(record.data);
+    this.connection.notify("notifications/message", { level: record.level, logger: record.logger, data });
+  }
+}
+
+function progressKey(id: RequestId): string {
+  return typeof id === "number" ? `n${id}` : `s${id}`;
+}

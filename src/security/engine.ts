@@ -1,0 +1,355 @@
+/**
+ * The security engine: the only way from a `tools/call` to a plugin.
+ *
+ * Every call goes through `callTool`, whose stages run in this order and each of
+ * which can refuse the call before the plugin is reached:
+ *
+ *   1. the tool is known and allowed by the policy
+ *   2. rate limit (token bucket per tool)
+ *   3. argument limits (size, depth, string and array length)
+ *   4. argument validation against the tool's JSON Schema (collects `x-path` values)
+ *   5. path guard on every `x-path` argument
+ *   6. redaction of the arguments, then the chained audit entry (`tool_call`), durable first
+ *   7. dispatch to the plugin under a deadline and the caller's AbortSignal
+ *   8. output check: structured content against the output schema, text copy, sanitizing
+ *   9. the audit entry of the outcome (`tool_result`), durable before the response
+ *
+ * A refusal at stages 1–5 is recorded as a `denied` entry and answered with an
+ * `isError` result that tells the model why and how to fix the call. If the audit log
+ * cannot be written, the call is refused (before the plugin) or its result withheld
+ * (after it): nothing runs, and nothing is answered, without its audit entry.
+ */
+import { ulid } from "ulid";
+import type {
+  CatalogEntry,
+  ContentBlock,
+  JsonObject,
+  PluginLogger,
+  ProgressUpdate,
+  SessionInfo,
+  ToolCatalog,
+  ToolContext,
+  ToolDefinition,
+} from "../plugins/contract.js";
+import { dispatch, formatSeconds, type DispatchOutcome } from "../plugins/dispatcher.js";
+import type { PluginRegistry, RegisteredTool } from "../plugins/registry.js";
+import type { Logger } from "../util/logger.js";
+import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
+import type { EffectivePolicy } from "./policy-types.js";
+import type { AuditRecordInput, AuditSink } from "./audit/index.js";
+import { checkArgumentLimits } from "./arg-limits.js";
+import { checkPath, type CompiledPathPolicy } from "./path-guard.js";
+import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
+import { redact } from "./redaction.js";
+import { sanitizeContent, sanitizeText } from "./sanitize.js";
+import { createValidatorSet, type ValidatorSet } from "./validation.js";
+import { compileToolAccess } from "./policy/tool-access.js";
+import type { CapabilityFactory } from "./capabilities/index.js";
+
+export type RequestId = string | number;
+
+export interface ToolCall {
+  name: string;
+  arguments: JsonObject;
+  requestId: RequestId;
+  signal: AbortSignal;
+  progress: ((update: ProgressUpdate) => void) | undefined;
+}
+
+export interface CallToolResult {
+  content: ContentBlock[];
+  structuredContent?: JsonObject;
+  isError?: boolean;
+}
+
+/** What the protocol layer needs from the engine. */
+export interface ToolService {
+  listTools(): readonly ToolDefinition[];
+  hasTool(name: string): boolean;
+  callTool(call: ToolCall): Promise<CallToolResult>;
+}
+
+export interface EngineOptions {
+  policy: EffectivePolicy;
+  registry: PluginRegistry;
+  audit: AuditSink;
+  capabilities: CapabilityFactory;
+  paths: CompiledPathPolicy;
+  logger: Logger;
+  session: () => SessionInfo;
+  /** Monotonic milliseconds. */
+  now?: () => number;
+  /** Benchmarks only: skip every stage but dispatch. Never reachable from the CLI. */
+  unsafeBypass?: boolean;
+}
+
+type Refusal = { stage: string; code: string; message: string };
+
+/** The SHA-256 of the tool catalogue as clients see it; recorded at start in the audit log. */
+export function catalogSha256(tools: readonly ToolDefinition[]): string {
+  return sha256Hex(canonicalJson(tools));
+}
+
+/** The registered tools the policy allows, in registration order. */
+export function allowedTools(registry: PluginRegistry, tools: EffectivePolicy["tools"]): RegisteredTool[] {
+  const isAllowed = compileToolAccess(tools);
+  return registry.tools().filter((entry) => isAllowed(entry.tool.name));
+}
+
+export class SecurityEngine implements ToolService {
+  private readonly allowed = new Map<string, RegisteredTool>();
+  private readonly listed: ToolDefinition[];
+  private readonly validators: ValidatorSet;
+  private readonly limiter: RateLimiter;
+  private readonly catalog: ToolCatalog;
+  private readonly now: () => number;
+
+  constructor(private readonly options: EngineOptions) {
+    for (const entry of allowedTools(options.registry, options.policy.tools)) this.allowed.set(entry.tool.name, entry);
+    this.listed = [...this.allowed.values()].map((entry) => entry.tool);
+    // Compiled once: an invalid schema stops the start with the tool's name.
+    this.validators = createValidatorSet();
+    for (const tool of this.listed) this.validators.addTool(tool);
+    this.limiter = createRateLimiter(options.policy.tools.rate_limits, [...this.allowed.keys()], options.now);
+    const entries: CatalogEntry[] = options.registry
+      .plugins()
+      .map((plugin) => ({
+        plugin: plugin.name,
+        version: plugin.version,
+        description: plugin.description,
+        tools: plugin.tools.filter((tool) => this.allowed.has(tool.name)),
+      }))
+      .filter((entry) => entry.tools.length > 0);
+    this.catalog = { entries: () => entries };
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  listTools(): readonly ToolDefinition[] {
+    return this.listed;
+  }
+
+  hasTool(name: string): boolean {
+    return this.allowed.has(name);
+  }
+
+  async callTool(call: ToolCall): Promise<CallToolResult> {
+    const started = this.now();
+    const callId = ulid();
+    const entry = this.allowed.get(call.name);
+    if (this.options.unsafeBypass && entry) return this.finish(entry, await this.run(entry, call, callId, call.arguments));
+
+    // Stages 1–5: admission. Nothing below runs unless every check passed.
+    const refusal = entry ? await this.admit(entry, call) : refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`);
+    const redacted = redact(call.arguments).value;
+    const base: AuditRecordInput = { event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redacted };
+    if (refusal || !entry) {
+      const reason = refusal?.message ?? "refused";
+      await this.record({ ...base, event: "denied", outcome: "denied", reason: `${refusal?.stage ?? "access"}: ${reason}`, durationMs: this.since(started) }).catch(
+        () => undefined, // already refused; the audit failure is reported by record()
+      );
+      return errorResult(reason);
+    }
+
+    // Stage 6: intent before effect.
+    try {
+      await this.record(base);
+    } catch (error) {
+      return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
+    }
+
+    // Stages 7–8.
+    const outcome = await this.run(entry, call, callId, call.arguments);
+    const result = this.finish(entry, outcome);
+
+    // Stage 9: the outcome is durable before the response.
+    const { label, reason } = describeOutcome(outcome, result);
+    try {
+      await this.record({
+        event: "tool_result",
+        tool: call.name,
+        requestId: call.requestId,
+        callId,
+        outcome: label,
+        ...(reason === undefined ? {} : { reason }),
+        durationMs: this.since(started),
+        data: resultDigest(result),
+      });
+    } catch (error) {
+      return errorResult(`The tool ran, but ${auditFailure(error)} Its result is withheld.`);
+    }
+    return result;
+  }
+
+  /** Stages 1–5. Returns the first refusal, or undefined when the call may run. */
+  private async admit(entry: RegisteredTool, call: ToolCall): Promise<Refusal | undefined> {
+    const name = entry.tool.name;
+    const rate = this.limiter.take(name);
+    if (!rate.ok) return refusalOf("rate_limit", "RATE_LIMITED", rateLimitMessage(name, rate));
+
+    const limits = checkArgumentLimits(call.arguments, this.options.policy.limits);
+    if (!limits.ok) return refusalOf("limits", "ARGUMENTS_TOO_LARGE", `Invalid arguments for tool "${name}": ${limits.message}`);
+
+    const validation = this.validators.validateInput(name, call.arguments);
+    if (!validation.ok) return refusalOf("validation", "ARGUMENTS_INVALID", validation.message);
+
+    for (const path of validation.paths) {
+      const verdict = await checkPath(this.options.paths, path.value, path.access);
+      if (!verdict.ok) {
+        return refusalOf("path_guard", verdict.code, `Argument ${pointerToField(path.pointer)} was refused: ${verdict.reason}`);
+      }
+    }
+    return undefined;
+  }
+
+  /** Stage 7. */
+  private run(entry: RegisteredTool, call: ToolCall, callId: string, args: JsonObject): Promise<DispatchOutcome> {
+    const seconds = this.options.policy.tools.timeouts[entry.tool.name] ?? this.options.policy.tools.timeout;
+    const timeoutMs = Math.max(1, Math.round(seconds * 1000));
+    return dispatch(entry.plugin, entry.tool.name, args, (signal) => this.contextFor(entry, call, callId, signal, timeoutMs), {
+      timeoutMs,
+      signal: call.signal,
+    });
+  }
+
+  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string, signal: AbortSignal, timeoutMs: number): ToolContext {
+    const caps = this.options.capabilities.forCall(signal, timeoutMs);
+    const progress = call.progress;
+    return {
+      signal,
+      callId,
+      progress: progress ? (update) => progress(update) : () => undefined,
+      log: pluginLogger(this.options.logger.child(entry.plugin.name)),
+      fs: caps.fs,
+      fetch: caps.fetch,
+      exec: caps.exec,
+      storage: caps.storage,
+      catalog: this.catalog,
+      session: this.options.session(),
+    };
+  }
+
+  /** Stage 8: turns a dispatch outcome into the client's result. */
+  private finish(entry: RegisteredTool, outcome: DispatchOutcome): CallToolResult {
+    const name = entry.tool.name;
+    switch (outcome.kind) {
+      case "ok": {
+        const { structuredContent } = outcome.outcome;
+        if (entry.tool.outputSchema) {
+          if (structuredContent === undefined) return this.internal(name, "the tool returned no structured content");
+          const check = this.validators.validateOutput(name, structuredContent);
+          if (!check.ok) return this.internal(name, `its structured content does not match its output schema: ${check.message}`);
+        }
+        const clean = structuredContent === undefined ? undefined : (sanitizeDeep(structuredContent) as JsonObject);
+        const content = outcome.outcome.content ?? (clean === undefined ? [] : [{ type: "text" as const, text: JSON.stringify(clean) }]);
+        const result: CallToolResult = { content: sanitizeContent(content) };
+        if (clean !== undefined) result.structuredContent = clean;
+        return result;
+      }
+      case "tool-error":
+        // No structuredContent on errors: some clients validate it against the success schema.
+        return { content: sanitizeContent(outcome.outcome.content ?? [{ type: "text", text: outcome.reason }]), isError: true };
+      case "denied":
+        return errorResult(`Refused by the security policy (${outcome.code}): ${outcome.reason}`);
+      case "timeout":
+        return errorResult(`Tool "${name}" timed out after ${formatSeconds(outcome.timeoutMs)} and was stopped. Try a smaller request.`);
+      case "cancelled":
+        return errorResult(`Tool "${name}" was cancelled: ${outcome.reason}.`);
+      case "crashed":
+        return this.internal(name, describeError(outcome.error));
+    }
+  }
+
+  private internal(tool: string, detail: string): CallToolResult {
+    const ref = ulid();
+    this.options.logger.error(`tool "${tool}" failed`, { ref, detail });
+    return errorResult(`Tool "${tool}" failed with an internal error (ref ${ref}). This is not caused by your arguments; the operator can find the details in the server log.`);
+  }
+
+  private async record(entry: AuditRecordInput): Promise<void> {
+    try {
+      await this.options.audit.append(entry);
+    } catch (error) {
+      this.options.logger.error("audit log write failed; refusing calls until it is fixed", { error: describeError(error) });
+      throw error;
+    }
+  }
+
+  private since(started: number): number {
+    return Math.round((this.now() - started) * 1000) / 1000;
+  }
+}
+
+function refusalOf(stage: string, code: string, message: string): Refusal {
+  return { stage, code, message };
+}
+
+function errorResult(message: string): CallToolResult {
+  return { content: [{ type: "text", text: sanitizeText(message) }], isError: true };
+}
+
+function auditFailure(error: unknown): string {
+  return `the audit log cannot be written (${describeError(error)}).`;
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message.slice(0, 500);
+  return String(error).slice(0, 500);
+}
+
+/** `/items/0/path` → `arguments.items[0].path`, the form a model reads best. */
+export function pointerToField(pointer: string): string {
+  if (pointer === "" || pointer === "/") return "arguments";
+  let field = "arguments";
+  for (const raw of pointer.split("/").slice(1)) {
+    const part = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    field += /^\d+$/.test(part) ? `[${part}]` : `.${part}`;
+  }
+  return field;
+}
+
+function describeOutcome(outcome: DispatchOutcome, result: CallToolResult): { label: NonNullable<AuditRecordInput["outcome"]>; reason: string | undefined } {
+  switch (outcome.kind) {
+    case "ok":
+      return result.isError ? { label: "error", reason: "invalid tool output" } : { label: "ok", reason: undefined };
+    case "tool-error":
+      return { label: "error", reason: outcome.reason };
+    case "denied":
+      return { label: "denied", reason: `${outcome.code}: ${outcome.reason}` };
+    case "timeout":
+      return { label: "timeout", reason: `timed out after ${formatSeconds(outcome.timeoutMs)}` };
+    case "cancelled":
+      return { label: "cancelled", reason: outcome.reason };
+    case "crashed":
+      return { label: "error", reason: `internal error: ${describeError(outcome.error)}` };
+  }
+}
+
+/** The audit log keeps a digest of the result, not the result: it proves what was returned without holding it. */
+function resultDigest(result: CallToolResult): Record<string, unknown> {
+  const text = JSON.stringify(result);
+  return { resultBytes: Buffer.byteLength(text), resultSha256: sha256Hex(text) };
+}
+
+function sanitizeDeep(value: unknown): unknown {
+  if (typeof value === "string") return sanitizeText(value);
+  if (Array.isArray(value)) return value.map(sanitizeDeep);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    // defineProperty: a "__proto__" key stays a plain own property and pollutes nothing.
+    for (const [key, item] of Object.entries(value)) {
+      Object.defineProperty(out, key, { value: sanitizeDeep(item), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+  return value;
+}
+
+function pluginLogger(logger: Logger): PluginLogger {
+  const clean = (data: JsonObject | undefined) => (data === undefined ? undefined : (redact(data).value as Record<string, unknown>));
+  return {
+    debug: (message, data) => logger.debug(message, clean(data)),
+    info: (message, data) => logger.info(message, clean(data)),
+    warn: (message, data) => logger.warn(message, clean(data)),
+    error: (message, data) => logger.error(message, clean(data)),
+  };
+}

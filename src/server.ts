@@ -1,0 +1,181 @@
+/**
+ * Assembles and runs the server: policy, plugins, engine, audit log, and one MCP
+ * session over stdio; then shuts it all down in order on EOF, SIGTERM or SIGINT.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Connection } from "./protocol/connection.js";
+import { McpSession, type ServerIdentity } from "./protocol/session.js";
+import type { Plugin } from "./plugins/contract.js";
+import { PluginRegistry } from "./plugins/registry.js";
+import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
+import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
+import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
+import type { EffectivePolicy } from "./security/policy-types.js";
+import { loadPolicyFile } from "./security/policy/load.js";
+import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
+import { openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
+import { compilePathPolicy } from "./security/path-guard.js";
+import { createCapabilityFactory } from "./security/capabilities/index.js";
+import { redact } from "./security/redaction.js";
+import { createLogHub } from "./util/logger.js";
+import { parseArgs, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
+import { SERVER_NAME, VERSION } from "./version.js";
+import { canonicalJson, sha256Hex } from "./util/canonical-json.js";
+import { homedir } from "node:os";
+
+export interface RunOptions {
+  argv: string[];
+  env?: NodeJS.ProcessEnv;
+  extraPlugins?: Plugin[];
+  /** Benchmarks only: run tools without the security engine's checks. */
+  unsafeBypassEngine?: boolean;
+}
+
+const SHUTDOWN_GRACE_MS = 1200;
+
+export const IDENTITY: ServerIdentity = {
+  name: SERVER_NAME,
+  version: VERSION,
+  title: "MCP Secure Local",
+  description: "Local tools under the machine owner's policy, with a tamper-evident audit log of every call.",
+  instructions:
+    "Tools here run on the user's machine under a security policy the owner wrote. " +
+    "To find the right tool, call search_tools with a few words describing the task (or list_categories for an overview), " +
+    "then call the tool it names. Every call is checked (allowed tool, rate limit, argument schema, file paths) and recorded in an audit log. " +
+    "A refused or failed call returns isError with the reason and how to fix the call: read it and adjust, do not repeat the same call.",
+};
+
+/** Serves MCP on process.stdin/stdout as the CLI does; resolves with the exit code. */
+export async function runStdioServer(options: RunOptions): Promise<number> {
+  const env = options.env ?? process.env;
+  let args: ServeArgs;
+  try {
+    const parsed = parseArgs(options.argv, env);
+    if (parsed.command !== "serve") throw new UsageError(`"${parsed.command}" is not a serve command`);
+    args = parsed;
+  } catch (error) {
+    process.stderr.write(`mcp-secure-local: ${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  return serve(args, options, env);
+}
+
+export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const hub = createLogHub({ stderrLevel: args.logLevel });
+  const log = hub.logger("server");
+  const fatal = (message: string): number => {
+    log.error(message);
+    return 1;
+  };
+
+  try {
+    mkdirSync(args.stateDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    return fatal(`cannot create the state directory ${args.stateDir}: ${messageOf(error)}`);
+  }
+
+  // The policy: refuse to start on anything but a valid one.
+  let policy: EffectivePolicy;
+  let policySha256: string;
+  let policySource: string;
+  try {
+    if (args.policyFile) {
+      const loaded = loadPolicyFile(args.policyFile, { vars: env, home: env.HOME ?? homedir(), stateDir: args.stateDir });
+      for (const warning of loaded.warnings) log.warn(`policy: ${warning}`);
+      policy = loaded.policy;
+      policySha256 = loaded.sha256;
+      policySource = loaded.source;
+    } else {
+      policy = defaultPolicy(args.stateDir);
+      policySha256 = policySha(policy);
+      policySource = defaultPolicySource();
+      mkdirSync(join(args.stateDir, "workspace"), { recursive: true, mode: 0o700 });
+    }
+  } catch (error) {
+    return fatal(`refusing to start: ${messageOf(error)}`);
+  }
+
+  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), ...(options.extraPlugins ?? [])];
+  let registry: PluginRegistry;
+  let engine: SecurityEngine;
+  let audit: AuditSink;
+  const projectPath = env.MCP_PROJECT_PATH || policy.server.project_path || undefined;
+  const paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME ?? homedir(), baseDir: projectPath ?? process.cwd() });
+  const capabilities = createCapabilityFactory({ policy, paths, dataDir: join(args.stateDir, "data"), env });
+  let session: McpSession | undefined;
+  try {
+    registry = new PluginRegistry(plugins);
+    const tools = allowedTools(registry, policy.tools);
+    audit = policy.audit.enabled
+      ? await openAuditLog({
+          policy: policy.audit,
+          stateDir: args.stateDir,
+          serverVersion: VERSION,
+          policySha256,
+          catalogSha256: catalogSha256(tools.map((entry) => entry.tool)),
+          logger: hub.logger("audit"),
+        })
+      : nullAuditSink();
+    engine = new SecurityEngine({
+      policy,
+      registry,
+      audit,
+      capabilities,
+      paths,
+      logger: hub.logger("engine"),
+      session: () => ({ projectPath, clientName: session?.client.name }),
+      unsafeBypass: options.unsafeBypassEngine === true,
+    });
+  } catch (error) {
+    return fatal(`refusing to start: ${messageOf(error)}`);
+  }
+
+  session = new McpSession({ identity: IDENTITY, tools: engine, logHub: hub, logger: hub.logger("session"), pageSize: args.pageSize, redact: (value) => redact(value).value });
+  const connection = new Connection(process.stdin, process.stdout, session.handlers, { maxLineBytes: args.maxLineBytes, logger: hub.logger("rpc") });
+  session.attach(connection);
+
+  process.stderr.write(
+    `${SERVER_NAME} ${VERSION}: policy ${policySource} (sha256 ${policySha256.slice(0, 16)}…); state in ${args.stateDir}; ` +
+      `${engine.listTools().length} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}. Waiting for an MCP client on stdin.\n`,
+  );
+
+  const finished = new Promise<string>((resolve) => {
+    connection.onEnd((why) => resolve(why === "input-end" ? "stdin closed" : "stdout closed"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  connection.start();
+  const why = await finished;
+
+  // Shutdown: stop taking work, abort in-flight calls, let their audit entries land, close, flush.
+  log.info(`shutting down (${why})`);
+  session.beginClosing();
+  connection.stopAccepting();
+  connection.abortAll(`the server is shutting down (${why})`);
+  await connection.drain(SHUTDOWN_GRACE_MS);
+  for (const plugin of registry.plugins()) {
+    try {
+      await plugin.close?.();
+    } catch (error) {
+      log.warn(`plugin ${plugin.name} failed to close`, { error: messageOf(error) });
+    }
+  }
+  capabilities.close();
+  try {
+    const head = await audit.close(why);
+    if (head) process.stderr.write(`${SERVER_NAME}: audit head seq=${head.seq} hash=${head.head}\n`);
+  } catch (error) {
+    log.error(`the audit log could not be closed cleanly: ${messageOf(error)}`);
+  }
+  await Promise.race([connection.flush(), new Promise((resolve) => setTimeout(resolve, 300))]);
+  return 0;
+}
+
+function policySha(policy: EffectivePolicy): string {
+  return sha256Hex(canonicalJson(policy));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

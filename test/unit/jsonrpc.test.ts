@@ -1,0 +1,73 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { classify, classifyValue, ErrorCode, errorMessage, RpcError } from "../../src/protocol/jsonrpc.js";
+
+const line = (text: string) => Buffer.from(text, "utf8");
+
+test("a valid request, notification and response are classified", () => {
+  assert.deepEqual(classify(line('{"jsonrpc":"2.0","id":1,"method":"ping"}')), { kind: "request", id: 1, method: "ping", params: undefined });
+  assert.deepEqual(classify(line('{"jsonrpc":"2.0","id":"a","method":"x","params":{"k":1}}')), {
+    kind: "request",
+    id: "a",
+    method: "x",
+    params: { k: 1 },
+  });
+  assert.equal(classify(line('{"jsonrpc":"2.0","method":"notifications/initialized"}')).kind, "notification");
+  assert.equal(classify(line('{"jsonrpc":"2.0","id":99,"result":{}}')).kind, "response");
+  assert.equal(classify(line('{"jsonrpc":"2.0","id":99,"error":{"code":1,"message":"x"}}')).kind, "response");
+});
+
+function expectInvalid(text: string, code: number, id?: string | number) {
+  const message = classify(line(text));
+  assert.equal(message.kind, "invalid", text);
+  if (message.kind !== "invalid") return;
+  assert.equal(message.error.code, code, text);
+  assert.equal(message.id, id, text);
+}
+
+test("unparseable JSON and invalid UTF-8 are parse errors with no id", () => {
+  expectInvalid('{"jsonrpc":', ErrorCode.ParseError);
+  expectInvalid("not json", ErrorCode.ParseError);
+  const bad = classify(Buffer.from([0x7b, 0xff, 0x7d]));
+  assert.equal(bad.kind, "invalid");
+  if (bad.kind === "invalid") {
+    assert.equal(bad.error.code, ErrorCode.ParseError);
+    assert.match(bad.error.message, /UTF-8/);
+  }
+});
+
+test("envelope violations are invalid requests, echoing a readable id", () => {
+  expectInvalid('[{"jsonrpc":"2.0","id":1,"method":"ping"}]', ErrorCode.InvalidRequest);
+  expectInvalid('"text"', ErrorCode.InvalidRequest);
+  expectInvalid("null", ErrorCode.InvalidRequest);
+  expectInvalid('{"jsonrpc":"1.0","id":3,"method":"ping"}', ErrorCode.InvalidRequest, 3);
+  expectInvalid('{"id":4,"method":"ping"}', ErrorCode.InvalidRequest, 4);
+  expectInvalid('{"jsonrpc":"2.0","id":5,"method":7}', ErrorCode.InvalidRequest, 5);
+  expectInvalid('{"jsonrpc":"2.0","id":6,"method":""}', ErrorCode.InvalidRequest, 6);
+  expectInvalid('{"jsonrpc":"2.0","id":7,"method":"x","params":[1,2]}', ErrorCode.InvalidRequest, 7);
+  expectInvalid('{"jsonrpc":"2.0","id":8,"method":"x","params":null}', ErrorCode.InvalidRequest, 8);
+  expectInvalid('{"jsonrpc":"2.0","id":9}', ErrorCode.InvalidRequest, 9);
+});
+
+test("null, fractional, boolean, object and unsafe ids are invalid requests without an id", () => {
+  for (const id of ["null", "1.5", "true", "{}", "[]", "123456789012345678901234567890"]) {
+    expectInvalid(`{"jsonrpc":"2.0","id":${id},"method":"ping"}`, ErrorCode.InvalidRequest);
+  }
+});
+
+test("deep nesting and huge numbers do not throw", () => {
+  const deep = `{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}}`;
+  assert.equal(classify(line(deep)).kind, "request");
+  assert.equal(classify(line('{"jsonrpc":"2.0","id":1,"method":"x","params":{"n":1e400}}')).kind, "request");
+});
+
+test("a response without a readable id is still a response (never answered)", () => {
+  assert.equal(classifyValue({ jsonrpc: "2.0", id: null, result: {} }).kind, "response");
+});
+
+test("error messages omit the id when unknown and RpcError carries data only when given", () => {
+  assert.deepEqual(errorMessage(undefined, { code: -1, message: "m" }), { jsonrpc: "2.0", error: { code: -1, message: "m" } });
+  assert.deepEqual(errorMessage(0, { code: -1, message: "m" }), { jsonrpc: "2.0", id: 0, error: { code: -1, message: "m" } });
+  assert.deepEqual(new RpcError(-2, "x").toObject(), { code: -2, message: "x" });
+  assert.deepEqual(new RpcError(-2, "x", { a: 1 }).toObject(), { code: -2, message: "x", data: { a: 1 } });
+});

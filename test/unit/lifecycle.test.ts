@@ -1,0 +1,30 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { checkLifecycle, LATEST_PROTOCOL_VERSION, negotiateProtocolVersion, SUPPORTED_PROTOCOL_VERSIONS } from "../../src/protocol/lifecycle.js";
+import { ErrorCode, RpcError } from "../../src/protocol/jsonrpc.js";
+
+test("supported versions are echoed; others get the latest as a counter-offer", () => {
+  for (const version of SUPPORTED_PROTOCOL_VERSIONS) assert.equal(negotiateProtocolVersion(version), version);
+  assert.equal(negotiateProtocolVersion("2099-01-01"), LATEST_PROTOCOL_VERSION);
+  assert.equal(LATEST_PROTOCOL_VERSION, "2025-11-25");
+});
+
+test("a missing or non-string version is -32602 with the supported list", () => {
+  for (const bad of [undefined, 20251125, null, { v: 1 }]) {
+    assert.throws(
+      () => negotiateProtocolVersion(bad),
+      (error: unknown) => error instanceof RpcError && error.code === ErrorCode.InvalidParams && Array.isArray((error.data as { supported: unknown }).supported),
+    );
+  }
+});
+
+test("ping is always allowed; other methods wait for initialize; initialize only once", () => {
+  assert.equal(checkLifecycle("awaiting-initialize", "ping"), undefined);
+  assert.equal(checkLifecycle("awaiting-initialize", "initialize"), undefined);
+  assert.equal(checkLifecycle("awaiting-initialize", "tools/list")?.code, ErrorCode.InvalidRequest);
+  assert.match(checkLifecycle("awaiting-initialize", "tools/list")!.message, /not initialized/);
+  assert.equal(checkLifecycle("ready", "tools/list"), undefined);
+  assert.equal(checkLifecycle("ready", "initialize")?.code, ErrorCode.InvalidRequest);
+  assert.equal(checkLifecycle("closing", "tools/call")?.code, ErrorCode.InvalidRequest);
+  assert.equal(checkLifecycle("closing", "ping"), undefined);
+});
