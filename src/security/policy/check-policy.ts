@@ -1,0 +1,37 @@
+/**
+ * `mcp-secure-local check-policy FILE`: validates a policy and prints the effective
+ * policy as YAML (defaults applied, variables expanded), with its SHA-256 and the
+ * warnings as comments, so the output is itself a loadable policy. Errors go to `err`.
+ */
+import { stringify } from "yaml";
+import { loadPolicyFile, PolicyError, type LoadedPolicy, type PolicyEnv } from "./load.js";
+
+export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) => void, err: (s: string) => void): number {
+  let loaded: LoadedPolicy;
+  try {
+    loaded = loadPolicyFile(file, env);
+  } catch (error) {
+    if (error instanceof PolicyError) {
+      err(`${error.message}\n`);
+      const count = error.issues.length;
+      const what = error.code === "POLICY_UNREADABLE" ? "cannot be read" : `is invalid (${count} ${count === 1 ? "error" : "errors"} shown)`;
+      err(`${file}: the policy ${what}\n`);
+    } else {
+      // Fail closed: anything unexpected means the policy was not shown to be valid.
+      err(`${file}: the policy could not be checked: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+    return 1;
+  }
+  // A line break in the file name would end the comment and corrupt the YAML.
+  const shown = file.replace(/[\r\n]/g, "?");
+  const lines = [`# ${shown}: valid policy`, `# sha256: ${loaded.sha256}`];
+  if (loaded.warnings.length === 0) {
+    lines.push("# warnings: none");
+  } else {
+    lines.push("# warnings:");
+    for (const warning of loaded.warnings) lines.push(`#   - ${warning}`);
+  }
+  lines.push("# effective policy (defaults applied, variables expanded):");
+  out(`${lines.join("\n")}\n${stringify(loaded.policy, { indent: 2, lineWidth: 0 })}`);
+  return 0;
+}

@@ -1,0 +1,189 @@
+/**
+ * Default values: the ones a policy file may leave out, and the built-in policy the
+ * server runs with when no `--policy` is given (no network, files only in the
+ * state directory's workspace, shells and interpreters blocked).
+ */
+import * as path from "node:path";
+import type {
+  AuditPolicy,
+  CommandsPolicy,
+  EffectivePolicy,
+  FilesystemPolicy,
+  LimitsPolicy,
+  NetworkPolicy,
+  ToolsPolicy,
+} from "../policy-types.js";
+import { PolicyError } from "./schema.js";
+
+const MIB = 1024 * 1024;
+
+/** The seed's deny list: credentials and secrets wherever they are. */
+export const DEFAULT_DENIED_PATHS: readonly string[] = [
+  "**/.ssh/**",
+  "**/.aws/**",
+  "**/.gnupg/**",
+  "**/*.pem",
+  "**/*.key",
+  "**/.env",
+  "**/.env.*",
+  "**/secrets/**",
+  "**/.git/config",
+];
+
+/** The seed's blocked network clients. */
+export const SEED_BLOCKED_COMMANDS: readonly string[] = [
+  "curl",
+  "wget",
+  "ssh",
+  "scp",
+  "rsync",
+  "nc",
+  "netcat",
+  "telnet",
+  "ftp",
+  "sftp",
+];
+
+/**
+ * Shells and inline interpreters: each can run any other command (`bash -c curl ...`),
+ * so a block list that leaves them out blocks nothing.
+ */
+export const SHELLS_AND_INTERPRETERS: readonly string[] = [
+  "sh",
+  "bash",
+  "zsh",
+  "dash",
+  "fish",
+  "ksh",
+  "csh",
+  "tcsh",
+  "python",
+  "python3",
+  "perl",
+  "ruby",
+  "node",
+  "php",
+  "powershell",
+  "pwsh",
+  "osascript",
+];
+
+export const PRIVILEGE_COMMANDS: readonly string[] = ["sudo", "su", "doas"];
+
+export const DEFAULT_BLOCKED_COMMANDS: readonly string[] = [
+  ...SEED_BLOCKED_COMMANDS,
+  ...SHELLS_AND_INTERPRETERS,
+  ...PRIVILEGE_COMMANDS,
+];
+
+/** Calls per minute: 60 for any tool, and the seed's values for the bug tracker. */
+export const DEFAULT_RATE_LIMITS: Readonly<Record<string, number>> = {
+  default: 60,
+  init_bugtracker: 5,
+  add_bug: 60,
+  get_bug: 120,
+  update_bug: 60,
+  close_bug: 60,
+  list_bugs: 60,
+  search_bugs_global: 30,
+};
+
+export const DEFAULT_RATE_LIMIT = 60;
+
+/** Values that apply when a policy file leaves a key out (allow-lists excepted: those are empty). */
+export const DEFAULTS = {
+  network: {
+    max_response_bytes: 5 * MIB,
+    timeout: 10,
+  },
+  filesystem: {
+    max_read_bytes: 10 * MIB,
+    max_write_bytes: 10 * MIB,
+  },
+  commands: {
+    timeout: 30,
+    max_output_bytes: 1 * MIB,
+  },
+  tools: {
+    timeout: 30,
+  },
+  limits: {
+    max_argument_bytes: 1 * MIB,
+    max_depth: 32,
+    max_string_length: 100_000,
+    max_array_length: 10_000,
+  } satisfies LimitsPolicy,
+  audit: {
+    enabled: true,
+    log_level: "info",
+    fsync: "always",
+    fsync_interval_ms: 100,
+    checkpoint_every: 1000,
+    rotate_bytes: 64 * MIB,
+    rotate_daily: false,
+  } satisfies Omit<AuditPolicy, "log_file">,
+} as const;
+
+/**
+ * Characters that would turn an inserted directory name into glob syntax for
+ * picomatch. A directory holding one cannot be made into a glob safely, so it is
+ * refused rather than matched loosely (which could make a denial miss).
+ */
+export const GLOB_SPECIAL = /[*?[\]{}()|\\]/;
+
+/** The audit log's default place. */
+export function defaultAuditLogFile(stateDir: string): string {
+  return path.join(stateDir, "audit", "audit.log");
+}
+
+export function defaultPolicySource(): string {
+  return "built-in default policy";
+}
+
+/** The policy used when no `--policy` is given. `stateDir` must be absolute. */
+export function defaultPolicy(stateDir: string): EffectivePolicy {
+  const source = defaultPolicySource();
+  if (!path.isAbsolute(stateDir)) {
+    throw new PolicyError("POLICY_INVALID", source, [
+      { key: "", message: `the state directory must be an absolute path, got "${stateDir}"` },
+    ]);
+  }
+  if (GLOB_SPECIAL.test(stateDir)) {
+    throw new PolicyError("POLICY_INVALID", source, [
+      {
+        key: "",
+        message: `the state directory "${stateDir}" contains a glob character (* ? [ ] { } ( ) | \\); choose a directory without one`,
+      },
+    ]);
+  }
+  const network: NetworkPolicy = {
+    allowed_ranges: [],
+    allowed_endpoints: [],
+    blocked_ports: [],
+    allow_dns: false,
+    dns_allowlist: [],
+    ...DEFAULTS.network,
+  };
+  const filesystem: FilesystemPolicy = {
+    allowed_paths: [`${stateDir.replace(/\/+$/, "")}/workspace/**`],
+    denied_paths: [...DEFAULT_DENIED_PATHS],
+    ...DEFAULTS.filesystem,
+  };
+  const commands: CommandsPolicy = { blocked: [...DEFAULT_BLOCKED_COMMANDS], ...DEFAULTS.commands };
+  const tools: ToolsPolicy = {
+    deny: [],
+    rate_limits: { ...DEFAULT_RATE_LIMITS, default: DEFAULT_RATE_LIMIT },
+    timeout: DEFAULTS.tools.timeout,
+    timeouts: {},
+  };
+  return {
+    version: "1.0",
+    network,
+    filesystem,
+    commands,
+    tools,
+    limits: { ...DEFAULTS.limits },
+    audit: { ...DEFAULTS.audit, log_file: defaultAuditLogFile(stateDir) },
+    server: {},
+  };
+}

@@ -1,0 +1,789 @@
+/**
+ * Loading a policy file: YAML (1.2 core schema, positions kept) → JSON Schema
+ * validation → defaults and `${VAR}` / `~` expansion → the effective policy, its
+ * SHA-256 and the warnings a person should read.
+ *
+ * Everything that can be wrong is reported together, each issue with the file, line,
+ * column and key it concerns, so one run of `check-policy` is enough to fix a file.
+ * Nothing here reads the environment or the clock: the caller passes `PolicyEnv`.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import type { EffectivePolicy, LimitsPolicy, NetworkEndpoint } from "../policy-types.js";
+import { canonicalJson, sha256Hex } from "../../util/canonical-json.js";
+import {
+  cidrOverlaps,
+  describeSchemaError,
+  editDistance,
+  LOG_LEVEL_NAMES,
+  parseCidr,
+  policyValidator,
+  PolicyError,
+  SUPPORTED_VERSIONS,
+  type KeyPath,
+  type PolicyIssue,
+  type Segment,
+} from "./schema.js";
+import {
+  DEFAULT_BLOCKED_COMMANDS,
+  DEFAULT_DENIED_PATHS,
+  DEFAULT_RATE_LIMIT,
+  DEFAULT_RATE_LIMITS,
+  DEFAULTS,
+  defaultAuditLogFile,
+  GLOB_SPECIAL,
+  SHELLS_AND_INTERPRETERS,
+} from "./defaults.js";
+
+export { PolicyError, type PolicyIssue, type PolicyErrorCode } from "./schema.js";
+
+/** What the loader may know about the machine; the caller gathers it. */
+export interface PolicyEnv {
+  /** Variables for `${NAME}` (usually `process.env`). */
+  vars: Record<string, string | undefined>;
+  /** The home directory, for `~` and for `${HOME}` when `HOME` is unset. */
+  home: string;
+  /** The server's state directory, for `${STATE_DIR}` and the default audit log. */
+  stateDir: string;
+}
+
+export interface LoadedPolicy {
+  policy: EffectivePolicy;
+  /** Where the policy came from (the path as given). */
+  source: string;
+  /** SHA-256 (hex) of the canonical JSON of `policy`. */
+  sha256: string;
+  warnings: string[];
+}
+
+/** A policy is a small file; anything bigger is refused before parsing. */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+/** Bounds alias expansion, so that nested aliases cannot blow up memory ("billion laughs"). */
+export const MAX_ALIAS_COUNT = 100;
+
+// ---------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------
+
+export function loadPolicyFile(file: string, env: PolicyEnv): LoadedPolicy {
+  return loadPolicyText(readPolicyFile(file), file, env);
+}
+
+export function loadPolicyText(text: string, source: string, env: PolicyEnv): LoadedPolicy {
+  checkEnv(env, source);
+  const parsed = parseYaml(text, source);
+  dropEmptySections(parsed.value);
+  // Schema and expansion problems are reported together: one run shows everything to fix.
+  const issues = [...validate(parsed.value, parsed.locator), ...checkExpansions(parsed.value, env, parsed.locator)];
+  if (issues.length > 0) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
+  const raw = parsed.value as RawPolicy;
+  const policy = buildEffective(raw, env);
+  return { policy, source, sha256: policySha256(policy), warnings: policyWarnings(policy, raw) };
+}
+
+/** Top-level sections; one written with no keys (`server:` and only comments) is left out. */
+const SECTIONS = ["network", "filesystem", "commands", "tools", "limits", "audit", "server", "database"];
+
+function dropEmptySections(value: unknown): void {
+  if (!isRecord(value)) return;
+  for (const section of SECTIONS) {
+    if (Object.hasOwn(value, section) && value[section] === null) delete value[section];
+  }
+}
+
+/** The hash that identifies a policy in the audit log: over its canonical JSON. */
+export function policySha256(policy: EffectivePolicy): string {
+  return sha256Hex(canonicalJson(policy));
+}
+
+function readPolicyFile(file: string): string {
+  const unreadable = (message: string): PolicyError =>
+    new PolicyError("POLICY_UNREADABLE", file, [{ key: "", message: `cannot read the policy file: ${message}` }]);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch (error) {
+    throw unreadable(describeFsError(error));
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw unreadable("it is not a regular file");
+    if (stat.size > MAX_POLICY_BYTES) throw unreadable(`it is larger than ${MAX_POLICY_BYTES} bytes`);
+    // Read one byte past the limit, in case the file grew after fstat.
+    const buffer = Buffer.alloc(MAX_POLICY_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > MAX_POLICY_BYTES) throw unreadable(`it is larger than ${MAX_POLICY_BYTES} bytes`);
+    }
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(buffer.subarray(0, length));
+    } catch {
+      throw new PolicyError("POLICY_INVALID", file, [{ key: "", message: "the file is not valid UTF-8 text" }]);
+    }
+  } catch (error) {
+    if (error instanceof PolicyError) throw error;
+    throw unreadable(describeFsError(error));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function describeFsError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "EISDIR") return "it is a directory";
+  return error instanceof Error ? error.message : String(error);
+}
+
+function checkEnv(env: PolicyEnv, source: string): void {
+  for (const [name, value] of [
+    ["state directory", env.stateDir],
+    ["home directory", env.home],
+  ] as const) {
+    if (!path.isAbsolute(value)) {
+      throw new PolicyError("POLICY_INVALID", source, [
+        { key: "", message: `the ${name} must be an absolute path, got "${value}"` },
+      ]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// YAML
+// ---------------------------------------------------------------------------
+
+interface Parsed {
+  value: unknown;
+  locator: Locator;
+}
+
+function parseYaml(text: string, source: string): Parsed {
+  const lineCounter = new LineCounter();
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, {
+      lineCounter,
+      prettyErrors: false,
+      strict: true,
+      uniqueKeys: true,
+      stringKeys: true,
+      version: "1.2",
+      schema: "core",
+      merge: false,
+      resolveKnownTags: false,
+      // "error": no process.emitWarning from the yaml package, but still the error for a
+      // second document ("silent" would drop that one too).
+      logLevel: "error",
+    });
+  } catch (error) {
+    throw new PolicyError("POLICY_INVALID", source, [
+      { key: "", message: `the YAML cannot be parsed: ${error instanceof Error ? error.message : String(error)}` },
+    ]);
+  }
+  const locator = new Locator(doc, lineCounter, text);
+  const issues: PolicyIssue[] = [];
+  // Warnings (unknown tags, for example) are refused too: a policy must mean exactly what it says.
+  for (const error of [...doc.errors, ...doc.warnings]) {
+    const offset = error.pos[0];
+    issues.push({
+      ...locator.position(offset),
+      key: formatKey(locator.pathAtOffset(offset)),
+      message: yamlMessage(error.code, error.message),
+    });
+  }
+  if (issues.length === 0) {
+    visit(doc, {
+      Alias(_key, alias) {
+        if (alias.resolve(doc) === undefined) {
+          const offset = alias.range?.[0] ?? 0;
+          issues.push({
+            ...locator.position(offset),
+            key: formatKey(locator.pathAtOffset(offset)),
+            message: `unknown alias *${alias.source}: an anchor &${alias.source} must come before it`,
+          });
+        }
+      },
+    });
+  }
+  if (issues.length > 0) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    const offset = firstAliasOffset(doc) ?? 0;
+    const excessive = error instanceof Error && /alias count/i.test(error.message);
+    throw new PolicyError("POLICY_INVALID", source, [
+      {
+        ...locator.position(offset),
+        key: formatKey(locator.pathAtOffset(offset)),
+        message: excessive
+          ? `aliases expand to too many nodes (the limit is ${MAX_ALIAS_COUNT}); write the values out instead of nesting aliases`
+          : `the YAML cannot be converted: ${error instanceof Error ? error.message : String(error)}`,
+      },
+    ]);
+  }
+  if (value === null || value === undefined) {
+    throw new PolicyError("POLICY_INVALID", source, [
+      { line: 1, column: 1, key: "", message: 'the policy is empty: expected a mapping with at least version: "1.0"' },
+    ]);
+  }
+  return { value, locator };
+}
+
+function firstAliasOffset(doc: Document.Parsed): number | undefined {
+  let offset: number | undefined;
+  visit(doc, {
+    Alias(_key, alias) {
+      offset = alias.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
+function yamlMessage(code: string, message: string): string {
+  switch (code) {
+    case "DUPLICATE_KEY":
+      return "duplicate key: a key may appear only once in a mapping";
+    case "MULTIPLE_DOCS":
+      return "the file holds more than one YAML document (---); a policy is a single document";
+    case "TAG_RESOLVE_FAILED":
+      return `unsupported YAML tag (${message.replace(/^Unresolved tag: /, "")}); a policy uses plain values only`;
+    case "NON_STRING_KEY":
+      return "a mapping key must be a plain string";
+    default:
+      return `YAML syntax error: ${message}`;
+  }
+}
+
+/** Maps key paths (from Ajv or from the loader) back to positions in the YAML source. */
+class Locator {
+  constructor(
+    private readonly doc: Document.Parsed,
+    private readonly lines: LineCounter,
+    private readonly text: string,
+  ) {}
+
+  /** The source text of the scalar at `keyPath`, if there is one there. */
+  scalarSource(keyPath: KeyPath): string | undefined {
+    let node: unknown = this.doc.contents;
+    for (const segment of keyPath) {
+      node = this.deref(node);
+      if (isMap(node)) node = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment))?.value;
+      else if (isSeq(node) && typeof segment === "number") node = node.items[segment];
+      else return undefined;
+    }
+    if (!isScalar(node) || node.range == null) return undefined;
+    return this.text.slice(node.range[0], node.range[1]);
+  }
+
+  position(offset: number): { line: number; column: number } {
+    const { line, col } = this.lines.linePos(offset);
+    return { line, column: col };
+  }
+
+  /** Where the key (`target: "key"`) or the value at `keyPath` starts; the nearest known node otherwise. */
+  locate(keyPath: KeyPath, target: "key" | "value"): { line: number; column: number } {
+    let node: unknown = this.doc.contents;
+    let best = offsetOf(node) ?? 0;
+    let keyOffset: number | undefined;
+    for (const segment of keyPath) {
+      node = this.deref(node);
+      keyOffset = undefined;
+      if (isMap(node)) {
+        const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(segment));
+        if (pair === undefined) return this.position(best);
+        keyOffset = offsetOf(pair.key);
+        best = keyOffset ?? best;
+        node = pair.value;
+        const valueOffset = offsetOf(node);
+        // An empty value (`key:`) has no text of its own: the key marks it better.
+        if (valueOffset !== undefined && !(isScalar(node) && node.value === null)) best = valueOffset;
+      } else if (isSeq(node) && typeof segment === "number") {
+        node = node.items[segment];
+        const valueOffset = offsetOf(node);
+        if (valueOffset === undefined) return this.position(best);
+        best = valueOffset;
+      } else {
+        return this.position(best);
+      }
+    }
+    if (target === "key" && keyOffset !== undefined) return this.position(keyOffset);
+    return this.position(best);
+  }
+
+  /** The key path of the innermost node that contains `offset`. */
+  pathAtOffset(offset: number): Segment[] {
+    const result: Segment[] = [];
+    let node: unknown = this.doc.contents;
+    for (let depth = 0; depth < 1000; depth++) {
+      if (isMap(node)) {
+        const pair = node.items.find((item) => {
+          const start = offsetOf(item.key);
+          const end = endOf(item.value) ?? endOf(item.key);
+          return start !== undefined && end !== undefined && start <= offset && offset <= end;
+        });
+        if (pair === undefined || !isScalar(pair.key)) return result;
+        result.push(String(pair.key.value));
+        const keyEnd = endOf(pair.key);
+        if (keyEnd !== undefined && offset < keyEnd) return result;
+        node = pair.value;
+      } else if (isSeq(node)) {
+        const index = node.items.findIndex((item) => {
+          const start = offsetOf(item);
+          const end = endOf(item);
+          return start !== undefined && end !== undefined && start <= offset && offset <= end;
+        });
+        if (index < 0) return result;
+        result.push(index);
+        node = node.items[index];
+      } else {
+        return result;
+      }
+    }
+    return result;
+  }
+
+  private deref(node: unknown): unknown {
+    return isAlias(node) ? node.resolve(this.doc) : node;
+  }
+}
+
+function offsetOf(node: unknown): number | undefined {
+  return (node as Node | null | undefined)?.range?.[0] ?? undefined;
+}
+
+function endOf(node: unknown): number | undefined {
+  return (node as Node | null | undefined)?.range?.[1] ?? undefined;
+}
+
+/** `network.allowed_ranges[2]`, `tools.rate_limits["bug.add"]`. */
+export function formatKey(keyPath: KeyPath): string {
+  let out = "";
+  for (const segment of keyPath) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else if (/^[A-Za-z0-9_-]+$/.test(segment)) out += out === "" ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out;
+}
+
+function sortIssues(issues: PolicyIssue[]): PolicyIssue[] {
+  const seen = new Set<string>();
+  const unique = issues.filter((issue) => {
+    const id = `${issue.line}:${issue.column}:${issue.key}:${issue.message}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  return unique.sort(
+    (a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? Infinity) - (b.column ?? Infinity),
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Schema validation
+// ---------------------------------------------------------------------------
+
+function validate(value: unknown, locator: Locator): PolicyIssue[] {
+  const validator = policyValidator();
+  if (validator(value)) return [];
+  const issues: PolicyIssue[] = [];
+  for (const error of validator.errors ?? []) {
+    const issue = describeSchemaError(error, value);
+    if (issue === undefined) continue;
+    if (error.keyword === "type" && error.data === null && locator.scalarSource(issue.path) === "~") {
+      issue.message += ' (a bare ~ is an empty value in YAML: write "~" in quotes for the home directory)';
+    }
+    issues.push({ ...locator.locate(issue.path, issue.target), key: formatKey(issue.path), message: issue.message });
+  }
+  return issues;
+}
+
+// ---------------------------------------------------------------------------
+// The effective policy
+// ---------------------------------------------------------------------------
+
+/** The file's shape after schema validation (every section optional). */
+interface RawPolicy {
+  version: string | number;
+  network?: {
+    allowed_ranges?: string[];
+    allowed_endpoints?: NetworkEndpoint[];
+    blocked_ports?: number[];
+    allow_dns?: boolean;
+    dns_allowlist?: string[];
+    max_response_bytes?: number;
+    timeout?: number;
+  };
+  filesystem?: {
+    allowed_paths?: string[];
+    denied_paths?: string[];
+    max_read_bytes?: number;
+    max_write_bytes?: number;
+  };
+  commands?: { blocked?: string[]; allowed?: string[]; timeout?: number; max_output_bytes?: number };
+  tools?: {
+    allow?: string[];
+    deny?: string[];
+    rate_limits?: Record<string, number>;
+    timeout?: number;
+    timeouts?: Record<string, number>;
+  };
+  limits?: Partial<LimitsPolicy>;
+  audit?: {
+    enabled?: boolean;
+    log_file?: string;
+    log_level?: string;
+    include?: string[];
+    fsync?: "always" | "batch";
+    fsync_interval_ms?: number;
+    checkpoint_every?: number;
+    rotate_bytes?: number;
+    rotate_daily?: boolean;
+    signing_key?: string;
+  };
+  server?: { project_path?: string };
+  database?: Record<string, unknown>;
+}
+
+/** How an expanded string must look. */
+type PathKind =
+  | "allowed-glob" // absolute glob
+  | "denied-glob" // absolute glob, or `**/...` (anywhere)
+  | "file" // absolute path, not a glob
+  | "command"; // bare name, or absolute path
+
+/** Builds the effective policy from a document that passed `validate` and `checkExpansions`. */
+function buildEffective(raw: RawPolicy, env: PolicyEnv): EffectivePolicy {
+  const expand = (value: string, kind: PathKind): string => expandValue(value, kind, env).value;
+  const expandAll = (values: readonly string[] | undefined, kind: PathKind): string[] | undefined =>
+    values?.map((value) => expand(value, kind));
+
+  const network = raw.network ?? {};
+  const filesystem = raw.filesystem ?? {};
+  const commands = raw.commands ?? {};
+  const tools = raw.tools ?? {};
+  const audit = raw.audit ?? {};
+
+  const allowedCommands = expandAll(commands.allowed, "command");
+  const allow = tools.allow === undefined ? undefined : [...tools.allow];
+  const logFile =
+    audit.log_file === undefined
+      ? defaultAuditLogFile(env.stateDir)
+      : expand(audit.log_file, "file");
+  const signingKey =
+    audit.signing_key === undefined
+      ? undefined
+      : expand(audit.signing_key, "file");
+  const projectPath =
+    raw.server?.project_path === undefined
+      ? undefined
+      : expand(raw.server.project_path, "file");
+
+  const policy: EffectivePolicy = {
+    version: SUPPORTED_VERSIONS[0] ?? "1.0",
+    network: {
+      allowed_ranges: (network.allowed_ranges ?? []).map((range) => {
+        const parsed = parseCidr(range);
+        return parsed.ok ? parsed.normalized : range; // invalid ones were reported by the schema
+      }),
+      allowed_endpoints: (network.allowed_endpoints ?? []).map((endpoint) => {
+        const copy: NetworkEndpoint = { host: normalizeHost(endpoint.host), ports: [...endpoint.ports] };
+        if (endpoint.description !== undefined) copy.description = endpoint.description;
+        return copy;
+      }),
+      blocked_ports: [...(network.blocked_ports ?? [])],
+      allow_dns: network.allow_dns ?? false,
+      dns_allowlist: (network.dns_allowlist ?? []).map(normalizeHost),
+      max_response_bytes: network.max_response_bytes ?? DEFAULTS.network.max_response_bytes,
+      timeout: network.timeout ?? DEFAULTS.network.timeout,
+    },
+    filesystem: {
+      allowed_paths: expandAll(filesystem.allowed_paths, "allowed-glob") ?? [],
+      // Absent: the built-in deny list. An explicit [] stays empty (the owner said so).
+      denied_paths: expandAll(filesystem.denied_paths, "denied-glob") ?? [
+        ...DEFAULT_DENIED_PATHS,
+      ],
+      max_read_bytes: filesystem.max_read_bytes ?? DEFAULTS.filesystem.max_read_bytes,
+      max_write_bytes: filesystem.max_write_bytes ?? DEFAULTS.filesystem.max_write_bytes,
+    },
+    commands: {
+      blocked: expandAll(commands.blocked, "command") ?? [...DEFAULT_BLOCKED_COMMANDS],
+      ...(allowedCommands === undefined ? {} : { allowed: allowedCommands }),
+      timeout: commands.timeout ?? DEFAULTS.commands.timeout,
+      max_output_bytes: commands.max_output_bytes ?? DEFAULTS.commands.max_output_bytes,
+    },
+    tools: {
+      ...(allow === undefined ? {} : { allow }),
+      deny: [...(tools.deny ?? [])],
+      rate_limits:
+        tools.rate_limits === undefined
+          ? { ...DEFAULT_RATE_LIMITS, default: DEFAULT_RATE_LIMIT }
+          : { ...tools.rate_limits, default: tools.rate_limits.default ?? DEFAULT_RATE_LIMIT },
+      timeout: tools.timeout ?? DEFAULTS.tools.timeout,
+      timeouts: { ...(tools.timeouts ?? {}) },
+    },
+    limits: { ...DEFAULTS.limits, ...raw.limits },
+    audit: {
+      enabled: audit.enabled ?? DEFAULTS.audit.enabled,
+      log_file: logFile,
+      log_level: normalizeLogLevel(audit.log_level),
+      fsync: audit.fsync ?? DEFAULTS.audit.fsync,
+      fsync_interval_ms: audit.fsync_interval_ms ?? DEFAULTS.audit.fsync_interval_ms,
+      checkpoint_every: audit.checkpoint_every ?? DEFAULTS.audit.checkpoint_every,
+      rotate_bytes: audit.rotate_bytes ?? DEFAULTS.audit.rotate_bytes,
+      rotate_daily: audit.rotate_daily ?? DEFAULTS.audit.rotate_daily,
+      ...(signingKey === undefined ? {} : { signing_key: signingKey }),
+      ...(audit.include === undefined ? {} : { include: [...audit.include] }),
+    },
+    server: projectPath === undefined ? {} : { project_path: projectPath },
+  };
+  return policy;
+}
+
+/** Where the strings that get expanded live, and how each must look once expanded. */
+const EXPANDED_FIELDS: readonly { keyPath: readonly string[]; kind: PathKind; list: boolean }[] = [
+  { keyPath: ["filesystem", "allowed_paths"], kind: "allowed-glob", list: true },
+  { keyPath: ["filesystem", "denied_paths"], kind: "denied-glob", list: true },
+  { keyPath: ["commands", "blocked"], kind: "command", list: true },
+  { keyPath: ["commands", "allowed"], kind: "command", list: true },
+  { keyPath: ["audit", "log_file"], kind: "file", list: false },
+  { keyPath: ["audit", "signing_key"], kind: "file", list: false },
+  { keyPath: ["server", "project_path"], kind: "file", list: false },
+];
+
+/**
+ * Expands every expandable string the document holds, whatever else is wrong with
+ * it (values of the wrong type are the schema's to report), and reports each
+ * variable or path problem at its position.
+ */
+function checkExpansions(value: unknown, env: PolicyEnv, locator: Locator): PolicyIssue[] {
+  const issues: PolicyIssue[] = [];
+  const check = (text: string, keyPath: KeyPath, kind: PathKind): void => {
+    for (const message of expandValue(text, kind, env).problems) {
+      issues.push({ ...locator.locate(keyPath, "value"), key: formatKey(keyPath), message });
+    }
+  };
+  for (const field of EXPANDED_FIELDS) {
+    let current: unknown = value;
+    for (const segment of field.keyPath) {
+      current = isRecord(current) ? current[segment] : undefined;
+    }
+    if (field.list && Array.isArray(current)) {
+      current.forEach((item: unknown, index) => {
+        if (typeof item === "string") check(item, [...field.keyPath, index], field.kind);
+      });
+    } else if (!field.list && typeof current === "string") {
+      check(current, field.keyPath, field.kind);
+    }
+  }
+  return issues;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Host names compare case-insensitively; a trailing dot names the same host. */
+function normalizeHost(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.endsWith(".") && lower.length > 1 ? lower.slice(0, -1) : lower;
+}
+
+/** The seed wrote Python names ("INFO", "WARNING"); the effective policy holds ours. */
+function normalizeLogLevel(level: string | undefined): string {
+  if (level === undefined) return DEFAULTS.audit.log_level;
+  const lower = level.toLowerCase();
+  if (lower === "warn") return "warning";
+  return LOG_LEVEL_NAMES.includes(lower) ? lower : DEFAULTS.audit.log_level;
+}
+
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Expands a leading `~` and every `${NAME}` (`${STATE_DIR}` is the state directory;
+ * `${HOME}` falls back to the home directory), then checks the result's shape.
+ * Anything that cannot be expanded exactly is an issue: a half-expanded deny rule
+ * would silently never match.
+ */
+function expandValue(value: string, kind: PathKind, env: PolicyEnv): { value: string; problems: string[] } {
+  const isGlob = kind === "allowed-glob" || kind === "denied-glob";
+  const problems: string[] = [];
+  const insert = (name: string, inserted: string): string => {
+    if (isGlob && GLOB_SPECIAL.test(inserted)) {
+      problems.push(
+        `${name} expands to "${inserted}", which contains a glob character (* ? [ ] { } ( ) | \\) and cannot be used in a glob`,
+      );
+    }
+    return inserted;
+  };
+
+  let rest = value;
+  let out = "";
+  if (rest === "~" || rest.startsWith("~/")) {
+    out = insert("~", env.home.replace(/\/+$/, "") || "/");
+    rest = rest.slice(1);
+    if (out === "/" && rest.startsWith("/")) out = "";
+  } else if (rest.startsWith("~")) {
+    problems.push('only "~" and "~/" are expanded at the start of a path ("~user" is not supported)');
+  }
+
+  const bare = /\$([A-Za-z_][A-Za-z0-9_]*)/.exec(rest.replace(/\$\{[^}]*\}/g, ""));
+  if (bare !== null) problems.push(`"$${bare[1]}" is not expanded: write \${${bare[1]}}`);
+
+  for (;;) {
+    const start = rest.indexOf("${");
+    if (start < 0) break;
+    const end = rest.indexOf("}", start + 2);
+    if (end < 0) {
+      problems.push('"${" without a closing "}"');
+      break;
+    }
+    out += rest.slice(0, start);
+    const name = rest.slice(start + 2, end);
+    rest = rest.slice(end + 1);
+    if (!VARIABLE_NAME.test(name)) {
+      problems.push(`"\${${name}}" is not a valid variable name`);
+      continue;
+    }
+    const resolved = lookupVariable(name, env);
+    if (resolved === undefined) {
+      problems.push(
+        `unknown variable \${${name}}: it is not set (a policy may use \${HOME}, \${STATE_DIR} and variables set in the server's environment)`,
+      );
+    } else if (resolved === "") {
+      problems.push(`variable \${${name}} is empty`);
+    } else {
+      out += insert(`\${${name}}`, resolved);
+    }
+  }
+  out += rest;
+
+  if (problems.length === 0) {
+    const shapeProblem = checkShape(out, kind);
+    if (shapeProblem !== undefined) problems.push(shapeProblem);
+  }
+  return { value: out, problems };
+}
+
+function lookupVariable(name: string, env: PolicyEnv): string | undefined {
+  if (name === "STATE_DIR") return env.stateDir;
+  const value = env.vars[name];
+  if (name === "HOME" && (value === undefined || value === "")) return env.home;
+  return value;
+}
+
+function checkShape(expanded: string, kind: PathKind): string | undefined {
+  if (expanded.split(/[/\\]/).includes("..")) {
+    return `"${expanded}" contains a ".." segment; write the path without it`;
+  }
+  switch (kind) {
+    case "allowed-glob":
+    case "file":
+      return path.isAbsolute(expanded)
+        ? undefined
+        : `"${expanded}" is a relative path; write an absolute path (you may start it with ~/, \${HOME} or \${STATE_DIR})`;
+    case "denied-glob":
+      return path.isAbsolute(expanded) || expanded.startsWith("**")
+        ? undefined
+        : `"${expanded}" is a relative pattern; start it with / for an absolute path or with **/ to match anywhere (e.g. "**/${expanded}")`;
+    case "command":
+      return !/[/\\]/.test(expanded) || path.isAbsolute(expanded)
+        ? undefined
+        : `"${expanded}" is a relative path; give a command name (such as git) or an absolute path`;
+    default: {
+      const unreachable: never = kind;
+      return unreachable;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Warnings
+// ---------------------------------------------------------------------------
+
+/** Ranges that reach this machine or the local network: requests there are server-side request forgery. */
+const LOCAL_NETWORKS: readonly { range: string; what: string }[] = [
+  { range: "127.0.0.0/8", what: "loopback (services on this machine)" },
+  { range: "::1/128", what: "loopback (services on this machine)" },
+  { range: "10.0.0.0/8", what: "a private network" },
+  { range: "172.16.0.0/12", what: "a private network" },
+  { range: "192.168.0.0/16", what: "a private network" },
+  { range: "169.254.0.0/16", what: "link-local (with the cloud metadata address 169.254.169.254)" },
+  { range: "fc00::/7", what: "a private IPv6 network" },
+  { range: "fe80::/10", what: "link-local" },
+];
+
+/** Things that are valid but probably not what the owner meant. */
+export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unknown; audit?: { include?: unknown } }): string[] {
+  const warnings: string[] = [];
+  const { network, filesystem, commands, tools, audit } = policy;
+
+  if (network.allowed_ranges.length === 0 && network.allowed_endpoints.length === 0) {
+    warnings.push("network.allowed_ranges and network.allowed_endpoints are empty: no network access");
+  }
+  for (const text of network.allowed_ranges) {
+    const parsed = parseCidr(text);
+    if (!parsed.ok) continue;
+    if (parsed.cidr.prefix === 0) {
+      warnings.push(`network.allowed_ranges: ${text} allows every IPv${parsed.cidr.family} address`);
+      continue;
+    }
+    for (const local of LOCAL_NETWORKS) {
+      const localRange = parseCidr(local.range);
+      if (localRange.ok && cidrOverlaps(parsed.cidr, localRange.cidr)) {
+        const relation = parsed.normalized === local.range ? "is" : `overlaps ${local.range},`;
+        warnings.push(`network.allowed_ranges: ${parsed.normalized} ${relation} ${local.what}; tools may reach it`);
+      }
+    }
+  }
+  if (network.allow_dns && network.dns_allowlist.length === 0) {
+    warnings.push("network.allow_dns is true but network.dns_allowlist is empty: no host name can be resolved");
+  }
+  for (const endpoint of network.allowed_endpoints) {
+    if (network.blocked_ports.some((port) => endpoint.ports.includes(port))) {
+      warnings.push(`network.allowed_endpoints: ${endpoint.host} lists a port that network.blocked_ports blocks`);
+    }
+  }
+
+  if (filesystem.allowed_paths.length === 0) warnings.push("filesystem.allowed_paths is empty: no file access");
+  if (filesystem.denied_paths.length === 0 && filesystem.allowed_paths.length > 0) {
+    warnings.push(
+      "filesystem.denied_paths is empty: nothing inside the allowed paths is protected (.ssh, .aws, .env and keys included)",
+    );
+  }
+
+  if (commands.allowed === undefined) {
+    const blocked = new Set(commands.blocked.map((name) => path.basename(name).toLowerCase()));
+    const open = SHELLS_AND_INTERPRETERS.filter((name) => !blocked.has(name));
+    if (open.length > 0) {
+      warnings.push(
+        `commands.blocked leaves shells and interpreters open (${open.join(", ")}): any blocked command can run through them; block them or list commands.allowed`,
+      );
+    }
+  } else if (commands.allowed.length === 0) {
+    warnings.push("commands.allowed is empty: no command may run");
+  }
+
+  if (tools.allow !== undefined && tools.allow.length === 0) warnings.push("tools.allow is empty: no tool is exposed");
+  for (const name of Object.keys(tools.rate_limits)) {
+    if (name !== "default" && editDistance(name.toLowerCase(), "default") <= 2) {
+      warnings.push(`tools.rate_limits.${name}: read as the limit of a tool named "${name}"; did you mean "default"?`);
+    }
+  }
+
+  if (!audit.enabled) warnings.push("audit.enabled is false: no audit log is written");
+  if (raw?.audit?.include !== undefined) {
+    warnings.push("audit.include is kept for compatibility with the seed server: every field is always recorded");
+  }
+  if (raw?.database !== undefined) {
+    warnings.push("database: accepted for compatibility with the seed server, but not used by any tool");
+  }
+  return warnings;
+}

@@ -1,0 +1,124 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parse } from "yaml";
+import { runCheckPolicy } from "../../src/security/policy/check-policy.js";
+import { loadPolicyFile, loadPolicyText, type PolicyEnv } from "../../src/security/policy/load.js";
+
+import { ROOT } from "../helpers/project.js";
+const EXAMPLE = path.join(ROOT, "policy.yaml");
+const POLICIES = path.join(ROOT, "test", "fixtures", "policies");
+const SEED = path.join(ROOT, "test", "fixtures", "seed-policy.yaml");
+
+function check(file: string, env: PolicyEnv): { code: number; out: string; err: string } {
+  let out = "";
+  let err = "";
+  const code = runCheckPolicy(
+    file,
+    env,
+    (s) => (out += s),
+    (s) => (err += s),
+  );
+  return { code, out, err };
+}
+
+function withEnv(run: (env: PolicyEnv, dir: string) => void): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-"));
+  try {
+    const home = path.join(dir, "home");
+    run({ vars: { HOME: home }, home, stateDir: path.join(dir, "state") }, dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void test("the example policy.yaml passes check-policy without warnings", () => {
+  withEnv((env) => {
+    const result = check(EXAMPLE, env);
+    assert.equal(result.code, 0, result.err);
+    assert.equal(result.err, "");
+    assert.match(result.out, /^# .*policy\.yaml: valid policy\n# sha256: [0-9a-f]{64}\n# warnings: none\n/);
+    const loaded = loadPolicyFile(EXAMPLE, env);
+    assert.deepEqual(loaded.warnings, []);
+    assert.deepEqual(loaded.policy.filesystem.allowed_paths, [
+      `${env.home}/projects/**`,
+      `${env.stateDir}/workspace/**`,
+    ]);
+    assert.equal(loaded.policy.audit.log_file, `${env.stateDir}/audit/audit.log`);
+  });
+});
+
+void test("the example policy documents every key of the schema", () => {
+  const text = fs.readFileSync(EXAMPLE, "utf8");
+  const keys = [
+    "version", "network", "allowed_ranges", "allowed_endpoints", "host", "ports", "description", "blocked_ports",
+    "allow_dns", "dns_allowlist", "max_response_bytes", "timeout", "filesystem", "allowed_paths", "denied_paths",
+    "max_read_bytes", "max_write_bytes", "commands", "blocked", "allowed", "max_output_bytes", "tools", "allow",
+    "deny", "rate_limits", "timeouts", "limits", "max_argument_bytes", "max_depth", "max_string_length",
+    "max_array_length", "audit", "enabled", "log_file", "log_level", "include", "fsync", "fsync_interval_ms",
+    "checkpoint_every", "rotate_bytes", "rotate_daily", "signing_key", "server", "project_path", "database",
+    "blocked_keywords", "blocked_tables", "query_timeout", "max_rows", "max_query_length", "allowed_schemas",
+  ];
+  for (const key of keys) assert.match(text, new RegExp(`^\\s*#?\\s*(- )?${key}:`, "m"), key);
+});
+
+void test("the output is the effective policy as YAML, with its sha256, and loads back to the same hash", () => {
+  withEnv((env, dir) => {
+    const result = check(SEED, env);
+    assert.equal(result.code, 0, result.err);
+    const loaded = loadPolicyFile(SEED, env);
+    assert.ok(result.out.includes(`# sha256: ${loaded.sha256}\n`));
+    for (const warning of loaded.warnings) assert.ok(result.out.includes(`#   - ${warning}\n`), warning);
+    assert.deepEqual(parse(result.out), loaded.policy);
+    assert.ok(result.out.includes(`${env.home}/projects/**`), "variables are expanded");
+    const again = loadPolicyText(result.out, path.join(dir, "effective.yaml"), env);
+    assert.equal(again.sha256, loaded.sha256);
+  });
+});
+
+void test("an invalid policy exits 1 with every error, with positions, on err", () => {
+  withEnv((env) => {
+    const file = path.join(POLICIES, "invalid-several.yaml");
+    const result = check(file, env);
+    assert.equal(result.code, 1);
+    assert.equal(result.out, "");
+    const lines = result.err.trimEnd().split("\n");
+    assert.deepEqual(lines, [
+      `${file}:4:3: filesystem.denied_path: unknown key (did you mean "denied_paths"?)`,
+      `${file}:7:7: filesystem.allowed_paths[0]: unknown variable \${POLICY_TEST_UNSET_VARIABLE}: it is not set (a policy may use \${HOME}, \${STATE_DIR} and variables set in the server's environment)`,
+      `${file}:10:7: network.allowed_ranges[0]: invalid CIDR range "10.0.0.0/33": the prefix length must be a number from 0 to 32`,
+      `${file}:12:12: tools.timeout: expected a number of seconds greater than 0 and at most 86400, got "thirty"`,
+      `${file}: the policy is invalid (4 errors shown)`,
+    ]);
+  });
+});
+
+void test("a missing file exits 1 and says it cannot be read", () => {
+  withEnv((env, dir) => {
+    const file = path.join(dir, "missing.yaml");
+    const result = check(file, env);
+    assert.equal(result.code, 1);
+    assert.equal(result.out, "");
+    assert.equal(result.err, `${file}: cannot read the policy file: no such file\n${file}: the policy cannot be read\n`);
+  });
+});
+
+void test("a minimal policy passes, and its warnings are printed", () => {
+  withEnv((env) => {
+    const result = check(path.join(POLICIES, "minimal.yaml"), env);
+    assert.equal(result.code, 0);
+    assert.ok(result.out.includes("#   - filesystem.allowed_paths is empty: no file access\n"));
+    assert.ok(result.out.includes("#   - network.allowed_ranges and network.allowed_endpoints are empty: no network access\n"));
+  });
+});
+
+void test("a seed policy with its database section passes with a warning", () => {
+  withEnv((env) => {
+    const result = check(path.join(POLICIES, "seed-with-database.yaml"), env);
+    assert.equal(result.code, 0, result.err);
+    assert.ok(result.out.includes("#   - database: accepted for compatibility with the seed server, but not used by any tool\n"));
+    assert.ok(!/^database:/m.test(result.out), "the database section is not part of the effective policy");
+  });
+});

@@ -1,0 +1,348 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { loadPolicyText, PolicyError, type PolicyEnv, type PolicyIssue } from "../../src/security/policy/load.js";
+import { MAX_REPORTED_ISSUES } from "../../src/security/policy/schema.js";
+
+const env: PolicyEnv = { vars: { HOME: "/home/tester", WEIRD: "/data/[x]" }, home: "/home/tester", stateDir: "/state" };
+
+/** Loads `lines` (joined with newlines) and returns the PolicyError it must throw. */
+function failure(lines: readonly string[]): PolicyError {
+  try {
+    loadPolicyText(`${lines.join("\n")}\n`, "policy.yaml", env);
+  } catch (error) {
+    if (error instanceof PolicyError) return error;
+    throw error;
+  }
+  assert.fail("the policy was accepted");
+}
+
+function findIssue(error: PolicyError, key: string): PolicyIssue {
+  const issue = error.issues.find((candidate) => candidate.key === key);
+  assert.ok(issue, `no issue for key "${key}" in:\n${error.message}`);
+  return issue;
+}
+
+function expectIssue(
+  lines: readonly string[],
+  expected: { line: number; column: number; key: string; message: RegExp },
+): PolicyError {
+  const error = failure(lines);
+  assert.equal(error.code, "POLICY_INVALID");
+  const issue = findIssue(error, expected.key);
+  assert.equal(issue.line, expected.line, error.message);
+  assert.equal(issue.column, expected.column, error.message);
+  assert.match(issue.message, expected.message);
+  return error;
+}
+
+void test("an unknown nested key points at the key itself and suggests the right one", () => {
+  const error = expectIssue(
+    ['version: "1.0"', "filesystem:", "  allowed_paths: []", "  denied_path:", '    - "**/.ssh/**"'],
+    { line: 4, column: 3, key: "filesystem.denied_path", message: /^unknown key \(did you mean "denied_paths"\?\)$/ },
+  );
+  assert.equal(error.message, 'policy.yaml:4:3: filesystem.denied_path: unknown key (did you mean "denied_paths"?)');
+});
+
+void test("an unknown top-level key lists the known ones when nothing is close", () => {
+  expectIssue(['version: "1.0"', "frobnicate: true"], {
+    line: 2,
+    column: 1,
+    key: "frobnicate",
+    message: /^unknown key \(known keys: version, network, filesystem, commands, tools, limits, audit, server, database\)$/,
+  });
+  expectIssue(['version: "1.0"', "netwrk: {}"], { line: 2, column: 1, key: "netwrk", message: /did you mean "network"/ });
+});
+
+void test("unknown keys deep inside lists are found too", () => {
+  expectIssue(
+    ['version: "1.0"', "network:", "  allowed_endpoints:", "    - host: example.com", "      ports: [443]", "      port: 80"],
+    { line: 6, column: 7, key: "network.allowed_endpoints[0].port", message: /did you mean "ports"/ },
+  );
+});
+
+void test("a value of the wrong type says what was expected and what was found", () => {
+  expectIssue(['version: "1.0"', "tools:", '  timeout: "thirty"'], {
+    line: 3,
+    column: 12,
+    key: "tools.timeout",
+    message: /^expected a number of seconds greater than 0 and at most 86400, got "thirty"$/,
+  });
+  expectIssue(['version: "1.0"', "filesystem:", '  allowed_paths: "/data/**"'], {
+    line: 3,
+    column: 18,
+    key: "filesystem.allowed_paths",
+    message: /^expected a list of path globs, got "\/data\/\*\*"$/,
+  });
+  expectIssue(['version: "1.0"', "network:", "  blocked_ports: [22, 70000]"], {
+    line: 3,
+    column: 23,
+    key: "network.blocked_ports[1]",
+    message: /expected a port number from 1 to 65535, got 70000/,
+  });
+});
+
+void test("an empty list value hints at []", () => {
+  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths:"], {
+    line: 3,
+    column: 3,
+    key: "filesystem.allowed_paths",
+    message: /got an empty value \(write \[\] for an empty list\)/,
+  });
+});
+
+void test("an unquoted ~ hints at quoting it", () => {
+  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths:", "    - ~"], {
+    line: 4,
+    column: 7,
+    key: "filesystem.allowed_paths[0]",
+    message: /write "~" in quotes/,
+  });
+});
+
+void test("non-finite numbers are refused", () => {
+  expectIssue(['version: "1.0"', "limits:", "  max_depth: .inf"], {
+    line: 3,
+    column: 14,
+    key: "limits.max_depth",
+    message: /got a non-finite number/,
+  });
+});
+
+void test("an invalid CIDR is an error, not silently dropped", () => {
+  const lines = ['version: "1.0"', "network:", "  allowed_ranges:", '    - "10.0.0.0/8"', '    - "10.0.0.0/33"', '    - "10.1.2.3/8"', '    - "example.com/8"'];
+  const error = failure(lines);
+  assert.deepEqual(
+    error.issues.map((issue) => [issue.line, issue.column, issue.key]),
+    [
+      [5, 7, "network.allowed_ranges[1]"],
+      [6, 7, "network.allowed_ranges[2]"],
+      [7, 7, "network.allowed_ranges[3]"],
+    ],
+  );
+  assert.match(findIssue(error, "network.allowed_ranges[1]").message, /prefix length must be a number from 0 to 32/);
+  assert.match(findIssue(error, "network.allowed_ranges[2]").message, /did you mean "10\.0\.0\.0\/8"/);
+  assert.match(findIssue(error, "network.allowed_ranges[3]").message, /not an IPv4 or IPv6 address/);
+});
+
+void test("hosts with a scheme or a path are refused", () => {
+  expectIssue(['version: "1.0"', "network:", "  allowed_endpoints:", '    - {host: "https://example.com", ports: [443]}'], {
+    line: 4,
+    column: 14,
+    key: "network.allowed_endpoints[0].host",
+    message: /without scheme, port or path/,
+  });
+});
+
+void test("an endpoint without ports is refused at the endpoint", () => {
+  expectIssue(['version: "1.0"', "network:", "  allowed_endpoints:", "    - host: example.com"], {
+    line: 4,
+    column: 7,
+    key: "network.allowed_endpoints[0].ports",
+    message: /missing required key/,
+  });
+});
+
+void test("an unknown ${VAR} is an error naming it", () => {
+  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths:", '    - "${HOME}/ok/**"', '    - "${NO_SUCH_VAR}/projects/**"'], {
+    line: 5,
+    column: 7,
+    key: "filesystem.allowed_paths[1]",
+    message: /^unknown variable \$\{NO_SUCH_VAR\}: it is not set/,
+  });
+  // A deny rule with an unknown variable would silently never match: the seed's fail-open.
+  expectIssue(['version: "1.0"', "filesystem:", '  denied_paths: ["${UNSET_SECRET_DIR}/**"]'], {
+    line: 3,
+    column: 18,
+    key: "filesystem.denied_paths[0]",
+    message: /unknown variable \$\{UNSET_SECRET_DIR\}/,
+  });
+  expectIssue(['version: "1.0"', "audit:", '  log_file: "${LOGS}/audit.log"'], {
+    line: 3,
+    column: 13,
+    key: "audit.log_file",
+    message: /unknown variable \$\{LOGS\}/,
+  });
+});
+
+void test("malformed variable references are errors", () => {
+  const error = failure([
+    'version: "1.0"',
+    "filesystem:",
+    "  allowed_paths:",
+    '    - "${HOME/x/**"',
+    '    - "${1BAD}/x"',
+    '    - "$HOME/x"',
+    '    - "~bob/x"',
+    '    - "${WEIRD}/**"',
+  ]);
+  assert.match(findIssue(error, "filesystem.allowed_paths[0]").message, /without a closing/);
+  assert.match(findIssue(error, "filesystem.allowed_paths[1]").message, /not a valid variable name/);
+  assert.match(findIssue(error, "filesystem.allowed_paths[2]").message, /write \$\{HOME\}/);
+  assert.match(findIssue(error, "filesystem.allowed_paths[3]").message, /~user/);
+  assert.match(findIssue(error, "filesystem.allowed_paths[4]").message, /contains a glob character/);
+});
+
+void test("an empty variable is an error", () => {
+  assert.throws(
+    () => loadPolicyText('version: "1.0"\nfilesystem:\n  allowed_paths: ["${EMPTY}/x"]\n', "policy.yaml", { ...env, vars: { EMPTY: "" } }),
+    (error: unknown) => error instanceof PolicyError && /variable \$\{EMPTY\} is empty/.test(error.message),
+  );
+});
+
+void test("a relative path is an error naming the key", () => {
+  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths:", "    - projects/**"], {
+    line: 4,
+    column: 7,
+    key: "filesystem.allowed_paths[0]",
+    message: /"projects\/\*\*" is a relative path; write an absolute path/,
+  });
+  expectIssue(['version: "1.0"', "filesystem:", '  denied_paths: ["*.pem"]'], {
+    line: 3,
+    column: 18,
+    key: "filesystem.denied_paths[0]",
+    message: /start it with \/ for an absolute path or with \*\*\/ to match anywhere \(e\.g\. "\*\*\/\*\.pem"\)/,
+  });
+  expectIssue(['version: "1.0"', "server:", "  project_path: app"], {
+    line: 3,
+    column: 17,
+    key: "server.project_path",
+    message: /relative path/,
+  });
+  expectIssue(['version: "1.0"', "commands:", "  allowed: [./tool]"], {
+    line: 3,
+    column: 13,
+    key: "commands.allowed[0]",
+    message: /give a command name \(such as git\) or an absolute path/,
+  });
+  expectIssue(['version: "1.0"', "filesystem:", '  allowed_paths: ["/data/../etc/**"]'], {
+    line: 3,
+    column: 19,
+    key: "filesystem.allowed_paths[0]",
+    message: /contains a "\.\." segment/,
+  });
+});
+
+void test("a bad version says which versions are supported", () => {
+  expectIssue(['version: "2.0"'], {
+    line: 1,
+    column: 10,
+    key: "version",
+    message: /^unsupported policy version "2\.0"; supported versions: "1\.0"$/,
+  });
+  expectIssue(["version: 2"], { line: 1, column: 10, key: "version", message: /unsupported policy version 2;/ });
+  expectIssue(["network: {}"], { line: 1, column: 1, key: "version", message: /missing required key \(add version: "1\.0"\)/ });
+});
+
+void test("a YAML syntax error gives its position", () => {
+  const error = failure(['version: "1.0"', "network:", "  allowed_ranges: [10.0.0.0/8", "filesystem: {}"]);
+  assert.equal(error.code, "POLICY_INVALID");
+  const first = error.issues[0];
+  assert.ok(first);
+  assert.match(first.message, /^YAML syntax error: /);
+  assert.equal(first.line, 4);
+  assert.equal(first.column, 1);
+  const tabs = failure(['version: "1.0"', "network:", "\tallow_dns: true"]);
+  assert.ok(tabs.issues.some((issue) => issue.line === 3 && /YAML syntax error/.test(issue.message)), tabs.message);
+});
+
+void test("a duplicate key is an error at the second occurrence", () => {
+  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths: []", "  denied_paths: []", "  allowed_paths: [/x/**]"], {
+    line: 5,
+    column: 3,
+    key: "filesystem.allowed_paths",
+    message: /^duplicate key/,
+  });
+});
+
+void test("an alias bomb is refused", () => {
+  const error = expectIssue(
+    [
+      'version: "1.0"',
+      "x1: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]",
+      "x2: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]",
+      "x3: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]",
+      "x4: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]",
+      "x5: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]",
+      "x6: [*e, *e, *e, *e, *e, *e, *e, *e, *e]",
+    ],
+    { line: 3, column: 9, key: "x2[0]", message: /aliases expand to too many nodes/ },
+  );
+  assert.equal(error.issues.length, 1);
+});
+
+void test("small, ordinary aliases are fine", () => {
+  const { policy } = loadPolicyText(
+    'version: "1.0"\nnetwork:\n  allow_dns: true\n  dns_allowlist: &hosts [example.com]\n  allowed_endpoints:\n    - {host: example.com, ports: &https [443]}\n',
+    "policy.yaml",
+    env,
+  );
+  assert.deepEqual(policy.network.dns_allowlist, ["example.com"]);
+});
+
+void test("an alias without its anchor is an error at the alias", () => {
+  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths: *roots"], {
+    line: 3,
+    column: 18,
+    key: "filesystem.allowed_paths",
+    message: /unknown alias \*roots/,
+  });
+});
+
+void test("several documents, custom tags and non-string keys are refused", () => {
+  assert.match(failure(['version: "1.0"', "---", 'version: "1.0"']).message, /more than one YAML document/);
+  assert.match(failure(['version: "1.0"', "server:", "  project_path: !!binary L2V0Yw=="]).message, /unsupported YAML tag/);
+  assert.match(failure(['version: "1.0"', "? [a, b]", ": 1"]).message, /mapping key must be a plain string/);
+});
+
+void test("an empty file or a list at the top is refused", () => {
+  assert.match(failure(["# nothing but a comment"]).message, /^policy\.yaml:1:1: the policy is empty/);
+  assert.match(failure(["- version"]).message, /expected a mapping of policy sections, got a list of 1/);
+});
+
+void test("invalid tool names in rate_limits point at the name", () => {
+  expectIssue(['version: "1.0"', "tools:", "  rate_limits:", "    default: 10", '    "bad name": 3'], {
+    line: 5,
+    column: 5,
+    key: 'tools.rate_limits["bad name"]',
+    message: /^invalid name "bad name": expected a tool name/,
+  });
+});
+
+void test("duplicate list entries point at the repeated one", () => {
+  expectIssue(['version: "1.0"', "network:", "  allow_dns: true", "  dns_allowlist:", "    - a.example", "    - b.example", "    - a.example"], {
+    line: 7,
+    column: 7,
+    key: "network.dns_allowlist[2]",
+    message: /duplicate entry "a\.example" \(the same as entry 0\)/,
+  });
+});
+
+void test("several errors are reported together, in file order", () => {
+  const error = failure([
+    'version: "1.0"',
+    "filesystem:",
+    "  denied_path: []",
+    "  allowed_paths:",
+    '    - "${NOPE}/x/**"',
+    "network:",
+    '  allowed_ranges: ["1.2.3.4/40"]',
+    "tools:",
+    "  timeout: -1",
+  ]);
+  assert.deepEqual(
+    error.issues.map((issue) => issue.key),
+    ["filesystem.denied_path", "filesystem.allowed_paths[0]", "network.allowed_ranges[0]", "tools.timeout"],
+  );
+  assert.equal(error.message.split("\n").length, 4);
+  for (const line of error.message.split("\n")) assert.match(line, /^policy\.yaml:\d+:\d+: /);
+});
+
+void test("the number of reported errors is bounded", () => {
+  const lines = ['version: "1.0"', "tools:", "  rate_limits:"];
+  for (let index = 0; index < 30; index++) lines.push(`    tool_${index}: -1`);
+  const error = failure(lines);
+  assert.equal(error.issues.length, MAX_REPORTED_ISSUES);
+  const messageLines = error.message.split("\n");
+  assert.equal(messageLines.length, MAX_REPORTED_ISSUES + 1);
+  assert.equal(messageLines.at(-1), "policy.yaml: ... and 10 more errors");
+});

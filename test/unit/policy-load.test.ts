@@ -1,0 +1,417 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  loadPolicyFile,
+  loadPolicyText,
+  MAX_POLICY_BYTES,
+  PolicyError,
+  policySha256,
+  type PolicyEnv,
+} from "../../src/security/policy/load.js";
+import { DEFAULT_BLOCKED_COMMANDS, DEFAULT_DENIED_PATHS, DEFAULT_RATE_LIMITS } from "../../src/security/policy/defaults.js";
+import { canonicalJson, sha256Hex } from "../../src/util/canonical-json.js";
+
+import { ROOT } from "../helpers/project.js";
+const FIXTURES = path.join(ROOT, "test", "fixtures");
+const SEED = path.join(FIXTURES, "seed-policy.yaml");
+
+const HOME = "/home/tester";
+const STATE = "/home/tester/.local/state/mcp-secure-local";
+const env: PolicyEnv = { vars: { HOME, PROJECTS: "/srv/projects" }, home: HOME, stateDir: STATE };
+
+function load(text: string, e: PolicyEnv = env) {
+  return loadPolicyText(text, "policy.yaml", e);
+}
+
+function withTempDir(run: (dir: string) => void): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-"));
+  try {
+    run(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void test("the seed's shipped policy loads unchanged and gives the expected effective values", () => {
+  const loaded = loadPolicyFile(SEED, env);
+  const { policy } = loaded;
+  assert.equal(loaded.source, SEED);
+  assert.equal(policy.version, "1.0");
+  assert.deepEqual(policy.network.allowed_ranges, [
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fe80::/10",
+  ]);
+  assert.deepEqual(policy.network.allowed_endpoints, [
+    { host: "api.duckduckgo.com", ports: [443], description: "DuckDuckGo search API" },
+    { host: "html.duckduckgo.com", ports: [443], description: "DuckDuckGo HTML search" },
+    { host: "lite.duckduckgo.com", ports: [443], description: "DuckDuckGo Lite" },
+  ]);
+  assert.deepEqual(policy.network.blocked_ports, [22]);
+  assert.equal(policy.network.allow_dns, true);
+  assert.deepEqual(policy.network.dns_allowlist, ["api.duckduckgo.com", "html.duckduckgo.com", "lite.duckduckgo.com"]);
+  assert.equal(policy.network.timeout, 10);
+  assert.equal(policy.network.max_response_bytes, 5 * 1024 * 1024);
+  assert.deepEqual(policy.filesystem.allowed_paths, [
+    "/home/tester/projects/**",
+    "/home/tester/workspace/**",
+    "/home/tester/Dev-Space/**",
+    "/tmp/mcp-workspace/**",
+  ]);
+  assert.deepEqual(policy.filesystem.denied_paths, [...DEFAULT_DENIED_PATHS]);
+  assert.deepEqual(policy.commands.blocked, ["curl", "wget", "ssh", "scp", "rsync", "nc", "netcat", "telnet", "ftp", "sftp"]);
+  assert.equal(policy.commands.allowed, undefined);
+  assert.deepEqual(policy.tools.rate_limits, {
+    default: 60,
+    filesystem_write: 30,
+    command_execute: 10,
+    web_search: 20,
+    init_bugtracker: 5,
+    add_bug: 60,
+    get_bug: 120,
+    update_bug: 60,
+    close_bug: 60,
+    list_bugs: 60,
+    search_bugs_global: 30,
+  });
+  assert.equal(policy.tools.timeout, 30);
+  assert.equal(policy.tools.allow, undefined);
+  assert.deepEqual(policy.tools.deny, []);
+  assert.equal(policy.audit.log_file, "/home/tester/.mcp-secure/audit.log");
+  assert.equal(policy.audit.log_level, "info");
+  assert.deepEqual(policy.audit.include, [
+    "timestamp",
+    "request_id",
+    "tool_name",
+    "arguments",
+    "result_status",
+    "execution_time",
+    "security_events",
+  ]);
+  assert.equal(policy.audit.enabled, true);
+  assert.deepEqual(policy.server, {});
+  assert.match(loaded.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(loaded.sha256, sha256Hex(canonicalJson(policy)));
+});
+
+void test("the seed policy's weak spots are reported as warnings", () => {
+  const { warnings } = loadPolicyFile(SEED, env);
+  assert.ok(warnings.some((w) => w.includes("10.0.0.0/8") && w.includes("private network")), warnings.join("\n"));
+  assert.ok(warnings.some((w) => w.includes("127.0.0.0/8") && w.includes("loopback")));
+  assert.ok(warnings.some((w) => w.startsWith("commands.blocked leaves shells and interpreters open") && w.includes("bash")));
+  assert.ok(warnings.some((w) => w.startsWith("audit.include")));
+});
+
+void test("a minimal policy takes every default, and its allow-lists stay empty", () => {
+  const { policy, warnings } = load('version: "1.0"\n');
+  assert.deepEqual(policy.network, {
+    allowed_ranges: [],
+    allowed_endpoints: [],
+    blocked_ports: [],
+    allow_dns: false,
+    dns_allowlist: [],
+    max_response_bytes: 5 * 1024 * 1024,
+    timeout: 10,
+  });
+  assert.deepEqual(policy.filesystem, {
+    allowed_paths: [],
+    denied_paths: [...DEFAULT_DENIED_PATHS],
+    max_read_bytes: 10 * 1024 * 1024,
+    max_write_bytes: 10 * 1024 * 1024,
+  });
+  assert.deepEqual(policy.commands, { blocked: [...DEFAULT_BLOCKED_COMMANDS], timeout: 30, max_output_bytes: 1024 * 1024 });
+  assert.deepEqual(policy.tools, { deny: [], rate_limits: { ...DEFAULT_RATE_LIMITS }, timeout: 30, timeouts: {} });
+  assert.deepEqual(policy.limits, {
+    max_argument_bytes: 1024 * 1024,
+    max_depth: 32,
+    max_string_length: 100_000,
+    max_array_length: 10_000,
+  });
+  assert.deepEqual(policy.audit, {
+    enabled: true,
+    log_file: path.join(STATE, "audit", "audit.log"),
+    log_level: "info",
+    fsync: "always",
+    fsync_interval_ms: 100,
+    checkpoint_every: 1000,
+    rotate_bytes: 64 * 1024 * 1024,
+    rotate_daily: false,
+  });
+  assert.deepEqual(policy.server, {});
+  assert.ok(warnings.includes("filesystem.allowed_paths is empty: no file access"));
+  assert.ok(warnings.some((w) => w.includes("no network access")));
+});
+
+void test("explicitly empty lists stay empty: nothing is injected", () => {
+  const { policy, warnings } = load(
+    [
+      'version: "1.0"',
+      "filesystem:",
+      "  allowed_paths: []",
+      "  denied_paths: []",
+      "commands:",
+      "  blocked: []",
+      "  allowed: []",
+      "tools:",
+      "  allow: []",
+      "  rate_limits: {}",
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(policy.filesystem.allowed_paths, []);
+  assert.deepEqual(policy.filesystem.denied_paths, []);
+  assert.deepEqual(policy.commands.blocked, []);
+  assert.deepEqual(policy.commands.allowed, []);
+  assert.deepEqual(policy.tools.allow, []);
+  assert.deepEqual(policy.tools.rate_limits, { default: 60 });
+  assert.ok(warnings.includes("tools.allow is empty: no tool is exposed"));
+  assert.ok(warnings.includes("commands.allowed is empty: no command may run"));
+});
+
+void test("our own keys are read", () => {
+  const { policy } = load(
+    [
+      'version: "1.0"',
+      "network:",
+      "  max_response_bytes: 1000",
+      "  timeout: 2.5",
+      "filesystem:",
+      "  max_read_bytes: 11",
+      "  max_write_bytes: 12",
+      "commands:",
+      "  allowed: [git, /usr/bin/rg]",
+      "  timeout: 5",
+      "  max_output_bytes: 13",
+      "tools:",
+      '  allow: ["*_bug", web_search]',
+      "  deny: [search_bugs_global]",
+      "  timeouts: {web_search: 7}",
+      "limits:",
+      "  max_argument_bytes: 14",
+      "  max_depth: 4",
+      "  max_string_length: 15",
+      "  max_array_length: 16",
+      "audit:",
+      "  enabled: false",
+      "  fsync: batch",
+      "  fsync_interval_ms: 250",
+      "  checkpoint_every: 10",
+      "  rotate_bytes: 0",
+      "  rotate_daily: true",
+      '  signing_key: "~/keys/audit.pem"',
+      "  log_level: WARNING",
+      "server:",
+      '  project_path: "${HOME}/projects/app"',
+      "",
+    ].join("\n"),
+  );
+  assert.equal(policy.network.max_response_bytes, 1000);
+  assert.equal(policy.network.timeout, 2.5);
+  assert.equal(policy.filesystem.max_read_bytes, 11);
+  assert.equal(policy.filesystem.max_write_bytes, 12);
+  assert.deepEqual(policy.commands.allowed, ["git", "/usr/bin/rg"]);
+  assert.equal(policy.commands.timeout, 5);
+  assert.equal(policy.commands.max_output_bytes, 13);
+  assert.deepEqual(policy.tools.allow, ["*_bug", "web_search"]);
+  assert.deepEqual(policy.tools.deny, ["search_bugs_global"]);
+  assert.deepEqual(policy.tools.timeouts, { web_search: 7 });
+  assert.deepEqual(policy.limits, { max_argument_bytes: 14, max_depth: 4, max_string_length: 15, max_array_length: 16 });
+  assert.equal(policy.audit.enabled, false);
+  assert.equal(policy.audit.fsync, "batch");
+  assert.equal(policy.audit.fsync_interval_ms, 250);
+  assert.equal(policy.audit.checkpoint_every, 10);
+  assert.equal(policy.audit.rotate_bytes, 0);
+  assert.equal(policy.audit.rotate_daily, true);
+  assert.equal(policy.audit.signing_key, "/home/tester/keys/audit.pem");
+  assert.equal(policy.audit.log_level, "warning");
+  assert.equal(policy.server.project_path, "/home/tester/projects/app");
+});
+
+void test("version 1.0 written as a number is accepted and normalised to the string", () => {
+  assert.equal(load("version: 1.0\n").policy.version, "1.0");
+  assert.equal(load("version: 1.0\n").sha256, load('version: "1.0"\n').sha256);
+});
+
+void test("~ and ${HOME} expand to the home directory; HOME falls back to env.home", () => {
+  const text = [
+    'version: "1.0"',
+    "filesystem:",
+    "  allowed_paths:",
+    "    - ~/a/**",
+    '    - "~"',
+    '    - "${HOME}/b/**"',
+    '    - "${PROJECTS}/c/**"',
+    "",
+  ].join("\n");
+  assert.deepEqual(load(text).policy.filesystem.allowed_paths, [
+    "/home/tester/a/**",
+    "/home/tester",
+    "/home/tester/b/**",
+    "/srv/projects/c/**",
+  ]);
+  // HOME in the variables wins for ${HOME}; ~ always means env.home.
+  const other = load(text, { vars: { HOME: "/users/other", PROJECTS: "/p" }, home: HOME, stateDir: STATE });
+  assert.deepEqual(other.policy.filesystem.allowed_paths, ["/home/tester/a/**", "/home/tester", "/users/other/b/**", "/p/c/**"]);
+  const unset = load(text, { vars: { PROJECTS: "/p" }, home: "/root2", stateDir: STATE });
+  assert.deepEqual(unset.policy.filesystem.allowed_paths, ["/root2/a/**", "/root2", "/root2/b/**", "/p/c/**"]);
+});
+
+void test("${STATE_DIR} is the state directory, whatever the environment says", () => {
+  const text = 'version: "1.0"\nfilesystem:\n  allowed_paths:\n    - "${STATE_DIR}/workspace/**"\naudit:\n  log_file: "${STATE_DIR}/a.log"\n';
+  const { policy } = load(text, { vars: { STATE_DIR: "/elsewhere" }, home: HOME, stateDir: "/var/lib/msl" });
+  assert.deepEqual(policy.filesystem.allowed_paths, ["/var/lib/msl/workspace/**"]);
+  assert.equal(policy.audit.log_file, "/var/lib/msl/a.log");
+});
+
+void test("variables also expand in denied paths and commands", () => {
+  const { policy } = load(
+    'version: "1.0"\nfilesystem:\n  denied_paths: ["${HOME}/private/**", "**/.ssh/**"]\ncommands:\n  blocked: ["${HOME}/bin/tool", curl]\n',
+  );
+  assert.deepEqual(policy.filesystem.denied_paths, ["/home/tester/private/**", "**/.ssh/**"]);
+  assert.deepEqual(policy.commands.blocked, ["/home/tester/bin/tool", "curl"]);
+});
+
+void test("the SHA-256 is stable across key order, formatting and comments", () => {
+  const a = load(
+    [
+      'version: "1.0"',
+      "network:",
+      "  allow_dns: true",
+      "  dns_allowlist: [example.com]",
+      "tools:",
+      "  rate_limits: {default: 10, add_bug: 5}",
+      "",
+    ].join("\n"),
+  );
+  const b = load(
+    [
+      "# the same policy, written differently",
+      "tools:",
+      "  rate_limits:",
+      "    add_bug: 5",
+      "    default: 10",
+      "network:",
+      "  dns_allowlist:",
+      "    - example.com",
+      "  allow_dns: true",
+      "version: 1.0",
+      "",
+    ].join("\n"),
+  );
+  assert.equal(a.sha256, b.sha256);
+  assert.equal(a.sha256, policySha256(b.policy));
+  const c = load('version: "1.0"\nnetwork:\n  allow_dns: true\n  dns_allowlist: [example.org]\ntools:\n  rate_limits: {default: 10, add_bug: 5}\n');
+  assert.notEqual(a.sha256, c.sha256);
+});
+
+void test("addresses and host names are normalised", () => {
+  const { policy } = load(
+    [
+      'version: "1.0"',
+      "network:",
+      '  allowed_ranges: ["192.0.2.7", "2001:db8::1", "203.0.113.0/24"]',
+      "  allowed_endpoints:",
+      "    - {host: API.Example.COM., ports: [443]}",
+      '    - {host: "[::1]", ports: [8080]}',
+      "  allow_dns: true",
+      '  dns_allowlist: ["*.Example.org"]',
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(policy.network.allowed_ranges, ["192.0.2.7/32", "2001:db8::1/128", "203.0.113.0/24"]);
+  assert.deepEqual(policy.network.allowed_endpoints, [
+    { host: "api.example.com", ports: [443] },
+    { host: "[::1]", ports: [8080] },
+  ]);
+  assert.deepEqual(policy.network.dns_allowlist, ["*.example.org"]);
+});
+
+void test("a section with no keys is the same as a section left out", () => {
+  const empty = load('version: "1.0"\nserver:\n  # project_path: /x\ndatabase:\n');
+  assert.equal(empty.sha256, load('version: "1.0"\n').sha256);
+  assert.ok(!empty.warnings.some((w) => w.startsWith("database")));
+});
+
+void test("the seed's database section is accepted and reported as unused", () => {
+  const loaded = loadPolicyFile(path.join(FIXTURES, "policies", "seed-with-database.yaml"), env);
+  assert.ok(loaded.warnings.includes("database: accepted for compatibility with the seed server, but not used by any tool"));
+  assert.equal((loaded.policy as unknown as Record<string, unknown>).database, undefined);
+});
+
+void test("a rate limit key that looks like a misspelt default is warned about", () => {
+  const { warnings, policy } = load('version: "1.0"\ntools:\n  rate_limits:\n    defualt: 5\n');
+  assert.equal(policy.tools.rate_limits.default, 60);
+  assert.ok(warnings.some((w) => w.startsWith("tools.rate_limits.defualt") && w.includes('"default"')));
+});
+
+void test("disabling the audit log, a wide-open range and DNS without a list are warned about", () => {
+  const { warnings } = load(
+    'version: "1.0"\nnetwork:\n  allowed_ranges: ["0.0.0.0/0", "169.254.0.0/17"]\n  allow_dns: true\naudit:\n  enabled: false\n',
+  );
+  assert.ok(warnings.includes("audit.enabled is false: no audit log is written"));
+  assert.ok(warnings.some((w) => w.includes("0.0.0.0/0 allows every IPv4 address")));
+  assert.ok(warnings.some((w) => w.includes("169.254.0.0/17 overlaps 169.254.0.0/16") && w.includes("metadata")));
+  assert.ok(warnings.some((w) => w.startsWith("network.allow_dns is true but network.dns_allowlist is empty")));
+});
+
+void test("a missing file is POLICY_UNREADABLE and names the file", () => {
+  withTempDir((dir) => {
+    const file = path.join(dir, "nope.yaml");
+    assert.throws(
+      () => loadPolicyFile(file, env),
+      (error: unknown) =>
+        error instanceof PolicyError &&
+        error.code === "POLICY_UNREADABLE" &&
+        error.message === `${file}: cannot read the policy file: no such file`,
+    );
+  });
+});
+
+void test("a directory, an oversized file and invalid UTF-8 are refused", () => {
+  withTempDir((dir) => {
+    assert.throws(
+      () => loadPolicyFile(dir, env),
+      (error: unknown) => error instanceof PolicyError && error.code === "POLICY_UNREADABLE" && /not a regular file|directory/.test(error.message),
+    );
+    const big = path.join(dir, "big.yaml");
+    fs.writeFileSync(big, `version: "1.0"\n#${"x".repeat(MAX_POLICY_BYTES)}\n`);
+    assert.throws(
+      () => loadPolicyFile(big, env),
+      (error: unknown) => error instanceof PolicyError && error.code === "POLICY_UNREADABLE" && error.message.includes("larger than"),
+    );
+    const binary = path.join(dir, "binary.yaml");
+    fs.writeFileSync(binary, Buffer.from([0x76, 0x3a, 0x20, 0xff, 0xfe, 0x0a]));
+    assert.throws(
+      () => loadPolicyFile(binary, env),
+      (error: unknown) => error instanceof PolicyError && error.code === "POLICY_INVALID" && error.message.includes("UTF-8"),
+    );
+  });
+});
+
+void test("a policy file on disk loads like the same text", () => {
+  withTempDir((dir) => {
+    const file = path.join(dir, "policy.yaml");
+    const text = 'version: "1.0"\nfilesystem:\n  allowed_paths: ["~/x/**"]\n';
+    fs.writeFileSync(file, text);
+    const fromFile = loadPolicyFile(file, env);
+    assert.equal(fromFile.source, file);
+    assert.equal(fromFile.sha256, loadPolicyText(text, "other-name", env).sha256);
+  });
+});
+
+void test("relative home or state directories are refused", () => {
+  assert.throws(
+    () => load('version: "1.0"\n', { vars: {}, home: HOME, stateDir: "state" }),
+    (error: unknown) => error instanceof PolicyError && error.message.includes("state directory must be an absolute path"),
+  );
+  assert.throws(
+    () => load('version: "1.0"\n', { vars: {}, home: "home", stateDir: STATE }),
+    (error: unknown) => error instanceof PolicyError && error.message.includes("home directory must be an absolute path"),
+  );
+});

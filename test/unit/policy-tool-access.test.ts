@@ -1,0 +1,55 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { compileToolAccess } from "../../src/security/policy/tool-access.js";
+
+void test("no allow list means every tool", () => {
+  const access = compileToolAccess({ deny: [] });
+  assert.ok(access("add_bug"));
+  assert.ok(access("web_search"));
+  assert.ok(!access(""));
+});
+
+void test("an empty allow list means no tool", () => {
+  const access = compileToolAccess({ allow: [], deny: [] });
+  assert.ok(!access("add_bug"));
+  assert.ok(!access("web_search"));
+});
+
+void test("allow entries are names or globs", () => {
+  const access = compileToolAccess({ allow: ["web_search", "*_bug", "list_{bugs,categories}", "get_?ug"], deny: [] });
+  assert.ok(access("web_search"));
+  assert.ok(access("add_bug"));
+  assert.ok(access("close_bug"));
+  assert.ok(access("list_bugs"));
+  assert.ok(access("list_categories"));
+  assert.ok(access("get_bug"));
+  assert.ok(!access("search_bugs_global"));
+  assert.ok(!access("web_search2"));
+  assert.ok(!access("Web_Search"), "allow is case-sensitive, like tool names");
+});
+
+void test("deny wins over allow, and matches regardless of case", () => {
+  const access = compileToolAccess({ allow: ["*"], deny: ["search_*", "exec"] });
+  assert.ok(access("add_bug"));
+  assert.ok(!access("search_bugs_global"));
+  assert.ok(!access("Search_Bugs_Global"));
+  assert.ok(!access("exec"));
+  assert.ok(!access("EXEC"));
+  assert.ok(access("exec2"));
+  const denyOnly = compileToolAccess({ deny: ["add_bug"] });
+  assert.ok(!denyOnly("add_bug"));
+  assert.ok(denyOnly("get_bug"));
+});
+
+void test("a leading ! is not negation (it would widen an allow list)", () => {
+  const access = compileToolAccess({ allow: ["!add_bug"], deny: [] });
+  assert.ok(!access("get_bug"));
+  assert.ok(!access("add_bug"));
+});
+
+void test("names with dots and hyphens match literally", () => {
+  const access = compileToolAccess({ allow: ["bug.add", "a-b"], deny: [] });
+  assert.ok(access("bug.add"));
+  assert.ok(access("a-b"));
+  assert.ok(!access("bugxadd"));
+});
