@@ -1,0 +1,368 @@
+/**
+ * The guarded filesystem capability (`ctx.fs`). Every call runs the path guard, then
+ * operates on the checked real path only, and verifies after opening that the
+ * descriptor is the file that was checked (same device and inode), which closes the
+ * check-then-open race for existing files.
+ *
+ * Errors: a refusal by the policy (or a detected race, hard link, special file, size
+ * cap) throws `CapabilityDeniedError`; an operating-system failure after the policy
+ * allowed the path (not found, exists, is a directory, permission) throws `ToolError`
+ * with a stable code and a message the model can act on. No raw stack leaves here.
+ *
+ * Residual risk, stated plainly: Node has no `openat`, so a file *created* by
+ * `writeFile` or `mkdir` is verified after creation. If a parent directory is swapped
+ * for a symlink in that instant, an empty file or directory may appear outside the
+ * root; the swap is detected, nothing is written to it, and PATH_RACE is thrown.
+ */
+import { constants as FS } from "node:fs";
+import type { BigIntStats } from "node:fs";
+import { lstat, mkdir as fsMkdir, open, readdir } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { CapabilityDeniedError, ToolError } from "../../plugins/contract.js";
+import type { DirEntry, FileInfo, FileKind, GuardedFs, ReadOptions, WriteOptions } from "../../plugins/contract.js";
+import { checkPath, decideRealPath, nodePathIo, quote } from "../path-guard.js";
+import type { CompiledPathPolicy, FileIdentity, PathAccess, PathAllowed, PathIo } from "../path-guard.js";
+
+export interface FsLimits {
+  /** Bytes returned by one read at most; longer reads are truncated to this. */
+  maxReadBytes: number;
+  /** Bytes accepted by one write at most; larger writes are refused. */
+  maxWriteBytes: number;
+}
+
+export interface GuardedFsOptions {
+  /** Effects of the path check (default: node:fs/promises). */
+  io?: PathIo;
+  /**
+   * Directory of the process's open descriptors, used to list exactly the directory
+   * that was opened (default `/proc/self/fd` on Linux). `null` lists by path and
+   * re-checks the directory's identity afterwards.
+   */
+  procFdDir?: string | null;
+}
+
+const READ_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
+const DIR_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_DIRECTORY;
+// No O_TRUNC: truncating happens only after the descriptor is verified.
+const WRITE_FLAGS = FS.O_WRONLY | FS.O_CREAT | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+
+export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, options: GuardedFsOptions = {}): GuardedFs {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`filesystem limit ${name} must be a positive integer`);
+  }
+  const io = options.io ?? nodePathIo;
+  const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? "/proc/self/fd" : null) : options.procFdDir;
+
+  async function check(p: string, access: PathAccess): Promise<{ verdict: PathAllowed; shown: string }> {
+    const verdict = await checkPath(compiled, p, access, io);
+    if (!verdict.ok) throw new CapabilityDeniedError(verdict.code, verdict.reason);
+    return { verdict, shown: quote(p) };
+  }
+
+  async function readChecked(p: string, options: ReadOptions): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+    const offset = options.offset ?? 0;
+    const length = options.length ?? limits.maxReadBytes;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument("offset must be a non-negative integer");
+    if (!Number.isSafeInteger(length) || length < 0) throw invalidArgument("length must be a non-negative integer");
+    const { verdict, shown } = await check(p, "read");
+    const { handle, stat } = await openVerifiedForRead(verdict, shown);
+    try {
+      const available = Math.max(0, Number(stat.size) - offset);
+      const want = Math.min(length, limits.maxReadBytes, available);
+      const bytes = new Uint8Array(want);
+      let filled = 0;
+      while (filled < want) {
+        const { bytesRead } = await handle.read(bytes, filled, want - filled, offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return { bytes: bytes.subarray(0, filled), truncated: filled < available };
+    } catch (error) {
+      throw toFsError(error, shown);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  return {
+    async resolve(p, access) {
+      if (access !== "read" && access !== "write") throw invalidArgument('access must be "read" or "write"');
+      return (await check(p, access)).verdict.realPath;
+    },
+
+    async stat(p) {
+      const { verdict, shown } = await check(p, "read");
+      if (verdict.identity === undefined) throw notFound(shown);
+      const stat = await lstatOrThrow(verdict.realPath, shown);
+      if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
+      return fileInfo(verdict.realPath, stat);
+    },
+
+    async readBytes(p, options = {}) {
+      return (await readChecked(p, options)).bytes;
+    },
+
+    async readText(p, options = {}) {
+      const { bytes, truncated } = await readChecked(p, options);
+      // When the cap (or `length`) cut the file, hold back a trailing partial UTF-8 sequence
+      // instead of turning it into U+FFFD; the caller continues from `offset + byteLength(text)`.
+      return new TextDecoder("utf-8").decode(bytes, { stream: truncated });
+    },
+
+    async list(p) {
+      const { verdict, shown } = await check(p, "read");
+      if (verdict.identity === undefined) throw notFound(shown);
+      if (!verdict.isDirectory) throw new ToolError(`path ${shown} is not a directory`, "PATH_NOT_DIRECTORY");
+      const entries = await readDirectoryVerified(verdict, verdict.identity, shown, procFdDir);
+      return entries
+        .filter((entry) => decideRealPath(compiled, childPath(verdict.realPath, entry.name)).ok)
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    },
+
+    async writeFile(p, data, options = {}) {
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      if (!(bytes instanceof Uint8Array)) throw invalidArgument("data must be a string or a Uint8Array");
+      if (bytes.byteLength > limits.maxWriteBytes) {
+        throw new CapabilityDeniedError(
+          "FS_WRITE_TOO_LARGE",
+          `write of ${bytes.byteLength} bytes refused: the filesystem policy allows at most ${limits.maxWriteBytes} bytes per write`,
+        );
+      }
+      const { verdict, shown } = await check(p, "write");
+      const handle = await openVerifiedForWrite(verdict, shown, options);
+      try {
+        if (options.append !== true) await handle.truncate(0);
+        let written = 0;
+        while (written < bytes.byteLength) {
+          const position = options.append === true ? null : written;
+          const { bytesWritten } = await handle.write(bytes, written, bytes.byteLength - written, position);
+          written += bytesWritten;
+        }
+        return fileInfo(verdict.realPath, await handle.stat({ bigint: true }));
+      } catch (error) {
+        throw toFsError(error, shown);
+      } finally {
+        await handle.close();
+      }
+    },
+
+    async mkdir(p) {
+      const { verdict, shown } = await check(p, "write");
+      if (verdict.exists) throw new ToolError(`path ${shown} already exists`, "PATH_EXISTS");
+      const parent = requireParent(verdict, shown);
+      try {
+        await fsMkdir(verdict.realPath, { mode: DIR_MODE });
+      } catch (error) {
+        throw toFsError(error, shown);
+      }
+      const created = await lstatOrThrow(verdict.realPath, shown);
+      if (!created.isDirectory() || !(await parentUnchanged(parent))) throw raced(shown);
+      return fileInfo(verdict.realPath, created);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Open-and-verify (exported so tests can drive them with a stale verdict)
+// ---------------------------------------------------------------------------
+
+/**
+ * Opens a checked path for reading without following a final symlink and without
+ * blocking on a FIFO, then requires a regular file with one link whose device and
+ * inode equal the ones seen at check time. The caller closes the handle.
+ */
+export async function openVerifiedForRead(
+  verdict: PathAllowed,
+  shown: string,
+): Promise<{ handle: FileHandle; stat: BigIntStats }> {
+  if (verdict.identity === undefined) throw notFound(shown);
+  const handle = await openOrThrow(verdict.realPath, READ_FLAGS, shown);
+  try {
+    const stat = await handle.stat({ bigint: true });
+    if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
+    requireRegularSingleLink(stat, shown);
+    return { handle, stat };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/**
+ * Opens (creating with mode 0600 when absent) a checked path for writing, never
+ * following a final symlink and never truncating before the descriptor is verified:
+ * an existing file must still be the one checked; a new file must sit in the same
+ * parent directory that was checked.
+ */
+export async function openVerifiedForWrite(verdict: PathAllowed, shown: string, options: WriteOptions = {}): Promise<FileHandle> {
+  if (verdict.isDirectory) throw new ToolError(`path ${shown} is a directory; give a file path`, "PATH_IS_DIRECTORY");
+  if (verdict.exists && options.exclusive === true) {
+    throw new ToolError(`path ${shown} already exists (exclusive write); choose another name or drop exclusive`, "PATH_EXISTS");
+  }
+  const parent = requireParent(verdict, shown);
+  let flags = WRITE_FLAGS;
+  if (options.exclusive === true) flags |= FS.O_EXCL;
+  if (options.append === true) flags |= FS.O_APPEND;
+  const handle = await openOrThrow(verdict.realPath, flags, shown, FILE_MODE);
+  try {
+    const stat = await handle.stat({ bigint: true });
+    if (verdict.identity !== undefined) {
+      if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
+    } else {
+      // Created now (or by someone else since the check): it must be the entry at the
+      // checked name, in the checked parent directory.
+      const atName = await lstat(verdict.realPath, { bigint: true }).catch(() => undefined);
+      if (atName === undefined || !sameIdentity(atName, stat) || !(await parentUnchanged(parent))) throw raced(shown);
+    }
+    requireRegularSingleLink(stat, shown);
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+async function readDirectoryVerified(
+  verdict: PathAllowed,
+  identity: FileIdentity,
+  shown: string,
+  procFdDir: string | null,
+): Promise<DirEntry[]> {
+  const handle = await openOrThrow(verdict.realPath, DIR_FLAGS, shown);
+  try {
+    const stat = await handle.stat({ bigint: true });
+    if (!sameIdentity(stat, identity)) throw raced(shown);
+    if (procFdDir !== null) {
+      try {
+        // Reading through the descriptor lists exactly the directory that was verified.
+        return toEntries(await readdir(`${procFdDir}/${handle.fd}`, { withFileTypes: true }));
+      } catch {
+        // No usable /proc: fall through to the by-path listing with a second identity check.
+      }
+    }
+    const entries = await readdir(verdict.realPath, { withFileTypes: true }).catch((error: unknown) => {
+      throw toFsError(error, shown);
+    });
+    const after = await lstatOrThrow(verdict.realPath, shown);
+    if (!sameIdentity(after, identity)) throw raced(shown);
+    return toEntries(entries);
+  } finally {
+    await handle.close();
+  }
+}
+
+function toEntries(entries: readonly import("node:fs").Dirent[]): DirEntry[] {
+  return entries.map((entry) => ({ name: entry.name, kind: direntKind(entry) }));
+}
+
+function direntKind(entry: import("node:fs").Dirent): FileKind {
+  if (entry.isFile()) return "file";
+  if (entry.isDirectory()) return "directory";
+  if (entry.isSymbolicLink()) return "symlink";
+  return "other";
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+function requireParent(verdict: PathAllowed, shown: string): { path: string; identity: FileIdentity } {
+  if (verdict.parent === undefined) {
+    throw new ToolError(`the parent directory of ${shown} does not exist; create it with mkdir first`, "PATH_NOT_FOUND");
+  }
+  return verdict.parent;
+}
+
+async function parentUnchanged(parent: { path: string; identity: FileIdentity }): Promise<boolean> {
+  const now = await lstat(parent.path, { bigint: true }).catch(() => undefined);
+  return now !== undefined && now.isDirectory() && sameIdentity(now, parent.identity);
+}
+
+function requireRegularSingleLink(stat: BigIntStats, shown: string): void {
+  if (!stat.isFile()) {
+    const what = stat.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
+    throw new CapabilityDeniedError("PATH_NOT_REGULAR_FILE", `path ${shown} is ${what}; only regular files can be read or written`);
+  }
+  // Another name for the same inode may sit outside the root or under a denied rule.
+  if (stat.nlink > 1n) {
+    throw new CapabilityDeniedError("PATH_HARDLINKED", `path ${shown} has more than one hard link and is refused by the filesystem policy`);
+  }
+}
+
+async function openOrThrow(realPath: string, flags: number, shown: string, mode?: number): Promise<FileHandle> {
+  try {
+    return await open(realPath, flags, mode);
+  } catch (error) {
+    throw toFsError(error, shown);
+  }
+}
+
+async function lstatOrThrow(realPath: string, shown: string): Promise<BigIntStats> {
+  try {
+    return await lstat(realPath, { bigint: true });
+  } catch (error) {
+    throw toFsError(error, shown);
+  }
+}
+
+function sameIdentity(stat: { dev: bigint; ino: bigint }, identity: FileIdentity): boolean {
+  return stat.dev === identity.dev && stat.ino === identity.ino;
+}
+
+function fileInfo(realPath: string, stat: BigIntStats): FileInfo {
+  return {
+    path: realPath,
+    kind: stat.isFile() ? "file" : stat.isDirectory() ? "directory" : stat.isSymbolicLink() ? "symlink" : "other",
+    size: Number(stat.size),
+    mtimeMs: Number(stat.mtimeMs),
+    mode: Number(stat.mode & 0o7777n),
+  };
+}
+
+function childPath(dir: string, name: string): string {
+  return dir === "/" ? `/${name}` : `${dir}/${name}`;
+}
+
+function raced(shown: string): CapabilityDeniedError {
+  return new CapabilityDeniedError("PATH_RACE", `path ${shown} changed between the policy check and opening it; try again`);
+}
+
+function notFound(shown: string): ToolError {
+  return new ToolError(`path ${shown} does not exist`, "PATH_NOT_FOUND");
+}
+
+function invalidArgument(message: string): ToolError {
+  return new ToolError(message, "FS_INVALID_ARGUMENT");
+}
+
+/** Maps an OS error to a typed error; errors already typed pass through. */
+export function toFsError(error: unknown, shown: string): Error {
+  if (error instanceof CapabilityDeniedError || error instanceof ToolError) return error;
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "UNKNOWN";
+  switch (code) {
+    case "ENOENT":
+      return notFound(shown);
+    case "EEXIST":
+      return new ToolError(`path ${shown} already exists`, "PATH_EXISTS");
+    case "EISDIR":
+      return new ToolError(`path ${shown} is a directory; give a file path`, "PATH_IS_DIRECTORY");
+    case "ENOTDIR":
+      return new ToolError(`path ${shown} is not a directory (or uses a file as a directory)`, "PATH_NOT_DIRECTORY");
+    case "EACCES":
+    case "EPERM":
+      return new ToolError(`path ${shown}: permission denied by the operating system`, "PATH_PERMISSION");
+    case "ELOOP":
+      // The checked real path had no link at its end; one there now was swapped in.
+      return raced(shown);
+    case "ENXIO":
+    case "ENODEV":
+      return new CapabilityDeniedError("PATH_NOT_REGULAR_FILE", `path ${shown} is not a regular file (a FIFO, socket or device)`);
+    case "ENOSPC":
+    case "EDQUOT":
+      return new ToolError(`writing ${shown} failed: no space left (${code})`, "FS_NO_SPACE");
+    default:
+      return new ToolError(`filesystem operation on ${shown} failed (${code})`, "FS_IO_ERROR");
+  }
+}

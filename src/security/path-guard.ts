@@ -1,0 +1,531 @@
+/**
+ * The filesystem path decision: may this path be read or written under the policy?
+ *
+ * The policy is compiled once (allowed roots resolved to their real paths, deny globs
+ * compiled); each check then costs one `realpath` and one `lstat` (two of each for a
+ * write). Containment is decided on the real path, by whole components, and the
+ * verdict carries that real path: callers must operate on `realPath`, never on the
+ * input, so what was checked is what gets opened.
+ *
+ * Chosen behaviours (documented in the README):
+ * - `~` and `~/x` expand to the configured home directory; `~user` is refused.
+ * - `$HOME`, `%2e%2e` and full-width dots are literal file names: nothing is decoded.
+ * - `file:` URLs are refused with a hint to pass the plain path.
+ * - Relative paths resolve against the configured base directory, or are refused.
+ * - Paths under `/proc` are refused: its links can point into other mount namespaces
+ *   or at deleted files, so their resolution cannot be trusted.
+ * - Deny rules match case-insensitively on NFC forms of both the path as given
+ *   (normalized) and the real path, and a rule denies everything beneath what it matches.
+ * - Root containment compares real paths byte for byte: on Linux two names that differ
+ *   only in Unicode normalization are different files.
+ */
+import { realpathSync } from "node:fs";
+import { lstat as fsLstat, realpath as fsRealpath } from "node:fs/promises";
+import path from "node:path";
+import picomatch from "picomatch";
+import type { FilesystemPolicy } from "./policy-types.js";
+
+export const MAX_PATH_BYTES = 4096;
+export const MAX_COMPONENT_BYTES = 255;
+
+export type PathAccess = "read" | "write";
+
+export type PathRefusalCode =
+  | "PATH_INVALID"
+  | "PATH_DENIED"
+  | "PATH_OUTSIDE_ROOTS"
+  | "PATH_SYMLINK"
+  | "PATH_DANGLING_SYMLINK"
+  | "PATH_LOOP"
+  | "PATH_NOT_DIRECTORY"
+  | "PATH_PERMISSION"
+  | "PATH_UNRESOLVABLE"
+  | "PATH_RACE";
+
+/** Device and inode of a file as seen at check time; compared again after opening. */
+export interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+}
+
+export interface PathAllowed {
+  readonly ok: true;
+  readonly access: PathAccess;
+  /** The canonical path to operate on: no symlinks, no `.`/`..`. */
+  readonly realPath: string;
+  /** Whether `realPath` existed at check time. */
+  readonly exists: boolean;
+  /** Set when `exists`. */
+  readonly identity?: FileIdentity;
+  readonly isDirectory: boolean;
+  /** The real parent directory and its identity when it existed (write checks only). */
+  readonly parent?: { readonly path: string; readonly identity: FileIdentity };
+}
+
+export interface PathRefused {
+  readonly ok: false;
+  readonly code: PathRefusalCode;
+  /** Says what was refused and why; names only the path the caller gave and the rule. */
+  readonly reason: string;
+}
+
+export type PathVerdict = PathAllowed | PathRefused;
+
+/** The subset of `lstat` results the guard needs (bigint stats: inodes can exceed 2^53). */
+export interface PathStat {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  isSymbolicLink(): boolean;
+  isDirectory(): boolean;
+}
+
+/** The effects the check needs, injectable for tests. */
+export interface PathIo {
+  realpath(p: string): Promise<string>;
+  lstat(p: string): Promise<PathStat>;
+}
+
+export const nodePathIo: PathIo = {
+  realpath: (p) => fsRealpath(p),
+  lstat: (p) => fsLstat(p, { bigint: true }),
+};
+
+export interface PathPolicyOptions {
+  /** Absolute directory that relative paths resolve against; absent: relative paths are refused. */
+  baseDir?: string;
+  /** Absolute home directory for `~`; absent: `~` is refused. */
+  homeDir?: string;
+  /** Resolves allowed roots at compile time (default: native realpath). */
+  realpathSync?: (p: string) => string;
+}
+
+interface CompiledRoot {
+  /** The entry as written in the policy. */
+  readonly entry: string;
+  /** The entry's static prefix as written (used only to word refusals on unresolvable paths). */
+  readonly lexicalRoot: string;
+  readonly realRoot: string;
+  /** Tests the path relative to `realRoot`; absent: the whole tree is allowed. */
+  readonly matchRest?: (relative: string) => boolean;
+}
+
+interface CompiledDenyRule {
+  readonly rule: string;
+  /** Tests an absolute NFC path without its leading slash. */
+  readonly test: (pathWithoutLeadingSlash: string) => boolean;
+}
+
+export interface CompiledPathPolicy {
+  readonly roots: readonly CompiledRoot[];
+  readonly deny: readonly CompiledDenyRule[];
+  readonly baseDir: string | undefined;
+  readonly homeDir: string | undefined;
+  /** Allowed entries that were dropped (unresolvable roots); the server should log these. */
+  readonly warnings: readonly string[];
+}
+
+/** A policy that cannot be compiled safely; thrown at startup, never per call. */
+export class PathPolicyError extends Error {
+  readonly code = "POLICY_INVALID";
+  constructor(message: string) {
+    super(message);
+    this.name = "PathPolicyError";
+  }
+}
+
+const GLOB_OPTIONS = { dot: true, windows: false } as const;
+
+export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyOptions = {}): CompiledPathPolicy {
+  const realpath = options.realpathSync ?? ((p: string) => realpathSync.native(p));
+  for (const [name, value] of [["baseDir", options.baseDir], ["homeDir", options.homeDir]] as const) {
+    if (value !== undefined && (!path.posix.isAbsolute(value) || value.includes("\0"))) {
+      throw new PathPolicyError(`path guard option ${name} must be an absolute path, got ${quote(value)}`);
+    }
+  }
+  const warnings: string[] = [];
+  const roots: CompiledRoot[] = [];
+  for (const entry of policy.allowed_paths) {
+    const root = compileRoot(entry, realpath, warnings);
+    if (root !== undefined) roots.push(root);
+  }
+  const deny = policy.denied_paths.map((rule) => compileDenyRule(rule, realpath));
+  return { roots, deny, baseDir: options.baseDir, homeDir: options.homeDir, warnings };
+}
+
+function compileRoot(entry: string, realpath: (p: string) => string, warnings: string[]): CompiledRoot | undefined {
+  if (typeof entry !== "string" || entry.includes("\0") || !entry.startsWith("/")) {
+    throw new PathPolicyError(`filesystem.allowed_paths entry ${quote(entry)} must be an absolute path or glob`);
+  }
+  // Starting with "/" also rules out negated (`!`) entries.
+  const scan = picomatch.scan(entry);
+  const base = stripTrailingSlashes(scan.isGlob ? scan.base : entry) || "/";
+  const glob = scan.isGlob ? scan.glob.normalize("NFC") : "";
+  const realRoot = resolveRootSync(base, realpath);
+  if (realRoot === undefined) {
+    warnings.push(`filesystem.allowed_paths entry ${quote(entry)} was dropped: its directory cannot be resolved`);
+    return undefined;
+  }
+  const lexicalRoot = path.posix.normalize(base);
+  if (glob === "" || glob === "**") return { entry, lexicalRoot, realRoot };
+  const matcher = picomatch(withDirectoryItself(glob), GLOB_OPTIONS);
+  return { entry, lexicalRoot, realRoot, matchRest: (relative) => matcher(relative) };
+}
+
+/** Real path of a root, or of its nearest existing parent plus the missing components. */
+function resolveRootSync(base: string, realpath: (p: string) => string): string | undefined {
+  const components = splitComponents(base);
+  for (let keep = components.length; keep >= 0; keep--) {
+    try {
+      const real = realpath(joinComponents(components.slice(0, keep)));
+      const rest = components.slice(keep);
+      return rest.includes("..") ? undefined : appendComponents(real, rest);
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") return undefined;
+    }
+  }
+  /* c8 ignore next 2 -- realpath("/") does not fail with ENOENT */
+  return undefined;
+}
+
+function compileDenyRule(rule: string, realpath: (p: string) => string): CompiledDenyRule {
+  if (typeof rule !== "string" || rule === "" || rule.includes("\0")) {
+    throw new PathPolicyError(`filesystem.denied_paths entry ${quote(rule)} is not a valid glob`);
+  }
+  const normalized = rule.normalize("NFC");
+  const scan = picomatch.scan(normalized);
+  if (scan.negated) throw new PathPolicyError(`filesystem.denied_paths entry ${quote(rule)} must not be negated`);
+  const patterns: string[] = [];
+  if (normalized.startsWith("/")) {
+    patterns.push(normalized);
+    // An absolute rule whose directory is a symlink must also catch the real spelling.
+    const base = stripTrailingSlashes(scan.isGlob ? scan.base : normalized);
+    if (base !== "") {
+      const real = resolveRootSync(base, realpath);
+      if (real !== undefined && real !== base) patterns.push(real.normalize("NFC") + normalized.slice(base.length));
+    }
+  } else {
+    // A relative rule (`*.pem`, `secrets/**`) may match anywhere: the broader reading fails closed.
+    patterns.push(normalized.startsWith("**/") || normalized === "**" ? normalized : `**/${normalized}`);
+  }
+  const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
+  const matcher = picomatch(relative, { ...GLOB_OPTIONS, nocase: true });
+  return { rule, test: (p) => matcher(p) };
+}
+
+/** `X/**` also names X itself (the seed rejected the directory `secrets` for `**\/secrets/**` only beneath it). */
+function withDirectoryItself(glob: string): string[] {
+  return glob.endsWith("/**") && glob.length > 3 ? [glob, glob.slice(0, -3)] : [glob];
+}
+
+// ---------------------------------------------------------------------------
+// The check
+// ---------------------------------------------------------------------------
+
+export async function checkPath(
+  compiled: CompiledPathPolicy,
+  input: unknown,
+  access: PathAccess,
+  io: PathIo = nodePathIo,
+): Promise<PathVerdict> {
+  const shaped = toAbsolute(compiled, input);
+  if (!shaped.ok) return shaped;
+  const { absolute, shown } = shaped;
+  const lexical = path.posix.normalize(absolute);
+
+  if (underProc(compiled, lexical)) return procVerdict(shown);
+  const lexicalRule = deniedBy(compiled, lexical);
+  if (lexicalRule !== undefined) return deniedVerdict(shown, lexicalRule);
+  if (compiled.roots.length === 0) {
+    return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} is refused: the filesystem policy allows no directories`);
+  }
+
+  const components = splitComponents(absolute);
+  const resolved =
+    access === "write" && components.length > 0
+      ? await resolveForWrite(components, io)
+      : await resolveExisting(components, io);
+  if (!resolved.ok) {
+    // Say "outside" for paths that never were inside, so errors do not probe the rest of the disk.
+    if (!compiled.roots.some((root) => isInside(root.lexicalRoot, lexical) || isInside(root.realRoot, lexical))) {
+      return outsideVerdict(shown, false);
+    }
+    return refuse(resolved.code, resolutionReason(resolved.code, shown));
+  }
+
+  if (underProc(compiled, resolved.realPath)) return procVerdict(shown);
+  const decision = decideRealPath(compiled, resolved.realPath);
+  if (!decision.ok) {
+    return decision.code === "PATH_DENIED"
+      ? deniedVerdict(shown, decision.rule)
+      : outsideVerdict(shown, resolved.realPath !== lexical);
+  }
+  if (resolved.dangling) {
+    return refuse("PATH_DANGLING_SYMLINK", `path ${shown} goes through a symbolic link whose target does not exist`);
+  }
+  if (resolved.finalIsSymlink) {
+    return refuse("PATH_SYMLINK", `path ${shown} is a symbolic link; writes never follow links, write to the target path itself`);
+  }
+  return {
+    ok: true,
+    access,
+    realPath: resolved.realPath,
+    exists: resolved.identity !== undefined,
+    ...(resolved.identity === undefined ? {} : { identity: resolved.identity }),
+    isDirectory: resolved.isDirectory,
+    ...(resolved.parent === undefined ? {} : { parent: resolved.parent }),
+  };
+}
+
+/**
+ * The pure part of the decision for a path that is already real (no symlinks, no `..`):
+ * inside an allowed root and matching its glob, and not denied. Used by `list` to hide entries.
+ */
+export function decideRealPath(
+  compiled: CompiledPathPolicy,
+  realPath: string,
+): { ok: true } | { ok: false; code: "PATH_DENIED"; rule: string } | { ok: false; code: "PATH_OUTSIDE_ROOTS" } {
+  const inside = compiled.roots.some((root) => {
+    if (!isInside(root.realRoot, realPath)) return false;
+    if (root.matchRest === undefined) return true;
+    return root.matchRest(path.posix.relative(root.realRoot, realPath).normalize("NFC"));
+  });
+  const rule = deniedBy(compiled, realPath);
+  if (rule !== undefined) return { ok: false, code: "PATH_DENIED", rule };
+  return inside ? { ok: true } : { ok: false, code: "PATH_OUTSIDE_ROOTS" };
+}
+
+/** The first deny rule that matches the path or one of its ancestors (a denied directory hides its tree). */
+function deniedBy(compiled: CompiledPathPolicy, absolutePath: string): string | undefined {
+  if (compiled.deny.length === 0) return undefined;
+  const parts = splitComponents(absolutePath.normalize("NFC"));
+  for (let end = 1; end <= parts.length; end++) {
+    const candidate = parts.slice(0, end).join("/");
+    for (const deny of compiled.deny) if (deny.test(candidate)) return deny.rule;
+  }
+  return undefined;
+}
+
+type Shaped = { ok: true; absolute: string; shown: string } | PathRefused;
+
+/** Validates the raw input and makes it absolute, without touching the disk. */
+function toAbsolute(compiled: CompiledPathPolicy, input: unknown): Shaped {
+  if (typeof input !== "string") return refuse("PATH_INVALID", `a path must be a string, got ${describeType(input)}`);
+  if (input === "") return refuse("PATH_INVALID", "the path is empty; give a file or directory path");
+  const shown = quote(input);
+  if (input.includes("\0")) return refuse("PATH_INVALID", `path ${shown} contains a NUL byte`);
+  if (/^file:/i.test(input)) {
+    return refuse("PATH_INVALID", `path ${shown} is a file: URL; pass the plain filesystem path instead (URLs are not decoded)`);
+  }
+  let expanded = input;
+  if (input === "~" || input.startsWith("~/")) {
+    if (compiled.homeDir === undefined) {
+      return refuse("PATH_INVALID", `path ${shown} starts with ~ but no home directory is configured; pass an absolute path`);
+    }
+    expanded = compiled.homeDir + input.slice(1);
+  } else if (input.startsWith("~")) {
+    return refuse("PATH_INVALID", `path ${shown} uses a ~user form, which is not expanded; pass an absolute path (or prefix ./ for a file literally named so)`);
+  }
+  let absolute = expanded;
+  if (!expanded.startsWith("/")) {
+    if (compiled.baseDir === undefined) {
+      return refuse("PATH_INVALID", `path ${shown} is relative and no base directory is configured; pass an absolute path`);
+    }
+    absolute = `${compiled.baseDir}/${expanded}`;
+  }
+  for (const candidate of [input, absolute]) {
+    if (Buffer.byteLength(candidate, "utf8") > MAX_PATH_BYTES) {
+      return refuse("PATH_INVALID", `path ${shown} is longer than ${MAX_PATH_BYTES} bytes`);
+    }
+    if (candidate.split("/").some((part) => Buffer.byteLength(part, "utf8") > MAX_COMPONENT_BYTES)) {
+      return refuse("PATH_INVALID", `path ${shown} has a component longer than ${MAX_COMPONENT_BYTES} bytes`);
+    }
+  }
+  return { ok: true, absolute, shown };
+}
+
+// ---------------------------------------------------------------------------
+// Resolution (the only part with effects, through `io`)
+// ---------------------------------------------------------------------------
+
+type ResolutionFailureCode = "PATH_INVALID" | "PATH_LOOP" | "PATH_NOT_DIRECTORY" | "PATH_PERMISSION" | "PATH_UNRESOLVABLE" | "PATH_RACE";
+
+interface Resolved {
+  ok: true;
+  realPath: string;
+  identity: FileIdentity | undefined;
+  isDirectory: boolean;
+  /** A component exists but cannot be resolved: a symlink to nothing. */
+  dangling: boolean;
+  finalIsSymlink: boolean;
+  parent?: { path: string; identity: FileIdentity };
+}
+
+type Resolution = Resolved | { ok: false; code: ResolutionFailureCode };
+
+/** Resolves every component, following symlinks (reads, and a write's parent directory). */
+async function resolveExisting(components: readonly string[], io: PathIo): Promise<Resolution> {
+  for (let keep = components.length; keep >= 0; keep--) {
+    let real: string;
+    try {
+      real = await io.realpath(joinComponents(components.slice(0, keep)));
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" && keep > 0) continue;
+      return { ok: false, code: failureFor(code) };
+    }
+    const rest = components.slice(keep);
+    // Beyond the last existing directory `..` cannot be resolved against the disk.
+    if (rest.includes("..")) return { ok: false, code: "PATH_INVALID" };
+    const realPath = appendComponents(real, rest);
+    const probe = rest.length === 0 ? real : appendComponents(real, rest.slice(0, 1));
+    let stat: PathStat | undefined;
+    try {
+      stat = await io.lstat(probe);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code !== "ENOENT") return { ok: false, code: failureFor(code) };
+    }
+    if (rest.length > 0) {
+      return { ok: true, realPath, identity: undefined, isDirectory: false, dangling: stat !== undefined, finalIsSymlink: false };
+    }
+    if (stat === undefined) return { ok: false, code: "PATH_RACE" };
+    // realpath returned a path without links; a link there now means it changed under us.
+    if (stat.isSymbolicLink()) return { ok: false, code: "PATH_RACE" };
+    return {
+      ok: true,
+      realPath,
+      identity: { dev: stat.dev, ino: stat.ino },
+      isDirectory: stat.isDirectory(),
+      dangling: false,
+      finalIsSymlink: false,
+    };
+  }
+  /* c8 ignore next 2 -- realpath("/") does not fail with ENOENT */
+  return { ok: false, code: "PATH_UNRESOLVABLE" };
+}
+
+/** Resolves the parent directory, then looks at the final component without following it. */
+async function resolveForWrite(components: readonly string[], io: PathIo): Promise<Resolution> {
+  const last = components[components.length - 1] as string;
+  if (last === "..") return { ok: false, code: "PATH_INVALID" };
+  const parent = await resolveExisting(components.slice(0, -1), io);
+  if (!parent.ok) return parent;
+  const realPath = appendComponents(parent.realPath, [last]);
+  if (parent.identity === undefined || parent.dangling) {
+    return { ...parent, realPath, isDirectory: false, parent: undefined };
+  }
+  const parentInfo = { path: parent.realPath, identity: parent.identity };
+  let stat: PathStat;
+  try {
+    stat = await io.lstat(realPath);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code !== "ENOENT") return { ok: false, code: failureFor(code) };
+    return { ok: true, realPath, identity: undefined, isDirectory: false, dangling: false, finalIsSymlink: false, parent: parentInfo };
+  }
+  return {
+    ok: true,
+    realPath,
+    identity: { dev: stat.dev, ino: stat.ino },
+    isDirectory: stat.isDirectory(),
+    dangling: false,
+    finalIsSymlink: stat.isSymbolicLink(),
+    parent: parentInfo,
+  };
+}
+
+const FAILURE_BY_ERRNO: Readonly<Record<string, ResolutionFailureCode>> = {
+  ELOOP: "PATH_LOOP",
+  ENOTDIR: "PATH_NOT_DIRECTORY",
+  EACCES: "PATH_PERMISSION",
+  EPERM: "PATH_PERMISSION",
+  ENAMETOOLONG: "PATH_INVALID",
+};
+
+function failureFor(errno: string | undefined): ResolutionFailureCode {
+  return (errno === undefined ? undefined : FAILURE_BY_ERRNO[errno]) ?? "PATH_UNRESOLVABLE";
+}
+
+function resolutionReason(code: ResolutionFailureCode, shown: string): string {
+  switch (code) {
+    case "PATH_INVALID":
+      return `path ${shown} uses '..' after a directory that does not exist (or ends in '..' for a write); remove the '..'`;
+    case "PATH_LOOP":
+      return `path ${shown} goes through too many symbolic links (a loop?)`;
+    case "PATH_NOT_DIRECTORY":
+      return `path ${shown} uses a file as if it were a directory`;
+    case "PATH_PERMISSION":
+      return `path ${shown} cannot be resolved: permission denied by the operating system`;
+    case "PATH_RACE":
+      return `path ${shown} changed while it was being checked; try again`;
+    case "PATH_UNRESOLVABLE":
+      return `path ${shown} cannot be resolved`;
+  }
+}
+
+/** `/proc` holds magic links (other mount namespaces, deleted files): refused unless a root is there. */
+function underProc(compiled: CompiledPathPolicy, p: string): boolean {
+  return isInside("/proc", p) && !compiled.roots.some((root) => isInside("/proc", root.realRoot));
+}
+
+function procVerdict(shown: string): PathRefused {
+  return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} leads under /proc, whose links the filesystem policy does not follow`);
+}
+
+function deniedVerdict(shown: string, rule: string): PathRefused {
+  return refuse("PATH_DENIED", `path ${shown} is denied by the filesystem policy (rule ${rule})`);
+}
+
+function outsideVerdict(shown: string, throughLink: boolean): PathRefused {
+  const how = throughLink ? "resolves (through a symbolic link or '..') to a place" : "is";
+  return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} ${how} outside the directories the filesystem policy allows`);
+}
+
+function refuse(code: PathRefusalCode, reason: string): PathRefused {
+  return { ok: false, code, reason };
+}
+
+// ---------------------------------------------------------------------------
+// Small path helpers (POSIX only)
+// ---------------------------------------------------------------------------
+
+/** Whole-component containment: `/data-evil` is not inside `/data`. */
+export function isInside(root: string, candidate: string): boolean {
+  if (candidate === root || root === "/") return candidate.startsWith("/");
+  return candidate.startsWith(root.endsWith("/") ? root : `${root}/`);
+}
+
+/** Components of an absolute path, without empty and `.` parts (`..` is kept). */
+function splitComponents(absolute: string): string[] {
+  return absolute.split("/").filter((part) => part !== "" && part !== ".");
+}
+
+function joinComponents(components: readonly string[]): string {
+  return `/${components.join("/")}`;
+}
+
+function appendComponents(base: string, rest: readonly string[]): string {
+  if (rest.length === 0) return base;
+  return base === "/" ? `/${rest.join("/")}` : `${base}/${rest.join("/")}`;
+}
+
+function stripTrailingSlashes(p: string): string {
+  return p.replace(/\/+$/, "");
+}
+
+function errnoCode(error: unknown): string | undefined {
+  if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") return error.code;
+  return undefined;
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return `a ${typeof value}`;
+}
+
+/** Quotes a caller-given path for a message: escaped and cut to a readable length. */
+export function quote(p: string): string {
+  const cut = p.length > 200 ? `${p.slice(0, 200)}…` : p;
+  return JSON.stringify(cut);
+}

@@ -1,0 +1,429 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { CapabilityDeniedError, ToolError } from "../../src/plugins/contract.js";
+import type { GuardedFs } from "../../src/plugins/contract.js";
+import { createGuardedFs, openVerifiedForRead, openVerifiedForWrite, toFsError } from "../../src/security/capabilities/fs.js";
+import { checkPath, compilePathPolicy, nodePathIo } from "../../src/security/path-guard.js";
+import type { CompiledPathPolicy, PathAllowed, PathIo } from "../../src/security/path-guard.js";
+
+const DENY = ["**/.ssh/**", "**/.env", "**/secrets/**", "**/*.pem"];
+const LIMITS = { maxReadBytes: 64, maxWriteBytes: 128 };
+
+let tmp: string;
+let root: string;
+let outside: string;
+let compiled: CompiledPathPolicy;
+let gfs: GuardedFs;
+
+before(() => {
+  tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "msl-")));
+  root = path.join(tmp, "root");
+  outside = path.join(tmp, "outside");
+  fs.mkdirSync(path.join(root, "sub"), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(root, "hello.txt"), "hello world");
+  fs.writeFileSync(path.join(outside, "secret.txt"), "top secret");
+  compiled = compilePathPolicy(
+    { allowed_paths: [`${root}/**`], denied_paths: DENY, max_read_bytes: LIMITS.maxReadBytes, max_write_bytes: LIMITS.maxWriteBytes },
+    { baseDir: root, homeDir: root },
+  );
+  gfs = createGuardedFs(compiled, LIMITS);
+});
+
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function scratch(name: string): string {
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+async function rejectsWith(promise: Promise<unknown>, kind: typeof CapabilityDeniedError | typeof ToolError, code: string): Promise<Error> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof kind, `expected ${kind.name} ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  return caught;
+}
+
+const denied = (promise: Promise<unknown>, code: string) => rejectsWith(promise, CapabilityDeniedError, code);
+const failed = (promise: Promise<unknown>, code: string) => rejectsWith(promise, ToolError, code);
+
+async function allowed(p: string, access: "read" | "write"): Promise<PathAllowed> {
+  const verdict = await checkPath(compiled, p, access);
+  assert.ok(verdict.ok, verdict.ok ? "" : verdict.reason);
+  return verdict;
+}
+
+void describe("createGuardedFs", () => {
+  void it("refuses non-positive or non-integer limits", () => {
+    assert.throws(() => createGuardedFs(compiled, { maxReadBytes: 0, maxWriteBytes: 1 }), RangeError);
+    assert.throws(() => createGuardedFs(compiled, { maxReadBytes: 1, maxWriteBytes: 1.5 }), RangeError);
+  });
+});
+
+void describe("reading", () => {
+  void it("reads text and bytes with offset and length", async () => {
+    assert.equal(await gfs.readText(`${root}/hello.txt`), "hello world");
+    assert.equal(await gfs.readText("hello.txt", { offset: 6 }), "world");
+    assert.deepEqual([...(await gfs.readBytes("~/hello.txt", { offset: 1, length: 3 }))], [...Buffer.from("ell")]);
+    assert.equal((await gfs.readBytes("hello.txt", { offset: 100 })).byteLength, 0);
+    assert.equal((await gfs.readBytes("hello.txt", { length: 0 })).byteLength, 0);
+  });
+
+  void it("truncates to the read cap, and readText never splits a character at the cut", async () => {
+    const dir = scratch("cap");
+    fs.writeFileSync(`${dir}/big.bin`, Buffer.alloc(200, 7));
+    const bytes = await gfs.readBytes(`${dir}/big.bin`, { length: 1000 });
+    assert.equal(bytes.byteLength, LIMITS.maxReadBytes);
+    // 63 ASCII bytes then a 2-byte character straddling the 64-byte cap.
+    fs.writeFileSync(`${dir}/utf8.txt`, `${"a".repeat(63)}é${"b".repeat(10)}`);
+    const text = await gfs.readText(`${dir}/utf8.txt`);
+    assert.equal(text, "a".repeat(63));
+    assert.equal(await gfs.readText(`${dir}/utf8.txt`, { offset: 63, length: 2 }), "é");
+    // A cut made by `length` holds the partial character back too.
+    assert.equal(await gfs.readText(`${dir}/utf8.txt`, { offset: 62, length: 2 }), "a");
+    // At the end of the file an invalid sequence is shown, not dropped.
+    fs.writeFileSync(`${dir}/broken.txt`, Buffer.from([0x61, 0xc3]));
+    assert.equal(await gfs.readText(`${dir}/broken.txt`), "a\ufffd");
+  });
+
+  void it("refuses bad offsets and lengths", async () => {
+    await failed(gfs.readBytes("hello.txt", { offset: -1 }), "FS_INVALID_ARGUMENT");
+    await failed(gfs.readBytes("hello.txt", { length: 1.5 }), "FS_INVALID_ARGUMENT");
+    await failed(gfs.readText("hello.txt", { offset: Number.NaN }), "FS_INVALID_ARGUMENT");
+  });
+
+  void it("reports a missing file as PATH_NOT_FOUND, and policy refusals as CapabilityDeniedError", async () => {
+    const error = await failed(gfs.readText("missing.txt"), "PATH_NOT_FOUND");
+    assert.match(error.message, /does not exist/);
+    await denied(gfs.readText(`${outside}/secret.txt`), "PATH_OUTSIDE_ROOTS");
+    await denied(gfs.readText("../outside/secret.txt"), "PATH_OUTSIDE_ROOTS");
+    await denied(gfs.readText(`${root}/.ssh/id_rsa`), "PATH_DENIED");
+    await denied(gfs.readText(`${root}/x\0y`), "PATH_INVALID");
+  });
+
+  void it("refuses directories, FIFOs, sockets and links to devices", async () => {
+    const dir = scratch("special");
+    await denied(gfs.readText(dir), "PATH_NOT_REGULAR_FILE");
+    execFileSync("mkfifo", [`${dir}/fifo`]);
+    // With O_NONBLOCK the open returns at once: the test finishing is the proof it did not hang.
+    const fifoError = await denied(gfs.readText(`${dir}/fifo`), "PATH_NOT_REGULAR_FILE");
+    assert.match(fifoError.message, /FIFO/);
+    await denied(gfs.writeFile(`${dir}/fifo`, "x"), "PATH_NOT_REGULAR_FILE");
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(`${dir}/sock`, resolve));
+    try {
+      await denied(gfs.readText(`${dir}/sock`), "PATH_NOT_REGULAR_FILE");
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    fs.symlinkSync("/dev/zero", `${dir}/zero`);
+    await denied(gfs.readBytes(`${dir}/zero`), "PATH_OUTSIDE_ROOTS");
+    await denied(gfs.readBytes("/dev/zero"), "PATH_OUTSIDE_ROOTS");
+  });
+
+  void it("refuses hard links, whether the other name is outside or inside", async () => {
+    const dir = scratch("hardlinks");
+    fs.linkSync(`${outside}/secret.txt`, `${dir}/alias.txt`);
+    const error = await denied(gfs.readText(`${dir}/alias.txt`), "PATH_HARDLINKED");
+    assert.doesNotMatch(error.message, /outside/);
+    await denied(gfs.writeFile(`${dir}/alias.txt`, "overwrite"), "PATH_HARDLINKED");
+    assert.equal(fs.readFileSync(`${outside}/secret.txt`, "utf8"), "top secret");
+    fs.writeFileSync(`${dir}/one.txt`, "1");
+    fs.linkSync(`${dir}/one.txt`, `${dir}/two.txt`);
+    await denied(gfs.readBytes(`${dir}/one.txt`), "PATH_HARDLINKED");
+  });
+
+  void it("refuses symlink escapes and follows links that stay inside", async () => {
+    const dir = scratch("read-links");
+    fs.symlinkSync(`${outside}/secret.txt`, `${dir}/out`);
+    fs.symlinkSync(outside, `${dir}/outdir`);
+    fs.symlinkSync(`${root}/hello.txt`, `${dir}/in`);
+    await denied(gfs.readText(`${dir}/out`), "PATH_OUTSIDE_ROOTS");
+    await denied(gfs.readText(`${dir}/outdir/secret.txt`), "PATH_OUTSIDE_ROOTS");
+    await denied(gfs.list(`${dir}/outdir`), "PATH_OUTSIDE_ROOTS");
+    assert.equal(await gfs.readText(`${dir}/in`), "hello world");
+    fs.symlinkSync(`${dir}/loop2`, `${dir}/loop1`);
+    fs.symlinkSync(`${dir}/loop1`, `${dir}/loop2`);
+    await denied(gfs.readText(`${dir}/loop1`), "PATH_LOOP");
+  });
+});
+
+void describe("stat and resolve", () => {
+  void it("returns the real path and metadata", async () => {
+    const info = await gfs.stat("hello.txt");
+    assert.equal(info.path, `${root}/hello.txt`);
+    assert.equal(info.kind, "file");
+    assert.equal(info.size, 11);
+    assert.equal(typeof info.mtimeMs, "number");
+    assert.equal((await gfs.stat(`${root}/sub`)).kind, "directory");
+    await failed(gfs.stat("nope"), "PATH_NOT_FOUND");
+    assert.equal(await gfs.resolve("sub/../hello.txt", "read"), `${root}/hello.txt`);
+    assert.equal(await gfs.resolve("brand-new.txt", "write"), `${root}/brand-new.txt`);
+    await denied(gfs.resolve(`${outside}/secret.txt`, "read"), "PATH_OUTSIDE_ROOTS");
+    await failed(gfs.resolve("hello.txt", "execute" as "read"), "FS_INVALID_ARGUMENT");
+  });
+
+  void it("reports a file deleted between the check and the stat as not found", async () => {
+    const dir = scratch("stat-vanish");
+    fs.writeFileSync(`${dir}/f.txt`, "x");
+    const io: PathIo = {
+      realpath: (p) => nodePathIo.realpath(p),
+      lstat: async (p) => {
+        try {
+          return await nodePathIo.lstat(p);
+        } finally {
+          if (p === `${dir}/f.txt`) fs.rmSync(p, { force: true });
+        }
+      },
+    };
+    await failed(createGuardedFs(compiled, LIMITS, { io }).stat(`${dir}/f.txt`), "PATH_NOT_FOUND");
+  });
+
+  void it("reports other kinds", async () => {
+    const dir = scratch("stat-kinds");
+    execFileSync("mkfifo", [`${dir}/fifo`]);
+    assert.equal((await gfs.stat(`${dir}/fifo`)).kind, "other");
+  });
+});
+
+void describe("listing", () => {
+  void it("lists sorted entries with kinds and hides denied ones", async () => {
+    const dir = scratch("listing");
+    fs.writeFileSync(`${dir}/b.txt`, "b");
+    fs.writeFileSync(`${dir}/a.txt`, "a");
+    fs.mkdirSync(`${dir}/c`);
+    fs.mkdirSync(`${dir}/.ssh`);
+    fs.mkdirSync(`${dir}/Secrets`);
+    fs.writeFileSync(`${dir}/.env`, "X=1");
+    fs.writeFileSync(`${dir}/server.PEM`, "k");
+    fs.symlinkSync(`${outside}/secret.txt`, `${dir}/link`);
+    const expected = [
+      { name: "a.txt", kind: "file" },
+      { name: "b.txt", kind: "file" },
+      { name: "c", kind: "directory" },
+      { name: "link", kind: "symlink" },
+    ];
+    assert.deepEqual(await gfs.list(dir), expected);
+    // Without /proc: list by path, then check the directory is still the one opened.
+    assert.deepEqual(await createGuardedFs(compiled, LIMITS, { procFdDir: null }).list(dir), expected);
+    assert.deepEqual(await createGuardedFs(compiled, LIMITS, { procFdDir: `${tmp}/no-proc` }).list(dir), expected);
+  });
+
+  void it("hides entries that a glob-restricted root does not allow", async () => {
+    const dir = scratch("globbed");
+    fs.writeFileSync(`${dir}/keep.md`, "k");
+    fs.writeFileSync(`${dir}/skip.txt`, "s");
+    const c = compilePathPolicy({ allowed_paths: [`${root}/globbed/*/**`, `${root}/globbed/*.md`], denied_paths: [], max_read_bytes: 1, max_write_bytes: 1 });
+    fs.mkdirSync(`${dir}/sub`);
+    assert.deepEqual(await createGuardedFs(c, LIMITS).list(`${dir}/sub`), []);
+    await denied(createGuardedFs(c, LIMITS).list(dir), "PATH_OUTSIDE_ROOTS");
+  });
+
+  void it("refuses files, missing directories and denied directories", async () => {
+    await failed(gfs.list("hello.txt"), "PATH_NOT_DIRECTORY");
+    await failed(gfs.list("no-such-dir"), "PATH_NOT_FOUND");
+    await denied(gfs.list(`${root}/secrets`), "PATH_DENIED");
+  });
+});
+
+void describe("writing", () => {
+  void it("creates files with mode 0600, replaces and appends", async () => {
+    const dir = scratch("writes");
+    const info = await gfs.writeFile(`${dir}/new.txt`, "first version");
+    assert.equal(info.path, `${dir}/new.txt`);
+    assert.equal(info.kind, "file");
+    assert.equal(info.size, 13);
+    assert.equal(fs.statSync(`${dir}/new.txt`).mode & 0o777, 0o600);
+    await gfs.writeFile(`${dir}/new.txt`, "v2");
+    assert.equal(fs.readFileSync(`${dir}/new.txt`, "utf8"), "v2");
+    await gfs.writeFile(`${dir}/new.txt`, new Uint8Array([0x21]), { append: true });
+    assert.equal(fs.readFileSync(`${dir}/new.txt`, "utf8"), "v2!");
+    const appended = await gfs.writeFile(`${dir}/log.txt`, "line1\n", { append: true });
+    assert.equal(appended.size, 6);
+  });
+
+  void it("honours exclusive", async () => {
+    const dir = scratch("exclusive");
+    await gfs.writeFile(`${dir}/once.txt`, "1", { exclusive: true });
+    await failed(gfs.writeFile(`${dir}/once.txt`, "2", { exclusive: true }), "PATH_EXISTS");
+    assert.equal(fs.readFileSync(`${dir}/once.txt`, "utf8"), "1");
+  });
+
+  void it("refuses writes over the cap, to directories, under missing parents, outside and to denied names", async () => {
+    await denied(gfs.writeFile("big.txt", "x".repeat(LIMITS.maxWriteBytes + 1)), "FS_WRITE_TOO_LARGE");
+    assert.equal(fs.existsSync(`${root}/big.txt`), false);
+    await failed(gfs.writeFile("sub", "x"), "PATH_IS_DIRECTORY");
+    await failed(gfs.writeFile("no/such/dir/x.txt", "x"), "PATH_NOT_FOUND");
+    await denied(gfs.writeFile("../outside/new.txt", "x"), "PATH_OUTSIDE_ROOTS");
+    await denied(gfs.writeFile(".env", "x"), "PATH_DENIED");
+    await denied(gfs.writeFile("key.Pem", "x"), "PATH_DENIED");
+    await failed(gfs.writeFile("x.txt", 42 as unknown as string), "FS_INVALID_ARGUMENT");
+    assert.equal(fs.existsSync(`${outside}/new.txt`), false);
+  });
+
+  void it("never writes through a symlink, dangling or not", async () => {
+    const dir = scratch("write-links");
+    fs.symlinkSync(`${outside}/planted.txt`, `${dir}/dangling`);
+    fs.symlinkSync(`${outside}/secret.txt`, `${dir}/existing`);
+    fs.symlinkSync(`${root}/hello.txt`, `${dir}/inside`);
+    fs.symlinkSync(outside, `${dir}/parent`);
+    await denied(gfs.writeFile(`${dir}/dangling`, "pwned"), "PATH_SYMLINK");
+    await denied(gfs.writeFile(`${dir}/existing`, "pwned"), "PATH_SYMLINK");
+    await denied(gfs.writeFile(`${dir}/inside`, "pwned"), "PATH_SYMLINK");
+    await denied(gfs.writeFile(`${dir}/parent/new.txt`, "pwned"), "PATH_OUTSIDE_ROOTS");
+    assert.equal(fs.existsSync(`${outside}/planted.txt`), false);
+    assert.equal(fs.existsSync(`${outside}/new.txt`), false);
+    assert.equal(fs.readFileSync(`${outside}/secret.txt`, "utf8"), "top secret");
+    assert.equal(fs.readFileSync(`${root}/hello.txt`, "utf8"), "hello world");
+  });
+});
+
+void describe("mkdir", () => {
+  void it("creates one level with mode 0700", async () => {
+    const info = await gfs.mkdir("made");
+    assert.equal(info.path, `${root}/made`);
+    assert.equal(info.kind, "directory");
+    assert.equal(fs.statSync(`${root}/made`).mode & 0o777, 0o700);
+    await failed(gfs.mkdir("made"), "PATH_EXISTS");
+    await failed(gfs.mkdir("deep/er/dir"), "PATH_NOT_FOUND");
+    await denied(gfs.mkdir(".ssh"), "PATH_DENIED");
+    await denied(gfs.mkdir("../outside/made"), "PATH_OUTSIDE_ROOTS");
+    assert.equal(fs.existsSync(`${outside}/made`), false);
+  });
+
+  void it("reports a directory created by someone else between check and mkdir", async () => {
+    const io: PathIo = {
+      realpath: (p) => nodePathIo.realpath(p),
+      lstat: async (p) => {
+        try {
+          return await nodePathIo.lstat(p);
+        } finally {
+          // The check saw nothing there; someone creates it right after.
+          if (p === `${root}/sub/raced`) fs.mkdirSync(p);
+        }
+      },
+    };
+    await failed(createGuardedFs(compiled, LIMITS, { io }).mkdir("sub/raced"), "PATH_EXISTS");
+  });
+});
+
+void describe("check-then-open races", () => {
+  void it("a file swapped for a symlink after the check is refused (O_NOFOLLOW)", async () => {
+    const dir = scratch("race-symlink");
+    fs.writeFileSync(`${dir}/f.txt`, "inside");
+    const verdict = await allowed(`${dir}/f.txt`, "read");
+    fs.rmSync(`${dir}/f.txt`);
+    fs.symlinkSync(`${outside}/secret.txt`, `${dir}/f.txt`);
+    await denied(openVerifiedForRead(verdict, '"f.txt"'), "PATH_RACE");
+    const writeVerdict = await allowed(`${dir}/g.txt`, "write");
+    fs.symlinkSync(`${outside}/secret.txt`, `${dir}/g.txt`);
+    await denied(openVerifiedForWrite(writeVerdict, '"g.txt"'), "PATH_RACE");
+    assert.equal(fs.readFileSync(`${outside}/secret.txt`, "utf8"), "top secret");
+    // A dangling link planted after the check: O_NOFOLLOW means nothing is created at its target.
+    const danglingVerdict = await allowed(`${dir}/h.txt`, "write");
+    fs.symlinkSync(`${outside}/planted-by-race.txt`, `${dir}/h.txt`);
+    await denied(openVerifiedForWrite(danglingVerdict, '"h.txt"'), "PATH_RACE");
+    assert.equal(fs.existsSync(`${outside}/planted-by-race.txt`), false);
+  });
+
+  void it("a file replaced by another file after the check is refused (inode differs)", async () => {
+    const dir = scratch("race-replace");
+    fs.writeFileSync(`${dir}/f.txt`, "original");
+    const verdict = await allowed(`${dir}/f.txt`, "read");
+    const writeVerdict = await allowed(`${dir}/f.txt`, "write");
+    fs.writeFileSync(`${dir}/other.txt`, "replacement");
+    fs.renameSync(`${dir}/other.txt`, `${dir}/f.txt`);
+    await denied(openVerifiedForRead(verdict, '"f.txt"'), "PATH_RACE");
+    await denied(openVerifiedForWrite(writeVerdict, '"f.txt"'), "PATH_RACE");
+    assert.equal(fs.readFileSync(`${dir}/f.txt`, "utf8"), "replacement", "nothing was truncated");
+  });
+
+  void it("a parent directory swapped for a link to outside is refused for reads and writes", async () => {
+    const dir = scratch("race-parent");
+    fs.mkdirSync(`${dir}/p`);
+    fs.writeFileSync(`${dir}/p/secret.txt`, "inside copy");
+    const readVerdict = await allowed(`${dir}/p/secret.txt`, "read");
+    const createVerdict = await allowed(`${dir}/p/created.txt`, "write");
+    fs.renameSync(`${dir}/p`, `${dir}/p-old`);
+    fs.symlinkSync(outside, `${dir}/p`);
+    await denied(openVerifiedForRead(readVerdict, '"p/secret.txt"'), "PATH_RACE");
+    await denied(openVerifiedForWrite(createVerdict, '"p/created.txt"'), "PATH_RACE");
+    // The residual: the create happened, but the file is empty and nothing was written to it.
+    assert.equal(fs.readFileSync(`${outside}/created.txt`, "utf8"), "");
+  });
+
+  void it("a stale verdict for a file that was deleted reports not found", async () => {
+    const dir = scratch("race-deleted");
+    fs.writeFileSync(`${dir}/f.txt`, "x");
+    const verdict = await allowed(`${dir}/f.txt`, "read");
+    fs.rmSync(`${dir}/f.txt`);
+    await failed(openVerifiedForRead(verdict, '"f.txt"'), "PATH_NOT_FOUND");
+    const missing = await allowed(`${dir}/never.txt`, "read");
+    await failed(openVerifiedForRead(missing, '"never.txt"'), "PATH_NOT_FOUND");
+  });
+
+  void it("identity mismatches are caught by every operation (stale identity injected)", async () => {
+    const dir = scratch("race-identity");
+    fs.mkdirSync(`${dir}/d`);
+    fs.writeFileSync(`${dir}/f.txt`, "x");
+    const skewed = (match: (p: string) => boolean): PathIo => ({
+      realpath: (p) => nodePathIo.realpath(p),
+      lstat: async (p) => {
+        const st = await nodePathIo.lstat(p);
+        if (!match(p)) return st;
+        return { dev: st.dev, ino: st.ino + 1n, isSymbolicLink: () => st.isSymbolicLink(), isDirectory: () => st.isDirectory() };
+      },
+    });
+    const onTarget = createGuardedFs(compiled, LIMITS, { io: skewed((p) => p === `${dir}/f.txt` || p === `${dir}/d`) });
+    await denied(onTarget.readText(`${dir}/f.txt`), "PATH_RACE");
+    await denied(onTarget.stat(`${dir}/f.txt`), "PATH_RACE");
+    await denied(onTarget.writeFile(`${dir}/f.txt`, "y"), "PATH_RACE");
+    await denied(onTarget.list(`${dir}/d`), "PATH_RACE");
+    await denied(createGuardedFs(compiled, LIMITS, { io: skewed((p) => p === `${dir}/d`), procFdDir: null }).list(`${dir}/d`), "PATH_RACE");
+    const onParent = createGuardedFs(compiled, LIMITS, { io: skewed((p) => p === `${dir}/d`) });
+    await denied(onParent.writeFile(`${dir}/d/new.txt`, "y"), "PATH_RACE");
+    await denied(onParent.mkdir(`${dir}/d/newdir`), "PATH_RACE");
+    assert.equal(fs.readFileSync(`${dir}/f.txt`, "utf8"), "x");
+  });
+});
+
+void describe("toFsError", () => {
+  void it("maps OS errors to typed errors with actionable messages", () => {
+    const cases: Array<[string, typeof ToolError | typeof CapabilityDeniedError, string]> = [
+      ["ENOENT", ToolError, "PATH_NOT_FOUND"],
+      ["EEXIST", ToolError, "PATH_EXISTS"],
+      ["EISDIR", ToolError, "PATH_IS_DIRECTORY"],
+      ["ENOTDIR", ToolError, "PATH_NOT_DIRECTORY"],
+      ["EACCES", ToolError, "PATH_PERMISSION"],
+      ["EPERM", ToolError, "PATH_PERMISSION"],
+      ["ELOOP", CapabilityDeniedError, "PATH_RACE"],
+      ["ENXIO", CapabilityDeniedError, "PATH_NOT_REGULAR_FILE"],
+      ["ENODEV", CapabilityDeniedError, "PATH_NOT_REGULAR_FILE"],
+      ["ENOSPC", ToolError, "FS_NO_SPACE"],
+      ["EDQUOT", ToolError, "FS_NO_SPACE"],
+      ["EIO", ToolError, "FS_IO_ERROR"],
+    ];
+    for (const [errno, kind, code] of cases) {
+      const mapped = toFsError(Object.assign(new Error("raw"), { code: errno }), '"x"');
+      assert.ok(mapped instanceof kind, errno);
+      assert.equal((mapped as { code: string }).code, code);
+      assert.match(mapped.message, /"x"/);
+    }
+    assert.equal((toFsError("weird", '"x"') as ToolError).code, "FS_IO_ERROR");
+    const typed = new ToolError("kept", "KEEP");
+    assert.equal(toFsError(typed, '"x"'), typed);
+  });
+});
