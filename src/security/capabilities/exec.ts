@@ -1,0 +1,210 @@
+/**
+ * `ctx.exec`: runs a checked executable with an argv array (never a shell), in its
+ * own process group, with a scrubbed environment, capped output and a deadline.
+ * When the deadline or the call's signal fires, the whole group is killed; when the
+ * main process exits, whatever it left running in its group is killed too, so a call
+ * leaves no processes behind. (A descendant that starts its own session escapes the
+ * group; containing that needs an OS sandbox.)
+ */
+import { spawn } from "node:child_process";
+import { constants as fsConstants, promises as fs } from "node:fs";
+import { CapabilityDeniedError, ToolError, type ExecOptions, type ExecResult, type GuardedExec } from "../../plugins/contract.js";
+import { checkCommand, checkExecEnv, type CommandIo, type CompiledCommandPolicy } from "../command-guard.js";
+
+export interface ExecLimits {
+  /** Deadline per process; a call may ask for less, never more. */
+  timeoutMs: number;
+  /** stdout and stderr bytes kept, together; a call may ask for less, never more. */
+  maxOutputBytes: number;
+}
+
+export interface GuardedExecOptions {
+  /** HOME for children and their working directory when the call names none: a directory the server owns. */
+  homeDir: string;
+  /**
+   * Checks a requested working directory against the filesystem policy and returns
+   * its real path (throwing `CapabilityDeniedError` to refuse). Absent: a call that
+   * names a working directory is refused.
+   */
+  checkCwd?: (cwd: string) => Promise<string>;
+  /** The call's signal (cancellation, deadline, shutdown): kills the process group. */
+  signal?: AbortSignal;
+  /** File-system access for the command check; defaults to Node's. */
+  io?: CommandIo;
+}
+
+/** The command check's file-system questions, answered by Node. */
+export const nodeCommandIo: CommandIo = {
+  realpath: (file) => fs.realpath(file),
+  async isExecutableFile(file) {
+    try {
+      const stats = await fs.stat(file);
+      if (!stats.isFile()) return false;
+      await fs.access(file, fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+};
+
+export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecLimits, options: GuardedExecOptions): GuardedExec {
+  const io = options.io ?? nodeCommandIo;
+
+  return async (file, args, request: ExecOptions = {}) => {
+    throwIfAborted(options.signal);
+    const verdict = await checkCommand(compiled, file, args, io);
+    if (!verdict.ok) throw new CapabilityDeniedError(verdict.code, verdict.reason);
+    const extra = checkExecEnv(request.env);
+    if (!extra.ok) throw new CapabilityDeniedError(extra.code, extra.reason);
+    const cwd = await workingDirectory(request.cwd);
+    const timeoutMs = capped(request.timeoutMs, limits.timeoutMs, "timeoutMs");
+    const maxOutputBytes = capped(request.maxOutputBytes, limits.maxOutputBytes, "maxOutputBytes");
+    const input = request.input === undefined ? undefined : toBuffer(request.input);
+    throwIfAborted(options.signal);
+
+    // Scrubbed: nothing of the server's own environment (tokens, keys) reaches the child.
+    const env: Record<string, string> = { LANG: "C.UTF-8", ...extra.env, PATH: compiled.pathValue, HOME: options.homeDir };
+    return run(verdict.path, verdict.argv0, args, { cwd, env, input, timeoutMs, maxOutputBytes, signal: options.signal });
+  };
+
+  async function workingDirectory(requested: string | undefined): Promise<string> {
+    if (requested === undefined) return options.homeDir;
+    if (options.checkCwd === undefined) {
+      throw new CapabilityDeniedError("COMMAND_DENIED", "a working directory was given but this server does not allow choosing one; omit cwd");
+    }
+    const checked = await options.checkCwd(requested);
+    let isDirectory = false;
+    try {
+      isDirectory = (await fs.stat(checked)).isDirectory();
+    } catch {
+      isDirectory = false;
+    }
+    if (!isDirectory) throw new ToolError(`working directory ${requested} does not exist or is not a directory`, "COMMAND_BAD_CWD");
+    return checked;
+  }
+}
+
+interface RunSpec {
+  cwd: string;
+  env: Record<string, string>;
+  input: Buffer | undefined;
+  timeoutMs: number;
+  maxOutputBytes: number;
+  signal: AbortSignal | undefined;
+}
+
+function run(executable: string, argv0: string, args: readonly string[], spec: RunSpec): Promise<ExecResult> {
+  return new Promise<ExecResult>((resolve, reject) => {
+    const child = spawn(executable, args, {
+      argv0,
+      cwd: spec.cwd,
+      env: spec.env,
+      shell: false,
+      // Its own process group (and session), so the whole tree can be signalled at once.
+      detached: true,
+      stdio: [spec.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      windowsHide: true,
+    });
+
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let remaining = spec.maxOutputBytes;
+    let truncated = false;
+    let timedOut = false;
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let settled = false;
+
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // ESRCH: the group is already gone.
+      }
+    };
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      // Keep reading past the cap (discarding) so the child never blocks on a full pipe.
+      if (remaining <= 0) {
+        truncated = true;
+        return;
+      }
+      const kept = chunk.byteLength > remaining ? chunk.subarray(0, remaining) : chunk;
+      if (kept.byteLength < chunk.byteLength) truncated = true;
+      remaining -= kept.byteLength;
+      into.push(kept);
+    };
+    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      spec.signal?.removeEventListener("abort", onAbort);
+      resolve({
+        exitCode: code,
+        signal,
+        stdout: Buffer.concat(stdout).toString("utf8"),
+        stderr: Buffer.concat(stderr).toString("utf8"),
+        truncated,
+        timedOut,
+      });
+    };
+    const stop = (): void => {
+      if (settled) return;
+      timedOut = true;
+      killGroup();
+      if (exited !== undefined) {
+        // The main process is gone but something outside the group still holds the pipes.
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        settle(exited.code, exited.signal);
+      }
+    };
+    const onAbort = (): void => stop();
+    const timer = setTimeout(stop, spec.timeoutMs);
+
+    child.stdout?.on("data", collect(stdout));
+    child.stderr?.on("data", collect(stderr));
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      spec.signal?.removeEventListener("abort", onAbort);
+      killGroup();
+      reject(new ToolError(`could not start ${argv0}: ${error.code ?? error.message}`, "COMMAND_FAILED"));
+    });
+    child.on("exit", (code, signal) => {
+      exited = { code, signal };
+      // Leave nothing behind: background children of the main process die with it.
+      killGroup();
+    });
+    child.on("close", (code: number | null, signal: NodeJS.Signals | null) => settle(exited?.code ?? code, exited?.signal ?? signal));
+
+    if (child.stdin) {
+      // A child that exits without reading its input closes the pipe: not our error.
+      child.stdin.on("error", () => undefined);
+      child.stdin.end(spec.input);
+    }
+    if (spec.signal !== undefined) {
+      if (spec.signal.aborted) stop();
+      else spec.signal.addEventListener("abort", onAbort, { once: true });
+    }
+  });
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CapabilityDeniedError("COMMAND_ABORTED", "command not started: the call was cancelled or reached its deadline");
+}
+
+function capped(requested: number | undefined, ceiling: number, name: string): number {
+  if (requested === undefined) return ceiling;
+  if (typeof requested !== "number" || !Number.isInteger(requested) || requested < 1) {
+    throw new CapabilityDeniedError("COMMAND_INVALID", `${name} must be a positive integer`);
+  }
+  return Math.min(requested, ceiling);
+}
+
+function toBuffer(input: string | Uint8Array): Buffer {
+  if (typeof input === "string") return Buffer.from(input, "utf8");
+  if (input instanceof Uint8Array) return Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  throw new CapabilityDeniedError("COMMAND_INVALID", "input must be a string or a Uint8Array");
+}

@@ -1,0 +1,224 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CapabilityDeniedError } from "../../src/plugins/contract.js";
+import { compileCommandPolicy } from "../../src/security/command-guard.js";
+import { createGuardedExec, type GuardedExecOptions } from "../../src/security/capabilities/exec.js";
+import type { CommandsPolicy } from "../../src/security/policy-types.js";
+
+let root = "";
+let home = "";
+let bin = "";
+let PATH = "";
+
+before(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "msl-"));
+  home = path.join(root, "home");
+  bin = path.join(root, "bin");
+  fs.mkdirSync(home);
+  fs.mkdirSync(bin);
+  // An alias of echo under another name, in a directory on the policy's PATH.
+  fs.symlinkSync(fs.realpathSync("/bin/echo"), path.join(bin, "myecho"));
+  PATH = `${bin}:/usr/bin:/bin`;
+});
+
+after(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+function guardedExec(overrides: Partial<CommandsPolicy> = {}, options: Partial<GuardedExecOptions> = {}, limits = { timeoutMs: 20_000, maxOutputBytes: 100_000 }) {
+  const compiled = compileCommandPolicy({ blocked: [], timeout: 20, max_output_bytes: 100_000, ...overrides }, { PATH });
+  return createGuardedExec(compiled, limits, { homeDir: home, ...options });
+}
+
+async function refused(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof CapabilityDeniedError, `expected CapabilityDeniedError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+/** Alive means signalable and not a zombie waiting for a parent that may never reap it. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** SIGKILL is delivered asynchronously: give the kernel a moment, then decide. */
+async function waitUntilDead(pid: number): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    if (!isAlive(pid)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
+
+function pidsFrom(stdout: string): number[] {
+  return stdout
+    .trim()
+    .split(/\s+/)
+    .map((word) => Number(word));
+}
+
+void describe("command checks", () => {
+  void test("arguments are argv, never shell text", async () => {
+    const exec = guardedExec();
+    const args = ["$(id)", "`whoami`", "; rm -rf /", "a|b", "$HOME", "*"];
+    const result = await exec("echo", args);
+    assert.equal(result.stdout, `${args.join(" ")}\n`);
+    assert.deepEqual({ exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut, truncated: result.truncated }, {
+      exitCode: 0,
+      signal: null,
+      timedOut: false,
+      truncated: false,
+    });
+  });
+
+  void test("a blocked name is refused, also through a symlink alias on PATH", async () => {
+    const exec = guardedExec({ blocked: ["echo"] });
+    await refused(exec("echo", ["hi"]), "COMMAND_DENIED", /echo refused: "echo" is in commands\.blocked/);
+    await refused(exec("myecho", ["hi"]), "COMMAND_DENIED", /"echo" is in commands\.blocked/);
+    await refused(exec(path.join(bin, "myecho"), ["hi"]), "COMMAND_DENIED", /"echo" is in commands\.blocked/);
+    await refused(exec("./myecho", []), "COMMAND_DENIED", /relative paths are not allowed/);
+    await refused(exec("no-such-command-msl", []), "COMMAND_NOT_FOUND", /not found on PATH/);
+  });
+
+  void test("commands.allowed is enforced", async () => {
+    const exec = guardedExec({ allowed: ["echo"] });
+    assert.equal((await exec("echo", ["ok"])).stdout, "ok\n");
+    await refused(exec("ls", []), "COMMAND_DENIED", /ls refused: not in commands\.allowed/);
+    await refused(exec("myecho", ["x"]), "COMMAND_DENIED", /not in commands\.allowed/);
+  });
+
+  void test("arguments with NUL bytes are refused", async () => {
+    await refused(guardedExec()("echo", ["a\0b"]), "COMMAND_INVALID", /NUL/);
+  });
+});
+
+void describe("environment", () => {
+  void test("the child gets a scrubbed environment: no parent secrets, fixed PATH, LANG and HOME", async () => {
+    process.env.SECRET_TOKEN = "msl-test-secret-value";
+    try {
+      const result = await guardedExec()("env", [], { env: { EXTRA_SETTING: "on" } });
+      // Node itself passes NODE_V8_COVERAGE to every child when coverage is on (c8): not ours to scrub.
+      const lines = result.stdout.trim().split("\n").filter((line) => !line.startsWith("NODE_V8_COVERAGE=")).sort();
+      assert.deepEqual(lines, [`EXTRA_SETTING=on`, `HOME=${home}`, "LANG=C.UTF-8", `PATH=${PATH}`].sort());
+      assert.ok(!result.stdout.includes("msl-test-secret-value"));
+    } finally {
+      delete process.env.SECRET_TOKEN;
+    }
+  });
+
+  void test("loader and interpreter hooks in options.env are refused", async () => {
+    const exec = guardedExec();
+    await refused(exec("env", [], { env: { LD_PRELOAD: "/tmp/evil.so" } }), "COMMAND_ENV_DENIED", /LD_PRELOAD may not be set/);
+    await refused(exec("env", [], { env: { NODE_OPTIONS: "--require /tmp/x.js" } }), "COMMAND_ENV_DENIED", /NODE_OPTIONS/);
+    await refused(exec("env", [], { env: { PATH: "/tmp" } }), "COMMAND_ENV_DENIED", /PATH may not be set/);
+    await refused(exec("env", [], { env: { "BAD-NAME": "1" } }), "COMMAND_ENV_DENIED", /not a valid identifier/);
+  });
+});
+
+void describe("working directory and input", () => {
+  void test("the default working directory is the safe HOME; a requested one goes through checkCwd", async () => {
+    assert.equal((await guardedExec()("pwd", [])).stdout, `${fs.realpathSync(home)}\n`);
+    await refused(guardedExec()("pwd", [], { cwd: root }), "COMMAND_DENIED", /omit cwd/);
+
+    const project = path.join(root, "project");
+    fs.mkdirSync(project, { recursive: true });
+    const asked: string[] = [];
+    const checkCwd = (cwd: string): Promise<string> => {
+      asked.push(cwd);
+      if (cwd !== project) return Promise.reject(new CapabilityDeniedError("PATH_DENIED", `${cwd} is outside the allowed roots`));
+      return fs.promises.realpath(cwd);
+    };
+    const exec = guardedExec({}, { checkCwd });
+    assert.equal((await exec("pwd", [], { cwd: project })).stdout, `${fs.realpathSync(project)}\n`);
+    await refused(exec("pwd", [], { cwd: "/etc" }), "PATH_DENIED", /outside the allowed roots/);
+    assert.deepEqual(asked, [project, "/etc"]);
+  });
+
+  void test("stdin comes from input, or is empty", async () => {
+    const exec = guardedExec();
+    assert.equal((await exec("cat", [], { input: "line one\nline two\n" })).stdout, "line one\nline two\n");
+    assert.equal((await exec("cat", [], { input: new TextEncoder().encode("bytes") })).stdout, "bytes");
+    assert.equal((await exec("cat", [])).stdout, "");
+  });
+
+  void test("exit codes and stderr are reported", async () => {
+    const result = await guardedExec()("ls", [path.join(root, "does-not-exist")]);
+    assert.notEqual(result.exitCode, 0);
+    assert.match(result.stderr, /does-not-exist/);
+  });
+});
+
+void describe("limits", () => {
+  void test("output over the cap is truncated and flagged; the process still completes", async () => {
+    const exec = guardedExec({}, {}, { timeoutMs: 20_000, maxOutputBytes: 1000 });
+    const result = await exec("seq", ["1", "100000"]);
+    assert.equal(result.truncated, true);
+    assert.equal(Buffer.byteLength(result.stdout), 1000);
+    assert.ok(result.stdout.startsWith("1\n2\n3\n"));
+    assert.equal(result.exitCode, 0);
+    const smaller = await guardedExec()("seq", ["1", "100"], { maxOutputBytes: 10 });
+    assert.equal(smaller.stdout, "1\n2\n3\n4\n5\n");
+    assert.equal(smaller.truncated, true);
+    const under = await guardedExec()("seq", ["1", "3"]);
+    assert.equal(under.truncated, false);
+  });
+
+  // The test timeouts only turn a hang (children surviving until they end on their own) into a failure.
+  void test("a timeout (the policy's, whatever the call asks for) kills the whole process group", { timeout: 60_000 }, async () => {
+    const exec = guardedExec({}, {}, { timeoutMs: 500, maxOutputBytes: 10_000 });
+    // Prints the background sleep's pid and its own (which becomes the foreground sleep). The
+    // background one does not hold the output pipes, so only the group kill can end it early.
+    const result = await exec("sh", ["-c", "sleep 300 >/dev/null 2>&1 & echo $!; echo $$; exec sleep 300"], { timeoutMs: 600_000 });
+    assert.equal(result.timedOut, true);
+    assert.equal(result.signal, "SIGKILL");
+    const pids = pidsFrom(result.stdout);
+    assert.equal(pids.length, 2);
+    for (const pid of pids) {
+      assert.ok(Number.isInteger(pid) && pid > 1);
+      assert.ok(await waitUntilDead(pid), `process ${pid} is still running`);
+    }
+  });
+
+  void test("background children do not outlive a normal exit", { timeout: 60_000 }, async () => {
+    const exec = guardedExec({}, {}, { timeoutMs: 120_000, maxOutputBytes: 10_000 });
+    const result = await exec("sh", ["-c", "sleep 300 & echo $!"]);
+    assert.equal(result.timedOut, false, "the background child holding stdout did not keep the call open");
+    assert.equal(result.exitCode, 0);
+    const [pid] = pidsFrom(result.stdout);
+    assert.ok(pid !== undefined && (await waitUntilDead(pid)), "the background child was killed with its group");
+  });
+
+  void test("the call's signal kills the group; an already-aborted signal starts nothing", { timeout: 60_000 }, async () => {
+    const controller = new AbortController();
+    const marker = path.join(root, "started.pid");
+    const exec = guardedExec({}, { signal: controller.signal });
+    const pending = exec("sh", ["-c", `echo $$ > '${marker}'; exec sleep 300`]);
+    while (!fs.existsSync(marker) || fs.readFileSync(marker, "utf8").trim() === "") await new Promise((resolve) => setTimeout(resolve, 10));
+    const pid = Number(fs.readFileSync(marker, "utf8").trim());
+    controller.abort();
+    const result = await pending;
+    assert.equal(result.timedOut, true);
+    assert.equal(result.signal, "SIGKILL");
+    assert.ok(await waitUntilDead(pid));
+
+    fs.rmSync(marker);
+    await refused(exec("sh", ["-c", `echo started > '${marker}'`]), "COMMAND_ABORTED", /cancelled/);
+    assert.equal(fs.existsSync(marker), false);
+  });
+});
