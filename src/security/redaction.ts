@@ -1,0 +1,301 @@
+/**
+ * Redaction of secrets before anything reaches a log or an audit entry.
+ *
+ * Two nets: by key name (the whole value under `password`, `apiKey`, `Set-Cookie`, ...)
+ * and by value pattern inside any string (PEM private keys, `Bearer` tokens, JWTs,
+ * well-known token formats, `password=...`). Key names are split into words, so
+ * `author`, `oauth_provider` or `max_tokens` stay readable while `auth_token` does not.
+ * The input is never mutated; a new value is returned with the number of redactions.
+ */
+
+export const REDACTED = "[REDACTED]";
+/** Replaces containers nested deeper than the depth cap. */
+export const TRUNCATED = "[TRUNCATED]";
+/** Replaces an object or array met a second time (a cycle or a shared reference). */
+export const CIRCULAR = "[CIRCULAR]";
+/** Replaces values JSON cannot hold (functions, symbols). */
+export const UNSERIALIZABLE = "[UNSERIALIZABLE]";
+export const NON_FINITE = "[NON-FINITE]";
+
+export const DEFAULT_REDACTION_DEPTH = 64;
+
+export interface Redaction<T> {
+  value: T;
+  redactions: number;
+}
+
+export interface RedactOptions {
+  /** Containers nested deeper than this become "[TRUNCATED]" (default 64; the root is depth 1). */
+  maxDepth?: number;
+}
+
+// ---------------------------------------------------------------------------
+// Key names
+// ---------------------------------------------------------------------------
+
+/** Words that make a key sensitive wherever they appear in it. */
+const SENSITIVE_WORDS = new Set([
+  "password",
+  "passwords",
+  "passwd",
+  "passphrase",
+  "secret",
+  "secrets",
+  "token",
+  "auth",
+  "authorization",
+  "cookie",
+  "cookies",
+  "credential",
+  "credentials",
+  "creds",
+  "bearer",
+  "session",
+  "sessionid",
+  "jwt",
+  // Compounds written as one word.
+  "apikey",
+  "apikeys",
+  "accesskey",
+  "privatekey",
+  "secretkey",
+  "clientsecret",
+  "authtoken",
+]);
+
+/** One-word compounds such as `dbpassword` or `githubtoken` end with one of these. */
+const SENSITIVE_SUFFIXES = ["password", "passwd", "secret", "token", "apikey", "accesskey", "privatekey", "credentials"];
+
+/** `key` is sensitive only after one of these words (`api_key`, `privateKey`; not `cache_key`). */
+const KEY_QUALIFIERS = new Set(["api", "access", "private", "secret", "signing", "encryption", "master", "ssh", "client", "session", "license"]);
+
+/** A key whose last word is one of these describes a secret without holding it (`token_count`, `auth_method`). */
+const NEUTRAL_LAST_WORDS = new Set([
+  "count",
+  "counts",
+  "type",
+  "types",
+  "kind",
+  "limit",
+  "limits",
+  "length",
+  "len",
+  "size",
+  "max",
+  "min",
+  "usage",
+  "used",
+  "budget",
+  "ttl",
+  "expiry",
+  "expires",
+  "expiration",
+  "method",
+  "methods",
+  "scheme",
+  "mode",
+  "enabled",
+  "required",
+  "provider",
+  "url",
+  "uri",
+  "endpoint",
+  "name",
+]);
+
+const KEY_CACHE_LIMIT = 4096;
+const KEY_CACHE_MAX_KEY_LENGTH = 64;
+const keyCache = new Map<string, boolean>();
+
+/** Splits `X-Api-Key`, `apiKey`, `APIKey`, `api_key`, `api.key` into lower-case words. */
+export function keyWords(key: string): string[] {
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((word) => word.length > 0);
+}
+
+/** Whether the value under this key name is a secret. */
+export function isSensitiveKey(key: string): boolean {
+  const cached = keyCache.get(key);
+  if (cached !== undefined) return cached;
+  const result = classifyKey(key);
+  // Bounded: hostile key names cannot grow the cache without limit.
+  if (key.length <= KEY_CACHE_MAX_KEY_LENGTH && keyCache.size < KEY_CACHE_LIMIT) keyCache.set(key, result);
+  return result;
+}
+
+function classifyKey(key: string): boolean {
+  const words = keyWords(key);
+  const last = words[words.length - 1];
+  if (last === undefined) return false;
+  const sensitiveLast = isSensitiveWord(last) || (isKeyWord(last) && KEY_QUALIFIERS.has(words[words.length - 2] ?? ""));
+  if (!sensitiveLast && NEUTRAL_LAST_WORDS.has(last)) return false;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (isSensitiveWord(word)) return true;
+    if (isKeyWord(word) && i > 0 && KEY_QUALIFIERS.has(words[i - 1]!)) return true;
+  }
+  return false;
+}
+
+function isSensitiveWord(word: string): boolean {
+  return SENSITIVE_WORDS.has(word) || SENSITIVE_SUFFIXES.some((suffix) => word.length > suffix.length && word.endsWith(suffix));
+}
+
+function isKeyWord(word: string): boolean {
+  return word === "key" || word === "keys";
+}
+
+// ---------------------------------------------------------------------------
+// Value patterns
+// ---------------------------------------------------------------------------
+
+interface ValueRule {
+  /** Global regex; group 1 is kept before the secret, group 2 is the secret, group 3 is kept after it. */
+  pattern: RegExp;
+  /** Optional extra test on the secret (group 2) for patterns that would catch ordinary words. */
+  accept?: (secret: string) => boolean;
+}
+
+const SECRET_WORDS =
+  "password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|session(?:[_-]?id)?|credentials?|cookie|auth";
+
+const VALUE_RULES: readonly ValueRule[] = [
+  // PEM private key blocks (an unterminated one is redacted to the end of the text).
+  {
+    pattern: /(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)([\s\S]*?)(-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|$)/g,
+  },
+  // `Authorization: Basic ...`, `authorization=...`: the credential after the scheme.
+  { pattern: /(\bauthorization["']?[ \t]*[:=][ \t]*["']?[ \t]*(?:basic|bearer|token|digest)?[ \t]*)([^\s"',;]+)()/gi },
+  // `Bearer <token>`; the token must hold a digit or punctuation, so "Bearer tokens" stays.
+  {
+    pattern: /(\bbearer[ \t]+)([A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)()/gi,
+    accept: (secret) => secret.length >= 6 && /[^A-Za-z]/.test(secret),
+  },
+  // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ").
+  { pattern: /()(\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)()/g },
+  // Tokens with a well-known prefix (GitHub, Slack, GitLab, npm, OpenAI/Anthropic, Stripe, Google): the prefix stays.
+  { pattern: /\b(gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk-(?:proj-|ant-)?|[sr]k_live_|AIza)([A-Za-z0-9_-]{16,})()/g },
+  // AWS access key ids.
+  { pattern: /\b(AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)([A-Z0-9]{16})()\b/g },
+  // Passwords in URLs: scheme://user:password@host.
+  { pattern: /(\b[A-Za-z][A-Za-z0-9+.-]{0,20}:\/\/[^\s:/?#@]{1,256}:)([^\s/?#@]{1,256})(@)/g },
+  // `password=...`, `api_key: ...`, `"client_secret": "..."` in query strings, configs and dumps.
+  {
+    pattern: new RegExp(
+      `((?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-]){0,3}(?:${SECRET_WORDS})["']?[ \\t]*[:=][ \\t]*["']?)([^\\s"'&;,<>]+)()`,
+      "gi",
+    ),
+  },
+];
+
+/** A cheap first look: strings without any of these cannot match a rule. */
+const MAYBE_SECRET = new RegExp(
+  `-----BEGIN|bearer|eyJ|gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk-|[sr]k_live_|AIza|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|://|${SECRET_WORDS}`,
+  "i",
+);
+
+/** Redacts secret-looking parts of one string. */
+export function redactString(text: string): Redaction<string> {
+  if (!MAYBE_SECRET.test(text)) return { value: text, redactions: 0 };
+  let count = 0;
+  let value = text;
+  for (const rule of VALUE_RULES) {
+    rule.pattern.lastIndex = 0;
+    value = value.replace(rule.pattern, (match: string, before: string, secret: string, after: string) => {
+      // Already redacted (by an earlier rule or an earlier pass), or an ordinary word.
+      if (secret.length === 0 || secret.includes(REDACTED) || (rule.accept !== undefined && !rule.accept(secret))) return match;
+      count++;
+      return `${before}${REDACTED}${after}`;
+    });
+  }
+  return { value, redactions: count };
+}
+
+// ---------------------------------------------------------------------------
+// Whole values
+// ---------------------------------------------------------------------------
+
+type Container = Record<string, unknown> | unknown[];
+
+interface Frame {
+  source: Container;
+  target: Container;
+  depth: number;
+}
+
+/**
+ * Returns a redacted copy of `value` (iteratively: deep values cannot overflow the
+ * stack). A sensitive key's value is replaced whole, unless it is null or a boolean,
+ * which hold no secret; every string is scanned for secret patterns.
+ */
+export function redact<T extends string | number | boolean | null>(value: T, options?: RedactOptions): Redaction<T | string>;
+export function redact(value: unknown, options?: RedactOptions): Redaction<unknown>;
+export function redact(value: unknown, options: RedactOptions = {}): Redaction<unknown> {
+  const maxDepth = options.maxDepth ?? DEFAULT_REDACTION_DEPTH;
+  let count = 0;
+  const seen = new Set<object>();
+  const stack: Frame[] = [];
+
+  const leaf = (item: unknown): unknown => {
+    switch (typeof item) {
+      case "string": {
+        const result = redactString(item);
+        count += result.redactions;
+        return result.value;
+      }
+      case "bigint":
+        return item.toString();
+      case "function":
+      case "symbol":
+        return UNSERIALIZABLE;
+      case "number":
+        // JSON cannot hold Infinity/NaN (1e999 parses to Infinity): keep the entry recordable.
+        if (Number.isFinite(item)) return item;
+        count += 1;
+        return NON_FINITE;
+      case "boolean":
+      case "undefined":
+      case "object":
+        return item;
+    }
+  };
+
+  const visit = (item: unknown, depth: number): unknown => {
+    if (item === null || typeof item !== "object") return leaf(item);
+    if (depth > maxDepth) return TRUNCATED;
+    if (seen.has(item)) return CIRCULAR;
+    seen.add(item);
+    const target: Container = Array.isArray(item) ? [] : {};
+    stack.push({ source: item as Container, target, depth });
+    return target;
+  };
+
+  const root = visit(value, 1);
+  while (stack.length > 0) {
+    const { source, target, depth } = stack.pop()!;
+    if (Array.isArray(source)) {
+      const out = target as unknown[];
+      for (let i = 0; i < source.length; i++) out.push(visit(source[i], depth + 1));
+      continue;
+    }
+    const out = target as Record<string, unknown>;
+    for (const key of Object.keys(source)) {
+      const item = source[key];
+      let result: unknown;
+      if (item !== null && item !== undefined && typeof item !== "boolean" && isSensitiveKey(key)) {
+        count++;
+        result = REDACTED;
+      } else {
+        result = visit(item, depth + 1);
+      }
+      // `__proto__` from JSON.parse is an own key: copy it as data, never as a prototype.
+      if (key === "__proto__") Object.defineProperty(out, key, { value: result, enumerable: true, writable: true, configurable: true });
+      else out[key] = result;
+    }
+  }
+  return { value: root, redactions: count };
+}

@@ -1,0 +1,520 @@
+/**
+ * Argument and output validation against each tool's JSON Schema (2020-12 only).
+ *
+ * Every schema is compiled once, when the tool is registered; an invalid schema stops
+ * the start. Validation also collects every string marked `"x-path": "read" | "write"`
+ * so that the engine can check each one against the filesystem policy before the
+ * plugin runs. Failure messages are written for a model: they name the field, the rule
+ * and what was expected, and they never echo large or secret values.
+ */
+import Ajv2020Module from "ajv/dist/2020.js";
+import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import type { DataValidationCxt } from "ajv/dist/types/index.js";
+import addFormatsModule from "ajv-formats";
+import type { JsonObject, ToolDefinition } from "../plugins/contract.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import { isSensitiveKey, redactString } from "./redaction.js";
+
+// ajv and ajv-formats are CommonJS modules whose class/function is the `default` export.
+const Ajv2020 = Ajv2020Module.default;
+const addFormats = addFormatsModule.default;
+
+export type PathAccess = "read" | "write";
+
+/** A string argument marked with `x-path`, found while validating. */
+export interface PathArgument {
+  /** JSON pointer of the value inside `arguments` (e.g. `/files/0/path`). */
+  pointer: string;
+  value: string;
+  access: PathAccess;
+}
+
+export type InputVerdict = { ok: true; paths: PathArgument[] } | { ok: false; message: string };
+export type OutputVerdict = { ok: true } | { ok: false; message: string };
+
+/** A tool whose schema cannot be used; thrown by `addTool`, it stops the server's start. */
+export class SchemaCompileError extends Error {
+  readonly code = "TOOL_SCHEMA_INVALID";
+  readonly tool: string;
+  constructor(tool: string, message: string) {
+    super(message);
+    this.name = "SchemaCompileError";
+    this.tool = tool;
+  }
+}
+
+export interface ValidatorSetOptions {
+  /** Receives Ajv's own warnings (there should be none in strict mode). */
+  logger?: Logger;
+  /** Problems listed in one failure message at most (default 3). */
+  maxProblems?: number;
+  /** Characters in one failure message at most (default 1000). */
+  maxMessageLength?: number;
+}
+
+export interface ValidatorSet {
+  /** Compiles the tool's schemas; throws `SchemaCompileError` naming the tool. */
+  addTool(def: ToolDefinition): void;
+  has(tool: string): boolean;
+  validateInput(tool: string, args: JsonObject): InputVerdict;
+  /** Tools without an `outputSchema` accept any object. */
+  validateOutput(tool: string, value: JsonObject): OutputVerdict;
+}
+
+const SUPPORTED_DIALECTS = new Set([
+  "https://json-schema.org/draft/2020-12/schema",
+  "https://json-schema.org/draft/2020-12/schema#",
+]);
+
+const PATH_KEYWORD = "x-path";
+
+/**
+ * Subschemas that Ajv may evaluate only in part for data that validates (`contains`
+ * stops at the first matches) or whose success means the data does *not* match
+ * (`not`, a failed `if`), or that apply to names rather than values. A path marked
+ * there could escape collection, so such schemas are refused.
+ */
+const PATH_FORBIDDEN_IN = new Set(["contains", "not", "if", "propertyNames"]);
+const SUBSCHEMA_ONE = [
+  "additionalProperties",
+  "items",
+  "contains",
+  "not",
+  "if",
+  "then",
+  "else",
+  "propertyNames",
+  "unevaluatedProperties",
+  "unevaluatedItems",
+  "contentSchema",
+];
+const SUBSCHEMA_LIST = ["allOf", "anyOf", "oneOf", "prefixItems"];
+const SUBSCHEMA_MAP = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"];
+
+interface CompiledTool {
+  input: ValidateFunction;
+  output: ValidateFunction | undefined;
+}
+
+export function createValidatorSet(options: ValidatorSetOptions = {}): ValidatorSet {
+  const log = options.logger ?? silentLogger;
+  const maxProblems = options.maxProblems ?? 3;
+  const maxLength = options.maxMessageLength ?? 1000;
+
+  // Paths found by the running validation; validation is synchronous, so one slot suffices.
+  let collecting: PathArgument[] | undefined;
+
+  const ajv = new Ajv2020({
+    // Unknown keywords, unknown formats and keywords that do not fit the declared type
+    // are schema bugs: refuse them. `required` naming a property defined elsewhere
+    // (anyOf, then) is legitimate.
+    strict: true,
+    strictRequired: false,
+    // Open-ended tuples (prefixItems plus an items schema) are legitimate; they are only logged.
+    strictTuples: "log",
+    allowUnionTypes: true,
+    allErrors: false,
+    // Errors carry the data and parent schema, so messages can say what was sent and allowed.
+    verbose: true,
+    // No `loadSchema` and synchronous compile: nothing is ever fetched, and an
+    // unresolvable $ref fails the compile.
+    logger: {
+      log: (...args: unknown[]) => log.debug("ajv", { detail: args.map(String).join(" ") }),
+      warn: (...args: unknown[]) => log.warn("ajv", { detail: args.map(String).join(" ") }),
+      error: (...args: unknown[]) => log.error("ajv", { detail: args.map(String).join(" ") }),
+    },
+  });
+  addFormats(ajv);
+  ajv.addKeyword({
+    keyword: PATH_KEYWORD,
+    schemaType: "string",
+    metaSchema: { enum: ["read", "write"] },
+    errors: false,
+    validate: (access: PathAccess, data: unknown, _parent?: unknown, cxt?: DataValidationCxt) => {
+      // A value marked as a path that is not a string cannot be checked: refuse it.
+      if (typeof data !== "string") return false;
+      collecting?.push({ pointer: cxt?.instancePath ?? "", value: data, access });
+      return true;
+    },
+  });
+
+  const tools = new Map<string, CompiledTool>();
+
+  function compile(tool: string, which: "inputSchema" | "outputSchema", schema: JsonObject): ValidateFunction {
+    const where = `${which} of tool ${JSON.stringify(tool)}`;
+    if (schema === null || typeof schema !== "object" || Array.isArray(schema)) {
+      throw new SchemaCompileError(tool, `The ${where} must be a JSON object.`);
+    }
+    const dialect = schema.$schema;
+    if (dialect !== undefined && (typeof dialect !== "string" || !SUPPORTED_DIALECTS.has(dialect))) {
+      throw new SchemaCompileError(
+        tool,
+        `The ${where} declares the dialect ${JSON.stringify(dialect)}; only JSON Schema 2020-12 ` +
+          `("https://json-schema.org/draft/2020-12/schema") is supported.`,
+      );
+    }
+    if (schema.type !== "object") {
+      throw new SchemaCompileError(tool, `The ${where} must have "type": "object" at its root.`);
+    }
+    const misplaced = findMisplacedPathKeyword(schema);
+    if (misplaced !== undefined) throw new SchemaCompileError(tool, `The ${where} is invalid: ${misplaced}`);
+    try {
+      return ajv.compile(schema);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new SchemaCompileError(tool, `The ${where} is invalid: ${reason}`);
+    }
+  }
+
+  return {
+    addTool(def) {
+      if (tools.has(def.name)) throw new SchemaCompileError(def.name, `The tool ${JSON.stringify(def.name)} is registered twice.`);
+      const input = compile(def.name, "inputSchema", def.inputSchema);
+      const output = def.outputSchema === undefined ? undefined : compile(def.name, "outputSchema", def.outputSchema);
+      tools.set(def.name, { input, output });
+    },
+
+    has(tool) {
+      return tools.has(tool);
+    },
+
+    validateInput(tool, args) {
+      const compiled = tools.get(tool);
+      if (compiled === undefined) return { ok: false, message: `Unknown tool ${quote(tool)}.` };
+      const found: PathArgument[] = [];
+      collecting = found;
+      let valid: boolean;
+      try {
+        valid = compiled.input(args);
+      } catch {
+        // E.g. a recursive schema walking absurdly deep data: refuse rather than crash.
+        return { ok: false, message: `The arguments for tool ${quote(tool)} could not be validated (too deeply nested?).` };
+      } finally {
+        collecting = undefined;
+      }
+      if (!valid) {
+        const problems = describeErrors(compiled.input.errors ?? [], args, "arguments", maxProblems);
+        return { ok: false, message: bound(`Invalid arguments for tool ${quote(tool)}: ${problems}`, maxLength) };
+      }
+      return { ok: true, paths: found.length > 1 ? dedupe(found) : found };
+    },
+
+    validateOutput(tool, value) {
+      const compiled = tools.get(tool);
+      if (compiled === undefined) return { ok: false, message: `Unknown tool ${quote(tool)}.` };
+      if (compiled.output === undefined) return { ok: true };
+      try {
+        if (compiled.output(value)) return { ok: true };
+      } catch {
+        return { ok: false, message: `The structured output of tool ${quote(tool)} could not be validated (too deeply nested?).` };
+      }
+      const problems = describeErrors(compiled.output.errors ?? [], value, "structuredContent", maxProblems);
+      return { ok: false, message: bound(`Invalid structured output from tool ${quote(tool)}: ${problems}`, maxLength) };
+    },
+  };
+}
+
+/** The same value can be marked twice (allOf, a failed anyOf branch); report it once. */
+function dedupe(paths: PathArgument[]): PathArgument[] {
+  const seen = new Set<string>();
+  return paths.filter((p) => {
+    const key = `${p.access}\u0000${p.pointer}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Static check of where `x-path` may appear
+// ---------------------------------------------------------------------------
+
+/**
+ * Walks the schema (iteratively, following local `#/...` references) and returns a
+ * reason if `x-path` sits where its values might not all be collected.
+ */
+function findMisplacedPathKeyword(root: JsonObject): string | undefined {
+  if (!hasKeyAnywhere(root, PATH_KEYWORD)) return undefined;
+  const visited = [new Set<object>(), new Set<object>()];
+  const stack: { node: unknown; at: string; inside: string | undefined }[] = [{ node: root, at: "#", inside: undefined }];
+  while (stack.length > 0) {
+    const { node, at, inside } = stack.pop()!;
+    if (node === null || typeof node !== "object" || Array.isArray(node)) continue;
+    const seen = visited[inside === undefined ? 0 : 1]!;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    const schema = node as Record<string, unknown>;
+    if (inside !== undefined && Object.hasOwn(schema, PATH_KEYWORD)) {
+      return `"${PATH_KEYWORD}" cannot be used inside "${inside}" (at ${at}): not every value there is checked.`;
+    }
+    for (const ref of [schema.$ref, schema.$dynamicRef]) {
+      if (typeof ref !== "string") continue;
+      const target = resolveLocalRef(root, ref);
+      if (target !== undefined) stack.push({ node: target, at: ref, inside });
+      else if (inside !== undefined) {
+        return `cannot tell whether the reference ${JSON.stringify(ref)} inside "${inside}" (at ${at}) uses "${PATH_KEYWORD}"; use a "#/..." reference.`;
+      }
+    }
+    for (const key of SUBSCHEMA_ONE) {
+      if (key in schema) stack.push({ node: schema[key], at: `${at}/${key}`, inside: PATH_FORBIDDEN_IN.has(key) ? key : inside });
+    }
+    for (const key of SUBSCHEMA_LIST) {
+      const list = schema[key];
+      if (Array.isArray(list)) list.forEach((item, i) => stack.push({ node: item, at: `${at}/${key}/${i}`, inside }));
+    }
+    for (const key of SUBSCHEMA_MAP) {
+      const map = schema[key];
+      if (map === null || typeof map !== "object" || Array.isArray(map)) continue;
+      for (const [name, sub] of Object.entries(map)) stack.push({ node: sub, at: `${at}/${key}/${escapePointer(name)}`, inside });
+    }
+  }
+  return undefined;
+}
+
+/** Whether `key` is an own key of any object inside `root` (iterative, cycle-safe). */
+function hasKeyAnywhere(root: unknown, key: string): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== "object" || seen.has(node)) continue;
+    seen.add(node);
+    if (!Array.isArray(node) && Object.hasOwn(node, key)) return true;
+    for (const value of Object.values(node)) stack.push(value);
+  }
+  return false;
+}
+
+function resolveLocalRef(root: JsonObject, ref: string): unknown {
+  if (ref === "#") return root;
+  if (!ref.startsWith("#/")) return undefined;
+  let node: unknown = root;
+  for (const raw of ref.slice(2).split("/")) {
+    let segment: string;
+    try {
+      segment = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+    } catch {
+      return undefined;
+    }
+    if (node === null || typeof node !== "object" || !Object.hasOwn(node, segment)) return undefined;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return node;
+}
+
+function escapePointer(segment: string): string {
+  return segment.replace(/~/g, "~0").replace(/\//g, "~1");
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const VALUE_PREVIEW = 40;
+const LIST_PREVIEW = 10;
+
+/** Rewords Ajv's errors for a model: at most `max` problems, combinator summaries first. */
+function describeErrors(errors: readonly ErrorObject[], data: unknown, rootLabel: string, max: number): string {
+  // The detailed property-name error says more than the propertyNames summary.
+  const named = errors.some((e) => e.propertyName !== undefined);
+  const relevant = errors.filter((e) => !(named && e.keyword === "propertyNames"));
+  const ordered = [
+    ...relevant.filter((e) => e.keyword === "anyOf" || e.keyword === "oneOf"),
+    ...relevant.filter((e) => e.keyword !== "anyOf" && e.keyword !== "oneOf"),
+  ];
+  const lines: string[] = [];
+  for (const error of ordered) {
+    const line = describeError(error, data, rootLabel);
+    if (!lines.includes(line)) lines.push(line);
+  }
+  if (lines.length === 0) lines.push(`${rootLabel} is invalid`);
+  const shown = lines.slice(0, Math.max(1, max));
+  const more = lines.length - shown.length;
+  return `${shown.join("; ")}${more > 0 ? ` (and ${more} more ${more === 1 ? "problem" : "problems"})` : ""}.`;
+}
+
+function describeError(error: ErrorObject, data: unknown, rootLabel: string): string {
+  const at = pathLabel(error.instancePath, data, rootLabel);
+  // An error about a property *name* (under propertyNames) has the name as its data.
+  const label = error.propertyName === undefined ? at.label : `the property name ${quote(error.propertyName)} in ${at.label}`;
+  const leafKey = error.propertyName === undefined ? at.leafKey : undefined;
+  const params = error.params as Record<string, unknown>;
+  const got = () => (error.propertyName === undefined ? ` (got ${preview(error.data, leafKey)})` : "");
+  switch (error.keyword) {
+    case "required":
+      return `${label} is missing required property ${quote(String(params.missingProperty))}`;
+    case "additionalProperties":
+    case "unevaluatedProperties": {
+      const name = String(params.additionalProperty ?? params.unevaluatedProperty);
+      return `${label} has unexpected property ${quote(name)}${allowedHint(name, error.parentSchema)}`;
+    }
+    case "dependentRequired":
+      return `${label} must have property ${quote(String(params.missingProperty))} when ${quote(String(params.property))} is present`;
+    case "type":
+      return `${label} must be ${typePhrase(String(params.type))}${got()}`;
+    case "enum": {
+      const allowed = Array.isArray(params.allowedValues) ? params.allowedValues : [];
+      return `${label} must be one of ${listValues(allowed)}${got()}`;
+    }
+    case "const":
+      return `${label} must be ${shortJson(params.allowedValue)}${got()}`;
+    case "minLength":
+    case "maxLength": {
+      const length = typeof error.data === "string" ? Array.from(error.data).length : undefined;
+      const bound = error.keyword === "minLength" ? "at least" : "at most";
+      return `${label} must be ${bound} ${count(params.limit, "character")} long${length === undefined ? "" : ` (got ${length})`}`;
+    }
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum":
+      return `${label} must be ${comparisonPhrase(String(params.comparison))} ${String(params.limit)}${got()}`;
+    case "multipleOf":
+      return `${label} must be a multiple of ${String(params.multipleOf)}${got()}`;
+    case "minItems":
+    case "maxItems": {
+      const got = Array.isArray(error.data) ? ` (got ${error.data.length})` : "";
+      return `${label} must have ${error.keyword === "minItems" ? "at least" : "at most"} ${count(params.limit, "item")}${got}`;
+    }
+    case "minProperties":
+    case "maxProperties":
+      return `${label} must have ${error.keyword === "minProperties" ? "at least" : "at most"} ${count(params.limit, "property", "properties")}`;
+    case "uniqueItems":
+      return `${label} must not contain duplicates (items ${String(params.j)} and ${String(params.i)} are equal)`;
+    case "pattern":
+      return `${label} must match the pattern ${shortJson(params.pattern)}${got()}`;
+    case "format":
+      return `${label} must be a valid ${String(params.format)}${got()}`;
+    case "anyOf":
+      return `${label} must match one of the allowed forms`;
+    case "oneOf":
+      return Array.isArray(params.passingSchemas)
+        ? `${label} must match exactly one of the allowed forms, but it matches several`
+        : `${label} must match exactly one of the allowed forms`;
+    case "not":
+      return `${label} must not match the excluded form`;
+    case "contains":
+      return `${label} must contain ${containsPhrase(params)}`;
+    case "false schema":
+      return `${label} is not allowed`;
+    case PATH_KEYWORD:
+      return `${label} must be a string (a filesystem path)${got()}`;
+    default:
+      return `${label} ${error.message ?? "is invalid"}`;
+  }
+}
+
+/** `/a/0/b c` on `{a:[{...}]}` becomes `arguments.a[0]["b c"]`; also returns the last key. */
+function pathLabel(pointer: string, data: unknown, rootLabel: string): { label: string; leafKey: string | undefined } {
+  if (pointer === "") return { label: rootLabel, leafKey: undefined };
+  let label = rootLabel;
+  let node: unknown = data;
+  let leafKey: string | undefined;
+  for (const raw of pointer.slice(1).split("/")) {
+    const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (Array.isArray(node)) label += `[${key}]`;
+    else label += IDENTIFIER.test(key) ? `.${truncate(key, VALUE_PREVIEW)}` : `[${quote(key)}]`;
+    leafKey = key;
+    node = node !== null && typeof node === "object" && Object.hasOwn(node, key) ? (node as Record<string, unknown>)[key] : undefined;
+  }
+  return { label, leafKey };
+}
+
+/** A short description of a sent value; secrets and long values are never echoed. */
+function preview(value: unknown, key: string | undefined): string {
+  if (key !== undefined && isSensitiveKey(key)) return "a value that is not shown";
+  if (typeof value === "string") return quote(redactString(value).value);
+  if (Array.isArray(value)) return "an array";
+  if (value === null) return "null";
+  if (typeof value === "object") return "an object";
+  return truncate(JSON.stringify(value) ?? typeof value, VALUE_PREVIEW);
+}
+
+function allowedHint(name: string, parentSchema: unknown): string {
+  const schema = parentSchema as { properties?: unknown; patternProperties?: unknown } | undefined;
+  const props = schema?.properties;
+  const allowed = props !== null && typeof props === "object" ? Object.keys(props) : [];
+  if (allowed.length === 0) return schema?.patternProperties === undefined ? " (no properties are allowed)" : "";
+  const close = allowed.find((candidate) => isNear(name, candidate));
+  const list = allowed.slice(0, LIST_PREVIEW).join(", ") + (allowed.length > LIST_PREVIEW ? ", ..." : "");
+  return ` (allowed: ${list}${close === undefined ? "" : `; did you mean ${quote(close)}?`})`;
+}
+
+/** Edit distance of at most 2 (1 for very short names): catches the usual typos. */
+function isNear(a: string, b: string): boolean {
+  const limit = Math.min(a.length, b.length) <= 3 ? 1 : 2;
+  if (a === b || a.length > 64 || b.length > 64 || Math.abs(a.length - b.length) > limit) return false;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost));
+    }
+    previous = current;
+  }
+  return previous[b.length]! <= limit;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  integer: "an integer",
+  boolean: "a boolean",
+  object: "an object",
+  array: "an array",
+  null: "null",
+};
+
+function typePhrase(types: string): string {
+  return types
+    .split(",")
+    .map((t) => TYPE_NAMES[t] ?? t)
+    .join(" or ");
+}
+
+function comparisonPhrase(comparison: string): string {
+  switch (comparison) {
+    case ">=":
+      return "at least";
+    case "<=":
+      return "at most";
+    case ">":
+      return "greater than";
+    default:
+      return "less than";
+  }
+}
+
+function containsPhrase(params: Record<string, unknown>): string {
+  if (typeof params.maxContains === "number") return `at most ${count(params.maxContains, "matching item")}`;
+  return `at least ${count(typeof params.minContains === "number" ? params.minContains : 1, "matching item")}`;
+}
+
+function count(n: unknown, singular: string, plural = `${singular}s`): string {
+  return `${String(n)} ${n === 1 ? singular : plural}`;
+}
+
+function listValues(values: readonly unknown[]): string {
+  const shown = values.slice(0, LIST_PREVIEW).map(shortJson).join(", ");
+  return values.length > LIST_PREVIEW ? `${shown}, ...` : shown;
+}
+
+function shortJson(value: unknown): string {
+  if (typeof value === "string") return quote(value);
+  return truncate(JSON.stringify(value) ?? String(value), VALUE_PREVIEW);
+}
+
+/** A JSON-quoted, length-bounded string (quoting also escapes control characters). */
+function quote(value: string): string {
+  return JSON.stringify(truncate(value, VALUE_PREVIEW));
+}
+
+function truncate(value: string, max: number): string {
+  return value.length <= max ? value : `${value.slice(0, max)}...`;
+}
+
+function bound(message: string, max: number): string {
+  return message.length <= max ? message : `${message.slice(0, Math.max(0, max - 3))}...`;
+}

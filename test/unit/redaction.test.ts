@@ -1,0 +1,216 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  CIRCULAR,
+  isSensitiveKey,
+  keyWords,
+  redact,
+  redactString,
+  REDACTED,
+  TRUNCATED,
+  UNSERIALIZABLE,
+} from "../../src/security/redaction.js";
+
+void describe("key names", () => {
+  void it("splits keys into words across separators and camelCase", () => {
+    assert.deepEqual(keyWords("X-Api-Key"), ["x", "api", "key"]);
+    assert.deepEqual(keyWords("APIKey"), ["api", "key"]);
+    assert.deepEqual(keyWords("clientSecret"), ["client", "secret"]);
+    assert.deepEqual(keyWords("aws.access_key-id"), ["aws", "access", "key", "id"]);
+    assert.deepEqual(keyWords("__"), []);
+  });
+
+  void it("catches secret keys in their usual spellings", () => {
+    const sensitive = [
+      "password", "Password", "PASSWORD", "user_password", "dbPassword", "dbpassword", "passwd", "passphrase",
+      "secret", "client_secret", "clientSecret", "clientsecret", "token", "access_token", "accessToken", "refresh-token",
+      "authToken", "auth_token", "authtoken", "api_key", "apikey", "api-key", "apiKey", "APIKey", "X-API-Key",
+      "access_key", "aws_access_key_id", "AWS_SECRET_ACCESS_KEY", "authorization", "Authorization",
+      "Proxy-Authorization", "cookie", "Set-Cookie", "session", "sessionId", "session_id", "private_key",
+      "privateKey", "privatekey", "credential", "credentials", "bearer", "auth", "githubToken", "signing_key",
+      "password_hash", "jwt", "ssh_keys",
+    ];
+    for (const key of sensitive) assert.equal(isSensitiveKey(key), true, key);
+  });
+
+  void it("leaves harmless keys that merely look alike", () => {
+    const harmless = [
+      "author", "authority", "authors", "oauth", "oauth_provider", "tokens_used", "max_tokens", "maxTokens",
+      "input_tokens", "token_count", "token_type", "tokenizer", "key", "cache_key", "keys", "primary_key",
+      "secretary", "title", "description", "path", "auth_method", "api_key_name", "session_count", "", "_",
+      "token_limit", "password_required",
+    ];
+    for (const key of harmless) assert.equal(isSensitiveKey(key), false, key);
+  });
+
+  void it("gives the same answer for long keys that are not cached", () => {
+    const long = `${"x".repeat(100)}_password`;
+    assert.equal(isSensitiveKey(long), true);
+    assert.equal(isSensitiveKey(long), true);
+    assert.equal(isSensitiveKey(`${"x".repeat(100)}_title`), false);
+  });
+
+  void it("stays correct when the cache is full", () => {
+    for (let i = 0; i < 5000; i++) isSensitiveKey(`field_${i}`);
+    assert.equal(isSensitiveKey("late_password"), true);
+    assert.equal(isSensitiveKey("late_title"), false);
+  });
+});
+
+void describe("string patterns", () => {
+  const cases: [string, string][] = [
+    ["Authorization: Bearer abc.def-123", "Authorization: Bearer [REDACTED]"],
+    ["Bearer sk-live", "Bearer [REDACTED]"],
+    ["curl -H 'Authorization: Basic dXNlcjpwYXNz' x", "curl -H 'Authorization: Basic [REDACTED]' x"],
+    ["authorization=abcdef", "authorization=[REDACTED]"],
+    ["https://a.b/?access_token=abc123&x=1", "https://a.b/?access_token=[REDACTED]&x=1"],
+    ["password=hunter2", "password=[REDACTED]"],
+    ["DB_PASSWORD=s3cret", "DB_PASSWORD=[REDACTED]"],
+    ["MY_APP_SECRET_KEY=abc", "MY_APP_SECRET_KEY=[REDACTED]"],
+    ['{"password":"hunter2"}', '{"password":"[REDACTED]"}'],
+    ["api_key: abc123", "api_key: [REDACTED]"],
+    ["Set-Cookie: sid=abc; Path=/", "Set-Cookie: [REDACTED]; Path=/"],
+    ["postgres://user:pa55@db:5432/x", "postgres://user:[REDACTED]@db:5432/x"],
+    ["jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_123 end", "jwt [REDACTED] end"],
+    [`ghp_${"A".repeat(36)}`, "ghp_[REDACTED]"],
+    [`github_pat_${"a1".repeat(20)}`, "github_pat_[REDACTED]"],
+    ["AKIAIOSFODNN7EXAMPLE", "AKIA[REDACTED]"],
+    ["key ASIAIOSFODNN7EXAMPLE.", "key ASIA[REDACTED]."],
+    ["xoxb-1234567890-abcdefghij", "xoxb-[REDACTED]"],
+    ["sk-proj-abcdefghijklmnopqrstuv", "sk-proj-[REDACTED]"],
+    [`glpat-${"x".repeat(20)}`, "glpat-[REDACTED]"],
+    [
+      "before\n-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\nafter",
+      "before\n-----BEGIN RSA PRIVATE KEY-----[REDACTED]-----END RSA PRIVATE KEY-----\nafter",
+    ],
+    ["-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn", "-----BEGIN OPENSSH PRIVATE KEY-----[REDACTED]"],
+    ["-----BEGIN PGP PRIVATE KEY BLOCK-----\nx\n-----END PGP PRIVATE KEY BLOCK-----", "-----BEGIN PGP PRIVATE KEY BLOCK-----[REDACTED]-----END PGP PRIVATE KEY BLOCK-----"],
+  ];
+
+  void it("replaces only the secret part", () => {
+    for (const [input, expected] of cases) {
+      const result = redactString(input);
+      assert.equal(result.value, expected, input);
+      assert.equal(result.redactions, 1, input);
+    }
+  });
+
+  void it("leaves ordinary text alone", () => {
+    const plain = [
+      "bearer tokens are nice",
+      "Bearer authentication.",
+      "max_tokens=100",
+      "token_count: 5",
+      "author: John",
+      "a public certificate: -----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+      "https://example.com/path?q=1",
+      "risk-assessment-framework-version-2",
+      "-----BEGIN PRIVATE KEY-----",
+      "",
+    ];
+    for (const input of plain) assert.deepEqual(redactString(input), { value: input, redactions: 0 }, input);
+  });
+
+  void it("counts every redaction and never redacts twice", () => {
+    const text = "password=a token=b ghp_" + "x".repeat(36);
+    const once = redactString(text);
+    assert.equal(once.redactions, 3);
+    assert.equal(once.value, "password=[REDACTED] token=[REDACTED] ghp_[REDACTED]");
+    assert.deepEqual(redactString(once.value), { value: once.value, redactions: 0 });
+    // A value caught by a specific rule is not counted again by the generic one.
+    assert.deepEqual(redactString(`token=ghp_${"x".repeat(36)}`), { value: "token=ghp_[REDACTED]", redactions: 1 });
+  });
+
+  void it("handles large strings in reasonable work (no catastrophic backtracking)", () => {
+    // Inputs shaped to hurt backtracking regexes; they must simply complete.
+    const inputs = [
+      "a_".repeat(50_000),
+      "-----BEGIN ".repeat(10_000),
+      "Bearer " + "a".repeat(100_000),
+      "x".repeat(200_000) + "password",
+      "\u0090".repeat(10_000),
+    ];
+    for (const input of inputs) assert.equal(typeof redactString(input).value, "string");
+  });
+});
+
+void describe("whole values", () => {
+  void it("redacts by key in nested objects and arrays, and by pattern in any string", () => {
+    const input = {
+      headers: [{ Authorization: "Bearer sk-live" }, { Accept: "*/*" }],
+      query: "GET /?token=abc",
+      nested: { deep: { api_key: { a: 1 } } },
+      title: "bug",
+      n: 5,
+    };
+    const result = redact(input);
+    assert.deepEqual(result.value, {
+      headers: [{ Authorization: REDACTED }, { Accept: "*/*" }],
+      query: "GET /?token=[REDACTED]",
+      nested: { deep: { api_key: REDACTED } },
+      title: "bug",
+      n: 5,
+    });
+    assert.equal(result.redactions, 3);
+  });
+
+  void it("keeps null and booleans under sensitive keys (they hold no secret) and redacts other types", () => {
+    const result = redact({ password: null, secret: false, token: true, api_key: 12345, cookie: ["a"], auth: undefined });
+    assert.deepEqual(result.value, { password: null, secret: false, token: true, api_key: REDACTED, cookie: REDACTED, auth: undefined });
+    assert.equal(result.redactions, 2);
+  });
+
+  void it("never mutates the input", () => {
+    const input = { password: "p", list: [{ token: "t" }], text: "password=x" };
+    const copy = structuredClone(input);
+    const result = redact(input);
+    assert.deepEqual(input, copy);
+    assert.notEqual(result.value, input);
+  });
+
+  void it("handles primitives and non-JSON values", () => {
+    assert.deepEqual(redact("password=x"), { value: "password=[REDACTED]", redactions: 1 });
+    assert.deepEqual(redact(42), { value: 42, redactions: 0 });
+    assert.deepEqual(redact(null), { value: null, redactions: 0 });
+    assert.deepEqual(redact(undefined), { value: undefined, redactions: 0 });
+    assert.deepEqual(redact({ big: 10n, fn: () => 1, sym: Symbol("s") }).value, { big: "10", fn: UNSERIALIZABLE, sym: UNSERIALIZABLE });
+  });
+
+  void it("caps depth iteratively: deep values neither throw nor overflow the stack", () => {
+    let deep: unknown = "leaf";
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const result = redact(deep, { maxDepth: 3 });
+    assert.deepEqual(result.value, [[[TRUNCATED]]]);
+    const full = redact(deep, { maxDepth: 200_000 });
+    let node = full.value;
+    let depth = 0;
+    while (Array.isArray(node)) {
+      node = node[0];
+      depth++;
+    }
+    assert.equal(depth, 100_000);
+    assert.equal(node, "leaf");
+    assert.equal(redact({ a: 1 }, { maxDepth: 0 }).value, TRUNCATED);
+    assert.deepEqual(redact({ a: { b: { c: 1 } } }).value, { a: { b: { c: 1 } } });
+  });
+
+  void it("replaces cycles instead of looping", () => {
+    const cyclic: Record<string, unknown> = { name: "x" };
+    cyclic.self = cyclic;
+    cyclic.list = [cyclic];
+    assert.deepEqual(redact(cyclic).value, { name: "x", self: CIRCULAR, list: [CIRCULAR] });
+  });
+
+  void it("copies a __proto__ key as data, never as a prototype", () => {
+    const parsed = JSON.parse('{"__proto__": {"polluted": 1, "password": "p"}, "constructor": {"prototype": "x"}}') as unknown;
+    const result = redact(parsed);
+    const value = result.value as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(value), Object.prototype);
+    assert.ok(Object.hasOwn(value, "__proto__"));
+    assert.deepEqual(Object.getOwnPropertyDescriptor(value, "__proto__")?.value, { polluted: 1, password: REDACTED });
+    assert.equal((value as { polluted?: unknown }).polluted, undefined);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal(JSON.stringify(value), '{"__proto__":{"polluted":1,"password":"[REDACTED]"},"constructor":{"prototype":"x"}}');
+    assert.equal(result.redactions, 1);
+  });
+});
