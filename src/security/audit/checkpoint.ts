@@ -1,0 +1,182 @@
+/**
+ * Signed checkpoints: the Ed25519 key that signs them (made on first use, 0600) and the
+ * signature over (log id, seq, head hash). A checkpoint carries its public key, so a
+ * log verifies without a pinned key; pinning a key (`--pubkey`) proves who signed.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import fs from "node:fs/promises";
+import { constants as C } from "node:fs";
+import path from "node:path";
+import { sha256Hex } from "../../util/canonical-json.js";
+import type { CheckpointBody } from "./entry.js";
+import { AuditOpenError, describeFsError, errnoOf } from "./errors.js";
+import { currentUid, O_NOFOLLOW } from "./fs-layer.js";
+
+/** The exact text a checkpoint signature covers. */
+export function checkpointMessage(logId: string, seq: number, head: string): string {
+  return `mcp-secure-local audit checkpoint v1\n${logId}\n${seq}\n${head}`;
+}
+
+export interface AuditSigner {
+  /** Raw 32-byte public key, base64. */
+  readonly publicKey: string;
+  /** SHA-256 (hex) of the raw public key. */
+  readonly fingerprint: string;
+  /** The checkpoint for the entry at `seq` whose hash is `head`. */
+  checkpoint(logId: string, seq: number, head: string): CheckpointBody;
+}
+
+/** Raw public key bytes of an Ed25519 key (public or private). */
+export function rawPublicKey(key: KeyObject): Buffer {
+  const pub = key.type === "private" ? createPublicKey(key) : key;
+  if (pub.asymmetricKeyType !== "ed25519") throw new TypeError(`the key is ${pub.asymmetricKeyType ?? "unknown"}, not Ed25519`);
+  const jwk = pub.export({ format: "jwk" });
+  if (typeof jwk.x !== "string") throw new TypeError("the key has no public part");
+  return Buffer.from(jwk.x, "base64url");
+}
+
+export function fingerprintOfRaw(raw: Uint8Array): string {
+  return sha256Hex(raw);
+}
+
+export function publicKeyFromRaw(rawBase64: string): KeyObject {
+  const raw = Buffer.from(rawBase64, "base64");
+  if (raw.length !== 32 || raw.toString("base64") !== rawBase64) throw new TypeError("the public key is not 32 bytes of base64");
+  return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" });
+}
+
+export function signerFromPrivateKey(privateKey: KeyObject): AuditSigner {
+  if (privateKey.type !== "private" || privateKey.asymmetricKeyType !== "ed25519") {
+    throw new TypeError("the signing key is not an Ed25519 private key");
+  }
+  const raw = rawPublicKey(privateKey);
+  const publicKey = raw.toString("base64");
+  const fingerprint = fingerprintOfRaw(raw);
+  return {
+    publicKey,
+    fingerprint,
+    checkpoint(logId, seq, head) {
+      const signature = sign(null, Buffer.from(checkpointMessage(logId, seq, head), "utf8"), privateKey).toString("base64");
+      return { logId, seq, head, signature, publicKey, keyFingerprint: fingerprint };
+    },
+  };
+}
+
+/** Why a checkpoint does not verify, or undefined when it does. Pure. */
+export function checkpointProblem(
+  cp: CheckpointBody,
+  pinnedRaw?: Buffer,
+): { reason: "bad_checkpoint" | "key_mismatch" | "bad_signature"; message: string } | undefined {
+  let key: KeyObject;
+  try {
+    key = publicKeyFromRaw(cp.publicKey);
+  } catch (err) {
+    return { reason: "bad_checkpoint", message: `the checkpoint's public key is unusable: ${(err as Error).message}` };
+  }
+  const raw = Buffer.from(cp.publicKey, "base64");
+  if (fingerprintOfRaw(raw) !== cp.keyFingerprint) {
+    return { reason: "bad_checkpoint", message: "the checkpoint's key fingerprint does not match its public key" };
+  }
+  if (pinnedRaw !== undefined && !raw.equals(pinnedRaw)) {
+    return {
+      reason: "key_mismatch",
+      message: `the checkpoint is signed by key ${cp.keyFingerprint}, not by the pinned key ${fingerprintOfRaw(pinnedRaw)}`,
+    };
+  }
+  const signature = Buffer.from(cp.signature, "base64");
+  let valid = false;
+  try {
+    valid = verify(null, Buffer.from(checkpointMessage(cp.logId, cp.seq, cp.head), "utf8"), key, signature);
+  } catch {
+    valid = false;
+  }
+  return valid ? undefined : { reason: "bad_signature", message: `the checkpoint signature does not verify with key ${cp.keyFingerprint}` };
+}
+
+/** The raw public key in a PEM file (a public key, or a private key whose public half is used). */
+export function pinnedKeyFromPem(pem: string): Buffer {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new TypeError("the file does not hold a PEM public or private key");
+  }
+  return rawPublicKey(key);
+}
+
+export const DEFAULT_KEY_FILE = path.join("keys", "audit-ed25519.pem");
+
+/**
+ * The signer for the log: the key at `keyPath` (the policy's `audit.signing_key`, which
+ * must exist) or `<stateDir>/keys/audit-ed25519.pem` (made on first use, dir 0700, file 0600).
+ * A key readable by others, owned by another user, or not Ed25519 is refused.
+ */
+export async function loadSigner(options: { stateDir: string; keyPath?: string }): Promise<AuditSigner> {
+  const configured = options.keyPath !== undefined && options.keyPath.length > 0;
+  const file = configured ? path.resolve(options.stateDir, options.keyPath!) : path.join(options.stateDir, DEFAULT_KEY_FILE);
+  let pem: Buffer;
+  try {
+    pem = await readKeyFile(file, configured);
+  } catch (err) {
+    if (err instanceof AuditOpenError) throw err;
+    if (errnoOf(err) === "ENOENT" && !configured) {
+      pem = await createKeyFile(file);
+    } else if (errnoOf(err) === "ENOENT") {
+      throw new AuditOpenError(
+        "AUDIT_KEY_INVALID",
+        `audit signing key ${file} (audit.signing_key) does not exist; create one with \`openssl genpkey -algorithm ed25519 -out ${file}\` and chmod 600, or remove the setting to use a key made in the state directory`,
+      );
+    } else {
+      throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+  try {
+    return signerFromPrivateKey(createPrivateKey(pem));
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} is not an Ed25519 private key in PEM: ${(err as Error).message}`);
+  }
+}
+
+async function readKeyFile(file: string, followLinks: boolean): Promise<Buffer> {
+  const handle = await fs.open(file, C.O_RDONLY | (followLinks ? 0 : O_NOFOLLOW)).catch((err: unknown) => {
+    if (errnoOf(err) === "ELOOP") throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} is a symbolic link; refusing to follow it`);
+    throw err;
+  });
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} is not a regular file`);
+    const uid = currentUid();
+    if (uid !== undefined && st.uid !== uid) {
+      throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} belongs to user ${st.uid}, not to this user (${uid})`);
+    }
+    if ((st.mode & 0o077) !== 0) {
+      throw new AuditOpenError(
+        "AUDIT_KEY_INVALID",
+        `audit signing key ${file} is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); run \`chmod 600 ${file}\``,
+      );
+    }
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function createKeyFile(file: string): Promise<Buffer> {
+  try {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const pem = Buffer.from(privateKey.export({ format: "pem", type: "pkcs8" }));
+    const handle = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);
+    try {
+      await handle.writeFile(pem);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return pem;
+  } catch (err) {
+    // Another process made it first: use theirs.
+    if (errnoOf(err) === "EEXIST") return readKeyFile(file, false);
+    throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} cannot be created: ${describeFsError(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * `mcp-secure-local audit verify` and `audit tail` as functions: argv in (after the
+ * subcommand), text out through `io`, exit code back. The CLI entry owns the process.
+ *
+ * verify exit codes: 0 intact, 1 tampered (the first broken entry is named),
+ * 2 unreadable, not an audit log, or a usage error.
+ */
+import fs from "node:fs/promises";
+import { AuditReadError } from "./errors.js";
+import { formatTailLine, printable, readAuditTail } from "./tail.js";
+import { verifyAudit, type AuditVerifySummary } from "./verify.js";
+
+export interface AuditCliIo {
+  /** Receives complete text, trailing newline included. */
+  out(text: string): void;
+  err(text: string): void;
+  /** The active log file of the effective policy, used when no FILE is given. */
+  defaultLogPath: string;
+}
+
+export const VERIFY_USAGE =
+  "usage: mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--expect-head HASH] [--json]\n" +
+  "  Checks every hash, link, seq and checkpoint signature of the audit log (default: the policy's log and its rotated files).\n" +
+  "  --pubkey FILE       require every checkpoint to be signed by this Ed25519 key (PEM)\n" +
+  "  --expect-head HASH  require this head (printed at shutdown as `audit head: ...`) to be in the log\n" +
+  "  --json              print the summary as JSON\n" +
+  "  exit: 0 intact, 1 tampered, 2 unreadable or not an audit log\n";
+
+export const TAIL_USAGE =
+  "usage: mcp-secure-local audit tail [-n N] [FILE]\n" +
+  "  Prints the last N entries (default 20) of the audit log: time, seq, event, tool, outcome, duration, reason.\n";
+
+interface ParsedArgs {
+  positional: string[];
+  options: Map<string, string | true>;
+}
+
+/** Splits argv into positionals and the given options; unknown options are an error. */
+function parseArgs(argv: readonly string[], valued: readonly string[], flags: readonly string[]): ParsedArgs | string {
+  const positional: string[] = [];
+  const options = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    let name = eq >= 0 ? arg.slice(0, eq) : arg;
+    let inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    if (/^-n\d+$/.test(arg)) {
+      name = "-n";
+      inline = arg.slice(2);
+    }
+    if (flags.includes(name)) {
+      if (inline !== undefined) return `option ${name} takes no value`;
+      options.set(name, true);
+    } else if (valued.includes(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value.length === 0) return `option ${name} needs a value`;
+      options.set(name, value);
+    } else {
+      return `unknown option ${arg}`;
+    }
+  }
+  return { positional, options };
+}
+
+export async function runAuditVerify(argv: string[], io: AuditCliIo): Promise<number> {
+  const parsed = parseArgs(argv, ["--pubkey", "--expect-head"], ["--json", "--help", "-h"]);
+  if (typeof parsed === "string" || parsed.positional.length > 1) {
+    io.err(`audit verify: ${typeof parsed === "string" ? parsed : "give at most one FILE or DIR"}\n${VERIFY_USAGE}`);
+    return 2;
+  }
+  if (parsed.options.has("--help") || parsed.options.has("-h")) {
+    io.out(VERIFY_USAGE);
+    return 0;
+  }
+  const json = parsed.options.has("--json");
+  const target = parsed.positional[0] ?? io.defaultLogPath;
+  const fail = (message: string): number => {
+    io.err(`audit verify: ${message}\n`);
+    if (json) io.out(`${JSON.stringify({ ok: false, path: target, error: message, code: "AUDIT_UNREADABLE" }, null, 2)}\n`);
+    return 2;
+  };
+  let pubkeyPem: string | undefined;
+  const pubkey = parsed.options.get("--pubkey");
+  if (typeof pubkey === "string") {
+    try {
+      pubkeyPem = await fs.readFile(pubkey, "utf8");
+    } catch (err) {
+      return fail(`the key file ${pubkey} cannot be read: ${(err as Error).message}`);
+    }
+  }
+  const expectHead = parsed.options.get("--expect-head");
+  let summary: AuditVerifySummary;
+  try {
+    summary = await verifyAudit(target, {
+      ...(pubkeyPem === undefined ? {} : { pubkeyPem }),
+      ...(typeof expectHead === "string" ? { expectHead: expectHead.replace(/^hash=/, "").toLowerCase() } : {}),
+    });
+  } catch (err) {
+    if (err instanceof AuditReadError) return fail(err.message);
+    throw err;
+  }
+  io.out(json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
+  return summary.ok ? 0 : 1;
+}
+
+/** The human-readable verify report. */
+export function formatSummary(s: AuditVerifySummary): string {
+  const lines: string[] = [];
+  lines.push(`audit log: ${s.path}${s.files.length > 1 ? ` (${s.files.length} files)` : ""}`);
+  if (s.files.length > 1) {
+    for (const f of s.files) lines.push(`  ${f.path}  ${f.entries} entries${f.firstSeq === undefined ? "" : `, seq ${f.firstSeq}..${f.lastSeq}`}`);
+  }
+  lines.push(
+    s.entries === 0
+      ? "entries: 0"
+      : `entries: ${s.entries} (seq ${s.firstSeq}..${s.lastSeq}), ${s.firstTs ?? "?"} .. ${s.lastTs ?? "?"}`,
+  );
+  if (s.head !== undefined) lines.push(`head: ${s.head} (seq ${s.lastSeq})`);
+  if (s.logId !== undefined) lines.push(`log id: ${s.logId}`);
+  if (s.pinnedKeyFingerprint !== undefined) lines.push(`signing key: ${s.pinnedKeyFingerprint} (pinned)`);
+  else if (s.keyFingerprint !== undefined) lines.push(`signing key: ${s.keyFingerprint} (not pinned: pass --pubkey to check who signed)`);
+  if (s.keyFingerprints.length > 1) lines.push(`signing keys seen: ${s.keyFingerprints.join(", ")}`);
+  lines.push(
+    `checkpoints: ${s.checkpoints}${s.lastCheckpointSeq === undefined ? "" : `, the last at seq ${s.lastCheckpointSeq}`}` +
+      (s.unsealedEntries > 0 ? `; ${s.unsealedEntries} entries after it are not signed yet` : ""),
+  );
+  lines.push(`recoveries: ${s.recoveries.length}`);
+  for (const r of s.recoveries) {
+    const kept = typeof r.data?.keptIn === "string" ? `; kept in ${r.data.keptIn} (${String(r.data.bytes)} bytes)` : "";
+    lines.push(`  seq ${r.seq} (${r.kind ?? "?"}): ${r.reason ?? ""}${kept}`);
+  }
+  for (const w of s.warnings) lines.push(`warning: ${w}`);
+  if (s.failure === undefined) {
+    lines.push("result: INTACT");
+  } else {
+    const f = s.failure;
+    lines.push(`result: TAMPERED at ${f.file}:${f.line}${f.seq === undefined ? "" : ` (seq ${f.seq})`}: ${f.reason}: ${f.message}`);
+  }
+  return `${lines.map(printable).join("\n")}\n`;
+}
+
+export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<number> {
+  const parsed = parseArgs(argv, ["-n", "--lines"], ["--help", "-h"]);
+  if (typeof parsed === "string" || parsed.positional.length > 1) {
+    io.err(`audit tail: ${typeof parsed === "string" ? parsed : "give at most one FILE"}\n${TAIL_USAGE}`);
+    return 2;
+  }
+  if (parsed.options.has("--help") || parsed.options.has("-h")) {
+    io.out(TAIL_USAGE);
+    return 0;
+  }
+  const raw = parsed.options.get("-n") ?? parsed.options.get("--lines") ?? "20";
+  const count = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(count) || count < 1 || count > 100_000) {
+    io.err(`audit tail: -n takes a whole number from 1 to 100000\n${TAIL_USAGE}`);
+    return 2;
+  }
+  const file = parsed.positional[0] ?? io.defaultLogPath;
+  try {
+    const tail = await readAuditTail(file, count);
+    const text = tail.lines.map((line) => `${formatTailLine(line)}\n`).join("");
+    if (text.length > 0) io.out(text);
+    if (tail.tornBytes > 0) io.out(`(an incomplete last line of ${tail.tornBytes} bytes: an interrupted write)\n`);
+    if (tail.lines.length === 0 && tail.tornBytes === 0) io.err(`audit tail: ${file} holds no entries\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof AuditReadError) {
+      io.err(`audit tail: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * What the writer finds when it opens a log: where the chain ends, and whether a crash
+ * left a torn last line. Only the file's first and last lines are read.
+ *
+ * - Bytes after the last newline that do not parse as JSON are a torn write: they are
+ *   copied unchanged to `<log>.torn-<time>`, the log is truncated to its last whole line,
+ *   and the caller records a `recovery` entry.
+ * - A last line that parses but does not verify (hash, shape, exact form) is not a crash
+ *   artifact: opening fails (AUDIT_TAMPERED) instead of building on it.
+ */
+import { constants as C } from "node:fs";
+import path from "node:path";
+import { sha256Hex } from "../../util/canonical-json.js";
+import { checkEntryLine, type AuditEntry } from "./entry.js";
+import { AuditOpenError, AuditReadError, describeFsError, errnoOf } from "./errors.js";
+import { readFirstLine, scanTail } from "./file-scan.js";
+import { fsyncDirectory, O_NOFOLLOW, writeAll, type AuditFs } from "./fs-layer.js";
+import { segmentsOf, tornPath } from "./segments.js";
+
+export interface ChainEnd {
+  /** The first entry of the file. */
+  first: AuditEntry;
+  /** The last whole entry of the file. */
+  last: AuditEntry;
+}
+
+export interface ActiveInspection {
+  /** Size of the file up to its last whole line. */
+  wholeBytes: number;
+  /** Present when the file holds at least one whole entry. */
+  end?: ChainEnd;
+  /** Bytes after the last newline (a torn write), if any. */
+  torn?: Buffer;
+}
+
+function tampered(file: string, what: string, problem: string): AuditOpenError {
+  return new AuditOpenError(
+    "AUDIT_TAMPERED",
+    `audit log ${file}: ${what} does not verify (${problem}); the log was modified or damaged, so the server will not build on it. ` +
+      `Run \`mcp-secure-local audit verify ${file}\` to locate the first broken entry, and move the log aside to start a new chain.`,
+  );
+}
+
+function verified(file: string, what: string, line: string): AuditEntry {
+  const check = checkEntryLine(line);
+  if (!check.ok) throw tampered(file, what, `${check.problem}: ${check.message}`);
+  return check.entry;
+}
+
+/** Reads the first and last whole entries and any torn tail of an open log file. */
+export async function inspectLogFile(layer: AuditFs, fd: number, file: string): Promise<ActiveInspection> {
+  const { size } = await layer.fstat(fd);
+  if (size === 0) return { wholeBytes: 0 };
+  let scan;
+  try {
+    scan = await scanTail(layer, fd, size, 1);
+  } catch (err) {
+    if (err instanceof AuditReadError) throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file}: ${err.message}`);
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+  }
+  let torn: Buffer | undefined;
+  if (scan.torn.length > 0) {
+    const text = scan.torn.toString("utf8");
+    let parses = false;
+    try {
+      JSON.parse(text);
+      parses = true;
+    } catch {
+      parses = false;
+    }
+    // Only a whole JSON text can parse, and the writer writes a line and its newline together.
+    if (parses && !checkEntryLine(text).ok) verified(file, "the last line (which has no line break)", text);
+    torn = scan.torn;
+  }
+  const lastLine = scan.lines[0];
+  if (lastLine === undefined) return torn === undefined ? { wholeBytes: scan.tornStart } : { wholeBytes: scan.tornStart, torn };
+  const last = verified(file, `the last entry (at byte ${lastLine.start})`, lastLine.text);
+  const firstLine = lastLine.start === 0 ? lastLine.text : await readFirstLine(layer, fd, size);
+  const first = verified(file, "the first entry", firstLine ?? "");
+  if (first.seq > last.seq) throw tampered(file, "the first entry", `its seq ${first.seq} is after the last entry's ${last.seq}`);
+  const end = { first, last };
+  return torn === undefined ? { wholeBytes: scan.tornStart, end } : { wholeBytes: scan.tornStart, end, torn };
+}
+
+/** Copies torn bytes to a new sibling file (0600, synced) and returns its path. */
+export async function keepTornBytes(layer: AuditFs, activePath: string, bytes: Buffer, ts: string): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const target = tornPath(activePath, ts, attempt);
+    let fd: number;
+    try {
+      fd = await layer.open(target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);
+    } catch (err) {
+      if (errnoOf(err) === "EEXIST") continue;
+      throw err;
+    }
+    try {
+      await writeAll(layer, fd, bytes);
+      await layer.fsync(fd);
+    } finally {
+      await layer.close(fd);
+    }
+    await fsyncDirectory(layer, path.dirname(activePath));
+    return target;
+  }
+  throw new Error(`no free name for the torn bytes next to ${activePath}`);
+}
+
+export interface TornRecovery {
+  bytes: number;
+  sha256: string;
+  keptIn: string;
+  truncatedTo: number;
+}
+
+/** Keeps the torn tail aside, then truncates the log to its last whole line (in that order, so nothing is lost). */
+export async function setTornTailAside(
+  layer: AuditFs,
+  fd: number,
+  activePath: string,
+  inspection: ActiveInspection & { torn: Buffer },
+  ts: string,
+): Promise<TornRecovery> {
+  try {
+    const keptIn = await keepTornBytes(layer, activePath, inspection.torn, ts);
+    await layer.ftruncate(fd, inspection.wholeBytes);
+    await layer.fsync(fd);
+    return { bytes: inspection.torn.length, sha256: sha256Hex(inspection.torn), keptIn, truncatedTo: inspection.wholeBytes };
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${activePath} has a torn last line that cannot be set aside: ${describeFsError(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+/** The chain end in the newest rotated segment, for an active file that is missing or empty. */
+export async function newestSegmentEnd(layer: AuditFs, activePath: string): Promise<(ChainEnd & { file: string }) | undefined> {
+  let names: string[];
+  try {
+    names = await layer.readdir(path.dirname(activePath));
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit directory ${path.dirname(activePath)} cannot be listed: ${describeFsError(err)}`, { cause: err });
+  }
+  const newest = segmentsOf(activePath, names).at(-1);
+  if (newest === undefined) return undefined;
+  const file = path.join(path.dirname(activePath), newest.name);
+  let fd: number;
+  try {
+    fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit segment ${file} cannot be opened: ${describeFsError(err)}`, { cause: err });
+  }
+  try {
+    const inspection = await inspectLogFile(layer, fd, file);
+    if (inspection.torn !== undefined) throw tampered(file, "the rotated segment's end", "it ends with an incomplete line");
+    if (inspection.end === undefined) throw tampered(file, "the rotated segment", "it holds no entry");
+    return { ...inspection.end, file };
+  } finally {
+    await layer.close(fd).catch(() => undefined);
+  }
+}

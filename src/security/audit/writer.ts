@@ -1,0 +1,495 @@
+/**
+ * The chain writer: seals entries (seq, id, time, prev, hash) synchronously in call
+ * order, then writes them in order with one `write` per batch and makes them durable.
+ *
+ * - `always`: group commit. Entries written before an fdatasync starts resolve when it
+ *   ends; entries written meanwhile wait for the next one (one fdatasync in flight).
+ * - `batch`: an entry resolves once written; an fdatasync follows within the interval.
+ * - Rotation is an item in the same queue: the old file is sealed with a checkpoint and
+ *   synced, renamed, and a new file starts with a `rotate` entry linking to it.
+ * - Any write, sync or rotation error fails the writer for good: pending and later
+ *   entries reject with AuditWriteError, since a chain with a hole must not continue.
+ */
+import path from "node:path";
+import type { AuditFsync } from "../policy-types.js";
+import type { Logger } from "../../util/logger.js";
+import { AUDIT_FORMAT_VERSION, serializeEntry, type AuditEntryBody, type AuditOutcome, type CheckpointBody } from "./entry.js";
+import { AuditEntryError, AuditWriteError, describeFsError } from "./errors.js";
+import { fsyncDirectory, writeAll, type AuditFs } from "./fs-layer.js";
+import type { AuditSigner } from "./checkpoint.js";
+import { segmentPath, utcDay } from "./segments.js";
+
+export interface AuditReceipt {
+  seq: number;
+  hash: string;
+}
+
+export interface ChainPosition {
+  seq: number;
+  head: string;
+}
+
+/** The fields of an entry other than those the writer assigns (v, seq, id, ts, prev, hash). */
+export interface EntryFields {
+  event: string;
+  tool?: string;
+  requestId?: string | number;
+  callId?: string;
+  arguments?: unknown;
+  outcome?: AuditOutcome;
+  reason?: string;
+  durationMs?: number;
+  data?: Record<string, unknown>;
+  checkpoint?: CheckpointBody;
+}
+
+export interface AuditTimers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+/** Real timers that never keep the process alive on their own. */
+export const realTimers: AuditTimers = {
+  set(fn, ms) {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return timer;
+  },
+  clear(handle) {
+    clearTimeout(handle as NodeJS.Timeout);
+  },
+};
+
+export interface ChainWriterOptions {
+  fs: AuditFs;
+  path: string;
+  fd: number;
+  logId: string;
+  /** The last entry of the chain so far (seq 0 and GENESIS_PREV for a new log). */
+  position: ChainPosition;
+  /** The active file: its size and, when it holds entries, its first entry's seq and time. */
+  file: { bytes: number; firstSeq?: number; firstTs?: string };
+  fsync: AuditFsync;
+  fsyncIntervalMs: number;
+  rotateBytes: number;
+  rotateDaily: boolean;
+  checkpointEvery: number;
+  signer: AuditSigner;
+  now: () => Date;
+  newId: (time: number) => string;
+  logger: Logger;
+  timers?: AuditTimers;
+}
+
+interface Waiter {
+  resolve(receipt: AuditReceipt): void;
+  reject(err: Error): void;
+}
+
+interface LineItem {
+  kind: "line";
+  text: string;
+  seq: number;
+  hash: string;
+  waiter?: Waiter;
+}
+
+interface RotateItem {
+  kind: "rotate";
+  target: string;
+}
+
+type Item = LineItem | RotateItem;
+
+export type WriterState = "open" | "closing" | "closed" | "failed";
+
+export class ChainWriter {
+  private readonly fs: AuditFs;
+  readonly path: string;
+  private fd: number;
+  private identity: { dev: number; ino: number } | undefined;
+  readonly logId: string;
+  private readonly opts: ChainWriterOptions;
+  private readonly timers: AuditTimers;
+
+  // Sealing state (synchronous, in call order).
+  private seq: number;
+  private head: string;
+  private fileBytes: number;
+  private fileFirstSeq: number | undefined;
+  private fileFirstTs: string | undefined;
+  private sinceCheckpoint = 0;
+
+  // I/O state.
+  private readonly queue: Item[] = [];
+  private writing = false;
+  private rotating = false;
+  /** The running write or rotation, so that the fd is never closed under it (its number could be reused). */
+  private ioInFlight: Promise<void> | undefined;
+  private syncInFlight: Promise<void> | undefined;
+  private awaitingSync: LineItem[] = [];
+  /** The batch being written right now. */
+  private inWrite: LineItem[] = [];
+  /** The group the running fdatasync will make durable. */
+  private inSync: LineItem[] = [];
+  private dirty = false;
+  private timer: unknown;
+  private written: ChainPosition;
+
+  private state: WriterState = "open";
+  private failure: AuditWriteError | undefined;
+  private closePromise: Promise<ChainPosition | undefined> | undefined;
+
+  constructor(options: ChainWriterOptions) {
+    this.opts = options;
+    this.fs = options.fs;
+    this.path = options.path;
+    this.fd = options.fd;
+    this.logId = options.logId;
+    this.timers = options.timers ?? realTimers;
+    this.seq = options.position.seq;
+    this.head = options.position.head;
+    this.written = { ...options.position };
+    this.fileBytes = options.file.bytes;
+    this.fileFirstSeq = options.file.firstSeq;
+    this.fileFirstTs = options.file.firstTs;
+  }
+
+  /** Remembers which file the fd is, so that a removed or replaced log is noticed at the next sync. */
+  async init(): Promise<void> {
+    const st = await this.fs.fstat(this.fd);
+    this.identity = { dev: st.dev, ino: st.ino };
+  }
+
+  status(): { state: WriterState; error?: string; seq: number; head: string } {
+    return this.failure === undefined
+      ? { state: this.state, seq: this.written.seq, head: this.written.head }
+      : { state: this.state, error: this.failure.message, seq: this.written.seq, head: this.written.head };
+  }
+
+  /**
+   * Seals an entry now (so the chain order is the call order) and resolves when it is
+   * durable per the fsync mode. Fields JSON cannot carry reject with AuditEntryError
+   * and consume no seq.
+   */
+  append(fields: EntryFields): Promise<AuditReceipt> {
+    if (this.state !== "open") return Promise.reject(this.refusal());
+    return this.sealPrimary(fields, this.opts.now());
+  }
+
+  private refusal(): AuditWriteError {
+    if (this.failure !== undefined) return this.failure;
+    return new AuditWriteError(`audit log ${this.path} is closed; no further entries can be recorded`, "AUDIT_CLOSED");
+  }
+
+  private sealPrimary(fields: EntryFields, date: Date): Promise<AuditReceipt> {
+    if (this.rotationDue(date)) this.sealRotation(date);
+    let promise: Promise<AuditReceipt>;
+    try {
+      promise = this.sealLine(fields, date, true);
+    } catch (err) {
+      this.kick();
+      return Promise.reject(new AuditEntryError(`the entry cannot be recorded: ${(err as Error).message}`));
+    }
+    this.sinceCheckpoint++;
+    if (this.opts.checkpointEvery > 0 && this.sinceCheckpoint >= this.opts.checkpointEvery) this.sealCheckpoint(date, false);
+    this.kick();
+    return promise;
+  }
+
+  private sealLine(fields: EntryFields, date: Date, wait: true): Promise<AuditReceipt>;
+  private sealLine(fields: EntryFields, date: Date, wait: false): undefined;
+  private sealLine(fields: EntryFields, date: Date, wait: boolean): Promise<AuditReceipt> | undefined {
+    const seq = this.seq + 1;
+    const ts = date.toISOString();
+    const body: AuditEntryBody = { v: AUDIT_FORMAT_VERSION, seq, id: this.opts.newId(date.getTime()), ts, ...fields, prev: this.head };
+    const { line, hash } = serializeEntry(body); // throws before any state changes
+    const text = `${line}\n`;
+    this.seq = seq;
+    this.head = hash;
+    this.fileBytes += Buffer.byteLength(text);
+    if (this.fileFirstSeq === undefined) {
+      this.fileFirstSeq = seq;
+      this.fileFirstTs = ts;
+    }
+    const item: LineItem = { kind: "line", text, seq, hash };
+    this.queue.push(item);
+    if (!wait) return undefined;
+    return new Promise<AuditReceipt>((resolve, reject) => {
+      item.waiter = { resolve, reject };
+    });
+  }
+
+  private sealCheckpoint(date: Date, wait: true): Promise<AuditReceipt>;
+  private sealCheckpoint(date: Date, wait: false): undefined;
+  private sealCheckpoint(date: Date, wait: boolean): Promise<AuditReceipt> | undefined {
+    const checkpoint = this.opts.signer.checkpoint(this.logId, this.seq, this.head);
+    this.sinceCheckpoint = 0;
+    this.opts.logger.info("audit checkpoint", { seq: this.seq, head: this.head, key: checkpoint.keyFingerprint });
+    const fields: EntryFields = { event: "checkpoint", checkpoint };
+    return wait ? this.sealLine(fields, date, true) : this.sealLine(fields, date, false);
+  }
+
+  private rotationDue(date: Date): boolean {
+    if (this.fileFirstSeq === undefined) return false;
+    if (this.opts.rotateBytes > 0 && this.fileBytes >= this.opts.rotateBytes) return true;
+    return this.opts.rotateDaily && this.fileFirstTs !== undefined && utcDay(date.toISOString()) !== utcDay(this.fileFirstTs);
+  }
+
+  private sealRotation(date: Date): void {
+    this.sealCheckpoint(date, false);
+    const target = segmentPath(this.path, this.fileFirstTs!, this.fileFirstSeq!);
+    const previous = { seq: this.seq, head: this.head };
+    this.queue.push({ kind: "rotate", target });
+    this.fileBytes = 0;
+    this.fileFirstSeq = undefined;
+    this.fileFirstTs = undefined;
+    this.sealLine(
+      {
+        event: "rotate",
+        data: { logId: this.logId, previousFile: path.basename(target), previousSeq: previous.seq, previousHead: previous.head },
+      },
+      date,
+      false,
+    );
+  }
+
+  /** Starts the next write or rotation when none is running. */
+  private kick(): void {
+    if (this.failure !== undefined || this.writing || this.rotating) return;
+    const first = this.queue[0];
+    if (first === undefined) return;
+    if (first.kind === "rotate") {
+      if (this.syncInFlight !== undefined) return; // the sync's end kicks again
+      this.queue.shift();
+      this.rotating = true;
+      this.ioInFlight = this.rotate(first.target);
+      this.ioInFlight.then(
+        () => {
+          this.rotating = false;
+          this.kick();
+        },
+        (err: unknown) => this.fail(new AuditWriteError(`audit log ${this.path} cannot be rotated: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err })),
+      );
+      return;
+    }
+    let count = 0;
+    while (count < this.queue.length && this.queue[count]!.kind === "line") count++;
+    const batch = this.queue.splice(0, count) as LineItem[];
+    const buffer = Buffer.from(batch.length === 1 ? batch[0]!.text : batch.map((item) => item.text).join(""), "utf8");
+    this.writing = true;
+    this.inWrite = batch;
+    this.ioInFlight = writeAll(this.fs, this.fd, buffer);
+    this.ioInFlight.then(
+      () => this.afterWrite(batch),
+      (err: unknown) => this.fail(new AuditWriteError(`audit log ${this.path} cannot be written: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err })),
+    );
+  }
+
+  private afterWrite(batch: LineItem[]): void {
+    if (this.failure !== undefined) return;
+    this.writing = false;
+    this.inWrite = [];
+    const last = batch[batch.length - 1]!;
+    this.written = { seq: last.seq, head: last.hash };
+    if (this.opts.fsync === "always") {
+      for (const item of batch) this.awaitingSync.push(item);
+      this.syncGroup();
+    } else {
+      for (const item of batch) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+      this.dirty = true;
+      this.scheduleBatchSync();
+    }
+    this.kick();
+  }
+
+  /** Group commit: one fdatasync for everything written so far; later writes wait for the next. */
+  private syncGroup(): void {
+    if (this.failure !== undefined || this.syncInFlight !== undefined || this.awaitingSync.length === 0) return;
+    const group = this.awaitingSync;
+    this.awaitingSync = [];
+    this.inSync = group;
+    this.runSync(() => {
+      this.inSync = [];
+      for (const item of group) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+      this.syncGroup();
+    });
+  }
+
+  private scheduleBatchSync(): void {
+    if (this.timer !== undefined || this.syncInFlight !== undefined || this.failure !== undefined) return;
+    this.timer = this.timers.set(() => {
+      this.timer = undefined;
+      if (this.failure !== undefined || this.syncInFlight !== undefined || this.state === "closed") return;
+      this.dirty = false;
+      this.runSync(() => {
+        if (this.dirty) this.scheduleBatchSync();
+      });
+    }, this.opts.fsyncIntervalMs);
+  }
+
+  private runSync(onDone: () => void): void {
+    const sync = this.syncAndCheck();
+    this.syncInFlight = sync;
+    sync.then(
+      () => {
+        this.syncInFlight = undefined;
+        if (this.failure !== undefined) return;
+        onDone();
+        this.kick();
+      },
+      (err: unknown) => {
+        this.syncInFlight = undefined;
+        this.fail(err instanceof AuditWriteError ? err : new AuditWriteError(String(err)));
+      },
+    );
+  }
+
+  /** fdatasync, and a check that the path still names the open file (it may have been removed or replaced). */
+  private async syncAndCheck(): Promise<void> {
+    const fd = this.fd;
+    await Promise.all([
+      this.fs.fdatasync(fd).catch((err: unknown) => {
+        throw new AuditWriteError(`audit log ${this.path} cannot be synced to disk: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err });
+      }),
+      this.checkIdentity(),
+    ]);
+  }
+
+  private async checkIdentity(): Promise<void> {
+    if (this.identity === undefined) return;
+    let st;
+    try {
+      st = await this.fs.stat(this.path);
+    } catch (err) {
+      throw new AuditWriteError(
+        `audit log ${this.path} cannot be written: the file is gone (${describeFsError(err)}); entries would go to a deleted file`,
+        "AUDIT_WRITE_FAILED",
+        { cause: err },
+      );
+    }
+    if (st.dev !== this.identity.dev || st.ino !== this.identity.ino) {
+      throw new AuditWriteError(
+        `audit log ${this.path} cannot be written: the file was replaced by another one while the server was running`,
+      );
+    }
+  }
+
+  private async rotate(target: string): Promise<void> {
+    this.clearTimer();
+    await this.fs.fdatasync(this.fd);
+    this.dirty = false;
+    const synced = this.awaitingSync;
+    this.awaitingSync = [];
+    for (const item of synced) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+    await this.checkIdentity();
+    const exists = await this.fs.lstat(target).then(
+      () => true,
+      () => false,
+    );
+    if (exists) throw Object.assign(new Error(`${target} already exists`), { code: "EEXIST" });
+    await this.fs.close(this.fd);
+    this.fd = -1;
+    await this.fs.rename(this.path, target);
+    const { fd, notes } = await this.fs.openLogFile(this.path);
+    this.fd = fd;
+    for (const note of notes) this.opts.logger.warn(note);
+    const st = await this.fs.fstat(fd);
+    if (st.size !== 0) throw new Error(`a new ${this.path} appeared during rotation and is not empty`);
+    this.identity = { dev: st.dev, ino: st.ino };
+    await fsyncDirectory(this.fs, path.dirname(this.path));
+    this.opts.logger.info("audit log rotated", { segment: target });
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) {
+      this.timers.clear(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private fail(err: AuditWriteError): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    this.state = "failed";
+    this.clearTimer();
+    this.opts.logger.error("audit log failed; every further entry is refused", { error: err.message });
+    const waiting = [...this.inSync, ...this.awaitingSync, ...this.inWrite, ...this.queue];
+    this.inSync = [];
+    this.awaitingSync = [];
+    this.inWrite = [];
+    this.queue.length = 0;
+    for (const item of waiting) if (item.kind === "line") item.waiter?.reject(err);
+  }
+
+  /** Resolves when everything sealed so far is written and on disk (both modes). */
+  async flush(): Promise<void> {
+    const lastSealed = this.seq;
+    for (;;) {
+      if (this.failure !== undefined) throw this.failure;
+      if (this.syncInFlight !== undefined) await this.syncInFlight.catch(() => undefined);
+      else if (this.written.seq < lastSealed) await new Promise<void>((resolve) => setImmediate(resolve));
+      else break;
+    }
+    const group = this.awaitingSync;
+    this.awaitingSync = [];
+    this.inSync = group;
+    const sync = this.syncAndCheck();
+    this.syncInFlight = sync;
+    try {
+      await sync;
+    } catch (err) {
+      this.syncInFlight = undefined;
+      const failure = err instanceof AuditWriteError ? err : new AuditWriteError(String(err));
+      this.fail(failure);
+      throw failure;
+    }
+    this.syncInFlight = undefined;
+    this.inSync = [];
+    this.dirty = false;
+    for (const item of group) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+    this.kick();
+  }
+
+  /**
+   * Writes `server_stop` and a final checkpoint, syncs and closes. Returns the head
+   * (the checkpoint's seq and hash), or undefined when the log had failed.
+   */
+  close(reason?: string): Promise<ChainPosition | undefined> {
+    this.closePromise ??= this.doClose(reason);
+    return this.closePromise;
+  }
+
+  private async doClose(reason: string | undefined): Promise<ChainPosition | undefined> {
+    let result: ChainPosition | undefined;
+    if (this.state === "open") {
+      const date = this.opts.now();
+      const stop = this.sealPrimary({ event: "server_stop", reason, data: { logId: this.logId } }, date);
+      this.state = "closing";
+      const last = this.sealCheckpoint(date, true);
+      this.kick();
+      try {
+        await Promise.all([stop, last]);
+        await this.flush();
+        result = { seq: this.seq, head: this.head };
+      } catch {
+        result = undefined;
+      }
+    }
+    await this.abort();
+    return result;
+  }
+
+  /** Closes the file without writing anything more. */
+  async abort(): Promise<void> {
+    this.clearTimer();
+    if (this.syncInFlight !== undefined) await this.syncInFlight.catch(() => undefined);
+    if (this.ioInFlight !== undefined) await this.ioInFlight.catch(() => undefined);
+    if (this.state !== "failed") this.state = "closed";
+    if (this.fd >= 0) {
+      const fd = this.fd;
+      this.fd = -1;
+      await this.fs.close(fd).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,221 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createPublicKey, generateKeyPairSync } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { runAuditTail, runAuditVerify, type AuditCliIo } from "../../src/security/audit/cli.js";
+import { formatTailLine, printable, readAuditTail } from "../../src/security/audit/tail.js";
+import { nodeAuditFs } from "../../src/security/audit/fs-layer.js";
+import { appendCalls, openTestLog, parse, readLines, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
+
+function capture(defaultLogPath: string): AuditCliIo & { stdout: string; stderr: string } {
+  const io = {
+    stdout: "",
+    stderr: "",
+    defaultLogPath,
+    out(text: string) {
+      io.stdout += text;
+    },
+    err(text: string) {
+      io.stderr += text;
+    },
+  };
+  return io;
+}
+
+async function sample(env: TempEnv): Promise<void> {
+  const sink = await openTestLog(env, { checkpoint_every: 5 });
+  await appendCalls(sink, 30);
+  await sink.append({ event: "denied", tool: "exec", requestId: "r-x", outcome: "denied", reason: "command rm is blocked", durationMs: 0.4 });
+  await sink.close("done");
+}
+
+void test("audit verify: 0 for an intact log, with a readable summary (default path, FILE and DIR)", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    const n = readLines(env.logFile).length;
+    const io = capture(env.logFile);
+    assert.equal(await runAuditVerify([], io), 0, io.stderr);
+    assert.match(io.stdout, /^audit log: .*audit\.log\n/);
+    assert.match(io.stdout, new RegExp(`entries: ${n} \\(seq 1\\.\\.${n}\\)`));
+    assert.match(io.stdout, new RegExp(`head: [0-9a-f]{64} \\(seq ${n}\\)`));
+    assert.match(io.stdout, /signing key: [0-9a-f]{64} \(not pinned/);
+    assert.match(io.stdout, new RegExp(`checkpoints: \\d+, the last at seq ${n}\n`));
+    assert.match(io.stdout, /recoveries: 0\n/);
+    assert.match(io.stdout, /result: INTACT\n$/);
+    const dirIo = capture("/nonexistent");
+    assert.equal(await runAuditVerify([env.logDir], dirIo), 0);
+    assert.equal(await runAuditVerify(["--help"], capture(env.logFile)), 0);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit verify: 1 for a tampered log, naming the first broken entry", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    const lines = readLines(env.logFile);
+    lines[9] = lines[9]!.replace('"outcome":"ok"', '"outcome":"error"');
+    writeLines(env.logFile, lines);
+    const io = capture(env.logFile);
+    assert.equal(await runAuditVerify([], io), 1);
+    assert.match(io.stdout, new RegExp(`result: TAMPERED at ${env.logFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:10 \\(seq 10\\): hash_mismatch: `));
+    const json = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--json"], json), 1);
+    const summary = JSON.parse(json.stdout);
+    assert.equal(summary.ok, false);
+    assert.deepEqual([summary.failure.line, summary.failure.seq, summary.failure.reason], [10, 10, "hash_mismatch"]);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit verify: --pubkey pins the signer; --expect-head catches a cut end", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    const own = path.join(env.root, "own.pub");
+    fs.writeFileSync(own, createPublicKey(fs.readFileSync(path.join(env.stateDir, "keys", "audit-ed25519.pem"))).export({ type: "spki", format: "pem" }));
+    const other = path.join(env.root, "other.pub");
+    fs.writeFileSync(other, generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }));
+    const ok = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--pubkey", own], ok), 0);
+    assert.match(ok.stdout, /signing key: [0-9a-f]{64} \(pinned\)/);
+    const bad = capture(env.logFile);
+    assert.equal(await runAuditVerify([`--pubkey=${other}`], bad), 1);
+    assert.match(bad.stdout, /key_mismatch/);
+    const missing = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--pubkey", path.join(env.root, "nope.pub")], missing), 2);
+    assert.match(missing.stderr, /key file .* cannot be read/);
+
+    const head = parse(readLines(env.logFile).at(-1)!).hash;
+    assert.equal(await runAuditVerify(["--expect-head", head], capture(env.logFile)), 0);
+    writeLines(env.logFile, readLines(env.logFile).slice(0, -2));
+    const cut = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--expect-head", `hash=${head}`], cut), 1);
+    assert.match(cut.stdout, /truncated/);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit verify: 2 when the path is unreadable, not an audit log, or the usage is wrong", async () => {
+  const env = tempEnv();
+  try {
+    const missing = capture(path.join(env.root, "nothing.log"));
+    assert.equal(await runAuditVerify([], missing), 2);
+    assert.match(missing.stderr, /cannot be read: ENOENT/);
+    const missingJson = capture(path.join(env.root, "nothing.log"));
+    assert.equal(await runAuditVerify(["--json"], missingJson), 2);
+    assert.equal(JSON.parse(missingJson.stdout).ok, false);
+
+    const notLog = path.join(env.root, "notes.log");
+    fs.writeFileSync(notLog, "just text\n");
+    const io = capture(env.logFile);
+    assert.equal(await runAuditVerify([notLog], io), 2);
+    assert.match(io.stderr, /not an audit log/);
+
+    for (const argv of [["--bogus"], ["a", "b"], ["--pubkey"], ["--json=yes"]]) {
+      const usage = capture(env.logFile);
+      assert.equal(await runAuditVerify(argv, usage), 2, argv.join(" "));
+      assert.match(usage.stderr, /usage: mcp-secure-local audit verify/);
+    }
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit tail: the last N entries, one readable line each", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    const all = readLines(env.logFile).map(parse);
+    const io = capture(env.logFile);
+    assert.equal(await runAuditTail([], io), 0, io.stderr);
+    const lines = io.stdout.trimEnd().split("\n");
+    assert.equal(lines.length, 20);
+    const n = all.length;
+    assert.match(lines.at(-1)!, new RegExp(`^${all.at(-1)!.ts.replace(/\./g, "\\.")}\\s+#${n}\\s+checkpoint\\s`));
+
+    const three = capture(env.logFile);
+    assert.equal(await runAuditTail(["-n", "3"], three), 0);
+    const shown = three.stdout.trimEnd().split("\n");
+    assert.equal(shown.length, 3);
+    assert.match(shown[0]!, new RegExp(`#${n - 2}\\s+denied\\s+exec\\s+denied\\s+0ms\\s+command rm is blocked$`));
+    assert.match(shown[1]!, new RegExp(`#${n - 1}\\s+server_stop\\s+-\\s+-\\s+-\\s+done$`));
+    assert.match(shown[2]!, new RegExp(`#${n}\\s+checkpoint .*signed head of #${n - 1}`));
+    assert.equal(await runAuditTail(["-n3", env.logFile], capture("/nonexistent")), 0);
+
+    const call = capture(env.logFile);
+    assert.equal(await runAuditTail(["--lines=30"], call), 0);
+    assert.equal(call.stdout.trimEnd().split("\n").length, 30);
+    assert.match(call.stdout, /#\d+\s+tool_call\s+fs_read\s+ok\s+\dms\n/);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit tail: torn and unparseable lines are shown as such; bad input gives 2", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    fs.appendFileSync(env.logFile, "garbage line\n{\"seq\":");
+    const io = capture(env.logFile);
+    assert.equal(await runAuditTail(["-n", "2"], io), 0);
+    assert.match(io.stdout, /\(unparseable line: garbage line\)/);
+    assert.match(io.stdout, /\(an incomplete last line of 7 bytes/);
+
+    for (const argv of [["-n", "0"], ["-n", "x"], ["--what"], ["a", "b"]]) {
+      assert.equal(await runAuditTail(argv, capture(env.logFile)), 2, argv.join(" "));
+    }
+    const missing = capture(path.join(env.root, "none.log"));
+    assert.equal(await runAuditTail([], missing), 2);
+    assert.match(missing.stderr, /cannot be read/);
+    assert.equal(await runAuditTail([env.logDir], capture(env.logFile)), 2, "a directory is not a file");
+    const empty = path.join(env.root, "empty.log");
+    fs.writeFileSync(empty, "");
+    const quiet = capture(empty);
+    assert.equal(await runAuditTail([], quiet), 0);
+    assert.match(quiet.stderr, /holds no entries/);
+    assert.equal(await runAuditTail(["-h"], capture(env.logFile)), 0);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("tail reads only the end of a large file", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true });
+    const line = JSON.stringify({ seq: 1, event: "tool_call", arguments: { pad: "x".repeat(900) } });
+    fs.writeFileSync(env.logFile, `${line}\n`.repeat(8000)); // about 7 MB
+    let bytesRead = 0;
+    const counting = {
+      ...nodeAuditFs,
+      read: async (fd: number, buffer: Buffer, offset: number, length: number, position: number) => {
+        const n = await nodeAuditFs.read(fd, buffer, offset, length, position);
+        bytesRead += n;
+        return n;
+      },
+    };
+    const tail = await readAuditTail(env.logFile, 5, counting);
+    assert.equal(tail.lines.length, 5);
+    assert.ok(bytesRead <= 128 * 1024, `read ${bytesRead} bytes for 5 lines`);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("formatting strips control characters from entry text", () => {
+  const line = JSON.stringify({ ts: "2026-11-22T00:00:00.000Z", seq: 4, event: "denied", tool: "x\u001b[2J", outcome: "denied", reason: "bad\u0007\nthing" });
+  const shown = formatTailLine(line);
+  assert.ok([...shown].every((ch) => ch.charCodeAt(0) >= 0x20), "no control characters remain");
+  assert.match(shown, /\\u001b\[2J/);
+  assert.equal(printable("a\u2028b\u009bc"), "a\\u2028b\\u009bc");
+  assert.match(formatTailLine("[1,2]"), /unparseable line/);
+  assert.match(formatTailLine(JSON.stringify({ seq: 2, event: "rotate", data: { previousFile: "audit-x.log" } })), /continues from audit-x\.log/);
+  assert.match(formatTailLine(JSON.stringify({ seq: 3, event: "recovery", reason: "torn", data: { keptIn: "a.torn" } })), /torn; kept in a\.torn/);
+  assert.match(formatTailLine(JSON.stringify({ seq: 1, event: "server_start", data: { serverVersion: "1.2.3", policySha256: "ab".repeat(32) } })), /version 1\.2\.3, policy abababababab/);
+});

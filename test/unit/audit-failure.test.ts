@@ -1,0 +1,225 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { AuditOpenError, AuditWriteError, verifyAudit } from "../../src/security/audit/index.js";
+import { nodeAuditFs } from "../../src/security/audit/fs-layer.js";
+import { describeFsError } from "../../src/security/audit/errors.js";
+import { errno, instrumentedFs, manualTimers, openTestLog, tempEnv, waitFor } from "../fixtures/audit-helpers.js";
+
+const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+const hasDevFull = fs.existsSync("/dev/full");
+
+function isWriteFailure(pattern: RegExp) {
+  return (err: unknown): boolean => {
+    assert.ok(err instanceof AuditWriteError, `expected AuditWriteError, got ${String(err)}`);
+    assert.equal(err.code, "AUDIT_WRITE_FAILED");
+    assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+void test("a write that fails (ENOSPC) rejects, fails the log for good, and status says why", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const sink = await openTestLog(env, {}, { fs: layer });
+    await sink.append({ event: "tool_call", requestId: "before" });
+    layer.failWritesWith = errno("ENOSPC", "no space left on device, write");
+    const pending = [sink.append({ event: "tool_call", requestId: 1 }), sink.append({ event: "tool_call", requestId: 2 })];
+    const expected = new RegExp(`audit log ${env.logFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} cannot be written: ENOSPC \\(no space left on device\\)`);
+    const settled = await Promise.allSettled(pending);
+    for (const result of settled) {
+      assert.equal(result.status, "rejected");
+      if (result.status === "rejected") isWriteFailure(expected)(result.reason);
+    }
+    const status = sink.status();
+    assert.equal(status.ok, false);
+    assert.equal(status.state, "failed");
+    assert.match(status.error ?? "", /ENOSPC/);
+    // The disk has room again, yet the chain must not continue with a hole.
+    layer.failWritesWith = undefined;
+    await assert.rejects(sink.append({ event: "tool_call", requestId: 3 }), isWriteFailure(/ENOSPC/));
+    assert.equal(await sink.close(), undefined, "a failed log has no head to report");
+    assert.equal(sink.status().state, "failed");
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, "what did reach the file still verifies");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("an fsync that fails (EIO) rejects the waiting entries and fails the log", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const sink = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    layer.failSyncsWith = errno("EIO", "i/o error, fdatasync");
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/cannot be synced to disk: EIO \(input\/output error\)/));
+    layer.failSyncsWith = undefined;
+    await assert.rejects(sink.append({ event: "tool_call" }), AuditWriteError);
+    assert.equal(sink.status().ok, false);
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode: a failed write rejects; a failed timed sync fails every later append", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const timers = manualTimers();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 10 }, { fs: layer, timers });
+    await sink.append({ event: "tool_call" });
+    layer.failSyncsWith = errno("EIO", "i/o error, fdatasync");
+    timers.fireAll();
+    await waitFor(() => !sink.status().ok, "the failed sync to fail the log");
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/EIO/));
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+  const env2 = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const sink = await openTestLog(env2, { fsync: "batch" }, { fs: layer });
+    layer.failWritesWith = errno("EDQUOT", "quota");
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/EDQUOT \(disk quota exceeded\)/));
+    await sink.close();
+  } finally {
+    env2.cleanup();
+  }
+});
+
+void test("real /dev/full: the first write at open fails with ENOSPC and the server may not start", { skip: hasDevFull ? false : "no /dev/full on this system" }, async () => {
+  const env = tempEnv();
+  try {
+    // The log path is an ordinary new file; only the descriptor written to is /dev/full.
+    const layer = {
+      ...nodeAuditFs,
+      openLogFile: () => Promise.resolve({ fd: fs.openSync("/dev/full", "r+"), notes: [] as string[] }),
+    };
+    await assert.rejects(openTestLog(env, {}, { fs: layer }), (err: unknown) => {
+      assert.ok(err instanceof AuditOpenError);
+      assert.equal(err.code, "AUDIT_OPEN_FAILED");
+      assert.match(err.message, /cannot be written: ENOSPC \(no space left on device\)/);
+      return true;
+    });
+    assert.equal(fs.existsSync(`${env.logFile}.lock`), false, "the lock is released");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("real /dev/full after start: appends reject with the kernel's ENOSPC", { skip: hasDevFull ? false : "no /dev/full on this system" }, async () => {
+  const env = tempEnv();
+  const full = hasDevFull ? fs.openSync("/dev/full", "w") : -1;
+  try {
+    let redirect = false;
+    const layer = {
+      ...nodeAuditFs,
+      write: (fd: number, buffer: Buffer, offset: number, length: number) => nodeAuditFs.write(redirect ? full : fd, buffer, offset, length),
+    };
+    const sink = await openTestLog(env, {}, { fs: layer });
+    await sink.append({ event: "tool_call" });
+    redirect = true;
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/ENOSPC \(no space left on device\)/));
+    redirect = false;
+    await assert.rejects(sink.append({ event: "tool_call" }), AuditWriteError);
+    await sink.close();
+  } finally {
+    if (full >= 0) fs.closeSync(full);
+    env.cleanup();
+  }
+});
+
+void test(
+  "a read-only audit directory: open fails with a clear error",
+  { skip: isRoot ? "running as root, where chmod does not stop writes (the replaced-directory test covers the real failure)" : false },
+  async () => {
+    const env = tempEnv();
+    try {
+      fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+      fs.chmodSync(env.logDir, 0o500);
+      await assert.rejects(openTestLog(env), (err: unknown) => err instanceof AuditOpenError && /EACCES \(permission denied\)/.test(err.message));
+    } finally {
+      env.cleanup();
+    }
+  },
+);
+
+void test("the audit directory path is a file: open fails with a clear error", async () => {
+  const env = tempEnv();
+  try {
+    fs.writeFileSync(env.logDir, "not a directory");
+    await assert.rejects(openTestLog(env), (err: unknown) => {
+      assert.ok(err instanceof AuditOpenError);
+      assert.match(err.message, new RegExp(`audit directory ${env.logDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} cannot be created`));
+      return true;
+    });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("the log file removed after start: the next append fails instead of writing to a deleted file", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { fsync: "always" });
+    await sink.append({ event: "tool_call" });
+    fs.unlinkSync(env.logFile);
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/the file is gone \(ENOENT/));
+    assert.equal(sink.status().ok, false);
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("the directory replaced by a file after start: appends fail", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { fsync: "always" });
+    await sink.append({ event: "tool_call" });
+    fs.renameSync(env.logDir, `${env.logDir}.moved`);
+    fs.writeFileSync(env.logDir, "a file where the directory was");
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/the file is gone \(ENOTDIR/));
+    await sink.close();
+  } finally {
+    fs.rmSync(`${env.logDir}.moved`, { recursive: true, force: true });
+    env.cleanup();
+  }
+});
+
+void test("the log file replaced by another file after start: appends fail", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { fsync: "always" });
+    fs.renameSync(env.logFile, `${env.logFile}.old`);
+    fs.writeFileSync(env.logFile, "");
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/replaced by another one/));
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a rotation that cannot complete fails the log (fail closed)", async () => {
+  const env = tempEnv();
+  try {
+    const layer = { ...nodeAuditFs, rename: () => Promise.reject(errno("EXDEV", "cross-device link")) };
+    const sink = await openTestLog(env, { rotate_bytes: 200 }, { fs: layer });
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/cannot be rotated: EXDEV/));
+    assert.equal(sink.status().ok, false);
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("describeFsError names the code and says what it means", () => {
+  assert.equal(describeFsError(errno("ENOSPC", "x")), "ENOSPC (no space left on device)");
+  assert.equal(describeFsError(errno("EWHATEVER", "odd")), "EWHATEVER: odd");
+  assert.equal(describeFsError(new Error("plain")), "plain");
+  assert.equal(describeFsError("text"), "text");
+});

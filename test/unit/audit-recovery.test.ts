@@ -1,0 +1,259 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { AuditOpenError, verifyAudit } from "../../src/security/audit/index.js";
+import { serializeEntry } from "../../src/security/audit/entry.js";
+import { appendCalls, openTestLog, parse, readLines, tempEnv, writeLines } from "../fixtures/audit-helpers.js";
+
+async function makeLog(env: ReturnType<typeof tempEnv>, calls = 5): Promise<void> {
+  const sink = await openTestLog(env);
+  await appendCalls(sink, calls);
+  await sink.close();
+}
+
+function tornFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => n.includes(".torn-"));
+}
+
+void test("a torn last line is kept aside unchanged, recorded, and the chain continues from the last whole entry", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    const whole = fs.readFileSync(env.logFile);
+    const lastWhole = parse(readLines(env.logFile).at(-1)!);
+    const torn = Buffer.from('{"arguments":{"path":"/data/9"},"callId":"x","data":{"k":"\u00e9t'); // cut mid-character sequence
+    fs.appendFileSync(env.logFile, torn);
+
+    const before = await verifyAudit(env.logFile);
+    assert.equal(before.ok, false);
+    assert.equal(before.failure?.reason, "torn_tail");
+    assert.equal(before.failure?.line, readLines(env.logFile).length + 1);
+
+    const sink = await openTestLog(env);
+    await sink.close();
+    const kept = tornFiles(env.logDir);
+    assert.equal(kept.length, 1);
+    const keptPath = path.join(env.logDir, kept[0]!);
+    assert.deepEqual(fs.readFileSync(keptPath), torn, "the torn bytes are kept exactly");
+    assert.equal(fs.statSync(keptPath).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readFileSync(env.logFile).subarray(0, whole.length), whole, "the whole entries are untouched");
+
+    const entries = readLines(env.logFile).map(parse);
+    const recovery = entries.find((e) => e.event === "recovery")!;
+    assert.ok(recovery, "a recovery entry is written");
+    assert.equal(recovery.prev, lastWhole.hash);
+    assert.equal(recovery.seq, lastWhole.seq + 1);
+    assert.equal(recovery.data.kind, "torn_tail");
+    assert.equal(recovery.data.bytes, torn.length);
+    assert.equal(recovery.data.sha256, createHash("sha256").update(torn).digest("hex"));
+    assert.equal(recovery.data.keptIn, kept[0]);
+    assert.equal(recovery.data.truncatedTo, whole.length);
+
+    const after = await verifyAudit(env.logFile);
+    assert.equal(after.ok, true, JSON.stringify(after.failure));
+    assert.equal(after.recoveries.length, 1);
+    assert.equal(after.recoveries[0]!.kind, "torn_tail");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a whole entry cut just before its newline is also set aside (it was never acknowledged)", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    const lines = readLines(env.logFile);
+    const last = lines.pop()!;
+    fs.writeFileSync(env.logFile, `${lines.map((l) => `${l}\n`).join("")}${last}`);
+    const sink = await openTestLog(env);
+    await sink.close();
+    assert.equal(fs.readFileSync(path.join(env.logDir, tornFiles(env.logDir)[0]!), "utf8"), last);
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a log holding only a torn first write starts a fresh chain with a recovery entry", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(env.logFile, '{"data":{"catalogSha256":"', { mode: 0o600 });
+    const sink = await openTestLog(env);
+    await sink.close();
+    const entries = readLines(env.logFile).map(parse);
+    assert.equal(entries[0]!.event, "recovery");
+    assert.equal(entries[0]!.seq, 1);
+    assert.equal(typeof entries[0]!.data.logId, "string");
+    assert.equal(entries[1]!.event, "server_start");
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.recoveries.length, 1);
+  } finally {
+    env.cleanup();
+  }
+});
+
+function assertTampered(err: unknown): boolean {
+  assert.ok(err instanceof AuditOpenError, `expected AuditOpenError, got ${String(err)}`);
+  assert.equal(err.code, "AUDIT_TAMPERED");
+  assert.match(err.message, /audit verify/);
+  return true;
+}
+
+void test("a last line that parses but does not verify is tampering, not a torn write: the log refuses to open", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    const lines = readLines(env.logFile);
+    // Edited in place, newline kept.
+    const edited = lines.slice();
+    edited[edited.length - 1] = edited.at(-1)!.replace(/"ts":"\d/, '"ts":"1');
+    assert.notEqual(edited.at(-1), lines.at(-1));
+    writeLines(env.logFile, edited);
+    const snapshot = fs.readFileSync(env.logFile);
+    await assert.rejects(openTestLog(env), assertTampered);
+    assert.deepEqual(fs.readFileSync(env.logFile), snapshot, "a refused log is left untouched");
+    assert.equal(tornFiles(env.logDir).length, 0);
+
+    // Edited and its newline removed, to pass as "torn".
+    const entry = parse(lines.at(-1)!);
+    entry.reason = "forged";
+    fs.writeFileSync(env.logFile, `${lines.slice(0, -1).map((l) => `${l}\n`).join("")}${JSON.stringify(entry)}`);
+    await assert.rejects(openTestLog(env), assertTampered);
+
+    // A whole last line that is not JSON at all.
+    writeLines(env.logFile, [...lines, "garbage"]);
+    await assert.rejects(openTestLog(env), assertTampered);
+
+    // A re-hashed last entry is self-consistent, but its first line was edited: also refused.
+    const first = parse(lines[0]!);
+    first.data.serverVersion = "9.9.9";
+    writeLines(env.logFile, [JSON.stringify(first), ...lines.slice(1)]);
+    await assert.rejects(openTestLog(env), assertTampered);
+    assert.equal(fs.existsSync(`${env.logFile}.lock`), false);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a first entry without a log id is refused", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env, 1);
+    const lines = readLines(env.logFile);
+    const { hash: _h, ...body } = parse(lines[0]!);
+    delete body.data.logId;
+    lines[0] = serializeEntry(body as never).line;
+    writeLines(env.logFile, lines);
+    await assert.rejects(openTestLog(env), (err: unknown) => err instanceof AuditOpenError && /no log id/.test(err.message));
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("an active file missing after rotation: the chain continues from the newest segment, with a recovery entry", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 1200 });
+    await appendCalls(sink, 20);
+    await sink.close();
+    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
+    const newest = readLines(path.join(env.logDir, segments.at(-1)!)).map(parse);
+    // Simulate a crash between the rename and the first write of the new active file.
+    fs.rmSync(env.logFile);
+    const activeless = await verifyAudit(env.logDir);
+    assert.equal(activeless.ok, true);
+    const again = await openTestLog(env, { rotate_bytes: 1200 });
+    await again.close();
+    const active = readLines(env.logFile).map(parse);
+    assert.equal(active[0]!.event, "recovery");
+    assert.equal(active[0]!.data.kind, "active_missing");
+    assert.equal(active[0]!.data.continuedFrom, segments.at(-1));
+    assert.equal(active[0]!.prev, newest.at(-1)!.hash);
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.recoveries.length, 1);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a rotated segment with a damaged end is refused when the chain must continue from it", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 1200 });
+    await appendCalls(sink, 20);
+    await sink.close();
+    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
+    fs.rmSync(env.logFile);
+    fs.appendFileSync(path.join(env.logDir, segments.at(-1)!), '{"partial":');
+    await assert.rejects(openTestLog(env, { rotate_bytes: 1200 }), assertTampered);
+  } finally {
+    env.cleanup();
+  }
+});
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const compiled = import.meta.url.endsWith(".js");
+
+void test("a writer SIGKILLed under load leaves a log that verifies after recovery, holding every entry it reported durable", async () => {
+  const env = tempEnv();
+  try {
+    const fixture = path.join(here, "..", "fixtures", compiled ? "audit-writer.js" : "audit-writer.ts");
+    const args = compiled ? [fixture, env.logFile, env.stateDir] : ["--import", "tsx", fixture, env.logFile, env.stateDir];
+    const child = spawn(process.execPath, args, { cwd: path.resolve(here, "..", ".."), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    const reported = new Map<number, string>();
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    await new Promise<void>((resolve, reject) => {
+      const guard = setTimeout(() => reject(new Error(`the child reported too little: ${stderr}`)), 60_000);
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString("utf8");
+        const lines = stdout.split("\n");
+        stdout = lines.pop()!;
+        for (const line of lines) {
+          const [seq, requestId] = line.split(" ");
+          if (requestId !== undefined) reported.set(Number(seq), requestId);
+        }
+        if (reported.size >= 300 && !child.killed) {
+          child.kill("SIGKILL");
+          clearTimeout(guard);
+          resolve();
+        }
+      });
+      void exited.then(({ code }) => {
+        clearTimeout(guard);
+        if (reported.size < 300) reject(new Error(`the child exited early (${String(code)}): ${stderr}`));
+      });
+    });
+    const { signal } = await exited;
+    assert.equal(signal, "SIGKILL");
+    assert.ok(reported.size >= 300);
+
+    // Reopening recovers whatever the kill left (a stale lock, maybe a torn line).
+    const sink = await openTestLog(env);
+    await sink.close();
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    const bySeq = new Map(readLines(env.logFile).map((line) => {
+      const e = parse(line);
+      return [e.seq as number, e] as const;
+    }));
+    for (const [seq, requestId] of reported) {
+      const entry = bySeq.get(seq);
+      assert.ok(entry, `seq ${seq} was reported durable but is missing`);
+      assert.equal(entry.requestId, requestId, `seq ${seq} holds another entry`);
+    }
+  } finally {
+    env.cleanup();
+  }
+});

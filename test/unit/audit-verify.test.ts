@@ -1,0 +1,359 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
+import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
+import { appendCalls, openTestLog, parse, readLines, rechain, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
+
+/** A closed log: server_start, 12 calls, server_stop, with checkpoints every 4 primary entries. */
+async function sampleLog(env: TempEnv): Promise<string[]> {
+  const sink = await openTestLog(env, { checkpoint_every: 4 });
+  await appendCalls(sink, 12);
+  await sink.close();
+  return readLines(env.logFile);
+}
+
+function publicPem(env: TempEnv): string {
+  const pem = fs.readFileSync(path.join(env.stateDir, "keys", "audit-ed25519.pem"), "utf8");
+  return createPublicKey(pem).export({ type: "spki", format: "pem" }).toString();
+}
+
+function assertFailure(summary: AuditVerifySummary, expected: { line: number; reason: string; seq?: number; file?: string }): void {
+  assert.equal(summary.ok, false, "verification should fail");
+  assert.ok(summary.failure);
+  assert.equal(summary.failure.reason, expected.reason, summary.failure.message);
+  assert.equal(summary.failure.line, expected.line, `${summary.failure.reason}: ${summary.failure.message}`);
+  if (expected.seq !== undefined) assert.equal(summary.failure.seq, expected.seq);
+  if (expected.file !== undefined) assert.equal(summary.failure.file, expected.file);
+  assert.ok(summary.failure.message.length > 10);
+}
+
+/** Index (0-based) of the first line with this event after `from`. */
+function indexOf(lines: string[], event: string, from = 0): number {
+  const i = lines.findIndex((l, idx) => idx >= from && parse(l).event === event);
+  assert.ok(i >= 0, `no ${event} after line ${from}`);
+  return i;
+}
+
+void test("an intact log verifies, with a full summary", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const entries = lines.map(parse);
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.entries, lines.length);
+    assert.equal(summary.firstSeq, 1);
+    assert.equal(summary.lastSeq, entries.at(-1)!.seq);
+    assert.equal(summary.firstTs, entries[0]!.ts);
+    assert.equal(summary.lastTs, entries.at(-1)!.ts);
+    assert.equal(summary.head, entries.at(-1)!.hash);
+    assert.equal(summary.logId, entries[0]!.data.logId);
+    assert.equal(summary.keyFingerprint, entries[0]!.data.keyFingerprint);
+    assert.deepEqual(summary.keyFingerprints, [entries[0]!.data.keyFingerprint]);
+    assert.equal(summary.checkpoints, entries.filter((e) => e.event === "checkpoint").length);
+    assert.equal(summary.unsealedEntries, 0);
+    assert.deepEqual(summary.recoveries, []);
+    assert.deepEqual(summary.warnings, []);
+    assert.equal(summary.failure, undefined);
+    const pinned = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env), expectHead: entries.at(-1)!.hash });
+    assert.equal(pinned.ok, true);
+    assert.equal(pinned.pinnedKeyFingerprint, entries[0]!.data.keyFingerprint);
+    // The private key file also pins (its public half is used).
+    const byPrivate = await verifyAudit(env.logFile, { pubkeyPem: fs.readFileSync(path.join(env.stateDir, "keys", "audit-ed25519.pem"), "utf8") });
+    assert.equal(byPrivate.ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a deleted entry: seq gap at the entry after it", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const removed = lines.splice(5, 1);
+    writeLines(env.logFile, lines);
+    assertFailure(await verifyAudit(env.logFile), { line: 6, reason: "seq_gap", seq: parse(removed[0]!).seq + 1 });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("an edited entry: hash mismatch at that entry; edited and re-hashed: broken link at the next", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const edited = lines.slice();
+    edited[3] = edited[3]!.replace('"tool":"fs_read"', '"tool":"fs_wipe"');
+    assert.notEqual(edited[3], lines[3]);
+    writeLines(env.logFile, edited);
+    assertFailure(await verifyAudit(env.logFile), { line: 4, reason: "hash_mismatch", seq: 4 });
+
+    const rehashed = lines.slice();
+    rehashed[3] = rechain([lines[2]!, rehashed[3]!.replace('"tool":"fs_read"', '"tool":"fs_wipe"')], 1)[1]!;
+    writeLines(env.logFile, rehashed);
+    assertFailure(await verifyAudit(env.logFile), { line: 5, reason: "broken_link", seq: 5 });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a rewritten chain (every later hash recomputed) is caught by the next checkpoint", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const forged = lines.slice();
+    forged[2] = forged[2]!.replace('"outcome":"ok"', '"outcome":"denied"');
+    const rewritten = rechain(forged, 2);
+    writeLines(env.logFile, rewritten);
+    const cp = indexOf(rewritten, "checkpoint", 2);
+    assertFailure(await verifyAudit(env.logFile), { line: cp + 1, reason: "bad_checkpoint" });
+
+    // Also moving the checkpoint's head along: its signature no longer matches.
+    const moved = rewritten.slice();
+    const entry = parse(moved[cp]!);
+    entry.checkpoint.head = entry.prev;
+    moved[cp] = JSON.stringify(entry);
+    const fixed = rechain(moved, cp);
+    writeLines(env.logFile, fixed);
+    assertFailure(await verifyAudit(env.logFile), { line: cp + 1, reason: "bad_signature" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a forged checkpoint signature fails; a checkpoint re-signed by another key fails only against the pinned key", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const cp = indexOf(lines, "checkpoint");
+    const entry = parse(lines[cp]!);
+    const sig = Buffer.from(entry.checkpoint.signature, "base64");
+    sig[0] = sig[0]! ^ 0xff;
+    entry.checkpoint.signature = sig.toString("base64");
+    const forged = lines.slice();
+    forged[cp] = JSON.stringify(entry);
+    writeLines(env.logFile, rechain(forged, cp));
+    assertFailure(await verifyAudit(env.logFile), { line: cp + 1, reason: "bad_signature", seq: entry.seq });
+
+    // An attacker's own key, with a valid signature of its own, on the final checkpoint.
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const raw = rawPublicKey(privateKey);
+    const last = lines.length - 1;
+    const resigned = parse(lines[last]!);
+    const c = resigned.checkpoint;
+    c.publicKey = raw.toString("base64");
+    c.keyFingerprint = fingerprintOfRaw(raw);
+    c.signature = sign(null, Buffer.from(checkpointMessage(c.logId, c.seq, c.head)), privateKey).toString("base64");
+    const swapped = lines.slice();
+    swapped[last] = JSON.stringify(resigned);
+    writeLines(env.logFile, rechain(swapped, last));
+    const unpinned = await verifyAudit(env.logFile);
+    assert.equal(unpinned.ok, true, "without a pin a consistent re-signing cannot be told apart");
+    assert.equal(unpinned.keyFingerprints.length, 2, "but the key change is reported");
+    assert.ok(unpinned.warnings.some((w) => /signing key changes/.test(w)));
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) }), { line: last + 1, reason: "key_mismatch" });
+
+    // A fingerprint that does not belong to the key.
+    const lying = parse(lines[cp]!);
+    lying.checkpoint.keyFingerprint = "f".repeat(64);
+    const lied = lines.slice();
+    lied[cp] = JSON.stringify(lying);
+    writeLines(env.logFile, rechain(lied, cp));
+    assertFailure(await verifyAudit(env.logFile), { line: cp + 1, reason: "bad_checkpoint" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a pinned key that did not sign the log fails at the first checkpoint", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const other = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString();
+    const cp = indexOf(lines, "checkpoint");
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: other }), { line: cp + 1, reason: "key_mismatch" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("reordered entries fail at the first displaced one; duplicated or inserted ones at the repeat", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    // Lines 2 and 3 (seq 2 and 3) are tool calls.
+    assert.equal(parse(lines[1]!).event, "tool_call");
+    assert.equal(parse(lines[2]!).event, "tool_call");
+    const swapped = lines.slice();
+    [swapped[1], swapped[2]] = [swapped[2]!, swapped[1]!];
+    writeLines(env.logFile, swapped);
+    assertFailure(await verifyAudit(env.logFile), { line: 2, reason: "seq_gap", seq: 3 });
+
+    const duplicated = lines.slice();
+    duplicated.splice(2, 0, lines[1]!);
+    writeLines(env.logFile, duplicated);
+    assertFailure(await verifyAudit(env.logFile), { line: 3, reason: "seq_order", seq: 2 });
+
+    // A well-formed forged entry that links correctly: the original successor then repeats its seq.
+    const body = parse(lines[1]!);
+    const forged = rechain([lines[1]!, JSON.stringify({ ...body, seq: 3, requestId: "forged" })], 1)[1]!;
+    const inserted = lines.slice();
+    inserted.splice(2, 0, forged);
+    writeLines(env.logFile, inserted);
+    assertFailure(await verifyAudit(env.logFile), { line: 4, reason: "seq_order", seq: 3 });
+
+    const garbage = lines.slice();
+    garbage.splice(2, 0, "not json");
+    writeLines(env.logFile, garbage);
+    assertFailure(await verifyAudit(env.logFile), { line: 3, reason: "unparseable" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("truncation: a cut line is a torn tail; whole entries cut off the end are caught by the expected head", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const full = fs.readFileSync(env.logFile);
+    fs.writeFileSync(env.logFile, full.subarray(0, full.length - 40));
+    assertFailure(await verifyAudit(env.logFile), { line: lines.length, reason: "torn_tail" });
+
+    const kept = lines.slice(0, -3);
+    writeLines(env.logFile, kept);
+    const head = parse(lines.at(-1)!).hash;
+    const shortened = await verifyAudit(env.logFile);
+    assert.equal(shortened.ok, true, "a chain cut at an entry boundary is self-consistent");
+    const lastCheckpoint = kept.map(parse).findLastIndex((e) => e.event === "checkpoint");
+    assert.equal(shortened.unsealedEntries, kept.length - 1 - lastCheckpoint);
+    assertFailure(await verifyAudit(env.logFile, { expectHead: head }), { line: lines.length - 3, reason: "truncated" });
+
+    writeLines(env.logFile, lines.slice(3));
+    assertFailure(await verifyAudit(env.logFile), { line: 1, reason: "missing_start", seq: 4 });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("form and shape: reformatting, unknown fields, foreign log ids", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const spaced = lines.slice();
+    spaced[2] = JSON.stringify(parse(lines[2]!), null, 0).replace('{"', '{ "');
+    writeLines(env.logFile, spaced);
+    assertFailure(await verifyAudit(env.logFile), { line: 3, reason: "not_canonical", seq: 3 });
+
+    const extra = lines.slice();
+    extra[2] = JSON.stringify({ ...parse(lines[2]!), sneaky: true });
+    writeLines(env.logFile, rechain(extra, 2));
+    assertFailure(await verifyAudit(env.logFile), { line: 3, reason: "bad_entry", seq: 3 });
+
+    const stop = indexOf(lines, "server_stop");
+    const foreign = lines.slice();
+    const e = parse(foreign[stop]!);
+    e.data.logId = "another-log";
+    foreign[stop] = JSON.stringify(e);
+    writeLines(env.logFile, rechain(foreign, stop));
+    assertFailure(await verifyAudit(env.logFile), { line: stop + 1, reason: "log_id_mismatch" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("rotated logs: a deleted middle segment and a deleted first segment are detected", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 1200 });
+    await appendCalls(sink, 30);
+    await sink.close();
+    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
+    assert.ok(segments.length >= 3);
+    const intact = await verifyAudit(env.logDir);
+    assert.equal(intact.ok, true);
+
+    // Verifying one segment alone is allowed, with a note that earlier files were not checked.
+    const single = await verifyAudit(path.join(env.logDir, segments[1]!));
+    assert.equal(single.ok, true);
+    assert.ok(single.warnings.some((w) => /verification starts at seq/.test(w)));
+
+    const middle = path.join(env.logDir, segments[1]!);
+    const saved = fs.readFileSync(middle);
+    fs.rmSync(middle);
+    assertFailure(await verifyAudit(env.logDir), { line: 1, reason: "seq_gap", file: path.join(env.logDir, segments[2]!) });
+    assertFailure(await verifyAudit(env.logFile), { line: 1, reason: "seq_gap" });
+    fs.writeFileSync(middle, saved);
+
+    fs.rmSync(path.join(env.logDir, segments[0]!));
+    assertFailure(await verifyAudit(env.logDir), { line: 1, reason: "missing_start", file: middle });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a crashed log (no final checkpoint): unsealed entries are counted; a pinned key then has nothing to check", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env);
+    await appendCalls(sink, 3);
+    // No close: as after a crash.
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true);
+    assert.equal(summary.checkpoints, 0);
+    assert.equal(summary.unsealedEntries, 4);
+    const pinned = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) });
+    assertFailure(pinned, { line: 4, reason: "no_checkpoint" });
+    await sink.close();
+    const closed = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) });
+    assert.equal(closed.ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("time running backwards is a warning, not a failure", async () => {
+  const env = tempEnv();
+  try {
+    let now = new Date("2026-11-22T10:00:00.000Z");
+    const sink = await openTestLog(env, {}, { now: () => now });
+    await appendCalls(sink, 1);
+    now = new Date("2026-11-22T09:00:00.000Z");
+    await appendCalls(sink, 1);
+    await sink.close();
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true);
+    assert.ok(summary.warnings.some((w) => /time goes backwards at seq 3/.test(w)));
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("paths that are not audit logs are unreadable (AuditReadError), not tampered", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true });
+    const text = path.join(env.logDir, "notes.txt");
+    fs.writeFileSync(text, "hello\nworld\n");
+    await assert.rejects(verifyAudit(text), AuditReadError);
+    const empty = path.join(env.logDir, "empty.log");
+    fs.writeFileSync(empty, "");
+    await assert.rejects(verifyAudit(empty), AuditReadError);
+    await assert.rejects(verifyAudit(path.join(env.root, "missing.log")), AuditReadError);
+    await assert.rejects(verifyAudit(env.logDir), AuditReadError, "a directory without audit logs");
+    await assert.rejects(verifyAudit(text, { pubkeyPem: "not a key" }), AuditReadError);
+    await assert.rejects(verifyAudit(text, { expectHead: "abc" }), AuditReadError);
+
+    // Unrelated .log files next to a real log are skipped with a warning.
+    fs.writeFileSync(path.join(env.logDir, "server.log"), "plain text\n");
+    await sampleLog(env);
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.ok(summary.warnings.some((w) => /server\.log is not an audit log; skipped/.test(w)));
+    assert.ok(summary.warnings.some((w) => /empty\.log is empty; skipped/.test(w)));
+  } finally {
+    env.cleanup();
+  }
+});

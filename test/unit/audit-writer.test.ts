@@ -1,0 +1,427 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import {
+  auditHeadLine,
+  nullAuditSink,
+  openAuditLog,
+  verifyAudit,
+  AuditEntryError,
+  AuditOpenError,
+  AuditWriteError,
+} from "../../src/security/audit/index.js";
+import { GENESIS_PREV } from "../../src/security/audit/entry.js";
+import {
+  appendCalls,
+  instrumentedFs,
+  manualTimers,
+  openOptions,
+  openTestLog,
+  parse,
+  readLines,
+  tempEnv,
+  waitFor,
+} from "../fixtures/audit-helpers.js";
+
+void test("a new log: genesis server_start, modes 0600/0700, close writes server_stop and a final checkpoint", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env);
+    const status = sink.status();
+    assert.equal(status.ok, true);
+    assert.equal(status.seq, 1);
+    assert.equal(status.path, env.logFile);
+    assert.equal(fs.statSync(env.logFile).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(env.logDir).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(env.stateDir, "keys")).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(env.stateDir, "keys", "audit-ed25519.pem")).mode & 0o777, 0o600);
+
+    const receipt = await sink.append({ event: "tool_call", tool: "fs_read", requestId: 7, callId: "c1", arguments: { path: "/a" }, outcome: "ok", durationMs: 2 });
+    assert.equal(receipt.seq, 2);
+    const head = await sink.close("test over");
+    assert.ok(head);
+    assert.equal(head.seq, 4);
+
+    const entries = readLines(env.logFile).map(parse);
+    assert.deepEqual(
+      entries.map((e) => e.event),
+      ["server_start", "tool_call", "server_stop", "checkpoint"],
+    );
+    const [start, call, stop, checkpoint] = entries;
+    assert.equal(start!.prev, GENESIS_PREV);
+    assert.equal(start!.v, 1);
+    assert.equal(start!.seq, 1);
+    assert.equal(start!.data.genesis, true);
+    assert.equal(start!.data.serverVersion, "0.1.0-test");
+    assert.equal(start!.data.policySha256, "a".repeat(64));
+    assert.equal(start!.data.catalogSha256, "b".repeat(64));
+    assert.equal(typeof start!.data.logId, "string");
+    assert.match(start!.id, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.match(start!.ts, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    assert.equal(call!.prev, start!.hash);
+    assert.equal(call!.requestId, 7);
+    assert.equal(call!.callId, "c1");
+    assert.deepEqual(call!.arguments, { path: "/a" });
+    assert.equal(call!.hash, receipt.hash);
+    assert.equal(stop!.reason, "test over");
+    assert.equal(checkpoint!.checkpoint.seq, 3);
+    assert.equal(checkpoint!.checkpoint.head, stop!.hash);
+    assert.equal(head.head, checkpoint!.hash);
+    assert.equal(auditHeadLine(head), `audit head: seq=4 hash=${checkpoint!.hash}`);
+    // The lock is released at close.
+    assert.equal(fs.existsSync(`${env.logFile}.lock`), false);
+    // Appending after close is refused.
+    await assert.rejects(sink.append({ event: "tool_call" }), (err: unknown) => err instanceof AuditWriteError && err.code === "AUDIT_CLOSED");
+    assert.equal(await sink.close(), head, "close is idempotent");
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a restart continues the chain from the last entry (no second genesis)", async () => {
+  const env = tempEnv();
+  try {
+    const first = await openTestLog(env);
+    await appendCalls(first, 3);
+    const head1 = await first.close();
+    const logId = first.status().logId;
+    const second = await openTestLog(env);
+    assert.equal(second.status().logId, logId);
+    await appendCalls(second, 2);
+    await second.close();
+    const entries = readLines(env.logFile).map(parse);
+    const restart = entries.findIndex((e, i) => i > 0 && e.event === "server_start");
+    assert.equal(entries[restart]!.prev, head1!.head);
+    assert.equal(entries[restart]!.seq, head1!.seq + 1);
+    assert.equal(entries[restart]!.data.genesis, undefined);
+    assert.equal(entries.filter((e) => e.prev === GENESIS_PREV).length, 1);
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.entries, entries.length);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("group commit: many concurrent appends keep call order, all land, share fsyncs, one fsync in flight", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const sink = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    const syncsBefore = layer.stats.syncs;
+    const n = 400;
+    const order: number[] = [];
+    const pending = [];
+    for (let i = 0; i < n; i++) {
+      pending.push(
+        sink.append({ event: "tool_call", requestId: i }).then((receipt) => {
+          // Resolved means durable: the entry lies within bytes covered by a completed fsync.
+          const durable = fs.readFileSync(env.logFile).subarray(0, layer.stats.durableBytes).toString("utf8");
+          assert.ok(durable.includes(receipt.hash), `seq ${receipt.seq} resolved before an fsync covered it`);
+          order.push(i);
+          return receipt;
+        }),
+      );
+    }
+    const receipts = await Promise.all(pending);
+    assert.deepEqual(
+      receipts.map((r) => r.seq),
+      Array.from({ length: n }, (_, i) => i + 2),
+      "seq follows the call order",
+    );
+    const syncs = layer.stats.syncs - syncsBefore;
+    assert.ok(syncs >= 1 && syncs < n, `expected fewer fsyncs than entries, got ${syncs}`);
+    assert.equal(layer.stats.maxSyncsInFlight, 1);
+    await sink.close();
+    const entries = readLines(env.logFile).map(parse).filter((e) => e.event === "tool_call");
+    assert.deepEqual(
+      entries.map((e) => e.requestId),
+      Array.from({ length: n }, (_, i) => i),
+    );
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("group commit: entries written while an fsync runs wait for the next fsync", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const sink = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    layer.holdSyncs = true;
+    let firstDone = false;
+    let secondDone = false;
+    const first = sink.append({ event: "tool_call", requestId: "a" }).then(() => (firstDone = true));
+    await waitFor(() => layer.held.length === 1, "the first fsync to start");
+    const second = sink.append({ event: "tool_call", requestId: "b" }).then(() => (secondDone = true));
+    // The second entry gets written while the first fsync is held, but must not resolve with it.
+    await waitFor(() => fs.readFileSync(env.logFile, "utf8").includes('"requestId":"b"'), "the second entry to be written");
+    layer.held.shift()!();
+    await first;
+    assert.equal(firstDone, true);
+    assert.equal(secondDone, false, "resolved without its own fsync");
+    await waitFor(() => layer.held.length === 1, "the second fsync to start");
+    layer.holdSyncs = false;
+    layer.held.shift()!();
+    await second;
+    assert.equal(secondDone, true);
+    assert.equal(layer.stats.maxSyncsInFlight, 1);
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode: appends resolve after the write; the fsync comes from the timer and at close", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const timers = manualTimers();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 60_000 }, { fs: layer, timers });
+    const syncsAfterOpen = layer.stats.syncs;
+    const receipts = await appendCalls(sink, 50);
+    assert.equal(receipts.length, 50);
+    assert.equal(layer.stats.syncs, syncsAfterOpen, "batch mode must not fsync per entry");
+    const text = fs.readFileSync(env.logFile, "utf8");
+    for (const r of receipts) assert.ok(text.includes(r.hash), `seq ${r.seq} resolved before it was written`);
+    assert.equal(timers.pending.size, 1, "one sync is scheduled");
+    timers.fireAll();
+    await waitFor(() => layer.stats.syncs === syncsAfterOpen + 1, "the timed fsync");
+    assert.equal(timers.pending.size, 0, "nothing new to sync, nothing scheduled");
+    await sink.append({ event: "tool_call" });
+    assert.equal(timers.pending.size, 1);
+    await sink.close();
+    assert.ok(layer.stats.syncs >= syncsAfterOpen + 2, "close syncs");
+    assert.equal(timers.pending.size, 0, "close clears the timer");
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode with real timers syncs on its own", async () => {
+  const env = tempEnv();
+  try {
+    const layer = instrumentedFs();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 1 }, { fs: layer });
+    const before = layer.stats.syncs;
+    await appendCalls(sink, 5);
+    await waitFor(() => layer.stats.syncs > before, "the batch fsync");
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a checkpoint every checkpoint_every entries, signed over the entry before it", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { checkpoint_every: 5 });
+    await appendCalls(sink, 12);
+    await sink.close();
+    const entries = readLines(env.logFile).map(parse);
+    const checkpoints = entries.filter((e) => e.event === "checkpoint");
+    // server_start + 12 calls + server_stop = 14 primary entries: checkpoints after the 5th and 10th, plus the final one.
+    assert.equal(checkpoints.length, 3);
+    for (const cp of checkpoints) {
+      const before = entries.find((e) => e.seq === cp.seq - 1)!;
+      assert.equal(cp.checkpoint.seq, before.seq);
+      assert.equal(cp.checkpoint.head, before.hash);
+    }
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true);
+    assert.equal(summary.checkpoints, 3);
+    assert.equal(summary.unsealedEntries, 0);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("rotation by size: segments named by first time and seq, linked by rotate entries, verified as a DIR", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 1500 });
+    await appendCalls(sink, 40);
+    await sink.close();
+    const names = fs.readdirSync(env.logDir).sort();
+    const segments = names.filter((n) => /^audit-\d{8}T\d{6}Z-\d{12}\.log$/.test(n));
+    assert.ok(segments.length >= 3, `expected several segments, got ${names.join(", ")}`);
+    assert.ok(names.includes("audit.log"));
+    for (const name of segments) {
+      assert.equal(fs.statSync(path.join(env.logDir, name)).mode & 0o777, 0o600);
+      const lines = readLines(path.join(env.logDir, name)).map(parse);
+      assert.equal(Number(name.slice(-16, -4)), lines[0]!.seq, "the name carries the first seq");
+      assert.equal(lines.at(-1)!.event, "checkpoint", "a rotated segment ends sealed");
+    }
+    const active = readLines(env.logFile).map(parse);
+    assert.equal(active[0]!.event, "rotate");
+    const last = segments.at(-1)!;
+    assert.equal(active[0]!.data.previousFile, last);
+    assert.equal(active[0]!.prev, readLines(path.join(env.logDir, last)).map(parse).at(-1)!.hash);
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.files.length, segments.length + 1);
+    assert.equal(summary.firstSeq, 1);
+    // Verifying the active file also takes in its segments.
+    assert.equal((await verifyAudit(env.logFile)).entries, summary.entries);
+    // Reopening continues the chain (rotating first when the active file is already full).
+    const again = await openTestLog(env, { rotate_bytes: 1500 });
+    assert.ok(again.status().seq > summary.lastSeq!);
+    await again.close();
+    const after = await verifyAudit(env.logDir);
+    assert.equal(after.ok, true, JSON.stringify(after.failure));
+    assert.ok(after.entries > summary.entries);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("rotation when the UTC day changes", async () => {
+  const env = tempEnv();
+  try {
+    let now = new Date("2026-11-22T23:59:58.000Z");
+    const sink = await openTestLog(env, { rotate_daily: true }, { now: () => now });
+    await appendCalls(sink, 2);
+    now = new Date("2026-11-23T00:00:01.000Z");
+    await appendCalls(sink, 2);
+    await sink.close();
+    const names = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-"));
+    assert.deepEqual(names, ["audit-20261122T235958Z-000000000001.log"]);
+    const active = readLines(env.logFile).map(parse);
+    assert.equal(active[0]!.event, "rotate");
+    assert.ok(active.every((e) => e.ts.startsWith("2026-11-23")));
+    // A restart on a later day rotates before writing.
+    now = new Date("2026-11-24T08:00:00.000Z");
+    const next = await openTestLog(env, { rotate_daily: true }, { now: () => now });
+    await next.close();
+    assert.equal(fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).length, 2);
+    assert.equal((await verifyAudit(env.logDir)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("entries the log cannot record are refused without harming the chain", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env);
+    const bad: unknown[] = [
+      { event: "server_start" },
+      { event: "checkpoint" },
+      { event: "Tool Call" },
+      { event: "" },
+      { event: "tool_call", outcome: "maybe" },
+      { event: "tool_call", durationMs: -1 },
+      { event: "tool_call", durationMs: Number.NaN },
+      { event: "tool_call", tool: 3 },
+      { event: "tool_call", requestId: {} },
+      { event: "tool_call", callId: 1 },
+      { event: "tool_call", reason: 1 },
+      { event: "tool_call", data: [] },
+      { event: "tool_call", arguments: { n: 10n } },
+      { event: "tool_call", arguments: { x: Number.POSITIVE_INFINITY } },
+      null,
+    ];
+    for (const entry of bad) {
+      await assert.rejects(sink.append(entry as never), AuditEntryError, JSON.stringify(entry, (_k, v: unknown) => (typeof v === "bigint" ? "bigint" : v)));
+    }
+    assert.equal(sink.status().ok, true);
+    const receipt = await sink.append({ event: "tool_call" });
+    assert.equal(receipt.seq, 2, "refused entries consume no seq");
+    await sink.close();
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("one writer per log: a second open is refused while the first runs; a stale lock is taken over", async () => {
+  const env = tempEnv();
+  try {
+    const first = await openTestLog(env);
+    await assert.rejects(openTestLog(env), (err: unknown) => err instanceof AuditOpenError && err.code === "AUDIT_LOCKED");
+    await first.close();
+    // A lock left by a process that no longer exists.
+    fs.writeFileSync(`${env.logFile}.lock`, "2147483646\n");
+    const second = await openTestLog(env);
+    await second.close();
+    // A lock that holds no pid is not guessed at.
+    fs.writeFileSync(`${env.logFile}.lock`, "");
+    await assert.rejects(openTestLog(env), (err: unknown) => err instanceof AuditOpenError && err.code === "AUDIT_LOCKED" && /holds no process id/.test(err.message));
+    fs.unlinkSync(`${env.logFile}.lock`);
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a symlinked log path is refused, and so is a non-regular file", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true });
+    const real = path.join(env.root, "elsewhere.log");
+    fs.writeFileSync(real, "");
+    fs.symlinkSync(real, env.logFile);
+    await assert.rejects(openTestLog(env), (err: unknown) => err instanceof AuditOpenError && /symbolic link/.test(err.message));
+    assert.equal(fs.readFileSync(real, "utf8"), "", "nothing was written through the link");
+    assert.equal(fs.existsSync(`${env.logFile}.lock`), false, "the lock is released on failure");
+    fs.unlinkSync(env.logFile);
+    fs.mkdirSync(env.logFile);
+    await assert.rejects(openTestLog(env), AuditOpenError);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a log file with a loose mode is tightened to 0600", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env);
+    await sink.close();
+    fs.chmodSync(env.logFile, 0o644);
+    const again = await openTestLog(env);
+    assert.equal(fs.statSync(env.logFile).mode & 0o777, 0o600);
+    await again.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a relative log_file is placed under the state directory", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openAuditLog(openOptions(env, { log_file: "audit/audit.log" }));
+    assert.equal(sink.status().path, path.join(env.stateDir, "audit", "audit.log"));
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("openAuditLog with enabled: false writes nothing and returns the null sink", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { enabled: false });
+    assert.equal(sink.status().enabled, false);
+    await sink.append({ event: "tool_call" });
+    await sink.close();
+    assert.equal(fs.existsSync(env.logDir), false);
+    assert.equal(fs.existsSync(env.stateDir), false);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("nullAuditSink checks entries and records nothing", async () => {
+  const sink = nullAuditSink();
+  assert.deepEqual(await sink.append({ event: "tool_call" }), { seq: 0, hash: "" });
+  await assert.rejects(sink.append({ event: "rotate" }), AuditEntryError);
+  assert.equal(sink.status().enabled, false);
+  assert.equal(sink.status().ok, true);
+  assert.equal(await sink.close(), undefined);
+  assert.equal(sink.status().state, "closed");
+});
