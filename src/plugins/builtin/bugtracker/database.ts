@@ -1,0 +1,64 @@
+/**
+ * Opening the bug database through the storage capability, and turning SQLite's
+ * failures into messages a person can act on. A damaged or foreign file is
+ * reported and closed, never repaired or replaced: it may be someone's only copy.
+ */
+import { ToolError, type PluginStorage, type SqliteDatabase } from "../../contract.js";
+import { SchemaError, migrate } from "./migrations.js";
+
+export const DATABASE_NAME = "bugtracker";
+export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+
+/** Opens, configures and migrates the database; closes it again if any step fails. */
+export function openBugDatabase(storage: PluginStorage, busyTimeoutMs: number): SqliteDatabase {
+  const db = storage.openDatabase(DATABASE_NAME);
+  try {
+    // busy_timeout first: every later step may wait for another process's lock.
+    db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
+    db.pragma("foreign_keys = ON");
+    // On a file that is not a database this read fails (SQLITE_NOTADB) before any write.
+    db.pragma("journal_mode = WAL");
+    migrate(db);
+    return db;
+  } catch (error) {
+    if (db.open) db.close();
+    throw error;
+  }
+}
+
+function sqliteCode(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && code.startsWith("SQLITE_") ? code : undefined;
+}
+
+/**
+ * Maps a database failure to a ToolError with a stable code, or returns undefined
+ * when the error is not a database condition (a bug of ours: let it crash loudly).
+ */
+export function databaseFailure(error: unknown, busyTimeoutMs: number): ToolError | undefined {
+  if (error instanceof SchemaError) return new ToolError(error.message, error.code);
+  const code = sqliteCode(error);
+  if (code === undefined) return undefined;
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return new ToolError(
+      `the bug database is busy: another process kept it locked for more than ${busyTimeoutMs} ms; retry the call in a moment`,
+      "DB_BUSY",
+    );
+  }
+  if (code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT")) {
+    return new ToolError(
+      `the bug database (${DATABASE_NAME}.db in the server's state directory) is damaged or not an SQLite database (${code}). ` +
+        "It was left untouched: restore it from a backup, or move it aside to start an empty one.",
+      "DB_CORRUPT",
+    );
+  }
+  if (code === "SQLITE_FULL") return new ToolError("the disk holding the bug database is full; free some space and retry", "DB_FULL");
+  if (code.startsWith("SQLITE_READONLY")) {
+    return new ToolError("the bug database is read-only for this server (file permissions or a read-only disk)", "DB_READONLY");
+  }
+  if (code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_CANTOPEN") || code === "SQLITE_PERM" || code === "SQLITE_AUTH") {
+    return new ToolError(`the bug database could not be read or written (${code}); check the state directory`, "DB_UNAVAILABLE");
+  }
+  return undefined;
+}

@@ -1,0 +1,54 @@
+/**
+ * Which project a call acts on. The path comes from the call or, failing that,
+ * from the session; either way it goes through the guarded filesystem (the
+ * policy decides, and we get the canonical real path back) and must be a
+ * directory. A bug id never selects a project by itself.
+ */
+import path from "node:path";
+import { CapabilityDeniedError, ToolError, type GuardedFs, type SessionInfo } from "../../contract.js";
+import { projectIdFor } from "./ids.js";
+
+export interface ResolvedProject {
+  /** Canonical real path, as the guard resolved it. */
+  path: string;
+  name: string;
+  projectId: string;
+  /** Where the path came from, for messages. */
+  source: "argument" | "session";
+}
+
+function errnoCode(error: unknown): string | undefined {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+}
+
+export async function resolveProject(fs: GuardedFs, session: SessionInfo, given: string | undefined): Promise<ResolvedProject> {
+  const source = given !== undefined ? "argument" : "session";
+  const requested = given ?? session.projectPath;
+  if (requested === undefined || requested === "") {
+    throw new ToolError(
+      'no project: pass "project_path" (an absolute path to the project directory), or start the server with MCP_PROJECT_PATH or server.project_path in the policy',
+      "PROJECT_REQUIRED",
+    );
+  }
+  const label = source === "argument" ? `project_path ${JSON.stringify(requested)}` : `the session's project ${JSON.stringify(requested)}`;
+  // Relative paths would depend on the server's working directory; refuse them.
+  if (!path.isAbsolute(requested)) throw new ToolError(`${label} must be an absolute path`, "PROJECT_PATH_INVALID");
+
+  let info;
+  try {
+    info = await fs.stat(requested);
+  } catch (error) {
+    // A policy refusal stays a refusal: the engine records it as a denial.
+    if (error instanceof CapabilityDeniedError) throw error;
+    const code = errnoCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "PATH_NOT_FOUND" || code === "PATH_NOT_DIRECTORY") {
+      throw new ToolError(`${label} does not exist; it must be an allowed directory`, "PROJECT_NOT_FOUND");
+    }
+    if (error instanceof ToolError) throw error;
+    throw new ToolError(`${label} cannot be checked (${code ?? "unknown error"}); it must be an allowed directory`, "PROJECT_PATH_INVALID");
+  }
+  if (info.kind !== "directory") throw new ToolError(`${label} is not a directory; it must be an allowed directory`, "PROJECT_NOT_DIRECTORY");
+  const real = info.path;
+  return { path: real, name: path.basename(real) || real, projectId: projectIdFor(real), source };
+}

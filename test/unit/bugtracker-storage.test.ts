@@ -1,0 +1,320 @@
+// The bug tracker's database: settings, migrations, refusals, damaged files, locks and concurrent writers.
+import fs from "node:fs";
+import assert from "node:assert/strict";
+import { Worker } from "node:worker_threads";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import type { JsonObject, Plugin } from "../../src/plugins/contract.js";
+import { openBugDatabase } from "../../src/plugins/builtin/bugtracker/database.js";
+import { createBugtrackerPlugin } from "../../src/plugins/builtin/bugtracker/index.js";
+import { APPLICATION_ID, LATEST_VERSION, MIGRATIONS, SchemaError, migrate } from "../../src/plugins/builtin/bugtracker/migrations.js";
+import { createTestContext, invokeTool, type TestContext } from "../helpers/plugin-context.js";
+
+type Bug = { bug_id: string; revision: number; history?: { revision: number; note?: string }[] };
+
+let tc: TestContext;
+let project: string;
+let plugins: Plugin[];
+
+beforeEach(() => {
+  tc = createTestContext();
+  project = tc.makeDir("proj");
+  plugins = [];
+});
+afterEach(async () => {
+  for (const plugin of plugins) await plugin.close?.();
+  tc.cleanup();
+});
+
+function newPlugin(options: Parameters<typeof createBugtrackerPlugin>[0] = {}): Plugin {
+  const plugin = createBugtrackerPlugin(options);
+  plugins.push(plugin);
+  return plugin;
+}
+
+function call(plugin: Plugin, tool: string, args: JsonObject = {}, context: TestContext = tc) {
+  return invokeTool(plugin, tool, args, context.context({ projectPath: project }));
+}
+
+async function ok(plugin: Plugin, tool: string, args: JsonObject = {}, context: TestContext = tc): Promise<JsonObject> {
+  const result = await call(plugin, tool, args, context);
+  assert.equal(result.isError, false, `${tool} failed: ${result.text ?? ""}`);
+  return result.structured!;
+}
+
+/** Creates the database with a few bugs, then closes every connection. */
+async function populated(): Promise<void> {
+  const plugin = createBugtrackerPlugin();
+  for (let i = 0; i < 30; i++) await ok(plugin, "add_bug", { title: `bug ${i}`, description: "x".repeat(500) });
+  // The plugin closes its connection (the one the storage handed out); the next open starts afresh.
+  await plugin.close?.();
+}
+
+void describe("database settings", () => {
+  void it("opens in WAL mode with foreign keys, a busy timeout, our application id and the latest schema", () => {
+    const db = openBugDatabase(tc.ctx.storage, 1234);
+    try {
+      assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
+      assert.equal(db.pragma("foreign_keys", { simple: true }), 1);
+      assert.equal(db.pragma("busy_timeout", { simple: true }), 1234);
+      assert.equal(db.pragma("user_version", { simple: true }), LATEST_VERSION);
+      assert.equal(db.pragma("application_id", { simple: true }), APPLICATION_ID);
+    } finally {
+      db.close();
+    }
+    assert.equal(fs.statSync(tc.databasePath("bugtracker")).mode & 0o777, 0o600);
+  });
+
+  void it("keeps data in tables: projects, bugs, tags, relations, history", async () => {
+    const plugin = newPlugin();
+    await ok(plugin, "add_bug", { title: "a", tags: ["x", "y"] });
+    await ok(plugin, "add_bug", { title: "b" });
+    await ok(plugin, "update_bug", { bug_id: "BUG-1", related_bugs: [{ bug_id: "BUG-2", relationship: "blocks" }], note: "n" });
+    const db = new Database(tc.databasePath("bugtracker"), { readonly: true });
+    try {
+      const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      assert.deepEqual([count("projects"), count("bugs"), count("bug_tags"), count("relations"), count("history")], [1, 2, 2, 2, 3]);
+    } finally {
+      db.close();
+    }
+  });
+
+  void it("refuses to delete bugs or rewrite history, even through SQL", async () => {
+    const plugin = newPlugin();
+    await ok(plugin, "add_bug", { title: "a" });
+    await ok(plugin, "update_bug", { bug_id: "BUG-1", note: "n" });
+    const db = new Database(tc.databasePath("bugtracker"));
+    try {
+      assert.throws(() => db.prepare("DELETE FROM bugs").run(), /never deleted/);
+      assert.throws(() => db.prepare("UPDATE history SET note = 'x'").run(), /append-only/);
+      assert.throws(() => db.prepare("DELETE FROM history").run(), /append-only/);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+void describe("migrations", () => {
+  void it("creates the schema on an empty database once", () => {
+    const db = new Database(":memory:");
+    assert.equal(migrate(db), LATEST_VERSION);
+    assert.equal(migrate(db), LATEST_VERSION);
+    assert.ok(db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'bugs'").get());
+    db.close();
+  });
+
+  void it("applies later steps in order, in one transaction, and refuses a newer schema", () => {
+    const db = new Database(":memory:");
+    migrate(db);
+    const next = [...MIGRATIONS, { version: LATEST_VERSION + 1, description: "extra", sql: "CREATE TABLE extra (x INTEGER) STRICT;" }];
+    assert.equal(migrate(db, next), LATEST_VERSION + 1);
+    assert.ok(db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'extra'").get());
+    assert.throws(
+      () => migrate(db),
+      (error: unknown) => error instanceof SchemaError && error.code === "SCHEMA_TOO_NEW" && /newer than this server/.test(error.message),
+    );
+    // A failing step leaves the version and the schema as they were.
+    const broken = [...next, { version: LATEST_VERSION + 2, description: "broken", sql: "CREATE TABLE half (x); THIS IS NOT SQL;" }];
+    assert.throws(() => migrate(db, broken));
+    assert.equal(db.pragma("user_version", { simple: true }), LATEST_VERSION + 1);
+    assert.equal(db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'half'").get(), undefined);
+    db.close();
+  });
+
+  void it("refuses a database that belongs to another program", () => {
+    const foreign = new Database(":memory:");
+    foreign.exec("CREATE TABLE notes (x)");
+    assert.throws(() => migrate(foreign), (error: unknown) => error instanceof SchemaError && error.code === "NOT_OUR_DATABASE");
+    foreign.close();
+    const other = new Database(":memory:");
+    other.pragma("application_id = 42");
+    assert.throws(() => migrate(other), (error: unknown) => error instanceof SchemaError && error.code === "NOT_OUR_DATABASE");
+    other.close();
+    const versioned = new Database(":memory:");
+    versioned.pragma("user_version = 1");
+    assert.throws(() => migrate(versioned), (error: unknown) => error instanceof SchemaError && error.code === "NOT_OUR_DATABASE");
+    versioned.close();
+  });
+
+  void it("reports a newer database through the tools and leaves the file as it is", async () => {
+    await populated();
+    const file = tc.databasePath("bugtracker");
+    const raw = new Database(file);
+    raw.pragma(`user_version = ${LATEST_VERSION + 5}`);
+    raw.close();
+    const before = fs.readFileSync(file);
+    const result = await call(newPlugin(), "list_bugs");
+    assert.equal(result.code, "SCHEMA_TOO_NEW");
+    assert.match(result.text ?? "", /upgrade mcp-secure-local/);
+    assert.deepEqual(fs.readFileSync(file), before);
+  });
+});
+
+void describe("damaged databases", () => {
+  void it("reports a file that is not a database, and never overwrites it", async () => {
+    const file = tc.databasePath("bugtracker");
+    fs.mkdirSync(tc.stateDir, { recursive: true });
+    const garbage = Buffer.alloc(8192, "this is not an SQLite database, it is garbage. ");
+    fs.writeFileSync(file, garbage, { mode: 0o600 });
+    const plugin = newPlugin();
+    for (const [tool, args] of [
+      ["add_bug", { title: "x" }],
+      ["init_bugtracker", {}],
+      ["list_bugs", {}],
+    ] as const) {
+      const result = await call(plugin, tool, args);
+      assert.equal(result.isError, true);
+      assert.equal(result.code, "DB_CORRUPT", tool);
+      assert.match(result.text ?? "", /left untouched/);
+      assert.deepEqual(fs.readFileSync(file), garbage, "the garbage bytes are unchanged");
+    }
+    assert.ok(tc.logs.some((entry) => entry.level === "error" && entry.data?.code === "DB_CORRUPT"));
+    // Once the file is moved aside, the next call starts a new database.
+    fs.renameSync(file, `${file}.damaged`);
+    assert.equal((await ok(plugin, "add_bug", { title: "fresh start" })).message, "Created bug: BUG-1");
+  });
+
+  void it("reports damaged pages (SQLITE_CORRUPT) on read, and leaves the file as it is", async () => {
+    await populated();
+    const file = tc.databasePath("bugtracker");
+    const bytes = fs.readFileSync(file);
+    assert.ok(bytes.length > 8 * 4096, "the database has pages past the schema");
+    // Keep the header page (schema version, page size) and scramble every later page.
+    for (let i = 4096; i < bytes.length; i++) bytes[i] = (i * 7919) % 251;
+    fs.writeFileSync(file, bytes);
+    const plugin = newPlugin();
+    for (const [tool, args] of [
+      ["list_bugs", {}],
+      ["get_bug", { bug_id: "BUG-3" }],
+    ] as const) {
+      const result = await call(plugin, tool, args);
+      assert.equal(result.code, "DB_CORRUPT", `${tool}: ${result.text ?? ""}`);
+    }
+    assert.deepEqual(fs.readFileSync(file), bytes);
+  });
+});
+
+void describe("locks", () => {
+  void it("answers DB_BUSY when another process holds the write lock past the timeout, and recovers", async () => {
+    const plugin = newPlugin({ busyTimeoutMs: 50 });
+    await ok(plugin, "add_bug", { title: "first" });
+    const other = new Database(tc.databasePath("bugtracker"));
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const refused = await call(plugin, "add_bug", { title: "blocked" });
+      assert.equal(refused.code, "DB_BUSY");
+      assert.match(refused.text ?? "", /retry/);
+      // WAL: readers are not blocked by the writer.
+      assert.equal((await ok(plugin, "list_bugs")).count, 1);
+      other.exec("ROLLBACK");
+    } finally {
+      other.close();
+    }
+    assert.equal((await ok(plugin, "add_bug", { title: "after" })).message, "Created bug: BUG-2");
+    assert.ok(tc.logs.some((entry) => entry.level === "warn" && entry.data?.code === "DB_BUSY"));
+  });
+});
+
+void describe("two writers on one database", () => {
+  void it("lose nothing when two connections interleave writes", async () => {
+    const second = createTestContext({ stateDir: tc.stateDir, allowedRoots: [tc.root] });
+    try {
+      const a = newPlugin();
+      const b = newPlugin();
+      await ok(a, "add_bug", { title: "shared" });
+      const run = async (plugin: Plugin, context: TestContext, name: string) => {
+        for (let i = 0; i < 40; i++) {
+          await ok(plugin, "add_bug", { title: `${name} ${i}` }, context);
+          await ok(plugin, "update_bug", { bug_id: "BUG-1", note: `${name} note ${i}` }, context);
+        }
+      };
+      // The two loops interleave at every await; each call is one transaction on its own connection.
+      await Promise.all([run(a, tc, "a"), run(b, second, "b")]);
+      await checkOutcome(a, 40, ["a", "b"]);
+    } finally {
+      second.cleanup();
+    }
+  });
+
+  void it("lose nothing when two threads write at the same time", async () => {
+    const count = 60;
+    await ok(newPlugin(), "add_bug", { title: "shared" });
+    const ts = import.meta.url.endsWith(".ts");
+    const url = (relative: string) => new URL(relative + (ts ? ".ts" : ".js"), import.meta.url).href;
+    const workerData = {
+      tsx: ts ? import.meta.resolve("tsx/esm/api") : undefined,
+      plugin: url("../../src/plugins/builtin/bugtracker/index"),
+      helper: url("../helpers/plugin-context"),
+      stateDir: tc.stateDir,
+      root: tc.root,
+      project,
+      count,
+    };
+    const results = await Promise.all(
+      ["w1", "w2"].map(
+        (name) =>
+          new Promise<{ failures?: string[]; error?: string }>((resolve, reject) => {
+            const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ...workerData, name } });
+            worker.once("message", (message: { failures?: string[]; error?: string }) => resolve(message));
+            worker.once("error", reject);
+          }),
+      ),
+    );
+    for (const result of results) {
+      assert.equal(result.error, undefined);
+      assert.deepEqual(result.failures, []);
+    }
+    await checkOutcome(newPlugin(), count, ["w1", "w2"]);
+  });
+});
+
+/** Every add got its own number and every note is in BUG-1's history, once, with contiguous revisions. */
+async function checkOutcome(plugin: Plugin, perWriter: number, writers: string[]): Promise<void> {
+  const total = 1 + perWriter * writers.length;
+  const init = await ok(plugin, "init_bugtracker");
+  assert.equal(init.bug_count, total);
+  const numbers: number[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await ok(plugin, "list_bugs", { sort: "created_asc", limit: 200, ...(cursor ? { cursor } : {}) });
+    numbers.push(...(page.bugs as Bug[]).map((bug) => Number(bug.bug_id.slice(4))));
+    cursor = page.next_cursor as string | undefined;
+  } while (cursor !== undefined);
+  assert.deepEqual(numbers, Array.from({ length: total }, (_, i) => i + 1));
+  const shared = (await ok(plugin, "get_bug", { bug_id: "BUG-1" })).bug as Bug;
+  assert.equal(shared.revision, perWriter * writers.length);
+  assert.deepEqual(
+    shared.history?.map((entry) => entry.revision),
+    Array.from({ length: perWriter * writers.length }, (_, i) => i + 1),
+  );
+  const notes = new Set(shared.history?.map((entry) => entry.note));
+  for (const writer of writers) for (let i = 0; i < perWriter; i++) assert.ok(notes.has(`${writer} note ${i}`), `${writer} note ${i}`);
+}
+
+// A worker thread acting as a second server process: its own plugin, connection and context.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+(async () => {
+  if (workerData.tsx) (await import(workerData.tsx)).register();
+  const { createBugtrackerPlugin } = await import(workerData.plugin);
+  const { createTestContext, invokeTool } = await import(workerData.helper);
+  const tc = createTestContext({ stateDir: workerData.stateDir, allowedRoots: [workerData.root] });
+  const plugin = createBugtrackerPlugin();
+  const failures = [];
+  try {
+    for (let i = 0; i < workerData.count; i++) {
+      const added = await invokeTool(plugin, "add_bug", { title: workerData.name + " " + i }, tc.context({ projectPath: workerData.project }));
+      if (added.isError) failures.push(added.text);
+      const noted = await invokeTool(plugin, "update_bug", { bug_id: "BUG-1", note: workerData.name + " note " + i }, tc.context({ projectPath: workerData.project }));
+      if (noted.isError) failures.push(noted.text);
+    }
+  } finally {
+    plugin.close();
+    tc.cleanup();
+  }
+  return failures;
+})().then(
+  (failures) => parentPort.postMessage({ failures }),
+  (error) => parentPort.postMessage({ error: String((error && error.stack) || error) }),
+);
+`;
