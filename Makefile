@@ -28,8 +28,9 @@ lint: install
 
 # Unit and end-to-end tests with line coverage of src/security (gate: 95%).
 test: build lint
-	@npx c8 --reporter=text-summary --reporter=text --include 'src/security/**' --exclude 'src/security/**/*.d.ts' \
-	  --check-coverage --lines 95 --per-file=false \
+	@rm -rf coverage
+	@npx c8 --reporter=text-summary --reporter=text --include 'dist/src/security/**' \
+	  --check-coverage --lines 95 \
 	  $(NODE) --test --test-reporter=spec --test-concurrency=2 $$(find dist/test -name '*.test.js' | sort)
 
 unit: build

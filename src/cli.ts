@@ -44,7 +44,7 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
     }
     case "check-policy": {
       const { runCheckPolicy } = await import("./security/policy/check-policy.js");
-      return runCheckPolicy(command.file, { vars: env, home: env.HOME ?? homedir(), stateDir: command.stateDir }, out, err);
+      return runCheckPolicy(command.file, { vars: env, home: env.HOME || homedir(), stateDir: command.stateDir }, out, err);
     }
     case "audit": {
       const defaultLogPath = await auditLogPath(command.policyFile, command.stateDir, env);
@@ -61,7 +61,7 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
 async function auditLogPath(policyFile: string | undefined, stateDir: string, env: NodeJS.ProcessEnv): Promise<string> {
   if (policyFile) {
     const { loadPolicyFile } = await import("./security/policy/load.js");
-    return loadPolicyFile(policyFile, { vars: env, home: env.HOME ?? homedir(), stateDir }).policy.audit.log_file;
+    return loadPolicyFile(policyFile, { vars: env, home: env.HOME || homedir(), stateDir }).policy.audit.log_file;
   }
   const { defaultPolicy } = await import("./security/policy/defaults.js");
   return defaultPolicy(stateDir).audit.log_file;

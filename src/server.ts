@@ -12,11 +12,10 @@ import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
 import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
 import type { EffectivePolicy } from "./security/policy-types.js";
-import { loadPolicyFile } from "./security/policy/load.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
-import { compilePathPolicy } from "./security/path-guard.js";
-import { createCapabilityFactory } from "./security/capabilities/index.js";
+import { compilePathPolicy, type CompiledPathPolicy } from "./security/path-guard.js";
+import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
 import { parseArgs, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
@@ -32,7 +31,10 @@ export interface RunOptions {
   unsafeBypassEngine?: boolean;
 }
 
-const SHUTDOWN_GRACE_MS = 1200;
+/** On stdin EOF, in-flight calls may finish for this long before they are aborted. */
+const EOF_GRACE_MS = 700;
+/** After the abort, how long their outcomes (and audit entries) may take to land. */
+const SHUTDOWN_GRACE_MS = 800;
 
 export const IDENTITY: ServerIdentity = {
   name: SERVER_NAME,
@@ -81,14 +83,16 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let policySource: string;
   try {
     if (args.policyFile) {
-      const loaded = loadPolicyFile(args.policyFile, { vars: env, home: env.HOME ?? homedir(), stateDir: args.stateDir });
+      // Loaded only when needed: the YAML parser is not part of a default start.
+      const { loadPolicyFile } = await import("./security/policy/load.js");
+      const loaded = loadPolicyFile(args.policyFile, { vars: env, home: env.HOME || homedir(), stateDir: args.stateDir });
       for (const warning of loaded.warnings) log.warn(`policy: ${warning}`);
       policy = loaded.policy;
       policySha256 = loaded.sha256;
       policySource = loaded.source;
     } else {
       policy = defaultPolicy(args.stateDir);
-      policySha256 = policySha(policy);
+      policySha256 = sha256Hex(canonicalJson(policy)); // as policySha256() in policy/load.ts
       policySource = defaultPolicySource();
       mkdirSync(join(args.stateDir, "workspace"), { recursive: true, mode: 0o700 });
     }
@@ -100,11 +104,15 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let registry: PluginRegistry;
   let engine: SecurityEngine;
   let audit: AuditSink;
+  let capabilities: CapabilityFactory;
+  let paths: CompiledPathPolicy;
   const projectPath = env.MCP_PROJECT_PATH || policy.server.project_path || undefined;
-  const paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME ?? homedir(), baseDir: projectPath ?? process.cwd() });
-  const capabilities = createCapabilityFactory({ policy, paths, dataDir: join(args.stateDir, "data"), env });
-  let session: McpSession | undefined;
   try {
+    paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME || homedir(), baseDir: projectPath ?? process.cwd() });
+    for (const warning of paths.warnings) log.warn(`policy: ${warning}`);
+    const execHomeDir = join(args.stateDir, "exec-home");
+    mkdirSync(execHomeDir, { recursive: true, mode: 0o700 });
+    capabilities = createCapabilityFactory({ policy, paths, dataDir: join(args.stateDir, "data"), execHomeDir, env });
     registry = new PluginRegistry(plugins);
     const tools = allowedTools(registry, policy.tools);
     audit = policy.audit.enabled
@@ -124,14 +132,15 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       capabilities,
       paths,
       logger: hub.logger("engine"),
-      session: () => ({ projectPath, clientName: session?.client.name }),
+      // Called only during tool calls, after the session below exists.
+      session: () => ({ projectPath, clientName: session.client.name }),
       unsafeBypass: options.unsafeBypassEngine === true,
     });
   } catch (error) {
     return fatal(`refusing to start: ${messageOf(error)}`);
   }
 
-  session = new McpSession({ identity: IDENTITY, tools: engine, logHub: hub, logger: hub.logger("session"), pageSize: args.pageSize, redact: (value) => redact(value).value });
+  const session = new McpSession({ identity: IDENTITY, tools: engine, logHub: hub, logger: hub.logger("session"), pageSize: args.pageSize, redact: (value) => redact(value).value });
   const connection = new Connection(process.stdin, process.stdout, session.handlers, { maxLineBytes: args.maxLineBytes, logger: hub.logger("rpc") });
   session.attach(connection);
 
@@ -148,10 +157,12 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   connection.start();
   const why = await finished;
 
-  // Shutdown: stop taking work, abort in-flight calls, let their audit entries land, close, flush.
+  // Shutdown: stop taking work; on EOF let in-flight calls finish briefly (the client sent them
+  // before closing), on a signal abort them at once; let their audit entries land; close; flush.
   log.info(`shutting down (${why})`);
-  session.beginClosing();
   connection.stopAccepting();
+  if (why === "stdin closed" && !(await connection.drain(EOF_GRACE_MS))) log.info("in-flight calls did not finish in time; aborting them");
+  session.beginClosing();
   connection.abortAll(`the server is shutting down (${why})`);
   await connection.drain(SHUTDOWN_GRACE_MS);
   for (const plugin of registry.plugins()) {
@@ -170,10 +181,6 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   }
   await Promise.race([connection.flush(), new Promise((resolve) => setTimeout(resolve, 300))]);
   return 0;
-}
-
-function policySha(policy: EffectivePolicy): string {
-  return sha256Hex(canonicalJson(policy));
 }
 
 function messageOf(error: unknown): string {

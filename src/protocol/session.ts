@@ -42,6 +42,8 @@ export interface ClientInfo {
 
 export class McpSession {
   private state: LifecycleState = "awaiting-initialize";
+  /** A failed initialize (bad params) leaves the session waiting for a good one. */
+  private initializeSucceeded = false;
   private clientLogLevel: LogLevel = "warning";
   private readonly cursors = new CursorCodec("tools/list");
   private readonly progress = new Map<string, ProgressReporter>();
@@ -96,13 +98,14 @@ export class McpSession {
       // Unknown notifications are ignored, as JSON-RPC requires.
     },
     responded: (id: RequestId, method: string): void => {
-      if (method === "initialize" && this.state === "awaiting-initialize") this.state = "ready";
+      if (method === "initialize" && this.state === "awaiting-initialize" && this.initializeSucceeded) this.state = "ready";
       if (method === "tools/call") this.finishProgress(id);
     },
   };
 
   private initialize(params: Params | undefined): RequestResult {
     const protocolVersion = negotiateProtocolVersion(params?.protocolVersion);
+    this.initializeSucceeded = true;
     const clientInfo = params?.clientInfo as Record<string, unknown> | undefined;
     this.client.name = typeof clientInfo?.name === "string" ? clientInfo.name.slice(0, 200) : undefined;
     this.client.version = typeof clientInfo?.version === "string" ? clientInfo.version.slice(0, 100) : undefined;

@@ -17,6 +17,7 @@ export interface WriterEvents {
 export class MessageWriter {
   private congested = false;
   private isClosed = false;
+  private corked = false;
 
   constructor(
     private readonly output: Writable,
@@ -47,8 +48,19 @@ export class MessageWriter {
   write(message: OutgoingMessage): void {
     if (this.isClosed) return;
     const line = JSON.stringify(message) + "\n";
+    // Messages written in the same tick leave in one system call (writev); each is still one whole write.
+    if (!this.corked) {
+      this.corked = true;
+      this.output.cork();
+      process.nextTick(this.uncork);
+    }
     if (!this.output.write(line)) this.congested = true;
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.output.uncork();
+  };
 
   /** Resolves once everything written so far has been handed to the OS. */
   flush(): Promise<void> {

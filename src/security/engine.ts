@@ -19,7 +19,6 @@
  * cannot be written, the call is refused (before the plugin) or its result withheld
  * (after it): nothing runs, and nothing is answered, without its audit entry.
  */
-import { ulid } from "ulid";
 import type {
   CatalogEntry,
   ContentBlock,
@@ -35,6 +34,7 @@ import { dispatch, formatSeconds, type DispatchOutcome } from "../plugins/dispat
 import type { PluginRegistry, RegisteredTool } from "../plugins/registry.js";
 import type { Logger } from "../util/logger.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
+import { newUlid as ulid } from "../util/ids.js";
 import type { EffectivePolicy } from "./policy-types.js";
 import type { AuditRecordInput, AuditSink } from "./audit/index.js";
 import { checkArgumentLimits } from "./arg-limits.js";
@@ -103,8 +103,10 @@ export class SecurityEngine implements ToolService {
   private readonly limiter: RateLimiter;
   private readonly catalog: ToolCatalog;
   private readonly now: () => number;
+  private readonly auditing: boolean;
 
   constructor(private readonly options: EngineOptions) {
+    this.auditing = options.audit.status().enabled;
     for (const entry of allowedTools(options.registry, options.policy.tools)) this.allowed.set(entry.tool.name, entry);
     this.listed = [...this.allowed.values()].map((entry) => entry.tool);
     // Compiled once: an invalid schema stops the start with the tool's name.
@@ -140,7 +142,8 @@ export class SecurityEngine implements ToolService {
 
     // Stages 1–5: admission. Nothing below runs unless every check passed.
     const refusal = entry ? await this.admit(entry, call) : refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`);
-    const redacted = redact(call.arguments).value;
+    // With the audit log off (benchmarks), nothing is recorded, so nothing needs redacting.
+    const redacted = this.auditing ? redact(call.arguments).value : undefined;
     const base: AuditRecordInput = { event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redacted };
     if (refusal || !entry) {
       const reason = refusal?.message ?? "refused";
@@ -172,7 +175,7 @@ export class SecurityEngine implements ToolService {
         outcome: label,
         ...(reason === undefined ? {} : { reason }),
         durationMs: this.since(started),
-        data: resultDigest(result),
+        ...(this.auditing ? { data: resultDigest(result) } : {}),
       });
     } catch (error) {
       return errorResult(`The tool ran, but ${auditFailure(error)} Its result is withheld.`);
@@ -203,7 +206,8 @@ export class SecurityEngine implements ToolService {
 
   /** Stage 7. */
   private run(entry: RegisteredTool, call: ToolCall, callId: string, args: JsonObject): Promise<DispatchOutcome> {
-    const seconds = this.options.policy.tools.timeouts[entry.tool.name] ?? this.options.policy.tools.timeout;
+    const { timeouts, timeout } = this.options.policy.tools;
+    const seconds = Object.hasOwn(timeouts, entry.tool.name) ? (timeouts[entry.tool.name] as number) : timeout;
     const timeoutMs = Math.max(1, Math.round(seconds * 1000));
     return dispatch(entry.plugin, entry.tool.name, args, (signal) => this.contextFor(entry, call, callId, signal, timeoutMs), {
       timeoutMs,
@@ -234,12 +238,13 @@ export class SecurityEngine implements ToolService {
     switch (outcome.kind) {
       case "ok": {
         const { structuredContent } = outcome.outcome;
+        // Sanitize first, then validate: what is sent is what conforms.
+        const clean = structuredContent === undefined ? undefined : (sanitizeDeep(structuredContent) as JsonObject);
         if (entry.tool.outputSchema) {
-          if (structuredContent === undefined) return this.internal(name, "the tool returned no structured content");
-          const check = this.validators.validateOutput(name, structuredContent);
+          if (clean === undefined) return this.internal(name, "the tool returned no structured content");
+          const check = this.validators.validateOutput(name, clean);
           if (!check.ok) return this.internal(name, `its structured content does not match its output schema: ${check.message}`);
         }
-        const clean = structuredContent === undefined ? undefined : (sanitizeDeep(structuredContent) as JsonObject);
         const content = outcome.outcome.content ?? (clean === undefined ? [] : [{ type: "text" as const, text: JSON.stringify(clean) }]);
         const result: CallToolResult = { content: sanitizeContent(content) };
         if (clean !== undefined) result.structuredContent = clean;

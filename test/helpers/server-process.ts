@@ -49,6 +49,8 @@ export class ServerProcess {
       args.push("--policy", file);
     }
     const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: this.home };
+    // Under c8 the server's coverage counts too.
+    if (process.env.NODE_V8_COVERAGE) env.NODE_V8_COVERAGE = process.env.NODE_V8_COVERAGE;
     for (const [key, value] of Object.entries(options.env ?? {})) if (value !== undefined) env[key] = value;
     this.child = spawn(process.execPath, [options.entry ?? SERVER_ENTRY, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
     this.child.stdout.setEncoding("utf8");
@@ -173,15 +175,16 @@ export class ServerProcess {
   /** Closes stdin, waits for the exit, checks every stdout line, and removes temp dirs. */
   async close(timeoutMs = 5000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     this.child.stdin.end();
+    let timer: NodeJS.Timeout | undefined;
     const result = await Promise.race([
       this.exited,
-      new Promise<never>((_, reject) =>
-        setTimeout(() => {
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
           this.child.kill("SIGKILL");
           reject(new Error(`server did not exit within ${timeoutMs} ms; stderr:\n${this.stderr.slice(-2000)}`));
-        }, timeoutMs),
-      ),
-    ]);
+        }, timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
     this.cleanup();
     if (this.problems.length > 0) throw new Error(`the server wrote invalid messages:\n${this.problems.join("\n")}`);
     return result;

@@ -105,12 +105,14 @@ export function createDiscoveryPlugin(): Plugin {
     version: DISCOVERY_VERSION,
     description: "Find tools by what they do, and list the tool categories.",
     tools: [SEARCH_TOOLS, LIST_CATEGORIES],
-    execute(tool: string, args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+    // async: a ToolError thrown while searching becomes a rejection, as the contract expects.
+    // eslint-disable-next-line @typescript-eslint/require-await
+    async execute(tool: string, args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
       switch (tool) {
         case "search_tools":
-          return Promise.resolve(searchTools(args, ctx.catalog.entries()));
+          return searchTools(args, ctx.catalog.entries());
         case "list_categories":
-          return Promise.resolve(listCategories(ctx.catalog.entries()));
+          return listCategories(ctx.catalog.entries());
         default:
           throw new ToolError(`discovery has no tool "${tool}"`);
       }
@@ -161,7 +163,7 @@ function searchTools(args: JsonObject, catalog: readonly CatalogEntry[]): ToolOu
 
   if (category !== undefined && !catalog.some((entry) => entry.plugin.toLowerCase() === category)) {
     const known = catalog.map((entry) => entry.plugin).join(", ");
-    throw new ToolError(`Unknown category "${String(args.category)}". Categories: ${known}.`);
+    throw new ToolError(`Unknown category ${JSON.stringify(args.category)}. Categories: ${known}.`);
   }
   const scored: Array<{ entry: CatalogEntry; tool: ToolDefinition; score: number }> = [];
   for (const entry of catalog) {

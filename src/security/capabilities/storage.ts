@@ -4,10 +4,14 @@
  */
 import { closeSync, mkdirSync, openSync, constants as fsConstants } from "node:fs";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { createRequire } from "node:module";
 import { CapabilityDeniedError, type PluginStorage, type SqliteDatabase } from "../../plugins/contract.js";
 
 const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+
+// The native addon is loaded on first use, not at start: most sessions never open a database.
+const require = createRequire(import.meta.url);
+let Database: typeof import("better-sqlite3") | undefined;
 
 export interface StorageHandle extends PluginStorage {
   /** Closes every database opened through this storage. */
@@ -28,6 +32,7 @@ export function createPluginStorage(dataDir: string): StorageHandle {
       // Create the file ourselves so its mode is 0600 whatever the umask; never follow a symlink.
       const fd = openSync(file, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o600);
       closeSync(fd);
+      Database ??= require("better-sqlite3") as typeof import("better-sqlite3");
       const db = new Database(file);
       open.set(name, db);
       return db;

@@ -1,0 +1,77 @@
+/**
+ * Builds the guarded capabilities a tool call receives. The policy parts are
+ * compiled once per server; per call, only thin wrappers bind the call's signal and
+ * deadline, and they are made on first use, so a call that touches nothing pays nothing.
+ */
+import type { GuardedExec, GuardedFetch, GuardedFs, PluginStorage } from "../../plugins/contract.js";
+import type { EffectivePolicy } from "../policy-types.js";
+import type { CompiledPathPolicy } from "../path-guard.js";
+import { compileNetworkPolicy } from "../egress-guard.js";
+import { compileCommandPolicy } from "../command-guard.js";
+import { createGuardedFs } from "./fs.js";
+import { createGuardedFetch, type Lookup } from "./fetch.js";
+import { createGuardedExec } from "./exec.js";
+import { createPluginStorage } from "./storage.js";
+
+export interface CallCapabilities {
+  fs: GuardedFs;
+  fetch: GuardedFetch;
+  exec: GuardedExec;
+  storage: PluginStorage;
+}
+
+export interface CapabilityFactory {
+  forCall(signal: AbortSignal, deadlineMs: number): CallCapabilities;
+  close(): void;
+}
+
+export interface CapabilityOptions {
+  policy: EffectivePolicy;
+  paths: CompiledPathPolicy;
+  /** Where plugin databases live (in the state directory). */
+  dataDir: string;
+  /** HOME and default working directory of processes run through `ctx.exec` (a directory the server owns). */
+  execHomeDir: string;
+  env: NodeJS.ProcessEnv;
+  /** Tests inject a resolver. */
+  lookup?: Lookup;
+}
+
+export function createCapabilityFactory(options: CapabilityOptions): CapabilityFactory {
+  const { policy, paths } = options;
+  const fs = createGuardedFs(paths, { maxReadBytes: policy.filesystem.max_read_bytes, maxWriteBytes: policy.filesystem.max_write_bytes });
+  const network = compileNetworkPolicy(policy.network);
+  const commands = compileCommandPolicy(policy.commands, { PATH: options.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" });
+  const storage = createPluginStorage(options.dataDir);
+  const checkCwd = (cwd: string) => fs.resolve(cwd, "read");
+
+  return {
+    forCall(signal, deadlineMs) {
+      let fetch: GuardedFetch | undefined;
+      let exec: GuardedExec | undefined;
+      return {
+        fs,
+        storage,
+        fetch: (url, request) => {
+          fetch ??= createGuardedFetch(
+            network,
+            { maxResponseBytes: policy.network.max_response_bytes, timeoutMs: Math.min(policy.network.timeout * 1000, deadlineMs) },
+            options.lookup === undefined ? { signal } : { signal, lookup: options.lookup },
+          );
+          return fetch(url, request);
+        },
+        exec: (file, args, execOptions) => {
+          exec ??= createGuardedExec(
+            commands,
+            { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
+            { signal, checkCwd, homeDir: options.execHomeDir },
+          );
+          return exec(file, args, execOptions);
+        },
+      };
+    },
+    close() {
+      storage.closeAll();
+    },
+  };
+}

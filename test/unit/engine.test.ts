@@ -1,0 +1,295 @@
+/**
+ * The engine's pipeline with real security modules, a spy plugin and an in-memory
+ * audit sink: every refusal stage stops the call before the plugin, the audit
+ * entries come in the right order, and an audit failure fails the call closed.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SecurityEngine, catalogSha256, pointerToField, allowedTools, type CallToolResult } from "../../src/security/engine.js";
+import { PluginRegistry } from "../../src/plugins/registry.js";
+import { CapabilityDeniedError, ToolError, type JsonObject, type Plugin, type ToolContext } from "../../src/plugins/contract.js";
+import { defaultPolicy } from "../../src/security/policy/defaults.js";
+import { compilePathPolicy } from "../../src/security/path-guard.js";
+import type { AuditRecordInput, AuditSink } from "../../src/security/audit/index.js";
+import type { CapabilityFactory } from "../../src/security/capabilities/index.js";
+import type { EffectivePolicy } from "../../src/security/policy-types.js";
+import { silentLogger } from "../../src/util/logger.js";
+
+class MemoryAudit implements AuditSink {
+  readonly entries: AuditRecordInput[] = [];
+  failing = false;
+  append(entry: AuditRecordInput) {
+    if (this.failing) return Promise.reject(new Error("ENOSPC: no space left on device"));
+    this.entries.push(entry);
+    return Promise.resolve({ seq: this.entries.length, hash: "h" } as never);
+  }
+  status() {
+    return { enabled: true, ok: !this.failing, state: "open", seq: this.entries.length, head: "h", path: "mem" } as never;
+  }
+  close() {
+    return Promise.resolve(undefined);
+  }
+}
+
+function spyPlugin() {
+  const calls: Array<{ tool: string; args: JsonObject; ctx: ToolContext }> = [];
+  const plugin: Plugin = {
+    name: "spy",
+    version: "1.0.0",
+    description: "records calls",
+    tools: [
+      {
+        name: "target",
+        title: "Target",
+        description: "a tool that records its calls",
+        inputSchema: {
+          type: "object",
+          properties: { n: { type: "integer", maximum: 10 }, file: { type: "string", "x-path": "read" }, text: { type: "string" } },
+          additionalProperties: false,
+        },
+        annotations: { readOnlyHint: true },
+      },
+      {
+        name: "structured",
+        title: "Structured",
+        description: "returns structured content",
+        inputSchema: { type: "object", properties: { bad: { type: "boolean" } }, additionalProperties: false },
+        outputSchema: { type: "object", properties: { value: { type: "string" } }, required: ["value"], additionalProperties: false },
+        annotations: { readOnlyHint: true },
+      },
+      { name: "fails", title: "Fails", description: "fails in many ways", inputSchema: { type: "object", properties: { how: { type: "string" } } }, annotations: {} },
+      { name: "hidden", title: "Hidden", description: "denied by the policy", inputSchema: { type: "object" }, annotations: {} },
+    ],
+    async execute(tool, args, ctx) {
+      calls.push({ tool, args, ctx });
+      if (tool === "structured") return { structuredContent: args.bad ? { value: 5 } : { value: "ok\u001b[31m red" } };
+      if (tool === "fails") {
+        if (args.how === "tool") throw new ToolError("fix your call");
+        if (args.how === "denied") throw new CapabilityDeniedError("EGRESS_DENIED", "no network");
+        if (args.how === "crash") throw new TypeError("boom");
+        if (args.how === "slow") return new Promise(() => undefined);
+        return { content: [{ type: "text", text: "plain \u001b]52;c;ZXZpbA==\u0007text" }] };
+      }
+      return { content: [{ type: "text", text: `ran ${JSON.stringify(args)}` }] };
+    },
+  };
+  return { plugin, calls };
+}
+
+const capabilities: CapabilityFactory = {
+  forCall: () => ({}) as never,
+  close: () => undefined,
+};
+
+function setup(adjust: (policy: EffectivePolicy) => void = () => undefined) {
+  const dir = mkdtempSync(join(tmpdir(), "msl-engine-"));
+  const policy = defaultPolicy(dir);
+  policy.filesystem.allowed_paths = [`${dir}/**`];
+  policy.tools.deny = ["hidden"];
+  policy.tools.rate_limits = { default: 1000, target: 3 };
+  policy.tools.timeouts = { fails: 0.1 };
+  adjust(policy);
+  writeFileSync(join(dir, "inside.txt"), "x");
+  const { plugin, calls } = spyPlugin();
+  const registry = new PluginRegistry([plugin]);
+  const audit = new MemoryAudit();
+  const engine = new SecurityEngine({
+    policy,
+    registry,
+    audit,
+    capabilities,
+    paths: compilePathPolicy(policy.filesystem, { baseDir: dir, homeDir: dir }),
+    logger: silentLogger,
+    session: () => ({ projectPath: undefined, clientName: "t" }),
+  });
+  const call = (name: string, args: JsonObject = {}, signal = new AbortController().signal): Promise<CallToolResult> =>
+    engine.callTool({ name, arguments: args, requestId: 1, signal, progress: undefined });
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  return { engine, audit, calls, call, dir, cleanup, registry, policy };
+}
+
+const text = (result: CallToolResult) => (result.content[0] as { text: string }).text;
+
+test("denied tools are neither listed nor callable, and the refusal is audited", async () => {
+  const s = setup();
+  try {
+    assert.deepEqual(
+      s.engine.listTools().map((t) => t.name),
+      ["target", "structured", "fails"],
+    );
+    assert.equal(s.engine.hasTool("hidden"), false);
+    const result = await s.call("hidden");
+    assert.equal(result.isError, true);
+    assert.equal(s.calls.length, 0);
+    assert.equal(s.audit.entries[0]?.event, "denied");
+    assert.equal(allowedTools(s.registry, s.policy.tools).length, 3);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("every refusal stage stops the call before the plugin", async () => {
+  // Refused calls spend rate tokens too (the limit comes first): 5 refusals + 3 runs = 8.
+  const s = setup((policy) => {
+    policy.limits.max_string_length = 50;
+    policy.tools.rate_limits = { default: 1000, target: 8 };
+  });
+  try {
+    const refusals: Array<[JsonObject, RegExp]> = [
+      [{ text: "x".repeat(51) }, /string|length|50/i],
+      [{ n: 11 }, /arguments\.n/],
+      [{ extra: true }, /unexpected property "extra"/],
+      [{ file: "/etc/passwd" }, /arguments\.file was refused/],
+      [{ file: "../../etc/passwd" }, /arguments\.file was refused/],
+    ];
+    for (const [args, pattern] of refusals) {
+      const result = await s.call("target", args);
+      assert.equal(result.isError, true, JSON.stringify(args));
+      assert.match(text(result), pattern);
+    }
+    assert.equal(s.calls.length, 0, "the plugin was never reached");
+    assert.ok(s.audit.entries.every((entry) => entry.event === "denied" && entry.outcome === "denied"));
+    // Now the rest of the budget: three admitted calls run, the next one is refused.
+    for (let i = 0; i < 3; i++) assert.equal((await s.call("target", { n: i, file: join(s.dir, "inside.txt") })).isError, undefined);
+    const limited = await s.call("target", { n: 1 });
+    assert.equal(limited.isError, true);
+    assert.match(text(limited), /Retry in/);
+    assert.equal(s.calls.length, 3);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("an admitted call is audited before and after, with redacted arguments and a result digest", async () => {
+  const s = setup();
+  try {
+    const result = await s.call("target", { text: "Bearer abcdefghijklmnopqrstuvwxyz123456" });
+    assert.equal(result.isError, undefined);
+    const [call, outcome] = s.audit.entries;
+    assert.equal(call?.event, "tool_call");
+    assert.doesNotMatch(JSON.stringify(call?.arguments), /abcdefghijklmnop/);
+    assert.equal(outcome?.event, "tool_result");
+    assert.equal(outcome?.outcome, "ok");
+    assert.equal(call?.callId, outcome?.callId);
+    assert.match(String(outcome?.data?.resultSha256), /^[0-9a-f]{64}$/);
+    assert.equal(s.calls[0]?.ctx.callId, call?.callId, "the plugin sees the audited call id");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("the audit log failing refuses the call before the plugin runs", async () => {
+  const s = setup();
+  try {
+    s.audit.failing = true;
+    const result = await s.call("target", {});
+    assert.equal(result.isError, true);
+    assert.match(text(result), /audit log cannot be written.*ENOSPC/);
+    assert.equal(s.calls.length, 0);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("the audit log failing after the plugin ran withholds the result", async () => {
+  const s = setup();
+  try {
+    const original = s.audit.append.bind(s.audit);
+    s.audit.append = (entry) => (entry.event === "tool_result" ? Promise.reject(new Error("EIO")) : original(entry));
+    const result = await s.call("target", { text: "secret result" });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /result is withheld/);
+    assert.doesNotMatch(JSON.stringify(result), /secret result/);
+    assert.equal(s.calls.length, 1);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("structured content is validated, mirrored as text, and sanitized", async () => {
+  const s = setup();
+  try {
+    const good = await s.call("structured", {});
+    assert.deepEqual(good.structuredContent, { value: "ok red" });
+    assert.deepEqual(JSON.parse(text(good)), good.structuredContent);
+    const bad = await s.call("structured", { bad: true });
+    assert.equal(bad.isError, true);
+    assert.equal(bad.structuredContent, undefined);
+    assert.match(text(bad), /internal error \(ref /);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("tool errors, denials, crashes and timeouts become isError results with their outcome audited", async () => {
+  const s = setup();
+  try {
+    const cases: Array<[string, RegExp, string]> = [
+      ["tool", /fix your call/, "error"],
+      ["denied", /Refused by the security policy \(EGRESS_DENIED\)/, "denied"],
+      ["crash", /internal error \(ref [0-9A-Z]{26}\)/, "error"],
+      ["slow", /timed out after 0.1 s/, "timeout"],
+    ];
+    for (const [how, pattern, outcome] of cases) {
+      const result = await s.call("fails", { how });
+      assert.equal(result.isError, true, how);
+      assert.match(text(result), pattern);
+      assert.equal(s.audit.entries.at(-1)?.outcome, outcome, how);
+    }
+    const plain = await s.call("fails", { how: "ok" });
+    assert.equal(text(plain), "plain text", "terminal escapes are stripped");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("cancellation by the caller is reported and audited as cancelled", async () => {
+  const s = setup();
+  try {
+    const controller = new AbortController();
+    const pending = s.call("fails", { how: "slow" }, controller.signal);
+    setTimeout(() => controller.abort(new Error("client cancelled")), 10);
+    s.policy.tools.timeouts.fails = 5;
+    const result = await pending;
+    assert.equal(result.isError, true);
+    assert.equal(s.audit.entries.at(-1)?.outcome, "cancelled");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("bypass mode (benchmarks only) skips the checks but not dispatch", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msl-engine-"));
+  try {
+    const policy = defaultPolicy(dir);
+    const { plugin, calls } = spyPlugin();
+    const audit = new MemoryAudit();
+    const engine = new SecurityEngine({
+      policy,
+      registry: new PluginRegistry([plugin]),
+      audit,
+      capabilities,
+      paths: compilePathPolicy(policy.filesystem, {}),
+      logger: silentLogger,
+      session: () => ({ projectPath: undefined, clientName: undefined }),
+      unsafeBypass: true,
+    });
+    const result = await engine.callTool({ name: "target", arguments: { n: 99 }, requestId: 1, signal: new AbortController().signal, progress: undefined });
+    assert.equal(result.isError, undefined);
+    assert.equal(calls.length, 1);
+    assert.equal(audit.entries.length, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("helpers: pointerToField and catalogSha256", () => {
+  assert.equal(pointerToField(""), "arguments");
+  assert.equal(pointerToField("/items/0/a~1b~0c"), "arguments.items[0].a/b~c");
+  const { plugin } = spyPlugin();
+  assert.match(catalogSha256(plugin.tools), /^[0-9a-f]{64}$/);
+  assert.notEqual(catalogSha256(plugin.tools), catalogSha256(plugin.tools.slice(1)));
+});
