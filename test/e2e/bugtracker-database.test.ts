@@ -1,0 +1,149 @@
+/**
+ * The bug tracker's database under trouble, through the built CLI: another process
+ * holding the write lock (the call waits for busy_timeout, then fails with a retry
+ * hint, and nothing is half-written), and a damaged database file (reported, never
+ * touched).
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
+
+function policyFor(root: string): string {
+  return ['version: "1.0"', "filesystem:", `  allowed_paths: [${JSON.stringify(`${root}/**`)}]`, "tools:", "  rate_limits:", "    default: 100000", ""].join("\n");
+}
+
+function ok(reply: Message): Message {
+  assert.equal(reply.error, undefined, JSON.stringify(reply.error));
+  assert.notEqual(reply.result?.isError, true, resultText(reply));
+  const structured = reply.result.structuredContent as Message;
+  assert.deepEqual(JSON.parse(resultText(reply)), structured, "the text copy matches structuredContent");
+  return structured;
+}
+
+function fails(reply: Message, ...patterns: RegExp[]): string {
+  assert.equal(reply.error, undefined, "a tool failure is a result, not a JSON-RPC error");
+  assert.equal(reply.result?.isError, true, `expected isError, got ${JSON.stringify(reply.result)}`);
+  assert.equal(reply.result.structuredContent, undefined);
+  const text = resultText(reply);
+  for (const pattern of patterns) assert.match(text, pattern);
+  return text;
+}
+
+/** A temp dir with an allowed project folder in it. */
+function makeWorld(): { tmp: string; root: string; project: string } {
+  const tmp = realpathSync(mkdtempSync(join(tmpdir(), "msl-")));
+  const root = join(tmp, "root");
+  const project = join(root, "app");
+  mkdirSync(project, { recursive: true });
+  return { tmp, root, project };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+void describe("a bug database locked by another process", () => {
+  void test("reads go on; a write waits for the lock, fails with a retry hint after busy_timeout, and succeeds once the lock is gone", async () => {
+    const world = makeWorld();
+    const server = await ServerProcess.initialized({ policy: policyFor(world.root) });
+    let holder: Database.Database | undefined;
+    try {
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "Before the lock" }));
+
+      // Another process takes the write lock and keeps it.
+      holder = new Database(join(server.stateDir, "data", "bugtracker.db"), { fileMustExist: true });
+      holder.exec("BEGIN IMMEDIATE");
+
+      // WAL: readers are not blocked by a writer.
+      const listed = ok(await server.callTool("list_bugs", { project_path: world.project }));
+      assert.equal(listed.count, 1);
+
+      // The write waits for busy_timeout (5 s), then gives up with a message that says what to do.
+      const started = Date.now();
+      const busy = await server.request("tools/call", { name: "add_bug", arguments: { project_path: world.project, title: "During the lock" } }, server.newId(), 20_000);
+      const waited = Date.now() - started;
+      fails(busy, /the bug database is busy/, /locked for more than 5000 ms/, /retry the call/);
+      assert.ok(waited >= 4_500, `the call waited for the lock (${waited} ms) instead of failing at once`);
+
+      // A write that arrives while the lock is held and is released during its wait goes through.
+      const pending = server.request("tools/call", { name: "update_bug", arguments: { project_path: world.project, bug_id: "BUG-1", note: "written after the wait" } }, server.newId(), 20_000);
+      await sleep(1_000);
+      holder.exec("ROLLBACK");
+      const waitedOut = ok(await pending);
+      assert.equal((waitedOut.bug as Message).revision, 1);
+
+      // The failed add left nothing behind: the next bug is BUG-2, and there are two bugs.
+      const next = ok(await server.callTool("add_bug", { project_path: world.project, title: "After the lock" }));
+      assert.equal((next.bug as Message).bug_id, "BUG-2");
+      const all = ok(await server.callTool("list_bugs", { project_path: world.project }));
+      assert.deepEqual(
+        (all.bugs as Message[]).map((bug) => bug.title),
+        ["After the lock", "Before the lock"],
+      );
+      const history = (ok(await server.callTool("get_bug", { project_path: world.project, bug_id: "BUG-1" })).bug as Message).history as Message[];
+      assert.deepEqual(
+        history.map((entry) => entry.note),
+        ["written after the wait"],
+      );
+    } finally {
+      if (holder?.inTransaction) holder.exec("ROLLBACK");
+      holder?.close();
+      await server.close();
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+void describe("a damaged bug database", () => {
+  void test("every bug tool reports it as damaged, the server keeps serving, and the file is left byte for byte as it was", async () => {
+    const world = makeWorld();
+    const stateDir = join(world.tmp, "state");
+    const dataDir = join(stateDir, "data");
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const dbFile = join(dataDir, "bugtracker.db");
+    // Not an SQLite file: text, then a deterministic byte pattern.
+    const garbage = Buffer.alloc(16_384);
+    garbage.write("this is not a database, it is someone's only copy of something\n");
+    for (let i = 64; i < garbage.length; i++) garbage[i] = (i * 131 + 7) & 0xff;
+    writeFileSync(dbFile, garbage, { mode: 0o600 });
+    const digest = () => createHash("sha256").update(readFileSync(dbFile)).digest("hex");
+    const before = digest();
+
+    const server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    try {
+      const calls: Array<[string, Message]> = [
+        ["init_bugtracker", { project_path: world.project }],
+        ["add_bug", { project_path: world.project, title: "Must not be written" }],
+        ["get_bug", { project_path: world.project, bug_id: "BUG-1" }],
+        ["update_bug", { project_path: world.project, bug_id: "BUG-1", note: "x" }],
+        ["close_bug", { project_path: world.project, bug_id: "BUG-1" }],
+        ["list_bugs", { project_path: world.project }],
+        ["search_bugs_global", { query: "anything" }],
+      ];
+      for (const [tool, args] of calls) {
+        fails(
+          await server.callTool(tool, args),
+          /the bug database \(bugtracker\.db in the server's state directory\) is damaged or not an SQLite database/,
+          /SQLITE_NOTADB/,
+          /left untouched/,
+          /restore it from a backup/,
+        );
+        assert.equal(digest(), before, `the file is unchanged after ${tool}`);
+      }
+      // Only the bug tracker is affected: the server still answers other tools.
+      const other = await server.callTool("list_categories", {});
+      assert.notEqual(other.result?.isError, true, resultText(other));
+    } finally {
+      await server.close();
+    }
+    try {
+      assert.equal(digest(), before, "the file is unchanged after shutdown");
+      assert.deepEqual(readdirSync(dataDir), ["bugtracker.db"], "no journal, WAL or replacement file was created next to it");
+    } finally {
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+});

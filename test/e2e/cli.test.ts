@@ -1,0 +1,186 @@
+/**
+ * The command line as a person meets it, through the built `dist/src/main.js`:
+ * --version, --help, usage errors, check-policy, init, and a server that refuses an
+ * invalid policy. Each run gets a private HOME and a minimal environment.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ServerProcess } from "../helpers/server-process.js";
+import { ROOT, SERVER_ENTRY } from "../helpers/project.js";
+import { exitWithin, tempDir } from "../helpers/e2e.js";
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI with a private HOME and a minimal environment. */
+function cli(args: readonly string[], home: string, timeoutMs = 15_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [SERVER_ENTRY, ...args], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${args.join(" ")} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const SHA_LINE = /^# sha256: ([0-9a-f]{64})$/m;
+
+// An unknown key on line 5, column 3, after a valid start.
+const BAD_POLICY = ['version: "1.0"', "network:", "  allowed_ranges: []", "audit:", "  log_fil: /tmp/x.log", ""].join("\n");
+
+void describe("the command line", () => {
+  let root = "";
+  let home = "";
+  const packageVersion = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+
+  before(() => {
+    root = tempDir("msl-cli-e2e-");
+    home = join(root, "home");
+    mkdirSync(home);
+  });
+
+  after(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  void test("--version prints the name and package version on stdout, exit 0", async () => {
+    const run = await cli(["--version"], home);
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, `mcp-secure-local ${packageVersion}\n`);
+    assert.equal(run.stderr, "");
+  });
+
+  void test("--help prints the usage on stdout, exit 0", async () => {
+    const run = await cli(["--help"], home);
+    assert.equal(run.code, 0);
+    assert.equal(run.stderr, "");
+    assert.match(run.stdout, /^Usage:/);
+    for (const command of ["check-policy FILE", "audit verify", "audit tail", "init", "--policy FILE", "--state-dir DIR"]) {
+      assert.ok(run.stdout.includes(command), `the usage mentions ${command}`);
+    }
+  });
+
+  void test("an unknown flag: exit 2, the flag and the usage on stderr, nothing on stdout", async () => {
+    const run = await cli(["--frobnicate"], home);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /unknown argument "--frobnicate"/);
+    assert.match(run.stderr, /Usage:/);
+  });
+
+  void test("a flag with a bad value is a usage error (exit 2), not a server start", async () => {
+    const run = await cli(["--page-size", "0"], home);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /--page-size needs a positive whole number/);
+  });
+
+  void test("check-policy policy.yaml: exit 0, the sha256 and an effective policy that checks again to the same hash", async () => {
+    const stateDir = join(root, "check-state");
+    const run = await cli(["check-policy", join(ROOT, "policy.yaml"), "--state-dir", stateDir], home);
+    assert.equal(run.code, 0, run.stderr);
+    const sha = SHA_LINE.exec(run.stdout)?.[1];
+    assert.ok(sha, `the hash is printed: ${run.stdout.slice(0, 300)}`);
+    assert.match(run.stdout, /^version: "1\.0"$/m);
+    assert.ok(run.stdout.includes(`${stateDir}/workspace/**`), "${STATE_DIR} is expanded in the effective policy");
+
+    // The output is itself a policy, and the same one.
+    const effective = join(root, "effective.yaml");
+    writeFileSync(effective, run.stdout);
+    const again = await cli(["check-policy", effective, "--state-dir", stateDir], home);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(SHA_LINE.exec(again.stdout)?.[1], sha);
+  });
+
+  void test("check-policy on an invalid file: exit 1, file:line:col and the key on stderr, nothing on stdout", async () => {
+    const file = join(root, "bad-policy.yaml");
+    writeFileSync(file, BAD_POLICY);
+    const run = await cli(["check-policy", file], home);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.ok(run.stderr.includes(`${file}:5:3: audit.log_fil: unknown key`), run.stderr);
+    assert.match(run.stderr, /the policy is invalid/);
+  });
+
+  void test("check-policy on broken YAML: exit 1 with file:line:col", async () => {
+    const file = join(root, "broken.yaml");
+    writeFileSync(file, 'version: "1.0"\nnetwork:\n  allowed_ranges: [\n');
+    const run = await cli(["check-policy", file], home);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, new RegExp(`^${file}:\\d+:\\d+: `, "m"));
+  });
+
+  void test("check-policy on a missing file: exit 1, said plainly", async () => {
+    const file = join(root, "no-such-policy.yaml");
+    const run = await cli(["check-policy", file], home);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.ok(run.stderr.includes(file), run.stderr);
+    assert.match(run.stderr, /cannot be read/);
+  });
+
+  void test("init --state-dir: writes the example policy and the workspace, prints a client snippet that points at them", async () => {
+    const stateDir = join(root, "init-state");
+    const run = await cli(["init", "--state-dir", stateDir], home);
+    assert.equal(run.code, 0, run.stderr);
+    const policyFile = join(stateDir, "policy.yaml");
+    assert.equal(readFileSync(policyFile, "utf8"), readFileSync(join(ROOT, "policy.yaml"), "utf8"));
+    assert.ok(statSync(join(stateDir, "workspace")).isDirectory());
+    assert.equal(statSync(stateDir).mode & 0o077, 0, "the state directory is private");
+
+    const json = /^\{[\s\S]*?^\}$/m.exec(run.stdout)?.[0];
+    assert.ok(json, `a JSON snippet is printed: ${run.stdout}`);
+    const snippet = JSON.parse(json) as { mcpServers: Record<string, { command: string; args: string[] }> };
+    const entry = Object.values(snippet.mcpServers)[0]!;
+    assert.equal(entry.command, process.execPath);
+    assert.deepEqual(entry.args, [SERVER_ENTRY, "--policy", policyFile, "--state-dir", stateDir]);
+    assert.ok(!existsSync(join(home, ".local")), "nothing is written under HOME");
+
+    // The written policy is valid for that state directory.
+    const check = await cli(["check-policy", policyFile, "--state-dir", stateDir], home);
+    assert.equal(check.code, 0, check.stderr);
+
+    // A second init keeps an edited policy.
+    writeFileSync(policyFile, `${readFileSync(policyFile, "utf8")}# edited\n`);
+    const second = await cli(["init", "--state-dir", stateDir], home);
+    assert.equal(second.code, 0);
+    assert.match(second.stderr, /exists; keeping it/);
+    assert.match(readFileSync(policyFile, "utf8"), /# edited\n$/);
+  });
+
+  void test("the server with an invalid policy: exit 1, the error on stderr, nothing on stdout, no audit log", async () => {
+    const server = ServerProcess.start({ policy: BAD_POLICY });
+    try {
+      const exit = await exitWithin(server, 10_000);
+      assert.equal(exit.code, 1, server.stderr);
+      assert.deepEqual(server.rawLines, [], "nothing on stdout");
+      assert.match(server.stderr, /refusing to start: .*policy\.yaml:5:3: audit\.log_fil: unknown key/);
+      assert.doesNotMatch(server.stderr, /Waiting for an MCP client/);
+      assert.equal(existsSync(join(server.stateDir, "audit")), false, "no audit log was started");
+    } finally {
+      server.cleanup();
+    }
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * Shutdown over stdio: the server exits promptly and cleanly on stdin EOF, SIGTERM,
+ * SIGINT and a closed stdout, also with a tool call in flight, and closes its audit
+ * log in order (the in-flight call's outcome, then `server_stop`).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { ServerProcess } from "../helpers/server-process.js";
+import { TEST_SERVER_ENTRY, auditEntries, exitWithin, tempDir } from "../helpers/e2e.js";
+
+const PROMPT_EXIT_MS = 2000;
+
+/** Starts a slow (or stubborn) call and resolves once the plugin is running it. */
+async function startCall(server: ServerProcess, tool: "slow" | "stubborn", id: string): Promise<void> {
+  const token = `${id}-token`;
+  server.send({ jsonrpc: "2.0", id, method: "tools/call", params: { name: tool, arguments: { ms: 60_000 }, _meta: { progressToken: token } } });
+  await server.waitFor((m) => m.method === "notifications/progress" && m.params?.progressToken === token, 10_000, `start of ${id}`);
+}
+
+void test("stdin EOF on an idle session: exit 0 within 2 s", async () => {
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
+  try {
+    assert.deepEqual((await server.request("ping")).result, {});
+    server.child.stdin.end();
+    const exit = await exitWithin(server, PROMPT_EXIT_MS);
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.match(server.stderr, /shutting down \(stdin closed\)/);
+  } finally {
+    await server.close();
+  }
+});
+
+void test("stdin EOF before initialize: exit 0 within 2 s", async () => {
+  const server = ServerProcess.start({ entry: TEST_SERVER_ENTRY });
+  try {
+    assert.deepEqual((await server.request("ping")).result, {});
+    server.child.stdin.end();
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+  } finally {
+    await server.close();
+  }
+});
+
+void test("stdin EOF during a slow call: the call is aborted and the server exits 0 within 2 s", async () => {
+  const stateDir = tempDir("msl-state-");
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, stateDir });
+  try {
+    await startCall(server, "slow", "eof-slow");
+    server.child.stdin.end();
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    const entries = auditEntries(stateDir);
+    const result = entries.find((e) => e.event === "tool_result" && e.requestId === "eof-slow");
+    assert.ok(result, "the aborted call's outcome is in the audit log");
+    assert.equal(result.outcome, "cancelled");
+    const stop = entries.findIndex((e) => e.event === "server_stop");
+    assert.ok(stop >= 0, "server_stop is recorded");
+    assert.ok(stop > entries.indexOf(result), "server_stop comes after the in-flight call's outcome");
+  } finally {
+    await server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+void test("SIGTERM during a call that ignores its signal: exit 0 within 2 s", async () => {
+  const stateDir = tempDir("msl-state-");
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, stateDir });
+  try {
+    await startCall(server, "stubborn", "term-stubborn");
+    server.kill("SIGTERM");
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    assert.match(server.stderr, /shutting down \(SIGTERM\)/);
+    const stop = auditEntries(stateDir).find((e) => e.event === "server_stop");
+    assert.ok(stop, "the audit log is closed in order");
+    assert.match(String(stop.reason), /SIGTERM/);
+  } finally {
+    await server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+void test("SIGINT: exit 0 within 2 s", async () => {
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
+  try {
+    server.kill("SIGINT");
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    assert.match(server.stderr, /shutting down \(SIGINT\)/);
+  } finally {
+    await server.close();
+  }
+});
+
+void test("a closed stdout (EPIPE) ends the session cleanly", async () => {
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
+  try {
+    server.child.stdout.destroy();
+    // The next answers hit a closed pipe.
+    for (let i = 0; i < 3; i++) server.send({ jsonrpc: "2.0", id: `after-close-${i}`, method: "ping" });
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    assert.match(server.stderr, /shutting down \(stdout closed\)/);
+    assert.doesNotMatch(server.stderr, /fatal|Unhandled/i);
+  } finally {
+    await server.close();
+  }
+});
