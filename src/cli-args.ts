@@ -38,7 +38,7 @@ export const USAGE = `Usage:
   mcp-secure-local check-policy FILE                              validate a policy, print the effective policy and its SHA-256
   mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--json]  verify the audit log's hash chain and signatures
   mcp-secure-local audit tail [-n N] [FILE]                       show the last audit entries
-  mcp-secure-local init [--state-dir DIR] [--force]               create the state directory, a policy and the audit key
+  mcp-secure-local init [--state-dir DIR] [--force]               create the state directory and an example policy; print client snippets
   mcp-secure-local --version | --help
 
 Options (serve):

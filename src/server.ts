@@ -13,7 +13,7 @@ import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
-import { openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
+import { auditHeadLine, openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
 import { compilePathPolicy, type CompiledPathPolicy } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact } from "./security/redaction.js";
@@ -175,7 +175,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   capabilities.close();
   try {
     const head = await audit.close(why);
-    if (head) process.stderr.write(`${SERVER_NAME}: audit head seq=${head.seq} hash=${head.head}\n`);
+    // A copy of the head outside the file: clients keep the server's stderr in their own logs.
+    if (head) process.stderr.write(`${SERVER_NAME}: ${auditHeadLine(head)}\n`);
   } catch (error) {
     log.error(`the audit log could not be closed cleanly: ${messageOf(error)}`);
   }

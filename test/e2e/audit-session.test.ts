@@ -6,47 +6,15 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
-import { SERVER_ENTRY } from "../helpers/project.js";
 import { listAllPages, tempDir } from "../helpers/e2e.js";
 import { canonicalJson, sha256Hex } from "../../src/util/canonical-json.js";
 import { serializeEntry, type AuditEntryBody } from "../../src/security/audit/entry.js";
+import { cli } from "../helpers/cli.js";
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI with a private HOME and a minimal environment. */
-function cli(args: readonly string[], home: string, timeoutMs = 15_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SERVER_ENTRY, ...args], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${args.join(" ")} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
-    }, timeoutMs);
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 // A checkpoint every 4 entries, so that a short session holds several signed ones.
 const POLICY = ['version: "1.0"', "filesystem:", "  allowed_paths:", '    - "${STATE_DIR}/workspace/**"', "audit:", "  checkpoint_every: 4", ""].join("\n");

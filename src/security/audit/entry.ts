@@ -40,11 +40,8 @@ export interface CheckpointBody {
   keyFingerprint: string;
 }
 
-export interface AuditEntry {
-  v: 1;
-  seq: number;
-  id: string;
-  ts: string;
+/** The fields of an entry other than those the writer assigns (v, seq, id, ts, prev, hash). */
+export interface EntryFields {
   event: string;
   tool?: string;
   requestId?: string | number;
@@ -55,6 +52,13 @@ export interface AuditEntry {
   durationMs?: number;
   data?: Record<string, unknown>;
   checkpoint?: CheckpointBody;
+}
+
+export interface AuditEntry extends EntryFields {
+  v: 1;
+  seq: number;
+  id: string;
+  ts: string;
   prev: string;
   hash: string;
 }

@@ -13,7 +13,7 @@
 import path from "node:path";
 import type { AuditFsync } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
-import { AUDIT_FORMAT_VERSION, serializeEntry, type AuditEntryBody, type AuditOutcome, type CheckpointBody } from "./entry.js";
+import { AUDIT_FORMAT_VERSION, serializeEntry, type AuditEntryBody, type EntryFields } from "./entry.js";
 import { AuditEntryError, AuditWriteError, describeFsError } from "./errors.js";
 import { fsyncDirectory, writeAll, type AuditFs } from "./fs-layer.js";
 import type { AuditSigner } from "./checkpoint.js";
@@ -29,19 +29,7 @@ export interface ChainPosition {
   head: string;
 }
 
-/** The fields of an entry other than those the writer assigns (v, seq, id, ts, prev, hash). */
-export interface EntryFields {
-  event: string;
-  tool?: string;
-  requestId?: string | number;
-  callId?: string;
-  arguments?: unknown;
-  outcome?: AuditOutcome;
-  reason?: string;
-  durationMs?: number;
-  data?: Record<string, unknown>;
-  checkpoint?: CheckpointBody;
-}
+export type { EntryFields } from "./entry.js";
 
 export interface AuditTimers {
   set(fn: () => void, ms: number): unknown;

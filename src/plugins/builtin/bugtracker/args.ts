@@ -260,7 +260,9 @@ function parseListCommon(args: JsonObject): Omit<ListInput, "projectPath"> {
     throw invalid(`"cursor" must be the next_cursor string of a previous page`);
   }
   const hasQuery = typeof query === "string" && query.trim().length > 0;
-  const sort = choice(args, "sort", SORTS) ?? (hasQuery ? "relevance" : "created_desc");
+  // Newest first by default, also with a query: its first page walks an index whatever the size;
+  // relevance must score every match first, so it is asked for explicitly.
+  const sort = choice(args, "sort", SORTS) ?? "created_desc";
   if (sort === "relevance" && !hasQuery) throw invalid(`sort "relevance" needs a "query"; without one use created_desc, created_asc, updated_desc or priority`);
   return {
     status: isStatus(status) ? status : undefined,

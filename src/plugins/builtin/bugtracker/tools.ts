@@ -71,7 +71,7 @@ const listFilters: Record<string, JsonObject> = {
   sort: {
     type: "string",
     enum: [...SORTS],
-    description: "created_desc (default), created_asc, updated_desc, priority (critical first), relevance (default with a query; needs one).",
+    description: "created_desc (default), created_asc, updated_desc, priority (critical first), relevance (best match first; needs a query, and costs more on large trackers).",
   },
   limit: { type: "integer", minimum: 1, maximum: LIMITS.pageMax, description: `Bugs per page (default ${LIMITS.pageDefault}).` },
   cursor: {
