@@ -17,6 +17,11 @@ export interface DispatchOptions {
   timeoutMs: number;
   /** The caller's signal: client cancellation or shutdown. */
   signal: AbortSignal;
+  /**
+   * Aborts the caller's signal. When given, the deadline fires that same signal, so a
+   * call costs one AbortController instead of two linked ones (they are not cheap).
+   */
+  abort?: (reason: unknown) => void;
 }
 
 class DeadlineError extends Error {
@@ -38,15 +43,25 @@ export async function dispatch(
   makeContext: (signal: AbortSignal) => ToolContext,
   options: DispatchOptions,
 ): Promise<DispatchOutcome> {
-  const controller = new AbortController();
-  const { signal } = controller;
   if (options.signal.aborted) return { kind: "cancelled", reason: reasonOf(options.signal.reason) };
+  let signal: AbortSignal;
+  let abort: (reason: unknown) => void;
+  let unlink: (() => void) | undefined;
+  if (options.abort) {
+    signal = options.signal;
+    abort = options.abort;
+  } else {
+    const controller = new AbortController();
+    const outer = options.signal;
+    const forward = () => controller.abort(outer.reason);
+    outer.addEventListener("abort", forward, { once: true });
+    unlink = () => outer.removeEventListener("abort", forward);
+    signal = controller.signal;
+    abort = (reason) => controller.abort(reason);
+  }
 
   let settleAbort!: (outcome: DispatchOutcome) => void;
   const aborted = new Promise<DispatchOutcome>((resolve) => (settleAbort = resolve));
-  const onOuterAbort = () => controller.abort(options.signal.reason);
-  options.signal.addEventListener("abort", onOuterAbort, { once: true });
-  const timer = setTimeout(() => controller.abort(new DeadlineError(options.timeoutMs)), options.timeoutMs);
   signal.addEventListener(
     "abort",
     () => {
@@ -55,6 +70,7 @@ export async function dispatch(
     },
     { once: true },
   );
+  const timer = setTimeout(() => abort(new DeadlineError(options.timeoutMs)), options.timeoutMs);
 
   const running = (async (): Promise<DispatchOutcome> => {
     try {
@@ -75,7 +91,7 @@ export async function dispatch(
     return await Promise.race([running, aborted]);
   } finally {
     clearTimeout(timer);
-    options.signal.removeEventListener("abort", onOuterAbort);
+    unlink?.();
   }
 }
 

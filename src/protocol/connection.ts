@@ -25,6 +25,8 @@ export interface RequestContext {
   readonly method: string;
   /** Fires when the client cancels the request or the connection shuts down. */
   readonly signal: AbortSignal;
+  /** Fires `signal` with a reason (e.g. a deadline); the response is still sent. */
+  readonly abort: (reason: unknown) => void;
 }
 
 export type RequestResult = Record<string, unknown>;
@@ -213,7 +215,7 @@ export class Connection {
     const controller = new AbortController();
     let outcome: RequestResult | Promise<RequestResult>;
     try {
-      outcome = this.handlers.request(method, params, { id, method, signal: controller.signal });
+      outcome = this.handlers.request(method, params, { id, method, signal: controller.signal, abort: (reason) => controller.abort(reason) });
     } catch (error) {
       this.respondError(id, method, error);
       return;

@@ -32,6 +32,8 @@ export interface SessionOptions {
   redact: (value: unknown) => unknown;
   /** Client log notifications per second at most (the rest are counted and summarized). */
   maxLogNotificationsPerSecond?: number;
+  /** Called once the initialize response has been written. */
+  onInitialized?: () => void;
 }
 
 export interface ClientInfo {
@@ -98,7 +100,10 @@ export class McpSession {
       // Unknown notifications are ignored, as JSON-RPC requires.
     },
     responded: (id: RequestId, method: string): void => {
-      if (method === "initialize" && this.state === "awaiting-initialize" && this.initializeSucceeded) this.state = "ready";
+      if (method === "initialize" && this.state === "awaiting-initialize" && this.initializeSucceeded) {
+        this.state = "ready";
+        this.options.onInitialized?.();
+      }
       if (method === "tools/call") this.finishProgress(id);
     },
   };
@@ -121,7 +126,8 @@ export class McpSession {
     };
   }
 
-  private listTools(params: Params | undefined): RequestResult {
+  private async listTools(params: Params | undefined): Promise<RequestResult> {
+    await this.options.tools.whenReady();
     const page = paginate(this.options.tools.listTools(), params?.cursor, this.options.pageSize, this.cursors);
     const result: RequestResult = { tools: page.items };
     if (page.nextCursor !== undefined) result.nextCursor = page.nextCursor;
@@ -137,6 +143,7 @@ export class McpSession {
     if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
       throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: "arguments" must be an object when present');
     }
+    await this.options.tools.whenReady();
     if (!this.options.tools.hasTool(name)) {
       throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. Call tools/list (or the search_tools tool) to see the tools available.`);
     }
@@ -152,6 +159,7 @@ export class McpSession {
       arguments: (args ?? {}) as JsonObject,
       requestId: ctx.id,
       signal: ctx.signal,
+      abort: ctx.abort,
       progress: reporter ? (update) => reporter.report(update) : undefined,
     });
     // Nothing for this token may follow the response: stop before it is written.

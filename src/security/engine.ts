@@ -42,7 +42,7 @@ import { checkPath, type CompiledPathPolicy } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
 import { redact } from "./redaction.js";
 import { sanitizeContent, sanitizeText } from "./sanitize.js";
-import { createValidatorSet, type ValidatorSet } from "./validation.js";
+import type { ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
 import type { CapabilityFactory } from "./capabilities/index.js";
 
@@ -53,6 +53,8 @@ export interface ToolCall {
   arguments: JsonObject;
   requestId: RequestId;
   signal: AbortSignal;
+  /** Aborts `signal` (the deadline uses it); absent, the dispatcher makes its own controller. */
+  abort?: (reason: unknown) => void;
   progress: ((update: ProgressUpdate) => void) | undefined;
 }
 
@@ -64,6 +66,8 @@ export interface CallToolResult {
 
 /** What the protocol layer needs from the engine. */
 export interface ToolService {
+  /** Resolves when tools may be listed and called (schemas compiled); rejects if they never may. */
+  whenReady(): Promise<void>;
   listTools(): readonly ToolDefinition[];
   hasTool(name: string): boolean;
   callTool(call: ToolCall): Promise<CallToolResult>;
@@ -99,7 +103,8 @@ export function allowedTools(registry: PluginRegistry, tools: EffectivePolicy["t
 export class SecurityEngine implements ToolService {
   private readonly allowed = new Map<string, RegisteredTool>();
   private readonly listed: ToolDefinition[];
-  private readonly validators: ValidatorSet;
+  private validators: ValidatorSet | undefined;
+  private ready: Promise<void> | undefined;
   private readonly limiter: RateLimiter;
   private readonly catalog: ToolCatalog;
   private readonly now: () => number;
@@ -109,9 +114,6 @@ export class SecurityEngine implements ToolService {
     this.auditing = options.audit.status().enabled;
     for (const entry of allowedTools(options.registry, options.policy.tools)) this.allowed.set(entry.tool.name, entry);
     this.listed = [...this.allowed.values()].map((entry) => entry.tool);
-    // Compiled once: an invalid schema stops the start with the tool's name.
-    this.validators = createValidatorSet();
-    for (const tool of this.listed) this.validators.addTool(tool);
     this.limiter = createRateLimiter(options.policy.tools.rate_limits, [...this.allowed.keys()], options.now);
     const entries: CatalogEntry[] = options.registry
       .plugins()
@@ -126,6 +128,34 @@ export class SecurityEngine implements ToolService {
     this.now = options.now ?? (() => performance.now());
   }
 
+  /**
+   * Compiles every tool's schemas, once (idempotent). The server starts this right
+   * after the handshake, off its path, and the work yields between tools. Tools are
+   * neither listed nor called until it is done, and an invalid schema rejects with the
+   * tool's name, which stops the server before any tool is served.
+   */
+  prepare(): Promise<void> {
+    if (this.ready === undefined) {
+      this.ready = this.compileSchemas();
+      this.ready.catch(() => undefined); // observed by prepare()/whenReady() callers, never unhandled
+    }
+    return this.ready;
+  }
+
+  private async compileSchemas(): Promise<void> {
+    const { createValidatorSet } = await import("./validation.js");
+    const validators = createValidatorSet();
+    for (const tool of this.listed) {
+      validators.addTool(tool);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.validators = validators;
+  }
+
+  whenReady(): Promise<void> {
+    return this.prepare();
+  }
+
   listTools(): readonly ToolDefinition[] {
     return this.listed;
   }
@@ -136,6 +166,7 @@ export class SecurityEngine implements ToolService {
 
   async callTool(call: ToolCall): Promise<CallToolResult> {
     const started = this.now();
+    if (this.validators === undefined) await this.prepare();
     const callId = ulid();
     const entry = this.allowed.get(call.name);
     if (this.options.unsafeBypass && entry) return this.finish(entry, await this.run(entry, call, callId, call.arguments));
@@ -192,7 +223,7 @@ export class SecurityEngine implements ToolService {
     const limits = checkArgumentLimits(call.arguments, this.options.policy.limits);
     if (!limits.ok) return refusalOf("limits", "ARGUMENTS_TOO_LARGE", `Invalid arguments for tool "${name}": ${limits.message}`);
 
-    const validation = this.validators.validateInput(name, call.arguments);
+    const validation = (this.validators as ValidatorSet).validateInput(name, call.arguments);
     if (!validation.ok) return refusalOf("validation", "ARGUMENTS_INVALID", validation.message);
 
     for (const path of validation.paths) {
@@ -212,6 +243,7 @@ export class SecurityEngine implements ToolService {
     return dispatch(entry.plugin, entry.tool.name, args, (signal) => this.contextFor(entry, call, callId, signal, timeoutMs), {
       timeoutMs,
       signal: call.signal,
+      ...(call.abort ? { abort: call.abort } : {}),
     });
   }
 
@@ -242,7 +274,7 @@ export class SecurityEngine implements ToolService {
         const clean = structuredContent === undefined ? undefined : (sanitizeDeep(structuredContent) as JsonObject);
         if (entry.tool.outputSchema) {
           if (clean === undefined) return this.internal(name, "the tool returned no structured content");
-          const check = this.validators.validateOutput(name, clean);
+          const check = (this.validators as ValidatorSet).validateOutput(name, clean);
           if (!check.ok) return this.internal(name, `its structured content does not match its output schema: ${check.message}`);
         }
         const content = outcome.outcome.content ?? (clean === undefined ? [] : [{ type: "text" as const, text: JSON.stringify(clean) }]);

@@ -83,3 +83,30 @@ test("formatSeconds", () => {
   assert.equal(formatSeconds(30_000), "30 s");
   assert.equal(formatSeconds(1500), "1.5 s");
 });
+
+test("with the caller's abort, one signal serves the deadline and cancellation", async () => {
+  const controller = new AbortController();
+  let seen: AbortSignal | undefined;
+  const outcome = await dispatch(
+    plugin((signal) => {
+      seen = signal;
+      return new Promise(() => undefined);
+    }),
+    "t",
+    {},
+    ctx,
+    { timeoutMs: 30, signal: controller.signal, abort: (reason) => controller.abort(reason) },
+  );
+  assert.deepEqual(outcome, { kind: "timeout", timeoutMs: 30 });
+  assert.equal(seen, controller.signal, "the plugin got the caller's own signal");
+  assert.ok(controller.signal.aborted);
+
+  const second = new AbortController();
+  const pending = dispatch(plugin(() => new Promise(() => undefined)), "t", {}, ctx, {
+    timeoutMs: 5000,
+    signal: second.signal,
+    abort: (reason) => second.abort(reason),
+  });
+  second.abort(new Error("client cancelled"));
+  assert.deepEqual(await pending, { kind: "cancelled", reason: "client cancelled" });
+});

@@ -25,6 +25,9 @@ class StubTools implements ToolService {
   readonly calls: ToolCall[] = [];
   readonly aborted: string[] = [];
   constructor(readonly tools = [tool("fast"), tool("slow"), tool("progress"), tool("a"), tool("b"), tool("c")]) {}
+  whenReady() {
+    return Promise.resolve();
+  }
   listTools() {
     return this.tools;
   }
