@@ -234,7 +234,8 @@ class Bench {
       if (name === "NODE_OPTIONS" || name === "BENCH_BYPASS_ENGINE" || name === "XDG_STATE_HOME" || name.startsWith("MCP_")) delete env[name];
     }
     if (variant.bypassEngine === true) env.BENCH_BYPASS_ENGINE = "1";
-    const script = path.join(here, "servers", `${variant.script}.js`);
+    // Our server runs as it ships: bundled into one file (`make build` writes servers/ours.bundle.mjs).
+    const script = path.join(here, "servers", variant.script === "ours" ? "ours.bundle.mjs" : `${variant.script}.js`);
     const args = [script];
     if (variant.policy !== undefined) {
       args.push("--policy", path.join(this.root, "bench", "policies", variant.policy), "--state-dir", tempDir);

@@ -5,10 +5,9 @@
  */
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
-import { SERVER_NAME, VERSION } from "./version.js";
+import { PACKAGE_ROOT, SERVER_NAME, VERSION } from "./version.js";
 
 const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 const err = (text: string) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
@@ -71,14 +70,15 @@ function init(stateDir: string, force: boolean): number {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(join(stateDir, "workspace"), { recursive: true, mode: 0o700 });
   const target = join(stateDir, "policy.yaml");
-  const example = fileURLToPath(new URL("../../policy.yaml", import.meta.url));
+  const example = join(PACKAGE_ROOT, "policy.yaml");
   if (existsSync(target) && !force) {
     err(`${target} exists; keeping it (use --force to replace it with the example policy)`);
   } else {
     copyFileSync(example, target);
     out(`wrote the example policy to ${target}; edit it, then check it with: ${SERVER_NAME} check-policy ${target}`);
   }
-  const entry = fileURLToPath(new URL("./main.js", import.meta.url));
+  // The script this process runs: the bundle when installed, dist/src/main.js in a checkout.
+  const entry = resolve(process.argv[1] ?? join(PACKAGE_ROOT, "dist", "mcp-secure-local.mjs"));
   out(
     `\nAdd the server to an MCP client, for example (Claude Desktop's claude_desktop_config.json, Cursor's .cursor/mcp.json):\n` +
       JSON.stringify(

@@ -33,6 +33,8 @@ export interface RunOptions {
 
 /** On stdin EOF, in-flight calls may finish for this long before they are aborted. */
 const EOF_GRACE_MS = 700;
+/** Without a handshake, schema compilation starts anyway after this long. */
+const PREPARE_WITHOUT_HANDSHAKE_MS = 250;
 /** After the abort, how long their outcomes (and audit entries) may take to land. */
 const SHUTDOWN_GRACE_MS = 800;
 
@@ -140,7 +142,24 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     return fatal(`refusing to start: ${messageOf(error)}`);
   }
 
-  const session = new McpSession({ identity: IDENTITY, tools: engine, logHub: hub, logger: hub.logger("session"), pageSize: args.pageSize, redact: (value) => redact(value).value });
+  // Schemas compile once the handshake is answered (or after a short wait without one),
+  // so the handshake never waits for them; tools wait for them.
+  let prepared: Promise<void> | undefined;
+  let failStartup: ((error: unknown) => void) | undefined;
+  const prepare = () => {
+    prepared ??= engine.prepare().catch((error: unknown) => failStartup?.(error));
+  };
+  const prepareAnyway = setTimeout(prepare, PREPARE_WITHOUT_HANDSHAKE_MS);
+  prepareAnyway.unref();
+  const session = new McpSession({
+    identity: IDENTITY,
+    tools: engine,
+    logHub: hub,
+    logger: hub.logger("session"),
+    pageSize: args.pageSize,
+    redact: (value) => redact(value).value,
+    onInitialized: () => setImmediate(prepare),
+  });
   const connection = new Connection(process.stdin, process.stdout, session.handlers, { maxLineBytes: args.maxLineBytes, logger: hub.logger("rpc") });
   session.attach(connection);
 
@@ -149,10 +168,17 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       `${engine.listTools().length} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}. Waiting for an MCP client on stdin.\n`,
   );
 
+  let exitCode = 0;
   const finished = new Promise<string>((resolve) => {
     connection.onEnd((why) => resolve(why === "input-end" ? "stdin closed" : "stdout closed"));
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
+    // An invalid schema stops the server before any tool is served.
+    failStartup = (error) => {
+      log.error(`refusing to serve tools: ${messageOf(error)}`);
+      exitCode = 1;
+      resolve("startup failed");
+    };
   });
   connection.start();
   const why = await finished;
@@ -181,7 +207,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     log.error(`the audit log could not be closed cleanly: ${messageOf(error)}`);
   }
   await Promise.race([connection.flush(), new Promise((resolve) => setTimeout(resolve, 300))]);
-  return 0;
+  return exitCode;
 }
 
 function messageOf(error: unknown): string {

@@ -13,7 +13,7 @@ import type {
   NetworkPolicy,
   ToolsPolicy,
 } from "../policy-types.js";
-import { PolicyError } from "./schema.js";
+import { PolicyError } from "./errors.js";
 
 const MIB = 1024 * 1024;
 
