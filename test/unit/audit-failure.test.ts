@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { AuditOpenError, AuditWriteError, verifyAudit } from "../../src/security/audit/index.js";
-import { nodeAuditFs } from "../../src/security/audit/fs-layer.js";
+import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { describeFsError } from "../../src/security/audit/errors.js";
-import { errno, instrumentedFs, manualTimers, openTestLog, tempEnv, waitFor } from "../fixtures/audit-helpers.js";
+import { errno, instrumentedFs, manualTimers, openTestLog, parse, readLines, tempEnv, waitFor } from "../fixtures/audit-helpers.js";
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 const hasDevFull = fs.existsSync("/dev/full");
@@ -222,4 +222,153 @@ void test("describeFsError names the code and says what it means", () => {
   assert.equal(describeFsError(errno("EWHATEVER", "odd")), "EWHATEVER: odd");
   assert.equal(describeFsError(new Error("plain")), "plain");
   assert.equal(describeFsError("text"), "text");
+});
+
+/**
+ * Batch mode's synchronous write, with failures injected: `fail` throws (from call
+ * `failAfter` + 1 on, when set), `limit` makes writes short, `zero` makes no progress.
+ */
+function syncFaultyFs() {
+  const control: { fail?: NodeJS.ErrnoException | undefined; failAfter?: number; limit?: number | undefined; zero?: boolean; calls: number } = {
+    calls: 0,
+  };
+  const layer: AuditFs = {
+    ...nodeAuditFs,
+    writeSync(fd, buffer, offset, length) {
+      control.calls++;
+      if (control.fail !== undefined && control.calls > (control.failAfter ?? 0)) throw control.fail;
+      if (control.zero === true) return 0;
+      return nodeAuditFs.writeSync!(fd, buffer, offset, Math.min(length, control.limit ?? length));
+    },
+  };
+  return { layer, control };
+}
+
+void test("batch mode, synchronous write: ENOSPC rejects the entry and every later one, and the log stays failed", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, control } = syncFaultyFs();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 60_000 }, { fs: layer, timers: manualTimers() });
+    await sink.append({ event: "tool_call", requestId: "before" });
+    control.fail = errno("ENOSPC", "no space left on device, write");
+    const pending = [sink.append({ event: "tool_call", requestId: 1 }), sink.append({ event: "tool_call", requestId: 2 })];
+    const settled = await Promise.allSettled(pending);
+    for (const result of settled) {
+      assert.equal(result.status, "rejected");
+      if (result.status === "rejected") isWriteFailure(/cannot be written: ENOSPC \(no space left on device\)/)(result.reason);
+    }
+    assert.equal(sink.status().state, "failed");
+    const callsAtFailure = control.calls;
+    control.fail = undefined;
+    await assert.rejects(sink.append({ event: "tool_call", requestId: 3 }), isWriteFailure(/ENOSPC/));
+    assert.equal(control.calls, callsAtFailure, "a failed log writes nothing more");
+    assert.equal(await sink.close(), undefined);
+    assert.equal((await verifyAudit(env.logFile)).ok, true, "what did reach the file still verifies");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode, synchronous write: EIO after a partial line fails closed; the next open sets the torn tail aside", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, control } = syncFaultyFs();
+    const sink = await openTestLog(env, { fsync: "batch" }, { fs: layer });
+    await sink.append({ event: "tool_call" });
+    // The first call writes 10 bytes, the next fails: a torn line is left behind.
+    control.limit = 10;
+    control.failAfter = control.calls + 1;
+    control.fail = errno("EIO", "i/o error, write");
+    await assert.rejects(sink.append({ event: "tool_call", requestId: "torn" }), isWriteFailure(/cannot be written: EIO \(input\/output error\)/));
+    assert.equal(sink.status().ok, false);
+    await sink.close();
+    assert.ok(!fs.readFileSync(env.logFile, "utf8").endsWith("\n"), "the failed write left a partial line");
+    const again = await openTestLog(env, { fsync: "batch" });
+    await again.close();
+    const entries = readLines(env.logFile).map(parse);
+    assert.ok(entries.some((e) => e.event === "recovery" && e.data.kind === "torn_tail"));
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode, synchronous write: short writes are continued; a write that makes no progress fails", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, control } = syncFaultyFs();
+    control.limit = 7;
+    const sink = await openTestLog(env, { fsync: "batch" }, { fs: layer });
+    for (let i = 0; i < 5; i++) await sink.append({ event: "tool_call", requestId: i });
+    assert.ok(control.calls > 6 * 10, "each line took many short writes");
+    control.zero = true;
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/cannot be written: EIO/));
+    await sink.close();
+    const calls = readLines(env.logFile)
+      .map(parse)
+      .filter((e) => e.event === "tool_call");
+    assert.deepEqual(
+      calls.map((e) => e.requestId as unknown),
+      [0, 1, 2, 3, 4],
+    );
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode: a log removed after start is noticed at the timed sync, and later appends fail", async () => {
+  const env = tempEnv();
+  try {
+    const timers = manualTimers();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 60_000 }, { timers });
+    await sink.append({ event: "tool_call" });
+    fs.unlinkSync(env.logFile);
+    // The write itself succeeds (into the unlinked file); the check runs with the fdatasync.
+    await sink.append({ event: "tool_call" });
+    timers.fireAll();
+    await waitFor(() => !sink.status().ok, "the timed sync to notice the removal");
+    assert.match(sink.status().error ?? "", /the file is gone \(ENOENT/);
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/the file is gone/));
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("real /dev/full, batch mode (synchronous write): open fails, and appends after start reject with ENOSPC", { skip: hasDevFull ? false : "no /dev/full on this system" }, async () => {
+  const env = tempEnv();
+  try {
+    const atOpen: AuditFs = {
+      ...nodeAuditFs,
+      openLogFile: () => Promise.resolve({ fd: fs.openSync("/dev/full", "r+"), notes: [] as string[] }),
+    };
+    await assert.rejects(openTestLog(env, { fsync: "batch" }, { fs: atOpen }), (err: unknown) => {
+      assert.ok(err instanceof AuditOpenError);
+      assert.match(err.message, /cannot be written: ENOSPC \(no space left on device\)/);
+      return true;
+    });
+    assert.equal(fs.existsSync(`${env.logFile}.lock`), false, "the lock is released");
+  } finally {
+    env.cleanup();
+  }
+  const env2 = tempEnv();
+  const full = hasDevFull ? fs.openSync("/dev/full", "w") : -1;
+  try {
+    let redirect = false;
+    const layer: AuditFs = {
+      ...nodeAuditFs,
+      writeSync: (fd, buffer, offset, length) => nodeAuditFs.writeSync!(redirect ? full : fd, buffer, offset, length),
+    };
+    const sink = await openTestLog(env2, { fsync: "batch" }, { fs: layer });
+    await sink.append({ event: "tool_call" });
+    redirect = true;
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/ENOSPC \(no space left on device\)/));
+    redirect = false;
+    await assert.rejects(sink.append({ event: "tool_call" }), AuditWriteError);
+    await sink.close();
+  } finally {
+    if (full >= 0) fs.closeSync(full);
+    env2.cleanup();
+  }
 });

@@ -12,6 +12,7 @@ import {
   AuditWriteError,
 } from "../../src/security/audit/index.js";
 import { GENESIS_PREV } from "../../src/security/audit/entry.js";
+import { nodeAuditFs, syncWriteOf, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import {
   appendCalls,
   instrumentedFs,
@@ -424,4 +425,171 @@ void test("nullAuditSink checks entries and records nothing", async () => {
   assert.equal(sink.status().ok, true);
   assert.equal(await sink.close(), undefined);
   assert.equal(sink.status().state, "closed");
+});
+
+/** A layer over the real one that counts synchronous and asynchronous writes and can hold renames (rotations). */
+function countingFs() {
+  const stats = { syncWrites: 0, asyncWrites: 0, syncs: 0, badFds: 0, writesWhileRotating: 0 };
+  const gate = { hold: false, held: [] as Array<() => void>, rotating: false };
+  // Only writes to the log file count (the lock file gets its pid through `write` too).
+  const logFds = new Set<number>();
+  const layer: AuditFs = {
+    ...nodeAuditFs,
+    writeSync(fd, buffer, offset, length) {
+      stats.syncWrites++;
+      if (fd < 0) stats.badFds++;
+      if (gate.rotating) stats.writesWhileRotating++;
+      return nodeAuditFs.writeSync!(fd, buffer, offset, length);
+    },
+    write(fd, buffer, offset, length) {
+      if (logFds.has(fd)) stats.asyncWrites++;
+      return nodeAuditFs.write(fd, buffer, offset, length);
+    },
+    fdatasync(fd) {
+      stats.syncs++;
+      return nodeAuditFs.fdatasync(fd);
+    },
+    async rename(from, to) {
+      // From here until the new file is open the old fd is closed: no write may run.
+      gate.rotating = true;
+      if (gate.hold) await new Promise<void>((resolve) => gate.held.push(resolve));
+      await nodeAuditFs.rename(from, to);
+    },
+    async openLogFile(file) {
+      const opened = await nodeAuditFs.openLogFile(file);
+      logFds.add(opened.fd);
+      gate.rotating = false;
+      return opened;
+    },
+  };
+  return { layer, stats, gate };
+}
+
+void test("batch mode writes synchronously: each entry is in the file when append() returns, in call order", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, stats } = countingFs();
+    const timers = manualTimers();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 60_000 }, { fs: layer, timers });
+    const syncsAfterOpen = stats.syncs;
+    const pending = [];
+    for (let i = 0; i < 100; i++) {
+      pending.push(sink.append({ event: "tool_call", requestId: `r${i}` }));
+      // No await yet: the line must already be on its way to the page cache.
+      const last = readLines(env.logFile).map(parse).at(-1)!;
+      assert.equal(last.requestId, `r${i}`, `entry ${i} was not written synchronously`);
+      assert.equal(last.seq, i + 2);
+    }
+    const receipts = await Promise.all(pending);
+    assert.deepEqual(
+      receipts.map((r) => r.seq),
+      Array.from({ length: 100 }, (_, i) => i + 2),
+    );
+    assert.equal(stats.asyncWrites, 0, "batch mode with a synchronous write never uses the thread pool to write");
+    assert.ok(stats.syncWrites >= 101, "one write per entry (and server_start)");
+    assert.equal(stats.syncs, syncsAfterOpen, "no fdatasync per entry");
+    assert.equal(timers.pending.size, 1, "the fdatasync is left to the timer");
+    timers.fireAll();
+    await waitFor(() => stats.syncs === syncsAfterOpen + 1, "the timed fdatasync");
+    await sink.close();
+    const entries = readLines(env.logFile).map(parse).filter((e) => e.event === "tool_call");
+    assert.deepEqual(
+      entries.map((e) => e.requestId),
+      Array.from({ length: 100 }, (_, i) => `r${i}`),
+    );
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("always mode keeps asynchronous writes (its fdatasync is nearly always in flight)", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, stats } = countingFs();
+    const sink = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    await appendCalls(sink, 10);
+    assert.equal(stats.syncWrites, 0);
+    assert.ok(stats.asyncWrites >= 1);
+    await sink.close();
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("batch mode: entries appended during a rotation queue, are written after it in call order, never to the closed fd", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, stats, gate } = countingFs();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 60_000, rotate_bytes: 1500 }, { fs: layer, timers: manualTimers() });
+    gate.hold = true;
+    const pending: Array<Promise<{ seq: number; hash: string }>> = [];
+    let i = 0;
+    while (gate.held.length === 0) {
+      pending.push(sink.append({ event: "tool_call", requestId: i++, arguments: { pad: "x".repeat(100) } }));
+      // Let a started rotation reach its (held) rename.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(i < 200, "a rotation should have started");
+    }
+    const writesAtHold = stats.syncWrites;
+    const during = [];
+    for (let k = 0; k < 20; k++) during.push(sink.append({ event: "tool_call", requestId: `during-${k}` }));
+    assert.equal(stats.syncWrites, writesAtHold, "nothing is written while the rotation runs");
+    assert.ok(!fs.readFileSync(env.logFile, "utf8").includes("during-"));
+    gate.hold = false;
+    for (const release of gate.held.splice(0)) release();
+    const receipts = await Promise.all([...pending, ...during]);
+    for (let k = 1; k < receipts.length; k++) assert.ok(receipts[k]!.seq > receipts[k - 1]!.seq, "seq follows the call order");
+    assert.equal(stats.badFds, 0);
+    assert.equal(stats.writesWhileRotating, 0);
+    assert.equal(stats.asyncWrites, 0);
+    await sink.close();
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.ok(summary.files.length >= 2, "the log rotated");
+    assert.equal(readLines(env.logFile).map(parse)[0]!.event, "rotate");
+    // Across all files, in chain order, the calls appear in the order they were made.
+    const all = fs
+      .readdirSync(env.logDir)
+      .filter((n) => n.endsWith(".log"))
+      .flatMap((n) => readLines(path.join(env.logDir, n)).map(parse))
+      .sort((a, b) => (a.seq as number) - (b.seq as number));
+    assert.deepEqual(
+      all.filter((e) => e.event === "tool_call").map((e) => e.requestId as unknown),
+      [...Array.from({ length: i }, (_, k) => k), ...Array.from({ length: 20 }, (_, k) => `during-${k}`)],
+    );
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("syncWriteOf: the default layer's synchronous write, unless a layer replaced write alone", async () => {
+  assert.equal(typeof syncWriteOf(nodeAuditFs), "function");
+  const replacedWrite: AuditFs = { ...nodeAuditFs, write: () => Promise.resolve(0) };
+  assert.equal(syncWriteOf(replacedWrite), undefined, "an injected write must not be bypassed");
+  const both: AuditFs = { ...replacedWrite, writeSync: () => 0 };
+  assert.equal(typeof syncWriteOf(both), "function");
+  const withoutSync: AuditFs = { ...nodeAuditFs, writeSync: undefined };
+  assert.equal(syncWriteOf(withoutSync), undefined);
+
+  // Without a synchronous write, batch mode falls back to the asynchronous one and still works.
+  const env = tempEnv();
+  try {
+    let asyncWrites = 0;
+    const layer: AuditFs = {
+      ...withoutSync,
+      write(fd, buffer, offset, length) {
+        asyncWrites++;
+        return nodeAuditFs.write(fd, buffer, offset, length);
+      },
+    };
+    const sink = await openTestLog(env, { fsync: "batch" }, { fs: layer });
+    await appendCalls(sink, 5);
+    assert.ok(asyncWrites >= 1);
+    await sink.close();
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    env.cleanup();
+  }
 });

@@ -32,6 +32,12 @@ export interface AuditFs {
   read(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Writes at the file's end (the fd is O_APPEND); may write fewer bytes than asked. */
   write(fd: number, buffer: Buffer, offset: number, length: number): Promise<number>;
+  /**
+   * The same write, done synchronously on the calling thread; throws on error. Batch mode
+   * uses it so that an append costs a page-cache write rather than a thread-pool round
+   * trip. Optional: a layer without it gets the asynchronous `write` (see `syncWriteOf`).
+   */
+  writeSync?(fd: number, buffer: Buffer, offset: number, length: number): number;
   fdatasync(fd: number): Promise<void>;
   fsync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
@@ -103,6 +109,7 @@ export const nodeAuditFs: AuditFs = {
   lstat: (path) => cb<fs.Stats>((done) => fs.lstat(path, done)),
   read: (fd, buffer, offset, length, position) => cb<number>((done) => fs.read(fd, buffer, offset, length, position, done)),
   write: (fd, buffer, offset, length) => cb<number>((done) => fs.write(fd, buffer, offset, length, null, done)),
+  writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, length, null),
   fdatasync: (fd) => cbVoid((done) => fs.fdatasync(fd, done)),
   fsync: (fd) => cbVoid((done) => fs.fsync(fd, done)),
   ftruncate: (fd, length) => cbVoid((done) => fs.ftruncate(fd, length, done)),
@@ -120,6 +127,30 @@ export async function writeAll(layer: AuditFs, fd: number, buffer: Buffer): Prom
   let offset = 0;
   while (offset < buffer.length) {
     const n = await layer.write(fd, buffer, offset, buffer.length - offset);
+    if (n <= 0) throw Object.assign(new Error("the write made no progress"), { code: "EIO" });
+    offset += n;
+  }
+}
+
+export type SyncWrite = (fd: number, buffer: Buffer, offset: number, length: number) => number;
+
+/**
+ * The layer's synchronous write, or undefined when the asynchronous `write` must be used.
+ * A layer built by spreading `nodeAuditFs` and replacing `write` alone (to inject a
+ * failure or redirect the bytes) would have that `write` bypassed by the inherited
+ * default `writeSync`, so such a layer gets the asynchronous path.
+ */
+export function syncWriteOf(layer: AuditFs): SyncWrite | undefined {
+  if (layer.writeSync === undefined) return undefined;
+  if (layer.writeSync === nodeAuditFs.writeSync && layer.write !== nodeAuditFs.write) return undefined;
+  return (fd, buffer, offset, length) => layer.writeSync!(fd, buffer, offset, length);
+}
+
+/** Synchronous `writeAll`: the whole buffer, looping over short writes; a zero-byte write is an error. */
+export function writeAllSync(write: SyncWrite, fd: number, buffer: Buffer): void {
+  let offset = 0;
+  while (offset < buffer.length) {
+    const n = write(fd, buffer, offset, buffer.length - offset);
     if (n <= 0) throw Object.assign(new Error("the write made no progress"), { code: "EIO" });
     offset += n;
   }

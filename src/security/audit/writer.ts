@@ -5,6 +5,9 @@
  * - `always`: group commit. Entries written before an fdatasync starts resolve when it
  *   ends; entries written meanwhile wait for the next one (one fdatasync in flight).
  * - `batch`: an entry resolves once written; an fdatasync follows within the interval.
+ *   The write is synchronous (a page-cache write costs microseconds, a thread-pool round
+ *   trip far more), unless a rotation or an asynchronous write is in flight: then the
+ *   entry queues and is written, in order, when that ends. The fdatasync stays async.
  * - Rotation is an item in the same queue: the old file is sealed with a checkpoint and
  *   synced, renamed, and a new file starts with a `rotate` entry linking to it.
  * - Any write, sync or rotation error fails the writer for good: pending and later
@@ -15,7 +18,7 @@ import type { AuditFsync } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
 import { AUDIT_FORMAT_VERSION, serializeEntry, type AuditEntryBody, type EntryFields } from "./entry.js";
 import { AuditEntryError, AuditWriteError, describeFsError } from "./errors.js";
-import { fsyncDirectory, writeAll, type AuditFs } from "./fs-layer.js";
+import { fsyncDirectory, syncWriteOf, writeAll, writeAllSync, type AuditFs, type SyncWrite } from "./fs-layer.js";
 import type { AuditSigner } from "./checkpoint.js";
 import { segmentPath, utcDay } from "./segments.js";
 
@@ -76,7 +79,8 @@ interface Waiter {
 
 interface LineItem {
   kind: "line";
-  text: string;
+  /** The line with its newline, encoded once (its length is also the file size accounting). */
+  bytes: Buffer;
   seq: number;
   hash: string;
   waiter?: Waiter;
@@ -99,6 +103,12 @@ export class ChainWriter {
   readonly logId: string;
   private readonly opts: ChainWriterOptions;
   private readonly timers: AuditTimers;
+  /**
+   * Batch mode's synchronous write, when the layer has one. `always` keeps the async
+   * write: its fdatasync is nearly always in flight, and a write racing it could stall
+   * the event loop, while the fdatasync dominates the latency anyway.
+   */
+  private readonly writeSync: SyncWrite | undefined;
 
   // Sealing state (synchronous, in call order).
   private seq: number;
@@ -135,6 +145,7 @@ export class ChainWriter {
     this.fd = options.fd;
     this.logId = options.logId;
     this.timers = options.timers ?? realTimers;
+    this.writeSync = options.fsync === "batch" ? syncWriteOf(options.fs) : undefined;
     this.seq = options.position.seq;
     this.head = options.position.head;
     this.written = { ...options.position };
@@ -192,15 +203,15 @@ export class ChainWriter {
     const ts = date.toISOString();
     const body: AuditEntryBody = { v: AUDIT_FORMAT_VERSION, seq, id: this.opts.newId(date.getTime()), ts, ...fields, prev: this.head };
     const { line, hash } = serializeEntry(body); // throws before any state changes
-    const text = `${line}\n`;
+    const bytes = Buffer.from(`${line}\n`, "utf8");
     this.seq = seq;
     this.head = hash;
-    this.fileBytes += Buffer.byteLength(text);
+    this.fileBytes += bytes.length;
     if (this.fileFirstSeq === undefined) {
       this.fileFirstSeq = seq;
       this.fileFirstTs = ts;
     }
-    const item: LineItem = { kind: "line", text, seq, hash };
+    const item: LineItem = { kind: "line", bytes, seq, hash };
     this.queue.push(item);
     if (!wait) return undefined;
     return new Promise<AuditReceipt>((resolve, reject) => {
@@ -242,36 +253,59 @@ export class ChainWriter {
     );
   }
 
-  /** Starts the next write or rotation when none is running. */
+  /**
+   * Writes what is queued, in order: synchronously in batch mode, or by starting the
+   * next asynchronous write or rotation. Nothing starts while a write or a rotation runs
+   * (a rotation closes and swaps the fd); their ends kick again.
+   */
   private kick(): void {
-    if (this.failure !== undefined || this.writing || this.rotating) return;
-    const first = this.queue[0];
-    if (first === undefined) return;
-    if (first.kind === "rotate") {
-      if (this.syncInFlight !== undefined) return; // the sync's end kicks again
-      this.queue.shift();
-      this.rotating = true;
-      this.ioInFlight = this.rotate(first.target);
+    while (this.failure === undefined && !this.writing && !this.rotating) {
+      const first = this.queue[0];
+      if (first === undefined) return;
+      if (first.kind === "rotate") {
+        if (this.syncInFlight !== undefined) return; // the sync's end kicks again
+        this.queue.shift();
+        this.rotating = true;
+        this.ioInFlight = this.rotate(first.target);
+        this.ioInFlight.then(
+          () => {
+            this.rotating = false;
+            this.kick();
+          },
+          (err: unknown) => this.fail(new AuditWriteError(`audit log ${this.path} cannot be rotated: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err })),
+        );
+        return;
+      }
+      let count = 0;
+      while (count < this.queue.length && this.queue[count]!.kind === "line") count++;
+      const batch = this.queue.splice(0, count) as LineItem[];
+      const buffer = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((item) => item.bytes));
+      this.inWrite = batch;
+      if (this.writeSync !== undefined) {
+        try {
+          writeAllSync(this.writeSync, this.fd, buffer);
+        } catch (err) {
+          this.fail(this.writeFailure(err));
+          return;
+        }
+        this.afterWrite(batch);
+        continue;
+      }
+      this.writing = true;
+      this.ioInFlight = writeAll(this.fs, this.fd, buffer);
       this.ioInFlight.then(
         () => {
-          this.rotating = false;
+          this.afterWrite(batch);
           this.kick();
         },
-        (err: unknown) => this.fail(new AuditWriteError(`audit log ${this.path} cannot be rotated: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err })),
+        (err: unknown) => this.fail(this.writeFailure(err)),
       );
       return;
     }
-    let count = 0;
-    while (count < this.queue.length && this.queue[count]!.kind === "line") count++;
-    const batch = this.queue.splice(0, count) as LineItem[];
-    const buffer = Buffer.from(batch.length === 1 ? batch[0]!.text : batch.map((item) => item.text).join(""), "utf8");
-    this.writing = true;
-    this.inWrite = batch;
-    this.ioInFlight = writeAll(this.fs, this.fd, buffer);
-    this.ioInFlight.then(
-      () => this.afterWrite(batch),
-      (err: unknown) => this.fail(new AuditWriteError(`audit log ${this.path} cannot be written: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err })),
-    );
+  }
+
+  private writeFailure(err: unknown): AuditWriteError {
+    return new AuditWriteError(`audit log ${this.path} cannot be written: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err });
   }
 
   private afterWrite(batch: LineItem[]): void {
@@ -288,7 +322,6 @@ export class ChainWriter {
       this.dirty = true;
       this.scheduleBatchSync();
     }
-    this.kick();
   }
 
   /** Group commit: one fdatasync for everything written so far; later writes wait for the next. */
