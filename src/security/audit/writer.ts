@@ -120,6 +120,7 @@ export class ChainWriter {
 
   // I/O state.
   private readonly queue: Item[] = [];
+  private kickScheduled = false;
   private writing = false;
   private rotating = false;
   /** The running write or rotation, so that the fd is never closed under it (its number could be reused). */
@@ -192,8 +193,26 @@ export class ChainWriter {
     }
     this.sinceCheckpoint++;
     if (this.opts.checkpointEvery > 0 && this.sinceCheckpoint >= this.opts.checkpointEvery) this.sealCheckpoint(date, false);
-    this.kick();
+    this.scheduleKick();
     return promise;
+  }
+
+  /**
+   * Batch mode writes synchronously, but not once per entry: the entries sealed while the
+   * current microtasks run (a burst of pipelined calls) leave in one write, flushed by a
+   * microtask before any of their appends resolves. Other modes start their write at once.
+   */
+  private scheduleKick(): void {
+    if (this.writeSync === undefined) {
+      this.kick();
+      return;
+    }
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    queueMicrotask(() => {
+      this.kickScheduled = false;
+      this.kick();
+    });
   }
 
   private sealLine(fields: EntryFields, date: Date, wait: true): Promise<AuditReceipt>;
