@@ -12,27 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
+import { expectStructured as ok, expectToolError as fails } from "../helpers/e2e.js";
 
 function policyFor(root: string): string {
   return ['version: "1.0"', "filesystem:", `  allowed_paths: [${JSON.stringify(`${root}/**`)}]`, "tools:", "  rate_limits:", "    default: 100000", ""].join("\n");
 }
 
-function ok(reply: Message): Message {
-  assert.equal(reply.error, undefined, JSON.stringify(reply.error));
-  assert.notEqual(reply.result?.isError, true, resultText(reply));
-  const structured = reply.result.structuredContent as Message;
-  assert.deepEqual(JSON.parse(resultText(reply)), structured, "the text copy matches structuredContent");
-  return structured;
-}
 
-function fails(reply: Message, ...patterns: RegExp[]): string {
-  assert.equal(reply.error, undefined, "a tool failure is a result, not a JSON-RPC error");
-  assert.equal(reply.result?.isError, true, `expected isError, got ${JSON.stringify(reply.result)}`);
-  assert.equal(reply.result.structuredContent, undefined);
-  const text = resultText(reply);
-  for (const pattern of patterns) assert.match(text, pattern);
-  return text;
-}
 
 /** A temp dir with an allowed project folder in it. */
 function makeWorld(): { tmp: string; root: string; project: string } {

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
+import { expectStructured as ok } from "../helpers/e2e.js";
 
 const CALL_TIMEOUT_MS = 120_000;
 
@@ -38,13 +39,6 @@ function makeWorld(): { tmp: string; root: string; project: string } {
   return { tmp, root, project };
 }
 
-function ok(reply: Message): Message {
-  assert.equal(reply.error, undefined, JSON.stringify(reply.error));
-  assert.notEqual(reply.result?.isError, true, resultText(reply));
-  const structured = reply.result.structuredContent as Message;
-  assert.deepEqual(JSON.parse(resultText(reply)), structured, "the text copy matches structuredContent");
-  return structured;
-}
 
 /** Sends a tools/call without waiting for earlier ones (the server handles them concurrently). */
 function send(server: ServerProcess, name: string, args: Message): Promise<Message> {

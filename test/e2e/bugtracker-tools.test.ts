@@ -9,8 +9,9 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
+import { ServerProcess, type Message } from "../helpers/server-process.js";
 import { auditEntries } from "../helpers/e2e.js";
+import { expectStructured as ok, expectToolError as fails } from "../helpers/e2e.js";
 
 // --- helpers ------------------------------------------------------------------------
 
@@ -45,24 +46,8 @@ function policyFor(root: string): string {
 }
 
 /** A successful result: no isError, and the text copy is the structured content. */
-function ok(reply: Message): Message {
-  assert.equal(reply.error, undefined, JSON.stringify(reply.error));
-  assert.notEqual(reply.result?.isError, true, resultText(reply));
-  const structured = reply.result.structuredContent as Message;
-  assert.equal(typeof structured, "object", "structuredContent is present");
-  assert.deepEqual(JSON.parse(resultText(reply)), structured, "the text copy matches structuredContent");
-  return structured;
-}
 
 /** A tool-level failure whose text matches every pattern; returns the text. */
-function fails(reply: Message, ...patterns: RegExp[]): string {
-  assert.equal(reply.error, undefined, "a tool failure is a result, not a JSON-RPC error");
-  assert.equal(reply.result?.isError, true, `expected isError, got ${JSON.stringify(reply.result)}`);
-  assert.equal(reply.result.structuredContent, undefined, "no structuredContent on an error");
-  const text = resultText(reply);
-  for (const pattern of patterns) assert.match(text, pattern);
-  return text;
-}
 
 function ids(bugs: Message[]): string[] {
   return bugs.map((bug) => bug.bug_id as string);

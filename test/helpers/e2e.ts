@@ -6,7 +6,8 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Message, ServerProcess } from "./server-process.js";
+import assert from "node:assert/strict";
+import { resultText, type Message, type ServerProcess } from "./server-process.js";
 import { ROOT } from "./project.js";
 
 /** The test server (the real server plus the "testkit" plugin), as built into dist/. */
@@ -127,4 +128,24 @@ export async function spyCount(server: ServerProcess): Promise<number> {
   const count = response.result?.structuredContent?.count;
   if (typeof count !== "number") throw new Error(`spy_count failed: ${JSON.stringify(response)}`);
   return count;
+}
+
+/** A successful tool result: no error, structuredContent present, and its text copy equal to it. */
+export function expectStructured(reply: Message): Message {
+  assert.equal(reply.error, undefined, JSON.stringify(reply.error));
+  assert.notEqual(reply.result?.isError, true, resultText(reply));
+  const structured = reply.result.structuredContent as Message;
+  assert.equal(typeof structured, "object", "structuredContent is present");
+  assert.deepEqual(JSON.parse(resultText(reply)), structured, "the text copy matches structuredContent");
+  return structured;
+}
+
+/** A tool-level failure: an isError result (not a JSON-RPC error) without structuredContent, whose text matches every pattern. */
+export function expectToolError(reply: Message, ...patterns: RegExp[]): string {
+  assert.equal(reply.error, undefined, "a tool failure is a result, not a JSON-RPC error");
+  assert.equal(reply.result?.isError, true, `expected isError, got ${JSON.stringify(reply.result)}`);
+  assert.equal(reply.result.structuredContent, undefined, "no structuredContent on an error");
+  const text = resultText(reply);
+  for (const pattern of patterns) assert.match(text, pattern);
+  return text;
 }

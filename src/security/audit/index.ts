@@ -9,7 +9,7 @@ import { ulidFactory } from "../../util/ids.js";
 import type { AuditFsync, AuditPolicy } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
 import { loadSigner } from "./checkpoint.js";
-import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf, type AuditOutcome } from "./entry.js";
+import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf } from "./entry.js";
 import { AuditEntryError, AuditOpenError, AuditWriteError, describeFsError } from "./errors.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { acquireLock } from "./lock.js";
@@ -23,19 +23,12 @@ export type { AuditFs } from "./fs-layer.js";
 export { nodeAuditFs } from "./fs-layer.js";
 export { verifyAudit, type AuditVerifyOptions, type AuditVerifySummary, type AuditVerifyFailure } from "./verify.js";
 
-export interface AuditRecordInput {
-  /** tool_call, tool_result, denied, ... (lowercase, digits and `_`; the log's own events are reserved). */
-  event: string;
-  tool?: string;
-  requestId?: string | number;
-  callId?: string;
-  /** Already redacted by the caller; stored as given. */
-  arguments?: unknown;
-  outcome?: AuditOutcome;
-  reason?: string;
-  durationMs?: number;
-  data?: Record<string, unknown>;
-}
+/**
+ * What a caller records: an entry's fields without those the writer assigns, and without
+ * `checkpoint` (the log's own). `event` is lowercase, digits and `_` (the log's own events
+ * are reserved); `arguments` are already redacted by the caller and stored as given.
+ */
+export type AuditRecordInput = Omit<EntryFields, "checkpoint">;
 
 export interface AuditStatus {
   enabled: boolean;
