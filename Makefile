@@ -2,7 +2,7 @@
 # Install and build output goes to stderr so that `make -s run` keeps stdout for the protocol.
 SHELL := /bin/bash
 NODE  ?= node
-SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json package.json
+SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) scripts/build-policy-validator.cjs tsconfig.json package.json
 BIN := dist/mcp-secure-local.mjs
 # One ESM file: loading one module instead of hundreds is most of a cold start. The native
 # SQLite addon stays outside; CommonJS dependencies get a `require` of their own.
@@ -21,8 +21,9 @@ build: dist/.build-stamp
 
 dist/.build-stamp: node_modules/.install-stamp $(SOURCES)
 	@npx tsc -p tsconfig.json 1>&2
-	@$(ESBUILD) src/main.ts --outfile=$(BIN) 1>&2
-	@$(ESBUILD) bench/servers/ours.ts --outfile=dist/bench/servers/ours.bundle.mjs 1>&2
+	@$(NODE) scripts/build-policy-validator.cjs
+	@$(ESBUILD) dist/src/main.js --outfile=$(BIN) 1>&2
+	@$(ESBUILD) dist/bench/servers/ours.js --outfile=dist/bench/servers/ours.bundle.mjs 1>&2
 	@chmod +x $(BIN)
 	@touch $@
 

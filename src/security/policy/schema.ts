@@ -7,9 +7,11 @@
  * from 1 to 65535"): the loader turns Ajv's errors into "expected <description>,
  * got <value>", so the schema is also the source of the error wording.
  */
+import { createRequire } from "node:module";
 import { isIPv4, isIPv6 } from "node:net";
-import { Ajv2020 } from "ajv/dist/2020.js";
 import type { ErrorObject, ValidateFunction } from "ajv";
+import type { FormatDefinition } from "ajv/dist/types/index.js";
+import { canonicalJson, sha256Hex } from "../../util/canonical-json.js";
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -406,19 +408,76 @@ export function explainFormat(format: string, value: unknown): string | undefine
   }
 }
 
-let compiled: ValidateFunction | undefined;
+/** The policy's own formats, shared by the run-time compile and the build-time (standalone) validator. */
+export const POLICY_FORMATS: Record<string, FormatDefinition<string>> = {
+  cidr: { type: "string", validate: (value: string) => parseCidr(value).ok },
+  host: { type: "string", validate: isHost },
+  "dns-pattern": { type: "string", validate: isDnsPattern },
+};
 
-/** The compiled validator (compiled once, on first use). */
+/** Ajv options of the policy validator; the build script uses the same. */
+export const POLICY_AJV_OPTIONS = { strict: true, allErrors: true, verbose: true, logger: false } as const;
+
+/** The file `make build` writes beside this module: the policy validator as standalone code. */
+export const GENERATED_VALIDATOR_FILE = "./policy-validator.generated.cjs";
+
+interface GeneratedValidator {
+  schemaSha256: string;
+  create(formats: Record<string, FormatDefinition<string>>): ValidateFunction;
+}
+
+let compiled: ValidateFunction | undefined;
+let compiledFrom: "precompiled" | "compiled" | undefined;
+
+/**
+ * The validator, made once. Compiling the policy schema with Ajv costs ~100 ms of a
+ * start, so `make build` generates it ahead of time; it is used only when it was made
+ * from this very schema (its SHA-256 is checked), otherwise the schema is compiled here.
+ */
 export function policyValidator(): ValidateFunction {
   if (compiled === undefined) {
-    // `logger: false`: Ajv must never write to the console (stdout is the protocol's).
-    const ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true, logger: false });
-    ajv.addFormat("cidr", { type: "string", validate: (value: string) => parseCidr(value).ok });
-    ajv.addFormat("host", { type: "string", validate: isHost });
-    ajv.addFormat("dns-pattern", { type: "string", validate: isDnsPattern });
-    compiled = ajv.compile(POLICY_SCHEMA);
+    const generated = loadGenerated();
+    if (generated !== undefined && generated.schemaSha256 === policySchemaSha256()) {
+      compiled = generated.create(POLICY_FORMATS);
+      compiledFrom = "precompiled";
+    } else {
+      compiled = compilePolicyValidator();
+      compiledFrom = "compiled";
+    }
   }
   return compiled;
+}
+
+/** Which validator `policyValidator()` uses (for tests and diagnostics). */
+export function policyValidatorSource(): "precompiled" | "compiled" | undefined {
+  return compiledFrom;
+}
+
+export function policySchemaSha256(): string {
+  return sha256Hex(canonicalJson(POLICY_SCHEMA));
+}
+
+/** Compiles the schema with Ajv (loaded only here: a precompiled start never loads it). */
+export function compilePolicyValidator(): ValidateFunction {
+  const load = createRequire(import.meta.url);
+  const { Ajv2020 } = load("ajv/dist/2020.js") as typeof import("ajv/dist/2020.js");
+  // `logger: false`: Ajv must never write to the console (stdout is the protocol's).
+  const ajv = new Ajv2020({ ...POLICY_AJV_OPTIONS });
+  for (const [name, format] of Object.entries(POLICY_FORMATS)) ajv.addFormat(name, format);
+  return ajv.compile(POLICY_SCHEMA);
+}
+
+function loadGenerated(): GeneratedValidator | undefined {
+  try {
+    // In the bundle, esbuild inlines this literal require; as plain ESM, the file is found beside this module.
+    if (typeof require === "function") {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the literal require is what esbuild bundles
+      return require("./policy-validator.generated.cjs") as GeneratedValidator;
+    }
+    return createRequire(import.meta.url)(GENERATED_VALIDATOR_FILE) as GeneratedValidator;
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------
