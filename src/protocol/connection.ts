@@ -191,6 +191,9 @@ export class Connection {
       case "response":
         // We send no requests yet, so every response is to an unknown id: dropped.
         return;
+      case "dropped":
+        this.options.logger.debug("malformed notification dropped", { method: message.method.slice(0, 100), reason: message.reason });
+        return;
       case "notification":
         try {
           this.handlers.notification(message.method, message.params);
@@ -207,8 +210,13 @@ export class Connection {
   private onRequest(id: RequestId, method: string, params: Params | undefined): void {
     const key = idKey(id);
     if (this.inFlight.has(key)) {
+      // Answered without the id: with it, the request in flight would get two responses.
       this.send(() =>
-        errorMessage(id, { code: ErrorCode.InvalidRequest, message: "Invalid Request: this id is already in use by a request in flight" }),
+        errorMessage(undefined, {
+          code: ErrorCode.InvalidRequest,
+          message: "Invalid Request: this id is already in use by a request in flight",
+          data: { id },
+        }),
       );
       return;
     }

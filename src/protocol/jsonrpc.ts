@@ -41,6 +41,8 @@ export type Params = Record<string, unknown>;
 
 export type Incoming =
   | { kind: "request"; id: RequestId; method: string; params: Params | undefined }
+  /** A malformed notification: never answered (a notification has no one to answer), only logged. */
+  | { kind: "dropped"; method: string; reason: string }
   | { kind: "notification"; method: string; params: Params | undefined }
   | { kind: "response"; id: RequestId }
   | { kind: "invalid"; id: RequestId | undefined; error: RpcError };
@@ -77,6 +79,12 @@ export function classifyValue(value: unknown): Incoming {
   const hasId = Object.hasOwn(value, "id");
   const id = value.id;
   const echoId = isValidId(id) ? id : undefined;
+  const method = value.method;
+  if (!hasId && typeof method === "string" && method.length > 0) {
+    // Shaped like a notification: whatever is wrong with it, it gets no answer.
+    if (value.jsonrpc !== "2.0") return { kind: "dropped", method, reason: '"jsonrpc" is not "2.0"' };
+    if (value.params !== undefined && !isPlainObject(value.params)) return { kind: "dropped", method, reason: '"params" is not an object' };
+  }
   if (value.jsonrpc !== "2.0") return invalid(echoId, 'Invalid Request: "jsonrpc" must be exactly "2.0"');
 
   if (!Object.hasOwn(value, "method")) {
@@ -86,7 +94,6 @@ export function classifyValue(value: unknown): Incoming {
     }
     return invalid(echoId, 'Invalid Request: a message needs a "method" (or "result"/"error" for a response)');
   }
-  const method = value.method;
   if (typeof method !== "string" || method.length === 0) return invalid(echoId, 'Invalid Request: "method" must be a non-empty string');
 
   const params = value.params;

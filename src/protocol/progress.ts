@@ -3,6 +3,8 @@
  * increasing, coalesced to a bounded rate, and never after the request finished.
  */
 import type { ProgressUpdate } from "../plugins/contract.js";
+import { redactString } from "../security/redaction.js";
+import { sanitizeText } from "../security/sanitize.js";
 
 export type ProgressToken = string | number;
 
@@ -58,7 +60,8 @@ export class ProgressReporter {
     this.lastSentAt = this.now();
     const params: Record<string, unknown> = { progressToken: this.token, progress: update.progress };
     if (update.total !== undefined) params.total = update.total;
-    if (update.message !== undefined) params.message = update.message;
+    // The message goes to the client like tool output: sanitized, redacted, a string or nothing.
+    if (typeof update.message === "string") params.message = sanitizeText(redactString(update.message.slice(0, 1000)).value);
     this.send(params);
   }
 }

@@ -145,7 +145,8 @@ export class McpSession {
     }
     await this.options.tools.whenReady();
     if (!this.options.tools.hasTool(name)) {
-      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. Call tools/list (or the search_tools tool) to see the tools available.`);
+      this.options.tools.noteUnknownTool?.(name, ctx.id);
+      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. Call tools/list to see the tools available.`);
     }
     const token = readProgressToken(params);
     let reporter: ProgressReporter | undefined;

@@ -67,6 +67,13 @@ export const INDIRECT_EXECUTION_COMMANDS: readonly string[] = [
 
 const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
+ * The only variables a call may add (exact names, or prefixes ending in `_`): locale,
+ * time zone, terminal and colour settings. Anything else can point a program at code or
+ * configuration of the caller's choosing (XDG_CONFIG_HOME, GIT_*, EDITOR, PAGER,
+ * OPENSSL_CONF, JAVA_TOOL_OPTIONS, ...), and names like that are too many to deny one by one.
+ */
+const ALLOWED_ENV_PREFIXES = ["LANG", "LANGUAGE", "LC_", "TZ", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "MSL_"];
+/**
  * Variables a caller may not set: the loader (LD_*, DYLD_*), what the guard itself
  * fixes (PATH, HOME), and the ones that make a shell or an interpreter run code or
  * load modules from elsewhere.
@@ -222,7 +229,11 @@ export function checkExecEnv(env: Record<string, string> | undefined): EnvVerdic
       return { ok: false, code: "COMMAND_ENV_DENIED", reason: `environment variable name "${name.slice(0, 60)}" is not a valid identifier` };
     }
     const upper = name.toUpperCase();
-    if (DENIED_ENV_NAMES.has(upper) || DENIED_ENV_PREFIXES.some((prefix) => upper.startsWith(prefix))) {
+    if (
+      DENIED_ENV_NAMES.has(upper) ||
+      DENIED_ENV_PREFIXES.some((prefix) => upper.startsWith(prefix)) ||
+      !ALLOWED_ENV_PREFIXES.some((prefix) => upper === prefix || (prefix.endsWith("_") && upper.startsWith(prefix)))
+    ) {
       return { ok: false, code: "COMMAND_ENV_DENIED", reason: `environment variable ${name} may not be set: it can change which code runs` };
     }
     if (typeof value !== "string" || value.includes("\0")) {

@@ -40,7 +40,7 @@ import type { AuditRecordInput, AuditSink } from "./audit/index.js";
 import { checkArgumentLimits } from "./arg-limits.js";
 import { checkPath, type CompiledPathPolicy } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
-import { redact } from "./redaction.js";
+import { redact, redactString } from "./redaction.js";
 import { sanitizeContent, sanitizeText } from "./sanitize.js";
 import type { ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
@@ -71,6 +71,8 @@ export interface ToolService {
   listTools(): readonly ToolDefinition[];
   hasTool(name: string): boolean;
   callTool(call: ToolCall): Promise<CallToolResult>;
+  /** Records a call to an unknown or hidden tool, which the protocol layer answers with -32602. */
+  noteUnknownTool?(name: string, requestId: RequestId): void;
 }
 
 export interface EngineOptions {
@@ -173,16 +175,24 @@ export class SecurityEngine implements ToolService {
 
     // Stages 1–5: admission. Nothing below runs unless every check passed.
     const refusal = entry ? await this.admit(entry, call) : refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`);
-    // With the audit log off (benchmarks), nothing is recorded, so nothing needs redacting.
-    const redacted = this.auditing ? redact(call.arguments).value : undefined;
-    const base: AuditRecordInput = { event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redacted };
     if (refusal || !entry) {
       const reason = refusal?.message ?? "refused";
-      await this.record({ ...base, event: "denied", outcome: "denied", reason: `${refusal?.stage ?? "access"}: ${reason}`, durationMs: this.since(started) }).catch(
+      await this.record({
+        event: "denied",
+        tool: call.name,
+        requestId: call.requestId,
+        callId,
+        ...this.recordedArguments(call.arguments, refusal?.stage),
+        outcome: "denied",
+        reason: `${refusal?.stage ?? "access"}: ${reason}`,
+        durationMs: this.since(started),
+      }).catch(
         () => undefined, // already refused; the audit failure is reported by record()
       );
       return errorResult(reason);
     }
+    // With the audit log off (benchmarks), nothing is recorded, so nothing needs redacting.
+    const base: AuditRecordInput = { event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: this.auditing ? redact(call.arguments).value : undefined };
 
     // Stage 6: intent before effect.
     try {
@@ -298,11 +308,48 @@ export class SecurityEngine implements ToolService {
 
   private internal(tool: string, detail: string): CallToolResult {
     const ref = ulid();
-    this.options.logger.error(`tool "${tool}" failed`, { ref, detail });
+    this.options.logger.error(`tool "${tool}" failed`, { ref, detail: redactString(detail).value });
     return errorResult(`Tool "${tool}" failed with an internal error (ref ${ref}). This is not caused by your arguments; the operator can find the details in the server log.`);
   }
 
+  /**
+   * What a refusal records of the arguments. Calls refused for their rate or their size
+   * keep only a digest: a client must not be able to fill the log with what it was
+   * refused for. Other refusals keep the redacted arguments, as admitted calls do.
+   */
+  private recordedArguments(args: JsonObject, stage: string | undefined): Pick<AuditRecordInput, "arguments" | "data"> {
+    if (!this.auditing) return {};
+    if (stage === "rate_limit" || stage === "limits") {
+      let text: string;
+      try {
+        text = JSON.stringify(args);
+      } catch {
+        text = "";
+      }
+      return { data: { argumentBytes: Buffer.byteLength(text), argumentsSha256: sha256Hex(text) } };
+    }
+    return { arguments: redact(args).value };
+  }
+
+  /** Records a call to a tool that does not exist or that the policy hides (answered -32602 by the protocol layer). */
+  noteUnknownTool(name: string, requestId: RequestId): void {
+    if (!this.auditing) return;
+    this.record({
+      event: "denied",
+      tool: name.slice(0, 100),
+      requestId,
+      outcome: "denied",
+      reason: this.registryHas(name) ? "access: the policy does not expose this tool" : "access: no such tool",
+    }).catch(() => undefined); // the failure is logged by record(); the call is refused either way
+  }
+
+  private registryHas(name: string): boolean {
+    return this.options.registry.lookup(name) !== undefined;
+  }
+
   private async record(entry: AuditRecordInput): Promise<void> {
+    // Reasons carry plugin and OS error texts: they are redacted like arguments.
+    if (entry.reason !== undefined) entry.reason = redactString(entry.reason).value;
     try {
       await this.options.audit.append(entry);
     } catch (error) {
@@ -383,10 +430,11 @@ function sanitizeDeep(value: unknown): unknown {
 
 function pluginLogger(logger: Logger): PluginLogger {
   const clean = (data: JsonObject | undefined) => (data === undefined ? undefined : (redact(data).value as Record<string, unknown>));
+  const text = (message: string) => redactString(String(message)).value;
   return {
-    debug: (message, data) => logger.debug(message, clean(data)),
-    info: (message, data) => logger.info(message, clean(data)),
-    warn: (message, data) => logger.warn(message, clean(data)),
-    error: (message, data) => logger.error(message, clean(data)),
+    debug: (message, data) => logger.debug(text(message), clean(data)),
+    info: (message, data) => logger.info(text(message), clean(data)),
+    warn: (message, data) => logger.warn(text(message), clean(data)),
+    error: (message, data) => logger.error(text(message), clean(data)),
   };
 }

@@ -191,7 +191,8 @@ function compileDenyRule(rule: string, realpath: (p: string) => string): Compile
   if (typeof rule !== "string" || rule === "" || rule.includes("\0")) {
     throw new PathPolicyError(`filesystem.denied_paths entry ${quote(rule)} is not a valid glob`);
   }
-  const normalized = rule.normalize("NFC");
+  // "**/.ssh/" means the directory: without the slash picomatch matches it (with it, nothing ever would).
+  const normalized = stripTrailingSlashes(rule.normalize("NFC")) || "/";
   const scan = picomatch.scan(normalized);
   if (scan.negated) throw new PathPolicyError(`filesystem.denied_paths entry ${quote(rule)} must not be negated`);
   const patterns: string[] = [];

@@ -42,6 +42,8 @@ const SENSITIVE_WORDS = new Set([
   "secret",
   "secrets",
   "token",
+  "pass",
+  "pwd",
   "auth",
   "authorization",
   "cookie",
@@ -129,6 +131,8 @@ export function isSensitiveKey(key: string): boolean {
 
 function classifyKey(key: string): boolean {
   const words = keyWords(key);
+  // A list of tokens; but `input_tokens`, `max_tokens` count them and stay readable.
+  if (words.length === 1 && words[0] === "tokens") return true;
   const last = words[words.length - 1];
   if (last === undefined) return false;
   const sensitiveLast = isSensitiveWord(last) || (isKeyWord(last) && KEY_QUALIFIERS.has(words[words.length - 2] ?? ""));
@@ -161,7 +165,7 @@ interface ValueRule {
 }
 
 const SECRET_WORDS =
-  "password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|session(?:[_-]?id)?|credentials?|cookie|auth";
+  "password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|session(?:[_-]?id)?|credentials?|cookie|auth";
 
 const VALUE_RULES: readonly ValueRule[] = [
   // PEM private key blocks (an unterminated one is redacted to the end of the text).
@@ -170,10 +174,15 @@ const VALUE_RULES: readonly ValueRule[] = [
   },
   // `Authorization: Basic ...`, `authorization=...`: the credential after the scheme.
   { pattern: /(\bauthorization["']?[ \t]*[:=][ \t]*["']?[ \t]*(?:basic|bearer|token|digest)?[ \t]*)([^\s"',;]+)()/gi },
-  // `Bearer <token>`; the token must hold a digit or punctuation, so "Bearer tokens" stays.
+  // `Bearer <token>`: a long one always; a short one must hold a digit or punctuation, so "Bearer tokens" stays.
   {
     pattern: /(\bbearer[ \t]+)([A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)()/gi,
-    accept: (secret) => secret.length >= 6 && /[^A-Za-z]/.test(secret),
+    accept: (secret) => secret.length >= 16 || (secret.length >= 6 && /[^A-Za-z]/.test(secret)),
+  },
+  // `Basic <base64 user:password>` wherever it appears (a header pair, a dump), not only after "Authorization".
+  {
+    pattern: /(\bbasic[ \t]+)([A-Za-z0-9+/]{8,}={0,2})()(?![A-Za-z0-9+/=])/gi,
+    accept: (secret) => /[0-9+/=]/.test(secret),
   },
   // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ").
   { pattern: /()(\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)()/g },
@@ -194,7 +203,7 @@ const VALUE_RULES: readonly ValueRule[] = [
 
 /** A cheap first look: strings without any of these cannot match a rule. */
 const MAYBE_SECRET = new RegExp(
-  `-----BEGIN|bearer|eyJ|gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk-|[sr]k_live_|AIza|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|://|${SECRET_WORDS}`,
+  `-----BEGIN|bearer|basic|eyJ|gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk-|[sr]k_live_|AIza|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|://|${SECRET_WORDS}`,
   "i",
 );
 

@@ -74,7 +74,8 @@ const PATH_KEYWORD = "x-path";
  * (`not`, a failed `if`), or that apply to names rather than values. A path marked
  * there could escape collection, so such schemas are refused.
  */
-const PATH_FORBIDDEN_IN = new Set(["contains", "not", "if", "propertyNames"]);
+// contentSchema is never applied by Ajv (an annotation), so a path there would never be collected.
+const PATH_FORBIDDEN_IN = new Set(["contains", "not", "if", "propertyNames", "contentSchema"]);
 const SUBSCHEMA_ONE = [
   "additionalProperties",
   "items",
@@ -89,7 +90,8 @@ const SUBSCHEMA_ONE = [
   "contentSchema",
 ];
 const SUBSCHEMA_LIST = ["allOf", "anyOf", "oneOf", "prefixItems"];
-const SUBSCHEMA_MAP = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"];
+// `dependencies` (draft 2019 spelling, still accepted by Ajv) may hold schemas too.
+const SUBSCHEMA_MAP = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"];
 
 interface CompiledTool {
   input: ValidateFunction;

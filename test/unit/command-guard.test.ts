@@ -184,10 +184,13 @@ void test("compileCommandPolicy refuses entries it cannot enforce", () => {
   assert.throws(() => compileCommandPolicy(commands({ allowed: ["tools/git"] }), { PATH }), CommandPolicyError);
 });
 
-void test("checkExecEnv admits plain identifiers and refuses loader, shell and interpreter hooks", () => {
+void test("checkExecEnv admits only locale, time zone, terminal and MSL_ variables; everything else is refused", () => {
   assert.deepEqual(checkExecEnv(undefined), { ok: true, env: {} });
-  assert.deepEqual(checkExecEnv({ GIT_AUTHOR_NAME: "bot", lang_x: "1" }), { ok: true, env: { GIT_AUTHOR_NAME: "bot", lang_x: "1" } });
-  for (const name of ["LD_PRELOAD", "ld_library_path", "DYLD_INSERT_LIBRARIES", "NODE_OPTIONS", "PATH", "HOME", "BASH_ENV", "PYTHONPATH", "GIT_SSH_COMMAND"]) {
+  assert.deepEqual(checkExecEnv({ LC_ALL: "C", TZ: "UTC", TERM: "dumb", MSL_MODE: "1" }), { ok: true, env: { LC_ALL: "C", TZ: "UTC", TERM: "dumb", MSL_MODE: "1" } });
+  for (const name of [
+    "LD_PRELOAD", "ld_library_path", "DYLD_INSERT_LIBRARIES", "NODE_OPTIONS", "PATH", "HOME", "BASH_ENV", "PYTHONPATH", "GIT_SSH_COMMAND",
+    "XDG_CONFIG_HOME", "GIT_PROXY_COMMAND", "GIT_AUTHOR_NAME", "EDITOR", "PAGER", "OPENSSL_CONF", "JAVA_TOOL_OPTIONS", "GLIBC_TUNABLES", "lang_x", "TZDIR",
+  ]) {
     const verdict = checkExecEnv({ [name]: "x" });
     assert.equal(verdict.ok, false, name);
     if (!verdict.ok) assert.match(verdict.reason, /may not be set/);

@@ -112,10 +112,10 @@ void describe("environment", () => {
   void test("the child gets a scrubbed environment: no parent secrets, fixed PATH, LANG and HOME", async () => {
     process.env.SECRET_TOKEN = "msl-test-secret-value";
     try {
-      const result = await guardedExec()("env", [], { env: { EXTRA_SETTING: "on" } });
+      const result = await guardedExec()("env", [], { env: { MSL_EXTRA_SETTING: "on" } });
       // Node itself passes NODE_V8_COVERAGE to every child when coverage is on (c8): not ours to scrub.
       const lines = result.stdout.trim().split("\n").filter((line) => !line.startsWith("NODE_V8_COVERAGE=")).sort();
-      assert.deepEqual(lines, [`EXTRA_SETTING=on`, `HOME=${home}`, "LANG=C.UTF-8", `PATH=${PATH}`].sort());
+      assert.deepEqual(lines, [`MSL_EXTRA_SETTING=on`, `HOME=${home}`, "LANG=C.UTF-8", `PATH=${PATH}`].sort());
       assert.ok(!result.stdout.includes("msl-test-secret-value"));
     } finally {
       delete process.env.SECRET_TOKEN;

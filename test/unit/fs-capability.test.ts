@@ -361,8 +361,8 @@ void describe("check-then-open races", () => {
     fs.symlinkSync(outside, `${dir}/p`);
     await denied(openVerifiedForRead(readVerdict, '"p/secret.txt"'), "PATH_RACE");
     await denied(openVerifiedForWrite(createVerdict, '"p/created.txt"'), "PATH_RACE");
-    // The residual: the create happened, but the file is empty and nothing was written to it.
-    assert.equal(fs.readFileSync(`${outside}/created.txt`, "utf8"), "");
+    // Creating goes through a verified descriptor of the parent: nothing appears outside.
+    assert.equal(fs.existsSync(`${outside}/created.txt`), false);
   });
 
   void it("a stale verdict for a file that was deleted reports not found", async () => {
@@ -425,5 +425,31 @@ void describe("toFsError", () => {
     assert.equal((toFsError("weird", '"x"') as ToolError).code, "FS_IO_ERROR");
     const typed = new ToolError("kept", "KEEP");
     assert.equal(toFsError(typed, '"x"'), typed);
+  });
+});
+
+void describe("review finding: a parent swapped between the check's realpath and its lstat", () => {
+  void it("is refused on read (the descriptor's own path is checked), and nothing outside is read", async () => {
+    const dir = scratch("race-mid-check");
+    fs.mkdirSync(`${dir}/a`);
+    fs.writeFileSync(`${dir}/a/notes.txt`, "harmless");
+    fs.writeFileSync(`${outside}/notes.txt`, "OUTSIDE-SECRET");
+    let swapped = false;
+    // realpath sees the real directory; before the lstat, the parent becomes a link to outside.
+    const io: PathIo = {
+      realpath: (p) => nodePathIo.realpath(p),
+      lstat: async (p) => {
+        if (!swapped && p.endsWith("/a/notes.txt")) {
+          swapped = true;
+          fs.renameSync(`${dir}/a`, `${dir}/a-real`);
+          fs.symlinkSync(outside, `${dir}/a`);
+        }
+        return nodePathIo.lstat(p);
+      },
+    };
+    const verdict = await checkPath(compiled, `${dir}/a/notes.txt`, "read", io);
+    assert.equal(verdict.ok, true, "the check itself was fooled (that is the race)");
+    if (!verdict.ok) return;
+    await denied(openVerifiedForRead(verdict, '"a/notes.txt"'), "PATH_RACE");
   });
 });

@@ -71,3 +71,10 @@ test("error messages omit the id when unknown and RpcError carries data only whe
   assert.deepEqual(new RpcError(-2, "x").toObject(), { code: -2, message: "x" });
   assert.deepEqual(new RpcError(-2, "x", { a: 1 }).toObject(), { code: -2, message: "x", data: { a: 1 } });
 });
+
+test("malformed notifications are dropped, never answered", () => {
+  assert.equal(classifyValue({ jsonrpc: "1.0", method: "notifications/x" }).kind, "dropped");
+  assert.equal(classifyValue({ jsonrpc: "2.0", method: "notifications/cancelled", params: [] }).kind, "dropped");
+  assert.equal(classifyValue({ jsonrpc: "2.0", method: "notifications/cancelled", params: null }).kind, "dropped");
+  assert.equal(classifyValue({ jsonrpc: "2.0", id: 1, method: "x", params: [] }).kind, "invalid", "a request still gets its error");
+});

@@ -7,6 +7,7 @@ import {
   PRIVILEGE_COMMANDS,
   SEED_BLOCKED_COMMANDS,
   SHELLS_AND_INTERPRETERS,
+  COMMAND_RUNNERS,
 } from "../../src/security/policy/defaults.js";
 import { loadPolicyText, PolicyError, policySha256, policyWarnings } from "../../src/security/policy/load.js";
 import { canonicalJson } from "../../src/util/canonical-json.js";
@@ -43,15 +44,16 @@ void test("the built-in default allows files only in the state directory's works
   assert.deepEqual(defaultPolicy("/var/lib/x/").filesystem.allowed_paths, ["/var/lib/x/workspace/**"]);
 });
 
-void test("the built-in default blocks the seed's commands, shells, interpreters and privilege tools", () => {
+void test("the built-in default allows no command, and blocks the seed's commands, shells, interpreters, runners and privilege tools", () => {
   const { commands } = defaultPolicy(STATE);
-  for (const name of [...SEED_BLOCKED_COMMANDS, ...SHELLS_AND_INTERPRETERS, ...PRIVILEGE_COMMANDS]) {
+  for (const name of [...SEED_BLOCKED_COMMANDS, ...SHELLS_AND_INTERPRETERS, ...PRIVILEGE_COMMANDS, ...COMMAND_RUNNERS]) {
     assert.ok(commands.blocked.includes(name), name);
   }
   for (const name of ["curl", "bash", "sh", "python3", "node", "pwsh", "osascript", "sudo", "su", "doas"]) {
     assert.ok(commands.blocked.includes(name), name);
   }
-  assert.equal(commands.allowed, undefined);
+  for (const name of ["env", "xargs", "find", "awk", "setsid", "ld-linux-x86-64.so.2", "git"]) assert.ok(commands.blocked.includes(name), name);
+  assert.deepEqual(commands.allowed, [], "no built-in tool runs a command: nothing may run");
   assert.equal(commands.timeout, 30);
   assert.equal(commands.max_output_bytes, 1024 * 1024);
 });
@@ -105,13 +107,18 @@ void test("the built-in default is what the same policy written as YAML loads to
     'version: "1.0"',
     "filesystem:",
     '  allowed_paths: ["${STATE_DIR}/workspace/**"]',
+    "commands:",
+    "  allowed: []",
     "",
   ].join("\n");
   const loaded = loadPolicyText(text, "same.yaml", { vars: {}, home: "/home/x", stateDir: STATE });
   assert.equal(canonicalJson(loaded.policy), canonicalJson(policy));
   assert.equal(loaded.sha256, policySha256(policy));
-  // The only thing worth a warning is intended: no network.
-  assert.deepEqual(policyWarnings(policy), ["network.allowed_ranges and network.allowed_endpoints are empty: no network access"]);
+  // The only things worth a warning are intended: no network, no commands.
+  assert.deepEqual(policyWarnings(policy), [
+    "network.allowed_ranges and network.allowed_endpoints are empty: no network access",
+    "commands.allowed is empty: no command may run",
+  ]);
 });
 
 void test("a relative or glob-like state directory is refused", () => {

@@ -104,7 +104,7 @@ void test("the seed policy's weak spots are reported as warnings", () => {
   const { warnings } = loadPolicyFile(SEED, env);
   assert.ok(warnings.some((w) => w.includes("10.0.0.0/8") && w.includes("private network")), warnings.join("\n"));
   assert.ok(warnings.some((w) => w.includes("127.0.0.0/8") && w.includes("loopback")));
-  assert.ok(warnings.some((w) => w.startsWith("commands.blocked leaves shells and interpreters open") && w.includes("bash")));
+  assert.ok(warnings.some((w) => w.startsWith("commands.blocked leaves shells, interpreters and command runners open") && w.includes("bash")));
   assert.ok(warnings.some((w) => w.startsWith("audit.include")));
 });
 

@@ -1,4 +1,4 @@
-import { describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   CIRCULAR,
@@ -213,4 +213,13 @@ void describe("whole values", () => {
     assert.equal(JSON.stringify(value), '{"__proto__":{"polluted":1,"password":"[REDACTED]"},"constructor":{"prototype":"x"}}');
     assert.equal(result.redactions, 1);
   });
+});
+
+test("review findings: pass/pwd/tokens keys, Basic credentials anywhere, long letter-only bearer tokens", () => {
+  const { value } = redact({ db_pass: "p1", MYSQL_PWD: "p2", tokens: ["t1", "t2"], pass_count: 3 });
+  assert.deepEqual(value, { db_pass: "[REDACTED]", MYSQL_PWD: "[REDACTED]", tokens: "[REDACTED]", pass_count: 3 });
+  assert.doesNotMatch(redactString('["Authorization", "Basic dXNlcjpwYXNzd29yZA=="]').value, /dXNlcjpwYXNzd29yZA/);
+  assert.doesNotMatch(redactString("Bearer abcdefghijklmnopqrstuvwxyzABCDEF").value, /abcdefghijklmnop/);
+  assert.equal(redactString("basic functionality works").value, "basic functionality works");
+  assert.equal(redactString("Bearer tokens are short-lived").value, "Bearer tokens are short-lived");
 });

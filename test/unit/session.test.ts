@@ -186,11 +186,15 @@ test("a duplicate in-flight id is refused without cross-wiring", async () => {
   await s.init();
   s.send({ jsonrpc: "2.0", id: 20, method: "tools/call", params: { name: "slow" } });
   await s.settle();
-  const dup = await s.request(20, "ping");
+  s.send({ jsonrpc: "2.0", id: 20, method: "ping" });
+  const dup = await s.waitFor((m) => m.error?.data?.id === 20);
   assert.equal(dup.error.code, -32600);
+  assert.equal(dup.id, undefined, "answered without the id, so the call in flight keeps one response");
   s.connection.abortAll("done");
   const slow = await s.waitFor((m) => m.id === 20 && m.result);
   assert.equal(slow.result.content[0].text, "slow done");
+  await s.settle();
+  assert.equal(s.received.filter((m) => m.id === 20).length, 1, "exactly one response carries id 20");
 });
 
 test("progress is sent only with a token, increases, and never after the response", async () => {

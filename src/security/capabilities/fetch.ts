@@ -67,8 +67,8 @@ const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   "accept-encoding",
   "proxy-connection",
 ]);
-/** Dropped when a redirect leaves the origin, so credentials never follow a hop elsewhere. */
-const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(["authorization", "cookie", "proxy-authorization"]);
+/** The only headers kept when a redirect leaves the origin: credentials come in too many names to list. */
+const CROSS_ORIGIN_SAFE_HEADERS: ReadonlySet<string> = new Set(["accept", "accept-language", "user-agent", "content-type", "cache-control"]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const systemLookup: Lookup = async (hostname) => {
@@ -140,11 +140,20 @@ export function createGuardedFetch(
         if (target.protocol === "https:" && next.protocol === "http:") {
           throw deniedError("EGRESS_REDIRECT_DENIED", `redirect from ${describe(target.url.href)} to ${describe(next.href)} refused: it downgrades https to http`);
         }
-        if (next.origin !== target.url.origin) hopHeaders = withoutCredentials(hopHeaders);
         // 303 always, and 301/302 after a POST, continue as GET without a body (what browsers do).
         if (result.status === 303 || ((result.status === 301 || result.status === 302) && hopMethod === "POST")) {
           if (hopMethod !== "HEAD") hopMethod = "GET";
           hopBody = undefined;
+        }
+        if (next.origin !== target.url.origin) {
+          // Another origin gets neither a body nor any header it was not meant to see (API keys come in many names).
+          if (hopBody !== undefined) {
+            throw deniedError(
+              "EGRESS_REDIRECT_DENIED",
+              `redirect from ${describe(target.url.href)} to ${describe(next.href)} refused: it would resend the request body to another origin`,
+            );
+          }
+          hopHeaders = safeCrossOriginHeaders(hopHeaders);
         }
         current = next.href;
       }
@@ -381,8 +390,8 @@ function checkHeaders(headers: Record<string, string>): Record<string, string> {
   return out;
 }
 
-function withoutCredentials(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name)));
+function safeCrossOriginHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => CROSS_ORIGIN_SAFE_HEADERS.has(name)));
 }
 
 function flattenHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {

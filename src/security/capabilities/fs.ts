@@ -16,7 +16,8 @@
  */
 import { constants as FS } from "node:fs";
 import type { BigIntStats } from "node:fs";
-import { lstat, mkdir as fsMkdir, open, readdir } from "node:fs/promises";
+import { lstat, mkdir as fsMkdir, open, readdir, readlink } from "node:fs/promises";
+import { basename } from "node:path";
 import type { FileHandle } from "node:fs/promises";
 import { CapabilityDeniedError, ToolError } from "../../plugins/contract.js";
 import type { DirEntry, FileInfo, FileKind, GuardedFs, ReadOptions, WriteOptions } from "../../plugins/contract.js";
@@ -182,6 +183,7 @@ export async function openVerifiedForRead(
   try {
     const stat = await handle.stat({ bigint: true });
     if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
+    await requireOpenedAt(handle, verdict.realPath, shown);
     requireRegularSingleLink(stat, shown);
     return { handle, stat };
   } catch (error) {
@@ -205,9 +207,10 @@ export async function openVerifiedForWrite(verdict: PathAllowed, shown: string, 
   let flags = WRITE_FLAGS;
   if (options.exclusive === true) flags |= FS.O_EXCL;
   if (options.append === true) flags |= FS.O_APPEND;
-  const handle = await openOrThrow(verdict.realPath, flags, shown, FILE_MODE);
+  const handle = await openInVerifiedParent(verdict.realPath, parent, flags, shown);
   try {
     const stat = await handle.stat({ bigint: true });
+    await requireOpenedAt(handle, verdict.realPath, shown);
     if (verdict.identity !== undefined) {
       if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
     } else {
@@ -234,6 +237,7 @@ async function readDirectoryVerified(
   try {
     const stat = await handle.stat({ bigint: true });
     if (!sameIdentity(stat, identity)) throw raced(shown);
+    await requireOpenedAt(handle, verdict.realPath, shown);
     if (procFdDir !== null) {
       try {
         // Reading through the descriptor lists exactly the directory that was verified.
@@ -267,6 +271,52 @@ function direntKind(entry: import("node:fs").Dirent): FileKind {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
+
+/**
+ * Where the kernel says an open descriptor is. Device and inode checks alone cannot see
+ * a parent directory swapped for a symlink between the check's realpath and its lstat
+ * (both then follow the swap and agree with the open); the descriptor's own path can.
+ * Undefined where /proc is not available (the identity checks still apply).
+ */
+async function descriptorPath(handle: FileHandle): Promise<string | undefined> {
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+async function requireOpenedAt(handle: FileHandle, expected: string, shown: string): Promise<void> {
+  const actual = await descriptorPath(handle);
+  if (actual !== undefined && actual !== expected) throw raced(shown);
+}
+
+/**
+ * Opens `realPath` through a verified descriptor of its parent directory (the /proc
+ * magic link works like openat), so a file is never created in a directory swapped in
+ * after the check. Without /proc, opens by path; the checks after opening still apply.
+ */
+async function openInVerifiedParent(
+  realPath: string,
+  parent: { path: string; identity: FileIdentity },
+  flags: number,
+  shown: string,
+): Promise<FileHandle> {
+  const dir = await openOrThrow(parent.path, DIR_FLAGS, shown).catch((error: unknown) => {
+    // The parent was a directory at check time; a symlink or a file there now is a swap.
+    throw error instanceof ToolError && error.code === "PATH_NOT_DIRECTORY" ? raced(shown) : error;
+  });
+  try {
+    const stat = await dir.stat({ bigint: true });
+    if (!sameIdentity(stat, parent.identity)) throw raced(shown);
+    const where = await descriptorPath(dir);
+    if (where === undefined) return await openOrThrow(realPath, flags, shown, FILE_MODE);
+    if (where !== parent.path) throw raced(shown);
+    return await openOrThrow(`/proc/self/fd/${dir.fd}/${basename(realPath)}`, flags, shown, FILE_MODE);
+  } finally {
+    await dir.close();
+  }
+}
 
 function requireParent(verdict: PathAllowed, shown: string): { path: string; identity: FileIdentity } {
   if (verdict.parent === undefined) {

@@ -68,12 +68,24 @@ export const SHELLS_AND_INTERPRETERS: readonly string[] = [
   "osascript",
 ];
 
-export const PRIVILEGE_COMMANDS: readonly string[] = ["sudo", "su", "doas"];
+export const PRIVILEGE_COMMANDS: readonly string[] = ["sudo", "su", "doas", "pkexec"];
+
+/**
+ * Programs that run other programs (`env sh -c …`, `find -exec`, `awk 'BEGIN{system()}'`,
+ * the dynamic loader itself): as open as a shell. A block list is only as strong as this
+ * list is complete, which is why the built-in default allows no command at all.
+ */
+export const COMMAND_RUNNERS: readonly string[] = [
+  "env", "xargs", "nohup", "nice", "ionice", "timeout", "setsid", "stdbuf", "unshare", "chroot", "busybox",
+  "find", "awk", "gawk", "mawk", "sed", "git", "make", "gdb", "vim", "vi", "script", "run-parts", "watch",
+  "lua", "tclsh", "expect", "ld.so", "ld-linux.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+];
 
 export const DEFAULT_BLOCKED_COMMANDS: readonly string[] = [
   ...SEED_BLOCKED_COMMANDS,
   ...SHELLS_AND_INTERPRETERS,
   ...PRIVILEGE_COMMANDS,
+  ...COMMAND_RUNNERS,
 ];
 
 /** Calls per minute: 60 for any tool, and the seed's values for the bug tracker. */
@@ -169,7 +181,8 @@ export function defaultPolicy(stateDir: string): EffectivePolicy {
     denied_paths: [...DEFAULT_DENIED_PATHS],
     ...DEFAULTS.filesystem,
   };
-  const commands: CommandsPolicy = { blocked: [...DEFAULT_BLOCKED_COMMANDS], ...DEFAULTS.commands };
+  // No built-in tool runs a command: the default allows none (the block list stays for anyone who adds `allowed`).
+  const commands: CommandsPolicy = { blocked: [...DEFAULT_BLOCKED_COMMANDS], allowed: [], ...DEFAULTS.commands };
   const tools: ToolsPolicy = {
     deny: [],
     rate_limits: { ...DEFAULT_RATE_LIMITS, default: DEFAULT_RATE_LIMIT },

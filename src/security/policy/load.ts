@@ -34,6 +34,7 @@ import {
   defaultAuditLogFile,
   GLOB_SPECIAL,
   SHELLS_AND_INTERPRETERS,
+  COMMAND_RUNNERS,
 } from "./defaults.js";
 
 export { PolicyError, type PolicyIssue, type PolicyErrorCode } from "./schema.js";
@@ -761,10 +762,10 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
 
   if (commands.allowed === undefined) {
     const blocked = new Set(commands.blocked.map((name) => path.basename(name).toLowerCase()));
-    const open = SHELLS_AND_INTERPRETERS.filter((name) => !blocked.has(name));
+    const open = [...SHELLS_AND_INTERPRETERS, ...COMMAND_RUNNERS].filter((name) => !blocked.has(name));
     if (open.length > 0) {
       warnings.push(
-        `commands.blocked leaves shells and interpreters open (${open.join(", ")}): any blocked command can run through them; block them or list commands.allowed`,
+        `commands.blocked leaves shells, interpreters and command runners open (${open.join(", ")}): any blocked command can run through them; prefer listing exactly what may run in commands.allowed`,
       );
     }
   } else if (commands.allowed.length === 0) {
