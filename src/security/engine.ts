@@ -201,9 +201,14 @@ export class SecurityEngine implements ToolService {
       return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
     }
 
-    // Stages 7–8.
+    // Stages 7–8. A result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited.
     const outcome = await this.run(entry, call, callId, call.arguments);
-    const result = this.finish(entry, outcome);
+    let result: CallToolResult;
+    try {
+      result = this.finish(entry, outcome);
+    } catch (error) {
+      result = this.internal(entry.tool.name, `its result cannot be sent: ${describeError(error)}`);
+    }
 
     // Stage 9: the outcome is durable before the response.
     const { label, reason } = describeOutcome(outcome, result);
@@ -414,18 +419,37 @@ function resultDigest(result: CallToolResult): Record<string, unknown> {
   return { resultBytes: Buffer.byteLength(text), resultSha256: sha256Hex(text) };
 }
 
-function sanitizeDeep(value: unknown): unknown {
-  if (typeof value === "string") return sanitizeText(value);
-  if (Array.isArray(value)) return value.map(sanitizeDeep);
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    // defineProperty: a "__proto__" key stays a plain own property and pollutes nothing.
-    for (const [key, item] of Object.entries(value)) {
-      Object.defineProperty(out, key, { value: sanitizeDeep(item), enumerable: true, writable: true, configurable: true });
+/** A sanitized copy of a JSON value; throws on what JSON cannot carry (cycles, BigInt, functions, non-finite numbers). */
+function sanitizeDeep(value: unknown, seen: Set<object> = new Set()): unknown {
+  switch (typeof value) {
+    case "string":
+      return sanitizeText(value);
+    case "boolean":
+      return value;
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError("a non-finite number is not JSON");
+      return value;
+    case "object": {
+      if (value === null) return null;
+      if (seen.has(value)) throw new TypeError("a cyclic value is not JSON");
+      seen.add(value);
+      let out: unknown;
+      if (Array.isArray(value)) out = value.map((item) => sanitizeDeep(item, seen));
+      else {
+        const copy: Record<string, unknown> = {};
+        // defineProperty: a "__proto__" key stays a plain own property and pollutes nothing.
+        for (const [key, item] of Object.entries(value)) {
+          if (item === undefined) continue;
+          Object.defineProperty(copy, key, { value: sanitizeDeep(item, seen), enumerable: true, writable: true, configurable: true });
+        }
+        out = copy;
+      }
+      seen.delete(value);
+      return out;
     }
-    return out;
+    default:
+      throw new TypeError(`a ${typeof value} is not JSON`);
   }
-  return value;
 }
 
 function pluginLogger(logger: Logger): PluginLogger {

@@ -288,3 +288,18 @@ void describe("page queries use indexes", () => {
     assert.equal(store.cachedPageStatements, 2);
   });
 });
+
+void describe("review finding: control characters in a search", () => {
+  void it("are refused with a clear message instead of cutting the query", async () => {
+    const t = createTestContext();
+    try {
+      const plugin = createBugtrackerPlugin();
+      const project = t.makeDir("ctl");
+      const result = await invokeTool(plugin, "list_bugs", { project_path: project, query: "\u0000alpha" }, t.context());
+      assert.equal(result.isError, true);
+      assert.match(result.text ?? "", /control characters/);
+    } finally {
+      t.cleanup();
+    }
+  });
+});

@@ -56,7 +56,7 @@ function spyPlugin() {
         name: "structured",
         title: "Structured",
         description: "returns structured content",
-        inputSchema: { type: "object", properties: { bad: { type: "boolean" } }, additionalProperties: false },
+        inputSchema: { type: "object", properties: { bad: { type: "boolean" }, bigint: { type: "boolean" } }, additionalProperties: false },
         outputSchema: { type: "object", properties: { value: { type: "string" } }, required: ["value"], additionalProperties: false },
         annotations: { readOnlyHint: true },
       },
@@ -65,7 +65,10 @@ function spyPlugin() {
     ],
     async execute(tool, args, ctx) {
       calls.push({ tool, args, ctx });
-      if (tool === "structured") return { structuredContent: args.bad ? { value: 5 } : { value: "ok\u001b[31m red" } };
+      if (tool === "structured") {
+        if (args.bigint) return { structuredContent: { value: 10n } as never };
+        return { structuredContent: args.bad ? { value: 5 } : { value: "ok\u001b[31m red" } };
+      }
       if (tool === "fails") {
         if (args.how === "tool") throw new ToolError("fix your call");
         if (args.how === "denied") throw new CapabilityDeniedError("EGRESS_DENIED", "no network");
@@ -292,4 +295,45 @@ test("helpers: pointerToField and catalogSha256", () => {
   const { plugin } = spyPlugin();
   assert.match(catalogSha256(plugin.tools), /^[0-9a-f]{64}$/);
   assert.notEqual(catalogSha256(plugin.tools), catalogSha256(plugin.tools.slice(1)));
+});
+
+test("a result JSON cannot carry is an internal error, and its outcome is still audited", async () => {
+  const s = setup();
+  try {
+    const result = await s.call("structured", { bigint: true });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /internal error/);
+    assert.equal(s.audit.entries.at(-1)?.event, "tool_result");
+    assert.equal(s.audit.entries.at(-1)?.outcome, "error");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("refusals for rate or size record a digest of the arguments, not the arguments", async () => {
+  const s = setup((policy) => (policy.limits.max_string_length = 10));
+  try {
+    await s.call("target", { text: "x".repeat(11) });
+    const denied = s.audit.entries.at(-1)!;
+    assert.equal(denied.event, "denied");
+    assert.equal(denied.arguments, undefined);
+    assert.match(String(denied.data?.argumentsSha256), /^[0-9a-f]{64}$/);
+    assert.equal(denied.data?.argumentBytes, JSON.stringify({ text: "x".repeat(11) }).length);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("reasons are redacted before they are recorded, and unknown tools are recorded", async () => {
+  const s = setup();
+  try {
+    s.engine.noteUnknownTool("no_such_tool", 9);
+    s.engine.noteUnknownTool("hidden", 10);
+    await new Promise((resolve) => setImmediate(resolve));
+    const [unknown, hidden] = s.audit.entries.slice(-2);
+    assert.match(String(unknown?.reason), /no such tool/);
+    assert.match(String(hidden?.reason), /does not expose/);
+  } finally {
+    s.cleanup();
+  }
 });

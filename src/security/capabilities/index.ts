@@ -3,7 +3,7 @@
  * compiled once per server; per call, only thin wrappers bind the call's signal and
  * deadline, and they are made on first use, so a call that touches nothing pays nothing.
  */
-import type { GuardedExec, GuardedFetch, GuardedFs, PluginStorage } from "../../plugins/contract.js";
+import { CapabilityDeniedError, type GuardedExec, type GuardedFetch, type GuardedFs, type PluginStorage } from "../../plugins/contract.js";
 import type { EffectivePolicy } from "../policy-types.js";
 import type { CompiledPathPolicy } from "../path-guard.js";
 import { compileNetworkPolicy } from "../egress-guard.js";
@@ -50,8 +50,13 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
       let fetch: GuardedFetch | undefined;
       let exec: GuardedExec | undefined;
       return {
-        fs,
-        storage,
+        fs: endsWithCall(fs, signal),
+        storage: {
+          openDatabase: (name) => {
+            if (signal.aborted) throw callEnded();
+            return storage.openDatabase(name);
+          },
+        },
         fetch: (url, request) => {
           fetch ??= createGuardedFetch(
             network,
@@ -73,5 +78,24 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
     close() {
       storage.closeAll();
     },
+  };
+}
+
+function callEnded(): CapabilityDeniedError {
+  return new CapabilityDeniedError("CALL_ENDED", "the call has ended (cancelled, timed out or shut down): no further access");
+}
+
+/** File access that stops with the call: a plugin that ignores its signal cannot keep writing after the response. */
+function endsWithCall(fs: GuardedFs, signal: AbortSignal): GuardedFs {
+  const guard = <A extends unknown[], R>(operation: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
+    signal.aborted ? Promise.reject(callEnded()) : operation(...args);
+  return {
+    resolve: guard((path: string, access: "read" | "write") => fs.resolve(path, access)),
+    stat: guard((path: string) => fs.stat(path)),
+    readBytes: guard((path: string, options?: Parameters<GuardedFs["readBytes"]>[1]) => fs.readBytes(path, options)),
+    readText: guard((path: string, options?: Parameters<GuardedFs["readText"]>[1]) => fs.readText(path, options)),
+    list: guard((path: string) => fs.list(path)),
+    writeFile: guard((path: string, data: string | Uint8Array, options?: Parameters<GuardedFs["writeFile"]>[2]) => fs.writeFile(path, data, options)),
+    mkdir: guard((path: string) => fs.mkdir(path)),
   };
 }

@@ -255,6 +255,9 @@ function parseListCommon(args: JsonObject): Omit<ListInput, "projectPath"> {
   if (query !== undefined && (typeof query !== "string" || query.length > LIMITS.queryMax)) {
     throw invalid(`"query" must be a string of at most ${LIMITS.queryMax} characters`);
   }
+  // SQLite cuts a MATCH expression at a NUL: control characters make no sense in a search anyway.
+  // eslint-disable-next-line no-control-regex
+  if (typeof query === "string" && /[\u0000-\u001f\u007f]/.test(query)) throw invalid(`"query" must not contain control characters`);
   const cursor = optional(args, "cursor");
   if (cursor !== undefined && (typeof cursor !== "string" || cursor.length === 0 || cursor.length > LIMITS.cursorMax)) {
     throw invalid(`"cursor" must be the next_cursor string of a previous page`);

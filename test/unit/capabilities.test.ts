@@ -1,0 +1,49 @@
+/** The capability factory: compiled once, bound per call, and ending with the call. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCapabilityFactory } from "../../src/security/capabilities/index.js";
+import { compilePathPolicy } from "../../src/security/path-guard.js";
+import { defaultPolicy } from "../../src/security/policy/defaults.js";
+import { CapabilityDeniedError } from "../../src/plugins/contract.js";
+
+function setup() {
+  const state = mkdtempSync(join(tmpdir(), "msl-caps-"));
+  mkdirSync(join(state, "workspace"));
+  writeFileSync(join(state, "workspace", "a.txt"), "hello");
+  const policy = defaultPolicy(state);
+  const paths = compilePathPolicy(policy.filesystem, { baseDir: join(state, "workspace"), homeDir: state });
+  const factory = createCapabilityFactory({ policy, paths, dataDir: join(state, "data"), execHomeDir: state, env: { PATH: "/usr/bin:/bin" } });
+  return { state, factory, cleanup: () => (factory.close(), rmSync(state, { recursive: true, force: true })) };
+}
+
+const ended = (error: unknown) => error instanceof CapabilityDeniedError && error.code === "CALL_ENDED";
+
+test("files and databases work during the call and stop when it ends", async () => {
+  const s = setup();
+  try {
+    const controller = new AbortController();
+    const caps = s.factory.forCall(controller.signal, 5000);
+    assert.equal(await caps.fs.readText(join(s.state, "workspace", "a.txt")), "hello");
+    assert.ok(caps.storage.openDatabase("probe").open);
+    controller.abort(new Error("timed out"));
+    await assert.rejects(caps.fs.readText(join(s.state, "workspace", "a.txt")), ended);
+    await assert.rejects(caps.fs.writeFile(join(s.state, "workspace", "b.txt"), "late"), ended);
+    assert.throws(() => caps.storage.openDatabase("probe"), ended);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("the default policy lets no command run and reaches no network", async () => {
+  const s = setup();
+  try {
+    const caps = s.factory.forCall(new AbortController().signal, 5000);
+    await assert.rejects(caps.exec("true", []), (error: unknown) => error instanceof CapabilityDeniedError && error.code === "COMMAND_DENIED");
+    await assert.rejects(caps.fetch("http://127.0.0.1:9/"), (error: unknown) => error instanceof CapabilityDeniedError && error.code === "EGRESS_DENIED");
+  } finally {
+    s.cleanup();
+  }
+});
