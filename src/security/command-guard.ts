@@ -23,6 +23,10 @@ export interface CommandIo {
   realpath(file: string): Promise<string>;
   /** Whether `file` (following symlinks) is a regular file this process may execute. */
   isExecutableFile(file: string): Promise<boolean>;
+  /** `dev:ino` of the file (following symlinks), to see hard-linked copies; absent: not compared. */
+  identity?: (file: string) => Promise<string | undefined>;
+  /** The first bytes of the file (for a `#!` line); absent: interpreters are not checked. */
+  head?: (file: string) => Promise<string | undefined>;
 }
 
 export interface CompiledCommandPolicy {
@@ -163,11 +167,20 @@ export async function checkCommand(
   const byPath = compiled.blockedPaths.find((entry) => entry === found || entry === real);
   if (byPath !== undefined) return deny("COMMAND_DENIED", `${file} refused: ${byPath} is in commands.blocked`);
 
-  // The same program under another name: compare real paths with every blocked entry's.
+  // The same program under another name: compare real paths (symlinks) and device/inode (hard links)
+  // with every blocked entry's.
   const blockedReal = await Promise.all(compiled.blocked.map((entry) => resolveEntry(compiled, entry, io)));
-  const alias = compiled.blocked.find((_entry, index) => blockedReal[index]?.real === real);
+  const alias = await sameProgramAs(compiled.blocked, blockedReal, real, io);
   if (alias !== undefined) {
     return deny("COMMAND_DENIED", `${file} refused: it is the same program as "${alias}" (${real}), which is in commands.blocked`);
+  }
+  // A script runs its `#!` interpreter (through `env` too): a blocked interpreter blocks the script.
+  const interpreter = await shebangProgram(real, io);
+  if (interpreter !== undefined && interpreter !== real && path.basename(interpreter) !== path.basename(real)) {
+    const verdict = await checkCommand(compiled, interpreter, [], { ...io, head: undefined });
+    if (!verdict.ok && verdict.code === "COMMAND_DENIED") {
+      return deny("COMMAND_DENIED", `${file} refused: it is a script run by ${interpreter}, and ${verdict.reason.replace(/^.*? refused: /, "")}`);
+    }
   }
 
   if (compiled.allowed !== undefined) {
@@ -204,6 +217,32 @@ async function searchPath(compiled: CompiledCommandPolicy, name: string, io: Com
 }
 
 /** Where a policy entry points today, or undefined when it is not installed. */
+async function sameProgramAs(
+  blocked: readonly string[],
+  resolved: ReadonlyArray<{ found: string; real: string } | undefined>,
+  real: string,
+  io: CommandIo,
+): Promise<string | undefined> {
+  const byReal = blocked.find((_entry, index) => resolved[index]?.real === real);
+  if (byReal !== undefined || io.identity === undefined) return byReal;
+  const identity = await io.identity(real);
+  if (identity === undefined) return undefined;
+  const identities = await Promise.all(resolved.map((entry) => (entry === undefined ? Promise.resolve(undefined) : io.identity!(entry.real))));
+  return blocked.find((_entry, index) => identities[index] === identity);
+}
+
+/** The program a `#!` line runs: the interpreter, or what `env` is asked to find. */
+async function shebangProgram(real: string, io: CommandIo): Promise<string | undefined> {
+  const head = await io.head?.(real);
+  if (head === undefined || !head.startsWith("#!")) return undefined;
+  const words = head.slice(2).split("\n", 1)[0]!.trim().split(/\s+/).filter((word) => word.length > 0);
+  const [interpreter, ...rest] = words;
+  if (interpreter === undefined) return undefined;
+  if (path.basename(interpreter) !== "env") return interpreter;
+  // `#!/usr/bin/env [-S] [-i] [NAME=value ...] program`: the first word that is neither an option nor an assignment.
+  return rest.find((word) => !word.startsWith("-") && !word.includes("=")) ?? interpreter;
+}
+
 async function resolveEntry(compiled: CompiledCommandPolicy, entry: string, io: CommandIo): Promise<{ found: string; real: string } | undefined> {
   try {
     const found = path.isAbsolute(entry) ? entry : await searchPath(compiled, entry, io);

@@ -222,3 +222,23 @@ void describe("limits", () => {
     assert.equal(fs.existsSync(marker), false);
   });
 });
+
+void describe("review findings: hard-linked copies and #! interpreters of blocked programs", () => {
+  void test("a hard link to a blocked program is blocked", async () => {
+    const tool = path.join(bin, "blocked-tool");
+    fs.writeFileSync(tool, "#!/bin/echo\n", { mode: 0o755 });
+    fs.linkSync(tool, path.join(bin, "innocent-name"));
+    await refused(guardedExec({ blocked: [tool] })("innocent-name", []), "COMMAND_DENIED", /same program as/);
+  });
+
+  void test("a script whose #! interpreter is blocked is blocked, also through env", async () => {
+    const direct = path.join(bin, "direct-script");
+    fs.writeFileSync(direct, "#!/bin/sh\necho hi\n", { mode: 0o755 });
+    const viaEnv = path.join(bin, "env-script");
+    fs.writeFileSync(viaEnv, "#!/usr/bin/env -S sh -e\necho hi\n", { mode: 0o755 });
+    await refused(guardedExec({ blocked: ["sh"] })("direct-script", []), "COMMAND_DENIED", /script run by \/bin\/sh/);
+    await refused(guardedExec({ blocked: ["sh"] })("env-script", []), "COMMAND_DENIED", /script run by sh/);
+    const ran = await guardedExec({ blocked: ["python3"] })("direct-script", []);
+    assert.equal(ran.stdout, "hi\n", "an unblocked interpreter still runs its script");
+  });
+});

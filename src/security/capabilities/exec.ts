@@ -36,6 +36,27 @@ export interface GuardedExecOptions {
 /** The command check's file-system questions, answered by Node. */
 export const nodeCommandIo: CommandIo = {
   realpath: (file) => fs.realpath(file),
+  async identity(file) {
+    try {
+      const stats = await fs.stat(file, { bigint: true });
+      return `${stats.dev}:${stats.ino}`;
+    } catch {
+      return undefined;
+    }
+  },
+  async head(file) {
+    let handle: fs.FileHandle | undefined;
+    try {
+      handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+      const buffer = Buffer.alloc(256);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      return buffer.subarray(0, bytesRead).toString("latin1");
+    } catch {
+      return undefined;
+    } finally {
+      await handle?.close();
+    }
+  },
   async isExecutableFile(file) {
     try {
       const stats = await fs.stat(file);
