@@ -415,3 +415,14 @@ void test("relative home or state directories are refused", () => {
     (error: unknown) => error instanceof PolicyError && error.message.includes("home directory must be an absolute path"),
   );
 });
+
+void test("review finding: IPv4-mapped ranges are IPv4 ranges, and their warnings show", () => {
+  const loaded = loadPolicyText(
+    'version: "1.0"\nnetwork:\n  allowed_ranges: ["::ffff:127.0.0.0/104", "::ffff:169.254.0.0/112", "::1/128"]\n',
+    "mapped.yaml",
+    { vars: {}, home: "/home/x", stateDir: "/var/lib/msl" },
+  );
+  assert.deepEqual(loaded.policy.network.allowed_ranges, ["127.0.0.0/8", "169.254.0.0/16", "::1/128"]);
+  assert.ok(loaded.warnings.some((w) => w.includes("127.0.0.0/8")), loaded.warnings.join("\n"));
+  assert.ok(loaded.warnings.some((w) => w.includes("169.254.0.0/16")), loaded.warnings.join("\n"));
+});

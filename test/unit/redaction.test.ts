@@ -223,3 +223,14 @@ test("review findings: pass/pwd/tokens keys, Basic credentials anywhere, long le
   assert.equal(redactString("basic functionality works").value, "basic functionality works");
   assert.equal(redactString("Bearer tokens are short-lived").value, "Bearer tokens are short-lived");
 });
+
+test("review finding: header pairs and name/value objects are redacted by their name", () => {
+  const { value } = redact({
+    headers: [["Authorization", "Basic dXNlcjpwYXNzd29yZA"], ["Accept", "text/html"]],
+    har: [{ name: "Cookie", value: "sid=abc" }, { name: "Accept", value: "*/*" }],
+  });
+  assert.deepEqual(value, {
+    headers: [["Authorization", "[REDACTED]"], ["Accept", "text/html"]],
+    har: [{ name: "Cookie", value: "[REDACTED]" }, { name: "Accept", value: "*/*" }],
+  });
+});

@@ -142,6 +142,14 @@ export function parseCidr(text: string): { ok: true; cidr: Cidr; normalized: str
       reason: `host bits are set below the /${prefix} prefix (did you mean "${formatIp(address.family, base)}/${prefix}"?)`,
     };
   }
+  // An IPv4-mapped IPv6 range (::ffff:a.b.c.d/96 and longer) is an IPv4 range, which is how the egress
+  // guard matches it: written as IPv4, the warnings about loopback and private ranges see it too.
+  const MAPPED = 0xffffn << 32n;
+  if (address.family === 6 && prefix >= 96 && address.value >> 32n === MAPPED >> 32n) {
+    const base = address.value & 0xffffffffn;
+    const v4prefix = prefix - 96;
+    return { ok: true, cidr: { family: 4, base, prefix: v4prefix }, normalized: `${formatIp(4, base)}/${v4prefix}` };
+  }
   return {
     ok: true,
     cidr: { family: address.family, base: address.value, prefix },
