@@ -631,35 +631,38 @@ function buildReport(
     "",
   );
 
-  out.push("## Pipelined throughput (calls/s, higher is better)", "");
-  out.push(metricTable(ran, figures, [{ title: "median", metric: "pipelinedCallsPerSec", digits: 0 }], "pipelinedCallsPerSec"), "");
-
-  out.push("## Large round trips: echo of 1 MiB and 8 MiB (ms, lower is better; ratios on 8 MiB)", "");
-  out.push(
-    metricTable(ran, figures, [
-      { title: "1 MiB median", metric: "largeSmallMs", digits: 1 },
-      { title: "8 MiB median", metric: "largeBigMs", digits: 1 },
-    ], "largeBigMs"),
-    "",
-  );
-
-  out.push("## Memory (MiB, lower is better; ratios on RSS after start)", "");
-  out.push(
-    metricTable(ran, figures, [
-      { title: "RSS after start", metric: "rssAfterStartMiB", digits: 1 },
-      { title: "peak RSS (VmHWM)", metric: "peakRssMiB", digits: 1 },
-    ], "rssAfterStartMiB"),
-    "",
-  );
-
-  out.push("## Server CPU per 1000 calls (ms of user+system time, lower is better; ratios on pipelined)", "");
-  out.push(
-    metricTable(ran, figures, [
-      { title: "sequential", metric: "cpuMsPer1000Sequential", digits: 1 },
-      { title: "pipelined", metric: "cpuMsPer1000Pipelined", digits: 1 },
-    ], "cpuMsPer1000Pipelined"),
-    "",
-  );
+  const sections: Array<{ title: string; columns: Parameters<typeof metricTable>[2]; ratioOn: Parameters<typeof metricTable>[3] }> = [
+    {
+      title: "Pipelined throughput (calls/s, higher is better)",
+      columns: [{ title: "median", metric: "pipelinedCallsPerSec", digits: 0 }],
+      ratioOn: "pipelinedCallsPerSec",
+    },
+    {
+      title: "Large round trips: echo of 1 MiB and 8 MiB (ms, lower is better; ratios on 8 MiB)",
+      columns: [
+        { title: "1 MiB median", metric: "largeSmallMs", digits: 1 },
+        { title: "8 MiB median", metric: "largeBigMs", digits: 1 },
+      ],
+      ratioOn: "largeBigMs",
+    },
+    {
+      title: "Memory (MiB, lower is better; ratios on RSS after start)",
+      columns: [
+        { title: "RSS after start", metric: "rssAfterStartMiB", digits: 1 },
+        { title: "peak RSS (VmHWM)", metric: "peakRssMiB", digits: 1 },
+      ],
+      ratioOn: "rssAfterStartMiB",
+    },
+    {
+      title: "Server CPU per 1000 calls (ms of user+system time, lower is better; ratios on pipelined)",
+      columns: [
+        { title: "sequential", metric: "cpuMsPer1000Sequential", digits: 1 },
+        { title: "pipelined", metric: "cpuMsPer1000Pipelined", digits: 1 },
+      ],
+      ratioOn: "cpuMsPer1000Pipelined",
+    },
+  ];
+  for (const section of sections) out.push(`## ${section.title}`, "", metricTable(ran, figures, section.columns, section.ratioOn), "");
 
   out.push("## Targets", "");
   const targetRows = verdicts.map(({ spec, value, reference, verdict }) => [
