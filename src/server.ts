@@ -20,7 +20,7 @@ import { redact } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
 import { parseArgs, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
-import { canonicalJson, sha256Hex } from "./util/canonical-json.js";
+import { policySha256 as policyHash } from "./security/policy/hash.js";
 import { homedir } from "node:os";
 
 export interface RunOptions {
@@ -94,7 +94,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       policySource = loaded.source;
     } else {
       policy = defaultPolicy(args.stateDir);
-      policySha256 = sha256Hex(canonicalJson(policy)); // as policySha256() in policy/load.ts
+      policySha256 = policyHash(policy);
       policySource = defaultPolicySource();
       mkdirSync(join(args.stateDir, "workspace"), { recursive: true, mode: 0o700 });
     }

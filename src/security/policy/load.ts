@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
 import type { EffectivePolicy, LimitsPolicy, NetworkEndpoint } from "../policy-types.js";
-import { canonicalJson, sha256Hex } from "../../util/canonical-json.js";
+import { policySha256 } from "./hash.js";
 import {
   cidrOverlaps,
   describeSchemaError,
@@ -93,10 +93,7 @@ function dropEmptySections(value: unknown): void {
   }
 }
 
-/** The hash that identifies a policy in the audit log: over its canonical JSON. */
-export function policySha256(policy: EffectivePolicy): string {
-  return sha256Hex(canonicalJson(policy));
-}
+export { policySha256 } from "./hash.js";
 
 function readPolicyFile(file: string): string {
   const unreadable = (message: string): PolicyError =>
