@@ -22,8 +22,12 @@
 import type {
   CatalogEntry,
   ContentBlock,
+  GuardedExec,
+  GuardedFetch,
+  GuardedFs,
   JsonObject,
   PluginLogger,
+  PluginStorage,
   ProgressUpdate,
   SessionInfo,
   ToolCatalog,
@@ -44,7 +48,7 @@ import { redact, redactString } from "./redaction.js";
 import { sanitizeContent, sanitizeText } from "./sanitize.js";
 import type { ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
-import type { CapabilityFactory } from "./capabilities/index.js";
+import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
 
 export type RequestId = string | number;
 
@@ -111,6 +115,7 @@ export class SecurityEngine implements ToolService {
   private readonly catalog: ToolCatalog;
   private readonly now: () => number;
   private readonly auditing: boolean;
+  private readonly pluginLoggers = new Map<string, PluginLogger>();
 
   constructor(private readonly options: EngineOptions) {
     this.auditing = options.audit.status().enabled;
@@ -263,20 +268,12 @@ export class SecurityEngine implements ToolService {
   }
 
   private contextFor(entry: RegisteredTool, call: ToolCall, callId: string, signal: AbortSignal, timeoutMs: number): ToolContext {
-    const caps = this.options.capabilities.forCall(signal, timeoutMs);
-    const progress = call.progress;
-    return {
-      signal,
-      callId,
-      progress: progress ? (update) => progress(update) : () => undefined,
-      log: pluginLogger(this.options.logger.child(entry.plugin.name)),
-      fs: caps.fs,
-      fetch: caps.fetch,
-      exec: caps.exec,
-      storage: caps.storage,
-      catalog: this.catalog,
-      session: this.options.session(),
-    };
+    let logger = this.pluginLoggers.get(entry.plugin.name);
+    if (logger === undefined) {
+      logger = pluginLogger(this.options.logger.child(entry.plugin.name));
+      this.pluginLoggers.set(entry.plugin.name, logger);
+    }
+    return new CallContext(signal, callId, call.progress, logger, this.catalog, () => this.options.capabilities.forCall(signal, timeoutMs), this.options.session);
   }
 
   /** Stage 8: turns a dispatch outcome into the client's result. */
@@ -365,6 +362,53 @@ export class SecurityEngine implements ToolService {
 
   private since(started: number): number {
     return Math.round((this.now() - started) * 1000) / 1000;
+  }
+}
+
+/**
+ * What a plugin receives for one call. The capabilities and the session are made on
+ * first use: most calls touch neither, and every call otherwise paid for their closures.
+ */
+class CallContext implements ToolContext {
+  private capabilities: CallCapabilities | undefined;
+  private sessionInfo: SessionInfo | undefined;
+
+  constructor(
+    readonly signal: AbortSignal,
+    readonly callId: string,
+    private readonly reportProgress: ((update: ProgressUpdate) => void) | undefined,
+    readonly log: PluginLogger,
+    readonly catalog: ToolCatalog,
+    private readonly makeCapabilities: () => CallCapabilities,
+    private readonly makeSession: () => SessionInfo,
+  ) {}
+
+  progress(update: ProgressUpdate): void {
+    this.reportProgress?.(update);
+  }
+
+  private get caps(): CallCapabilities {
+    return (this.capabilities ??= this.makeCapabilities());
+  }
+
+  get fs(): GuardedFs {
+    return this.caps.fs;
+  }
+
+  get fetch(): GuardedFetch {
+    return this.caps.fetch;
+  }
+
+  get exec(): GuardedExec {
+    return this.caps.exec;
+  }
+
+  get storage(): PluginStorage {
+    return this.caps.storage;
+  }
+
+  get session(): SessionInfo {
+    return (this.sessionInfo ??= this.makeSession());
   }
 }
 
