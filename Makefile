@@ -9,7 +9,7 @@ BIN := dist/mcp-secure-local.mjs
 ESBUILD := npx esbuild --bundle --platform=node --format=esm --target=node20 --external:better-sqlite3 --log-level=warning \
   --banner:js="import { createRequire as __mslCreateRequire } from 'node:module'; const require = __mslCreateRequire(import.meta.url);"
 
-.PHONY: install build run test unit e2e coverage lint bench clean
+.PHONY: install build run test unit e2e lint bench clean
 
 install: node_modules/.install-stamp
 

@@ -35,9 +35,11 @@ export class UsageError extends Error {
 
 export const USAGE = `Usage:
   mcp-secure-local [--policy FILE] [--state-dir DIR] [options]   serve MCP over stdio
-  mcp-secure-local check-policy FILE                              validate a policy, print the effective policy and its SHA-256
-  mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--json]  verify the audit log's hash chain and signatures
+  mcp-secure-local check-policy FILE [--state-dir DIR]            validate a policy, print the effective policy and its SHA-256
+  mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--expect-head HASH] [--json]
+                                                                  verify the audit log's hash chain and signatures
   mcp-secure-local audit tail [-n N] [FILE]                       show the last audit entries
+                                  (without FILE: the audit.log_file of --policy / the default policy, in --state-dir)
   mcp-secure-local init [--state-dir DIR] [--force]               create the state directory and an example policy; print client snippets
   mcp-secure-local --version | --help
 
@@ -48,7 +50,8 @@ Options (serve):
                           else ~/.local/state/mcp-secure-local)
   --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES})
   --page-size N          tools per tools/list page (default ${DEFAULT_PAGE_SIZE})
-  --log-level LEVEL      stderr log level: debug, info, notice, warning, error (default: $MCP_SECURE_LOCAL_LOG_LEVEL, else info)
+  --log-level LEVEL      stderr log level: debug, info, notice, warning, error, critical, alert, emergency
+                         (default: $MCP_SECURE_LOCAL_LOG_LEVEL, else info)
 
 Environment:
   MCP_PROJECT_PATH       the session's project folder (bug tracker default project)
@@ -106,7 +109,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         break;
       case "--log-level": {
         const level = value();
-        if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of debug, info, notice, warning, error`);
+        if (!isLogLevel(level)) throw new UsageError(`--log-level must be one of debug, info, notice, warning, error, critical, alert, emergency`);
         logLevel = level;
         break;
       }
@@ -115,6 +118,11 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         break;
       case "--help":
       case "-h":
+        // `audit verify --help` is the subcommand's own help.
+        if (first === "audit") {
+          rest.push(arg);
+          break;
+        }
         return { command: "help" };
       case "--version":
         return { command: "version" };

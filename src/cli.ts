@@ -3,7 +3,7 @@
  * Human output goes to stdout only for the non-serving commands; serving keeps stdout
  * for the protocol.
  */
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
@@ -46,7 +46,16 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
       return runCheckPolicy(command.file, { vars: env, home: env.HOME || homedir(), stateDir: command.stateDir }, out, err);
     }
     case "audit": {
-      const defaultLogPath = await auditLogPath(command.policyFile, command.stateDir, env);
+      // The policy is read only to find the default log: with a FILE given, a broken policy does not matter.
+      let defaultLogPath = "";
+      try {
+        defaultLogPath = await auditLogPath(command.policyFile, command.stateDir, env);
+      } catch (error) {
+        if (!namesAFile(command.argv)) {
+          err(`${SERVER_NAME}: cannot find the audit log: ${error instanceof Error ? error.message : String(error)}\nname the log file or directory, or fix the policy`);
+          return 2;
+        }
+      }
       const cli = await import("./security/audit/cli.js");
       const io = { out, err, defaultLogPath };
       return command.sub === "verify" ? cli.runAuditVerify(command.argv, io) : cli.runAuditTail(command.argv, io);
@@ -54,6 +63,17 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
     case "init":
       return init(command.stateDir, command.force);
   }
+}
+
+/** Whether the audit subcommand's arguments name a FILE or DIR (flags with values skipped). */
+function namesAFile(argv: readonly string[]): boolean {
+  const withValue = new Set(["--pubkey", "--expect-head", "-n", "--lines"]);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (withValue.has(arg)) i++;
+    else if (!arg.startsWith("-")) return true;
+  }
+  return false;
 }
 
 /** The audit log the policy names (or the default one in the state directory). */
@@ -75,6 +95,7 @@ function init(stateDir: string, force: boolean): number {
     err(`${target} exists; keeping it (use --force to replace it with the example policy)`);
   } else {
     copyFileSync(example, target);
+    chmodSync(target, 0o600);
     out(`wrote the example policy to ${target}; edit it, then check it with: ${SERVER_NAME} check-policy ${target}`);
   }
   // The script this process runs: the bundle when installed, dist/src/main.js in a checkout.

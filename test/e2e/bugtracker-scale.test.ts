@@ -148,6 +148,8 @@ void describe("two servers on one database", () => {
 
       for (let i = 1; i <= shared; i++) ok(await send(a, "add_bug", { project_path: world.project, title: `Shared bug ${i}` }));
 
+      // Both servers warm (schemas compiled after their handshake), so neither starts the burst late.
+      ok(await send(b, "list_bugs", { project_path: world.project }));
       // Interleaved, nothing awaited until everything is sent.
       const pending: Array<Promise<Message>> = [];
       const notes = new Map<string, string[]>(Array.from({ length: shared }, (_, i) => [`BUG-${i + 1}`, []]));
