@@ -97,9 +97,209 @@ export function isHash(value: unknown): value is string {
  * the body holds something JSON cannot carry (a bigint, a function, a non-finite number).
  */
 export function serializeEntry(body: AuditEntryBody): { line: string; hash: string } {
-  const canonical = canonicalJson(body);
+  return sealed(canonicalEntryJson(body));
+}
+
+/** An entry as the writer seals it: its canonical JSON, its hash, and the UTF-8 size of its line with the newline. */
+export interface SealedEntry {
+  canonical: string;
+  hash: string;
+  bytes: number;
+}
+
+/**
+ * The members the writer assigns. `tsJson` and `prevJson` must be JSON.stringify of
+ * `ts` and `prev`: the writer makes those strings (an ISO time, a hex hash), knows they
+ * need no escape, and so spares them the check every other string gets.
+ */
+export interface SealHead {
+  seq: number;
+  id: string;
+  ts: string;
+  tsJson: string;
+  prev: string;
+  prevJson: string;
+}
+
+/** What a line adds to the canonical JSON: `,"hash":"<64 hex>"}` and the newline, less the closing brace it replaces. */
+const LINE_EXTRA_BYTES = ',"hash":"'.length + 64 + '"}\n'.length - 1;
+
+/**
+ * Seals `{ v, seq, id, ts, ...fields, prev }` without building that object: the same
+ * canonical JSON, hash and errors as `serializeEntry` of it. The line itself is only
+ * put together in the writer's buffer (`writeSealedLine`), never as a string.
+ */
+export function sealEntry(head: SealHead, fields: EntryFields): SealedEntry {
+  const canonical = canonicalSealedJson(head, fields);
+  const hash = sha256Hex(canonical);
+  return { canonical, hash, bytes: Buffer.byteLength(canonical, "utf8") + LINE_EXTRA_BYTES };
+}
+
+/** Exactly `canonicalJson({ v: AUDIT_FORMAT_VERSION, seq, id, ts, ...fields, prev })`. */
+function canonicalSealedJson(head: SealHead, fields: EntryFields): string {
+  const record = fields as unknown as Record<string, unknown>;
+  const present = presentKeys(record);
+  // A key the writer assigns would take part in the spread's overriding: leave that to the spread.
+  if (present < 0 || (present & WRITER_KEYS) !== 0) {
+    return canonicalEntryJson({ v: AUDIT_FORMAT_VERSION, seq: head.seq, id: head.id, ts: head.ts, ...fields, prev: head.prev });
+  }
+  return members(present, record, AUDIT_FORMAT_VERSION, head.seq, head.id, head.ts, head.prev, head.tsJson, head.prevJson);
+}
+
+/**
+ * Writes a sealed entry's line and newline (serializeEntry's line: the canonical JSON,
+ * `,"hash":"…"` before its closing brace) at `offset`; returns the offset after it.
+ * The buffer must have `entry.bytes` bytes there.
+ */
+export function writeSealedLine(buffer: Buffer, offset: number, entry: { canonical: string; hash: string }): number {
+  const brace = offset + buffer.write(entry.canonical, offset, "utf8") - 1;
+  return brace + buffer.write(`,"hash":"${entry.hash}"}\n`, brace, "latin1");
+}
+
+function sealed(canonical: string): { line: string; hash: string } {
   const hash = sha256Hex(canonical);
   return { line: `${canonical.slice(0, -1)},"hash":"${hash}"}`, hash };
+}
+
+/**
+ * Exactly `canonicalJson(body)`, faster: the keys of a body are a known set, so they are
+ * emitted in their sorted order without collecting and sorting them, and only the
+ * free-form values (arguments, data, checkpoint) take the generic walk. A body with
+ * any other own key (a file being verified may hold anything) takes the generic path;
+ * values are encoded by the same function, so odd types, dropped undefined members and
+ * the TypeErrors for what JSON cannot carry come out the same.
+ */
+export function canonicalEntryJson(body: AuditEntryBody): string {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return canonicalJson(body);
+  const record = body as unknown as Record<string, unknown>;
+  const present = presentKeys(record);
+  if (present < 0) return canonicalJson(body);
+  return members(
+    present,
+    record,
+    (present & K_V) === 0 ? undefined : record.v,
+    (present & K_SEQ) === 0 ? undefined : record.seq,
+    (present & K_ID) === 0 ? undefined : record.id,
+    (present & K_TS) === 0 ? undefined : record.ts,
+    (present & K_PREV) === 0 ? undefined : record.prev,
+  );
+}
+
+// One bit per body key, numbered in canonical (code-unit sorted) order.
+const K_ARGUMENTS = 1 << 0;
+const K_CALL_ID = 1 << 1;
+const K_CHECKPOINT = 1 << 2;
+const K_DATA = 1 << 3;
+const K_DURATION_MS = 1 << 4;
+const K_EVENT = 1 << 5;
+const K_ID = 1 << 6;
+const K_OUTCOME = 1 << 7;
+const K_PREV = 1 << 8;
+const K_REASON = 1 << 9;
+const K_REQUEST_ID = 1 << 10;
+const K_SEQ = 1 << 11;
+const K_TOOL = 1 << 12;
+const K_TS = 1 << 13;
+const K_V = 1 << 14;
+const WRITER_KEYS = K_V | K_SEQ | K_ID | K_TS | K_PREV;
+
+/**
+ * The body keys among the record's own enumerable keys (the keys canonicalJson sees,
+ * so an inherited member is never read), or -1 when it has any other key.
+ */
+function presentKeys(record: Record<string, unknown>): number {
+  const keys = Object.keys(record);
+  let present = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const bit = bodyKeyBit(keys[i]!);
+    if (bit === 0) return -1;
+    present |= bit;
+  }
+  return present;
+}
+
+function bodyKeyBit(key: string): number {
+  switch (key) {
+    case "v":
+      return K_V;
+    case "seq":
+      return K_SEQ;
+    case "id":
+      return K_ID;
+    case "ts":
+      return K_TS;
+    case "event":
+      return K_EVENT;
+    case "tool":
+      return K_TOOL;
+    case "requestId":
+      return K_REQUEST_ID;
+    case "callId":
+      return K_CALL_ID;
+    case "arguments":
+      return K_ARGUMENTS;
+    case "outcome":
+      return K_OUTCOME;
+    case "reason":
+      return K_REASON;
+    case "durationMs":
+      return K_DURATION_MS;
+    case "data":
+      return K_DATA;
+    case "checkpoint":
+      return K_CHECKPOINT;
+    case "prev":
+      return K_PREV;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * The object, its members in sorted order. `present` says which of the record's own
+ * members to read; the writer-assigned ones come as arguments (undefined: absent), `ts`
+ * and `prev` possibly already as JSON.
+ */
+function members(
+  present: number,
+  record: Record<string, unknown>,
+  v: unknown,
+  seq: unknown,
+  id: unknown,
+  ts: unknown,
+  prev: unknown,
+  tsJson?: string,
+  prevJson?: string,
+): string {
+  let out = "{";
+  if ((present & K_ARGUMENTS) !== 0) out = member(out, ',"arguments":', record.arguments);
+  if ((present & K_CALL_ID) !== 0) out = member(out, ',"callId":', record.callId);
+  if ((present & K_CHECKPOINT) !== 0) out = member(out, ',"checkpoint":', record.checkpoint);
+  if ((present & K_DATA) !== 0) out = member(out, ',"data":', record.data);
+  if ((present & K_DURATION_MS) !== 0) out = member(out, ',"durationMs":', record.durationMs);
+  if ((present & K_EVENT) !== 0) out = member(out, ',"event":', record.event);
+  out = member(out, ',"id":', id);
+  if ((present & K_OUTCOME) !== 0) out = member(out, ',"outcome":', record.outcome);
+  out = prevJson === undefined ? member(out, ',"prev":', prev) : memberJson(out, ',"prev":', prevJson);
+  if ((present & K_REASON) !== 0) out = member(out, ',"reason":', record.reason);
+  if ((present & K_REQUEST_ID) !== 0) out = member(out, ',"requestId":', record.requestId);
+  out = member(out, ',"seq":', seq);
+  if ((present & K_TOOL) !== 0) out = member(out, ',"tool":', record.tool);
+  out = tsJson === undefined ? member(out, ',"ts":', ts) : memberJson(out, ',"ts":', tsJson);
+  out = member(out, ',"v":', v);
+  return `${out}}`;
+}
+
+/**
+ * One member; `key` is `,"name":`, its comma dropped when the member opens the object.
+ * Undefined is dropped, as canonicalJson drops it.
+ */
+function member(out: string, key: string, value: unknown): string {
+  return value === undefined ? out : memberJson(out, key, canonicalJson(value));
+}
+
+function memberJson(out: string, key: string, json: string): string {
+  return out.length === 1 ? out + key.slice(1) + json : out + key + json;
 }
 
 /** Why a single line does not hold a valid entry. */

@@ -16,7 +16,8 @@
 import path from "node:path";
 import type { AuditFsync } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
-import { AUDIT_FORMAT_VERSION, serializeEntry, type AuditEntryBody, type EntryFields } from "./entry.js";
+import { sealEntry, writeSealedLine, type EntryFields } from "./entry.js";
+import { jsonString } from "../../util/canonical-json.js";
 import { AuditEntryError, AuditWriteError, describeFsError } from "./errors.js";
 import { fsyncDirectory, syncWriteOf, writeAll, writeAllSync, type AuditFs, type SyncWrite } from "./fs-layer.js";
 import type { AuditSigner } from "./checkpoint.js";
@@ -72,18 +73,17 @@ export interface ChainWriterOptions {
   timers?: AuditTimers;
 }
 
-interface Waiter {
-  resolve(receipt: AuditReceipt): void;
-  reject(err: Error): void;
-}
-
 interface LineItem {
   kind: "line";
-  /** The line with its newline, encoded once (its length is also the file size accounting). */
-  bytes: Buffer;
-  seq: number;
+  /** The entry's canonical JSON; its line is encoded straight into the batch's one Buffer when it is written. */
+  canonical: string;
   hash: string;
-  waiter?: Waiter;
+  /** The UTF-8 size of the line with its newline (the file size accounting). */
+  bytes: number;
+  seq: number;
+  /** The append's promise, for the entries that have one. */
+  resolve?: (receipt: AuditReceipt) => void;
+  reject?: (err: Error) => void;
 }
 
 interface RotateItem {
@@ -117,6 +117,17 @@ export class ChainWriter {
   private fileFirstSeq: number | undefined;
   private fileFirstTs: string | undefined;
   private sinceCheckpoint = 0;
+  /** JSON of `head`, made when the head is (a hex hash needs no escaping). */
+  private headJson: string;
+  /**
+   * `toISOString()` of the last sealing time and its JSON, and its second's
+   * "YYYY-MM-DDTHH:MM:SS." (entries come many per millisecond).
+   */
+  private isoMs = NaN;
+  private iso = "";
+  private isoJson = "";
+  private isoSecond = NaN;
+  private isoSecondPrefix = "";
 
   // I/O state.
   private readonly queue: Item[] = [];
@@ -149,6 +160,7 @@ export class ChainWriter {
     this.writeSync = options.fsync === "batch" ? syncWriteOf(options.fs) : undefined;
     this.seq = options.position.seq;
     this.head = options.position.head;
+    this.headJson = jsonString(this.head);
     this.written = { ...options.position };
     this.fileBytes = options.file.bytes;
     this.fileFirstSeq = options.file.firstSeq;
@@ -219,23 +231,48 @@ export class ChainWriter {
   private sealLine(fields: EntryFields, date: Date, wait: false): undefined;
   private sealLine(fields: EntryFields, date: Date, wait: boolean): Promise<AuditReceipt> | undefined {
     const seq = this.seq + 1;
-    const ts = date.toISOString();
-    const body: AuditEntryBody = { v: AUDIT_FORMAT_VERSION, seq, id: this.opts.newId(date.getTime()), ts, ...fields, prev: this.head };
-    const { line, hash } = serializeEntry(body); // throws before any state changes
-    const bytes = Buffer.from(`${line}\n`, "utf8");
+    const ts = this.isoTime(date);
+    const head = { seq, id: this.opts.newId(date.getTime()), ts, tsJson: this.isoJson, prev: this.head, prevJson: this.headJson };
+    const { canonical, hash, bytes } = sealEntry(head, fields); // throws before any state changes
     this.seq = seq;
     this.head = hash;
-    this.fileBytes += bytes.length;
+    this.headJson = `"${hash}"`;
+    this.fileBytes += bytes;
     if (this.fileFirstSeq === undefined) {
       this.fileFirstSeq = seq;
       this.fileFirstTs = ts;
     }
-    const item: LineItem = { kind: "line", bytes, seq, hash };
+    const item: LineItem = { kind: "line", canonical, hash, bytes, seq };
     this.queue.push(item);
     if (!wait) return undefined;
     return new Promise<AuditReceipt>((resolve, reject) => {
-      item.waiter = { resolve, reject };
+      item.resolve = resolve;
+      item.reject = reject;
     });
+  }
+
+  /**
+   * `date.toISOString()`, which costs more than the rest of an entry's time handling:
+   * reused within a millisecond, and within a second only the milliseconds are written.
+   */
+  private isoTime(date: Date): string {
+    const ms = date.getTime();
+    if (ms === this.isoMs) return this.iso;
+    const second = Math.floor(ms / 1000);
+    let iso: string;
+    if (second === this.isoSecond) {
+      const milli = ms - second * 1000;
+      iso = `${this.isoSecondPrefix}${milli < 10 ? "00" : milli < 100 ? "0" : ""}${milli}Z`;
+    } else {
+      iso = date.toISOString(); // throws a RangeError for an invalid date, as before
+      this.isoSecond = second;
+      this.isoSecondPrefix = iso.slice(0, -4);
+    }
+    this.isoMs = ms;
+    this.iso = iso;
+    // Digits, "-", "+", ":", "T", ".", "Z": nothing JSON escapes.
+    this.isoJson = `"${iso}"`;
+    return iso;
   }
 
   private sealCheckpoint(date: Date, wait: true): Promise<AuditReceipt>;
@@ -251,7 +288,7 @@ export class ChainWriter {
   private rotationDue(date: Date): boolean {
     if (this.fileFirstSeq === undefined) return false;
     if (this.opts.rotateBytes > 0 && this.fileBytes >= this.opts.rotateBytes) return true;
-    return this.opts.rotateDaily && this.fileFirstTs !== undefined && utcDay(date.toISOString()) !== utcDay(this.fileFirstTs);
+    return this.opts.rotateDaily && this.fileFirstTs !== undefined && utcDay(this.isoTime(date)) !== utcDay(this.fileFirstTs);
   }
 
   private sealRotation(date: Date): void {
@@ -298,8 +335,14 @@ export class ChainWriter {
       let count = 0;
       while (count < this.queue.length && this.queue[count]!.kind === "line") count++;
       const batch = this.queue.splice(0, count) as LineItem[];
-      const buffer = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((item) => item.bytes));
       this.inWrite = batch;
+      let buffer: Buffer;
+      try {
+        buffer = encodeBatch(batch);
+      } catch (err) {
+        this.fail(this.writeFailure(err));
+        return;
+      }
       if (this.writeSync !== undefined) {
         try {
           writeAllSync(this.writeSync, this.fd, buffer);
@@ -337,7 +380,7 @@ export class ChainWriter {
       for (const item of batch) this.awaitingSync.push(item);
       this.syncGroup();
     } else {
-      for (const item of batch) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+      for (const item of batch) item.resolve?.({ seq: item.seq, hash: item.hash });
       this.dirty = true;
       this.scheduleBatchSync();
     }
@@ -351,7 +394,7 @@ export class ChainWriter {
     this.inSync = group;
     this.runSync(() => {
       this.inSync = [];
-      for (const item of group) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+      for (const item of group) item.resolve?.({ seq: item.seq, hash: item.hash });
       this.syncGroup();
     });
   }
@@ -421,7 +464,7 @@ export class ChainWriter {
     this.dirty = false;
     const synced = this.awaitingSync;
     this.awaitingSync = [];
-    for (const item of synced) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+    for (const item of synced) item.resolve?.({ seq: item.seq, hash: item.hash });
     await this.checkIdentity();
     const exists = await this.fs.lstat(target).then(
       () => true,
@@ -459,7 +502,7 @@ export class ChainWriter {
     this.awaitingSync = [];
     this.inWrite = [];
     this.queue.length = 0;
-    for (const item of waiting) if (item.kind === "line") item.waiter?.reject(err);
+    for (const item of waiting) if (item.kind === "line") item.reject?.(err);
   }
 
   /** Resolves when everything sealed so far is written and on disk (both modes). */
@@ -487,7 +530,7 @@ export class ChainWriter {
     this.syncInFlight = undefined;
     this.inSync = [];
     this.dirty = false;
-    for (const item of group) item.waiter?.resolve({ seq: item.seq, hash: item.hash });
+    for (const item of group) item.resolve?.({ seq: item.seq, hash: item.hash });
     this.kick();
   }
 
@@ -532,4 +575,18 @@ export class ChainWriter {
       await this.fs.close(fd).catch(() => undefined);
     }
   }
+}
+
+/** The batch's lines, each with its newline, encoded straight into one Buffer (one allocation per write). */
+function encodeBatch(batch: readonly LineItem[]): Buffer {
+  let total = 0;
+  for (let i = 0; i < batch.length; i++) total += batch[i]!.bytes;
+  const buffer = Buffer.allocUnsafe(total);
+  let offset = 0;
+  for (let i = 0; i < batch.length; i++) offset = writeSealedLine(buffer, offset, batch[i]!);
+  // The sizes were counted by the same UTF-8 rules, so this cannot fail; if it ever did, a
+  // short buffer would cut the last line (no newline at its end) and a long one leave bytes
+  // unwritten: refuse the batch rather than write a torn line.
+  if (offset !== total || buffer[total - 1] !== 0x0a) throw new Error(`the batch does not encode to the ${total} bytes counted for it`);
+  return buffer;
 }
