@@ -2,11 +2,14 @@
 # Install and build output goes to stderr so that `make -s run` keeps stdout for the protocol.
 SHELL := /bin/bash
 NODE  ?= node
-SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) scripts/build-policy-validator.cjs tsconfig.json package.json
+SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) scripts/build-policy-validator.cjs scripts/build-tool-validators.cjs tsconfig.json package.json
 BIN := dist/mcp-secure-local.mjs
-# One ESM file: loading one module instead of hundreds is most of a cold start. The native
-# SQLite addon stays outside; CommonJS dependencies get a `require` of their own.
-ESBUILD := npx esbuild --bundle --platform=node --format=esm --target=node20 --external:better-sqlite3 --log-level=warning \
+# One ESM entry file: loading one module instead of hundreds is most of a cold start. What a
+# start does not need (the YAML parser, Ajv, fetch/exec, the CLI's human commands) is reached by
+# dynamic import and split into chunks, loaded on first use. The native SQLite addon stays
+# outside; CommonJS dependencies get a `require` of their own.
+ESBUILD := npx esbuild --bundle --splitting --platform=node --format=esm --target=node20 --external:better-sqlite3 --log-level=warning \
+  --chunk-names=chunks/[name]-[hash] --out-extension:.js=.mjs \
   --banner:js="import { createRequire as __mslCreateRequire } from 'node:module'; const require = __mslCreateRequire(import.meta.url);"
 
 .PHONY: install build run test unit e2e lint bench clean
@@ -22,8 +25,10 @@ build: dist/.build-stamp
 dist/.build-stamp: node_modules/.install-stamp $(SOURCES)
 	@npx tsc -p tsconfig.json 1>&2
 	@$(NODE) scripts/build-policy-validator.cjs
-	@$(ESBUILD) dist/src/main.js --outfile=$(BIN) 1>&2
-	@$(ESBUILD) dist/bench/servers/ours.js --outfile=dist/bench/servers/ours.bundle.mjs 1>&2
+	@$(NODE) scripts/build-tool-validators.cjs
+	@rm -rf dist/chunks dist/bench/servers/chunks
+	@$(ESBUILD) dist/src/main.js --outdir=dist --entry-names=mcp-secure-local 1>&2
+	@$(ESBUILD) dist/bench/servers/ours.js --outdir=dist/bench/servers --entry-names=ours.bundle 1>&2
 	@chmod +x $(BIN)
 	@touch $@
 

@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
 import { PACKAGE_ROOT, SERVER_NAME, VERSION } from "./version.js";
+import { serve } from "./server.js";
 
 const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 const err = (text: string) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
@@ -37,10 +38,8 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
     case "version":
       out(`${SERVER_NAME} ${VERSION}`);
       return 0;
-    case "serve": {
-      const { serve } = await import("./server.js");
+    case "serve":
       return serve(command, { argv }, env);
-    }
     case "check-policy": {
       const { runCheckPolicy } = await import("./security/policy/check-policy.js");
       return runCheckPolicy(command.file, { vars: env, home: env.HOME || homedir(), stateDir: command.stateDir }, out, err);

@@ -1,14 +1,12 @@
 #!/usr/bin/env node
 /**
- * The command-line entry. Its first act routes every `console.*` call to stderr, so
- * that nothing (ours or a dependency's) can write to stdout, which belongs to the
- * protocol. Only then are the other modules loaded.
+ * The command-line entry. Its first import routes every `console.*` call to stderr;
+ * the serving path is imported statically so that a start loads one file (the bundle's
+ * entry), and what only other commands or later calls need stays in lazy chunks.
  */
-import { Console } from "node:console";
+import "./console-to-stderr.js";
+import { runCli } from "./cli.js";
 
-globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
-
-const { runCli } = await import("./cli.js");
 try {
   process.exit(await runCli(process.argv.slice(2), process.env));
 } catch (error) {

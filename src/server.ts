@@ -142,8 +142,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     return fatal(`refusing to start: ${messageOf(error)}`);
   }
 
-  // Schemas compile once the handshake is answered (or after a short wait without one),
-  // so the handshake never waits for them; tools wait for them.
+  // Tool schemas are registered once the handshake is answered (or after a short wait
+  // without one): the validation module is loaded off the handshake's path; tools wait for it.
   let prepared: Promise<void> | undefined;
   let failStartup: ((error: unknown) => void) | undefined;
   const prepare = () => {
@@ -173,7 +173,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     connection.onEnd((why) => resolve(why === "input-end" ? "stdin closed" : "stdout closed"));
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
-    // An invalid schema stops the server before any tool is served.
+    // A tool schema of the wrong shape stops the server before any tool is served.
     failStartup = (error) => {
       log.error(`refusing to serve tools: ${messageOf(error)}`);
       exitCode = 1;

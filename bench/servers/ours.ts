@@ -4,6 +4,7 @@
  * engine, only so the benchmark can measure what the engine costs; nothing but
  * this benchmark entry point sets it.
  */
+import "../../src/console-to-stderr.js";
 import { ToolError, text, type Plugin } from "../../src/plugins/contract.js";
 import { runStdioServer } from "../../src/server.js";
 

@@ -18,15 +18,17 @@ import {
   type RequestId,
 } from "./jsonrpc.js";
 import { MessageWriter } from "./writer.js";
+import { LazyAbort, type CallAbort } from "../util/call-abort.js";
 import type { Logger } from "../util/logger.js";
 
 export interface RequestContext {
   readonly id: RequestId;
   readonly method: string;
-  /** Fires when the client cancels the request or the connection shuts down. */
-  readonly signal: AbortSignal;
-  /** Fires `signal` with a reason (e.g. a deadline); the response is still sent. */
-  readonly abort: (reason: unknown) => void;
+  /**
+   * Aborted when the client cancels the request or the connection shuts down; a
+   * handler may abort it too (a deadline), and the response is still sent then.
+   */
+  readonly abort: CallAbort;
 }
 
 export type RequestResult = Record<string, unknown>;
@@ -46,9 +48,8 @@ export interface ConnectionOptions {
 
 interface InFlight {
   readonly method: string;
-  readonly controller: AbortController;
+  readonly abort: LazyAbort;
   cancelled: boolean;
-  readonly done: Promise<void>;
 }
 
 /** Distinguishes `"1"` from `1`, which JSON-RPC treats as different ids. */
@@ -60,6 +61,8 @@ export class Connection {
   private readonly framer: LineFramer;
   private readonly writer: MessageWriter;
   private readonly inFlight = new Map<string, InFlight>();
+  /** Called when the last request in flight settles (drain waits on it). */
+  private idleWaiters: Array<() => void> = [];
   private accepting = true;
   private inputEnded = false;
   private readonly endListeners: Array<(why: "input-end" | "output-closed") => void> = [];
@@ -134,7 +137,7 @@ export class Connection {
     const entry = this.inFlight.get(idKey(id));
     if (!entry || entry.cancelled) return false;
     entry.cancelled = true;
-    entry.controller.abort(new CancelledError(reason));
+    entry.abort.abort(new CancelledError(reason));
     return true;
   }
 
@@ -158,12 +161,13 @@ export class Connection {
 
   /** Aborts every in-flight request (their responses are still written if they complete). */
   abortAll(reason: string): void {
-    for (const entry of this.inFlight.values()) entry.controller.abort(new ShutdownError(reason));
+    for (const entry of this.inFlight.values()) entry.abort.abort(new ShutdownError(reason));
   }
 
   /** Resolves when every in-flight request has settled, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<boolean> {
-    const all = Promise.all([...this.inFlight.values()].map((entry) => entry.done)).then(() => true);
+    if (this.inFlight.size === 0) return true;
+    const all = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
@@ -220,10 +224,10 @@ export class Connection {
       );
       return;
     }
-    const controller = new AbortController();
+    const abort = new LazyAbort();
     let outcome: RequestResult | Promise<RequestResult>;
     try {
-      outcome = this.handlers.request(method, params, { id, method, signal: controller.signal, abort: (reason) => controller.abort(reason) });
+      outcome = this.handlers.request(method, params, { id, method, abort });
     } catch (error) {
       this.respondError(id, method, error);
       return;
@@ -232,21 +236,29 @@ export class Connection {
       this.respond(id, method, outcome);
       return;
     }
-    let resolveDone!: () => void;
-    const entry: InFlight = { method, controller, cancelled: false, done: new Promise((resolve) => (resolveDone = resolve)) };
+    const entry: InFlight = { method, abort, cancelled: false };
     this.inFlight.set(key, entry);
     outcome.then(
       (result) => {
-        this.inFlight.delete(key);
+        this.settled(key);
         if (!entry.cancelled) this.respond(id, method, result);
-        resolveDone();
       },
       (error: unknown) => {
-        this.inFlight.delete(key);
+        this.settled(key);
         if (!entry.cancelled) this.respondError(id, method, error);
-        resolveDone();
       },
     );
+  }
+
+  private settled(key: string): void {
+    this.inFlight.delete(key);
+    if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
+      // After this tick's response is written: drain() callers then flush it.
+      const waiters = this.idleWaiters.splice(0);
+      queueMicrotask(() => {
+        for (const wake of waiters) wake();
+      });
+    }
   }
 
   private respond(id: RequestId, method: string, result: RequestResult): void {

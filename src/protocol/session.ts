@@ -134,7 +134,8 @@ export class McpSession {
     return result;
   }
 
-  private async callTool(params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
+  /** Not async: a call's promise is the engine's own, with no wrapper around it when the tools are ready. */
+  private callTool(params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
     const name = params?.name;
     if (typeof name !== "string" || name.length === 0) {
       throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: tools/call needs "name", a non-empty string');
@@ -143,29 +144,38 @@ export class McpSession {
     if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
       throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: "arguments" must be an object when present');
     }
-    await this.options.tools.whenReady();
-    if (!this.options.tools.hasTool(name)) {
-      this.options.tools.noteUnknownTool?.(name, ctx.id);
+    const { tools } = this.options;
+    if (!tools.isReady()) return tools.whenReady().then(() => this.startCall(name, args as JsonObject | undefined, params, ctx));
+    return this.startCall(name, args as JsonObject | undefined, params, ctx);
+  }
+
+  private startCall(name: string, args: JsonObject | undefined, params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
+    const { tools } = this.options;
+    if (!tools.hasTool(name)) {
+      tools.noteUnknownTool?.(name, ctx.id);
       throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. Call tools/list to see the tools available.`);
     }
     const token = readProgressToken(params);
     let reporter: ProgressReporter | undefined;
     if (token !== undefined) {
-      reporter = new ProgressReporter(token, (progressParams) => this.connection.notify("notifications/progress", progressParams));
-      this.progress.set(progressKey(ctx.id), reporter);
-      ctx.signal.addEventListener("abort", () => reporter?.finish(), { once: true });
+      const progress = new ProgressReporter(token, (progressParams) => this.connection.notify("notifications/progress", progressParams));
+      reporter = progress;
+      this.progress.set(progressKey(ctx.id), progress);
+      ctx.abort.onAbort(() => progress.finish());
     }
-    const result = await this.options.tools.callTool({
+    const call = tools.callTool({
       name,
-      arguments: (args ?? {}) as JsonObject,
+      arguments: args ?? {},
       requestId: ctx.id,
-      signal: ctx.signal,
       abort: ctx.abort,
       progress: reporter ? (update) => reporter.report(update) : undefined,
-    });
+    }) as unknown as Promise<RequestResult>;
+    if (reporter === undefined) return call;
     // Nothing for this token may follow the response: stop before it is written.
-    reporter?.finish();
-    return result as unknown as RequestResult;
+    return call.then((result) => {
+      reporter.finish();
+      return result;
+    });
   }
 
   private setLogLevel(params: Params | undefined): RequestResult {

@@ -46,9 +46,10 @@ import { checkPath, type CompiledPathPolicy } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
 import { redact, redactString } from "./redaction.js";
 import { sanitizeContent, sanitizeText } from "./sanitize.js";
-import type { ValidatorSet } from "./validation.js";
+import type { PathArgument, ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
+import type { CallAbort } from "../util/call-abort.js";
 
 export type RequestId = string | number;
 
@@ -56,9 +57,8 @@ export interface ToolCall {
   name: string;
   arguments: JsonObject;
   requestId: RequestId;
-  signal: AbortSignal;
-  /** Aborts `signal` (the deadline uses it); absent, the dispatcher makes its own controller. */
-  abort?: (reason: unknown) => void;
+  /** The call's abort scope: cancellation and shutdown abort it; the deadline aborts it too. */
+  abort: CallAbort;
   progress: ((update: ProgressUpdate) => void) | undefined;
 }
 
@@ -72,6 +72,8 @@ export interface CallToolResult {
 export interface ToolService {
   /** Resolves when tools may be listed and called (schemas compiled); rejects if they never may. */
   whenReady(): Promise<void>;
+  /** True once `whenReady()` has resolved: callers may skip waiting on it. */
+  isReady(): boolean;
   listTools(): readonly ToolDefinition[];
   hasTool(name: string): boolean;
   callTool(call: ToolCall): Promise<CallToolResult>;
@@ -136,31 +138,34 @@ export class SecurityEngine implements ToolService {
   }
 
   /**
-   * Compiles every tool's schemas, once (idempotent). The server starts this right
-   * after the handshake, off its path, and the work yields between tools. Tools are
-   * neither listed nor called until it is done, and an invalid schema rejects with the
-   * tool's name, which stops the server before any tool is served.
+   * Registers every tool's schemas, once (idempotent): the structural checks run here and
+   * a tool that fails them rejects with its name, which stops the server before any tool
+   * is served. Validators come precompiled from the build for the built-in tools; any other
+   * schema is compiled by Ajv on the tool's first call, and one that does not compile fails
+   * that tool's calls closed. The server starts this right after the handshake, off its
+   * path (the validation module is a chunk of its own); tools wait for it.
    */
   prepare(): Promise<void> {
     if (this.ready === undefined) {
-      this.ready = this.compileSchemas();
+      this.ready = this.registerSchemas();
       this.ready.catch(() => undefined); // observed by prepare()/whenReady() callers, never unhandled
     }
     return this.ready;
   }
 
-  private async compileSchemas(): Promise<void> {
+  private async registerSchemas(): Promise<void> {
     const { createValidatorSet } = await import("./validation.js");
-    const validators = createValidatorSet();
-    for (const tool of this.listed) {
-      validators.addTool(tool);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const validators = createValidatorSet({ logger: this.options.logger });
+    for (const tool of this.listed) validators.addTool(tool);
     this.validators = validators;
   }
 
   whenReady(): Promise<void> {
     return this.prepare();
+  }
+
+  isReady(): boolean {
+    return this.validators !== undefined;
   }
 
   listTools(): readonly ToolDefinition[] {
@@ -171,39 +176,56 @@ export class SecurityEngine implements ToolService {
     return this.allowed.has(name);
   }
 
-  async callTool(call: ToolCall): Promise<CallToolResult> {
+  /**
+   * Not async itself: the checks before dispatch are synchronous unless a path needs the
+   * filesystem, so a call pays for no promise it does not need (the per-call cost matters
+   * with many small calls in flight).
+   */
+  callTool(call: ToolCall): Promise<CallToolResult> {
+    if (this.validators === undefined) return this.prepare().then(() => this.callTool(call));
     const started = this.now();
-    if (this.validators === undefined) await this.prepare();
-    const callId = ulid();
+    // The audit log records the call id twice; without it, only a plugin that reads ctx.callId makes one.
+    const callId = this.auditing ? ulid() : undefined;
     const entry = this.allowed.get(call.name);
-    if (this.options.unsafeBypass && entry) return this.finish(entry, await this.run(entry, call, callId, call.arguments));
+    if (entry === undefined) {
+      return this.refuse(call, callId, started, refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`));
+    }
+    if (this.options.unsafeBypass) return this.run(entry, call, callId, call.arguments).then((outcome) => this.finish(entry, outcome));
 
     // Stages 1–5: admission. Nothing below runs unless every check passed.
-    const refusal = entry ? await this.admit(entry, call) : refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`);
-    if (refusal || !entry) {
-      const reason = refusal?.message ?? "refused";
+    const admission = this.admit(entry, call);
+    if (admission instanceof Promise) {
+      return admission.then((refusal) => (refusal ? this.refuse(call, callId, started, refusal) : this.admitted(entry, call, callId, started)));
+    }
+    return admission ? this.refuse(call, callId, started, admission) : this.admitted(entry, call, callId, started);
+  }
+
+  private async refuse(call: ToolCall, callId: string | undefined, started: number, refusal: Refusal): Promise<CallToolResult> {
+    if (this.auditing) {
       await this.record({
         event: "denied",
         tool: call.name,
         requestId: call.requestId,
         callId,
-        ...this.recordedArguments(call.arguments, refusal?.stage),
+        ...this.recordedArguments(call.arguments, refusal.stage),
         outcome: "denied",
-        reason: `${refusal?.stage ?? "access"}: ${reason}`,
+        reason: `${refusal.stage}: ${refusal.message}`,
         durationMs: this.since(started),
       }).catch(
         () => undefined, // already refused; the audit failure is reported by record()
       );
-      return errorResult(reason);
     }
-    // With the audit log off (benchmarks), nothing is recorded, so nothing needs redacting.
-    const base: AuditRecordInput = { event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: this.auditing ? redact(call.arguments).value : undefined };
+    return errorResult(refusal.message);
+  }
 
-    // Stage 6: intent before effect.
-    try {
-      await this.record(base);
-    } catch (error) {
-      return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
+  private async admitted(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
+    // Stage 6: intent before effect. With the audit log off (benchmarks) nothing is recorded, so nothing is redacted.
+    if (this.auditing) {
+      try {
+        await this.record({ event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redact(call.arguments).value });
+      } catch (error) {
+        return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
+      }
     }
 
     // Stages 7–8. A result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited.
@@ -214,6 +236,7 @@ export class SecurityEngine implements ToolService {
     } catch (error) {
       result = this.internal(entry.tool.name, `its result cannot be sent: ${describeError(error)}`);
     }
+    if (!this.auditing) return result;
 
     // Stage 9: the outcome is durable before the response.
     const { label, reason } = describeOutcome(outcome, result);
@@ -226,7 +249,7 @@ export class SecurityEngine implements ToolService {
         outcome: label,
         ...(reason === undefined ? {} : { reason }),
         durationMs: this.since(started),
-        ...(this.auditing ? { data: resultDigest(result) } : {}),
+        data: resultDigest(result),
       });
     } catch (error) {
       return errorResult(`The tool ran, but ${auditFailure(error)} Its result is withheld.`);
@@ -234,8 +257,8 @@ export class SecurityEngine implements ToolService {
     return result;
   }
 
-  /** Stages 1–5. Returns the first refusal, or undefined when the call may run. */
-  private async admit(entry: RegisteredTool, call: ToolCall): Promise<Refusal | undefined> {
+  /** Stages 1–5. Returns the first refusal, or undefined when the call may run; a promise only when paths are checked. */
+  private admit(entry: RegisteredTool, call: ToolCall): Refusal | undefined | Promise<Refusal | undefined> {
     const name = entry.tool.name;
     const rate = this.limiter.take(name);
     if (!rate.ok) return refusalOf("rate_limit", "RATE_LIMITED", rateLimitMessage(name, rate));
@@ -245,8 +268,11 @@ export class SecurityEngine implements ToolService {
 
     const validation = (this.validators as ValidatorSet).validateInput(name, call.arguments);
     if (!validation.ok) return refusalOf("validation", "ARGUMENTS_INVALID", validation.message);
+    return validation.paths.length === 0 ? undefined : this.checkPaths(validation.paths);
+  }
 
-    for (const path of validation.paths) {
+  private async checkPaths(paths: readonly PathArgument[]): Promise<Refusal | undefined> {
+    for (const path of paths) {
       const verdict = await checkPath(this.options.paths, path.value, path.access);
       if (!verdict.ok) {
         return refusalOf("path_guard", verdict.code, `Argument ${pointerToField(path.pointer)} was refused: ${verdict.reason}`);
@@ -256,24 +282,20 @@ export class SecurityEngine implements ToolService {
   }
 
   /** Stage 7. */
-  private run(entry: RegisteredTool, call: ToolCall, callId: string, args: JsonObject): Promise<DispatchOutcome> {
+  private run(entry: RegisteredTool, call: ToolCall, callId: string | undefined, args: JsonObject): Promise<DispatchOutcome> {
     const { timeouts, timeout } = this.options.policy.tools;
     const seconds = Object.hasOwn(timeouts, entry.tool.name) ? (timeouts[entry.tool.name] as number) : timeout;
     const timeoutMs = Math.max(1, Math.round(seconds * 1000));
-    return dispatch(entry.plugin, entry.tool.name, args, (signal) => this.contextFor(entry, call, callId, signal, timeoutMs), {
-      timeoutMs,
-      signal: call.signal,
-      ...(call.abort ? { abort: call.abort } : {}),
-    });
+    return dispatch(entry.plugin, entry.tool.name, args, (scope) => this.contextFor(entry, call, callId, scope, timeoutMs), { timeoutMs, scope: call.abort });
   }
 
-  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string, signal: AbortSignal, timeoutMs: number): ToolContext {
+  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string | undefined, scope: CallAbort, timeoutMs: number): ToolContext {
     let logger = this.pluginLoggers.get(entry.plugin.name);
     if (logger === undefined) {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
       this.pluginLoggers.set(entry.plugin.name, logger);
     }
-    return new CallContext(signal, callId, call.progress, logger, this.catalog, () => this.options.capabilities.forCall(signal, timeoutMs), this.options.session);
+    return new CallContext(scope, callId, call.progress, logger, this.catalog, () => this.options.capabilities.forCall(scope.signal, timeoutMs), this.options.session);
   }
 
   /** Stage 8: turns a dispatch outcome into the client's result. */
@@ -374,14 +396,23 @@ class CallContext implements ToolContext {
   private sessionInfo: SessionInfo | undefined;
 
   constructor(
-    readonly signal: AbortSignal,
-    readonly callId: string,
+    private readonly scope: CallAbort,
+    private id: string | undefined,
     private readonly reportProgress: ((update: ProgressUpdate) => void) | undefined,
     readonly log: PluginLogger,
     readonly catalog: ToolCatalog,
     private readonly makeCapabilities: () => CallCapabilities,
     private readonly makeSession: () => SessionInfo,
   ) {}
+
+  get callId(): string {
+    return (this.id ??= ulid());
+  }
+
+  /** Made on first read: most plugins never look at it. */
+  get signal(): AbortSignal {
+    return this.scope.signal;
+  }
 
   progress(update: ProgressUpdate): void {
     this.reportProgress?.(update);

@@ -209,8 +209,9 @@ function compileDenyRule(rule: string, realpath: (p: string) => string): Compile
     patterns.push(normalized.startsWith("**/") || normalized === "**" ? normalized : `**/${normalized}`);
   }
   const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
-  const matcher = picomatch(relative, { ...GLOB_OPTIONS, nocase: true });
-  return { rule, test: (p) => matcher(p) };
+  // Compiled on the first check: a start does not pay for regexes that most sessions never use.
+  let matcher: ((p: string) => boolean) | undefined;
+  return { rule, test: (p) => (matcher ??= picomatch(relative, { ...GLOB_OPTIONS, nocase: true }))(p) };
 }
 
 /** `X/**` also names X itself (the seed rejected the directory `secrets` for `**\/secrets/**` only beneath it). */

@@ -1,23 +1,27 @@
 /**
  * Argument and output validation against each tool's JSON Schema (2020-12 only).
  *
- * Every schema is compiled once, when the tool is registered; an invalid schema stops
- * the start. Validation also collects every string marked `"x-path": "read" | "write"`
- * so that the engine can check each one against the filesystem policy before the
- * plugin runs. Failure messages are written for a model: they name the field, the rule
- * and what was expected, and they never echo large or secret values.
+ * `addTool` makes only the cheap structural checks; an invalid structure is refused at
+ * once. The validators themselves come from the build when it precompiled that very
+ * schema (`make build` generates the built-in tools' validators as Ajv standalone code,
+ * keyed by the schema's SHA-256), and otherwise are compiled with Ajv on the tool's first
+ * validation. Ajv itself is loaded only then: a server whose tools are all precompiled
+ * never loads it (~25 MiB and ~150 ms of a start). A schema that fails that deferred
+ * compile fails closed: every validation of the tool is refused, saying why;
+ * `compileAll()` compiles every deferred tool at once for callers that want to fail early.
+ *
+ * Validation also collects every string marked `"x-path": "read" | "write"` so that the
+ * engine can check each one against the filesystem policy before the plugin runs. Failure
+ * messages are written for a model: they name the field, the rule and what was expected,
+ * and they never echo large or secret values.
  */
-import Ajv2020Module from "ajv/dist/2020.js";
-import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
-import type { DataValidationCxt } from "ajv/dist/types/index.js";
-import addFormatsModule from "ajv-formats";
+import { createRequire } from "node:module";
+import type { Ajv2020, CodeKeywordDefinition, ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import type * as Codegen from "ajv/dist/compile/codegen/index.js";
 import type { JsonObject, ToolDefinition } from "../plugins/contract.js";
+import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { isSensitiveKey, redactString } from "./redaction.js";
-
-// ajv and ajv-formats are CommonJS modules whose class/function is the `default` export.
-const Ajv2020 = Ajv2020Module.default;
-const addFormats = addFormatsModule.default;
 
 export type PathAccess = "read" | "write";
 
@@ -32,7 +36,7 @@ export interface PathArgument {
 export type InputVerdict = { ok: true; paths: PathArgument[] } | { ok: false; message: string };
 export type OutputVerdict = { ok: true } | { ok: false; message: string };
 
-/** A tool whose schema cannot be used; thrown by `addTool`, it stops the server's start. */
+/** A tool whose schema cannot be used: thrown by `addTool` and `compileAll`, naming the tool. */
 export class SchemaCompileError extends Error {
   readonly code = "TOOL_SCHEMA_INVALID";
   readonly tool: string;
@@ -43,22 +47,55 @@ export class SchemaCompileError extends Error {
   }
 }
 
+/** Called by the `x-path` keyword for each marked string (the build's code calls it too). */
+export type PathCollector = (access: PathAccess, pointer: string, value: string) => void;
+
+/** The module `make build` generates (scripts/build-tool-validators.cjs). */
+export interface PrecompiledToolValidators {
+  /** `toolCompilerSha256()` of the build: code made by other settings is not used. */
+  compilerSha256: string;
+  /** By `toolSchemaSha256` of the schema each was generated from. */
+  validators: Record<string, PrecompiledValidator>;
+}
+
+export interface PrecompiledValidator {
+  /** Whether the code uses ajv-formats' formats (then `create` needs them). */
+  usesFormats: boolean;
+  create(formats: Record<string, unknown> | undefined, collect: PathCollector): ValidateFunction;
+}
+
 export interface ValidatorSetOptions {
-  /** Receives Ajv's own warnings (there should be none in strict mode). */
+  /** Receives Ajv's own warnings (there should be none in strict mode) and deferred compile failures. */
   logger?: Logger;
   /** Problems listed in one failure message at most (default 3). */
   maxProblems?: number;
   /** Characters in one failure message at most (default 1000). */
   maxMessageLength?: number;
+  /**
+   * Which precompiled validators to use: the build's (true, the default), none (false:
+   * every schema is compiled with Ajv), or the given module (tests).
+   */
+  precompiled?: boolean | PrecompiledToolValidators;
 }
 
+/** Where a schema's validator comes from: the build, Ajv (not yet, or done), or nowhere (invalid). */
+export type SchemaSource = "precompiled" | "deferred" | "compiled" | "invalid";
+
 export interface ValidatorSet {
-  /** Compiles the tool's schemas; throws `SchemaCompileError` naming the tool. */
+  /**
+   * Registers the tool after the structural checks (object root, 2020-12 dialect,
+   * `x-path` placement, no duplicate); throws `SchemaCompileError` naming the tool.
+   * Compiling a schema without a precompiled validator waits for its first use.
+   */
   addTool(def: ToolDefinition): void;
   has(tool: string): boolean;
   validateInput(tool: string, args: JsonObject): InputVerdict;
   /** Tools without an `outputSchema` accept any object. */
   validateOutput(tool: string, value: JsonObject): OutputVerdict;
+  /** Compiles every deferred schema now; throws the first `SchemaCompileError` (naming the tool). */
+  compileAll(): void;
+  /** Where the tool's validators come from (diagnostics and tests); undefined for an unknown tool. */
+  sourceOf(tool: string): { input: SchemaSource; output: SchemaSource | undefined } | undefined;
 }
 
 const SUPPORTED_DIALECTS = new Set([
@@ -67,6 +104,8 @@ const SUPPORTED_DIALECTS = new Set([
 ]);
 
 const PATH_KEYWORD = "x-path";
+/** Bump when the keyword's generated code changes, so that older generated code is not used. */
+const PATH_KEYWORD_REVISION = 1;
 
 /**
  * Subschemas that Ajv may evaluate only in part for data that validates (`contains`
@@ -93,101 +132,289 @@ const SUBSCHEMA_LIST = ["allOf", "anyOf", "oneOf", "prefixItems"];
 // `dependencies` (draft 2019 spelling, still accepted by Ajv) may hold schemas too.
 const SUBSCHEMA_MAP = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"];
 
-interface CompiledTool {
-  input: ValidateFunction;
-  output: ValidateFunction | undefined;
+// ---------------------------------------------------------------------------
+// The compiler: Ajv, its options and the x-path keyword (shared with the build)
+// ---------------------------------------------------------------------------
+
+/** Ajv options of every tool validator; the build generates its code with the same. */
+export const TOOL_AJV_OPTIONS = {
+  // Unknown keywords, unknown formats and keywords that do not fit the declared type
+  // are schema bugs: refuse them. `required` naming a property defined elsewhere
+  // (anyOf, then) is legitimate.
+  strict: true,
+  strictRequired: false,
+  // Open-ended tuples (prefixItems plus an items schema) are legitimate; they are only logged.
+  strictTuples: "log",
+  allowUnionTypes: true,
+  allErrors: false,
+  // Errors carry the data and parent schema, so messages can say what was sent and allowed.
+  // No `loadSchema` and synchronous compile: nothing is ever fetched, and an unresolvable
+  // $ref fails the compile.
+  verbose: true,
+} as const;
+
+/** Identifies the compiler settings; generated code made with other settings is ignored. */
+export function toolCompilerSha256(): string {
+  return sha256Hex(canonicalJson({ ajv: TOOL_AJV_OPTIONS, formats: "ajv-formats:full", keywords: { [PATH_KEYWORD]: PATH_KEYWORD_REVISION } }));
 }
 
-export function createValidatorSet(options: ValidatorSetOptions = {}): ValidatorSet {
+/** The key of a schema's precompiled validator. Throws on a value that is not JSON (e.g. cyclic). */
+export function toolSchemaSha256(schema: JsonObject): string {
+  return sha256Hex(canonicalJson(schema));
+}
+
+/** The file `make build` writes beside this module: the built-in tools' validators as standalone code. */
+export const GENERATED_TOOL_VALIDATORS_FILE = "./tool-validators.generated.cjs";
+
+// Paths found by the running validation; validation is synchronous, so one slot suffices.
+let collecting: PathArgument[] | undefined;
+
+const collectPath: PathCollector = (access, pointer, value) => {
+  collecting?.push({ pointer, value, access });
+};
+
+interface AjvModules {
+  Ajv2020: typeof Ajv2020;
+  addFormats: (ajv: Ajv2020) => unknown;
+  codegen: typeof Codegen;
+  instancePath: Codegen.Name;
+}
+
+let ajvModules: AjvModules | undefined;
+
+/** Whether this process has loaded Ajv for tool schemas (a seam for tests and diagnostics). */
+export function ajvLoaded(): boolean {
+  return ajvModules !== undefined;
+}
+
+/* eslint-disable @typescript-eslint/no-require-imports -- literal requires are what esbuild bundles */
+function loadAjv(): AjvModules {
+  if (ajvModules === undefined) {
+    // In the bundle (where `require` exists), esbuild includes these literal requires; as
+    // plain ESM, Node resolves them from node_modules. Both only on this first use.
+    const bundled = typeof require === "function";
+    const load = bundled ? undefined : createRequire(import.meta.url);
+    const ajv = (bundled ? require("ajv/dist/2020.js") : load!("ajv/dist/2020.js")) as { Ajv2020: typeof Ajv2020 };
+    const formats = (bundled ? require("ajv-formats") : load!("ajv-formats")) as { default: AjvModules["addFormats"] };
+    const codegen = (bundled ? require("ajv/dist/compile/codegen") : load!("ajv/dist/compile/codegen")) as typeof Codegen;
+    const names = (bundled ? require("ajv/dist/compile/names") : load!("ajv/dist/compile/names")) as { default: { instancePath: Codegen.Name } };
+    ajvModules = { Ajv2020: ajv.Ajv2020, addFormats: formats.default, codegen, instancePath: names.default.instancePath };
+  }
+  return ajvModules;
+}
+
+/** ajv-formats' formats, for generated code that uses them (no Ajv needed). */
+function loadFormats(): Record<string, unknown> {
+  const formats = (typeof require === "function" ? require("ajv-formats/dist/formats") : createRequire(import.meta.url)("ajv-formats/dist/formats")) as {
+    fullFormats: Record<string, unknown>;
+  };
+  return formats.fullFormats;
+}
+
+let generated: PrecompiledToolValidators | null | undefined;
+
+/** The build's validators, or undefined when the file is missing. */
+function loadGenerated(): PrecompiledToolValidators | undefined {
+  if (generated === undefined) {
+    let module: PrecompiledToolValidators | undefined;
+    try {
+      // In the bundle, esbuild inlines this literal require; as plain ESM, the file is found beside this module.
+      module = (typeof require === "function"
+        ? require("./tool-validators.generated.cjs")
+        : createRequire(import.meta.url)(GENERATED_TOOL_VALIDATORS_FILE)) as PrecompiledToolValidators;
+    } catch {
+      module = undefined;
+    }
+    generated = module ?? null;
+  }
+  return generated ?? undefined;
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/**
+ * `x-path` as generated code: a marked value must be a string, and is passed to the
+ * collector with its JSON pointer and access. Written as a `code` keyword (not a
+ * `validate` function) so that standalone code can carry it: there the collector is the
+ * `__xpath` parameter of the generated module's `create`.
+ */
+function pathKeyword({ codegen, instancePath }: AjvModules): CodeKeywordDefinition {
+  const { _, strConcat } = codegen;
+  return {
+    keyword: PATH_KEYWORD,
+    schemaType: "string",
+    metaSchema: { enum: ["read", "write"] },
+    code(cxt) {
+      const { gen, data, it } = cxt;
+      // "keyword" is the scope Ajv gives keyword functions; `code` is what standalone code refers to.
+      const collect = gen.scopeValue("keyword", { ref: collectPath, code: _`__xpath` });
+      const access = String(cxt.schema);
+      // A value marked as a path that is not a string cannot be checked: refuse it.
+      cxt.failResult(_`typeof ${data} !== "string"`, () => {
+        gen.code(_`${collect}(${access}, ${strConcat(instancePath, it.errorPath)}, ${data})`);
+      });
+    },
+  };
+}
+
+/**
+ * An Ajv instance for tool schemas: the options above, ajv-formats and `x-path`.
+ * `standalone` (the build) keeps the source, with formats read from `__formats`.
+ */
+export function createToolAjv(options: { logger?: Logger; standalone?: boolean } = {}): Ajv2020 {
+  const modules = loadAjv();
   const log = options.logger ?? silentLogger;
-  const maxProblems = options.maxProblems ?? 3;
-  const maxLength = options.maxMessageLength ?? 1000;
-
-  // Paths found by the running validation; validation is synchronous, so one slot suffices.
-  let collecting: PathArgument[] | undefined;
-
-  const ajv = new Ajv2020({
-    // Unknown keywords, unknown formats and keywords that do not fit the declared type
-    // are schema bugs: refuse them. `required` naming a property defined elsewhere
-    // (anyOf, then) is legitimate.
-    strict: true,
-    strictRequired: false,
-    // Open-ended tuples (prefixItems plus an items schema) are legitimate; they are only logged.
-    strictTuples: "log",
-    allowUnionTypes: true,
-    allErrors: false,
-    // Errors carry the data and parent schema, so messages can say what was sent and allowed.
-    verbose: true,
-    // No `loadSchema` and synchronous compile: nothing is ever fetched, and an
-    // unresolvable $ref fails the compile.
+  const ajv = new modules.Ajv2020({
+    ...TOOL_AJV_OPTIONS,
+    ...(options.standalone === true ? { code: { source: true, formats: modules.codegen._`__formats` } } : {}),
     logger: {
       log: (...args: unknown[]) => log.debug("ajv", { detail: args.map(String).join(" ") }),
       warn: (...args: unknown[]) => log.warn("ajv", { detail: args.map(String).join(" ") }),
       error: (...args: unknown[]) => log.error("ajv", { detail: args.map(String).join(" ") }),
     },
   });
-  addFormats(ajv);
-  ajv.addKeyword({
-    keyword: PATH_KEYWORD,
-    schemaType: "string",
-    metaSchema: { enum: ["read", "write"] },
-    errors: false,
-    validate: (access: PathAccess, data: unknown, _parent?: unknown, cxt?: DataValidationCxt) => {
-      // A value marked as a path that is not a string cannot be checked: refuse it.
-      if (typeof data !== "string") return false;
-      collecting?.push({ pointer: cxt?.instancePath ?? "", value: data, access });
-      return true;
-    },
-  });
+  modules.addFormats(ajv);
+  ajv.addKeyword(pathKeyword(modules));
+  return ajv;
+}
 
-  const tools = new Map<string, CompiledTool>();
+// ---------------------------------------------------------------------------
+// The set
+// ---------------------------------------------------------------------------
 
-  function compile(tool: string, which: "inputSchema" | "outputSchema", schema: JsonObject): ValidateFunction {
-    const where = `${which} of tool ${JSON.stringify(tool)}`;
-    if (schema === null || typeof schema !== "object" || Array.isArray(schema)) {
-      throw new SchemaCompileError(tool, `The ${where} must be a JSON object.`);
+type SchemaName = "inputSchema" | "outputSchema";
+
+interface SchemaSlot {
+  readonly which: SchemaName;
+  readonly schema: JsonObject;
+  /**
+   * The build's validator for this very schema; undefined until looked up on first use
+   * (hashing every schema at registration measurably raised the start's RSS), null if none.
+   */
+  precompiled: PrecompiledValidator | null | undefined;
+  validate: ValidateFunction | undefined;
+  /** Set once the validator is made (or its compile failed). */
+  source: SchemaSource | undefined;
+}
+
+interface ToolEntry {
+  readonly input: SchemaSlot;
+  readonly output: SchemaSlot | undefined;
+  ready: boolean;
+  /** A failed deferred compile: the tool fails closed with it, every time. */
+  failure: SchemaCompileError | undefined;
+}
+
+export function createValidatorSet(options: ValidatorSetOptions = {}): ValidatorSet {
+  const log = options.logger ?? silentLogger;
+  const maxProblems = options.maxProblems ?? 3;
+  const maxLength = options.maxMessageLength ?? 1000;
+  const choice = options.precompiled ?? true;
+  let available: PrecompiledToolValidators | null | undefined;
+
+  const tools = new Map<string, ToolEntry>();
+  let ajv: Ajv2020 | undefined;
+
+  function slot(tool: string, which: SchemaName, schema: JsonObject): SchemaSlot {
+    checkStructure(tool, which, schema);
+    return { which, schema, precompiled: undefined, validate: undefined, source: undefined };
+  }
+
+  function precompiledFor(target: SchemaSlot): PrecompiledValidator | null {
+    if (target.precompiled === undefined) {
+      if (available === undefined) {
+        const module = choice === true ? loadGenerated() : choice === false ? undefined : choice;
+        available = module !== undefined && module.compilerSha256 === toolCompilerSha256() ? module : null;
+      }
+      let key: string | undefined;
+      try {
+        key = available === null ? undefined : toolSchemaSha256(target.schema);
+      } catch {
+        key = undefined; // not plain JSON (a cycle): Ajv's compile will say what is wrong
+      }
+      target.precompiled = available !== null && key !== undefined && Object.hasOwn(available.validators, key) ? available.validators[key]! : null;
     }
-    const dialect = schema.$schema;
-    if (dialect !== undefined && (typeof dialect !== "string" || !SUPPORTED_DIALECTS.has(dialect))) {
-      throw new SchemaCompileError(
-        tool,
-        `The ${where} declares the dialect ${JSON.stringify(dialect)}; only JSON Schema 2020-12 ` +
-          `("https://json-schema.org/draft/2020-12/schema") is supported.`,
-      );
+    return target.precompiled;
+  }
+
+  function make(tool: string, target: SchemaSlot): void {
+    if (target.validate !== undefined) return;
+    const precompiled = precompiledFor(target);
+    if (precompiled !== null) {
+      try {
+        target.validate = precompiled.create(precompiled.usesFormats ? loadFormats() : undefined, collectPath);
+        target.source = "precompiled";
+        return;
+      } catch (error) {
+        // Generated code that cannot be loaded is a build problem; Ajv still gives the same answers.
+        log.warn("precompiled tool validator unusable; compiling", { tool, detail: error instanceof Error ? error.message : String(error) });
+      }
     }
-    if (schema.type !== "object") {
-      throw new SchemaCompileError(tool, `The ${where} must have "type": "object" at its root.`);
-    }
-    const misplaced = findMisplacedPathKeyword(schema);
-    if (misplaced !== undefined) throw new SchemaCompileError(tool, `The ${where} is invalid: ${misplaced}`);
+    ajv ??= createToolAjv({ logger: log });
     try {
-      return ajv.compile(schema);
+      target.validate = ajv.compile(target.schema);
+      target.source = "compiled";
     } catch (error) {
+      target.source = "invalid";
       const reason = error instanceof Error ? error.message : String(error);
-      throw new SchemaCompileError(tool, `The ${where} is invalid: ${reason}`);
+      throw new SchemaCompileError(tool, `The ${target.which} of tool ${JSON.stringify(tool)} is invalid: ${reason}`);
     }
   }
+
+  /** Makes the tool's validators once; returns the failure that closes the tool, if any. */
+  function prepare(tool: string, entry: ToolEntry): SchemaCompileError | undefined {
+    if (entry.ready || entry.failure !== undefined) return entry.failure;
+    try {
+      make(tool, entry.input);
+      if (entry.output !== undefined) make(tool, entry.output);
+      entry.ready = true;
+    } catch (error) {
+      entry.failure =
+        error instanceof SchemaCompileError
+          ? error
+          : new SchemaCompileError(tool, `The schemas of tool ${JSON.stringify(tool)} could not be compiled: ${error instanceof Error ? error.message : String(error)}`);
+      log.error("tool schema invalid; the tool is refused", { tool, detail: entry.failure.message });
+    }
+    return entry.failure;
+  }
+
+  const sourceOfSlot = (target: SchemaSlot): SchemaSource => target.source ?? (precompiledFor(target) === null ? "deferred" : "precompiled");
 
   return {
     addTool(def) {
       if (tools.has(def.name)) throw new SchemaCompileError(def.name, `The tool ${JSON.stringify(def.name)} is registered twice.`);
-      const input = compile(def.name, "inputSchema", def.inputSchema);
-      const output = def.outputSchema === undefined ? undefined : compile(def.name, "outputSchema", def.outputSchema);
-      tools.set(def.name, { input, output });
+      const input = slot(def.name, "inputSchema", def.inputSchema);
+      const output = def.outputSchema === undefined ? undefined : slot(def.name, "outputSchema", def.outputSchema);
+      tools.set(def.name, { input, output, ready: false, failure: undefined });
     },
 
     has(tool) {
       return tools.has(tool);
     },
 
+    compileAll() {
+      for (const [tool, entry] of tools) {
+        const failure = prepare(tool, entry);
+        if (failure !== undefined) throw failure;
+      }
+    },
+
+    sourceOf(tool) {
+      const entry = tools.get(tool);
+      if (entry === undefined) return undefined;
+      return { input: sourceOfSlot(entry.input), output: entry.output === undefined ? undefined : sourceOfSlot(entry.output) };
+    },
+
     validateInput(tool, args) {
-      const compiled = tools.get(tool);
-      if (compiled === undefined) return { ok: false, message: `Unknown tool ${quote(tool)}.` };
+      const entry = tools.get(tool);
+      if (entry === undefined) return { ok: false, message: `Unknown tool ${quote(tool)}.` };
+      const failure = prepare(tool, entry);
+      if (failure !== undefined) return { ok: false, message: failure.message };
+      const validate = entry.input.validate!;
       const found: PathArgument[] = [];
       collecting = found;
       let valid: boolean;
       try {
-        valid = compiled.input(args);
+        valid = validate(args);
       } catch {
         // E.g. a recursive schema walking absurdly deep data: refuse rather than crash.
         return { ok: false, message: `The arguments for tool ${quote(tool)} could not be validated (too deeply nested?).` };
@@ -195,25 +422,49 @@ export function createValidatorSet(options: ValidatorSetOptions = {}): Validator
         collecting = undefined;
       }
       if (!valid) {
-        const problems = describeErrors(compiled.input.errors ?? [], args, "arguments", maxProblems);
+        const problems = describeErrors(validate.errors ?? [], args, "arguments", maxProblems);
         return { ok: false, message: bound(`Invalid arguments for tool ${quote(tool)}: ${problems}`, maxLength) };
       }
       return { ok: true, paths: found.length > 1 ? dedupe(found) : found };
     },
 
     validateOutput(tool, value) {
-      const compiled = tools.get(tool);
-      if (compiled === undefined) return { ok: false, message: `Unknown tool ${quote(tool)}.` };
-      if (compiled.output === undefined) return { ok: true };
+      const entry = tools.get(tool);
+      if (entry === undefined) return { ok: false, message: `Unknown tool ${quote(tool)}.` };
+      const failure = prepare(tool, entry);
+      if (failure !== undefined) return { ok: false, message: failure.message };
+      const validate = entry.output?.validate;
+      if (validate === undefined) return { ok: true };
       try {
-        if (compiled.output(value)) return { ok: true };
+        if (validate(value)) return { ok: true };
       } catch {
         return { ok: false, message: `The structured output of tool ${quote(tool)} could not be validated (too deeply nested?).` };
       }
-      const problems = describeErrors(compiled.output.errors ?? [], value, "structuredContent", maxProblems);
+      const problems = describeErrors(validate.errors ?? [], value, "structuredContent", maxProblems);
       return { ok: false, message: bound(`Invalid structured output from tool ${quote(tool)}: ${problems}`, maxLength) };
     },
   };
+}
+
+/** The checks that need no compiler; they throw `SchemaCompileError` naming the tool and schema. */
+function checkStructure(tool: string, which: SchemaName, schema: JsonObject): void {
+  const where = `${which} of tool ${JSON.stringify(tool)}`;
+  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) {
+    throw new SchemaCompileError(tool, `The ${where} must be a JSON object.`);
+  }
+  const dialect = schema.$schema;
+  if (dialect !== undefined && (typeof dialect !== "string" || !SUPPORTED_DIALECTS.has(dialect))) {
+    throw new SchemaCompileError(
+      tool,
+      `The ${where} declares the dialect ${JSON.stringify(dialect)}; only JSON Schema 2020-12 ` +
+        `("https://json-schema.org/draft/2020-12/schema") is supported.`,
+    );
+  }
+  if (schema.type !== "object") {
+    throw new SchemaCompileError(tool, `The ${where} must have "type": "object" at its root.`);
+  }
+  const misplaced = findMisplacedPathKeyword(schema);
+  if (misplaced !== undefined) throw new SchemaCompileError(tool, `The ${where} is invalid: ${misplaced}`);
 }
 
 /** The same value can be marked twice (allOf, a failed anyOf branch); report it once. */

@@ -1,28 +1,46 @@
 /**
- * Start-up: the handshake does not wait for schema compilation, tools wait for it,
- * and an invalid tool schema stops the server before any tool is listed or called.
+ * Start-up: the handshake does not wait for the tool schemas, tools wait for them; a
+ * schema of the wrong shape stops the server at start, and a schema Ajv refuses fails
+ * that tool's calls closed while the other tools keep working.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ServerProcess } from "../helpers/server-process.js";
 import { TEST_SERVER_ENTRY, exitWithin } from "../helpers/e2e.js";
 
-test("an invalid tool schema stops the server, naming the tool, before any tool is served", async () => {
-  const server = ServerProcess.start({ entry: TEST_SERVER_ENTRY, env: { TESTKIT_BROKEN_SCHEMA: "1" } });
+const INIT = { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } };
+
+test("a tool schema of the wrong shape stops the server at start, naming the tool, before any tool is served", async () => {
+  const server = ServerProcess.start({ entry: TEST_SERVER_ENTRY, env: { TESTKIT_BROKEN_SCHEMA: "shape" } });
   try {
-    const init = await server.request("initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } });
-    assert.ok(init.result, "the handshake itself is answered");
-    server.send({ jsonrpc: "2.0", id: "list", method: "tools/list" });
+    server.send({ jsonrpc: "2.0", id: "init", method: "initialize", params: INIT });
     server.send({ jsonrpc: "2.0", id: "call", method: "tools/call", params: { name: "broken_tool", arguments: {} } });
     const { code } = await exitWithin(server, 5000);
     assert.equal(code, 1);
-    assert.match(server.stderr, /broken_tool/);
-    const served = server.messages.filter((m) => m.id === "list" || m.id === "call");
-    for (const message of served) assert.ok(message.error, `no tool was served: ${JSON.stringify(message)}`);
+    assert.match(server.stderr, /broken_tool.*"type": "object"/);
+    assert.ok(!server.messages.some((m) => m.id === "call" && m.result), "no tool was served");
     assert.ok(!server.rawLines.some((line) => line.includes("must never run")));
   } finally {
     server.kill();
     server.cleanup();
+  }
+});
+
+test("a tool schema Ajv refuses fails that tool's calls closed, says why, and the server keeps serving", async () => {
+  const server = ServerProcess.start({ entry: TEST_SERVER_ENTRY, env: { TESTKIT_BROKEN_SCHEMA: "ajv" } });
+  try {
+    await server.request("initialize", INIT);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const call = await server.callTool("broken_tool", { n: 1 });
+      assert.equal(call.result.isError, true);
+      assert.match(call.result.content[0].text, /broken_tool.*invalid/s);
+    }
+    assert.ok(!server.rawLines.some((line) => line.includes("must never run")), "the plugin was never reached");
+    assert.match(server.stderr, /broken_tool/, "the operator sees which schema is broken");
+    const other = await server.callTool("search_tools", { query: "bug" });
+    assert.equal(other.result.isError, undefined);
+  } finally {
+    await server.close();
   }
 });
 

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { dispatch, formatSeconds } from "../../src/plugins/dispatcher.js";
+import { LazyAbort, type CallAbort } from "../../src/util/call-abort.js";
 import { CapabilityDeniedError, ToolError, type Plugin, type ToolContext } from "../../src/plugins/contract.js";
 
 function plugin(run: (signal: AbortSignal) => Promise<unknown>): Plugin {
@@ -12,28 +13,28 @@ function plugin(run: (signal: AbortSignal) => Promise<unknown>): Plugin {
     execute: async (_tool, _args, ctx) => (await run(ctx.signal)) as never,
   };
 }
-const ctx = (signal: AbortSignal) => ({ signal }) as unknown as ToolContext;
-const never = () => new AbortController().signal;
+const ctx = (scope: CallAbort) => ({ signal: scope.signal }) as unknown as ToolContext;
+const never = () => new LazyAbort();
 
 test("ok and isError outcomes", async () => {
-  const ok = await dispatch(plugin(async () => ({ content: [{ type: "text", text: "hi" }] })), "t", {}, ctx, { timeoutMs: 1000, signal: never() });
+  const ok = await dispatch(plugin(async () => ({ content: [{ type: "text", text: "hi" }] })), "t", {}, ctx, { timeoutMs: 1000, scope: never() });
   assert.equal(ok.kind, "ok");
   const failed = await dispatch(plugin(async () => ({ content: [{ type: "text", text: "bad input" }], isError: true })), "t", {}, ctx, {
     timeoutMs: 1000,
-    signal: never(),
+    scope: never(),
   });
   assert.deepEqual(failed.kind === "tool-error" && failed.reason, "bad input");
 });
 
 test("ToolError, CapabilityDeniedError and crashes are told apart", async () => {
-  const toolError = await dispatch(plugin(() => Promise.reject(new ToolError("fix it"))), "t", {}, ctx, { timeoutMs: 1000, signal: never() });
+  const toolError = await dispatch(plugin(() => Promise.reject(new ToolError("fix it"))), "t", {}, ctx, { timeoutMs: 1000, scope: never() });
   assert.equal(toolError.kind, "tool-error");
   const denied = await dispatch(plugin(() => Promise.reject(new CapabilityDeniedError("PATH_DENIED", "no"))), "t", {}, ctx, {
     timeoutMs: 1000,
-    signal: never(),
+    scope: never(),
   });
   assert.deepEqual(denied, { kind: "denied", code: "PATH_DENIED", reason: "no" });
-  const crashed = await dispatch(plugin(() => Promise.reject(new TypeError("boom"))), "t", {}, ctx, { timeoutMs: 1000, signal: never() });
+  const crashed = await dispatch(plugin(() => Promise.reject(new TypeError("boom"))), "t", {}, ctx, { timeoutMs: 1000, scope: never() });
   assert.equal(crashed.kind, "crashed");
 });
 
@@ -47,7 +48,7 @@ test("a plugin that ignores its signal cannot hold back the deadline", async () 
     "t",
     {},
     ctx,
-    { timeoutMs: 50, signal: never() },
+    { timeoutMs: 50, scope: never() },
   );
   assert.deepEqual(outcome, { kind: "timeout", timeoutMs: 50 });
   assert.ok(sawAbort, "the plugin's signal fired");
@@ -55,10 +56,10 @@ test("a plugin that ignores its signal cannot hold back the deadline", async () 
 
 test("the caller's signal cancels, also when already aborted", async () => {
   const controller = new AbortController();
-  const pending = dispatch(plugin(() => new Promise(() => undefined)), "t", {}, ctx, { timeoutMs: 5000, signal: controller.signal });
+  const pending = dispatch(plugin(() => new Promise(() => undefined)), "t", {}, ctx, { timeoutMs: 5000, scope: LazyAbort.following(controller.signal) });
   controller.abort(new Error("client cancelled"));
   assert.deepEqual(await pending, { kind: "cancelled", reason: "client cancelled" });
-  const again = await dispatch(plugin(async () => ({})), "t", {}, ctx, { timeoutMs: 5000, signal: controller.signal });
+  const again = await dispatch(plugin(async () => ({})), "t", {}, ctx, { timeoutMs: 5000, scope: LazyAbort.following(controller.signal) });
   assert.equal(again.kind, "cancelled");
 });
 
@@ -73,7 +74,7 @@ test("a rejection after the deadline is swallowed, not unhandled", async () => {
     "t",
     {},
     ctx,
-    { timeoutMs: 20, signal: never() },
+    { timeoutMs: 20, scope: never() },
   );
   assert.equal(outcome.kind, "timeout");
   await new Promise((resolve) => setTimeout(resolve, 20));
@@ -84,8 +85,8 @@ test("formatSeconds", () => {
   assert.equal(formatSeconds(1500), "1.5 s");
 });
 
-test("with the caller's abort, one signal serves the deadline and cancellation", async () => {
-  const controller = new AbortController();
+test("one scope serves the deadline and cancellation; the plugin's signal is made only when read", async () => {
+  const scope = new LazyAbort();
   let seen: AbortSignal | undefined;
   const outcome = await dispatch(
     plugin((signal) => {
@@ -95,18 +96,47 @@ test("with the caller's abort, one signal serves the deadline and cancellation",
     "t",
     {},
     ctx,
-    { timeoutMs: 30, signal: controller.signal, abort: (reason) => controller.abort(reason) },
+    { timeoutMs: 30, scope },
   );
   assert.deepEqual(outcome, { kind: "timeout", timeoutMs: 30 });
-  assert.equal(seen, controller.signal, "the plugin got the caller's own signal");
-  assert.ok(controller.signal.aborted);
+  assert.equal(seen, scope.signal, "the plugin got the scope's own signal");
+  assert.ok(scope.aborted && seen?.aborted, "the deadline aborted the scope and the plugin's signal");
 
-  const second = new AbortController();
-  const pending = dispatch(plugin(() => new Promise(() => undefined)), "t", {}, ctx, {
-    timeoutMs: 5000,
-    signal: second.signal,
-    abort: (reason) => second.abort(reason),
-  });
+  const second = new LazyAbort();
+  const pending = dispatch(plugin(() => new Promise(() => undefined)), "t", {}, ctx, { timeoutMs: 5000, scope: second });
   second.abort(new Error("client cancelled"));
   assert.deepEqual(await pending, { kind: "cancelled", reason: "client cancelled" });
+});
+
+test("a plugin that returns no outcome object, or throws synchronously, is a crash", async () => {
+  const empty = await dispatch({ ...plugin(async () => undefined) }, "t", {}, ctx, { timeoutMs: 1000, scope: never() });
+  assert.equal(empty.kind, "crashed");
+  const throwing: Plugin = { ...plugin(async () => ({})), execute: () => { throw new TypeError("sync boom"); } };
+  const thrown = await dispatch(throwing, "t", {}, ctx, { timeoutMs: 1000, scope: never() });
+  assert.equal(thrown.kind === "crashed" && (thrown.error as Error).message, "sync boom");
+});
+
+test("LazyAbort: listeners run once, removers work, a late signal is already aborted", () => {
+  const scope = new LazyAbort();
+  const heard: unknown[] = [];
+  const remove = scope.onAbort((reason) => heard.push(["removed", reason]));
+  scope.onAbort((reason) => heard.push(reason));
+  remove();
+  scope.abort("first");
+  scope.abort("second");
+  assert.deepEqual([...heard], ["first"]);
+  assert.equal(scope.signal.aborted, true);
+  assert.equal(scope.signal.reason, "first");
+  scope.onAbort((reason) => heard.push(["late", reason]));
+  assert.deepEqual([...heard], ["first", ["late", "first"]]);
+
+  const bare = new LazyAbort();
+  bare.abort(undefined);
+  assert.ok(bare.reason instanceof DOMException && bare.reason.name === "AbortError");
+
+  const outer = new AbortController();
+  const following = LazyAbort.following(outer.signal);
+  assert.equal(following.aborted, false);
+  outer.abort("gone");
+  assert.equal(following.reason, "gone");
 });

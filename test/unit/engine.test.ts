@@ -3,6 +3,7 @@
  * audit sink: every refusal stage stops the call before the plugin, the audit
  * entries come in the right order, and an audit failure fails the call closed.
  */
+import { LazyAbort } from "../../src/util/call-abort.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -109,7 +110,7 @@ function setup(adjust: (policy: EffectivePolicy) => void = () => undefined) {
     session: () => ({ projectPath: undefined, clientName: "t" }),
   });
   const call = (name: string, args: JsonObject = {}, signal = new AbortController().signal): Promise<CallToolResult> =>
-    engine.callTool({ name, arguments: args, requestId: 1, signal, progress: undefined });
+    engine.callTool({ name, arguments: args, requestId: 1, abort: LazyAbort.following(signal), progress: undefined });
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   return { engine, audit, calls, call, dir, cleanup, registry, policy };
 }
@@ -280,7 +281,7 @@ test("bypass mode (benchmarks only) skips the checks but not dispatch", async ()
       session: () => ({ projectPath: undefined, clientName: undefined }),
       unsafeBypass: true,
     });
-    const result = await engine.callTool({ name: "target", arguments: { n: 99 }, requestId: 1, signal: new AbortController().signal, progress: undefined });
+    const result = await engine.callTool({ name: "target", arguments: { n: 99 }, requestId: 1, abort: new LazyAbort(), progress: undefined });
     assert.equal(result.isError, undefined);
     assert.equal(calls.length, 1);
     assert.equal(audit.entries.length, 0);

@@ -28,6 +28,9 @@ class StubTools implements ToolService {
   whenReady() {
     return Promise.resolve();
   }
+  isReady() {
+    return true;
+  }
   listTools() {
     return this.tools;
   }
@@ -39,7 +42,7 @@ class StubTools implements ToolService {
     if (call.name === "slow") {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 5000);
-        call.signal.addEventListener("abort", () => {
+        call.abort.onAbort(() => {
           clearTimeout(timer);
           this.aborted.push(String(call.requestId));
           resolve();

@@ -16,11 +16,24 @@ function withTool(inputSchema: JsonObject, outputSchema?: JsonObject): Validator
   return set;
 }
 
-function compileError(inputSchema: unknown, name = "broken"): SchemaCompileError {
+/**
+ * The error for a schema refused by `addTool` (structure), or with `deferred`, by Ajv's
+ * compile, which waits for the first validation: then `compileAll` throws it, and the
+ * tool's validations fail closed with the same message.
+ */
+function compileError(inputSchema: unknown, name = "broken", deferred = false): SchemaCompileError {
   const set = createValidatorSet();
   try {
     set.addTool(tool(name, inputSchema as JsonObject));
+    if (deferred) {
+      const verdict = set.validateInput(name, {});
+      set.compileAll();
+      assert.fail(`compileAll accepted the schema (validation: ${JSON.stringify(verdict)})`);
+    }
   } catch (error) {
+    if (error instanceof assert.AssertionError) throw error;
+    assert.equal(deferred, set.has(name), deferred ? "registered, compiled later" : "refused at registration");
+    if (deferred) assert.deepEqual(set.validateInput(name, {}), { ok: false, message: (error as Error).message });
     assert.ok(error instanceof SchemaCompileError, `expected SchemaCompileError, got ${String(error)}`);
     assert.equal(error.code, "TOOL_SCHEMA_INVALID");
     assert.equal(error.tool, name);
@@ -72,12 +85,12 @@ void describe("schema compilation", () => {
   });
 
   void it("meta-validates and applies strict mode", () => {
-    assert.match(compileError({ type: "object", properties: { a: { type: "strin" } } }).message, /schema is invalid/);
-    assert.match(compileError({ type: "object", requried: ["a"] }).message, /unknown keyword/);
-    assert.match(compileError({ type: "object", properties: { a: { type: "string", format: "nope" } } }).message, /unknown format/);
-    assert.match(compileError({ type: "object", properties: { a: { type: "string", pattern: "(" } } }).message, /regular expression/i);
+    assert.match(compileError({ type: "object", properties: { a: { type: "strin" } } }, "broken", true).message, /schema is invalid/);
+    assert.match(compileError({ type: "object", requried: ["a"] }, "broken", true).message, /unknown keyword/);
+    assert.match(compileError({ type: "object", properties: { a: { type: "string", format: "nope" } } }, "broken", true).message, /unknown format/);
+    assert.match(compileError({ type: "object", properties: { a: { type: "string", pattern: "(" } } }, "broken", true).message, /regular expression/i);
     // strictTypes: a keyword that does not fit the declared type is a schema bug.
-    assert.match(compileError({ type: "object", properties: { n: { minimum: 1 } } }).message, /strictTypes/);
+    assert.match(compileError({ type: "object", properties: { n: { minimum: 1 } } }, "broken", true).message, /strictTypes/);
   });
 
   void it("accepts open-ended tuples and passes Ajv's warning to the logger", () => {
@@ -102,11 +115,11 @@ void describe("schema compilation", () => {
   });
 
   void it("never loads remote references", () => {
-    assert.match(compileError({ type: "object", properties: { a: { $ref: "https://example.com/x.json" } } }).message, /resolve reference/);
+    assert.match(compileError({ type: "object", properties: { a: { $ref: "https://example.com/x.json" } } }, "broken", true).message, /resolve reference/);
   });
 
   void it("refuses an x-path value other than read or write", () => {
-    assert.match(compileError({ type: "object", properties: { a: { type: "string", "x-path": "exec" } } }).message, /x-path/);
+    assert.match(compileError({ type: "object", properties: { a: { type: "string", "x-path": "exec" } } }, "broken", true).message, /x-path/);
   });
 
   void it("refuses x-path where its values might not all be collected", () => {
@@ -170,7 +183,7 @@ void describe("schema compilation", () => {
     // A cyclic schema makes Ajv recurse without end; the start must still fail cleanly.
     const cyclic: Record<string, unknown> = { type: "object" };
     cyclic.properties = { self: cyclic };
-    assert.match(compileError(cyclic).message, /is invalid/);
+    assert.match(compileError(cyclic, "broken", true).message, /is invalid/);
   });
 });
 

@@ -9,8 +9,7 @@ import type { CompiledPathPolicy } from "../path-guard.js";
 import { compileNetworkPolicy } from "../egress-guard.js";
 import { compileCommandPolicy } from "../command-guard.js";
 import { createGuardedFs } from "./fs.js";
-import { createGuardedFetch, type Lookup } from "./fetch.js";
-import { createGuardedExec } from "./exec.js";
+import type { Lookup } from "./fetch.js";
 import { createPluginStorage } from "./storage.js";
 
 export interface CallCapabilities {
@@ -57,20 +56,27 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
             return storage.openDatabase(name);
           },
         },
-        fetch: (url, request) => {
-          fetch ??= createGuardedFetch(
-            network,
-            { maxResponseBytes: policy.network.max_response_bytes, timeoutMs: Math.min(policy.network.timeout * 1000, deadlineMs) },
-            options.lookup === undefined ? { signal } : { signal, lookup: options.lookup },
-          );
+        // fetch and exec load their modules (http, tls, dns, child_process) on first use: a start never pays for them.
+        fetch: async (url, request) => {
+          if (fetch === undefined) {
+            const { createGuardedFetch } = await import("./fetch.js");
+            fetch ??= createGuardedFetch(
+              network,
+              { maxResponseBytes: policy.network.max_response_bytes, timeoutMs: Math.min(policy.network.timeout * 1000, deadlineMs) },
+              options.lookup === undefined ? { signal } : { signal, lookup: options.lookup },
+            );
+          }
           return fetch(url, request);
         },
-        exec: (file, args, execOptions) => {
-          exec ??= createGuardedExec(
-            commands,
-            { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
-            { signal, checkCwd, homeDir: options.execHomeDir },
-          );
+        exec: async (file, args, execOptions) => {
+          if (exec === undefined) {
+            const { createGuardedExec } = await import("./exec.js");
+            exec ??= createGuardedExec(
+              commands,
+              { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
+              { signal, checkCwd, homeDir: options.execHomeDir },
+            );
+          }
           return exec(file, args, execOptions);
         },
       };
