@@ -33,8 +33,6 @@ export interface RunOptions {
 
 /** On stdin EOF, in-flight calls may finish for this long before they are aborted. */
 const EOF_GRACE_MS = 700;
-/** Without a handshake, schema compilation starts anyway after this long. */
-const PREPARE_WITHOUT_HANDSHAKE_MS = 250;
 /** After the abort, how long their outcomes (and audit entries) may take to land. */
 const SHUTDOWN_GRACE_MS = 800;
 
@@ -142,15 +140,13 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     return fatal(`refusing to start: ${messageOf(error)}`);
   }
 
-  // Tool schemas are registered once the handshake is answered (or after a short wait
-  // without one): the validation module is loaded off the handshake's path; tools wait for it.
+  // Tool schemas are registered once the handshake is answered (a tools request before that
+  // starts it too): the validation module is loaded off the handshake's path; tools wait for it.
   let prepared: Promise<void> | undefined;
   let failStartup: ((error: unknown) => void) | undefined;
   const prepare = () => {
     prepared ??= engine.prepare().catch((error: unknown) => failStartup?.(error));
   };
-  const prepareAnyway = setTimeout(prepare, PREPARE_WITHOUT_HANDSHAKE_MS);
-  prepareAnyway.unref();
   const session = new McpSession({
     identity: IDENTITY,
     tools: engine,

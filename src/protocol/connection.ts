@@ -167,13 +167,15 @@ export class Connection {
   /** Resolves when every in-flight request has settled, or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<boolean> {
     if (this.inFlight.size === 0) return true;
-    const all = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
+    let wake!: () => void;
+    const all = new Promise<boolean>((resolve) => this.idleWaiters.push((wake = () => resolve(true))));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
     const settled = await Promise.race([all, timeout]);
     clearTimeout(timer);
+    if (!settled) this.idleWaiters = this.idleWaiters.filter((waiter) => waiter !== wake);
     return settled;
   }
 

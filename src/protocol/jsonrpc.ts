@@ -58,12 +58,14 @@ function isValidId(id: unknown): id is RequestId {
 
 /** Parses and classifies one line. Never throws. */
 export function classify(line: Buffer): Incoming {
-  if (!isUtf8(line)) {
+  const text = line.toString("utf8");
+  // Decoding replaces every invalid sequence with U+FFFD, so only a line that holds one needs the full check.
+  if (text.includes("\uFFFD") && !isUtf8(line)) {
     return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, "Parse error: the message is not valid UTF-8") };
   }
   let value: unknown;
   try {
-    value = JSON.parse(line.toString("utf8"));
+    value = JSON.parse(text);
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
     return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(detail, 200)}`) };

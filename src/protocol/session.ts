@@ -161,7 +161,8 @@ export class McpSession {
       const progress = new ProgressReporter(token, (progressParams) => this.connection.notify("notifications/progress", progressParams));
       reporter = progress;
       this.progress.set(progressKey(ctx.id), progress);
-      ctx.abort.onAbort(() => progress.finish());
+      // A cancelled call gets no response, so its reporter is finished and dropped here.
+      ctx.abort.onAbort(() => this.finishProgress(ctx.id));
     }
     const call = tools.callTool({
       name,

@@ -182,6 +182,15 @@ export class SecurityEngine implements ToolService {
    * with many small calls in flight).
    */
   callTool(call: ToolCall): Promise<CallToolResult> {
+    try {
+      return this.startCall(call);
+    } catch (error) {
+      // Callers get a rejection, never a synchronous throw, whatever fails before the first await.
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  private startCall(call: ToolCall): Promise<CallToolResult> {
     if (this.validators === undefined) return this.prepare().then(() => this.callTool(call));
     const started = this.now();
     // The audit log records the call id twice; without it, only a plugin that reads ctx.callId makes one.
@@ -295,7 +304,7 @@ export class SecurityEngine implements ToolService {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
       this.pluginLoggers.set(entry.plugin.name, logger);
     }
-    return new CallContext(scope, callId, call.progress, logger, this.catalog, () => this.options.capabilities.forCall(scope.signal, timeoutMs), this.options.session);
+    return new CallContext(scope, callId, call.progress, logger, this.catalog, () => this.options.capabilities.forCall(scope, timeoutMs), this.options.session);
   }
 
   /** Stage 8: turns a dispatch outcome into the client's result. */

@@ -28,7 +28,7 @@ export class LazyAbort implements CallAbort {
   private isAborted = false;
   private abortReason: unknown = undefined;
 
-  /** A LazyAbort that follows an existing signal (for callers that only have one). */
+  /** A LazyAbort that follows an existing signal for its whole life (tests and callers that only have a signal). */
   static following(signal: AbortSignal): LazyAbort {
     const scope = new LazyAbort();
     if (signal.aborted) scope.abort(signal.reason);
@@ -56,11 +56,25 @@ export class LazyAbort implements CallAbort {
     if (this.isAborted) return;
     this.isAborted = true;
     // An AbortSignal aborted without a reason carries an AbortError; keep that contract.
-    this.abortReason = reason ?? new DOMException("This operation was aborted", "AbortError");
+    this.abortReason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
     const listeners = this.listeners;
     this.listeners = undefined;
-    if (listeners !== undefined) for (const listener of listeners) listener(this.abortReason);
-    this.controller?.abort(this.abortReason);
+    try {
+      if (listeners !== undefined) {
+        for (const listener of listeners) {
+          // As with an AbortSignal, one failing listener neither stops the others nor the abort.
+          try {
+            listener(this.abortReason);
+          } catch (error) {
+            queueMicrotask(() => {
+              throw error;
+            });
+          }
+        }
+      }
+    } finally {
+      this.controller?.abort(this.abortReason);
+    }
   }
 
   onAbort(listener: Listener): () => void {

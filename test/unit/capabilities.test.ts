@@ -8,6 +8,7 @@ import { createCapabilityFactory } from "../../src/security/capabilities/index.j
 import { compilePathPolicy } from "../../src/security/path-guard.js";
 import { defaultPolicy } from "../../src/security/policy/defaults.js";
 import { CapabilityDeniedError } from "../../src/plugins/contract.js";
+import { LazyAbort } from "../../src/util/call-abort.js";
 
 function setup() {
   const state = mkdtempSync(join(tmpdir(), "msl-caps-"));
@@ -24,11 +25,11 @@ const ended = (error: unknown) => error instanceof CapabilityDeniedError && erro
 test("files and databases work during the call and stop when it ends", async () => {
   const s = setup();
   try {
-    const controller = new AbortController();
-    const caps = s.factory.forCall(controller.signal, 5000);
+    const scope = new LazyAbort();
+    const caps = s.factory.forCall(scope, 5000);
     assert.equal(await caps.fs.readText(join(s.state, "workspace", "a.txt")), "hello");
     assert.ok(caps.storage.openDatabase("probe").open);
-    controller.abort(new Error("timed out"));
+    scope.abort(new Error("timed out"));
     await assert.rejects(caps.fs.readText(join(s.state, "workspace", "a.txt")), ended);
     await assert.rejects(caps.fs.writeFile(join(s.state, "workspace", "b.txt"), "late"), ended);
     assert.throws(() => caps.storage.openDatabase("probe"), ended);
@@ -40,9 +41,24 @@ test("files and databases work during the call and stop when it ends", async () 
 test("the default policy lets no command run and reaches no network", async () => {
   const s = setup();
   try {
-    const caps = s.factory.forCall(new AbortController().signal, 5000);
+    const caps = s.factory.forCall(new LazyAbort(), 5000);
     await assert.rejects(caps.exec("true", []), (error: unknown) => error instanceof CapabilityDeniedError && error.code === "COMMAND_DENIED");
     await assert.rejects(caps.fetch("http://127.0.0.1:9/"), (error: unknown) => error instanceof CapabilityDeniedError && error.code === "EGRESS_DENIED");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("fetch and exec first used after the call ended are refused", async () => {
+  const s = setup();
+  try {
+    const scope = new LazyAbort();
+    const caps = s.factory.forCall(scope, 5000);
+    scope.abort(new Error("cancelled"));
+    // The abort is checked before the policy: neither reports COMMAND_DENIED or EGRESS_DENIED here.
+    await assert.rejects(caps.exec("true", []), (error: unknown) => error instanceof CapabilityDeniedError && error.code === "COMMAND_ABORTED");
+    await assert.rejects(caps.fetch("http://127.0.0.1:9/"), /cancelled/);
+    await assert.rejects(caps.fs.list(join(s.state, "workspace")), ended);
   } finally {
     s.cleanup();
   }

@@ -140,3 +140,24 @@ test("LazyAbort: listeners run once, removers work, a late signal is already abo
   outer.abort("gone");
   assert.equal(following.reason, "gone");
 });
+
+test("LazyAbort: a throwing listener stops neither the other listeners nor the signal; the error is reported", async () => {
+  const reported: unknown[] = [];
+  process.setUncaughtExceptionCaptureCallback((error) => reported.push(error));
+  try {
+    const scope = new LazyAbort();
+    const early = scope.signal;
+    const heard: string[] = [];
+    scope.onAbort(() => {
+      throw new Error("listener bug");
+    });
+    scope.onAbort(() => heard.push("second"));
+    scope.abort("stop");
+    assert.deepEqual(heard, ["second"]);
+    assert.equal(early.aborted, true, "a signal made before the abort fires too");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((reported[0] as Error | undefined)?.message, "listener bug");
+  } finally {
+    process.setUncaughtExceptionCaptureCallback(null);
+  }
+});

@@ -22,13 +22,14 @@ import { silentLogger } from "../../src/util/logger.js";
 class MemoryAudit implements AuditSink {
   readonly entries: AuditRecordInput[] = [];
   failing = false;
+  constructor(readonly enabled = true) {}
   append(entry: AuditRecordInput) {
     if (this.failing) return Promise.reject(new Error("ENOSPC: no space left on device"));
     this.entries.push(entry);
     return Promise.resolve({ seq: this.entries.length, hash: "h" } as never);
   }
   status() {
-    return { enabled: true, ok: !this.failing, state: "open", seq: this.entries.length, head: "h", path: "mem" } as never;
+    return { enabled: this.enabled, ok: !this.failing, state: "open", seq: this.entries.length, head: "h", path: "mem" } as never;
   }
   close() {
     return Promise.resolve(undefined);
@@ -88,7 +89,7 @@ const capabilities: CapabilityFactory = {
   close: () => undefined,
 };
 
-function setup(adjust: (policy: EffectivePolicy) => void = () => undefined) {
+function setup(adjust: (policy: EffectivePolicy) => void = () => undefined, auditEnabled = true) {
   const dir = mkdtempSync(join(tmpdir(), "msl-engine-"));
   const policy = defaultPolicy(dir);
   policy.filesystem.allowed_paths = [`${dir}/**`];
@@ -99,7 +100,7 @@ function setup(adjust: (policy: EffectivePolicy) => void = () => undefined) {
   writeFileSync(join(dir, "inside.txt"), "x");
   const { plugin, calls } = spyPlugin();
   const registry = new PluginRegistry([plugin]);
-  const audit = new MemoryAudit();
+  const audit = new MemoryAudit(auditEnabled);
   const engine = new SecurityEngine({
     policy,
     registry,
@@ -334,6 +335,46 @@ test("reasons are redacted before they are recorded, and unknown tools are recor
     const [unknown, hidden] = s.audit.entries.slice(-2);
     assert.match(String(unknown?.reason), /no such tool/);
     assert.match(String(hidden?.reason), /does not expose/);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("with the audit log off nothing is recorded, refusals read the same, and ctx.callId is made once, on first read", async () => {
+  const on = setup();
+  const off = setup(() => undefined, false);
+  try {
+    const okOff = await off.call("target", { n: 1 });
+    assert.equal(okOff.isError, undefined);
+    const ctx = off.calls[0]!.ctx;
+    const first = ctx.callId;
+    assert.match(first, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.equal(ctx.callId, first, "stable once made");
+    for (const args of [{ n: "not a number" }, { n: 1, extra: true }] as JsonObject[]) {
+      assert.equal(text(await off.call("target", args)), text(await on.call("target", args)));
+    }
+    assert.equal(text(await off.call("hidden")), text(await on.call("hidden")));
+    assert.equal(off.audit.entries.length, 0);
+    assert.ok(on.audit.entries.length > 0);
+  } finally {
+    on.cleanup();
+    off.cleanup();
+  }
+});
+
+test("a signal read after the call was cancelled is already aborted", async () => {
+  const s = setup();
+  try {
+    const controller = new AbortController();
+    const pending = s.call("fails", { how: "slow" }, controller.signal);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    s.policy.tools.timeouts.fails = 5;
+    controller.abort(new Error("client cancelled"));
+    await pending;
+    const ctx = s.calls.at(-1)?.ctx;
+    assert.ok(ctx, "the plugin was reached");
+    assert.equal(ctx.signal.aborted, true);
+    assert.equal((ctx.signal.reason as Error).message, "client cancelled");
   } finally {
     s.cleanup();
   }

@@ -36,6 +36,14 @@ test("unparseable JSON and invalid UTF-8 are parse errors with no id", () => {
   }
 });
 
+test("a real U+FFFD is valid text; an invalid byte inside a JSON string is still a parse error", () => {
+  const withReplacementChar = classify(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"t":"\uFFFD"}}', "utf8"));
+  assert.equal(withReplacementChar.kind, "request");
+  const hidden = Buffer.concat([Buffer.from('{"jsonrpc":"2.0","id":2,"method":"ping","params":{"t":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')]);
+  const bad = classify(hidden);
+  assert.equal(bad.kind === "invalid" && bad.error.code, ErrorCode.ParseError);
+});
+
 test("envelope violations are invalid requests, echoing a readable id", () => {
   expectInvalid('[{"jsonrpc":"2.0","id":1,"method":"ping"}]', ErrorCode.InvalidRequest);
   expectInvalid('"text"', ErrorCode.InvalidRequest);

@@ -26,10 +26,12 @@ class StubTools implements ToolService {
   readonly aborted: string[] = [];
   constructor(readonly tools = [tool("fast"), tool("slow"), tool("progress"), tool("a"), tool("b"), tool("c")]) {}
   whenReady() {
-    return Promise.resolve();
+    return this.gate ?? Promise.resolve();
   }
+  /** Tests hold the tools "not ready" with this gate; open, calls wait on nothing. */
+  gate: Promise<void> | undefined;
   isReady() {
-    return true;
+    return this.gate === undefined;
   }
   listTools() {
     return this.tools;
@@ -255,4 +257,55 @@ test("stdin end is reported once", async () => {
   const ended = new Promise((resolve) => s.connection.onEnd(resolve));
   s.input.end();
   assert.equal(await ended, "input-end");
+});
+
+test("calls wait for the tools to be ready; one cancelled while waiting gets no response and leaves no progress behind", async () => {
+  const tools = new StubTools();
+  let open!: () => void;
+  tools.gate = new Promise<void>((resolve) => (open = resolve));
+  const s = setup(tools);
+  await s.init();
+  s.send({ jsonrpc: "2.0", id: "w1", method: "tools/call", params: { name: "fast", _meta: { progressToken: "pt" } } });
+  s.send({ jsonrpc: "2.0", id: "w2", method: "tools/call", params: { name: "fast" } });
+  await s.settle();
+  assert.equal(s.received.filter((m) => m.id === "w1" || m.id === "w2").length, 0, "nothing answered before ready");
+  s.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "w1" } });
+  await s.settle();
+  tools.gate = undefined;
+  open();
+  const served = await s.waitFor((m) => m.id === "w2");
+  assert.ok(served.result);
+  await s.settle();
+  assert.ok(!s.received.some((m) => m.id === "w1"), "no response for the call cancelled while waiting");
+  assert.ok(!s.received.some((m) => m.method === "notifications/progress"), "no progress for it either");
+  assert.equal((s.session as unknown as { progress: Map<string, unknown> }).progress.size, 0, "its reporter was dropped");
+});
+
+test("a tool service that throws synchronously gets exactly one -32603 with the request's id", async () => {
+  const tools = new StubTools();
+  tools.callTool = () => {
+    throw new TypeError("sync failure");
+  };
+  const s = setup(tools);
+  await s.init();
+  const answer = await s.request("boom", "tools/call", { name: "fast" });
+  assert.equal(answer.error.code, -32603);
+  await s.settle();
+  assert.equal(s.received.filter((m) => m.id === "boom").length, 1);
+});
+
+test("drain: at once when idle, after the last response otherwise, false on a timeout that a later drain survives", async () => {
+  const s = setup();
+  await s.init();
+  assert.equal(await s.connection.drain(10), true, "idle");
+  s.send({ jsonrpc: "2.0", id: "d1", method: "tools/call", params: { name: "slow" } });
+  await s.settle();
+  assert.equal(await s.connection.drain(20), false, "the slow call is still running");
+  const drained = s.connection.drain(3000);
+  s.connection.abortAll("test");
+  assert.equal(await drained, true);
+  await s.connection.flush();
+  await s.settle();
+  assert.ok(s.received.some((m) => m.id === "d1"), "the response was handed to the writer before drain resolved");
+  assert.equal(await s.connection.drain(10), true, "idle again");
 });

@@ -10,6 +10,7 @@ import { compileNetworkPolicy } from "../egress-guard.js";
 import { compileCommandPolicy } from "../command-guard.js";
 import { createGuardedFs } from "./fs.js";
 import type { Lookup } from "./fetch.js";
+import type { CallAbort } from "../../util/call-abort.js";
 import { createPluginStorage } from "./storage.js";
 
 export interface CallCapabilities {
@@ -20,7 +21,8 @@ export interface CallCapabilities {
 }
 
 export interface CapabilityFactory {
-  forCall(signal: AbortSignal, deadlineMs: number): CallCapabilities;
+  /** The call's abort scope: file and storage access end with it; fetch and exec get its signal. */
+  forCall(scope: CallAbort, deadlineMs: number): CallCapabilities;
   close(): void;
 }
 
@@ -45,14 +47,14 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
   const checkCwd = (cwd: string) => fs.resolve(cwd, "read");
 
   return {
-    forCall(signal, deadlineMs) {
+    forCall(scope, deadlineMs) {
       let fetch: GuardedFetch | undefined;
       let exec: GuardedExec | undefined;
       return {
-        fs: endsWithCall(fs, signal),
+        fs: endsWithCall(fs, scope),
         storage: {
           openDatabase: (name) => {
-            if (signal.aborted) throw callEnded();
+            if (scope.aborted) throw callEnded();
             return storage.openDatabase(name);
           },
         },
@@ -63,7 +65,7 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
             fetch ??= createGuardedFetch(
               network,
               { maxResponseBytes: policy.network.max_response_bytes, timeoutMs: Math.min(policy.network.timeout * 1000, deadlineMs) },
-              options.lookup === undefined ? { signal } : { signal, lookup: options.lookup },
+              options.lookup === undefined ? { signal: scope.signal } : { signal: scope.signal, lookup: options.lookup },
             );
           }
           return fetch(url, request);
@@ -74,7 +76,7 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
             exec ??= createGuardedExec(
               commands,
               { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
-              { signal, checkCwd, homeDir: options.execHomeDir },
+              { signal: scope.signal, checkCwd, homeDir: options.execHomeDir },
             );
           }
           return exec(file, args, execOptions);
@@ -92,9 +94,9 @@ function callEnded(): CapabilityDeniedError {
 }
 
 /** File access that stops with the call: a plugin that ignores its signal cannot keep writing after the response. */
-function endsWithCall(fs: GuardedFs, signal: AbortSignal): GuardedFs {
+function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
   const guard = <A extends unknown[], R>(operation: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
-    signal.aborted ? Promise.reject(callEnded()) : operation(...args);
+    scope.aborted ? Promise.reject(callEnded()) : operation(...args);
   return {
     resolve: guard((path: string, access: "read" | "write") => fs.resolve(path, access)),
     stat: guard((path: string) => fs.stat(path)),
