@@ -12,6 +12,7 @@ import {
   errorMessage,
   notificationMessage,
   resultMessage,
+  requestKey,
   RpcError,
   truncate,
   type Params,
@@ -52,10 +53,6 @@ interface InFlight {
   cancelled: boolean;
 }
 
-/** Distinguishes `"1"` from `1`, which JSON-RPC treats as different ids. */
-function idKey(id: RequestId): string {
-  return typeof id === "number" ? `n${id}` : `s${id}`;
-}
 
 export class Connection {
   private readonly framer: LineFramer;
@@ -134,7 +131,7 @@ export class Connection {
 
   /** Cancels an in-flight request: its signal fires and no response is sent for it. */
   cancel(id: RequestId, reason: string): boolean {
-    const entry = this.inFlight.get(idKey(id));
+    const entry = this.inFlight.get(requestKey(id));
     if (!entry || entry.cancelled) return false;
     entry.cancelled = true;
     entry.abort.abort(new CancelledError(reason));
@@ -142,11 +139,11 @@ export class Connection {
   }
 
   methodOf(id: RequestId): string | undefined {
-    return this.inFlight.get(idKey(id))?.method;
+    return this.inFlight.get(requestKey(id))?.method;
   }
 
   isInFlight(id: RequestId): boolean {
-    return this.inFlight.has(idKey(id));
+    return this.inFlight.has(requestKey(id));
   }
 
   notify(method: string, params?: Record<string, unknown>): void {
@@ -214,7 +211,7 @@ export class Connection {
   }
 
   private onRequest(id: RequestId, method: string, params: Params | undefined): void {
-    const key = idKey(id);
+    const key = requestKey(id);
     if (this.inFlight.has(key)) {
       // Answered without the id: with it, the request in flight would get two responses.
       this.send(() =>

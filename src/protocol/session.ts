@@ -5,7 +5,7 @@
  * engine; nothing here runs a tool.
  */
 import { Connection, type RequestContext, type RequestResult } from "./connection.js";
-import { ErrorCode, RpcError, type Params, type RequestId } from "./jsonrpc.js";
+import { ErrorCode, requestKey, RpcError, type Params, type RequestId } from "./jsonrpc.js";
 import { checkLifecycle, negotiateProtocolVersion, type LifecycleState, type ProtocolVersion } from "./lifecycle.js";
 import { CursorCodec, paginate } from "./pagination.js";
 import { ProgressReporter, readProgressToken } from "./progress.js";
@@ -160,7 +160,7 @@ export class McpSession {
     if (token !== undefined) {
       const progress = new ProgressReporter(token, (progressParams) => this.connection.notify("notifications/progress", progressParams));
       reporter = progress;
-      this.progress.set(progressKey(ctx.id), progress);
+      this.progress.set(requestKey(ctx.id), progress);
       // A cancelled call gets no response, so its reporter is finished and dropped here.
       ctx.abort.onAbort(() => this.finishProgress(ctx.id));
     }
@@ -204,7 +204,7 @@ export class McpSession {
   }
 
   private finishProgress(id: RequestId): void {
-    const key = progressKey(id);
+    const key = requestKey(id);
     this.progress.get(key)?.finish();
     this.progress.delete(key);
   }
@@ -235,8 +235,4 @@ export class McpSession {
     if (record.data !== undefined) data.details = this.options.redact(record.data);
     this.connection.notify("notifications/message", { level: record.level, logger: record.logger, data });
   }
-}
-
-function progressKey(id: RequestId): string {
-  return typeof id === "number" ? `n${id}` : `s${id}`;
 }

@@ -97,3 +97,58 @@ function replaced(root: JsonObject, path: (string | number)[], value: JsonValue 
   } else (node as Record<string | number, JsonValue>)[last] = value;
   return copy;
 }
+
+/**
+ * A schema that marks `x-path` in every place collection must reach (refs, arrays, combinators,
+ * additional and pattern properties, tuples, an odd key, an untyped value), arguments for it,
+ * and the paths collected from them, sorted by pointer then access. Shared by the run-time and
+ * the build-time (generated code) tests, so both prove the same collection.
+ */
+export const XPATH_EVERYWHERE = {
+  $defs: { out: { type: "string", "x-path": "write" } } as JsonObject,
+  properties: {
+    src: { type: "string", "x-path": "read" },
+    files: { type: "array", items: { type: "object", properties: { path: { $ref: "#/$defs/out" } } } },
+    either: { anyOf: [{ type: "string", "x-path": "read" }, { type: "integer" }] },
+    "a/b~c": { type: "string", "x-path": "read" },
+    extra: { type: "object", additionalProperties: { type: "string", "x-path": "write" } },
+    pat: { type: "object", patternProperties: { "^f": { type: "string", "x-path": "read" } } },
+    tuple: { type: "array", prefixItems: [{ type: "string", "x-path": "read" }], items: { type: "string" } },
+    same: { allOf: [{ type: "string", "x-path": "read" }, { "x-path": "read" }] },
+    both: { allOf: [{ type: "string", "x-path": "read" }, { "x-path": "write" }] },
+    untyped: { "x-path": "read" },
+    label: { type: "string" },
+  } as JsonObject,
+  arguments: {
+    src: "/in",
+    files: [{ path: "/o1" }, { path: "/o2" }],
+    either: "/e",
+    "a/b~c": "/odd",
+    extra: { k: "/x" },
+    pat: { f1: "/f", g: "not a path" },
+    tuple: ["/t", "not a path"],
+    same: "/same",
+    both: "/both",
+    untyped: "/u",
+    label: "not a path",
+  } as JsonObject,
+  paths: [
+    { pointer: "/a~1b~0c", value: "/odd", access: "read" },
+    { pointer: "/both", value: "/both", access: "read" },
+    { pointer: "/both", value: "/both", access: "write" },
+    { pointer: "/either", value: "/e", access: "read" },
+    { pointer: "/extra/k", value: "/x", access: "write" },
+    { pointer: "/files/0/path", value: "/o1", access: "write" },
+    { pointer: "/files/1/path", value: "/o2", access: "write" },
+    { pointer: "/pat/f1", value: "/f", access: "read" },
+    { pointer: "/same", value: "/same", access: "read" },
+    { pointer: "/src", value: "/in", access: "read" },
+    { pointer: "/tuple/0", value: "/t", access: "read" },
+    { pointer: "/untyped", value: "/u", access: "read" },
+  ],
+};
+
+/** Collected paths in XPATH_EVERYWHERE's order. */
+export function sortPaths<T extends { pointer: string; access: string }>(paths: readonly T[]): T[] {
+  return [...paths].sort((a, b) => a.pointer.localeCompare(b.pointer) || a.access.localeCompare(b.access));
+}

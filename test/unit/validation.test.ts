@@ -1,3 +1,4 @@
+import { XPATH_EVERYWHERE, sortPaths } from "../helpers/tool-samples.js";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createValidatorSet, SchemaCompileError, type ValidatorSet } from "../../src/security/validation.js";
@@ -404,47 +405,11 @@ void describe("argument validation", () => {
 
 void describe("x-path collection", () => {
   void it("collects marked values with their pointer and access, inside arrays, objects, refs and combinators", () => {
-    const set = withTool({
-      type: "object",
-      $defs: { out: { type: "string", "x-path": "write" } },
-      properties: {
-        src: { type: "string", "x-path": "read" },
-        files: { type: "array", items: { type: "object", properties: { path: { $ref: "#/$defs/out" } } } },
-        either: { anyOf: [{ type: "string", "x-path": "read" }, { type: "integer" }] },
-        "a/b~c": { type: "string", "x-path": "read" },
-        extra: { type: "object", additionalProperties: { type: "string", "x-path": "write" } },
-        pat: { type: "object", patternProperties: { "^f": { type: "string", "x-path": "read" } } },
-        tuple: { type: "array", prefixItems: [{ type: "string", "x-path": "read" }], items: { type: "string" } },
-        both: { allOf: [{ type: "string", "x-path": "read" }, { "x-path": "read" }] },
-        label: { type: "string" },
-      },
-      additionalProperties: false,
-    });
-    const verdict = set.validateInput("t", {
-      src: "/in",
-      files: [{ path: "/o1" }, { path: "/o2" }],
-      either: "/e",
-      "a/b~c": "/odd",
-      extra: { k: "/x" },
-      pat: { f1: "/f", g: "not a path" },
-      tuple: ["/t", "not a path"],
-      both: "/both",
-      label: "not a path",
-    });
+    const set = withTool({ type: "object", $defs: XPATH_EVERYWHERE.$defs, properties: XPATH_EVERYWHERE.properties, additionalProperties: false });
+    const verdict = set.validateInput("t", XPATH_EVERYWHERE.arguments);
     assert.equal(verdict.ok, true);
-    const paths = verdict.ok ? verdict.paths : [];
-    const sorted = [...paths].sort((a, b) => a.pointer.localeCompare(b.pointer));
-    assert.deepEqual(sorted, [
-      { pointer: "/a~1b~0c", value: "/odd", access: "read" },
-      { pointer: "/both", value: "/both", access: "read" },
-      { pointer: "/either", value: "/e", access: "read" },
-      { pointer: "/extra/k", value: "/x", access: "write" },
-      { pointer: "/files/0/path", value: "/o1", access: "write" },
-      { pointer: "/files/1/path", value: "/o2", access: "write" },
-      { pointer: "/pat/f1", value: "/f", access: "read" },
-      { pointer: "/src", value: "/in", access: "read" },
-      { pointer: "/tuple/0", value: "/t", access: "read" },
-    ]);
+    // A value marked twice with the same access is kept once; with both accesses, once per access.
+    assert.deepEqual(sortPaths(verdict.ok ? verdict.paths : []), XPATH_EVERYWHERE.paths);
   });
 
   void it("keeps a value marked both read and write twice, once per access", () => {
