@@ -1,5 +1,6 @@
 /**
- * Loading a policy file: YAML (1.2 core schema, positions kept) → JSON Schema
+ * Loading a policy file: YAML (1.2 core schema; plain files through a fast path, the rest and
+ * every error position through `yaml`) → JSON Schema
  * validation → defaults and `${VAR}` / `~` expansion → the effective policy, its
  * SHA-256 and the warnings a person should read.
  *
@@ -8,8 +9,10 @@
  * Nothing here reads the environment or the clock: the caller passes `PolicyEnv`.
  */
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as path from "node:path";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import type { Alias, Document, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from "yaml";
+import { parseSimpleYaml } from "./yaml-fast-path.js";
 import type { EffectivePolicy, LimitsPolicy, NetworkEndpoint } from "../policy-types.js";
 import { policySha256 } from "./hash.js";
 import {
@@ -157,27 +160,57 @@ function checkEnv(env: PolicyEnv, source: string): void {
 
 interface Parsed {
   value: unknown;
-  locator: Locator;
+  /** Positions for issues; made only when there is an issue to place. */
+  locator: () => Locator;
 }
 
+/** How `yaml` reads a policy (the fast path's tests hold it to the same reading). */
+export const YAML_OPTIONS = {
+  prettyErrors: false,
+  strict: true,
+  uniqueKeys: true,
+  stringKeys: true,
+  version: "1.2",
+  schema: "core",
+  merge: false,
+  resolveKnownTags: false,
+  // "error": no process.emitWarning from the yaml package, but still the error for a
+  // second document ("silent" would drop that one too).
+  logLevel: "error",
+} as const;
+
+type YamlLibrary = typeof import("yaml");
+let yamlLibrary: YamlLibrary | undefined;
+
+/** The `yaml` package, loaded on first use: a plain policy never needs it. */
+function yaml(): YamlLibrary {
+  // In the bundle esbuild includes this literal require; as plain ESM, Node resolves it from node_modules.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a literal require is what esbuild bundles
+  yamlLibrary ??= (typeof require === "function" ? require("yaml") : createRequire(import.meta.url)("yaml")) as YamlLibrary;
+  return yamlLibrary;
+}
+
+const isAlias = (node: unknown): node is Alias => yaml().isAlias(node);
+const isMap = (node: unknown): node is YAMLMap => yaml().isMap(node);
+const isScalar = (node: unknown): node is Scalar => yaml().isScalar(node);
+const isSeq = (node: unknown): node is YAMLSeq => yaml().isSeq(node);
+
 function parseYaml(text: string, source: string): Parsed {
-  const lineCounter = new LineCounter();
+  const simple = parseSimpleYaml(text);
+  if (simple === undefined) {
+    const parsed = parseYamlDocument(text, source);
+    return { value: parsed.value, locator: () => parsed.locator };
+  }
+  let locator: Locator | undefined;
+  return { value: simple, locator: () => (locator ??= parseYamlDocument(text, source).locator) };
+}
+
+function parseYamlDocument(text: string, source: string): { value: unknown; locator: Locator } {
+  const { LineCounter: Lines, parseDocument, visit } = yaml();
+  const lineCounter = new Lines();
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, {
-      lineCounter,
-      prettyErrors: false,
-      strict: true,
-      uniqueKeys: true,
-      stringKeys: true,
-      version: "1.2",
-      schema: "core",
-      merge: false,
-      resolveKnownTags: false,
-      // "error": no process.emitWarning from the yaml package, but still the error for a
-      // second document ("silent" would drop that one too).
-      logLevel: "error",
-    });
+    doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter });
   } catch (error) {
     throw new PolicyError("POLICY_INVALID", source, [
       { key: "", message: `the YAML cannot be parsed: ${error instanceof Error ? error.message : String(error)}` },
@@ -235,6 +268,7 @@ function parseYaml(text: string, source: string): Parsed {
 
 function firstAliasOffset(doc: Document.Parsed): number | undefined {
   let offset: number | undefined;
+  const { visit } = yaml();
   visit(doc, {
     Alias(_key, alias) {
       offset = alias.range?.[0];
@@ -388,17 +422,17 @@ function sortIssues(issues: PolicyIssue[]): PolicyIssue[] {
 // Schema validation
 // ---------------------------------------------------------------------------
 
-function validate(value: unknown, locator: Locator): PolicyIssue[] {
+function validate(value: unknown, locator: () => Locator): PolicyIssue[] {
   const validator = policyValidator();
   if (validator(value)) return [];
   const issues: PolicyIssue[] = [];
   for (const error of validator.errors ?? []) {
     const issue = describeSchemaError(error, value);
     if (issue === undefined) continue;
-    if (error.keyword === "type" && error.data === null && locator.scalarSource(issue.path) === "~") {
+    if (error.keyword === "type" && error.data === null && locator().scalarSource(issue.path) === "~") {
       issue.message += ' (a bare ~ is an empty value in YAML: write "~" in quotes for the home directory)';
     }
-    issues.push({ ...locator.locate(issue.path, issue.target), key: formatKey(issue.path), message: issue.message });
+    issues.push({ ...locator().locate(issue.path, issue.target), key: formatKey(issue.path), message: issue.message });
   }
   return issues;
 }
@@ -561,11 +595,11 @@ const EXPANDED_FIELDS: readonly { keyPath: readonly string[]; kind: PathKind; li
  * it (values of the wrong type are the schema's to report), and reports each
  * variable or path problem at its position.
  */
-function checkExpansions(value: unknown, env: PolicyEnv, locator: Locator): PolicyIssue[] {
+function checkExpansions(value: unknown, env: PolicyEnv, locator: () => Locator): PolicyIssue[] {
   const issues: PolicyIssue[] = [];
   const check = (text: string, keyPath: KeyPath, kind: PathKind): void => {
     for (const message of expandValue(text, kind, env).problems) {
-      issues.push({ ...locator.locate(keyPath, "value"), key: formatKey(keyPath), message });
+      issues.push({ ...locator().locate(keyPath, "value"), key: formatKey(keyPath), message });
     }
   };
   for (const field of EXPANDED_FIELDS) {
