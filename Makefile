@@ -2,15 +2,21 @@
 # Install and build output goes to stderr so that `make -s run` keeps stdout for the protocol.
 SHELL := /bin/bash
 NODE  ?= node
-SOURCES := $(shell find src test bench -name '*.ts' 2>/dev/null) scripts/build-policy-validator.cjs scripts/build-tool-validators.cjs tsconfig.json package.json
-BIN := dist/mcp-secure-local.mjs
-# One ESM entry file: loading one module instead of hundreds is most of a cold start. What a
-# start does not need (the YAML parser, Ajv, fetch/exec, the CLI's human commands) is reached by
-# dynamic import and split into chunks, loaded on first use. The native SQLite addon stays
-# outside; CommonJS dependencies get a `require` of their own.
-ESBUILD := npx esbuild --bundle --splitting --platform=node --format=esm --target=node20 --external:better-sqlite3 --log-level=warning \
-  --chunk-names=chunks/[name]-[hash] --out-extension:.js=.mjs \
-  --banner:js="import { createRequire as __mslCreateRequire } from 'node:module'; const require = __mslCreateRequire(import.meta.url);"
+SOURCES := $(shell find src test bench -name '*.ts' -o -name '*.cts' -o -name '*.mts' 2>/dev/null) \
+  scripts/build-policy-validator.cjs scripts/build-tool-validators.cjs scripts/build-code-cache.cjs tsconfig.json package.json policy.yaml
+BIN := dist/mcp-secure-local.cjs
+# The CLI ships as one CommonJS bundle run by a small launcher (src/launcher.cts) with a V8
+# code cache made at build time: a start deserialises compiled code instead of parsing and
+# compiling the bundle. What a start never needs stays outside the bundle and is required on
+# first use: Ajv, ajv-formats and the generated tool validators (copied beside the bundle),
+# and the native SQLite addon. `import.meta.url` becomes the bundle's own file URL.
+ESBUILD := npx esbuild --bundle --platform=node --format=cjs --target=node20 --minify-whitespace --log-level=warning \
+  --external:better-sqlite3 --external:ajv/dist/2020.js --external:ajv/dist/compile/* --external:ajv-formats \
+  --external:./tool-validators.generated.cjs \
+  --define:import.meta.url=__mslModuleUrl \
+  --banner:js="var __mslModuleUrl = require('node:url').pathToFileURL(__filename).href;"
+# A launcher is the compiled src/launcher.cts without its source-map comment.
+LAUNCHER = sed '/^\/\/\# sourceMappingURL=/d' dist/src/launcher.cjs >
 
 .PHONY: install build run test unit e2e lint bench clean
 
@@ -26,10 +32,17 @@ dist/.build-stamp: node_modules/.install-stamp $(SOURCES)
 	@npx tsc -p tsconfig.json 1>&2
 	@$(NODE) scripts/build-policy-validator.cjs
 	@$(NODE) scripts/build-tool-validators.cjs
-	@rm -rf dist/chunks dist/bench/servers/chunks
-	@$(ESBUILD) dist/src/main.js --outdir=dist --entry-names=mcp-secure-local 1>&2
-	@$(ESBUILD) dist/bench/servers/ours.js --outdir=dist/bench/servers --entry-names=ours.bundle 1>&2
-	@chmod +x $(BIN)
+	@rm -rf dist/chunks dist/bench/servers/chunks dist/*.bundle.* dist/bench/servers/*.bundle.*
+	@$(ESBUILD) dist/src/main.js --outfile=dist/mcp-secure-local.bundle.cjs 1>&2
+	@$(ESBUILD) dist/bench/servers/ours.js --outfile=dist/bench/servers/ours.bundle.cjs 1>&2
+	@$(LAUNCHER) dist/mcp-secure-local.cjs
+	@$(LAUNCHER) dist/bench/servers/ours.cjs
+	@sed '/^\/\/\# sourceMappingURL=/d' dist/src/launcher-shim.mjs > dist/mcp-secure-local.mjs
+	@cp dist/src/security/tool-validators.generated.cjs dist/
+	@cp dist/src/security/tool-validators.generated.cjs dist/bench/servers/
+	@chmod +x dist/mcp-secure-local.cjs dist/mcp-secure-local.mjs
+	@$(NODE) scripts/build-code-cache.cjs dist/mcp-secure-local.cjs
+	@$(NODE) scripts/build-code-cache.cjs dist/bench/servers/ours.cjs
 	@touch $@
 
 run: build

@@ -234,8 +234,9 @@ class Bench {
       if (name === "NODE_OPTIONS" || name === "BENCH_BYPASS_ENGINE" || name === "XDG_STATE_HOME" || name.startsWith("MCP_")) delete env[name];
     }
     if (variant.bypassEngine === true) env.BENCH_BYPASS_ENGINE = "1";
-    // Our server runs as it ships: bundled into one file (`make build` writes servers/ours.bundle.mjs).
-    const script = path.join(here, "servers", variant.script === "ours" ? "ours.bundle.mjs" : `${variant.script}.js`);
+    // Our server runs as it ships: the launcher, its bundle and code cache (`make build` writes
+    // servers/ours.cjs, ours.bundle.cjs and ours.bundle.cache).
+    const script = path.join(here, "servers", variant.script === "ours" ? "ours.cjs" : `${variant.script}.js`);
     const args = [script];
     if (variant.policy !== undefined) {
       args.push("--policy", path.join(this.root, "bench", "policies", variant.policy), "--state-dir", tempDir);

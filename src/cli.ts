@@ -97,8 +97,8 @@ function init(stateDir: string, force: boolean): number {
     chmodSync(target, 0o600);
     out(`wrote the example policy to ${target}; edit it, then check it with: ${SERVER_NAME} check-policy ${target}`);
   }
-  // The script this process runs: the bundle when installed, dist/src/main.js in a checkout.
-  const entry = resolve(process.argv[1] ?? join(PACKAGE_ROOT, "dist", "mcp-secure-local.mjs"));
+  // The script this process runs: the launcher when built or installed, dist/src/main.js from tsc.
+  const entry = resolve(process.argv[1] ?? join(PACKAGE_ROOT, "dist", "mcp-secure-local.cjs"));
   out(
     `\nAdd the server to an MCP client, for example (Claude Desktop's claude_desktop_config.json, Cursor's .cursor/mcp.json):\n` +
       JSON.stringify(

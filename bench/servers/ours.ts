@@ -37,4 +37,7 @@ const echo: Plugin = {
 
 const unsafeBypassEngine = process.env.BENCH_BYPASS_ENGINE === "1";
 
-process.exitCode = await runStdioServer({ argv: process.argv.slice(2), extraPlugins: [echo], unsafeBypassEngine });
+// No top-level await: the bundle is CommonJS (see src/launcher.cts).
+void runStdioServer({ argv: process.argv.slice(2), extraPlugins: [echo], unsafeBypassEngine }).then((code) => {
+  process.exitCode = code;
+});

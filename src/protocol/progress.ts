@@ -5,6 +5,7 @@
 import type { ProgressUpdate } from "../plugins/contract.js";
 import { redactString } from "../security/redaction.js";
 import { sanitizeText } from "../security/sanitize.js";
+import { monotonicMs } from "../util/clock.js";
 
 export type ProgressToken = string | number;
 
@@ -26,7 +27,7 @@ export class ProgressReporter {
     private readonly token: ProgressToken,
     private readonly send: (params: Record<string, unknown>) => void,
     private readonly minIntervalMs = 50,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   report(update: ProgressUpdate): void {

@@ -111,11 +111,17 @@ const SPECIAL_RANGES: ReadonlyArray<readonly [string, string]> = [
   ["ff00::/8", "multicast"],
 ];
 
-const SPECIAL: ReadonlyArray<{ cidr: Cidr; label: string }> = SPECIAL_RANGES.map(([text, label]) => {
-  const cidr = parseCidr(text);
-  if (cidr === undefined) throw new Error(`internal: bad special range ${text}`);
-  return { cidr, label };
-});
+let specialRanges: ReadonlyArray<{ cidr: Cidr; label: string }> | undefined;
+
+/** The parsed table, made on first use: a start that never checks an address skips it. */
+function special(): ReadonlyArray<{ cidr: Cidr; label: string }> {
+  specialRanges ??= SPECIAL_RANGES.map(([text, label]) => {
+    const cidr = parseCidr(text);
+    if (cidr === undefined) throw new Error(`internal: bad special range ${text}`);
+    return { cidr, label };
+  });
+  return specialRanges;
+}
 
 // ---------------------------------------------------------------------------
 // Compilation
@@ -131,7 +137,7 @@ export function compileNetworkPolicy(policy: NetworkPolicy): CompiledNetworkPoli
       throw new NetworkPolicyError(`network.allowed_ranges: "${entry}" is not a CIDR range (like 10.0.0.0/8 or fd00::/8)`);
     }
     addCidr(allowedRanges, cidr);
-    if (SPECIAL.some((special) => cidrWithin(cidr, special.cidr))) addCidr(explicitSpecial, cidr);
+    if (special().some((range) => cidrWithin(cidr, range.cidr))) addCidr(explicitSpecial, cidr);
   }
 
   const endpoints = policy.allowed_endpoints.map((endpoint, index): CompiledEndpoint => {
@@ -310,7 +316,7 @@ function endpointFor(compiled: CompiledNetworkPolicy, host: string, port: number
 function specialLabel(ip: { address: string; family: 4 | 6 }): string | undefined {
   const bytes = addressBytes(ip.address);
   if (bytes === undefined) return "unparseable";
-  const found = SPECIAL.find((special) => special.cidr.family === ip.family && prefixEqual(bytes, special.cidr.bytes, special.cidr.prefix));
+  const found = special().find((range) => range.cidr.family === ip.family && prefixEqual(bytes, range.cidr.bytes, range.cidr.prefix));
   return found?.label;
 }
 

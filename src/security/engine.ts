@@ -50,6 +50,7 @@ import type { PathArgument, ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
 import type { CallAbort } from "../util/call-abort.js";
+import { monotonicMs } from "../util/clock.js";
 
 export type RequestId = string | number;
 
@@ -134,7 +135,7 @@ export class SecurityEngine implements ToolService {
       }))
       .filter((entry) => entry.tools.length > 0);
     this.catalog = { entries: () => entries };
-    this.now = options.now ?? (() => performance.now());
+    this.now = options.now ?? (monotonicMs);
   }
 
   /**

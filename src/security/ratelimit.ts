@@ -6,6 +6,7 @@
  * then comes back smoothly. Buckets exist only for the tools named at creation: a name
  * a client invents is never a key, so hostile names cannot grow memory.
  */
+import { monotonicMs } from "../util/clock.js";
 
 export type RateVerdict = { ok: true } | RateRefusal;
 
@@ -54,7 +55,7 @@ const EPSILON = 1e-9;
 export function createRateLimiter(
   limits: { default: number } & Record<string, number>,
   toolNames: readonly string[],
-  now: () => number = () => performance.now(),
+  now: () => number = monotonicMs,
 ): RateLimiter {
   const buckets = new Map<string, Bucket>();
   const start = now();

@@ -14,6 +14,6 @@ export function projectRoot(): string {
 }
 
 export const ROOT = projectRoot();
-/** The built CLI the end-to-end tests spawn: the bundle that ships (`bin` in package.json). */
-export const SERVER_ENTRY = join(ROOT, "dist", "mcp-secure-local.mjs");
+/** The built CLI the end-to-end tests spawn: the launcher that ships (`bin` in package.json). */
+export const SERVER_ENTRY = join(ROOT, "dist", "mcp-secure-local.cjs");
 export const SPEC_SCHEMA = process.env.MCP_SPEC_SCHEMA ?? join(ROOT, "..", "shared", "mcp-spec", "2025-11-25", "schema.json");

@@ -4,8 +4,7 @@
  * log verifies without a pinned key; pinning a key (`--pubkey`) proves who signed.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
-import fs from "node:fs/promises";
-import { constants as C } from "node:fs";
+import { constants as C, promises as fs } from "node:fs";
 import path from "node:path";
 import { sha256Hex } from "../../util/canonical-json.js";
 import type { CheckpointBody } from "./entry.js";
