@@ -12,7 +12,6 @@ import {
   errorMessage,
   notificationMessage,
   resultMessage,
-  requestKey,
   RpcError,
   truncate,
   type Params,
@@ -47,17 +46,24 @@ export interface ConnectionOptions {
   logger: Logger;
 }
 
-interface InFlight {
-  readonly method: string;
-  readonly abort: LazyAbort;
-  cancelled: boolean;
+/** A request in flight is its own abort scope: one object per request, not two. */
+class InFlight extends LazyAbort {
+  cancelled = false;
+
+  constructor(
+    readonly id: RequestId,
+    readonly method: string,
+  ) {
+    super();
+  }
 }
 
 
 export class Connection {
   private readonly framer: LineFramer;
   private readonly writer: MessageWriter;
-  private readonly inFlight = new Map<string, InFlight>();
+  // Keyed by the id itself: a Map keeps the string "1" and the number 1 apart, as JSON-RPC does.
+  private readonly inFlight = new Map<RequestId, InFlight>();
   /** Called when the last request in flight settles (drain waits on it). */
   private idleWaiters: Array<() => void> = [];
   private accepting = true;
@@ -131,19 +137,19 @@ export class Connection {
 
   /** Cancels an in-flight request: its signal fires and no response is sent for it. */
   cancel(id: RequestId, reason: string): boolean {
-    const entry = this.inFlight.get(requestKey(id));
+    const entry = this.inFlight.get(id);
     if (!entry || entry.cancelled) return false;
     entry.cancelled = true;
-    entry.abort.abort(new CancelledError(reason));
+    entry.abort(new CancelledError(reason));
     return true;
   }
 
   methodOf(id: RequestId): string | undefined {
-    return this.inFlight.get(requestKey(id))?.method;
+    return this.inFlight.get(id)?.method;
   }
 
   isInFlight(id: RequestId): boolean {
-    return this.inFlight.has(requestKey(id));
+    return this.inFlight.has(id);
   }
 
   notify(method: string, params?: Record<string, unknown>): void {
@@ -158,7 +164,7 @@ export class Connection {
 
   /** Aborts every in-flight request (their responses are still written if they complete). */
   abortAll(reason: string): void {
-    for (const entry of this.inFlight.values()) entry.abort.abort(new ShutdownError(reason));
+    for (const entry of this.inFlight.values()) entry.abort(new ShutdownError(reason));
   }
 
   /** Resolves when every in-flight request has settled, or after `timeoutMs`. */
@@ -211,8 +217,7 @@ export class Connection {
   }
 
   private onRequest(id: RequestId, method: string, params: Params | undefined): void {
-    const key = requestKey(id);
-    if (this.inFlight.has(key)) {
+    if (this.inFlight.has(id)) {
       // Answered without the id: with it, the request in flight would get two responses.
       this.send(() =>
         errorMessage(undefined, {
@@ -223,10 +228,10 @@ export class Connection {
       );
       return;
     }
-    const abort = new LazyAbort();
+    const entry = new InFlight(id, method);
     let outcome: RequestResult | Promise<RequestResult>;
     try {
-      outcome = this.handlers.request(method, params, { id, method, abort });
+      outcome = this.handlers.request(method, params, { id, method, abort: entry });
     } catch (error) {
       this.respondError(id, method, error);
       return;
@@ -235,22 +240,21 @@ export class Connection {
       this.respond(id, method, outcome);
       return;
     }
-    const entry: InFlight = { method, abort, cancelled: false };
-    this.inFlight.set(key, entry);
+    this.inFlight.set(id, entry);
     outcome.then(
       (result) => {
-        this.settled(key);
-        if (!entry.cancelled) this.respond(id, method, result);
+        this.settled(entry.id);
+        if (!entry.cancelled) this.respond(entry.id, entry.method, result);
       },
       (error: unknown) => {
-        this.settled(key);
-        if (!entry.cancelled) this.respondError(id, method, error);
+        this.settled(entry.id);
+        if (!entry.cancelled) this.respondError(entry.id, entry.method, error);
       },
     );
   }
 
-  private settled(key: string): void {
-    this.inFlight.delete(key);
+  private settled(id: RequestId): void {
+    this.inFlight.delete(id);
     if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
       // After this tick's response is written: drain() callers then flush it.
       const waiters = this.idleWaiters.splice(0);

@@ -1,8 +1,10 @@
 /**
- * Writes whole messages: one `JSON.stringify` plus a newline, one `write` each, so
- * lines never interleave. It reports congestion so the reader can stop reading
- * while the client is slow to drain (backpressure end to end), and it turns a
- * closed stdout (EPIPE) into an orderly `closed` event instead of a crash.
+ * Writes whole messages: one `JSON.stringify` plus a newline each, never split, so
+ * lines never interleave. The messages of one tick are joined and leave in one write
+ * (a burst of small responses costs one stream write, not one buffered chunk each). It
+ * reports congestion so the reader can stop reading while the client is slow to drain
+ * (backpressure end to end), and it turns a closed stdout (EPIPE) into an orderly
+ * `closed` event instead of a crash.
  */
 import type { Writable } from "node:stream";
 import type { OutgoingMessage } from "./jsonrpc.js";
@@ -17,7 +19,8 @@ export interface WriterEvents {
 export class MessageWriter {
   private congested = false;
   private isClosed = false;
-  private corked = false;
+  /** Whole lines written this tick, not yet handed to the stream. */
+  private pending = "";
 
   constructor(
     private readonly output: Writable,
@@ -48,22 +51,25 @@ export class MessageWriter {
   write(message: OutgoingMessage): void {
     if (this.isClosed) return;
     const line = JSON.stringify(message) + "\n";
-    // Messages written in the same tick leave in one system call (writev); each is still one whole write.
-    if (!this.corked) {
-      this.corked = true;
-      this.output.cork();
-      process.nextTick(this.uncork);
+    if (this.pending === "") {
+      this.pending = line;
+      process.nextTick(this.writePending);
+    } else {
+      this.pending += line;
     }
-    if (!this.output.write(line)) this.congested = true;
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.output.uncork();
+  private readonly writePending = (): void => {
+    const text = this.pending;
+    if (text === "") return;
+    this.pending = "";
+    if (this.isClosed) return;
+    if (!this.output.write(text)) this.congested = true;
   };
 
   /** Resolves once everything written so far has been handed to the OS. */
   flush(): Promise<void> {
+    this.writePending();
     if (this.isClosed || !this.output.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {

@@ -32,38 +32,103 @@ export function checkArgumentLimits(args: unknown, limits: LimitsPolicy, knownBy
   if (!(maxBytes >= 0 && maxDepth >= 0 && maxString >= 0 && maxArray >= 0)) {
     return refuse("the argument limits in the policy are not valid numbers, so no call can be checked");
   }
-  const countBytes = knownBytes === undefined;
-  if (!countBytes && knownBytes > maxBytes) return tooLarge(knownBytes, maxBytes);
+  if (knownBytes !== undefined && knownBytes > maxBytes) return tooLarge(knownBytes, maxBytes);
+  return new LimitWalk(limits, knownBytes === undefined).run(args);
+}
 
-  let bytes = 0;
-  const stack: Frame[] = [];
+const WITHIN_LIMITS: LimitVerdict = Object.freeze({ ok: true });
+
+/** One walk's state, in an object rather than closures: it runs on every call. */
+class LimitWalk {
+  private bytes = 0;
+  // Containers still to walk, last in first out: the bottom one in a field, the rest in
+  // an array made on first use (most arguments hold no container below the root).
+  private bottom: Frame | undefined;
+  private stack: Frame[] | undefined;
+
+  constructor(
+    private readonly limits: LimitsPolicy,
+    private readonly countBytes: boolean,
+  ) {}
+
+  run(args: unknown): LimitVerdict {
+    const { max_argument_bytes: maxBytes, max_string_length: maxString, max_array_length: maxArray } = this.limits;
+    const countBytes = this.countBytes;
+    const first = this.visit(args, undefined, undefined);
+    if (first !== undefined) return first;
+    for (let frame = this.pop(); frame !== undefined; frame = this.pop()) {
+      const node = frame.node;
+      if (Array.isArray(node)) {
+        if (node.length > maxArray) {
+          return refuse(`${render(frame.parent, frame.segment)} has ${node.length} items; at most ${maxArray} are allowed`);
+        }
+        if (countBytes) this.bytes += node.length === 0 ? 2 : node.length + 1;
+        for (let i = 0; i < node.length; i++) {
+          const problem = this.visit(node[i], frame, i);
+          if (problem !== undefined) return problem;
+        }
+        continue;
+      }
+      const keys = Object.keys(node);
+      if (countBytes) this.bytes += keys.length === 0 ? 2 : keys.length + 1;
+      for (const key of keys) {
+        if (key === FORBIDDEN_KEY) {
+          return refuse(`${render(frame, key)} is not allowed: the key "__proto__" is refused anywhere in arguments`);
+        }
+        if (key.length > maxString) {
+          return refuse(`a key in ${render(frame.parent, frame.segment)} is ${key.length} characters long; at most ${maxString} are allowed`);
+        }
+        // Quotes and the colon.
+        if (countBytes) this.bytes += Buffer.byteLength(key, "utf8") + 3;
+        const problem = this.visit((node as Record<string, unknown>)[key], frame, key);
+        if (problem !== undefined) return problem;
+      }
+    }
+    // Brackets and commas are counted when a container is opened; check them too.
+    if (countBytes && this.bytes > maxBytes) return tooLarge(this.bytes, maxBytes);
+    return WITHIN_LIMITS;
+  }
+
+  private push(frame: Frame): void {
+    if (this.bottom === undefined && (this.stack === undefined || this.stack.length === 0)) this.bottom = frame;
+    else (this.stack ??= []).push(frame);
+  }
+
+  private pop(): Frame | undefined {
+    if (this.stack !== undefined && this.stack.length > 0) return this.stack.pop();
+    const frame = this.bottom;
+    this.bottom = undefined;
+    return frame;
+  }
 
   /** Checks one value; returns a refusal, or undefined (containers are queued). */
-  const visit = (value: unknown, parent: Frame | undefined, segment: Segment | undefined): LimitVerdict | undefined => {
+  private visit(value: unknown, parent: Frame | undefined, segment: Segment | undefined): LimitVerdict | undefined {
+    const { max_argument_bytes: maxBytes, max_depth: maxDepth, max_string_length: maxString } = this.limits;
+    const countBytes = this.countBytes;
     switch (typeof value) {
       case "string":
         if (value.length > maxString) {
           return refuse(`${render(parent, segment)} is ${value.length} characters long; at most ${maxString} are allowed`);
         }
-        if (countBytes) bytes += Buffer.byteLength(value, "utf8") + 2;
+        if (countBytes) this.bytes += Buffer.byteLength(value, "utf8") + 2;
         break;
       case "number":
         if (!Number.isFinite(value)) return refuse(`${render(parent, segment)} is not a finite number`);
-        if (countBytes) bytes += String(value).length;
+        if (countBytes) this.bytes += String(value).length;
         break;
       case "boolean":
-        if (countBytes) bytes += value ? 4 : 5;
+        if (countBytes) this.bytes += value ? 4 : 5;
         break;
       case "object": {
         if (value === null) {
-          if (countBytes) bytes += 4;
+          if (countBytes) this.bytes += 4;
           break;
         }
         const depth = (parent?.depth ?? 0) + 1;
         if (depth > maxDepth) {
           return refuse(`${render(parent, segment)} is nested too deeply (more than ${maxDepth} levels)`);
         }
-        stack.push({ node: value, depth, parent, segment });
+        this.push({ node: value, depth, parent, segment });
         break;
       }
       case "undefined":
@@ -72,44 +137,9 @@ export function checkArgumentLimits(args: unknown, limits: LimitsPolicy, knownBy
       case "symbol":
         return refuse(`${render(parent, segment)} is not a JSON value`);
     }
-    if (countBytes && bytes > maxBytes) return tooLarge(bytes, maxBytes, true);
+    if (countBytes && this.bytes > maxBytes) return tooLarge(this.bytes, maxBytes, true);
     return undefined;
-  };
-
-  const first = visit(args, undefined, undefined);
-  if (first !== undefined) return first;
-  while (stack.length > 0) {
-    const frame = stack.pop()!;
-    const node = frame.node;
-    if (Array.isArray(node)) {
-      if (node.length > maxArray) {
-        return refuse(`${render(frame.parent, frame.segment)} has ${node.length} items; at most ${maxArray} are allowed`);
-      }
-      if (countBytes) bytes += node.length === 0 ? 2 : node.length + 1;
-      for (let i = 0; i < node.length; i++) {
-        const problem = visit(node[i], frame, i);
-        if (problem !== undefined) return problem;
-      }
-      continue;
-    }
-    const keys = Object.keys(node);
-    if (countBytes) bytes += keys.length === 0 ? 2 : keys.length + 1;
-    for (const key of keys) {
-      if (key === FORBIDDEN_KEY) {
-        return refuse(`${render(frame, key)} is not allowed: the key "__proto__" is refused anywhere in arguments`);
-      }
-      if (key.length > maxString) {
-        return refuse(`a key in ${render(frame.parent, frame.segment)} is ${key.length} characters long; at most ${maxString} are allowed`);
-      }
-      // Quotes and the colon.
-      if (countBytes) bytes += Buffer.byteLength(key, "utf8") + 3;
-      const problem = visit((node as Record<string, unknown>)[key], frame, key);
-      if (problem !== undefined) return problem;
-    }
   }
-  // Brackets and commas are counted when a container is opened; check them too.
-  if (countBytes && bytes > maxBytes) return tooLarge(bytes, maxBytes);
-  return { ok: true };
 }
 
 function refuse(reason: string): LimitVerdict {

@@ -193,8 +193,8 @@ export class SecurityEngine implements ToolService {
 
   private startCall(call: ToolCall): Promise<CallToolResult> {
     if (this.validators === undefined) return this.prepare().then(() => this.callTool(call));
-    const started = this.now();
-    // The audit log records the call id twice; without it, only a plugin that reads ctx.callId makes one.
+    // The call's duration and id are for the audit log; without it, only a plugin that reads ctx.callId makes an id.
+    const started = this.auditing ? this.now() : 0;
     const callId = this.auditing ? ulid() : undefined;
     const entry = this.allowed.get(call.name);
     if (entry === undefined) {
@@ -228,25 +228,24 @@ export class SecurityEngine implements ToolService {
     return errorResult(refusal.message);
   }
 
-  private async admitted(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
-    // Stage 6: intent before effect. With the audit log off (benchmarks) nothing is recorded, so nothing is redacted.
-    if (this.auditing) {
-      try {
-        await this.record({ event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redact(call.arguments).value });
-      } catch (error) {
-        return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
-      }
+  private admitted(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
+    if (this.auditing) return this.admittedAudited(entry, call, callId, started);
+    // With the audit log off nothing is recorded or redacted: stages 7–8 alone, as a plain
+    // promise chain (an async function's suspended state is a measurable part of a cheap call).
+    return this.run(entry, call, callId, call.arguments).then((outcome) => this.finishOrInternal(entry, outcome));
+  }
+
+  private async admittedAudited(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
+    // Stage 6: intent before effect.
+    try {
+      await this.record({ event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redact(call.arguments).value });
+    } catch (error) {
+      return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
     }
 
-    // Stages 7–8. A result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited.
+    // Stages 7–8.
     const outcome = await this.run(entry, call, callId, call.arguments);
-    let result: CallToolResult;
-    try {
-      result = this.finish(entry, outcome);
-    } catch (error) {
-      result = this.internal(entry.tool.name, `its result cannot be sent: ${describeError(error)}`);
-    }
-    if (!this.auditing) return result;
+    const result = this.finishOrInternal(entry, outcome);
 
     // Stage 9: the outcome is durable before the response.
     const { label, reason } = describeOutcome(outcome, result);
@@ -305,7 +304,16 @@ export class SecurityEngine implements ToolService {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
       this.pluginLoggers.set(entry.plugin.name, logger);
     }
-    return new CallContext(scope, callId, call.progress, logger, this.catalog, () => this.options.capabilities.forCall(scope, timeoutMs), this.options.session);
+    return new CallContext(scope, callId, call.progress, logger, this.catalog, this.options.capabilities, timeoutMs, this.options.session);
+  }
+
+  /** Stage 8, where a result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited. */
+  private finishOrInternal(entry: RegisteredTool, outcome: DispatchOutcome): CallToolResult {
+    try {
+      return this.finish(entry, outcome);
+    } catch (error) {
+      return this.internal(entry.tool.name, `its result cannot be sent: ${describeError(error)}`);
+    }
   }
 
   /** Stage 8: turns a dispatch outcome into the client's result. */
@@ -411,7 +419,8 @@ class CallContext implements ToolContext {
     private readonly reportProgress: ((update: ProgressUpdate) => void) | undefined,
     readonly log: PluginLogger,
     readonly catalog: ToolCatalog,
-    private readonly makeCapabilities: () => CallCapabilities,
+    private readonly capabilityFactory: CapabilityFactory,
+    private readonly deadlineMs: number,
     private readonly makeSession: () => SessionInfo,
   ) {}
 
@@ -429,7 +438,7 @@ class CallContext implements ToolContext {
   }
 
   private get caps(): CallCapabilities {
-    return (this.capabilities ??= this.makeCapabilities());
+    return (this.capabilities ??= this.capabilityFactory.forCall(this.scope, this.deadlineMs));
   }
 
   get fs(): GuardedFs {

@@ -49,6 +49,9 @@ interface Bucket {
   updatedAt: number;
 }
 
+/** Shared: a granted call is the common case and needs no verdict object of its own. */
+const GRANTED: RateVerdict = Object.freeze({ ok: true });
+
 // Refill arithmetic in floating point can leave 0.9999999 where 1 was meant.
 const EPSILON = 1e-9;
 
@@ -80,7 +83,7 @@ export function createRateLimiter(
       bucket.updatedAt = Math.max(at, bucket.updatedAt);
       if (bucket.tokens >= 1 - EPSILON) {
         bucket.tokens = Math.max(0, bucket.tokens - 1);
-        return { ok: true };
+        return GRANTED;
       }
       return { ok: false, reason: "rate", retryAfterMs: Math.max(1, Math.ceil((1 - bucket.tokens) / bucket.rate - EPSILON)), limit: bucket.limit };
     },

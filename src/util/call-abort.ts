@@ -16,15 +16,29 @@ export interface CallAbort {
   abort(reason: unknown): void;
   /** Calls `listener` once when the call is aborted (at once if it already is); returns its remover. */
   onAbort(listener: (reason: unknown) => void): () => void;
+  /**
+   * As `onAbort`, for an object that handles the abort itself: the per-call dispatcher
+   * watches with its own state object, so it allocates no listener or remover closure.
+   */
+  watch(watcher: AbortWatcher): void;
+  /** Stops watching; a watcher that is not watching is ignored. */
+  unwatch(watcher: AbortWatcher): void;
+}
+
+export interface AbortWatcher {
+  abortFired(reason: unknown): void;
 }
 
 type Listener = (reason: unknown) => void;
+type Watcher = Listener | AbortWatcher;
 
 const noop = (): void => undefined;
 
 export class LazyAbort implements CallAbort {
   private controller: AbortController | undefined;
-  private listeners: Listener[] | undefined;
+  // Most calls have at most one watcher (the dispatcher): it takes a field, not an array.
+  private single: Watcher | undefined;
+  private more: Watcher[] | undefined;
   private isAborted = false;
   private abortReason: unknown = undefined;
 
@@ -57,14 +71,15 @@ export class LazyAbort implements CallAbort {
     this.isAborted = true;
     // An AbortSignal aborted without a reason carries an AbortError; keep that contract.
     this.abortReason = reason === undefined ? new DOMException("This operation was aborted", "AbortError") : reason;
-    const listeners = this.listeners;
-    this.listeners = undefined;
+    const watchers = this.more ?? (this.single === undefined ? undefined : [this.single]);
+    this.single = undefined;
+    this.more = undefined;
     try {
-      if (listeners !== undefined) {
-        for (const listener of listeners) {
+      if (watchers !== undefined) {
+        for (const watcher of watchers) {
           // As with an AbortSignal, one failing listener neither stops the others nor the abort.
           try {
-            listener(this.abortReason);
+            notify(watcher, this.abortReason);
           } catch (error) {
             queueMicrotask(() => {
               throw error;
@@ -82,10 +97,40 @@ export class LazyAbort implements CallAbort {
       listener(this.abortReason);
       return noop;
     }
-    (this.listeners ??= []).push(listener);
-    return () => {
-      const index = this.listeners?.indexOf(listener) ?? -1;
-      if (index !== -1) this.listeners!.splice(index, 1);
-    };
+    this.add(listener);
+    return () => this.remove(listener);
   }
+
+  watch(watcher: AbortWatcher): void {
+    if (this.isAborted) watcher.abortFired(this.abortReason);
+    else this.add(watcher);
+  }
+
+  unwatch(watcher: AbortWatcher): void {
+    this.remove(watcher);
+  }
+
+  // Registration order is kept: once a second watcher comes, all live in the array.
+  private add(watcher: Watcher): void {
+    if (this.more !== undefined) this.more.push(watcher);
+    else if (this.single === undefined) this.single = watcher;
+    else {
+      this.more = [this.single, watcher];
+      this.single = undefined;
+    }
+  }
+
+  private remove(watcher: Watcher): void {
+    if (this.single === watcher) {
+      this.single = undefined;
+      return;
+    }
+    const index = this.more?.indexOf(watcher) ?? -1;
+    if (index !== -1) this.more!.splice(index, 1);
+  }
+}
+
+function notify(watcher: Watcher, reason: unknown): void {
+  if (typeof watcher === "function") watcher(reason);
+  else watcher.abortFired(reason);
 }

@@ -161,3 +161,46 @@ test("LazyAbort: a throwing listener stops neither the other listeners nor the s
     process.setUncaughtExceptionCaptureCallback(null);
   }
 });
+
+test("LazyAbort: watchers and listeners are told in the order they came, removed ones are not, late ones at once", () => {
+  const scope = new LazyAbort();
+  const heard: string[] = [];
+  const watcher = (name: string) => ({ abortFired: (reason: unknown) => heard.push(`${name}:${String(reason)}`) });
+  const first = watcher("first");
+  const gone = watcher("gone");
+  scope.watch(first);
+  scope.unwatch(gone); // never watched: ignored
+  scope.watch(gone);
+  const removeListener = scope.onAbort((reason) => heard.push(`removed:${String(reason)}`));
+  scope.onAbort((reason) => heard.push(`listener:${String(reason)}`));
+  scope.unwatch(gone);
+  removeListener();
+  scope.watch(watcher("last"));
+  scope.abort("why");
+  scope.abort("again");
+  assert.deepEqual(heard, ["first:why", "listener:why", "last:why"]);
+  scope.watch(watcher("late"));
+  assert.deepEqual(heard.at(-1), "late:why");
+
+  // One watcher removed before another comes: the field is reused, nothing is told twice.
+  const single = new LazyAbort();
+  const told: string[] = [];
+  const a = { abortFired: () => told.push("a") };
+  single.watch(a);
+  single.unwatch(a);
+  single.watch({ abortFired: () => told.push("b") });
+  single.abort(undefined);
+  assert.deepEqual(told, ["b"]);
+});
+
+test("a call that settles stops watching its scope and clears its deadline", async () => {
+  const scope = new LazyAbort();
+  const outcome = await dispatch(plugin(async () => ({ content: [] })), "t", {}, ctx, { timeoutMs: 60_000, scope });
+  assert.equal(outcome.kind, "ok");
+  const heard: unknown[] = [];
+  scope.onAbort((reason) => heard.push(reason));
+  scope.abort("after");
+  // Only the listener added after the call: the finished call's watcher is gone. (A live
+  // 60 s timer would also keep this test process from ending.)
+  assert.deepEqual(heard, ["after"]);
+});
