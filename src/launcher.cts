@@ -11,7 +11,7 @@
  * or other V8 flags. Without a usable cache the bundle compiles as any module would.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { Script } from "node:vm";
@@ -71,7 +71,9 @@ export function loadBundle(paths: BundlePaths): LoadedBundle {
 
 /** Runs the bundle that belongs to this launcher. */
 export function main(): void {
-  loadBundle(bundlePaths(__filename)).run();
+  // The bundle sits beside the real file: started through a symlink (npm's .bin) with
+  // --preserve-symlinks-main, __filename is the link.
+  loadBundle(bundlePaths(realpathSync(__filename))).run();
 }
 
 if (require.main === module) main();

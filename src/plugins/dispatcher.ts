@@ -90,8 +90,9 @@ class DispatchRun implements AbortWatcher {
     private readonly resolve: Resolve,
     readonly timeoutMs: number,
   ) {
-    scope.watch(this);
+    // The timer first: a watcher told at once (an aborted scope) settles, and must find it to clear.
     this.timer = setTimeout(deadlinePassed, timeoutMs, this);
+    scope.watch(this);
   }
 
   abortFired(reason: unknown): void {

@@ -57,6 +57,9 @@ export class MessageWriter {
     } else {
       this.pending += line;
     }
+    // Past the output's high-water mark the lines go now: congestion is then known in this
+    // tick, so the reader pauses before it takes the next chunk, and the joined text stays small.
+    if (this.pending.length >= this.output.writableHighWaterMark) this.writePending();
   }
 
   private readonly writePending = (): void => {
@@ -67,18 +70,18 @@ export class MessageWriter {
     if (!this.output.write(text)) this.congested = true;
   };
 
-  /** Resolves once everything written so far has been handed to the OS. */
+  /** Resolves once everything written so far has been handed to the OS (or the output is gone). */
   flush(): Promise<void> {
     this.writePending();
-    if (this.isClosed || !this.output.writableNeedDrain) return Promise.resolve();
+    if (this.isClosed || this.output.writableLength === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        this.output.off("drain", done);
         this.output.off("close", done);
         resolve();
       };
-      this.output.on("drain", done);
       this.output.on("close", done);
+      // Writes complete in order: an empty one's callback runs once all before it are done.
+      this.output.write("", done);
     });
   }
 

@@ -72,3 +72,15 @@ test("dist/mcp-secure-local.mjs, the entry of earlier builds, still runs the CLI
   const output = execFileSync(process.execPath, [join(DIST, "mcp-secure-local.mjs"), "--version"], { encoding: "utf8" });
   assert.match(output, /^mcp-secure-local \d+\.\d+\.\d+/);
 });
+
+test("started through a symlink with --preserve-symlinks-main (npm's .bin), the launcher finds the bundle beside the real file", () => {
+  const dir = mkdtempSync(join(tmpdir(), "msl-bin-"));
+  try {
+    const link = join(dir, "mcp-secure-local");
+    symlinkSync(SERVER_ENTRY, link);
+    const output = execFileSync(process.execPath, ["--preserve-symlinks-main", link, "--version"], { encoding: "utf8" });
+    assert.match(output, /^mcp-secure-local \d+\.\d+\.\d+/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -100,3 +100,34 @@ void test("after the output closes nothing more is written, and closed is report
   assert.equal(closed.length, 1);
   assert.deepEqual(chunks, [], "the line pending when the output closed was dropped, not written to a closed stream");
 });
+
+void test("past the output's high-water mark a write goes out at once, so congestion is known in the same tick", () => {
+  const { output, chunks, holdWrites } = recorder(64);
+  const writer = new MessageWriter(output, { drain: () => undefined, closed: () => undefined });
+  holdWrites();
+  writer.write(resultMessage(1, {}));
+  assert.equal(chunks.length, 0, "a small message waits for the tick");
+  assert.equal(writer.isCongested, false);
+  writer.write(resultMessage(2, { text: "x".repeat(100) }));
+  assert.equal(chunks.length, 1, "the joined lines left as soon as they passed the mark");
+  assert.deepEqual(
+    chunks[0]!.trimEnd().split("\n").map((line) => (JSON.parse(line) as { id: number }).id),
+    [1, 2],
+  );
+  assert.equal(writer.isCongested, true, "the reader can pause before its next chunk");
+});
+
+void test("flush waits for writes still in the stream's buffer, also below the high-water mark", async () => {
+  const { output, chunks, holdWrites, releaseWrites } = recorder(1024 * 1024);
+  const writer = new MessageWriter(output, { drain: () => undefined, closed: () => undefined });
+  holdWrites();
+  writer.write(resultMessage(1, {}));
+  let flushed = false;
+  const flushing = writer.flush().then(() => (flushed = true));
+  assert.equal(chunks.length, 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(flushed, false, "the held write is not done yet");
+  releaseWrites();
+  await flushing;
+  assert.equal(flushed, true);
+});
