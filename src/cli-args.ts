@@ -8,12 +8,15 @@ import { isLogLevel, type LogLevel } from "./util/logger.js";
 
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_PAGE_SIZE = 50;
+/** Requests in flight at which the server stops reading stdin until half of them are answered. */
+export const DEFAULT_MAX_IN_FLIGHT = 1024;
 
 export interface ServeArgs {
   command: "serve";
   policyFile: string | undefined;
   stateDir: string;
   maxLineBytes: number;
+  maxInFlight: number;
   pageSize: number;
   logLevel: LogLevel;
 }
@@ -49,6 +52,8 @@ Options (serve):
                          (default: $MCP_SECURE_LOCAL_STATE_DIR, else $XDG_STATE_HOME/mcp-secure-local,
                           else ~/.local/state/mcp-secure-local)
   --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES})
+  --max-in-flight N      requests in flight at which reading stops until half are answered
+                         (default ${DEFAULT_MAX_IN_FLIGHT})
   --page-size N          tools per tools/list page (default ${DEFAULT_PAGE_SIZE})
   --log-level LEVEL      stderr log level: debug, info, notice, warning, error, critical, alert, emergency
                          (default: $MCP_SECURE_LOCAL_LOG_LEVEL, else info)
@@ -84,6 +89,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   let policyFile: string | undefined = env.MCP_SECURE_LOCAL_POLICY || undefined;
   const rest: string[] = [];
   let maxLineBytes = DEFAULT_MAX_LINE_BYTES;
+  let maxInFlight = DEFAULT_MAX_IN_FLIGHT;
   let pageSize = DEFAULT_PAGE_SIZE;
   const envLevel = env.MCP_SECURE_LOCAL_LOG_LEVEL;
   let logLevel: LogLevel = isLogLevel(envLevel) ? envLevel : "info";
@@ -103,6 +109,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         break;
       case "--max-line-bytes":
         maxLineBytes = positiveInt(flag, value());
+        break;
+      case "--max-in-flight":
+        maxInFlight = positiveInt(flag, value());
         break;
       case "--page-size":
         pageSize = positiveInt(flag, value());
@@ -148,6 +157,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
       return { command: "init", stateDir: resolvedStateDir, force };
     default:
       if (rest.length > 0) throw new UsageError(`unknown argument ${JSON.stringify(rest[0])}`);
-      return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, pageSize, logLevel };
+      return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, maxInFlight, pageSize, logLevel };
   }
 }

@@ -156,7 +156,11 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     redact: (value) => redact(value).value,
     onInitialized: () => setImmediate(prepare),
   });
-  const connection = new Connection(process.stdin, process.stdout, session.handlers, { maxLineBytes: args.maxLineBytes, logger: hub.logger("rpc") });
+  const connection = new Connection(process.stdin, process.stdout, session.handlers, {
+    maxLineBytes: args.maxLineBytes,
+    maxInFlight: args.maxInFlight,
+    logger: hub.logger("rpc"),
+  });
   session.attach(connection);
 
   process.stderr.write(

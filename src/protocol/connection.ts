@@ -43,6 +43,12 @@ export interface ConnectionHandlers {
 
 export interface ConnectionOptions {
   maxLineBytes: number;
+  /**
+   * Requests in flight at which reading stops (checked after each input chunk) until half of
+   * them are answered: a client that floods slow calls cannot make the server hold an
+   * unbounded number of them. Default: no limit.
+   */
+  maxInFlight?: number;
   logger: Logger;
 }
 
@@ -69,6 +75,10 @@ export class Connection {
   private accepting = true;
   private inputEnded = false;
   private readonly endListeners: Array<(why: "input-end" | "output-closed") => void> = [];
+  private readonly maxInFlight: number;
+  /** Reading that stopped for the in-flight limit starts again when this many are left. */
+  private readonly resumeBelow: number;
+  private pausedForInFlight = false;
 
   constructor(
     private readonly input: Readable,
@@ -76,6 +86,8 @@ export class Connection {
     private readonly handlers: ConnectionHandlers,
     private readonly options: ConnectionOptions,
   ) {
+    this.maxInFlight = options.maxInFlight ?? Infinity;
+    this.resumeBelow = Math.floor(this.maxInFlight / 2);
     this.framer = new LineFramer(options.maxLineBytes, {
       line: (bytes) => this.onLine(bytes),
       oversize: (limit) =>
@@ -88,9 +100,7 @@ export class Connection {
         ),
     });
     this.writer = new MessageWriter(output, {
-      drain: () => {
-        if (this.accepting && !this.inputEnded) this.input.resume();
-      },
+      drain: () => this.resumeIfReady(),
       closed: (error) => {
         if (error && (error as NodeJS.ErrnoException).code !== "EPIPE") {
           options.logger.warn("stdout closed with an error", { error: error.message });
@@ -105,8 +115,10 @@ export class Connection {
     this.input.on("data", (chunk: Buffer | string) => {
       if (!this.accepting) return;
       this.framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-      // Backpressure: stop reading while the client is not draining our output.
-      if (this.writer.isCongested) this.input.pause();
+      // Backpressure: stop reading while the client is not draining our output, or while
+      // as many requests as allowed are in flight.
+      if (this.inFlight.size >= this.maxInFlight) this.pausedForInFlight = true;
+      if (this.writer.isCongested || this.pausedForInFlight) this.input.pause();
     });
     const ended = () => {
       if (this.inputEnded) return;
@@ -154,6 +166,16 @@ export class Connection {
 
   notify(method: string, params?: Record<string, unknown>): void {
     this.send(() => notificationMessage(method, params));
+  }
+
+  /** Reads again unless the output is congested, the requests in flight are too many, or input is over. */
+  private resumeIfReady(): void {
+    if (!this.accepting || this.inputEnded || this.writer.isCongested) return;
+    if (this.pausedForInFlight) {
+      if (this.inFlight.size > this.resumeBelow) return;
+      this.pausedForInFlight = false;
+    }
+    if (this.input.isPaused()) this.input.resume();
   }
 
   /** Stops reading new messages; in-flight requests continue until they settle or are aborted. */
@@ -255,6 +277,7 @@ export class Connection {
 
   private settled(id: RequestId): void {
     this.inFlight.delete(id);
+    if (this.pausedForInFlight && this.inFlight.size <= this.resumeBelow) this.resumeIfReady();
     if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
       // After this tick's response is written: drain() callers then flush it.
       const waiters = this.idleWaiters.splice(0);

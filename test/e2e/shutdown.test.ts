@@ -103,3 +103,24 @@ void test("a closed stdout (EPIPE) ends the session cleanly", async () => {
     await server.close();
   }
 });
+
+void test("SIGTERM while the client has stopped reading stdout: exit 0 within 2 s, the audit log closed", async () => {
+  const stateDir = tempDir("msl-state-");
+  const policy = `version: "1.0"\ntools:\n  rate_limits:\n    default: 1000000\naudit:\n  fsync: batch\n`;
+  const server = await ServerProcess.initialized({ policy, stateDir });
+  try {
+    server.child.stdout.pause();
+    // Answers of a few KB each: the pipe and the server's own buffer fill, and stay full.
+    for (let i = 0; i < 500; i++) {
+      server.send({ jsonrpc: "2.0", id: `fill-${i}`, method: "tools/call", params: { name: "search_tools", arguments: { query: "", detail_level: "full" } } });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    server.kill("SIGTERM");
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    assert.ok(auditEntries(stateDir).some((e) => e.event === "server_stop"), "the audit log is closed in order");
+  } finally {
+    server.child.stdout.resume();
+    await server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
