@@ -8,8 +8,8 @@ import { isLogLevel, type LogLevel } from "./util/logger.js";
 
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_PAGE_SIZE = 50;
-/** Requests in flight at which the server stops reading stdin until half of them are answered. */
-export const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** Requests the server runs at once; more wait for a slot, in order. */
+export const DEFAULT_MAX_IN_FLIGHT = 256;
 
 export interface ServeArgs {
   command: "serve";
@@ -52,7 +52,7 @@ Options (serve):
                          (default: $MCP_SECURE_LOCAL_STATE_DIR, else $XDG_STATE_HOME/mcp-secure-local,
                           else ~/.local/state/mcp-secure-local)
   --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES})
-  --max-in-flight N      requests in flight at which reading stops until half are answered
+  --max-in-flight N      requests run at once; more wait for a slot, in order
                          (default ${DEFAULT_MAX_IN_FLIGHT})
   --page-size N          tools per tools/list page (default ${DEFAULT_PAGE_SIZE})
   --log-level LEVEL      stderr log level: debug, info, notice, warning, error, critical, alert, emergency

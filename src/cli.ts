@@ -25,21 +25,11 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
     throw error;
   }
   const code = await run(command, argv, env);
-  // A server's wait is bounded: a client that stopped reading must not keep it from exiting.
-  await stdoutDrained(command.command === "serve" ? SERVE_DRAIN_LIMIT_MS : undefined);
+  // Let stdout drain before the caller exits (pipes may be asynchronous). A server has
+  // already flushed within its shutdown deadline: a client that stopped reading must not
+  // keep it from exiting.
+  if (command.command !== "serve") await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
   return code;
-}
-
-/** How long a server that is done waits for stdout to take its last bytes. */
-const SERVE_DRAIN_LIMIT_MS = 200;
-
-/** Resolves when stdout has handed over everything written so far (pipes may be asynchronous), or after `limitMs`. */
-function stdoutDrained(limitMs: number | undefined): Promise<void> {
-  const drained = new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
-  if (limitMs === undefined) return drained;
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, limitMs)));
-  return Promise.race([drained, limit]).finally(() => clearTimeout(timer));
 }
 
 async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -18,6 +18,7 @@ import { compilePathPolicy, type CompiledPathPolicy } from "./security/path-guar
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
+import { monotonicMs } from "./util/clock.js";
 import { parseArgs, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
@@ -31,10 +32,19 @@ export interface RunOptions {
   unsafeBypassEngine?: boolean;
 }
 
-/** On stdin EOF, in-flight calls may finish for this long before they are aborted. */
+/**
+ * Shutdown runs against one deadline, so its waits never add up past the 2 s a client may
+ * give a server: within it, on stdin EOF calls may finish for a while before they are
+ * aborted, then their outcomes (and audit entries) may land, and the last answers drain.
+ */
+const SHUTDOWN_BUDGET_MS = 1700;
 const EOF_GRACE_MS = 700;
-/** After the abort, how long their outcomes (and audit entries) may take to land. */
 const SHUTDOWN_GRACE_MS = 800;
+/** Kept back from the grace for closing plugins and the audit log and for the last write. */
+const CLOSE_RESERVE_MS = 300;
+/** The last answers may take this long to drain (less when the deadline is nearer, never under the minimum). */
+const FLUSH_MAX_MS = 300;
+const FLUSH_MIN_MS = 50;
 
 export const IDENTITY: ServerIdentity = {
   name: SERVER_NAME,
@@ -185,12 +195,21 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
 
   // Shutdown: stop taking work; on EOF let in-flight calls finish briefly (the client sent them
   // before closing), on a signal abort them at once; let their audit entries land; close; flush.
+  const deadline = monotonicMs() + SHUTDOWN_BUDGET_MS;
+  const left = () => Math.max(0, deadline - monotonicMs());
   log.info(`shutting down (${why})`);
   connection.stopAccepting();
-  if (why === "stdin closed" && !(await connection.drain(EOF_GRACE_MS))) log.info("in-flight calls did not finish in time; aborting them");
+  if (why === "stdin closed") {
+    // A signal during the grace cuts it short.
+    const signalled = new Promise<boolean>((resolve) => {
+      process.once("SIGTERM", () => resolve(false));
+      process.once("SIGINT", () => resolve(false));
+    });
+    if (!(await Promise.race([connection.drain(EOF_GRACE_MS), signalled]))) log.info("calls did not finish in time; aborting them");
+  }
   session.beginClosing();
   connection.abortAll(`the server is shutting down (${why})`);
-  await connection.drain(SHUTDOWN_GRACE_MS);
+  await connection.drain(Math.min(SHUTDOWN_GRACE_MS, Math.max(0, left() - CLOSE_RESERVE_MS)));
   for (const plugin of registry.plugins()) {
     try {
       await plugin.close?.();
@@ -206,7 +225,9 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   } catch (error) {
     log.error(`the audit log could not be closed cleanly: ${messageOf(error)}`);
   }
-  await Promise.race([connection.flush(), new Promise((resolve) => setTimeout(resolve, 300))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([connection.flush(), new Promise((resolve) => (timer = setTimeout(resolve, Math.max(FLUSH_MIN_MS, Math.min(FLUSH_MAX_MS, left())))))]);
+  clearTimeout(timer);
   return exitCode;
 }
 

@@ -44,11 +44,13 @@ export interface ConnectionHandlers {
 export interface ConnectionOptions {
   maxLineBytes: number;
   /**
-   * Requests in flight at which reading stops (checked after each input chunk) until half of
-   * them are answered: a client that floods slow calls cannot make the server hold an
-   * unbounded number of them. Default: no limit.
+   * Requests that run at once. More wait, in order, for a slot (ping and notifications such
+   * as cancellations never wait); reading stops while the waiting ones hold `maxWaitingBytes`.
+   * Default: no limit.
    */
   maxInFlight?: number;
+  /** Bytes of waiting requests at which reading stops until half of them have started (default 4 MiB). */
+  maxWaitingBytes?: number;
   logger: Logger;
 }
 
@@ -65,6 +67,15 @@ class InFlight extends LazyAbort {
 }
 
 
+/** A request read while the in-flight limit held: it starts when a slot frees, in arrival order. */
+interface Waiting {
+  readonly method: string;
+  readonly params: Params | undefined;
+  readonly bytes: number;
+}
+
+const DEFAULT_MAX_WAITING_BYTES = 4 * 1024 * 1024;
+
 export class Connection {
   private readonly framer: LineFramer;
   private readonly writer: MessageWriter;
@@ -76,9 +87,12 @@ export class Connection {
   private inputEnded = false;
   private readonly endListeners: Array<(why: "input-end" | "output-closed") => void> = [];
   private readonly maxInFlight: number;
-  /** Reading that stopped for the in-flight limit starts again when this many are left. */
-  private readonly resumeBelow: number;
-  private pausedForInFlight = false;
+  private readonly maxWaitingBytes: number;
+  /** Requests waiting for a slot, by id, in arrival order (a Map keeps insertion order). */
+  private readonly waiting = new Map<RequestId, Waiting>();
+  private waitingBytes = 0;
+  /** Reading stopped because the waiting requests hold too many bytes. */
+  private pausedForWaiting = false;
 
   constructor(
     private readonly input: Readable,
@@ -87,7 +101,7 @@ export class Connection {
     private readonly options: ConnectionOptions,
   ) {
     this.maxInFlight = options.maxInFlight ?? Infinity;
-    this.resumeBelow = Math.floor(this.maxInFlight / 2);
+    this.maxWaitingBytes = options.maxWaitingBytes ?? DEFAULT_MAX_WAITING_BYTES;
     this.framer = new LineFramer(options.maxLineBytes, {
       line: (bytes) => this.onLine(bytes),
       oversize: (limit) =>
@@ -116,9 +130,9 @@ export class Connection {
       if (!this.accepting) return;
       this.framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
       // Backpressure: stop reading while the client is not draining our output, or while
-      // as many requests as allowed are in flight.
-      if (this.inFlight.size >= this.maxInFlight) this.pausedForInFlight = true;
-      if (this.writer.isCongested || this.pausedForInFlight) this.input.pause();
+      // the requests waiting for a slot hold too much.
+      if (this.waitingBytes >= this.maxWaitingBytes) this.pausedForWaiting = true;
+      if (this.writer.isCongested || this.pausedForWaiting) this.input.pause();
     });
     const ended = () => {
       if (this.inputEnded) return;
@@ -139,7 +153,13 @@ export class Connection {
     this.endListeners.push(listener);
   }
 
+  /** Requests read and not yet answered: running or waiting for a slot. */
   get pendingCount(): number {
+    return this.inFlight.size + this.waiting.size;
+  }
+
+  /** Requests running now (at most the in-flight limit). */
+  get runningCount(): number {
     return this.inFlight.size;
   }
 
@@ -147,8 +167,14 @@ export class Connection {
     return this.writer.closed;
   }
 
-  /** Cancels an in-flight request: its signal fires and no response is sent for it. */
+  /** Cancels a request: a running one's signal fires, a waiting one never starts; no response is sent for it. */
   cancel(id: RequestId, reason: string): boolean {
+    const waiting = this.waiting.get(id);
+    if (waiting !== undefined) {
+      this.unqueue(id, waiting);
+      this.checkIdle();
+      return true;
+    }
     const entry = this.inFlight.get(id);
     if (!entry || entry.cancelled) return false;
     entry.cancelled = true;
@@ -157,23 +183,23 @@ export class Connection {
   }
 
   methodOf(id: RequestId): string | undefined {
-    return this.inFlight.get(id)?.method;
+    return (this.inFlight.get(id) ?? this.waiting.get(id))?.method;
   }
 
   isInFlight(id: RequestId): boolean {
-    return this.inFlight.has(id);
+    return this.inFlight.has(id) || this.waiting.has(id);
   }
 
   notify(method: string, params?: Record<string, unknown>): void {
     this.send(() => notificationMessage(method, params));
   }
 
-  /** Reads again unless the output is congested, the requests in flight are too many, or input is over. */
+  /** Reads again unless the output is congested, the waiting requests hold too much, or input is over. */
   private resumeIfReady(): void {
     if (!this.accepting || this.inputEnded || this.writer.isCongested) return;
-    if (this.pausedForInFlight) {
-      if (this.inFlight.size > this.resumeBelow) return;
-      this.pausedForInFlight = false;
+    if (this.pausedForWaiting) {
+      if (this.waitingBytes > this.maxWaitingBytes / 2) return;
+      this.pausedForWaiting = false;
     }
     if (this.input.isPaused()) this.input.resume();
   }
@@ -184,14 +210,25 @@ export class Connection {
     this.input.pause();
   }
 
-  /** Aborts every in-flight request (their responses are still written if they complete). */
+  /**
+   * Aborts every running request (their responses are still written if they complete) and
+   * answers every waiting one with an error at once: it never starts.
+   */
   abortAll(reason: string): void {
+    for (const [id, waiting] of this.waiting) {
+      this.unqueue(id, waiting);
+      this.send(() =>
+        errorMessage(id, { code: ErrorCode.ServerUnavailable, message: `Server unavailable: ${reason}; this request was not started` }),
+      );
+      this.handlers.responded?.(id, waiting.method);
+    }
     for (const entry of this.inFlight.values()) entry.abort(new ShutdownError(reason));
+    this.checkIdle();
   }
 
-  /** Resolves when every in-flight request has settled, or after `timeoutMs`. */
+  /** Resolves when every request read has been answered (running or waiting), or after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<boolean> {
-    if (this.inFlight.size === 0) return true;
+    if (this.pendingCount === 0) return true;
     let wake!: () => void;
     const all = new Promise<boolean>((resolve) => this.idleWaiters.push((wake = () => resolve(true))));
     let timer: NodeJS.Timeout | undefined;
@@ -233,13 +270,13 @@ export class Connection {
         }
         return;
       case "request":
-        this.onRequest(message.id, message.method, message.params);
+        this.onRequest(message.id, message.method, message.params, bytes.length);
         return;
     }
   }
 
-  private onRequest(id: RequestId, method: string, params: Params | undefined): void {
-    if (this.inFlight.has(id)) {
+  private onRequest(id: RequestId, method: string, params: Params | undefined, bytes: number): void {
+    if (this.inFlight.has(id) || this.waiting.has(id)) {
       // Answered without the id: with it, the request in flight would get two responses.
       this.send(() =>
         errorMessage(undefined, {
@@ -250,6 +287,16 @@ export class Connection {
       );
       return;
     }
+    // Behind the limit, or behind others already waiting (order is kept); ping never waits.
+    if ((this.inFlight.size >= this.maxInFlight || this.waiting.size > 0) && method !== "ping") {
+      this.waiting.set(id, { method, params, bytes });
+      this.waitingBytes += bytes;
+      return;
+    }
+    this.run(id, method, params);
+  }
+
+  private run(id: RequestId, method: string, params: Params | undefined): void {
     const entry = new InFlight(id, method);
     let outcome: RequestResult | Promise<RequestResult>;
     try {
@@ -277,8 +324,27 @@ export class Connection {
 
   private settled(id: RequestId): void {
     this.inFlight.delete(id);
-    if (this.pausedForInFlight && this.inFlight.size <= this.resumeBelow) this.resumeIfReady();
-    if (this.inFlight.size === 0 && this.idleWaiters.length > 0) {
+    if (this.waiting.size > 0) this.startWaiting();
+    this.checkIdle();
+  }
+
+  /** Starts waiting requests, oldest first, while slots are free. */
+  private startWaiting(): void {
+    for (const [id, waiting] of this.waiting) {
+      if (this.inFlight.size >= this.maxInFlight) break;
+      this.unqueue(id, waiting);
+      this.run(id, waiting.method, waiting.params);
+    }
+    if (this.pausedForWaiting && this.waitingBytes <= this.maxWaitingBytes / 2) this.resumeIfReady();
+  }
+
+  private unqueue(id: RequestId, waiting: Waiting): void {
+    this.waiting.delete(id);
+    this.waitingBytes -= waiting.bytes;
+  }
+
+  private checkIdle(): void {
+    if (this.pendingCount === 0 && this.idleWaiters.length > 0) {
       // After this tick's response is written: drain() callers then flush it.
       const waiters = this.idleWaiters.splice(0);
       queueMicrotask(() => {

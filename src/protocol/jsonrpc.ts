@@ -13,6 +13,8 @@ export const ErrorCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  /** In JSON-RPC's range for implementation-defined server errors: the server is shutting down. */
+  ServerUnavailable: -32000,
 } as const;
 
 export interface RpcErrorObject {

@@ -59,7 +59,7 @@ export class MessageWriter {
     }
     // Past the output's high-water mark the lines go now: congestion is then known in this
     // tick, so the reader pauses before it takes the next chunk, and the joined text stays small.
-    if (this.pending.length >= this.output.writableHighWaterMark) this.writePending();
+    if (this.pending.length + this.output.writableLength >= this.output.writableHighWaterMark) this.writePending();
   }
 
   private readonly writePending = (): void => {

@@ -3,8 +3,8 @@
  * - a client that stops reading stdout makes the server stop reading stdin (it does not keep
  *   serving into an unbounded buffer), and once the client reads again every request gets
  *   exactly one intact response;
- * - a client that floods requests which cannot finish yet (here: each waits for its audit
- *   entry's fsync) finds the server reading no further than its in-flight limit.
+ * - past the in-flight limit, calls wait their turn (never more than the limit run at once),
+ *   ping gets through meanwhile, and stdin closing behind a backlog still ends the server in time.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -79,22 +79,50 @@ void test("a client that stops reading: the server stops reading too, then answe
   }
 });
 
-void test("requests that cannot finish yet are read no further than the in-flight limit", async () => {
+void test("past the in-flight limit calls wait their turn: never more than the limit run, ping gets through, all are answered", async () => {
   const server = await ServerProcess.initialized({ policy: DURABLE, args: ["--max-in-flight", "8"] });
   const log = join(server.stateDir, "audit", "audit.log");
-  const started = () => readFileSync(log, "utf8").split("\n").filter((line) => line.includes('"event":"tool_call"')).length;
+  const count = (event: string) => readFileSync(log, "utf8").split("\n").filter((line) => line.includes(`"event":"${event}"`)).length;
   try {
-    server.child.stdout.pause(); // answers pile up, so calls stay in flight only as long as their fsync
-    const ids = flood(server, 3000);
-    const count = await settled(started, 300, 5000);
-    assert.ok(count > 0);
-    assert.ok(count < 1500, `the server stopped reading (it started ${count} of 3000 calls)`);
-    server.child.stdout.resume();
+    // Each call waits for its audit entry's fsync (twice), so calls pile up behind the limit.
+    const ids = flood(server, 1000);
+    const ping = await server.request("ping", undefined, "ping-during-flood", 10_000);
+    assert.deepEqual(ping.result, {});
+    const answeredBeforePing = server.messages.findIndex((m) => m.id === "ping-during-flood");
+    assert.ok(answeredBeforePing < 500, `ping was answered before most of the calls (after ${answeredBeforePing} messages)`);
+    let most = 0;
+    for (let sample = 0; sample < 20 && count("tool_result") < ids.length; sample++) {
+      // The log is read as a prefix: the calls it shows started, less those it shows ended, were running then.
+      const text = readFileSync(log, "utf8");
+      const running = text.split('"event":"tool_call"').length - text.split('"event":"tool_result"').length;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(most <= 8, `at most 8 calls ran at once (saw ${most})`);
     await expectAllAnswered(server, ids);
-    assert.equal(started(), 3000);
+    assert.equal(count("tool_call"), ids.length);
   } finally {
-    server.child.stdout.resume();
     const { code } = await server.close(10_000);
     assert.equal(code, 0);
+  }
+});
+
+void test("stdin closed behind a backlog of calls: the server answers every one (run, aborted or not started) and exits within 2 s", async () => {
+  const server = await ServerProcess.initialized({ policy: DURABLE, args: ["--max-in-flight", "8"] });
+  try {
+    const ids = flood(server, 2000);
+    server.child.stdin.end();
+    const started = Date.now();
+    const exit = await server.exited;
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(Date.now() - started < 2000, `exited ${Date.now() - started} ms after stdin closed`);
+    const wanted = new Set(ids);
+    const answers = server.messages.filter((m) => wanted.has(m.id as number));
+    assert.equal(new Set(answers.map((m) => m.id)).size, answers.length, "no request answered twice");
+    const notStarted = answers.filter((m) => (m.error as Message | undefined)?.code === -32000);
+    assert.ok(notStarted.length > 0, "calls still waiting at the deadline were told they never started");
+    assert.equal(answers.length, ids.length, "every request got an answer");
+  } finally {
+    await server.close(10_000);
   }
 });

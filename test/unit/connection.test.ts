@@ -6,7 +6,7 @@ import type { RequestId } from "../../src/protocol/jsonrpc.js";
 import { silentLogger } from "../../src/util/logger.js";
 
 /** A connection whose requests settle only when the test says so. */
-function setup(maxInFlight: number) {
+function setup(maxInFlight: number, maxWaitingBytes?: number) {
   const input = new PassThrough();
   const output = new PassThrough();
   const responses: unknown[] = [];
@@ -22,13 +22,14 @@ function setup(maxInFlight: number) {
   const waiting = new Map<RequestId, (result: RequestResult) => void>();
   const handled: RequestId[] = [];
   const handlers: ConnectionHandlers = {
-    request: (_method, _params, ctx) => {
+    request: (method, _params, ctx) => {
+      if (method === "ping") return {};
       handled.push(ctx.id);
       return new Promise<RequestResult>((resolve) => waiting.set(ctx.id, resolve));
     },
     notification: () => undefined,
   };
-  const connection = new Connection(input, output, handlers, { maxLineBytes: 1024, maxInFlight, logger: silentLogger });
+  const connection = new Connection(input, output, handlers, { maxLineBytes: 1024, maxInFlight, maxWaitingBytes, logger: silentLogger });
   connection.start();
   const send = (ids: number[]) => input.write(ids.map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "slow" })}\n`).join(""));
   const answer = (ids: number[]) => {
@@ -40,37 +41,99 @@ function setup(maxInFlight: number) {
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-void test("at the in-flight limit reading stops, and starts again when half are answered", async () => {
+void test("past the in-flight limit requests wait in order and start as slots free; ping never waits", async () => {
   const { input, connection, handled, responses, send, answer } = setup(4);
-  send(range(1, 6)); // one chunk: all of it is handled, then reading stops
+  send(range(1, 6));
   await settle();
-  assert.deepEqual(handled, range(1, 6));
+  assert.deepEqual(handled, range(1, 4), "four run, two wait");
+  assert.equal(connection.runningCount, 4);
   assert.equal(connection.pendingCount, 6);
-  assert.equal(input.isPaused(), true, "six in flight, four allowed: reading stopped");
+  assert.equal(connection.isInFlight(6), true, "a waiting request counts as in flight for the client");
+  assert.equal(connection.methodOf(6), "slow");
 
-  send(range(7, 8));
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: "p", method: "ping" })}\n`);
   await settle();
-  assert.deepEqual(handled, range(1, 6), "nothing more is read while the limit holds");
+  assert.deepEqual(responses, [{ jsonrpc: "2.0", id: "p", result: {} }], "ping is answered at once, past the waiting ones");
 
-  answer([1, 2, 3]);
+  answer([2]);
   await settle();
-  assert.equal(connection.pendingCount, 3);
-  assert.equal(input.isPaused(), true, "three left: more than half the limit");
-  assert.equal(responses.length, 3, "answers still go out while reading is stopped");
-
-  answer([4]);
+  assert.deepEqual(handled, range(1, 5), "the freed slot took the oldest waiting request");
+  send([7]);
   await settle();
-  assert.deepEqual(handled, range(1, 8), "two left: reading started again and the waiting requests were handled");
-  answer([5, 6, 7, 8]);
+  assert.deepEqual(handled, range(1, 5), "a new request waits behind the one already waiting");
+  answer([1, 3, 4, 5]);
   await settle();
-  assert.equal(responses.length, 8);
+  assert.deepEqual(handled, range(1, 7));
+  answer([6, 7]);
+  await settle();
   assert.equal(connection.pendingCount, 0);
+  const ids = responses.map((r) => (r as { id: unknown }).id);
+  assert.deepEqual(ids.slice(1).sort(), range(1, 7).sort(), "every request answered once");
 });
 
-void test("without a limit, any number of requests may be in flight", async () => {
-  const { input, connection, send } = setup(Infinity);
+void test("a waiting request that is cancelled never starts and gets no response; a duplicate id of a waiting one is refused", async () => {
+  const { connection, handled, responses, send, answer, input } = setup(1);
+  send([1, 2, 3]);
+  await settle();
+  assert.equal(connection.cancel(2, "not needed"), true);
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: 3, method: "slow" })}\n`);
+  await settle();
+  const duplicate = responses.at(-1) as { id?: unknown; error?: { code: number } };
+  assert.equal(duplicate.id, undefined);
+  assert.equal(duplicate.error?.code, -32600);
+  answer([1]);
+  await settle();
+  answer([3]);
+  await settle();
+  assert.deepEqual(handled, [1, 3], "the cancelled request never ran");
+  assert.deepEqual(
+    responses.map((r) => (r as { id?: unknown }).id),
+    [undefined, 1, 3],
+  );
+});
+
+void test("waiting requests that hold too many bytes stop reading until half have started", async () => {
+  const { input, connection, handled, send, answer } = setup(1, 200);
+  send([1]);
+  await settle();
+  send(range(2, 6)); // about 45 bytes each: 225 bytes wait
+  await settle();
+  assert.equal(input.isPaused(), true);
+  send([7]);
+  await settle();
+  assert.equal(connection.pendingCount, 6, "request 7 was not read");
+  answer([1]);
+  await settle();
+  answer([2]);
+  await settle();
+  answer([3]);
+  await settle();
+  assert.equal(input.isPaused(), false, "reading resumed once at most half of the bytes wait");
+  assert.deepEqual(handled, range(1, 4));
+  assert.equal(connection.pendingCount, 4, "request 7 was read: 4 runs, 5 to 7 wait");
+});
+
+void test("at shutdown, waiting requests are answered with an error at once and running ones are aborted", async () => {
+  const { connection, responses, send } = setup(2);
+  send(range(1, 4));
+  await settle();
+  connection.abortAll("the server is shutting down (SIGTERM)");
+  await settle();
+  const refused = responses as Array<{ id: number; error?: { code: number; message: string } }>;
+  assert.deepEqual(
+    refused.map((r) => [r.id, r.error?.code]),
+    [
+      [3, -32000],
+      [4, -32000],
+    ],
+  );
+  assert.match(refused[0]!.error!.message, /shutting down \(SIGTERM\); this request was not started/);
+  assert.equal(connection.pendingCount, 2, "the running ones settle when their handlers do");
+});
+
+void test("without a limit, any number of requests run at once", async () => {
+  const { connection, send } = setup(Infinity);
   send(range(1, 500));
   await settle();
-  assert.equal(connection.pendingCount, 500);
-  assert.equal(input.isPaused(), false);
+  assert.equal(connection.runningCount, 500);
 });
