@@ -20,6 +20,7 @@ import {
 import { MessageWriter } from "./writer.js";
 import { LazyAbort, type CallAbort } from "../util/call-abort.js";
 import type { Logger } from "../util/logger.js";
+import { cutAt } from "../util/text.js";
 
 export interface RequestContext {
   readonly id: RequestId;
@@ -253,14 +254,18 @@ export class Connection {
   private onLine(bytes: Buffer): void {
     const message = classify(bytes);
     switch (message.kind) {
-      case "invalid":
-        this.send(() => errorMessage(message.id, message.error.toObject()));
+      case "invalid": {
+        // An id in use by a request read earlier is left out, as for a well-formed duplicate:
+        // with it, that request would get two responses.
+        const id = message.id !== undefined && this.isInFlight(message.id) ? undefined : message.id;
+        this.send(() => errorMessage(id, message.error.toObject()));
         return;
+      }
       case "response":
         // We send no requests yet, so every response is to an unknown id: dropped.
         return;
       case "dropped":
-        this.options.logger.debug("malformed notification dropped", { method: message.method.slice(0, 100), reason: message.reason });
+        this.options.logger.debug("malformed notification dropped", { method: cutAt(message.method, 100), reason: message.reason });
         return;
       case "notification":
         try {

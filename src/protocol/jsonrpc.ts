@@ -4,6 +4,7 @@
  * to the error that answers it.
  */
 import { isUtf8 } from "node:buffer";
+import { cutAt, wellFormed } from "../util/text.js";
 
 export type RequestId = string | number;
 
@@ -75,7 +76,7 @@ export function classify(line: Buffer): Incoming {
     value = JSON.parse(text);
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
-    return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(detail, 200)}`) };
+    return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(wellFormed(detail), 200)}`) };
   }
   return classifyValue(value);
 }
@@ -94,15 +95,13 @@ export function classifyValue(value: unknown): Incoming {
     if (value.jsonrpc !== "2.0") return { kind: "dropped", method, reason: '"jsonrpc" is not "2.0"' };
     if (value.params !== undefined && !isPlainObject(value.params)) return { kind: "dropped", method, reason: '"params" is not an object' };
   }
-  if (value.jsonrpc !== "2.0") return invalid(echoId, 'Invalid Request: "jsonrpc" must be exactly "2.0"');
-
-  if (!Object.hasOwn(value, "method")) {
-    if (Object.hasOwn(value, "result") || Object.hasOwn(value, "error")) {
-      // A response to one of our own requests; never answered, even when malformed.
-      return { kind: "response", id: echoId ?? -1 };
-    }
-    return invalid(echoId, 'Invalid Request: a message needs a "method" (or "result"/"error" for a response)');
+  const hasMethod = Object.hasOwn(value, "method");
+  if (!hasMethod && (Object.hasOwn(value, "result") || Object.hasOwn(value, "error"))) {
+    // A response to one of our own requests; never answered, even when malformed (whatever its "jsonrpc").
+    return { kind: "response", id: echoId ?? -1 };
   }
+  if (value.jsonrpc !== "2.0") return invalid(echoId, 'Invalid Request: "jsonrpc" must be exactly "2.0"');
+  if (!hasMethod) return invalid(echoId, 'Invalid Request: a message needs a "method" (or "result"/"error" for a response)');
   if (typeof method !== "string" || method.length === 0) return invalid(echoId, 'Invalid Request: "method" must be a non-empty string');
 
   const params = value.params;
@@ -121,8 +120,9 @@ function invalid(id: RequestId | undefined, message: string): Incoming {
   return { kind: "invalid", id, error: new RpcError(ErrorCode.InvalidRequest, message) };
 }
 
+/** At most `max` UTF-16 units, an ending "…" included; never splits a surrogate pair. */
 export function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  return text.length <= max ? text : `${cutAt(text, max - 1)}…`;
 }
 
 export interface ResultMessage {

@@ -11,6 +11,7 @@ import { CursorCodec, paginate } from "./pagination.js";
 import { ProgressReporter, readProgressToken } from "./progress.js";
 import type { ToolService } from "../security/engine.js";
 import type { JsonObject } from "../plugins/contract.js";
+import { cutAt } from "../util/text.js";
 import { isLogLevel, levelRank, type LogHub, type LogLevel, type LogRecord, type Logger } from "../util/logger.js";
 
 export interface ServerIdentity {
@@ -91,7 +92,7 @@ export class McpSession {
         case "logging/setLevel":
           return this.setLogLevel(params);
         default:
-          throw new RpcError(ErrorCode.MethodNotFound, `Method not found: ${method.slice(0, 100)}`);
+          throw new RpcError(ErrorCode.MethodNotFound, `Method not found: ${cutAt(method, 100)}`);
       }
     },
     notification: (method: string, params: Params | undefined): void => {
@@ -113,7 +114,7 @@ export class McpSession {
     this.initializeSucceeded = true;
     const clientInfo = params?.clientInfo as Record<string, unknown> | undefined;
     this.client.name = typeof clientInfo?.name === "string" ? clientInfo.name.slice(0, 200) : undefined;
-    this.client.version = typeof clientInfo?.version === "string" ? clientInfo.version.slice(0, 100) : undefined;
+    this.client.version = typeof clientInfo?.version === "string" ? cutAt(clientInfo.version, 100) : undefined;
     this.client.protocolVersion = protocolVersion;
     if (this.client.name === undefined) this.options.logger.notice("initialize without clientInfo.name; going on");
     this.unsubscribeLog = this.options.logHub.subscribe((record) => this.forwardLog(record));
@@ -153,7 +154,7 @@ export class McpSession {
     const { tools } = this.options;
     if (!tools.hasTool(name)) {
       tools.noteUnknownTool?.(name, ctx.id);
-      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${name.slice(0, 100)}. Call tools/list to see the tools available.`);
+      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${cutAt(name, 100)}. Call tools/list to see the tools available.`);
     }
     const token = readProgressToken(params);
     let reporter: ProgressReporter | undefined;

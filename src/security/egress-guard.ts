@@ -8,6 +8,7 @@
  * query or connection leaves the machine.
  */
 import { BlockList, isIPv4 } from "node:net";
+import { truncate } from "../util/text.js";
 import type { NetworkPolicy } from "./policy-types.js";
 
 export type EgressDenialCode = "EGRESS_DENIED" | "EGRESS_INVALID_URL";
@@ -234,7 +235,7 @@ export function checkUrl(compiled: CompiledNetworkPolicy, url: string): UrlVerdi
   try {
     parsed = new URL(url);
   } catch {
-    return deny("EGRESS_INVALID_URL", `"${truncate(url)}" is not a valid absolute URL (a port must be 1-65535)`);
+    return deny("EGRESS_INVALID_URL", `"${truncate(url, 200)}" is not a valid absolute URL (a port must be 1-65535)`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     return deny("EGRESS_DENIED", `scheme "${parsed.protocol.slice(0, -1)}" refused: only http and https are allowed`);
@@ -268,7 +269,7 @@ export function checkUrl(compiled: CompiledNetworkPolicy, url: string): UrlVerdi
 export function checkHostname(compiled: CompiledNetworkPolicy, host: string, port: number): EgressVerdict {
   if (normalizeAddress(stripBrackets(host)) !== undefined) return { ok: true };
   const name = canonicalHostName(host);
-  if (name === undefined) return deny("EGRESS_INVALID_URL", `"${truncate(host)}" is not a host name`);
+  if (name === undefined) return deny("EGRESS_INVALID_URL", `"${truncate(host, 200)}" is not a host name`);
   if (endpointFor(compiled, name, port) !== undefined) return { ok: true };
   if (!compiled.allowDns) {
     return deny("EGRESS_DENIED", `host ${name} refused: DNS resolution is disabled (network.allow_dns is false) and ${name}:${port} is not in network.allowed_endpoints`);
@@ -286,7 +287,7 @@ export function checkHostname(compiled: CompiledNetworkPolicy, host: string, por
  */
 export function checkAddress(compiled: CompiledNetworkPolicy, address: string, port: number, hostname: string): EgressVerdict {
   const ip = normalizeAddress(address);
-  if (ip === undefined) return deny("EGRESS_DENIED", `connection refused: "${truncate(address)}" is not an IP address`);
+  if (ip === undefined) return deny("EGRESS_DENIED", `connection refused: "${truncate(address, 200)}" is not an IP address`);
   const where = ip.family === 6 ? `[${ip.address}]:${port}` : `${ip.address}:${port}`;
   if (!isPort(port)) return deny("EGRESS_INVALID_URL", `connection to ${where} refused: not a valid port`);
   if (compiled.blockedPorts.has(port)) return deny("EGRESS_DENIED", `connection to ${where} refused: port ${port} is in network.blocked_ports`);
@@ -324,9 +325,6 @@ function deny(code: EgressDenialCode, reason: string): EgressDenial {
   return { ok: false, code, reason };
 }
 
-function truncate(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
 
 // ---------------------------------------------------------------------------
 // Addresses

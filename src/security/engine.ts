@@ -51,6 +51,7 @@ import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
 import type { CallAbort } from "../util/call-abort.js";
 import { monotonicMs } from "../util/clock.js";
+import { cutAt } from "../util/text.js";
 
 export type RequestId = string | number;
 
@@ -378,7 +379,7 @@ export class SecurityEngine implements ToolService {
     if (!this.auditing) return;
     this.record({
       event: "denied",
-      tool: name.slice(0, 100),
+      tool: cutAt(name, 100),
       requestId,
       outcome: "denied",
       reason: this.registryHas(name) ? "access: the policy does not expose this tool" : "access: no such tool",

@@ -21,6 +21,7 @@ import type * as Codegen from "ajv/dist/compile/codegen/index.js";
 import type { JsonObject, ToolDefinition } from "../plugins/contract.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { silentLogger, type Logger } from "../util/logger.js";
+import { truncate } from "../util/text.js";
 import { isSensitiveKey, redactString } from "./redaction.js";
 
 export type PathAccess = "read" | "write";
@@ -667,7 +668,7 @@ function pathLabel(pointer: string, data: unknown, rootLabel: string): { label: 
   for (const raw of pointer.slice(1).split("/")) {
     const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(node)) label += `[${key}]`;
-    else label += IDENTIFIER.test(key) ? `.${truncate(key, VALUE_PREVIEW)}` : `[${quote(key)}]`;
+    else label += IDENTIFIER.test(key) ? `.${truncate(key, VALUE_PREVIEW, "...")}` : `[${quote(key)}]`;
     leafKey = key;
     node = node !== null && typeof node === "object" && Object.hasOwn(node, key) ? (node as Record<string, unknown>)[key] : undefined;
   }
@@ -681,7 +682,7 @@ function preview(value: unknown, key: string | undefined): string {
   if (Array.isArray(value)) return "an array";
   if (value === null) return "null";
   if (typeof value === "object") return "an object";
-  return truncate(JSON.stringify(value) ?? typeof value, VALUE_PREVIEW);
+  return truncate(JSON.stringify(value) ?? typeof value, VALUE_PREVIEW, "...");
 }
 
 function allowedHint(name: string, parentSchema: unknown): string {
@@ -756,17 +757,14 @@ function listValues(values: readonly unknown[]): string {
 
 function shortJson(value: unknown): string {
   if (typeof value === "string") return quote(value);
-  return truncate(JSON.stringify(value) ?? String(value), VALUE_PREVIEW);
+  return truncate(JSON.stringify(value) ?? String(value), VALUE_PREVIEW, "...");
 }
 
 /** A JSON-quoted, length-bounded string (quoting also escapes control characters). */
 function quote(value: string): string {
-  return JSON.stringify(truncate(value, VALUE_PREVIEW));
+  return JSON.stringify(truncate(value, VALUE_PREVIEW, "..."));
 }
 
-function truncate(value: string, max: number): string {
-  return value.length <= max ? value : `${value.slice(0, max)}...`;
-}
 
 function bound(message: string, max: number): string {
   return message.length <= max ? message : `${message.slice(0, Math.max(0, max - 3))}...`;

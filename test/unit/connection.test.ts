@@ -32,7 +32,7 @@ function setup(maxInFlight: number, maxWaitingBytes?: number) {
   const connection = new Connection(input, output, handlers, { maxLineBytes: 1024, maxInFlight, maxWaitingBytes, logger: silentLogger });
   connection.start();
   const send = (ids: number[]) => input.write(ids.map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "slow" })}\n`).join(""));
-  const answer = (ids: number[]) => {
+  const answer = (ids: RequestId[]) => {
     for (const id of ids) waiting.get(id)!({ id });
   };
   return { input, connection, handled, responses, send, answer };
@@ -136,4 +136,33 @@ void test("without a limit, any number of requests run at once", async () => {
   send(range(1, 500));
   await settle();
   assert.equal(connection.runningCount, 500);
+});
+
+void test("a broken message that reuses the id of a request read earlier is refused without the id", async () => {
+  const { input, responses, answer } = setup(1);
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: "A", method: "slow" })}\n${JSON.stringify({ jsonrpc: "2.0", id: "B", method: "slow" })}\n`);
+  await settle();
+  // "A" runs and "B" waits: a broken envelope with either id must not answer it early.
+  input.write(`${JSON.stringify({ jsonrpc: "1.0", id: "A", method: "ping" })}\n${JSON.stringify({ jsonrpc: "2.0", id: "B", params: [] })}\n`);
+  input.write(`${JSON.stringify({ jsonrpc: "1.0", id: "C", method: "ping" })}\n`);
+  await settle();
+  const refusals = responses as Array<{ id?: unknown; error?: { code: number } }>;
+  assert.deepEqual(
+    refusals.map((r) => [r.id, r.error?.code]),
+    [
+      [undefined, -32600],
+      [undefined, -32600],
+      ["C", -32600],
+    ],
+    "an id not in use is kept",
+  );
+  answer(["A"]);
+  await settle();
+  answer(["B"]);
+  await settle();
+  assert.deepEqual(
+    responses.slice(3).map((r) => (r as { id: unknown }).id),
+    ["A", "B"],
+    "each request answered once",
+  );
 });

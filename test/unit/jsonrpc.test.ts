@@ -86,3 +86,19 @@ test("malformed notifications are dropped, never answered", () => {
   assert.equal(classifyValue({ jsonrpc: "2.0", method: "notifications/cancelled", params: null }).kind, "dropped");
   assert.equal(classifyValue({ jsonrpc: "2.0", id: 1, method: "x", params: [] }).kind, "invalid", "a request still gets its error");
 });
+
+test("a message shaped as a response is a response whatever its jsonrpc member (never answered)", () => {
+  assert.equal(classifyValue({ id: "B", result: {} }).kind, "response");
+  assert.equal(classifyValue({ jsonrpc: "1.0", id: 1, error: { code: -1, message: "x" } }).kind, "response");
+  assert.equal(classifyValue({ jsonrpc: null, id: 3000, result: null }).kind, "response");
+  // With a method it is a request again, and a bad jsonrpc is refused.
+  const request = classifyValue({ jsonrpc: "1.0", id: 1, method: "ping", result: {} });
+  assert.equal(request.kind === "invalid" && request.error.code, -32600);
+});
+
+test("a parse error never quotes half of a surrogate pair", () => {
+  const parsed = classify(line("😀"));
+  assert.equal(parsed.kind, "invalid");
+  const message = parsed.kind === "invalid" ? parsed.error.message : "";
+  assert.doesNotMatch(message, /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+});

@@ -1,0 +1,25 @@
+/**
+ * Cutting and cleaning text that goes back to a client or into a log: a cut never falls
+ * between the two halves of a surrogate pair, so text that was well formed stays so (an
+ * unpaired surrogate cannot be encoded as UTF-8, and strict JSON parsers refuse its escape).
+ */
+
+/** The first `max` UTF-16 units of `text`, one fewer when the cut would split a surrogate pair. */
+export function cutAt(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}
+
+/** `text` as it is when it holds at most `max` units, else its first `max` (see cutAt) and `suffix`. */
+export function truncate(text: string, max: number, suffix = "…"): string {
+  return text.length <= max ? text : `${cutAt(text, max)}${suffix}`;
+}
+
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** `text` with each unpaired surrogate replaced by U+FFFD (String.prototype.toWellFormed, ES2024). */
+export function wellFormed(text: string): string {
+  return text.replace(LONE_SURROGATE, "\ufffd");
+}
