@@ -46,11 +46,14 @@ export interface ConnectionOptions {
   maxLineBytes: number;
   /**
    * Requests that run at once. More wait, in order, for a slot (ping and notifications such
-   * as cancellations never wait); reading stops while the waiting ones hold `maxWaitingBytes`.
-   * Default: no limit.
+   * as cancellations never wait). Default: no limit.
    */
   maxInFlight?: number;
-  /** Bytes of waiting requests at which reading stops until half of them have started (default 4 MiB). */
+  /**
+   * Bytes the waiting requests may hold (default 4 MiB); a request that would pass it is
+   * answered at once with a "server busy" error. Reading never stops for the queue, so
+   * stdin closing, pings and cancellations are always seen.
+   */
   maxWaitingBytes?: number;
   logger: Logger;
 }
@@ -92,8 +95,8 @@ export class Connection {
   /** Requests waiting for a slot, by id, in arrival order (a Map keeps insertion order). */
   private readonly waiting = new Map<RequestId, Waiting>();
   private waitingBytes = 0;
-  /** Reading stopped because the waiting requests hold too many bytes. */
-  private pausedForWaiting = false;
+  /** Set while requests are refused for a full queue: the operator is told once per episode. */
+  private busy = false;
 
   constructor(
     private readonly input: Readable,
@@ -115,7 +118,9 @@ export class Connection {
         ),
     });
     this.writer = new MessageWriter(output, {
-      drain: () => this.resumeIfReady(),
+      drain: () => {
+        if (this.accepting && !this.inputEnded) this.input.resume();
+      },
       closed: (error) => {
         if (error && (error as NodeJS.ErrnoException).code !== "EPIPE") {
           options.logger.warn("stdout closed with an error", { error: error.message });
@@ -130,10 +135,8 @@ export class Connection {
     this.input.on("data", (chunk: Buffer | string) => {
       if (!this.accepting) return;
       this.framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-      // Backpressure: stop reading while the client is not draining our output, or while
-      // the requests waiting for a slot hold too much.
-      if (this.waitingBytes >= this.maxWaitingBytes) this.pausedForWaiting = true;
-      if (this.writer.isCongested || this.pausedForWaiting) this.input.pause();
+      // Backpressure: stop reading while the client is not draining our output.
+      if (this.writer.isCongested) this.input.pause();
     });
     const ended = () => {
       if (this.inputEnded) return;
@@ -195,16 +198,6 @@ export class Connection {
     this.send(() => notificationMessage(method, params));
   }
 
-  /** Reads again unless the output is congested, the waiting requests hold too much, or input is over. */
-  private resumeIfReady(): void {
-    if (!this.accepting || this.inputEnded || this.writer.isCongested) return;
-    if (this.pausedForWaiting) {
-      if (this.waitingBytes > this.maxWaitingBytes / 2) return;
-      this.pausedForWaiting = false;
-    }
-    if (this.input.isPaused()) this.input.resume();
-  }
-
   /** Stops reading new messages; in-flight requests continue until they settle or are aborted. */
   stopAccepting(): void {
     this.accepting = false;
@@ -219,7 +212,11 @@ export class Connection {
     for (const [id, waiting] of this.waiting) {
       this.unqueue(id, waiting);
       this.send(() =>
-        errorMessage(id, { code: ErrorCode.ServerUnavailable, message: `Server unavailable: ${reason}; this request was not started` }),
+        errorMessage(id, {
+          code: ErrorCode.ServerUnavailable,
+          message: `Server unavailable: ${reason}; this request was not started`,
+          data: { reason: "shutting_down" },
+        }),
       );
       this.handlers.responded?.(id, waiting.method);
     }
@@ -294,6 +291,11 @@ export class Connection {
     }
     // Behind the limit, or behind others already waiting (order is kept); ping never waits.
     if ((this.inFlight.size >= this.maxInFlight || this.waiting.size > 0) && method !== "ping") {
+      if (this.waitingBytes + bytes > this.maxWaitingBytes) {
+        this.refuseBusy(id);
+        return;
+      }
+      this.busy = false;
       this.waiting.set(id, { method, params, bytes });
       this.waitingBytes += bytes;
       return;
@@ -340,7 +342,26 @@ export class Connection {
       this.unqueue(id, waiting);
       this.run(id, waiting.method, waiting.params);
     }
-    if (this.pausedForWaiting && this.waitingBytes <= this.maxWaitingBytes / 2) this.resumeIfReady();
+  }
+
+  private refuseBusy(id: RequestId): void {
+    if (!this.busy) {
+      this.busy = true;
+      this.options.logger.warn("requests waiting for a slot fill the queue; refusing new ones until some start", {
+        running: this.inFlight.size,
+        waiting: this.waiting.size,
+        waitingBytes: this.waitingBytes,
+      });
+    }
+    this.send(() =>
+      errorMessage(id, {
+        code: ErrorCode.ServerUnavailable,
+        message:
+          `Server busy: ${this.inFlight.size} requests are running and ${this.waiting.size} wait for a slot, as many as it holds. ` +
+          "Send this one again when some have been answered.",
+        data: { reason: "busy", maxInFlight: this.maxInFlight, maxWaitingBytes: this.maxWaitingBytes },
+      }),
+    );
   }
 
   private unqueue(id: RequestId, waiting: Waiting): void {

@@ -14,7 +14,7 @@ export const ErrorCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
-  /** In JSON-RPC's range for implementation-defined server errors: the server is shutting down. */
+  /** In JSON-RPC's range for implementation-defined server errors: shutting down, or too busy (data.reason says which). */
   ServerUnavailable: -32000,
 } as const;
 

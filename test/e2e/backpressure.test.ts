@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, type Message } from "../helpers/server-process.js";
+import { TEST_SERVER_ENTRY } from "../helpers/e2e.js";
 
 const FAST = `version: "1.0"
 tools:
@@ -122,6 +123,45 @@ void test("stdin closed behind a backlog of calls: the server answers every one 
     const notStarted = answers.filter((m) => (m.error as Message | undefined)?.code === -32000);
     assert.ok(notStarted.length > 0, "calls still waiting at the deadline were told they never started");
     assert.equal(answers.length, ids.length, "every request got an answer");
+  } finally {
+    await server.close(10_000);
+  }
+});
+
+void test("a queue filled past its bytes: the rest are refused as busy, and ping, cancellation and stdin closing are still seen", async () => {
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, policy: FAST, args: ["--max-in-flight", "2"] });
+  try {
+    server.send({ jsonrpc: "2.0", id: "slow-1", method: "tools/call", params: { name: "slow", arguments: { ms: 60_000 } } });
+    server.send({ jsonrpc: "2.0", id: "slow-2", method: "tools/call", params: { name: "slow", arguments: { ms: 60_000 } } });
+    // 250 calls of 20 KB wait behind the two slow ones: more than the 4 MiB the queue holds.
+    const text = "x".repeat(20_000);
+    const ids: number[] = [];
+    for (let i = 0; i < 250; i++) {
+      const id = server.newId();
+      ids.push(id);
+      server.send({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "echo", arguments: { text } } });
+    }
+    const ping = await server.request("ping", undefined, "ping-behind-the-queue", 5_000);
+    assert.deepEqual(ping.result, {});
+    const busy = await server.waitFor((m) => (m.error as Message | undefined)?.data?.reason === "busy", 5_000, "a busy refusal");
+    assert.equal((busy.error as Message).code, -32000);
+
+    server.notify("notifications/cancelled", { requestId: "slow-1", reason: "not needed" });
+    server.notify("notifications/cancelled", { requestId: "slow-2", reason: "not needed" });
+    // With both slots free the waiting calls run; every call is answered once, run or refused.
+    const answers = await Promise.all(ids.map((id) => server.waitFor((m) => m.id === id && !("method" in m), 20_000, `response ${id}`)));
+    const served = answers.filter((m) => m.result !== undefined).length;
+    assert.ok(served > 150 && served < 250, `some calls ran and the rest were refused (${served} ran)`);
+    assert.equal(server.messages.filter((m) => m.id === "slow-1" || m.id === "slow-2").length, 0, "cancelled calls get no response");
+
+    // Closing stdin behind another full queue still ends the server in time.
+    server.send({ jsonrpc: "2.0", id: "slow-3", method: "tools/call", params: { name: "slow", arguments: { ms: 60_000 } } });
+    server.send({ jsonrpc: "2.0", id: "slow-4", method: "tools/call", params: { name: "slow", arguments: { ms: 60_000 } } });
+    for (let i = 0; i < 250; i++) server.send({ jsonrpc: "2.0", id: `late-${i}`, method: "tools/call", params: { name: "echo", arguments: { text } } });
+    server.child.stdin.end();
+    const closedAt = Date.now();
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+    assert.ok(Date.now() - closedAt < 2000, `exited ${Date.now() - closedAt} ms after stdin closed`);
   } finally {
     await server.close(10_000);
   }

@@ -92,25 +92,34 @@ void test("a waiting request that is cancelled never starts and gets no response
   );
 });
 
-void test("waiting requests that hold too many bytes stop reading until half have started", async () => {
-  const { input, connection, handled, send, answer } = setup(1, 200);
+void test("a request that would overfill the queue is refused as busy at once; reading never stops for the queue", async () => {
+  const { input, connection, handled, responses, send, answer } = setup(1, 200);
   send([1]);
   await settle();
-  send(range(2, 6)); // about 45 bytes each: 225 bytes wait
+  send(range(2, 6)); // about 40 bytes each: 200 bytes wait, as many as the queue holds
   await settle();
-  assert.equal(input.isPaused(), true);
   send([7]);
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: "p", method: "ping" })}\n`);
   await settle();
-  assert.equal(connection.pendingCount, 6, "request 7 was not read");
+  assert.equal(input.isPaused(), false);
+  const busy = responses as Array<{ id: unknown; result?: unknown; error?: { code: number; message: string; data?: unknown } }>;
+  assert.deepEqual(
+    busy.map((r) => [r.id, r.error?.code]),
+    [
+      [7, -32000],
+      ["p", undefined],
+    ],
+    "request 7 refused at once, the ping still answered",
+  );
+  assert.match(busy[0]!.error!.message, /Server busy: 1 requests are running and 5 wait/);
+  assert.deepEqual(busy[0]!.error!.data, { reason: "busy", maxInFlight: 1, maxWaitingBytes: 200 });
+  assert.equal(connection.cancel(6, "not needed"), true);
+  send([8]);
+  await settle();
+  assert.equal(connection.pendingCount, 6, "the cancelled request's room took request 8");
   answer([1]);
   await settle();
-  answer([2]);
-  await settle();
-  answer([3]);
-  await settle();
-  assert.equal(input.isPaused(), false, "reading resumed once at most half of the bytes wait");
-  assert.deepEqual(handled, range(1, 4));
-  assert.equal(connection.pendingCount, 4, "request 7 was read: 4 runs, 5 to 7 wait");
+  assert.deepEqual(handled, [1, 2]);
 });
 
 void test("at shutdown, waiting requests are answered with an error at once and running ones are aborted", async () => {
@@ -128,6 +137,7 @@ void test("at shutdown, waiting requests are answered with an error at once and 
     ],
   );
   assert.match(refused[0]!.error!.message, /shutting down \(SIGTERM\); this request was not started/);
+  assert.deepEqual((refused[0] as { error: { data?: unknown } }).error.data, { reason: "shutting_down" });
   assert.equal(connection.pendingCount, 2, "the running ones settle when their handlers do");
 });
 
