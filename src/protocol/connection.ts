@@ -70,7 +70,6 @@ class InFlight extends LazyAbort {
   }
 }
 
-
 /** A request read while the in-flight limit held: it starts when a slot frees, in arrival order. */
 interface Waiting {
   readonly method: string;

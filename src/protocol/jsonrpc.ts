@@ -42,11 +42,6 @@ export class RpcError extends Error {
 
 export type Params = Record<string, unknown>;
 
-/** A map key for a request id that keeps `"1"` and `1` apart, as JSON-RPC does. */
-export function requestKey(id: RequestId): string {
-  return typeof id === "number" ? `n${id}` : `s${id}`;
-}
-
 export type Incoming =
   | { kind: "request"; id: RequestId; method: string; params: Params | undefined }
   /** A malformed notification: never answered (a notification has no one to answer), only logged. */

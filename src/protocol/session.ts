@@ -5,7 +5,7 @@
  * engine; nothing here runs a tool.
  */
 import { Connection, type RequestContext, type RequestResult } from "./connection.js";
-import { ErrorCode, requestKey, RpcError, type Params, type RequestId } from "./jsonrpc.js";
+import { ErrorCode, RpcError, type Params, type RequestId } from "./jsonrpc.js";
 import { checkLifecycle, negotiateProtocolVersion, type LifecycleState, type ProtocolVersion } from "./lifecycle.js";
 import { CursorCodec, paginate } from "./pagination.js";
 import { ProgressReporter, readProgressToken } from "./progress.js";
@@ -49,7 +49,8 @@ export class McpSession {
   private initializeSucceeded = false;
   private clientLogLevel: LogLevel = "warning";
   private readonly cursors = new CursorCodec("tools/list");
-  private readonly progress = new Map<string, ProgressReporter>();
+  // Keyed by the id itself: a Map keeps the string "1" and the number 1 apart, as JSON-RPC does.
+  private readonly progress = new Map<RequestId, ProgressReporter>();
   private unsubscribeLog: (() => void) | undefined;
   private logWindowStart = 0;
   private logWindowCount = 0;
@@ -161,7 +162,7 @@ export class McpSession {
     if (token !== undefined) {
       const progress = new ProgressReporter(token, (progressParams) => this.connection.notify("notifications/progress", progressParams));
       reporter = progress;
-      this.progress.set(requestKey(ctx.id), progress);
+      this.progress.set(ctx.id, progress);
       // A cancelled call gets no response, so its reporter is finished and dropped here.
       ctx.abort.onAbort(() => this.finishProgress(ctx.id));
     }
@@ -205,9 +206,8 @@ export class McpSession {
   }
 
   private finishProgress(id: RequestId): void {
-    const key = requestKey(id);
-    this.progress.get(key)?.finish();
-    this.progress.delete(key);
+    this.progress.get(id)?.finish();
+    this.progress.delete(id);
   }
 
   private forwardLog(record: LogRecord): void {

@@ -176,3 +176,16 @@ void test("a broken message that reuses the id of a request read earlier is refu
     "each request answered once",
   );
 });
+
+void test('the ids 1 and "1" are two requests: each is cancelled and answered on its own', async () => {
+  const { input, connection, handled, responses, answer } = setup(1);
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "slow" })}\n${JSON.stringify({ jsonrpc: "2.0", id: "1", method: "slow" })}\n`);
+  await settle();
+  assert.equal(connection.pendingCount, 2, "not refused as a duplicate");
+  assert.equal(connection.cancel("1", "not needed"), true);
+  assert.equal(connection.isInFlight(1), true, "the number id is untouched");
+  answer([1]);
+  await settle();
+  assert.deepEqual(handled, [1]);
+  assert.deepEqual(responses, [{ jsonrpc: "2.0", id: 1, result: { id: 1 } }]);
+});
