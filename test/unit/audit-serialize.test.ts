@@ -15,13 +15,13 @@ import { ulidFactory } from "../../src/util/ids.js";
 import {
   canonicalEntryJson,
   checkEntryLine,
-  sealEntry,
+  lineBytesBound,
+  sealLineInto,
+  sealedCanonicalJson,
   serializeEntry,
-  writeSealedLine,
   type AuditEntryBody,
   type EntryFields,
 } from "../../src/security/audit/entry.js";
-import { AuditWriteError } from "../../src/security/audit/errors.js";
 import { openTestLog, parse, readLines, tempEnv } from "../fixtures/audit-helpers.js";
 
 /** canonicalJson as it was first written: the definition the fast paths must match byte for byte. */
@@ -232,20 +232,26 @@ void test("canonicalEntryJson and serializeEntry equal canonicalJson and its has
   assert.ok(fallbacks > 50, `${fallbacks} bodies had other keys`);
 });
 
-/** sealEntry's result as serializeEntry's: the line written by writeSealedLine (after some other bytes), the hash. */
+/**
+ * The writer's sealing as serializeEntry: the line sealLineInto writes (after some other
+ * bytes, in exactly the room lineBytesBound gives it) and its hash.
+ */
 function sealedAsSerialized(seq: number, id: string, ts: string, fields: EntryFields, prev: string): unknown {
   return outcome(() => {
-    const sealed = sealEntry({ seq, id, ts, tsJson: JSON.stringify(ts), prev, prevJson: JSON.stringify(prev) }, fields);
-    const buffer = Buffer.alloc(sealed.bytes + 3, 0x2a);
-    const end = writeSealedLine(buffer, 3, sealed);
-    assert.equal(end, sealed.bytes + 3, "the line fills exactly its counted bytes");
-    const text = buffer.toString("utf8", 3);
+    const canonical = sealedCanonicalJson({ seq, id, ts, tsJson: JSON.stringify(ts), prev, prevJson: JSON.stringify(prev) }, fields);
+    const room = lineBytesBound(canonical);
+    const buffer = Buffer.alloc(room + 3, 0x2a);
+    const sealed = sealLineInto(buffer, 3, canonical);
+    assert.ok(sealed.bytes <= room, "the line fits its room");
+    assert.equal(sealed.bytes, Buffer.byteLength(canonical) + 75, "the line's size is counted exactly");
+    const text = buffer.toString("utf8", 3, 3 + sealed.bytes);
     assert.ok(text.endsWith("\n"));
+    assert.equal(sealed.hash, createHash("sha256").update(canonical).digest("hex"), "the hash over the bytes is the hash of the JSON");
     return { line: text.slice(0, -1), hash: sealed.hash };
   });
 }
 
-void test("sealEntry and writeSealedLine give serializeEntry's line and hash for the writer's spread body, whatever the fields hold", () => {
+void test("sealedCanonicalJson and sealLineInto give serializeEntry's line and hash for the writer's spread body, whatever the fields hold", () => {
   const seed = 7;
   const g = new Gen(prng(seed));
   for (let i = 0; i < 6000; i++) {
@@ -429,29 +435,20 @@ void test("rotation by size counts UTF-8 bytes: a file rotates at the first entr
   }
 });
 
-void test("a batch that does not encode to the bytes counted for it fails the log rather than writing a torn line", async () => {
-  const original = Object.getOwnPropertyDescriptor(Buffer, "byteLength")!;
-  const byteLength = original.value as (value: string, encoding?: BufferEncoding) => number;
-  for (const miscount of [-1, 1, -2, -80]) {
-    const env = tempEnv();
-    try {
-      const sink = await openTestLog(env, { fsync: "batch" });
-      const before = fs.readFileSync(env.logFile);
-      // Sealing is synchronous: only this entry is counted wrong.
-      Object.defineProperty(Buffer, "byteLength", { ...original, value: (value: string, encoding?: BufferEncoding) => byteLength(value, encoding) + miscount });
-      let pending: Promise<unknown>;
-      try {
-        pending = sink.append({ event: "tool_call", tool: "t", arguments: { text: "ünïcødé" } });
-      } finally {
-        Object.defineProperty(Buffer, "byteLength", original);
-      }
-      await assert.rejects(pending, (err: unknown) => err instanceof AuditWriteError && /bytes counted/.test(err.message), `miscount ${miscount}`);
-      assert.deepEqual(fs.readFileSync(env.logFile), before, "nothing was written");
-      assert.equal(sink.status().ok, false);
-      await sink.close();
-    } finally {
-      Object.defineProperty(Buffer, "byteLength", original);
-      env.cleanup();
-    }
+void test("sealLineInto refuses a room too small for the line instead of hashing and writing a cut one", () => {
+  const canonical = sealedCanonicalJson(
+    { seq: 1, id: "01JD0000000000000000000000", ts: "2026-11-22T03:15:00.123Z", tsJson: '"2026-11-22T03:15:00.123Z"', prev: "0".repeat(64), prevJson: `"${"0".repeat(64)}"` },
+    { event: "tool_call", tool: "t", arguments: { text: "ünïcødé 😀 a}b" } },
+  );
+  const needed = Buffer.byteLength(canonical) + 75;
+  let refused = 0;
+  for (let room = 0; room < needed; room++) {
+    const buffer = Buffer.alloc(room + 2, 0x2a);
+    assert.throws(() => sealLineInto(buffer.subarray(0, room), 0, canonical), RangeError, `room ${room}`);
+    refused++;
+    assert.deepEqual(buffer.subarray(room), Buffer.from("**"), "nothing is written past the room");
   }
+  assert.equal(refused, needed);
+  const exact = Buffer.alloc(needed);
+  assert.equal(sealLineInto(exact, 0, canonical).bytes, needed, "the exact room is enough");
 });

@@ -100,13 +100,6 @@ export function serializeEntry(body: AuditEntryBody): { line: string; hash: stri
   return sealed(canonicalEntryJson(body));
 }
 
-/** An entry as the writer seals it: its canonical JSON, its hash, and the UTF-8 size of its line with the newline. */
-export interface SealedEntry {
-  canonical: string;
-  hash: string;
-  bytes: number;
-}
-
 /**
  * The members the writer assigns. `tsJson` and `prevJson` must be JSON.stringify of
  * `ts` and `prev`: the writer makes those strings (an ISO time, a hex hash), knows they
@@ -123,20 +116,13 @@ export interface SealHead {
 
 /** What a line adds to the canonical JSON: `,"hash":"<64 hex>"}` and the newline, less the closing brace it replaces. */
 const LINE_EXTRA_BYTES = ',"hash":"'.length + 64 + '"}\n'.length - 1;
+const CLOSING_BRACE = 0x7d;
 
 /**
- * Seals `{ v, seq, id, ts, ...fields, prev }` without building that object: the same
- * canonical JSON, hash and errors as `serializeEntry` of it. The line itself is only
- * put together in the writer's buffer (`writeSealedLine`), never as a string.
+ * Exactly `canonicalJson({ v: AUDIT_FORMAT_VERSION, seq, id, ts, ...fields, prev })`,
+ * without building that object. Throws a TypeError for what JSON cannot carry.
  */
-export function sealEntry(head: SealHead, fields: EntryFields): SealedEntry {
-  const canonical = canonicalSealedJson(head, fields);
-  const hash = sha256Hex(canonical);
-  return { canonical, hash, bytes: Buffer.byteLength(canonical, "utf8") + LINE_EXTRA_BYTES };
-}
-
-/** Exactly `canonicalJson({ v: AUDIT_FORMAT_VERSION, seq, id, ts, ...fields, prev })`. */
-function canonicalSealedJson(head: SealHead, fields: EntryFields): string {
+export function sealedCanonicalJson(head: SealHead, fields: EntryFields): string {
   const record = fields as unknown as Record<string, unknown>;
   const present = presentKeys(record);
   // A key the writer assigns would take part in the spread's overriding: leave that to the spread.
@@ -146,14 +132,31 @@ function canonicalSealedJson(head: SealHead, fields: EntryFields): string {
   return members(present, record, AUDIT_FORMAT_VERSION, head.seq, head.id, head.ts, head.prev, head.tsJson, head.prevJson);
 }
 
+/** The most bytes the line of this canonical JSON can take, newline included. */
+export function lineBytesBound(canonical: string): number {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit; counting exactly costs a pass over the
+  // string, worth it only where 3x would reserve far too much.
+  return (canonical.length <= 16_384 ? canonical.length * 3 : Buffer.byteLength(canonical, "utf8")) + LINE_EXTRA_BYTES;
+}
+
 /**
- * Writes a sealed entry's line and newline (serializeEntry's line: the canonical JSON,
- * `,"hash":"…"` before its closing brace) at `offset`; returns the offset after it.
- * The buffer must have `entry.bytes` bytes there.
+ * Writes an entry's line at `offset` (serializeEntry's line: the canonical JSON with
+ * `,"hash":"…"` before its closing brace, then a newline) and returns its hash and size.
+ * The JSON is encoded once: the hash is taken over the bytes just written, which are the
+ * bytes that go to the file. The buffer must have `lineBytesBound(canonical)` bytes there.
  */
-export function writeSealedLine(buffer: Buffer, offset: number, entry: { canonical: string; hash: string }): number {
-  const brace = offset + buffer.write(entry.canonical, offset, "utf8") - 1;
-  return brace + buffer.write(`,"hash":"${entry.hash}"}\n`, brace, "latin1");
+export function sealLineInto(buffer: Buffer, offset: number, canonical: string): { hash: string; bytes: number } {
+  const length = buffer.write(canonical, offset, "utf8");
+  const brace = offset + length - 1;
+  // A write stops short only where the next character does not fit (under 4 bytes left), and
+  // the hash needs more room than that after the JSON: with less, the room was miscounted,
+  // and a cut line is refused rather than hashed and written.
+  if (buffer.length - (offset + length) < LINE_EXTRA_BYTES || buffer[brace] !== CLOSING_BRACE) {
+    throw new RangeError("the entry does not fit the room reserved for its line");
+  }
+  const hash = sha256Hex(new Uint8Array(buffer.buffer, buffer.byteOffset + offset, length));
+  const tail = buffer.write(`,"hash":"${hash}"}\n`, brace, "latin1");
+  return { hash, bytes: length - 1 + tail };
 }
 
 function sealed(canonical: string): { line: string; hash: string } {

@@ -16,7 +16,8 @@
 import path from "node:path";
 import type { AuditFsync } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
-import { sealEntry, writeSealedLine, type EntryFields } from "./entry.js";
+import { lineBytesBound, sealLineInto, sealedCanonicalJson, type EntryFields } from "./entry.js";
+import { LineBuffer } from "./line-buffer.js";
 import { jsonString } from "../../util/canonical-json.js";
 import { AuditEntryError, AuditWriteError, describeFsError } from "./errors.js";
 import { fsyncDirectory, syncWriteOf, writeAll, writeAllSync, type AuditFs, type SyncWrite } from "./fs-layer.js";
@@ -75,11 +76,10 @@ export interface ChainWriterOptions {
 
 interface LineItem {
   kind: "line";
-  /** The entry's canonical JSON; its line is encoded straight into the batch's one Buffer when it is written. */
-  canonical: string;
+  /** Where the line's bytes lie in the writer's LineBuffer (logical positions). */
+  start: number;
+  end: number;
   hash: string;
-  /** The UTF-8 size of the line with its newline (the file size accounting). */
-  bytes: number;
   seq: number;
   /** The append's promise, for the entries that have one. */
   resolve?: (receipt: AuditReceipt) => void;
@@ -130,6 +130,8 @@ export class ChainWriter {
   private isoSecondPrefix = "";
 
   // I/O state.
+  /** The sealed lines' bytes, from sealing until they are written. */
+  private readonly lines = new LineBuffer();
   private readonly queue: Item[] = [];
   private kickScheduled = false;
   private writing = false;
@@ -233,7 +235,12 @@ export class ChainWriter {
     const seq = this.seq + 1;
     const ts = this.isoTime(date);
     const head = { seq, id: this.opts.newId(date.getTime()), ts, tsJson: this.isoJson, prev: this.head, prevJson: this.headJson };
-    const { canonical, hash, bytes } = sealEntry(head, fields); // throws before any state changes
+    // Both throw before any state changes: the entry is then simply not recorded.
+    const canonical = sealedCanonicalJson(head, fields);
+    const start = this.lines.position;
+    const buffer = this.lines.reserve(lineBytesBound(canonical));
+    const { hash, bytes } = sealLineInto(buffer, this.lines.offsetOf(start), canonical);
+    this.lines.commit(bytes);
     this.seq = seq;
     this.head = hash;
     this.headJson = `"${hash}"`;
@@ -242,7 +249,7 @@ export class ChainWriter {
       this.fileFirstSeq = seq;
       this.fileFirstTs = ts;
     }
-    const item: LineItem = { kind: "line", canonical, hash, bytes, seq };
+    const item: LineItem = { kind: "line", start, end: start + bytes, hash, seq };
     this.queue.push(item);
     if (!wait) return undefined;
     return new Promise<AuditReceipt>((resolve, reject) => {
@@ -336,13 +343,8 @@ export class ChainWriter {
       while (count < this.queue.length && this.queue[count]!.kind === "line") count++;
       const batch = this.queue.splice(0, count) as LineItem[];
       this.inWrite = batch;
-      let buffer: Buffer;
-      try {
-        buffer = encodeBatch(batch);
-      } catch (err) {
-        this.fail(this.writeFailure(err));
-        return;
-      }
+      // Lines are sealed one after another, so a run of them is one stretch of bytes.
+      const buffer = this.lines.view(batch[0]!.start, batch[count - 1]!.end);
       if (this.writeSync !== undefined) {
         try {
           writeAllSync(this.writeSync, this.fd, buffer);
@@ -375,6 +377,7 @@ export class ChainWriter {
     this.writing = false;
     this.inWrite = [];
     const last = batch[batch.length - 1]!;
+    this.lines.release(last.end);
     this.written = { seq: last.seq, head: last.hash };
     if (this.opts.fsync === "always") {
       for (const item of batch) this.awaitingSync.push(item);
@@ -575,18 +578,4 @@ export class ChainWriter {
       await this.fs.close(fd).catch(() => undefined);
     }
   }
-}
-
-/** The batch's lines, each with its newline, encoded straight into one Buffer (one allocation per write). */
-function encodeBatch(batch: readonly LineItem[]): Buffer {
-  let total = 0;
-  for (let i = 0; i < batch.length; i++) total += batch[i]!.bytes;
-  const buffer = Buffer.allocUnsafe(total);
-  let offset = 0;
-  for (let i = 0; i < batch.length; i++) offset = writeSealedLine(buffer, offset, batch[i]!);
-  // The sizes were counted by the same UTF-8 rules, so this cannot fail; if it ever did, a
-  // short buffer would cut the last line (no newline at its end) and a long one leave bytes
-  // unwritten: refuse the batch rather than write a torn line.
-  if (offset !== total || buffer[total - 1] !== 0x0a) throw new Error(`the batch does not encode to the ${total} bytes counted for it`);
-  return buffer;
 }
