@@ -8,6 +8,7 @@
  */
 import type { Writable } from "node:stream";
 import type { OutgoingMessage } from "./jsonrpc.js";
+import { jsonTextOf } from "../util/json-text.js";
 
 export interface WriterEvents {
   /** The output accepts more again after congestion. */
@@ -50,7 +51,7 @@ export class MessageWriter {
    */
   write(message: OutgoingMessage): void {
     if (this.isClosed) return;
-    const line = JSON.stringify(message) + "\n";
+    const line = serializeMessage(message) + "\n";
     if (this.pending === "") {
       this.pending = line;
       process.nextTick(this.writePending);
@@ -90,4 +91,17 @@ export class MessageWriter {
     this.isClosed = true;
     this.events.closed(error);
   }
+}
+
+/**
+ * JSON.stringify(message), reusing a result's text when an earlier layer already made it
+ * (see util/json-text.ts). A response is `{ jsonrpc, id, result }` in that order, so the
+ * two forms are the same bytes.
+ */
+export function serializeMessage(message: OutgoingMessage): string {
+  if ("result" in message) {
+    const text = jsonTextOf(message.result);
+    if (text !== undefined) return `{"jsonrpc":"2.0","id":${JSON.stringify(message.id)},"result":${text}}`;
+  }
+  return JSON.stringify(message);
 }

@@ -51,6 +51,7 @@ import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
 import type { CallAbort } from "../util/call-abort.js";
 import { monotonicMs } from "../util/clock.js";
+import { serializeOnce } from "../util/json-text.js";
 import { cutAt } from "../util/text.js";
 
 export type RequestId = string | number;
@@ -508,9 +509,12 @@ function describeOutcome(outcome: DispatchOutcome, result: CallToolResult): { la
   }
 }
 
-/** The audit log keeps a digest of the result, not the result: it proves what was returned without holding it. */
+/**
+ * The audit log keeps a digest of the result, not the result: it proves what was returned
+ * without holding it. The text hashed is the one the response sends (serialized once).
+ */
 function resultDigest(result: CallToolResult): Record<string, unknown> {
-  const text = JSON.stringify(result);
+  const text = serializeOnce(result);
   return { resultBytes: Buffer.byteLength(text), resultSha256: sha256Hex(text) };
 }
 

@@ -1,8 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
-import { MessageWriter } from "../../src/protocol/writer.js";
-import { resultMessage, notificationMessage } from "../../src/protocol/jsonrpc.js";
+import { MessageWriter, serializeMessage } from "../../src/protocol/writer.js";
+import { errorMessage, resultMessage, notificationMessage } from "../../src/protocol/jsonrpc.js";
+import { jsonTextOf, serializeOnce } from "../../src/util/json-text.js";
 
 /** A Writable that records each chunk the writer hands it. */
 function recorder(highWaterMark = 16 * 1024) {
@@ -130,4 +131,45 @@ void test("flush waits for writes still in the stream's buffer, also below the h
   releaseWrites();
   await flushing;
   assert.equal(flushed, true);
+});
+
+void test("a result serialized once is sent as that text: the same bytes as serializing the message", () => {
+  const results: Record<string, unknown>[] = [
+    { content: [{ type: "text", text: "plain" }] },
+    { content: [{ type: "text", text: "quote \" backslash \\ nl \n \u2028 ünï 😀 \ud800" }], structuredContent: { n: -0, big: 1e21, list: [null, true] } },
+    { content: [], isError: true },
+    {},
+  ];
+  for (const id of [1, 0, -7, 2 ** 53 - 1, "a", "", "quo\"te", "\u0000"]) {
+    for (const result of results) {
+      const expected = JSON.stringify(resultMessage(id, result));
+      const text = serializeOnce(result);
+      assert.equal(text, JSON.stringify(result));
+      assert.equal(jsonTextOf(result), text);
+      assert.equal(serializeMessage(resultMessage(id, result)), expected, `id ${JSON.stringify(id)}`);
+    }
+  }
+  // Values never serialized once, errors and notifications take JSON.stringify as before.
+  assert.equal(jsonTextOf({ a: 1 }), undefined);
+  assert.equal(jsonTextOf("text"), undefined);
+  assert.equal(jsonTextOf(null), undefined);
+  const fresh = { b: [1, 2] };
+  assert.equal(serializeMessage(resultMessage(3, fresh)), JSON.stringify(resultMessage(3, fresh)));
+  const error = errorMessage(4, { code: -32601, message: "Method not found" });
+  assert.equal(serializeMessage(error), JSON.stringify(error));
+  const note = notificationMessage("notifications/progress", { progress: 1 });
+  assert.equal(serializeMessage(note), JSON.stringify(note));
+});
+
+void test("the writer sends a remembered result text, not a fresh serialization", async () => {
+  const { output, chunks } = recorder();
+  const writer = new MessageWriter(output, { drain: () => undefined, closed: () => undefined });
+  const result = { content: [{ type: "text", text: "once" }] };
+  serializeOnce(result);
+  // What the text says is what goes out: a later change to the object is not re-serialized
+  // (the contract: only final values are serialized once).
+  (result.content[0] as { text: string }).text = "changed";
+  writer.write(resultMessage(9, result));
+  await tick();
+  assert.equal(chunks.join(""), `{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"once"}]}}\n`);
 });

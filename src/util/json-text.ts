@@ -1,0 +1,24 @@
+/**
+ * A value's JSON text, kept beside the value when one layer has serialized it and a
+ * later one needs the same text: an audited tool result is serialized for its digest,
+ * and the response that carries it reuses that text instead of serializing it again
+ * (for a large result, that is most of the audit's extra cost). The digest then also
+ * covers exactly the bytes the client receives.
+ *
+ * Kept in a WeakMap, so the value itself is unchanged (nothing a client, a schema or a
+ * test sees) and the text lives as long as the value. Only for values that are final:
+ * a value changed after `serializeOnce` would be sent as it was.
+ */
+const texts = new WeakMap<object, string>();
+
+/** JSON.stringify(value), remembered for `jsonTextOf`. */
+export function serializeOnce(value: object): string {
+  const text = JSON.stringify(value);
+  texts.set(value, text);
+  return text;
+}
+
+/** The text `serializeOnce` made for this value, if it made one. */
+export function jsonTextOf(value: unknown): string | undefined {
+  return typeof value === "object" && value !== null ? texts.get(value) : undefined;
+}
