@@ -6,19 +6,24 @@
  * covers exactly the bytes the client receives.
  *
  * Kept in a WeakMap, so the value itself is unchanged (nothing a client, a schema or a
- * test sees) and the text lives as long as the value. Only for values that are final:
- * a value changed after `serializeOnce` would be sent as it was.
+ * test sees) and the text lives as long as the value. Only large texts are kept: a WeakMap
+ * entry costs more than serializing a small value again (which gives the same text).
+ * Only for values that are final: a value changed after `serializeOnce` would be sent as
+ * it was.
  */
 const texts = new WeakMap<object, string>();
 
-/** JSON.stringify(value), remembered for `jsonTextOf`. */
+/** Texts shorter than this are made again when needed rather than kept. */
+export const KEEP_TEXT_MIN_LENGTH = 16 * 1024;
+
+/** JSON.stringify(value), remembered for `jsonTextOf` when it is large. */
 export function serializeOnce(value: object): string {
   const text = JSON.stringify(value);
-  texts.set(value, text);
+  if (text.length >= KEEP_TEXT_MIN_LENGTH) texts.set(value, text);
   return text;
 }
 
-/** The text `serializeOnce` made for this value, if it made one. */
+/** The text `serializeOnce` kept for this value, if it kept one. */
 export function jsonTextOf(value: unknown): string | undefined {
   return typeof value === "object" && value !== null ? texts.get(value) : undefined;
 }

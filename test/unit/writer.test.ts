@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { MessageWriter, serializeMessage } from "../../src/protocol/writer.js";
 import { errorMessage, resultMessage, notificationMessage } from "../../src/protocol/jsonrpc.js";
-import { jsonTextOf, serializeOnce } from "../../src/util/json-text.js";
+import { KEEP_TEXT_MIN_LENGTH, jsonTextOf, serializeOnce } from "../../src/util/json-text.js";
 
 /** A Writable that records each chunk the writer hands it. */
 function recorder(highWaterMark = 16 * 1024) {
@@ -134,21 +134,26 @@ void test("flush waits for writes still in the stream's buffer, also below the h
 });
 
 void test("a result serialized once is sent as that text: the same bytes as serializing the message", () => {
+  const pad = "p".repeat(KEEP_TEXT_MIN_LENGTH);
   const results: Record<string, unknown>[] = [
-    { content: [{ type: "text", text: "plain" }] },
-    { content: [{ type: "text", text: "quote \" backslash \\ nl \n \u2028 ünï 😀 \ud800" }], structuredContent: { n: -0, big: 1e21, list: [null, true] } },
-    { content: [], isError: true },
-    {},
+    { content: [{ type: "text", text: pad }] },
+    { content: [{ type: "text", text: `quote " backslash \\ nl \n \u2028 ünï 😀 \ud800 ${pad}` }], structuredContent: { n: -0, big: 1e21, list: [null, true] } },
+    { content: [], isError: true, _meta: { pad } },
   ];
-  for (const id of [1, 0, -7, 2 ** 53 - 1, "a", "", "quo\"te", "\u0000"]) {
+  for (const id of [1, 0, -7, 2 ** 53 - 1, "a", "", 'quo"te', "\u0000"]) {
     for (const result of results) {
       const expected = JSON.stringify(resultMessage(id, result));
       const text = serializeOnce(result);
       assert.equal(text, JSON.stringify(result));
-      assert.equal(jsonTextOf(result), text);
+      assert.equal(jsonTextOf(result), text, "a large text is kept");
       assert.equal(serializeMessage(resultMessage(id, result)), expected, `id ${JSON.stringify(id)}`);
     }
   }
+  // A small one is not kept (serializing it again is cheaper than keeping it) and is sent the same.
+  const small = { content: [{ type: "text", text: "plain" }] };
+  assert.equal(serializeOnce(small), JSON.stringify(small));
+  assert.equal(jsonTextOf(small), undefined);
+  assert.equal(serializeMessage(resultMessage(5, small)), JSON.stringify(resultMessage(5, small)));
   // Values never serialized once, errors and notifications take JSON.stringify as before.
   assert.equal(jsonTextOf({ a: 1 }), undefined);
   assert.equal(jsonTextOf("text"), undefined);
@@ -164,12 +169,13 @@ void test("a result serialized once is sent as that text: the same bytes as seri
 void test("the writer sends a remembered result text, not a fresh serialization", async () => {
   const { output, chunks } = recorder();
   const writer = new MessageWriter(output, { drain: () => undefined, closed: () => undefined });
-  const result = { content: [{ type: "text", text: "once" }] };
+  const once = `once ${"o".repeat(KEEP_TEXT_MIN_LENGTH)}`;
+  const result = { content: [{ type: "text", text: once }] };
   serializeOnce(result);
   // What the text says is what goes out: a later change to the object is not re-serialized
   // (the contract: only final values are serialized once).
   (result.content[0] as { text: string }).text = "changed";
   writer.write(resultMessage(9, result));
   await tick();
-  assert.equal(chunks.join(""), `{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"once"}]}}\n`);
+  assert.equal(chunks.join(""), `{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"${once}"}]}}\n`);
 });
