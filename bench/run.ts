@@ -34,6 +34,7 @@ import {
   type Target,
   type TargetVerdict,
 } from "./harness.js";
+import { runAuditFloorBench } from "./audit-floor.js";
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -801,6 +802,13 @@ async function main(argv: readonly string[]): Promise<number> {
   let report = buildReport(options, config, options.servers, results, figures, verdicts, meta);
   report += `\n_Benchmark took ${((performance.now() - startedAt) / 1000).toFixed(0)} s._\n`;
   process.stdout.write(`${report}\n`);
+
+  progress("audit floor");
+  try {
+    process.stdout.write(`\n${await runAuditFloorBench(figure(figures, "ours", "pipelinedCallsPerSec"))}\n`);
+  } catch (error) {
+    process.stdout.write(`\n## Audit floor\n\nFailed: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
 
   if (options.bugtracker) {
     progress("bug tracker benchmark");
