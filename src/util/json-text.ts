@@ -20,6 +20,7 @@ export const KEEP_TEXT_MIN_LENGTH = 16 * 1024;
 export function serializeOnce(value: object): string {
   const text = JSON.stringify(value);
   if (text.length >= KEEP_TEXT_MIN_LENGTH) texts.set(value, text);
+  else texts.delete(value); // a text kept from before would be stale
   return text;
 }
 

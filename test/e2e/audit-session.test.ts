@@ -20,6 +20,7 @@ import { cli } from "../helpers/cli.js";
 const POLICY = ['version: "1.0"', "filesystem:", "  allowed_paths:", '    - "${STATE_DIR}/workspace/**"', "audit:", "  checkpoint_every: 4", ""].join("\n");
 
 const MARKER = "tamper-target-QX7";
+const LARGE_DESCRIPTION = "ünï ✓ ".repeat(1500);
 const HEAD_LINE = /audit head:? seq=(\d+) hash=([0-9a-f]{64})/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -28,6 +29,8 @@ interface SessionRecord {
   sent: Map<string, Message>;
   stderr: string;
   exit: { code: number | null; signal: NodeJS.Signals | null };
+  /** The raw response line of the large call. */
+  rawLarge?: string;
 }
 
 function parseLog(file: string): Message[] {
@@ -95,6 +98,9 @@ void describe("the audit log of real sessions", () => {
       catalogFromList = sha256Hex(canonicalJson((await listAllPages(first)).flat()));
       await call(first, s1, "s1-search", "search_tools", { query: "report a bug" });
       await call(first, s1, "s1-add", "add_bug", { title: "audit evidence", description: MARKER, project_path: workspace });
+      // A result past 16 KiB: the response reuses the text its digest was taken over.
+      await call(first, s1, "s1-large", "add_bug", { title: "large", description: LARGE_DESCRIPTION, project_path: workspace });
+      s1.rawLarge = first.rawLines.find((line) => line.startsWith('{"jsonrpc":"2.0","id":"s1-large",'));
       await call(first, s1, "s1-invalid", "add_bug", { title: 42, project_path: workspace });
       await call(first, s1, "s1-categories", "list_categories", {});
     } finally {
@@ -169,6 +175,21 @@ void describe("the audit log of real sessions", () => {
     }
     const callIds = first.filter((e) => e.event === "tool_call").map((e) => e.callId as string);
     assert.equal(new Set(callIds).size, callIds.length, "callIds are unique");
+  });
+
+  void test("a large result's digest is over the exact bytes of the response's result", () => {
+    const { first } = split(parseLog(logPath));
+    const line = s1.rawLarge;
+    assert.ok(line !== undefined, "the large call's response line was seen");
+    const prefix = '{"jsonrpc":"2.0","id":"s1-large","result":';
+    assert.ok(line.startsWith(prefix) && line.endsWith("}"));
+    const resultText = line.slice(prefix.length, -1);
+    assert.ok(resultText.length >= 16 * 1024, `the result is large (${resultText.length} units)`);
+    assert.notEqual((JSON.parse(resultText) as Message).isError, true, resultText.slice(0, 300));
+    const outcome = first.find((e) => e.event === "tool_result" && e.requestId === "s1-large");
+    assert.ok(outcome, "the large call has its tool_result");
+    assert.equal(outcome.data.resultSha256, sha256Hex(resultText));
+    assert.equal(outcome.data.resultBytes, Buffer.byteLength(resultText));
   });
 
   void test("a refused call is one denied entry with the reason, and nothing ran", () => {

@@ -74,3 +74,27 @@ void test("a buffer grown past keepBytes by a large line is dropped once empty",
   lines.release(lines.position - 4);
   assert.equal(lines.reserve(1), beforeRelease, "kept while bytes are held");
 });
+
+void test("bytes a write still reads are never reused: releasing earlier bytes does not let new lines overwrite a held view", () => {
+  const lines = new LineBuffer(64, 1024);
+  put(lines, "a".repeat(30)); // written and released below
+  const inFlightStart = put(lines, "in-flight\n");
+  const inFlight = lines.view(inFlightStart, lines.position); // a write of this stretch is running
+  lines.release(inFlightStart); // the bytes before it are done
+  // These would fit if the buffer were compacted in place over the released bytes.
+  for (let i = 0; i < 10; i++) put(lines, `n${i}-${"x".repeat(20)}\n`);
+  assert.equal(inFlight.toString(), "in-flight\n", "the view the write reads is intact");
+  assert.equal(lines.heldBytes, lines.position - inFlightStart, "everything from the in-flight line on is held");
+});
+
+void test("heldBytes counts what is sealed and not yet released", () => {
+  const lines = new LineBuffer(64, 1024);
+  assert.equal(lines.heldBytes, 0);
+  put(lines, "12345");
+  put(lines, "678");
+  assert.equal(lines.heldBytes, 8);
+  lines.release(5);
+  assert.equal(lines.heldBytes, 3);
+  lines.release(lines.position);
+  assert.equal(lines.heldBytes, 0);
+});

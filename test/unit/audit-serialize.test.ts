@@ -452,3 +452,23 @@ void test("sealLineInto refuses a room too small for the line instead of hashing
   const exact = Buffer.alloc(needed);
   assert.equal(sealLineInto(exact, 0, canonical).bytes, needed, "the exact room is enough");
 });
+
+void test("large entries are sealed exactly too: at and past 16,384 UTF-16 units, where the room is counted rather than bounded", () => {
+  const prev = createHash("sha256").update("large").digest("hex");
+  const ts = "2026-11-22T03:15:00.123Z";
+  let counted = 0;
+  for (const unit of ["a", "ü", "😀", "\ud800", "€x", '"\\']) {
+    for (const size of [16_000, 16_384 - 120, 16_384, 16_385, 40_000]) {
+      const text = unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
+      const fields: EntryFields = { event: "tool_call", tool: "t", requestId: 1, arguments: { text } };
+      const canonical = sealedCanonicalJson({ seq: 1, id: "01JD0000000000000000000000", ts, tsJson: JSON.stringify(ts), prev, prevJson: JSON.stringify(prev) }, fields);
+      if (canonical.length > 16_384) {
+        counted++;
+        assert.equal(lineBytesBound(canonical), Buffer.byteLength(canonical) + 75, "past the threshold the room is the exact size");
+      }
+      const body = { v: 1, seq: 1, id: "01JD0000000000000000000000", ts, ...fields, prev };
+      assert.deepEqual(sealedAsSerialized(1, "01JD0000000000000000000000", ts, fields, prev), referenceSerialize(body), `${JSON.stringify(unit)} x ${size}`);
+    }
+  }
+  assert.ok(counted >= 12, `${counted} entries took the exact count`);
+});

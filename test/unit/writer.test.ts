@@ -179,3 +179,18 @@ void test("the writer sends a remembered result text, not a fresh serialization"
   await tick();
   assert.equal(chunks.join(""), `{"jsonrpc":"2.0","id":9,"result":{"content":[{"type":"text","text":"${once}"}]}}\n`);
 });
+
+void test("serializeOnce keeps a text from KEEP_TEXT_MIN_LENGTH units on, and forgets one that shrank below it", () => {
+  // {"t":"…"} is 8 units around the text.
+  const below = { t: "b".repeat(KEEP_TEXT_MIN_LENGTH - 9) };
+  const at = { t: "a".repeat(KEEP_TEXT_MIN_LENGTH - 8) };
+  assert.equal(serializeOnce(below).length, KEEP_TEXT_MIN_LENGTH - 1);
+  assert.equal(jsonTextOf(below), undefined, "one unit short: not kept");
+  assert.equal(serializeOnce(at).length, KEEP_TEXT_MIN_LENGTH);
+  assert.equal(jsonTextOf(at), JSON.stringify(at), "at the threshold: kept");
+  // Serialized again after a change that made it small: the old text must not be sent.
+  at.t = "small now";
+  assert.equal(serializeOnce(at), '{"t":"small now"}');
+  assert.equal(jsonTextOf(at), undefined);
+  assert.equal(serializeMessage(resultMessage(1, at)), '{"jsonrpc":"2.0","id":1,"result":{"t":"small now"}}');
+});

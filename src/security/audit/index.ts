@@ -39,6 +39,8 @@ export interface AuditStatus {
   /** The last entry written to the file. */
   seq: number;
   head: string;
+  /** Bytes of entries sealed but not yet written to the file (waiting for, or in, a write). */
+  unwrittenBytes?: number;
   path: string;
   logId?: string;
   keyFingerprint?: string;
@@ -253,6 +255,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
         ...(s.error === undefined ? {} : { error: s.error }),
         seq: s.seq,
         head: s.head,
+        unwrittenBytes: s.unwrittenBytes,
         path: logPath,
         logId: id,
         keyFingerprint: signer.fingerprint,

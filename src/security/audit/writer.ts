@@ -175,10 +175,11 @@ export class ChainWriter {
     this.identity = { dev: st.dev, ino: st.ino };
   }
 
-  status(): { state: WriterState; error?: string; seq: number; head: string } {
+  status(): { state: WriterState; error?: string; seq: number; head: string; unwrittenBytes: number } {
+    const unwrittenBytes = this.lines.heldBytes;
     return this.failure === undefined
-      ? { state: this.state, seq: this.written.seq, head: this.written.head }
-      : { state: this.state, error: this.failure.message, seq: this.written.seq, head: this.written.head };
+      ? { state: this.state, seq: this.written.seq, head: this.written.head, unwrittenBytes }
+      : { state: this.state, error: this.failure.message, seq: this.written.seq, head: this.written.head, unwrittenBytes };
   }
 
   /**
