@@ -2,8 +2,8 @@
  * A value's JSON text, kept beside the value when one layer has serialized it and a
  * later one needs the same text: an audited tool result is serialized for its digest,
  * and the response that carries it reuses that text instead of serializing it again
- * (for a large result, that is most of the audit's extra cost). The digest then also
- * covers exactly the bytes the client receives.
+ * (for a large result, a whole serialization saved). The digest then also covers exactly
+ * the bytes the client receives.
  *
  * Kept in a WeakMap, so the value itself is unchanged (nothing a client, a schema or a
  * test sees) and the text lives as long as the value. Only large texts are kept: a WeakMap
