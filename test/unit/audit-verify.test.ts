@@ -357,3 +357,124 @@ void test("paths that are not audit logs are unreadable (AuditReadError), not ta
     env.cleanup();
   }
 });
+
+/** A rotated log whose active file is `name` in the env's log dir; returns its path and its segments. */
+async function rotatedLog(env: TempEnv, name = "audit.log"): Promise<{ active: string; segments: string[] }> {
+  const active = path.join(env.logDir, name);
+  const sink = await openTestLog(env, { rotate_bytes: 1200, log_file: active });
+  await appendCalls(sink, 30);
+  await sink.close();
+  const segments = fs
+    .readdirSync(env.logDir)
+    .filter((n) => n !== name && !n.endsWith(".lock"))
+    .sort()
+    .map((n) => path.join(env.logDir, n));
+  assert.ok(segments.length >= 2, `rotated: ${segments.join(", ")}`);
+  return { active, segments };
+}
+
+void test("a directory's active file is checked whatever its name: an edit in `auditlog` (no extension) fails", async () => {
+  const env = tempEnv();
+  try {
+    const { active } = await rotatedLog(env, "auditlog");
+    assert.equal((await verifyAudit(env.logDir)).ok, true);
+    const lines = readLines(active);
+    const i = indexOf(lines, "tool_call", 1);
+    const edited = parse(lines[i]!);
+    edited.tool = "other";
+    lines[i] = JSON.stringify(edited);
+    writeLines(active, lines);
+    assertFailure(await verifyAudit(env.logDir), { line: i + 1, reason: "hash_mismatch", file: active });
+    assertFailure(await verifyAudit(active), { line: i + 1, reason: "hash_mismatch", file: active });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("an active file that is missing, hidden, emptied or a symlink is said: its segments verify, with a warning", async () => {
+  const env = tempEnv();
+  try {
+    const { active, segments } = await rotatedLog(env);
+    const saved = fs.readFileSync(active);
+    const cases: Array<[string, () => void]> = [
+      ["missing", () => fs.rmSync(active)],
+      ["hidden", () => fs.renameSync(active, path.join(env.logDir, ".audit.log"))],
+      ["empty", () => fs.writeFileSync(active, "")],
+      ["a symbolic link", () => {
+        fs.writeFileSync(path.join(env.root, "elsewhere.log"), saved);
+        fs.rmSync(active);
+        fs.symlinkSync(path.join(env.root, "elsewhere.log"), active);
+      }],
+    ];
+    for (const [what, damage] of cases) {
+      damage();
+      for (const target of [env.logDir, active]) {
+        const summary = await verifyAudit(target);
+        assert.equal(summary.ok, true, `${what}, ${target}: ${JSON.stringify(summary.failure)}`);
+        assert.deepEqual(summary.files.map((f) => f.path), segments, `${what}: the segments were checked`);
+        assert.ok(
+          summary.warnings.some((w) => /the active file audit\.log .*: the chain ends with the last rotated segment/.test(w)),
+          `${what}, ${target}: ${summary.warnings.join(" | ")}`,
+        );
+      }
+      fs.rmSync(active, { force: true });
+      fs.rmSync(path.join(env.logDir, ".audit.log"), { force: true });
+      fs.writeFileSync(active, saved);
+    }
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("two logs in one directory are not merged into one (false) tampering: verify asks for one of them", async () => {
+  const env = tempEnv();
+  try {
+    for (const name of ["a.log", "b.log"]) {
+      const sink = await openTestLog(env, { log_file: path.join(env.logDir, name) });
+      await appendCalls(sink, 3);
+      await sink.close();
+    }
+    await assert.rejects(verifyAudit(env.logDir), (err: unknown) => err instanceof AuditReadError && /holds 2 audit logs \(a\.log, b\.log\)/.test(err.message));
+    for (const name of ["a.log", "b.log"]) assert.equal((await verifyAudit(path.join(env.logDir, name))).ok, true, name);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a damaged first line is tampering at line 1 (not 'not an audit log'): a cut character, a BOM", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    for (const [what, first] of [
+      ["a cut character", lines[0]!.slice(1)],
+      ["a BOM", `\ufeff${lines[0]!}`],
+    ] as const) {
+      writeLines(env.logFile, [first, ...lines.slice(1)]);
+      for (const target of [env.logFile, env.logDir]) {
+        assertFailure(await verifyAudit(target), { line: 1, reason: "unparseable", file: env.logFile });
+      }
+      assert.ok(what.length > 0);
+    }
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a segment whose first seq was edited is blamed itself (files are ordered by their names, not their content)", async () => {
+  const env = tempEnv();
+  try {
+    const { segments } = await rotatedLog(env);
+    const second = segments[1]!;
+    const lines = readLines(second);
+    const first = parse(lines[0]!);
+    first.seq = 9999;
+    lines[0] = JSON.stringify(first);
+    writeLines(second, lines);
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, false);
+    assert.equal(summary.failure?.file, second, JSON.stringify(summary.failure));
+    assert.equal(summary.failure?.line, 1);
+  } finally {
+    env.cleanup();
+  }
+});

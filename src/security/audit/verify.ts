@@ -1,6 +1,6 @@
 /**
  * Offline verification of an audit log: every line's hash and exact form, every link
- * (within and across files, ordered by first seq), seq continuity from genesis, every
+ * (within and across files, segments ordered by the first seq in their names), seq continuity from genesis, every
  * checkpoint's binding to its position and its signature (optionally against a pinned
  * key), and an optional expected head (to catch entries cut off the end).
  *
@@ -11,8 +11,8 @@ import { constants as C } from "node:fs";
 import path from "node:path";
 import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry } from "./entry.js";
 import { checkpointProblem, fingerprintOfRaw, pinnedKeyFromPem } from "./checkpoint.js";
-import { AuditReadError, describeFsError } from "./errors.js";
-import { forEachLine, readFirstLine } from "./file-scan.js";
+import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
+import { forEachLine } from "./file-scan.js";
 import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, isSideFile, segmentsOf } from "./segments.js";
 
@@ -91,12 +91,6 @@ export interface AuditVerifyOptions {
   /** A head hash recorded earlier (e.g. printed at shutdown); its absence means entries were cut off. */
   expectHead?: string;
   fs?: AuditFs;
-}
-
-interface Candidate {
-  path: string;
-  firstSeq?: number;
-  nameSeq?: number;
 }
 
 const MAX_WARNINGS = 20;
@@ -278,30 +272,31 @@ async function openForRead(layer: AuditFs, file: string): Promise<number> {
   }
 }
 
-/** The first line of a file, parsed: its seq when it looks like an audit entry. */
-async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; looksLikeEntry: boolean; firstSeq?: number }> {
+/** How many bytes of a file's start `probe` reads to decide whether it is an audit log. */
+const PROBE_BYTES = 64 * 1024;
+
+/**
+ * Whether a file looks like an audit log: some line among its first ones parses as an
+ * entry. Not only the first line: a log whose first line was damaged (a cut, a BOM) is a
+ * tampered log, to be reported as such, not skipped as "not an audit log".
+ */
+async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; looksLikeEntry: boolean }> {
   const fd = await openForRead(layer, file);
   try {
     const { size } = await layer.fstat(fd);
     if (size === 0) return { empty: true, looksLikeEntry: false };
-    const line = await readFirstLine(layer, fd, size);
-    let text = line;
-    if (text === undefined) {
-      // No newline at all: a lone torn line. Look at its start to decide whether it is ours.
-      const head = Buffer.alloc(Math.min(size, 64));
-      await layer.read(fd, head, 0, head.length, 0);
-      return { empty: false, looksLikeEntry: head.toString("utf8").startsWith('{"') };
+    const head = Buffer.alloc(Math.min(size, PROBE_BYTES));
+    let got = 0;
+    while (got < head.length) {
+      const n = await layer.read(fd, head, got, head.length - got, got);
+      if (n === 0) break;
+      got += n;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      text = undefined;
-    }
-    if (text === undefined || typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { empty: false, looksLikeEntry: false };
-    const record = parsed as Record<string, unknown>;
-    const looksLikeEntry = "v" in record && "hash" in record && "seq" in record;
-    return typeof record.seq === "number" ? { empty: false, looksLikeEntry, firstSeq: record.seq } : { empty: false, looksLikeEntry };
+    const lines = head.toString("utf8", 0, got).split("\n");
+    // The last piece may be cut by the probe's window (or be a torn line): judge it by its start.
+    const cut = lines.pop() ?? "";
+    if (lines.some(looksLikeEntryLine)) return { empty: false, looksLikeEntry: true };
+    return { empty: false, looksLikeEntry: lines.length === 0 && cut.startsWith('{"') };
   } catch (err) {
     if (err instanceof AuditReadError) throw err;
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
@@ -310,17 +305,29 @@ async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; lo
   }
 }
 
-/** Which files make up the log at `target`, in chain order. */
+function looksLikeEntryLine(line: string): boolean {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return false;
+  return "v" in parsed && "hash" in parsed && "seq" in parsed;
+}
+
+/** The active file's name for a segment's name: `audit-20261122T031500Z-000000001234.log` → `audit.log`. */
+function activeNameOf(segmentName: string): string {
+  return segmentName.replace(/-\d{8}T\d{6}Z-\d{12,}(\.[^.]+)?$/, "$1");
+}
+
+/**
+ * Which files make up the log at `target`, in chain order: the rotated segments by the
+ * first seq in their names (not by their content, which is what is being checked), then
+ * the active file. A directory must hold one log; a name that is not used is reported.
+ */
 async function discover(layer: AuditFs, target: string): Promise<{ files: string[]; requireStart: boolean; warnings: string[] }> {
   const warnings: string[] = [];
-  let st;
-  try {
-    st = await layer.stat(target);
-  } catch (err) {
-    throw new AuditReadError(`${target} cannot be read: ${describeFsError(err)}`, { cause: err });
-  }
-  const candidates: Candidate[] = [];
-  let requireStart = true;
   const list = async (dir: string): Promise<string[]> => {
     try {
       return (await layer.readdir(dir)).sort();
@@ -328,57 +335,99 @@ async function discover(layer: AuditFs, target: string): Promise<{ files: string
       throw new AuditReadError(`${dir} cannot be listed: ${describeFsError(err)}`, { cause: err });
     }
   };
-  const nameSeq = (name: string): number | undefined => {
-    const match = /-(\d{12,})(\.[^.]+)?$/.exec(name);
-    return match?.[1] === undefined ? undefined : Number(match[1]);
-  };
-  if (st.isDirectory()) {
-    const names = await list(target);
-    // An active file next to its segments is part of the chain whatever its first line looks like.
-    const activeNames = new Set(names.filter((n) => ANY_SEGMENT.test(n)).map((n) => n.replace(/-\d{8}T\d{6}Z-\d{12,}(\.[^.]+)?$/, "$1")));
-    for (const name of names) {
-      if (isSideFile(name)) continue;
-      const file = path.join(target, name);
-      const fst = await layer.lstat(file).catch(() => undefined);
-      if (fst === undefined || !fst.isFile()) continue;
-      const isSegment = ANY_SEGMENT.test(name);
-      if (!isSegment && !/\.(log|jsonl)$/.test(name)) continue;
-      const info = await probe(layer, file);
-      if (info.empty) {
-        warnings.push(`${name} is empty; skipped`);
-        continue;
-      }
-      if (!info.looksLikeEntry && !isSegment && !activeNames.has(name)) {
-        warnings.push(`${name} is not an audit log; skipped`);
-        continue;
-      }
-      const seqFromName = isSegment ? nameSeq(name) : undefined;
-      candidates.push({ path: file, ...(info.firstSeq === undefined ? {} : { firstSeq: info.firstSeq }), ...(seqFromName === undefined ? {} : { nameSeq: seqFromName }) });
-    }
-    if (candidates.length === 0) throw new AuditReadError(`${target} holds no audit log`);
-  } else if (st.isFile()) {
-    const info = await probe(layer, target);
-    const base = path.basename(target);
-    const isSegment = ANY_SEGMENT.test(base);
-    if (info.empty && isSegment) throw new AuditReadError(`${target} is empty: not an audit log`);
-    if (!info.empty && !info.looksLikeEntry) throw new AuditReadError(`${target} is not an audit log (its first line is not an audit entry)`);
-    if (isSegment) {
-      requireStart = false;
-    } else {
+  let st;
+  try {
+    st = await layer.stat(target);
+  } catch (err) {
+    // A named active file that is gone (removed, or a crash between the steps of a rotation)
+    // still has its segments to check.
+    if (errnoOf(err) === "ENOENT" && !ANY_SEGMENT.test(path.basename(target))) {
       const dir = path.dirname(target);
-      for (const segment of segmentsOf(target, await list(dir))) {
-        const file = path.join(dir, segment.name);
-        const seg = await probe(layer, file);
-        candidates.push({ path: file, nameSeq: segment.firstSeq, ...(seg.firstSeq === undefined ? {} : { firstSeq: seg.firstSeq }) });
-      }
-      if (info.empty && candidates.length === 0) throw new AuditReadError(`${target} is empty: not an audit log`);
-      if (info.empty) warnings.push(`${base} is empty (just rotated?); its segments were checked`);
+      const names = await list(dir).catch(() => []);
+      if (segmentsOf(target, names).length > 0) return chainOf(layer, dir, path.basename(target), names, warnings);
     }
-    if (!info.empty) candidates.push({ path: target, ...(info.firstSeq === undefined ? {} : { firstSeq: info.firstSeq }) });
-  } else {
-    throw new AuditReadError(`${target} is neither a file nor a directory`);
+    throw new AuditReadError(`${target} cannot be read: ${describeFsError(err)}`, { cause: err });
   }
-  const order = (c: Candidate): number => c.firstSeq ?? c.nameSeq ?? Number.POSITIVE_INFINITY;
-  candidates.sort((a, b) => (order(a) === order(b) ? 0 : order(a) < order(b) ? -1 : 1));
-  return { files: candidates.map((c) => c.path), requireStart, warnings };
+  const linked = st.isFile() && (await layer.lstat(target).catch(() => undefined))?.isSymbolicLink() === true;
+  if (linked && !ANY_SEGMENT.test(path.basename(target))) {
+    // The writer never follows a link to its log; a linked active file is judged with its chain.
+    const dir = path.dirname(target);
+    const names = await list(dir);
+    if (segmentsOf(target, names).length > 0) return chainOf(layer, dir, path.basename(target), names, warnings);
+    throw new AuditReadError(`${target} is a symbolic link; verify the file it points to`);
+  }
+  if (st.isFile()) {
+    const base = path.basename(target);
+    const info = await probe(layer, target);
+    if (ANY_SEGMENT.test(base)) {
+      // One segment alone: its chain starts before it.
+      if (info.empty) throw new AuditReadError(`${target} is empty: not an audit log`);
+      if (!info.looksLikeEntry) throw new AuditReadError(`${target} is not an audit log (no line of its start is an audit entry)`);
+      return { files: [target], requireStart: false, warnings };
+    }
+    const dir = path.dirname(target);
+    const names = await list(dir);
+    if (!info.empty && !info.looksLikeEntry && segmentsOf(target, names).length === 0) {
+      throw new AuditReadError(`${target} is not an audit log (no line of its start is an audit entry)`);
+    }
+    return chainOf(layer, dir, base, names, warnings);
+  }
+  if (!st.isDirectory()) throw new AuditReadError(`${target} is neither a file nor a directory`);
+
+  const names = await list(target);
+  const actives = new Set<string>();
+  const unusable: string[] = [];
+  for (const name of names) {
+    if (isSideFile(name)) continue;
+    if (ANY_SEGMENT.test(name)) {
+      actives.add(activeNameOf(name));
+      continue;
+    }
+    const fst = await layer.lstat(path.join(target, name)).catch(() => undefined);
+    if (fst === undefined || !fst.isFile()) {
+      unusable.push(name);
+      continue;
+    }
+    const info = await probe(layer, path.join(target, name));
+    if (info.looksLikeEntry) actives.add(name);
+    else warnings.push(`${name} is ${info.empty ? "empty" : "not an audit log"}; skipped`);
+  }
+  // A log's own active file is judged with its chain; anything else is said, never skipped silently.
+  for (const name of unusable) if (!actives.has(name)) warnings.push(`${name} is not a regular file (a link, a directory…); skipped`);
+  if (actives.size === 0) throw new AuditReadError(`${target} holds no audit log`);
+  if (actives.size > 1) {
+    throw new AuditReadError(
+      `${target} holds ${actives.size} audit logs (${[...actives].sort().join(", ")}); verify each by its active file, e.g. \`audit verify ${path.join(target, [...actives].sort()[0]!)}\``,
+    );
+  }
+  return chainOf(layer, target, [...actives][0]!, names, warnings);
+}
+
+/** The files of the log whose active file is `activeName` in `dir`: its segments, oldest first, then the active file. */
+async function chainOf(
+  layer: AuditFs,
+  dir: string,
+  activeName: string,
+  names: readonly string[],
+  warnings: string[],
+): Promise<{ files: string[]; requireStart: boolean; warnings: string[] }> {
+  const activePath = path.join(dir, activeName);
+  const files = segmentsOf(activePath, names).map((segment) => path.join(dir, segment.name));
+  const fst = names.includes(activeName) ? await layer.lstat(activePath).catch(() => undefined) : undefined;
+  let activeProblem: string | undefined;
+  if (fst === undefined) activeProblem = "is missing";
+  else if (fst.isSymbolicLink()) activeProblem = "is a symbolic link (the server never makes one); not followed";
+  else if (!fst.isFile()) activeProblem = "is not a regular file";
+  else if ((await probe(layer, activePath)).empty) activeProblem = "is empty";
+  else files.push(activePath);
+  if (files.length === 0) throw new AuditReadError(`${activePath} ${activeProblem ?? "holds no entries"}: no audit log to verify`);
+  if (activeProblem !== undefined) {
+    // A crash between the steps of a rotation leaves this too; the next start records it
+    // (an active_missing recovery). Either way, what was written after the last rotation
+    // cannot be checked here: `--expect-head` tells whether anything was.
+    warnings.push(
+      `the active file ${activeName} ${activeProblem}: the chain ends with the last rotated segment, and entries written after it, if any, were not checked (use --expect-head to be sure)`,
+    );
+  }
+  return { files, requireStart: true, warnings };
 }
