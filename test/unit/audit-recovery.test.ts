@@ -62,7 +62,7 @@ void test("a torn last line is kept aside unchanged, recorded, and the chain con
   }
 });
 
-void test("a whole entry cut just before its newline is also set aside (it was never acknowledged)", async () => {
+void test("a whole entry cut just before its newline keeps its place: the newline is restored, no seq is used twice", async () => {
   const env = tempEnv();
   try {
     await makeLog(env);
@@ -71,7 +71,39 @@ void test("a whole entry cut just before its newline is also set aside (it was n
     fs.writeFileSync(env.logFile, `${lines.map((l) => `${l}\n`).join("")}${last}`);
     const sink = await openTestLog(env);
     await sink.close();
-    assert.equal(fs.readFileSync(path.join(env.logDir, tornFiles(env.logDir)[0]!), "utf8"), last);
+    assert.deepEqual(tornFiles(env.logDir), [], "nothing is set aside");
+    const after = readLines(env.logFile);
+    assert.deepEqual(after.slice(0, lines.length + 1), [...lines, last], "every entry is kept, byte for byte, in place");
+    const entries = after.map(parse);
+    const seqs = entries.map((e) => e.seq as number);
+    assert.equal(new Set(seqs).size, seqs.length, "no seq is used twice");
+    const recovery = entries.find((e) => e.event === "recovery")!;
+    assert.equal(recovery.seq, parse(last).seq + 1);
+    assert.equal(recovery.prev, parse(last).hash);
+    assert.equal(recovery.data.kind, "newline_restored");
+    assert.equal(recovery.data.seq, parse(last).seq);
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.deepEqual(summary.recoveries.map((r) => r.kind), ["newline_restored"]);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a whole entry without its newline that does not follow the last one (a copied earlier line) is set aside", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    const lines = readLines(env.logFile);
+    const earlier = lines[1]!;
+    fs.appendFileSync(env.logFile, earlier);
+    const sink = await openTestLog(env);
+    await sink.close();
+    const kept = tornFiles(env.logDir);
+    assert.equal(kept.length, 1);
+    assert.equal(fs.readFileSync(path.join(env.logDir, kept[0]!), "utf8"), earlier);
+    const recovery = readLines(env.logFile).map(parse).find((e) => e.event === "recovery")!;
+    assert.equal(recovery.data.kind, "torn_tail");
     assert.equal((await verifyAudit(env.logFile)).ok, true);
   } finally {
     env.cleanup();

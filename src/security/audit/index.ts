@@ -9,11 +9,11 @@ import { ulidFactory } from "../../util/ids.js";
 import type { AuditFsync, AuditPolicy } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
 import { loadSigner } from "./checkpoint.js";
-import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf } from "./entry.js";
+import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf, type AuditEntry } from "./entry.js";
 import { AuditEntryError, AuditOpenError, AuditWriteError, describeFsError } from "./errors.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { acquireLock } from "./lock.js";
-import { inspectLogFile, newestSegmentEnd, setTornTailAside, type TornRecovery } from "./recovery.js";
+import { completeTornEntry, inspectLogFile, newestSegmentEnd, setTornTailAside, type TornRecovery } from "./recovery.js";
 import { ChainWriter, type AuditReceipt, type AuditTimers, type ChainPosition, type EntryFields } from "./writer.js";
 
 export { AuditEntryError, AuditOpenError, AuditReadError, AuditWriteError } from "./errors.js";
@@ -138,9 +138,16 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       if (err instanceof AuditOpenError) throw err;
       throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${logPath} cannot be opened: ${describeFsError(err)}`, { cause: err });
     }
-    const inspection = await inspectLogFile(layer, fd, logPath);
+    let inspection = await inspectLogFile(layer, fd, logPath);
     let torn: TornRecovery | undefined;
-    if (inspection.torn !== undefined) {
+    let restored: AuditEntry | undefined;
+    if (inspection.torn !== undefined && inspection.end !== undefined && (await completeTornEntry(layer, fd, logPath, inspection))) {
+      restored = inspection.tornEntry!;
+      inspection = { wholeBytes: inspection.wholeBytes + inspection.torn.length + 1, end: { first: inspection.end.first, last: restored } };
+      logger.warn("audit log's last entry lacked its line break (a write cut just before it); the line was completed and the chain continues from it", {
+        seq: restored.seq,
+      });
+    } else if (inspection.torn !== undefined) {
       torn = await setTornTailAside(layer, fd, logPath, { ...inspection, torn: inspection.torn }, now().toISOString());
       logger.warn("audit log had a torn last line; it was kept aside and the chain continues from the last whole entry", {
         bytes: torn.bytes,
@@ -196,6 +203,15 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
           event: "recovery",
           reason: "a torn last line (an interrupted write) was kept aside and the log truncated to its last whole entry",
           data: { logId, kind: "torn_tail", bytes: torn.bytes, sha256: torn.sha256, keptIn: path.basename(torn.keptIn), truncatedTo: torn.truncatedTo },
+        }),
+      );
+    }
+    if (restored !== undefined) {
+      startup.push(
+        writer.append({
+          event: "recovery",
+          reason: "the last entry lacked its line break (an interrupted write); the line break was restored and the entry kept",
+          data: { logId, kind: "newline_restored", seq: restored.seq },
         }),
       );
     }

@@ -5,6 +5,8 @@
  * - Bytes after the last newline that do not parse as JSON are a torn write: they are
  *   copied unchanged to `<log>.torn-<time>`, the log is truncated to its last whole line,
  *   and the caller records a `recovery` entry.
+ * - A whole valid entry that lacks only its newline and follows the last whole entry gets
+ *   its newline back (`completeTornEntry`), and the caller records that in a `recovery` entry.
  * - A last line that parses but does not verify (hash, shape, exact form) is not a crash
  *   artifact: opening fails (AUDIT_TAMPERED) instead of building on it.
  */
@@ -31,6 +33,8 @@ export interface ActiveInspection {
   end?: ChainEnd;
   /** Bytes after the last newline (a torn write), if any. */
   torn?: Buffer;
+  /** The torn bytes as an entry, when they are one whole valid entry that lacks only its newline. */
+  tornEntry?: AuditEntry;
 }
 
 function tampered(file: string, what: string, problem: string): AuditOpenError {
@@ -59,6 +63,7 @@ export async function inspectLogFile(layer: AuditFs, fd: number, file: string): 
     throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   }
   let torn: Buffer | undefined;
+  let tornEntry: AuditEntry | undefined;
   if (scan.torn.length > 0) {
     const text = scan.torn.toString("utf8");
     let parses = false;
@@ -68,18 +73,41 @@ export async function inspectLogFile(layer: AuditFs, fd: number, file: string): 
     } catch {
       parses = false;
     }
-    // Only a whole JSON text can parse, and the writer writes a line and its newline together.
-    if (parses && !checkEntryLine(text).ok) verified(file, "the last line (which has no line break)", text);
+    // A cut write leaves a prefix, which does not parse; what parses is a whole entry without
+    // its newline (a write cut just before it), which must verify like any other line.
+    if (parses) tornEntry = verified(file, "the last line (which has no line break)", text);
     torn = scan.torn;
   }
+  const tornPart = torn === undefined ? {} : tornEntry === undefined ? { torn } : { torn, tornEntry };
   const lastLine = scan.lines[0];
-  if (lastLine === undefined) return torn === undefined ? { wholeBytes: scan.tornStart } : { wholeBytes: scan.tornStart, torn };
+  if (lastLine === undefined) return { wholeBytes: scan.tornStart, ...tornPart };
   const last = verified(file, `the last entry (at byte ${lastLine.start})`, lastLine.text);
   const firstLine = lastLine.start === 0 ? lastLine.text : await readFirstLine(layer, fd, size);
   const first = verified(file, "the first entry", firstLine ?? "");
   if (first.seq > last.seq) throw tampered(file, "the first entry", `its seq ${first.seq} is after the last entry's ${last.seq}`);
   const end = { first, last };
-  return torn === undefined ? { wholeBytes: scan.tornStart, end } : { wholeBytes: scan.tornStart, end, torn };
+  return { wholeBytes: scan.tornStart, end, ...tornPart };
+}
+
+/**
+ * Finishes the line of a torn entry that is whole and continues the chain (its seq and
+ * prev follow the last whole entry): it is the log's next entry, cut off only before its
+ * newline, so it is kept in place rather than set aside (setting it aside would give its
+ * seq to the recovery entry). Returns false, changing nothing, when it does not follow.
+ */
+export async function completeTornEntry(layer: AuditFs, fd: number, activePath: string, inspection: ActiveInspection): Promise<boolean> {
+  const entry = inspection.tornEntry;
+  const last = inspection.end?.last;
+  if (entry === undefined || last === undefined || entry.seq !== last.seq + 1 || entry.prev !== last.hash) return false;
+  try {
+    await writeAll(layer, fd, Buffer.from("\n"));
+    await layer.fsync(fd);
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${activePath}: the line break of its last entry cannot be restored: ${describeFsError(err)}`, {
+      cause: err,
+    });
+  }
+  return true;
 }
 
 /** Copies torn bytes to a new sibling file (0600, synced) and returns its path. */
