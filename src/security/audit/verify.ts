@@ -153,7 +153,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
             undefined,
             "torn_tail",
             `the file ends with an incomplete line of ${Buffer.byteLength(text)} bytes (an interrupted write, or a cut); ` +
-              "starting the server keeps such a line aside and records a recovery entry",
+              "starting the server keeps such a line aside (or, for a whole entry that continues the chain, restores its line break) and records a recovery entry",
           );
         }
         const check = checkEntryLine(text);
