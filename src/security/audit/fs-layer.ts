@@ -12,6 +12,8 @@ export interface AuditStats {
   size: number;
   mode: number;
   uid: number;
+  /** Last modification, ms since the epoch: how old a lock file without a pid is. */
+  mtimeMs: number;
   isFile(): boolean;
   isDirectory(): boolean;
   isSymbolicLink(): boolean;
@@ -42,6 +44,11 @@ export interface AuditFs {
   fsync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /**
+   * A second name for `existing`; EEXIST when `newPath` exists (even as a dangling symlink:
+   * link(2) never follows it). The lock uses it to appear atomically with its content.
+   */
+  link(existing: string, newPath: string): Promise<void>;
   unlink(path: string): Promise<void>;
   readdir(path: string): Promise<string[]>;
   mkdir(path: string, mode: number): Promise<void>;
@@ -114,6 +121,7 @@ export const nodeAuditFs: AuditFs = {
   fsync: (fd) => cbVoid((done) => fs.fsync(fd, done)),
   ftruncate: (fd, length) => cbVoid((done) => fs.ftruncate(fd, length, done)),
   rename: (from, to) => cbVoid((done) => fs.rename(from, to, done)),
+  link: (existing, newPath) => cbVoid((done) => fs.link(existing, newPath, done)),
   unlink: (path) => cbVoid((done) => fs.unlink(path, done)),
   readdir: (path) => cb<string[]>((done) => fs.readdir(path, done)),
   mkdir: async (path, mode) => {
