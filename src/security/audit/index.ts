@@ -126,6 +126,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
   }
   const signer = await loadSigner({ stateDir: opts.stateDir, keyPath: policy.signing_key });
   const lock = await acquireLock(layer, logPath);
+  if (lock.tookOver !== undefined) logger.warn("took over a stale audit lock", { lock: lock.path, reason: lock.tookOver });
   let fd = -1;
   let writer: ChainWriter | undefined;
   let logId: string | undefined;

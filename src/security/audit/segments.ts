@@ -5,7 +5,9 @@
  *   audit.log                                   the active file
  *   audit-20261122T031500Z-000000001234.log     a rotated segment (its first entry's time and seq)
  *   audit.log.torn-20261122T031500Z             bytes of a torn last line, kept aside
- *   audit.log.lock                              the pid of the process writing the log
+ *   audit.log.lock                              the pid (and identity) of the process writing the log
+ *   audit.log.lock.stale-4242-1a2b3c4d5e6f      a stale lock moved aside while it is taken over
+ *   .audit.log.lock.new-4242-1a2b3c4d5e6f       a lock being written, before it is linked in place
  */
 import path from "node:path";
 
@@ -53,9 +55,9 @@ export function lockPath(activePath: string): string {
   return `${activePath}.lock`;
 }
 
-/** Files next to the log that are not part of the chain. */
+/** Files next to the log that are not part of the chain (a crash can leave any of them behind). */
 export function isSideFile(name: string): boolean {
-  return name.startsWith(".") || name.endsWith(".lock") || /\.torn-\d{8}T\d{6}Z(-\d+)?$/.test(name);
+  return name.startsWith(".") || name.endsWith(".lock") || /\.lock\.stale-\d+-[0-9a-f]+$/.test(name) || /\.torn-\d{8}T\d{6}Z(-\d+)?$/.test(name);
 }
 
 /** The segments of `activePath` among `names`, newest (highest first seq) last. */
