@@ -6,7 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
 import { exitWithin, tempDir } from "../helpers/e2e.js";
@@ -175,6 +175,48 @@ void test("a torn last line after a kill: verify says torn_tail (exit 1); the re
     const keptIn = join(stateDir, "audit", recovery.data.keptIn as string);
     assert.equal(readFileSync(keptIn, "utf8"), torn, "the torn bytes are kept, not thrown away");
     assert.equal(entries[whole.length + 1]!.event, "server_start");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test("audit tail right after a rotation, and with the active file lost between rotation steps: the last N entries, from the rotated files too", async () => {
+  const root = tempDir("msl-audit-tail-");
+  const stateDir = join(root, "state");
+  const home = join(root, "home");
+  const auditDir = join(stateDir, "audit");
+  const logPath = join(auditDir, "audit.log");
+  mkdirSync(home);
+  try {
+    const server = await ServerProcess.initialized({ policy: ['version: "1.0"', "audit:", "  rotate_bytes: 2000", ""].join("\n"), stateDir });
+    try {
+      for (let i = 0; i < 8; i++) {
+        const answer = await server.callTool("search_tools", { query: `rotation ${i}` });
+        assert.notEqual(answer.result?.isError, true, resultText(answer));
+      }
+    } finally {
+      assert.deepEqual(await server.close(), { code: 0, signal: null });
+    }
+    const seqOfName = (name: string): number => Number(/-(\d{12})\.log$/.exec(name)![1]);
+    const segments = readdirSync(auditDir)
+      .filter((name) => /^audit-\d{8}T\d{6}Z-\d{12}\.log$/.test(name))
+      .sort((a, b) => seqOfName(a) - seqOfName(b));
+    assert.ok(segments.length >= 2, `the log rotated: ${readdirSync(auditDir).join(", ")}`);
+    const seqs = [...segments.map((name) => join(auditDir, name)), logPath].flatMap((file) => parseLog(file).map((e) => e.seq as number));
+    const inActive = parseLog(logPath).length;
+    const shown = (stdout: string): number[] => stdout.split("\n").filter((line) => line.length > 0).map((line) => Number(/#(\d+)/.exec(line)?.[1]));
+
+    const n = inActive + 3;
+    const run = await cli(["audit", "tail", "-n", String(n), "--state-dir", stateDir], home);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, "");
+    assert.deepEqual(shown(run.stdout), seqs.slice(-n));
+
+    rmSync(logPath);
+    const lost = await cli(["audit", "tail", "-n", "4", "--state-dir", stateDir], home);
+    assert.equal(lost.code, 0, lost.stderr);
+    assert.deepEqual(shown(lost.stdout), seqs.slice(0, -inActive).slice(-4));
+    assert.match(lost.stderr, /audit tail: .*audit\.log is missing/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

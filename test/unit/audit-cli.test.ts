@@ -5,8 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { runAuditTail, runAuditVerify, type AuditCliIo } from "../../src/security/audit/cli.js";
 import { formatTailLine, printable, readAuditTail } from "../../src/security/audit/tail.js";
-import { nodeAuditFs } from "../../src/security/audit/fs-layer.js";
-import { appendCalls, openTestLog, parse, readLines, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
+import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
+import { segmentsOf } from "../../src/security/audit/segments.js";
+import { appendCalls, errno, openTestLog, parse, readLines, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 
 function capture(defaultLogPath: string): AuditCliIo & { stdout: string; stderr: string } {
   const io = {
@@ -203,6 +204,117 @@ void test("tail reads only the end of a large file", async () => {
     const tail = await readAuditTail(env.logFile, 5, counting);
     assert.equal(tail.lines.length, 5);
     assert.ok(bytesRead <= 128 * 1024, `read ${bytesRead} bytes for 5 lines`);
+  } finally {
+    env.cleanup();
+  }
+});
+
+/** A log rotated several times by size; its files oldest first and the seqs of all its entries in order. */
+async function rotated(env: TempEnv): Promise<{ files: string[]; seqs: number[] }> {
+  const sink = await openTestLog(env, { rotate_bytes: 1500 });
+  await appendCalls(sink, 40);
+  await sink.close();
+  const segments = segmentsOf(env.logFile, fs.readdirSync(env.logDir)).map((s) => path.join(env.logDir, s.name));
+  assert.ok(segments.length >= 3, `several segments: ${segments.join(", ")}`);
+  const files = [...segments, env.logFile];
+  return { files, seqs: files.flatMap((file) => readLines(file).map((line) => parse(line).seq as number)) };
+}
+
+function shownSeqs(stdout: string): number[] {
+  return stdout
+    .split("\n")
+    .filter((line) => line.length > 0)
+    .map((line) => Number(/#(\d+)/.exec(line)?.[1]));
+}
+
+void test("audit tail after a rotation: the entries the active file lacks come from its segments, newest first, shown in order", async () => {
+  const env = tempEnv();
+  try {
+    const { files, seqs } = await rotated(env);
+    const inActive = readLines(env.logFile).length;
+    const lastSegment = readLines(files.at(-2)!).length;
+    assert.ok(inActive < 20, `the active file holds few entries (${inActive}) right after the rotation`);
+    // Within the active file, reaching into one segment, across several, and more than there are.
+    for (const n of [inActive, inActive + 1, inActive + lastSegment + 3, seqs.length, seqs.length + 50]) {
+      const io = capture(env.logFile);
+      assert.equal(await runAuditTail(["-n", String(n)], io), 0, io.stderr);
+      assert.equal(io.stderr, "", `n=${n}`);
+      assert.deepEqual(shownSeqs(io.stdout), seqs.slice(-n), `n=${n}`);
+    }
+    const tail = await readAuditTail(env.logFile, 20);
+    assert.equal(tail.lines.length, 20);
+    assert.deepEqual(tail.warnings, []);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit tail with the active file missing (a crash between rotation steps): the segments' last entries, and a note on stderr", async () => {
+  const env = tempEnv();
+  try {
+    const { files, seqs } = await rotated(env);
+    const inActive = readLines(env.logFile).length;
+    fs.unlinkSync(env.logFile);
+    const before = seqs.slice(0, -inActive);
+    const io = capture(env.logFile);
+    assert.equal(await runAuditTail(["-n", "5"], io), 0, io.stderr);
+    assert.deepEqual(shownSeqs(io.stdout), before.slice(-5));
+    assert.match(io.stderr, new RegExp(`^audit tail: ${env.logFile.replace(/[.]/g, "\\.")} is missing .*rotated files\n$`));
+    const all = capture(env.logFile);
+    assert.equal(await runAuditTail(["-n", "100000"], all), 0);
+    assert.deepEqual(shownSeqs(all.stdout), before);
+    // Without any segment either, nothing is there to show.
+    for (const file of files.slice(0, -1)) fs.unlinkSync(file);
+    const none = capture(env.logFile);
+    assert.equal(await runAuditTail([], none), 2);
+    assert.match(none.stderr, /cannot be read: ENOENT/);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit tail lists and opens segments only as far back as it needs", async () => {
+  const env = tempEnv();
+  try {
+    const { files } = await rotated(env);
+    const inActive = readLines(env.logFile).length;
+    const opened: string[] = [];
+    let listings = 0;
+    const counting: AuditFs = {
+      ...nodeAuditFs,
+      open: (p, flags, mode) => {
+        opened.push(path.basename(p));
+        return nodeAuditFs.open(p, flags, mode);
+      },
+      readdir: (p) => {
+        listings++;
+        return nodeAuditFs.readdir(p);
+      },
+    };
+    await readAuditTail(env.logFile, inActive, counting);
+    assert.deepEqual([opened, listings], [["audit.log"], 0]);
+    opened.length = 0;
+    await readAuditTail(env.logFile, inActive + 1, counting);
+    assert.deepEqual([opened, listings], [["audit.log", path.basename(files.at(-2)!)], 1]);
+    // A directory that cannot be listed: the active file's entries, and a warning.
+    const unlisted: AuditFs = { ...nodeAuditFs, readdir: () => Promise.reject(errno("EACCES", "permission denied")) };
+    const tail = await readAuditTail(env.logFile, inActive + 1, unlisted);
+    assert.equal(tail.lines.length, inActive);
+    assert.match(tail.warnings.join(), /cannot be listed \(EACCES/);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit tail: the active file rotated while it was read is not shown twice", async () => {
+  const env = tempEnv();
+  try {
+    const { seqs } = await rotated(env);
+    // The active file under the name of its own (newest) segment too: one file, two names.
+    fs.linkSync(env.logFile, path.join(env.logDir, "audit-20991231T000000Z-999999999999.log"));
+    const io = capture(env.logFile);
+    assert.equal(await runAuditTail(["-n", String(seqs.length + 10)], io), 0, io.stderr);
+    assert.deepEqual(shownSeqs(io.stdout), seqs);
   } finally {
     env.cleanup();
   }

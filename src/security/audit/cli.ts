@@ -28,7 +28,8 @@ export const VERIFY_USAGE =
 
 export const TAIL_USAGE =
   "usage: mcp-secure-local audit tail [-n N] [FILE]\n" +
-  "  Prints the last N entries (default 20) of the audit log: time, seq, event, tool, outcome, duration, reason.\n";
+  "  Prints the last N entries (default 20) of the audit log: time, seq, event, tool, outcome, duration, reason.\n" +
+  "  When the active file holds fewer (as right after a rotation), the entries before come from its rotated files.\n";
 
 interface ParsedArgs {
   positional: string[];
@@ -166,6 +167,7 @@ export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<numb
   const file = parsed.positional[0] ?? io.defaultLogPath;
   try {
     const tail = await readAuditTail(file, count);
+    for (const warning of tail.warnings) io.err(`audit tail: ${printable(warning)}\n`);
     const text = tail.lines.map((line) => `${formatTailLine(line)}\n`).join("");
     if (text.length > 0) io.out(text);
     if (tail.tornBytes > 0) io.out(`(an incomplete last line of ${tail.tornBytes} bytes: an interrupted write)\n`);

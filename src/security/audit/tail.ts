@@ -1,39 +1,91 @@
 /**
- * The last entries of an audit file, read from its end only, rendered one line each for
- * a person: time, seq, event, tool, outcome, duration, reason. Tail does not verify
- * hashes (that is `audit verify`); text from entries is stripped of control characters
- * so that a crafted reason cannot drive the terminal.
+ * The last entries of an audit log, read from the ends of its files only: the active file,
+ * then (when it holds fewer than asked, as right after a rotation) its rotated segments,
+ * newest first. Rendered one line each for a person: time, seq, event, tool, outcome,
+ * duration, reason. Tail does not verify hashes (that is `audit verify`); text from entries
+ * is stripped of control characters so that a crafted reason cannot drive the terminal.
  */
 import { constants as C } from "node:fs";
-import { AuditReadError, describeFsError } from "./errors.js";
+import path from "node:path";
+import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { scanTail } from "./file-scan.js";
 import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
+import { segmentsOf } from "./segments.js";
 
 export interface AuditTail {
-  /** The last complete lines, oldest first. */
+  /** The last complete lines, oldest first, across the active file and its segments. */
   lines: string[];
-  /** Bytes of an incomplete last line (a torn write), 0 when none. */
+  /** Bytes of an incomplete last line of the active file (a torn write), 0 when none. */
   tornBytes: number;
+  /** Things to say beside the lines: the active file missing, segments that cannot be listed. */
+  warnings: string[];
 }
 
-export async function readAuditTail(file: string, count: number, layer: AuditFs = nodeAuditFs): Promise<AuditTail> {
+interface FileTail {
+  lines: string[];
+  torn: Buffer;
+  dev: number;
+  ino: number;
+}
+
+/** The last `want` complete lines of one file, or "missing" when there is no such file. */
+async function readFileTail(layer: AuditFs, file: string, want: number): Promise<FileTail | "missing"> {
   let fd: number;
   try {
     fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
   } catch (err) {
+    if (errnoOf(err) === "ENOENT") return "missing";
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   }
   try {
     const st = await layer.fstat(fd);
     if (!st.isFile()) throw new AuditReadError(`${file} is not a regular file`);
-    const scan = await scanTail(layer, fd, st.size, count);
-    return { lines: scan.lines.map((line) => line.text), tornBytes: scan.torn.length };
+    const scan = await scanTail(layer, fd, st.size, want);
+    return { lines: scan.lines.map((line) => line.text), torn: scan.torn, dev: st.dev, ino: st.ino };
   } catch (err) {
     if (err instanceof AuditReadError) throw err;
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   } finally {
     await layer.close(fd).catch(() => undefined);
   }
+}
+
+export async function readAuditTail(file: string, count: number, layer: AuditFs = nodeAuditFs): Promise<AuditTail> {
+  const active = await readFileTail(layer, file, count);
+  const tail: AuditTail = active === "missing" ? { lines: [], tornBytes: 0, warnings: [] } : { lines: active.lines, tornBytes: active.torn.length, warnings: [] };
+  if (tail.lines.length >= count) return tail;
+
+  const dir = path.dirname(file);
+  const missing = (): AuditReadError => new AuditReadError(`${file} cannot be read: ${describeFsError({ code: "ENOENT" })}`);
+  let names: string[];
+  try {
+    names = await layer.readdir(dir);
+  } catch (err) {
+    if (active === "missing") throw missing();
+    tail.warnings.push(`the rotated files next to ${file} cannot be listed (${describeFsError(err)}); only its own entries are shown`);
+    return tail;
+  }
+  const segments = segmentsOf(file, names).reverse();
+  if (active === "missing") {
+    if (segments.length === 0) throw missing();
+    tail.warnings.push(`${file} is missing (a crash between the steps of a rotation?); the entries shown are from its rotated files`);
+  }
+  const parts = [tail.lines]; // newest first
+  let found = tail.lines.length;
+  for (const segment of segments) {
+    if (found >= count) break;
+    const older = await readFileTail(layer, path.join(dir, segment.name), count - found);
+    if (older === "missing") continue; // removed since the listing
+    // The active file itself, rotated while it was being read: its lines are shown already.
+    if (active !== "missing" && older.dev === active.dev && older.ino === active.ino) continue;
+    // A segment ends with a whole line; bytes after its last newline are shown as they are.
+    const own = older.torn.length > 0 ? [...older.lines, older.torn.toString("utf8")] : older.lines;
+    const taken = own.slice(Math.max(0, own.length - (count - found)));
+    parts.push(taken);
+    found += taken.length;
+  }
+  tail.lines = parts.reverse().flat();
+  return tail;
 }
 
 /** Replaces control characters (C0, DEL, C1, line and paragraph separators) with a visible escape. */
