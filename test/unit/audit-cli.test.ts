@@ -331,3 +331,20 @@ void test("formatting strips control characters from entry text", () => {
   assert.match(formatTailLine(JSON.stringify({ seq: 3, event: "recovery", reason: "torn", data: { keptIn: "a.torn" } })), /torn; kept in a\.torn/);
   assert.match(formatTailLine(JSON.stringify({ seq: 1, event: "server_start", data: { serverVersion: "1.2.3", policySha256: "ab".repeat(32) } })), /version 1\.2\.3, policy abababababab/);
 });
+
+void test("audit tail keeps seq order when the log rotates while it reads: segments newer than the entries shown are left out", async () => {
+  const env = tempEnv();
+  try {
+    const { seqs } = await rotated(env);
+    const inActive = readLines(env.logFile).length;
+    // What a listing taken after two rotations shows: a segment holding entries newer than those read.
+    const activeLines = readLines(env.logFile);
+    const newer = path.join(env.logDir, "audit-20991231T235959Z-000000999999.log");
+    fs.writeFileSync(newer, `${activeLines.map((line) => line.replace(/"seq":(\d+)/, (_, n: string) => `"seq":${Number(n) + 500}`)).join("\n")}\n`);
+    const tail = await readAuditTail(env.logFile, inActive + 3);
+    const shown = tail.lines.map((line) => JSON.parse(line) as { seq: number }).map((e) => e.seq);
+    assert.deepEqual(shown, seqs.slice(-(inActive + 3)), "the newer segment's entries are not shown before the active file's");
+  } finally {
+    env.cleanup();
+  }
+});

@@ -11,14 +11,20 @@ import fs from "node:fs";
 import path from "node:path";
 import { AuditOpenError } from "../../src/security/audit/errors.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
-import { acquireLock, DEBRIS_AGE_MS, formatLockText, nodeLockHost, parseLockText, type AuditLock, type LockHost } from "../../src/security/audit/lock.js";
+import { acquireLock, DEBRIS_AGE_MS, formatLockText, LEASE_MS, nodeLockHost, parseLockText, type AuditLock, type LockHost } from "../../src/security/audit/lock.js";
 import { nodeProcessHost, parseProcStat, type ProcessIdentity } from "../../src/security/audit/process-identity.js";
 import { isSideFile } from "../../src/security/audit/segments.js";
 import { verifyAudit } from "../../src/security/audit/verify.js";
 import { silentLogger, type Logger } from "../../src/util/logger.js";
-import { errno, openTestLog, tempEnv, type TempEnv } from "../fixtures/audit-helpers.js";
+import { errno, openTestLog, tempEnv, waitFor, type TempEnv } from "../fixtures/audit-helpers.js";
 
 const BOOT = "6f1c2a4e-0000-4000-8000-000000000001";
+
+/** Sets a file's mtime `ms` into the past (a lease not refreshed for that long). */
+function age(file: string, ms: number): void {
+  const then = (Date.now() - ms) / 1000;
+  fs.utimesSync(file, then, then);
+}
 
 interface LockEnv extends TempEnv {
   lock: string;
@@ -286,9 +292,12 @@ void test("a lock of this process's pid: taken over when another start time or a
     assert.match(lock.tookOver ?? "", /an earlier process with this process's pid/);
     await lock.release();
 
+    // Another boot: its pid means nothing here, so its lease decides (fresh: refused; not refreshed: taken over).
     env.write(formatLockText({ ...self, bootId: BOOT }, "bb"));
+    await assert.rejects(acquireLock(nodeAuditFs, env.logFile), refused("AUDIT_LOCKED", /another boot .*refreshed the lock/));
+    age(env.lock, LEASE_MS + 5000);
     lock = await acquireLock(nodeAuditFs, env.logFile);
-    assert.match(lock.tookOver ?? "", /before the last reboot/);
+    assert.match(lock.tookOver ?? "", /another boot .*has not refreshed it for 3\d s/);
     await lock.release();
 
     // This very process wrote it but does not hold it (a release that never ran).
@@ -536,6 +545,97 @@ void test("what a crash in the middle of taking the lock can leave is a side fil
     const summary = await verifyAudit(env.logDir);
     assert.equal(summary.ok, true, JSON.stringify(summary.failure));
     assert.deepEqual(summary.warnings, [], "verify passes over them without a word");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a lock from another PID namespace (a sibling container, same pid) is judged by its lease, never by its pid", async () => {
+  const env = lockEnv();
+  try {
+    const here: ProcessIdentity = { pid: 1, startTime: "100", bootId: BOOT, pidNs: "4026531836" };
+    const there: ProcessIdentity = { pid: 1, startTime: "90", bootId: BOOT, pidNs: "4026532999" };
+    env.write(formatLockText(there, "0011223344556677"));
+    // Its pid 1 is "this process" here and its start time differs: by pid it would look stale.
+    await assert.rejects(acquireLock(nodeAuditFs, env.logFile, fakeHost(here, { 1: "100" })), refused("AUDIT_LOCKED", /another PID namespace .*refreshed the lock/));
+    assert.equal(parseLockText(fs.readFileSync(env.lock))?.pidNs, "4026532999", "the sibling's lock is untouched");
+    age(env.lock, LEASE_MS + 1000);
+    const lock = await acquireLock(nodeAuditFs, env.logFile, fakeHost(here, { 1: "100" }));
+    assert.match(lock.tookOver ?? "", /another PID namespace .*has not refreshed it/);
+    assert.equal(parseLockText(fs.readFileSync(env.lock))?.pidNs, "4026531836", "the lock now names this namespace");
+    await lock.release();
+    assert.deepEqual(env.names(), []);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a held lock keeps its lease fresh: its mtime is refreshed while held, and no longer after release", async () => {
+  const env = lockEnv();
+  try {
+    const lock = await acquireLock(nodeAuditFs, env.logFile, nodeLockHost, { refreshMs: 20 });
+    age(env.lock, 60_000);
+    await waitFor(() => Date.now() - fs.statSync(env.lock).mtimeMs < 10_000, "the lease to be refreshed");
+    const stat = fs.statSync(env.lock);
+    await lock.release();
+    assert.deepEqual(env.names(), []);
+    // A lock taken over from under this one (another file at the path) is not touched by its refresh.
+    const again = await acquireLock(nodeAuditFs, env.logFile, nodeLockHost, { refreshMs: 20 });
+    const mine = fs.statSync(env.lock).ino;
+    fs.renameSync(env.lock, `${env.lock}.elsewhere`);
+    env.write(STALE);
+    age(env.lock, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    assert.ok(Date.now() - fs.statSync(env.lock).mtimeMs > 50_000, "the other file's mtime is left alone");
+    assert.ok(Date.now() - fs.statSync(`${env.lock}.elsewhere`).mtimeMs < 10_000, "the refresh follows its own file");
+    assert.notEqual(fs.statSync(env.lock).ino, mine);
+    fs.rmSync(`${env.lock}.elsewhere`);
+    await again.release();
+    assert.ok(stat.isFile());
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a release that finds its lock moved aside by a starter judging it looks again, so a clean stop leaves no lock", async () => {
+  const env = lockEnv();
+  try {
+    env.write(STALE);
+    const a = pausable();
+    const judged = a.pauseAt("rename", (p) => p === env.lock);
+    const first = acquireLock(a.layer, env.logFile, fakeHost(A, LIVE));
+    const outcome = first.then(
+      () => undefined,
+      (err: unknown) => err,
+    ); // A is refused while B's release runs: observed from the start
+    await judged.reached;
+    // B takes the stale lock over and holds it; A then moves B's lock aside and is held before putting it back.
+    const putBack = a.pauseAt("link", (p) => p === env.lock); // A's next link to the lock path is its putting back
+    let sawGone = false;
+    const bLayer: AuditFs = {
+      ...nodeAuditFs,
+      rename: async (from, to) => {
+        try {
+          await nodeAuditFs.rename(from, to);
+        } catch (err) {
+          if (!sawGone && from === env.lock && (err as NodeJS.ErrnoException).code === "ENOENT") {
+            // B's release found nothing: let A put B's lock back now, before B looks again.
+            sawGone = true;
+            putBack.release();
+            await waitFor(() => fs.existsSync(env.lock), "A to put the lock back");
+          }
+          throw err;
+        }
+      },
+    };
+    const b = await acquireLock(bLayer, env.logFile, fakeHost(B, LIVE));
+    judged.release();
+    await putBack.reached;
+    assert.equal(fs.existsSync(env.lock), false, "B's lock is moved aside");
+    await b.release();
+    assert.ok(sawGone, "the release did find the lock gone once");
+    assert.ok(refused("AUDIT_LOCKED", /in use by process 1002/)(await outcome));
+    assert.deepEqual(env.names(), [], "no lock is left behind");
   } finally {
     env.cleanup();
   }

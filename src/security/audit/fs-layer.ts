@@ -49,6 +49,8 @@ export interface AuditFs {
    * link(2) never follows it). The lock uses it to appear atomically with its content.
    */
   link(existing: string, newPath: string): Promise<void>;
+  /** Sets a file's access and modification times (seconds since the epoch): the lock's lease is its mtime. */
+  futimes(fd: number, time: number): Promise<void>;
   unlink(path: string): Promise<void>;
   readdir(path: string): Promise<string[]>;
   mkdir(path: string, mode: number): Promise<void>;
@@ -122,6 +124,7 @@ export const nodeAuditFs: AuditFs = {
   ftruncate: (fd, length) => cbVoid((done) => fs.ftruncate(fd, length, done)),
   rename: (from, to) => cbVoid((done) => fs.rename(from, to, done)),
   link: (existing, newPath) => cbVoid((done) => fs.link(existing, newPath, done)),
+  futimes: (fd, time) => cbVoid((done) => fs.futimes(fd, time, time, done)),
   unlink: (path) => cbVoid((done) => fs.unlink(path, done)),
   readdir: (path) => cb<string[]>((done) => fs.readdir(path, done)),
   mkdir: async (path, mode) => {

@@ -9,6 +9,9 @@
  * reused, taken before the last reboot) is taken over without a race: it is renamed to a
  * unique name and removed only if the renamed file is still the one judged stale; else it
  * is put back (by link, which never replaces a newer lock) and the judging starts over.
+ * A lock taken in another PID namespace or boot is judged by its lease instead (its
+ * holder refreshes its mtime; see LEASE_MS), since its pid means nothing here.
+ *
  * Two starters get exactly one winner. A third that links in the few syscalls between a
  * move aside and its putting back would hold the lock beside the displaced holder; only a
  * guard serialising takeovers would close that window.
@@ -43,6 +46,24 @@ export const nodeLockHost: LockHost = { ...nodeProcessHost, now: () => Date.now(
  * writer between creating the file and writing its pid; an older one is a crash's debris.
  */
 export const DEBRIS_AGE_MS = 5000;
+/**
+ * A lock taken in another PID namespace or boot (another container or host sharing the
+ * directory, or this container before a restart) names a pid this process cannot judge.
+ * Its holder keeps it fresh instead: it sets the lock's mtime every LEASE_REFRESH_MS, and
+ * such a lock is stale once not refreshed for LEASE_MS.
+ */
+export const LEASE_MS = 30_000;
+export const LEASE_REFRESH_MS = 10_000;
+
+export interface LockTiming {
+  leaseMs?: number;
+  refreshMs?: number;
+}
+
+/** How often, and how far apart, release looks for a lock a starter may be putting back. */
+const RELEASE_LOOKS = 5;
+const RELEASE_LOOK_MS = 2;
+
 /** Takeovers and contention before giving up; each lost race costs one. */
 const ATTEMPTS = 5;
 /** A lock holds a few short lines; anything longer is not one. */
@@ -70,6 +91,7 @@ export function formatLockText(id: ProcessIdentity, nonce: string): string {
   const lines = [String(id.pid)];
   if (id.startTime !== undefined) lines.push(`start=${id.startTime}`);
   if (id.bootId !== undefined) lines.push(`boot=${id.bootId}`);
+  if (id.pidNs !== undefined) lines.push(`ns=${id.pidNs}`);
   lines.push(`nonce=${nonce}`);
   return `${lines.join("\n")}\n`;
 }
@@ -96,6 +118,9 @@ export function parseLockText(bytes: Buffer): LockInfo | undefined {
     } else if (key === "boot") {
       if (!BOOT_ID.test(value)) return undefined;
       info.bootId = value;
+    } else if (key === "ns") {
+      if (!/^\d{1,20}$/.test(value)) return undefined;
+      info.pidNs = value;
     } else if (key === "nonce") {
       info.nonce = value;
     }
@@ -138,7 +163,8 @@ function cannotCreate(file: string, err: unknown): AuditOpenError {
   return new AuditOpenError("AUDIT_OPEN_FAILED", `audit lock ${file} cannot be created: ${describeFsError(err)}`, { cause: err });
 }
 
-export async function acquireLock(layer: AuditFs, logPath: string, host: LockHost = nodeLockHost): Promise<AuditLock> {
+export async function acquireLock(layer: AuditFs, logPath: string, host: LockHost = nodeLockHost, timing: LockTiming = {}): Promise<AuditLock> {
+  const leaseMs = timing.leaseMs ?? LEASE_MS;
   const file = lockPath(logPath);
   const key = path.resolve(file);
   if (heldPaths.has(key)) throw inUse(logPath, file, "this process (it has this log open already)");
@@ -157,11 +183,15 @@ export async function acquireLock(layer: AuditFs, logPath: string, host: LockHos
           heldPaths.delete(key);
           ourNonces.delete(nonce);
         };
-        return heldLock(layer, file, placed, forget, tookOver);
+        const stopRefreshing = await keepFresh(layer, file, placed, timing.refreshMs ?? LEASE_REFRESH_MS);
+        return heldLock(layer, file, placed, () => {
+          stopRefreshing();
+          forget();
+        }, tookOver);
       }
       const found = await readLockFile(layer, file);
       if (found === "gone") continue; // released or taken over meanwhile
-      const why = await staleness(found, self, host, logPath, file);
+      const why = await staleness(found, self, host, logPath, file, leaseMs);
       if ((await moveAsideIf(layer, file, found)) === "removed") tookOver = why;
     }
     throw new AuditOpenError(
@@ -186,13 +216,44 @@ function heldLock(layer: AuditFs, file: string, placed: LockSnapshot, forget: ()
       if (released) return;
       released = true;
       try {
-        await moveAsideIf(layer, file, placed);
+        // "gone" may mean a starter has just moved this lock aside to judge it and is about to
+        // put it back (a few syscalls): look again briefly, so that a clean stop leaves no lock.
+        for (let look = 0; look < RELEASE_LOOKS; look++) {
+          if ((await moveAsideIf(layer, file, placed)) !== "gone") break;
+          await new Promise((resolve) => setTimeout(resolve, RELEASE_LOOK_MS));
+        }
       } catch {
         // Best effort: a lock left behind is judged stale once this process is gone.
       } finally {
         forget();
       }
     },
+  };
+}
+
+/**
+ * Refreshes the held lock's mtime (its lease) until stopped, through a descriptor of the
+ * lock's own file: a lock that was taken over meanwhile is another file, left untouched.
+ */
+async function keepFresh(layer: AuditFs, file: string, placed: LockSnapshot, refreshMs: number): Promise<() => void> {
+  let fd: number;
+  try {
+    fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW | (C.O_NONBLOCK ?? 0));
+    const st = await layer.fstat(fd);
+    if (st.dev !== placed.dev || st.ino !== placed.ino) {
+      await layer.close(fd).catch(() => undefined);
+      return () => undefined;
+    }
+  } catch {
+    return () => undefined; // the lease then ages: only a foreign starter would judge by it
+  }
+  const timer = setInterval(() => {
+    layer.futimes(fd, Date.now() / 1000).catch(() => undefined);
+  }, refreshMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    layer.close(fd).catch(() => undefined);
   };
 }
 
@@ -301,7 +362,7 @@ async function readLockFile(layer: AuditFs, file: string): Promise<LockSnapshot 
 }
 
 /** Why the lock found is stale; throws AUDIT_LOCKED when its holder may be alive. */
-async function staleness(found: LockSnapshot, self: ProcessIdentity, host: LockHost, logPath: string, file: string): Promise<string> {
+async function staleness(found: LockSnapshot, self: ProcessIdentity, host: LockHost, logPath: string, file: string, leaseMs: number): Promise<string> {
   const info = parseLockText(found.bytes);
   if (info === undefined) {
     const age = host.now() - found.mtimeMs;
@@ -315,8 +376,18 @@ async function staleness(found: LockSnapshot, self: ProcessIdentity, host: LockH
     return `it held no process id and was ${Math.round(age / 1000)} s old (debris of a crash)`;
   }
   const { pid } = info;
-  if (info.bootId !== undefined && self.bootId !== undefined && info.bootId !== self.bootId) {
-    return `process ${pid} took it before the last reboot`;
+  const otherBoot = info.bootId !== undefined && self.bootId !== undefined && info.bootId !== self.bootId;
+  const otherNs = info.pidNs !== undefined && self.pidNs !== undefined && info.pidNs !== self.pidNs;
+  if (otherBoot || otherNs) {
+    // Its pid means nothing here: judge by the lease its holder keeps fresh.
+    const where = otherBoot ? "another boot (another host, or before a reboot)" : "another PID namespace (another container, or before a restart)";
+    const age = host.now() - found.mtimeMs;
+    if (age > leaseMs) return `process ${pid} of ${where} took it and has not refreshed it for ${Math.round(age / 1000)} s`;
+    throw inUse(
+      logPath,
+      file,
+      `process ${pid} of ${where}, which refreshed the lock ${Math.max(0, Math.round(age / 1000))} s ago (a lock not refreshed for ${leaseMs / 1000} s is taken over)`,
+    );
   }
   if (pid === self.pid) {
     if (info.nonce !== undefined && ourNonces.has(info.nonce)) throw inUse(logPath, file, "this process (it has this log open already)");

@@ -14,6 +14,11 @@ export interface ProcessIdentity {
   startTime?: string;
   /** The kernel's boot id; undefined without /proc. */
   bootId?: string;
+  /**
+   * The PID namespace (the inode of /proc/self/ns/pid): pids of another namespace (another
+   * container) cannot be judged from this one. Undefined without /proc.
+   */
+  pidNs?: string;
 }
 
 export interface ProcessStat {
@@ -74,11 +79,16 @@ async function procStatOf(pid: number): Promise<ProcessStat | undefined> {
 let selfIdentity: Promise<ProcessIdentity> | undefined;
 
 async function readSelf(): Promise<ProcessIdentity> {
-  const [stat, boot] = await Promise.all([procStatOf(process.pid), readProc("/proc/sys/kernel/random/boot_id")]);
+  const [stat, boot, ns] = await Promise.all([
+    procStatOf(process.pid),
+    readProc("/proc/sys/kernel/random/boot_id"),
+    fs.readlink("/proc/self/ns/pid").catch(() => undefined),
+  ]);
   const bootId = boot?.trim();
   // Both or neither: a start time means little without the boot it counts from.
   if (stat === undefined || bootId === undefined || !/^[0-9a-f-]{1,64}$/i.test(bootId)) return { pid: process.pid };
-  return { pid: process.pid, startTime: stat.startTime, bootId };
+  const pidNs = /^pid:\[(\d{1,20})\]$/.exec(ns ?? "")?.[1];
+  return pidNs === undefined ? { pid: process.pid, startTime: stat.startTime, bootId } : { pid: process.pid, startTime: stat.startTime, bootId, pidNs };
 }
 
 export const nodeProcessHost: ProcessHost = {

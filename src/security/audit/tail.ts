@@ -72,8 +72,12 @@ export async function readAuditTail(file: string, count: number, layer: AuditFs 
   }
   const parts = [tail.lines]; // newest first
   let found = tail.lines.length;
+  // Segments made after the active file was read (it rotated meanwhile) hold newer entries than
+  // those shown: only segments that start before the oldest entry shown are older.
+  const shownFrom = seqOf(tail.lines[0]);
   for (const segment of segments) {
     if (found >= count) break;
+    if (shownFrom !== undefined && segment.firstSeq >= shownFrom) continue;
     const older = await readFileTail(layer, path.join(dir, segment.name), count - found);
     if (older === "missing") continue; // removed since the listing
     // The active file itself, rotated while it was being read: its lines are shown already.
@@ -86,6 +90,17 @@ export async function readAuditTail(file: string, count: number, layer: AuditFs 
   }
   tail.lines = parts.reverse().flat();
   return tail;
+}
+
+/** The seq of an entry's line, when it has one. */
+function seqOf(line: string | undefined): number | undefined {
+  if (line === undefined) return undefined;
+  try {
+    const seq = (JSON.parse(line) as { seq?: unknown }).seq;
+    return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Replaces control characters (C0, DEL, C1, line and paragraph separators) with a visible escape. */
