@@ -289,3 +289,54 @@ void test("a writer SIGKILLed under load leaves a log that verifies after recove
     env.cleanup();
   }
 });
+
+void test("a new log's first entry cut only before its newline keeps its place and names the log", async () => {
+  const source = tempEnv();
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(source);
+    await sink.close();
+    const first = readLines(source.logFile)[0]!;
+    assert.equal(parse(first).event, "server_start");
+    fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(env.logFile, first, { mode: 0o600 });
+    const again = await openTestLog(env);
+    await again.close();
+    assert.deepEqual(tornFiles(env.logDir), []);
+    const entries = readLines(env.logFile).map(parse);
+    assert.equal(readLines(env.logFile)[0], first, "the entry is kept byte for byte");
+    assert.deepEqual(entries.slice(1, 3).map((e) => [e.event, e.seq, e.data?.kind]), [
+      ["recovery", 2, "newline_restored"],
+      ["server_start", 3, undefined],
+    ]);
+    assert.equal(entries[2]!.data.genesis, undefined, "the restored entry started the chain");
+    assert.ok(entries.every((e) => e.data?.logId === undefined || e.data.logId === parse(first).data.logId), "one log id throughout");
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+  } finally {
+    source.cleanup();
+    env.cleanup();
+  }
+});
+
+void test("an active file holding only its rotate entry without a newline keeps it: the chain continues from it, not from the segment", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 1200 });
+    await appendCalls(sink, 30);
+    await sink.close();
+    const first = readLines(env.logFile)[0]!;
+    assert.equal(parse(first).event, "rotate");
+    fs.writeFileSync(env.logFile, first);
+    const again = await openTestLog(env); // no rotation now: the restored entry stays in the active file
+    await again.close();
+    assert.deepEqual(tornFiles(env.logDir), []);
+    const entries = readLines(env.logFile).map(parse);
+    assert.equal(readLines(env.logFile)[0], first);
+    const kinds = entries.filter((e) => e.event === "recovery").map((e) => e.data.kind);
+    assert.deepEqual(kinds, ["newline_restored"], "no active_missing: the active file holds the chain's end");
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+  } finally {
+    env.cleanup();
+  }
+});

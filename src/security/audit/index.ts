@@ -139,26 +139,13 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       if (err instanceof AuditOpenError) throw err;
       throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${logPath} cannot be opened: ${describeFsError(err)}`, { cause: err });
     }
-    let inspection = await inspectLogFile(layer, fd, logPath);
-    let torn: TornRecovery | undefined;
-    let restored: AuditEntry | undefined;
-    if (inspection.torn !== undefined && inspection.end !== undefined && (await completeTornEntry(layer, fd, logPath, inspection))) {
-      restored = inspection.tornEntry!;
-      inspection = { wholeBytes: inspection.wholeBytes + inspection.torn.length + 1, end: { first: inspection.end.first, last: restored } };
-      logger.warn("audit log's last entry lacked its line break (a write cut just before it); the line was completed and the chain continues from it", {
-        seq: restored.seq,
-      });
-    } else if (inspection.torn !== undefined) {
-      torn = await setTornTailAside(layer, fd, logPath, { ...inspection, torn: inspection.torn }, now().toISOString());
-      logger.warn("audit log had a torn last line; it was kept aside and the chain continues from the last whole entry", {
-        bytes: torn.bytes,
-        keptIn: torn.keptIn,
-      });
-    }
+    const inspection = await inspectLogFile(layer, fd, logPath);
 
+    // Where the chain ends before this file's bytes after its last newline (if any).
     let position: ChainPosition;
     let continuedFrom: string | undefined;
     let file: { bytes: number; firstSeq?: number; firstTs?: string } = { bytes: 0 };
+    let genesis = false;
     if (inspection.end !== undefined) {
       logId = logIdOf(inspection.end.first);
       position = { seq: inspection.end.last.seq, head: inspection.end.last.hash };
@@ -172,10 +159,41 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
         position = { seq: segment.last.seq, head: segment.last.hash };
         continuedFrom = path.basename(segment.file);
       } else {
-        logId = randomUUID();
+        genesis = true;
         position = { seq: 0, head: GENESIS_PREV };
       }
     }
+
+    let torn: TornRecovery | undefined;
+    let restored: AuditEntry | undefined;
+    if (inspection.torn !== undefined) {
+      const entry = inspection.tornEntry;
+      const entryLogId = entry === undefined ? undefined : logIdOf(entry);
+      // A whole entry that lacks only its newline and continues the chain (and, opening a new
+      // log, names it) keeps its place; anything else is a torn write, set aside.
+      const continues =
+        entry !== undefined &&
+        entry.seq === position.seq + 1 &&
+        entry.prev === position.head &&
+        (genesis ? entryLogId !== undefined : entryLogId === undefined || entryLogId === logId);
+      if (continues && (await completeTornEntry(layer, fd, logPath))) {
+        restored = entry;
+        if (genesis) logId = entryLogId;
+        position = { seq: entry.seq, head: entry.hash };
+        file = { bytes: inspection.wholeBytes + inspection.torn.length + 1, firstSeq: file.firstSeq ?? entry.seq, firstTs: file.firstTs ?? entry.ts };
+        continuedFrom = undefined; // the active file holds the chain's end again
+        logger.warn("audit log's last entry lacked its line break (a write cut just before it); the line was completed and the chain continues from it", {
+          seq: entry.seq,
+        });
+      } else {
+        torn = await setTornTailAside(layer, fd, logPath, { ...inspection, torn: inspection.torn }, now().toISOString());
+        logger.warn("audit log had a torn last line; it was kept aside and the chain continues from the last whole entry", {
+          bytes: torn.bytes,
+          keptIn: torn.keptIn,
+        });
+      }
+    }
+    logId ??= randomUUID();
 
     const makeId = ulidFactory();
     writer = new ChainWriter({

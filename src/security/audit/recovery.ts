@@ -90,15 +90,12 @@ export async function inspectLogFile(layer: AuditFs, fd: number, file: string): 
 }
 
 /**
- * Finishes the line of a torn entry that is whole and continues the chain (its seq and
- * prev follow the last whole entry): it is the log's next entry, cut off only before its
- * newline, so it is kept in place rather than set aside (setting it aside would give its
- * seq to the recovery entry). Returns false, changing nothing, when it does not follow.
+ * Restores the newline of a torn entry that is whole and continues the chain (the caller
+ * has checked that its seq and prev follow the chain's end): it is the log's next entry,
+ * cut off only before its newline, so it keeps its place rather than being set aside
+ * (which would give its seq to the recovery entry).
  */
-export async function completeTornEntry(layer: AuditFs, fd: number, activePath: string, inspection: ActiveInspection): Promise<boolean> {
-  const entry = inspection.tornEntry;
-  const last = inspection.end?.last;
-  if (entry === undefined || last === undefined || entry.seq !== last.seq + 1 || entry.prev !== last.hash) return false;
+export async function completeTornEntry(layer: AuditFs, fd: number, activePath: string): Promise<true> {
   try {
     await writeAll(layer, fd, Buffer.from("\n"));
     await layer.fsync(fd);
