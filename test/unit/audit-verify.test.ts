@@ -279,6 +279,9 @@ void test("rotated logs: a deleted middle segment and a deleted first segment ar
     const single = await verifyAudit(path.join(env.logDir, segments[1]!));
     assert.equal(single.ok, true);
     assert.ok(single.warnings.some((w) => /verification starts at seq/.test(w)));
+    const firstOnly = await verifyAudit(path.join(env.logDir, segments[0]!));
+    assert.equal(firstOnly.ok, true);
+    assert.ok(firstOnly.warnings.some((w) => /only the segment .* was checked, not the files after it/.test(w)), firstOnly.warnings.join(" | "));
 
     const middle = path.join(env.logDir, segments[1]!);
     const saved = fs.readFileSync(middle);

@@ -360,9 +360,10 @@ async function discover(layer: AuditFs, target: string): Promise<{ files: string
     const base = path.basename(target);
     const info = await probe(layer, target);
     if (ANY_SEGMENT.test(base)) {
-      // One segment alone: its chain starts before it.
+      // One segment alone: its chain starts before it and goes on after it.
       if (info.empty) throw new AuditReadError(`${target} is empty: not an audit log`);
       if (!info.looksLikeEntry) throw new AuditReadError(`${target} is not an audit log (no line of its start is an audit entry)`);
+      warnings.push(`only the segment ${base} was checked, not the files after it; verify the directory or the active file for the whole log`);
       return { files: [target], requireStart: false, warnings };
     }
     const dir = path.dirname(target);
