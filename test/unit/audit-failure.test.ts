@@ -336,6 +336,54 @@ void test("batch mode: a log removed after start is noticed at the timed sync, a
   }
 });
 
+for (const fsync of ["batch", "always"] as const) {
+  void test(`${fsync} mode: a log truncated or appended to by another process is noticed at the next sync, and calls are refused from then on`, async () => {
+    for (const change of ["truncate", "append"] as const) {
+      const env = tempEnv();
+      try {
+        const timers = manualTimers();
+        const sink = await openTestLog(env, { fsync, fsync_interval_ms: 60_000 }, { timers });
+        await sink.append({ event: "tool_call" });
+        if (change === "truncate") fs.truncateSync(env.logFile, 0);
+        else fs.appendFileSync(env.logFile, '{"forged":true}\n');
+        if (fsync === "always") {
+          // The sync that must cover the next entry notices, before the entry counts as written.
+          await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/changed by another process/), change);
+        } else {
+          await sink.append({ event: "tool_call" });
+          timers.fireAll();
+          await waitFor(() => !sink.status().ok, "the timed sync to notice the change");
+        }
+        assert.match(sink.status().error ?? "", /changed by another process/, change);
+        await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/changed by another process/));
+        assert.equal(await sink.close(), undefined, "no head is given for a broken log");
+      } finally {
+        env.cleanup();
+      }
+    }
+  });
+}
+
+void test("batch mode: the timed sync also notices a log moved away and replaced (the path names another file)", async () => {
+  const env = tempEnv();
+  try {
+    const timers = manualTimers();
+    const sink = await openTestLog(env, { fsync: "batch", fsync_interval_ms: 60_000 }, { timers });
+    await sink.append({ event: "tool_call" });
+    // Moved away (its entries are kept there, under another name) and a new file put in its place.
+    fs.renameSync(env.logFile, `${env.logFile}.moved`);
+    fs.writeFileSync(env.logFile, "");
+    await sink.append({ event: "tool_call" });
+    timers.fireAll();
+    await waitFor(() => !sink.status().ok, "the timed sync to notice the replacement");
+    assert.match(sink.status().error ?? "", /replaced by another one/);
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/replaced/));
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
+
 void test("real /dev/full, batch mode (synchronous write): open fails, and appends after start reject with ENOSPC", { skip: hasDevFull ? false : "no /dev/full on this system" }, async () => {
   const env = tempEnv();
   try {

@@ -10,6 +10,8 @@ export interface AuditStats {
   dev: number;
   ino: number;
   size: number;
+  /** Names the file has; 0 once it was removed (or replaced by a rename over it). */
+  nlink: number;
   mode: number;
   uid: number;
   /** Last modification, ms since the epoch: how old a lock file without a pid is. */

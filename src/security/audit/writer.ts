@@ -12,6 +12,11 @@
  *   synced, renamed, and a new file starts with a `rotate` entry linking to it.
  * - Any write, sync or rotation error fails the writer for good: pending and later
  *   entries reject with AuditWriteError, since a chain with a hole must not continue.
+ * - Each sync also checks the file: the path still names it, and it holds exactly the bytes
+ *   this writer wrote (not removed, replaced, truncated or appended to). In `always` mode
+ *   that is before any entry resolves; in `batch` mode within the interval, the same window
+ *   in which batch may lose entries to a power loss (a check after every write would cost an
+ *   fstat per write, as much as the write itself).
  */
 import path from "node:path";
 import type { AuditFsync } from "../policy-types.js";
@@ -20,7 +25,7 @@ import { lineBytesBound, sealLineInto, sealedCanonicalJson, type EntryFields } f
 import { LineBuffer } from "./line-buffer.js";
 import { jsonString } from "../../util/canonical-json.js";
 import { AuditEntryError, AuditWriteError, describeFsError } from "./errors.js";
-import { fsyncDirectory, syncWriteOf, writeAll, writeAllSync, type AuditFs, type SyncWrite } from "./fs-layer.js";
+import { fsyncDirectory, syncWriteOf, writeAll, writeAllSync, type AuditFs, type AuditStats, type SyncWrite } from "./fs-layer.js";
 import type { AuditSigner } from "./checkpoint.js";
 import { segmentPath, utcDay } from "./segments.js";
 
@@ -114,6 +119,11 @@ export class ChainWriter {
   private seq: number;
   private head: string;
   private fileBytes: number;
+  /**
+   * Bytes of the current file as this writer has written them (its size at open, plus every
+   * write since): a file of another size was truncated or appended to by someone else.
+   */
+  private fileWritten: number;
   private fileFirstSeq: number | undefined;
   private fileFirstTs: string | undefined;
   private sinceCheckpoint = 0;
@@ -165,6 +175,7 @@ export class ChainWriter {
     this.headJson = jsonString(this.head);
     this.written = { ...options.position };
     this.fileBytes = options.file.bytes;
+    this.fileWritten = options.file.bytes;
     this.fileFirstSeq = options.file.firstSeq;
     this.fileFirstTs = options.file.firstTs;
   }
@@ -378,6 +389,7 @@ export class ChainWriter {
     this.writing = false;
     this.inWrite = [];
     const last = batch[batch.length - 1]!;
+    this.fileWritten += last.end - batch[0]!.start;
     this.lines.release(last.end);
     this.written = { seq: last.seq, head: last.hash };
     if (this.opts.fsync === "always") {
@@ -435,12 +447,29 @@ export class ChainWriter {
   /** fdatasync, and a check that the path still names the open file (it may have been removed or replaced). */
   private async syncAndCheck(): Promise<void> {
     const fd = this.fd;
-    await Promise.all([
+    const results = await Promise.allSettled([
       this.fs.fdatasync(fd).catch((err: unknown) => {
         throw new AuditWriteError(`audit log ${this.path} cannot be synced to disk: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err });
       }),
       this.checkIdentity(),
+      this.checkSize(fd),
     ]);
+    // The first problem in this order, whichever finished first: the sync, the path, the size.
+    for (const result of results) if (result.status === "rejected") throw result.reason;
+  }
+
+  /** The open file still has the bytes this writer wrote, no fewer and no more (writes in flight aside). */
+  private async checkSize(fd: number): Promise<void> {
+    const before = this.fileWritten;
+    let st: AuditStats;
+    try {
+      st = await this.fs.fstat(fd);
+    } catch (err) {
+      throw new AuditWriteError(`audit log ${this.path} cannot be checked: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err });
+    }
+    const inFlight = this.writing && this.inWrite.length > 0 ? this.inWrite[this.inWrite.length - 1]!.end - this.inWrite[0]!.start : 0;
+    const problem = fileProblem(st, before, this.fileWritten + inFlight);
+    if (problem !== undefined) throw new AuditWriteError(`audit log ${this.path} cannot be written: ${problem}`);
   }
 
   private async checkIdentity(): Promise<void> {
@@ -480,6 +509,7 @@ export class ChainWriter {
     await this.fs.rename(this.path, target);
     const { fd, notes } = await this.fs.openLogFile(this.path);
     this.fd = fd;
+    this.fileWritten = 0;
     for (const note of notes) this.opts.logger.warn(note);
     const st = await this.fs.fstat(fd);
     if (st.size !== 0) throw new Error(`a new ${this.path} appeared during rotation and is not empty`);
@@ -579,4 +609,17 @@ export class ChainWriter {
       await this.fs.close(fd).catch(() => undefined);
     }
   }
+}
+
+/**
+ * What is wrong with the open log file, if anything: removed (no name left: entries would go
+ * to a deleted file), or of a size other than what this writer wrote (between `min` and
+ * `max` bytes, writes in flight allowing): truncated or appended to by another process.
+ */
+function fileProblem(st: AuditStats, min: number, max: number): string | undefined {
+  if (st.nlink === 0) return "the file was removed (or replaced) while the server was running; entries would go to a deleted file";
+  if (st.size < min || st.size > max) {
+    return `the file was changed by another process while the server was running (it holds ${st.size} bytes where the server wrote ${min})`;
+  }
+  return undefined;
 }
