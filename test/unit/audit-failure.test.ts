@@ -209,7 +209,7 @@ void test("a rotation that cannot complete fails the log (fail closed)", async (
   try {
     const layer = { ...nodeAuditFs, rename: () => Promise.reject(errno("EXDEV", "cross-device link")) };
     const sink = await openTestLog(env, { rotate_bytes: 200 }, { fs: layer });
-    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/cannot be rotated: EXDEV/));
+    await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/cannot be rotated to audit-\d{8}T\d{6}Z-\d{12}\.log: EXDEV/));
     assert.equal(sink.status().ok, false);
     await sink.close();
   } finally {

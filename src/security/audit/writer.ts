@@ -299,7 +299,8 @@ export class ChainWriter {
   private sealCheckpoint(date: Date, wait: boolean): Promise<AuditReceipt> | undefined {
     const checkpoint = this.opts.signer.checkpoint(this.logId, this.seq, this.head);
     this.sinceCheckpoint = 0;
-    this.opts.logger.info("audit checkpoint", { seq: this.seq, head: this.head, key: checkpoint.keyFingerprint });
+    // Logged when sealed; a log that fails before writing it says so on stderr too.
+    this.opts.logger.info("audit checkpoint sealed", { seq: this.seq, head: this.head, key: checkpoint.keyFingerprint });
     const fields: EntryFields = { event: "checkpoint", checkpoint };
     return wait ? this.sealLine(fields, date, true) : this.sealLine(fields, date, false);
   }
@@ -347,7 +348,12 @@ export class ChainWriter {
             this.rotating = false;
             this.kick();
           },
-          (err: unknown) => this.fail(new AuditWriteError(`audit log ${this.path} cannot be rotated: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", { cause: err })),
+          (err: unknown) =>
+            this.fail(
+              new AuditWriteError(`audit log ${this.path} cannot be rotated to ${path.basename(first.target)}: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", {
+                cause: err,
+              }),
+            ),
         );
         return;
       }
