@@ -124,3 +124,14 @@ export async function forEachLine(
   }
   if (carry.length > 0) onLine({ text: carry.toString("utf8"), lineNo: lineNo + 1, complete: false });
 }
+
+/** A line parsed as a JSON object, or undefined when it is not one (no shape checked beyond that). */
+export function parseObjectLine(line: string): Record<string, unknown> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+}

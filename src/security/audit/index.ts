@@ -176,7 +176,8 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
         entry.seq === position.seq + 1 &&
         entry.prev === position.head &&
         (genesis ? entryLogId !== undefined : entryLogId === undefined || entryLogId === logId);
-      if (continues && (await completeTornEntry(layer, fd, logPath))) {
+      if (continues) {
+        await completeTornEntry(layer, fd, logPath);
         restored = entry;
         if (genesis) logId = entryLogId;
         position = { seq: entry.seq, head: entry.hash };

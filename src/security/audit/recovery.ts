@@ -95,7 +95,7 @@ export async function inspectLogFile(layer: AuditFs, fd: number, file: string): 
  * cut off only before its newline, so it keeps its place rather than being set aside
  * (which would give its seq to the recovery entry).
  */
-export async function completeTornEntry(layer: AuditFs, fd: number, activePath: string): Promise<true> {
+export async function completeTornEntry(layer: AuditFs, fd: number, activePath: string): Promise<void> {
   try {
     await writeAll(layer, fd, Buffer.from("\n"));
     await layer.fsync(fd);
@@ -104,7 +104,6 @@ export async function completeTornEntry(layer: AuditFs, fd: number, activePath: 
       cause: err,
     });
   }
-  return true;
 }
 
 /** Copies torn bytes to a new sibling file (0600, synced) and returns its path. */

@@ -8,7 +8,7 @@
 import { constants as C } from "node:fs";
 import path from "node:path";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
-import { scanTail } from "./file-scan.js";
+import { parseObjectLine, scanTail } from "./file-scan.js";
 import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
 import { segmentsOf } from "./segments.js";
 
@@ -94,13 +94,8 @@ export async function readAuditTail(file: string, count: number, layer: AuditFs 
 
 /** The seq of an entry's line, when it has one. */
 function seqOf(line: string | undefined): number | undefined {
-  if (line === undefined) return undefined;
-  try {
-    const seq = (JSON.parse(line) as { seq?: unknown }).seq;
-    return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
-  } catch {
-    return undefined;
-  }
+  const seq = line === undefined ? undefined : parseObjectLine(line)?.seq;
+  return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
 }
 
 /** Replaces control characters (C0, DEL, C1, line and paragraph separators) with a visible escape. */
@@ -135,14 +130,8 @@ function detail(entry: Record<string, unknown>): string | undefined {
 
 /** One entry line as `time  #seq  event  tool  outcome  duration  reason`. */
 export function formatTailLine(line: string): string {
-  let entry: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(line);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new TypeError("not an object");
-    entry = parsed as Record<string, unknown>;
-  } catch {
-    return `(unparseable line: ${printable(line.slice(0, 80))}${line.length > 80 ? "…" : ""})`;
-  }
+  const entry = parseObjectLine(line);
+  if (entry === undefined) return `(unparseable line: ${printable(line.slice(0, 80))}${line.length > 80 ? "…" : ""})`;
   const duration = typeof entry.durationMs === "number" ? `${Math.round(entry.durationMs)}ms` : "-";
   const columns = [
     (str(entry.ts) ?? "-").padEnd(24),

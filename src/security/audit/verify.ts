@@ -12,7 +12,7 @@ import path from "node:path";
 import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry } from "./entry.js";
 import { checkpointProblem, fingerprintOfRaw, pinnedKeyFromPem } from "./checkpoint.js";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
-import { forEachLine } from "./file-scan.js";
+import { forEachLine, parseObjectLine } from "./file-scan.js";
 import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, isSideFile, segmentsOf } from "./segments.js";
 
@@ -306,14 +306,8 @@ async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; lo
 }
 
 function looksLikeEntryLine(line: string): boolean {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(line);
-  } catch {
-    return false;
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return false;
-  return "v" in parsed && "hash" in parsed && "seq" in parsed;
+  const parsed = parseObjectLine(line);
+  return parsed !== undefined && "v" in parsed && "hash" in parsed && "seq" in parsed;
 }
 
 /** The active file's name for a segment's name: `audit-20261122T031500Z-000000001234.log` → `audit.log`. */
