@@ -576,7 +576,6 @@ void test("a held lock keeps its lease fresh: its mtime is refreshed while held,
     const lock = await acquireLock(nodeAuditFs, env.logFile, nodeLockHost, { refreshMs: 20 });
     age(env.lock, 60_000);
     await waitFor(() => Date.now() - fs.statSync(env.lock).mtimeMs < 10_000, "the lease to be refreshed");
-    const stat = fs.statSync(env.lock);
     await lock.release();
     assert.deepEqual(env.names(), []);
     // A lock taken over from under this one (another file at the path) is not touched by its refresh.
@@ -591,7 +590,6 @@ void test("a held lock keeps its lease fresh: its mtime is refreshed while held,
     assert.notEqual(fs.statSync(env.lock).ino, mine);
     fs.rmSync(`${env.lock}.elsewhere`);
     await again.release();
-    assert.ok(stat.isFile());
   } finally {
     env.cleanup();
   }
