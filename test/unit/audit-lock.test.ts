@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { AuditOpenError } from "../../src/security/audit/errors.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
-import { acquireLock, DEBRIS_AGE_MS, formatLockText, LEASE_MS, nodeLockHost, parseLockText, type AuditLock, type LockHost } from "../../src/security/audit/lock.js";
+import { acquireLock, DEBRIS_AGE_MS, DEBRIS_SWEEP_AGE_MS, formatLockText, LEASE_MS, nodeLockHost, parseLockText, type AuditLock, type LockHost } from "../../src/security/audit/lock.js";
 import { nodeProcessHost, parseProcStat, type ProcessIdentity } from "../../src/security/audit/process-identity.js";
 import { isSideFile } from "../../src/security/audit/segments.js";
 import { verifyAudit } from "../../src/security/audit/verify.js";
@@ -545,6 +545,42 @@ void test("what a crash in the middle of taking the lock can leave is a side fil
     const summary = await verifyAudit(env.logDir);
     assert.equal(summary.ok, true, JSON.stringify(summary.failure));
     assert.deepEqual(summary.warnings, [], "verify passes over them without a word");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("taking the lock removes what crashed acquires left once it is old, and nothing else", async () => {
+  const env = lockEnv();
+  try {
+    const aged = (name: string, ageMs: number): string => {
+      const where = path.join(env.logDir, name);
+      fs.writeFileSync(where, STALE);
+      const then = new Date(Date.now() - ageMs);
+      fs.utimesSync(where, then, then);
+      return name;
+    };
+    const old = DEBRIS_SWEEP_AGE_MS + 60_000;
+    const swept = [aged(".audit.log.lock.new-4242-1a2b3c4d5e6f", old), aged("audit.log.lock.stale-4242-0a0b0c0d0e0f", old)];
+    const kept = [
+      aged(".audit.log.lock.new-4243-1a2b3c4d5e6f", 1000), // an acquire in progress
+      aged("audit.log.lock.stale-4243-0a0b0c0d0e0f", 1000), // a judging in progress
+      aged("other.log.lock.stale-4242-0a0b0c0d0e0f", old), // another log's
+      aged("audit.log.lock.stale-notes", old), // not a name the lock makes
+      aged("audit.log.torn-20261205T101010Z", old), // recovery's evidence
+    ];
+    fs.symlinkSync(path.join(env.root, "target"), path.join(env.logDir, ".audit.log.lock.new-4244-1a2b3c4d5e6f"));
+    const then = new Date(Date.now() - old);
+    fs.lutimesSync(path.join(env.logDir, ".audit.log.lock.new-4244-1a2b3c4d5e6f"), then, then);
+    kept.push(".audit.log.lock.new-4244-1a2b3c4d5e6f"); // not a regular file: not ours to remove
+    const lock = await acquireLock(nodeAuditFs, env.logFile, fakeHost(A, LIVE));
+    try {
+      const names = env.names();
+      for (const name of swept) assert.ok(!names.includes(name), `${name} was removed: ${names.join(", ")}`);
+      for (const name of kept) assert.ok(names.includes(name), `${name} was kept: ${names.join(", ")}`);
+    } finally {
+      await lock.release();
+    }
   } finally {
     env.cleanup();
   }

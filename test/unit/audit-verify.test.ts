@@ -349,13 +349,18 @@ void test("paths that are not audit logs are unreadable (AuditReadError), not ta
     await assert.rejects(verifyAudit(text, { pubkeyPem: "not a key" }), AuditReadError);
     await assert.rejects(verifyAudit(text, { expectHead: "abc" }), AuditReadError);
 
-    // Unrelated .log files next to a real log are skipped with a warning.
+    // Unrelated .log files and links next to a real log are skipped with a warning; a
+    // directory (the key directory beside a log in the state directory) silently.
     fs.writeFileSync(path.join(env.logDir, "server.log"), "plain text\n");
+    fs.mkdirSync(path.join(env.logDir, "keys"));
+    fs.symlinkSync(path.join(env.root, "nowhere"), path.join(env.logDir, "old.log"));
     await sampleLog(env);
     const summary = await verifyAudit(env.logDir);
     assert.equal(summary.ok, true, JSON.stringify(summary.failure));
     assert.ok(summary.warnings.some((w) => /server\.log is not an audit log; skipped/.test(w)));
     assert.ok(summary.warnings.some((w) => /empty\.log is empty; skipped/.test(w)));
+    assert.ok(summary.warnings.some((w) => /old\.log is not a regular file \(a link, a device…\); skipped/.test(w)), summary.warnings.join(" | "));
+    assert.ok(!summary.warnings.some((w) => /keys/.test(w)), summary.warnings.join(" | "));
   } finally {
     env.cleanup();
   }

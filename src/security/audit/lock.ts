@@ -60,6 +60,13 @@ export interface LockTiming {
   refreshMs?: number;
 }
 
+/**
+ * A temp lock lives for the few syscalls of one acquire, and a lock moved aside for those of
+ * one judging; either still there this long after its mtime was left by a crash (a lock moved
+ * aside keeps its mtime, and a live one's lease keeps that recent).
+ */
+export const DEBRIS_SWEEP_AGE_MS = 60_000;
+
 /** How often, and how far apart, release looks for a lock a starter may be putting back. */
 const RELEASE_LOOKS = 5;
 const RELEASE_LOOK_MS = 2;
@@ -183,6 +190,7 @@ export async function acquireLock(layer: AuditFs, logPath: string, host: LockHos
           heldPaths.delete(key);
           ourNonces.delete(nonce);
         };
+        await sweepDebris(layer, file, host.now());
         const stopRefreshing = await keepFresh(layer, file, placed, timing.refreshMs ?? LEASE_REFRESH_MS);
         return heldLock(layer, file, placed, () => {
           stopRefreshing();
@@ -256,6 +264,28 @@ async function keepFresh(layer: AuditFs, file: string, placed: LockSnapshot, ref
     layer.close(fd).catch(() => undefined);
   };
 }
+
+/**
+ * Removes what crashed acquires left next to the lock (temp locks, locks moved aside), once
+ * old enough to be nobody's work in progress. Best effort: a file that cannot be removed
+ * stays, and verify passes over it as a side file.
+ */
+async function sweepDebris(layer: AuditFs, file: string, now: number): Promise<void> {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  const names = await layer.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const debris = (name.startsWith(`.${base}.new-`) || name.startsWith(`${base}.stale-`)) && DEBRIS_TAG.test(name);
+    if (!debris) continue;
+    const where = path.join(dir, name);
+    const st = await layer.lstat(where).catch(() => undefined);
+    if (st === undefined || !st.isFile() || !(now - st.mtimeMs > DEBRIS_SWEEP_AGE_MS)) continue;
+    await layer.unlink(where).catch(() => undefined);
+  }
+}
+
+/** The tag randomTag() puts at the end of a temp or moved-aside lock's name. */
+const DEBRIS_TAG = /\.(?:new|stale)-\d+-[0-9a-f]{12}$/;
 
 /** This acquire's lock while it is still a temp file next to the lock path. */
 interface OwnLock {

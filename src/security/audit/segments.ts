@@ -8,6 +8,9 @@
  *   audit.log.lock                              the pid (and identity) of the process writing the log
  *   audit.log.lock.stale-4242-1a2b3c4d5e6f      a stale lock moved aside while it is taken over
  *   .audit.log.lock.new-4242-1a2b3c4d5e6f       a lock being written, before it is linked in place
+ *
+ * The last two live for a few syscalls; a crash can leave them, and the next writer to take
+ * the lock removes them once a minute old (lock.ts).
  */
 import path from "node:path";
 

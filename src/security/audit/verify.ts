@@ -379,6 +379,9 @@ async function discover(layer: AuditFs, target: string): Promise<{ files: string
       continue;
     }
     const fst = await layer.lstat(path.join(target, name)).catch(() => undefined);
+    // A directory holds no entries (the key directory sits beside a log_file placed in
+    // the state directory): saying so would only be noise. A link or a device is said.
+    if (fst?.isDirectory() === true) continue;
     if (fst === undefined || !fst.isFile()) {
       unusable.push(name);
       continue;
@@ -388,7 +391,7 @@ async function discover(layer: AuditFs, target: string): Promise<{ files: string
     else warnings.push(`${name} is ${info.empty ? "empty" : "not an audit log"}; skipped`);
   }
   // A log's own active file is judged with its chain; anything else is said, never skipped silently.
-  for (const name of unusable) if (!actives.has(name)) warnings.push(`${name} is not a regular file (a link, a directory…); skipped`);
+  for (const name of unusable) if (!actives.has(name)) warnings.push(`${name} is not a regular file (a link, a device…); skipped`);
   if (actives.size === 0) throw new AuditReadError(`${target} holds no audit log`);
   if (actives.size > 1) {
     throw new AuditReadError(
