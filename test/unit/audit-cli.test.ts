@@ -174,7 +174,15 @@ void test("audit tail: torn and unparseable lines are shown as such; bad input g
     const missing = capture(path.join(env.root, "none.log"));
     assert.equal(await runAuditTail([], missing), 2);
     assert.match(missing.stderr, /cannot be read/);
-    assert.equal(await runAuditTail([env.logDir], capture(env.logFile)), 2, "a directory is not a file");
+    // A directory is taken as verify takes it: the one log in it, or 2 when it holds none.
+    const byDir = capture("/nonexistent");
+    assert.equal(await runAuditTail(["-n", "2", env.logDir], byDir), 0, byDir.stderr);
+    assert.equal(byDir.stdout, io.stdout, "the directory's log is the file's");
+    const emptyDir = path.join(env.root, "nothing-here");
+    fs.mkdirSync(emptyDir);
+    const noLog = capture("/nonexistent");
+    assert.equal(await runAuditTail([emptyDir], noLog), 2);
+    assert.match(noLog.stderr, /holds no audit log/);
     const empty = path.join(env.root, "empty.log");
     fs.writeFileSync(empty, "");
     const quiet = capture(empty);
@@ -244,6 +252,7 @@ void test("audit tail after a rotation: the entries the active file lacks come f
     const tail = await readAuditTail(env.logFile, 20);
     assert.equal(tail.lines.length, 20);
     assert.deepEqual(tail.warnings, []);
+    assert.deepEqual(await readAuditTail(env.logDir, 20), tail, "a directory holding the log reads as its active file");
   } finally {
     env.cleanup();
   }
@@ -263,6 +272,11 @@ void test("audit tail with the active file missing (a crash between rotation ste
     const all = capture(env.logFile);
     assert.equal(await runAuditTail(["-n", "100000"], all), 0);
     assert.deepEqual(shownSeqs(all.stdout), before);
+    // The directory's log is found by its segments' names.
+    const byDir = capture("/nonexistent");
+    assert.equal(await runAuditTail(["-n", "5", env.logDir], byDir), 0, byDir.stderr);
+    assert.deepEqual(shownSeqs(byDir.stdout), before.slice(-5));
+    assert.match(byDir.stderr, /is missing .*rotated files/);
     // Without any segment either, nothing is there to show.
     for (const file of files.slice(0, -1)) fs.unlinkSync(file);
     const none = capture(env.logFile);

@@ -27,8 +27,9 @@ export const VERIFY_USAGE =
   "  exit: 0 intact, 1 tampered, 2 unreadable or not an audit log\n";
 
 export const TAIL_USAGE =
-  "usage: mcp-secure-local audit tail [-n N] [FILE]\n" +
-  "  Prints the last N entries (default 20) of the audit log: time, seq, event, tool, outcome, duration, reason.\n" +
+  "usage: mcp-secure-local audit tail [-n N] [FILE|DIR]\n" +
+  "  Prints the last N entries (default 20) of the audit log (its active file, or a directory holding one log):\n" +
+  "  time, seq, event, tool, outcome, duration, reason.\n" +
   "  When the active file holds fewer (as right after a rotation), the entries before come from its rotated files.\n";
 
 interface ParsedArgs {

@@ -10,6 +10,7 @@ import path from "node:path";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { parseObjectLine, scanTail } from "./file-scan.js";
 import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
+import { findDirectoryLog } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
 
 export interface AuditTail {
@@ -50,9 +51,17 @@ async function readFileTail(layer: AuditFs, file: string, want: number): Promise
   }
 }
 
-export async function readAuditTail(file: string, count: number, layer: AuditFs = nodeAuditFs): Promise<AuditTail> {
+/**
+ * The last `count` entries of the log at `target`: its active file (which may be missing
+ * while its segments are there), or a directory holding one log, as `audit verify` takes.
+ */
+export async function readAuditTail(target: string, count: number, layer: AuditFs = nodeAuditFs): Promise<AuditTail> {
+  const directory = await layer.stat(target).then((st) => st.isDirectory(), () => false);
+  const log = directory ? await findDirectoryLog(layer, target) : undefined;
+  const file = log === undefined ? target : path.join(target, log.activeName);
   const active = await readFileTail(layer, file, count);
-  const tail: AuditTail = active === "missing" ? { lines: [], tornBytes: 0, warnings: [] } : { lines: active.lines, tornBytes: active.torn.length, warnings: [] };
+  const warnings = log?.warnings ?? [];
+  const tail: AuditTail = active === "missing" ? { lines: [], tornBytes: 0, warnings } : { lines: active.lines, tornBytes: active.torn.length, warnings };
   if (tail.lines.length >= count) return tail;
 
   const dir = path.dirname(file);

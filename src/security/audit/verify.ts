@@ -7,14 +7,14 @@
  * Tampering is reported in the summary (`failure`, the first broken entry); a path that
  * cannot be read or holds no audit log throws AuditReadError.
  */
-import { constants as C } from "node:fs";
 import path from "node:path";
 import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry } from "./entry.js";
 import { checkpointProblem, fingerprintOfRaw, pinnedKeyFromPem } from "./checkpoint.js";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
-import { forEachLine, parseObjectLine } from "./file-scan.js";
-import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
-import { ANY_SEGMENT, isSideFile, segmentsOf } from "./segments.js";
+import { forEachLine } from "./file-scan.js";
+import { findDirectoryLog, listDirectory, openForRead, probe } from "./log-files.js";
+import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
+import { ANY_SEGMENT, segmentsOf } from "./segments.js";
 
 export type AuditFailureReason =
   | "unparseable"
@@ -264,57 +264,6 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   return summary;
 }
 
-async function openForRead(layer: AuditFs, file: string): Promise<number> {
-  try {
-    return await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
-  } catch (err) {
-    throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
-  }
-}
-
-/** How many bytes of a file's start `probe` reads to decide whether it is an audit log. */
-const PROBE_BYTES = 64 * 1024;
-
-/**
- * Whether a file looks like an audit log: some line among its first ones parses as an
- * entry. Not only the first line: a log whose first line was damaged (a cut, a BOM) is a
- * tampered log, to be reported as such, not skipped as "not an audit log".
- */
-async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; looksLikeEntry: boolean }> {
-  const fd = await openForRead(layer, file);
-  try {
-    const { size } = await layer.fstat(fd);
-    if (size === 0) return { empty: true, looksLikeEntry: false };
-    const head = Buffer.alloc(Math.min(size, PROBE_BYTES));
-    let got = 0;
-    while (got < head.length) {
-      const n = await layer.read(fd, head, got, head.length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    const lines = head.toString("utf8", 0, got).split("\n");
-    // The last piece may be cut by the probe's window (or be a torn line): judge it by its start.
-    const cut = lines.pop() ?? "";
-    if (lines.some(looksLikeEntryLine)) return { empty: false, looksLikeEntry: true };
-    return { empty: false, looksLikeEntry: lines.length === 0 && cut.startsWith('{"') };
-  } catch (err) {
-    if (err instanceof AuditReadError) throw err;
-    throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
-  } finally {
-    await layer.close(fd).catch(() => undefined);
-  }
-}
-
-function looksLikeEntryLine(line: string): boolean {
-  const parsed = parseObjectLine(line);
-  return parsed !== undefined && "v" in parsed && "hash" in parsed && "seq" in parsed;
-}
-
-/** The active file's name for a segment's name: `audit-20261122T031500Z-000000001234.log` → `audit.log`. */
-function activeNameOf(segmentName: string): string {
-  return segmentName.replace(/-\d{8}T\d{6}Z-\d{12,}(\.[^.]+)?$/, "$1");
-}
-
 /**
  * Which files make up the log at `target`, in chain order: the rotated segments by the
  * first seq in their names (not by their content, which is what is being checked), then
@@ -322,13 +271,7 @@ function activeNameOf(segmentName: string): string {
  */
 async function discover(layer: AuditFs, target: string): Promise<{ files: string[]; requireStart: boolean; warnings: string[] }> {
   const warnings: string[] = [];
-  const list = async (dir: string): Promise<string[]> => {
-    try {
-      return (await layer.readdir(dir)).sort();
-    } catch (err) {
-      throw new AuditReadError(`${dir} cannot be listed: ${describeFsError(err)}`, { cause: err });
-    }
-  };
+  const list = (dir: string): Promise<string[]> => listDirectory(layer, dir);
   let st;
   try {
     st = await layer.stat(target);
@@ -369,36 +312,9 @@ async function discover(layer: AuditFs, target: string): Promise<{ files: string
   }
   if (!st.isDirectory()) throw new AuditReadError(`${target} is neither a file nor a directory`);
 
-  const names = await list(target);
-  const actives = new Set<string>();
-  const unusable: string[] = [];
-  for (const name of names) {
-    if (isSideFile(name)) continue;
-    if (ANY_SEGMENT.test(name)) {
-      actives.add(activeNameOf(name));
-      continue;
-    }
-    const fst = await layer.lstat(path.join(target, name)).catch(() => undefined);
-    // A directory holds no entries (the key directory sits beside a log_file placed in
-    // the state directory): saying so would only be noise. A link or a device is said.
-    if (fst?.isDirectory() === true) continue;
-    if (fst === undefined || !fst.isFile()) {
-      unusable.push(name);
-      continue;
-    }
-    const info = await probe(layer, path.join(target, name));
-    if (info.looksLikeEntry) actives.add(name);
-    else warnings.push(`${name} is ${info.empty ? "empty" : "not an audit log"}; skipped`);
-  }
-  // A log's own active file is judged with its chain; anything else is said, never skipped silently.
-  for (const name of unusable) if (!actives.has(name)) warnings.push(`${name} is not a regular file (a link, a device…); skipped`);
-  if (actives.size === 0) throw new AuditReadError(`${target} holds no audit log`);
-  if (actives.size > 1) {
-    throw new AuditReadError(
-      `${target} holds ${actives.size} audit logs (${[...actives].sort().join(", ")}); verify each by its active file, e.g. \`audit verify ${path.join(target, [...actives].sort()[0]!)}\``,
-    );
-  }
-  return chainOf(layer, target, [...actives][0]!, names, warnings);
+  const found = await findDirectoryLog(layer, target);
+  warnings.push(...found.warnings);
+  return chainOf(layer, target, found.activeName, found.names, warnings);
 }
 
 /** The files of the log whose active file is `activeName` in `dir`: its segments, oldest first, then the active file. */

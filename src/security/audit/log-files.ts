@@ -1,0 +1,111 @@
+/**
+ * Which files hold an audit log: a file is one when a line of its start is an entry, and a
+ * directory holds one log, found by its segments' names and its active file's content.
+ * Shared by `audit verify` and `audit tail`, so that both take the same targets.
+ */
+import { constants as C } from "node:fs";
+import path from "node:path";
+import { AuditReadError, describeFsError } from "./errors.js";
+import { parseObjectLine } from "./file-scan.js";
+import { O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
+import { ANY_SEGMENT, isSideFile } from "./segments.js";
+
+export async function openForRead(layer: AuditFs, file: string): Promise<number> {
+  try {
+    return await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
+  } catch (err) {
+    throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+  }
+}
+
+/** A directory's names, sorted; AuditReadError when it cannot be listed. */
+export async function listDirectory(layer: AuditFs, dir: string): Promise<string[]> {
+  try {
+    return (await layer.readdir(dir)).sort();
+  } catch (err) {
+    throw new AuditReadError(`${dir} cannot be listed: ${describeFsError(err)}`, { cause: err });
+  }
+}
+
+/** How many bytes of a file's start `probe` reads to decide whether it is an audit log. */
+const PROBE_BYTES = 64 * 1024;
+
+/**
+ * Whether a file looks like an audit log: some line among its first ones parses as an
+ * entry. Not only the first line: a log whose first line was damaged (a cut, a BOM) is a
+ * tampered log, to be reported as such, not skipped as "not an audit log".
+ */
+export async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; looksLikeEntry: boolean }> {
+  const fd = await openForRead(layer, file);
+  try {
+    const { size } = await layer.fstat(fd);
+    if (size === 0) return { empty: true, looksLikeEntry: false };
+    const head = Buffer.alloc(Math.min(size, PROBE_BYTES));
+    let got = 0;
+    while (got < head.length) {
+      const n = await layer.read(fd, head, got, head.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    const lines = head.toString("utf8", 0, got).split("\n");
+    // The last piece may be cut by the probe's window (or be a torn line): judge it by its start.
+    const cut = lines.pop() ?? "";
+    if (lines.some(looksLikeEntryLine)) return { empty: false, looksLikeEntry: true };
+    return { empty: false, looksLikeEntry: lines.length === 0 && cut.startsWith('{"') };
+  } catch (err) {
+    if (err instanceof AuditReadError) throw err;
+    throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+  } finally {
+    await layer.close(fd).catch(() => undefined);
+  }
+}
+
+function looksLikeEntryLine(line: string): boolean {
+  const parsed = parseObjectLine(line);
+  return parsed !== undefined && "v" in parsed && "hash" in parsed && "seq" in parsed;
+}
+
+/** The active file's name for a segment's name: `audit-20261122T031500Z-000000001234.log` → `audit.log`. */
+function activeNameOf(segmentName: string): string {
+  return segmentName.replace(/-\d{8}T\d{6}Z-\d{12,}(\.[^.]+)?$/, "$1");
+}
+
+/**
+ * The one log in `dir`: its active file's name (which may be missing while its segments
+ * are there), the directory's names, and a warning for every file left out. Throws
+ * AuditReadError when the directory holds no log, or several.
+ */
+export async function findDirectoryLog(layer: AuditFs, dir: string): Promise<{ activeName: string; names: string[]; warnings: string[] }> {
+  const names = await listDirectory(layer, dir);
+  const warnings: string[] = [];
+  const actives = new Set<string>();
+  const unusable: string[] = [];
+  for (const name of names) {
+    if (isSideFile(name)) continue;
+    if (ANY_SEGMENT.test(name)) {
+      actives.add(activeNameOf(name));
+      continue;
+    }
+    const fst = await layer.lstat(path.join(dir, name)).catch(() => undefined);
+    // A directory holds no entries (the key directory sits beside a log_file placed in
+    // the state directory): saying so would only be noise. A link or a device is said.
+    if (fst?.isDirectory() === true) continue;
+    if (fst === undefined || !fst.isFile()) {
+      unusable.push(name);
+      continue;
+    }
+    const info = await probe(layer, path.join(dir, name));
+    if (info.looksLikeEntry) actives.add(name);
+    else warnings.push(`${name} is ${info.empty ? "empty" : "not an audit log"}; skipped`);
+  }
+  // A log's own active file is judged with its chain; anything else is said, never skipped silently.
+  for (const name of unusable) if (!actives.has(name)) warnings.push(`${name} is not a regular file (a link, a device…); skipped`);
+  if (actives.size === 0) throw new AuditReadError(`${dir} holds no audit log`);
+  if (actives.size > 1) {
+    const sorted = [...actives].sort();
+    throw new AuditReadError(
+      `${dir} holds ${actives.size} audit logs (${sorted.join(", ")}); name one by its active file, e.g. \`${path.join(dir, sorted[0]!)}\``,
+    );
+  }
+  return { activeName: [...actives][0]!, names, warnings };
+}
