@@ -124,3 +124,25 @@ void test("SIGTERM while the client has stopped reading stdout: exit 0 within 2 
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+void test("a closed stderr (EPIPE) is not fatal: the session goes on and ends in order", async () => {
+  const stateDir = tempDir("msl-state-");
+  // Closed before the server writes its banner: every stderr write of the session fails.
+  const server = ServerProcess.start({ entry: TEST_SERVER_ENTRY, stateDir, args: ["--log-level", "debug"] });
+  server.child.stderr.destroy();
+  try {
+    const init = await server.request("initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "msl-test", version: "1" } });
+    assert.ok(init.result, "initialize is answered");
+    server.notify("notifications/initialized");
+    // The crash is logged at error level: a write to the closed stderr.
+    const crashed = await server.callTool("crash", {});
+    assert.equal(crashed.result?.isError, true);
+    assert.deepEqual((await server.request("ping")).result, {});
+    server.child.stdin.end();
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    assert.ok(auditEntries(stateDir).some((e) => e.event === "server_stop"), "the audit log is closed in order");
+  } finally {
+    await server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
