@@ -5,6 +5,7 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { isLogLevel, type LogLevel } from "./util/logger.js";
+import { MAX_LINE_BYTES_LIMIT } from "./protocol/framer.js";
 
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_PAGE_SIZE = 50;
@@ -109,6 +110,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         break;
       case "--max-line-bytes":
         maxLineBytes = positiveInt(flag, value());
+        if (maxLineBytes > MAX_LINE_BYTES_LIMIT) {
+          throw new UsageError(`--max-line-bytes may be at most ${MAX_LINE_BYTES_LIMIT}: a message is decoded as one string, and no longer one can be made`);
+        }
         break;
       case "--max-in-flight":
         maxInFlight = positiveInt(flag, value());

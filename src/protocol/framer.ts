@@ -7,8 +7,17 @@
  * bytes are dropped as they come until the next newline, and memory stays bounded.
  */
 
+import { constants } from "node:buffer";
+
 const LF = 0x0a;
 const CR = 0x0d;
+
+/**
+ * The highest line limit that can be honoured: every line is decoded into one string
+ * before it is parsed, and a longer one cannot be made (Node throws, and the server
+ * would end), so a limit above this would admit lines that crash the reader.
+ */
+export const MAX_LINE_BYTES_LIMIT: number = constants.MAX_STRING_LENGTH;
 
 export interface FramerSink {
   /** A complete line without its terminator (CRLF tolerated). Never empty. */
@@ -27,6 +36,7 @@ export class LineFramer {
     private readonly sink: FramerSink,
   ) {
     if (!Number.isInteger(maxLineBytes) || maxLineBytes < 1) throw new RangeError("maxLineBytes must be a positive integer");
+    if (maxLineBytes > MAX_LINE_BYTES_LIMIT) throw new RangeError(`maxLineBytes must be at most ${MAX_LINE_BYTES_LIMIT} (the longest string)`);
   }
 
   push(chunk: Buffer): void {

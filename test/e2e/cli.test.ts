@@ -65,6 +65,13 @@ void describe("the command line", () => {
     assert.match(run.stderr, /--page-size needs a positive whole number/);
   });
 
+  void test("--max-line-bytes above the longest string is a usage error: such a line would crash the reader", async () => {
+    const run = await cli(["--max-line-bytes", "1000000000"], home);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /--max-line-bytes may be at most \d+/);
+  });
+
   void test("check-policy policy.yaml: exit 0, the sha256 and an effective policy that checks again to the same hash", async () => {
     const stateDir = join(root, "check-state");
     const run = await cli(["check-policy", join(ROOT, "policy.yaml"), "--state-dir", stateDir], home);

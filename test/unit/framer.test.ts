@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LineFramer } from "../../src/protocol/framer.js";
+import { LineFramer, MAX_LINE_BYTES_LIMIT } from "../../src/protocol/framer.js";
 
 function collect(max = 64) {
   const lines: string[] = [];
@@ -83,4 +83,10 @@ test("end() delivers a final line without a newline, but not a discarded one", (
 
 test("the limit must be a positive integer", () => {
   assert.throws(() => new LineFramer(0, { line() {}, oversize() {} }), RangeError);
+});
+
+test("a limit above the longest string is refused: such a line could not be decoded", () => {
+  const sink = { line() {}, oversize() {} };
+  assert.throws(() => new LineFramer(MAX_LINE_BYTES_LIMIT + 1, sink), RangeError);
+  assert.doesNotThrow(() => new LineFramer(MAX_LINE_BYTES_LIMIT, sink));
 });
