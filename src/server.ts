@@ -1,6 +1,6 @@
 /**
  * Assembles and runs the server: policy, plugins, engine, audit log, and one MCP
- * session over stdio; then shuts it all down in order on EOF, SIGTERM or SIGINT.
+ * session over stdio; then shuts it all down in order on EOF, SIGTERM, SIGINT or SIGHUP.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -45,6 +45,14 @@ const CLOSE_RESERVE_MS = 300;
 /** The last answers may take this long to drain (less when the deadline is nearer, never under the minimum). */
 const FLUSH_MAX_MS = 300;
 const FLUSH_MIN_MS = 50;
+/**
+ * Signals that stop the server in order (abort the calls, record their outcomes, close the
+ * audit log). SIGTERM is the MCP shutdown sequence's and SIGINT is Ctrl-C; SIGHUP comes when
+ * the terminal a client runs in is closed, which signals the client's whole process group,
+ * the servers it spawned included. Unheard, any of them kills at once, with no record of
+ * the calls in flight and no closing checkpoint.
+ */
+const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 
 export const IDENTITY: ServerIdentity = {
   name: SERVER_NAME,
@@ -181,8 +189,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let exitCode = 0;
   const finished = new Promise<string>((resolve) => {
     connection.onEnd((why) => resolve(why === "input-end" ? "stdin closed" : "stdout closed"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
+    for (const signal of STOP_SIGNALS) process.once(signal, () => resolve(signal));
     // A tool schema of the wrong shape stops the server before any tool is served.
     failStartup = (error) => {
       log.error(`refusing to serve tools: ${messageOf(error)}`);
@@ -202,8 +209,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   if (why === "stdin closed") {
     // A signal during the grace cuts it short.
     const signalled = new Promise<boolean>((resolve) => {
-      process.once("SIGTERM", () => resolve(false));
-      process.once("SIGINT", () => resolve(false));
+      for (const signal of STOP_SIGNALS) process.once(signal, () => resolve(false));
     });
     if (!(await Promise.race([connection.drain(EOF_GRACE_MS), signalled]))) log.info("calls did not finish in time; aborting them");
   }

@@ -90,6 +90,23 @@ void test("SIGINT: exit 0 within 2 s", async () => {
   }
 });
 
+void test("SIGHUP (the client's terminal was closed): the call's outcome and server_stop are recorded, exit 0 within 2 s", async () => {
+  const stateDir = tempDir("msl-state-");
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, stateDir });
+  try {
+    await startCall(server, "slow", "hup-slow");
+    server.kill("SIGHUP");
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+    assert.match(server.stderr, /shutting down \(SIGHUP\)/);
+    const entries = auditEntries(stateDir);
+    assert.equal(entries.find((e) => e.event === "tool_result" && e.requestId === "hup-slow")?.outcome, "cancelled");
+    assert.match(String(entries.find((e) => e.event === "server_stop")?.reason), /SIGHUP/);
+  } finally {
+    await server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 void test("a closed stdout (EPIPE) ends the session cleanly", async () => {
   const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
   try {
