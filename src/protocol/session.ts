@@ -12,6 +12,7 @@ import { ProgressReporter, readProgressToken } from "./progress.js";
 import type { ToolService } from "../security/engine.js";
 import type { JsonObject } from "../plugins/contract.js";
 import { cutAt } from "../util/text.js";
+import { monotonicMs } from "../util/clock.js";
 import { isLogLevel, levelRank, type LogHub, type LogLevel, type LogRecord, type Logger } from "../util/logger.js";
 
 export interface ServerIdentity {
@@ -52,7 +53,7 @@ export class McpSession {
   // Keyed by the id itself: a Map keeps the string "1" and the number 1 apart, as JSON-RPC does.
   private readonly progress = new Map<RequestId, ProgressReporter>();
   private unsubscribeLog: (() => void) | undefined;
-  private logWindowStart = 0;
+  private logWindowStart = -Infinity;
   private logWindowCount = 0;
   private logDropped = 0;
   readonly client: ClientInfo = { name: undefined, version: undefined, protocolVersion: undefined };
@@ -213,7 +214,9 @@ export class McpSession {
   private forwardLog(record: LogRecord): void {
     if (this.state === "closing" || this.connection.outputClosed) return;
     if (levelRank(record.level) < levelRank(this.clientLogLevel)) return;
-    const now = Date.now();
+    // Elapsed time, not the wall clock: a clock stepped back would hold the window open, and
+    // every log notification would be dropped until the clock caught up again.
+    const now = monotonicMs();
     const perSecond = this.options.maxLogNotificationsPerSecond ?? 20;
     if (now - this.logWindowStart >= 1000) {
       if (this.logDropped > 0) {

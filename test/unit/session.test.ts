@@ -233,6 +233,22 @@ test("logging/setLevel filters notifications/message; an invalid level is -32602
   assert.ok(!s.received.some((m) => m.params?.data?.message === "not sent"));
 });
 
+test("the log notification rate window follows elapsed time, not the wall clock", async (t) => {
+  const s = setup();
+  await s.init();
+  const log = s.hub.logger("t");
+  const wall = Date.now();
+  t.mock.method(Date, "now", () => wall);
+  for (let i = 0; i < 21; i++) log.error(`burst ${i}`); // the 21st passes the 20 a second: dropped
+  // The wall clock is stepped back an hour (an NTP correction, a suspended laptop's resync).
+  t.mock.method(Date, "now", () => wall - 3_600_000);
+  await s.settle(1100);
+  log.error("after a second");
+  const after = await s.waitFor((m) => m.params?.data?.message === "after a second");
+  assert.equal(after.method, "notifications/message");
+  assert.ok(s.received.some((m) => m.params?.data?.message === "1 log messages were dropped by the rate limit"));
+});
+
 test("tools/list pages with opaque cursors; a bad cursor is -32602", async () => {
   const s = setup(new StubTools(), 4);
   await s.init();
