@@ -100,6 +100,20 @@ export interface EngineOptions {
 
 type Refusal = { stage: string; code: string; message: string };
 
+/** Request ids up to this length are recorded as sent; longer ones by their start and a digest. */
+const MAX_RECORDED_ID_LENGTH = 128;
+
+/**
+ * A request id as the audit log records it. The client chooses its ids, and JSON-RPC sets no
+ * length: recorded whole, an id of 16 MiB would be 16 MiB of log for every call, refused ones
+ * too (a rate limit would not bound what the client writes into the log). A long id keeps its
+ * start, to be read, and its SHA-256, to be matched with the client's own records.
+ */
+function recordedRequestId(id: RequestId): RequestId {
+  if (typeof id === "number" || id.length <= MAX_RECORDED_ID_LENGTH) return id;
+  return `${cutAt(id, 32)}…sha256:${sha256Hex(id)}`;
+}
+
 /** The SHA-256 of the tool catalogue as clients see it; recorded at start in the audit log. */
 export function catalogSha256(tools: readonly ToolDefinition[]): string {
   return sha256Hex(canonicalJson(tools));
@@ -394,6 +408,7 @@ export class SecurityEngine implements ToolService {
   private async record(entry: AuditRecordInput): Promise<void> {
     // Reasons carry plugin and OS error texts: they are redacted like arguments.
     if (entry.reason !== undefined) entry.reason = redactString(entry.reason).value;
+    if (entry.requestId !== undefined) entry.requestId = recordedRequestId(entry.requestId);
     try {
       await this.options.audit.append(entry);
     } catch (error) {

@@ -168,6 +168,32 @@ test("every refusal stage stops the call before the plugin", async () => {
   }
 });
 
+test("a request id the client made huge is recorded by its start and digest, not whole; a short one exactly", async () => {
+  const s = setup();
+  try {
+    const huge = "r".repeat(4 * 1024 * 1024);
+    const callWith = (requestId: string, name: string, args: JsonObject) =>
+      s.engine.callTool({ name, arguments: args, requestId, abort: new LazyAbort(), progress: undefined });
+    await callWith(huge, "target", { n: 1 }); // admitted: tool_call and tool_result
+    await callWith(`${huge}a`, "target", { n: 1 });
+    await callWith(`${huge}b`, "target", { n: 1 });
+    await callWith(huge, "target", { n: 1 }); // past the budget of 3 a minute: denied
+    s.engine.noteUnknownTool("nope", huge);
+    await new Promise((resolve) => setImmediate(resolve));
+    const ids = s.audit.entries.map((entry) => String(entry.requestId));
+    assert.equal(ids.length, 8);
+    for (const id of ids) {
+      assert.ok(id.length <= 200, `a recorded id of ${id.length} characters`);
+      assert.ok(id.startsWith("rrrr"));
+    }
+    assert.equal(new Set(ids).size, 3, "ids that differ only past their start stay apart");
+    await callWith("short-id", "target", { n: 1 });
+    assert.equal(s.audit.entries.at(-1)?.requestId, "short-id");
+  } finally {
+    s.cleanup();
+  }
+});
+
 test("an admitted call is audited before and after, with redacted arguments and a result digest", async () => {
   const s = setup();
   try {
