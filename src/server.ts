@@ -16,7 +16,7 @@ import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.j
 import { auditHeadLine, openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
 import { compilePathPolicy, type CompiledPathPolicy } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
-import { redact } from "./security/redaction.js";
+import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
 import { monotonicMs } from "./util/clock.js";
 import { parseArgs, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
@@ -187,9 +187,26 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   );
 
   let exitCode = 0;
+  // Faults outside every caller (a bug of ours or of a built-in plugin) would end the process at
+  // once, as a kill does: no outcome for the calls in flight, no closed audit log. A promise
+  // rejected with nobody to handle it leaves nothing half-done: it is logged and serving goes on.
+  // An uncaught exception may have left any state half-updated: the server stops, in order
+  // (calls aborted and recorded, the audit log closed), and exits 1.
+  let onStrayException: ((error: unknown) => void) | undefined;
+  const onStrayRejection = (reason: unknown): void => {
+    log.error(`internal error, ignored (a promise rejected with nobody to handle it): ${faultText(reason)}`);
+  };
+  const strayException = (error: unknown): void => onStrayException?.(error);
+  process.on("unhandledRejection", onStrayRejection);
+  process.on("uncaughtException", strayException);
   const finished = new Promise<string>((resolve) => {
     connection.onEnd((why) => resolve(why === "input-end" ? "stdin closed" : "stdout closed"));
     for (const signal of STOP_SIGNALS) process.once(signal, () => resolve(signal));
+    onStrayException = (error) => {
+      log.error(`internal error, stopping (an exception no caller could catch): ${faultText(error)}`);
+      exitCode = 1;
+      resolve("internal error");
+    };
     // A tool schema of the wrong shape stops the server before any tool is served.
     failStartup = (error) => {
       log.error(`refusing to serve tools: ${messageOf(error)}`);
@@ -234,7 +251,18 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([connection.flush(), new Promise((resolve) => (timer = setTimeout(resolve, Math.max(FLUSH_MIN_MS, Math.min(FLUSH_MAX_MS, left())))))]);
   clearTimeout(timer);
+  process.off("unhandledRejection", onStrayRejection);
+  process.off("uncaughtException", strayException);
   return exitCode;
+}
+
+/**
+ * A stray fault's text for stderr: its stack (where the bug is), redacted like every log line,
+ * since an error's message may quote the arguments it failed on.
+ */
+function faultText(error: unknown): string {
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  return redactString(text).value;
 }
 
 function messageOf(error: unknown): string {

@@ -107,6 +107,41 @@ void test("SIGHUP (the client's terminal was closed): the call's outcome and ser
   }
 });
 
+void test("a promise rejected with nobody to handle it is logged (redacted) and the server goes on serving", async () => {
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
+  try {
+    const stray = (await server.callTool("stray", { kind: "rejection" })).result as { isError?: boolean };
+    assert.notEqual(stray.isError, true);
+    await server.waitForStderr(/internal error, ignored \(a promise rejected with nobody to handle it\): Error: stray rejection/, 5000);
+    assert.doesNotMatch(server.stderr, /hunter2/, "the stack is redacted like every log line");
+    assert.deepEqual((await server.request("ping")).result, {});
+    assert.deepEqual((await server.callTool("echo", { text: "still here" })).result, { content: [{ type: "text", text: "still here" }] });
+    server.child.stdin.end();
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 0, signal: null });
+  } finally {
+    await server.close();
+  }
+});
+
+void test("an exception no caller could catch stops the server in order: calls in flight recorded, server_stop, exit 1", async () => {
+  const stateDir = tempDir("msl-state-");
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, stateDir });
+  try {
+    await startCall(server, "slow", "fault-slow");
+    server.send({ jsonrpc: "2.0", id: "fault", method: "tools/call", params: { name: "stray", arguments: { kind: "exception" } } });
+    assert.deepEqual(await exitWithin(server, PROMPT_EXIT_MS), { code: 1, signal: null });
+    assert.match(server.stderr, /internal error, stopping \(an exception no caller could catch\): Error: stray exception/);
+    assert.doesNotMatch(server.stderr, /hunter2/);
+    assert.match(server.stderr, /audit head: seq=\d+/, "the audit log was closed and its head printed");
+    const entries = auditEntries(stateDir);
+    assert.equal(entries.find((e) => e.event === "tool_result" && e.requestId === "fault-slow")?.outcome, "cancelled");
+    assert.match(String(entries.find((e) => e.event === "server_stop")?.reason), /internal error/);
+  } finally {
+    await server.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 void test("a closed stdout (EPIPE) ends the session cleanly", async () => {
   const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
   try {

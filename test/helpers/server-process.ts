@@ -165,6 +165,28 @@ export class ServerProcess {
     });
   }
 
+  /** Resolves once what the server wrote to stderr matches `pattern`. */
+  waitForStderr(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+    if (pattern.test(this.stderr)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      // Registered after the listener that collects stderr, so it sees each chunk appended.
+      const check = (): void => {
+        if (!pattern.test(this.stderr)) return;
+        stop();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error(`timed out waiting for stderr to match ${String(pattern)}; stderr:\n${this.stderr.slice(-2000)}`));
+      }, timeoutMs);
+      const stop = (): void => {
+        clearTimeout(timer);
+        this.child.stderr.off("data", check);
+      };
+      this.child.stderr.on("data", check);
+    });
+  }
+
   /** Waits a little and returns what arrived in that time (to show that nothing was sent). */
   async quietFor(ms: number): Promise<Message[]> {
     const before = this.messages.length;
