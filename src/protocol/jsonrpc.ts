@@ -59,6 +59,8 @@ function isValidId(id: unknown): id is RequestId {
   return typeof id === "string" || (typeof id === "number" && Number.isSafeInteger(id));
 }
 
+const BOM_MESSAGE = "Parse error: the message starts with a byte order mark (U+FEFF, bytes EF BB BF); send each message as UTF-8 JSON without one";
+
 /** Parses and classifies one line. Never throws. */
 export function classify(line: Buffer): Incoming {
   const text = line.toString("utf8");
@@ -70,6 +72,8 @@ export function classify(line: Buffer): Incoming {
   try {
     value = JSON.parse(text);
   } catch (error) {
+    // JSON.parse would name the mark as an invisible "unexpected token": say what it is.
+    if (text.startsWith("\uFEFF")) return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, BOM_MESSAGE) };
     const detail = error instanceof Error ? error.message : String(error);
     return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(wellFormed(detail), 200)}`) };
   }

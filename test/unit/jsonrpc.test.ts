@@ -36,6 +36,16 @@ test("unparseable JSON and invalid UTF-8 are parse errors with no id", () => {
   }
 });
 
+test("a message that starts with a byte order mark is a parse error that names the mark", () => {
+  const bom = classify(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping"}')]));
+  assert.equal(bom.kind, "invalid");
+  if (bom.kind === "invalid") {
+    assert.equal(bom.error.code, ErrorCode.ParseError);
+    assert.match(bom.error.message, /starts with a byte order mark \(U\+FEFF, bytes EF BB BF\)/);
+    assert.doesNotMatch(bom.error.message, /\uFEFF/, "the invisible character itself is not in the message");
+  }
+});
+
 test("a real U+FFFD is valid text; an invalid byte inside a JSON string is still a parse error", () => {
   const withReplacementChar = classify(Buffer.from('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"t":"\uFFFD"}}', "utf8"));
   assert.equal(withReplacementChar.kind, "request");
