@@ -11,7 +11,7 @@ import { CursorCodec, paginate } from "./pagination.js";
 import { ProgressReporter, readProgressToken } from "./progress.js";
 import type { ToolService } from "../security/engine.js";
 import type { JsonObject } from "../plugins/contract.js";
-import { cutAt } from "../util/text.js";
+import { cutAt, truncate } from "../util/text.js";
 import { monotonicMs } from "../util/clock.js";
 import { isLogLevel, levelRank, type LogHub, type LogLevel, type LogRecord, type Logger } from "../util/logger.js";
 
@@ -202,7 +202,8 @@ export class McpSession {
     const reason = typeof params?.reason === "string" ? params.reason.slice(0, 200) : "cancelled by the client";
     if (this.connection.cancel(requestId, reason)) {
       this.finishProgress(requestId);
-      this.options.logger.info("request cancelled by the client", { requestId, reason });
+      // The id is the client's, of any length: the log line keeps its start.
+      this.options.logger.info("request cancelled by the client", { requestId: typeof requestId === "string" ? truncate(requestId, 128) : requestId, reason });
     }
   }
 

@@ -228,6 +228,16 @@ void describe("protocol over stdio (shared test server, --page-size 2)", () => {
     assert.deepEqual(answered, [], "a cancelled request gets no response");
   });
 
+  void test("cancelling a call with a long id: stderr's log line keeps only the id's start", async () => {
+    const token = "long-id-token";
+    const id = `long-${"x".repeat(20_000)}`;
+    server.send({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "slow", arguments: { ms: 60_000, tag: "long-id" }, _meta: { progressToken: token } } });
+    await started(token);
+    server.notify("notifications/cancelled", { requestId: id, reason: "stop" });
+    await server.waitForStderr(/request cancelled by the client.*long-x{123}…/, 5000);
+    assert.ok(!server.stderr.includes(id), "the whole id is not logged");
+  });
+
   void test("cancelling an unknown or finished request is ignored in silence", async () => {
     const echo = await server.request("tools/call", { name: "echo", arguments: { text: "done" } }, "finished-1");
     assert.equal(resultText(echo), "done");

@@ -23,6 +23,10 @@ test("ping is always allowed; other methods wait for initialize; initialize only
   assert.equal(checkLifecycle("awaiting-initialize", "initialize"), undefined);
   assert.equal(checkLifecycle("awaiting-initialize", "tools/list")?.code, ErrorCode.InvalidRequest);
   assert.match(checkLifecycle("awaiting-initialize", "tools/list")!.message, /not initialized/);
+  // The method is the client's, of any length: the message quotes its start.
+  const long = checkLifecycle("awaiting-initialize", `tools/${"x".repeat(100_000)}`)!.message;
+  assert.ok(long.length < 300, `${long.length} characters`);
+  assert.match(long, /before "tools\/x+…"$/);
   assert.equal(checkLifecycle("ready", "tools/list"), undefined);
   assert.equal(checkLifecycle("ready", "initialize")?.code, ErrorCode.InvalidRequest);
   assert.equal(checkLifecycle("closing", "tools/call")?.code, ErrorCode.InvalidRequest);
