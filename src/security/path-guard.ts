@@ -133,7 +133,15 @@ export class PathPolicyError extends Error {
   }
 }
 
-const GLOB_OPTIONS = { dot: true, windows: false } as const;
+/**
+ * `flags` replaces picomatch's own (`i` for nocase), so deny rules pass `DENY_FLAGS`.
+ * The `s` flag matters: picomatch writes `**` and its "not empty" lookahead with `.`,
+ * which without it does not match a line break, and a Linux file name may hold one, so a
+ * path like `/root/a\nb/secrets/key` (or a file named `\nid.pem`) would slip past
+ * `**\/secrets/**` (or `**\/*.pem`).
+ */
+const GLOB_OPTIONS = { dot: true, windows: false, flags: "s" } as const;
+const DENY_FLAGS = "is";
 
 export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyOptions = {}): CompiledPathPolicy {
   const realpath = options.realpathSync ?? ((p: string) => realpathSync.native(p));
@@ -211,7 +219,7 @@ function compileDenyRule(rule: string, realpath: (p: string) => string): Compile
   const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
   // Compiled on the first check: a start does not pay for regexes that most sessions never use.
   let matcher: ((p: string) => boolean) | undefined;
-  return { rule, test: (p) => (matcher ??= picomatch(relative, { ...GLOB_OPTIONS, nocase: true }))(p) };
+  return { rule, test: (p) => (matcher ??= picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS }))(p) };
 }
 
 /** `X/**` also names X itself (the seed rejected the directory `secrets` for `**\/secrets/**` only beneath it). */

@@ -57,6 +57,9 @@ function makeRoot(): string {
   mkdirSync(join(root, "secrets"));
   writeFileSync(join(root, "secrets", "key.txt"), "do not read\n");
   symlinkSync("/etc", join(root, "link"));
+  // A line break in a folder name must not take what is beneath it out of a deny rule.
+  mkdirSync(join(root, "line\nbreak", "secrets"), { recursive: true });
+  writeFileSync(join(root, "line\nbreak", "secrets", "key.txt"), "do not read either\n");
   return root;
 }
 
@@ -225,6 +228,7 @@ void describe("stages 3-5: argument limits, schema, paths", () => {
       `${root}/../../../../etc/passwd`,
       `${root}/link/passwd`,
       `${root}/secrets/key.txt`,
+      `${root}/line\nbreak/secrets/key.txt`,
       "../../../../etc/passwd",
       "~/.ssh/id_rsa",
       `file://${root}/file.txt`,

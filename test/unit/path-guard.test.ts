@@ -365,6 +365,27 @@ void describe("deny rules", () => {
     assertAllowed(await checkPath(compiled, `${root}/${nfd}.txt`, "write"), `${root}/${nfd}.txt`);
   });
 
+  void it("still match when a component holds a line break (picomatch's ** is written with '.')", async () => {
+    // Linux names may hold any byte but "/" and NUL: a line break before the denied part,
+    // or at the start of a denied name, must not take a path out of a rule.
+    const parent = path.join(root, "line\nbreak");
+    fs.mkdirSync(path.join(parent, "secrets"), { recursive: true });
+    fs.writeFileSync(path.join(parent, "secrets", "key.txt"), "do not read");
+    assertRefused(await checkPath(compiled, path.join(parent, "secrets"), "read"), "PATH_DENIED");
+    assertRefused(await checkPath(compiled, path.join(parent, "secrets", "key.txt"), "read"), "PATH_DENIED");
+    for (const p of ["a\nb/.ssh/id_rsa", "a\rb/.env", "a\u2028b/.git/config", "a\u2029b/x/.aws/credentials", "\nid.pem", "d/\r.key"]) {
+      assertRefused(await checkPath(compiled, `${root}/${p}`, "write"), "PATH_DENIED");
+    }
+    assert.equal(decideRealPath(compiled, path.join(parent, "secrets", "key.txt")).ok, false);
+    assertAllowed(await checkPath(compiled, path.join(parent, "plain.txt"), "write"), path.join(parent, "plain.txt"));
+  });
+
+  void it("an allowed glob also matches names holding a line break", async () => {
+    fs.mkdirSync(`${root}/lb/one\ntwo/public`, { recursive: true });
+    const c = compilePathPolicy(policy([`${root}/lb/*/public/**`], []));
+    assertAllowed(await checkPath(c, `${root}/lb/one\ntwo/public/x\ny.txt`, "write"), `${root}/lb/one\ntwo/public/x\ny.txt`);
+  });
+
   void it("exposes the pure decision for real paths", () => {
     assert.deepEqual(decideRealPath(compiled, `${root}/a.txt`), { ok: true });
     assert.deepEqual(decideRealPath(compiled, `${root}/.aws/credentials`), { ok: false, code: "PATH_DENIED", rule: "**/.aws/**" });
