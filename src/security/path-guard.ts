@@ -113,6 +113,8 @@ interface CompiledDenyRule {
   readonly rule: string;
   /** Tests an absolute NFC path without its leading slash. */
   readonly test: (pathWithoutLeadingSlash: string) => boolean;
+  /** Why the rule is not a usable glob (compiling it if not done yet); such a rule matches every path. */
+  readonly problem: () => string | undefined;
 }
 
 export interface CompiledPathPolicy {
@@ -175,7 +177,12 @@ function compileRoot(entry: string, realpath: (p: string) => string, warnings: s
   }
   const lexicalRoot = path.posix.normalize(base);
   if (glob === "" || glob === "**") return { entry, lexicalRoot, realRoot };
-  const matcher = picomatch(withDirectoryItself(glob), GLOB_OPTIONS);
+  let matcher: (relative: string) => boolean;
+  try {
+    matcher = picomatch(withDirectoryItself(glob), { ...GLOB_OPTIONS, debug: true });
+  } catch (error) {
+    throw new PathPolicyError(`filesystem.allowed_paths entry ${quote(entry)} ${invalidGlob(error)}`);
+  }
   return { entry, lexicalRoot, realRoot, matchRest: (relative) => matcher(relative) };
 }
 
@@ -219,7 +226,40 @@ function compileDenyRule(rule: string, realpath: (p: string) => string): Compile
   const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
   // Compiled on the first check: a start does not pay for regexes that most sessions never use.
   let matcher: ((p: string) => boolean) | undefined;
-  return { rule, test: (p) => (matcher ??= picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS }))(p) };
+  let problem: string | undefined;
+  const compile = (): ((p: string) => boolean) => {
+    try {
+      // `debug` makes picomatch throw on a pattern whose regex does not compile (`{a,b`, `[z-a]`);
+      // without it, it returns a regex that never matches: a deny rule that silently denies nothing.
+      return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+    } catch (error) {
+      // Found only now (the start does not compile deny rules): fail closed, every path is refused.
+      problem = `filesystem.denied_paths entry ${quote(rule)} ${invalidGlob(error)}`;
+      return () => true;
+    }
+  };
+  return {
+    rule,
+    test: (p) => (matcher ??= compile())(p),
+    problem: () => {
+      matcher ??= compile();
+      return problem;
+    },
+  };
+}
+
+function invalidGlob(error: unknown): string {
+  const detail = error instanceof Error ? error.message : String(error);
+  return `is not a valid glob (${detail}); check its brackets and braces`;
+}
+
+/**
+ * Compiles every deny rule now and returns why any of them cannot be used. The server
+ * compiles deny rules on first use (and a broken one then refuses every path);
+ * `check-policy` calls this to report them before a server runs with them.
+ */
+export function denyRuleProblems(compiled: CompiledPathPolicy): string[] {
+  return compiled.deny.map((deny) => deny.problem()).filter((problem): problem is string => problem !== undefined);
 }
 
 /** `X/**` also names X itself (the seed rejected the directory `secrets` for `**\/secrets/**` only beneath it). */
@@ -244,7 +284,7 @@ export async function checkPath(
 
   if (underProc(compiled, lexical)) return procVerdict(shown);
   const lexicalRule = deniedBy(compiled, lexical);
-  if (lexicalRule !== undefined) return deniedVerdict(shown, lexicalRule);
+  if (lexicalRule !== undefined) return deniedVerdict(compiled, shown, lexicalRule);
   if (compiled.roots.length === 0) {
     return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} is refused: the filesystem policy allows no directories`);
   }
@@ -266,7 +306,7 @@ export async function checkPath(
   const decision = decideRealPath(compiled, resolved.realPath);
   if (!decision.ok) {
     return decision.code === "PATH_DENIED"
-      ? deniedVerdict(shown, decision.rule)
+      ? deniedVerdict(compiled, shown, decision.rule)
       : outsideVerdict(shown, resolved.realPath !== lexical);
   }
   if (resolved.dangling) {
@@ -308,6 +348,8 @@ export function decideRealPath(
 function deniedBy(compiled: CompiledPathPolicy, absolutePath: string): string | undefined {
   if (compiled.deny.length === 0) return undefined;
   const parts = splitComponents(absolutePath.normalize("NFC"));
+  // "/" has no component to test; a broken rule still refuses it (it refuses every path).
+  if (parts.length === 0) return compiled.deny.find((deny) => deny.problem() !== undefined)?.rule;
   for (let end = 1; end <= parts.length; end++) {
     const candidate = parts.slice(0, end).join("/");
     for (const deny of compiled.deny) if (deny.test(candidate)) return deny.rule;
@@ -482,7 +524,11 @@ function procVerdict(shown: string): PathRefused {
   return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} leads under /proc, whose links the filesystem policy does not follow`);
 }
 
-function deniedVerdict(shown: string, rule: string): PathRefused {
+function deniedVerdict(compiled: CompiledPathPolicy, shown: string, rule: string): PathRefused {
+  const problem = compiled.deny.find((deny) => deny.rule === rule)?.problem();
+  if (problem !== undefined) {
+    return refuse("PATH_DENIED", `path ${shown} is refused: ${problem}, and until the policy is fixed it refuses every path`);
+  }
   return refuse("PATH_DENIED", `path ${shown} is denied by the filesystem policy (rule ${rule})`);
 }
 

@@ -146,6 +146,25 @@ void describe("the command line", () => {
     assert.match(readFileSync(policyFile, "utf8"), /# edited\n$/);
   });
 
+  void test("a glob that does not compile stops the server (a deny entry must never deny nothing); check-policy says so too", async () => {
+    const policy = ['version: "1.0"', "tools:", '  deny: ["add_{bug"]', ""].join("\n");
+    const server = ServerProcess.start({ policy });
+    try {
+      const exit = await exitWithin(server, 10_000);
+      assert.equal(exit.code, 1, server.stderr);
+      assert.deepEqual(server.rawLines, [], "nothing on stdout");
+      assert.match(server.stderr, /refusing to start: tools\.deny\[0\] "add_\{bug" is not a valid glob/);
+    } finally {
+      server.cleanup();
+    }
+    const file = join(root, "bad-glob.yaml");
+    writeFileSync(file, ['version: "1.0"', "filesystem:", '  denied_paths: ["**/{secrets,private"]', ""].join("\n"));
+    const checked = await cli(["check-policy", file, "--state-dir", join(root, "state-bad-glob")], home);
+    assert.equal(checked.code, 1, checked.stdout);
+    assert.equal(checked.stdout, "");
+    assert.match(checked.stderr, /filesystem\.denied_paths entry "\*\*\/\{secrets,private" is not a valid glob/);
+  });
+
   void test("the server with an invalid policy: exit 1, the error on stderr, nothing on stdout, no audit log", async () => {
     const server = ServerProcess.start({ policy: BAD_POLICY });
     try {

@@ -11,6 +11,7 @@ import {
   checkPath,
   compilePathPolicy,
   decideRealPath,
+  denyRuleProblems,
   isInside,
   nodePathIo,
   quote,
@@ -384,6 +385,27 @@ void describe("deny rules", () => {
     fs.mkdirSync(`${root}/lb/one\ntwo/public`, { recursive: true });
     const c = compilePathPolicy(policy([`${root}/lb/*/public/**`], []));
     assertAllowed(await checkPath(c, `${root}/lb/one\ntwo/public/x\ny.txt`, "write"), `${root}/lb/one\ntwo/public/x\ny.txt`);
+  });
+
+  void it("a rule that is not a valid glob refuses every path (it would otherwise deny nothing)", async () => {
+    const c = compilePathPolicy(policy([`${root}/**`], ["**/{secrets,private", "**/*.pem"]));
+    const verdict = await checkPath(c, `${root}/secrets/key.txt`, "read");
+    assertRefused(verdict, "PATH_DENIED");
+    assert.match(verdict.reason, /filesystem\.denied_paths entry "\*\*\/\{secrets,private" is not a valid glob .*refuses every path/);
+    assertRefused(await checkPath(c, `${root}/a.txt`, "read"), "PATH_DENIED");
+    assert.equal(decideRealPath(c, `${root}/a.txt`).ok, false);
+    const everything = compilePathPolicy(policy(["/**"], ["/x/[z-a]"]));
+    assertRefused(await checkPath(everything, "/", "read"), "PATH_DENIED");
+    assert.deepEqual(denyRuleProblems(c).length, 1);
+    assert.deepEqual(denyRuleProblems(compiled), []);
+  });
+
+  void it("an allowed entry that is not a valid glob is refused when the policy is compiled", () => {
+    assert.throws(() => compilePathPolicy(policy([`${root}/g/[z-a]/**`], [])), (error: unknown) => {
+      assert.ok(error instanceof PathPolicyError);
+      assert.match(error.message, /filesystem\.allowed_paths entry .* is not a valid glob/);
+      return true;
+    });
   });
 
   void it("exposes the pure decision for real paths", () => {

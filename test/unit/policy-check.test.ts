@@ -122,3 +122,33 @@ void test("a seed policy with its database section passes with a warning", () =>
     assert.ok(!/^database:/m.test(result.out), "the database section is not part of the effective policy");
   });
 });
+
+void test("globs that do not compile are errors, not rules that silently match nothing", () => {
+  withEnv((env, dir) => {
+    const file = path.join(dir, "bad-globs.yaml");
+    fs.writeFileSync(
+      file,
+      [
+        'version: "1.0"',
+        "filesystem:",
+        `  allowed_paths: [${JSON.stringify(`${dir}/ok/**`)}, ${JSON.stringify(`${dir}/x/[z-a]/**`)}]`,
+        '  denied_paths: ["**/{secrets,private", "**/*.pem"]',
+        "tools:",
+        '  deny: ["add_{bug"]',
+        "",
+      ].join("\n"),
+    );
+    const result = check(file, env);
+    assert.equal(result.code, 1, result.out);
+    assert.equal(result.out, "");
+    assert.match(result.err, /filesystem\.allowed_paths entry ".*\[z-a\]\/\*\*" is not a valid glob/);
+    assert.match(result.err, /tools\.deny\[0\] "add_\{bug" is not a valid glob/);
+    assert.match(result.err, /the policy is invalid \(2 errors shown\)/);
+    // With the allowed entry fixed, the deny rule is the one reported.
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(`, ${JSON.stringify(`${dir}/x/[z-a]/**`)}`, ""));
+    const again = check(file, env);
+    assert.equal(again.code, 1);
+    assert.match(again.err, /filesystem\.denied_paths entry "\*\*\/\{secrets,private" is not a valid glob/);
+    assert.doesNotMatch(again.err, /\*\.pem/);
+  });
+});

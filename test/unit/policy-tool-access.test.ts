@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compileToolAccess } from "../../src/security/policy/tool-access.js";
+import { ToolAccessPolicyError, compileToolAccess } from "../../src/security/policy/tool-access.js";
 
 void test("no allow list means every tool", () => {
   const access = compileToolAccess({ deny: [] });
@@ -52,4 +52,16 @@ void test("names with dots and hyphens match literally", () => {
   assert.ok(access("bug.add"));
   assert.ok(access("a-b"));
   assert.ok(!access("bugxadd"));
+});
+
+void test("an entry that is not a valid glob stops the start instead of matching nothing", () => {
+  // picomatch alone turns these into a regex that never matches: a deny entry that denies nothing.
+  for (const deny of [["add_{bug"], ["get_bug", "[z-a]*"]]) {
+    assert.throws(() => compileToolAccess({ deny }), (error: unknown) => {
+      assert.ok(error instanceof ToolAccessPolicyError);
+      assert.match(error.message, /^tools\.deny\[\d\] ".*" is not a valid glob/);
+      return true;
+    });
+  }
+  assert.throws(() => compileToolAccess({ allow: ["list_{bugs"], deny: [] }), /tools\.allow\[0\] "list_\{bugs" is not a valid glob/);
 });

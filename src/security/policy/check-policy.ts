@@ -4,7 +4,10 @@
  * warnings as comments, so the output is itself a loadable policy. Errors go to `err`.
  */
 import { stringify } from "yaml";
+import { compilePathPolicy, denyRuleProblems } from "../path-guard.js";
+import type { EffectivePolicy } from "../policy-types.js";
 import { loadPolicyFile, PolicyError, type LoadedPolicy, type PolicyEnv } from "./load.js";
+import { compileToolAccess } from "./tool-access.js";
 
 export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) => void, err: (s: string) => void): number {
   let loaded: LoadedPolicy;
@@ -22,6 +25,13 @@ export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) =>
     }
     return 1;
   }
+  // Globs the server compiles only on first use (or whose failure only shows then) are compiled now.
+  const globs = globProblems(loaded.policy);
+  if (globs.length > 0) {
+    for (const problem of globs) err(`${file}: ${problem}\n`);
+    err(`${file}: the policy is invalid (${globs.length} ${globs.length === 1 ? "error" : "errors"} shown)\n`);
+    return 1;
+  }
   // A line break in the file name would end the comment and corrupt the YAML.
   const shown = file.replace(/[\r\n]/g, "?");
   const lines = [`# ${shown}: valid policy`, `# sha256: ${loaded.sha256}`];
@@ -34,4 +44,20 @@ export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) =>
   lines.push("# effective policy (defaults applied, variables expanded):");
   out(`${lines.join("\n")}\n${stringify(loaded.policy, { indent: 2, lineWidth: 0 })}`);
   return 0;
+}
+
+/** Path and tool globs that do not compile (a deny rule like that would refuse every path). */
+function globProblems(policy: EffectivePolicy): string[] {
+  const problems: string[] = [];
+  try {
+    problems.push(...denyRuleProblems(compilePathPolicy(policy.filesystem)));
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
+  try {
+    compileToolAccess(policy.tools);
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
+  return problems;
 }

@@ -7,18 +7,39 @@ import type { ToolsPolicy } from "../policy-types.js";
 
 export type ToolAccess = (toolName: string) => boolean;
 
+/** A `tools.allow` / `tools.deny` entry that is not a usable glob; thrown at start. */
+export class ToolAccessPolicyError extends Error {
+  readonly code = "POLICY_INVALID";
+  constructor(message: string) {
+    super(message);
+    this.name = "ToolAccessPolicyError";
+  }
+}
+
 // `nonegate`: a leading "!" would turn an allow entry into "everything but", which
 // widens instead of narrowing. Tool names hold no "/", so `*` spans the whole name.
-const BASE_OPTIONS: picomatch.PicomatchOptions = { nonegate: true, dot: true };
+// `debug`: picomatch throws on a pattern whose regex does not compile (`exec_{a`, `[z-a]*`)
+// instead of returning one that never matches, which would make a deny entry deny nothing.
+const BASE_OPTIONS: picomatch.PicomatchOptions = { nonegate: true, dot: true, debug: true };
 
-function matcher(patterns: readonly string[], nocase: boolean): (name: string) => boolean {
+function matcher(patterns: readonly string[], nocase: boolean, key: "allow" | "deny"): (name: string) => boolean {
   if (patterns.length === 0) return () => false;
-  return picomatch([...patterns], { ...BASE_OPTIONS, nocase });
+  const tests = patterns.map((pattern, index) => {
+    try {
+      return picomatch(pattern, { ...BASE_OPTIONS, nocase });
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new ToolAccessPolicyError(
+        `tools.${key}[${index}] ${JSON.stringify(pattern)} is not a valid glob (${detail}); check its brackets and braces`,
+      );
+    }
+  });
+  return (name) => tests.some((test) => test(name));
 }
 
 export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): ToolAccess {
   // Deny matches regardless of case: denying "exec_*" must also catch "Exec_shell".
-  const denied = matcher(tools.deny, true);
-  const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, false);
+  const denied = matcher(tools.deny, true, "deny");
+  const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, false, "allow");
   return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && allowed(toolName);
 }
