@@ -167,6 +167,12 @@ interface ValueRule {
 const SECRET_WORDS =
   "password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|session(?:[_-]?id)?|credentials?|cookie|auth";
 
+/**
+ * A name that says a secret follows: up to three words before the secret word, which may
+ * also end a one-word compound (`PGPASSWORD`, `githubtoken`, `MYSQL_PWD`).
+ */
+const SECRET_NAME = `(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-]){0,3}[A-Za-z0-9]*(?:${SECRET_WORDS})`;
+
 const VALUE_RULES: readonly ValueRule[] = [
   // PEM private key blocks (an unterminated one is redacted to the end of the text).
   {
@@ -190,15 +196,15 @@ const VALUE_RULES: readonly ValueRule[] = [
   { pattern: /\b(gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk-(?:proj-|ant-)?|[sr]k_live_|AIza)([A-Za-z0-9_-]{16,})()/g },
   // AWS access key ids.
   { pattern: /\b(AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)([A-Z0-9]{16})()\b/g },
-  // Passwords in URLs: scheme://user:password@host.
-  { pattern: /(\b[A-Za-z][A-Za-z0-9+.-]{0,20}:\/\/[^\s:/?#@]{1,256}:)([^\s/?#@]{1,256})(@)/g },
-  // `password=...`, `api_key: ...`, `"client_secret": "..."` in query strings, configs and dumps.
-  {
-    pattern: new RegExp(
-      `((?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-]){0,3}(?:${SECRET_WORDS})["']?[ \\t]*[:=][ \\t]*["']?)([^\\s"'&;,<>]+)()`,
-      "gi",
-    ),
-  },
+  // Passwords in URLs: scheme://user:password@host, also with no user (`redis://:password@host`) and
+  // with an unescaped "@" in the user or the password: as URL parsers do, the userinfo ends at the
+  // last "@" of the authority (no other "@" follows before the path).
+  { pattern: /(\b[A-Za-z][A-Za-z0-9+.-]{0,20}:\/\/[^\s:/?#]{0,256}:)([^\s/?#]{1,256})(@)(?![^\s/?#]{0,256}@)/g },
+  // `password="two words"`, `"api_key": "a\"b"`: a quoted value is the secret up to its closing quote.
+  { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*")((?:[^"\\\\\\n]|\\\\.){1,256})(")`, "gi") },
+  { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*')((?:[^'\\\\\\n]|\\\\.){1,256})(')`, "gi") },
+  // `password=...`, `api_key: ...`, `PGPASSWORD=...` in query strings, configs, command lines and dumps.
+  { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*["']?)([^\\s"'&;,<>]+)()`, "gi") },
 ];
 
 /** A cheap first look: strings without any of these cannot match a rule. */
@@ -239,7 +245,7 @@ interface Frame {
 /**
  * Returns a redacted copy of `value` (iteratively: deep values cannot overflow the
  * stack). A sensitive key's value is replaced whole, unless it is null or a boolean,
- * which hold no secret; every string is scanned for secret patterns.
+ * which hold no secret; every string, keys included, is scanned for secret patterns.
  */
 export function redact<T extends string | number | boolean | null>(value: T, options?: RedactOptions): Redaction<T | string>;
 export function redact(value: unknown, options?: RedactOptions): Redaction<unknown>;
@@ -310,9 +316,18 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
       } else {
         result = visit(item, depth + 1);
       }
+      // A key is a string like any other: a token used as a map key, or a header line sent as
+      // a property name, is redacted too (numbered if two keys then read the same).
+      const scanned = redactString(key);
+      let name = key;
+      if (scanned.redactions > 0) {
+        count += scanned.redactions;
+        name = scanned.value;
+        for (let n = 2; Object.hasOwn(out, name); n++) name = `${scanned.value} (${n})`;
+      }
       // `__proto__` from JSON.parse is an own key: copy it as data, never as a prototype.
-      if (key === "__proto__") Object.defineProperty(out, key, { value: result, enumerable: true, writable: true, configurable: true });
-      else out[key] = result;
+      if (name === "__proto__") Object.defineProperty(out, name, { value: result, enumerable: true, writable: true, configurable: true });
+      else out[name] = result;
     }
   }
   return { value: root, redactions: count };

@@ -276,4 +276,30 @@ void describe("secrets stay out of the logs", () => {
     assert.ok(!server.rawLines.some((line) => line.includes(password)), "the password is nowhere on stdout");
     assert.ok(!logLines.some((line) => line.includes(token)), "the token is not in the client's log stream");
   });
+
+  void test("secrets in keys, quoted values, compound names and URLs without a user stay out of the audit log", async () => {
+    const secrets = ["pg-hunter2", "two words secret", "redis-pw-9", "p@ss-at-sign", "ghp_" + "k".repeat(36)];
+    const texts = [
+      `PGPASSWORD=${secrets[0]} psql -h db`,
+      `password="${secrets[1]}"`,
+      `redis://:${secrets[2]}@cache:6379/0`,
+      `postgres://app:${secrets[3]}@db:5432/app`,
+    ];
+    const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
+    let audit = "";
+    try {
+      for (const text of texts) {
+        const reply = await server.callTool("secret_echo", { password: "x", text });
+        assert.equal(resultText(reply), text, "the result is the tool's business");
+      }
+      // Refused for its unexpected property, whose name is the secret: the denied entry keeps the arguments.
+      const refused = await server.callTool("secret_echo", { password: "x", text: "t", [secrets[4]!]: 1 });
+      assert.equal(refused.result?.isError, true);
+      audit = auditText(server.stateDir);
+    } finally {
+      await server.close();
+    }
+    assert.match(audit, /"denied"/, "the refusal was recorded");
+    for (const secret of secrets) assert.ok(!audit.includes(secret), `${secret} is not in the audit log`);
+  });
 });

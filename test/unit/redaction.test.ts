@@ -121,6 +121,30 @@ void describe("string patterns", () => {
     assert.deepEqual(redactString(`token=ghp_${"x".repeat(36)}`), { value: "token=ghp_[REDACTED]", redactions: 1 });
   });
 
+  void it("review finding: URL passwords without a user or with an '@', quoted values, one-word compound names", () => {
+    const cases: Array<[string, string]> = [
+      ["redis://:supersecret@localhost:6379/0", "redis://:[REDACTED]@localhost:6379/0"],
+      ["postgres://app:p@ss@w0rd@db:5432/app", "postgres://app:[REDACTED]@db:5432/app"],
+      ["https://me@example.com:pw1@host/x", "https://me@example.com:[REDACTED]@host/x"],
+      ['password="correct horse battery"', 'password="[REDACTED]"'],
+      ['{"client_secret": "a\\"b c"}', '{"client_secret": "[REDACTED]"}'],
+      ["token: 'two words'", "token: '[REDACTED]'"],
+      ["PGPASSWORD=hunter2x psql -h db", "PGPASSWORD=[REDACTED] psql -h db"],
+      ["githubtoken=abc123", "githubtoken=[REDACTED]"],
+    ];
+    for (const [input, expected] of cases) assert.equal(redactString(input).value, expected, input);
+    const plain = [
+      "http://example.com:8080/a@b",
+      "https://user@host:8080/",
+      "mail me@x.com:5",
+      "passwordless=true",
+      "bypass=1",
+      "the author=bob",
+      "oauth_provider=github",
+    ];
+    for (const input of plain) assert.deepEqual(redactString(input), { value: input, redactions: 0 }, input);
+  });
+
   void it("handles large strings in reasonable work (no catastrophic backtracking)", () => {
     // Inputs shaped to hurt backtracking regexes; they must simply complete.
     const inputs = [
@@ -199,6 +223,14 @@ void describe("whole values", () => {
     cyclic.self = cyclic;
     cyclic.list = [cyclic];
     assert.deepEqual(redact(cyclic).value, { name: "x", self: CIRCULAR, list: [CIRCULAR] });
+  });
+
+  void it("redacts secrets found in keys, numbering keys that then read the same", () => {
+    const a = `ghp_${"a".repeat(36)}`;
+    const b = `ghp_${"b".repeat(36)}`;
+    const result = redact({ [a]: 1, [b]: { "password=hunter22": "note", plain: 2 }, title: "ok" });
+    assert.deepEqual(result.value, { "ghp_[REDACTED]": 1, "ghp_[REDACTED] (2)": { "password=[REDACTED]": REDACTED, plain: 2 }, title: "ok" });
+    assert.equal(result.redactions, 4);
   });
 
   void it("copies a __proto__ key as data, never as a prototype", () => {
