@@ -137,11 +137,28 @@ function entryKind(entry: unknown, where: string): "name" | "path" {
  * against `commands.blocked` (by the given name, the found path, the real path and
  * the real path of every blocked entry) and, when present, `commands.allowed`.
  */
-export async function checkCommand(
+export function checkCommand(
   compiled: CompiledCommandPolicy,
   file: string,
   args: readonly string[],
   io: CommandIo,
+): Promise<CommandVerdict> {
+  return checkProgram(compiled, file, args, io, 0);
+}
+
+/**
+ * How many `#!` interpreters deep a script may go. Linux follows a script whose interpreter
+ * is itself a script up to 4 levels (then fails with ELOOP); every level is checked.
+ */
+const MAX_INTERPRETER_DEPTH = 4;
+
+/** `checkCommand` for a program `depth` interpreters below the command that was asked for. */
+async function checkProgram(
+  compiled: CompiledCommandPolicy,
+  file: string,
+  args: readonly string[],
+  io: CommandIo,
+  depth: number,
 ): Promise<CommandVerdict> {
   if (typeof file !== "string" || file === "") return deny("COMMAND_INVALID", "the command must be a non-empty string");
   if (file.includes("\0")) return deny("COMMAND_INVALID", "the command contains a NUL byte");
@@ -174,13 +191,13 @@ export async function checkCommand(
   if (alias !== undefined) {
     return deny("COMMAND_DENIED", `${file} refused: it is the same program as "${alias}" (${real}), which is in commands.blocked`);
   }
-  // A script runs its `#!` interpreter (through `env` too): a blocked interpreter blocks the script.
-  const interpreter = await shebangProgram(real, io);
-  if (interpreter !== undefined && interpreter !== real && path.basename(interpreter) !== path.basename(real)) {
-    const verdict = await checkCommand(compiled, interpreter, [], { ...io, head: undefined });
-    if (!verdict.ok && verdict.code === "COMMAND_DENIED") {
-      return deny("COMMAND_DENIED", `${file} refused: it is a script run by ${interpreter}, and ${verdict.reason.replace(/^.*? refused: /, "")}`);
-    }
+  // A script runs its `#!` interpreter (through `env` too), which may itself be a script that runs
+  // another: each one in the chain is checked like the command, and one that cannot be checked
+  // (or is refused for any reason) refuses the script.
+  const shebang = await shebangProgram(real, io);
+  if (shebang !== undefined) {
+    const refusal = await checkInterpreter(compiled, file, shebang, io, depth);
+    if (refusal !== undefined) return refusal;
   }
 
   if (compiled.allowed !== undefined) {
@@ -231,16 +248,56 @@ async function sameProgramAs(
   return blocked.find((_entry, index) => identities[index] === identity);
 }
 
+async function checkInterpreter(
+  compiled: CompiledCommandPolicy,
+  file: string,
+  shebang: Shebang,
+  io: CommandIo,
+  depth: number,
+): Promise<CommandDenial | undefined> {
+  const { program, viaEnv } = shebang;
+  if (!viaEnv && !path.isAbsolute(program)) {
+    // The kernel does not search PATH for an interpreter: it opens this name in the working directory.
+    return deny("COMMAND_DENIED", `${file} refused: its #! interpreter "${program}" is not an absolute path, so what runs depends on the working directory`);
+  }
+  if (depth >= MAX_INTERPRETER_DEPTH) {
+    return deny("COMMAND_DENIED", `${file} refused: its #! interpreters are scripts more than ${MAX_INTERPRETER_DEPTH} levels deep`);
+  }
+  const verdict = await checkProgram(compiled, program, [], io, depth + 1);
+  if (verdict.ok) return undefined;
+  return deny("COMMAND_DENIED", `${file} refused: it is a script run by ${program}, and ${verdict.reason.replace(/^.*? refused: /, "")}`);
+}
+
+interface Shebang {
+  /** The interpreter, or the program `env` is asked to find (on the PATH children get, which is the policy's). */
+  program: string;
+  viaEnv: boolean;
+}
+
+/** GNU and BSD `env` options that take the next word as their argument. */
+const ENV_OPTIONS_WITH_ARGUMENT: ReadonlySet<string> = new Set(["-u", "--unset", "-C", "--chdir", "-P"]);
+
 /** The program a `#!` line runs: the interpreter, or what `env` is asked to find. */
-async function shebangProgram(real: string, io: CommandIo): Promise<string | undefined> {
+async function shebangProgram(real: string, io: CommandIo): Promise<Shebang | undefined> {
   const head = await io.head?.(real);
   if (head === undefined || !head.startsWith("#!")) return undefined;
   const words = head.slice(2).split("\n", 1)[0]!.trim().split(/\s+/).filter((word) => word.length > 0);
   const [interpreter, ...rest] = words;
   if (interpreter === undefined) return undefined;
-  if (path.basename(interpreter) !== "env") return interpreter;
-  // `#!/usr/bin/env [-S] [-i] [NAME=value ...] program`: the first word that is neither an option nor an assignment.
-  return rest.find((word) => !word.startsWith("-") && !word.includes("=")) ?? interpreter;
+  // A relative `env` is opened in the working directory like any relative interpreter: not a PATH search.
+  if (!path.isAbsolute(interpreter) || path.basename(interpreter) !== "env") return { program: interpreter, viaEnv: false };
+  // `#!/usr/bin/env [-S] [-i] [-u NAME] [NAME=value ...] program`: the first word that is neither
+  // an option (nor an option's argument) nor an assignment. None: `env` itself is what runs.
+  for (let i = 0; i < rest.length; i++) {
+    const word = rest[i]!;
+    if (word === "--") return { program: rest[i + 1] ?? interpreter, viaEnv: rest[i + 1] !== undefined };
+    if (ENV_OPTIONS_WITH_ARGUMENT.has(word)) {
+      i++;
+      continue;
+    }
+    if (!word.startsWith("-") && !word.includes("=")) return { program: word, viaEnv: true };
+  }
+  return { program: interpreter, viaEnv: false };
 }
 
 async function resolveEntry(compiled: CompiledCommandPolicy, entry: string, io: CommandIo): Promise<{ found: string; real: string } | undefined> {

@@ -241,4 +241,39 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     const ran = await guardedExec({ blocked: ["python3"] })("direct-script", []);
     assert.equal(ran.stdout, "hi\n", "an unblocked interpreter still runs its script");
   });
+
+  void test("a script whose interpreter is a script run by a blocked program is blocked (the kernel follows the chain)", async () => {
+    const inner = path.join(bin, "inner-script");
+    fs.writeFileSync(inner, "#!/bin/sh\necho inner ran\n", { mode: 0o755 });
+    const outer = path.join(bin, "outer-script");
+    fs.writeFileSync(outer, `#!${inner}\nignored\n`, { mode: 0o755 });
+    // Same base name as its interpreter: no exemption for that either.
+    fs.mkdirSync(path.join(bin, "other"));
+    const twin = path.join(bin, "other", "inner-script");
+    fs.writeFileSync(twin, `#!${inner}\n`, { mode: 0o755 });
+    const exec = guardedExec({ blocked: ["sh"] });
+    await refused(exec("outer-script", []), "COMMAND_DENIED", /script run by .*inner-script, and it is a script run by \/bin\/sh/);
+    await refused(exec(twin, []), "COMMAND_DENIED", /script run by \/bin\/sh/);
+    const ran = await guardedExec({ blocked: ["python3"] })("outer-script", []);
+    assert.equal(ran.stdout, "inner ran\n", "a chain of unblocked interpreters still runs");
+  });
+
+  void test("a script whose interpreter the check cannot judge is refused", async () => {
+    // The kernel opens a relative interpreter in the working directory, which may be anything.
+    const relative = path.join(bin, "relative-script");
+    fs.writeFileSync(relative, "#!myecho\n", { mode: 0o755 });
+    await refused(guardedExec()("relative-script", []), "COMMAND_DENIED", /interpreter "myecho" is not an absolute path/);
+    // A chain deeper than the kernel follows.
+    let previous = "/bin/echo";
+    for (let level = 0; level < 6; level++) {
+      const next = path.join(bin, `deep-${level}`);
+      fs.writeFileSync(next, `#!${previous}\n`, { mode: 0o755 });
+      previous = next;
+    }
+    await refused(guardedExec()(previous, []), "COMMAND_DENIED", /more than 4 levels deep/);
+    // `env` options that take an argument are skipped: the program is the word after them.
+    const viaEnv = path.join(bin, "env-unset-script");
+    fs.writeFileSync(viaEnv, "#!/usr/bin/env -u FOO sh\necho hi\n", { mode: 0o755 });
+    await refused(guardedExec({ blocked: ["sh"] })("env-unset-script", []), "COMMAND_DENIED", /script run by sh/);
+  });
 });
