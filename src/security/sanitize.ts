@@ -11,12 +11,16 @@
  *   draw later text over earlier text, hiding it from a person.
  * - Bidi embedding, override and isolate controls (U+202A–U+202E, U+2066–U+2069) are
  *   removed, so text reads in the order it is stored.
+ * - Unicode tag characters (U+E0000–U+E007F) are removed: they mirror ASCII, show as
+ *   nothing, and a model reads them, so they carry instructions a person cannot see
+ *   ("ASCII smuggling"). Their one legitimate use, subdivision flag emoji, degrades to 🏴.
  */
 import type { ContentBlock } from "../plugins/contract.js";
 
 /** Anything that sanitizing would change. */
+// Tag characters are astral: matched as their surrogate pairs (U+DB40 U+DC00–U+DC7F), no `u` flag needed.
 // eslint-disable-next-line no-control-regex -- control characters are what this module looks for.
-const NEEDS_WORK = /[\x00-\x08\x0B-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]/;
+const NEEDS_WORK = /[\x00-\x08\x0B-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]|\uDB40[\uDC00-\uDC7F]/;
 
 const STRIP = new RegExp(
   [
@@ -31,11 +35,13 @@ const STRIP = new RegExp(
     "\\r\\n?",
     // Remaining controls and bidi formatting characters.
     "[\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F\\u202A-\\u202E\\u2066-\\u2069]",
+    // Tag characters.
+    "\\uDB40[\\uDC00-\\uDC7F]",
   ].join("|"),
   "g",
 );
 
-/** Returns `text` without escape sequences, control characters or bidi controls. */
+/** Returns `text` without escape sequences, control characters, bidi controls or tag characters. */
 export function sanitizeText(text: string): string {
   if (!NEEDS_WORK.test(text)) return text;
   return text.replace(STRIP, (match) => (match.charCodeAt(0) === 0x0d ? "\n" : ""));
