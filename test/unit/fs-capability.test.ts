@@ -365,6 +365,27 @@ void describe("check-then-open races", () => {
     assert.equal(fs.existsSync(`${outside}/created.txt`), false);
   });
 
+  void it("mkdir under a parent swapped for a link to outside creates nothing outside", async () => {
+    const dir = scratch("race-mkdir");
+    fs.mkdirSync(`${dir}/p`);
+    // The check sees the real directory; right after its last look, the parent becomes a link to outside.
+    const io: PathIo = {
+      realpath: (p) => nodePathIo.realpath(p),
+      lstat: async (p) => {
+        try {
+          return await nodePathIo.lstat(p);
+        } finally {
+          if (p === `${dir}/p/made-by-race`) {
+            fs.renameSync(`${dir}/p`, `${dir}/p-old`);
+            fs.symlinkSync(outside, `${dir}/p`);
+          }
+        }
+      },
+    };
+    await denied(createGuardedFs(compiled, LIMITS, { io }).mkdir(`${dir}/p/made-by-race`), "PATH_RACE");
+    assert.equal(fs.existsSync(`${outside}/made-by-race`), false, "no directory appeared outside the root");
+  });
+
   void it("a stale verdict for a file that was deleted reports not found", async () => {
     const dir = scratch("race-deleted");
     fs.writeFileSync(`${dir}/f.txt`, "x");

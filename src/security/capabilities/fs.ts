@@ -9,10 +9,12 @@
  * allowed the path (not found, exists, is a directory, permission) throws `ToolError`
  * with a stable code and a message the model can act on. No raw stack leaves here.
  *
- * Residual risk, stated plainly: Node has no `openat`, so a file *created* by
- * `writeFile` or `mkdir` is verified after creation. If a parent directory is swapped
+ * Node has no `openat`/`mkdirat`: new files and directories are created through the
+ * `/proc/self/fd/N` link of a verified descriptor of their parent directory, which
+ * works like them. Residual risk, stated plainly: where /proc is not available they
+ * are created by path and verified after creation; if a parent directory is swapped
  * for a symlink in that instant, an empty file or directory may appear outside the
- * root; the swap is detected, nothing is written to it, and PATH_RACE is thrown.
+ * root (the swap is detected, nothing is written to it, and PATH_RACE is thrown).
  */
 // fs.promises is loaded on first use (it costs a cold start ~1.4 ms otherwise).
 import { constants as FS, promises as fsp, type BigIntStats } from "node:fs";
@@ -152,11 +154,13 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       const { verdict, shown } = await check(p, "write");
       if (verdict.exists) throw new ToolError(`path ${shown} already exists`, "PATH_EXISTS");
       const parent = requireParent(verdict, shown);
-      try {
-        await fsp.mkdir(verdict.realPath, { mode: DIR_MODE });
-      } catch (error) {
-        throw toFsError(error, shown);
-      }
+      await inVerifiedParent(verdict.realPath, parent, shown, async (target) => {
+        try {
+          await fsp.mkdir(target, { mode: DIR_MODE });
+        } catch (error) {
+          throw toFsError(error, shown);
+        }
+      });
       const created = await lstatOrThrow(verdict.realPath, shown);
       if (!created.isDirectory() || !(await parentUnchanged(parent))) throw raced(shown);
       return fileInfo(verdict.realPath, created);
@@ -291,16 +295,31 @@ async function requireOpenedAt(handle: FileHandle, expected: string, shown: stri
 }
 
 /**
- * Opens `realPath` through a verified descriptor of its parent directory (the /proc
- * magic link works like openat), so a file is never created in a directory swapped in
- * after the check. Without /proc, opens by path; the checks after opening still apply.
+ * Opens `realPath` through a verified descriptor of its parent directory, so a file is
+ * never created in a directory swapped in after the check.
  */
-async function openInVerifiedParent(
+function openInVerifiedParent(
   realPath: string,
   parent: { path: string; identity: FileIdentity },
   flags: number,
   shown: string,
 ): Promise<FileHandle> {
+  return inVerifiedParent(realPath, parent, shown, (target) => openOrThrow(target, flags, shown, FILE_MODE));
+}
+
+/**
+ * Runs `operation` on the name of `realPath` inside its parent directory as verified now:
+ * the directory is opened without following a final link, must be the one checked
+ * (device, inode, and the descriptor's own path), and the name is given to `operation`
+ * through the descriptor's /proc link (which works like openat/mkdirat). Without /proc,
+ * `operation` gets `realPath` itself; the checks after it still apply.
+ */
+async function inVerifiedParent<T>(
+  realPath: string,
+  parent: { path: string; identity: FileIdentity },
+  shown: string,
+  operation: (target: string) => Promise<T>,
+): Promise<T> {
   const dir = await openOrThrow(parent.path, DIR_FLAGS, shown).catch((error: unknown) => {
     // The parent was a directory at check time; a symlink or a file there now is a swap.
     throw error instanceof ToolError && error.code === "PATH_NOT_DIRECTORY" ? raced(shown) : error;
@@ -309,9 +328,9 @@ async function openInVerifiedParent(
     const stat = await dir.stat({ bigint: true });
     if (!sameIdentity(stat, parent.identity)) throw raced(shown);
     const where = await descriptorPath(dir);
-    if (where === undefined) return await openOrThrow(realPath, flags, shown, FILE_MODE);
+    if (where === undefined) return await operation(realPath);
     if (where !== parent.path) throw raced(shown);
-    return await openOrThrow(`/proc/self/fd/${dir.fd}/${basename(realPath)}`, flags, shown, FILE_MODE);
+    return await operation(`/proc/self/fd/${dir.fd}/${basename(realPath)}`);
   } finally {
     await dir.close();
   }
