@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CapabilityDeniedError } from "../../src/plugins/contract.js";
 import { compileCommandPolicy } from "../../src/security/command-guard.js";
+import { DEFAULT_BLOCKED_COMMANDS } from "../../src/security/policy/defaults.js";
 import { createGuardedExec, type GuardedExecOptions } from "../../src/security/capabilities/exec.js";
 import type { CommandsPolicy } from "../../src/security/policy-types.js";
 
@@ -275,5 +276,20 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     const viaEnv = path.join(bin, "env-unset-script");
     fs.writeFileSync(viaEnv, "#!/usr/bin/env -u FOO sh\necho hi\n", { mode: 0o755 });
     await refused(guardedExec({ blocked: ["sh"] })("env-unset-script", []), "COMMAND_DENIED", /script run by sh/);
+  });
+
+  void test("the default block list refuses wrappers that run the command line they are given", async () => {
+    const exec = guardedExec({ blocked: [...DEFAULT_BLOCKED_COMMANDS] });
+    const lock = path.join(root, "lock");
+    const wrappers: Array<[string, string[]]> = [
+      ["flock", [lock, "bash", "-c", "echo ran"]],
+      ["taskset", ["1", "bash", "-c", "echo ran"]],
+      ["setpriv", ["bash", "-c", "echo ran"]],
+    ];
+    for (const [wrapper, args] of wrappers) {
+      // Only where the wrapper is installed (util-linux): elsewhere there is nothing to run.
+      if (!["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, wrapper)))) continue;
+      await refused(exec(wrapper, args), "COMMAND_DENIED", new RegExp(`"${wrapper}" is in commands.blocked`));
+    }
   });
 });

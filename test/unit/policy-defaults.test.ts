@@ -53,6 +53,8 @@ void test("the built-in default allows no command, and blocks the seed's command
     assert.ok(commands.blocked.includes(name), name);
   }
   for (const name of ["env", "xargs", "find", "awk", "setsid", "ld-linux-x86-64.so.2", "git"]) assert.ok(commands.blocked.includes(name), name);
+  // Wrappers that run the command line they are given (`flock lock bash -c ...` ran bash).
+  for (const name of ["flock", "taskset", "setpriv", "nsenter", "runuser", "strace", "time", "ed"]) assert.ok(commands.blocked.includes(name), name);
   assert.deepEqual(commands.allowed, [], "no built-in tool runs a command: nothing may run");
   assert.equal(commands.timeout, 30);
   assert.equal(commands.max_output_bytes, 1024 * 1024);

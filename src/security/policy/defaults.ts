@@ -79,6 +79,12 @@ export const COMMAND_RUNNERS: readonly string[] = [
   "env", "xargs", "nohup", "nice", "ionice", "timeout", "setsid", "stdbuf", "unshare", "chroot", "busybox",
   "find", "awk", "gawk", "mawk", "sed", "git", "make", "gdb", "vim", "vi", "script", "run-parts", "watch",
   "lua", "tclsh", "expect", "ld.so", "ld-linux.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+  // Wrappers that run the command line they are given (`flock lock bash -c …`, `taskset 1 sh`),
+  // mostly from util-linux, procps and debugging tools installed by default, and `ed`, whose
+  // `!` runs a shell command read from its input.
+  "flock", "taskset", "chrt", "prlimit", "setpriv", "nsenter", "runuser", "sg", "newgrp", "capsh",
+  "systemd-run", "dbus-run-session", "ssh-agent", "strace", "ltrace", "valgrind", "perf", "time",
+  "parallel", "unbuffer", "cgexec", "firejail", "bwrap", "ed",
 ];
 
 export const DEFAULT_BLOCKED_COMMANDS: readonly string[] = [
