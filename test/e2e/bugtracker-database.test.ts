@@ -2,12 +2,13 @@
  * The bug tracker's database under trouble, through the built CLI: another process
  * holding the write lock (the call waits for busy_timeout, then fails with a retry
  * hint, and nothing is half-written), and a damaged database file (reported, never
- * touched).
+ * touched), and a database file removed or replaced while the server runs (the server
+ * follows the path, so nothing it confirms is written into a file nobody sees).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -129,6 +130,94 @@ void describe("a damaged bug database", () => {
       assert.equal(digest(), before, "the file is unchanged after shutdown");
       assert.deepEqual(readdirSync(dataDir), ["bugtracker.db"], "no journal, WAL or replacement file was created next to it");
     } finally {
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+void describe("a bug database removed or replaced while the server runs", () => {
+  const titles = (listed: Message) => (listed.bugs as Message[]).map((bug) => bug.title as string);
+
+  void test("after the file is deleted, new bugs go to a new file at the path and survive a restart", async () => {
+    const world = makeWorld();
+    const stateDir = join(world.tmp, "state");
+    const dataDir = join(stateDir, "data");
+    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    try {
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "Before the deletion" }));
+      for (const name of readdirSync(dataDir)) rmSync(join(dataDir, name));
+
+      const added = ok(await server.callTool("add_bug", { project_path: world.project, title: "After the deletion" }));
+      assert.equal((added.bug as Message).bug_id, "BUG-1", "a fresh database numbers from 1 again");
+      assert.ok(readdirSync(dataDir).includes("bugtracker.db"), "the database file is back at its path");
+      await server.close();
+
+      // What the server confirmed is what the next server finds.
+      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["After the deletion"]);
+    } finally {
+      await server.close();
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+
+  void test("after a backup is moved over the file, calls read and write the restored database", async () => {
+    const world = makeWorld();
+    const stateDir = join(world.tmp, "state");
+    const dbFile = join(stateDir, "data", "bugtracker.db");
+    const backup = join(world.tmp, "backup.db");
+    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    try {
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "In the backup" }));
+      const copy = new Database(dbFile, { fileMustExist: true });
+      try {
+        copy.exec(`VACUUM INTO ${JSON.stringify(backup).replaceAll('"', "'")}`);
+      } finally {
+        copy.close();
+      }
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "Not in the backup" }));
+      renameSync(backup, dbFile);
+
+      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["In the backup"]);
+      const added = ok(await server.callTool("add_bug", { project_path: world.project, title: "After the restore" }));
+      assert.equal((added.bug as Message).bug_id, "BUG-2");
+      await server.close();
+
+      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["After the restore", "In the backup"]);
+    } finally {
+      await server.close();
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+  void test("a backup moved over the file just before shutdown is what the next start finds, without the old log's pages", async () => {
+    const world = makeWorld();
+    const stateDir = join(world.tmp, "state");
+    const dbFile = join(stateDir, "data", "bugtracker.db");
+    const backup = join(world.tmp, "backup.db");
+    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    try {
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "In the backup" }));
+      const copy = new Database(dbFile, { fileMustExist: true });
+      try {
+        copy.exec(`VACUUM INTO ${JSON.stringify(backup).replaceAll('"', "'")}`);
+      } finally {
+        copy.close();
+      }
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "Not in the backup" }));
+      renameSync(backup, dbFile);
+      await server.close();
+
+      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["In the backup"]);
+      const check = new Database(dbFile, { readonly: true, fileMustExist: true });
+      try {
+        assert.deepEqual(check.pragma("integrity_check"), [{ integrity_check: "ok" }]);
+      } finally {
+        check.close();
+      }
+    } finally {
+      await server.close();
       rmSync(world.tmp, { recursive: true, force: true });
     }
   });

@@ -11,7 +11,11 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 
 /** Opens, configures and migrates the database; closes it again if any step fails. */
 export function openBugDatabase(storage: PluginStorage, busyTimeoutMs: number): SqliteDatabase {
-  const db = storage.openDatabase(DATABASE_NAME);
+  return configureBugDatabase(storage.openDatabase(DATABASE_NAME), busyTimeoutMs);
+}
+
+/** Configures and migrates a connection the storage just opened; closes it again if any step fails. */
+export function configureBugDatabase(db: SqliteDatabase, busyTimeoutMs: number): SqliteDatabase {
   try {
     // busy_timeout first: every later step may wait for another process's lock.
     db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
@@ -24,6 +28,23 @@ export function openBugDatabase(storage: PluginStorage, busyTimeoutMs: number): 
     if (db.open) db.close();
     throw error;
   }
+}
+
+/**
+ * Closes the connection without leaving a write-ahead log behind. Normally SQLite's own
+ * close does that, but not when the file was removed or replaced meanwhile: the log then
+ * stays at bugtracker.db-wal and would be replayed into the next file opened there. A
+ * TRUNCATE checkpoint empties it through the connection's own descriptors (never by
+ * name), without waiting for other processes.
+ */
+export function closeBugDatabase(db: SqliteDatabase): void {
+  try {
+    db.pragma("busy_timeout = 0");
+    db.pragma("wal_checkpoint(TRUNCATE)");
+  } catch {
+    // Busy or damaged: the plain close below is all that is left to do.
+  }
+  db.close();
 }
 
 function sqliteCode(error: unknown): string | undefined {

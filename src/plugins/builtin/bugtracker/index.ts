@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ToolError, type JsonObject, type Plugin, type SqliteDatabase, type ToolContext, type ToolOutcome } from "../../contract.js";
-import { DEFAULT_BUSY_TIMEOUT_MS, databaseFailure, openBugDatabase } from "./database.js";
+import { DATABASE_NAME, DEFAULT_BUSY_TIMEOUT_MS, closeBugDatabase, configureBugDatabase, databaseFailure } from "./database.js";
 import { addBug, closeBug, getBug, initBugtracker, listBugs, searchBugsGlobal, updateBug, type StoreProvider } from "./handlers.js";
 import { BugStore } from "./store.js";
 import { TOOLS, type ToolName } from "./tools.js";
@@ -37,13 +37,16 @@ export function createBugtrackerPlugin(options: BugtrackerOptions = {}): Plugin 
   const now = options.now ?? Date.now;
   const random = options.random ?? ((size: number) => randomBytes(size));
   const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-  // One connection (and its prepared statements) for the plugin's lifetime; a
-  // failed open is not kept, so the next call reports the problem again.
+  // One connection (and its prepared statements) while the storage keeps handing out
+  // the same one; a failed open is not kept, so the next call reports the problem again.
   let opened: { db: SqliteDatabase; store: BugStore } | undefined;
 
   const storeFor: StoreProvider = (ctx) => {
-    if (opened?.db.open === true) return opened.store;
-    const db = openBugDatabase(ctx.storage, busyTimeoutMs);
+    // Asked on every call: the storage gives a new connection once the database file was
+    // removed or replaced, and a store on the old one would write where nobody reads.
+    const db = ctx.storage.openDatabase(DATABASE_NAME);
+    if (opened?.db === db && db.open) return opened.store;
+    configureBugDatabase(db, busyTimeoutMs);
     opened = { db, store: new BugStore(db, { now, random }) };
     return opened.store;
   };
@@ -67,7 +70,7 @@ export function createBugtrackerPlugin(options: BugtrackerOptions = {}): Plugin 
       }
     },
     close(): void {
-      if (opened?.db.open === true) opened.db.close();
+      if (opened?.db.open === true) closeBugDatabase(opened.db);
       opened = undefined;
     },
   };
