@@ -194,6 +194,50 @@ void describe("damaged databases", () => {
   });
 });
 
+void describe("database files the storage cannot open", () => {
+  // Each is the operator's to fix: the model gets the reason and the fix, never "internal error".
+  async function refusedWith(code: string, ...patterns: RegExp[]): Promise<void> {
+    const plugin = newPlugin();
+    for (const [tool, args] of [
+      ["add_bug", { title: "x" }],
+      ["list_bugs", {}],
+    ] as const) {
+      const result = await call(plugin, tool, args);
+      assert.equal(result.isError, true, tool);
+      assert.equal(result.code, code, `${tool}: ${result.text ?? ""}`);
+      for (const pattern of patterns) assert.match(result.text ?? "", pattern);
+    }
+  }
+
+  void it("a directory where the database file belongs", async () => {
+    fs.mkdirSync(tc.databasePath("bugtracker"), { recursive: true });
+    await refusedWith("DB_UNAVAILABLE", /bugtracker\.db/, /is a directory/, /move it aside/);
+  });
+
+  void it("a symbolic link where the database file belongs (never followed)", async () => {
+    fs.mkdirSync(tc.stateDir, { recursive: true });
+    const elsewhere = tc.makeDir("elsewhere");
+    fs.writeFileSync(`${elsewhere}/real.db`, "");
+    fs.symlinkSync(`${elsewhere}/real.db`, tc.databasePath("bugtracker"));
+    await refusedWith("DB_UNAVAILABLE", /symbolic link/, /does not follow/);
+    assert.equal(fs.readFileSync(`${elsewhere}/real.db`, "utf8"), "", "the link's target is untouched");
+  });
+
+  void it("a file where the data folder belongs", async () => {
+    fs.rmSync(tc.stateDir, { recursive: true, force: true });
+    fs.writeFileSync(tc.stateDir, "not a folder");
+    await refusedWith("DB_UNAVAILABLE", /cannot be created/, /not a directory/);
+  });
+
+  void it("a read-only database file", { skip: process.getuid?.() === 0 ? "root may write to any file" : false }, async () => {
+    fs.mkdirSync(tc.stateDir, { recursive: true });
+    await ok(newPlugin(), "add_bug", { title: "x" });
+    for (const plugin of plugins.splice(0)) await plugin.close?.();
+    fs.chmodSync(tc.databasePath("bugtracker"), 0o400);
+    await refusedWith("DB_READONLY", /read-only/, /read and write access/);
+  });
+});
+
 void describe("locks", () => {
   void it("answers DB_BUSY when another process holds the write lock past the timeout, and recovers", async () => {
     const plugin = newPlugin({ busyTimeoutMs: 50 });

@@ -47,6 +47,49 @@ export function closeBugDatabase(db: SqliteDatabase): void {
   db.close();
 }
 
+/** The storage creates the data folder and the file itself before SQLite opens it. */
+const OPENING_CALLS = new Set(["open", "mkdir"]);
+
+/**
+ * A file-system failure of the storage while opening the database (before SQLite sees
+ * the file): said in words, since the file's state is the operator's to fix.
+ */
+function openingFailure(error: unknown): ToolError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+  if (typeof code !== "string" || typeof syscall !== "string" || !OPENING_CALLS.has(syscall)) return undefined;
+  const file = `data/${DATABASE_NAME}.db in the server's state directory`;
+  switch (code) {
+    case "EACCES":
+    case "EPERM":
+    case "EROFS":
+      return new ToolError(
+        syscall === "mkdir"
+          ? `the bug database cannot be created: the server may not write to its state directory (${code}); check its permissions`
+          : `the bug database (${file}) is read-only for this server (${code}); give the server's user read and write access to it`,
+        "DB_READONLY",
+      );
+    case "ELOOP":
+      return new ToolError(
+        `the bug database (${file}) is a symbolic link, which the server does not follow; put the database file itself there`,
+        "DB_UNAVAILABLE",
+      );
+    case "EISDIR":
+      return new ToolError(`the bug database (${file}) is a directory, not a file; move it aside to start an empty database`, "DB_UNAVAILABLE");
+    case "ENOTDIR":
+    case "EEXIST":
+      return new ToolError(
+        "the bug database cannot be created: data/ in the server's state directory is not a directory; move that file aside",
+        "DB_UNAVAILABLE",
+      );
+    case "ENOSPC":
+    case "EDQUOT":
+      return new ToolError("the disk holding the bug database is full; free some space and retry", "DB_FULL");
+    default:
+      return new ToolError(`the bug database (${file}) could not be opened (${code}); check the state directory`, "DB_UNAVAILABLE");
+  }
+}
+
 function sqliteCode(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;
   const code = (error as { code?: unknown }).code;
@@ -59,6 +102,8 @@ function sqliteCode(error: unknown): string | undefined {
  */
 export function databaseFailure(error: unknown, busyTimeoutMs: number): ToolError | undefined {
   if (error instanceof SchemaError) return new ToolError(error.message, error.code);
+  const opening = openingFailure(error);
+  if (opening !== undefined) return opening;
   const code = sqliteCode(error);
   if (code === undefined) return undefined;
   if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
