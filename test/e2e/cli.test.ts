@@ -3,6 +3,7 @@
  * --version, --help, usage errors, check-policy, init, and a server that refuses an
  * invalid policy. Each run gets a private HOME and a minimal environment.
  */
+import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -115,6 +116,17 @@ void describe("the command line", () => {
     assert.equal(run.stdout, "");
     assert.ok(run.stderr.includes(file), run.stderr);
     assert.match(run.stderr, /cannot be read/);
+  });
+
+  void test("check-policy and the server on a FIFO: refused at once, not waiting for a writer", async () => {
+    const fifo = join(root, "policy-fifo.yaml");
+    execFileSync("mkfifo", [fifo]);
+    const run = await cli(["check-policy", fifo], home, 5_000);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /cannot read the policy file: it is not a regular file/);
+    const serve = await cli(["--policy", fifo, "--state-dir", join(root, "fifo-state")], home, 5_000);
+    assert.equal(serve.code, 1);
+    assert.match(serve.stderr, /refusing to start: .*it is not a regular file/);
   });
 
   void test("init --state-dir: writes the example policy and the workspace, prints a client snippet that points at them", async () => {

@@ -103,7 +103,9 @@ function readPolicyFile(file: string): string {
     new PolicyError("POLICY_UNREADABLE", file, [{ key: "", message: `cannot read the policy file: ${message}` }]);
   let fd: number;
   try {
-    fd = fs.openSync(file, "r");
+    // O_NONBLOCK: opening a FIFO (or a device) to read would otherwise wait for a writer
+    // forever; the check below refuses anything that is not a regular file.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (error) {
     throw unreadable(describeFsError(error));
   }
