@@ -76,8 +76,13 @@ function positiveInt(flag: string, value: string | undefined): number {
   return Number(value);
 }
 
+/**
+ * A flag's value. An empty one is refused too: `--state-dir ""` or `--state-dir=$UNSET`
+ * would otherwise resolve to the working directory and quietly put the audit log, keys
+ * and databases there.
+ */
 function needValue(flag: string, value: string | undefined): string {
-  if (value === undefined || value.startsWith("--")) throw new UsageError(`${flag} needs a value`);
+  if (value === undefined || value === "" || value.startsWith("--")) throw new UsageError(`${flag} needs a value`);
   return value;
 }
 
@@ -100,7 +105,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   for (let i = start; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const value = () => inline ?? needValue(flag, argv[++i]);
+    const value = () => needValue(flag, inline ?? argv[++i]);
     switch (flag) {
       case "--policy":
         policyFile = resolve(value());
