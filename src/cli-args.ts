@@ -86,6 +86,20 @@ function needValue(flag: string, value: string | undefined): string {
   return value;
 }
 
+type CommandName = "serve" | "check-policy" | "audit" | "init";
+
+/**
+ * The flags each command takes (besides --help and --version). A flag meant for another
+ * command is refused rather than ignored: `init --policy mine.yaml` must not quietly
+ * write the example policy somewhere else.
+ */
+const COMMAND_FLAGS: Readonly<Record<CommandName, readonly string[]>> = {
+  serve: ["--policy", "--state-dir", "--max-line-bytes", "--max-in-flight", "--page-size", "--log-level"],
+  "check-policy": ["--state-dir"],
+  audit: ["--policy", "--state-dir"],
+  init: ["--state-dir", "--force"],
+};
+
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
   const first = argv[0];
   if (first === "--help" || first === "-h" || first === "help") return { command: "help" };
@@ -101,11 +115,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   let logLevel: LogLevel = isLogLevel(envLevel) ? envLevel : "info";
   let force = false;
 
-  const start = first === "check-policy" || first === "audit" || first === "init" ? 1 : 0;
-  for (let i = start; i < argv.length; i++) {
+  const command: CommandName = first === "check-policy" || first === "audit" || first === "init" ? first : "serve";
+  const given: string[] = [];
+  for (let i = command === "serve" ? 0 : 1; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     const value = () => needValue(flag, inline ?? argv[++i]);
+    if (Object.values(COMMAND_FLAGS).some((flags) => flags.includes(flag))) given.push(flag);
     switch (flag) {
       case "--policy":
         policyFile = resolve(value());
@@ -137,7 +153,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
       case "--help":
       case "-h":
         // `audit verify --help` is the subcommand's own help.
-        if (first === "audit") {
+        if (command === "audit") {
           rest.push(arg);
           break;
         }
@@ -148,9 +164,14 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         rest.push(arg);
     }
   }
+  const misplaced = given.find((flag) => !COMMAND_FLAGS[command].includes(flag));
+  if (misplaced !== undefined) {
+    const name = command === "serve" ? "serving" : command;
+    throw new UsageError(`${misplaced} does not apply to ${name} (its options: ${COMMAND_FLAGS[command].join(", ")})`);
+  }
   const resolvedStateDir = stateDir ?? defaultStateDir(env);
 
-  switch (first) {
+  switch (command) {
     case "check-policy": {
       const file = rest[0];
       if (file === undefined || rest.length > 1) throw new UsageError("check-policy needs exactly one FILE");
@@ -164,7 +185,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
     case "init":
       if (rest.length > 0) throw new UsageError(`init takes no argument ${JSON.stringify(rest[0])}`);
       return { command: "init", stateDir: resolvedStateDir, force };
-    default:
+    case "serve":
       if (rest.length > 0) throw new UsageError(`unknown argument ${JSON.stringify(rest[0])}`);
       return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, maxInFlight, pageSize, logLevel };
   }

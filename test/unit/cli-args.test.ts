@@ -23,3 +23,30 @@ void describe("flag values", () => {
     assert.equal(inline.command === "serve" && inline.stateDir, "/tmp/s");
   });
 });
+
+void describe("flags and commands", () => {
+  void test("a flag meant for another command is refused, naming the command's own options", () => {
+    assert.throws(() => parseArgs(["init", "--policy", "mine.yaml"], env), usage(/^--policy does not apply to init \(its options: --state-dir, --force\)$/));
+    assert.throws(() => parseArgs(["check-policy", "p.yaml", "--force"], env), usage(/--force does not apply to check-policy/));
+    assert.throws(() => parseArgs(["check-policy", "--policy", "p.yaml"], env), usage(/--policy does not apply to check-policy/));
+    assert.throws(() => parseArgs(["audit", "verify", "--max-line-bytes", "5"], env), usage(/--max-line-bytes does not apply to audit/));
+    assert.throws(() => parseArgs(["--force"], env), usage(/--force does not apply to serving \(its options: --policy, --state-dir/));
+  });
+
+  void test("each command takes its own flags", () => {
+    assert.equal(parseArgs(["init", "--state-dir", "/tmp/s", "--force"], env).command, "init");
+    assert.equal(parseArgs(["check-policy", "p.yaml", "--state-dir", "/tmp/s"], env).command, "check-policy");
+    const audit = parseArgs(["audit", "tail", "-n", "5", "--policy", "/tmp/p.yaml", "--state-dir", "/tmp/s"], env);
+    assert.deepEqual(audit, { command: "audit", sub: "tail", argv: ["-n", "5"], stateDir: "/tmp/s", policyFile: "/tmp/p.yaml" });
+    // The audit commands' own flags pass through to them.
+    const verify = parseArgs(["audit", "verify", "--json", "--pubkey", "k.pem", "--help"], env);
+    assert.deepEqual(verify.command === "audit" && verify.argv, ["--json", "--pubkey", "k.pem", "--help"]);
+    const serve = parseArgs(["--policy", "/tmp/p.yaml", "--max-in-flight", "3", "--log-level", "debug"], env);
+    assert.equal(serve.command === "serve" && serve.maxInFlight, 3);
+  });
+
+  void test("--help and --version win wherever they stand", () => {
+    assert.deepEqual(parseArgs(["init", "--help"], env), { command: "help" });
+    assert.deepEqual(parseArgs(["check-policy", "--version"], env), { command: "version" });
+  });
+});
