@@ -3,7 +3,7 @@
  * Human output goes to stdout only for the non-serving commands; serving keeps stdout
  * for the protocol.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsConstants } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
@@ -66,6 +66,49 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
   }
 }
 
+/** Whether anything is at `file`, a symbolic link included (dangling or not). */
+function lexists(file: string): boolean {
+  try {
+    lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes `data` to a new file beside `target` (0600), then renames it over `target`:
+ * a symbolic link there is replaced, never written through (to wherever it points), and
+ * no one ever reads half a file.
+ */
+function writeReplacing(target: string, data: Buffer): void {
+  const temp = `${target}.${process.pid}.tmp`;
+  const fd = openSync(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  try {
+    try {
+      fchmodSync(fd, 0o600); // whatever the umask
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, target);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+/** A file-system error in words, without a stack trace. */
+function fsReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EEXIST" || code === "ENOTDIR") return "a file is in the way (a directory is needed there)";
+  if (code === "EISDIR") return "it is a directory";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "EROFS") return "read-only file system";
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Whether the audit subcommand's arguments name a FILE or DIR (flags with values skipped). */
 function namesAFile(argv: readonly string[]): boolean {
   const withValue = new Set(["--pubkey", "--expect-head", "-n", "--lines"]);
@@ -88,15 +131,24 @@ async function auditLogPath(policyFile: string | undefined, stateDir: string, en
 }
 
 function init(stateDir: string, force: boolean): number {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  mkdirSync(join(stateDir, "workspace"), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(stateDir, "workspace"), { recursive: true, mode: 0o700 });
+  } catch (error) {
+    err(`${SERVER_NAME} init: cannot create the state directory ${stateDir}: ${fsReason(error)}`);
+    return 1;
+  }
   const target = join(stateDir, "policy.yaml");
   const example = join(PACKAGE_ROOT, "policy.yaml");
-  if (existsSync(target) && !force) {
+  if (lexists(target) && !force) {
     err(`${target} exists; keeping it (use --force to replace it with the example policy)`);
   } else {
-    copyFileSync(example, target);
-    chmodSync(target, 0o600);
+    try {
+      writeReplacing(target, readFileSync(example));
+    } catch (error) {
+      err(`${SERVER_NAME} init: cannot write ${target}: ${fsReason(error)}`);
+      return 1;
+    }
     out(`wrote the example policy to ${target}; edit it, then check it with: ${SERVER_NAME} check-policy ${target}`);
   }
   // The script this process runs: the launcher when built or installed, dist/src/main.js from tsc.

@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess } from "../helpers/server-process.js";
 import { ROOT, SERVER_ENTRY } from "../helpers/project.js";
@@ -156,6 +156,49 @@ void describe("the command line", () => {
     assert.equal(second.code, 0);
     assert.match(second.stderr, /exists; keeping it/);
     assert.match(readFileSync(policyFile, "utf8"), /# edited\n$/);
+  });
+
+  void test("init where it cannot write: exit 1 with the reason on stderr, no stack trace", async () => {
+    const file = join(root, "a-file");
+    writeFileSync(file, "");
+    const overFile = await cli(["init", "--state-dir", file], home);
+    assert.equal(overFile.code, 1);
+    assert.match(overFile.stderr, new RegExp(`init: cannot create the state directory ${file}: a file is in the way`));
+    assert.doesNotMatch(overFile.stderr, /fatal|\n\s+at /);
+
+    const policyDir = join(root, "policy-is-a-dir");
+    mkdirSync(join(policyDir, "policy.yaml"), { recursive: true });
+    const overDir = await cli(["init", "--state-dir", policyDir, "--force"], home);
+    assert.equal(overDir.code, 1);
+    assert.match(overDir.stderr, /init: cannot write .*policy\.yaml: it is a directory/);
+    assert.doesNotMatch(overDir.stderr, /fatal|\n\s+at /);
+    assert.deepEqual(readdirSync(policyDir).sort(), ["policy.yaml", "workspace"], "no temporary file is left behind");
+  });
+
+  void test("init never writes through a symbolic link at policy.yaml", async () => {
+    const outside = join(root, "outside");
+    mkdirSync(outside);
+    // A dangling link: without --force it counts as an existing policy and is kept.
+    const dangling = join(root, "dangling-state");
+    mkdirSync(dangling);
+    symlinkSync(join(outside, "created-through-link.yaml"), join(dangling, "policy.yaml"));
+    const kept = await cli(["init", "--state-dir", dangling], home);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.match(kept.stderr, /exists; keeping it/);
+    assert.equal(existsSync(join(outside, "created-through-link.yaml")), false, "nothing was created at the link's target");
+
+    // With --force the link itself is replaced by the example policy; its target stays as it was.
+    const linked = join(root, "linked-state");
+    mkdirSync(linked);
+    const target = join(outside, "my-dotfiles-policy.yaml");
+    writeFileSync(target, "# mine\n");
+    symlinkSync(target, join(linked, "policy.yaml"));
+    const forced = await cli(["init", "--state-dir", linked, "--force"], home);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(readFileSync(target, "utf8"), "# mine\n", "the link's target is untouched");
+    assert.ok(lstatSync(join(linked, "policy.yaml")).isFile(), "policy.yaml is now a regular file");
+    assert.equal(readFileSync(join(linked, "policy.yaml"), "utf8"), readFileSync(join(ROOT, "policy.yaml"), "utf8"));
+    assert.equal(statSync(join(linked, "policy.yaml")).mode & 0o777, 0o600);
   });
 
   void test("a glob that does not compile stops the server (a deny entry must never deny nothing); check-policy says so too", async () => {
