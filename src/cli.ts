@@ -66,6 +66,11 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
   }
 }
 
+/** Words a shell reads back as given: a path with a space or a quote in it is quoted. */
+function shellCommand(words: readonly string[]): string {
+  return words.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join(" ");
+}
+
 /** Whether anything is at `file`, a symbolic link included (dangling or not). */
 function lexists(file: string): boolean {
   try {
@@ -149,7 +154,9 @@ function init(stateDir: string, force: boolean): number {
       err(`${SERVER_NAME} init: cannot write ${target}: ${fsReason(error)}`);
       return 1;
     }
-    out(`wrote the example policy to ${target}; edit it, then check it with: ${SERVER_NAME} check-policy ${target}`);
+    // With the state directory, so that ${STATE_DIR} expands as the server will expand it.
+    const check = shellCommand([SERVER_NAME, "check-policy", target, "--state-dir", stateDir]);
+    out(`wrote the example policy to ${target}; edit it, then check it with: ${check}`);
   }
   // The script this process runs: the launcher when built or installed, dist/src/main.js from tsc.
   const entry = resolve(process.argv[1] ?? join(PACKAGE_ROOT, "dist", "mcp-secure-local.cjs"));
@@ -160,7 +167,7 @@ function init(stateDir: string, force: boolean): number {
         null,
         2,
       ) +
-      `\n\nClaude Code: claude mcp add secure-local -- ${process.execPath} ${entry} --policy ${target} --state-dir ${stateDir}`,
+      `\n\nClaude Code: ${shellCommand(["claude", "mcp", "add", "secure-local", "--", process.execPath, entry, "--policy", target, "--state-dir", stateDir])}`,
   );
   return 0;
 }

@@ -158,6 +158,27 @@ void describe("the command line", () => {
     assert.match(readFileSync(policyFile, "utf8"), /# edited\n$/);
   });
 
+  void test("init prints commands a shell reads back exactly, with the state directory for check-policy", async () => {
+    const stateDir = join(root, "my state's dir");
+    const run = await cli(["init", "--state-dir", stateDir], home);
+    assert.equal(run.code, 0, run.stderr);
+    const policyFile = join(stateDir, "policy.yaml");
+    const words = (command: string) =>
+      execFileSync("sh", ["-c", `for word in ${command}; do printf '%s\\0' "$word"; done`], { encoding: "utf8" }).split("\0").slice(0, -1);
+
+    const check = /check it with: (.*)$/m.exec(run.stdout)?.[1];
+    assert.ok(check, run.stdout);
+    assert.deepEqual(words(check), ["mcp-secure-local", "check-policy", policyFile, "--state-dir", stateDir]);
+    const claude = /^Claude Code: (.*)$/m.exec(run.stdout)?.[1];
+    assert.ok(claude, run.stdout);
+    assert.deepEqual(words(claude), ["claude", "mcp", "add", "secure-local", "--", process.execPath, SERVER_ENTRY, "--policy", policyFile, "--state-dir", stateDir]);
+
+    // Checked as the hint says, the policy's ${STATE_DIR} is this state directory.
+    const checked = await cli(words(check).slice(1), home);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.ok(checked.stdout.includes(`${stateDir}/workspace/**`), checked.stdout);
+  });
+
   void test("init where it cannot write: exit 1 with the reason on stderr, no stack trace", async () => {
     const file = join(root, "a-file");
     writeFileSync(file, "");
