@@ -10,7 +10,11 @@ import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
 import { PACKAGE_ROOT, SERVER_NAME, VERSION } from "./version.js";
 import { serve } from "./server.js";
 
-const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+/** Set once stdout failed (its reader went away, as with `| head`): later output is dropped. */
+let stdoutGone = false;
+const out = (text: string) => {
+  if (!stdoutGone) process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+};
 const err = (text: string) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
 
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -23,6 +27,15 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv): Promise<nu
       return 2;
     }
     throw error;
+  }
+  // Serving handles its stdout itself. For the other commands, a reader that goes away
+  // ends the output, not the command: no 'Unhandled error event' crash, and the exit
+  // code (check-policy's or audit verify's verdict) is still the command's own.
+  if (command.command !== "serve") {
+    process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+      if (!stdoutGone && error.code !== "EPIPE") err(`${SERVER_NAME}: cannot write to stdout: ${error.message}`);
+      stdoutGone = true;
+    });
   }
   const code = await run(command, argv, env);
   // Let stdout drain before the caller exits (pipes may be asynchronous). A server has

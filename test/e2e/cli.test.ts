@@ -3,7 +3,7 @@
  * --version, --help, usage errors, check-policy, init, and a server that refuses an
  * invalid policy. Each run gets a private HOME and a minimal environment.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
@@ -156,6 +156,27 @@ void describe("the command line", () => {
     assert.equal(second.code, 0);
     assert.match(second.stderr, /exists; keeping it/);
     assert.match(readFileSync(policyFile, "utf8"), /# edited\n$/);
+  });
+
+  void test("a reader that closes stdout early does not crash the command, and its exit code stands", async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home };
+        if (process.env.NODE_V8_COVERAGE) env.NODE_V8_COVERAGE = process.env.NODE_V8_COVERAGE;
+        const child = spawn(process.execPath, [SERVER_ENTRY, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+        // Gone before the command writes its first line, as `| head -0` or a closed pager.
+        child.stdout.destroy();
+        let stderr = "";
+        child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+        const timer = setTimeout(() => (child.kill("SIGKILL"), reject(new Error(`${args.join(" ")} hung`))), 15_000);
+        child.once("close", (code) => (clearTimeout(timer), resolve({ code, stderr })));
+      });
+    const valid = await run(["check-policy", join(ROOT, "policy.yaml"), "--state-dir", join(root, "pipe-state")]);
+    assert.deepEqual(valid, { code: 0, stderr: "" });
+    const init = await run(["init", "--state-dir", join(root, "pipe-state")]);
+    assert.deepEqual(init, { code: 0, stderr: "" });
+    const help = await run(["--help"]);
+    assert.deepEqual(help, { code: 0, stderr: "" });
   });
 
   void test("init prints commands a shell reads back exactly, with the state directory for check-policy", async () => {
