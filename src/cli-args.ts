@@ -60,7 +60,8 @@ Options (serve):
                          (default: $MCP_SECURE_LOCAL_LOG_LEVEL, else info)
 
 Environment:
-  MCP_PROJECT_PATH       the session's project folder (bug tracker default project)
+  MCP_PROJECT_PATH       the session's project folder (bug tracker default project; relative to the
+                         working directory, or ~/...)
 `;
 
 export function defaultStateDir(env: NodeJS.ProcessEnv, home: string = homedir()): string {
@@ -69,6 +70,19 @@ export function defaultStateDir(env: NodeJS.ProcessEnv, home: string = homedir()
   const xdg = env.XDG_STATE_HOME;
   const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
   return join(base, "mcp-secure-local");
+}
+
+/**
+ * The session's project from MCP_PROJECT_PATH, made absolute as the seed did (its
+ * Path.resolve): relative to the working directory, where a client that starts the
+ * server in the project (Claude Code) puts it; a leading `~/` is the home directory, as
+ * in policy paths. Unset or empty: none.
+ */
+export function projectPathFromEnv(env: NodeJS.ProcessEnv, home: string = homedir()): string | undefined {
+  const value = env.MCP_PROJECT_PATH;
+  if (!value) return undefined;
+  if (value === "~" || value.startsWith("~/")) return join(home, value.slice(1));
+  return resolve(value);
 }
 
 function positiveInt(flag: string, value: string | undefined): number {

@@ -19,7 +19,7 @@ import { createCapabilityFactory, type CapabilityFactory } from "./security/capa
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
 import { monotonicMs } from "./util/clock.js";
-import { parseArgs, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
+import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
 import { homedir } from "node:os";
@@ -124,7 +124,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let audit: AuditSink;
   let capabilities: CapabilityFactory;
   let paths: CompiledPathPolicy;
-  const projectPath = env.MCP_PROJECT_PATH || policy.server.project_path || undefined;
+  const projectPath = projectPathFromEnv(env, env.HOME || homedir()) ?? policy.server.project_path;
   try {
     paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME || homedir(), baseDir: projectPath ?? process.cwd() });
     for (const warning of paths.warnings) log.warn(`policy: ${warning}`);

@@ -488,6 +488,25 @@ void describe("MCP_PROJECT_PATH", () => {
   });
 });
 
+void describe("a relative MCP_PROJECT_PATH", () => {
+  void test("is the directory relative to the server's working directory, as the seed read it", async () => {
+    const world = makeWorld();
+    const project = world.dir("app");
+    // A client that starts the server in the project (Claude Code does) may say ".".
+    const server = await ServerProcess.initialized({ policy: policyFor(world.root), env: { MCP_PROJECT_PATH: "." }, cwd: project });
+    try {
+      assert.doesNotMatch(server.stderr, /refusing to start/);
+      const init = ok(await server.callTool("init_bugtracker", {}));
+      assert.equal(init.project_path, project);
+      const added = ok(await server.callTool("add_bug", { title: "In the working directory's project" })).bug as Message;
+      assert.equal(added.project_id, init.project_id);
+    } finally {
+      await server.close();
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+});
+
 void describe("MCP_PROJECT_PATH outside the policy", () => {
   let world: ReturnType<typeof makeWorld>;
   let server: ServerProcess;

@@ -21,6 +21,8 @@ export interface StartOptions {
   stateDir?: string;
   /** Run another entry script instead of the CLI (e.g. a test server with extra plugins). */
   entry?: string;
+  /** The server's working directory (default: the test's). */
+  cwd?: string;
 }
 
 export class ServerProcess {
@@ -52,7 +54,7 @@ export class ServerProcess {
     // Under c8 the server's coverage counts too.
     if (process.env.NODE_V8_COVERAGE) env.NODE_V8_COVERAGE = process.env.NODE_V8_COVERAGE;
     for (const [key, value] of Object.entries(options.env ?? {})) if (value !== undefined) env[key] = value;
-    this.child = spawn(process.execPath, [options.entry ?? SERVER_ENTRY, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
+    this.child = spawn(process.execPath, [options.entry ?? SERVER_ENTRY, ...args], { env, stdio: ["pipe", "pipe", "pipe"], cwd: options.cwd });
     this.child.stdout.setEncoding("utf8");
     this.child.stdout.on("data", (chunk: string) => this.onStdout(chunk));
     this.child.stderr.setEncoding("utf8");

@@ -1,7 +1,7 @@
 /** Command-line parsing: a pure function of argv and the environment. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseArgs, UsageError } from "../../src/cli-args.js";
+import { parseArgs, projectPathFromEnv, UsageError } from "../../src/cli-args.js";
 
 const env = { HOME: "/home/tester" };
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
@@ -48,5 +48,17 @@ void describe("flags and commands", () => {
   void test("--help and --version win wherever they stand", () => {
     assert.deepEqual(parseArgs(["init", "--help"], env), { command: "help" });
     assert.deepEqual(parseArgs(["check-policy", "--version"], env), { command: "version" });
+  });
+});
+
+void describe("MCP_PROJECT_PATH", () => {
+  void test("is made absolute: relative to the working directory, ~/ in the home directory", () => {
+    assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "/srv/app" }, "/home/tester"), "/srv/app");
+    assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "." }, "/home/tester"), process.cwd());
+    assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "sub/app" }, "/home/tester"), `${process.cwd()}/sub/app`);
+    assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "~/projects/app" }, "/home/tester"), "/home/tester/projects/app");
+    assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "~" }, "/home/tester"), "/home/tester");
+    assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "" }, "/home/tester"), undefined);
+    assert.equal(projectPathFromEnv({}, "/home/tester"), undefined);
   });
 });
