@@ -500,6 +500,10 @@ void describe("a relative MCP_PROJECT_PATH", () => {
       assert.equal(init.project_path, project);
       const added = ok(await server.callTool("add_bug", { title: "In the working directory's project" })).bug as Message;
       assert.equal(added.project_id, init.project_id);
+      // A relative project_path is a directory under the session's project, for the path guard and the tracker alike.
+      const nested = world.dir("app", "packages", "web");
+      assert.equal(ok(await server.callTool("init_bugtracker", { project_path: "packages/web" })).project_path, nested);
+      fails(await server.callTool("init_bugtracker", { project_path: "../../.." }), /Refused by the security policy|was refused/, /outside/);
     } finally {
       await server.close();
       rmSync(world.tmp, { recursive: true, force: true });

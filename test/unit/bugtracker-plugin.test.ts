@@ -202,12 +202,25 @@ void describe("projects", () => {
     fs.writeFileSync(file, "x");
     await h.fails("init_bugtracker", { project_path: path.join(h.tc.root, "missing") }, "PROJECT_NOT_FOUND");
     assert.match(await h.fails("init_bugtracker", { project_path: file }, "PROJECT_NOT_DIRECTORY"), /allowed directory/);
-    await h.fails("init_bugtracker", { project_path: "proj-alpha" }, "PROJECT_PATH_INVALID");
+    // A relative path without a session project would depend on the server's working directory.
+    assert.match(await h.fails("init_bugtracker", { project_path: "proj-alpha" }, "PROJECT_PATH_INVALID", null), /no project to resolve it against/);
     await h.fails("init_bugtracker", { project_path: "/etc" }, "PATH_OUTSIDE_ROOTS");
     await h.fails("add_bug", { title: "x", project_path: path.dirname(h.tc.root) }, "PATH_OUTSIDE_ROOTS");
     // The session's project goes through the same checks.
     await h.fails("list_bugs", {}, "PATH_OUTSIDE_ROOTS", "/etc");
     await h.fails("list_bugs", {}, "PROJECT_PATH_INVALID", "relative/dir");
+  });
+
+  void it("reads a relative project_path under the session's project, as the seed did", async () => {
+    const sub = path.join(h.project, "packages", "web");
+    fs.mkdirSync(sub, { recursive: true });
+    const init = await h.ok("init_bugtracker", { project_path: "packages/web" });
+    assert.equal(init.project_path, sub);
+    assert.equal((await h.ok("init_bugtracker", { project_path: "./packages/web/" })).project_id, init.project_id);
+    assert.equal((await h.ok("init_bugtracker", { project_path: "." })).project_path, h.project);
+    await h.fails("init_bugtracker", { project_path: "missing" }, "PROJECT_NOT_FOUND");
+    // Up and out of the session's project is still the policy's to judge.
+    await h.fails("init_bugtracker", { project_path: "../.." }, "PATH_OUTSIDE_ROOTS");
   });
 
   void it("refuses a path the policy denies inside an allowed root", async () => {

@@ -32,12 +32,27 @@ export async function resolveProject(fs: GuardedFs, session: SessionInfo, given:
     );
   }
   const label = source === "argument" ? `project_path ${JSON.stringify(requested)}` : `the session's project ${JSON.stringify(requested)}`;
-  // Relative paths would depend on the server's working directory; refuse them.
-  if (!path.isAbsolute(requested)) throw new ToolError(`${label} must be an absolute path`, "PROJECT_PATH_INVALID");
+  // `~/...` is left to the guarded filesystem (the home directory). A relative argument
+  // names a directory under the session's project, as the path guard read it and as the
+  // seed accepted it; without a session project it would depend on the server's working
+  // directory, which the model cannot know, so it is refused.
+  let target = requested;
+  if (!path.isAbsolute(requested) && requested !== "~" && !requested.startsWith("~/")) {
+    if (source === "argument" && session.projectPath !== undefined && path.isAbsolute(session.projectPath)) {
+      target = path.resolve(session.projectPath, requested);
+    } else if (source === "argument") {
+      throw new ToolError(
+        `${label} is relative, and this session has no project to resolve it against; pass an absolute path (or start the server with MCP_PROJECT_PATH)`,
+        "PROJECT_PATH_INVALID",
+      );
+    } else {
+      throw new ToolError(`${label} must be an absolute path`, "PROJECT_PATH_INVALID");
+    }
+  }
 
   let info;
   try {
-    info = await fs.stat(requested);
+    info = await fs.stat(target);
   } catch (error) {
     // A policy refusal stays a refusal: the engine records it as a denial.
     if (error instanceof CapabilityDeniedError) throw error;

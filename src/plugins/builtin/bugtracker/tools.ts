@@ -27,7 +27,8 @@ const projectPath: JsonObject = {
   minLength: 1,
   maxLength: LIMITS.pathMax,
   "x-path": "read",
-  description: "Absolute path of the project directory (must be allowed by the policy). Default: the session's project (MCP_PROJECT_PATH or server.project_path).",
+  description:
+    "Path of the project directory (must be allowed by the policy): absolute, ~/..., or relative to the session's project. Default: the session's project (MCP_PROJECT_PATH or server.project_path).",
 };
 
 const bugId: JsonObject = {
