@@ -373,6 +373,28 @@ void test("a missing file is POLICY_UNREADABLE and names the file", () => {
   });
 });
 
+void test("nesting deeper than the parser can follow is one short issue, not a stack overflow message", () => {
+  for (const text of [
+    `version: "1.0"\ndatabase: ${"[".repeat(5000)}${"]".repeat(5000)}\n`,
+    `version: "1.0"\ndatabase: {${"a: {".repeat(3000)}${"}".repeat(3001)}\n`,
+  ]) {
+    assert.throws(
+      () => load(text),
+      (error: unknown) => {
+        assert.ok(error instanceof PolicyError && error.code === "POLICY_INVALID");
+        assert.equal(error.issues.length, 1, error.message);
+        const issue = error.issues[0]!;
+        assert.match(issue.message, /nests too deeply/);
+        assert.doesNotMatch(issue.message, /call stack/);
+        assert.ok(issue.key.length < 40, `a short key: ${issue.key.slice(0, 100)}`);
+        assert.match(issue.key, /^database[.[].*\.\.\.$/);
+        assert.equal(issue.line, 2);
+        return true;
+      },
+    );
+  }
+});
+
 void test("a directory, an oversized file and invalid UTF-8 are refused", () => {
   withTempDir((dir) => {
     assert.throws(

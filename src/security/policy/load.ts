@@ -223,6 +223,16 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
   // Warnings (unknown tags, for example) are refused too: a policy must mean exactly what it says.
   for (const error of [...doc.errors, ...doc.warnings]) {
     const offset = error.pos[0];
+    if (TOO_DEEP.test(error.message)) {
+      // The parser ran out of stack: one issue, with the key path cut short (it is as long as the nesting).
+      const keyPath = locator.pathAtOffset(offset);
+      issues.push({
+        ...locator.position(offset),
+        key: keyPath.length > MAX_SHOWN_DEPTH ? `${formatKey(keyPath.slice(0, MAX_SHOWN_DEPTH))}...` : formatKey(keyPath),
+        message: "the YAML nests too deeply to be read (a policy is a few levels deep); remove the extra levels of nesting",
+      });
+      break;
+    }
     issues.push({
       ...locator.position(offset),
       key: formatKey(locator.pathAtOffset(offset)),
@@ -267,6 +277,11 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
   }
   return { value, locator };
 }
+
+/** How the parser reports nesting deeper than the JavaScript stack allows. */
+const TOO_DEEP = /maximum call stack size exceeded/i;
+/** Key path segments shown for an issue deep inside nested values. */
+const MAX_SHOWN_DEPTH = 4;
 
 function firstAliasOffset(doc: Document.Parsed): number | undefined {
   let offset: number | undefined;
