@@ -373,6 +373,21 @@ void test("a missing file is POLICY_UNREADABLE and names the file", () => {
   });
 });
 
+void test("the seed's YAML 1.1 yes/no/on/off on the true/false keys mean what the seed read, with a warning", () => {
+  const loaded = load(['version: "1.0"', "network:", "  allow_dns: yes", "audit:", "  enabled: On", "  rotate_daily: off", ""].join("\n"));
+  assert.equal(loaded.policy.network.allow_dns, true);
+  assert.equal(loaded.policy.audit.enabled, true);
+  assert.equal(loaded.policy.audit.rotate_daily, false);
+  assert.ok(loaded.warnings.includes('network.allow_dns: "yes" is read as true, as the seed server\'s YAML 1.1 read it; write true'), loaded.warnings.join("\n"));
+  assert.ok(loaded.warnings.some((w) => w.startsWith('audit.rotate_daily: "off" is read as false')));
+  // The same policy written with true/false has the same hash: the words change nothing else.
+  const plain = load(['version: "1.0"', "network:", "  allow_dns: true", "audit:", "  enabled: true", "  rotate_daily: false", ""].join("\n"));
+  assert.equal(loaded.sha256, plain.sha256);
+  // Anything else is still refused, and so are these words where no true/false belongs.
+  assert.throws(() => load('version: "1.0"\nnetwork:\n  allow_dns: maybe\n'), /network\.allow_dns: expected true or false, got "maybe"/);
+  assert.throws(() => load('version: "1.0"\naudit:\n  fsync: yes\n'), /audit\.fsync/);
+});
+
 void test("nesting deeper than the parser can follow is one short issue, not a stack overflow message", () => {
   for (const text of [
     `version: "1.0"\ndatabase: ${"[".repeat(5000)}${"]".repeat(5000)}\n`,

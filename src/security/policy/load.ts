@@ -78,12 +78,46 @@ export function loadPolicyText(text: string, source: string, env: PolicyEnv): Lo
   checkEnv(env, source);
   const parsed = parseYaml(text, source);
   dropEmptySections(parsed.value);
+  const seedBooleans = readSeedBooleans(parsed.value);
   // Schema and expansion problems are reported together: one run shows everything to fix.
   const issues = [...validate(parsed.value, parsed.locator), ...checkExpansions(parsed.value, env, parsed.locator)];
   if (issues.length > 0) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
   const raw = parsed.value as RawPolicy;
   const policy = buildEffective(raw, env);
-  return { policy, source, sha256: policySha256(policy), warnings: policyWarnings(policy, raw) };
+  return { policy, source, sha256: policySha256(policy), warnings: [...seedBooleans, ...policyWarnings(policy, raw)] };
+}
+
+/** The policy's true/false keys. */
+const BOOLEAN_KEYS: readonly (readonly [string, string])[] = [
+  ["network", "allow_dns"],
+  ["audit", "enabled"],
+  ["audit", "rotate_daily"],
+];
+
+/** What the seed's YAML 1.1 loader (PyYAML) read as a boolean and YAML 1.2 reads as text. */
+const YAML11_BOOLEANS: Readonly<Record<string, boolean>> = Object.fromEntries([
+  ...["yes", "Yes", "YES", "on", "On", "ON"].map((word) => [word, true] as const),
+  ...["no", "No", "NO", "off", "Off", "OFF"].map((word) => [word, false] as const),
+]);
+
+/**
+ * A seed policy was read by PyYAML (YAML 1.1), where `allow_dns: yes` is true; YAML 1.2
+ * reads it as the text "yes". On the true/false keys only, such a word takes the meaning
+ * the seed gave it (so a seed policy loads unchanged), with a warning to write it out.
+ * Returns the warnings.
+ */
+function readSeedBooleans(value: unknown): string[] {
+  const warnings: string[] = [];
+  if (!isRecord(value)) return warnings;
+  for (const [section, key] of BOOLEAN_KEYS) {
+    const mapping = value[section];
+    if (!isRecord(mapping) || typeof mapping[key] !== "string" || !Object.hasOwn(YAML11_BOOLEANS, mapping[key])) continue;
+    const word = mapping[key];
+    const meaning = YAML11_BOOLEANS[word] === true;
+    mapping[key] = meaning;
+    warnings.push(`${section}.${key}: "${word}" is read as ${String(meaning)}, as the seed server's YAML 1.1 read it; write ${String(meaning)}`);
+  }
+  return warnings;
 }
 
 /** Top-level sections; one written with no keys (`server:` and only comments) is left out. */
