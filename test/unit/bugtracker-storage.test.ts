@@ -238,6 +238,42 @@ void describe("database files the storage cannot open", () => {
   });
 });
 
+void describe("a database file replaced during a call", () => {
+  void it("search_bugs_global, which awaits the path checks between its reads, asks to repeat the call", async () => {
+    const plugin = newPlugin();
+    await ok(plugin, "add_bug", { title: "in the first file" });
+    const base = tc.context({ projectPath: project });
+    // What the storage does when the file at the path changed: closes the old connection, opens the new file.
+    let current = base.storage.openDatabase("bugtracker");
+    const replace = () => {
+      current.close();
+      current = new Database(`${tc.stateDir}/replacement.db`);
+    };
+    let replaced = false;
+    const ctx = {
+      ...base,
+      fs: {
+        ...base.fs,
+        stat: async (target: string) => {
+          const info = await base.fs.stat(target);
+          if (!replaced) {
+            replaced = true;
+            replace();
+          }
+          return info;
+        },
+      },
+      storage: { openDatabase: () => current },
+    };
+    const result = await invokeTool(plugin, "search_bugs_global", {}, ctx);
+    assert.equal(result.isError, true);
+    assert.equal(result.code, "DB_REPLACED", result.text);
+    assert.match(result.text ?? "", /repeat the call/);
+    // The next call works on the file now at the path.
+    assert.equal((await invokeTool(plugin, "search_bugs_global", {}, ctx)).structured?.count, 0);
+  });
+});
+
 void describe("locks", () => {
   void it("answers DB_BUSY when another process holds the write lock past the timeout, and recovers", async () => {
     const plugin = newPlugin({ busyTimeoutMs: 50 });

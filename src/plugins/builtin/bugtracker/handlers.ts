@@ -286,6 +286,11 @@ export async function searchBugsGlobal(args: JsonObject, ctx: ToolContext, store
     }
   }
   ctx.signal.throwIfAborted();
+  // The checks above awaited: had the database file been replaced meanwhile, the storage
+  // has closed this connection, and the projects read above belong to the old file.
+  if (storeFor(ctx) !== store) {
+    throw new ToolError("the bug database file was replaced during the search; repeat the call", "DB_REPLACED");
+  }
   const byId = new Map(projects.map((project) => [project.id, project]));
   const result = store.read(() => {
     const plan = planPage("search", input, undefined);
