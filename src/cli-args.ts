@@ -184,6 +184,11 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
     throw new UsageError(`${misplaced} does not apply to ${name} (its options: ${COMMAND_FLAGS[command].join(", ")})`);
   }
   const resolvedStateDir = stateDir ?? defaultStateDir(env);
+  if (resolvedStateDir === "/proc" || resolvedStateDir.startsWith("/proc/")) {
+    // Nothing can be stored there, and Node's recursive mkdir spins forever under /proc
+    // (the parent exists, the child is ENOENT): refused before anything tries.
+    throw new UsageError(`the state directory ${resolvedStateDir} is inside /proc; choose a directory on a disk`);
+  }
 
   switch (command) {
     case "check-policy": {

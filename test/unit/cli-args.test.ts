@@ -62,3 +62,14 @@ void describe("MCP_PROJECT_PATH", () => {
     assert.equal(projectPathFromEnv({}, "/home/tester"), undefined);
   });
 });
+
+void describe("the state directory", () => {
+  void test("inside /proc is a usage error (creating folders there never returns)", () => {
+    for (const dir of ["/proc/self", "/proc", "/proc/1/cwd/x"]) {
+      assert.throws(() => parseArgs(["--state-dir", dir], env), usage(/is inside \/proc; choose a directory on a disk/), dir);
+      assert.throws(() => parseArgs(["init"], { ...env, MCP_SECURE_LOCAL_STATE_DIR: dir }), usage(/inside \/proc/), dir);
+    }
+    assert.equal(parseArgs(["--state-dir", "/processes/x"], env).command, "serve");
+    assert.equal(parseArgs(["--state-dir", "/dev/shm/msl"], env).command, "serve");
+  });
+});
