@@ -636,8 +636,14 @@ function describeError(error: ErrorObject, data: unknown, rootLabel: string): st
       return `${label} must have ${error.keyword === "minProperties" ? "at least" : "at most"} ${count(params.limit, "property", "properties")}`;
     case "uniqueItems":
       return `${label} must not contain duplicates (items ${String(params.j)} and ${String(params.i)} are equal)`;
-    case "pattern":
+    case "pattern": {
+      // A pattern too long to quote whole says little when cut: the schema's description says it in words.
+      const description = (error.parentSchema as { description?: unknown } | undefined)?.description;
+      if (String(params.pattern).length > VALUE_PREVIEW && typeof description === "string" && description.length > 0) {
+        return `${label} is not in the expected form: ${truncate(description, 300, "...")}${got()}`;
+      }
       return `${label} must match the pattern ${shortJson(params.pattern)}${got()}`;
+    }
     case "format":
       return `${label} must be a valid ${String(params.format)}${got()}`;
     case "anyOf":

@@ -295,6 +295,50 @@ void describe("locks", () => {
   });
 });
 
+void describe("waiting for a lock", () => {
+  void it("waits asleep, not in SQLite: other calls are served meanwhile, and the call goes through once the lock is freed", async () => {
+    const plugin = newPlugin({ busyTimeoutMs: 10_000 });
+    await ok(plugin, "add_bug", { title: "first" });
+    const other = new Database(tc.databasePath("bugtracker"));
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const blocked = call(plugin, "add_bug", { title: "waited" });
+      let settled = false;
+      void blocked.then(() => (settled = true));
+      // Served while add_bug waits (a wait inside SQLite would hold the whole thread).
+      assert.equal((await ok(plugin, "list_bugs")).count, 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(settled, false, "add_bug is still waiting for the lock");
+      other.exec("ROLLBACK");
+      const done = await blocked;
+      assert.equal(done.isError, false, done.text);
+      assert.equal(done.structured?.message, "Created bug: BUG-2");
+    } finally {
+      other.close();
+    }
+  });
+
+  // A wait that ignored the signal would last the whole busy timeout, far past the test's own.
+  void it("a cancelled call stops waiting at once", { timeout: 20_000 }, async () => {
+    const plugin = newPlugin({ busyTimeoutMs: 600_000 });
+    await ok(plugin, "add_bug", { title: "first" });
+    const other = new Database(tc.databasePath("bugtracker"));
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const abort = new AbortController();
+      const blocked = invokeTool(plugin, "add_bug", { title: "given up" }, { ...tc.context({ projectPath: project }), signal: abort.signal });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      abort.abort(new Error("cancelled by the client"));
+      const result = await blocked;
+      assert.equal(result.code, "DB_BUSY", result.text);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    assert.equal((await ok(plugin, "list_bugs")).count, 1, "the cancelled call wrote nothing");
+  });
+});
+
 void describe("two writers on one database", () => {
   void it("lose nothing when two connections interleave writes", async () => {
     const second = createTestContext({ stateDir: tc.stateDir, allowedRoots: [tc.root] });

@@ -237,6 +237,9 @@ void describe("argument validation", () => {
         tags: { type: "array", items: { type: "string" }, uniqueItems: true, minItems: 1, maxItems: 2 },
         d: { type: "string", format: "date" },
         p: { type: "string", pattern: "^[a-z]+$" },
+        // A pattern too long to quote whole is explained by the description, where there is one.
+        lp: { type: "string", pattern: `^(?:${"[a-z]".repeat(10)}|[0-9]{26})$`, description: "Ten letters or a 26-digit number." },
+        lq: { type: "string", pattern: `^(?:${"[a-z]".repeat(10)}|[0-9]{26})$` },
         c: { const: 42 },
         m: { type: "object", minProperties: 1, maxProperties: 1 },
         no: { not: { type: "string" } },
@@ -271,6 +274,8 @@ void describe("argument validation", () => {
       [{ tags: ["a", 1] }, /arguments\.tags\[1\] must be a string \(got 1\)/],
       [{ d: "2020-13-45" }, /arguments\.d must be a valid date \(got "2020-13-45"\)/],
       [{ p: "ABC" }, /arguments\.p must match the pattern "\^\[a-z\]\+\$" \(got "ABC"\)/],
+      [{ lp: "ABC" }, /arguments\.lp is not in the expected form: Ten letters or a 26-digit number\. \(got "ABC"\)/],
+      [{ lq: "ABC" }, /arguments\.lq must match the pattern "\^\(\?:\[a-z\].*\.\.\." \(got "ABC"\)/],
       [{ c: 1 }, /arguments\.c must be 42 \(got 1\)/],
       [{ m: {} }, /arguments\.m must have at least 1 property/],
       [{ m: { a: 1, b: 2 } }, /arguments\.m must have at most 1 property/],

@@ -29,6 +29,36 @@ const HANDLERS: Readonly<Record<ToolName, (args: JsonObject, ctx: ToolContext, s
   search_bugs_global: searchBugsGlobal,
 };
 
+/**
+ * SQLite waits for another process's lock inside the call that needs it, and better-sqlite3
+ * is synchronous: a wait of the whole busy timeout would stop the server (no ping, no other
+ * call answered) for that long. SQLite waits at most this long at a time; the call waits the
+ * rest of its busy timeout asleep between tries, and the server goes on serving meanwhile.
+ */
+const BUSY_SLICE_MS = 20;
+const RETRY_FIRST_MS = 10;
+const RETRY_MAX_MS = 200;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Logs a database failure for the operator and gives it back, to be thrown to the client. */
+function report(failure: ToolError, tool: string, ctx: ToolContext): ToolError {
+  const data = { code: failure.code, tool };
+  if (failure.code === "DB_BUSY") ctx.log.warn(`bugtracker: ${failure.message}`, data);
+  else ctx.log.error(`bugtracker: ${failure.message}`, data);
+  return failure;
+}
+
 function isToolName(name: string): name is ToolName {
   return Object.hasOwn(HANDLERS, name);
 }
@@ -46,7 +76,7 @@ export function createBugtrackerPlugin(options: BugtrackerOptions = {}): Plugin 
     // removed or replaced, and a store on the old one would write where nobody reads.
     const db = ctx.storage.openDatabase(DATABASE_NAME);
     if (opened?.db === db && db.open) return opened.store;
-    configureBugDatabase(db, busyTimeoutMs);
+    configureBugDatabase(db, Math.min(busyTimeoutMs, BUSY_SLICE_MS));
     opened = { db, store: new BugStore(db, { now, random }) };
     return opened.store;
   };
@@ -58,15 +88,22 @@ export function createBugtrackerPlugin(options: BugtrackerOptions = {}): Plugin 
     tools: TOOLS,
     async execute(tool: string, args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
       if (!isToolName(tool)) throw new ToolError(`unknown tool ${JSON.stringify(tool)} in the bugtracker plugin`, "UNKNOWN_TOOL");
-      try {
-        return await HANDLERS[tool](args, ctx, storeFor);
-      } catch (error) {
-        const failure = databaseFailure(error, busyTimeoutMs);
-        if (failure === undefined) throw error;
-        const data = { code: failure.code, tool };
-        if (failure.code === "DB_BUSY") ctx.log.warn(`bugtracker: ${failure.message}`, data);
-        else ctx.log.error(`bugtracker: ${failure.message}`, data);
-        throw failure;
+      const deadline = performance.now() + busyTimeoutMs;
+      for (let wait = RETRY_FIRST_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
+        try {
+          return await HANDLERS[tool](args, ctx, storeFor);
+        } catch (error) {
+          const failure = databaseFailure(error, busyTimeoutMs);
+          if (failure === undefined) throw error;
+          // A busy database refused the call's one transaction before it began (BEGIN
+          // IMMEDIATE, or opening): nothing was written, so the whole call is tried again.
+          const left = deadline - performance.now();
+          if (failure.code === "DB_BUSY" && left > 0 && !ctx.signal.aborted) {
+            await sleep(Math.min(wait, left), ctx.signal);
+            if (!ctx.signal.aborted) continue;
+          }
+          throw report(failure, tool, ctx);
+        }
       }
     },
     close(): void {

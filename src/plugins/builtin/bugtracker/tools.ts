@@ -51,12 +51,15 @@ function tagArray(maxItems: number, description: string): JsonObject {
   };
 }
 
+/** What the text patterns allow, in words: a refused value is explained with it. */
+const MULTILINE_RULE = "no control characters but tabs and line breaks, no bidirectional overrides";
+
 const note = (description: string): JsonObject => ({
   type: "string",
   minLength: 1,
   maxLength: LIMITS.noteMax,
   pattern: MULTILINE_NONBLANK_PATTERN,
-  description,
+  description: `${description} At least one visible character; ${MULTILINE_RULE}.`,
 });
 
 const listFilters: Record<string, JsonObject> = {
@@ -208,8 +211,8 @@ export const TOOLS: readonly ToolDefinition[] = [
     description: "Creates an open bug in the project and returns it with its id (BUG-n).",
     inputSchema: input(
       {
-        title: { type: "string", minLength: 1, maxLength: LIMITS.titleMax, pattern: SINGLE_LINE_PATTERN, description: "One-line summary." },
-        description: { type: "string", maxLength: LIMITS.descriptionMax, pattern: MULTILINE_PATTERN, description: "Details, steps to reproduce." },
+        title: { type: "string", minLength: 1, maxLength: LIMITS.titleMax, pattern: SINGLE_LINE_PATTERN, description: "One-line summary: at least one visible character; no line breaks, control characters or bidirectional overrides." },
+        description: { type: "string", maxLength: LIMITS.descriptionMax, pattern: MULTILINE_PATTERN, description: `Details, steps to reproduce; ${MULTILINE_RULE}.` },
         priority: { ...priority, default: "medium" },
         tags: tagArray(LIMITS.tagsMax, "Labels (letters, digits and . _ : + -), stored lower-case."),
         project_path: projectPath,
