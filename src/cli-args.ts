@@ -48,7 +48,7 @@ export const USAGE = `Usage:
   mcp-secure-local --version | --help
 
 Options (serve):
-  --policy FILE          the policy (default: $MCP_SECURE_LOCAL_POLICY, else the built-in default policy)
+  --policy FILE, -p FILE the policy (default: $MCP_SECURE_LOCAL_POLICY, else the built-in default policy)
   --state-dir DIR        where audit log, keys and databases live
                          (default: $MCP_SECURE_LOCAL_STATE_DIR, else $XDG_STATE_HOME/mcp-secure-local,
                           else ~/.local/state/mcp-secure-local)
@@ -133,7 +133,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   const given: string[] = [];
   for (let i = command === "serve" ? 0 : 1; i < argv.length; i++) {
     const arg = argv[i] as string;
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const [named, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    // -p is the seed server's short form of --policy: client configurations written for it keep working.
+    const flag = named === "-p" ? "--policy" : named;
     const value = () => needValue(flag, inline ?? argv[++i]);
     if (Object.values(COMMAND_FLAGS).some((flags) => flags.includes(flag))) given.push(flag);
     switch (flag) {

@@ -21,6 +21,9 @@ void describe("flag values", () => {
     const separate = parseArgs(["--state-dir", "/tmp/s", "--policy", "/tmp/p.yaml", "--page-size", "7"], env);
     assert.deepEqual(inline, separate);
     assert.equal(inline.command === "serve" && inline.stateDir, "/tmp/s");
+    // The seed server's -p: a client configuration written for it starts this one on the same policy.
+    assert.deepEqual(parseArgs(["--state-dir", "/tmp/s", "-p", "/tmp/p.yaml", "--page-size", "7"], env), separate);
+    assert.throws(() => parseArgs(["init", "-p", "mine.yaml"], env), usage(/--policy does not apply to init/));
   });
 });
 
