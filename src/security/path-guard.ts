@@ -120,6 +120,8 @@ interface CompiledDenyRule {
 export interface CompiledPathPolicy {
   readonly roots: readonly CompiledRoot[];
   readonly deny: readonly CompiledDenyRule[];
+  /** Rules that refuse writes only (filesystem.write_denied_paths). */
+  readonly writeDeny: readonly CompiledDenyRule[];
   readonly baseDir: string | undefined;
   readonly homeDir: string | undefined;
   /** Allowed entries that were dropped (unresolvable roots); the server should log these. */
@@ -158,8 +160,9 @@ export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyO
     const root = compileRoot(entry, realpath, warnings);
     if (root !== undefined) roots.push(root);
   }
-  const deny = policy.denied_paths.map((rule) => compileDenyRule(rule, realpath));
-  return { roots, deny, baseDir: options.baseDir, homeDir: options.homeDir, warnings };
+  const deny = policy.denied_paths.map((rule) => compileDenyRule(rule, realpath, "denied_paths"));
+  const writeDeny = (policy.write_denied_paths ?? []).map((rule) => compileDenyRule(rule, realpath, "write_denied_paths"));
+  return { roots, deny, writeDeny, baseDir: options.baseDir, homeDir: options.homeDir, warnings };
 }
 
 function compileRoot(entry: string, realpath: (p: string) => string, warnings: string[]): CompiledRoot | undefined {
@@ -202,14 +205,14 @@ function resolveRootSync(base: string, realpath: (p: string) => string): string 
   return undefined;
 }
 
-function compileDenyRule(rule: string, realpath: (p: string) => string): CompiledDenyRule {
+function compileDenyRule(rule: string, realpath: (p: string) => string, key: "denied_paths" | "write_denied_paths"): CompiledDenyRule {
   if (typeof rule !== "string" || rule === "" || rule.includes("\0")) {
-    throw new PathPolicyError(`filesystem.denied_paths entry ${quote(rule)} is not a valid glob`);
+    throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} is not a valid glob`);
   }
   // "**/.ssh/" means the directory: without the slash picomatch matches it (with it, nothing ever would).
   const normalized = stripTrailingSlashes(rule.normalize("NFC")) || "/";
   const scan = picomatch.scan(normalized);
-  if (scan.negated) throw new PathPolicyError(`filesystem.denied_paths entry ${quote(rule)} must not be negated`);
+  if (scan.negated) throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} must not be negated`);
   const patterns: string[] = [];
   if (normalized.startsWith("/")) {
     patterns.push(normalized);
@@ -234,7 +237,7 @@ function compileDenyRule(rule: string, realpath: (p: string) => string): Compile
       return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
     } catch (error) {
       // Found only now (the start does not compile deny rules): fail closed, every path is refused.
-      problem = `filesystem.denied_paths entry ${quote(rule)} ${invalidGlob(error)}`;
+      problem = `filesystem.${key} entry ${quote(rule)} ${invalidGlob(error)}`;
       return () => true;
     }
   };
@@ -259,7 +262,7 @@ function invalidGlob(error: unknown): string {
  * `check-policy` calls this to report them before a server runs with them.
  */
 export function denyRuleProblems(compiled: CompiledPathPolicy): string[] {
-  return compiled.deny.map((deny) => deny.problem()).filter((problem): problem is string => problem !== undefined);
+  return [...compiled.deny, ...compiled.writeDeny].map((deny) => deny.problem()).filter((problem): problem is string => problem !== undefined);
 }
 
 /** `X/**` also names X itself (the seed rejected the directory `secrets` for `**\/secrets/**` only beneath it). */
@@ -283,8 +286,12 @@ export async function checkPath(
   const lexical = path.posix.normalize(absolute);
 
   if (underProc(compiled, lexical)) return procVerdict(shown);
-  const lexicalRule = deniedBy(compiled, lexical);
-  if (lexicalRule !== undefined) return deniedVerdict(compiled, shown, lexicalRule);
+  const lexicalRule = deniedBy(compiled.deny, lexical);
+  if (lexicalRule !== undefined) return deniedVerdict(compiled.deny, shown, lexicalRule);
+  if (access === "write") {
+    const writeRule = deniedBy(compiled.writeDeny, lexical);
+    if (writeRule !== undefined) return writeDeniedVerdict(compiled, shown, writeRule);
+  }
   if (compiled.roots.length === 0) {
     return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} is refused: the filesystem policy allows no directories`);
   }
@@ -306,8 +313,12 @@ export async function checkPath(
   const decision = decideRealPath(compiled, resolved.realPath);
   if (!decision.ok) {
     return decision.code === "PATH_DENIED"
-      ? deniedVerdict(compiled, shown, decision.rule)
+      ? deniedVerdict(compiled.deny, shown, decision.rule)
       : outsideVerdict(shown, resolved.realPath !== lexical);
+  }
+  if (access === "write") {
+    const writeRule = deniedBy(compiled.writeDeny, resolved.realPath);
+    if (writeRule !== undefined) return writeDeniedVerdict(compiled, shown, writeRule);
   }
   if (resolved.dangling) {
     return refuse("PATH_DANGLING_SYMLINK", `path ${shown} goes through a symbolic link whose target does not exist`);
@@ -339,20 +350,20 @@ export function decideRealPath(
     if (root.matchRest === undefined) return true;
     return root.matchRest(path.posix.relative(root.realRoot, realPath).normalize("NFC"));
   });
-  const rule = deniedBy(compiled, realPath);
+  const rule = deniedBy(compiled.deny, realPath);
   if (rule !== undefined) return { ok: false, code: "PATH_DENIED", rule };
   return inside ? { ok: true } : { ok: false, code: "PATH_OUTSIDE_ROOTS" };
 }
 
 /** The first deny rule that matches the path or one of its ancestors (a denied directory hides its tree). */
-function deniedBy(compiled: CompiledPathPolicy, absolutePath: string): string | undefined {
-  if (compiled.deny.length === 0) return undefined;
+function deniedBy(rules: readonly CompiledDenyRule[], absolutePath: string): string | undefined {
+  if (rules.length === 0) return undefined;
   const parts = splitComponents(absolutePath.normalize("NFC"));
   // "/" has no component to test; a broken rule still refuses it (it refuses every path).
-  if (parts.length === 0) return compiled.deny.find((deny) => deny.problem() !== undefined)?.rule;
+  if (parts.length === 0) return rules.find((deny) => deny.problem() !== undefined)?.rule;
   for (let end = 1; end <= parts.length; end++) {
     const candidate = parts.slice(0, end).join("/");
-    for (const deny of compiled.deny) if (deny.test(candidate)) return deny.rule;
+    for (const deny of rules) if (deny.test(candidate)) return deny.rule;
   }
   return undefined;
 }
@@ -524,12 +535,24 @@ function procVerdict(shown: string): PathRefused {
   return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} leads under /proc, whose links the filesystem policy does not follow`);
 }
 
-function deniedVerdict(compiled: CompiledPathPolicy, shown: string, rule: string): PathRefused {
-  const problem = compiled.deny.find((deny) => deny.rule === rule)?.problem();
+function deniedVerdict(rules: readonly CompiledDenyRule[], shown: string, rule: string): PathRefused {
+  const problem = rules.find((deny) => deny.rule === rule)?.problem();
   if (problem !== undefined) {
     return refuse("PATH_DENIED", `path ${shown} is refused: ${problem}, and until the policy is fixed it refuses every path`);
   }
   return refuse("PATH_DENIED", `path ${shown} is denied by the filesystem policy (rule ${rule})`);
+}
+
+function writeDeniedVerdict(compiled: CompiledPathPolicy, shown: string, rule: string): PathRefused {
+  const problem = compiled.writeDeny.find((deny) => deny.rule === rule)?.problem();
+  if (problem !== undefined) {
+    return refuse("PATH_DENIED", `path ${shown} is refused for writing: ${problem}, and until the policy is fixed it refuses every write`);
+  }
+  return refuse(
+    "PATH_DENIED",
+    `path ${shown} may be read but not written (filesystem.write_denied_paths rule ${rule}): ` +
+      "a write there would make code run without anyone asking (git hooks, shell start-up files, editor tasks, MCP client configurations)",
+  );
 }
 
 function outsideVerdict(shown: string, throughLink: boolean): PathRefused {

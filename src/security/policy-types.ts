@@ -30,6 +30,12 @@ export interface FilesystemPolicy {
   allowed_paths: string[];
   /** Denied globs; denied wins over allowed and matches case-insensitively. */
   denied_paths: string[];
+  /**
+   * Globs denied to writes only (reads stay as allowed_paths/denied_paths say): files
+   * that run code without anyone asking (git hooks, shell start-up files, editor tasks,
+   * MCP client configurations). Matched like denied_paths.
+   */
+  write_denied_paths: string[];
   /** Read at most this many bytes per read call. */
   max_read_bytes: number;
   /** Write at most this many bytes per write call. */

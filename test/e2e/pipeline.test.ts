@@ -54,6 +54,8 @@ function policyYaml(options: PolicyOptions): string {
 function makeRoot(): string {
   const root = realpathSync(tempDir("msl-root-"));
   writeFileSync(join(root, "file.txt"), "inside the root\n");
+  mkdirSync(join(root, ".git", "hooks"), { recursive: true });
+  writeFileSync(join(root, ".git", "HEAD"), "ref: refs/heads/main\n");
   mkdirSync(join(root, "secrets"));
   writeFileSync(join(root, "secrets", "key.txt"), "do not read\n");
   symlinkSync("/etc", join(root, "link"));
@@ -248,5 +250,18 @@ void describe("stages 3-5: argument limits, schema, paths", () => {
     assert.equal(await spyCount(server), 1);
     const calls = auditEntries(server.stateDir).filter((e) => e.event === "tool_call" && e.tool === "spy_target");
     assert.equal(calls.length, 1);
+  });
+
+  void test("stage 5: a path the tool would write is refused where a write runs code (the built-in write_denied_paths); reading there is not", async () => {
+    const before = await spyCount(server);
+    for (const target of [`${root}/.git/hooks/pre-commit`, `${root}/.vscode/tasks.json`, `${root}/.mcp.json`]) {
+      await refused({ target, n: 1 }, /may be read but not written/);
+    }
+    assert.equal(await spyCount(server), before, "spy_target was not reached");
+    const read = await server.callTool("spy_target", { value: `${root}/.git/HEAD`, n: 1 });
+    assert.notEqual(read.result?.isError, true, resultText(read));
+    const write = await server.callTool("spy_target", { target: `${root}/notes/todo.md`, n: 1 });
+    assert.notEqual(write.result?.isError, true, resultText(write));
+    assert.equal(await spyCount(server), before + 2);
   });
 });

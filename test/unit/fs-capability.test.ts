@@ -29,7 +29,7 @@ before(() => {
   fs.writeFileSync(path.join(root, "hello.txt"), "hello world");
   fs.writeFileSync(path.join(outside, "secret.txt"), "top secret");
   compiled = compilePathPolicy(
-    { allowed_paths: [`${root}/**`], denied_paths: DENY, max_read_bytes: LIMITS.maxReadBytes, max_write_bytes: LIMITS.maxWriteBytes },
+    { allowed_paths: [`${root}/**`], denied_paths: DENY, write_denied_paths: [], max_read_bytes: LIMITS.maxReadBytes, max_write_bytes: LIMITS.maxWriteBytes },
     { baseDir: root, homeDir: root },
   );
   gfs = createGuardedFs(compiled, LIMITS);
@@ -226,7 +226,7 @@ void describe("listing", () => {
     const dir = scratch("globbed");
     fs.writeFileSync(`${dir}/keep.md`, "k");
     fs.writeFileSync(`${dir}/skip.txt`, "s");
-    const c = compilePathPolicy({ allowed_paths: [`${root}/globbed/*/**`, `${root}/globbed/*.md`], denied_paths: [], max_read_bytes: 1, max_write_bytes: 1 });
+    const c = compilePathPolicy({ allowed_paths: [`${root}/globbed/*/**`, `${root}/globbed/*.md`], denied_paths: [], write_denied_paths: [], max_read_bytes: 1, max_write_bytes: 1 });
     fs.mkdirSync(`${dir}/sub`);
     assert.deepEqual(await createGuardedFs(c, LIMITS).list(`${dir}/sub`), []);
     await denied(createGuardedFs(c, LIMITS).list(dir), "PATH_OUTSIDE_ROOTS");

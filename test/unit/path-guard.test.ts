@@ -30,8 +30,8 @@ const SEED_DENY = [
   "**/.git/config",
 ];
 
-function policy(allowed: string[], denied: string[] = SEED_DENY): FilesystemPolicy {
-  return { allowed_paths: allowed, denied_paths: denied, max_read_bytes: 1024, max_write_bytes: 1024 };
+function policy(allowed: string[], denied: string[] = SEED_DENY, writeDenied: string[] = []): FilesystemPolicy {
+  return { allowed_paths: allowed, denied_paths: denied, write_denied_paths: writeDenied, max_read_bytes: 1024, max_write_bytes: 1024 };
 }
 
 function assertRefused(verdict: PathVerdict, code: string): asserts verdict is Extract<PathVerdict, { ok: false }> {
@@ -412,6 +412,41 @@ void describe("deny rules", () => {
     assert.deepEqual(decideRealPath(compiled, `${root}/a.txt`), { ok: true });
     assert.deepEqual(decideRealPath(compiled, `${root}/.aws/credentials`), { ok: false, code: "PATH_DENIED", rule: "**/.aws/**" });
     assert.deepEqual(decideRealPath(compiled, `${outside}/x`), { ok: false, code: "PATH_OUTSIDE_ROOTS" });
+  });
+});
+
+void describe("write-only deny rules (filesystem.write_denied_paths)", () => {
+  const WRITE_DENY = ["**/.git/**", "**/.vscode/**", "**/.bashrc", "**/.claude/**"];
+
+  void it("refuse writes and leave reads alone, naming the rule and why", async () => {
+    const c = compilePathPolicy(policy([`${root}/**`], [], WRITE_DENY), { baseDir: root });
+    assertAllowed(await checkPath(c, `${root}/.git/HEAD`, "read"), `${root}/.git/HEAD`);
+    const hook = await checkPath(c, `${root}/.git/hooks/pre-commit`, "write");
+    assertRefused(hook, "PATH_DENIED");
+    assert.match(hook.reason, /may be read but not written \(filesystem\.write_denied_paths rule \*\*\/\.git\/\*\*\): .*git hooks/);
+    for (const target of [`${root}/.git`, `${root}/.vscode/tasks.json`, `${root}/sub/.bashrc`, ".claude/settings.local.json", `${root}/.VSCode/Tasks.json`]) {
+      assertRefused(await checkPath(c, target, "write"), "PATH_DENIED");
+    }
+    assertAllowed(await checkPath(c, `${root}/sub/new.txt`, "write"), `${root}/sub/new.txt`);
+    assertAllowed(await checkPath(c, `${root}/.bashrc.md`, "write"), `${root}/.bashrc.md`);
+  });
+
+  void it("are judged on the real path: a symlinked directory that leads into .git is caught", async () => {
+    const dir = scratch("wd-link");
+    fs.symlinkSync(path.join(root, ".git"), path.join(dir, "innocent"));
+    const c = compilePathPolicy(policy([`${root}/**`], [], WRITE_DENY));
+    assertRefused(await checkPath(c, `${dir}/innocent/hooks/post-checkout`, "write"), "PATH_DENIED");
+    assertAllowed(await checkPath(c, `${dir}/innocent/HEAD`, "read"), `${root}/.git/HEAD`);
+  });
+
+  void it("a write rule that is not a valid glob refuses every write, and check-policy hears of it", async () => {
+    const c = compilePathPolicy(policy([`${root}/**`], [], ["**/{hooks,tasks"]));
+    const verdict = await checkPath(c, `${root}/a.txt`, "write");
+    assertRefused(verdict, "PATH_DENIED");
+    assert.match(verdict.reason, /filesystem\.write_denied_paths entry "\*\*\/\{hooks,tasks" is not a valid glob .*refuses every write/);
+    assertAllowed(await checkPath(c, `${root}/a.txt`, "read"), `${root}/a.txt`);
+    assert.equal(denyRuleProblems(c).length, 1);
+    assert.throws(() => compilePathPolicy(policy([`${root}/**`], [], ["!**/.git/**"])), /filesystem\.write_denied_paths entry .* must not be negated/);
   });
 });
 

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   DEFAULT_DENIED_PATHS,
+  DEFAULT_WRITE_DENIED_PATHS,
   defaultPolicy,
   defaultPolicySource,
   PRIVILEGE_COMMANDS,
@@ -39,6 +40,8 @@ void test("the built-in default allows files only in the state directory's works
     "**/.git/config",
   ]);
   assert.deepEqual(filesystem.denied_paths, [...DEFAULT_DENIED_PATHS]);
+  assert.deepEqual(filesystem.write_denied_paths, [...DEFAULT_WRITE_DENIED_PATHS]);
+  assert.ok(filesystem.write_denied_paths.includes("**/.git/**") && filesystem.write_denied_paths.includes("**/.vscode/**"));
   assert.equal(filesystem.max_read_bytes, 10 * 1024 * 1024);
   assert.equal(filesystem.max_write_bytes, 10 * 1024 * 1024);
   assert.deepEqual(defaultPolicy("/var/lib/x/").filesystem.allowed_paths, ["/var/lib/x/workspace/**"]);

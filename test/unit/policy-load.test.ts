@@ -11,7 +11,7 @@ import {
   policySha256,
   type PolicyEnv,
 } from "../../src/security/policy/load.js";
-import { DEFAULT_BLOCKED_COMMANDS, DEFAULT_DENIED_PATHS, DEFAULT_RATE_LIMITS } from "../../src/security/policy/defaults.js";
+import { DEFAULT_BLOCKED_COMMANDS, DEFAULT_DENIED_PATHS, DEFAULT_RATE_LIMITS, DEFAULT_WRITE_DENIED_PATHS } from "../../src/security/policy/defaults.js";
 import { canonicalJson, sha256Hex } from "../../src/util/canonical-json.js";
 
 import { ROOT } from "../helpers/project.js";
@@ -65,6 +65,8 @@ void test("the seed's shipped policy loads unchanged and gives the expected effe
     "/tmp/mcp-workspace/**",
   ]);
   assert.deepEqual(policy.filesystem.denied_paths, [...DEFAULT_DENIED_PATHS]);
+  // The seed had no write-only list: its policy gets the built-in one.
+  assert.deepEqual(policy.filesystem.write_denied_paths, [...DEFAULT_WRITE_DENIED_PATHS]);
   assert.deepEqual(policy.commands.blocked, ["curl", "wget", "ssh", "scp", "rsync", "nc", "netcat", "telnet", "ftp", "sftp"]);
   assert.equal(policy.commands.allowed, undefined);
   assert.deepEqual(policy.tools.rate_limits, {
@@ -122,6 +124,7 @@ void test("a minimal policy takes every default, and its allow-lists stay empty"
   assert.deepEqual(policy.filesystem, {
     allowed_paths: [],
     denied_paths: [...DEFAULT_DENIED_PATHS],
+    write_denied_paths: [...DEFAULT_WRITE_DENIED_PATHS],
     max_read_bytes: 10 * 1024 * 1024,
     max_write_bytes: 10 * 1024 * 1024,
   });
@@ -155,6 +158,7 @@ void test("explicitly empty lists stay empty: nothing is injected", () => {
       "filesystem:",
       "  allowed_paths: []",
       "  denied_paths: []",
+      "  write_denied_paths: []",
       "commands:",
       "  blocked: []",
       "  allowed: []",
@@ -166,6 +170,7 @@ void test("explicitly empty lists stay empty: nothing is injected", () => {
   );
   assert.deepEqual(policy.filesystem.allowed_paths, []);
   assert.deepEqual(policy.filesystem.denied_paths, []);
+  assert.deepEqual(policy.filesystem.write_denied_paths, []);
   assert.deepEqual(policy.commands.blocked, []);
   assert.deepEqual(policy.commands.allowed, []);
   assert.deepEqual(policy.tools.allow, []);
@@ -274,6 +279,10 @@ void test("variables also expand in denied paths and commands", () => {
     'version: "1.0"\nfilesystem:\n  denied_paths: ["${HOME}/private/**", "**/.ssh/**"]\ncommands:\n  blocked: ["${HOME}/bin/tool", curl]\n',
   );
   assert.deepEqual(policy.filesystem.denied_paths, ["/home/tester/private/**", "**/.ssh/**"]);
+  const writes = load('version: "1.0"\nfilesystem:\n  allowed_paths: ["${HOME}/p/**"]\n  write_denied_paths: ["${HOME}/p/generated/**"]\n');
+  assert.deepEqual(writes.policy.filesystem.write_denied_paths, ["/home/tester/p/generated/**"], "a list given replaces the built-in one");
+  const none = load('version: "1.0"\nfilesystem:\n  allowed_paths: ["${HOME}/p/**"]\n  write_denied_paths: []\n');
+  assert.ok(none.warnings.some((w) => /write_denied_paths is empty: tools may write git hooks/.test(w)), none.warnings.join(" | "));
   assert.deepEqual(policy.commands.blocked, ["/home/tester/bin/tool", "curl"]);
 });
 

@@ -30,6 +30,42 @@ export const DEFAULT_DENIED_PATHS: readonly string[] = [
   "**/.git/config",
 ];
 
+/**
+ * Files inside an allowed directory that a write turns into code run without anyone asking:
+ * by git (hooks, config filters and aliases), by the shell at start-up, by direnv on `cd`, by
+ * an editor or an MCP client opening the folder (tasks, settings, server lists), by a dev
+ * container at creation, or first on PATH. Reading them stays as the rest of the policy says.
+ */
+export const DEFAULT_WRITE_DENIED_PATHS: readonly string[] = [
+  "**/.git/**",
+  "**/.husky/**",
+  "**/.gitconfig",
+  "**/.config/git/**",
+  "**/.bashrc",
+  "**/.bash_profile",
+  "**/.bash_login",
+  "**/.bash_logout",
+  "**/.profile",
+  "**/.zshrc",
+  "**/.zshenv",
+  "**/.zprofile",
+  "**/.zlogin",
+  "**/.config/fish/**",
+  "**/.envrc",
+  "**/.npmrc",
+  "**/.yarnrc",
+  "**/.yarnrc.yml",
+  "**/.pnpmfile.cjs",
+  "**/.mcp.json",
+  "**/.cursor/**",
+  "**/.claude/**",
+  "**/.vscode/**",
+  "**/.devcontainer/**",
+  "**/.config/autostart/**",
+  "**/.config/systemd/**",
+  "**/.local/bin/**",
+];
+
 /** The seed's blocked network clients. */
 export const SEED_BLOCKED_COMMANDS: readonly string[] = [
   "curl",
@@ -185,6 +221,7 @@ export function defaultPolicy(stateDir: string): EffectivePolicy {
   const filesystem: FilesystemPolicy = {
     allowed_paths: [`${stateDir.replace(/\/+$/, "")}/workspace/**`],
     denied_paths: [...DEFAULT_DENIED_PATHS],
+    write_denied_paths: [...DEFAULT_WRITE_DENIED_PATHS],
     ...DEFAULTS.filesystem,
   };
   // No built-in tool runs a command: the default allows none (the block list stays for anyone who adds `allowed`).

@@ -31,6 +31,7 @@ import {
 import {
   DEFAULT_BLOCKED_COMMANDS,
   DEFAULT_DENIED_PATHS,
+  DEFAULT_WRITE_DENIED_PATHS,
   DEFAULT_RATE_LIMIT,
   DEFAULT_RATE_LIMITS,
   DEFAULTS,
@@ -507,6 +508,7 @@ interface RawPolicy {
   filesystem?: {
     allowed_paths?: string[];
     denied_paths?: string[];
+    write_denied_paths?: string[];
     max_read_bytes?: number;
     max_write_bytes?: number;
   };
@@ -593,6 +595,7 @@ function buildEffective(raw: RawPolicy, env: PolicyEnv): EffectivePolicy {
       denied_paths: expandAll(filesystem.denied_paths, "denied-glob") ?? [
         ...DEFAULT_DENIED_PATHS,
       ],
+      write_denied_paths: expandAll(filesystem.write_denied_paths, "denied-glob") ?? [...DEFAULT_WRITE_DENIED_PATHS],
       max_read_bytes: filesystem.max_read_bytes ?? DEFAULTS.filesystem.max_read_bytes,
       max_write_bytes: filesystem.max_write_bytes ?? DEFAULTS.filesystem.max_write_bytes,
     },
@@ -634,6 +637,7 @@ function buildEffective(raw: RawPolicy, env: PolicyEnv): EffectivePolicy {
 const EXPANDED_FIELDS: readonly { keyPath: readonly string[]; kind: PathKind; list: boolean }[] = [
   { keyPath: ["filesystem", "allowed_paths"], kind: "allowed-glob", list: true },
   { keyPath: ["filesystem", "denied_paths"], kind: "denied-glob", list: true },
+  { keyPath: ["filesystem", "write_denied_paths"], kind: "denied-glob", list: true },
   { keyPath: ["commands", "blocked"], kind: "command", list: true },
   { keyPath: ["commands", "allowed"], kind: "command", list: true },
   { keyPath: ["audit", "log_file"], kind: "file", list: false },
@@ -839,6 +843,11 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
   if (filesystem.denied_paths.length === 0 && filesystem.allowed_paths.length > 0) {
     warnings.push(
       "filesystem.denied_paths is empty: nothing inside the allowed paths is protected (.ssh, .aws, .env and keys included)",
+    );
+  }
+  if (filesystem.write_denied_paths.length === 0 && filesystem.allowed_paths.length > 0) {
+    warnings.push(
+      "filesystem.write_denied_paths is empty: tools may write git hooks, shell start-up files, editor tasks and MCP client configurations inside the allowed paths",
     );
   }
 

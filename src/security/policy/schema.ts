@@ -300,6 +300,7 @@ export const POLICY_SCHEMA: Schema = {
       filesystem: section("a mapping of filesystem settings", {
         allowed_paths: list("a list of path globs", pathString("an absolute path glob such as ${HOME}/projects/**")),
         denied_paths: list("a list of path globs", pathString("a path glob such as **/.ssh/** or ${HOME}/private/**")),
+        write_denied_paths: list("a list of path globs", pathString("a path glob such as **/.git/** or **/.vscode/**")),
         max_read_bytes: bytes("a read size"),
         max_write_bytes: bytes("a write size"),
       }),
