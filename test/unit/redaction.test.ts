@@ -111,6 +111,14 @@ void describe("string patterns", () => {
     for (const input of plain) assert.deepEqual(redactString(input), { value: input, redactions: 0 }, input);
   });
 
+  void it("a URL password ends at the last '@' within 256 characters of it, not at a later one", () => {
+    // The rule looks at most 256 characters past an "@" for another one: these pin where that reach ends.
+    const host = (n: number) => "h".repeat(n);
+    assert.equal(redactString(`a://u:p@${host(256)}@x`).redactions, 0, "another '@' within reach: p is not the password");
+    assert.equal(redactString(`a://u:p@${host(257)}@x`).value, `a://u:[REDACTED]@${host(257)}@x`);
+    assert.equal(redactString(`a://u:p@q@${host(20)}/x@y`).value, `a://u:[REDACTED]@${host(20)}/x@y`, "a '@' past the path is not the authority's");
+  });
+
   void it("counts every redaction and never redacts twice", () => {
     const text = "password=a token=b ghp_" + "x".repeat(36);
     const once = redactString(text);
@@ -152,6 +160,8 @@ void describe("string patterns", () => {
       "-----BEGIN ".repeat(10_000),
       "Bearer " + "a".repeat(100_000),
       "x".repeat(200_000) + "password",
+      ("a://:" + "@".repeat(300)).repeat(1000),
+      ("x://" + ":@".repeat(200)).repeat(1000),
       "\u0090".repeat(10_000),
     ];
     for (const input of inputs) assert.equal(typeof redactString(input).value, "string");
