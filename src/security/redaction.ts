@@ -320,13 +320,16 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
         result = visit(item, depth + 1);
       }
       // A key is a string like any other: a token used as a map key, or a header line sent as
-      // a property name, is redacted too (numbered if two keys then read the same).
+      // a property name, is redacted too (numbered if two keys then read the same). A redacted
+      // name never takes the name of another key of the source, whichever comes first: the
+      // other key's value would overwrite it, or be overwritten, and the record would lose
+      // one of the values the tool was given.
       const scanned = redactString(key);
       let name = key;
       if (scanned.redactions > 0) {
         count += scanned.redactions;
         name = scanned.value;
-        for (let n = 2; Object.hasOwn(out, name); n++) name = `${scanned.value} (${n})`;
+        for (let n = 2; Object.hasOwn(out, name) || Object.hasOwn(source, name); n++) name = `${scanned.value} (${n})`;
       }
       // `__proto__` from JSON.parse is an own key: copy it as data, never as a prototype.
       if (name === "__proto__") Object.defineProperty(out, name, { value: result, enumerable: true, writable: true, configurable: true });

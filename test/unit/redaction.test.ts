@@ -243,6 +243,22 @@ void describe("whole values", () => {
     assert.equal(result.redactions, 4);
   });
 
+  void it("a redacted key never takes the name of another key, whichever comes first", () => {
+    const token = `ghp_${"c".repeat(36)}`;
+    // A plain key that reads like the redacted one, after it or before it: both values are kept.
+    for (const input of [
+      { [token]: "what the tool got", "ghp_[REDACTED]": "decoy" },
+      { "ghp_[REDACTED]": "decoy", [token]: "what the tool got" },
+      { [token]: "what the tool got", "ghp_[REDACTED]": "decoy", "ghp_[REDACTED] (2)": "decoy 2" },
+    ]) {
+      const result = redact(input).value as Record<string, unknown>;
+      assert.equal(Object.keys(result).length, Object.keys(input).length, JSON.stringify(result));
+      assert.deepEqual(Object.values(result).sort(), Object.values(input).sort(), JSON.stringify(result));
+      assert.equal(result["ghp_[REDACTED]"], "decoy");
+      assert.ok(!JSON.stringify(result).includes(token));
+    }
+  });
+
   void it("copies a __proto__ key as data, never as a prototype", () => {
     const parsed = JSON.parse('{"__proto__": {"polluted": 1, "password": "p"}, "constructor": {"prototype": "x"}}') as unknown;
     const result = redact(parsed);
