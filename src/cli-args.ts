@@ -187,8 +187,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   }
   const resolvedStateDir = stateDir ?? defaultStateDir(env);
   if (resolvedStateDir === "/proc" || resolvedStateDir.startsWith("/proc/")) {
-    // Nothing can be stored there, and Node's recursive mkdir spins forever under /proc
-    // (the parent exists, the child is ENOENT): refused before anything tries.
+    // Nothing can be stored there: said before anything tries, in words. Only the spelling is
+    // seen here (this parser touches no file); a path that leads into /proc through a link
+    // fails when the directory is made (util/make-directories.ts), and does not hang.
     throw new UsageError(`the state directory ${resolvedStateDir} is inside /proc; choose a directory on a disk`);
   }
 

@@ -3,12 +3,13 @@
  * Human output goes to stdout only for the non-serving commands; serving keeps stdout
  * for the protocol.
  */
-import { closeSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsConstants } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, constants as fsConstants } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
 import { PACKAGE_ROOT, SERVER_NAME, VERSION } from "./version.js";
 import { serve } from "./server.js";
+import { makeDirectoriesSync } from "./util/make-directories.js";
 
 /** Set once stdout failed (its reader went away, as with `| head`): later output is dropped. */
 let stdoutGone = false;
@@ -150,8 +151,8 @@ async function auditLogPath(policyFile: string | undefined, stateDir: string, en
 
 function init(stateDir: string, force: boolean): number {
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    mkdirSync(join(stateDir, "workspace"), { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(stateDir, 0o700);
+    makeDirectoriesSync(join(stateDir, "workspace"), 0o700);
   } catch (error) {
     err(`${SERVER_NAME} init: cannot create the state directory ${stateDir}: ${fsReason(error)}`);
     return 1;

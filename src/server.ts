@@ -2,7 +2,6 @@
  * Assembles and runs the server: policy, plugins, engine, audit log, and one MCP
  * session over stdio; then shuts it all down in order on EOF, SIGTERM, SIGINT or SIGHUP.
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Connection } from "./protocol/connection.js";
 import { McpSession, type ServerIdentity } from "./protocol/session.js";
@@ -19,6 +18,7 @@ import { createCapabilityFactory, type CapabilityFactory } from "./security/capa
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
 import { monotonicMs } from "./util/clock.js";
+import { makeDirectoriesSync } from "./util/make-directories.js";
 import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
@@ -90,7 +90,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   };
 
   try {
-    mkdirSync(args.stateDir, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(args.stateDir, 0o700);
   } catch (error) {
     return fatal(`cannot create the state directory ${args.stateDir}: ${messageOf(error)}`);
   }
@@ -112,7 +112,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       policy = defaultPolicy(args.stateDir);
       policySha256 = policyHash(policy);
       policySource = defaultPolicySource();
-      mkdirSync(join(args.stateDir, "workspace"), { recursive: true, mode: 0o700 });
+      makeDirectoriesSync(join(args.stateDir, "workspace"), 0o700);
     }
   } catch (error) {
     return fatal(`refusing to start: ${messageOf(error)}`);
@@ -129,7 +129,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME || homedir(), baseDir: projectPath ?? process.cwd() });
     for (const warning of paths.warnings) log.warn(`policy: ${warning}`);
     const execHomeDir = join(args.stateDir, "exec-home");
-    mkdirSync(execHomeDir, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(execHomeDir, 0o700);
     capabilities = createCapabilityFactory({ policy, paths, dataDir: join(args.stateDir, "data"), execHomeDir, env });
     registry = new PluginRegistry(plugins);
     const tools = allowedTools(registry, policy.tools);

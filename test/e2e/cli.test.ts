@@ -129,6 +129,24 @@ void describe("the command line", () => {
     assert.match(serve.stderr, /refusing to start: .*it is not a regular file/);
   });
 
+  void test("a state directory or audit log reached through a link into /proc: exit 1 with the reason, not a start that never ends", async () => {
+    // Only the spelling /proc/... is refused as a usage error; through a link (/dev/fd is one) the
+    // folder is tried and fails, where Node's own recursive mkdir retried it forever.
+    const link = join(root, "proc-link");
+    symlinkSync("/proc/self", link);
+    const serve = await cli(["--state-dir", join(link, "state")], home, 10_000);
+    assert.equal(serve.code, 1, serve.stderr);
+    assert.match(serve.stderr, /cannot create the state directory .*proc-link\/state: ENOENT/);
+    const init = await cli(["init", "--state-dir", join(link, "state")], home, 10_000);
+    assert.equal(init.code, 1, init.stderr);
+    assert.match(init.stderr, /init: cannot create the state directory .*proc-link\/state/);
+    const policy = join(root, "audit-under-proc.yaml");
+    writeFileSync(policy, ['version: "1.0"', "audit:", `  log_file: ${JSON.stringify(join(link, "audit", "audit.log"))}`, ""].join("\n"));
+    const audit = await cli(["--policy", policy, "--state-dir", join(root, "audit-proc-state")], home, 10_000);
+    assert.equal(audit.code, 1, audit.stderr);
+    assert.match(audit.stderr, /refusing to start: .*proc-link\/audit/);
+  });
+
   void test("init --state-dir: writes the example policy and the workspace, prints a client snippet that points at them", async () => {
     const stateDir = join(root, "init-state");
     const run = await cli(["init", "--state-dir", stateDir], home);

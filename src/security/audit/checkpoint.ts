@@ -7,6 +7,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, t
 import { constants as C, promises as fs } from "node:fs";
 import path from "node:path";
 import { sha256Hex } from "../../util/canonical-json.js";
+import { makeDirectories } from "../../util/make-directories.js";
 import type { CheckpointBody } from "./entry.js";
 import { AuditOpenError, describeFsError, errnoOf } from "./errors.js";
 import { currentUid, O_NOFOLLOW } from "./fs-layer.js";
@@ -162,7 +163,7 @@ async function readKeyFile(file: string, followLinks: boolean): Promise<Buffer> 
 
 async function createKeyFile(file: string): Promise<Buffer> {
   try {
-    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await makeDirectories(path.dirname(file), 0o700);
     const { privateKey } = generateKeyPairSync("ed25519");
     const pem = Buffer.from(privateKey.export({ format: "pem", type: "pkcs8" }));
     const handle = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);

@@ -4,6 +4,7 @@
  * mocking Node itself. The default layer is a thin promise wrapper over `node:fs`.
  */
 import fs from "node:fs";
+import { makeDirectories } from "../../util/make-directories.js";
 import { AuditOpenError, describeFsError, errnoOf } from "./errors.js";
 
 export interface AuditStats {
@@ -129,9 +130,8 @@ export const nodeAuditFs: AuditFs = {
   futimes: (fd, time) => cbVoid((done) => fs.futimes(fd, time, time, done)),
   unlink: (path) => cbVoid((done) => fs.unlink(path, done)),
   readdir: (path) => cb<string[]>((done) => fs.readdir(path, done)),
-  mkdir: async (path, mode) => {
-    await cb<string | undefined>((done) => fs.mkdir(path, { recursive: true, mode }, done));
-  },
+  // Not fs.mkdir's recursive mode, which never returns for a directory under /proc.
+  mkdir: (path, mode) => makeDirectories(path, mode),
   readFile: (path) => cb<Buffer>((done) => fs.readFile(path, done)),
 };
 

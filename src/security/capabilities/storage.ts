@@ -8,10 +8,11 @@
  * lost when the server exits; instead the old connection is closed and the path's
  * current file is opened, as a restart would.
  */
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, constants as fsConstants } from "node:fs";
+import { closeSync, fstatSync, lstatSync, openSync, constants as fsConstants } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 import { CapabilityDeniedError, type PluginStorage, type SqliteDatabase } from "../../plugins/contract.js";
+import { makeDirectoriesSync } from "../../util/make-directories.js";
 
 const DATABASE_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
 
@@ -72,7 +73,7 @@ export function createPluginStorage(dataDir: string): StorageHandle {
         closeDetached(existing.db);
       }
       open.delete(name);
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      makeDirectoriesSync(dataDir, 0o700);
       const file = join(dataDir, `${name}.db`);
       // Create the file ourselves so its mode is 0600 whatever the umask; never follow a symlink.
       const fd = openSync(file, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o600);
