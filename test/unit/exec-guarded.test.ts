@@ -278,7 +278,7 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     await refused(guardedExec({ blocked: ["sh"] })("env-unset-script", []), "COMMAND_DENIED", /script run by sh/);
   });
 
-  void test("the default block list refuses wrappers that run the command line they are given", async () => {
+  void test("the default block list refuses wrappers that run the command line they are given", async (t) => {
     const exec = guardedExec({ blocked: [...DEFAULT_BLOCKED_COMMANDS] });
     const lock = path.join(root, "lock");
     const wrappers: Array<[string, string[]]> = [
@@ -286,10 +286,13 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
       ["taskset", ["1", "bash", "-c", "echo ran"]],
       ["setpriv", ["bash", "-c", "echo ran"]],
     ];
+    let checked = 0;
     for (const [wrapper, args] of wrappers) {
       // Only where the wrapper is installed (util-linux): elsewhere there is nothing to run.
       if (!["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, wrapper)))) continue;
       await refused(exec(wrapper, args), "COMMAND_DENIED", new RegExp(`"${wrapper}" is in commands.blocked`));
+      checked += 1;
     }
+    if (checked === 0) t.skip("none of flock, taskset, setpriv is installed here");
   });
 });
