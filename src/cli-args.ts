@@ -114,6 +114,11 @@ const COMMAND_FLAGS: Readonly<Record<CommandName, readonly string[]>> = {
   init: ["--state-dir", "--force"],
 };
 
+function misplacedFlag(flag: string, command: CommandName): UsageError {
+  const name = command === "serve" ? "serving" : command;
+  return new UsageError(`${flag} does not apply to ${name} (its options: ${COMMAND_FLAGS[command].join(", ")})`);
+}
+
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
   const first = argv[0];
   if (first === "--help" || first === "-h" || first === "help") return { command: "help" };
@@ -130,14 +135,16 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   let force = false;
 
   const command: CommandName = first === "check-policy" || first === "audit" || first === "init" ? first : "serve";
-  const given: string[] = [];
   for (let i = command === "serve" ? 0 : 1; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [named, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     // -p is the seed server's short form of --policy: client configurations written for it keep working.
     const flag = named === "-p" ? "--policy" : named;
     const value = () => needValue(flag, inline ?? argv[++i]);
-    if (Object.values(COMMAND_FLAGS).some((flags) => flags.includes(flag))) given.push(flag);
+    // Said before its value is read: the value of a flag that does not apply is beside the point.
+    if (!COMMAND_FLAGS[command].includes(flag) && Object.values(COMMAND_FLAGS).some((flags) => flags.includes(flag))) {
+      throw misplacedFlag(flag, command);
+    }
     switch (flag) {
       case "--policy":
         policyFile = resolve(value());
@@ -179,11 +186,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
       default:
         rest.push(arg);
     }
-  }
-  const misplaced = given.find((flag) => !COMMAND_FLAGS[command].includes(flag));
-  if (misplaced !== undefined) {
-    const name = command === "serve" ? "serving" : command;
-    throw new UsageError(`${misplaced} does not apply to ${name} (its options: ${COMMAND_FLAGS[command].join(", ")})`);
   }
   const resolvedStateDir = stateDir ?? defaultStateDir(env);
   if (resolvedStateDir === "/proc" || resolvedStateDir.startsWith("/proc/")) {
