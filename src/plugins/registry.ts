@@ -2,6 +2,12 @@
  * The registry of plugins and their tools, checked once at start: names follow the
  * tool-name rule, every tool is complete, and no two tools share a name (the seed
  * let the later one silently win).
+ *
+ * Each definition is kept as a deep-frozen copy taken at registration. What the audit
+ * log's `server_start` hashes, what `tools/list` and the discovery tools show and what
+ * the arguments are validated against is then the same definition for the whole run:
+ * a plugin that changes its own `tools` objects later (a "rug pull"), or one that edits
+ * another plugin's definitions through `ctx.catalog`, changes nothing that is served.
  */
 import type { Plugin, ToolDefinition } from "./contract.js";
 
@@ -51,7 +57,13 @@ export class PluginRegistry {
       }
       const problem = describeIncompleteTool(tool);
       if (problem) throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${problem}`);
-      this.byTool.set(tool.name, { plugin, tool });
+      let frozen: ToolDefinition;
+      try {
+        frozen = frozenJsonCopy(tool, "") as ToolDefinition;
+      } catch (error) {
+        throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${(error as Error).message}`);
+      }
+      this.byTool.set(tool.name, Object.freeze({ plugin, tool: frozen }));
     }
     this.list.push(plugin);
   }
@@ -70,9 +82,49 @@ export class PluginRegistry {
 }
 
 function describeIncompleteTool(tool: ToolDefinition): string | undefined {
-  if (!tool.title.trim()) return "a title is required";
-  if (!tool.description.trim()) return "a description is required";
-  if (tool.inputSchema.type !== "object") return 'inputSchema must have a root "type": "object"';
-  if (tool.outputSchema !== undefined && tool.outputSchema.type !== "object") return 'outputSchema must have a root "type": "object"';
+  if (typeof tool.title !== "string" || !tool.title.trim()) return "a title is required";
+  if (typeof tool.description !== "string" || !tool.description.trim()) return "a description is required";
+  if (typeof tool.inputSchema !== "object" || tool.inputSchema === null || tool.inputSchema.type !== "object") return 'inputSchema must have a root "type": "object"';
+  if (tool.outputSchema !== undefined && (typeof tool.outputSchema !== "object" || tool.outputSchema === null || tool.outputSchema.type !== "object")) return 'outputSchema must have a root "type": "object"';
   return undefined;
+}
+
+/**
+ * A deep copy of a JSON value with every object and array frozen. A value JSON cannot
+ * carry (a function, a Date, a Map, a cycle, a non-finite number) is refused rather than
+ * converted: the definition served must be the one written. Properties whose value is
+ * `undefined` are left out, as JSON leaves them out.
+ */
+function frozenJsonCopy(value: unknown, at: string, ancestors: object[] = []): unknown {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (!Number.isFinite(value)) throw new Error(`${at || "the definition"} is ${String(value)}, which JSON cannot carry`);
+      return value;
+    case "object": {
+      if (value === null) return null;
+      if (ancestors.includes(value)) throw new Error(`${at || "the definition"} refers back to itself (a cycle)`);
+      ancestors.push(value);
+      let copy: unknown;
+      if (Array.isArray(value)) {
+        copy = value.map((item, index) => frozenJsonCopy(item, `${at}[${index}]`, ancestors));
+      } else {
+        const prototype: unknown = Object.getPrototypeOf(value);
+        if (prototype !== Object.prototype && prototype !== null) throw new Error(`${at || "the definition"} is not a plain object`);
+        const out: Record<string, unknown> = {};
+        for (const [key, item] of Object.entries(value)) {
+          if (item === undefined) continue;
+          // defineProperty: a "__proto__" key stays an own property, as JSON.parse makes it.
+          Object.defineProperty(out, key, { value: frozenJsonCopy(item, at === "" ? key : `${at}.${key}`, ancestors), enumerable: true });
+        }
+        copy = out;
+      }
+      ancestors.pop();
+      return Object.freeze(copy);
+    }
+    default:
+      throw new Error(`${at || "the definition"} is a ${typeof value}, which JSON cannot carry`);
+  }
 }

@@ -127,7 +127,7 @@ export function allowedTools(registry: PluginRegistry, tools: EffectivePolicy["t
 
 export class SecurityEngine implements ToolService {
   private readonly allowed = new Map<string, RegisteredTool>();
-  private readonly listed: ToolDefinition[];
+  private readonly listed: readonly ToolDefinition[];
   private validators: ValidatorSet | undefined;
   private ready: Promise<void> | undefined;
   private readonly limiter: RateLimiter;
@@ -139,17 +139,23 @@ export class SecurityEngine implements ToolService {
   constructor(private readonly options: EngineOptions) {
     this.auditing = options.audit.status().enabled;
     for (const entry of allowedTools(options.registry, options.policy.tools)) this.allowed.set(entry.tool.name, entry);
-    this.listed = [...this.allowed.values()].map((entry) => entry.tool);
+    this.listed = Object.freeze([...this.allowed.values()].map((entry) => entry.tool));
     this.limiter = createRateLimiter(options.policy.tools.rate_limits, [...this.allowed.keys()], options.now);
-    const entries: CatalogEntry[] = options.registry
-      .plugins()
-      .map((plugin) => ({
-        plugin: plugin.name,
-        version: plugin.version,
-        description: plugin.description,
-        tools: plugin.tools.filter((tool) => this.allowed.has(tool.name)),
-      }))
-      .filter((entry) => entry.tools.length > 0);
+    // The registry's frozen definitions, not the plugins' own `tools` arrays, and frozen
+    // entries: every plugin reads this catalogue, and none may change what another one sees.
+    const entries: readonly CatalogEntry[] = Object.freeze(
+      options.registry
+        .plugins()
+        .map((plugin) =>
+          Object.freeze({
+            plugin: plugin.name,
+            version: plugin.version,
+            description: plugin.description,
+            tools: Object.freeze(this.listed.filter((tool) => this.allowed.get(tool.name)?.plugin === plugin)),
+          }),
+        )
+        .filter((entry) => entry.tools.length > 0),
+    );
     this.catalog = { entries: () => entries };
     this.now = options.now ?? (monotonicMs);
   }
