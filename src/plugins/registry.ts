@@ -63,6 +63,15 @@ export class PluginRegistry {
       } catch (error) {
         throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${(error as Error).message}`);
       }
+      const hidden = findHiddenCharacter(frozen, "");
+      if (hidden) {
+        throw new RegistryError(
+          "INVALID_TOOL",
+          `plugin "${plugin.name}", tool "${tool.name}": ${hidden.at} holds the invisible or control character ${hidden.character}. ` +
+            "Clients hand tool definitions to the model as they are, so a definition may hold no control, escape, " +
+            "format (bidi, zero-width, tag) or private-use characters (tab and line feed excepted).",
+        );
+      }
       this.byTool.set(tool.name, Object.freeze({ plugin, tool: frozen }));
     }
     this.list.push(plugin);
@@ -86,6 +95,42 @@ function describeIncompleteTool(tool: ToolDefinition): string | undefined {
   if (typeof tool.description !== "string" || !tool.description.trim()) return "a description is required";
   if (typeof tool.inputSchema !== "object" || tool.inputSchema === null || tool.inputSchema.type !== "object") return 'inputSchema must have a root "type": "object"';
   if (tool.outputSchema !== undefined && (typeof tool.outputSchema !== "object" || tool.outputSchema === null || tool.outputSchema.type !== "object")) return 'outputSchema must have a root "type": "object"';
+  return undefined;
+}
+
+/**
+ * Characters a person does not see (or sees as something else) but a model reads:
+ * controls other than tab and line feed (ANSI escapes among them), format characters
+ * (bidi overrides, zero-width characters, Unicode tag characters that mirror ASCII),
+ * variation selectors (which can encode bytes invisibly), private-use characters and lone
+ * surrogates. In a tool description they are the carrier of "tool poisoning": instructions
+ * the model follows that a person reviewing the tool cannot read. Results are sanitized on
+ * the way out; definitions are refused instead, so a poisoned plugin cannot start quietly.
+ */
+const HIDDEN_CHARACTER = /(?![\t\n])[\p{Cc}\p{Cf}\p{Co}\p{Cs}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/u;
+
+/** The first hidden character in any string (key or value) of a frozen definition, and where it is. */
+function findHiddenCharacter(value: unknown, at: string): { at: string; character: string } | undefined {
+  const check = (text: string, where: string) => {
+    const match = HIDDEN_CHARACTER.exec(text);
+    if (match === null) return undefined;
+    const code = match[0].codePointAt(0) as number;
+    return { at: where || "the definition", character: `U+${code.toString(16).toUpperCase().padStart(4, "0")}` };
+  };
+  if (typeof value === "string") return check(value, at);
+  if (value === null || typeof value !== "object") return undefined;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) {
+      const found = findHiddenCharacter(item, `${at}[${index}]`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const where = at === "" ? key : `${at}.${key}`;
+    const found = check(key, `a property name in ${at || "the definition"}`) ?? findHiddenCharacter(item, where);
+    if (found) return found;
+  }
   return undefined;
 }
 
