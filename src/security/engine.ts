@@ -267,7 +267,16 @@ export class SecurityEngine implements ToolService {
 
     // Stages 7–8.
     const outcome = await this.run(entry, call, callId, call.arguments);
-    const result = this.finishOrInternal(entry, outcome);
+    let result = this.finishOrInternal(entry, outcome);
+    let digest: Record<string, unknown>;
+    try {
+      digest = resultDigest(result);
+    } catch (error) {
+      // A result JSON cannot carry, or one too large for one string: the client could not be
+      // sent it either. The call still ends in an answer and a recorded outcome.
+      result = this.internal(entry.tool.name, `its result cannot be sent: ${describeError(error)}`);
+      digest = resultDigest(result);
+    }
 
     // Stage 9: the outcome is durable before the response.
     const { label, reason } = describeOutcome(outcome, result);
@@ -280,7 +289,7 @@ export class SecurityEngine implements ToolService {
         outcome: label,
         ...(reason === undefined ? {} : { reason }),
         durationMs: this.since(started),
-        data: resultDigest(result),
+        data: digest,
       });
     } catch (error) {
       return errorResult(`The tool ran, but ${auditFailure(error)} Its result is withheld.`);
@@ -497,9 +506,23 @@ function auditFailure(error: unknown): string {
   return `the audit log cannot be written (${describeError(error)}).`;
 }
 
+/**
+ * A short text for anything a plugin threw. Never throws itself: a plugin may throw a
+ * value without a string form (`Object.create(null)`, an object whose `toString` throws)
+ * or an Error whose message is not a string, and the call must still end in an answer
+ * and an audited outcome.
+ */
 function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message.slice(0, 500);
-  return String(error).slice(0, 500);
+  try {
+    const text: unknown = error instanceof Error ? error.message : error;
+    return (typeof text === "string" ? text : String(text)).slice(0, 500);
+  } catch {
+    try {
+      return `${Object.prototype.toString.call(error)} without a text form`;
+    } catch {
+      return "a value without a text form";
+    }
+  }
 }
 
 /** `/items/0/path` → `arguments.items[0].path`, the form a model reads best. */

@@ -460,3 +460,38 @@ test("tools/list, the catalogue and its hash stay those of the start, whatever a
     s.cleanup();
   }
 });
+
+test("a plugin that throws a value without a text form still gets an internal error and an audited outcome", async () => {
+  const strange = new Error("x");
+  (strange as unknown as { message: unknown }).message = { not: "a string" };
+  const thrown: unknown[] = [Object.create(null), strange, Symbol("s"), undefined];
+  let next = 0;
+  const s = hostileSetup(() => {
+    throw thrown[next++];
+  });
+  try {
+    for (let i = 0; i < thrown.length; i++) {
+      const result = await s.call();
+      assert.equal(result.isError, true, `case ${i}`);
+      assert.match(text(result), /internal error \(ref [0-9A-Z]{26}\)/, `case ${i}`);
+      const last = s.audit.entries.at(-1)!;
+      assert.equal(last.event, "tool_result", `case ${i}: the call's outcome is recorded`);
+      assert.equal(last.outcome, "error", `case ${i}`);
+    }
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("a result that cannot be serialized is an internal error, and the call's outcome is still recorded", async () => {
+  const s = hostileSetup(() => ({ content: [{ type: "text", text: 10n }] }));
+  try {
+    const result = await s.call();
+    assert.equal(result.isError, true, JSON.stringify(result, (_key, value: unknown) => (typeof value === "bigint" ? String(value) : value)));
+    assert.match(text(result), /internal error/);
+    assert.equal(s.audit.entries.at(-1)?.event, "tool_result");
+    assert.equal(s.audit.entries.at(-1)?.outcome, "error");
+  } finally {
+    s.cleanup();
+  }
+});
