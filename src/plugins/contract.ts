@@ -35,11 +35,36 @@ export interface ToolDefinition {
   readonly annotations: ToolAnnotations;
 }
 
+/** Hints for the client about one content block (MCP `Annotations`). */
+export interface ContentAnnotations {
+  audience?: Array<"user" | "assistant">;
+  /** 0 (least important) to 1 (most). */
+  priority?: number;
+  /** ISO 8601. */
+  lastModified?: string;
+}
+
+interface BlockExtras {
+  annotations?: ContentAnnotations;
+  _meta?: JsonObject;
+}
+
+/** The contents of an embedded resource: text, or base64 `blob` for binary data. */
+export type ResourceContents =
+  | { uri: string; mimeType?: string; text: string; _meta?: JsonObject }
+  | { uri: string; mimeType?: string; blob: string; _meta?: JsonObject };
+
+/**
+ * The content blocks of MCP 2025-11-25. The engine checks every block a plugin returns
+ * against this shape (a malformed one fails the call as an internal error), sanitizes
+ * the text in it and sends only the fields listed here. `data` and `blob` are base64.
+ */
 export type ContentBlock =
-  | { type: "text"; text: string }
-  | { type: "image"; data: string; mimeType: string }
-  | { type: "audio"; data: string; mimeType: string }
-  | { type: "resource_link"; uri: string; name: string; mimeType?: string; description?: string };
+  | ({ type: "text"; text: string } & BlockExtras)
+  | ({ type: "image"; data: string; mimeType: string } & BlockExtras)
+  | ({ type: "audio"; data: string; mimeType: string } & BlockExtras)
+  | ({ type: "resource_link"; uri: string; name: string; title?: string; mimeType?: string; description?: string; size?: number } & BlockExtras)
+  | ({ type: "resource"; resource: ResourceContents } & BlockExtras);
 
 /**
  * What `execute` returns. A tool with an `outputSchema` returns `structuredContent`

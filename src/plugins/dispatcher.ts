@@ -122,9 +122,18 @@ function deadlinePassed(run: DispatchRun): void {
 
 function resultOutcome(outcome: ToolOutcome): DispatchOutcome {
   try {
-    return outcome.isError === true ? { kind: "tool-error", outcome, reason: firstText(outcome) } : { kind: "ok", outcome };
+    // Not an outcome object at all (undefined, a string, a list): a bug, not a success with no content.
+    if (typeof outcome !== "object" || outcome === null || Array.isArray(outcome)) {
+      return { kind: "crashed", error: new TypeError(`the tool resolved with ${outcome === null ? "null" : Array.isArray(outcome) ? "a list" : `a ${typeof outcome}`}, not an outcome object`) };
+    }
+    // `isError: "yes"` must not pass as a success, nor as an error the tool never meant.
+    const { isError } = outcome as { isError?: unknown };
+    if (isError !== undefined && typeof isError !== "boolean") {
+      return { kind: "crashed", error: new TypeError(`the tool's isError is a ${typeof isError}, not a boolean`) };
+    }
+    return isError === true ? { kind: "tool-error", outcome, reason: firstText(outcome) } : { kind: "ok", outcome };
   } catch (error) {
-    // Not an outcome object at all (undefined, or content that is not a list).
+    // Content that is not a list, or a getter that throws.
     return { kind: "crashed", error };
   }
 }

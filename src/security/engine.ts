@@ -45,7 +45,7 @@ import { checkArgumentLimits } from "./arg-limits.js";
 import { checkPath, type CompiledPathPolicy } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
 import { redact, redactString } from "./redaction.js";
-import { sanitizeContent, sanitizeText } from "./sanitize.js";
+import { OutputShapeError, sanitizeContent, sanitizeJson, sanitizeText } from "./sanitize.js";
 import type { PathArgument, ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
@@ -352,16 +352,17 @@ export class SecurityEngine implements ToolService {
     const name = entry.tool.name;
     switch (outcome.kind) {
       case "ok": {
-        const { structuredContent } = outcome.outcome;
+        const { structuredContent, content } = outcome.outcome;
         // Sanitize first, then validate: what is sent is what conforms.
-        const clean = structuredContent === undefined ? undefined : (sanitizeDeep(structuredContent) as JsonObject);
+        const clean = structuredContent === undefined ? undefined : sanitizeStructured(structuredContent);
         if (entry.tool.outputSchema) {
           if (clean === undefined) return this.internal(name, "the tool returned no structured content");
           const check = (this.validators as ValidatorSet).validateOutput(name, clean);
           if (!check.ok) return this.internal(name, `its structured content does not match its output schema: ${check.message}`);
         }
-        const content = outcome.outcome.content ?? (clean === undefined ? [] : [{ type: "text" as const, text: JSON.stringify(clean) }]);
-        const result: CallToolResult = { content: sanitizeContent(content) };
+        const result: CallToolResult = {
+          content: content !== undefined ? sanitizeContent(content) : clean === undefined ? [] : [{ type: "text", text: JSON.stringify(clean) }],
+        };
         if (clean !== undefined) result.structuredContent = clean;
         return result;
       }
@@ -562,37 +563,12 @@ function resultDigest(result: CallToolResult): Record<string, unknown> {
   return { resultBytes: Buffer.byteLength(text), resultSha256: sha256Hex(text) };
 }
 
-/** A sanitized copy of a JSON value; throws on what JSON cannot carry (cycles, BigInt, functions, non-finite numbers). */
-function sanitizeDeep(value: unknown, seen: Set<object> = new Set()): unknown {
-  switch (typeof value) {
-    case "string":
-      return sanitizeText(value);
-    case "boolean":
-      return value;
-    case "number":
-      if (!Number.isFinite(value)) throw new TypeError("a non-finite number is not JSON");
-      return value;
-    case "object": {
-      if (value === null) return null;
-      if (seen.has(value)) throw new TypeError("a cyclic value is not JSON");
-      seen.add(value);
-      let out: unknown;
-      if (Array.isArray(value)) out = value.map((item) => sanitizeDeep(item, seen));
-      else {
-        const copy: Record<string, unknown> = {};
-        // defineProperty: a "__proto__" key stays a plain own property and pollutes nothing.
-        for (const [key, item] of Object.entries(value)) {
-          if (item === undefined) continue;
-          Object.defineProperty(copy, key, { value: sanitizeDeep(item, seen), enumerable: true, writable: true, configurable: true });
-        }
-        out = copy;
-      }
-      seen.delete(value);
-      return out;
-    }
-    default:
-      throw new TypeError(`a ${typeof value} is not JSON`);
+/** Structured content: a plain JSON object, sanitized (see `sanitizeJson`); anything else throws. */
+function sanitizeStructured(value: unknown): JsonObject {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new OutputShapeError(`structuredContent must be a JSON object, not ${value === null ? "null" : Array.isArray(value) ? "a list" : `a ${typeof value}`}`);
   }
+  return sanitizeJson(value, "structuredContent") as JsonObject;
 }
 
 function pluginLogger(logger: Logger): PluginLogger {

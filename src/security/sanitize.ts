@@ -48,26 +48,203 @@ export function sanitizeText(text: string): string {
 }
 
 /**
- * Sanitizes what a person may read in content blocks: text, and a resource link's
- * name and description. The link's URI is left as is (changing it would change its
- * target); images and audio are binary. Unchanged blocks are returned as they are.
+ * What a plugin returned that the MCP schema cannot carry (a malformed content block, a
+ * value that is not JSON). The engine fails the call with it, as an internal error: a
+ * client must never receive a result that breaks the schema, and nothing the checks
+ * below do not understand is passed through to the model.
  */
-export function sanitizeContent(blocks: readonly ContentBlock[]): ContentBlock[] {
-  return blocks.map((block) => {
-    switch (block.type) {
-      case "text": {
-        const text = sanitizeText(block.text);
-        return text === block.text ? block : { ...block, text };
+export class OutputShapeError extends TypeError {
+  constructor(message: string) {
+    super(message);
+    this.name = "OutputShapeError";
+  }
+}
+
+/**
+ * A sanitized copy of a JSON value: every string sanitized, object keys too. Throws
+ * `OutputShapeError` on what JSON cannot carry (cycles, BigInt, functions, symbols,
+ * non-finite numbers) and on objects that are not plain (a Date, a Map, a typed array, a
+ * class instance), which would otherwise arrive as `{}` or as an object of indexes; and
+ * on two keys that sanitizing makes equal, where one would silently replace the other.
+ * Properties whose value is `undefined` are left out, as JSON leaves them out.
+ */
+export function sanitizeJson(value: unknown, at = "value", seen: Set<object> = new Set()): unknown {
+  switch (typeof value) {
+    case "string":
+      return sanitizeText(value);
+    case "boolean":
+      return value;
+    case "number":
+      if (!Number.isFinite(value)) throw new OutputShapeError(`${at} is ${String(value)}, which JSON cannot carry`);
+      return value;
+    case "object": {
+      if (value === null) return null;
+      if (seen.has(value)) throw new OutputShapeError(`${at} refers back to itself (a cycle), which JSON cannot carry`);
+      seen.add(value);
+      let out: unknown;
+      if (Array.isArray(value)) out = value.map((item, index) => sanitizeJson(item, `${at}[${index}]`, seen));
+      else {
+        if (!isPlainObject(value)) throw new OutputShapeError(`${at} is a ${describeObject(value)}, not a plain JSON object`);
+        const copy: Record<string, unknown> = {};
+        for (const [rawKey, item] of Object.entries(value)) {
+          if (item === undefined) continue;
+          const key = sanitizeText(rawKey);
+          if (Object.hasOwn(copy, key)) throw new OutputShapeError(`${at} has two keys that read the same once sanitized`);
+          // defineProperty: a "__proto__" key stays a plain own property and pollutes nothing.
+          Object.defineProperty(copy, key, { value: sanitizeJson(item, `${at}.${key}`, seen), enumerable: true, writable: true, configurable: true });
+        }
+        out = copy;
       }
-      case "resource_link": {
-        const name = sanitizeText(block.name);
-        const description = block.description === undefined ? undefined : sanitizeText(block.description);
-        if (name === block.name && description === block.description) return block;
-        return description === undefined ? { ...block, name } : { ...block, name, description };
-      }
-      case "image":
-      case "audio":
-        return block;
+      seen.delete(value);
+      return out;
     }
-  });
+    default:
+      throw new OutputShapeError(`${at} is a ${typeof value}, which JSON cannot carry`);
+  }
+}
+
+/**
+ * Checks the content blocks a plugin returned against the MCP 2025-11-25 content types
+ * (text, image, audio, resource_link, embedded resource) and sanitizes what a person or
+ * a model reads in them: texts, names, titles, descriptions, MIME types, annotations and
+ * `_meta`. URIs are left as they are (changing one would change its target). Fields the
+ * type does not define are dropped; a block that is malformed (an unknown type, a field
+ * of the wrong type, `data` that is not base64) throws `OutputShapeError`. Blocks that
+ * need no change are returned as they are; the input is never mutated.
+ */
+export function sanitizeContent(blocks: unknown): ContentBlock[] {
+  if (!Array.isArray(blocks)) throw new OutputShapeError("content must be a list of content blocks");
+  return blocks.map((block: unknown, index) => sanitizeBlock(block, `content[${index}]`));
+}
+
+type FieldCheck = (value: unknown, at: string) => unknown;
+
+const textField: FieldCheck = (value, at) => {
+  if (typeof value !== "string") throw new OutputShapeError(`${at} must be a string`);
+  return sanitizeText(value);
+};
+
+const uriField: FieldCheck = (value, at) => {
+  if (typeof value !== "string") throw new OutputShapeError(`${at} must be a string`);
+  return value;
+};
+
+// A simple character class and a length check: a grouped repetition over megabytes of
+// image data would overflow the regular expression engine's backtracking stack.
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const base64Field: FieldCheck = (value, at) => {
+  if (typeof value !== "string" || value.length % 4 !== 0 || !BASE64.test(value)) throw new OutputShapeError(`${at} must be base64`);
+  return value;
+};
+
+const sizeField: FieldCheck = (value, at) => {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw new OutputShapeError(`${at} must be a whole number of bytes`);
+  return value;
+};
+
+const metaField: FieldCheck = (value, at) => {
+  if (!isPlainObject(value)) throw new OutputShapeError(`${at} must be an object`);
+  return sanitizeJson(value, at);
+};
+
+const annotationsField: FieldCheck = (value, at) => {
+  if (!isPlainObject(value)) throw new OutputShapeError(`${at} must be an object`);
+  return sanitizeFields(value, at, NO_FIELDS, ANNOTATION_OPTIONAL);
+};
+
+const resourceField: FieldCheck = (value, at) => {
+  if (!isPlainObject(value)) throw new OutputShapeError(`${at} must be an object`);
+  const hasText = Object.hasOwn(value, "text");
+  if (hasText === Object.hasOwn(value, "blob")) throw new OutputShapeError(`${at} must have either "text" or "blob"`);
+  return sanitizeFields(value, at, hasText ? TEXT_RESOURCE_REQUIRED : BLOB_RESOURCE_REQUIRED, RESOURCE_OPTIONAL);
+};
+
+/** Field names and their checks, as a list: walked for every block of every result. */
+type Fields = ReadonlyArray<readonly [string, FieldCheck]>;
+const fields = (checks: Record<string, FieldCheck>): Fields => Object.freeze(Object.entries(checks));
+
+const NO_FIELDS: Fields = fields({});
+const ROLES = new Set(["user", "assistant"]);
+const ANNOTATION_OPTIONAL: Fields = fields({
+  audience: (value, at) => {
+    if (!Array.isArray(value) || !value.every((role) => typeof role === "string" && ROLES.has(role))) {
+      throw new OutputShapeError(`${at} must be a list of "user" and "assistant"`);
+    }
+    return value as string[];
+  },
+  priority: (value, at) => {
+    if (typeof value !== "number" || !(value >= 0 && value <= 1)) throw new OutputShapeError(`${at} must be a number from 0 to 1`);
+    return value;
+  },
+  lastModified: textField,
+});
+const EXTRAS = { annotations: annotationsField, _meta: metaField };
+const TEXT_RESOURCE_REQUIRED: Fields = fields({ uri: uriField, text: textField });
+const BLOB_RESOURCE_REQUIRED: Fields = fields({ uri: uriField, blob: base64Field });
+const RESOURCE_OPTIONAL: Fields = fields({ mimeType: textField, _meta: metaField });
+
+const BLOCK_TYPES: Readonly<Record<ContentBlock["type"], { required: Fields; optional: Fields }>> = {
+  text: { required: fields({ text: textField }), optional: fields(EXTRAS) },
+  image: { required: fields({ data: base64Field, mimeType: textField }), optional: fields(EXTRAS) },
+  audio: { required: fields({ data: base64Field, mimeType: textField }), optional: fields(EXTRAS) },
+  resource_link: {
+    required: fields({ uri: uriField, name: textField }),
+    optional: fields({ title: textField, description: textField, mimeType: textField, size: sizeField, ...EXTRAS }),
+  },
+  resource: { required: fields({ resource: resourceField }), optional: fields(EXTRAS) },
+};
+
+function sanitizeBlock(block: unknown, at: string): ContentBlock {
+  if (!isPlainObject(block)) throw new OutputShapeError(`${at} must be a content block object`);
+  const type = block.type;
+  if (typeof type !== "string" || !Object.hasOwn(BLOCK_TYPES, type)) {
+    throw new OutputShapeError(`${at} has the unknown type ${JSON.stringify(type) ?? "undefined"} (text, image, audio, resource_link or resource)`);
+  }
+  const { required, optional } = BLOCK_TYPES[type as ContentBlock["type"]];
+  return sanitizeFields(block, at, required, optional, "type") as unknown as ContentBlock;
+}
+
+/**
+ * Checks and sanitizes the fields of one object: `required` ones must be present,
+ * `optional` ones are checked when present, `keep` is copied as it is, anything else is
+ * dropped. Returns `object` itself when nothing changed.
+ */
+function sanitizeFields(object: Record<string, unknown>, at: string, required: Fields, optional: Fields, keep?: string): Record<string, unknown> {
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  if (keep !== undefined) out[keep] = object[keep];
+  for (const [name, check] of required) {
+    if (!Object.hasOwn(object, name)) throw new OutputShapeError(`${at} lacks its "${name}"`);
+    const value = object[name];
+    const clean = check(value, `${at}.${name}`);
+    if (clean !== value) changed = true;
+    out[name] = clean;
+  }
+  let present = required.length + (keep === undefined ? 0 : 1);
+  for (const [name, check] of optional) {
+    if (!Object.hasOwn(object, name)) continue;
+    const value = object[name];
+    if (value === undefined) {
+      changed = true;
+      continue;
+    }
+    present += 1;
+    const clean = check(value, `${at}.${name}`);
+    if (clean !== value) changed = true;
+    out[name] = clean;
+  }
+  // Any other own key is a field the schema does not define here: dropped.
+  if (!changed && Object.keys(object).length !== present) changed = true;
+  return changed ? out : object;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function describeObject(value: object): string {
+  const name: unknown = (value.constructor as { name?: unknown } | undefined)?.name;
+  return typeof name === "string" && name !== "" ? name : "non-plain object";
 }

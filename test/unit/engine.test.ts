@@ -495,3 +495,109 @@ test("a result that cannot be serialized is an internal error, and the call's ou
     s.cleanup();
   }
 });
+
+test("structured content must be a plain JSON object: anything else is an internal error, never sent", async () => {
+  const values: unknown[] = ["text", [1, 2], null, 42, { when: new Date(0) }, { bytes: new Uint8Array([1, 2]) }, { map: new Map([["a", 1]]) }, { a: [undefined] }];
+  let next = 0;
+  const s = hostileSetup(() => ({ structuredContent: values[next++] }));
+  try {
+    for (let i = 0; i < values.length; i++) {
+      const result = await s.call();
+      assert.equal(result.isError, true, `case ${i}: ${JSON.stringify(result)}`);
+      assert.equal(result.structuredContent, undefined);
+      assert.match(text(result), /internal error/);
+      assert.equal(s.audit.entries.at(-1)?.outcome, "error");
+    }
+    assert.match(s.logged.join("\n"), /structuredContent.when is a Date, not a plain JSON object/);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("keys of structured content are sanitized like its values; two keys made equal are refused", async () => {
+  const values: unknown[] = [{ "\u001b]52;c;ZXZpbA==\u0007name\u202E": "v\u001b[31m", nested: { ["k" + String.fromCodePoint(0xe0041)]: 1 } }, { "a\u0007": 1, a: 2 }];
+  let next = 0;
+  const s = hostileSetup(() => ({ structuredContent: values[next++] }));
+  try {
+    const clean = await s.call();
+    assert.deepEqual(clean.structuredContent, { name: "v", nested: { k: 1 } });
+    assert.deepEqual(JSON.parse(text(clean)), clean.structuredContent);
+    const clash = await s.call();
+    assert.equal(clash.isError, true);
+    assert.match(s.logged.join("\n"), /two keys that read the same once sanitized/);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("a plugin's outcome must be an outcome object with a boolean isError", async () => {
+  const outcomes: unknown[] = ["just text", 42, [{ type: "text", text: "x" }], { isError: "yes", content: [{ type: "text", text: "looks fine" }] }, { isError: 1 }];
+  let next = 0;
+  const s = hostileSetup(() => outcomes[next++]);
+  try {
+    for (let i = 0; i < outcomes.length; i++) {
+      const result = await s.call();
+      assert.equal(result.isError, true, `case ${i}: ${JSON.stringify(result)}`);
+      assert.match(text(result), /internal error/);
+    }
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("content blocks of every MCP type are checked, sanitized and sent; malformed ones fail the call", async () => {
+  const ESC = "\u001b";
+  const good = [
+    { type: "text", text: `red${ESC}[31m`, annotations: { audience: ["user"], priority: 0.5, lastModified: "2025-01-01T00:00:00Z" }, _meta: { "k\u0007": "v\u202E" } },
+    { type: "image", data: "iVBORw0KGgo=", mimeType: `image/png${ESC}]52;c;x\u0007` },
+    { type: "audio", data: "UklGRg==", mimeType: "audio/wav" },
+    { type: "resource_link", uri: "file:///a", name: `n${ESC}[8m`, title: "t\u0000", description: "d", mimeType: "text/plain", size: 10 },
+    { type: "resource", resource: { uri: "file:///b", mimeType: "text/plain", text: `embedded${ESC}]8;;https://evil.example\u0007link` } },
+    { type: "resource", resource: { uri: "file:///c", blob: "AAAA" } },
+    { type: "text", text: "extra fields are dropped", onclick: `${ESC}[2J`, toJSON: "not a function here" },
+  ];
+  const bad: unknown[] = [
+    { type: "bogus" },
+    { type: "text", text: 42 },
+    { type: "text" },
+    { type: "image", data: "not base64!", mimeType: "image/png" },
+    { type: "image", data: "AAAA" },
+    { type: "resource" },
+    { type: "resource", resource: { uri: "file:///d" } },
+    { type: "resource", resource: { uri: "file:///d", text: "t", blob: "AAAA" } },
+    { type: "resource_link", uri: "file:///e" },
+    { type: "resource_link", uri: "file:///e", name: "n", size: -1 },
+    { type: "text", text: "t", annotations: { audience: ["everyone"] } },
+    { type: "text", text: "t", annotations: { priority: 2 } },
+    { type: "text", text: "t", _meta: "m" },
+    null,
+    "text",
+    new (class Block {
+      type = "text";
+      text = "a class instance";
+    })(),
+  ];
+  let next = -1;
+  const s = hostileSetup(() => (next === -1 ? { content: good } : { content: [bad[next]] }));
+  try {
+    const result = await s.call();
+    assert.equal(result.isError, undefined, JSON.stringify(result));
+    assert.deepEqual(result.content, [
+      { type: "text", text: "red", annotations: { audience: ["user"], priority: 0.5, lastModified: "2025-01-01T00:00:00Z" }, _meta: { k: "v" } },
+      { type: "image", data: "iVBORw0KGgo=", mimeType: "image/png" },
+      { type: "audio", data: "UklGRg==", mimeType: "audio/wav" },
+      { type: "resource_link", uri: "file:///a", name: "n", title: "t", description: "d", mimeType: "text/plain", size: 10 },
+      { type: "resource", resource: { uri: "file:///b", mimeType: "text/plain", text: "embeddedlink" } },
+      { type: "resource", resource: { uri: "file:///c", blob: "AAAA" } },
+      { type: "text", text: "extra fields are dropped" },
+    ]);
+    for (next = 0; next < bad.length; next++) {
+      const refused = await s.call();
+      assert.equal(refused.isError, true, `case ${next}: ${JSON.stringify(refused)}`);
+      assert.match(text(refused), /internal error/, `case ${next}`);
+      assert.equal(s.audit.entries.at(-1)?.outcome, "error");
+    }
+  } finally {
+    s.cleanup();
+  }
+});

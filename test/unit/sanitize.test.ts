@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { sanitizeContent, sanitizeText } from "../../src/security/sanitize.js";
+import { OutputShapeError, sanitizeContent, sanitizeJson, sanitizeText } from "../../src/security/sanitize.js";
 import type { ContentBlock } from "../../src/plugins/contract.js";
 
 const ESC = "\u001b";
@@ -112,5 +112,31 @@ void describe("sanitizeContent", () => {
     assert.equal(dirty.text, "a\u0000b");
     const descOnly: ContentBlock = { type: "resource_link", uri: "u", name: "n", description: "d\u0007" };
     assert.deepEqual(sanitizeContent([descOnly]), [{ type: "resource_link", uri: "u", name: "n", description: "d" }]);
+  });
+});
+
+void describe("sanitizeContent: shapes", () => {
+  void it("checks base64 of megabytes without overflowing the regular expression engine", () => {
+    const data = "QUJD".repeat(4 * 1024 * 1024);
+    const block: ContentBlock = { type: "image", data, mimeType: "image/png" };
+    assert.equal(sanitizeContent([block])[0], block);
+    assert.throws(() => sanitizeContent([{ type: "image", data: `${data}A`, mimeType: "image/png" }]), OutputShapeError);
+  });
+
+  void it("names the block and field that is wrong", () => {
+    assert.throws(() => sanitizeContent([{ type: "text", text: "ok" }, { type: "resource", resource: { uri: "u" } }]), /content\[1\]\.resource must have either "text" or "blob"/);
+    assert.throws(() => sanitizeContent({ type: "text", text: "x" }), /content must be a list/);
+  });
+});
+
+void describe("sanitizeJson", () => {
+  void it("copies plain JSON with keys and strings sanitized, and refuses what JSON cannot carry", () => {
+    const input = { "a\u0007": ["x\u001b[1m", 1, true, null], nested: Object.assign(Object.create(null) as object, { k: "v" }) };
+    assert.deepEqual(sanitizeJson(input), { a: ["x", 1, true, null], nested: { k: "v" } });
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const bad of [cyclic, { n: Number.POSITIVE_INFINITY }, { f: () => 1 }, { b: 1n }, { d: new Date(0) }, { s: new Set([1]) }]) {
+      assert.throws(() => sanitizeJson(bad), OutputShapeError);
+    }
   });
 });
