@@ -10,6 +10,7 @@ import { checkLifecycle, negotiateProtocolVersion, type LifecycleState, type Pro
 import { CursorCodec, paginate } from "./pagination.js";
 import { ProgressReporter, readProgressToken } from "./progress.js";
 import type { ToolService } from "../security/engine.js";
+import { sanitizeJson, sanitizeText } from "../security/sanitize.js";
 import type { JsonObject } from "../plugins/contract.js";
 import { cutAt, truncate } from "../util/text.js";
 import { monotonicMs } from "../util/clock.js";
@@ -236,8 +237,19 @@ export class McpSession {
       return;
     }
     this.logWindowCount += 1;
-    const data: Record<string, unknown> = { message: record.message };
-    if (record.data !== undefined) data.details = this.options.redact(record.data);
+    // Log texts carry plugin and OS error messages, which carry whatever the data held: they are
+    // sanitized like tool results before they reach the client (a terminal, a chat UI, a model).
+    const data: Record<string, unknown> = { message: sanitizeText(record.message) };
+    if (record.data !== undefined) data.details = sanitizeDetails(this.options.redact(record.data));
     this.connection.notify("notifications/message", { level: record.level, logger: record.logger, data });
+  }
+}
+
+/** Redacted log details, sanitized; details that are not plain JSON are left out rather than sent raw. */
+function sanitizeDetails(details: unknown): unknown {
+  try {
+    return sanitizeJson(details, "details");
+  } catch {
+    return "(details left out: not plain JSON)";
   }
 }

@@ -233,6 +233,17 @@ test("logging/setLevel filters notifications/message; an invalid level is -32602
   assert.ok(!s.received.some((m) => m.params?.data?.message === "not sent"));
 });
 
+test("log notifications are sanitized like tool results: no escapes, controls, bidi or tag characters reach the client", async () => {
+  const s = setup();
+  await s.init();
+  const log = s.hub.logger("plugin");
+  const tag = [..."evil"].map((c) => String.fromCodePoint(0xe0000 + c.charCodeAt(0))).join("");
+  log.error(`file \u001b]52;c;ZXZpbA==\u0007read\u202E failed${tag}`, { "path\u001b[8m": `x\u0000y${tag}`, list: ["\u001b[2Jz"] });
+  const message = await s.waitFor((m) => m.method === "notifications/message");
+  assert.equal(message.params.data.message, "file read failed");
+  assert.deepEqual(message.params.data.details, { path: "xy", list: ["z"] });
+});
+
 test("the log notification rate window follows elapsed time, not the wall clock", async (t) => {
   const s = setup();
   await s.init();
