@@ -59,18 +59,10 @@ export class PluginRegistry {
       if (problem) throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${problem}`);
       let frozen: ToolDefinition;
       try {
-        frozen = frozenJsonCopy(tool, "") as ToolDefinition;
+        frozen = frozenJsonCopy(tool, []) as ToolDefinition;
       } catch (error) {
-        throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${(error as Error).message}`);
-      }
-      const hidden = findHiddenCharacter(frozen, "");
-      if (hidden) {
-        throw new RegistryError(
-          "INVALID_TOOL",
-          `plugin "${plugin.name}", tool "${tool.name}": ${hidden.at} holds the invisible or control character ${hidden.character}. ` +
-            "Clients hand tool definitions to the model as they are, so a definition may hold no control, escape, " +
-            "format (bidi, zero-width, tag) or private-use characters (tab and line feed excepted).",
-        );
+        if (!(error instanceof DefinitionError)) throw error;
+        throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${error.message}`);
       }
       this.byTool.set(tool.name, Object.freeze({ plugin, tool: frozen }));
     }
@@ -108,61 +100,79 @@ function describeIncompleteTool(tool: ToolDefinition): string | undefined {
  * the way out; definitions are refused instead, so a poisoned plugin cannot start quietly.
  */
 const HIDDEN_CHARACTER = /(?![\t\n])[\p{Cc}\p{Cf}\p{Co}\p{Cs}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/u;
+/** Printable ASCII, tab and line feed: nearly every string of a definition, and none can hide anything. */
+const PLAIN_TEXT = /^[\t\n\x20-\x7e]*$/;
 
-/** The first hidden character in any string (key or value) of a frozen definition, and where it is. */
-function findHiddenCharacter(value: unknown, at: string): { at: string; character: string } | undefined {
-  const check = (text: string, where: string) => {
-    const match = HIDDEN_CHARACTER.exec(text);
-    if (match === null) return undefined;
-    const code = match[0].codePointAt(0) as number;
-    return { at: where || "the definition", character: `U+${code.toString(16).toUpperCase().padStart(4, "0")}` };
-  };
-  if (typeof value === "string") return check(value, at);
-  if (value === null || typeof value !== "object") return undefined;
-  if (Array.isArray(value)) {
-    for (const [index, item] of value.entries()) {
-      const found = findHiddenCharacter(item, `${at}[${index}]`);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  for (const [key, item] of Object.entries(value)) {
-    const where = at === "" ? key : `${at}.${key}`;
-    const found = check(key, `a property name in ${at || "the definition"}`) ?? findHiddenCharacter(item, where);
-    if (found) return found;
-  }
-  return undefined;
+const HIDDEN_RULE =
+  "Clients hand tool definitions to the model as they are, so a definition may hold no control, escape, " +
+  "format (bidi, zero-width, tag) or private-use characters (tab and line feed excepted).";
+
+/** A definition the registry refuses; the message says where in it, and why. */
+class DefinitionError extends Error {}
+
+/** `inputSchema.properties.path`, `annotations[2]`: where a walk is, made only for a message. */
+function locationOf(path: readonly (string | number)[]): string {
+  if (path.length === 0) return "the definition";
+  let text = "";
+  for (const part of path) text += typeof part === "number" ? `[${part}]` : text === "" ? part : `.${part}`;
+  return text;
+}
+
+/** Refuses a string (a value, or a property name at `path`) that holds a hidden character. */
+function checkText(text: string, path: readonly (string | number)[], isKey: boolean): void {
+  if (PLAIN_TEXT.test(text)) return;
+  const match = HIDDEN_CHARACTER.exec(text);
+  if (match === null) return;
+  const code = (match[0].codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0");
+  const where = isKey ? `a property name in ${locationOf(path)}` : locationOf(path);
+  throw new DefinitionError(`${where} holds the invisible or control character U+${code}. ${HIDDEN_RULE}`);
 }
 
 /**
- * A deep copy of a JSON value with every object and array frozen. A value JSON cannot
- * carry (a function, a Date, a Map, a cycle, a non-finite number) is refused rather than
- * converted: the definition served must be the one written. Properties whose value is
- * `undefined` are left out, as JSON leaves them out.
+ * A deep copy of a JSON value with every object and array frozen, in one walk that also
+ * refuses hidden characters in any string or property name. A value JSON cannot carry (a
+ * function, a Date, a Map, a cycle, a non-finite number) is refused rather than converted:
+ * the definition served must be the one written. Properties whose value is `undefined` are
+ * left out, as JSON leaves them out. `path` is the walk's position (grown and shrunk in
+ * place: locations are spelled out only for a message).
  */
-function frozenJsonCopy(value: unknown, at: string, ancestors: object[] = []): unknown {
+function frozenJsonCopy(value: unknown, path: (string | number)[], ancestors: object[] = []): unknown {
   switch (typeof value) {
     case "string":
+      checkText(value, path, false);
+      return value;
     case "boolean":
       return value;
     case "number":
-      if (!Number.isFinite(value)) throw new Error(`${at || "the definition"} is ${String(value)}, which JSON cannot carry`);
+      if (!Number.isFinite(value)) throw new DefinitionError(`${locationOf(path)} is ${String(value)}, which JSON cannot carry`);
       return value;
     case "object": {
       if (value === null) return null;
-      if (ancestors.includes(value)) throw new Error(`${at || "the definition"} refers back to itself (a cycle)`);
+      if (ancestors.includes(value)) throw new DefinitionError(`${locationOf(path)} refers back to itself (a cycle)`);
       ancestors.push(value);
       let copy: unknown;
       if (Array.isArray(value)) {
-        copy = value.map((item, index) => frozenJsonCopy(item, `${at}[${index}]`, ancestors));
+        const items: unknown[] = new Array<unknown>(value.length);
+        for (let index = 0; index < value.length; index++) {
+          path.push(index);
+          items[index] = frozenJsonCopy(value[index], path, ancestors);
+          path.pop();
+        }
+        copy = items;
       } else {
         const prototype: unknown = Object.getPrototypeOf(value);
-        if (prototype !== Object.prototype && prototype !== null) throw new Error(`${at || "the definition"} is not a plain object`);
+        if (prototype !== Object.prototype && prototype !== null) throw new DefinitionError(`${locationOf(path)} is not a plain object`);
         const out: Record<string, unknown> = {};
-        for (const [key, item] of Object.entries(value)) {
+        for (const key of Object.keys(value)) {
+          const item = (value as Record<string, unknown>)[key];
           if (item === undefined) continue;
-          // defineProperty: a "__proto__" key stays an own property, as JSON.parse makes it.
-          Object.defineProperty(out, key, { value: frozenJsonCopy(item, at === "" ? key : `${at}.${key}`, ancestors), enumerable: true });
+          checkText(key, path, true);
+          path.push(key);
+          const itemCopy = frozenJsonCopy(item, path, ancestors);
+          path.pop();
+          // defineProperty for "__proto__" only: it must stay an own property, as JSON.parse makes it.
+          if (key === "__proto__") Object.defineProperty(out, key, { value: itemCopy, enumerable: true, writable: true, configurable: true });
+          else out[key] = itemCopy;
         }
         copy = out;
       }
@@ -170,6 +180,6 @@ function frozenJsonCopy(value: unknown, at: string, ancestors: object[] = []): u
       return Object.freeze(copy);
     }
     default:
-      throw new Error(`${at || "the definition"} is a ${typeof value}, which JSON cannot carry`);
+      throw new DefinitionError(`${locationOf(path)} is a ${typeof value}, which JSON cannot carry`);
   }
 }
