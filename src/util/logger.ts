@@ -4,6 +4,7 @@
  * reach the client as `notifications/message`. Callers pass data that is already
  * redacted: the logger formats, it does not judge.
  */
+import { printable } from "./text.js";
 
 export const LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -42,11 +43,16 @@ export interface LogHub {
   logger(name: string): Logger;
 }
 
-/** Writes one line per record: `mcp-secure-local[name] level: message {data}`. */
+/**
+ * Writes one line per record: `mcp-secure-local[name] level: message {data}`. A record is
+ * always one line: control characters in it (a plugin's text may hold line breaks or
+ * terminal escapes) are written as visible escapes, so no record can forge another or
+ * drive the operator's terminal.
+ */
 export function stderrSink(write: (line: string) => void = (line) => process.stderr.write(line)): LogSink {
   return (record) => {
     const data = record.data === undefined ? "" : ` ${safeStringify(record.data)}`;
-    write(`mcp-secure-local[${record.logger}] ${record.level}: ${record.message}${data}\n`);
+    write(`${printable(`mcp-secure-local[${record.logger}] ${record.level}: ${record.message}${data}`)}\n`);
   };
 }
 

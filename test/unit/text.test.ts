@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cutAt, truncate, wellFormed } from "../../src/util/text.js";
+import { cutAt, printable, truncate, wellFormed } from "../../src/util/text.js";
+import { createLogHub, stderrSink } from "../../src/util/logger.js";
 import { truncate as truncateMessage } from "../../src/protocol/jsonrpc.js";
 
 const EMOJI = "😀"; // two UTF-16 units
@@ -27,4 +28,21 @@ test("wellFormed replaces unpaired surrogates and leaves pairs and other text al
   assert.equal(wellFormed("\ude00b"), "\ufffdb");
   assert.equal(wellFormed("\ude00\ud83d"), "\ufffd\ufffd", "a low then a high surrogate are no pair");
   assert.equal(wellFormed(""), "");
+});
+
+void test("printable: controls, DEL, C1 and line separators become visible escapes; other text stays", () => {
+  assert.equal(printable("a\nb\r\u001b[31mc\u0000\u007f\u009b\u2028\u2029"), "a\\u000ab\\u000d\\u001b[31mc\\u0000\\u007f\\u009b\\u2028\\u2029");
+  assert.equal(printable("héllo 👋 ok"), "héllo 👋 ok");
+});
+
+void test("a stderr log record is one line whatever its text holds: no record can forge another", () => {
+  const lines: string[] = [];
+  const hub = createLogHub({ stderr: stderrSink((line) => lines.push(line)) });
+  hub.logger("plugin").warn("looks fine\nmcp-secure-local[server] info: forged \u001b[2Jcleared", { note: "x\u009by\u2028z" });
+  assert.equal(lines.length, 1);
+  assert.equal((lines[0]!.match(/\n/g) ?? []).length, 1, "only the record's own line end");
+  assert.ok(lines[0]!.endsWith("\n"));
+  // eslint-disable-next-line no-control-regex -- the test is about control characters
+  assert.doesNotMatch(lines[0]!, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/);
+  assert.match(lines[0]!, /^mcp-secure-local\[plugin\] warning: looks fine\\u000amcp-secure-local\[server\] info: forged \\u001b\[2Jcleared \{"note":"x\\u009by\\u2028z"\}\n$/);
 });

@@ -7,7 +7,8 @@
  */
 import fs from "node:fs/promises";
 import { AuditReadError } from "./errors.js";
-import { formatTailLine, printable, readAuditTail } from "./tail.js";
+import { formatTailLine, readAuditTail } from "./tail.js";
+import { printable } from "../../util/text.js";
 import { verifyAudit, type AuditVerifySummary } from "./verify.js";
 
 export interface AuditCliIo {

@@ -12,6 +12,7 @@ import { parseObjectLine, scanTail } from "./file-scan.js";
 import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
 import { findDirectoryLog } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
+import { printable } from "../../util/text.js";
 
 export interface AuditTail {
   /** The last complete lines, oldest first, across the active file and its segments. */
@@ -107,11 +108,6 @@ function seqOf(line: string | undefined): number | undefined {
   return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
 }
 
-/** Replaces control characters (C0, DEL, C1, line and paragraph separators) with a visible escape. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
 
 function str(value: unknown): string | undefined {
   return typeof value === "string" ? value : typeof value === "number" ? String(value) : undefined;
