@@ -22,6 +22,7 @@ import { makeDirectoriesSync } from "./util/make-directories.js";
 import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
+import { unmatchedToolKeys } from "./security/policy/tool-access.js";
 import { homedir } from "node:os";
 
 export interface RunOptions {
@@ -132,6 +133,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     makeDirectoriesSync(execHomeDir, 0o700);
     capabilities = createCapabilityFactory({ policy, paths, dataDir: join(args.stateDir, "data"), execHomeDir, env });
     registry = new PluginRegistry(plugins);
+    for (const warning of unmatchedToolKeys(policy.tools, registry.tools().map((entry) => entry.tool.name))) log.notice(`policy: ${warning}`);
     const tools = allowedTools(registry, policy.tools);
     audit = policy.audit.enabled
       ? await openAuditLog({

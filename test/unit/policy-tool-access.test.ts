@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ToolAccessPolicyError, compileToolAccess } from "../../src/security/policy/tool-access.js";
+import { ToolAccessPolicyError, compileToolAccess, unmatchedToolKeys } from "../../src/security/policy/tool-access.js";
 
 void test("no allow list means every tool", () => {
   const access = compileToolAccess({ deny: [] });
@@ -64,4 +64,13 @@ void test("an entry that is not a valid glob stops the start instead of matching
     });
   }
   assert.throws(() => compileToolAccess({ allow: ["list_{bugs"], deny: [] }), /tools\.allow\[0\] "list_\{bugs" is not a valid glob/);
+});
+
+void test("per-tool rate limits and timeouts that name no tool are said, once per setting; default and real names are not", () => {
+  const names = ["add_bug", "get_bug", "echo"];
+  assert.deepEqual(unmatchedToolKeys({ rate_limits: { default: 60, add_bug: 10, get_bug: 5 }, timeouts: { echo: 3 } }, names), []);
+  assert.deepEqual(unmatchedToolKeys({ rate_limits: { default: 60, add_bugs: 10, web_search: 20 }, timeouts: { ehco: 3 } }, names), [
+    "tools.rate_limits names add_bugs, web_search, which no tool of this server is called: those entries have no effect (a typo?)",
+    "tools.timeouts names ehco, which no tool of this server is called: that entry has no effect (a typo?)",
+  ]);
 });

@@ -43,3 +43,20 @@ export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): T
   const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, false, "allow");
   return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && allowed(toolName);
 }
+
+/**
+ * Per-tool settings (`tools.rate_limits`, `tools.timeouts`) whose key names no tool the
+ * server has: a typo (`add_bugs`) silently leaves that tool on the default, so the start
+ * says which keys do nothing. Pure: the names of every registered tool in, warnings out.
+ */
+export function unmatchedToolKeys(tools: Pick<ToolsPolicy, "rate_limits" | "timeouts">, toolNames: readonly string[]): string[] {
+  const known = new Set(toolNames);
+  const warnings: string[] = [];
+  for (const [key, settings] of [["rate_limits", tools.rate_limits], ["timeouts", tools.timeouts]] as const) {
+    const unmatched = Object.keys(settings).filter((name) => name !== "default" && !known.has(name));
+    if (unmatched.length > 0) {
+      warnings.push(`tools.${key} names ${unmatched.join(", ")}, which no tool of this server is called: ${unmatched.length === 1 ? "that entry has" : "those entries have"} no effect (a typo?)`);
+    }
+  }
+  return warnings;
+}
