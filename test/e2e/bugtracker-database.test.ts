@@ -19,8 +19,6 @@ function policyFor(root: string): string {
   return ['version: "1.0"', "filesystem:", `  allowed_paths: [${JSON.stringify(`${root}/**`)}]`, "tools:", "  rate_limits:", "    default: 100000", ""].join("\n");
 }
 
-
-
 /** A temp dir with an allowed project folder in it. */
 function makeWorld(): { tmp: string; root: string; project: string } {
   const tmp = realpathSync(mkdtempSync(join(tmpdir(), "msl-")));
@@ -138,6 +136,20 @@ void describe("a damaged bug database", () => {
 void describe("a bug database removed or replaced while the server runs", () => {
   const titles = (listed: Message) => (listed.bugs as Message[]).map((bug) => bug.title as string);
 
+  /** Adds "In the backup", backs the database up, adds "Not in the backup", then moves the backup over the file. */
+  async function restoreOlderBackup(server: ServerProcess, world: { tmp: string; project: string }, dbFile: string): Promise<void> {
+    const backup = join(world.tmp, "backup.db");
+    ok(await server.callTool("add_bug", { project_path: world.project, title: "In the backup" }));
+    const copy = new Database(dbFile, { fileMustExist: true });
+    try {
+      copy.exec(`VACUUM INTO ${JSON.stringify(backup).replaceAll('"', "'")}`);
+    } finally {
+      copy.close();
+    }
+    ok(await server.callTool("add_bug", { project_path: world.project, title: "Not in the backup" }));
+    renameSync(backup, dbFile);
+  }
+
   void test("after the file is deleted, new bugs go to a new file at the path and survive a restart", async () => {
     const world = makeWorld();
     const stateDir = join(world.tmp, "state");
@@ -165,18 +177,9 @@ void describe("a bug database removed or replaced while the server runs", () => 
     const world = makeWorld();
     const stateDir = join(world.tmp, "state");
     const dbFile = join(stateDir, "data", "bugtracker.db");
-    const backup = join(world.tmp, "backup.db");
     let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
     try {
-      ok(await server.callTool("add_bug", { project_path: world.project, title: "In the backup" }));
-      const copy = new Database(dbFile, { fileMustExist: true });
-      try {
-        copy.exec(`VACUUM INTO ${JSON.stringify(backup).replaceAll('"', "'")}`);
-      } finally {
-        copy.close();
-      }
-      ok(await server.callTool("add_bug", { project_path: world.project, title: "Not in the backup" }));
-      renameSync(backup, dbFile);
+      await restoreOlderBackup(server, world, dbFile);
 
       assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["In the backup"]);
       const added = ok(await server.callTool("add_bug", { project_path: world.project, title: "After the restore" }));
@@ -190,22 +193,14 @@ void describe("a bug database removed or replaced while the server runs", () => 
       rmSync(world.tmp, { recursive: true, force: true });
     }
   });
+
   void test("a backup moved over the file just before shutdown is what the next start finds, without the old log's pages", async () => {
     const world = makeWorld();
     const stateDir = join(world.tmp, "state");
     const dbFile = join(stateDir, "data", "bugtracker.db");
-    const backup = join(world.tmp, "backup.db");
     let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
     try {
-      ok(await server.callTool("add_bug", { project_path: world.project, title: "In the backup" }));
-      const copy = new Database(dbFile, { fileMustExist: true });
-      try {
-        copy.exec(`VACUUM INTO ${JSON.stringify(backup).replaceAll('"', "'")}`);
-      } finally {
-        copy.close();
-      }
-      ok(await server.callTool("add_bug", { project_path: world.project, title: "Not in the backup" }));
-      renameSync(backup, dbFile);
+      await restoreOlderBackup(server, world, dbFile);
       await server.close();
 
       server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
