@@ -14,6 +14,21 @@ import type { CompiledPathPolicy, PathAllowed, PathIo } from "../../src/security
 const DENY = ["**/.ssh/**", "**/.env", "**/secrets/**", "**/*.pem"];
 const LIMITS = { maxReadBytes: 64, maxWriteBytes: 128 };
 
+
+/** The real file layer, with `after` run right after the guard's last look (lstat) at `target`: a race, on cue. */
+function afterLookAt(target: string, after: () => void): PathIo {
+  return {
+    realpath: (p) => nodePathIo.realpath(p),
+    lstat: async (p) => {
+      try {
+        return await nodePathIo.lstat(p);
+      } finally {
+        if (p === target) after();
+      }
+    },
+  };
+}
+
 let tmp: string;
 let root: string;
 let outside: string;
@@ -179,16 +194,7 @@ void describe("stat and resolve", () => {
   void it("reports a file deleted between the check and the stat as not found", async () => {
     const dir = scratch("stat-vanish");
     fs.writeFileSync(`${dir}/f.txt`, "x");
-    const io: PathIo = {
-      realpath: (p) => nodePathIo.realpath(p),
-      lstat: async (p) => {
-        try {
-          return await nodePathIo.lstat(p);
-        } finally {
-          if (p === `${dir}/f.txt`) fs.rmSync(p, { force: true });
-        }
-      },
-    };
+    const io = afterLookAt(`${dir}/f.txt`, () => fs.rmSync(`${dir}/f.txt`, { force: true }));
     await failed(createGuardedFs(compiled, LIMITS, { io }).stat(`${dir}/f.txt`), "PATH_NOT_FOUND");
   });
 
@@ -305,17 +311,8 @@ void describe("mkdir", () => {
   });
 
   void it("reports a directory created by someone else between check and mkdir", async () => {
-    const io: PathIo = {
-      realpath: (p) => nodePathIo.realpath(p),
-      lstat: async (p) => {
-        try {
-          return await nodePathIo.lstat(p);
-        } finally {
-          // The check saw nothing there; someone creates it right after.
-          if (p === `${root}/sub/raced`) fs.mkdirSync(p);
-        }
-      },
-    };
+    // The check saw nothing there; someone creates it right after.
+    const io = afterLookAt(`${root}/sub/raced`, () => fs.mkdirSync(`${root}/sub/raced`));
     await failed(createGuardedFs(compiled, LIMITS, { io }).mkdir("sub/raced"), "PATH_EXISTS");
   });
 });
@@ -369,19 +366,10 @@ void describe("check-then-open races", () => {
     const dir = scratch("race-mkdir");
     fs.mkdirSync(`${dir}/p`);
     // The check sees the real directory; right after its last look, the parent becomes a link to outside.
-    const io: PathIo = {
-      realpath: (p) => nodePathIo.realpath(p),
-      lstat: async (p) => {
-        try {
-          return await nodePathIo.lstat(p);
-        } finally {
-          if (p === `${dir}/p/made-by-race`) {
-            fs.renameSync(`${dir}/p`, `${dir}/p-old`);
-            fs.symlinkSync(outside, `${dir}/p`);
-          }
-        }
-      },
-    };
+    const io = afterLookAt(`${dir}/p/made-by-race`, () => {
+      fs.renameSync(`${dir}/p`, `${dir}/p-old`);
+      fs.symlinkSync(outside, `${dir}/p`);
+    });
     await denied(createGuardedFs(compiled, LIMITS, { io }).mkdir(`${dir}/p/made-by-race`), "PATH_RACE");
     assert.equal(fs.existsSync(`${outside}/made-by-race`), false, "no directory appeared outside the root");
   });
