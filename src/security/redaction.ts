@@ -233,6 +233,20 @@ export function redactString(text: string): Redaction<string> {
   return { value, redactions: count };
 }
 
+/**
+ * Property names whose scan found nothing: objects of one shape bring the same names on
+ * every call, and a name holding a secret word (`session_token`) runs every value rule.
+ * Only clean names are kept, so the cache never holds a secret; bounded like keyCache.
+ */
+const cleanKeys = new Set<string>();
+
+function redactKey(key: string): Redaction<string> {
+  if (cleanKeys.has(key)) return { value: key, redactions: 0 };
+  const scanned = redactString(key);
+  if (scanned.redactions === 0 && key.length <= KEY_CACHE_MAX_KEY_LENGTH && cleanKeys.size < KEY_CACHE_LIMIT) cleanKeys.add(key);
+  return scanned;
+}
+
 // ---------------------------------------------------------------------------
 // Whole values
 // ---------------------------------------------------------------------------
@@ -324,7 +338,7 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
       // name never takes the name of another key of the source, whichever comes first: the
       // other key's value would overwrite it, or be overwritten, and the record would lose
       // one of the values the tool was given.
-      const scanned = redactString(key);
+      const scanned = redactKey(key);
       let name = key;
       if (scanned.redactions > 0) {
         count += scanned.redactions;
