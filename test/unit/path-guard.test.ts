@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { FilesystemPolicy } from "../../src/security/policy-types.js";
+import { DEFAULT_WRITE_DENIED_PATHS } from "../../src/security/policy/defaults.js";
 import {
   MAX_COMPONENT_BYTES,
   MAX_PATH_BYTES,
@@ -437,6 +438,15 @@ void describe("write-only deny rules (filesystem.write_denied_paths)", () => {
     const c = compilePathPolicy(policy([`${root}/**`], [], WRITE_DENY));
     assertRefused(await checkPath(c, `${dir}/innocent/hooks/post-checkout`, "write"), "PATH_DENIED");
     assertAllowed(await checkPath(c, `${dir}/innocent/HEAD`, "read"), `${root}/.git/HEAD`);
+  });
+
+  void it("the built-in list covers the start-up files and MCP client configurations a home directory holds", async () => {
+    const c = compilePathPolicy(policy([`${root}/**`], [], [...DEFAULT_WRITE_DENIED_PATHS]), { baseDir: root });
+    // .bash_aliases is sourced by Debian's and Ubuntu's stock .bashrc; ~/.claude.json lists Claude Code's MCP servers.
+    for (const name of [".bashrc", ".bash_aliases", ".zlogout", ".mcp.json", ".claude.json", ".claude/settings.json", ".git/hooks/pre-push"]) {
+      assertRefused(await checkPath(c, `${root}/${name}`, "write"), "PATH_DENIED");
+    }
+    assertAllowed(await checkPath(c, `${root}/claude.json`, "write"), `${root}/claude.json`);
   });
 
   void it("a write rule that is not a valid glob refuses every write, and check-policy hears of it", async () => {

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { runCheckPolicy } from "../../src/security/policy/check-policy.js";
 import { loadPolicyFile, loadPolicyText, type PolicyEnv } from "../../src/security/policy/load.js";
+import { DEFAULT_WRITE_DENIED_PATHS } from "../../src/security/policy/defaults.js";
 
 import { ROOT } from "../helpers/project.js";
 const EXAMPLE = path.join(ROOT, "policy.yaml");
@@ -47,6 +48,12 @@ void test("the example policy.yaml passes check-policy without warnings", () => 
       `${env.stateDir}/workspace/**`,
     ]);
     assert.equal(loaded.policy.audit.log_file, `${env.stateDir}/audit/audit.log`);
+  });
+});
+
+void test("the example policy's write_denied_paths is the built-in list it says it is", () => {
+  withEnv((env) => {
+    assert.deepEqual(loadPolicyFile(EXAMPLE, env).policy.filesystem.write_denied_paths, [...DEFAULT_WRITE_DENIED_PATHS]);
   });
 });
 

@@ -45,11 +45,14 @@ export const DEFAULT_WRITE_DENIED_PATHS: readonly string[] = [
   "**/.bash_profile",
   "**/.bash_login",
   "**/.bash_logout",
+  // Sourced by the stock .bashrc of Debian and Ubuntu.
+  "**/.bash_aliases",
   "**/.profile",
   "**/.zshrc",
   "**/.zshenv",
   "**/.zprofile",
   "**/.zlogin",
+  "**/.zlogout",
   "**/.config/fish/**",
   "**/.envrc",
   "**/.npmrc",
@@ -57,6 +60,8 @@ export const DEFAULT_WRITE_DENIED_PATHS: readonly string[] = [
   "**/.yarnrc.yml",
   "**/.pnpmfile.cjs",
   "**/.mcp.json",
+  // Claude Code keeps its user and per-project MCP servers here, in the home directory.
+  "**/.claude.json",
   "**/.cursor/**",
   "**/.claude/**",
   "**/.vscode/**",
