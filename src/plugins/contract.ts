@@ -59,11 +59,19 @@ export type ResourceContents =
  * against this shape (a malformed one fails the call as an internal error), sanitizes
  * the text in it and sends only the fields listed here. `data` and `blob` are base64.
  */
+/** An icon a client may show beside a resource link (MCP 2025-11-25 `Icon`). */
+export interface Icon {
+  src: string;
+  mimeType?: string;
+  sizes?: string[];
+  theme?: "dark" | "light";
+}
+
 export type ContentBlock =
   | ({ type: "text"; text: string } & BlockExtras)
   | ({ type: "image"; data: string; mimeType: string } & BlockExtras)
   | ({ type: "audio"; data: string; mimeType: string } & BlockExtras)
-  | ({ type: "resource_link"; uri: string; name: string; title?: string; mimeType?: string; description?: string; size?: number } & BlockExtras)
+  | ({ type: "resource_link"; uri: string; name: string; title?: string; mimeType?: string; description?: string; size?: number; icons?: Icon[] } & BlockExtras)
   | ({ type: "resource"; resource: ResourceContents } & BlockExtras);
 
 /**

@@ -154,8 +154,9 @@ const annotationsField: FieldCheck = (value, at) => {
 
 const resourceField: FieldCheck = (value, at) => {
   if (!isPlainObject(value)) throw new OutputShapeError(`${at} must be an object`);
-  const hasText = Object.hasOwn(value, "text");
-  if (hasText === Object.hasOwn(value, "blob")) throw new OutputShapeError(`${at} must have either "text" or "blob"`);
+  // A key set to undefined is absent, as JSON leaves it out.
+  const hasText = value.text !== undefined;
+  if (hasText === (value.blob !== undefined)) throw new OutputShapeError(`${at} must have either "text" or "blob"`);
   return sanitizeFields(value, at, hasText ? TEXT_RESOURCE_REQUIRED : BLOB_RESOURCE_REQUIRED, RESOURCE_OPTIONAL);
 };
 
@@ -179,6 +180,26 @@ const ANNOTATION_OPTIONAL: Fields = fields({
   lastModified: textField,
 });
 const EXTRAS = { annotations: annotationsField, _meta: metaField };
+const THEMES = new Set(["dark", "light"]);
+const ICON_REQUIRED: Fields = fields({ src: uriField });
+const ICON_OPTIONAL: Fields = fields({
+  mimeType: textField,
+  sizes: (value, at) => {
+    if (!Array.isArray(value)) throw new OutputShapeError(`${at} must be a list of strings`);
+    return value.map((size, i) => textField(size, `${at}[${i}]`));
+  },
+  theme: (value, at) => {
+    if (typeof value !== "string" || !THEMES.has(value)) throw new OutputShapeError(`${at} must be "dark" or "light"`);
+    return value;
+  },
+});
+const iconsField: FieldCheck = (value, at) => {
+  if (!Array.isArray(value)) throw new OutputShapeError(`${at} must be a list of icons`);
+  return value.map((icon, i) => {
+    if (!isPlainObject(icon)) throw new OutputShapeError(`${at}[${i}] must be an icon object`);
+    return sanitizeFields(icon, `${at}[${i}]`, ICON_REQUIRED, ICON_OPTIONAL);
+  });
+};
 const TEXT_RESOURCE_REQUIRED: Fields = fields({ uri: uriField, text: textField });
 const BLOB_RESOURCE_REQUIRED: Fields = fields({ uri: uriField, blob: base64Field });
 const RESOURCE_OPTIONAL: Fields = fields({ mimeType: textField, _meta: metaField });
@@ -189,7 +210,7 @@ const BLOCK_TYPES: Readonly<Record<ContentBlock["type"], { required: Fields; opt
   audio: { required: fields({ data: base64Field, mimeType: textField }), optional: fields(EXTRAS) },
   resource_link: {
     required: fields({ uri: uriField, name: textField }),
-    optional: fields({ title: textField, description: textField, mimeType: textField, size: sizeField, ...EXTRAS }),
+    optional: fields({ title: textField, description: textField, mimeType: textField, size: sizeField, icons: iconsField, ...EXTRAS }),
   },
   resource: { required: fields({ resource: resourceField }), optional: fields(EXTRAS) },
 };

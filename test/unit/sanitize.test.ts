@@ -126,6 +126,21 @@ void describe("sanitizeContent: shapes", () => {
   void it("names the block and field that is wrong", () => {
     assert.throws(() => sanitizeContent([{ type: "text", text: "ok" }, { type: "resource", resource: { uri: "u" } }]), /content\[1\]\.resource must have either "text" or "blob"/);
     assert.throws(() => sanitizeContent({ type: "text", text: "x" }), /content must be a list/);
+    assert.throws(
+      () => sanitizeContent([{ type: "resource_link", uri: "u", name: "n", icons: [{ src: "https://x/i.png", theme: "dim" }] }]),
+      /content\[0\]\.icons\[0\]\.theme must be "dark" or "light"/,
+    );
+    assert.throws(() => sanitizeContent([{ type: "resource_link", uri: "u", name: "n", icons: [{ sizes: ["48x48"] }] }]), /icons\[0\] lacks its "src"/);
+  });
+
+  void it("keeps what the schema defines: a link's icons (their text sanitized), a resource whose other body key is undefined", () => {
+    const icon = { src: "https://example.com/i.png", mimeType: "image/png", sizes: ["48x48", "any"], theme: "dark" as const };
+    const [kept] = sanitizeContent([{ type: "resource_link", uri: "file:///r", name: "r", icons: [icon] }]);
+    assert.deepEqual(kept, { type: "resource_link", uri: "file:///r", name: "r", icons: [icon] });
+    const [cleaned] = sanitizeContent([{ type: "resource_link", uri: "file:///r", name: "r", icons: [{ src: "s", sizes: [`4\u202e8`] }] }]);
+    assert.deepEqual(cleaned, { type: "resource_link", uri: "file:///r", name: "r", icons: [{ src: "s", sizes: ["48"] }] });
+    const [resource] = sanitizeContent([{ type: "resource", resource: { uri: "file:///t", text: "body", blob: undefined } } as unknown as ContentBlock]);
+    assert.deepEqual(resource, { type: "resource", resource: { uri: "file:///t", text: "body" } });
   });
 });
 
