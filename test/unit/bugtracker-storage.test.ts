@@ -330,7 +330,9 @@ void describe("waiting for a lock", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       abort.abort(new Error("cancelled by the client"));
       const result = await blocked;
-      assert.equal(result.code, "DB_BUSY", result.text);
+      assert.equal(result.code, "CANCELLED", result.text);
+      assert.match(result.text ?? "", /cancelled while it waited/);
+      assert.ok(!tc.logs.some((entry) => entry.data?.code === "DB_BUSY"), "no warning of a lock held past the timeout");
     } finally {
       other.exec("ROLLBACK");
       other.close();

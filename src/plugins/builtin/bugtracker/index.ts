@@ -102,6 +102,10 @@ export function createBugtrackerPlugin(options: BugtrackerOptions = {}): Plugin 
             await sleep(Math.min(wait, left), ctx.signal);
             if (!ctx.signal.aborted) continue;
           }
+          // Cancelled while waiting: not a lock held past the timeout, and nothing to warn about.
+          if (failure.code === "DB_BUSY" && ctx.signal.aborted) {
+            throw new ToolError("the call was cancelled while it waited for the bug database's lock; nothing was written", "CANCELLED");
+          }
           throw report(failure, tool, ctx);
         }
       }
