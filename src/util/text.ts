@@ -26,11 +26,11 @@ export function wellFormed(text: string): string {
 
 /**
  * `text` with control characters (C0 including tab and line feed, DEL, C1, line and
- * paragraph separators) replaced by a visible `\\uXXXX`: for text shown on a terminal or
- * written as one log line, where such a character could drive the terminal or start a
- * line that looks like another record.
+ * paragraph separators, bidi marks and overrides) replaced by a visible `\uXXXX`: for
+ * text shown on a terminal or written as one log line, where such a character could drive
+ * the terminal, reorder what is read, or start a line that looks like another record.
  */
 export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }

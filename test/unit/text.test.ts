@@ -33,6 +33,8 @@ test("wellFormed replaces unpaired surrogates and leaves pairs and other text al
 void test("printable: controls, DEL, C1 and line separators become visible escapes; other text stays", () => {
   assert.equal(printable("a\nb\r\u001b[31mc\u0000\u007f\u009b\u2028\u2029"), "a\\u000ab\\u000d\\u001b[31mc\\u0000\\u007f\\u009b\\u2028\\u2029");
   assert.equal(printable("héllo 👋 ok"), "héllo 👋 ok");
+  // Bidi overrides would reorder what the operator reads.
+  assert.equal(printable("a\u202eb\u2066c\u200f"), "a\\u202eb\\u2066c\\u200f");
 });
 
 void test("a stderr log record is one line whatever its text holds: no record can forge another", () => {
