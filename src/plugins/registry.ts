@@ -99,13 +99,40 @@ function describeIncompleteTool(tool: ToolDefinition): string | undefined {
  * the model follows that a person reviewing the tool cannot read. Results are sanitized on
  * the way out; definitions are refused instead, so a poisoned plugin cannot start quietly.
  */
-const HIDDEN_CHARACTER = /(?![\t\n])[\p{Cc}\p{Cf}\p{Co}\p{Cs}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/u;
+const HIDDEN_CHARACTER = /(?![\t\n])[\p{Cc}\p{Cf}\p{Co}\p{Cs}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+/**
+ * The few of those that ordinary text needs, where it needs them: an emoji presentation
+ * selector (U+FE0F, "⚠️") or text selector (U+FE0E) right after an emoji, a zero-width joiner
+ * between two emoji (family and profession sequences), and a zero-width non-joiner between
+ * letters (Persian, Indic scripts). Each carries at most the choice of one glyph's look.
+ */
+const EMOJI_BEFORE = /\p{Extended_Pictographic}$/u;
+const EMOJI_AFTER = /^\p{Extended_Pictographic}/u;
+const LETTER_BEFORE = /\p{L}\p{M}*$/u;
+const LETTER_AFTER = /^\p{L}/u;
+
+function allowedInContext(text: string, index: number, character: string): boolean {
+  const before = text.slice(Math.max(0, index - 8), index);
+  const after = text.slice(index + character.length, index + character.length + 8);
+  switch (character) {
+    case "\uFE0F":
+    case "\uFE0E":
+      return EMOJI_BEFORE.test(before);
+    case "\u200D":
+      return EMOJI_BEFORE.test(before.replace(/[\uFE0E\uFE0F]$/u, "")) && EMOJI_AFTER.test(after);
+    case "\u200C":
+      return LETTER_BEFORE.test(before) && LETTER_AFTER.test(after);
+    default:
+      return false;
+  }
+}
 /** Printable ASCII, tab and line feed: nearly every string of a definition, and none can hide anything. */
 const PLAIN_TEXT = /^[\t\n\x20-\x7e]*$/;
 
 const HIDDEN_RULE =
   "Clients hand tool definitions to the model as they are, so a definition may hold no control, escape, " +
-  "format (bidi, zero-width, tag) or private-use characters (tab and line feed excepted).";
+  "format (bidi, zero-width, tag) or private-use characters (tab and line feed excepted; an emoji's " +
+  "presentation selector and joiner, and a zero-width non-joiner between letters, are fine).";
 
 /** A definition the registry refuses; the message says where in it, and why. */
 class DefinitionError extends Error {}
@@ -121,9 +148,14 @@ function locationOf(path: readonly (string | number)[]): string {
 /** Refuses a string (a value, or a property name at `path`) that holds a hidden character. */
 function checkText(text: string, path: readonly (string | number)[], isKey: boolean): void {
   if (PLAIN_TEXT.test(text)) return;
-  const match = HIDDEN_CHARACTER.exec(text);
-  if (match === null) return;
-  const code = (match[0].codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0");
+  let hidden: string | undefined;
+  for (const match of text.matchAll(HIDDEN_CHARACTER)) {
+    if (allowedInContext(text, match.index, match[0])) continue;
+    hidden = match[0];
+    break;
+  }
+  if (hidden === undefined) return;
+  const code = (hidden.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, "0");
   const where = isKey ? `a property name in ${locationOf(path)}` : locationOf(path);
   throw new DefinitionError(`${where} holds the invisible or control character U+${code}. ${HIDDEN_RULE}`);
 }

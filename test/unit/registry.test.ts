@@ -87,6 +87,10 @@ test("refuses tool definitions with hidden characters anywhere in them (tool poi
     { title: "Add\u202Eevil" },
     { description: "zero\u200Bwidth" },
     { description: "variation\uFE0F selector" },
+    { description: "two selectors 🙂\uFE0F\uFE0F" },
+    { description: "joined\u200Dletters" },
+    { description: "🙂\u200C🙂 non-joiner between emoji" },
+    { description: "trailing joiner 🙂\u200D" },
     { description: "lone \uD800 surrogate" },
     { description: "carriage\rreturn" },
     { annotations: { title: "nul\u0000" } },
@@ -105,4 +109,9 @@ test("refuses tool definitions with hidden characters anywhere in them (tool poi
   // Tab, line feed and ordinary Unicode (accents, dashes, emoji without joiners) are fine.
   const fine = new PluginRegistry([plugin("a", [tool("t", { description: "Line one\n\tindented — ünïcödé 🙂 «quotes» 中文" })])]);
   assert.ok(fine.lookup("t"));
+  // What ordinary text needs, where it needs it: an emoji's presentation selector, emoji joined into one,
+  // and the non-joiner Persian and Indic scripts write between letters.
+  for (const description of ["⚠\uFE0F Deletes data", "☺\uFE0E text style", "👩\u200D💻 for developers", "❤\uFE0F\u200D🔥", "می\u200Cخواهم"]) {
+    assert.ok(new PluginRegistry([plugin("a", [tool("t", { description })])]).lookup("t"), JSON.stringify(description));
+  }
 });
