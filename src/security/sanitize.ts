@@ -114,7 +114,7 @@ export function sanitizeJson(value: unknown, at = "value", seen: Set<object> = n
  */
 export function sanitizeContent(blocks: unknown): ContentBlock[] {
   if (!Array.isArray(blocks)) throw new OutputShapeError("content must be a list of content blocks");
-  return blocks.map((block: unknown, index) => sanitizeBlock(block, `content[${index}]`));
+  return blocks.map((block: unknown, index) => sanitizeBlock(block, index));
 }
 
 type FieldCheck = (value: unknown, at: string) => unknown;
@@ -215,7 +215,13 @@ const BLOCK_TYPES: Readonly<Record<ContentBlock["type"], { required: Fields; opt
   resource: { required: fields({ resource: resourceField }), optional: fields(EXTRAS) },
 };
 
-function sanitizeBlock(block: unknown, at: string): ContentBlock {
+function sanitizeBlock(block: unknown, index: number): ContentBlock {
+  // The usual block, `{ type: "text", text }` and nothing else, without the general walk.
+  if (isPlainObject(block) && block.type === "text" && typeof block.text === "string" && Object.keys(block).length === 2) {
+    const text = sanitizeText(block.text);
+    return text === block.text ? (block as unknown as ContentBlock) : { type: "text", text };
+  }
+  const at = `content[${index}]`;
   if (!isPlainObject(block)) throw new OutputShapeError(`${at} must be a content block object`);
   const type = block.type;
   if (typeof type !== "string" || !Object.hasOwn(BLOCK_TYPES, type)) {
