@@ -410,7 +410,8 @@ export class SecurityEngine implements ToolService {
     if (!this.auditing) return;
     this.record({
       event: "denied",
-      tool: cutAt(name, 100),
+      // The client's text, like an argument: a token pasted as a tool name is not kept.
+      tool: redactString(cutAt(name, 100)).value,
       requestId,
       outcome: "denied",
       reason: this.registryHas(name) ? "access: the policy does not expose this tool" : "access: no such tool",

@@ -362,10 +362,12 @@ test("reasons are redacted before they are recorded, and unknown tools are recor
   try {
     s.engine.noteUnknownTool("no_such_tool", 9);
     s.engine.noteUnknownTool("hidden", 10);
+    s.engine.noteUnknownTool(`ghp_${"k".repeat(36)}`, 11);
     await new Promise((resolve) => setImmediate(resolve));
-    const [unknown, hidden] = s.audit.entries.slice(-2);
+    const [unknown, hidden, pasted] = s.audit.entries.slice(-3);
     assert.match(String(unknown?.reason), /no such tool/);
     assert.match(String(hidden?.reason), /does not expose/);
+    assert.equal(pasted?.tool, "ghp_[REDACTED]", "a token sent as a tool name is not recorded");
   } finally {
     s.cleanup();
   }
