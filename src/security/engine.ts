@@ -42,7 +42,7 @@ import { newUlid as ulid } from "../util/ids.js";
 import type { EffectivePolicy } from "./policy-types.js";
 import type { AuditRecordInput, AuditSink } from "./audit/index.js";
 import { checkArgumentLimits } from "./arg-limits.js";
-import { checkPath, type CompiledPathPolicy } from "./path-guard.js";
+import { checkPath, nodePathIo, type CompiledPathPolicy, type PathIo, type PathVerdict } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
 import { redact, redactString } from "./redaction.js";
 import { OutputShapeError, sanitizeContent, sanitizeJson, sanitizeText } from "./sanitize.js";
@@ -90,6 +90,8 @@ export interface EngineOptions {
   audit: AuditSink;
   capabilities: CapabilityFactory;
   paths: CompiledPathPolicy;
+  /** The file layer the path guard looks through (tests inject one that hangs). */
+  pathIo?: PathIo;
   logger: Logger;
   session: () => SessionInfo;
   /** Monotonic milliseconds. */
@@ -308,24 +310,48 @@ export class SecurityEngine implements ToolService {
 
     const validation = (this.validators as ValidatorSet).validateInput(name, call.arguments);
     if (!validation.ok) return refusalOf("validation", "ARGUMENTS_INVALID", validation.message);
-    return validation.paths.length === 0 ? undefined : this.checkPaths(validation.paths);
+    return validation.paths.length === 0 ? undefined : this.checkPaths(validation.paths, this.timeoutMsOf(entry));
   }
 
-  private async checkPaths(paths: readonly PathArgument[]): Promise<Refusal | undefined> {
-    for (const path of paths) {
-      const verdict = await checkPath(this.options.paths, path.value, path.access);
-      if (!verdict.ok) {
-        return refusalOf("path_guard", verdict.code, `Argument ${pointerToField(path.pointer)} was refused: ${verdict.reason}`);
+  /**
+   * Stage 5. The checks look at the disk, which can hang (a stale network mount): they get
+   * the tool's deadline, and a guard that has not decided by then refuses the call.
+   */
+  private async checkPaths(paths: readonly PathArgument[], timeoutMs: number): Promise<Refusal | undefined> {
+    const io = this.options.pathIo ?? nodePathIo;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<"expired">((resolve) => {
+      timer = setTimeout(resolve, timeoutMs, "expired");
+    });
+    try {
+      for (const path of paths) {
+        const verdict: PathVerdict | "expired" = await Promise.race([checkPath(this.options.paths, path.value, path.access, io), expired]);
+        const field = pointerToField(path.pointer);
+        if (verdict === "expired") {
+          return refusalOf(
+            "path_guard",
+            "PATH_CHECK_TIMEOUT",
+            `Argument ${field} could not be checked within ${formatSeconds(timeoutMs)}: the filesystem did not answer. The call was refused; try again later.`,
+          );
+        }
+        if (!verdict.ok) return refusalOf("path_guard", verdict.code, `Argument ${field} was refused: ${verdict.reason}`);
       }
+      return undefined;
+    } finally {
+      clearTimeout(timer);
     }
-    return undefined;
+  }
+
+  /** The tool's deadline: its own `tools.timeouts` entry, else `tools.timeout`. */
+  private timeoutMsOf(entry: RegisteredTool): number {
+    const { timeouts, timeout } = this.options.policy.tools;
+    const seconds = Object.hasOwn(timeouts, entry.tool.name) ? (timeouts[entry.tool.name] as number) : timeout;
+    return Math.max(1, Math.round(seconds * 1000));
   }
 
   /** Stage 7. */
   private run(entry: RegisteredTool, call: ToolCall, callId: string | undefined, args: JsonObject): Promise<DispatchOutcome> {
-    const { timeouts, timeout } = this.options.policy.tools;
-    const seconds = Object.hasOwn(timeouts, entry.tool.name) ? (timeouts[entry.tool.name] as number) : timeout;
-    const timeoutMs = Math.max(1, Math.round(seconds * 1000));
+    const timeoutMs = this.timeoutMsOf(entry);
     return dispatch(entry.plugin, entry.tool.name, args, (scope) => this.contextFor(entry, call, callId, scope, timeoutMs), { timeoutMs, scope: call.abort });
   }
 

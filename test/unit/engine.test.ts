@@ -13,7 +13,7 @@ import { SecurityEngine, catalogSha256, pointerToField, allowedTools, type CallT
 import { PluginRegistry } from "../../src/plugins/registry.js";
 import { CapabilityDeniedError, ToolError, type JsonObject, type Plugin, type ToolContext } from "../../src/plugins/contract.js";
 import { defaultPolicy } from "../../src/security/policy/defaults.js";
-import { compilePathPolicy } from "../../src/security/path-guard.js";
+import { compilePathPolicy, type PathIo } from "../../src/security/path-guard.js";
 import type { AuditRecordInput, AuditSink } from "../../src/security/audit/index.js";
 import type { CapabilityFactory } from "../../src/security/capabilities/index.js";
 import type { EffectivePolicy } from "../../src/security/policy-types.js";
@@ -89,7 +89,7 @@ const capabilities: CapabilityFactory = {
   close: () => undefined,
 };
 
-function setup(adjust: (policy: EffectivePolicy) => void = () => undefined, auditEnabled = true) {
+function setup(adjust: (policy: EffectivePolicy) => void = () => undefined, auditEnabled = true, pathIo?: PathIo) {
   const dir = mkdtempSync(join(tmpdir(), "msl-engine-"));
   const policy = defaultPolicy(dir);
   policy.filesystem.allowed_paths = [`${dir}/**`];
@@ -107,6 +107,7 @@ function setup(adjust: (policy: EffectivePolicy) => void = () => undefined, audi
     audit,
     capabilities,
     paths: compilePathPolicy(policy.filesystem, { baseDir: dir, homeDir: dir }),
+    ...(pathIo === undefined ? {} : { pathIo }),
     logger: silentLogger,
     session: () => ({ projectPath: undefined, clientName: "t" }),
   });
@@ -352,6 +353,26 @@ test("refusals for rate or size record a digest of the arguments, not the argume
     assert.equal(denied.arguments, undefined);
     assert.match(String(denied.data?.argumentsSha256), /^[0-9a-f]{64}$/);
     assert.equal(denied.data?.argumentBytes, JSON.stringify({ text: "x".repeat(11) }).length);
+  } finally {
+    s.cleanup();
+  }
+});
+
+// Without the deadline the call would wait forever: the test's own timeout turns that into a failure.
+test("a path the filesystem does not answer for is refused at the tool's deadline (fail closed); the tool is not reached", { timeout: 10_000 }, async () => {
+  // A stale network mount: every look at the disk waits forever.
+  const hung: PathIo = { realpath: () => new Promise(() => undefined), lstat: () => new Promise(() => undefined) };
+  const s = setup((policy) => (policy.tools.timeouts = { target: 0.2 }), true, hung);
+  try {
+    const result = await s.call("target", { n: 1, file: join(s.dir, "inside.txt") });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /^Argument arguments\.file could not be checked within 0\.2 s: the filesystem did not answer/);
+    assert.equal(s.calls.length, 0, "the tool was not reached");
+    const last = s.audit.entries.at(-1);
+    assert.equal(last?.event, "denied");
+    assert.match(String(last?.reason), /^path_guard: .*could not be checked/);
+    // A call without paths is not held up.
+    assert.equal((await s.call("target", { n: 2 })).isError, undefined);
   } finally {
     s.cleanup();
   }
