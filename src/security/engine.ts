@@ -326,15 +326,14 @@ export class SecurityEngine implements ToolService {
     try {
       for (const path of paths) {
         const verdict: PathVerdict | "expired" = await Promise.race([checkPath(this.options.paths, path.value, path.access, io), expired]);
-        const field = pointerToField(path.pointer);
         if (verdict === "expired") {
           return refusalOf(
             "path_guard",
             "PATH_CHECK_TIMEOUT",
-            `Argument ${field} could not be checked within ${formatSeconds(timeoutMs)}: the filesystem did not answer. The call was refused; try again later.`,
+            `Argument ${pointerToField(path.pointer)} could not be checked within ${formatSeconds(timeoutMs)}: the filesystem did not answer. The call was refused; try again later.`,
           );
         }
-        if (!verdict.ok) return refusalOf("path_guard", verdict.code, `Argument ${field} was refused: ${verdict.reason}`);
+        if (!verdict.ok) return refusalOf("path_guard", verdict.code, `Argument ${pointerToField(path.pointer)} was refused: ${verdict.reason}`);
       }
       return undefined;
     } finally {
