@@ -31,6 +31,8 @@ export interface RegisteredTool {
 
 export class PluginRegistry {
   private readonly byTool = new Map<string, RegisteredTool>();
+  /** Tools by their lower-case name, to refuse names that differ only in case. */
+  private readonly byFoldedName = new Map<string, RegisteredTool>();
   private readonly list: Plugin[] = [];
 
   constructor(plugins: readonly Plugin[]) {
@@ -48,12 +50,10 @@ export class PluginRegistry {
           `plugin "${plugin.name}": tool name ${JSON.stringify(tool.name)} must match ${String(TOOL_NAME_PATTERN)}`,
         );
       }
-      const existing = this.byTool.get(tool.name);
+      const existing = this.byFoldedName.get(tool.name.toLowerCase());
       if (existing) {
-        throw new RegistryError(
-          "DUPLICATE_TOOL",
-          `tool "${tool.name}" is declared by both plugin "${existing.plugin.name}" and plugin "${plugin.name}"`,
-        );
+        const names = existing.tool.name === tool.name ? `tool "${tool.name}" is` : `tools "${existing.tool.name}" and "${tool.name}" (names differing only in case) are`;
+        throw new RegistryError("DUPLICATE_TOOL", `${names} declared by both plugin "${existing.plugin.name}" and plugin "${plugin.name}"`);
       }
       const problem = describeIncompleteTool(tool);
       if (problem) throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${problem}`);
@@ -64,7 +64,9 @@ export class PluginRegistry {
         if (!(error instanceof DefinitionError)) throw error;
         throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${error.message}`);
       }
-      this.byTool.set(tool.name, Object.freeze({ plugin, tool: frozen }));
+      const registered = Object.freeze({ plugin, tool: frozen });
+      this.byTool.set(tool.name, registered);
+      this.byFoldedName.set(tool.name.toLowerCase(), registered);
     }
     this.list.push(plugin);
   }

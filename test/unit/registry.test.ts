@@ -34,6 +34,18 @@ test("refuses duplicate tool names across plugins, naming both", () => {
   assert.throws(() => new PluginRegistry([plugin("a", []), plugin("a", [])]), failsWith("DUPLICATE_PLUGIN"));
 });
 
+test("refuses tool names that differ only in letter case, within a plugin and across plugins", () => {
+  assert.throws(
+    () => new PluginRegistry([plugin("a", [tool("read_file")]), plugin("b", [tool("Read_File")])]),
+    (error: unknown) =>
+      failsWith("DUPLICATE_TOOL")(error) && /tools "read_file" and "Read_File" \(names differing only in case\)/.test((error as Error).message),
+  );
+  assert.throws(() => new PluginRegistry([plugin("a", [tool("add_bug"), tool("ADD_BUG")])]), failsWith("DUPLICATE_TOOL"));
+  // Names that differ otherwise stay distinct tools.
+  const registry = new PluginRegistry([plugin("a", [tool("add_bug"), tool("add-bug"), tool("add.bug")])]);
+  assert.equal(registry.tools().length, 3);
+});
+
 test("refuses invalid tool names", () => {
   for (const name of ["", "has space", "slash/name", "x".repeat(65), "comma,name", "ü"]) {
     assert.throws(() => new PluginRegistry([plugin("a", [tool(name)])]), failsWith("INVALID_TOOL_NAME"), name);
