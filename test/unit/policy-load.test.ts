@@ -472,3 +472,29 @@ void test("review finding: IPv4-mapped ranges are IPv4 ranges, and their warning
   assert.ok(loaded.warnings.some((w) => w.includes("127.0.0.0/8")), loaded.warnings.join("\n"));
   assert.ok(loaded.warnings.some((w) => w.includes("169.254.0.0/16")), loaded.warnings.join("\n"));
 });
+
+void test("seed compatibility: << merge keys (read by the seed's PyYAML) combine mappings; written keys win", () => {
+  const merged = load(
+    [
+      'version: "1.0"',
+      "network:",
+      "  allowed_endpoints:",
+      "    - &ddg",
+      '      host: "api.duckduckgo.com"',
+      "      ports: [443]",
+      '      description: "DuckDuckGo search API"',
+      "    - <<: *ddg",
+      '      host: "html.duckduckgo.com"',
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(merged.policy.network.allowed_endpoints, [
+    { host: "api.duckduckgo.com", ports: [443], description: "DuckDuckGo search API" },
+    { host: "html.duckduckgo.com", ports: [443], description: "DuckDuckGo search API" },
+  ]);
+  // A merge source that is not a mapping is refused, in words.
+  assert.throws(
+    () => load('version: "1.0"\ntools:\n  timeouts:\n    <<: 5\n'),
+    (error: unknown) => error instanceof PolicyError && /a << merge key takes a mapping/.test(error.message),
+  );
+});

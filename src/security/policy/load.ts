@@ -209,7 +209,9 @@ export const YAML_OPTIONS = {
   stringKeys: true,
   version: "1.2",
   schema: "core",
-  merge: false,
+  // `<<: *anchor` merge keys: PyYAML (the seed's loader) reads them, so a seed policy may share
+  // an endpoint's fields that way. A merged key never overrides one written in the mapping.
+  merge: true,
   resolveKnownTags: false,
   // "error": no process.emitWarning from the yaml package, but still the error for a
   // second document ("silent" would drop that one too).
@@ -294,15 +296,15 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
     const offset = firstAliasOffset(doc) ?? 0;
-    const excessive = error instanceof Error && /alias count/i.test(error.message);
+    const text = error instanceof Error ? error.message : String(error);
+    let message = `the YAML cannot be converted: ${text}`;
+    if (/alias count/i.test(text)) {
+      message = `aliases expand to too many nodes (the limit is ${MAX_ALIAS_COUNT}); write the values out instead of nesting aliases`;
+    } else if (/merge sources/i.test(text)) {
+      message = "a << merge key takes a mapping, an alias of one (<<: *name) or a list of them";
+    }
     throw new PolicyError("POLICY_INVALID", source, [
-      {
-        ...locator.position(offset),
-        key: formatKey(locator.pathAtOffset(offset)),
-        message: excessive
-          ? `aliases expand to too many nodes (the limit is ${MAX_ALIAS_COUNT}); write the values out instead of nesting aliases`
-          : `the YAML cannot be converted: ${error instanceof Error ? error.message : String(error)}`,
-      },
+      { ...locator.position(offset), key: formatKey(locator.pathAtOffset(offset)), message },
     ]);
   }
   if (value === null || value === undefined) {
