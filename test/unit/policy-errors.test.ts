@@ -81,13 +81,14 @@ void test("a value of the wrong type says what was expected and what was found",
   });
 });
 
-void test("an empty list value hints at []", () => {
-  expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths:"], {
-    line: 3,
-    column: 3,
-    key: "filesystem.allowed_paths",
-    message: /got an empty value \(write \[\] for an empty list\)/,
+void test("an empty value where a list must hold an entry does not hint at []", () => {
+  const error = expectIssue(['version: "1.0"', "network:", "  allowed_endpoints:", "    - host: a.example", "      ports:"], {
+    line: 5,
+    column: 7,
+    key: "network.allowed_endpoints[0].ports",
+    message: /^expected a non-empty list of port numbers, got an empty value$/,
   });
+  assert.doesNotMatch(error.message, /write \[\]/);
 });
 
 void test("an unquoted ~ hints at quoting it", () => {

@@ -498,3 +498,47 @@ void test("seed compatibility: << merge keys (read by the seed's PyYAML) combine
     (error: unknown) => error instanceof PolicyError && /a << merge key takes a mapping/.test(error.message),
   );
 });
+
+void test("seed compatibility: a list with every entry commented out is read as left out where that means the same", () => {
+  const commented = load(
+    [
+      'version: "1.0"',
+      "network:",
+      "  allowed_ranges:",
+      '    # - "127.0.0.0/8"',
+      "  allowed_endpoints:",
+      "  blocked_ports:",
+      "  dns_allowlist:",
+      "filesystem:",
+      "  allowed_paths:",
+      "tools:",
+      "  deny:",
+      "  timeouts:",
+      "audit:",
+      "  include:",
+      "",
+    ].join("\n"),
+  );
+  assert.equal(commented.sha256, load('version: "1.0"\n').sha256);
+  assert.deepEqual(commented.policy.network.allowed_ranges, []);
+  assert.deepEqual(commented.policy.filesystem.allowed_paths, []);
+});
+
+void test("an empty value where left out and [] differ is refused, and the message says what each choice means", () => {
+  const cases: [string, string, RegExp][] = [
+    ["filesystem", "denied_paths", /remove the key for the built-in deny list, or write \[\] for no deny rule at all/],
+    ["filesystem", "write_denied_paths", /remove the key for the built-in list, or write \[\] for no write protection at all/],
+    ["commands", "blocked", /remove the key for the built-in block list, or write \[\] for no blocked command/],
+    ["commands", "allowed", /remove the key for every command that is not blocked, or write \[\] for no command at all/],
+    ["tools", "allow", /remove the key for every tool, or write \[\] for no tool at all/],
+    ["tools", "rate_limits", /remove the key for the built-in limits, or write \{\} for 60 calls per minute for every tool/],
+  ];
+  for (const [section, key, message] of cases) {
+    assert.throws(
+      () => load(`version: "1.0"\n${section}:\n  ${key}:\n    # - x\n`),
+      (error: unknown) =>
+        error instanceof PolicyError && error.issues.some((issue) => issue.key === `${section}.${key}` && message.test(issue.message)),
+      `${section}.${key}`,
+    );
+  }
+});

@@ -78,7 +78,7 @@ export function loadPolicyFile(file: string, env: PolicyEnv): LoadedPolicy {
 export function loadPolicyText(text: string, source: string, env: PolicyEnv): LoadedPolicy {
   checkEnv(env, source);
   const parsed = parseYaml(text, source);
-  dropEmptySections(parsed.value);
+  dropEmptyValues(parsed.value);
   const seedBooleans = readSeedBooleans(parsed.value);
   // Schema and expansion problems are reported together: one run shows everything to fix.
   const issues = [...validate(parsed.value, parsed.locator), ...checkExpansions(parsed.value, env, parsed.locator)];
@@ -124,10 +124,48 @@ function readSeedBooleans(value: unknown): string[] {
 /** Top-level sections; one written with no keys (`server:` and only comments) is left out. */
 const SECTIONS = ["network", "filesystem", "commands", "tools", "limits", "audit", "server", "database"];
 
-function dropEmptySections(value: unknown): void {
+/**
+ * Lists and mappings for which leaving the key out and writing it empty mean the same (nothing
+ * allowed, nothing listed). Written with no entries (`allowed_ranges:` with every entry
+ * commented out, as a seed user disables them; the seed loaded that), such a key is read as
+ * left out. Where the two differ (`EMPTY_VALUE_CHOICES`), an empty value stays an error.
+ */
+const EMPTY_MEANS_LEFT_OUT: readonly (readonly [string, string])[] = [
+  ["network", "allowed_ranges"],
+  ["network", "allowed_endpoints"],
+  ["network", "blocked_ports"],
+  ["network", "dns_allowlist"],
+  ["filesystem", "allowed_paths"],
+  ["tools", "deny"],
+  ["tools", "timeouts"],
+  ["audit", "include"],
+  ["database", "blocked_keywords"],
+  ["database", "blocked_tables"],
+  ["database", "allowed_schemas"],
+];
+
+/**
+ * Keys where left out and empty mean different things: an empty value could mean either, so
+ * it is refused, and the message says what each choice does (a bare "write []" would steer
+ * the owner of a commented-out deny list to no deny rule at all).
+ */
+const EMPTY_VALUE_CHOICES: Readonly<Record<string, { leftOut: string; empty: string; emptyText: string }>> = {
+  "filesystem.denied_paths": { leftOut: "the built-in deny list", empty: "no deny rule at all", emptyText: "[]" },
+  "filesystem.write_denied_paths": { leftOut: "the built-in list", empty: "no write protection at all", emptyText: "[]" },
+  "commands.blocked": { leftOut: "the built-in block list", empty: "no blocked command", emptyText: "[]" },
+  "commands.allowed": { leftOut: "every command that is not blocked", empty: "no command at all", emptyText: "[]" },
+  "tools.allow": { leftOut: "every tool", empty: "no tool at all", emptyText: "[]" },
+  "tools.rate_limits": { leftOut: "the built-in limits", empty: "60 calls per minute for every tool", emptyText: "{}" },
+};
+
+function dropEmptyValues(value: unknown): void {
   if (!isRecord(value)) return;
   for (const section of SECTIONS) {
     if (Object.hasOwn(value, section) && value[section] === null) delete value[section];
+  }
+  for (const [section, key] of EMPTY_MEANS_LEFT_OUT) {
+    const mapping = value[section];
+    if (isRecord(mapping) && Object.hasOwn(mapping, key) && mapping[key] === null) delete mapping[key];
   }
 }
 
@@ -483,6 +521,11 @@ function validate(value: unknown, locator: () => Locator): PolicyIssue[] {
   for (const error of validator.errors ?? []) {
     const issue = describeSchemaError(error, value);
     if (issue === undefined) continue;
+    const choices = error.keyword === "type" && error.data === null ? EMPTY_VALUE_CHOICES[formatKey(issue.path)] : undefined;
+    if (choices !== undefined) {
+      const expected = (error.parentSchema as { description?: string } | undefined)?.description ?? "a value";
+      issue.message = `expected ${expected}, got an empty value: remove the key for ${choices.leftOut}, or write ${choices.emptyText} for ${choices.empty}`;
+    }
     if (error.keyword === "type" && error.data === null && locator().scalarSource(issue.path) === "~") {
       issue.message += ' (a bare ~ is an empty value in YAML: write "~" in quotes for the home directory)';
     }

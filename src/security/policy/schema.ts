@@ -517,7 +517,9 @@ function decodePointer(pointer: string, root: unknown): Segment[] {
 /** Turns one Ajv error into a message that says what was expected and what was found. */
 export function describeSchemaError(error: ErrorObject, root: unknown): SchemaIssue | undefined {
   const base = decodePointer(error.instancePath, root);
-  const parentSchema = error.parentSchema as { description?: string; properties?: Record<string, unknown> } | undefined;
+  const parentSchema = error.parentSchema as
+    | { description?: string; properties?: Record<string, unknown>; minItems?: number }
+    | undefined;
   const expected = parentSchema?.description;
   const params = error.params as Record<string, unknown>;
   if (error.propertyName !== undefined) {
@@ -571,7 +573,8 @@ export function describeSchemaError(error: ErrorObject, root: unknown): SchemaIs
   if (expected === undefined) return { path: base, target: "value", message: error.message ?? "invalid value" };
   let hint = "";
   if (error.keyword === "type" && error.data === null) {
-    if (params.type === "array") hint = " (write [] for an empty list)";
+    // Not where a list must hold an entry (an endpoint's ports): [] would be refused too.
+    if (params.type === "array" && (parentSchema?.minItems ?? 0) === 0) hint = " (write [] for an empty list)";
     else if (params.type === "object") hint = " (remove the key, or write {} for an empty mapping)";
   }
   return { path: base, target: "value", message: `expected ${expected}, got ${describeValue(error.data)}${hint}` };
