@@ -309,14 +309,6 @@ void test("invalid tool names in rate_limits point at the name", () => {
   });
 });
 
-void test("duplicate list entries point at the repeated one", () => {
-  expectIssue(['version: "1.0"', "network:", "  allow_dns: true", "  dns_allowlist:", "    - a.example", "    - b.example", "    - a.example"], {
-    line: 7,
-    column: 7,
-    key: "network.dns_allowlist[2]",
-    message: /duplicate entry "a\.example" \(the same as entry 0\)/,
-  });
-});
 
 void test("several errors are reported together, in file order", () => {
   const error = failure([

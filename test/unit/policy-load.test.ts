@@ -542,3 +542,33 @@ void test("an empty value where left out and [] differ is refused, and the messa
     );
   }
 });
+
+void test("seed compatibility: a repeated list entry loads (the seed loaded it) and is named in a warning", () => {
+  const loaded = load(
+    [
+      'version: "1.0"',
+      "network:",
+      '  allowed_ranges: ["10.0.0.0/8", "10.0.0.0/8"]',
+      "  allowed_endpoints:",
+      "    - host: a.example",
+      "      ports: [443, 443]",
+      "  blocked_ports: [22, 22, 23]",
+      "  allow_dns: true",
+      "  dns_allowlist: [a.example, b.example, A.example]",
+      "audit:",
+      "  include: [timestamp, timestamp]",
+      "",
+    ].join("\n"),
+  );
+  assert.deepEqual(loaded.policy.network.blocked_ports, [22, 22, 23]);
+  for (const expected of [
+    'network.allowed_ranges: "10.0.0.0/8" is listed more than once',
+    "network.allowed_endpoints[0].ports: 443 is listed more than once",
+    "network.blocked_ports: 22 is listed more than once",
+    'network.dns_allowlist: "a.example" is listed more than once',
+    'audit.include: "timestamp" is listed more than once',
+  ]) {
+    assert.ok(loaded.warnings.some((warning) => warning.startsWith(expected)), `${expected}\n${loaded.warnings.join("\n")}`);
+  }
+  assert.ok(!loaded.warnings.some((warning) => warning.includes("23 is listed")));
+});

@@ -852,6 +852,14 @@ const LOCAL_NETWORKS: readonly { range: string; what: string }[] = [
   { range: "fe80::/10", what: "link-local" },
 ];
 
+/** `key: VALUE is listed more than once` for each value that repeats (as normalized). */
+function repeatedEntries(key: string, values: readonly (string | number)[]): string[] {
+  const seen = new Set<string | number>();
+  const repeated = new Set<string | number>();
+  for (const value of values) (seen.has(value) ? repeated : seen).add(value);
+  return [...repeated].map((value) => `${key}: ${JSON.stringify(value)} is listed more than once (the repeat has no effect; a slip for another value?)`);
+}
+
 /** Things that are valid but probably not what the owner meant. */
 export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unknown; audit?: { include?: unknown } }): string[] {
   const warnings: string[] = [];
@@ -875,6 +883,17 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
       }
     }
   }
+  // A repeated entry changes nothing, so it does not stop a policy (the seed loaded it); it may be a
+  // slip for another value, so it is named.
+  warnings.push(
+    ...repeatedEntries("network.allowed_ranges", network.allowed_ranges),
+    ...network.allowed_endpoints.flatMap((endpoint, index) =>
+      repeatedEntries(`network.allowed_endpoints[${index}].ports`, endpoint.ports),
+    ),
+    ...repeatedEntries("network.blocked_ports", network.blocked_ports),
+    ...repeatedEntries("network.dns_allowlist", network.dns_allowlist),
+    ...repeatedEntries("audit.include", audit.include ?? []),
+  );
   if (network.allow_dns && network.dns_allowlist.length === 0) {
     warnings.push("network.allow_dns is true but network.dns_allowlist is empty: no host name can be resolved");
   }

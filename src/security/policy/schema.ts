@@ -269,7 +269,6 @@ export const POLICY_SCHEMA: Schema = {
         allowed_ranges: list(
           "a list of CIDR ranges",
           { type: "string", description: "a CIDR range such as 10.0.0.0/8 or ::1/128", format: "cidr" },
-          { uniqueItems: true },
         ),
         allowed_endpoints: list(
           "a list of endpoints (host and ports)",
@@ -277,13 +276,13 @@ export const POLICY_SCHEMA: Schema = {
             "an endpoint with host and ports",
             {
               host: { type: "string", description: "a host name or IP address such as api.example.com", format: "host" },
-              ports: list("a non-empty list of port numbers", port, { minItems: 1, uniqueItems: true }),
+              ports: list("a non-empty list of port numbers", port, { minItems: 1 }),
               description: plainString("a text describing the endpoint"),
             },
             ["host", "ports"],
           ),
         ),
-        blocked_ports: list("a list of port numbers", port, { uniqueItems: true }),
+        blocked_ports: list("a list of port numbers", port),
         allow_dns: boolean("true or false"),
         dns_allowlist: list(
           "a list of host names",
@@ -292,7 +291,6 @@ export const POLICY_SCHEMA: Schema = {
             description: "a host name such as api.example.com, or *.example.com for one label",
             format: "dns-pattern",
           },
-          { uniqueItems: true },
         ),
         max_response_bytes: bytes("a response size"),
         timeout: seconds("a number of seconds greater than 0 and at most 3600", 3600),
@@ -373,7 +371,6 @@ export const POLICY_SCHEMA: Schema = {
         include: list(
           "a list of audit field names",
           { type: "string", description: `one of ${AUDIT_INCLUDE_FIELDS.join(", ")}`, enum: [...AUDIT_INCLUDE_FIELDS] },
-          { uniqueItems: true },
         ),
         fsync: { type: "string", description: '"always" or "batch"', enum: ["always", "batch"] },
         fsync_interval_ms: integer("a number of milliseconds from 1 to 60000", 1, 60_000),
@@ -556,16 +553,6 @@ export function describeSchemaError(error: ErrorObject, root: unknown): SchemaIs
       const explained = explainFormat(String(params.format), error.data);
       if (explained !== undefined) return { path: base, target: "value", message: explained };
       break;
-    }
-    case "uniqueItems": {
-      const later = Math.max(Number(params.i), Number(params.j));
-      const earlier = Math.min(Number(params.i), Number(params.j));
-      const items = Array.isArray(error.data) ? (error.data as unknown[]) : [];
-      return {
-        path: [...base, later],
-        target: "value",
-        message: `duplicate entry ${describeValue(items[later])} (the same as entry ${earlier})`,
-      };
     }
     default:
       break;
