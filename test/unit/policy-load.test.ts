@@ -572,3 +572,18 @@ void test("seed compatibility: a repeated list entry loads (the seed loaded it) 
   }
   assert.ok(!loaded.warnings.some((warning) => warning.includes("23 is listed")));
 });
+
+void test("seed compatibility: audit.log_level takes Python's level names in any case, and an endpoint description may be empty", () => {
+  const levels: [string, string][] = [["INFO", "info"], ["Info", "info"], ["Warning", "warning"], ["WARN", "warning"], ["FATAL", "critical"], ["NOTSET", "debug"], ["Debug", "debug"]];
+  for (const [written, read] of levels) {
+    assert.equal(load(`version: "1.0"\naudit:\n  log_level: ${written}\n`).policy.audit.log_level, read, written);
+  }
+  assert.throws(() => load('version: "1.0"\naudit:\n  log_level: TRACE\n'), /audit\.log_level: expected a log level .*got "TRACE"/);
+  const described = load(
+    'version: "1.0"\nnetwork:\n  allowed_endpoints:\n    - host: a.example\n      ports: [443]\n      description: ""\n    - host: b.example\n      ports: [443]\n      description:\n',
+  );
+  assert.deepEqual(described.policy.network.allowed_endpoints, [
+    { host: "a.example", ports: [443], description: "" },
+    { host: "b.example", ports: [443] },
+  ]);
+});

@@ -167,6 +167,19 @@ function dropEmptyValues(value: unknown): void {
     const mapping = value[section];
     if (isRecord(mapping) && Object.hasOwn(mapping, key) && mapping[key] === null) delete mapping[key];
   }
+  // An endpoint's `description:` left empty: a note for people, as if not written.
+  const endpoints = isRecord(value.network) ? value.network.allowed_endpoints : undefined;
+  if (Array.isArray(endpoints)) {
+    for (const endpoint of endpoints) {
+      if (isRecord(endpoint) && Object.hasOwn(endpoint, "description") && endpoint.description === null) delete endpoint.description;
+    }
+  }
+  // audit.log_level has no effect (seed compatibility only), and the seed took any spelling of
+  // Python's level names: a known name in any case is read in lower case.
+  const audit = value.audit;
+  if (isRecord(audit) && typeof audit.log_level === "string" && LOG_LEVEL_NAMES.includes(audit.log_level.toLowerCase())) {
+    audit.log_level = audit.log_level.toLowerCase();
+  }
 }
 
 export { policySha256 } from "./hash.js";
@@ -728,12 +741,15 @@ function normalizeHost(host: string): string {
   return lower.endsWith(".") && lower.length > 1 ? lower.slice(0, -1) : lower;
 }
 
-/** The seed wrote Python names ("INFO", "WARNING"); the effective policy holds ours. */
+/** Python's names for our levels. */
+const PYTHON_LOG_LEVELS: Readonly<Record<string, string>> = { warn: "warning", fatal: "critical", notset: "debug" };
+
+/** The seed wrote Python names ("INFO", "WARNING", "FATAL"); the effective policy holds ours. */
 function normalizeLogLevel(level: string | undefined): string {
   if (level === undefined) return DEFAULTS.audit.log_level;
   const lower = level.toLowerCase();
-  if (lower === "warn") return "warning";
-  return LOG_LEVEL_NAMES.includes(lower) ? lower : DEFAULTS.audit.log_level;
+  const ours = Object.hasOwn(PYTHON_LOG_LEVELS, lower) ? (PYTHON_LOG_LEVELS[lower] as string) : lower;
+  return LOG_LEVEL_NAMES.includes(ours) ? ours : DEFAULTS.audit.log_level;
 }
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

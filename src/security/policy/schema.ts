@@ -252,8 +252,12 @@ export const AUDIT_INCLUDE_FIELDS: readonly string[] = [
   "security_events",
 ];
 
-/** Accepted `audit.log_level` values: the seed's Python names and ours, in either case. */
-export const LOG_LEVEL_NAMES: readonly string[] = ["debug", "info", "notice", "warning", "warn", "error", "critical"];
+/**
+ * Accepted `audit.log_level` values (the loader lower-cases them first): ours, and every level
+ * name of Python's logging, which the seed's policies were written with (`FATAL` is `critical`,
+ * `NOTSET`, which passes everything, is `debug`).
+ */
+export const LOG_LEVEL_NAMES: readonly string[] = ["debug", "info", "notice", "warning", "warn", "error", "critical", "fatal", "notset"];
 
 export const POLICY_SCHEMA: Schema = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
@@ -277,7 +281,8 @@ export const POLICY_SCHEMA: Schema = {
             {
               host: { type: "string", description: "a host name or IP address such as api.example.com", format: "host" },
               ports: list("a non-empty list of port numbers", port, { minItems: 1 }),
-              description: plainString("a text describing the endpoint"),
+              // A note for people, so an empty one (as the seed took) changes nothing.
+              description: { type: "string", description: "a text describing the endpoint", maxLength: 1000 },
             },
             ["host", "ports"],
           ),
@@ -365,8 +370,8 @@ export const POLICY_SCHEMA: Schema = {
         log_file: pathString("an absolute file path such as ${STATE_DIR}/audit/audit.log"),
         log_level: {
           type: "string",
-          description: `a log level (${LOG_LEVEL_NAMES.filter((name) => name !== "warn").join(", ")})`,
-          enum: [...LOG_LEVEL_NAMES, ...LOG_LEVEL_NAMES.map((name) => name.toUpperCase())],
+          description: "a log level (debug, info, notice, warning, error, critical)",
+          enum: [...LOG_LEVEL_NAMES],
         },
         include: list(
           "a list of audit field names",
