@@ -13,6 +13,7 @@ import {
 } from "../../src/security/policy/load.js";
 import { DEFAULT_BLOCKED_COMMANDS, DEFAULT_DENIED_PATHS, DEFAULT_RATE_LIMITS, DEFAULT_WRITE_DENIED_PATHS } from "../../src/security/policy/defaults.js";
 import { canonicalJson, sha256Hex } from "../../src/util/canonical-json.js";
+import { createRateLimiter } from "../../src/security/ratelimit.js";
 
 import { ROOT } from "../helpers/project.js";
 const FIXTURES = path.join(ROOT, "test", "fixtures");
@@ -586,4 +587,15 @@ void test("seed compatibility: audit.log_level takes Python's level names in any
     { host: "a.example", ports: [443], description: "" },
     { host: "b.example", ports: [443] },
   ]);
+});
+
+void test("seed compatibility: a rate limit as large as a seed user writes for no limit (1e9) loads", () => {
+  const loaded = load('version: "1.0"\ntools:\n  rate_limits:\n    default: 1e9\n    add_bug: 1000000000000\n');
+  assert.equal(loaded.policy.tools.rate_limits.default, 1e9);
+  assert.equal(loaded.policy.tools.rate_limits.add_bug, 1e12);
+  // The limiter takes such a limit as it is: every call passes.
+  const limiter = createRateLimiter(loaded.policy.tools.rate_limits, ["add_bug", "get_bug"], () => 0);
+  for (let i = 0; i < 1000; i++) assert.deepEqual([limiter.take("add_bug").ok, limiter.take("get_bug").ok], [true, true]);
+  assert.throws(() => load('version: "1.0"\ntools:\n  rate_limits:\n    default: .inf\n'), /tools\.rate_limits\.default: expected a whole number of calls per minute/);
+  assert.throws(() => load('version: "1.0"\ntools:\n  rate_limits:\n    default: 1.5\n'), /tools\.rate_limits\.default/);
 });

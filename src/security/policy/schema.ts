@@ -233,7 +233,9 @@ function pathString(description: string): Schema {
 const port = integer("a port number from 1 to 65535", 1, 65535);
 const bytes = (what: string): Schema => integer(`${what} in bytes, from 1 to ${GIB} (1 GiB)`, 1, GIB);
 const boolean = (description: string): Schema => ({ type: "boolean", description });
-const rateLimit = integer("a number of calls per minute from 0 to 1000000", 0, 1_000_000);
+// No upper bound below what counts exactly: past the server's throughput any limit means "no limit",
+// which is how seed users wrote it (the seed study ran with `default: 1e9`).
+const rateLimit = integer("a whole number of calls per minute, 0 or more", 0, Number.MAX_SAFE_INTEGER);
 const toolSeconds = seconds("a number of seconds greater than 0 and at most 86400", 86_400);
 const plainString = (description: string, maxLength = 1000): Schema => ({
   type: "string",
