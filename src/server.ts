@@ -23,6 +23,7 @@ import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
 import { unmatchedToolKeys } from "./security/policy/tool-access.js";
+import { seedAuditLogProblem } from "./security/seed-audit-log.js";
 import { homedir } from "node:os";
 
 export interface RunOptions {
@@ -135,6 +136,9 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     registry = new PluginRegistry(plugins);
     for (const warning of unmatchedToolKeys(policy.tools, registry.tools().map((entry) => entry.tool.name))) log.notice(`policy: ${warning}`);
     const tools = allowedTools(registry, policy.tools);
+    // A seed policy names the seed's own log: said as such, not as a damaged log of ours.
+    const seedLog = policy.audit.enabled ? seedAuditLogProblem(policy.audit.log_file) : undefined;
+    if (seedLog !== undefined) throw new Error(seedLog);
     audit = policy.audit.enabled
       ? await openAuditLog({
           policy: policy.audit,
