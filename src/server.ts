@@ -13,7 +13,7 @@ import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.j
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { auditHeadLine, openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
-import { compilePathPolicy, type CompiledPathPolicy } from "./security/path-guard.js";
+import { checkPath, compilePathPolicy, type CompiledPathPolicy } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
@@ -126,7 +126,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let audit: AuditSink;
   let capabilities: CapabilityFactory;
   let paths: CompiledPathPolicy;
-  const projectPath = projectPathFromEnv(env, env.HOME || homedir()) ?? policy.server.project_path;
+  const envProjectPath = projectPathFromEnv(env, env.HOME || homedir());
+  const projectPath = envProjectPath ?? policy.server.project_path;
   try {
     paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME || homedir(), baseDir: projectPath ?? process.cwd() });
     for (const warning of paths.warnings) log.warn(`policy: ${warning}`);
@@ -191,6 +192,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     `${SERVER_NAME} ${VERSION}: policy ${policySource} (sha256 ${policySha256.slice(0, 16)}…); state in ${args.stateDir}; ` +
       `${engine.listTools().length} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}. Waiting for an MCP client on stdin.\n`,
   );
+
+  if (projectPath !== undefined) warnAboutProject(paths, projectPath, envProjectPath !== undefined ? "MCP_PROJECT_PATH" : "server.project_path", log);
 
   let exitCode = 0;
   // Faults outside every caller (a bug of ours or of a built-in plugin) would end the process at
@@ -269,6 +272,24 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
 function faultText(error: unknown): string {
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
   return redactString(text).value;
+}
+
+/**
+ * Says at start when the session's project cannot be used: otherwise only the model hears it,
+ * call by call, and the owner who set it sees nothing. Not awaited: a filesystem that does not
+ * answer must not hold the start (the calls themselves check again, under their deadline).
+ */
+function warnAboutProject(paths: CompiledPathPolicy, projectPath: string, source: string, log: { warn(message: string): void }): void {
+  const what = `the session's project ${projectPath} (${source})`;
+  const consequence = "bug tracker calls without a project_path will fail";
+  checkPath(paths, projectPath, "read").then(
+    (verdict) => {
+      if (!verdict.ok) log.warn(`${what} is refused by the filesystem policy: ${verdict.reason}; ${consequence}`);
+      else if (!verdict.exists) log.warn(`${what} does not exist; ${consequence}`);
+      else if (!verdict.isDirectory) log.warn(`${what} is not a directory; ${consequence}`);
+    },
+    (error: unknown) => log.warn(`${what} could not be checked: ${messageOf(error)}`),
+  );
 }
 
 function messageOf(error: unknown): string {

@@ -530,6 +530,8 @@ void describe("MCP_PROJECT_PATH outside the policy", () => {
   });
 
   void test("a session project the policy denies is refused like an argument would be", async () => {
+    // The owner hears it at start, not only the model call by call.
+    await server.waitForStderr(/warning: the session's project \S+ \(MCP_PROJECT_PATH\) is refused by the filesystem policy: .*denied.*; bug tracker calls without a project_path will fail/, 5000);
     fails(await server.callTool("init_bugtracker", {}), /Refused by the security policy/, /denied by the filesystem policy/);
     fails(await server.callTool("add_bug", { title: "Should never be stored" }), /Refused by the security policy/);
     const global = ok(await server.callTool("search_bugs_global", {}));

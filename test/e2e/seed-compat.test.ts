@@ -55,6 +55,7 @@ void describe("the seed's shipped policy", () => {
       assert.equal((global.bugs as Message[]).length, 1);
       // The seed accepted a project outside allowed_paths (its path policy was never applied): refused, in words.
       expectToolError(await server.callTool("init_bugtracker", { project_path: "../../../../../../etc" }), /outside the directories the filesystem policy allows/);
+      assert.doesNotMatch(server.stderr, /the session's project/, "a usable session project is not warned about");
     } finally {
       await server.close();
       rmSync(home, { recursive: true, force: true });
@@ -146,6 +147,18 @@ void test("the seed's own audit log where a seed policy puts ours: the start say
   try {
     assert.deepEqual((await server.request("ping")).result, {});
     assert.ok(existsSync(seedLog));
+  } finally {
+    await server.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+void test("a session project that does not exist is said at start", async () => {
+  const { home } = seedHome();
+  const missing = join(home, "projects", "not-made-yet");
+  const server = await ServerProcess.initialized({ policy: SEED_POLICY, env: { HOME: home, MCP_PROJECT_PATH: missing } });
+  try {
+    await server.waitForStderr(new RegExp(`warning: the session's project ${missing} \\(MCP_PROJECT_PATH\\) does not exist`), 5000);
   } finally {
     await server.close();
     rmSync(home, { recursive: true, force: true });
