@@ -7,6 +7,7 @@ import { parse } from "yaml";
 import { runCheckPolicy } from "../../src/security/policy/check-policy.js";
 import { loadPolicyFile, loadPolicyText, type PolicyEnv } from "../../src/security/policy/load.js";
 import { DEFAULT_WRITE_DENIED_PATHS } from "../../src/security/policy/defaults.js";
+import { POLICY_SCHEMA } from "../../src/security/policy/schema.js";
 
 import { ROOT } from "../helpers/project.js";
 const EXAMPLE = path.join(ROOT, "policy.yaml");
@@ -59,15 +60,19 @@ void test("the example policy's write_denied_paths is the built-in list it says 
 
 void test("the example policy documents every key of the schema", () => {
   const text = fs.readFileSync(EXAMPLE, "utf8");
-  const keys = [
-    "version", "network", "allowed_ranges", "allowed_endpoints", "host", "ports", "description", "blocked_ports",
-    "allow_dns", "dns_allowlist", "max_response_bytes", "timeout", "filesystem", "allowed_paths", "denied_paths",
-    "max_read_bytes", "max_write_bytes", "commands", "blocked", "allowed", "max_output_bytes", "tools", "allow",
-    "deny", "rate_limits", "timeouts", "limits", "max_argument_bytes", "max_depth", "max_string_length",
-    "max_array_length", "audit", "enabled", "log_file", "log_level", "include", "fsync", "fsync_interval_ms",
-    "checkpoint_every", "rotate_bytes", "rotate_daily", "signing_key", "server", "project_path", "database",
-    "blocked_keywords", "blocked_tables", "query_timeout", "max_rows", "max_query_length", "allowed_schemas",
-  ];
+  // Every key the schema defines, at any depth (so a key added later must be documented too).
+  const keys = new Set<string>();
+  const collect = (schema: unknown): void => {
+    if (schema === null || typeof schema !== "object") return;
+    const node = schema as { properties?: Record<string, unknown>; items?: unknown };
+    for (const [key, child] of Object.entries(node.properties ?? {})) {
+      keys.add(key);
+      collect(child);
+    }
+    collect(node.items);
+  };
+  collect(POLICY_SCHEMA);
+  assert.ok(keys.has("write_denied_paths") && keys.has("allowed_schemas") && keys.has("description"));
   for (const key of keys) assert.match(text, new RegExp(`^\\s*#?\\s*(- )?${key}:`, "m"), key);
 });
 
