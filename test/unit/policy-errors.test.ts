@@ -91,6 +91,16 @@ void test("an empty value where a list must hold an entry does not hint at []", 
   assert.doesNotMatch(error.message, /write \[\]/);
 });
 
+void test("an empty list entry says so, without advice about keys", () => {
+  for (const [lines, key] of [
+    [['version: "1.0"', "network:", "  allowed_endpoints:", "    -", "    - host: a.example", "      ports: [443]"], "network.allowed_endpoints[0]"],
+    [['version: "1.0"', "network:", "  blocked_ports:", "    - 22", "    -"], "network.blocked_ports[1]"],
+  ] as const) {
+    const issue = findIssue(failure(lines), key);
+    assert.match(issue.message, /got an empty value \(a - with nothing after it: give it a value or remove it\)$/, key);
+  }
+});
+
 void test("an unquoted ~ hints at quoting it", () => {
   expectIssue(['version: "1.0"', "filesystem:", "  allowed_paths:", "    - ~"], {
     line: 4,

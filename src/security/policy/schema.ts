@@ -567,9 +567,15 @@ export function describeSchemaError(error: ErrorObject, root: unknown): SchemaIs
   if (expected === undefined) return { path: base, target: "value", message: error.message ?? "invalid value" };
   let hint = "";
   if (error.keyword === "type" && error.data === null) {
-    // Not where a list must hold an entry (an endpoint's ports): [] would be refused too.
-    if (params.type === "array" && (parentSchema?.minItems ?? 0) === 0) hint = " (write [] for an empty list)";
-    else if (params.type === "object") hint = " (remove the key, or write {} for an empty mapping)";
+    if (typeof base[base.length - 1] === "number") {
+      // A list entry (`-` with nothing after it): there is no key to remove, and [] or {} would not do.
+      hint = " (a - with nothing after it: give it a value or remove it)";
+    } else if (params.type === "array" && (parentSchema?.minItems ?? 0) === 0) {
+      // Not where a list must hold an entry (an endpoint's ports): [] would be refused too.
+      hint = " (write [] for an empty list)";
+    } else if (params.type === "object") {
+      hint = " (remove the key, or write {} for an empty mapping)";
+    }
   }
   return { path: base, target: "value", message: `expected ${expected}, got ${describeValue(error.data)}${hint}` };
 }
