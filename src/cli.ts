@@ -159,6 +159,10 @@ function init(stateDir: string, force: boolean): number {
   }
   const target = join(stateDir, "policy.yaml");
   const example = join(PACKAGE_ROOT, "policy.yaml");
+  // The script this process runs: the launcher when built or installed, dist/src/main.js from tsc.
+  // Commands name it with node's absolute path, so they run as printed whether or not
+  // `mcp-secure-local` is on PATH (from a clone it is not).
+  const entry = resolve(process.argv[1] ?? join(PACKAGE_ROOT, "dist", "mcp-secure-local.cjs"));
   if (lexists(target) && !force) {
     err(`${target} exists; keeping it (use --force to replace it with the example policy)`);
   } else {
@@ -169,11 +173,9 @@ function init(stateDir: string, force: boolean): number {
       return 1;
     }
     // With the state directory, so that ${STATE_DIR} expands as the server will expand it.
-    const check = shellCommand([SERVER_NAME, "check-policy", target, "--state-dir", stateDir]);
+    const check = shellCommand([process.execPath, entry, "check-policy", target, "--state-dir", stateDir]);
     out(`wrote the example policy to ${target}; edit it, then check it with: ${check}`);
   }
-  // The script this process runs: the launcher when built or installed, dist/src/main.js from tsc.
-  const entry = resolve(process.argv[1] ?? join(PACKAGE_ROOT, "dist", "mcp-secure-local.cjs"));
   out(
     `\nAdd the server to an MCP client, for example (Claude Desktop's claude_desktop_config.json, Cursor's .cursor/mcp.json):\n` +
       JSON.stringify(

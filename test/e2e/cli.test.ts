@@ -207,13 +207,14 @@ void describe("the command line", () => {
 
     const check = /check it with: (.*)$/m.exec(run.stdout)?.[1];
     assert.ok(check, run.stdout);
-    assert.deepEqual(words(check), ["mcp-secure-local", "check-policy", policyFile, "--state-dir", stateDir]);
+    // Absolute, like the client snippet: it runs as printed, with or without the command on PATH.
+    assert.deepEqual(words(check), [process.execPath, SERVER_ENTRY, "check-policy", policyFile, "--state-dir", stateDir]);
     const claude = /^Claude Code: (.*)$/m.exec(run.stdout)?.[1];
     assert.ok(claude, run.stdout);
     assert.deepEqual(words(claude), ["claude", "mcp", "add", "secure-local", "--", process.execPath, SERVER_ENTRY, "--policy", policyFile, "--state-dir", stateDir]);
 
     // Checked as the hint says, the policy's ${STATE_DIR} is this state directory.
-    const checked = await cli(words(check).slice(1), home);
+    const checked = await cli(words(check).slice(2), home);
     assert.equal(checked.code, 0, checked.stderr);
     assert.ok(checked.stdout.includes(`${stateDir}/workspace/**`), checked.stdout);
   });
