@@ -48,7 +48,8 @@ void test("an unknown top-level key lists the known ones when nothing is close",
     line: 2,
     column: 1,
     key: "frobnicate",
-    message: /^unknown key \(known keys: version, network, filesystem, commands, tools, limits, audit, server, database\)$/,
+    message:
+      /^unknown key \(known keys: version, network, filesystem, commands, tools, limits, audit, server, database\); unknown keys are refused, not ignored as the seed server did: a misspelt key must not weaken a policy$/,
   });
   expectIssue(['version: "1.0"', "netwrk: {}"], { line: 2, column: 1, key: "netwrk", message: /did you mean "network"/ });
 });

@@ -605,7 +605,9 @@ function unknownKeyMessage(key: string, known: readonly string[]): string {
   const close =
     best !== undefined && (bestDistance <= Math.max(2, Math.floor(key.length / 3)) || (key.length >= 3 && best.startsWith(key)));
   if (close) return `unknown key (did you mean "${best}"?)`;
-  return known.length > 0 ? `unknown key (known keys: ${known.join(", ")})` : "unknown key";
+  // Not a slip for a known key: perhaps one the seed server let through, since it ignored them all.
+  const why = "unknown keys are refused, not ignored as the seed server did: a misspelt key must not weaken a policy";
+  return known.length > 0 ? `unknown key (known keys: ${known.join(", ")}); ${why}` : `unknown key; ${why}`;
 }
 
 /** Levenshtein distance, for "did you mean". */
