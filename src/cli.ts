@@ -10,6 +10,7 @@ import { parseArgs, UsageError, USAGE, type CliCommand } from "./cli-args.js";
 import { PACKAGE_ROOT, SERVER_NAME, VERSION } from "./version.js";
 import { serve } from "./server.js";
 import { makeDirectoriesSync } from "./util/make-directories.js";
+import { shellWords } from "./util/text.js";
 
 /** Set once stdout failed (its reader went away, as with `| head`): later output is dropped. */
 let stdoutGone = false;
@@ -78,11 +79,6 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
     case "init":
       return init(command.stateDir, command.force);
   }
-}
-
-/** Words a shell reads back as given: a path with a space or a quote in it is quoted. */
-function shellCommand(words: readonly string[]): string {
-  return words.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join(" ");
 }
 
 /** Whether anything is at `file`, a symbolic link included (dangling or not). */
@@ -173,7 +169,7 @@ function init(stateDir: string, force: boolean): number {
       return 1;
     }
     // With the state directory, so that ${STATE_DIR} expands as the server will expand it.
-    const check = shellCommand([process.execPath, entry, "check-policy", target, "--state-dir", stateDir]);
+    const check = shellWords([process.execPath, entry, "check-policy", target, "--state-dir", stateDir]);
     out(`wrote the example policy to ${target}; edit it, then check it with: ${check}`);
   }
   out(
@@ -183,7 +179,7 @@ function init(stateDir: string, force: boolean): number {
         null,
         2,
       ) +
-      `\n\nClaude Code: ${shellCommand(["claude", "mcp", "add", "secure-local", "--", process.execPath, entry, "--policy", target, "--state-dir", stateDir])}`,
+      `\n\nClaude Code: ${shellWords(["claude", "mcp", "add", "secure-local", "--", process.execPath, entry, "--policy", target, "--state-dir", stateDir])}`,
   );
   return 0;
 }

@@ -8,6 +8,7 @@
  * Looked at before the log is opened, it is named for what it is, with the way out.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { shellWords } from "../util/text.js";
 
 /** The seed's record kinds (its `audit.py`: request, response, security). */
 const SEED_RECORD_TYPES = new Set(["request", "response", "security"]);
@@ -35,7 +36,7 @@ export function seedAuditLogProblem(file: string): string | undefined {
   }
   return (
     `audit log ${file} holds the Python seed server's audit records (its first line is a seed "${type}" record), ` +
-    `not a hash-chained log this server can continue. Keep it by moving it aside (mv ${quoteForShell(file)} ${quoteForShell(`${file}.seed`)}), ` +
+    `not a hash-chained log this server can continue. Keep it by moving it aside (${shellWords(["mv", file, `${file}.seed`])}), ` +
     `or set audit.log_file in the policy to another file; then start again`
   );
 }
@@ -62,8 +63,4 @@ function firstLine(file: string): string | undefined {
   } finally {
     closeSync(fd);
   }
-}
-
-function quoteForShell(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cutAt, printable, truncate, wellFormed } from "../../src/util/text.js";
+import { cutAt, printable, shellWords, truncate, wellFormed } from "../../src/util/text.js";
 import { createLogHub, stderrSink } from "../../src/util/logger.js";
 import { truncate as truncateMessage } from "../../src/protocol/jsonrpc.js";
 
@@ -47,4 +47,9 @@ void test("a stderr log record is one line whatever its text holds: no record ca
   // eslint-disable-next-line no-control-regex -- the test is about control characters
   assert.doesNotMatch(lines[0]!, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/);
   assert.match(lines[0]!, /^mcp-secure-local\[plugin\] warning: looks fine\\u000amcp-secure-local\[server\] info: forged \\u001b\[2Jcleared \{"note":"x\\u009by\\u2028z"\}\n$/);
+});
+
+test("shellWords leaves plain words bare and single-quotes the rest so a shell reads them back as given", () => {
+  assert.equal(shellWords(["mv", "/a/b.log", "/a/b.log.seed"]), "mv /a/b.log /a/b.log.seed");
+  assert.equal(shellWords(["ls", "my dir", "it's", "*.log", ""]), `ls 'my dir' 'it'\\''s' '*.log' ''`);
 });
