@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -15,6 +16,25 @@ import { AuditOpenError } from "../../src/security/audit/errors.js";
 import { openTestLog, parse, readLines, tempEnv } from "../fixtures/audit-helpers.js";
 
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+const hasMkfifo = process.platform !== "win32";
+
+/**
+ * Settles with `promise`, or fails once `ms` pass. A read of a FIFO that hangs is then
+ * released by opening its write end, so that a failing test does not hold the process open.
+ */
+async function settlesWithin<T>(promise: Promise<T>, fifo: string, ms = 3000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<"hung">((resolve) => (timer = setTimeout(resolve, ms, "hung")));
+  const outcome = await Promise.race([promise.then((value) => ({ value }), (error: unknown) => ({ error })), hung]);
+  clearTimeout(timer);
+  if (outcome === "hung") {
+    fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+    await promise.catch(() => undefined);
+    assert.fail(`still waiting after ${ms} ms: the FIFO's open blocked`);
+  }
+  if ("error" in outcome) throw outcome.error;
+  return outcome.value;
+}
 
 void test("the message signed names the format, the log, the seq and the head", () => {
   assert.equal(checkpointMessage("L", 12, "ab"), "mcp-secure-local audit checkpoint v1\nL\n12\nab");
@@ -132,6 +152,22 @@ void test("a state directory path that is a file makes key creation fail with a 
   try {
     fs.writeFileSync(env.stateDir, "a file");
     await assert.rejects(loadSigner({ stateDir: env.stateDir }), (err: unknown) => err instanceof AuditOpenError && /cannot be (created|read)/.test(err.message));
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a FIFO as the key (at the default path or the policy's) is refused at once, not waited on", { skip: hasMkfifo ? false : "no FIFOs here" }, async () => {
+  const env = tempEnv();
+  try {
+    const file = path.join(env.stateDir, "keys", "audit-ed25519.pem");
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    execFileSync("mkfifo", ["-m", "600", file]);
+    const isNotRegular = (err: unknown): boolean => err instanceof AuditOpenError && err.code === "AUDIT_KEY_INVALID" && /is not a regular file/.test(err.message);
+    await assert.rejects(settlesWithin(loadSigner({ stateDir: env.stateDir }), file), isNotRegular);
+    await assert.rejects(settlesWithin(loadSigner({ stateDir: env.stateDir, keyPath: file }), file), isNotRegular);
+    // The server does not start on it either, and says why.
+    await assert.rejects(settlesWithin(openTestLog(env), file), isNotRegular);
   } finally {
     env.cleanup();
   }

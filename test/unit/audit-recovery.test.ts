@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -225,6 +225,41 @@ void test("a rotated segment with a damaged end is refused when the chain must c
     fs.rmSync(env.logFile);
     fs.appendFileSync(path.join(env.logDir, segments.at(-1)!), '{"partial":');
     await assert.rejects(openTestLog(env, { rotate_bytes: 1200 }), assertTampered);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a FIFO under the newest segment's name is refused at once when the chain must continue from it", { skip: process.platform === "win32" ? "no FIFOs here" : false }, async () => {
+  const env = tempEnv();
+  let fifo: string | undefined;
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 1200 });
+    await appendCalls(sink, 20);
+    await sink.close();
+    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
+    fs.rmSync(env.logFile);
+    // A name that sorts after every real segment (its first seq is higher).
+    fifo = path.join(env.logDir, segments.at(-1)!.replace(/-(\d{12})\.log$/, "-999999999999.log"));
+    execFileSync("mkfifo", ["-m", "600", fifo]);
+    let timer: NodeJS.Timeout | undefined;
+    const opening = openTestLog(env, { rotate_bytes: 1200 });
+    const outcome = await Promise.race([
+      opening.then(
+        () => "opened",
+        (error: unknown) => error,
+      ),
+      new Promise((resolve) => (timer = setTimeout(resolve, 3000, "hung"))),
+    ]);
+    clearTimeout(timer);
+    if (outcome === "hung") {
+      // Release the blocked open, so that the failure does not hold the test process open.
+      fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      await opening.then((s) => s.close()).catch(() => undefined);
+      assert.fail("the start waited on the FIFO");
+    }
+    assert.ok(outcome instanceof AuditOpenError, String(outcome));
+    assert.match(outcome.message, /is not a regular file/);
   } finally {
     env.cleanup();
   }

@@ -137,8 +137,13 @@ export async function loadSigner(options: { stateDir: string; keyPath?: string }
   }
 }
 
+/**
+ * O_NONBLOCK: opening a FIFO for reading would wait for a writer that never comes, and the
+ * server would hang at start instead of refusing the key; it is then refused as not a
+ * regular file. (A regular file ignores the flag.)
+ */
 async function readKeyFile(file: string, followLinks: boolean): Promise<Buffer> {
-  const handle = await fs.open(file, C.O_RDONLY | (followLinks ? 0 : O_NOFOLLOW)).catch((err: unknown) => {
+  const handle = await fs.open(file, C.O_RDONLY | (C.O_NONBLOCK ?? 0) | (followLinks ? 0 : O_NOFOLLOW)).catch((err: unknown) => {
     if (errnoOf(err) === "ELOOP") throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} is a symbolic link; refusing to follow it`);
     throw err;
   });

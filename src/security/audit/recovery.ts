@@ -169,11 +169,15 @@ export async function newestSegmentEnd(layer: AuditFs, activePath: string): Prom
   const file = path.join(path.dirname(activePath), newest.name);
   let fd: number;
   try {
-    fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO under a segment's name must not hang the start (it is refused below).
+    fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW | (C.O_NONBLOCK ?? 0));
   } catch (err) {
     throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit segment ${file} cannot be opened: ${describeFsError(err)}`, { cause: err });
   }
   try {
+    if (!(await layer.fstat(fd)).isFile()) {
+      throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit segment ${file} is not a regular file; refusing to continue the chain from it`);
+    }
     const inspection = await inspectLogFile(layer, fd, file);
     if (inspection.torn !== undefined) throw tampered(file, "the rotated segment's end", "it ends with an incomplete line");
     if (inspection.end === undefined) throw tampered(file, "the rotated segment", "it holds no entry");
