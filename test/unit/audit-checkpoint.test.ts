@@ -172,3 +172,34 @@ void test("a FIFO as the key (at the default path or the policy's) is refused at
     env.cleanup();
   }
 });
+
+void test("the default key never exists without its content: a second start reading it mid-creation gets the whole key", async () => {
+  const env = tempEnv();
+  const realOpen = fs.promises.open;
+  try {
+    const keys = path.join(env.stateDir, "keys");
+    let second: Promise<Awaited<ReturnType<typeof loadSigner>>> | undefined;
+    // The first creating open in keys/ is held while a second start loads the key: the
+    // moment a crash, or another server on the same state directory, would see the file.
+    fs.promises.open = async (file: fs.PathLike, flags?: string | number, mode?: fs.Mode) => {
+      const handle = await realOpen(file, flags, mode);
+      if (second === undefined && typeof flags === "number" && (flags & fs.constants.O_CREAT) !== 0 && String(file).startsWith(keys)) {
+        second = loadSigner({ stateDir: env.stateDir });
+        await second.catch(() => undefined);
+      }
+      return handle;
+    };
+    const first = await loadSigner({ stateDir: env.stateDir });
+    assert.ok(second !== undefined, "the second start ran while the key was being made");
+    const other = await second;
+    assert.equal(other.fingerprint, first.fingerprint, "both use the one key on disk");
+    fs.promises.open = realOpen;
+    const file = path.join(keys, "audit-ed25519.pem");
+    assert.equal((await loadSigner({ stateDir: env.stateDir })).fingerprint, first.fingerprint);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readdirSync(keys), ["audit-ed25519.pem"], "no temp file is left behind");
+  } finally {
+    fs.promises.open = realOpen;
+    env.cleanup();
+  }
+});

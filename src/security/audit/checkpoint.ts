@@ -3,14 +3,14 @@
  * signature over (log id, seq, head hash). A checkpoint carries its public key, so a
  * log verifies without a pinned key; pinning a key (`--pubkey`) proves who signed.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { constants as C, promises as fs } from "node:fs";
 import path from "node:path";
 import { sha256Hex } from "../../util/canonical-json.js";
 import { makeDirectories } from "../../util/make-directories.js";
 import type { CheckpointBody } from "./entry.js";
 import { AuditOpenError, describeFsError, errnoOf } from "./errors.js";
-import { currentUid, O_NOFOLLOW } from "./fs-layer.js";
+import { currentUid, fsyncDirectory, nodeAuditFs, O_NOFOLLOW } from "./fs-layer.js";
 
 /** The exact text a checkpoint signature covers. */
 export function checkpointMessage(logId: string, seq: number, head: string): string {
@@ -166,22 +166,50 @@ async function readKeyFile(file: string, followLinks: boolean): Promise<Buffer> 
   }
 }
 
+/** What link(2) says where the filesystem has no hard links (FAT, some network mounts). */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
+/**
+ * Makes the default key so that it never exists without its whole content: it is written to
+ * a temp file beside it, synced, then linked into place. Created in place and then written,
+ * a crash between the two (or another server starting on the same state directory, reading
+ * it in between) found an empty key file, and every later start was refused. link() never
+ * replaces a key made meanwhile: the loser reads the winner's key.
+ */
 async function createKeyFile(file: string): Promise<Buffer> {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.new-${process.pid}-${randomBytes(6).toString("hex")}`);
   try {
-    await makeDirectories(path.dirname(file), 0o700);
+    await makeDirectories(dir, 0o700);
     const { privateKey } = generateKeyPairSync("ed25519");
     const pem = Buffer.from(privateKey.export({ format: "pem", type: "pkcs8" }));
-    const handle = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);
+    await writeNewFile(temp, pem);
     try {
-      await handle.writeFile(pem);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await fs.link(temp, file);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === undefined || !NO_HARD_LINKS.has(code)) throw err;
+      // No hard links here: create it in place (a crash in between can then leave it empty).
+      await writeNewFile(file, pem);
     }
+    await fsyncDirectory(nodeAuditFs, dir);
     return pem;
   } catch (err) {
     // Another process made it first: use theirs.
     if (errnoOf(err) === "EEXIST") return readKeyFile(file, false);
     throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} cannot be created: ${describeFsError(err)}`, { cause: err });
+  } finally {
+    await fs.unlink(temp).catch(() => undefined);
+  }
+}
+
+/** A new 0600 file (never an existing one, nor through a symlink) holding `bytes`, synced. */
+async function writeNewFile(file: string, bytes: Buffer): Promise<void> {
+  const handle = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
