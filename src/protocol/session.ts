@@ -156,8 +156,13 @@ export class McpSession {
   private startCall(name: string, args: JsonObject | undefined, params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
     const { tools } = this.options;
     if (!tools.hasTool(name)) {
-      tools.noteUnknownTool?.(name, ctx.id);
-      throw new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${cutAt(name, 100)}. Call tools/list to see the tools available.`);
+      const refusal = new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${cutAt(name, 100)}. Call tools/list to see the tools available.`);
+      // Answered once its `denied` entry is recorded: a crash must not leave an answered call out of the log.
+      const noted = tools.noteUnknownTool?.(name, ctx.id);
+      if (noted === undefined) throw refusal;
+      return noted.then(() => {
+        throw refusal;
+      });
     }
     const token = readProgressToken(params);
     let reporter: ProgressReporter | undefined;

@@ -80,8 +80,11 @@ export interface ToolService {
   listTools(): readonly ToolDefinition[];
   hasTool(name: string): boolean;
   callTool(call: ToolCall): Promise<CallToolResult>;
-  /** Records a call to an unknown or hidden tool, which the protocol layer answers with -32602. */
-  noteUnknownTool?(name: string, requestId: RequestId): void;
+  /**
+   * Records a call to an unknown or hidden tool, which the protocol layer answers with -32602
+   * once this settles (the refusal is on record before it is answered).
+   */
+  noteUnknownTool?(name: string, requestId: RequestId): Promise<void> | void;
 }
 
 export interface EngineOptions {
@@ -430,10 +433,14 @@ export class SecurityEngine implements ToolService {
     return { arguments: redact(args).value };
   }
 
-  /** Records a call to a tool that does not exist or that the policy hides (answered -32602 by the protocol layer). */
-  noteUnknownTool(name: string, requestId: RequestId): void {
-    if (!this.auditing) return;
-    this.record({
+  /**
+   * Records a call to a tool that does not exist or that the policy hides (answered -32602 by
+   * the protocol layer). Resolves once the `denied` entry is durable, as every other refusal
+   * is before its answer; also when it cannot be written (nothing ran, and record() logged it).
+   */
+  noteUnknownTool(name: string, requestId: RequestId): Promise<void> {
+    if (!this.auditing) return Promise.resolve();
+    return this.record({
       event: "denied",
       // The client's text, like an argument: a token pasted as a tool name is not kept.
       tool: redactString(cutAt(name, 100)).value,

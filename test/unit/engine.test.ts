@@ -179,7 +179,7 @@ test("a request id the client made huge is recorded by its start and digest, not
     await callWith(`${huge}a`, "target", { n: 1 });
     await callWith(`${huge}b`, "target", { n: 1 });
     await callWith(huge, "target", { n: 1 }); // past the budget of 3 a minute: denied
-    s.engine.noteUnknownTool("nope", huge);
+    await s.engine.noteUnknownTool("nope", huge);
     await new Promise((resolve) => setImmediate(resolve));
     const ids = s.audit.entries.map((entry) => String(entry.requestId));
     assert.equal(ids.length, 8);
@@ -381,14 +381,35 @@ test("a path the filesystem does not answer for is refused at the tool's deadlin
 test("reasons are redacted before they are recorded, and unknown tools are recorded", async () => {
   const s = setup();
   try {
-    s.engine.noteUnknownTool("no_such_tool", 9);
-    s.engine.noteUnknownTool("hidden", 10);
-    s.engine.noteUnknownTool(`ghp_${"k".repeat(36)}`, 11);
+    await s.engine.noteUnknownTool("no_such_tool", 9);
+    await s.engine.noteUnknownTool("hidden", 10);
+    await s.engine.noteUnknownTool(`ghp_${"k".repeat(36)}`, 11);
     await new Promise((resolve) => setImmediate(resolve));
     const [unknown, hidden, pasted] = s.audit.entries.slice(-3);
     assert.match(String(unknown?.reason), /no such tool/);
     assert.match(String(hidden?.reason), /does not expose/);
     assert.equal(pasted?.tool, "ghp_[REDACTED]", "a token sent as a tool name is not recorded");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("noteUnknownTool settles once the denied entry is durable, and also when it cannot be written", async () => {
+  const s = setup();
+  try {
+    let durable: () => void = () => undefined;
+    const append = s.audit.append.bind(s.audit);
+    s.audit.append = (entry) => append(entry).then((receipt) => new Promise((resolve) => (durable = () => resolve(receipt))));
+    let settled = false;
+    const noting = s.engine.noteUnknownTool("no_such_tool", 12).then(() => (settled = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false, "not before the entry is durable");
+    durable();
+    await noting;
+    assert.equal(s.audit.entries.at(-1)?.event, "denied");
+    s.audit.append = append;
+    s.audit.failing = true;
+    await s.engine.noteUnknownTool("no_such_tool", 13); // resolves: nothing ran, and the failure is logged
   } finally {
     s.cleanup();
   }

@@ -162,6 +162,27 @@ test("tools/call param shape errors and unknown tools are -32602; missing argume
   assert.equal((await s.request(7, "tools/call", { name: "fast", arguments: { a: 1 }, task: { ttl: 1000 } })).result.content[0].text, 'fast:{"a":1}');
 });
 
+test("an unknown tool's -32602 is sent only once the engine has recorded the call (no answer without its entry)", async () => {
+  let record: () => void = () => undefined;
+  const noted: string[] = [];
+  class RecordingTools extends StubTools {
+    noteUnknownTool(name: string): Promise<void> {
+      noted.push(name);
+      return new Promise<void>((resolve) => (record = resolve));
+    }
+  }
+  const s = setup(new RecordingTools());
+  await s.init();
+  s.send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "nope" } });
+  await s.settle();
+  assert.deepEqual(noted, ["nope"]);
+  assert.equal(s.received.find((m) => m.id === 1), undefined, "no answer while the denied entry is being written");
+  record();
+  const answer = await s.waitFor((m) => m.id === 1);
+  assert.equal(answer.error.code, -32602);
+  assert.match(answer.error.message, /Unknown tool: nope/);
+});
+
 test("requests run concurrently: ping and a fast call answer while a slow call runs", async () => {
   const s = setup();
   await s.init();
