@@ -82,6 +82,68 @@ void test("a new log: genesis server_start, modes 0600/0700, close writes server
   }
 });
 
+/** A layer that notes, in order, the log file's creation, each directory fsync and each fdatasync. */
+function durabilityTrace(): { layer: AuditFs; events: string[] } {
+  const events: string[] = [];
+  const opened = new Map<number, string>();
+  const layer: AuditFs = {
+    ...nodeAuditFs,
+    async openLogFile(file) {
+      const result = await nodeAuditFs.openLogFile(file);
+      events.push(`create-or-open ${file}`);
+      return result;
+    },
+    async open(file, flags, mode) {
+      const fd = await nodeAuditFs.open(file, flags, mode);
+      opened.set(fd, file);
+      return fd;
+    },
+    async close(fd) {
+      opened.delete(fd);
+      return nodeAuditFs.close(fd);
+    },
+    async fsync(fd) {
+      await nodeAuditFs.fsync(fd);
+      const file = opened.get(fd);
+      if (file !== undefined && fs.statSync(file).isDirectory()) events.push(`fsync-dir ${file}`);
+    },
+    async fdatasync(fd) {
+      await nodeAuditFs.fdatasync(fd);
+      events.push("fdatasync");
+    },
+  };
+  return { layer, events };
+}
+
+void test("a new log file's name is durable before its first entry counts as written: its directory (and a directory made now, in its parent) is synced", async () => {
+  const env = tempEnv();
+  try {
+    const { layer, events } = durabilityTrace();
+    const sink = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    const created = events.indexOf(`create-or-open ${env.logFile}`);
+    const firstSync = events.indexOf("fdatasync");
+    assert.ok(created >= 0 && firstSync > created, events.join("\n"));
+    const before = events.slice(created, firstSync);
+    assert.ok(before.includes(`fsync-dir ${env.logDir}`), `the log's directory is synced before the first entry is durable:\n${events.join("\n")}`);
+    assert.ok(before.includes(`fsync-dir ${path.dirname(env.logDir)}`), `the new directory's parent is synced too:\n${events.join("\n")}`);
+    await sink.close();
+    // A log that already holds entries is not new: no directory sync at its start.
+    events.length = 0;
+    const again = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    await again.close();
+    assert.deepEqual(events.filter((e) => e.startsWith("fsync-dir")), []);
+    // An active file found missing (as a crash between rotation steps leaves it) is made anew: synced the same way.
+    fs.rmSync(env.logFile);
+    events.length = 0;
+    const recreated = await openTestLog(env, { fsync: "always" }, { fs: layer });
+    await recreated.close();
+    assert.ok(events.indexOf(`fsync-dir ${env.logDir}`) > events.indexOf(`create-or-open ${env.logFile}`), events.join("\n"));
+    assert.ok(!events.includes(`fsync-dir ${path.dirname(env.logDir)}`), "the directory was there already");
+  } finally {
+    env.cleanup();
+  }
+});
+
 void test("a restart continues the chain from the last entry (no second genesis)", async () => {
   const env = tempEnv();
   try {

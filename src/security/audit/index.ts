@@ -11,7 +11,7 @@ import type { Logger } from "../../util/logger.js";
 import { loadSigner } from "./checkpoint.js";
 import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf, type AuditEntry } from "./entry.js";
 import { AuditEntryError, AuditOpenError, AuditWriteError, describeFsError } from "./errors.js";
-import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
+import { fsyncDirectory, nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { acquireLock } from "./lock.js";
 import { completeTornEntry, inspectLogFile, newestSegmentEnd, setTornTailAside, type TornRecovery } from "./recovery.js";
 import { ChainWriter, type AuditReceipt, type AuditTimers, type ChainPosition, type EntryFields } from "./writer.js";
@@ -114,7 +114,12 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
   const logPath = path.resolve(opts.stateDir, policy.log_file);
   const dir = path.dirname(logPath);
 
+  let madeDir = false;
   try {
+    madeDir = !(await layer.stat(dir).then(
+      () => true,
+      () => false,
+    ));
     await layer.mkdir(dir, 0o700);
     const st = await layer.stat(dir);
     if (!st.isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
@@ -140,6 +145,14 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${logPath} cannot be opened: ${describeFsError(err)}`, { cause: err });
     }
     const inspection = await inspectLogFile(layer, fd, logPath);
+    if (inspection.end === undefined && inspection.torn === undefined) {
+      // An empty file was most likely made by this open (a new log, or an active file a crash
+      // lost between rotation steps): an fdatasync of it does not make its name durable, so
+      // the entries about to be synced could vanish with it in a power loss. The directory
+      // (and its parent, when this start made the directory) is synced first, as rotation does.
+      await fsyncDirectory(layer, dir);
+      if (madeDir) await fsyncDirectory(layer, path.dirname(dir));
+    }
 
     // Where the chain ends before this file's bytes after its last newline (if any).
     let position: ChainPosition;
