@@ -364,6 +364,31 @@ for (const fsync of ["batch", "always"] as const) {
   });
 }
 
+void test("a log truncated or appended to by another process just before a rotation is noticed by the rotation's sync, not sealed into a segment", async () => {
+  for (const fsync of ["batch", "always"] as const) {
+    for (const change of ["truncate", "append"] as const) {
+      const env = tempEnv();
+      try {
+        const timers = manualTimers();
+        const sink = await openTestLog(env, { fsync, fsync_interval_ms: 60_000, rotate_bytes: 1 }, { timers });
+        // The file holds server_start: the next append rotates it first (the rotation cancels the timed sync).
+        if (change === "truncate") fs.truncateSync(env.logFile, 10);
+        else fs.appendFileSync(env.logFile, '{"forged":true}\n');
+        await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/changed by another process/), `${fsync}, ${change}`);
+        assert.deepEqual(
+          fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")),
+          [],
+          `${fsync}, ${change}: the changed file is not rotated into a segment`,
+        );
+        await assert.rejects(sink.append({ event: "tool_call" }), isWriteFailure(/changed by another process/));
+        await sink.close();
+      } finally {
+        env.cleanup();
+      }
+    }
+  }
+});
+
 void test("batch mode: the timed sync also notices a log moved away and replaced (the path names another file)", async () => {
   const env = tempEnv();
   try {

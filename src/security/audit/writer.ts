@@ -350,9 +350,12 @@ export class ChainWriter {
           },
           (err: unknown) =>
             this.fail(
-              new AuditWriteError(`audit log ${this.path} cannot be rotated to ${path.basename(first.target)}: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", {
-                cause: err,
-              }),
+              // The sync's own checks already say what is wrong with the file.
+              err instanceof AuditWriteError
+                ? err
+                : new AuditWriteError(`audit log ${this.path} cannot be rotated to ${path.basename(first.target)}: ${describeFsError(err)}`, "AUDIT_WRITE_FAILED", {
+                    cause: err,
+                  }),
             ),
         );
         return;
@@ -498,13 +501,14 @@ export class ChainWriter {
   }
 
   private async rotate(target: string): Promise<void> {
+    // The timed sync is cancelled here, so this sync does its checks: a file changed by another
+    // process since the last one must fail the log, not be sealed into a segment.
     this.clearTimer();
-    await this.fs.fdatasync(this.fd);
+    await this.syncAndCheck();
     this.dirty = false;
     const synced = this.awaitingSync;
     this.awaitingSync = [];
     for (const item of synced) item.resolve?.({ seq: item.seq, hash: item.hash });
-    await this.checkIdentity();
     const exists = await this.fs.lstat(target).then(
       () => true,
       () => false,
