@@ -2,7 +2,7 @@
  * Assembles and runs the server: policy, plugins, engine, audit log, and one MCP
  * session over stdio; then shuts it all down in order on EOF, SIGTERM, SIGINT or SIGHUP.
  */
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Connection } from "./protocol/connection.js";
 import { McpSession, type ServerIdentity } from "./protocol/session.js";
 import type { Plugin } from "./plugins/contract.js";
@@ -12,8 +12,8 @@ import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
-import { auditHeadLine, openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
-import { checkPath, compilePathPolicy, type CompiledPathPolicy } from "./security/path-guard.js";
+import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
+import { checkPath, compilePathPolicy, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
@@ -129,7 +129,11 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   const envProjectPath = projectPathFromEnv(env, env.HOME || homedir());
   const projectPath = envProjectPath ?? policy.server.project_path;
   try {
-    paths = compilePathPolicy(policy.filesystem, { homeDir: env.HOME || homedir(), baseDir: projectPath ?? process.cwd() });
+    paths = compilePathPolicy(policy.filesystem, {
+      homeDir: env.HOME || homedir(),
+      baseDir: projectPath ?? process.cwd(),
+      protectedPaths: ownFiles(policy, args),
+    });
     for (const warning of paths.warnings) log.warn(`policy: ${warning}`);
     const execHomeDir = join(args.stateDir, "exec-home");
     makeDirectoriesSync(execHomeDir, 0o700);
@@ -294,4 +298,24 @@ function warnAboutProject(paths: CompiledPathPolicy, projectPath: string, source
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The state directory's entries other than `workspace/` (see the README's "The state directory"). */
+const STATE_ENTRIES = new Set(["audit", "keys", "data", "exec-home", "policy.yaml"]);
+
+/**
+ * What tools never reach through the file guard, whatever `allowed_paths` says: the state
+ * directory's own entries, the audit log and its key wherever the policy puts them, and the
+ * policy file (a tool that rewrote it would widen the next start's policy).
+ */
+function ownFiles(policy: EffectivePolicy, args: ServeArgs): ProtectedPath[] {
+  const own: ProtectedPath[] = [
+    { dir: args.stateDir, names: (name) => STATE_ENTRIES.has(name), what: "the server's state (audit log, keys, databases)" },
+    ...auditOwnFiles(policy.audit, args.stateDir),
+  ];
+  if (args.policyFile) {
+    const file = resolve(args.policyFile);
+    own.push({ dir: dirname(file), names: (name) => name === basename(file), what: "the policy file this server runs on" });
+  }
+  return own;
 }

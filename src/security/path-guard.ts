@@ -97,6 +97,29 @@ export interface PathPolicyOptions {
   homeDir?: string;
   /** Resolves allowed roots at compile time (default: native realpath). */
   realpathSync?: (p: string) => string;
+  /**
+   * The server's own files (audit log, signing key, policy, state directory): never read or
+   * written through the guard, whatever `allowed_paths` says. A policy that allows `~/**`
+   * would otherwise let a tool rewrite the log it is audited by, read the key that signs it,
+   * or widen the policy the next start loads.
+   */
+  protectedPaths?: readonly ProtectedPath[];
+}
+
+/** Entries of one directory that belong to the server: `names` picks them by file name. */
+export interface ProtectedPath {
+  /** Absolute directory (resolved through its links at compile time too). */
+  readonly dir: string;
+  readonly names: (name: string) => boolean;
+  /** What they are, for the refusal: "the audit log", "the server's state directory". */
+  readonly what: string;
+}
+
+interface CompiledProtectedPath {
+  /** The directory as given and as resolved (the same when it has no links). */
+  readonly dirs: readonly string[];
+  readonly names: (name: string) => boolean;
+  readonly what: string;
 }
 
 interface CompiledRoot {
@@ -122,6 +145,8 @@ export interface CompiledPathPolicy {
   readonly deny: readonly CompiledDenyRule[];
   /** Rules that refuse writes only (filesystem.write_denied_paths). */
   readonly writeDeny: readonly CompiledDenyRule[];
+  /** The server's own files, refused for reads and writes. */
+  readonly protectedPaths: readonly CompiledProtectedPath[];
   readonly baseDir: string | undefined;
   readonly homeDir: string | undefined;
   /** Allowed entries that were dropped (unresolvable roots); the server should log these. */
@@ -162,7 +187,31 @@ export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyO
   }
   const deny = policy.denied_paths.map((rule) => compileDenyRule(rule, realpath, "denied_paths"));
   const writeDeny = (policy.write_denied_paths ?? []).map((rule) => compileDenyRule(rule, realpath, "write_denied_paths"));
-  return { roots, deny, writeDeny, baseDir: options.baseDir, homeDir: options.homeDir, warnings };
+  const protectedPaths = (options.protectedPaths ?? []).map((entry) => compileProtectedPath(entry, realpath));
+  return { roots, deny, writeDeny, protectedPaths, baseDir: options.baseDir, homeDir: options.homeDir, warnings };
+}
+
+function compileProtectedPath(entry: ProtectedPath, realpath: (p: string) => string): CompiledProtectedPath {
+  if (!path.posix.isAbsolute(entry.dir) || entry.dir.includes("\0")) {
+    throw new PathPolicyError(`a protected directory must be an absolute path, got ${quote(entry.dir)}`);
+  }
+  const lexical = stripTrailingSlashes(path.posix.normalize(entry.dir)) || "/";
+  // A directory that cannot be resolved yet (made later) is matched as written.
+  const real = resolveRootSync(lexical, realpath) ?? lexical;
+  return { dirs: real === lexical ? [lexical] : [lexical, real], names: entry.names, what: entry.what };
+}
+
+/** What protected entry `absolutePath` is, or lies under: checked on the path as given and as resolved. */
+function protectedBy(entries: readonly CompiledProtectedPath[], absolutePath: string): string | undefined {
+  for (const entry of entries) {
+    for (const dir of entry.dirs) {
+      if (absolutePath === dir || !isInside(dir, absolutePath)) continue;
+      const rest = absolutePath.slice(dir === "/" ? 1 : dir.length + 1);
+      const slash = rest.indexOf("/");
+      if (entry.names(slash < 0 ? rest : rest.slice(0, slash))) return entry.what;
+    }
+  }
+  return undefined;
 }
 
 function compileRoot(entry: string, realpath: (p: string) => string, warnings: string[]): CompiledRoot | undefined {
@@ -286,6 +335,8 @@ export async function checkPath(
   const lexical = path.posix.normalize(absolute);
 
   if (underProc(compiled, lexical)) return procVerdict(shown);
+  const lexicalOwn = protectedBy(compiled.protectedPaths, lexical);
+  if (lexicalOwn !== undefined) return protectedVerdict(shown, lexicalOwn);
   const lexicalRule = deniedBy(compiled.deny, lexical);
   if (lexicalRule !== undefined) return deniedVerdict(compiled.deny, shown, lexicalRule);
   if (access === "write") {
@@ -312,6 +363,7 @@ export async function checkPath(
   if (underProc(compiled, resolved.realPath)) return procVerdict(shown);
   const decision = decideRealPath(compiled, resolved.realPath);
   if (!decision.ok) {
+    if (decision.code === "PATH_PROTECTED") return protectedVerdict(shown, decision.what);
     return decision.code === "PATH_DENIED"
       ? deniedVerdict(compiled.deny, shown, decision.rule)
       : outsideVerdict(shown, resolved.realPath !== lexical);
@@ -344,7 +396,13 @@ export async function checkPath(
 export function decideRealPath(
   compiled: CompiledPathPolicy,
   realPath: string,
-): { ok: true } | { ok: false; code: "PATH_DENIED"; rule: string } | { ok: false; code: "PATH_OUTSIDE_ROOTS" } {
+):
+  | { ok: true }
+  | { ok: false; code: "PATH_DENIED"; rule: string }
+  | { ok: false; code: "PATH_PROTECTED"; what: string }
+  | { ok: false; code: "PATH_OUTSIDE_ROOTS" } {
+  const what = protectedBy(compiled.protectedPaths, realPath);
+  if (what !== undefined) return { ok: false, code: "PATH_PROTECTED", what };
   const inside = compiled.roots.some((root) => {
     if (!isInside(root.realRoot, realPath)) return false;
     if (root.matchRest === undefined) return true;
@@ -541,6 +599,13 @@ function deniedVerdict(rules: readonly CompiledDenyRule[], shown: string, rule: 
     return refuse("PATH_DENIED", `path ${shown} is refused: ${problem}, and until the policy is fixed it refuses every path`);
   }
   return refuse("PATH_DENIED", `path ${shown} is denied by the filesystem policy (rule ${rule})`);
+}
+
+function protectedVerdict(shown: string, what: string): PathRefused {
+  return refuse(
+    "PATH_DENIED",
+    `path ${shown} is refused: it is ${what}, which tools never read or write, whatever filesystem.allowed_paths allows`,
+  );
 }
 
 function writeDeniedVerdict(compiled: CompiledPathPolicy, shown: string, rule: string): PathRefused {

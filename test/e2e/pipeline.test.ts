@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
 import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
 import { TEST_SERVER_ENTRY, auditEntries, listAllPages, spyCount, tempDir } from "../helpers/e2e.js";
 
@@ -263,5 +264,41 @@ void describe("stages 3-5: argument limits, schema, paths", () => {
     const write = await server.callTool("spy_target", { target: `${root}/notes/todo.md`, n: 1 });
     assert.notEqual(write.result?.isError, true, resultText(write));
     assert.equal(await spyCount(server), before + 2);
+  });
+});
+
+void describe("stage 5: the server's own files, under an allowed root", () => {
+  let server: ServerProcess;
+
+  before(async () => {
+    // The allowed root holds the state directory (audit log, signing key) and the policy file.
+    server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, policy: policyYaml({ root: realpathSync(tmpdir()) }) });
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  void test("are refused for reads and writes, whatever allowed_paths says; the rest of the root is not", async () => {
+    const before = await spyCount(server);
+    const state = realpathSync(server.stateDir);
+    for (const [args, what] of [
+      [{ value: join(state, "audit", "audit.log") }, /the server's state/],
+      [{ target: join(state, "audit", "audit.log") }, /the server's state/],
+      [{ value: join(state, "keys", "audit-ed25519.pem") }, /the server's state/],
+      [{ target: join(state, "data", "x.db") }, /the server's state/],
+      [{ target: join(realpathSync(server.home), "policy.yaml") }, /the policy file this server runs on/],
+    ] as const) {
+      const reply = await server.callTool("spy_target", { ...args, n: 1 });
+      assert.equal(reply.result?.isError, true, JSON.stringify(args));
+      assert.match(resultText(reply), what);
+    }
+    assert.equal(await spyCount(server), before, "spy_target was not reached");
+    const denied = auditEntries(server.stateDir).filter((entry) => entry.event === "denied" && entry.tool === "spy_target");
+    assert.equal(denied.length, 5);
+    mkdirSync(join(state, "workspace"), { recursive: true });
+    const allowed = await server.callTool("spy_target", { target: join(state, "workspace", "notes.md"), n: 1 });
+    assert.notEqual(allowed.result?.isError, true, resultText(allowed));
+    assert.equal(await spyCount(server), before + 1);
   });
 });

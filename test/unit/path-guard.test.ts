@@ -623,3 +623,70 @@ void describe("resolution failures through injected io", () => {
     assert.match(verdict.reason, /changed while/);
   });
 });
+
+void describe("the server's own files (protectedPaths)", () => {
+  // root/state/{audit,keys,workspace}, root/logs/audit.log (+ segment, lock), root/policy.yaml
+  let own: CompiledPathPolicy;
+  let state: string;
+  before(() => {
+    state = path.join(root, "state");
+    for (const dir of ["audit", "keys", "workspace"]) fs.mkdirSync(path.join(state, dir), { recursive: true });
+    fs.writeFileSync(path.join(state, "audit", "audit.log"), "{}\n");
+    fs.writeFileSync(path.join(state, "keys", "k.pem"), "key");
+    fs.writeFileSync(path.join(state, "workspace", "notes.txt"), "n");
+    fs.mkdirSync(path.join(root, "logs"));
+    for (const name of ["audit.log", "audit-20261205T120000Z-000000000042.log", "audit.log.lock", "other.log"]) {
+      fs.writeFileSync(path.join(root, "logs", name), "x");
+    }
+    fs.writeFileSync(path.join(root, "policy.yaml"), "version: 1");
+    own = compilePathPolicy(policy([`${root}/**`]), {
+      baseDir: root,
+      protectedPaths: [
+        { dir: state, names: (name) => name === "audit" || name === "keys", what: "the server's state" },
+        { dir: path.join(root, "logs"), names: (name) => name.startsWith("audit"), what: "the audit log" },
+        { dir: root, names: (name) => name === "policy.yaml", what: "the policy file this server runs on" },
+      ],
+    });
+  });
+
+  void it("refuses reads and writes of them and of everything under them, naming what they are", async () => {
+    for (const access of ["read", "write"] as const) {
+      for (const [p, what] of [
+        [path.join(state, "audit", "audit.log"), /the server's state/],
+        [path.join(state, "keys"), /the server's state/],
+        [path.join(state, "keys", "new.pem"), /the server's state/],
+        [path.join(root, "logs", "audit-20261205T120000Z-000000000042.log"), /the audit log/],
+        [path.join(root, "logs", "audit.log.lock"), /the audit log/],
+        [path.join(root, "policy.yaml"), /the policy file/],
+      ] as const) {
+        const verdict = await checkPath(own, p, access);
+        assertRefused(verdict, "PATH_DENIED");
+        assert.match(verdict.reason, what);
+        assert.match(verdict.reason, /whatever filesystem\.allowed_paths allows/);
+      }
+    }
+  });
+
+  void it("catches them through .., a relative path and a symbolic link", async () => {
+    assertRefused(await checkPath(own, `${state}/workspace/../audit/audit.log`, "write"), "PATH_DENIED");
+    assertRefused(await checkPath(own, "state/keys/k.pem", "read"), "PATH_DENIED");
+    const links = scratch("own-links");
+    fs.symlinkSync(path.join(state, "keys"), path.join(links, "k"));
+    fs.symlinkSync(path.join(root, "policy.yaml"), path.join(links, "p.yaml"));
+    assertRefused(await checkPath(own, path.join(links, "k", "k.pem"), "read"), "PATH_DENIED");
+    assertRefused(await checkPath(own, path.join(links, "p.yaml"), "read"), "PATH_DENIED");
+  });
+
+  void it("leaves their neighbours alone, and hides them from listings", async () => {
+    assertAllowed(await checkPath(own, path.join(state, "workspace", "notes.txt"), "write"), path.join(state, "workspace", "notes.txt"));
+    assertAllowed(await checkPath(own, state, "read"), state);
+    assertAllowed(await checkPath(own, path.join(root, "logs", "other.log"), "read"), path.join(root, "logs", "other.log"));
+    assertAllowed(await checkPath(own, path.join(root, "a.txt"), "read"), path.join(root, "a.txt"));
+    assert.deepEqual(decideRealPath(own, path.join(state, "audit")), { ok: false, code: "PATH_PROTECTED", what: "the server's state" });
+    assert.deepEqual(decideRealPath(own, path.join(state, "workspace")), { ok: true });
+  });
+
+  void it("refuses a protected directory that is not absolute", () => {
+    assert.throws(() => compilePathPolicy(policy([]), { protectedPaths: [{ dir: "state", names: () => true, what: "x" }] }), /must be an absolute path/);
+  });
+});

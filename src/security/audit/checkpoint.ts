@@ -106,6 +106,17 @@ export function pinnedKeyFromPem(pem: string): Buffer {
 
 export const DEFAULT_KEY_FILE = path.join("keys", "audit-ed25519.pem");
 
+/** The signing key's path: the policy's (relative to the state directory) or the default one. */
+export function signingKeyPath(stateDir: string, keyPath: string | undefined): string {
+  return keyPath !== undefined && keyPath.length > 0 ? path.resolve(stateDir, keyPath) : path.join(stateDir, DEFAULT_KEY_FILE);
+}
+
+/** Whether `name`, in the key's directory, is the key or a copy of it being made (createKeyFile's temp file). */
+export function belongsToKey(keyFile: string, name: string): boolean {
+  const base = path.basename(keyFile);
+  return name === base || name.startsWith(`.${base}.new-`);
+}
+
 /**
  * The signer for the log: the key at `keyPath` (the policy's `audit.signing_key`, which
  * must exist) or `<stateDir>/keys/audit-ed25519.pem` (made on first use, dir 0700, file 0600).
@@ -113,7 +124,7 @@ export const DEFAULT_KEY_FILE = path.join("keys", "audit-ed25519.pem");
  */
 export async function loadSigner(options: { stateDir: string; keyPath?: string }): Promise<AuditSigner> {
   const configured = options.keyPath !== undefined && options.keyPath.length > 0;
-  const file = configured ? path.resolve(options.stateDir, options.keyPath!) : path.join(options.stateDir, DEFAULT_KEY_FILE);
+  const file = signingKeyPath(options.stateDir, options.keyPath);
   let pem: Buffer;
   try {
     pem = await readKeyFile(file, configured);

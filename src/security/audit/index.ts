@@ -8,13 +8,14 @@ import path from "node:path";
 import { ulidFactory } from "../../util/ids.js";
 import type { AuditFsync, AuditPolicy } from "../policy-types.js";
 import type { Logger } from "../../util/logger.js";
-import { loadSigner } from "./checkpoint.js";
+import { belongsToKey, loadSigner, signingKeyPath } from "./checkpoint.js";
 import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf, type AuditEntry } from "./entry.js";
 import { AuditEntryError, AuditOpenError, AuditWriteError, describeFsError } from "./errors.js";
 import { fsyncDirectory, nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { acquireLock } from "./lock.js";
 import { completeTornEntry, inspectLogFile, newestSegmentEnd, setTornTailAside, type TornRecovery } from "./recovery.js";
 import { ChainWriter, type AuditReceipt, type AuditTimers, type ChainPosition, type EntryFields } from "./writer.js";
+import { belongsToLog } from "./segments.js";
 
 export { AuditEntryError, AuditOpenError, AuditReadError, AuditWriteError } from "./errors.js";
 export type { AuditEntry, AuditOutcome, CheckpointBody } from "./entry.js";
@@ -320,6 +321,20 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
 }
 
 /** The stderr line for the head returned by `close()`; `audit verify --expect-head` takes its hash. */
+/**
+ * The log's files and its signing key, each as a directory and a test on names there: the
+ * shape of path-guard's protected paths, so no tool reaches them through the file guard.
+ */
+export function auditOwnFiles(policy: AuditPolicy, stateDir: string): Array<{ dir: string; names: (name: string) => boolean; what: string }> {
+  if (!policy.enabled) return [];
+  const logPath = path.resolve(stateDir, policy.log_file);
+  const keyFile = signingKeyPath(stateDir, policy.signing_key);
+  return [
+    { dir: path.dirname(logPath), names: (name) => belongsToLog(logPath, name), what: "the audit log" },
+    { dir: path.dirname(keyFile), names: (name) => belongsToKey(keyFile, name), what: "the audit signing key" },
+  ];
+}
+
 export function auditHeadLine(head: ChainPosition): string {
   return `audit head: seq=${head.seq} hash=${head.head}`;
 }

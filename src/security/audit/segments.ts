@@ -58,6 +58,15 @@ export function lockPath(activePath: string): string {
   return `${activePath}.lock`;
 }
 
+/**
+ * Whether `name`, in the active log's directory, is one of that log's files: the active
+ * file, its segments, torn-line keepers, its lock and the lock's temporary files.
+ */
+export function belongsToLog(activePath: string, name: string): boolean {
+  const base = path.basename(activePath);
+  return name === base || name.startsWith(`${base}.`) || name.startsWith(`.${base}.`) || segmentPattern(activePath).test(name);
+}
+
 /** Files next to the log that are not part of the chain (a crash can leave any of them behind). */
 export function isSideFile(name: string): boolean {
   return name.startsWith(".") || name.endsWith(".lock") || /\.lock\.stale-\d+-[0-9a-f]+$/.test(name) || /\.torn-\d{8}T\d{6}Z(-\d+)?$/.test(name);

@@ -1,0 +1,34 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { auditOwnFiles } from "../../src/security/audit/index.js";
+import type { AuditPolicy } from "../../src/security/policy-types.js";
+import { DEFAULTS } from "../../src/security/policy/defaults.js";
+
+const policy = (overrides: Partial<AuditPolicy>): AuditPolicy => ({ ...DEFAULTS.audit, log_file: "audit/audit.log", ...overrides });
+
+test("auditOwnFiles names the log's files (active, segments, torn keepers, lock and its temp files) and its key", () => {
+  const [log, key] = auditOwnFiles(policy({ log_file: "/var/log/msl/calls.jsonl" }), "/state");
+  assert.equal(log?.dir, "/var/log/msl");
+  for (const name of [
+    "calls.jsonl",
+    "calls-20261205T120000Z-000000001234.jsonl",
+    "calls.jsonl.torn-20261205T120000Z",
+    "calls.jsonl.lock",
+    "calls.jsonl.lock.stale-42-1a2b3c4d5e6f",
+    ".calls.jsonl.lock.new-42-1a2b3c4d5e6f",
+  ]) {
+    assert.equal(log?.names(name), true, name);
+  }
+  for (const name of ["other.jsonl", "calls", "calls-notes.jsonl", "xcalls.jsonl"]) assert.equal(log?.names(name), false, name);
+  assert.equal(key?.dir, "/state/keys");
+  assert.equal(key?.names("audit-ed25519.pem"), true);
+  assert.equal(key?.names(".audit-ed25519.pem.new-42-00ff00ff00ff"), true);
+  assert.equal(key?.names("other.pem"), false);
+});
+
+test("auditOwnFiles: a key the policy names, relative to the state directory; nothing when the log is off", () => {
+  const [, key] = auditOwnFiles(policy({ signing_key: "secrets/ed.pem" }), "/state");
+  assert.equal(key?.dir, "/state/secrets");
+  assert.equal(key?.names("ed.pem"), true);
+  assert.deepEqual(auditOwnFiles(policy({ enabled: false }), "/state"), []);
+});
