@@ -141,16 +141,25 @@ export class McpSession {
   /** Not async: a call's promise is the engine's own, with no wrapper around it when the tools are ready. */
   private callTool(params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
     const name = params?.name;
-    if (typeof name !== "string" || name.length === 0) {
-      throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: tools/call needs "name", a non-empty string');
-    }
+    if (typeof name !== "string" || name.length === 0) return this.refuseCall(undefined, 'tools/call needs "name", a non-empty string', ctx);
     const args = params?.arguments;
     if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
-      throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: "arguments" must be an object when present');
+      return this.refuseCall(name, '"arguments" must be an object when present', ctx);
     }
     const { tools } = this.options;
     if (!tools.isReady()) return tools.whenReady().then(() => this.startCall(name, args as JsonObject | undefined, params, ctx));
     return this.startCall(name, args as JsonObject | undefined, params, ctx);
+  }
+
+  /** -32602 for malformed params, answered once the refusal is on record (like an unknown tool's). */
+  private refuseCall(name: string | undefined, problem: string, ctx: RequestContext): Promise<RequestResult> {
+    const refusal = new RpcError(ErrorCode.InvalidParams, `Invalid params: ${problem}`);
+    const { tools } = this.options;
+    if (tools.noteInvalidCall === undefined) return Promise.reject(refusal);
+    const note = (): Promise<void> | void => tools.noteInvalidCall!(name, ctx.id, problem);
+    return (tools.isReady() ? Promise.resolve(note()) : tools.whenReady().then(note)).then(() => {
+      throw refusal;
+    });
   }
 
   private startCall(name: string, args: JsonObject | undefined, params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {

@@ -85,6 +85,11 @@ export interface ToolService {
    * once this settles (the refusal is on record before it is answered).
    */
   noteUnknownTool?(name: string, requestId: RequestId): Promise<void> | void;
+  /**
+   * Records a tools/call refused for its params (no tool name, arguments that are not an
+   * object), answered with -32602 once this settles: a malformed call is a call too.
+   */
+  noteInvalidCall?(name: string | undefined, requestId: RequestId, problem: string): Promise<void> | void;
 }
 
 export interface EngineOptions {
@@ -439,14 +444,23 @@ export class SecurityEngine implements ToolService {
    * is before its answer; also when it cannot be written (nothing ran, and record() logged it).
    */
   noteUnknownTool(name: string, requestId: RequestId): Promise<void> {
+    return this.noteRefusedCall(name, requestId, this.registryHas(name) ? "access: the policy does not expose this tool" : "access: no such tool");
+  }
+
+  noteInvalidCall(name: string | undefined, requestId: RequestId, problem: string): Promise<void> {
+    return this.noteRefusedCall(name, requestId, `params: ${problem}`);
+  }
+
+  /** A `denied` entry for a call refused before the engine's stages; settles when durable, or when it cannot be. */
+  private noteRefusedCall(name: string | undefined, requestId: RequestId, reason: string): Promise<void> {
     if (!this.auditing) return Promise.resolve();
     return this.record({
       event: "denied",
       // The client's text, like an argument: a token pasted as a tool name is not kept.
-      tool: redactString(cutAt(name, 100)).value,
+      ...(name === undefined ? {} : { tool: redactString(cutAt(name, 100)).value }),
       requestId,
       outcome: "denied",
-      reason: this.registryHas(name) ? "access: the policy does not expose this tool" : "access: no such tool",
+      reason,
     }).catch(() => undefined); // the failure is logged by record(); the call is refused either way
   }
 

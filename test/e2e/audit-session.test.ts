@@ -31,6 +31,9 @@ interface SessionRecord {
   exit: { code: number | null; signal: NodeJS.Signals | null };
   /** The raw response line of the large call. */
   rawLarge?: string;
+  /** Answers to tools/calls refused for their params. */
+  malformed?: Message;
+  nameless?: Message;
 }
 
 function parseLog(file: string): Message[] {
@@ -111,6 +114,9 @@ void describe("the audit log of real sessions", () => {
     const second = await ServerProcess.initialized({ policy: POLICY, stateDir });
     try {
       await call(second, s2, "s2-search", "search_tools", { query: "list bugs" });
+      // Refused before any stage (answered -32602, so not in s2's answered calls), recorded all the same.
+      s2.malformed = await second.request("tools/call", { name: "add_bug", arguments: "not an object" }, "s2-malformed");
+      s2.nameless = await second.request("tools/call", { arguments: {} }, "s2-nameless");
     } finally {
       s2.exit = await second.close();
       s2.stderr = second.stderr;
@@ -205,6 +211,18 @@ void describe("the audit log of real sessions", () => {
     assert.equal(denied.outcome, "denied");
     assert.match(String(denied.reason), /^validation: .*title/);
     assert.deepEqual(denied.arguments, { title: 42, project_path: workspace });
+  });
+
+  void test("a tools/call refused for its params is answered -32602 and still one denied entry", () => {
+    const { second } = split(parseLog(logPath));
+    assert.equal(s2.malformed?.error?.code, -32602);
+    assert.equal(s2.nameless?.error?.code, -32602);
+    const malformed = second.filter((e) => e.requestId === "s2-malformed");
+    assert.deepEqual(malformed.map((e) => [e.event, e.tool, e.outcome]), [["denied", "add_bug", "denied"]]);
+    assert.match(String(malformed[0]?.reason), /^params: "arguments" must be an object/);
+    const nameless = second.filter((e) => e.requestId === "s2-nameless");
+    assert.deepEqual(nameless.map((e) => [e.event, e.tool]), [["denied", undefined]]);
+    assert.match(String(nameless[0]?.reason), /^params: tools\/call needs "name"/);
   });
 
   void test("checkpoints seal the chain during the session and after server_stop", () => {

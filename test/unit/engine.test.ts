@@ -394,6 +394,24 @@ test("reasons are redacted before they are recorded, and unknown tools are recor
   }
 });
 
+test("a call refused for its params is recorded as denied, its tool name redacted, or without one", async () => {
+  const s = setup();
+  try {
+    await s.engine.noteInvalidCall(`ghp_${"k".repeat(36)}`, 21, '"arguments" must be an object when present');
+    await s.engine.noteInvalidCall(undefined, 22, 'tools/call needs "name", a non-empty string');
+    const [named, nameless] = s.audit.entries.slice(-2);
+    assert.equal(named?.event, "denied");
+    assert.equal(named?.outcome, "denied");
+    assert.equal(named?.tool, "ghp_[REDACTED]");
+    assert.equal(named?.requestId, 21);
+    assert.equal(named?.reason, 'params: "arguments" must be an object when present');
+    assert.equal(nameless?.tool, undefined);
+    assert.match(String(nameless?.reason), /^params: tools\/call needs "name"/);
+  } finally {
+    s.cleanup();
+  }
+});
+
 test("noteUnknownTool settles once the denied entry is durable, and also when it cannot be written", async () => {
   const s = setup();
   try {

@@ -183,6 +183,32 @@ test("an unknown tool's -32602 is sent only once the engine has recorded the cal
   assert.match(answer.error.message, /Unknown tool: nope/);
 });
 
+test("a tools/call with malformed params is answered -32602 only once the engine has recorded it", async () => {
+  let record: () => void = () => undefined;
+  const noted: Array<[string | undefined, string]> = [];
+  class RecordingTools extends StubTools {
+    noteInvalidCall(name: string | undefined, _id: unknown, problem: string): Promise<void> {
+      noted.push([name, problem]);
+      return new Promise<void>((resolve) => (record = resolve));
+    }
+  }
+  const s = setup(new RecordingTools());
+  await s.init();
+  s.send({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "fast", arguments: [] } });
+  await s.settle();
+  assert.deepEqual(noted, [["fast", '"arguments" must be an object when present']]);
+  assert.equal(s.received.find((m) => m.id === 1), undefined, "no answer while the denied entry is being written");
+  record();
+  const answer = await s.waitFor((m) => m.id === 1);
+  assert.equal(answer.error.code, -32602);
+  assert.match(answer.error.message, /"arguments" must be an object/);
+  const nameless = s.request(2, "tools/call", { name: 5 });
+  await s.settle();
+  record();
+  assert.equal((await nameless).error.code, -32602);
+  assert.deepEqual(noted[1], [undefined, 'tools/call needs "name", a non-empty string']);
+});
+
 test("requests run concurrently: ping and a fast call answer while a slow call runs", async () => {
   const s = setup();
   await s.init();
