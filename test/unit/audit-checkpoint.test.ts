@@ -203,3 +203,22 @@ void test("the default key never exists without its content: a second start read
     env.cleanup();
   }
 });
+
+void test("a temp copy of the default key left by a crash is removed once a minute old; a fresh one and other files stay", async () => {
+  const env = tempEnv();
+  try {
+    await loadSigner({ stateDir: env.stateDir });
+    const keys = path.join(env.stateDir, "keys");
+    const old = path.join(keys, ".audit-ed25519.pem.new-4242-0123456789ab");
+    const fresh = path.join(keys, ".audit-ed25519.pem.new-4243-0123456789ab");
+    const other = path.join(keys, ".audit-ed25519.pem.new-notes");
+    for (const file of [old, fresh, other]) fs.writeFileSync(file, "copy", { mode: 0o600 });
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    fs.utimesSync(old, twoMinutesAgo, twoMinutesAgo);
+    fs.utimesSync(other, twoMinutesAgo, twoMinutesAgo);
+    await loadSigner({ stateDir: env.stateDir });
+    assert.deepEqual(fs.readdirSync(keys).sort(), [".audit-ed25519.pem.new-4243-0123456789ab", ".audit-ed25519.pem.new-notes", "audit-ed25519.pem"]);
+  } finally {
+    env.cleanup();
+  }
+});

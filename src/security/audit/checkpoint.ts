@@ -141,6 +141,7 @@ export async function loadSigner(options: { stateDir: string; keyPath?: string }
       throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
     }
   }
+  if (!configured) await sweepKeyDebris(file);
   try {
     return signerFromPrivateKey(createPrivateKey(pem));
   } catch (err) {
@@ -211,6 +212,26 @@ async function createKeyFile(file: string): Promise<Buffer> {
     throw new AuditOpenError("AUDIT_KEY_INVALID", `audit signing key ${file} cannot be created: ${describeFsError(err)}`, { cause: err });
   } finally {
     await fs.unlink(temp).catch(() => undefined);
+  }
+}
+
+/** A temp copy younger than this may be another starter's key in the making. */
+const KEY_DEBRIS_AGE_MS = 60_000;
+
+/**
+ * Removes the temp copies of the default key that a crash between createKeyFile's link and
+ * unlink leaves behind: each is a copy of the private key, and nothing else would ever
+ * remove it. Best effort: a copy that cannot be removed now is tried again at the next start.
+ */
+async function sweepKeyDebris(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `.${path.basename(file)}.new-`;
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !/^\d+-[0-9a-f]{12}$/.test(name.slice(prefix.length))) continue;
+    const debris = path.join(dir, name);
+    const st = await fs.lstat(debris).catch(() => undefined);
+    if (st?.isFile() === true && Date.now() - st.mtimeMs > KEY_DEBRIS_AGE_MS) await fs.unlink(debris).catch(() => undefined);
   }
 }
 
