@@ -215,14 +215,20 @@ void test("an active file missing after rotation: the chain continues from the n
   }
 });
 
+/** A log rotated into several segments, its active file then lost: the chain must continue from the newest segment. */
+async function segmentsWithoutActiveFile(env: ReturnType<typeof tempEnv>): Promise<string[]> {
+  const sink = await openTestLog(env, { rotate_bytes: 1200 });
+  await appendCalls(sink, 20);
+  await sink.close();
+  const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
+  fs.rmSync(env.logFile);
+  return segments;
+}
+
 void test("a rotated segment with a damaged end is refused when the chain must continue from it", async () => {
   const env = tempEnv();
   try {
-    const sink = await openTestLog(env, { rotate_bytes: 1200 });
-    await appendCalls(sink, 20);
-    await sink.close();
-    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
-    fs.rmSync(env.logFile);
+    const segments = await segmentsWithoutActiveFile(env);
     fs.appendFileSync(path.join(env.logDir, segments.at(-1)!), '{"partial":');
     await assert.rejects(openTestLog(env, { rotate_bytes: 1200 }), assertTampered);
   } finally {
@@ -234,11 +240,7 @@ void test("a FIFO under the newest segment's name is refused at once when the ch
   const env = tempEnv();
   let fifo: string | undefined;
   try {
-    const sink = await openTestLog(env, { rotate_bytes: 1200 });
-    await appendCalls(sink, 20);
-    await sink.close();
-    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-")).sort();
-    fs.rmSync(env.logFile);
+    const segments = await segmentsWithoutActiveFile(env);
     // A name that sorts after every real segment (its first seq is higher).
     fifo = path.join(env.logDir, segments.at(-1)!.replace(/-(\d{12})\.log$/, "-999999999999.log"));
     execFileSync("mkfifo", ["-m", "600", fifo]);
