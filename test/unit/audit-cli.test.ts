@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -360,6 +361,72 @@ void test("audit tail keeps seq order when the log rotates while it reads: segme
     const shown = tail.lines.map((line) => JSON.parse(line) as { seq: number }).map((e) => e.seq);
     assert.deepEqual(shown, seqs.slice(-(inActive + 3)), "the newer segment's entries are not shown before the active file's");
   } finally {
+    env.cleanup();
+  }
+});
+
+/** Opens and closes a FIFO's writing end, so that a reader stuck in open(2) is let go (and a hang ends as a failure). */
+function releaseFifo(fifo: string): void {
+  try {
+    fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+  } catch {
+    // no reader waiting (ENXIO): nothing to release
+  }
+}
+
+void test("a FIFO or a device where a file is expected gives 2 at once, never a wait for a writer", { timeout: 20_000 }, async () => {
+  const env = tempEnv();
+  const fifos: string[] = [];
+  const mkfifo = (file: string): string => {
+    execFileSync("mkfifo", [file]);
+    fifos.push(file);
+    return file;
+  };
+  // A hang is turned into a failure: after 5 s the FIFOs are opened for writing, which lets
+  // a reader blocked in open(2) go on (and the test fail on the wait it measured).
+  const within = async <T>(what: string, run: Promise<T>): Promise<T> => {
+    const started = Date.now();
+    const timer = setTimeout(() => fifos.forEach(releaseFifo), 5_000);
+    try {
+      return await run;
+    } finally {
+      clearTimeout(timer);
+      assert.ok(Date.now() - started < 5_000, `${what} waited on a FIFO`);
+    }
+  };
+  try {
+    await rotated(env);
+    // A FIFO named like the oldest segment: verify reads every segment, tail reaches it with -n large.
+    const fifo = mkfifo(path.join(env.logDir, "audit-20200101T000000Z-000000000000.log"));
+    for (const target of [env.logDir, env.logFile]) {
+      const io = capture("/nonexistent");
+      assert.equal(await within(`verify ${target}`, runAuditVerify([target], io)), 2, io.stdout);
+      assert.match(io.stderr, /audit-20200101T000000Z-000000000000\.log is not a regular file/);
+    }
+    const tail = capture(env.logFile);
+    assert.equal(await within("tail", runAuditTail(["-n", "1000"], tail)), 2, tail.stdout);
+    assert.match(tail.stderr, /is not a regular file/);
+    fs.rmSync(fifo);
+
+    const alone = mkfifo(path.join(env.root, "fifo.log"));
+    const tailFifo = capture(alone);
+    assert.equal(await within("tail FIFO", runAuditTail([], tailFifo)), 2);
+    assert.match(tailFifo.stderr, /is not a regular file/);
+
+    // --pubkey: a FIFO is not waited on, an endless device is not read.
+    const keyFifo = mkfifo(path.join(env.root, "key.pem"));
+    for (const key of [keyFifo, "/dev/zero"]) {
+      const io = capture(env.logFile);
+      assert.equal(await within(`--pubkey ${key}`, runAuditVerify(["--pubkey", key], io)), 2);
+      assert.match(io.stderr, /the key file .* cannot be read: it is not a regular file/);
+    }
+    const huge = path.join(env.root, "huge.pem");
+    fs.writeFileSync(huge, Buffer.alloc(1024 * 1024, 0x41));
+    const io = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--pubkey", huge], io), 2);
+    assert.match(io.stderr, /holds 1048576 bytes, more than a PEM key/);
+  } finally {
+    fifos.forEach(releaseFifo);
     env.cleanup();
   }
 });

@@ -5,8 +5,9 @@
  * verify exit codes: 0 intact, 1 tampered (the first broken entry is named),
  * 2 unreadable, not an audit log, or a usage error.
  */
+import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
-import { AuditReadError } from "./errors.js";
+import { AuditReadError, describeFsError } from "./errors.js";
 import { formatTailLine, readAuditTail } from "./tail.js";
 import { printable } from "../../util/text.js";
 import { verifyAudit, type AuditVerifySummary } from "./verify.js";
@@ -94,9 +95,9 @@ export async function runAuditVerify(argv: string[], io: AuditCliIo): Promise<nu
   const pubkey = parsed.options.get("--pubkey");
   if (typeof pubkey === "string") {
     try {
-      pubkeyPem = await fs.readFile(pubkey, "utf8");
+      pubkeyPem = await readKeyFile(pubkey);
     } catch (err) {
-      return fail(`the key file ${pubkey} cannot be read: ${(err as Error).message}`);
+      return fail(`the key file ${pubkey} cannot be read: ${describeFsError(err)}`);
     }
   }
   const expectHead = parsed.options.get("--expect-head");
@@ -112,6 +113,34 @@ export async function runAuditVerify(argv: string[], io: AuditCliIo): Promise<nu
   }
   io.out(json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
   return summary.ok ? 0 : 1;
+}
+
+/** A PEM key is under a kilobyte; a file much larger (or endless, as /dev/zero) is not one. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+
+/**
+ * The --pubkey file's text. Opened without blocking (a FIFO would otherwise wait for a
+ * writer for ever) and read only when it is a regular file of a key's size.
+ */
+async function readKeyFile(file: string): Promise<string> {
+  const handle = await fs.open(file, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new Error("it is not a regular file");
+    if (st.size > MAX_KEY_FILE_BYTES) throw new Error(`it holds ${st.size} bytes, more than a PEM key (at most ${MAX_KEY_FILE_BYTES})`);
+    // One byte more than allowed: a file that grew since the stat is caught too.
+    const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+    let got = 0;
+    while (got < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, got, buffer.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got > MAX_KEY_FILE_BYTES) throw new Error(`it holds more than ${MAX_KEY_FILE_BYTES} bytes, more than a PEM key`);
+    return buffer.toString("utf8", 0, got);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The human-readable verify report. */

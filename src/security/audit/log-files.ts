@@ -10,12 +10,34 @@ import { parseObjectLine } from "./file-scan.js";
 import { O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, isSideFile } from "./segments.js";
 
+/**
+ * How the audit commands open a file to read. O_NONBLOCK: opening a FIFO would otherwise
+ * wait for a writer, for ever (a FIFO named like a segment would hang verify and tail);
+ * on a regular file the flag changes nothing.
+ */
+export const READ_FLAGS = C.O_RDONLY | O_NOFOLLOW | (C.O_NONBLOCK ?? 0);
+
+/** Opens a regular file to read; AuditReadError for anything else (a FIFO, a device, a directory, a link). */
 export async function openForRead(layer: AuditFs, file: string): Promise<number> {
+  let fd: number;
   try {
-    return await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
+    fd = await layer.open(file, READ_FLAGS);
   } catch (err) {
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   }
+  let regular: boolean;
+  try {
+    regular = (await layer.fstat(fd)).isFile();
+  } catch (err) {
+    await layer.close(fd).catch(() => undefined);
+    throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+  }
+  if (!regular) {
+    await layer.close(fd).catch(() => undefined);
+    // A device such as /dev/zero would be read for ever; no writer makes anything but a file.
+    throw new AuditReadError(`${file} is not a regular file (a FIFO, a device or a directory): not an audit log`);
+  }
+  return fd;
 }
 
 /** A directory's names, sorted; AuditReadError when it cannot be listed. */

@@ -5,12 +5,11 @@
  * duration, reason. Tail does not verify hashes (that is `audit verify`); text from entries
  * is stripped of control characters so that a crafted reason cannot drive the terminal.
  */
-import { constants as C } from "node:fs";
 import path from "node:path";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { parseObjectLine, scanTail } from "./file-scan.js";
-import { nodeAuditFs, O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
-import { findDirectoryLog } from "./log-files.js";
+import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
+import { findDirectoryLog, READ_FLAGS } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
 import { printable } from "../../util/text.js";
 
@@ -34,7 +33,7 @@ interface FileTail {
 async function readFileTail(layer: AuditFs, file: string, want: number): Promise<FileTail | "missing"> {
   let fd: number;
   try {
-    fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW);
+    fd = await layer.open(file, READ_FLAGS);
   } catch (err) {
     if (errnoOf(err) === "ENOENT") return "missing";
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
