@@ -430,3 +430,26 @@ void test("a FIFO or a device where a file is expected gives 2 at once, never a 
     env.cleanup();
   }
 });
+
+void test("file names with control characters reach the terminal escaped, in verify's and tail's errors too", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    // Anyone who can write in the log's directory chooses its names: a second log whose name
+    // sets the terminal's title makes both commands refuse the directory, naming both files.
+    const evil = "x\u001b]2;PWNED\u0007.log";
+    fs.copyFileSync(env.logFile, path.join(env.logDir, evil));
+    const verify = capture("/nonexistent");
+    assert.equal(await runAuditVerify([env.logDir], verify), 2);
+    const tail = capture("/nonexistent");
+    assert.equal(await runAuditTail([env.logDir], tail), 2);
+    for (const [what, text] of [["verify", verify.stderr], ["tail", tail.stderr]] as const) {
+      assert.match(text, /holds 2 audit logs/, what);
+      assert.ok(text.includes("x\\u001b]2;PWNED\\u0007.log"), `${what}: ${text}`);
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(text.replace(/\n/g, ""), /[\u0000-\u001f\u007f-\u009f]/, what);
+    }
+  } finally {
+    env.cleanup();
+  }
+});

@@ -77,7 +77,7 @@ function parseArgs(argv: readonly string[], valued: readonly string[], flags: re
 export async function runAuditVerify(argv: string[], io: AuditCliIo): Promise<number> {
   const parsed = parseArgs(argv, ["--pubkey", "--expect-head"], ["--json", "--help", "-h"]);
   if (typeof parsed === "string" || parsed.positional.length > 1) {
-    io.err(`audit verify: ${typeof parsed === "string" ? parsed : "give at most one FILE or DIR"}\n${VERIFY_USAGE}`);
+    io.err(`audit verify: ${printable(typeof parsed === "string" ? parsed : "give at most one FILE or DIR")}\n${VERIFY_USAGE}`);
     return 2;
   }
   if (parsed.options.has("--help") || parsed.options.has("-h")) {
@@ -87,7 +87,9 @@ export async function runAuditVerify(argv: string[], io: AuditCliIo): Promise<nu
   const json = parsed.options.has("--json");
   const target = parsed.positional[0] ?? io.defaultLogPath;
   const fail = (message: string): number => {
-    io.err(`audit verify: ${message}\n`);
+    // The message names files, and a file's name may hold control characters (anyone who can
+    // write in the log's directory chooses them): they must not reach the terminal as they are.
+    io.err(`audit verify: ${printable(message)}\n`);
     if (json) io.out(`${JSON.stringify({ ok: false, path: target, error: message, code: "AUDIT_UNREADABLE" }, null, 2)}\n`);
     return 2;
   };
@@ -182,7 +184,7 @@ export function formatSummary(s: AuditVerifySummary): string {
 export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<number> {
   const parsed = parseArgs(argv, ["-n", "--lines"], ["--help", "-h"]);
   if (typeof parsed === "string" || parsed.positional.length > 1) {
-    io.err(`audit tail: ${typeof parsed === "string" ? parsed : "give at most one FILE"}\n${TAIL_USAGE}`);
+    io.err(`audit tail: ${printable(typeof parsed === "string" ? parsed : "give at most one FILE")}\n${TAIL_USAGE}`);
     return 2;
   }
   if (parsed.options.has("--help") || parsed.options.has("-h")) {
@@ -202,11 +204,12 @@ export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<numb
     const text = tail.lines.map((line) => `${formatTailLine(line)}\n`).join("");
     if (text.length > 0) io.out(text);
     if (tail.tornBytes > 0) io.out(`(an incomplete last line of ${tail.tornBytes} bytes: an interrupted write)\n`);
-    if (tail.lines.length === 0 && tail.tornBytes === 0) io.err(`audit tail: ${file} holds no entries\n`);
+    if (tail.lines.length === 0 && tail.tornBytes === 0) io.err(`audit tail: ${printable(file)} holds no entries\n`);
     return 0;
   } catch (err) {
     if (err instanceof AuditReadError) {
-      io.err(`audit tail: ${err.message}\n`);
+      // Names files, whose names may hold control characters: see verify.
+      io.err(`audit tail: ${printable(err.message)}\n`);
       return 2;
     }
     throw err;
