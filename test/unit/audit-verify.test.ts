@@ -486,3 +486,29 @@ void test("a segment whose first seq was edited is blamed itself (files are orde
     env.cleanup();
   }
 });
+
+void test("bytes that are not UTF-8 in place of a U+FFFD the writer wrote are tampering (the decoded text alone reads the same)", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(sink, 2);
+    // A client's argument holding U+FFFD (a replacement character is ordinary text).
+    await sink.append({ event: "tool_call", tool: "fs_read", requestId: "r", arguments: { path: "a\ufffdb" }, outcome: "ok", durationMs: 1 });
+    await appendCalls(sink, 2, 2);
+    await sink.close();
+    const original = fs.readFileSync(env.logFile);
+    const at = original.indexOf(Buffer.from("a\ufffdb"));
+    assert.ok(at > 0);
+    const line = original.subarray(0, at).toString("latin1").split("\n").length;
+    const seq = parse(readLines(env.logFile)[line - 1]!).seq as number;
+    assert.equal((await verifyAudit(env.logFile)).ok, true);
+    // Each decodes to one U+FFFD: a lone byte that never starts or continues a character, a
+    // lead byte without its continuation, sequences cut short.
+    for (const bytes of [[0xff], [0x80], [0xc3], [0xe2, 0x82], [0xf0, 0x9f, 0x98]]) {
+      fs.writeFileSync(env.logFile, Buffer.concat([original.subarray(0, at + 1), Buffer.from(bytes), original.subarray(at + 4)]));
+      assertFailure(await verifyAudit(env.logFile), { line, reason: "not_canonical", seq });
+    }
+  } finally {
+    env.cleanup();
+  }
+});

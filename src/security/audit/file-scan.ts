@@ -2,6 +2,7 @@
  * Reading an audit file by lines: its first line, its last lines (reading backwards
  * from the end only, since a log can be large) and all lines in order (for verify).
  */
+import { isUtf8 } from "node:buffer";
 import { AuditReadError } from "./errors.js";
 import type { AuditFs } from "./fs-layer.js";
 
@@ -93,6 +94,11 @@ export interface ScannedLine {
   lineNo: number;
   /** False for bytes at the end of the file with no newline after them. */
   complete: boolean;
+  /**
+   * Whether the line's bytes are valid UTF-8. `text` alone cannot tell: decoding turns every
+   * invalid sequence into U+FFFD, so bytes such as FF read the same as a U+FFFD written there.
+   */
+  utf8: boolean;
 }
 
 /** Calls `onLine` for each line in order; stops early when it returns false. */
@@ -113,16 +119,17 @@ export async function forEachLine(
     let from = 0;
     for (let nl = data.indexOf(NL, from); nl >= 0; nl = data.indexOf(NL, from)) {
       lineNo++;
-      if (!onLine({ text: data.toString("utf8", from, nl), lineNo, complete: true })) return;
+      const bytes = data.subarray(from, nl);
+      if (!onLine({ text: bytes.toString("utf8"), lineNo, complete: true, utf8: isUtf8(bytes) })) return;
       from = nl + 1;
     }
     carry = Buffer.from(data.subarray(from));
     if (carry.length > MAX_LINE_BYTES) {
-      onLine({ text: carry.toString("utf8", 0, 256), lineNo: lineNo + 1, complete: false });
+      onLine({ text: carry.toString("utf8", 0, 256), lineNo: lineNo + 1, complete: false, utf8: isUtf8(carry.subarray(0, 256)) });
       return;
     }
   }
-  if (carry.length > 0) onLine({ text: carry.toString("utf8"), lineNo: lineNo + 1, complete: false });
+  if (carry.length > 0) onLine({ text: carry.toString("utf8"), lineNo: lineNo + 1, complete: false, utf8: isUtf8(carry) });
 }
 
 /** A line parsed as a JSON object, or undefined when it is not one (no shape checked beyond that). */

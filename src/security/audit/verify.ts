@@ -143,7 +143,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     summary.files.push(fileSummary);
     const fd = await openForRead(layer, file);
     try {
-      await forEachLine(layer, fd, ({ text, lineNo, complete }) => {
+      await forEachLine(layer, fd, ({ text, lineNo, complete, utf8 }) => {
         lastFile = file;
         lastLine = lineNo;
         if (!complete) {
@@ -157,6 +157,12 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
           );
         }
         const check = checkEntryLine(text);
+        if (!utf8) {
+          // The hash is over the decoded text, which cannot tell invalid bytes from a U+FFFD
+          // the writer wrote: without this, FF in place of EF BF BD would verify.
+          const seq = check.ok ? check.entry.seq : typeof check.parsed?.seq === "number" ? check.parsed.seq : undefined;
+          return fail(file, lineNo, seq, "not_canonical", "the line is not valid UTF-8 (the writer writes only UTF-8): its bytes were altered");
+        }
         if (!check.ok) {
           const seq = typeof check.parsed?.seq === "number" ? check.parsed.seq : undefined;
           return fail(file, lineNo, seq, check.problem, check.message);
