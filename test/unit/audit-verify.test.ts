@@ -512,3 +512,20 @@ void test("bytes that are not UTF-8 in place of a U+FFFD the writer wrote are ta
     env.cleanup();
   }
 });
+
+void test("an entry longer than 64 MiB (arguments a policy admits) verifies: the bound on a line is what the writer can make", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(sink, 2);
+    // limits.max_argument_bytes goes to 1 GiB and --max-line-bytes to 512 MiB: such a call is recorded whole.
+    await sink.append({ event: "tool_call", tool: "fs_write", requestId: "big", arguments: { content: "x".repeat(65 * 1024 * 1024) }, outcome: "ok", durationMs: 1 });
+    await appendCalls(sink, 2, 2);
+    await sink.close();
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.entries, readLines(env.logFile).length);
+  } finally {
+    env.cleanup();
+  }
+});

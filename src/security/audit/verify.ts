@@ -11,7 +11,7 @@ import path from "node:path";
 import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry } from "./entry.js";
 import { checkpointProblem, fingerprintOfRaw, pinnedKeyFromPem } from "./checkpoint.js";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
-import { forEachLine } from "./file-scan.js";
+import { forEachLine, MAX_LINE_BYTES } from "./file-scan.js";
 import { findDirectoryLog, listDirectory, openForRead, probe } from "./log-files.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, segmentsOf } from "./segments.js";
@@ -143,9 +143,18 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     summary.files.push(fileSummary);
     const fd = await openForRead(layer, file);
     try {
-      await forEachLine(layer, fd, ({ text, lineNo, complete, utf8 }) => {
+      await forEachLine(layer, fd, ({ text, lineNo, complete, utf8, tooLong }) => {
         lastFile = file;
         lastLine = lineNo;
+        if (tooLong === true) {
+          return fail(
+            file,
+            lineNo,
+            undefined,
+            "unparseable",
+            `the line is longer than ${MAX_LINE_BYTES} bytes (the longest string Node can make, so longer than any entry the writer makes): not an entry; reading stopped there`,
+          );
+        }
         if (!complete) {
           return fail(
             file,
