@@ -23,7 +23,7 @@ async function withFile<T>(content: Buffer | string, body: (fd: number, size: nu
 
 async function allLines(fd: number, maxLineBytes?: number): Promise<ScannedLine[]> {
   const lines: ScannedLine[] = [];
-  await forEachLine(nodeAuditFs, fd, (line) => (lines.push(line), true), maxLineBytes);
+  await forEachLine(nodeAuditFs, fd, (line) => (lines.push(line), true), maxLineBytes === undefined ? {} : { maxLineBytes });
   return lines;
 }
 

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
 import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
+import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { appendCalls, openTestLog, parse, readLines, rechain, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 
 /** A closed log: server_start, 12 calls, server_stop, with checkpoints every 4 primary entries. */
@@ -525,6 +526,41 @@ void test("an entry longer than 64 MiB (arguments a policy admits) verifies: the
     const summary = await verifyAudit(env.logFile);
     assert.equal(summary.ok, true, JSON.stringify(summary.failure));
     assert.equal(summary.entries, readLines(env.logFile).length);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a running server's log read mid-write (its end cut for a moment) is not called torn; a torn end still is", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const text = lines.map((line) => `${line}\n`).join("");
+    const cut = text.length - 100;
+    // The reader reaches the end while the writer's last write is half in the file (a write
+    // of more than a page shows a page at a time); the rest arrives just after.
+    fs.writeFileSync(env.logFile, text.slice(0, cut));
+    let completed = false;
+    const layer: AuditFs = {
+      ...nodeAuditFs,
+      async read(fd, buffer, offset, length, position) {
+        const n = await nodeAuditFs.read(fd, buffer, offset, length, position);
+        if (n === 0 && !completed) {
+          completed = true;
+          setTimeout(() => fs.appendFileSync(env.logFile, text.slice(cut)), 5);
+        }
+        return n;
+      },
+    };
+    const live = await verifyAudit(env.logFile, { fs: layer });
+    assert.equal(live.ok, true, JSON.stringify(live.failure));
+    assert.equal(live.entries, lines.length);
+
+    // A line that stays cut is torn, after a short wait only.
+    fs.writeFileSync(env.logFile, text.slice(0, cut));
+    const started = Date.now();
+    assertFailure(await verifyAudit(env.logFile), { line: lines.length, reason: "torn_tail" });
+    assert.ok(Date.now() - started < 2_000, "the wait for the rest of a line is short");
   } finally {
     env.cleanup();
   }

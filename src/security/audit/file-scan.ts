@@ -3,6 +3,7 @@
  * from the end only, since a log can be large) and all lines in order (for verify).
  */
 import { constants, isUtf8 } from "node:buffer";
+import { setTimeout as delay } from "node:timers/promises";
 import { AuditReadError } from "./errors.js";
 import type { AuditFs } from "./fs-layer.js";
 
@@ -123,13 +124,29 @@ export interface ScannedLine {
   tooLong?: true;
 }
 
-/** Calls `onLine` for each line in order; stops early when it returns false, and after a line longer than `maxLineBytes`. */
+export interface ForEachLineOptions {
+  /** A line longer than this stops the reading (reported with `tooLong`). */
+  maxLineBytes?: number;
+  /**
+   * How long to wait for the rest of a line found cut at the end of the file before calling
+   * it torn. A log being written grows a write at a time, and a write of more than a page
+   * shows to a reader a page at a time: a live log can end mid-line for a moment. Default 0.
+   */
+  endWaitMs?: number;
+}
+
+/** How often the end of a file is read again while waiting for the rest of a line. */
+const END_POLL_MS = 10;
+
+/** Calls `onLine` for each line in order; stops early when it returns false, and after a line longer than the bound. */
 export async function forEachLine(
   layer: AuditFs,
   fd: number,
   onLine: (line: ScannedLine) => boolean,
-  maxLineBytes = MAX_LINE_BYTES,
+  options: ForEachLineOptions = {},
 ): Promise<void> {
+  const maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
+  let waitLeft = options.endWaitMs ?? 0;
   // The start of a line that goes on past the bytes read, in pieces (copies: the read buffer
   // is reused), joined once when its end is found.
   let pieces: Buffer[] = [];
@@ -139,7 +156,13 @@ export async function forEachLine(
   const buffer = Buffer.allocUnsafe(1024 * 1024);
   for (;;) {
     const n = await layer.read(fd, buffer, 0, buffer.length, position);
-    if (n === 0) break;
+    if (n === 0) {
+      if (pending === 0 || waitLeft <= 0) break;
+      const wait = Math.min(END_POLL_MS, waitLeft);
+      waitLeft -= wait;
+      await delay(wait);
+      continue;
+    }
     position += n;
     const data = buffer.subarray(0, n);
     let from = 0;

@@ -94,6 +94,12 @@ export interface AuditVerifyOptions {
 }
 
 const MAX_WARNINGS = 20;
+/**
+ * How long a line cut at the end of the log is given to be completed before it is called
+ * torn: a write of several pages (a batch of entries, a large one) shows to a reader a page
+ * at a time, so verifying a running server's log could otherwise find it "tampered".
+ */
+const LIVE_END_WAIT_MS = 200;
 
 export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions = {}): Promise<AuditVerifySummary> {
   const layer = options.fs ?? nodeAuditFs;
@@ -143,6 +149,9 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     summary.files.push(fileSummary);
     const fd = await openForRead(layer, file);
     try {
+      // The last file may be the live log of a running server, ending mid-write for a moment:
+      // its cut end is read again before it is called torn. Segments are never written again.
+      const endWaitMs = file === files.at(-1) ? LIVE_END_WAIT_MS : 0;
       await forEachLine(layer, fd, ({ text, lineNo, complete, utf8, tooLong }) => {
         lastFile = file;
         lastLine = lineNo;
@@ -253,7 +262,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
         fileSummary.entries++;
         prev = entry;
         return true;
-      });
+      }, { endWaitMs });
     } catch (err) {
       throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
     } finally {
