@@ -200,7 +200,8 @@ void test("tail reads only the end of a large file", async () => {
   const env = tempEnv();
   try {
     fs.mkdirSync(env.logDir, { recursive: true });
-    const line = JSON.stringify({ seq: 1, event: "tool_call", arguments: { pad: "x".repeat(900) } });
+    // Shaped like an entry (v, seq, hash), as tail asks of a file before showing it.
+    const line = JSON.stringify({ v: 1, seq: 1, event: "tool_call", arguments: { pad: "x".repeat(900) }, hash: "0".repeat(64) });
     fs.writeFileSync(env.logFile, `${line}\n`.repeat(8000)); // about 7 MB
     let bytesRead = 0;
     const counting = {
@@ -449,6 +450,32 @@ void test("file names with control characters reach the terminal escaped, in ver
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(text.replace(/\n/g, ""), /[\u0000-\u001f\u007f-\u009f]/, what);
     }
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit tail on a file that is not an audit log gives 2, as verify does; a log whose end is damaged is still shown", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true });
+    for (const [name, content] of [
+      ["notes.txt", "just text\nmore\n"],
+      ["rpc.jsonl", '{"jsonrpc":"2.0","id":1,"method":"ping"}\n{"jsonrpc":"2.0","id":1,"result":{}}\n'],
+    ] as const) {
+      const file = path.join(env.logDir, name);
+      fs.writeFileSync(file, content);
+      const io = capture(file);
+      assert.equal(await runAuditTail([], io), 2, io.stdout);
+      assert.equal(io.stdout, "");
+      assert.match(io.stderr, /is not an audit log/);
+      assert.equal(await runAuditVerify([file], capture(file)), 2);
+    }
+    await sample(env);
+    fs.appendFileSync(env.logFile, "garbage one\ngarbage two\n");
+    const damaged = capture(env.logFile);
+    assert.equal(await runAuditTail(["-n", "2"], damaged), 0, damaged.stderr);
+    assert.match(damaged.stdout, /\(unparseable line: garbage one\)\n\(unparseable line: garbage two\)\n$/);
   } finally {
     env.cleanup();
   }

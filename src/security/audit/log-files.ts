@@ -82,7 +82,8 @@ export async function probe(layer: AuditFs, file: string): Promise<{ empty: bool
   }
 }
 
-function looksLikeEntryLine(line: string): boolean {
+/** Whether a line is shaped like an entry (an object with v, seq and hash); nothing is checked beyond that. */
+export function looksLikeEntryLine(line: string): boolean {
   const parsed = parseObjectLine(line);
   return parsed !== undefined && "v" in parsed && "hash" in parsed && "seq" in parsed;
 }

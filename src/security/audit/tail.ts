@@ -9,7 +9,7 @@ import path from "node:path";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { parseObjectLine, scanTail } from "./file-scan.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
-import { findDirectoryLog, READ_FLAGS } from "./log-files.js";
+import { findDirectoryLog, looksLikeEntryLine, probe, READ_FLAGS } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
 import { printable } from "../../util/text.js";
 
@@ -60,6 +60,11 @@ export async function readAuditTail(target: string, count: number, layer: AuditF
   const log = directory ? await findDirectoryLog(layer, target) : undefined;
   const file = log === undefined ? target : path.join(target, log.activeName);
   const active = await readFileTail(layer, file, count);
+  // A file named by the user is taken as verify takes it: when no line read is an entry and
+  // none of its start is either, it is not an audit log (a directory's log was found by that test).
+  if (log === undefined && active !== "missing" && active.lines.length + active.torn.length > 0 && !active.lines.some(looksLikeEntryLine)) {
+    if (!(await probe(layer, file)).looksLikeEntry) throw new AuditReadError(`${file} is not an audit log (no line of its start or its end is an audit entry)`);
+  }
   const warnings = log?.warnings ?? [];
   const tail: AuditTail = active === "missing" ? { lines: [], tornBytes: 0, warnings } : { lines: active.lines, tornBytes: active.torn.length, warnings };
   if (tail.lines.length >= count) return tail;
