@@ -565,3 +565,30 @@ void test("a running server's log read mid-write (its end cut for a moment) is n
     env.cleanup();
   }
 });
+
+void test("warnings past the cap are counted, not dropped without a trace; a directory of many other files is said in a few lines", async () => {
+  const env = tempEnv();
+  try {
+    // A clock stepped back: every entry after the step warns, and the cap is reached.
+    let now = Date.parse("2026-11-22T10:00:00.000Z");
+    const sink = await openTestLog(env, {}, { now: () => new Date(now) });
+    await appendCalls(sink, 1);
+    for (let i = 0; i < 30; i++) {
+      now -= 1000;
+      await appendCalls(sink, 1);
+    }
+    await sink.close();
+    for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(env.logDir, `notes-${String(i).padStart(2, "0")}.txt`), "text\n");
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    const skipped = summary.warnings.filter((w) => /skipped$/.test(w));
+    assert.equal(skipped.length, 11, skipped.join(" | "));
+    assert.match(skipped.at(-1)!, /^30 more files in .* are not audit logs; skipped$/);
+    const times = summary.warnings.filter((w) => /time goes backwards/.test(w));
+    assert.equal(times.length, 20, "the first 20 warnings of the chain are kept, whatever the directory held");
+    // 30 entries warn (and the server_stop and final checkpoint after them): 12 more.
+    assert.match(summary.warnings.at(-1)!, /^12 more warnings were left out/);
+  } finally {
+    env.cleanup();
+  }
+});

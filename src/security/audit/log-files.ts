@@ -88,6 +88,9 @@ export function looksLikeEntryLine(line: string): boolean {
   return parsed !== undefined && "v" in parsed && "hash" in parsed && "seq" in parsed;
 }
 
+/** How many skipped files a directory's listing names one by one. */
+const MAX_SKIPPED_LISTED = 10;
+
 /** The active file's name for a segment's name: `audit-20261122T031500Z-000000001234.log` → `audit.log`. */
 function activeNameOf(segmentName: string): string {
   return segmentName.replace(/-\d{8}T\d{6}Z-\d{12,}(\.[^.]+)?$/, "$1");
@@ -123,6 +126,11 @@ export async function findDirectoryLog(layer: AuditFs, dir: string): Promise<{ a
   }
   // A log's own active file is judged with its chain; anything else is said, never skipped silently.
   for (const name of unusable) if (!actives.has(name)) warnings.push(`${name} is not a regular file (a link, a device…); skipped`);
+  // One line each for a few; a directory of thousands of other files is said in one more line.
+  if (warnings.length > MAX_SKIPPED_LISTED) {
+    const more = warnings.length - MAX_SKIPPED_LISTED;
+    warnings.splice(MAX_SKIPPED_LISTED, more, `${more} more files in ${dir} are not audit logs; skipped`);
+  }
   if (actives.size === 0) throw new AuditReadError(`${dir} holds no audit log`);
   if (actives.size > 1) {
     const sorted = [...actives].sort();

@@ -129,8 +129,18 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     warnings,
     ...(pinned === undefined ? {} : { pinnedKeyFingerprint: fingerprintOfRaw(pinned) }),
   };
+  // Past the cap, warnings are counted rather than kept: a clock stepped back can warn at
+  // every entry for a while, and must not hide a later one (a key change) without a trace.
+  let kept = 0;
+  let leftOut = 0;
   const warn = (text: string): void => {
-    if (summary.warnings.length < MAX_WARNINGS) summary.warnings.push(text);
+    if (kept < MAX_WARNINGS) {
+      summary.warnings.push(text);
+      kept++;
+    } else leftOut++;
+  };
+  const closeWarnings = (): void => {
+    if (leftOut > 0) summary.warnings.push(`${leftOut} more warnings were left out (the first ${MAX_WARNINGS} are shown)`);
   };
   let prev: AuditEntry | undefined;
   let lastTime = -Infinity;
@@ -268,7 +278,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     } finally {
       await layer.close(fd).catch(() => undefined);
     }
-    if (summary.failure !== undefined) return summary;
+    if (summary.failure !== undefined) {
+      closeWarnings();
+      return summary;
+    }
   }
 
   if (pinned !== undefined && summary.checkpoints === 0) {
@@ -285,6 +298,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   if (summary.ok && summary.unsealedEntries > 0 && summary.checkpoints > 0) {
     warn(`${summary.unsealedEntries} entries after the last checkpoint are not covered by a signature yet`);
   }
+  closeWarnings();
   return summary;
 }
 
