@@ -125,7 +125,7 @@ void test("a rewritten chain (every later hash recomputed) is caught by the next
   }
 });
 
-void test("a forged checkpoint signature fails; a checkpoint re-signed by another key fails only against the pinned key", async () => {
+void test("a forged checkpoint signature fails; a checkpoint re-signed by another key fails (its server announced another key)", async () => {
   const env = tempEnv();
   try {
     const lines = await sampleLog(env);
@@ -151,10 +151,11 @@ void test("a forged checkpoint signature fails; a checkpoint re-signed by anothe
     const swapped = lines.slice();
     swapped[last] = JSON.stringify(resigned);
     writeLines(env.logFile, rechain(swapped, last));
+    // Even without a pin: the server that wrote this part announced its key at its start, and
+    // a server signs with that key until it stops.
     const unpinned = await verifyAudit(env.logFile);
-    assert.equal(unpinned.ok, true, "without a pin a consistent re-signing cannot be told apart");
-    assert.equal(unpinned.keyFingerprints.length, 2, "but the key change is reported");
-    assert.ok(unpinned.warnings.some((w) => /signing key changes/.test(w)));
+    assertFailure(unpinned, { line: last + 1, reason: "key_mismatch", seq: resigned.seq });
+    assert.match(unpinned.failure!.message, /announced key [0-9a-f]{64} at its start \(seq 1\) and did not restart since/);
     assertFailure(await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) }), { line: last + 1, reason: "key_mismatch" });
 
     // A fingerprint that does not belong to the key.
@@ -588,6 +589,77 @@ void test("warnings past the cap are counted, not dropped without a trace; a dir
     assert.equal(times.length, 20, "the first 20 warnings of the chain are kept, whatever the directory held");
     // 30 entries warn (and the server_stop and final checkpoint after them): 12 more.
     assert.match(summary.warnings.at(-1)!, /^12 more warnings were left out/);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("the signing key changes at a restart (a new key file): intact, reported; a checkpoint of the old key after the new start fails", async () => {
+  const env = tempEnv();
+  try {
+    const first = await openTestLog(env, { checkpoint_every: 3 });
+    await appendCalls(first, 4);
+    await first.close();
+    const keyFile = path.join(env.root, "other-key.pem");
+    const { privateKey } = generateKeyPairSync("ed25519");
+    fs.writeFileSync(keyFile, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    const second = await openTestLog(env, { checkpoint_every: 3, signing_key: keyFile });
+    await appendCalls(second, 4);
+    await second.close();
+    const lines = readLines(env.logFile);
+    const starts = lines.map(parse).filter((e) => e.event === "server_start");
+    assert.equal(starts.length, 2);
+    const [oldKey, newKey] = starts.map((e) => e.data.keyFingerprint as string);
+    assert.notEqual(oldKey, newKey);
+
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.deepEqual(summary.keyFingerprints, [oldKey, newKey]);
+    assert.equal(summary.keyFingerprint, newKey);
+    assert.ok(summary.warnings.some((w) => w.includes(`from ${oldKey} to ${newKey}), at a restart`)), summary.warnings.join(" | "));
+    // Pinned to either key, the other key's checkpoints fail.
+    assert.equal((await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) })).failure?.reason, "key_mismatch");
+
+    // The old key's checkpoint moved past the second start (re-linked, re-signed by the old key's
+    // owner): the second server announced the new key.
+    const cp = indexOf(lines, "checkpoint", lines.findIndex((l) => parse(l).seq === starts[1]!.seq));
+    const oldPem = fs.readFileSync(path.join(env.stateDir, "keys", "audit-ed25519.pem"), "utf8");
+    const entry = parse(lines[cp]!);
+    const raw = rawPublicKey(createPublicKey(oldPem));
+    entry.checkpoint.publicKey = raw.toString("base64");
+    entry.checkpoint.keyFingerprint = fingerprintOfRaw(raw);
+    entry.checkpoint.signature = sign(null, Buffer.from(checkpointMessage(entry.checkpoint.logId, entry.checkpoint.seq, entry.checkpoint.head)), oldPem).toString("base64");
+    const moved = lines.slice();
+    moved[cp] = JSON.stringify(entry);
+    assertFailure(await verifyAfter(env, rechain(moved, cp)), { line: cp + 1, reason: "key_mismatch", seq: entry.seq });
+  } finally {
+    env.cleanup();
+  }
+});
+
+async function verifyAfter(env: TempEnv, lines: string[]): Promise<AuditVerifySummary> {
+  writeLines(env.logFile, lines);
+  return verifyAudit(env.logFile);
+}
+
+void test("a new key's checkpoint among the recovery entries a restart writes before its server_start is the new server's: intact", async () => {
+  const env = tempEnv();
+  try {
+    const first = await openTestLog(env, { checkpoint_every: 1 });
+    await appendCalls(first, 2);
+    await first.close();
+    fs.appendFileSync(env.logFile, '{"seq":'); // a torn line: the next start records a recovery first
+    const keyFile = path.join(env.root, "other-key.pem");
+    fs.writeFileSync(keyFile, generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    const second = await openTestLog(env, { checkpoint_every: 1, signing_key: keyFile });
+    await appendCalls(second, 1);
+    await second.close();
+    const events = readLines(env.logFile).map((l) => parse(l).event as string);
+    const recovery = events.indexOf("recovery");
+    assert.deepEqual(events.slice(recovery, recovery + 3), ["recovery", "checkpoint", "server_start"]);
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.keyFingerprints.length, 2);
   } finally {
     env.cleanup();
   }

@@ -143,6 +143,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     if (leftOut > 0) summary.warnings.push(`${leftOut} more warnings were left out (the first ${MAX_WARNINGS} are shown)`);
   };
   let prev: AuditEntry | undefined;
+  // The key the running server announced in its server_start: every checkpoint it seals is
+  // signed with it (the signer is loaded once per start), so a checkpoint signed with another
+  // key before the next start was re-signed. Unknown before the first server_start seen.
+  let sessionKey: { fingerprint: string; seq: number } | undefined;
   let lastTime = -Infinity;
   let expectFound = false;
   let lastFile = "";
@@ -235,16 +239,33 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
           }
           const problem = checkpointProblem(cp, pinned);
           if (problem !== undefined) return fail(file, lineNo, entry.seq, problem.reason, problem.message);
+          if (sessionKey !== undefined && cp.keyFingerprint !== sessionKey.fingerprint) {
+            return fail(
+              file,
+              lineNo,
+              entry.seq,
+              "key_mismatch",
+              `the checkpoint is signed by key ${cp.keyFingerprint}, but the server writing this part of the log announced key ${sessionKey.fingerprint} ` +
+                `at its start (seq ${sessionKey.seq}) and did not restart since (a server signs with one key): the checkpoint was re-signed`,
+            );
+          }
+          if (summary.keyFingerprint !== undefined && cp.keyFingerprint !== summary.keyFingerprint) {
+            warn(`the signing key changes at seq ${entry.seq} (from ${summary.keyFingerprint} to ${cp.keyFingerprint}), at a restart`);
+          }
           summary.checkpoints++;
           summary.lastCheckpointSeq = entry.seq;
           summary.keyFingerprint = cp.keyFingerprint;
-          if (!summary.keyFingerprints.includes(cp.keyFingerprint)) {
-            if (summary.keyFingerprints.length > 0) warn(`the signing key changes at seq ${entry.seq} (to ${cp.keyFingerprint})`);
-            summary.keyFingerprints.push(cp.keyFingerprint);
-          }
+          if (!summary.keyFingerprints.includes(cp.keyFingerprint)) summary.keyFingerprints.push(cp.keyFingerprint);
           summary.unsealedEntries = 0;
         } else {
           summary.unsealedEntries++;
+        }
+        // A starting server writes its recovery entries (and may seal a checkpoint among them)
+        // before its server_start: from the first of them on, the key is the new server's.
+        if (entry.event === "recovery") sessionKey = undefined;
+        if (entry.event === "server_start") {
+          const announced = entry.data?.keyFingerprint;
+          sessionKey = isHash(announced) ? { fingerprint: announced, seq: entry.seq } : undefined;
         }
         if (entry.event === "recovery") {
           const kind = typeof entry.data?.kind === "string" ? entry.data.kind : undefined;
