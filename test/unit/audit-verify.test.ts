@@ -664,3 +664,27 @@ void test("a new key's checkpoint among the recovery entries a restart writes be
     env.cleanup();
   }
 });
+
+void test("entries cut off just after a checkpoint: intact in every other way, so the open end is said (it was silent)", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    assert.equal(parse(lines.at(-2)!).event, "server_stop", "a closed log ends with server_stop and its checkpoint");
+    // Cut after the last checkpoint before the stop: no unsigned tail is left to warn about.
+    const cp = lines.findLastIndex((l, i) => i < lines.length - 2 && parse(l).event === "checkpoint");
+    const cut = lines.slice(0, cp + 1);
+    writeLines(env.logFile, cut);
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.unsealedEntries, 0);
+    const last = parse(cut.at(-2)!);
+    assert.ok(
+      summary.warnings.some((w) => w.startsWith(`the log ends at seq ${last.seq} (${last.event}) without a server_stop`) && /--expect-head/.test(w)),
+      summary.warnings.join(" | "),
+    );
+    // The expected head then names the cut.
+    assertFailure(await verifyAudit(env.logFile, { expectHead: parse(lines.at(-1)!).hash }), { line: cut.length, reason: "truncated" });
+  } finally {
+    env.cleanup();
+  }
+});

@@ -147,6 +147,8 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   // signed with it (the signer is loaded once per start), so a checkpoint signed with another
   // key before the next start was re-signed. Unknown before the first server_start seen.
   let sessionKey: { fingerprint: string; seq: number } | undefined;
+  /** The last entry that is not a checkpoint (a stopping server seals its server_stop). */
+  let lastEvent: AuditEntry | undefined;
   let lastTime = -Infinity;
   let expectFound = false;
   let lastFile = "";
@@ -282,6 +284,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
         if (time < lastTime) warn(`time goes backwards at seq ${entry.seq} (${entry.ts}); a clock change?`);
         lastTime = Math.max(lastTime, time);
         if (entry.hash === options.expectHead) expectFound = true;
+        if (entry.checkpoint === undefined) lastEvent = entry;
         summary.entries++;
         summary.firstSeq ??= entry.seq;
         summary.firstTs ??= entry.ts;
@@ -318,6 +321,15 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   }
   if (summary.ok && summary.unsealedEntries > 0 && summary.checkpoints > 0) {
     warn(`${summary.unsealedEntries} entries after the last checkpoint are not covered by a signature yet`);
+  }
+  // A server that stops closes the log with server_stop (and its checkpoint). An end without
+  // one is a running server, a crash, or a cut: entries cut off after a checkpoint leave a log
+  // that verifies in every other way, so the end is said, not taken as the whole log.
+  if (summary.ok && requireStart && lastEvent !== undefined && lastEvent.event !== "server_stop") {
+    warn(
+      `the log ends at seq ${lastEvent.seq} (${lastEvent.event}) without a server_stop: its server is running, or did not stop in order ` +
+        "(a crash, a kill), or entries after it were removed; --expect-head with the head printed at shutdown tells which",
+    );
   }
   closeWarnings();
   return summary;
