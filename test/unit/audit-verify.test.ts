@@ -688,3 +688,58 @@ void test("entries cut off just after a checkpoint: intact in every other way, s
     env.cleanup();
   }
 });
+
+void test("a log that rotates while verify reads its segments is verified as one chain, not as a gap (a running server's log)", async () => {
+  const env = tempEnv();
+  try {
+    const { active, segments } = await rotatedLog(env);
+    const newest = segments.at(-1)!;
+    const activeText = fs.readFileSync(active);
+    for (const rotateAt of ["while a segment is read", "as verify opens the active file"] as const) {
+      // Before: the newest segment's entries are still in the active file.
+      fs.rmSync(active);
+      fs.renameSync(newest, active);
+      let rotated = false;
+      let segmentRead = false;
+      const opened = new Map<number, string>();
+      const rotate = (): void => {
+        if (rotated) return;
+        rotated = true;
+        // The server rotates: the active file becomes a segment, a new active file follows it.
+        fs.renameSync(active, newest);
+        fs.writeFileSync(active, activeText);
+      };
+      const layer: AuditFs = {
+        ...nodeAuditFs,
+        async open(file, flags, mode) {
+          const fd = await nodeAuditFs.open(file, flags, mode);
+          opened.set(fd, file);
+          // After the segments were read, the open is verify's own (the probes come first).
+          if (rotateAt === "as verify opens the active file" && file === active && segmentRead) rotate();
+          return fd;
+        },
+        async read(fd, buffer, offset, length, position) {
+          if (opened.get(fd) !== active) {
+            segmentRead = true;
+            if (rotateAt === "while a segment is read") rotate();
+          }
+          return nodeAuditFs.read(fd, buffer, offset, length, position);
+        },
+      };
+      const summary = await verifyAudit(env.logDir, { fs: layer });
+      assert.ok(rotated, rotateAt);
+      assert.equal(summary.ok, true, `${rotateAt}: ${JSON.stringify(summary.failure)}`);
+      if (rotateAt === "while a segment is read") {
+        // The segment rotated out meanwhile is checked before the new active file.
+        assert.deepEqual(summary.files.map((f) => f.path), [...segments, active], rotateAt);
+        assert.equal(summary.lastSeq, parse(readLines(active).at(-1)!).seq, rotateAt);
+      } else {
+        // The file opened is checked as it was (renamed since), once: the log as at the open.
+        assert.deepEqual(summary.files.map((f) => f.path), [...segments.slice(0, -1), active], rotateAt);
+        assert.equal(summary.lastSeq, parse(readLines(newest).at(-1)!).seq, rotateAt);
+      }
+    }
+  } finally {
+    env.cleanup();
+  }
+});

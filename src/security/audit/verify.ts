@@ -115,7 +115,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     throw new AuditReadError("the expected head is not a SHA-256 hex hash (64 lowercase hex digits)");
   }
   const target = path.resolve(pathOrDir);
-  const { files, requireStart, warnings } = await discover(layer, target);
+  const { files, requireStart, warnings, active } = await discover(layer, target);
 
   const summary: AuditVerifySummary = {
     ok: true,
@@ -160,10 +160,30 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     return false;
   };
 
-  for (const file of files) {
+  for (let index = 0; index < files.length; index++) {
+    const file = files[index]!;
+    const fd = await openForRead(layer, file);
+    if (file === active) {
+      // A running server may have rotated the active file since the directory was listed: the
+      // file opened now then follows segments not listed, which would read as a gap. Listed
+      // again after the open, they are checked first (the file opened is checked last, and
+      // if it is itself one of them, renamed after the open, it is checked once).
+      let added: string[];
+      try {
+        added = await rotatedSince(layer, active, new Set(files), fd);
+      } catch (err) {
+        await layer.close(fd).catch(() => undefined);
+        throw err;
+      }
+      if (added.length > 0) {
+        await layer.close(fd).catch(() => undefined);
+        files.splice(index, 0, ...added);
+        index--;
+        continue;
+      }
+    }
     const fileSummary: AuditFileSummary = { path: file, entries: 0 };
     summary.files.push(fileSummary);
-    const fd = await openForRead(layer, file);
     try {
       // The last file may be the live log of a running server, ending mid-write for a moment:
       // its cut end is read again before it is called torn. Segments are never written again.
@@ -340,7 +360,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
  * first seq in their names (not by their content, which is what is being checked), then
  * the active file. A directory must hold one log; a name that is not used is reported.
  */
-async function discover(layer: AuditFs, target: string): Promise<{ files: string[]; requireStart: boolean; warnings: string[] }> {
+async function discover(layer: AuditFs, target: string): Promise<Chain> {
   const warnings: string[] = [];
   const list = (dir: string): Promise<string[]> => listDirectory(layer, dir);
   let st;
@@ -395,7 +415,7 @@ async function chainOf(
   activeName: string,
   names: readonly string[],
   warnings: string[],
-): Promise<{ files: string[]; requireStart: boolean; warnings: string[] }> {
+): Promise<Chain> {
   const activePath = path.join(dir, activeName);
   const files = segmentsOf(activePath, names).map((segment) => path.join(dir, segment.name));
   const fst = names.includes(activeName) ? await layer.lstat(activePath).catch(() => undefined) : undefined;
@@ -414,5 +434,33 @@ async function chainOf(
       `the active file ${activeName} ${activeProblem}: the chain ends with the last rotated segment, and entries written after it, if any, were not checked (use --expect-head to be sure)`,
     );
   }
-  return { files, requireStart: true, warnings };
+  return { files, requireStart: true, warnings, ...(activeProblem === undefined ? { active: activePath } : {}) };
+}
+
+/** The files of a log in chain order, and how to read them. */
+interface Chain {
+  files: string[];
+  /** Whether the chain must start at the log's first entry (not for one segment checked alone). */
+  requireStart: boolean;
+  warnings: string[];
+  /** The active file, last in `files`, when it is there: a running server may rotate it while it is read. */
+  active?: string;
+}
+
+/**
+ * Segments rotated out of `active` since `known` was listed, oldest first, other than the
+ * file open as `fd` (which is the active file opened before a rotation that renamed it).
+ */
+async function rotatedSince(layer: AuditFs, active: string, known: ReadonlySet<string>, fd: number): Promise<string[]> {
+  const dir = path.dirname(active);
+  const names = await listDirectory(layer, dir);
+  const open = await layer.fstat(fd);
+  const added: string[] = [];
+  for (const segment of segmentsOf(active, names)) {
+    const file = path.join(dir, segment.name);
+    if (known.has(file)) continue;
+    const st = await layer.stat(file).catch(() => undefined);
+    if (st !== undefined && !(st.dev === open.dev && st.ino === open.ino)) added.push(file);
+  }
+  return added;
 }
