@@ -480,3 +480,34 @@ void test("audit tail on a file that is not an audit log gives 2, as verify does
     env.cleanup();
   }
 });
+
+void test("audit tail of a directory whose log is between the two steps of a rotation: the entries, not 'cannot be read'", async () => {
+  const env = tempEnv();
+  try {
+    const { files, seqs } = await rotated(env);
+    const newest = files.at(-2)!;
+    const activeText = fs.readFileSync(env.logFile);
+    fs.rmSync(env.logFile);
+    fs.renameSync(newest, env.logFile);
+    let rotatedNow = false;
+    const layer: AuditFs = {
+      ...nodeAuditFs,
+      async open(file, flags, mode) {
+        if (file === env.logFile && !rotatedNow) {
+          // Listed, then renamed to a segment before the look at its content; the new file follows.
+          rotatedNow = true;
+          fs.renameSync(env.logFile, newest);
+          const gone = nodeAuditFs.open(file, flags, mode);
+          await gone.catch(() => fs.writeFileSync(env.logFile, activeText));
+          return gone;
+        }
+        return nodeAuditFs.open(file, flags, mode);
+      },
+    };
+    const tail = await readAuditTail(env.logDir, 1000, layer);
+    assert.ok(rotatedNow);
+    assert.deepEqual(tail.lines.map((l) => parse(l).seq as number), seqs);
+  } finally {
+    env.cleanup();
+  }
+});

@@ -689,54 +689,69 @@ void test("entries cut off just after a checkpoint: intact in every other way, s
   }
 });
 
-void test("a log that rotates while verify reads its segments is verified as one chain, not as a gap (a running server's log)", async () => {
+void test("a log that rotates while verify reads it is verified as one chain, not as a gap or a missing file (a running server's log)", async () => {
   const env = tempEnv();
   try {
     const { active, segments } = await rotatedLog(env);
     const newest = segments.at(-1)!;
     const activeText = fs.readFileSync(active);
-    for (const rotateAt of ["while a segment is read", "as verify opens the active file"] as const) {
+    const moments = [
+      "while a segment is read",
+      "as verify opens the active file",
+      "between the rename and the new file, at the first look at the directory",
+      "between the rename and the new file, as verify opens the active file",
+    ] as const;
+    for (const moment of moments) {
       // Before: the newest segment's entries are still in the active file.
       fs.rmSync(active);
       fs.renameSync(newest, active);
       let rotated = false;
       let segmentRead = false;
       const opened = new Map<number, string>();
-      const rotate = (): void => {
-        if (rotated) return;
-        rotated = true;
-        // The server rotates: the active file becomes a segment, a new active file follows it.
-        fs.renameSync(active, newest);
-        fs.writeFileSync(active, activeText);
-      };
       const layer: AuditFs = {
         ...nodeAuditFs,
         async open(file, flags, mode) {
+          const verifying = segmentRead; // the probes of the directory's files come before any segment is read
+          if (file === active && !rotated && moment.startsWith("between") && verifying === moment.endsWith("active file")) {
+            // The server has renamed the active file and not yet made the new one: the open fails.
+            rotated = true;
+            fs.renameSync(active, newest);
+            const gone = nodeAuditFs.open(file, flags, mode);
+            await gone.catch(() => fs.writeFileSync(active, activeText));
+            return gone;
+          }
           const fd = await nodeAuditFs.open(file, flags, mode);
           opened.set(fd, file);
-          // After the segments were read, the open is verify's own (the probes come first).
-          if (rotateAt === "as verify opens the active file" && file === active && segmentRead) rotate();
+          if (moment === "as verify opens the active file" && file === active && verifying && !rotated) {
+            rotated = true;
+            fs.renameSync(active, newest);
+            fs.writeFileSync(active, activeText);
+          }
           return fd;
         },
         async read(fd, buffer, offset, length, position) {
           if (opened.get(fd) !== active) {
             segmentRead = true;
-            if (rotateAt === "while a segment is read") rotate();
+            if (moment === "while a segment is read" && !rotated) {
+              rotated = true;
+              fs.renameSync(active, newest);
+              fs.writeFileSync(active, activeText);
+            }
           }
           return nodeAuditFs.read(fd, buffer, offset, length, position);
         },
       };
       const summary = await verifyAudit(env.logDir, { fs: layer });
-      assert.ok(rotated, rotateAt);
-      assert.equal(summary.ok, true, `${rotateAt}: ${JSON.stringify(summary.failure)}`);
-      if (rotateAt === "while a segment is read") {
-        // The segment rotated out meanwhile is checked before the new active file.
-        assert.deepEqual(summary.files.map((f) => f.path), [...segments, active], rotateAt);
-        assert.equal(summary.lastSeq, parse(readLines(active).at(-1)!).seq, rotateAt);
-      } else {
+      assert.ok(rotated, moment);
+      assert.equal(summary.ok, true, `${moment}: ${JSON.stringify(summary.failure)}`);
+      if (moment === "as verify opens the active file") {
         // The file opened is checked as it was (renamed since), once: the log as at the open.
-        assert.deepEqual(summary.files.map((f) => f.path), [...segments.slice(0, -1), active], rotateAt);
-        assert.equal(summary.lastSeq, parse(readLines(newest).at(-1)!).seq, rotateAt);
+        assert.deepEqual(summary.files.map((f) => f.path), [...segments.slice(0, -1), active], moment);
+        assert.equal(summary.lastSeq, parse(readLines(newest).at(-1)!).seq, moment);
+      } else {
+        // The segment rotated out meanwhile is checked before the new active file.
+        assert.deepEqual(summary.files.map((f) => f.path), [...segments, active], moment);
+        assert.equal(summary.lastSeq, parse(readLines(active).at(-1)!).seq, moment);
       }
     }
   } finally {

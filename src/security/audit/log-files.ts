@@ -5,7 +5,7 @@
  */
 import { constants as C } from "node:fs";
 import path from "node:path";
-import { AuditReadError, describeFsError } from "./errors.js";
+import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { parseObjectLine } from "./file-scan.js";
 import { O_NOFOLLOW, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, isSideFile } from "./segments.js";
@@ -102,6 +102,29 @@ function activeNameOf(segmentName: string): string {
  * AuditReadError when the directory holds no log, or several.
  */
 export async function findDirectoryLog(layer: AuditFs, dir: string): Promise<{ activeName: string; names: string[]; warnings: string[] }> {
+  return retryOnVanished(() => findOnce(layer, dir));
+}
+
+/** How many times a look at a directory is taken again when a file listed in it was gone when opened. */
+const VANISHED_RETRIES = 3;
+
+/**
+ * Runs `look` again when it failed on a file that vanished (ENOENT) after the directory was
+ * listed: a running server rotating its log renames the active file, then starts a new one,
+ * so for a moment a listed name is gone and the next listing is whole again. A path that is
+ * really missing fails the same way every time, and its error is thrown.
+ */
+export async function retryOnVanished<T>(look: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await look();
+    } catch (err) {
+      if (attempt >= VANISHED_RETRIES || !(err instanceof AuditReadError) || errnoOf(err.cause) !== "ENOENT") throw err;
+    }
+  }
+}
+
+async function findOnce(layer: AuditFs, dir: string): Promise<{ activeName: string; names: string[]; warnings: string[] }> {
   const names = await listDirectory(layer, dir);
   const warnings: string[] = [];
   const actives = new Set<string>();

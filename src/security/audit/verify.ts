@@ -12,7 +12,7 @@ import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry } from "
 import { checkpointProblem, fingerprintOfRaw, pinnedKeyFromPem } from "./checkpoint.js";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { forEachLine, MAX_LINE_BYTES } from "./file-scan.js";
-import { findDirectoryLog, listDirectory, openForRead, probe } from "./log-files.js";
+import { findDirectoryLog, listDirectory, openForRead, probe, retryOnVanished } from "./log-files.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, segmentsOf } from "./segments.js";
 
@@ -115,7 +115,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     throw new AuditReadError("the expected head is not a SHA-256 hex hash (64 lowercase hex digits)");
   }
   const target = path.resolve(pathOrDir);
-  const { files, requireStart, warnings, active } = await discover(layer, target);
+  const { files, requireStart, warnings, active } = await retryOnVanished(() => discover(layer, target));
 
   const summary: AuditVerifySummary = {
     ok: true,
@@ -162,7 +162,18 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
 
   for (let index = 0; index < files.length; index++) {
     const file = files[index]!;
-    const fd = await openForRead(layer, file);
+    let fd: number;
+    try {
+      fd = await openForRead(layer, file);
+    } catch (err) {
+      // Between the two steps of a rotation the active file is gone for a moment, and the
+      // segment it became was not listed: those are checked, then the new active file.
+      const added = file === active && errnoOf((err as Error).cause) === "ENOENT" ? await rotatedSince(layer, active, new Set(files)) : [];
+      if (added.length === 0) throw err;
+      files.splice(index, 0, ...added);
+      index--;
+      continue;
+    }
     if (file === active) {
       // A running server may have rotated the active file since the directory was listed: the
       // file opened now then follows segments not listed, which would read as a gap. Listed
@@ -449,18 +460,18 @@ interface Chain {
 
 /**
  * Segments rotated out of `active` since `known` was listed, oldest first, other than the
- * file open as `fd` (which is the active file opened before a rotation that renamed it).
+ * file open as `fd`, if any (the active file opened before a rotation that renamed it).
  */
-async function rotatedSince(layer: AuditFs, active: string, known: ReadonlySet<string>, fd: number): Promise<string[]> {
+async function rotatedSince(layer: AuditFs, active: string, known: ReadonlySet<string>, fd?: number): Promise<string[]> {
   const dir = path.dirname(active);
   const names = await listDirectory(layer, dir);
-  const open = await layer.fstat(fd);
+  const open = fd === undefined ? undefined : await layer.fstat(fd);
   const added: string[] = [];
   for (const segment of segmentsOf(active, names)) {
     const file = path.join(dir, segment.name);
     if (known.has(file)) continue;
     const st = await layer.stat(file).catch(() => undefined);
-    if (st !== undefined && !(st.dev === open.dev && st.ino === open.ino)) added.push(file);
+    if (st !== undefined && !(open !== undefined && st.dev === open.dev && st.ino === open.ino)) added.push(file);
   }
   return added;
 }
