@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { AuditOpenError, verifyAudit } from "../../src/security/audit/index.js";
+import { AuditOpenError, nodeAuditFs, verifyAudit } from "../../src/security/audit/index.js";
 import { serializeEntry } from "../../src/security/audit/entry.js";
 import { appendCalls, openTestLog, parse, readLines, tempEnv, writeLines } from "../fixtures/audit-helpers.js";
 
@@ -57,6 +57,58 @@ void test("a torn last line is kept aside unchanged, recorded, and the chain con
     assert.equal(after.ok, true, JSON.stringify(after.failure));
     assert.equal(after.recoveries.length, 1);
     assert.equal(after.recoveries[0]!.kind, "torn_tail");
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("torn bytes set aside by a start that stopped before recording them are recorded by the next start", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    // What a start leaves when it stops between truncating the log and writing its recovery entry.
+    const torn = Buffer.from('{"arguments":{"path":"/data/9"},"ca');
+    const pending = path.join(env.logDir, "audit.log.torn-20261205T120000Z.unrecorded");
+    fs.writeFileSync(pending, torn, { mode: 0o600 });
+    assert.equal((await verifyAudit(env.logDir)).ok, true, "a pending keeper does not break the chain");
+
+    const sink = await openTestLog(env);
+    await sink.close();
+    assert.deepEqual(tornFiles(env.logDir), ["audit.log.torn-20261205T120000Z"], "renamed once recorded");
+    assert.deepEqual(fs.readFileSync(path.join(env.logDir, "audit.log.torn-20261205T120000Z")), torn);
+    const recoveries = readLines(env.logFile).map(parse).filter((e) => e.event === "recovery");
+    assert.equal(recoveries.length, 1);
+    const [recovery] = recoveries;
+    assert.equal(recovery?.data.kind, "torn_tail_unrecorded");
+    assert.equal(recovery?.data.keptIn, "audit.log.torn-20261205T120000Z");
+    assert.equal(recovery?.data.bytes, torn.length);
+    assert.equal(recovery?.data.sha256, createHash("sha256").update(torn).digest("hex"));
+    assert.equal((await verifyAudit(env.logDir)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a torn keeper whose recovery entry is on disk but whose rename was not done is renamed, not recorded twice", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    fs.appendFileSync(env.logFile, '{"arguments":{"pa');
+    // The start records the torn tail, then fails to give the keeper its final name (as a crash there would).
+    const failingRename = { ...nodeAuditFs, rename: () => Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) };
+    await assert.rejects(openTestLog(env, {}, { fs: failingRename }), AuditOpenError);
+    const pending = tornFiles(env.logDir);
+    assert.equal(pending.length, 1);
+    assert.match(pending[0]!, /\.unrecorded$/);
+    const last = parse(readLines(env.logFile).at(-1)!);
+    assert.equal(last.event, "recovery", "the recovery entry is the chain's last entry");
+
+    const sink = await openTestLog(env);
+    await sink.close();
+    assert.deepEqual(tornFiles(env.logDir), [pending[0]!.replace(/\.unrecorded$/, "")]);
+    const recoveries = readLines(env.logFile).map(parse).filter((e) => e.event === "recovery");
+    assert.deepEqual(recoveries.map((e) => e.data.kind), ["torn_tail"], "one entry for the one torn tail");
+    assert.equal((await verifyAudit(env.logDir)).ok, true);
   } finally {
     env.cleanup();
   }

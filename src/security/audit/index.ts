@@ -13,7 +13,15 @@ import { AUDIT_OUTCOMES, GENESIS_PREV, isSystemEvent, logIdOf, type AuditEntry }
 import { AuditEntryError, AuditOpenError, AuditWriteError, describeFsError } from "./errors.js";
 import { fsyncDirectory, nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { acquireLock } from "./lock.js";
-import { completeTornEntry, inspectLogFile, newestSegmentEnd, setTornTailAside, type TornRecovery } from "./recovery.js";
+import {
+  completeTornEntry,
+  findUnrecordedKeepers,
+  inspectLogFile,
+  markKeepersRecorded,
+  newestSegmentEnd,
+  setTornTailAside,
+  type TornRecovery,
+} from "./recovery.js";
 import { ChainWriter, type AuditReceipt, type AuditTimers, type ChainPosition, type EntryFields } from "./writer.js";
 import { belongsToLog } from "./segments.js";
 
@@ -178,6 +186,13 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       }
     }
 
+    // Keepers a start set aside and stopped before recording: recorded now, unless the chain's
+    // last entry already names one (that start stopped between its entry and the rename).
+    const lastEntry = inspection.end?.last;
+    const pendingKeepers = await findUnrecordedKeepers(layer, logPath);
+    const unrecorded = pendingKeepers.filter(
+      (keeper) => !(lastEntry?.event === "recovery" && lastEntry.data?.keptIn === path.basename(keeper.keptIn)),
+    );
     let torn: TornRecovery | undefined;
     let restored: AuditEntry | undefined;
     if (inspection.torn !== undefined) {
@@ -240,6 +255,15 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
         }),
       );
     }
+    for (const keeper of unrecorded) {
+      startup.push(
+        writer.append({
+          event: "recovery",
+          reason: "torn bytes that an earlier start set aside, and stopped before recording, were found and are recorded now",
+          data: { logId, kind: "torn_tail_unrecorded", bytes: keeper.bytes, sha256: keeper.sha256, keptIn: path.basename(keeper.keptIn) },
+        }),
+      );
+    }
     if (restored !== undefined) {
       startup.push(
         writer.append({
@@ -257,6 +281,13 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
           data: { logId, kind: "active_missing", continuedFrom },
         }),
       );
+    }
+    // The keepers get their final names once their entries are on disk, before anything else is written.
+    const keptIn = [...(torn === undefined ? [] : [torn.keptIn]), ...pendingKeepers.map((keeper) => keeper.keptIn)];
+    if (keptIn.length > 0) {
+      await Promise.all(startup.splice(0));
+      await writer.flush();
+      await markKeepersRecorded(layer, logPath, keptIn);
     }
     startup.push(
       writer.append({

@@ -17,7 +17,7 @@ import { checkEntryLine, type AuditEntry } from "./entry.js";
 import { AuditOpenError, AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { readFirstLine, scanTail } from "./file-scan.js";
 import { fsyncDirectory, O_NOFOLLOW, writeAll, type AuditFs } from "./fs-layer.js";
-import { segmentsOf, tornPath } from "./segments.js";
+import { segmentsOf, tornPath, UNRECORDED_SUFFIX, unrecordedKeepers } from "./segments.js";
 
 export interface ChainEnd {
   /** The first entry of the file. */
@@ -106,13 +106,18 @@ export async function completeTornEntry(layer: AuditFs, fd: number, activePath: 
   }
 }
 
-/** Copies torn bytes to a new sibling file (0600, synced) and returns its path. */
+/**
+ * Copies torn bytes to a new sibling file (0600, synced) under its unrecorded name, and
+ * returns the name it is to have once recorded (see UNRECORDED_SUFFIX).
+ */
 export async function keepTornBytes(layer: AuditFs, activePath: string, bytes: Buffer, ts: string): Promise<string> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const target = tornPath(activePath, ts, attempt);
+    // The recorded name must be free too: the rename that gives it would replace a keeper.
+    if (await layer.lstat(target).then(() => true, () => false)) continue;
     let fd: number;
     try {
-      fd = await layer.open(target, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);
+      fd = await layer.open(target + UNRECORDED_SUFFIX, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, 0o600);
     } catch (err) {
       if (errnoOf(err) === "EEXIST") continue;
       throw err;
@@ -154,6 +159,70 @@ export async function setTornTailAside(
       cause: err,
     });
   }
+}
+
+/** A torn-line keeper an earlier start set aside but did not record, with what its entry says of it. */
+export interface UnrecordedKeeper {
+  /** Its path now (with UNRECORDED_SUFFIX). */
+  pending: string;
+  /** The name it gets once recorded (what `keptIn` says). */
+  keptIn: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** The active log's keepers left unrecorded by a start that stopped before their `recovery` entry. */
+export async function findUnrecordedKeepers(layer: AuditFs, activePath: string): Promise<UnrecordedKeeper[]> {
+  const dir = path.dirname(activePath);
+  let names: string[];
+  try {
+    names = await layer.readdir(dir);
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit directory ${dir} cannot be listed: ${describeFsError(err)}`, { cause: err });
+  }
+  const found: UnrecordedKeeper[] = [];
+  for (const name of unrecordedKeepers(activePath, names)) {
+    const pending = path.join(dir, name);
+    const bytes = await readKeeper(layer, pending);
+    found.push({ pending, keptIn: pending.slice(0, -UNRECORDED_SUFFIX.length), bytes: bytes.length, sha256: sha256Hex(bytes) });
+  }
+  return found;
+}
+
+/** A keeper's bytes; O_NONBLOCK and O_NOFOLLOW: a FIFO or a link under its name is refused, never waited on. */
+async function readKeeper(layer: AuditFs, file: string): Promise<Buffer> {
+  let fd: number;
+  try {
+    fd = await layer.open(file, C.O_RDONLY | O_NOFOLLOW | (C.O_NONBLOCK ?? 0));
+  } catch (err) {
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit torn-line keeper ${file} cannot be opened: ${describeFsError(err)}`, { cause: err });
+  }
+  try {
+    const st = await layer.fstat(fd);
+    if (!st.isFile()) {
+      throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit torn-line keeper ${file} is not a regular file; move it out of the log's directory`);
+    }
+    const bytes = Buffer.alloc(st.size);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = await layer.read(fd, bytes, done, bytes.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return bytes.subarray(0, done);
+  } catch (err) {
+    if (err instanceof AuditOpenError) throw err;
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit torn-line keeper ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+  } finally {
+    await layer.close(fd).catch(() => undefined);
+  }
+}
+
+/** Gives recorded keepers their final names (their `recovery` entries are on disk). */
+export async function markKeepersRecorded(layer: AuditFs, activePath: string, keptIn: readonly string[]): Promise<void> {
+  if (keptIn.length === 0) return;
+  for (const file of keptIn) await layer.rename(file + UNRECORDED_SUFFIX, file);
+  await fsyncDirectory(layer, path.dirname(activePath));
 }
 
 /** The chain end in the newest rotated segment, for an active file that is missing or empty. */

@@ -54,6 +54,19 @@ export function tornPath(activePath: string, ts: string, attempt: number): strin
   return `${activePath}.torn-${compactUtc(ts)}${attempt > 0 ? `-${attempt}` : ""}`;
 }
 
+/**
+ * What a torn-line keeper is called until the `recovery` entry naming it is on disk: a start
+ * that stops between setting the bytes aside and recording them leaves it so named, and the
+ * next start records it (see openAuditLog).
+ */
+export const UNRECORDED_SUFFIX = ".unrecorded";
+
+/** The active log's keepers still waiting for their `recovery` entry, as names in its directory. */
+export function unrecordedKeepers(activePath: string, names: readonly string[]): string[] {
+  const pattern = new RegExp(`^${escapeRegExp(path.basename(activePath))}\\.torn-\\d{8}T\\d{6}Z(-\\d+)?${escapeRegExp(UNRECORDED_SUFFIX)}$`);
+  return names.filter((name) => pattern.test(name)).sort();
+}
+
 export function lockPath(activePath: string): string {
   return `${activePath}.lock`;
 }
@@ -69,7 +82,7 @@ export function belongsToLog(activePath: string, name: string): boolean {
 
 /** Files next to the log that are not part of the chain (a crash can leave any of them behind). */
 export function isSideFile(name: string): boolean {
-  return name.startsWith(".") || name.endsWith(".lock") || /\.lock\.stale-\d+-[0-9a-f]+$/.test(name) || /\.torn-\d{8}T\d{6}Z(-\d+)?$/.test(name);
+  return name.startsWith(".") || name.endsWith(".lock") || /\.lock\.stale-\d+-[0-9a-f]+$/.test(name) || /\.torn-\d{8}T\d{6}Z(-\d+)?(\.unrecorded)?$/.test(name);
 }
 
 /** The segments of `activePath` among `names`, newest (highest first seq) last. */
