@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -375,6 +376,35 @@ void describe("network failures", () => {
       assert.match(error.message, /ECONNREFUSED/);
       return true;
     });
+  });
+
+  void test("a server that hangs up, answers with something that is not HTTP or with oversized headers is a tool error, not a crash", async () => {
+    const replies: Record<string, (socket: net.Socket) => void> = {
+      hangup: (socket) => socket.destroy(),
+      garbage: (socket) => socket.end("SSH-2.0-OpenSSH_9.6\r\n\r\n"),
+      "huge-header": (socket) => socket.end(`HTTP/1.1 200 OK\r\nx-big: ${"a".repeat(64 * 1024)}\r\n\r\n`),
+    };
+    const compiled = policy({ allowed_ranges: ["127.0.0.1/32"] });
+    const fetch = fetcher(compiled);
+    for (const [name, reply] of Object.entries(replies)) {
+      const server = net.createServer((socket) => {
+        socket.on("error", () => undefined); // the client resets what it gave up on
+        socket.once("data", () => reply(socket));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        await assert.rejects(fetch(`http://127.0.0.1:${port}/x?token=secret`), (error: unknown) => {
+          assert.ok(error instanceof ToolError, `${name}: expected a ToolError, got ${String(error)}`);
+          assert.equal(error.code, "EGRESS_FAILED", name);
+          assert.match(error.message, new RegExp(`^the exchange with http://127\\.0\\.0\\.1:${port}/x failed: [A-Z_]+ \\(`), name);
+          assert.doesNotMatch(error.message, /secret/, "no query string in the message");
+          return true;
+        });
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    }
   });
 });
 

@@ -207,7 +207,7 @@ export function createGuardedFetch(
         },
       };
       const request = target.protocol === "https:" ? https.request(requestOptions) : http.request(requestOptions);
-      request.on("error", (error) => finish(error));
+      request.on("error", (error) => finish(exchangeFailure(target, error)));
       request.on("response", (incoming) => {
         const status = incoming.statusCode ?? 0;
         const responseHeaders = flattenHeaders(incoming.headers);
@@ -235,7 +235,7 @@ export function createGuardedFetch(
           finish(undefined, { status, headers: responseHeaders, body: new Uint8Array(Buffer.concat(chunks, total)) });
         });
         incoming.on("aborted", () => finish(failure("EGRESS_FAILED", `the connection to ${describe(target.url.href)} closed before the response was complete`)));
-        incoming.on("error", (error) => finish(error));
+        incoming.on("error", (error) => finish(exchangeFailure(target, error)));
       });
       if (signal.aborted) {
         onAbort();
@@ -388,6 +388,16 @@ function checkHeaders(headers: Record<string, string>): Record<string, string> {
     out[lower] = value;
   }
   return out;
+}
+
+/**
+ * What the server or the connection did wrong (a reset, a response that is not HTTP, headers over
+ * Node's limit) is a network failure the model can read, like a refused connection: not a crash of
+ * the tool. Refusals and failures this module raised itself pass through unchanged.
+ */
+function exchangeFailure(target: EgressTarget, error: unknown): Error {
+  if (error instanceof CapabilityDeniedError || error instanceof ToolError) return error;
+  return failure("EGRESS_FAILED", `the exchange with ${describe(target.url.href)} failed: ${errorCode(error)}`);
 }
 
 function safeCrossOriginHeaders(headers: Record<string, string>): Record<string, string> {
