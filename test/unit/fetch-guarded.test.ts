@@ -123,12 +123,13 @@ void describe("allowed fetches", () => {
 
     const posted = await fetch(`http://localhost-test.example:${server.port}/submit`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "X-Custom": "yes" },
+      headers: { "Content-Type": "application/json", "X-Custom": "yes", "X-Latin": "caf\u00e9\tau lait" },
       body: '{"a":1}',
     });
     assert.equal(posted.text(), 'hello POST /submit {"a":1}');
     const last = server.requests.at(-1)!;
     assert.equal(last.headers["x-custom"], "yes");
+    assert.equal(last.headers["x-latin"], "caf\u00e9\tau lait", "tab and Latin-1 text are valid header values");
     assert.equal(last.headers["content-length"], "7");
   });
 
@@ -216,6 +217,10 @@ void describe("refusals before any connection", () => {
     await refused(fetch("http://127.0.0.1/", { headers: { Host: "internal.example" } }), "EGRESS_BAD_REQUEST", /"host" is set by the fetch guard/);
     await refused(fetch("http://127.0.0.1/", { headers: { "Accept-Encoding": "gzip" } }), "EGRESS_BAD_REQUEST", /accept-encoding/);
     await refused(fetch("http://127.0.0.1/", { headers: { "x-a": "1\r\nx-b: 2" } }), "EGRESS_BAD_REQUEST", /single-line/);
+    // Characters Node's client would throw a TypeError for are refused here, with a reason.
+    for (const value of ["a\u0001b", "a\u007fb", "caf\u00e9 \u20ac", "\u{1f600}"]) {
+      await refused(fetch("http://127.0.0.1/", { headers: { "x-a": value } }), "EGRESS_BAD_REQUEST", /header "x-a" has a value that is not a single-line string of Latin-1 text/);
+    }
     await refused(fetch("http://127.0.0.1/", { headers: { "bad name": "1" } }), "EGRESS_BAD_REQUEST", /not valid/);
     await refused(fetch("http://127.0.0.1/", { method: "TRACE" as "GET" }), "EGRESS_BAD_REQUEST", /method "TRACE"/);
     await refused(fetch("http://127.0.0.1/", { body: "x" }), "EGRESS_BAD_REQUEST", /GET request cannot carry a body/);

@@ -384,7 +384,13 @@ function checkHeaders(headers: Record<string, string>): Record<string, string> {
     if (!TOKEN.test(name)) throw badRequest(`header name "${name.slice(0, 60)}" is not valid`);
     const lower = name.toLowerCase();
     if (RESERVED_HEADERS.has(lower)) throw badRequest(`header "${lower}" is set by the fetch guard and may not be supplied`);
-    if (typeof value !== "string" || /[\r\n\0]/.test(value)) throw badRequest(`header "${lower}" has a value that is not a single-line string`);
+    // What Node's HTTP client would throw on (a TypeError, reported as a crash of the tool):
+    // control characters other than tab, and anything above U+00FF (header bytes are Latin-1).
+    if (typeof value !== "string" || /[^\t\x20-\x7e\x80-\xff]/.test(value)) {
+      throw badRequest(
+        `header "${lower}" has a value that is not a single-line string of Latin-1 text (no line breaks or control characters, nothing above U+00FF); percent-encode or base64 other text`,
+      );
+    }
     out[lower] = value;
   }
   return out;
