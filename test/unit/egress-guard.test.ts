@@ -129,6 +129,9 @@ void test("special-purpose addresses are refused even when a wide range covers t
     ["192.88.99.1", /6to4 relay/],
     ["100::1", /discard/],
     ["2001:db8::1", /documentation/],
+    ["3fff:fff::1", /documentation/],
+    ["2001:2::1", /benchmarking/],
+    ["5f00:1:2::1", /segment routing/],
     ["::ffff:0:7f00:1", /IPv4-translated/],
     ["2002:7f00:1::1", /6to4/],
     ["2001:0:4136:e378::1", /Teredo/],
@@ -137,6 +140,10 @@ void test("special-purpose addresses are refused even when a wide range covers t
   for (const [address, label] of cases) denied(checkAddress(compiled, address, 80, address), label);
   assert.deepEqual(checkAddress(compiled, "93.184.216.34", 80, "93.184.216.34"), { ok: true });
   assert.deepEqual(checkAddress(compiled, "2606:2800:220:1::1", 443, "example.com"), { ok: true });
+  // The neighbours of the IPv6 ranges stay ordinary (global) addresses.
+  for (const address of ["3fff:1000::1", "2001:3::1", "5eff::1", "6000::1"]) {
+    assert.deepEqual(checkAddress(compiled, address, 443, address), { ok: true }, address);
+  }
 });
 
 void test("a special range is reachable when allowed_ranges explicitly lists a range inside it", () => {
