@@ -195,6 +195,10 @@ function compileHostPattern(raw: string, where: string): HostPattern {
 /** The host name as URL parsing would produce it (lower case, IDNA), without a trailing dot. */
 function canonicalHostName(raw: string): string | undefined {
   if (raw === "" || /[/?#@:\s\\]/.test(raw)) return undefined;
+  // One trailing dot is the root (an absolute name); an empty label anywhere else makes no DNS
+  // name. Re-parsed, `127.0.0.1.` (left of `127.0.0.1..`) would become the IP 127.0.0.1 and match
+  // an endpoint naming that IP, while the resolver was sent the name.
+  if (stripTrailingDot(raw).split(".").includes("")) return undefined;
   let parsed: URL;
   try {
     parsed = new URL(`http://${raw}/`);
@@ -259,7 +263,8 @@ export function checkUrl(compiled: CompiledNetworkPolicy, url: string): UrlVerdi
   }
   const host = stripTrailingDot(rawHost);
   if (compiled.blockedPorts.has(port)) return deny("EGRESS_DENIED", `connection to ${host}:${port} refused: port ${port} is in network.blocked_ports`);
-  const verdict = checkHostname(compiled, host, port);
+  // The name as written: checkHostname takes off the one trailing dot an absolute name may have.
+  const verdict = checkHostname(compiled, rawHost, port);
   if (!verdict.ok) return verdict;
   return { ok: true, target: { url: parsed, protocol: parsed.protocol, host, port } };
 }
@@ -272,7 +277,7 @@ export function checkUrl(compiled: CompiledNetworkPolicy, url: string): UrlVerdi
 export function checkHostname(compiled: CompiledNetworkPolicy, host: string, port: number): EgressVerdict {
   if (normalizeAddress(stripBrackets(host)) !== undefined) return { ok: true };
   const name = canonicalHostName(host);
-  if (name === undefined) return deny("EGRESS_INVALID_URL", `"${truncate(host, 200)}" is not a host name`);
+  if (name === undefined) return deny("EGRESS_INVALID_URL", `"${truncate(host, 200)}" is not a host name (one like api.example.com: no empty labels, none of / ? # @ : \\ or spaces)`);
   if (endpointFor(compiled, name, port) !== undefined) return { ok: true };
   if (!compiled.allowDns) {
     return deny("EGRESS_DENIED", `host ${name} refused: DNS resolution is disabled (network.allow_dns is false) and ${name}:${port} is not in network.allowed_endpoints`);

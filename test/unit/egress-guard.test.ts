@@ -201,6 +201,9 @@ void test("an endpoint that names an IP address allows exactly that address and 
   assert.ok(checkUrl(compiled, "http://[::1]:8080/").ok);
   denied(checkUrl(compiled, "http://127.0.0.1:11435/"), /loopback/);
   denied(checkUrl(compiled, "http://127.0.0.2:11434/"), /loopback/);
+  // A name with an empty label is no name, even when it would re-parse as the endpoint's IP: it
+  // would be sent to the resolver as the name "127.0.0.1.".
+  denied(checkUrl(compiled, "http://127.0.0.1..:11434/api"), /"127\.0\.0\.1\.\." is not a host name \(one like api\.example\.com: no empty labels/, "EGRESS_INVALID_URL");
   // A name that resolves to the address is not the endpoint: names must be allowed themselves.
   denied(checkAddress(compiled, "127.0.0.1", 11434, "evil.example"), /resolved from evil\.example/);
 });
@@ -220,6 +223,12 @@ void test("checkHostname follows allow_dns and the dns_allowlist (exact, or one 
   denied(checkHostname(compiled, "evilapi.example.com", 80), /not in network\.dns_allowlist/);
   denied(checkHostname(compiled, "api.example.com.evil.test", 80), /not in network\.dns_allowlist/);
   denied(checkHostname(compiled, "x.svc.example.org", 80), /not in network\.dns_allowlist/);
+  assert.deepEqual(checkHostname(compiled, "api.example.com.", 443), { ok: true }, "one trailing dot: an absolute name");
+  for (const name of ["api.example.com..", "api..example.com", ".api.example.com", "a..cdn.example.net", "."]) {
+    denied(checkHostname(compiled, name, 443), /is not a host name/, "EGRESS_INVALID_URL");
+  }
+  denied(checkUrl(compiled, "http://api.example.com../"), /is not a host name/, "EGRESS_INVALID_URL");
+  assert.ok(checkUrl(compiled, "http://api.example.com./").ok);
   assert.deepEqual(checkHostname(compiled, "127.0.0.1", 80), { ok: true }, "IP literals are not resolved; checkAddress decides");
 
   const noDns = compile({ allow_dns: false, dns_allowlist: ["api.example.com"], allowed_endpoints: [{ host: "x.example", ports: [443] }] });
