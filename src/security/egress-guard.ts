@@ -81,8 +81,10 @@ interface Cidr {
  * `allowed_ranges` entry lies inside the range (listing `0.0.0.0/0` does not count).
  * Private RFC 1918 space is here too: a public name that resolves into the LAN is
  * the classic SSRF shape; owners who want LAN hosts list the LAN range.
+ * The third field, for translation and tunnel prefixes that carry an IPv4 address at a
+ * fixed place, is that address's byte offset: see `checkEmbedded`.
  */
-const SPECIAL_RANGES: ReadonlyArray<readonly [string, string]> = [
+const SPECIAL_RANGES: ReadonlyArray<readonly [string, string, number?]> = [
   ["0.0.0.0/8", "unspecified (this network)"],
   ["10.0.0.0/8", "private"],
   ["100.64.0.0/10", "shared address space (CGNAT)"],
@@ -99,8 +101,8 @@ const SPECIAL_RANGES: ReadonlyArray<readonly [string, string]> = [
   ["224.0.0.0/4", "multicast"],
   ["240.0.0.0/4", "reserved (includes broadcast)"],
   ["::/96", "unspecified, loopback or IPv4-compatible"],
-  ["::ffff:0:0:0/96", "IPv4-translated (embeds an IPv4 address)"],
-  ["64:ff9b::/96", "NAT64 (embeds an IPv4 address)"],
+  ["::ffff:0:0:0/96", "IPv4-translated (embeds an IPv4 address)", 12],
+  ["64:ff9b::/96", "NAT64 (embeds an IPv4 address)", 12],
   ["100::/64", "discard-only"],
   ["2001:db8::/32", "documentation"],
   ["3fff::/20", "documentation"],
@@ -108,21 +110,28 @@ const SPECIAL_RANGES: ReadonlyArray<readonly [string, string]> = [
   ["5f00::/16", "segment routing (SRv6) SIDs"],
   ["64:ff9b:1::/48", "local NAT64 (embeds an IPv4 address)"],
   ["2001::/32", "Teredo (embeds an IPv4 address)"],
-  ["2002::/16", "6to4 (embeds an IPv4 address)"],
+  ["2002::/16", "6to4 (embeds an IPv4 address)", 2],
   ["fc00::/7", "unique local"],
   ["fe80::/10", "link-local"],
   ["fec0::/10", "site-local (deprecated)"],
   ["ff00::/8", "multicast"],
 ];
 
-let specialRanges: ReadonlyArray<{ cidr: Cidr; label: string }> | undefined;
+interface SpecialRange {
+  cidr: Cidr;
+  label: string;
+  /** Byte offset of the IPv4 address the range's addresses carry (NAT64, 6to4, SIIT). */
+  embedsAt?: number;
+}
+
+let specialRanges: readonly SpecialRange[] | undefined;
 
 /** The parsed table, made on first use: a start that never checks an address skips it. */
-function special(): ReadonlyArray<{ cidr: Cidr; label: string }> {
-  specialRanges ??= SPECIAL_RANGES.map(([text, label]) => {
+function special(): readonly SpecialRange[] {
+  specialRanges ??= SPECIAL_RANGES.map(([text, label, embedsAt]) => {
     const cidr = parseCidr(text);
     if (cidr === undefined) throw new Error(`internal: bad special range ${text}`);
-    return { cidr, label };
+    return embedsAt === undefined ? { cidr, label } : { cidr, label, embedsAt };
   });
   return specialRanges;
 }
@@ -305,12 +314,12 @@ export function checkAddress(compiled: CompiledNetworkPolicy, address: string, p
   if (endpoint?.ip !== undefined && endpoint.ip === ip.address) return { ok: true };
 
   const via = host !== undefined && host !== ip.address ? ` (resolved from ${host})` : "";
-  const special = specialLabel(ip);
+  const special = specialRange(ip);
   if (special !== undefined) {
-    if (inLists(compiled.explicitSpecial, ip.address, ip.family)) return { ok: true };
+    if (inLists(compiled.explicitSpecial, ip.address, ip.family)) return checkEmbedded(compiled, ip.address, special, `${where}${via}`);
     return deny(
       "EGRESS_DENIED",
-      `connection to ${where}${via} refused: ${special} address; such addresses are reachable only through a network.allowed_ranges entry inside that range or a network.allowed_endpoints entry naming this address and port`,
+      `connection to ${where}${via} refused: ${special.label} address; such addresses are reachable only through a network.allowed_ranges entry inside that range or a network.allowed_endpoints entry naming this address and port`,
     );
   }
   if (inLists(compiled.allowedRanges, ip.address, ip.family)) return { ok: true };
@@ -322,11 +331,31 @@ function endpointFor(compiled: CompiledNetworkPolicy, host: string, port: number
   return compiled.endpoints.find((endpoint) => endpoint.ports.has(port) && matchesPattern(endpoint.pattern, host));
 }
 
-function specialLabel(ip: { address: string; family: 4 | 6 }): string | undefined {
+/** What an address that cannot be parsed counts as: special, so refused unless explicitly allowed. */
+const UNPARSEABLE: SpecialRange = { cidr: { bytes: new Uint8Array(0), prefix: 0, family: 4 }, label: "unparseable" };
+
+function specialRange(ip: { address: string; family: 4 | 6 }): SpecialRange | undefined {
   const bytes = addressBytes(ip.address);
-  if (bytes === undefined) return "unparseable";
-  const found = special().find((range) => range.cidr.family === ip.family && prefixEqual(bytes, range.cidr.bytes, range.cidr.prefix));
-  return found?.label;
+  if (bytes === undefined) return UNPARSEABLE;
+  return special().find((range) => range.cidr.family === ip.family && prefixEqual(bytes, range.cidr.bytes, range.cidr.prefix));
+}
+
+/**
+ * An address of an allowed translation or tunnel prefix (an IPv6-only network lists
+ * 64:ff9b::/96 so that DNS64 answers work) reaches the IPv4 address it carries: that address
+ * must pass the special-range rule too, or loopback, the LAN and the metadata address are
+ * one prefix away (`[64:ff9b::a9fe:a9fe]` is 169.254.169.254 through NAT64).
+ */
+function checkEmbedded(compiled: CompiledNetworkPolicy, address: string, range: SpecialRange, where: string): EgressVerdict {
+  const bytes = addressBytes(address);
+  if (range.embedsAt === undefined || bytes === undefined) return { ok: true };
+  const v4 = formatAddress(bytes.subarray(range.embedsAt, range.embedsAt + 4));
+  const inner = specialRange({ address: v4, family: 4 });
+  if (inner === undefined || inLists(compiled.explicitSpecial, v4, 4)) return { ok: true };
+  return deny(
+    "EGRESS_DENIED",
+    `connection to ${where} refused: this ${range.label} address carries ${v4}, a ${inner.label} address; it is reachable only when a network.allowed_ranges entry inside that IPv4 range is listed too, or through a network.allowed_endpoints entry naming this address and port`,
+  );
 }
 
 function deny(code: EgressDenialCode, reason: string): EgressDenial {

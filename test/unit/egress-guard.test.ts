@@ -157,6 +157,33 @@ void test("a special range is reachable when allowed_ranges explicitly lists a r
   denied(checkAddress(compiled, "169.254.169.253", 80, "169.254.169.253"), /link-local/);
 });
 
+void test("an allowed NAT64 or 6to4 prefix does not reach the special IPv4 addresses it carries", () => {
+  // An IPv6-only host behind DNS64 must list 64:ff9b::/96: every IPv4 destination resolves into it.
+  const compiled = compile({
+    allowed_ranges: ["64:ff9b::/96", "2002::/16", "::ffff:0:0:0/96", "10.1.0.0/16"],
+    allowed_endpoints: [{ host: "64:ff9b::7f00:1", ports: [11434] }],
+  });
+  assert.deepEqual(checkAddress(compiled, "64:ff9b::5db8:d822", 443, "api.example.com"), { ok: true }, "93.184.216.34 through NAT64");
+  assert.deepEqual(checkAddress(compiled, "2002:5db8:d822::1", 443, "2002:5db8:d822::1"), { ok: true });
+  assert.deepEqual(checkAddress(compiled, "::ffff:0:5db8:d822", 443, "::ffff:0:5db8:d822"), { ok: true });
+  const cases: Array<[string, RegExp]> = [
+    ["64:ff9b::a9fe:a9fe", /\[64:ff9b::a9fe:a9fe\]:80 refused: this NAT64 .* address carries 169\.254\.169\.254, a link-local .*metadata/],
+    ["64:ff9b::7f00:1", /carries 127\.0\.0\.1, a loopback address/],
+    ["64:ff9b::a00:5", /carries 10\.0\.0\.5, a private address/],
+    ["64:ff9b::6440:1", /carries 100\.64\.0\.1, a shared address space/],
+    ["2002:7f00:1::", /this 6to4 .* address carries 127\.0\.0\.1, a loopback address/],
+    ["2002:c0a8:101::1", /carries 192\.168\.1\.1, a private address/],
+    ["::ffff:0:a9fe:a9fe", /this IPv4-translated .* carries 169\.254\.169\.254/],
+  ];
+  for (const [address, pattern] of cases) denied(checkAddress(compiled, address, 80, address), pattern);
+  denied(checkUrl(compiled, "http://[64:ff9b::169.254.169.254]/latest/meta-data/"), /carries 169\.254\.169\.254/);
+  // An IPv4 range listed inside the special range allows it through the prefix too, and an
+  // endpoint naming the IPv6 address itself is the owner's explicit choice.
+  assert.deepEqual(checkAddress(compiled, "64:ff9b::a01:203", 80, "64:ff9b::a01:203"), { ok: true }, "10.1.2.3 is in the listed 10.1.0.0/16");
+  assert.deepEqual(checkAddress(compiled, "64:ff9b::7f00:1", 11434, "64:ff9b::7f00:1"), { ok: true });
+  denied(checkAddress(compiled, "64:ff9b::7f00:1", 11435, "64:ff9b::7f00:1"), /carries 127\.0\.0\.1/);
+});
+
 void test("IPv6 ranges never cover IPv4 addresses, and mapped ranges count as IPv4", () => {
   const v6only = compile({ allowed_ranges: ["::/0"] });
   denied(checkAddress(v6only, "93.184.216.34", 80, "93.184.216.34"), /not in network\.allowed_ranges/);
