@@ -5,7 +5,7 @@
  * which can refuse the call before the plugin is reached:
  *
  *   1. the tool is known and allowed by the policy
- *   2. rate limit (token bucket per tool)
+ *   2. rate limit (at most N calls per tool in any 60 s)
  *   3. argument limits (size, depth, string and array length)
  *   4. argument validation against the tool's JSON Schema (collects `x-path` values)
  *   5. path guard on every `x-path` argument

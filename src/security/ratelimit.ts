@@ -1,10 +1,14 @@
 /**
- * Per-tool rate limits: one token bucket per known tool, on a monotonic clock.
+ * Per-tool rate limits: at most `limit` calls in any 60 seconds, per known tool, on a
+ * monotonic clock (the seed's sliding minute, which its policies were written for).
  *
- * A bucket holds at most the tool's per-minute limit and refills continuously at
- * limit/60 tokens per second, so a full minute's budget may be spent in a burst and
- * then comes back smoothly. Buckets exist only for the tools named at creation: a name
- * a client invents is never a key, so hostile names cannot grow memory.
+ * Calls are counted per whole second in a ring of 61 one-second slots, so memory and
+ * time per call stay constant whatever the limit (a seed policy writes 1e9 for "no
+ * limit"). The 61 slots always cover the 60 s before now, so a window never holds more
+ * than the limit; the price is that a refused call may wait up to a second longer than
+ * an exact count would say. (A token bucket, used before, let a rolling minute see up to
+ * twice the limit: a full burst, then the refill.) Windows exist only for the tools named
+ * at creation: a name a client invents is never a key, so hostile names cannot grow memory.
  */
 import { monotonicMs } from "../util/clock.js";
 
@@ -13,9 +17,9 @@ export type RateVerdict = { ok: true } | RateRefusal;
 export interface RateRefusal {
   ok: false;
   /**
-   * `rate`: the bucket is empty, retry after `retryAfterMs`. `disabled`: the tool's
+   * `rate`: the last minute holds the limit, retry after `retryAfterMs`. `disabled`: the tool's
    * limit is 0, so no call will ever pass (`retryAfterMs` is Infinity). `unknown`: the
-   * tool has no bucket (it does not exist), also Infinity.
+   * tool has no window (it does not exist), also Infinity.
    */
   reason: "rate" | "disabled" | "unknown";
   retryAfterMs: number;
@@ -24,9 +28,9 @@ export interface RateRefusal {
 }
 
 export interface RateLimiter {
-  /** Takes one call from the tool's bucket, or says when one will be available. */
+  /** Counts one call for the tool, or says when one will be allowed. */
   take(tool: string): RateVerdict;
-  /** The tool's limit in calls per minute, or undefined for a tool without a bucket. */
+  /** The tool's limit in calls per minute, or undefined for an unknown tool. */
   limitOf(tool: string): number | undefined;
 }
 
@@ -39,63 +43,85 @@ export class RateLimitConfigError extends Error {
   }
 }
 
-interface Bucket {
+/** One-second slots in a window: 60 s, plus the second now runs in. */
+const SLOTS = 61;
+const SLOT_MS = 1000;
+
+interface Window {
   /** Calls per minute as configured. */
   limit: number;
-  capacity: number;
-  /** Tokens per millisecond. */
-  rate: number;
-  tokens: number;
-  updatedAt: number;
+  /** Granted calls per slot, indexed by slot number modulo SLOTS. */
+  counts: Float64Array;
+  /** The newest slot the window has reached (slot numbers count seconds since creation). */
+  newest: number;
+  /** Granted calls in slots newest-60 .. newest. */
+  total: number;
 }
 
 /** Shared: a granted call is the common case and needs no verdict object of its own. */
 const GRANTED: RateVerdict = Object.freeze({ ok: true });
-
-// Refill arithmetic in floating point can leave 0.9999999 where 1 was meant.
-const EPSILON = 1e-9;
 
 export function createRateLimiter(
   limits: { default: number } & Record<string, number>,
   toolNames: readonly string[],
   now: () => number = monotonicMs,
 ): RateLimiter {
-  const buckets = new Map<string, Bucket>();
+  const windows = new Map<string, Window>();
   const start = now();
   checkLimit("default", limits.default);
   for (const tool of toolNames) {
     // Own keys only: a tool called "constructor" must not read Object.prototype.
     const limit = checkLimit(`tool ${JSON.stringify(tool)}`, Object.hasOwn(limits, tool) ? limits[tool] : limits.default);
-    // A limit below one call per minute still allows one call, then refills slowly.
-    const capacity = limit === 0 ? 0 : Math.max(1, limit);
-    buckets.set(tool, { limit, capacity, rate: limit / 60_000, tokens: capacity, updatedAt: start });
+    windows.set(tool, { limit, counts: new Float64Array(SLOTS), newest: 0, total: 0 });
   }
 
   return {
     take(tool) {
-      const bucket = buckets.get(tool);
-      if (bucket === undefined) return { ok: false, reason: "unknown", retryAfterMs: Infinity, limit: 0 };
-      if (bucket.limit === 0) return { ok: false, reason: "disabled", retryAfterMs: Infinity, limit: 0 };
-      const at = now();
-      // A monotonic clock never goes back; if an injected one does, it must not mint tokens.
-      const elapsed = Math.max(0, at - bucket.updatedAt);
-      bucket.tokens = Math.min(bucket.capacity, bucket.tokens + elapsed * bucket.rate);
-      bucket.updatedAt = Math.max(at, bucket.updatedAt);
-      if (bucket.tokens >= 1 - EPSILON) {
-        bucket.tokens = Math.max(0, bucket.tokens - 1);
+      const window = windows.get(tool);
+      if (window === undefined) return { ok: false, reason: "unknown", retryAfterMs: Infinity, limit: 0 };
+      if (window.limit === 0) return { ok: false, reason: "disabled", retryAfterMs: Infinity, limit: 0 };
+      const at = now() - start;
+      // A monotonic clock never goes back; if an injected one does, the newest slot stands.
+      advance(window, Math.max(window.newest, Math.floor(at / SLOT_MS)));
+      if (window.total < window.limit) {
+        window.counts[window.newest % SLOTS]! += 1;
+        window.total += 1;
         return GRANTED;
       }
-      return { ok: false, reason: "rate", retryAfterMs: Math.max(1, Math.ceil((1 - bucket.tokens) / bucket.rate - EPSILON)), limit: bucket.limit };
+      return { ok: false, reason: "rate", retryAfterMs: retryAfter(window, at), limit: window.limit };
     },
     limitOf(tool) {
-      return buckets.get(tool)?.limit;
+      return windows.get(tool)?.limit;
     },
   };
 }
 
+/** Moves the window's newest slot to `slot`, dropping the counts of slots that leave it. */
+function advance(window: Window, slot: number): void {
+  const steps = Math.min(slot - window.newest, SLOTS);
+  for (let k = 1; k <= steps; k++) {
+    const index = (window.newest + k) % SLOTS;
+    window.total -= window.counts[index]!;
+    window.counts[index] = 0;
+  }
+  window.newest = slot;
+}
+
+/** Milliseconds until enough of the oldest slots have left the window for one more call. */
+function retryAfter(window: Window, at: number): number {
+  let remaining = window.total;
+  for (let slot = window.newest - (SLOTS - 1); slot <= window.newest; slot++) {
+    remaining -= window.counts[((slot % SLOTS) + SLOTS) % SLOTS]!;
+    // Slot `slot` leaves the window when slot + SLOTS begins.
+    if (remaining < window.limit) return Math.max(1, Math.ceil((slot + SLOTS) * SLOT_MS - at));
+  }
+  /* c8 ignore next -- the loop ends once the whole window is dropped, and remaining is then 0 */
+  return SLOTS * SLOT_MS;
+}
+
 function checkLimit(what: string, limit: unknown): number {
-  if (typeof limit !== "number" || !Number.isFinite(limit) || limit < 0) {
-    throw new RateLimitConfigError(`The rate limit for ${what} must be a number of calls per minute (0 or more); got ${String(limit)}.`);
+  if (typeof limit !== "number" || !Number.isSafeInteger(limit) || limit < 0) {
+    throw new RateLimitConfigError(`The rate limit for ${what} must be a whole number of calls per minute (0 or more); got ${String(limit)}.`);
   }
   return limit;
 }

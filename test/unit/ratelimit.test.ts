@@ -13,50 +13,74 @@ function refusal(verdict: RateVerdict): RateRefusal {
   return verdict;
 }
 
-void describe("token buckets", () => {
-  void it("allows a full minute's budget in a burst, then refuses with the wait for one token", () => {
+void describe("sliding minute", () => {
+  void it("allows the limit in a burst, then refuses until the first call's second has left the minute", () => {
     const c = clock();
     const limiter = createRateLimiter({ default: 60 }, ["t"], c.now);
     for (let i = 0; i < 60; i++) assert.deepEqual(limiter.take("t"), { ok: true }, `call ${i + 1}`);
-    assert.deepEqual(limiter.take("t"), { ok: false, reason: "rate", retryAfterMs: 1000, limit: 60 });
-    c.advance(400);
-    assert.deepEqual(refusal(limiter.take("t")).retryAfterMs, 600);
-    c.advance(600);
-    assert.deepEqual(limiter.take("t"), { ok: true });
+    assert.deepEqual(limiter.take("t"), { ok: false, reason: "rate", retryAfterMs: 61_000, limit: 60 });
+    c.advance(30_400);
+    assert.deepEqual(refusal(limiter.take("t")).retryAfterMs, 30_600);
+    c.advance(30_599);
+    assert.equal(limiter.take("t").ok, false, "a millisecond early");
+    c.advance(1);
+    for (let i = 0; i < 60; i++) assert.equal(limiter.take("t").ok, true, `after the minute, call ${i + 1}`);
     assert.equal(limiter.take("t").ok, false);
   });
 
-  void it("refills continuously and never above the capacity", () => {
-    const c = clock();
-    const limiter = createRateLimiter({ default: 6 }, ["t"], c.now);
-    for (let i = 0; i < 6; i++) limiter.take("t");
-    c.advance(30_000); // half a minute: 3 tokens back
+  void it("never lets any 60 s hold more than the limit (a token bucket let a rolling minute see twice the limit)", () => {
+    const c = clock(0);
+    const limit = 6;
+    const limiter = createRateLimiter({ default: limit }, ["t"], c.now);
+    const granted: number[] = [];
+    // A client retrying every 250 ms for five minutes.
+    for (let t = 0; t < 300_000; t += 250) {
+      c.set(t);
+      if (limiter.take("t").ok) granted.push(t);
+    }
+    for (const at of granted) {
+      const inMinute = granted.filter((g) => g > at - 60_000 && g <= at).length;
+      assert.ok(inMinute <= limit, `${inMinute} calls in the minute ending at ${at} ms`);
+    }
+    assert.ok(granted.length >= 4 * limit, `the limit is reached each minute (${granted.length} calls in 5 minutes)`);
+  });
+
+  void it("frees calls second by second as they leave the minute", () => {
+    const c = clock(0);
+    const limiter = createRateLimiter({ default: 3 }, ["t"], c.now);
+    assert.equal(limiter.take("t").ok, true); // second 0
+    c.set(10_000);
+    assert.equal(limiter.take("t").ok, true); // second 10
+    assert.equal(limiter.take("t").ok, true);
+    assert.equal(refusal(limiter.take("t")).retryAfterMs, 51_000, "second 0 leaves the window at 61 s");
+    c.set(61_000);
+    assert.equal(limiter.take("t").ok, true);
+    assert.equal(refusal(limiter.take("t")).retryAfterMs, 10_000, "second 10 leaves at 71 s");
+    c.set(3_600_000); // an hour idle gives back just the limit
     for (let i = 0; i < 3; i++) assert.equal(limiter.take("t").ok, true);
     assert.equal(limiter.take("t").ok, false);
-    c.advance(3_600_000); // an hour idle still gives only a full bucket
-    for (let i = 0; i < 6; i++) assert.equal(limiter.take("t").ok, true);
-    assert.equal(limiter.take("t").ok, false);
   });
 
-  void it("uses per-tool limits, the default otherwise, and keeps buckets independent", () => {
+  void it("uses per-tool limits, the default otherwise, and keeps windows independent", () => {
     const c = clock();
     const limiter = createRateLimiter({ default: 2, slow: 1 }, ["slow", "fast"], c.now);
     assert.equal(limiter.limitOf("slow"), 1);
     assert.equal(limiter.limitOf("fast"), 2);
     assert.equal(limiter.take("slow").ok, true);
-    assert.deepEqual(limiter.take("slow"), { ok: false, reason: "rate", retryAfterMs: 60_000, limit: 1 });
+    assert.deepEqual(limiter.take("slow"), { ok: false, reason: "rate", retryAfterMs: 61_000, limit: 1 });
     assert.equal(limiter.take("fast").ok, true);
     assert.equal(limiter.take("fast").ok, true);
     assert.equal(limiter.take("fast").ok, false);
   });
 
-  void it("allows one call for a limit below one per minute, then refills slowly", () => {
+  void it("takes a limit as large as a seed policy's 'no limit' in constant memory", () => {
     const c = clock();
-    const limiter = createRateLimiter({ default: 0.5 }, ["t"], c.now);
-    assert.equal(limiter.take("t").ok, true);
-    assert.equal(refusal(limiter.take("t")).retryAfterMs, 120_000);
-    c.advance(120_000);
-    assert.equal(limiter.take("t").ok, true);
+    const limiter = createRateLimiter({ default: 1e12 }, ["t"], c.now);
+    for (let i = 0; i < 100_000; i++) assert.equal(limiter.take("t").ok, true);
+  });
+
+  void it("refuses a limit that is not a whole number", () => {
+    assert.throws(() => createRateLimiter({ default: 0.5 }, ["t"]), (e: unknown) => e instanceof RateLimitConfigError && /whole number/.test(e.message));
   });
 
   void it("treats a limit of 0 as disabled: always refused, retrying never helps", () => {
@@ -82,21 +106,21 @@ void describe("token buckets", () => {
     assert.equal(limiter.limitOf("toString"), 3);
   });
 
-  void it("does not mint tokens when the injected clock goes backwards", () => {
+  void it("frees nothing when the injected clock goes backwards", () => {
     const c = clock(100_000);
     const limiter = createRateLimiter({ default: 1 }, ["t"], c.now);
     assert.equal(limiter.take("t").ok, true);
     c.set(0);
     assert.equal(limiter.take("t").ok, false);
     c.set(100_000 + 30_000);
-    assert.equal(refusal(limiter.take("t")).retryAfterMs, 30_000);
+    assert.equal(refusal(limiter.take("t")).retryAfterMs, 31_000);
   });
 
   void it("uses performance.now by default", () => {
     const limiter = createRateLimiter({ default: 1 }, ["t"]);
     assert.equal(limiter.take("t").ok, true);
     const verdict = refusal(limiter.take("t"));
-    assert.ok(verdict.retryAfterMs > 0 && verdict.retryAfterMs <= 60_000);
+    assert.ok(verdict.retryAfterMs > 0 && verdict.retryAfterMs <= 61_000);
   });
 
   void it("refuses unusable limits at creation", () => {
