@@ -67,7 +67,11 @@ async function main() {
   const { createDiscoveryPlugin } = await load("plugins/builtin/discovery.js");
   const { createBugtrackerPlugin } = await load("plugins/builtin/bugtracker/index.js");
   const { GENERATED_TOOL_VALIDATORS_FILE } = await load("security/validation.js");
-  const source = await generate([...createDiscoveryPlugin().tools, ...createBugtrackerPlugin().tools]);
+  const { createStatusPlugin } = await load("plugins/builtin/status.js");
+  const status = createStatusPlugin(() => {
+    throw new Error("not called at build time");
+  });
+  const source = await generate([...createDiscoveryPlugin().tools, ...createBugtrackerPlugin().tools, ...status.tools]);
   writeFileSync(join(DIST, "security", GENERATED_TOOL_VALIDATORS_FILE), source);
 }
 

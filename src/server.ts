@@ -9,10 +9,11 @@ import type { Plugin } from "./plugins/contract.js";
 import { PluginRegistry } from "./plugins/registry.js";
 import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
 import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
+import { createStatusPlugin, type SecurityStatus } from "./plugins/builtin/status.js";
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
-import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink } from "./security/audit/index.js";
+import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink, type AuditStatus } from "./security/audit/index.js";
 import { checkPath, compilePathPolicy, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
@@ -120,10 +121,13 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     return fatal(`refusing to start: ${messageOf(error)}`);
   }
 
-  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), ...(options.extraPlugins ?? [])];
+  let audit: AuditSink | undefined;
+  const builtInPolicy = !args.policyFile;
+  // Read at each call; tools run only once the log is open.
+  const status = createStatusPlugin(() => securityStatus(audit?.status(), policySha256, builtInPolicy));
+  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), status, ...(options.extraPlugins ?? [])];
   let registry: PluginRegistry;
   let engine: SecurityEngine;
-  let audit: AuditSink;
   let capabilities: CapabilityFactory;
   let paths: CompiledPathPolicy;
   const envProjectPath = projectPathFromEnv(env, env.HOME || homedir());
@@ -318,4 +322,21 @@ function ownFiles(policy: EffectivePolicy, args: ServeArgs): ProtectedPath[] {
     own.push({ dir: dirname(file), names: (name) => name === basename(file), what: "the policy file this server runs on" });
   }
   return own;
+}
+
+/** What `security_status` reports: hashes and counters only, no path of this machine. */
+function securityStatus(audit: AuditStatus | undefined, policySha256: string, builtInPolicy: boolean): SecurityStatus {
+  const log: SecurityStatus["audit"] =
+    audit === undefined || !audit.enabled
+      ? { enabled: false }
+      : {
+          enabled: true,
+          ok: audit.ok,
+          logId: audit.logId ?? "",
+          seq: audit.seq,
+          head: audit.head,
+          keyFingerprint: audit.keyFingerprint ?? "",
+          fsync: audit.fsync ?? "batch",
+        };
+  return { server: { name: SERVER_NAME, version: VERSION }, policy: { sha256: policySha256, builtIn: builtInPolicy }, audit: log };
 }

@@ -114,6 +114,7 @@ void describe("the audit log of real sessions", () => {
     const second = await ServerProcess.initialized({ policy: POLICY, stateDir });
     try {
       await call(second, s2, "s2-search", "search_tools", { query: "list bugs" });
+      await call(second, s2, "s2-status", "security_status", {});
       // Refused before any stage (answered -32602, so not in s2's answered calls), recorded all the same.
       s2.malformed = await second.request("tools/call", { name: "add_bug", arguments: "not an object" }, "s2-malformed");
       s2.nameless = await second.request("tools/call", { arguments: {} }, "s2-nameless");
@@ -276,6 +277,26 @@ void describe("the audit log of real sessions", () => {
     assert.match(run.stdout, /^recoveries: 0$/m);
     assert.match(run.stdout, new RegExp(`^head: ${entries.at(-1)!.hash as string}`, "m"));
     assert.match(run.stdout, /^result: INTACT$/m);
+  });
+
+  void test("security_status reports the policy in force and the head as the call ran, which verify finds", async () => {
+    const { second } = split(parseLog(logPath));
+    const status = s2.responses.get("s2-status")?.result?.structuredContent as Message;
+    const start = second.find((e) => e.event === "server_start")!;
+    const intent = second.find((e) => e.event === "tool_call" && e.requestId === "s2-status")!;
+    assert.equal(status.policy.sha256, start.data.policySha256);
+    assert.equal(status.policy.builtIn, false);
+    assert.deepEqual(
+      [status.audit.enabled, status.audit.ok, status.audit.logId, status.audit.keyFingerprint, status.audit.fsync],
+      [true, true, start.data.logId, start.data.keyFingerprint, start.data.fsync],
+    );
+    // The newest entry when the tool ran: its own intent, or a checkpoint sealed just after it.
+    const outcome = second.find((e) => e.event === "tool_result" && e.requestId === "s2-status")!;
+    const headEntry = second.find((e) => e.hash === status.audit.head);
+    assert.equal(headEntry?.seq, status.audit.seq);
+    assert.ok(status.audit.seq >= intent.seq && status.audit.seq < outcome.seq, `head at seq ${status.audit.seq}, call at ${intent.seq}..${outcome.seq}`);
+    const run = await cli(["audit", "verify", "--state-dir", stateDir, "--expect-head", status.audit.head as string], home);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
   });
 
   void test("audit verify FILE --json: the summary agrees with the log", async () => {

@@ -36,7 +36,7 @@ void describe("the seed's shipped policy", () => {
         ["add_bug", "close_bug", "get_bug", "init_bugtracker", "list_bugs", "search_bugs_global", "update_bug"],
       );
       const categories = expectStructured(await server.callTool("list_categories", {}));
-      assert.deepEqual((categories.categories as Message[]).map((category) => category.category), ["discovery", "bugtracker"]);
+      assert.deepEqual((categories.categories as Message[]).map((category) => category.category), ["discovery", "bugtracker", "status"]);
       expectStructured(await server.callTool("init_bugtracker", { project_path: project }));
       const added = expectStructured(
         await server.callTool("add_bug", {

@@ -7,8 +7,9 @@
 import type { JsonObject, JsonValue, ToolDefinition } from "../../src/plugins/contract.js";
 import { createDiscoveryPlugin } from "../../src/plugins/builtin/discovery.js";
 import { TOOLS } from "../../src/plugins/builtin/bugtracker/tools.js";
+import { SECURITY_STATUS } from "../../src/plugins/builtin/status.js";
 
-export const BUILTIN_TOOLS: readonly ToolDefinition[] = [...createDiscoveryPlugin().tools, ...TOOLS];
+export const BUILTIN_TOOLS: readonly ToolDefinition[] = [...createDiscoveryPlugin().tools, ...TOOLS, SECURITY_STATUS];
 
 /** Valid arguments for every built-in tool (each must pass). */
 export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = {
@@ -37,6 +38,7 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
     { status: "open", priority: "low", tags: ["a"], query: "crash*", sort: "relevance", limit: 10, cursor: "abc", include_history: true, project_path: "/p" },
   ],
   search_bugs_global: [{}, { query: "x", limit: 1, sort: "priority", status: "closed" }],
+  security_status: [{}],
 };
 
 /** A value that the schema accepts, when it has no pattern or format (output schemas here have none). */
