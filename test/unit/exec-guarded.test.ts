@@ -224,6 +224,50 @@ void describe("limits", () => {
   });
 });
 
+void describe("review findings: descendants outside the group", () => {
+  /** Runs `script` under sh; it starts a descendant in its own session that writes its pid to a marker and sleeps. */
+  function escapeeScript(marker: string, rest: string): string {
+    return `setsid sh -c 'echo $$ > "${marker}"; exec sleep 60' </dev/null & while [ ! -s "${marker}" ]; do sleep 0.05; done; ${rest}`;
+  }
+
+  async function killEscapee(marker: string): Promise<boolean> {
+    const pid = Number(fs.readFileSync(marker, "utf8").trim());
+    assert.ok(Number.isInteger(pid) && pid > 1);
+    const wasAlive = isAlive(pid);
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    return wasAlive;
+  }
+
+  void test("a timed-out call returns at its deadline even when a descendant in its own session holds the output pipes", { timeout: 40_000 }, async (t) => {
+    if (!["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, "setsid")))) return t.skip("setsid is not installed");
+    const marker = path.join(root, "escapee-timeout.pid");
+    const exec = guardedExec({}, {}, { timeoutMs: 1500, maxOutputBytes: 10_000 });
+    const started = Date.now();
+    const result = await exec("sh", ["-c", escapeeScript(marker, "exec sleep 300")]);
+    const elapsed = Date.now() - started;
+    assert.ok(await killEscapee(marker), "the descendant escaped the group (the case under test)");
+    assert.equal(result.timedOut, true);
+    assert.equal(result.signal, "SIGKILL");
+    assert.ok(elapsed < 15_000, `returned after ${elapsed} ms: it waited for the escaped descendant`);
+  });
+
+  void test("a command that exits on its own is not reported as timed out because an escaped descendant holds its output", { timeout: 40_000 }, async (t) => {
+    if (!["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, "setsid")))) return t.skip("setsid is not installed");
+    const marker = path.join(root, "escapee-exit.pid");
+    const exec = guardedExec({}, {}, { timeoutMs: 20_000, maxOutputBytes: 10_000 });
+    const started = Date.now();
+    const result = await exec("sh", ["-c", escapeeScript(marker, "echo done")]);
+    const elapsed = Date.now() - started;
+    assert.ok(await killEscapee(marker), "the descendant escaped the group (the case under test)");
+    assert.deepEqual({ exitCode: result.exitCode, timedOut: result.timedOut, stdout: result.stdout }, { exitCode: 0, timedOut: false, stdout: "done\n" });
+    assert.ok(elapsed < 10_000, `returned after ${elapsed} ms: it waited for the escaped descendant`);
+  });
+});
+
 void describe("review findings: hard-linked copies and #! interpreters of blocked programs", () => {
   void test("a hard link to a blocked program is blocked", async () => {
     const tool = path.join(bin, "blocked-tool");

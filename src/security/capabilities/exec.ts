@@ -115,6 +115,13 @@ interface RunSpec {
   signal: AbortSignal | undefined;
 }
 
+/**
+ * How long the output pipes may still drain after the main process exited (and its group was
+ * killed). Whatever holds them open after that is outside the group, a descendant that started
+ * its own session: the call neither waits for it nor reports its own end as a timeout.
+ */
+const EXIT_DRAIN_MS = 200;
+
 function run(executable: string, argv0: string, args: readonly string[], spec: RunSpec): Promise<ExecResult> {
   return new Promise<ExecResult>((resolve, reject) => {
     const child = spawn(executable, args, {
@@ -134,6 +141,7 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
     let truncated = false;
     let timedOut = false;
     let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let drain: NodeJS.Timeout | undefined;
     let settled = false;
 
     const killGroup = (): void => {
@@ -159,6 +167,7 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(drain);
       spec.signal?.removeEventListener("abort", onAbort);
       resolve({
         exitCode: code,
@@ -169,16 +178,20 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
         timedOut,
       });
     };
+    /** The main process is gone: stop waiting for pipes that something outside the group holds. */
+    const finishAfterExit = (): void => {
+      if (settled || exited === undefined) return;
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      settle(exited.code, exited.signal);
+    };
     const stop = (): void => {
       if (settled) return;
+      // After the exit the group is already killed (and its id may belong to someone else by now);
+      // the immediate lets one more poll phase read what is already in the pipes.
+      if (exited !== undefined) return void setImmediate(finishAfterExit);
       timedOut = true;
       killGroup();
-      if (exited !== undefined) {
-        // The main process is gone but something outside the group still holds the pipes.
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        settle(exited.code, exited.signal);
-      }
     };
     const onAbort = (): void => stop();
     const timer = setTimeout(stop, spec.timeoutMs);
@@ -189,6 +202,7 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(drain);
       spec.signal?.removeEventListener("abort", onAbort);
       killGroup();
       reject(new ToolError(`could not start ${argv0}: ${error.code ?? error.message}`, "COMMAND_FAILED"));
@@ -197,6 +211,9 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       exited = { code, signal };
       // Leave nothing behind: background children of the main process die with it.
       killGroup();
+      // Normally "close" follows at once. The immediate lets one more poll phase read what is
+      // already in the pipes, however late the timer itself ran.
+      drain = setTimeout(() => setImmediate(finishAfterExit), EXIT_DRAIN_MS);
     });
     child.on("close", (code: number | null, signal: NodeJS.Signals | null) => settle(exited?.code ?? code, exited?.signal ?? signal));
 
