@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CapabilityDeniedError } from "../../src/plugins/contract.js";
+import { CapabilityDeniedError, ToolError } from "../../src/plugins/contract.js";
 import { compileCommandPolicy } from "../../src/security/command-guard.js";
 import { DEFAULT_BLOCKED_COMMANDS } from "../../src/security/policy/defaults.js";
 import { createGuardedExec, type GuardedExecOptions } from "../../src/security/capabilities/exec.js";
@@ -224,7 +224,7 @@ void describe("limits", () => {
   });
 });
 
-void describe("review findings: descendants outside the group", () => {
+void describe("review findings: descendants outside the group, and programs that cannot start", () => {
   /** Runs `script` under sh; it starts a descendant in its own session that writes its pid to a marker and sleeps. */
   function escapeeScript(marker: string, rest: string): string {
     return `setsid sh -c 'echo $$ > "${marker}"; exec sleep 60' </dev/null & while [ ! -s "${marker}" ]; do sleep 0.05; done; ${rest}`;
@@ -265,6 +265,16 @@ void describe("review findings: descendants outside the group", () => {
     assert.ok(await killEscapee(marker), "the descendant escaped the group (the case under test)");
     assert.deepEqual({ exitCode: result.exitCode, timedOut: result.timedOut, stdout: result.stdout }, { exitCode: 0, timedOut: false, stdout: "done\n" });
     assert.ok(elapsed < 10_000, `returned after ${elapsed} ms: it waited for the escaped descendant`);
+  });
+
+  void test("a program the system refuses to start is a COMMAND_FAILED tool error that says why", async () => {
+    // One argument past the kernel's per-string limit (128 KiB): execve fails with E2BIG.
+    await assert.rejects(guardedExec()("echo", ["x".repeat(200_000)]), (error: unknown) => {
+      assert.ok(error instanceof ToolError, `expected ToolError, got ${String(error)}`);
+      assert.equal(error.code, "COMMAND_FAILED");
+      assert.match(error.message, /could not start echo: its arguments are longer than the system accepts.*\(E2BIG\)/);
+      return true;
+    });
   });
 });
 

@@ -124,16 +124,23 @@ const EXIT_DRAIN_MS = 200;
 
 function run(executable: string, argv0: string, args: readonly string[], spec: RunSpec): Promise<ExecResult> {
   return new Promise<ExecResult>((resolve, reject) => {
-    const child = spawn(executable, args, {
-      argv0,
-      cwd: spec.cwd,
-      env: spec.env,
-      shell: false,
-      // Its own process group (and session), so the whole tree can be signalled at once.
-      detached: true,
-      stdio: [spec.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-      windowsHide: true,
-    });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(executable, args, {
+        argv0,
+        cwd: spec.cwd,
+        env: spec.env,
+        shell: false,
+        // Its own process group (and session), so the whole tree can be signalled at once.
+        detached: true,
+        stdio: [spec.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        windowsHide: true,
+      });
+    } catch (error) {
+      // Node throws (rather than emitting "error") for most exec failures: E2BIG, ENOEXEC, ETXTBSY, ...
+      reject(startFailure(argv0, error));
+      return;
+    }
 
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -205,7 +212,7 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       clearTimeout(drain);
       spec.signal?.removeEventListener("abort", onAbort);
       killGroup();
-      reject(new ToolError(`could not start ${argv0}: ${error.code ?? error.message}`, "COMMAND_FAILED"));
+      reject(startFailure(argv0, error));
     });
     child.on("exit", (code, signal) => {
       exited = { code, signal };
@@ -228,6 +235,22 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
     }
   });
 }
+
+/** Why a program could not be started, in words the caller can act on. */
+function startFailure(argv0: string, error: unknown): ToolError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const hint = code === undefined ? undefined : START_FAILURE_HINTS[code];
+  const what = code ?? (error instanceof Error ? error.message : String(error));
+  return new ToolError(`could not start ${argv0}: ${hint === undefined ? what : `${hint} (${what})`}`, "COMMAND_FAILED");
+}
+
+const START_FAILURE_HINTS: Readonly<Record<string, string>> = {
+  E2BIG: "its arguments are longer than the system accepts; pass less at once, or pass data as input",
+  ENOEXEC: "the system cannot run this file",
+  EACCES: "permission denied",
+  ETXTBSY: "the file is being written; try again",
+  ENOENT: "the program, its interpreter or the working directory does not exist",
+};
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CapabilityDeniedError("COMMAND_ABORTED", "command not started: the call was cancelled or reached its deadline");
