@@ -25,7 +25,10 @@ export interface CommandIo {
   isExecutableFile(file: string): Promise<boolean>;
   /** `dev:ino` of the file (following symlinks), to see hard-linked copies; absent: not compared. */
   identity?: (file: string) => Promise<string | undefined>;
-  /** The first bytes of the file (for a `#!` line); absent: interpreters are not checked. */
+  /**
+   * The first `EXEC_HEADER_BYTES` bytes of the file as latin1 (how the kernel will run it: native,
+   * `#!` interpreter, or neither); undefined when unreadable. Absent: formats are not checked.
+   */
   head?: (file: string) => Promise<string | undefined>;
 }
 
@@ -193,10 +196,18 @@ async function checkProgram(
   }
   // A script runs its `#!` interpreter (through `env` too), which may itself be a script that runs
   // another: each one in the chain is checked like the command, and one that cannot be checked
-  // (or is refused for any reason) refuses the script.
-  const shebang = await shebangProgram(real, io);
-  if (shebang !== undefined) {
-    const refusal = await checkInterpreter(compiled, file, shebang, io, depth);
+  // (or is refused for any reason) refuses the script. A file that is neither a native executable
+  // nor a script the kernel accepts fails with ENOEXEC, and then Node (like execvp) runs it with
+  // /bin/sh, a shell the policy never sees: refused.
+  const format = await programFormat(real, io);
+  if (format.kind === "foreign") {
+    return deny(
+      "COMMAND_DENIED",
+      `${file} refused: ${format.why}, so the system would run it with /bin/sh (or a binfmt_misc handler), which this check cannot judge; start it with a #! line naming its interpreter`,
+    );
+  }
+  if (format.kind === "script") {
+    const refusal = await checkInterpreter(compiled, file, format.shebang, io, depth);
     if (refusal !== undefined) return refusal;
   }
 
@@ -255,6 +266,7 @@ async function checkInterpreter(
   io: CommandIo,
   depth: number,
 ): Promise<CommandDenial | undefined> {
+  if (shebang.unjudgeable !== undefined) return deny("COMMAND_DENIED", `${file} refused: ${shebang.unjudgeable}`);
   const { program, viaEnv } = shebang;
   if (!viaEnv && !path.isAbsolute(program)) {
     // The kernel does not search PATH for an interpreter: it opens this name in the working directory.
@@ -272,32 +284,158 @@ interface Shebang {
   /** The interpreter, or the program `env` is asked to find (on the PATH children get, which is the policy's). */
   program: string;
   viaEnv: boolean;
+  /** Set when the line makes `env` look elsewhere than the policy's PATH: why it cannot be judged. */
+  unjudgeable?: string;
 }
 
-/** GNU and BSD `env` options that take the next word as their argument. */
-const ENV_OPTIONS_WITH_ARGUMENT: ReadonlySet<string> = new Set(["-u", "--unset", "-C", "--chdir", "-P"]);
+/**
+ * How much of a file Linux reads to decide how to run it (BINPRM_BUF_SIZE): a `#!` line must end
+ * within it. `CommandIo.head` reads this much.
+ */
+export const EXEC_HEADER_BYTES = 256;
+
+/** The first bytes of a file the kernel runs itself: ELF, or Mach-O on macOS (anything else there is ENOEXEC). */
+const NATIVE_MAGIC: readonly string[] =
+  process.platform === "darwin"
+    ? ["\xfe\xed\xfa\xce", "\xfe\xed\xfa\xcf", "\xce\xfa\xed\xfe", "\xcf\xfa\xed\xfe", "\xca\xfe\xba\xbe", "\xca\xfe\xba\xbf"]
+    : ["\x7fELF"];
+
+type ProgramFormat = { kind: "native" | "unread" } | { kind: "script"; shebang: Shebang } | { kind: "foreign"; why: string };
+
+/** How the kernel runs this file: itself, through a `#!` interpreter, or not at all (ENOEXEC). */
+async function programFormat(real: string, io: CommandIo): Promise<ProgramFormat> {
+  const head = await io.head?.(real);
+  // Unreadable: the kernel still runs a native executable, but no interpreter (nor /bin/sh) could read a script.
+  if (head === undefined) return { kind: "unread" };
+  if (NATIVE_MAGIC.some((magic) => head.startsWith(magic))) return { kind: "native" };
+  if (!head.startsWith("#!")) return { kind: "foreign", why: head.length === 0 ? "it is an empty file" : "it is neither a native executable nor a #! script" };
+  const line = parseShebangLine(head);
+  if ("invalid" in line) return { kind: "foreign", why: `its #! line ${line.invalid}` };
+  return { kind: "script", shebang: interpreterOf(line.interpreter, line.argument) };
+}
+
+/**
+ * A `#!` line read exactly as Linux reads it (fs/binfmt_script.c): within the first 256 bytes
+ * (zero-filled past the end of the file), words separated by spaces and tabs only (a carriage
+ * return is part of the name), the interpreter ending at a space, tab or NUL, and the rest of the
+ * line, trimmed, as ONE argument. A line the kernel rejects is reported as invalid: ENOEXEC.
+ */
+function parseShebangLine(head: string): { interpreter: string; argument: string | undefined } | { invalid: string } {
+  const buf = head.length >= EXEC_HEADER_BYTES ? head.slice(0, EXEC_HEADER_BYTES) : head + "\0".repeat(EXEC_HEADER_BYTES - head.length);
+  const last = EXEC_HEADER_BYTES - 1;
+  const spaceOrTab = (i: number): boolean => buf[i] === " " || buf[i] === "\t";
+  const nextNonSpaceOrTab = (from: number, to: number): number => {
+    for (let i = from; i <= to; i++) if (!spaceOrTab(i)) return i;
+    return -1;
+  };
+  const nextTerminator = (from: number, to: number): number => {
+    for (let i = from; i <= to; i++) if (spaceOrTab(i) || buf[i] === "\0") return i;
+    return -1;
+  };
+  // The kernel looks for the newline with strnchr, which stops at a NUL.
+  let end = buf.indexOf("\n");
+  const nul = buf.indexOf("\0");
+  if (nul !== -1 && nul < end) end = -1;
+  if (end === -1) {
+    const first = nextNonSpaceOrTab(2, last);
+    if (first === -1) return { invalid: "names no interpreter" };
+    if (nextTerminator(first, last) === -1) return { invalid: `does not end within the first ${EXEC_HEADER_BYTES} bytes` };
+    end = last;
+  }
+  while (spaceOrTab(end - 1)) end--;
+  const name = nextNonSpaceOrTab(2, end);
+  if (name === -1 || name === end) return { invalid: "names no interpreter" };
+  const separator = nextTerminator(name, end);
+  const argumentStart = separator !== -1 && buf[separator] !== "\0" ? nextNonSpaceOrTab(separator, end) : -1;
+  const interpreter = buf.slice(name, separator === -1 ? end : separator);
+  const argument = argumentStart === -1 ? undefined : buf.slice(argumentStart, end).split("\0", 1)[0]!;
+  return { interpreter, argument };
+}
+
+/** `env` short options that take an argument (attached, or the next word). */
+const ENV_SHORT_OPTIONS_WITH_ARGUMENT = "uC";
+/**
+ * `env` options after which the program it finds is not the one the policy's PATH names: `-i`
+ * empties the environment (execvp then searches a built-in path), BSD `-P` names another path,
+ * and `-a` (`--argv0`) calls it by another name, which a multi-call binary acts on.
+ */
+const ENV_UNJUDGEABLE_SHORT: Readonly<Record<string, string>> = { i: "with an emptied environment (-i)", P: "with another search path (-P)", a: "with another argv[0] (-a)" };
+/** GNU `env` long options; getopt also takes any unambiguous prefix (`--split`). */
+const ENV_LONG_OPTIONS: readonly string[] = [
+  "--ignore-environment", "--null", "--unset", "--chdir", "--split-string", "--argv0", "--block-signal", "--default-signal",
+  "--ignore-signal", "--list-signal-handling", "--debug", "--help", "--version",
+];
 
 /** The program a `#!` line runs: the interpreter, or what `env` is asked to find. */
-async function shebangProgram(real: string, io: CommandIo): Promise<Shebang | undefined> {
-  const head = await io.head?.(real);
-  if (head === undefined || !head.startsWith("#!")) return undefined;
-  const words = head.slice(2).split("\n", 1)[0]!.trim().split(/\s+/).filter((word) => word.length > 0);
-  const [interpreter, ...rest] = words;
-  if (interpreter === undefined) return undefined;
+function interpreterOf(interpreter: string, argument: string | undefined): Shebang {
   // A relative `env` is opened in the working directory like any relative interpreter: not a PATH search.
   if (!path.isAbsolute(interpreter) || path.basename(interpreter) !== "env") return { program: interpreter, viaEnv: false };
-  // `#!/usr/bin/env [-S] [-i] [-u NAME] [NAME=value ...] program`: the first word that is neither
-  // an option (nor an option's argument) nor an assignment. None: `env` itself is what runs.
-  for (let i = 0; i < rest.length; i++) {
-    const word = rest[i]!;
-    if (word === "--") return { program: rest[i + 1] ?? interpreter, viaEnv: rest[i + 1] !== undefined };
-    if (ENV_OPTIONS_WITH_ARGUMENT.has(word)) {
-      i++;
+  // Linux passes the rest of the line as one argument, which `env -S` (and the BSD kernels) split into
+  // words; reading every word on its own finds the program either way. `env [-S] [-u NAME]
+  // [NAME=value ...] program`: the first word that is neither an option (nor an option's argument)
+  // nor an assignment. None: `env` itself is what runs.
+  const words = splitWords(argument ?? "");
+  const unjudgeable = (why: string): Shebang => ({
+    program: interpreter,
+    viaEnv: false,
+    unjudgeable: `its #! line runs env ${why}, so which program runs cannot be judged`,
+  });
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === "--") return words[i + 1] === undefined ? { program: interpreter, viaEnv: false } : { program: words[i + 1]!, viaEnv: true };
+    if (word === "-") return unjudgeable("with an emptied environment (-)");
+    if (word.startsWith("--")) {
+      const [name, attached] = splitOnce(word, "=");
+      const option = ENV_LONG_OPTIONS.includes(name) ? name : onlyOne(ENV_LONG_OPTIONS.filter((candidate) => candidate.startsWith(name)));
+      const value = (): string | undefined => attached ?? words[++i];
+      if (option === "--ignore-environment") return unjudgeable(`with an emptied environment (${word})`);
+      if (option === "--argv0") return unjudgeable(`with another argv[0] (${word})`);
+      // `--split-string=words`: the value holds words of their own; without `=` they are the next words anyway.
+      if (option === "--split-string" && attached !== undefined) words.splice(i + 1, 0, ...splitWords(attached));
+      if (option === "--unset" && value() === "PATH") return unjudgeable("with PATH unset");
+      if (option === "--chdir") value();
       continue;
     }
-    if (!word.startsWith("-") && !word.includes("=")) return { program: word, viaEnv: true };
+    if (word.startsWith("-")) {
+      // A cluster of short options (`-vS`, `-vu NAME`): one that takes an argument ends it, with the
+      // rest of the word as its argument, or the next word when nothing is left. `-S` splits its
+      // argument into further words: `-Ssh` names sh.
+      for (let j = 1; j < word.length; j++) {
+        const option = word[j]!;
+        const why = ENV_UNJUDGEABLE_SHORT[option];
+        if (why !== undefined) return unjudgeable(why);
+        if (option === "S") {
+          if (j + 1 < word.length) words.splice(i + 1, 0, word.slice(j + 1));
+          break;
+        }
+        if (ENV_SHORT_OPTIONS_WITH_ARGUMENT.includes(option)) {
+          const value = j + 1 < word.length ? word.slice(j + 1) : words[++i];
+          if (option === "u" && value === "PATH") return unjudgeable("with PATH unset");
+          break;
+        }
+      }
+      continue;
+    }
+    if (word.includes("=")) {
+      if (word.startsWith("PATH=")) return unjudgeable("with its own PATH");
+      continue;
+    }
+    return { program: word, viaEnv: true };
   }
   return { program: interpreter, viaEnv: false };
+}
+
+function splitWords(text: string): string[] {
+  return text.split(/[ \t\n\v\f\r]+/).filter((word) => word.length > 0);
+}
+
+function onlyOne(candidates: readonly string[]): string | undefined {
+  return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+function splitOnce(text: string, separator: string): [string, string | undefined] {
+  const at = text.indexOf(separator);
+  return at === -1 ? [text, undefined] : [text.slice(0, at), text.slice(at + separator.length)];
 }
 
 async function resolveEntry(compiled: CompiledCommandPolicy, entry: string, io: CommandIo): Promise<{ found: string; real: string } | undefined> {

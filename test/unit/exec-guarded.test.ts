@@ -332,6 +332,56 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     await refused(guardedExec({ blocked: ["sh"] })("env-unset-script", []), "COMMAND_DENIED", /script run by sh/);
   });
 
+  void test("a file that is neither native nor a #! script the kernel accepts is refused: it would run through /bin/sh", async () => {
+    const exec = guardedExec({ blocked: ["sh"] });
+    const marker = path.join(root, "ran-through-sh");
+    // Without a #! line, execve fails with ENOEXEC and Node (like execvp) hands the file to /bin/sh.
+    const bare = path.join(bin, "bare-script");
+    fs.writeFileSync(bare, `touch '${marker}'\n`, { mode: 0o755 });
+    await refused(exec("bare-script", []), "COMMAND_DENIED", /bare-script refused: it is neither a native executable nor a #! script, so the system would run it with \/bin\/sh/);
+    const empty = path.join(bin, "empty-script");
+    fs.writeFileSync(empty, "", { mode: 0o755 });
+    await refused(exec("empty-script", []), "COMMAND_DENIED", /it is an empty file/);
+    // A #! line that does not end within the kernel's 256 bytes is ENOEXEC too: here its first 254
+    // bytes name /bin/echo, which a check of those bytes alone would let through.
+    const long = path.join(bin, "long-line-script");
+    fs.writeFileSync(long, `#!${"/".repeat(246)}bin/echo${"x".repeat(10)}\ntouch '${marker}'\n`, { mode: 0o755 });
+    await refused(exec("long-line-script", []), "COMMAND_DENIED", /its #! line does not end within the first 256 bytes/);
+    const nameless = path.join(bin, "nameless-script");
+    fs.writeFileSync(nameless, `#!   \ntouch '${marker}'\n`, { mode: 0o755 });
+    await refused(exec("nameless-script", []), "COMMAND_DENIED", /its #! line names no interpreter/);
+    assert.equal(fs.existsSync(marker), false, "nothing ran through /bin/sh");
+    // A native executable and a well-formed script still run.
+    assert.equal((await exec("echo", ["native"])).stdout, "native\n");
+    const fine = path.join(bin, "fine-script");
+    fs.writeFileSync(fine, "#!/bin/echo  with   spaces  \n", { mode: 0o755 });
+    assert.equal((await exec("fine-script", [])).stdout, `with   spaces ${fine}\n`, "the kernel passes the rest of the line as one argument");
+  });
+
+  void test("env in a #! line is read as env reads it: -Ssh and --split-string name a program; a PATH of its own is refused", async () => {
+    const exec = guardedExec({ blocked: ["sh"] });
+    const cases: Array<[string, RegExp]> = [
+      ["#!/usr/bin/env -Ssh\necho hi\n", /script run by sh, and "sh" is in commands\.blocked/],
+      ["#!/usr/bin/env -vS sh\necho hi\n", /script run by sh/],
+      ["#!/usr/bin/env --split-string=sh\necho hi\n", /script run by sh/],
+      ["#!/usr/bin/env --split=sh\necho hi\n", /script run by sh/],
+      [`#!/usr/bin/env -S PATH=${bin}:/usr/bin:/bin myecho\n`, /its #! line runs env with its own PATH, so which program runs cannot be judged/],
+      ["#!/usr/bin/env -S -i myecho\n", /runs env with an emptied environment \(-i\)/],
+      ["#!/usr/bin/env -S - myecho\n", /runs env with an emptied environment/],
+      ["#!/usr/bin/env -S -u PATH myecho\n", /runs env with PATH unset/],
+      ["#!/usr/bin/env -S --unset=PATH myecho\n", /runs env with PATH unset/],
+      ["#!/usr/bin/env -S -a ls myecho\n", /runs env with another argv\[0\]/],
+    ];
+    for (const [index, [text, pattern]] of cases.entries()) {
+      const script = path.join(bin, `env-case-${index}`);
+      fs.writeFileSync(script, text, { mode: 0o755 });
+      await refused(exec(script, []), "COMMAND_DENIED", pattern);
+    }
+    const fine = path.join(bin, "env-fine");
+    fs.writeFileSync(fine, "#!/usr/bin/env -S -u FOO myecho from-env\n", { mode: 0o755 });
+    assert.equal((await exec(fine, [])).stdout, `from-env ${fine}\n`);
+  });
+
   void test("the default block list refuses wrappers that run the command line they are given", async (t) => {
     const exec = guardedExec({ blocked: [...DEFAULT_BLOCKED_COMMANDS] });
     const lock = path.join(root, "lock");

@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import { CapabilityDeniedError, ToolError, type ExecOptions, type ExecResult, type GuardedExec } from "../../plugins/contract.js";
-import { checkCommand, checkExecEnv, type CommandIo, type CompiledCommandPolicy } from "../command-guard.js";
+import { checkCommand, checkExecEnv, EXEC_HEADER_BYTES, type CommandIo, type CompiledCommandPolicy } from "../command-guard.js";
 
 export interface ExecLimits {
   /** Deadline per process; a call may ask for less, never more. */
@@ -48,7 +48,7 @@ export const nodeCommandIo: CommandIo = {
     let handle: fs.FileHandle | undefined;
     try {
       handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-      const buffer = Buffer.alloc(256);
+      const buffer = Buffer.alloc(EXEC_HEADER_BYTES);
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
       return buffer.subarray(0, bytesRead).toString("latin1");
     } catch {
