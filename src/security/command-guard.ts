@@ -30,6 +30,12 @@ export interface CommandIo {
    * `#!` interpreter, or neither); undefined when unreadable. Absent: formats are not checked.
    */
   head?: (file: string) => Promise<string | undefined>;
+  /**
+   * Whether tools may rewrite the file through `ctx.fs` (the filesystem policy allows writing it).
+   * A program or interpreter they may rewrite runs whatever was last written there, so it is
+   * refused. Absent: not asked.
+   */
+  rewritable?: (file: string) => Promise<boolean>;
 }
 
 export interface CompiledCommandPolicy {
@@ -218,6 +224,13 @@ async function checkProgram(
     if (!permitted) {
       return deny("COMMAND_DENIED", `${file} refused: not in commands.allowed (allowed: ${compiled.allowed.join(", ") || "nothing"})`);
     }
+  }
+  // Allowed or not blocked names a file, not its bytes: a file the tools may write is whatever they wrote last.
+  if (io.rewritable !== undefined && (await io.rewritable(real))) {
+    return deny(
+      "COMMAND_DENIED",
+      `${file} refused: tools may rewrite ${real} (filesystem.allowed_paths lets them write there), so it runs whatever was written last; move it elsewhere or cover it with filesystem.write_denied_paths`,
+    );
   }
   return { ok: true, path: real, argv0: file };
 }

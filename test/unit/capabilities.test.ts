@@ -1,7 +1,7 @@
 /** The capability factory: compiled once, bound per call, and ending with the call. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCapabilityFactory } from "../../src/security/capabilities/index.js";
@@ -61,5 +61,40 @@ test("fetch and exec first used after the call ended are refused", async () => {
     await assert.rejects(caps.fs.list(join(s.state, "workspace")), ended);
   } finally {
     s.cleanup();
+  }
+});
+
+test("a program the tools may rewrite through ctx.fs is refused: commands.allowed names a file, not whatever was written into it", async () => {
+  const state = mkdtempSync(join(tmpdir(), "msl-caps-"));
+  const workspace = join(state, "workspace");
+  mkdirSync(join(workspace, "tools"), { recursive: true });
+  mkdirSync(join(workspace, ".local", "bin"), { recursive: true });
+  mkdirSync(join(state, "exec-home"));
+  // An operator's helper, inside the folder tools may write, and one under a write-denied path.
+  const writable = join(workspace, "tools", "fmt");
+  const protectedTool = join(workspace, ".local", "bin", "fmt");
+  for (const tool of [writable, protectedTool]) {
+    copyFileSync(realpathSync("/bin/true"), tool);
+    chmodSync(tool, 0o755);
+  }
+  const base = defaultPolicy(state);
+  const policy = { ...base, commands: { ...base.commands, allowed: [writable, protectedTool, "true"] } };
+  const paths = compilePathPolicy(policy.filesystem, { baseDir: workspace, homeDir: state });
+  const factory = createCapabilityFactory({ policy, paths, dataDir: join(state, "data"), execHomeDir: join(state, "exec-home"), env: { PATH: "/usr/bin:/bin" } });
+  try {
+    const caps = factory.forCall(new LazyAbort(), 10_000);
+    // A write tool replaces the helper's bytes (its mode stays 0755), and exec would run them.
+    await caps.fs.writeFile(writable, readFileSync(realpathSync("/bin/echo")));
+    await assert.rejects(caps.exec(writable, ["replaced"]), (error: unknown) => {
+      assert.ok(error instanceof CapabilityDeniedError, String(error));
+      assert.equal(error.code, "COMMAND_DENIED");
+      assert.match(error.message, /tools may rewrite .*tools\/fmt \(filesystem\.allowed_paths lets them write there\).*filesystem\.write_denied_paths/);
+      return true;
+    });
+    assert.equal((await caps.exec(protectedTool, [])).exitCode, 0, "a program under write_denied_paths runs");
+    assert.equal((await caps.exec("true", [])).exitCode, 0, "a program outside the writable paths runs");
+  } finally {
+    factory.close();
+    rmSync(state, { recursive: true, force: true });
   }
 });

@@ -382,6 +382,24 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     assert.equal((await exec(fine, [])).stdout, `from-env ${fine}\n`);
   });
 
+  void test("a program or #! interpreter the tools may rewrite is refused", async () => {
+    const interpreter = path.join(bin, "rewritable-interpreter");
+    fs.copyFileSync(fs.realpathSync("/bin/echo"), interpreter);
+    fs.chmodSync(interpreter, 0o755);
+    const script = path.join(bin, "script-with-rewritable-interpreter");
+    fs.writeFileSync(script, `#!${interpreter}\n`, { mode: 0o755 });
+    const asked: string[] = [];
+    const isRewritable = (file: string): Promise<boolean> => {
+      asked.push(file);
+      return Promise.resolve(file === fs.realpathSync(interpreter));
+    };
+    const exec = guardedExec({}, { isRewritable });
+    await refused(exec(interpreter, []), "COMMAND_DENIED", /tools may rewrite .*rewritable-interpreter/);
+    await refused(exec(script, []), "COMMAND_DENIED", /it is a script run by .*rewritable-interpreter, and tools may rewrite/);
+    assert.equal((await exec("echo", ["ok"])).stdout, "ok\n");
+    assert.ok(asked.includes(fs.realpathSync("/bin/echo")), "asked about the real path");
+  });
+
   void test("the default block list refuses wrappers that run the command line they are given", async (t) => {
     const exec = guardedExec({ blocked: [...DEFAULT_BLOCKED_COMMANDS] });
     const lock = path.join(root, "lock");

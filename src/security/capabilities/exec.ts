@@ -31,6 +31,11 @@ export interface GuardedExecOptions {
   signal?: AbortSignal;
   /** File-system access for the command check; defaults to Node's. */
   io?: CommandIo;
+  /**
+   * Whether tools may rewrite a file through `ctx.fs`: a program (or `#!` interpreter) they may
+   * rewrite is refused. Absent: not checked.
+   */
+  isRewritable?: (file: string) => Promise<boolean>;
 }
 
 /** The command check's file-system questions, answered by Node. */
@@ -70,7 +75,8 @@ export const nodeCommandIo: CommandIo = {
 };
 
 export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecLimits, options: GuardedExecOptions): GuardedExec {
-  const io = options.io ?? nodeCommandIo;
+  const baseIo = options.io ?? nodeCommandIo;
+  const io: CommandIo = options.isRewritable === undefined ? baseIo : { ...baseIo, rewritable: options.isRewritable };
 
   return async (file, args, request: ExecOptions = {}) => {
     throwIfAborted(options.signal);

@@ -45,6 +45,8 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
   const commands = compileCommandPolicy(policy.commands, { PATH: options.env.PATH ?? "/usr/local/bin:/usr/bin:/bin" });
   const storage = createPluginStorage(options.dataDir);
   const checkCwd = (cwd: string) => fs.resolve(cwd, "read");
+  // A program the tools could have written is not the program the policy names.
+  const isRewritable = (file: string): Promise<boolean> => fs.resolve(file, "write").then(() => true, () => false);
 
   return {
     forCall(scope, deadlineMs) {
@@ -76,7 +78,7 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
             exec ??= createGuardedExec(
               commands,
               { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
-              { signal: scope.signal, checkCwd, homeDir: options.execHomeDir },
+              { signal: scope.signal, checkCwd, isRewritable, homeDir: options.execHomeDir },
             );
           }
           return exec(file, args, execOptions);
