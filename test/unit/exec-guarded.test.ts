@@ -267,6 +267,40 @@ void describe("review findings: descendants outside the group, and programs that
     assert.ok(elapsed < 10_000, `returned after ${elapsed} ms: it waited for the escaped descendant`);
   });
 
+  // `timeout` moves itself to a process group of its own (setpgid), still in the call's session.
+  // The script waits until it has, so the group kill cannot catch it by being early.
+  const ownGroup = (rest: string): string =>
+    `timeout 300 sleep 300 >/dev/null 2>&1 & echo $!; until [ "$(cut -d' ' -f5 /proc/$!/stat)" = "$!" ]; do sleep 0.05; done; ${rest}`;
+
+  void test("a descendant in a process group of its own (same session) dies at the deadline too", { timeout: 60_000 }, async (t) => {
+    if (process.platform !== "linux") return t.skip("the session sweep reads /proc");
+    const result = await guardedExec({}, {}, { timeoutMs: 1500, maxOutputBytes: 10_000 })("sh", ["-c", ownGroup("exec sleep 300")]);
+    assert.equal(result.timedOut, true);
+    const [pid] = pidsFrom(result.stdout);
+    assert.ok(pid !== undefined && pid > 1);
+    assert.ok(await waitUntilDead(pid), `process ${pid} (its own group, the call's session) is still running`);
+  });
+
+  void test("a descendant in a process group of its own (same session) does not outlive a normal exit", { timeout: 60_000 }, async (t) => {
+    if (process.platform !== "linux") return t.skip("the session sweep reads /proc");
+    const result = await guardedExec({}, {}, { timeoutMs: 20_000, maxOutputBytes: 10_000 })("sh", ["-c", ownGroup("echo done")]);
+    assert.equal(result.exitCode, 0);
+    const [pid] = pidsFrom(result.stdout);
+    assert.ok(pid !== undefined && pid > 1);
+    assert.ok(await waitUntilDead(pid), `process ${pid} (its own group, the call's session) is still running`);
+  });
+
+  void test("calls ending together each get their session swept", { timeout: 60_000 }, async (t) => {
+    if (process.platform !== "linux") return t.skip("the session sweep reads /proc");
+    const exec = guardedExec({}, {}, { timeoutMs: 20_000, maxOutputBytes: 10_000 });
+    const results = await Promise.all(Array.from({ length: 6 }, () => exec("sh", ["-c", ownGroup("echo done")])));
+    for (const result of results) {
+      const [pid] = pidsFrom(result.stdout);
+      assert.ok(pid !== undefined && pid > 1);
+      assert.ok(await waitUntilDead(pid), `process ${pid} (its own group, the call's session) is still running`);
+    }
+  });
+
   void test("a program the system refuses to start is a COMMAND_FAILED tool error that says why", async () => {
     // One argument past the kernel's per-string limit (128 KiB): execve fails with E2BIG.
     await assert.rejects(guardedExec()("echo", ["x".repeat(200_000)]), (error: unknown) => {

@@ -1,10 +1,11 @@
 /**
  * `ctx.exec`: runs a checked executable with an argv array (never a shell), in its
- * own process group, with a scrubbed environment, capped output and a deadline.
- * When the deadline or the call's signal fires, the whole group is killed; when the
- * main process exits, whatever it left running in its group is killed too, so a call
- * leaves no processes behind. (A descendant that starts its own session escapes the
- * group; containing that needs an OS sandbox.)
+ * own session and process group, with a scrubbed environment, capped output and a
+ * deadline. When the deadline or the call's signal fires, the whole group is killed;
+ * when the main process exits, whatever it left running in its group is killed too,
+ * and on Linux so is anything left in its session (a descendant that moved to a group
+ * of its own), so a call leaves no processes behind. (A descendant that starts its own
+ * session escapes both; containing that needs an OS sandbox.)
  */
 import { spawn } from "node:child_process";
 import { constants as fsConstants, promises as fs } from "node:fs";
@@ -164,6 +165,8 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       } catch {
         // ESRCH: the group is already gone.
       }
+      // In the background: the call's result does not wait for the sweep.
+      killSession(child.pid);
     };
     const collect = (into: Buffer[]) => (chunk: Buffer) => {
       // Keep reading past the cap (discarding) so the child never blocks on a full pipe.
@@ -240,6 +243,82 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       else spec.signal.addEventListener("abort", onAbort, { once: true });
     }
   });
+}
+
+/**
+ * Sessions whose leftovers are still to be killed, with the scans each may still take. Descendants
+ * that moved to a process group of their own (setpgid: `timeout`, a shell with job control,
+ * Python's `process_group=0`) stay in the session, where the group kill does not reach them.
+ * Linux only (read from /proc). One scan at a time serves every pending session, so many execs
+ * ending together cost one walk of /proc, not one each.
+ */
+const pendingSweeps = new Map<number, number>();
+let sweeping = false;
+/** Scans per session: more than one for members forked while the previous scan was killing. */
+const SWEEP_ROUNDS = 3;
+
+/** Kills what is left in the session `sid` leads, soon. Best effort: never throws. */
+function killSession(sid: number): void {
+  if (process.platform !== "linux") return;
+  pendingSweeps.set(sid, SWEEP_ROUNDS);
+  if (sweeping) return;
+  sweeping = true;
+  void sweep().finally(() => {
+    sweeping = false;
+  });
+}
+
+async function sweep(): Promise<void> {
+  // Sessions added while a scan runs are taken by the next one: the loop ends only with none pending.
+  while (pendingSweeps.size > 0) {
+    const scanned = new Set(pendingSweeps.keys());
+    const groups = await groupsBySession(scanned);
+    for (const sid of scanned) {
+      const left = groups.get(sid);
+      const rounds = pendingSweeps.get(sid) ?? 0;
+      if (left === undefined || rounds <= 1) pendingSweeps.delete(sid);
+      else pendingSweeps.set(sid, rounds - 1);
+      for (const group of left ?? []) {
+        try {
+          process.kill(-group, "SIGKILL");
+        } catch {
+          // ESRCH: gone meanwhile.
+        }
+      }
+    }
+  }
+}
+
+/** The process groups of live (not zombie) processes in the given sessions, read from /proc/<pid>/stat. */
+async function groupsBySession(sessions: ReadonlySet<number>): Promise<Map<number, Set<number>>> {
+  const found = new Map<number, Set<number>>();
+  let entries: string[];
+  try {
+    entries = await fs.readdir("/proc");
+  } catch {
+    return found;
+  }
+  await Promise.all(
+    entries.map(async (entry) => {
+      if (!/^[0-9]+$/.test(entry)) return;
+      let stat: string;
+      try {
+        stat = await fs.readFile(`/proc/${entry}/stat`, "latin1");
+      } catch {
+        return; // Exited meanwhile.
+      }
+      // "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses, so split after the last ")".
+      const [state, , pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const sid = Number(session);
+      const group = Number(pgrp);
+      // Never kill(-1) or kill(-0): a group id is a positive pid.
+      if (state === "Z" || !sessions.has(sid) || !Number.isInteger(group) || group <= 1) return;
+      const groups = found.get(sid) ?? new Set<number>();
+      groups.add(group);
+      found.set(sid, groups);
+    }),
+  );
+  return found;
 }
 
 /** Why a program could not be started, in words the caller can act on. */
