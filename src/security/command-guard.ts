@@ -189,9 +189,14 @@ async function checkProgram(
 
   const names = [path.basename(file), path.basename(found), path.basename(real)];
   const byName = names.find((name) => compiled.blockedNames.has(name.toLowerCase()));
-  if (byName !== undefined) return deny("COMMAND_DENIED", `${file} refused: "${byName.toLowerCase()}" is in commands.blocked`);
+  // Named in both lists: say which one wins, or the operator looks for a typo in `allowed`.
+  const alsoAllowed = (entry: string): string =>
+    compiled.allowed?.some((allowed) => allowed === entry || path.basename(allowed).toLowerCase() === entry.toLowerCase()) === true
+      ? " (commands.allowed names it too, but blocked wins)"
+      : "";
+  if (byName !== undefined) return deny("COMMAND_DENIED", `${file} refused: "${byName.toLowerCase()}" is in commands.blocked${alsoAllowed(byName)}`);
   const byPath = compiled.blockedPaths.find((entry) => entry === found || entry === real);
-  if (byPath !== undefined) return deny("COMMAND_DENIED", `${file} refused: ${byPath} is in commands.blocked`);
+  if (byPath !== undefined) return deny("COMMAND_DENIED", `${file} refused: ${byPath} is in commands.blocked${alsoAllowed(byPath)}`);
 
   // The same program under another name: compare real paths (symlinks) and device/inode (hard links)
   // with every blocked entry's.

@@ -168,6 +168,13 @@ void test("commands.allowed admits exactly the listed programs, by real path and
   denied(await checkCommand(nothing, "ls", [], fs), "COMMAND_DENIED", /allowed: nothing/);
 });
 
+void test("a program named by both lists is refused with a word on which list wins", async () => {
+  const compiled = compileCommandPolicy(commands({ blocked: ["git", "/usr/bin/ls"], allowed: ["git", "/usr/bin/ls", "grep"] }), { PATH });
+  denied(await checkCommand(compiled, "git", [], fs), "COMMAND_DENIED", /"git" is in commands\.blocked \(commands\.allowed names it too, but blocked wins\)/);
+  denied(await checkCommand(compiled, "ls", [], fs), "COMMAND_DENIED", /\/usr\/bin\/ls is in commands\.blocked \(commands\.allowed names it too/);
+  denied(await checkCommand(compileCommandPolicy(commands(), { PATH }), "curl", [], fs), "COMMAND_DENIED", /"curl" is in commands\.blocked$/);
+});
+
 void test("NUL bytes and non-strings in the command or its arguments are refused", async () => {
   const compiled = compileCommandPolicy(commands(), { PATH });
   denied(await checkCommand(compiled, "ls", ["a\0b"], fs), "COMMAND_INVALID", /argument 0 contains a NUL byte/);

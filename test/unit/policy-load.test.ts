@@ -111,6 +111,20 @@ void test("the seed policy's weak spots are reported as warnings", () => {
   assert.ok(warnings.some((w) => w.startsWith("audit.include")));
 });
 
+void test("commands.allowed: an entry the block list also names, and programs that run others through their arguments, are named", () => {
+  const builtIn = load('version: "1.0"\ncommands:\n  allowed: [git, rg, sqlite3, ls]\n').warnings;
+  assert.ok(
+    builtIn.includes("commands.allowed: git can never run: commands.blocked (the built-in list, used when the key is left out) names it too, and blocked wins; write commands.blocked without it"),
+    builtIn.join("\n"),
+  );
+  const runners = builtIn.find((w) => w.startsWith("commands.allowed: rg, sqlite3 run other programs through their own arguments"));
+  assert.ok(runners !== undefined && runners.includes("blocked ones included"), builtIn.join("\n"));
+  const written = load('version: "1.0"\ncommands:\n  blocked: [curl, sh]\n  allowed: [/usr/bin/sh, curl, ls]\n').warnings;
+  assert.ok(written.includes("commands.allowed: /usr/bin/sh, curl can never run: commands.blocked names them too, and blocked wins; write commands.blocked without them"), written.join("\n"));
+  assert.ok(!written.some((w) => w.includes("run other programs")), "sh and curl never run, so they are not also named as runners");
+  assert.deepEqual(load('version: "1.0"\ncommands:\n  blocked: []\n  allowed: [ls, wc]\n').warnings.filter((w) => w.startsWith("commands.")), []);
+});
+
 void test("a minimal policy takes every default, and its allow-lists stay empty", () => {
   const { policy, warnings } = load('version: "1.0"\n');
   assert.deepEqual(policy.network, {

@@ -128,6 +128,17 @@ export const COMMAND_RUNNERS: readonly string[] = [
   "parallel", "unbuffer", "cgexec", "firejail", "bwrap", "ed",
 ];
 
+/**
+ * Programs that are not on the block list (an operator may well allow them), yet run any command
+ * they are told to through their own arguments, configuration or input: `rg --pre CMD`,
+ * `sqlite3` with `.shell CMD`, `tar --to-command=CMD`, `zip -TT CMD`, a pager's `!CMD`, package
+ * managers' scripts, `gcc -wrapper`. Whoever picks their arguments runs anything.
+ */
+export const ARGUMENT_RUNNERS: readonly string[] = [
+  "rg", "sqlite3", "tar", "zip", "unzip", "less", "more", "man", "npm", "npx", "yarn", "pnpm", "pip", "pip3",
+  "cargo", "go", "gcc", "cc", "clang", "docker", "podman", "kubectl",
+];
+
 export const DEFAULT_BLOCKED_COMMANDS: readonly string[] = [
   ...SEED_BLOCKED_COMMANDS,
   ...SHELLS_AND_INTERPRETERS,

@@ -38,6 +38,7 @@ import {
   defaultAuditLogFile,
   GLOB_SPECIAL,
   SHELLS_AND_INTERPRETERS,
+  ARGUMENT_RUNNERS,
   COMMAND_RUNNERS,
 } from "./defaults.js";
 
@@ -941,6 +942,23 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
     }
   } else if (commands.allowed.length === 0) {
     warnings.push("commands.allowed is empty: no command may run");
+  } else {
+    // Blocked wins: an allowed entry the block list also names never runs (the built-in list names git and make).
+    const blockedNames = new Set(commands.blocked.filter((entry) => !entry.includes("/")).map((entry) => entry.toLowerCase()));
+    const never = commands.allowed.filter((entry) => blockedNames.has(path.basename(entry).toLowerCase()) || commands.blocked.includes(entry));
+    if (never.length > 0) {
+      const builtIn = commands.blocked.length === DEFAULT_BLOCKED_COMMANDS.length && commands.blocked.every((entry, index) => entry === DEFAULT_BLOCKED_COMMANDS[index]);
+      warnings.push(
+        `commands.allowed: ${never.join(", ")} can never run: commands.blocked${builtIn ? " (the built-in list, used when the key is left out)" : ""} names ${never.length === 1 ? "it" : "them"} too, and blocked wins; write commands.blocked without ${never.length === 1 ? "it" : "them"}`,
+      );
+    }
+    const runners = new Set([...SHELLS_AND_INTERPRETERS, ...COMMAND_RUNNERS, ...ARGUMENT_RUNNERS]);
+    const open = commands.allowed.filter((entry) => !never.includes(entry) && runners.has(path.basename(entry).toLowerCase()));
+    if (open.length > 0) {
+      warnings.push(
+        `commands.allowed: ${open.join(", ")} ${open.length === 1 ? "runs" : "run"} other programs through ${open.length === 1 ? "its" : "their"} own arguments, configuration or input (git -c core.pager=CMD, rg --pre CMD, sqlite3 .shell, python3 -c, find -exec): whoever picks the arguments can run any command, blocked ones included`,
+      );
+    }
   }
 
   if (tools.allow !== undefined && tools.allow.length === 0) warnings.push("tools.allow is empty: no tool is exposed");
