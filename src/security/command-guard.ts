@@ -86,6 +86,8 @@ const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * OPENSSL_CONF, JAVA_TOOL_OPTIONS, ...), and names like that are too many to deny one by one.
  */
 const ALLOWED_ENV_PREFIXES = ["LANG", "LANGUAGE", "LC_", "TZ", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "MSL_"];
+/** The allowed names as a refusal states them: `LC_*` for a prefix. */
+const ALLOWED_ENV_TEXT = ALLOWED_ENV_PREFIXES.map((prefix) => (prefix.endsWith("_") ? `${prefix}*` : prefix)).join(", ");
 /**
  * Variables a caller may not set: the loader (LD_*, DYLD_*), what the guard itself
  * fixes (PATH, HOME), and the ones that make a shell or an interpreter run code or
@@ -486,7 +488,11 @@ export function checkExecEnv(env: Record<string, string> | undefined): EnvVerdic
       DENIED_ENV_PREFIXES.some((prefix) => upper.startsWith(prefix)) ||
       !ALLOWED_ENV_PREFIXES.some((prefix) => upper === prefix || (prefix.endsWith("_") && upper.startsWith(prefix)))
     ) {
-      return { ok: false, code: "COMMAND_ENV_DENIED", reason: `environment variable ${name} may not be set: it can change which code runs` };
+      return {
+        ok: false,
+        code: "COMMAND_ENV_DENIED",
+        reason: `environment variable ${name} may not be set: a call may add only ${ALLOWED_ENV_TEXT} (others can change which code runs; PATH and HOME are the server's)`,
+      };
     }
     if (typeof value !== "string" || value.includes("\0")) {
       return { ok: false, code: "COMMAND_ENV_DENIED", reason: `environment variable ${name} must be a string without NUL bytes` };

@@ -207,6 +207,14 @@ void test("checkExecEnv admits only locale, time zone, terminal and MSL_ variabl
     assert.equal(verdict.ok, false, name);
     if (!verdict.ok) assert.match(verdict.reason, /not a valid identifier/);
   }
+  const unknown = checkExecEnv({ GIT_AUTHOR_NAME: "x" });
+  assert.equal(unknown.ok, false);
+  if (!unknown.ok) {
+    assert.equal(
+      unknown.reason,
+      "environment variable GIT_AUTHOR_NAME may not be set: a call may add only LANG, LANGUAGE, LC_*, TZ, TERM, COLUMNS, LINES, NO_COLOR, FORCE_COLOR, CLICOLOR, MSL_* (others can change which code runs; PATH and HOME are the server's)",
+    );
+  }
   const nul = checkExecEnv({ A: "x\0y" });
   assert.equal(nul.ok, false);
 });
