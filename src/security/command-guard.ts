@@ -14,6 +14,7 @@
  * those may run is a policy decision: list them in `commands.blocked`, or better, name
  * exactly what may run in `commands.allowed`.
  */
+import { endianness } from "node:os";
 import * as path from "node:path";
 import type { CommandsPolicy } from "./policy-types.js";
 
@@ -216,7 +217,7 @@ async function checkProgram(
   if (format.kind === "foreign") {
     return deny(
       "COMMAND_DENIED",
-      `${file} refused: ${format.why}, so the system would run it with /bin/sh (or a binfmt_misc handler), which this check cannot judge; start it with a #! line naming its interpreter`,
+      `${file} refused: ${format.why}, so the system would run it with /bin/sh (or a binfmt_misc handler), which this check cannot judge${format.advice === undefined ? "" : `; ${format.advice}`}`,
     );
   }
   if (format.kind === "script") {
@@ -314,24 +315,70 @@ interface Shebang {
  */
 export const EXEC_HEADER_BYTES = 256;
 
-/** The first bytes of a file the kernel runs itself: ELF, or Mach-O on macOS (anything else there is ENOEXEC). */
-const NATIVE_MAGIC: readonly string[] =
-  process.platform === "darwin"
-    ? ["\xfe\xed\xfa\xce", "\xfe\xed\xfa\xcf", "\xce\xfa\xed\xfe", "\xcf\xfa\xed\xfe", "\xca\xfe\xba\xbe", "\xca\xfe\xba\xbf"]
-    : ["\x7fELF"];
+/** The first bytes of a Mach-O file (thin and universal, either byte order): what macOS runs itself. */
+const MACH_O_MAGIC: readonly string[] = ["\xfe\xed\xfa\xce", "\xfe\xed\xfa\xcf", "\xce\xfa\xed\xfe", "\xcf\xfa\xed\xfe", "\xca\xfe\xba\xbe", "\xca\xfe\xba\xbf"];
 
-type ProgramFormat = { kind: "native" | "unread" } | { kind: "script"; shebang: Shebang } | { kind: "foreign"; why: string };
+/**
+ * ELF machines (e_machine) this machine's kernel runs, by Node's `process.arch`, 32-bit compat
+ * included. Another arch: the machine is not compared.
+ */
+const ELF_MACHINES: Readonly<Record<string, readonly number[]>> = {
+  x64: [62, 3],
+  ia32: [3],
+  arm64: [183, 40],
+  arm: [40],
+  riscv64: [243],
+  ppc64: [21, 20],
+  s390x: [22],
+  loong64: [258],
+};
+
+type ProgramFormat = { kind: "native" | "unread" } | { kind: "script"; shebang: Shebang } | { kind: "foreign"; why: string; advice?: string };
+
+const ADD_A_SHEBANG = "start it with a #! line naming its interpreter";
 
 /** How the kernel runs this file: itself, through a `#!` interpreter, or not at all (ENOEXEC). */
 async function programFormat(real: string, io: CommandIo): Promise<ProgramFormat> {
   const head = await io.head?.(real);
   // Unreadable: the kernel still runs a native executable, but no interpreter (nor /bin/sh) could read a script.
   if (head === undefined) return { kind: "unread" };
-  if (NATIVE_MAGIC.some((magic) => head.startsWith(magic))) return { kind: "native" };
-  if (!head.startsWith("#!")) return { kind: "foreign", why: head.length === 0 ? "it is an empty file" : "it is neither a native executable nor a #! script" };
-  const line = parseShebangLine(head);
-  if ("invalid" in line) return { kind: "foreign", why: `its #! line ${line.invalid}` };
-  return { kind: "script", shebang: interpreterOf(line.interpreter, line.argument) };
+  if (head.startsWith("#!")) {
+    const line = parseShebangLine(head);
+    if ("invalid" in line) return { kind: "foreign", why: `its #! line ${line.invalid}`, advice: ADD_A_SHEBANG };
+    return { kind: "script", shebang: interpreterOf(line.interpreter, line.argument) };
+  }
+  if (process.platform === "darwin" && MACH_O_MAGIC.some((magic) => head.startsWith(magic))) return { kind: "native" };
+  if (head.startsWith("\x7fELF")) {
+    const problem = elfHeaderProblem(Buffer.from(head, "latin1"));
+    return problem === undefined ? { kind: "native" } : { kind: "foreign", why: `it starts like an ELF executable, but ${problem}` };
+  }
+  return { kind: "foreign", why: head.length === 0 ? "it is an empty file" : "it is neither a native executable nor a #! script", advice: ADD_A_SHEBANG };
+}
+
+/**
+ * What in an ELF header makes Linux refuse the file (ENOEXEC) before anything of it runs: the
+ * checks of fs/binfmt_elf.c that the first 64 bytes can answer (class, byte order, type, machine,
+ * program header size and count). Undefined: the header looks runnable. Not a loader: a file
+ * that passes may still fail later, but a text file behind an ELF magic number does not pass.
+ */
+function elfHeaderProblem(header: Buffer): string | undefined {
+  if (header.length < 64) return "its header is cut short";
+  const elfClass = header[4];
+  if (elfClass !== 1 && elfClass !== 2) return `its class (${elfClass}) is neither 32- nor 64-bit`;
+  const nativeOrder = endianness() === "LE" ? 1 : 2;
+  if (header[5] !== nativeOrder) return "its byte order is not this machine's";
+  if (header[6] !== 1) return "its ELF version is not 1";
+  const read16 = (offset: number): number => (nativeOrder === 1 ? header.readUInt16LE(offset) : header.readUInt16BE(offset));
+  const type = read16(16);
+  if (type !== 2 && type !== 3) return `it is not an executable or shared object (type ${type})`;
+  const machine = read16(18);
+  const machines = ELF_MACHINES[process.arch];
+  if (machines !== undefined && !machines.includes(machine)) return `it is for another machine (e_machine ${machine})`;
+  const [phentsize, phnum] = elfClass === 2 ? [read16(54), read16(56)] : [read16(42), read16(44)];
+  if (phentsize !== (elfClass === 2 ? 56 : 32)) return "its program header size is wrong";
+  // The kernel reads at most one page of program headers (ELF_MIN_ALIGN, 4 KiB at the least).
+  if (phnum === 0 || phentsize * phnum > 4096) return `its program header count (${phnum}) is out of range`;
+  return undefined;
 }
 
 /**

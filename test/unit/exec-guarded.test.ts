@@ -384,6 +384,16 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     const nameless = path.join(bin, "nameless-script");
     fs.writeFileSync(nameless, `#!   \ntouch '${marker}'\n`, { mode: 0o755 });
     await refused(exec("nameless-script", []), "COMMAND_DENIED", /its #! line names no interpreter/);
+    // An ELF magic number is not enough: a text file behind one, or an executable for another
+    // machine, is ENOEXEC as well.
+    const fakeElf = path.join(bin, "fake-elf");
+    fs.writeFileSync(fakeElf, `\x7fELF\ntouch '${marker}'\n`, { mode: 0o755 });
+    await refused(exec("fake-elf", []), "COMMAND_DENIED", /it starts like an ELF executable, but its header is cut short, so the system would run it with \/bin\/sh/);
+    const foreign = Buffer.from(fs.readFileSync(fs.realpathSync("/bin/echo")).subarray(0, 64));
+    const otherMachine = foreign.readUInt16LE(18) === 183 ? 62 : 183;
+    foreign.writeUInt16LE(otherMachine, 18);
+    fs.writeFileSync(path.join(bin, "foreign-elf"), Buffer.concat([foreign, Buffer.from(`\ntouch '${marker}'\n`)]), { mode: 0o755 });
+    await refused(exec("foreign-elf", []), "COMMAND_DENIED", new RegExp(`it is for another machine \\(e_machine ${otherMachine}\\)`));
     assert.equal(fs.existsSync(marker), false, "nothing ran through /bin/sh");
     // A native executable and a well-formed script still run.
     assert.equal((await exec("echo", ["native"])).stdout, "native\n");
