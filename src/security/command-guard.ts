@@ -87,6 +87,12 @@ const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * OPENSSL_CONF, JAVA_TOOL_OPTIONS, ...), and names like that are too many to deny one by one.
  */
 const ALLOWED_ENV_PREFIXES = ["LANG", "LANGUAGE", "LC_", "TZ", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "MSL_"];
+/**
+ * Locale variables, whose values glibc and gettext turn into directories: `LC_ALL=/dir` loads
+ * locale data from there, `LANGUAGE=../../../tmp/x` message catalogs (every translated message, and
+ * the printf formats among them, of the caller's choosing). Their values may not hold a "/".
+ */
+const LOCALE_NAMES = /^(LANG|LANGUAGE|LC_[A-Z_]+)$/;
 /** The allowed names as a refusal states them: `LC_*` for a prefix. */
 const ALLOWED_ENV_TEXT = ALLOWED_ENV_PREFIXES.map((prefix) => (prefix.endsWith("_") ? `${prefix}*` : prefix)).join(", ");
 /**
@@ -543,6 +549,13 @@ export function checkExecEnv(env: Record<string, string> | undefined): EnvVerdic
     }
     if (typeof value !== "string" || value.includes("\0")) {
       return { ok: false, code: "COMMAND_ENV_DENIED", reason: `environment variable ${name} must be a string without NUL bytes` };
+    }
+    if (LOCALE_NAMES.test(upper) && value.includes("/")) {
+      return {
+        ok: false,
+        code: "COMMAND_ENV_DENIED",
+        reason: `environment variable ${name} must name a locale, not a path: "${value.slice(0, 60)}" contains "/"`,
+      };
     }
     out[name] = value;
   }

@@ -215,6 +215,13 @@ void test("checkExecEnv admits only locale, time zone, terminal and MSL_ variabl
       "environment variable GIT_AUTHOR_NAME may not be set: a call may add only LANG, LANGUAGE, LC_*, TZ, TERM, COLUMNS, LINES, NO_COLOR, FORCE_COLOR, CLICOLOR, MSL_* (others can change which code runs; PATH and HOME are the server's)",
     );
   }
+  // A locale name that is a path makes glibc load locale data or message catalogs from there.
+  for (const [name, value] of [["LANGUAGE", "../../../../tmp/x"], ["LC_ALL", "/tmp/locale"], ["LANG", "en_US/../../x"], ["lc_messages", "a/b"]]) {
+    const verdict = checkExecEnv({ [name!]: value! });
+    assert.equal(verdict.ok, false, name);
+    if (!verdict.ok) assert.match(verdict.reason, /must name a locale, not a path/);
+  }
+  assert.equal(checkExecEnv({ LANG: "en_US.UTF-8", LANGUAGE: "de_DE:en", LC_ALL: "sr_RS@latin", TZ: "Europe/Paris" }).ok, true);
   const nul = checkExecEnv({ A: "x\0y" });
   assert.equal(nul.ok, false);
 });

@@ -129,6 +129,8 @@ void describe("environment", () => {
     await refused(exec("env", [], { env: { NODE_OPTIONS: "--require /tmp/x.js" } }), "COMMAND_ENV_DENIED", /NODE_OPTIONS/);
     await refused(exec("env", [], { env: { PATH: "/tmp" } }), "COMMAND_ENV_DENIED", /PATH may not be set/);
     await refused(exec("env", [], { env: { "BAD-NAME": "1" } }), "COMMAND_ENV_DENIED", /not a valid identifier/);
+    // gettext would read every message catalog from a directory of the caller's choosing.
+    await refused(exec("ls", ["/nonexistent"], { env: { LANGUAGE: `../../../../../../..${root}/catalogs` } }), "COMMAND_ENV_DENIED", /LANGUAGE must name a locale, not a path/);
   });
 });
 
