@@ -2,7 +2,7 @@
  * Assembles and runs the server: policy, plugins, engine, audit log, and one MCP
  * session over stdio; then shuts it all down in order on EOF, SIGTERM, SIGINT or SIGHUP.
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { Connection } from "./protocol/connection.js";
 import { McpSession, type ServerIdentity } from "./protocol/session.js";
 import type { Plugin } from "./plugins/contract.js";
@@ -305,22 +305,22 @@ function messageOf(error: unknown): string {
 }
 
 /** The state directory's entries other than `workspace/` (see the README's "The state directory"). */
-const STATE_ENTRIES = new Set(["audit", "keys", "data", "exec-home", "policy.yaml"]);
+const STATE_ENTRIES = ["audit", "keys", "data", "exec-home", "policy.yaml"];
 
 /**
  * What tools never reach through the file guard, whatever `allowed_paths` says: the state
  * directory's own entries, the audit log and its key wherever the policy puts them, and the
- * policy file (a tool that rewrote it would widen the next start's policy).
+ * policy file (a tool that rewrote it would widen the next start's policy). Each also where
+ * its symbolic link leads: the policy file is read through a link, so a link into a
+ * dotfiles repository left the real file writable.
  */
 function ownFiles(policy: EffectivePolicy, args: ServeArgs): ProtectedPath[] {
+  const state = "the server's state (audit log, keys, databases)";
   const own: ProtectedPath[] = [
-    { dir: args.stateDir, names: (name) => STATE_ENTRIES.has(name), what: "the server's state (audit log, keys, databases)" },
+    ...STATE_ENTRIES.map((name) => ({ file: join(args.stateDir, name), what: state })),
     ...auditOwnFiles(policy.audit, args.stateDir),
   ];
-  if (args.policyFile) {
-    const file = resolve(args.policyFile);
-    own.push({ dir: dirname(file), names: (name) => name === basename(file), what: "the policy file this server runs on" });
-  }
+  if (args.policyFile) own.push({ file: resolve(args.policyFile), what: "the policy file this server runs on" });
   return own;
 }
 

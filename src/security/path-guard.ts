@@ -106,12 +106,30 @@ export interface PathPolicyOptions {
   protectedPaths?: readonly ProtectedPath[];
 }
 
+/**
+ * Something of the server's: the entries of a directory that `names` picks (the audit log's
+ * files, whose names grow as it rotates), or one file or directory by path.
+ */
+export type ProtectedPath = ProtectedNames | ProtectedFile;
+
 /** Entries of one directory that belong to the server: `names` picks them by file name. */
-export interface ProtectedPath {
+export interface ProtectedNames {
   /** Absolute directory (resolved through its links at compile time too). */
   readonly dir: string;
   readonly names: (name: string) => boolean;
   /** What they are, for the refusal: "the audit log", "the server's state directory". */
+  readonly what: string;
+}
+
+/**
+ * One file or directory (and everything beneath it), at its path and, when that is a
+ * symbolic link at compile time, where the link leads: the server opens a policy file or
+ * a configured signing key through its link, so a link into a dotfiles repository would
+ * otherwise leave the real file in reach.
+ */
+export interface ProtectedFile {
+  /** Absolute path. */
+  readonly file: string;
   readonly what: string;
 }
 
@@ -187,18 +205,40 @@ export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyO
   }
   const deny = policy.denied_paths.map((rule) => compileDenyRule(rule, realpath, "denied_paths"));
   const writeDeny = (policy.write_denied_paths ?? []).map((rule) => compileDenyRule(rule, realpath, "write_denied_paths"));
-  const protectedPaths = (options.protectedPaths ?? []).map((entry) => compileProtectedPath(entry, realpath));
+  const protectedPaths = (options.protectedPaths ?? []).flatMap((entry) => compileProtectedPath(entry, realpath));
   return { roots, deny, writeDeny, protectedPaths, baseDir: options.baseDir, homeDir: options.homeDir, warnings };
 }
 
-function compileProtectedPath(entry: ProtectedPath, realpath: (p: string) => string): CompiledProtectedPath {
-  if (!path.posix.isAbsolute(entry.dir) || entry.dir.includes("\0")) {
-    throw new PathPolicyError(`a protected directory must be an absolute path, got ${quote(entry.dir)}`);
+function compileProtectedPath(entry: ProtectedPath, realpath: (p: string) => string): CompiledProtectedPath[] {
+  if ("dir" in entry) return [compileProtectedNames(entry.dir, entry.names, entry.what, realpath)];
+  const file = absoluteProtected(entry.file, "path");
+  if (file === "/") throw new PathPolicyError('a protected path must name a file or directory, not "/"');
+  const name = path.posix.basename(file);
+  const compiled = [compileProtectedNames(path.posix.dirname(file), (entryName) => entryName === name, entry.what, realpath)];
+  // Where its links lead now (a path that does not exist yet resolves to where it will be made).
+  const real = resolveRootSync(file, realpath);
+  if (real !== undefined && real !== "/" && !compiled[0]!.dirs.some((dir) => path.posix.join(dir, name) === real)) {
+    const realName = path.posix.basename(real);
+    compiled.push(compileProtectedNames(path.posix.dirname(real), (entryName) => entryName === realName, entry.what, realpath));
   }
-  const lexical = stripTrailingSlashes(path.posix.normalize(entry.dir)) || "/";
+  return compiled;
+}
+
+function compileProtectedNames(
+  dir: string,
+  names: (name: string) => boolean,
+  what: string,
+  realpath: (p: string) => string,
+): CompiledProtectedPath {
+  const lexical = absoluteProtected(dir, "directory");
   // A directory that cannot be resolved yet (made later) is matched as written.
   const real = resolveRootSync(lexical, realpath) ?? lexical;
-  return { dirs: real === lexical ? [lexical] : [lexical, real], names: entry.names, what: entry.what };
+  return { dirs: real === lexical ? [lexical] : [lexical, real], names, what };
+}
+
+function absoluteProtected(p: string, kind: "path" | "directory"): string {
+  if (!path.posix.isAbsolute(p) || p.includes("\0")) throw new PathPolicyError(`a protected ${kind} must be an absolute path, got ${quote(p)}`);
+  return stripTrailingSlashes(path.posix.normalize(p)) || "/";
 }
 
 /** What protected entry `absolutePath` is, or lies under: checked on the path as given and as resolved. */

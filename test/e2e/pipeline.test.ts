@@ -302,3 +302,36 @@ void describe("stage 5: the server's own files, under an allowed root", () => {
     assert.equal(await spyCount(server), before + 1);
   });
 });
+
+void describe("stage 5: the policy file through a symbolic link", () => {
+  let server: ServerProcess;
+  let dotfiles: string;
+  let root: string;
+
+  before(async () => {
+    // ~/policy.yaml links to a dotfiles folder (as stow makes it); the server reads it through the link.
+    root = realpathSync(tempDir("msl-linked-"));
+    dotfiles = join(root, "dotfiles");
+    mkdirSync(dotfiles);
+    writeFileSync(join(dotfiles, "policy.yaml"), policyYaml({ root }));
+    symlinkSync(join(dotfiles, "policy.yaml"), join(root, "policy.yaml"));
+    server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, args: ["--policy", join(root, "policy.yaml")] });
+  });
+
+  after(async () => {
+    await server.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  void test("is refused at the link and where it leads; the rest of the folder is not", async () => {
+    const before = await spyCount(server);
+    for (const target of [join(root, "policy.yaml"), join(dotfiles, "policy.yaml")]) {
+      const reply = await server.callTool("spy_target", { target, n: 1 });
+      assert.equal(reply.result?.isError, true, target);
+      assert.match(resultText(reply), /the policy file this server runs on/);
+    }
+    assert.equal(await spyCount(server), before, "spy_target was not reached");
+    const allowed = await server.callTool("spy_target", { target: join(dotfiles, "notes.md"), n: 1 });
+    assert.notEqual(allowed.result?.isError, true, resultText(allowed));
+  });
+});

@@ -6,8 +6,15 @@ import { DEFAULTS } from "../../src/security/policy/defaults.js";
 
 const policy = (overrides: Partial<AuditPolicy>): AuditPolicy => ({ ...DEFAULTS.audit, log_file: "audit/audit.log", ...overrides });
 
+type OwnFile = ReturnType<typeof auditOwnFiles>[number];
+
+function byNames(entry: OwnFile | undefined): Extract<OwnFile, { dir: string }> {
+  assert.ok(entry !== undefined && "dir" in entry, JSON.stringify(entry));
+  return entry;
+}
+
 test("auditOwnFiles names the log's files (active, segments, torn keepers, lock and its temp files) and its key", () => {
-  const [log, key] = auditOwnFiles(policy({ log_file: "/var/log/msl/calls.jsonl" }), "/state");
+  const [log, key] = auditOwnFiles(policy({ log_file: "/var/log/msl/calls.jsonl" }), "/state").slice(0, 2).map(byNames);
   assert.equal(log?.dir, "/var/log/msl");
   for (const name of [
     "calls.jsonl",
@@ -26,9 +33,10 @@ test("auditOwnFiles names the log's files (active, segments, torn keepers, lock 
   assert.equal(key?.names("other.pem"), false);
 });
 
-test("auditOwnFiles: a key the policy names, relative to the state directory; nothing when the log is off", () => {
-  const [, key] = auditOwnFiles(policy({ signing_key: "secrets/ed.pem" }), "/state");
-  assert.equal(key?.dir, "/state/secrets");
-  assert.equal(key?.names("ed.pem"), true);
+test("auditOwnFiles: a key the policy names, relative to the state directory, also by path (where its link leads); nothing when the log is off", () => {
+  const [, key, keyFile] = auditOwnFiles(policy({ signing_key: "secrets/ed.pem" }), "/state");
+  assert.equal(byNames(key).dir, "/state/secrets");
+  assert.equal(byNames(key).names("ed.pem"), true);
+  assert.deepEqual(keyFile, { file: "/state/secrets/ed.pem", what: "the audit signing key" });
   assert.deepEqual(auditOwnFiles(policy({ enabled: false }), "/state"), []);
 });

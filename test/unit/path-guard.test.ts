@@ -686,7 +686,43 @@ void describe("the server's own files (protectedPaths)", () => {
     assert.deepEqual(decideRealPath(own, path.join(state, "workspace")), { ok: true });
   });
 
+  void it("protects a file given by path also where its link led at the start (a policy file linked from a dotfiles folder)", async () => {
+    // root/linked/{policy.yaml -> ../dotfiles/policy.yaml, data -> ../elsewhere-data}, exec-home made later
+    const linked = scratch("linked");
+    const dotfiles = scratch("dotfiles");
+    const elsewhere = scratch("elsewhere-data");
+    fs.writeFileSync(path.join(dotfiles, "policy.yaml"), "version: 1");
+    fs.writeFileSync(path.join(dotfiles, "notes.md"), "n");
+    fs.writeFileSync(path.join(elsewhere, "bugtracker.db"), "db");
+    fs.symlinkSync(path.join(dotfiles, "policy.yaml"), path.join(linked, "policy.yaml"));
+    fs.symlinkSync(elsewhere, path.join(linked, "data"));
+    const guard = compilePathPolicy(policy([`${root}/**`]), {
+      protectedPaths: [
+        { file: path.join(linked, "policy.yaml"), what: "the policy file this server runs on" },
+        { file: path.join(linked, "data"), what: "the server's state" },
+        { file: path.join(linked, "exec-home"), what: "the server's state" },
+      ],
+    });
+    for (const access of ["read", "write"] as const) {
+      for (const [p, what] of [
+        [path.join(linked, "policy.yaml"), /the policy file/],
+        [path.join(dotfiles, "policy.yaml"), /the policy file/],
+        [path.join(linked, "data", "bugtracker.db"), /the server's state/],
+        [path.join(elsewhere, "bugtracker.db"), /the server's state/],
+        [path.join(linked, "exec-home", ".gitconfig"), /the server's state/],
+      ] as const) {
+        const verdict = await checkPath(guard, p, access);
+        assertRefused(verdict, "PATH_DENIED");
+        assert.match(verdict.reason, what, `${access} ${p}`);
+      }
+    }
+    assertAllowed(await checkPath(guard, path.join(dotfiles, "notes.md"), "write"), path.join(dotfiles, "notes.md"));
+    assert.deepEqual(decideRealPath(guard, elsewhere), { ok: false, code: "PATH_PROTECTED", what: "the server's state" });
+  });
+
   void it("refuses a protected directory that is not absolute", () => {
     assert.throws(() => compilePathPolicy(policy([]), { protectedPaths: [{ dir: "state", names: () => true, what: "x" }] }), /must be an absolute path/);
+    assert.throws(() => compilePathPolicy(policy([]), { protectedPaths: [{ file: "policy.yaml", what: "x" }] }), /must be an absolute path/);
+    assert.throws(() => compilePathPolicy(policy([]), { protectedPaths: [{ file: "/", what: "x" }] }), /not "\/"/);
   });
 });

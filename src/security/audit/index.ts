@@ -351,21 +351,27 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
   };
 }
 
-/** The stderr line for the head returned by `close()`; `audit verify --expect-head` takes its hash. */
 /**
- * The log's files and its signing key, each as a directory and a test on names there: the
- * shape of path-guard's protected paths, so no tool reaches them through the file guard.
+ * The log's files and its signing key, each as a directory and a test on names there, and
+ * the key also by path (a key the policy names is read through its symbolic link, so where
+ * the link leads is protected too): the shape of path-guard's protected paths, so no tool
+ * reaches them through the file guard.
  */
-export function auditOwnFiles(policy: AuditPolicy, stateDir: string): Array<{ dir: string; names: (name: string) => boolean; what: string }> {
+export function auditOwnFiles(
+  policy: AuditPolicy,
+  stateDir: string,
+): Array<{ dir: string; names: (name: string) => boolean; what: string } | { file: string; what: string }> {
   if (!policy.enabled) return [];
   const logPath = path.resolve(stateDir, policy.log_file);
   const keyFile = signingKeyPath(stateDir, policy.signing_key);
   return [
     { dir: path.dirname(logPath), names: (name) => belongsToLog(logPath, name), what: "the audit log" },
     { dir: path.dirname(keyFile), names: (name) => belongsToKey(keyFile, name), what: "the audit signing key" },
+    { file: keyFile, what: "the audit signing key" },
   ];
 }
 
+/** The stderr line for the head returned by `close()`; `audit verify --expect-head` takes its hash. */
 export function auditHeadLine(head: ChainPosition): string {
   return `audit head: seq=${head.seq} hash=${head.head}`;
 }
