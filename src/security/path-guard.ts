@@ -16,6 +16,8 @@
  *   or at deleted files, so their resolution cannot be trusted.
  * - Deny rules match case-insensitively on NFC forms of both the path as given
  *   (normalized) and the real path, and a rule denies everything beneath what it matches.
+ * - The server's own files (protectedPaths) are matched like deny rules, ignoring case and
+ *   Unicode normalization: a case-insensitive file system opens them under any spelling.
  * - Root containment compares real paths byte for byte: on Linux two names that differ
  *   only in Unicode normalization are different files.
  */
@@ -23,6 +25,7 @@
 import { promises as fsp, realpathSync } from "node:fs";
 import path from "node:path";
 import picomatch from "picomatch";
+import { foldName } from "../util/text.js";
 import type { FilesystemPolicy } from "./policy-types.js";
 
 export const MAX_PATH_BYTES = 4096;
@@ -108,7 +111,11 @@ export interface PathPolicyOptions {
 
 /**
  * Something of the server's: the entries of a directory that `names` picks (the audit log's
- * files, whose names grow as it rotates), or one file or directory by path.
+ * files, whose names grow as it rotates), or one file or directory by path. Compared on
+ * names folded by `foldName` (case and Unicode normalization), as deny rules are: where
+ * the server's files sit on a case-insensitive file system (macOS, WSL's /mnt/c, FAT,
+ * ext4 casefold), `AUDIT/Audit.log` or `POLICY.YAML` opens them; where it does not, the
+ * other spellings are refused too (fail closed).
  */
 export type ProtectedPath = ProtectedNames | ProtectedFile;
 
@@ -116,7 +123,8 @@ export type ProtectedPath = ProtectedNames | ProtectedFile;
 export interface ProtectedNames {
   /** Absolute directory (resolved through its links at compile time too). */
   readonly dir: string;
-  readonly names: (name: string) => boolean;
+  /** Gets a name of the directory folded by `foldName`, so it must compare folded names. */
+  readonly names: (foldedName: string) => boolean;
   /** What they are, for the refusal: "the audit log", "the server's state directory". */
   readonly what: string;
 }
@@ -134,7 +142,7 @@ export interface ProtectedFile {
 }
 
 interface CompiledProtectedPath {
-  /** The directory as given and as resolved (the same when it has no links). */
+  /** The directory as given and as resolved (the same when it has no links), folded. */
   readonly dirs: readonly string[];
   readonly names: (name: string) => boolean;
   readonly what: string;
@@ -213,12 +221,12 @@ function compileProtectedPath(entry: ProtectedPath, realpath: (p: string) => str
   if ("dir" in entry) return [compileProtectedNames(entry.dir, entry.names, entry.what, realpath)];
   const file = absoluteProtected(entry.file, "path");
   if (file === "/") throw new PathPolicyError('a protected path must name a file or directory, not "/"');
-  const name = path.posix.basename(file);
+  const name = foldName(path.posix.basename(file));
   const compiled = [compileProtectedNames(path.posix.dirname(file), (entryName) => entryName === name, entry.what, realpath)];
   // Where its links lead now (a path that does not exist yet resolves to where it will be made).
   const real = resolveRootSync(file, realpath);
-  if (real !== undefined && real !== "/" && !compiled[0]!.dirs.some((dir) => path.posix.join(dir, name) === real)) {
-    const realName = path.posix.basename(real);
+  if (real !== undefined && real !== "/" && !compiled[0]!.dirs.some((dir) => path.posix.join(dir, name) === foldName(real))) {
+    const realName = foldName(path.posix.basename(real));
     compiled.push(compileProtectedNames(path.posix.dirname(real), (entryName) => entryName === realName, entry.what, realpath));
   }
   return compiled;
@@ -232,8 +240,8 @@ function compileProtectedNames(
 ): CompiledProtectedPath {
   const lexical = absoluteProtected(dir, "directory");
   // A directory that cannot be resolved yet (made later) is matched as written.
-  const real = resolveRootSync(lexical, realpath) ?? lexical;
-  return { dirs: real === lexical ? [lexical] : [lexical, real], names, what };
+  const dirs = [foldName(lexical), foldName(resolveRootSync(lexical, realpath) ?? lexical)];
+  return { dirs: dirs[0] === dirs[1] ? [dirs[0]!] : dirs, names, what };
 }
 
 function absoluteProtected(p: string, kind: "path" | "directory"): string {
@@ -241,12 +249,14 @@ function absoluteProtected(p: string, kind: "path" | "directory"): string {
   return stripTrailingSlashes(path.posix.normalize(p)) || "/";
 }
 
-/** What protected entry `absolutePath` is, or lies under: checked on the path as given and as resolved. */
+/** What protected entry `absolutePath` is, or lies under, compared folded: called on the path as given and as resolved. */
 function protectedBy(entries: readonly CompiledProtectedPath[], absolutePath: string): string | undefined {
+  if (entries.length === 0) return undefined;
+  const folded = foldName(absolutePath);
   for (const entry of entries) {
     for (const dir of entry.dirs) {
-      if (absolutePath === dir || !isInside(dir, absolutePath)) continue;
-      const rest = absolutePath.slice(dir === "/" ? 1 : dir.length + 1);
+      if (folded === dir || !isInside(dir, folded)) continue;
+      const rest = folded.slice(dir === "/" ? 1 : dir.length + 1);
       const slash = rest.indexOf("/");
       if (entry.names(slash < 0 ? rest : rest.slice(0, slash))) return entry.what;
     }

@@ -35,6 +35,16 @@ export function printable(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/**
+ * `name` as a case-insensitive file system compares it, near enough: Unicode NFC, then
+ * upper case and back to lower (so `ß` and `SS`, `ς` and `σ` meet). On macOS and Windows
+ * volumes (WSL's /mnt/c), FAT and exFAT media, SMB shares and ext4 casefold folders,
+ * every spelling so folded opens the same file.
+ */
+export function foldName(name: string): string {
+  return name.normalize("NFC").toUpperCase().toLowerCase();
+}
+
 /** Words a POSIX shell reads back as given: a word with a space, a quote or a glob character is single-quoted. */
 export function shellWords(words: readonly string[]): string {
   return words.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`)).join(" ");

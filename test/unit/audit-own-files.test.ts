@@ -27,6 +27,12 @@ test("auditOwnFiles names the log's files (active, segments, torn keepers, lock 
     assert.equal(log?.names(name), true, name);
   }
   for (const name of ["other.jsonl", "calls", "calls-notes.jsonl", "xcalls.jsonl"]) assert.equal(log?.names(name), false, name);
+  // Whatever the letter case: a case-insensitive file system opens the log's files so.
+  for (const name of ["CALLS.JSONL", "Calls-20261205t120000z-000000001234.JSONL", "calls.jsonl.LOCK", ".CALLS.jsonl.lock.new-42-1a2b3c4d5e6f"]) {
+    assert.equal(log?.names(name), true, name);
+  }
+  assert.equal(key?.names("AUDIT-ED25519.PEM"), true);
+  assert.equal(key?.names(".Audit-Ed25519.pem.NEW-42-00ff00ff00ff"), true);
   assert.equal(key?.dir, "/state/keys");
   assert.equal(key?.names("audit-ed25519.pem"), true);
   assert.equal(key?.names(".audit-ed25519.pem.new-42-00ff00ff00ff"), true);

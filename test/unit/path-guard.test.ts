@@ -686,6 +686,27 @@ void describe("the server's own files (protectedPaths)", () => {
     assert.deepEqual(decideRealPath(own, path.join(state, "workspace")), { ok: true });
   });
 
+  void it("matches them whatever their letter case or Unicode normalization (a case-insensitive file system opens them so)", async () => {
+    for (const [p, access] of [
+      [path.join(state, "AUDIT", "audit.log"), "read"],
+      [path.join(state, "Keys", "k.pem"), "read"],
+      [path.join(state, "keys", "NEW.pem"), "write"],
+      [path.join(root, "POLICY.YAML"), "write"],
+      [path.join(root, "Policy.yaml"), "read"],
+      [path.join(root, "logs", "AUDIT.LOG.LOCK"), "write"],
+      [path.join(root, "LOGS", "audit.log"), "read"],
+      [path.join(root.toUpperCase(), "state", "audit", "audit.log"), "read"],
+    ] as const) {
+      const verdict = await checkPath(own, p, access);
+      assertRefused(verdict, "PATH_DENIED");
+      assert.match(verdict.reason, /whatever filesystem\.allowed_paths allows/, `${access} ${p}`);
+    }
+    const accented = compilePathPolicy(policy([`${root}/**`]), { protectedPaths: [{ file: path.join(root, "pol\u00edtica.yaml"), what: "the policy file" }] });
+    assertRefused(await checkPath(accented, path.join(root, "poli\u0301tica.yaml"), "write"), "PATH_DENIED");
+    assertRefused(await checkPath(accented, path.join(root, "POL\u00cdTICA.YAML"), "write"), "PATH_DENIED");
+    assertAllowed(await checkPath(accented, path.join(root, "politica.yaml"), "write"), path.join(root, "politica.yaml"));
+  });
+
   void it("protects a file given by path also where its link led at the start (a policy file linked from a dotfiles folder)", async () => {
     // root/linked/{policy.yaml -> ../dotfiles/policy.yaml, data -> ../elsewhere-data}, exec-home made later
     const linked = scratch("linked");

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { cutAt, printable, shellWords, truncate, wellFormed } from "../../src/util/text.js";
+import { cutAt, foldName, printable, shellWords, truncate, wellFormed } from "../../src/util/text.js";
 import { createLogHub, stderrSink } from "../../src/util/logger.js";
 import { truncate as truncateMessage } from "../../src/protocol/jsonrpc.js";
 
@@ -28,6 +28,14 @@ test("wellFormed replaces unpaired surrogates and leaves pairs and other text al
   assert.equal(wellFormed("\ude00b"), "\ufffdb");
   assert.equal(wellFormed("\ude00\ud83d"), "\ufffd\ufffd", "a low then a high surrogate are no pair");
   assert.equal(wellFormed(""), "");
+});
+
+void test("foldName: one spelling for the names a case-insensitive file system takes as one", () => {
+  assert.equal(foldName("Audit.LOG"), "audit.log");
+  assert.equal(foldName("poli\u0301tica"), foldName("POL\u00cdTICA"));
+  assert.equal(foldName("stra\u00dfe"), foldName("STRASSE"));
+  assert.equal(foldName("\u03c3\u03c3"), foldName("\u03c3\u03c2"));
+  assert.notEqual(foldName("audit.log"), foldName("audit.1og"));
 });
 
 void test("printable: controls, DEL, C1 and line separators become visible escapes; other text stays", () => {

@@ -8,6 +8,7 @@ import { constants as C, promises as fs } from "node:fs";
 import path from "node:path";
 import { sha256Hex } from "../../util/canonical-json.js";
 import { makeDirectories } from "../../util/make-directories.js";
+import { foldName } from "../../util/text.js";
 import type { CheckpointBody } from "./entry.js";
 import { AuditOpenError, describeFsError, errnoOf } from "./errors.js";
 import { currentUid, fsyncDirectory, nodeAuditFs, O_NOFOLLOW } from "./fs-layer.js";
@@ -111,10 +112,14 @@ export function signingKeyPath(stateDir: string, keyPath: string | undefined): s
   return keyPath !== undefined && keyPath.length > 0 ? path.resolve(stateDir, keyPath) : path.join(stateDir, DEFAULT_KEY_FILE);
 }
 
-/** Whether `name`, in the key's directory, is the key or a copy of it being made (createKeyFile's temp file). */
+/**
+ * Whether `name`, in the key's directory, is the key or a copy of it being made (createKeyFile's
+ * temp file), whatever its letter case (a case-insensitive file system opens it so).
+ */
 export function belongsToKey(keyFile: string, name: string): boolean {
-  const base = path.basename(keyFile);
-  return name === base || name.startsWith(`.${base}.new-`);
+  const folded = foldName(name);
+  const base = foldName(path.basename(keyFile));
+  return folded === base || folded.startsWith(`.${base}.new-`);
 }
 
 /**

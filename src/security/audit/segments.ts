@@ -13,6 +13,7 @@
  * the lock removes them once a minute old (lock.ts).
  */
 import path from "node:path";
+import { foldName } from "../../util/text.js";
 
 /** 2026-11-22T03:15:00.123Z → 20261122T031500Z */
 export function compactUtc(iso: string): string {
@@ -73,11 +74,19 @@ export function lockPath(activePath: string): string {
 
 /**
  * Whether `name`, in the active log's directory, is one of that log's files: the active
- * file, its segments, torn-line keepers, its lock and the lock's temporary files.
+ * file, its segments, torn-line keepers, its lock and the lock's temporary files. Letter
+ * case and Unicode normalization are ignored: a case-insensitive file system opens them
+ * under any spelling.
  */
 export function belongsToLog(activePath: string, name: string): boolean {
-  const base = path.basename(activePath);
-  return name === base || name.startsWith(`${base}.`) || name.startsWith(`.${base}.`) || segmentPattern(activePath).test(name);
+  const folded = foldName(name);
+  const base = foldName(path.basename(activePath));
+  return (
+    folded === base ||
+    folded.startsWith(`${base}.`) ||
+    folded.startsWith(`.${base}.`) ||
+    new RegExp(segmentPattern(foldName(activePath)).source, "i").test(folded)
+  );
 }
 
 /** Files next to the log that are not part of the chain (a crash can leave any of them behind). */
