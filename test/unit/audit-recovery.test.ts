@@ -114,6 +114,61 @@ void test("a torn keeper whose recovery entry is on disk but whose rename was no
   }
 });
 
+/** The kinds of the recovery entries that name each keeper, by keeper. */
+function recoveriesByKeeper(file: string): Record<string, string[]> {
+  const byKeeper: Record<string, string[]> = {};
+  for (const entry of readLines(file).map(parse)) {
+    if (entry.event === "recovery" && typeof entry.data?.keptIn === "string") (byKeeper[entry.data.keptIn] ??= []).push(entry.data.kind);
+  }
+  return byKeeper;
+}
+
+const failingRename = { ...nodeAuditFs, rename: () => Promise.reject(Object.assign(new Error("EIO: i/o error"), { code: "EIO" })) };
+
+void test("a start that stops before renaming its keepers, when it had two to record, leaves neither to be recorded twice", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    fs.appendFileSync(env.logFile, '{"arguments":{"pa');
+    const older = "audit.log.torn-20261205T120000Z";
+    fs.writeFileSync(path.join(env.logDir, `${older}.unrecorded`), '{"argu', { mode: 0o600 });
+    await assert.rejects(openTestLog(env, {}, { fs: failingRename }), AuditOpenError);
+
+    const sink = await openTestLog(env);
+    await sink.close();
+    const byKeeper = recoveriesByKeeper(env.logFile);
+    const kept = tornFiles(env.logDir).sort();
+    assert.equal(kept.length, 2);
+    assert.ok(kept.every((name) => !name.endsWith(".unrecorded")), kept.join(" "));
+    assert.deepEqual(byKeeper[older], ["torn_tail_unrecorded"]);
+    const newer = kept.find((name) => name !== older)!;
+    assert.deepEqual(byKeeper[newer], ["torn_tail"], "recorded once, not again as unrecorded");
+    assert.equal((await verifyAudit(env.logDir)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a keeper whose recovery entry was followed by a checkpoint, and not renamed, is renamed, not recorded twice", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    fs.appendFileSync(env.logFile, '{"arguments":{"pa');
+    // checkpoint_every 1: the writer seals a checkpoint after every entry, the recovery entry included.
+    await assert.rejects(openTestLog(env, { checkpoint_every: 1 }, { fs: failingRename }), AuditOpenError);
+    assert.equal(parse(readLines(env.logFile).at(-1)!).event, "checkpoint", "the recovery entry is not the last one");
+
+    const sink = await openTestLog(env, { checkpoint_every: 1 });
+    await sink.close();
+    const [kept] = tornFiles(env.logDir);
+    assert.doesNotMatch(kept!, /\.unrecorded$/);
+    assert.deepEqual(recoveriesByKeeper(env.logFile), { [kept!]: ["torn_tail"] });
+    assert.equal((await verifyAudit(env.logDir)).ok, true);
+  } finally {
+    env.cleanup();
+  }
+});
+
 void test("a whole entry cut just before its newline keeps its place: the newline is restored, no seq is used twice", async () => {
   const env = tempEnv();
   try {

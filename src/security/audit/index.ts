@@ -14,9 +14,11 @@ import { AuditEntryError, AuditOpenError, AuditWriteError, describeFsError } fro
 import { fsyncDirectory, nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { acquireLock } from "./lock.js";
 import {
+  addKeptIn,
   completeTornEntry,
   findUnrecordedKeepers,
   inspectLogFile,
+  keepersRecordedAtEnd,
   markKeepersRecorded,
   newestSegmentEnd,
   setTornTailAside,
@@ -186,13 +188,11 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       }
     }
 
-    // Keepers a start set aside and stopped before recording: recorded now, unless the chain's
-    // last entry already names one (that start stopped between its entry and the rename).
-    const lastEntry = inspection.end?.last;
+    // Keepers a start set aside and stopped before recording: recorded now, unless the log's
+    // last entries already name one (that start stopped between its entry and the rename).
     const pendingKeepers = await findUnrecordedKeepers(layer, logPath);
-    const unrecorded = pendingKeepers.filter(
-      (keeper) => !(lastEntry?.event === "recovery" && lastEntry.data?.keptIn === path.basename(keeper.keptIn)),
-    );
+    const recordedKeepers =
+      pendingKeepers.length === 0 ? new Set<string>() : await keepersRecordedAtEnd(layer, fd, logPath, inspection.wholeBytes);
     let torn: TornRecovery | undefined;
     let restored: AuditEntry | undefined;
     if (inspection.torn !== undefined) {
@@ -224,6 +224,9 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       }
     }
     logId ??= randomUUID();
+    // A restored last line is an entry too (one cut just before its newline).
+    if (restored !== undefined) addKeptIn(recordedKeepers, restored);
+    const isRecorded = (keeper: { keptIn: string }): boolean => recordedKeepers.has(path.basename(keeper.keptIn));
 
     const makeId = ulidFactory();
     writer = new ChainWriter({
@@ -245,25 +248,38 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       ...(opts.timers === undefined ? {} : { timers: opts.timers }),
     });
     await writer.init();
-    const startup: Array<Promise<AuditReceipt>> = [];
+    // Keepers: those already recorded get their final names before anything is written; then
+    // each of the others gets its entry, made durable, and its final name before the next
+    // entry, so a start that stops in between leaves that entry where the next start looks
+    // (keepersRecordedAtEnd) and no keeper is recorded twice.
+    await markKeepersRecorded(layer, logPath, pendingKeepers.filter(isRecorded).map((keeper) => keeper.keptIn));
+    const keeperEntries: Array<{ fields: EntryFields; keptIn: string }> = [];
     if (torn !== undefined) {
-      startup.push(
-        writer.append({
+      keeperEntries.push({
+        fields: {
           event: "recovery",
           reason: "a torn last line (an interrupted write) was kept aside and the log truncated to its last whole entry",
           data: { logId, kind: "torn_tail", bytes: torn.bytes, sha256: torn.sha256, keptIn: path.basename(torn.keptIn), truncatedTo: torn.truncatedTo },
-        }),
-      );
+        },
+        keptIn: torn.keptIn,
+      });
     }
-    for (const keeper of unrecorded) {
-      startup.push(
-        writer.append({
+    for (const keeper of pendingKeepers.filter((pending) => !isRecorded(pending))) {
+      keeperEntries.push({
+        fields: {
           event: "recovery",
           reason: "torn bytes that an earlier start set aside, and stopped before recording, were found and are recorded now",
           data: { logId, kind: "torn_tail_unrecorded", bytes: keeper.bytes, sha256: keeper.sha256, keptIn: path.basename(keeper.keptIn) },
-        }),
-      );
+        },
+        keptIn: keeper.keptIn,
+      });
     }
+    for (const { fields, keptIn } of keeperEntries) {
+      await writer.append(fields);
+      await writer.flush();
+      await markKeepersRecorded(layer, logPath, [keptIn]);
+    }
+    const startup: Array<Promise<AuditReceipt>> = [];
     if (restored !== undefined) {
       startup.push(
         writer.append({
@@ -281,13 +297,6 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
           data: { logId, kind: "active_missing", continuedFrom },
         }),
       );
-    }
-    // The keepers get their final names once their entries are on disk, before anything else is written.
-    const keptIn = [...(torn === undefined ? [] : [torn.keptIn]), ...pendingKeepers.map((keeper) => keeper.keptIn)];
-    if (keptIn.length > 0) {
-      await Promise.all(startup.splice(0));
-      await writer.flush();
-      await markKeepersRecorded(layer, logPath, keptIn);
     }
     startup.push(
       writer.append({

@@ -218,6 +218,36 @@ async function readKeeper(layer: AuditFs, file: string): Promise<Buffer> {
   }
 }
 
+/**
+ * The keepers (final names) that the log's last whole entries record: openAuditLog makes each
+ * keeper's `recovery` entry durable and then renames the keeper before it writes anything
+ * else, so a start that stopped in between left that entry last, or just before the one
+ * checkpoint the writer may seal after an entry. A line that does not verify names nothing:
+ * its keeper is then recorded again rather than left unrecorded.
+ */
+export async function keepersRecordedAtEnd(layer: AuditFs, fd: number, file: string, wholeBytes: number): Promise<Set<string>> {
+  const named = new Set<string>();
+  if (wholeBytes === 0) return named;
+  let scan;
+  try {
+    scan = await scanTail(layer, fd, wholeBytes, 2);
+  } catch (err) {
+    if (err instanceof AuditReadError) throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file}: ${err.message}`);
+    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+  }
+  for (const line of scan.lines) {
+    const check = checkEntryLine(line.text);
+    if (check.ok) addKeptIn(named, check.entry);
+  }
+  return named;
+}
+
+/** Adds the keeper a `recovery` entry names, if it names one. */
+export function addKeptIn(named: Set<string>, entry: AuditEntry): void {
+  const keptIn = entry.event === "recovery" ? entry.data?.keptIn : undefined;
+  if (typeof keptIn === "string") named.add(keptIn);
+}
+
 /** Gives recorded keepers their final names (their `recovery` entries are on disk). */
 export async function markKeepersRecorded(layer: AuditFs, activePath: string, keptIn: readonly string[]): Promise<void> {
   if (keptIn.length === 0) return;
