@@ -386,7 +386,7 @@ export async function checkPath(
 
   if (underProc(compiled, lexical)) return procVerdict(shown);
   const lexicalOwn = protectedBy(compiled.protectedPaths, lexical);
-  if (lexicalOwn !== undefined) return protectedVerdict(shown, lexicalOwn);
+  if (lexicalOwn !== undefined) return protectedVerdict(compiled, shown, [lexical], lexicalOwn);
   const lexicalRule = deniedBy(compiled.deny, lexical);
   if (lexicalRule !== undefined) return deniedVerdict(compiled.deny, shown, lexicalRule);
   if (access === "write") {
@@ -413,7 +413,7 @@ export async function checkPath(
   if (underProc(compiled, resolved.realPath)) return procVerdict(shown);
   const decision = decideRealPath(compiled, resolved.realPath);
   if (!decision.ok) {
-    if (decision.code === "PATH_PROTECTED") return protectedVerdict(shown, decision.what);
+    if (decision.code === "PATH_PROTECTED") return protectedVerdict(compiled, shown, [lexical, resolved.realPath], decision.what);
     return decision.code === "PATH_DENIED"
       ? deniedVerdict(compiled.deny, shown, decision.rule)
       : outsideVerdict(shown, resolved.realPath !== lexical);
@@ -651,7 +651,14 @@ function deniedVerdict(rules: readonly CompiledDenyRule[], shown: string, rule: 
   return refuse("PATH_DENIED", `path ${shown} is denied by the filesystem policy (rule ${rule})`);
 }
 
-function protectedVerdict(shown: string, what: string): PathRefused {
+/**
+ * Names what the server's file is only where the policy would otherwise let the path through
+ * a root: elsewhere the refusal is the plain "outside", so a model cannot probe the disk for
+ * where the server keeps its log, key or policy.
+ */
+function protectedVerdict(compiled: CompiledPathPolicy, shown: string, paths: readonly string[], what: string): PathRefused {
+  const underRoot = paths.some((p) => compiled.roots.some((root) => isInside(root.lexicalRoot, p) || isInside(root.realRoot, p)));
+  if (!underRoot) return outsideVerdict(shown, false);
   return refuse(
     "PATH_DENIED",
     `path ${shown} is refused: it is ${what}, which tools never read or write, whatever filesystem.allowed_paths allows`,

@@ -695,7 +695,6 @@ void describe("the server's own files (protectedPaths)", () => {
       [path.join(root, "Policy.yaml"), "read"],
       [path.join(root, "logs", "AUDIT.LOG.LOCK"), "write"],
       [path.join(root, "LOGS", "audit.log"), "read"],
-      [path.join(root.toUpperCase(), "state", "audit", "audit.log"), "read"],
     ] as const) {
       const verdict = await checkPath(own, p, access);
       assertRefused(verdict, "PATH_DENIED");
@@ -739,6 +738,25 @@ void describe("the server's own files (protectedPaths)", () => {
     }
     assertAllowed(await checkPath(guard, path.join(dotfiles, "notes.md"), "write"), path.join(dotfiles, "notes.md"));
     assert.deepEqual(decideRealPath(guard, elsewhere), { ok: false, code: "PATH_PROTECTED", what: "the server's state" });
+  });
+
+  void it("outside every allowed root, refuses them as outside, without saying what they are (no probing for the server's files)", async () => {
+    const workspaceOnly = compilePathPolicy(policy([`${state}/workspace/**`], []), {
+      protectedPaths: [
+        { dir: state, names: (name) => name === "audit" || name === "keys", what: "the server's state" },
+        { file: path.join(root, "policy.yaml"), what: "the policy file this server runs on" },
+      ],
+    });
+    for (const p of [path.join(state, "keys", "k.pem"), path.join(root, "policy.yaml"), path.join(root.toUpperCase(), "POLICY.YAML")]) {
+      const verdict = await checkPath(workspaceOnly, p, "read");
+      assertRefused(verdict, "PATH_OUTSIDE_ROOTS");
+      assert.doesNotMatch(verdict.reason, /policy file|server's state/);
+    }
+    // Through a link from inside a root, it is named (the policy would otherwise let it through).
+    fs.symlinkSync(path.join(state, "keys"), path.join(state, "workspace", "keys-link"));
+    const linked = await checkPath(workspaceOnly, path.join(state, "workspace", "keys-link", "k.pem"), "read");
+    assertRefused(linked, "PATH_DENIED");
+    assert.match(linked.reason, /the server's state/);
   });
 
   void it("refuses a protected directory that is not absolute", () => {
