@@ -51,17 +51,21 @@ function verified(file: string, what: string, line: string): AuditEntry {
   return check.entry;
 }
 
-/** Reads the first and last whole entries and any torn tail of an open log file. */
-export async function inspectLogFile(layer: AuditFs, fd: number, file: string): Promise<ActiveInspection> {
-  const { size } = await layer.fstat(fd);
-  if (size === 0) return { wholeBytes: 0 };
-  let scan;
+/** scanTail for the start: a read failure is an AuditOpenError naming the log. */
+async function scanLogTail(layer: AuditFs, fd: number, file: string, end: number, lines: number): ReturnType<typeof scanTail> {
   try {
-    scan = await scanTail(layer, fd, size, 1);
+    return await scanTail(layer, fd, end, lines);
   } catch (err) {
     if (err instanceof AuditReadError) throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file}: ${err.message}`);
     throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   }
+}
+
+/** Reads the first and last whole entries and any torn tail of an open log file. */
+export async function inspectLogFile(layer: AuditFs, fd: number, file: string): Promise<ActiveInspection> {
+  const { size } = await layer.fstat(fd);
+  if (size === 0) return { wholeBytes: 0 };
+  const scan = await scanLogTail(layer, fd, file, size, 1);
   let torn: Buffer | undefined;
   let tornEntry: AuditEntry | undefined;
   if (scan.torn.length > 0) {
@@ -228,13 +232,7 @@ async function readKeeper(layer: AuditFs, file: string): Promise<Buffer> {
 export async function keepersRecordedAtEnd(layer: AuditFs, fd: number, file: string, wholeBytes: number): Promise<Set<string>> {
   const named = new Set<string>();
   if (wholeBytes === 0) return named;
-  let scan;
-  try {
-    scan = await scanTail(layer, fd, wholeBytes, 2);
-  } catch (err) {
-    if (err instanceof AuditReadError) throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file}: ${err.message}`);
-    throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${file} cannot be read: ${describeFsError(err)}`, { cause: err });
-  }
+  const scan = await scanLogTail(layer, fd, file, wholeBytes, 2);
   for (const line of scan.lines) {
     const check = checkEntryLine(line.text);
     if (check.ok) addKeptIn(named, check.entry);
