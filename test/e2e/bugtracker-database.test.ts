@@ -150,70 +150,79 @@ void describe("a bug database removed or replaced while the server runs", () => 
     renameSync(backup, dbFile);
   }
 
-  void test("after the file is deleted, new bugs go to a new file at the path and survive a restart", async () => {
+  interface Restartable {
+    world: { tmp: string; root: string; project: string };
+    stateDir: string;
+    dbFile: string;
+    server: ServerProcess;
+    /** Stops the server and starts a new one on the same state directory. */
+    restart(): Promise<ServerProcess>;
+  }
+
+  /** A server on a fresh project and state directory; whichever server runs at the end is closed, and the files removed. */
+  async function withRestartableServer(body: (it: Restartable) => Promise<void>): Promise<void> {
     const world = makeWorld();
     const stateDir = join(world.tmp, "state");
-    const dataDir = join(stateDir, "data");
-    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    const start = () => ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    const it: Restartable = {
+      world,
+      stateDir,
+      dbFile: join(stateDir, "data", "bugtracker.db"),
+      server: await start(),
+      async restart() {
+        await it.server.close();
+        it.server = await start();
+        return it.server;
+      },
+    };
     try {
-      ok(await server.callTool("add_bug", { project_path: world.project, title: "Before the deletion" }));
+      await body(it);
+    } finally {
+      await it.server.close();
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  }
+
+  void test("after the file is deleted, new bugs go to a new file at the path and survive a restart", () =>
+    withRestartableServer(async (it) => {
+      const { world } = it;
+      const dataDir = join(it.stateDir, "data");
+      ok(await it.server.callTool("add_bug", { project_path: world.project, title: "Before the deletion" }));
       for (const name of readdirSync(dataDir)) rmSync(join(dataDir, name));
 
-      const added = ok(await server.callTool("add_bug", { project_path: world.project, title: "After the deletion" }));
+      const added = ok(await it.server.callTool("add_bug", { project_path: world.project, title: "After the deletion" }));
       assert.equal((added.bug as Message).bug_id, "BUG-1", "a fresh database numbers from 1 again");
       assert.ok(readdirSync(dataDir).includes("bugtracker.db"), "the database file is back at its path");
-      await server.close();
 
       // What the server confirmed is what the next server finds.
-      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
-      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["After the deletion"]);
-    } finally {
-      await server.close();
-      rmSync(world.tmp, { recursive: true, force: true });
-    }
-  });
+      const next = await it.restart();
+      assert.deepEqual(titles(ok(await next.callTool("list_bugs", { project_path: world.project }))), ["After the deletion"]);
+    }));
 
-  void test("after a backup is moved over the file, calls read and write the restored database", async () => {
-    const world = makeWorld();
-    const stateDir = join(world.tmp, "state");
-    const dbFile = join(stateDir, "data", "bugtracker.db");
-    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
-    try {
-      await restoreOlderBackup(server, world, dbFile);
+  void test("after a backup is moved over the file, calls read and write the restored database", () =>
+    withRestartableServer(async (it) => {
+      const { world } = it;
+      await restoreOlderBackup(it.server, world, it.dbFile);
 
-      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["In the backup"]);
-      const added = ok(await server.callTool("add_bug", { project_path: world.project, title: "After the restore" }));
+      assert.deepEqual(titles(ok(await it.server.callTool("list_bugs", { project_path: world.project }))), ["In the backup"]);
+      const added = ok(await it.server.callTool("add_bug", { project_path: world.project, title: "After the restore" }));
       assert.equal((added.bug as Message).bug_id, "BUG-2");
-      await server.close();
 
-      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
-      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["After the restore", "In the backup"]);
-    } finally {
-      await server.close();
-      rmSync(world.tmp, { recursive: true, force: true });
-    }
-  });
+      const next = await it.restart();
+      assert.deepEqual(titles(ok(await next.callTool("list_bugs", { project_path: world.project }))), ["After the restore", "In the backup"]);
+    }));
 
-  void test("a backup moved over the file just before shutdown is what the next start finds, without the old log's pages", async () => {
-    const world = makeWorld();
-    const stateDir = join(world.tmp, "state");
-    const dbFile = join(stateDir, "data", "bugtracker.db");
-    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
-    try {
-      await restoreOlderBackup(server, world, dbFile);
-      await server.close();
+  void test("a backup moved over the file just before shutdown is what the next start finds, without the old log's pages", () =>
+    withRestartableServer(async (it) => {
+      await restoreOlderBackup(it.server, it.world, it.dbFile);
 
-      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
-      assert.deepEqual(titles(ok(await server.callTool("list_bugs", { project_path: world.project }))), ["In the backup"]);
-      const check = new Database(dbFile, { readonly: true, fileMustExist: true });
+      const next = await it.restart();
+      assert.deepEqual(titles(ok(await next.callTool("list_bugs", { project_path: it.world.project }))), ["In the backup"]);
+      const check = new Database(it.dbFile, { readonly: true, fileMustExist: true });
       try {
         assert.deepEqual(check.pragma("integrity_check"), [{ integrity_check: "ok" }]);
       } finally {
         check.close();
       }
-    } finally {
-      await server.close();
-      rmSync(world.tmp, { recursive: true, force: true });
-    }
-  });
+    }));
 });

@@ -244,8 +244,10 @@ void describe("review findings: descendants outside the group, and programs that
     return wasAlive;
   }
 
+  const HAS_SETSID = ["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, "setsid")));
+
   void test("a timed-out call returns at its deadline even when a descendant in its own session holds the output pipes", { timeout: 40_000 }, async (t) => {
-    if (!["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, "setsid")))) return t.skip("setsid is not installed");
+    if (!HAS_SETSID) return t.skip("setsid is not installed");
     const marker = path.join(root, "escapee-timeout.pid");
     const exec = guardedExec({}, {}, { timeoutMs: 1500, maxOutputBytes: 10_000 });
     const started = Date.now();
@@ -258,7 +260,7 @@ void describe("review findings: descendants outside the group, and programs that
   });
 
   void test("a command that exits on its own is not reported as timed out because an escaped descendant holds its output", { timeout: 40_000 }, async (t) => {
-    if (!["/usr/bin", "/bin"].some((dir) => fs.existsSync(path.join(dir, "setsid")))) return t.skip("setsid is not installed");
+    if (!HAS_SETSID) return t.skip("setsid is not installed");
     const marker = path.join(root, "escapee-exit.pid");
     const exec = guardedExec({}, {}, { timeoutMs: 20_000, maxOutputBytes: 10_000 });
     const started = Date.now();
