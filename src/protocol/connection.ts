@@ -5,19 +5,25 @@
  * supplies the handlers.
  */
 import type { Readable, Writable } from "node:stream";
+import { BatchReply, type Answered } from "./batch-reply.js";
 import { LineFramer } from "./framer.js";
 import {
+  BATCH_REFUSED,
   classify,
+  classifyValue,
+  EMPTY_BATCH,
   ErrorCode,
   errorMessage,
   notificationMessage,
   resultMessage,
   RpcError,
   truncate,
+  type Message,
+  type OutgoingMessage,
   type Params,
   type RequestId,
 } from "./jsonrpc.js";
-import { MessageWriter } from "./writer.js";
+import { MessageWriter, serializeMessage } from "./writer.js";
 import { LazyAbort, type CallAbort } from "../util/call-abort.js";
 import type { Logger } from "../util/logger.js";
 import { cutAt } from "../util/text.js";
@@ -65,6 +71,7 @@ class InFlight extends LazyAbort {
   constructor(
     readonly id: RequestId,
     readonly method: string,
+    readonly batch: BatchReply | undefined,
   ) {
     super();
   }
@@ -75,6 +82,7 @@ interface Waiting {
   readonly method: string;
   readonly params: Params | undefined;
   readonly bytes: number;
+  readonly batch: BatchReply | undefined;
 }
 
 const DEFAULT_MAX_WAITING_BYTES = 4 * 1024 * 1024;
@@ -96,6 +104,8 @@ export class Connection {
   private waitingBytes = 0;
   /** Set while requests are refused for a full queue: the operator is told once per episode. */
   private busy = false;
+  /** JSON-RPC batches are answered (MCP 2025-03-26) rather than refused. */
+  private batches = false;
 
   constructor(
     private readonly input: Readable,
@@ -108,7 +118,7 @@ export class Connection {
     this.framer = new LineFramer(options.maxLineBytes, {
       line: (bytes) => this.onLine(bytes),
       oversize: (limit) =>
-        this.send(() =>
+        this.send(
           errorMessage(undefined, {
             code: ErrorCode.InvalidRequest,
             message: `Invalid Request: message exceeds the ${limit}-byte line limit and was discarded`,
@@ -175,6 +185,7 @@ export class Connection {
     const waiting = this.waiting.get(id);
     if (waiting !== undefined) {
       this.unqueue(id, waiting);
+      waiting.batch?.skip();
       this.checkIdle();
       return true;
     }
@@ -193,8 +204,17 @@ export class Connection {
     return this.inFlight.has(id) || this.waiting.has(id);
   }
 
+  /**
+   * From now on a line holding a JSON array is a batch: its requests run as usual and their
+   * responses leave together as one array. Until then (and in MCP 2025-06-18 and later) a
+   * batch is refused as a whole.
+   */
+  acceptBatches(): void {
+    this.batches = true;
+  }
+
   notify(method: string, params?: Record<string, unknown>): void {
-    this.send(() => notificationMessage(method, params));
+    this.send(notificationMessage(method, params));
   }
 
   /** Stops reading new messages; in-flight requests continue until they settle or are aborted. */
@@ -210,14 +230,16 @@ export class Connection {
   abortAll(reason: string): void {
     for (const [id, waiting] of this.waiting) {
       this.unqueue(id, waiting);
-      this.send(() =>
+      this.answer(
+        id,
+        waiting.method,
+        waiting.batch,
         errorMessage(id, {
           code: ErrorCode.ServerUnavailable,
           message: `Server unavailable: ${reason}; this request was not started`,
           data: { reason: "shutting_down" },
         }),
       );
-      this.handlers.responded?.(id, waiting.method);
     }
     for (const entry of this.inFlight.values()) entry.abort(new ShutdownError(reason));
     this.checkIdle();
@@ -249,12 +271,33 @@ export class Connection {
 
   private onLine(bytes: Buffer): void {
     const message = classify(bytes);
+    if (message.kind === "batch") this.onBatch(message.items, bytes.length);
+    else this.onMessage(message, bytes.length, undefined);
+  }
+
+  private onBatch(items: unknown[], bytes: number): void {
+    if (!this.batches || items.length === 0) {
+      const message = this.batches ? EMPTY_BATCH : BATCH_REFUSED;
+      this.send(errorMessage(undefined, { code: ErrorCode.InvalidRequest, message }));
+      return;
+    }
+    const batch = new BatchReply((texts: readonly string[], answered: readonly Answered[]) => {
+      if (texts.length > 0) this.writer.writeBatch(texts);
+      for (const { id, method } of answered) this.handlers.responded?.(id, method);
+    });
+    // An element's share of the line stands for its size in the waiting queue's byte budget.
+    const share = Math.ceil(bytes / items.length);
+    for (const item of items) this.onMessage(classifyValue(item), share, batch);
+    batch.close();
+  }
+
+  private onMessage(message: Message, bytes: number, batch: BatchReply | undefined): void {
     switch (message.kind) {
       case "invalid": {
-        // An id in use by a request read earlier is left out, as for a well-formed duplicate:
-        // with it, that request would get two responses.
-        const id = message.id !== undefined && this.isInFlight(message.id) ? undefined : message.id;
-        this.send(() => errorMessage(id, message.error.toObject()));
+        // An id in use by a request read earlier (or earlier in this batch) is left out, as for
+        // a well-formed duplicate: with it, that request would get two responses.
+        const clash = message.id !== undefined && (this.isInFlight(message.id) || (batch !== undefined && !batch.claim(message.id)));
+        this.reply(batch, errorMessage(clash ? undefined : message.id, message.error.toObject()));
         return;
       }
       case "response":
@@ -271,18 +314,20 @@ export class Connection {
         }
         return;
       case "request":
-        this.onRequest(message.id, message.method, message.params, bytes.length);
+        this.onRequest(message.id, message.method, message.params, bytes, batch);
         return;
     }
   }
 
-  private onRequest(id: RequestId, method: string, params: Params | undefined, bytes: number): void {
-    if (this.inFlight.has(id) || this.waiting.has(id)) {
-      // Answered without the id: with it, the request in flight would get two responses.
-      this.send(() =>
+  private onRequest(id: RequestId, method: string, params: Params | undefined, bytes: number, batch: BatchReply | undefined): void {
+    const inUse = this.inFlight.has(id) || this.waiting.has(id);
+    if (inUse || (batch !== undefined && !batch.claim(id))) {
+      // Answered without the id: with it, the other request would get two responses.
+      this.reply(
+        batch,
         errorMessage(undefined, {
           code: ErrorCode.InvalidRequest,
-          message: "Invalid Request: this id is already in use by a request in flight",
+          message: `Invalid Request: this id is already in use by ${inUse ? "a request in flight" : "another request of this batch"}`,
           data: { id },
         }),
       );
@@ -291,39 +336,43 @@ export class Connection {
     // Behind the limit, or behind others already waiting (order is kept); ping never waits.
     if ((this.inFlight.size >= this.maxInFlight || this.waiting.size > 0) && method !== "ping") {
       if (this.waitingBytes + bytes > this.maxWaitingBytes) {
-        this.refuseBusy(id);
+        this.refuseBusy(id, batch);
         return;
       }
       this.busy = false;
-      this.waiting.set(id, { method, params, bytes });
+      this.waiting.set(id, { method, params, bytes, batch });
       this.waitingBytes += bytes;
+      batch?.expect();
       return;
     }
-    this.run(id, method, params);
+    batch?.expect();
+    this.run(id, method, params, batch);
   }
 
-  private run(id: RequestId, method: string, params: Params | undefined): void {
-    const entry = new InFlight(id, method);
+  private run(id: RequestId, method: string, params: Params | undefined, batch: BatchReply | undefined): void {
+    const entry = new InFlight(id, method, batch);
     let outcome: RequestResult | Promise<RequestResult>;
     try {
       outcome = this.handlers.request(method, params, { id, method, abort: entry });
     } catch (error) {
-      this.respondError(id, method, error);
+      this.respondError(entry, error);
       return;
     }
     if (!(outcome instanceof Promise)) {
-      this.respond(id, method, outcome);
+      this.respond(entry, outcome);
       return;
     }
     this.inFlight.set(id, entry);
     outcome.then(
       (result) => {
         this.settled(entry.id);
-        if (!entry.cancelled) this.respond(entry.id, entry.method, result);
+        if (!entry.cancelled) this.respond(entry, result);
+        else entry.batch?.skip();
       },
       (error: unknown) => {
         this.settled(entry.id);
-        if (!entry.cancelled) this.respondError(entry.id, entry.method, error);
+        if (!entry.cancelled) this.respondError(entry, error);
+        else entry.batch?.skip();
       },
     );
   }
@@ -339,11 +388,11 @@ export class Connection {
     for (const [id, waiting] of this.waiting) {
       if (this.inFlight.size >= this.maxInFlight) break;
       this.unqueue(id, waiting);
-      this.run(id, waiting.method, waiting.params);
+      this.run(id, waiting.method, waiting.params, waiting.batch);
     }
   }
 
-  private refuseBusy(id: RequestId): void {
+  private refuseBusy(id: RequestId, batch: BatchReply | undefined): void {
     if (!this.busy) {
       this.busy = true;
       this.options.logger.warn("requests waiting for a slot fill the queue; refusing new ones until some start", {
@@ -352,7 +401,8 @@ export class Connection {
         waitingBytes: this.waitingBytes,
       });
     }
-    this.send(() =>
+    this.reply(
+      batch,
       errorMessage(id, {
         code: ErrorCode.ServerUnavailable,
         message:
@@ -378,34 +428,52 @@ export class Connection {
     }
   }
 
-  private respond(id: RequestId, method: string, result: RequestResult): void {
-    this.send(() => resultMessage(id, result));
-    this.handlers.responded?.(id, method);
+  private respond(entry: InFlight, result: RequestResult): void {
+    this.answer(entry.id, entry.method, entry.batch, resultMessage(entry.id, result));
   }
 
-  private respondError(id: RequestId, method: string, error: unknown): void {
+  private respondError(entry: InFlight, error: unknown): void {
     let rpc: RpcError;
     if (error instanceof RpcError) rpc = error;
     else {
-      this.options.logger.error("request handler failed", { method, error: describe(error) });
+      this.options.logger.error("request handler failed", { method: entry.method, error: describe(error) });
       rpc = new RpcError(ErrorCode.InternalError, "Internal error: the server failed to handle this request; see the server log");
     }
-    this.send(() => errorMessage(id, rpc.toObject()));
+    this.answer(entry.id, entry.method, entry.batch, errorMessage(entry.id, rpc.toObject()));
+  }
+
+  /** The response to a request that was started or queued: written now, or kept for its batch's array. */
+  private answer(id: RequestId, method: string, batch: BatchReply | undefined, message: OutgoingMessage): void {
+    if (batch !== undefined) {
+      batch.answer(this.serialize(message), { id, method });
+      return;
+    }
+    this.send(message);
     this.handlers.responded?.(id, method);
   }
 
-  /** Builds and writes a message; a message that cannot be serialized is replaced by an internal error. */
-  private send(build: () => Parameters<MessageWriter["write"]>[0]): void {
-    const message = build();
+  /** An answer to a message that never started (invalid, a duplicate id, the queue full). */
+  private reply(batch: BatchReply | undefined, message: OutgoingMessage): void {
+    if (batch !== undefined) batch.add(this.serialize(message));
+    else this.send(message);
+  }
+
+  private send(message: OutgoingMessage): void {
+    if (this.writer.closed) return;
+    const text = this.serialize(message);
+    if (text !== undefined) this.writer.writeSerialized(text);
+  }
+
+  /** A message's text; one that cannot be serialized is replaced by an internal error (or dropped if it has no id). */
+  private serialize(message: OutgoingMessage): string | undefined {
     try {
-      this.writer.write(message);
+      return serializeMessage(message);
     } catch (error) {
       this.options.logger.error("a message could not be serialized", { error: describe(error) });
-      if ("id" in message && message.id !== undefined) {
-        this.writer.write(
-          errorMessage(message.id, { code: ErrorCode.InternalError, message: "Internal error: the response could not be serialized" }),
-        );
-      }
+      if (!("id" in message) || message.id === undefined) return undefined;
+      return serializeMessage(
+        errorMessage(message.id, { code: ErrorCode.InternalError, message: "Internal error: the response could not be serialized" }),
+      );
     }
   }
 }

@@ -42,13 +42,17 @@ export class RpcError extends Error {
 
 export type Params = Record<string, unknown>;
 
-export type Incoming =
+/** One message, classified. */
+export type Message =
   | { kind: "request"; id: RequestId; method: string; params: Params | undefined }
   /** A malformed notification: never answered (a notification has no one to answer), only logged. */
   | { kind: "dropped"; method: string; reason: string }
   | { kind: "notification"; method: string; params: Params | undefined }
   | { kind: "response"; id: RequestId }
   | { kind: "invalid"; id: RequestId | undefined; error: RpcError };
+
+/** One line: a message, or a top-level JSON array (a JSON-RPC batch), its elements not yet classified (see classifyValue). */
+export type Incoming = Message | { kind: "batch"; items: unknown[] };
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -77,13 +81,17 @@ export function classify(line: Buffer): Incoming {
     const detail = error instanceof Error ? error.message : String(error);
     return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(wellFormed(detail), 200)}`) };
   }
-  return classifyValue(value);
+  return Array.isArray(value) ? { kind: "batch", items: value } : classifyValue(value);
 }
 
-export function classifyValue(value: unknown): Incoming {
-  if (Array.isArray(value)) {
-    return invalid(undefined, "Invalid Request: batches are not supported (MCP 2025-11-25 has no JSON-RPC batching); send one message per line");
-  }
+/** The answer to a batch where batches are not accepted (MCP 2025-06-18 and later have none). */
+export const BATCH_REFUSED = "Invalid Request: batches are not supported (MCP 2025-11-25 has no JSON-RPC batching); send one message per line";
+/** JSON-RPC 2.0 answers an empty batch with one error, not with an empty array. */
+export const EMPTY_BATCH = "Invalid Request: an empty batch; a batch needs at least one message";
+
+/** Classifies one message: a whole line's value, or one element of a batch (batches do not nest). */
+export function classifyValue(value: unknown): Message {
+  if (Array.isArray(value)) return invalid(undefined, "Invalid Request: a batch element must be a JSON object (batches do not nest)");
   if (!isPlainObject(value)) return invalid(undefined, "Invalid Request: a message must be a JSON object");
   const hasId = Object.hasOwn(value, "id");
   const id = value.id;
@@ -115,7 +123,7 @@ export function classifyValue(value: unknown): Incoming {
   return { kind: "request", id, method, params };
 }
 
-function invalid(id: RequestId | undefined, message: string): Incoming {
+function invalid(id: RequestId | undefined, message: string): Message {
   return { kind: "invalid", id, error: new RpcError(ErrorCode.InvalidRequest, message) };
 }
 

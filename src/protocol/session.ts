@@ -106,6 +106,8 @@ export class McpSession {
     responded: (id: RequestId, method: string): void => {
       if (method === "initialize" && this.state === "awaiting-initialize" && this.initializeSucceeded) {
         this.state = "ready";
+        // 2025-03-26 requires receiving batches (after initialize, which may not be in one); later revisions have none.
+        if (this.client.protocolVersion === "2025-03-26") this.connection.acceptBatches();
         this.options.onInitialized?.();
       }
       if (method === "tools/call") this.finishProgress(id);

@@ -51,7 +51,25 @@ export class MessageWriter {
    */
   write(message: OutgoingMessage): void {
     if (this.isClosed) return;
-    const line = serializeMessage(message) + "\n";
+    this.enqueue(serializeMessage(message) + "\n");
+  }
+
+  /** Writes one message already serialized by serializeMessage. */
+  writeSerialized(text: string): void {
+    if (this.isClosed) return;
+    this.enqueue(text + "\n");
+  }
+
+  /**
+   * Writes a batch response: the given messages, each already serialized (serializeMessage),
+   * as one JSON array on one line.
+   */
+  writeBatch(serialized: readonly string[]): void {
+    if (this.isClosed) return;
+    this.enqueue(`[${serialized.join(",")}]\n`);
+  }
+
+  private enqueue(line: string): void {
     if (this.pending === "") {
       this.pending = line;
       process.nextTick(this.writePending);

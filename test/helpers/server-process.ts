@@ -80,6 +80,22 @@ export class ServerProcess {
     return server;
   }
 
+  /**
+   * A JSON array on stdout is a batch response: the 2025-11-25 schema has none, so it is
+   * right only in a session that negotiated 2025-03-26 (its JSONRPCBatchResponse), and
+   * then each element must be a response of that session.
+   */
+  private checkBatchResponse(batch: unknown[]): void {
+    const initialize = this.messages.find((m) => !Array.isArray(m) && this.methods.get(m.id) === "initialize" && m.result !== undefined);
+    const version = initialize?.result?.protocolVersion;
+    if (version !== "2025-03-26") throw new Error(`a batch response in a session of protocol version ${String(version)}, which has no batches`);
+    if (batch.length === 0) throw new Error("an empty batch response (JSON-RPC sends nothing instead)");
+    for (const element of batch) {
+      assertServerMessage(element, (id) => this.methods.get(id));
+      if ("method" in (element as Message)) throw new Error("a notification inside a batch response");
+    }
+  }
+
   private onStdout(chunk: string): void {
     this.buffer += chunk;
     let newline: number;
@@ -95,7 +111,8 @@ export class ServerProcess {
         continue;
       }
       try {
-        assertServerMessage(message, (id) => this.methods.get(id));
+        if (Array.isArray(message)) this.checkBatchResponse(message);
+        else assertServerMessage(message, (id) => this.methods.get(id));
       } catch (error) {
         this.problems.push((error as Error).message);
       }
@@ -119,6 +136,14 @@ export class ServerProcess {
   send(message: Message): void {
     if (message.id !== undefined && typeof message.method === "string") this.methods.set(message.id, message.method);
     this.writeLine(JSON.stringify(message));
+  }
+
+  /** Sends messages as one JSON-RPC batch (a JSON array on one line). */
+  sendBatch(messages: Message[]): void {
+    for (const message of messages) {
+      if (message.id !== undefined && typeof message.method === "string") this.methods.set(message.id, message.method);
+    }
+    this.writeLine(JSON.stringify(messages));
   }
 
   newId(): number {

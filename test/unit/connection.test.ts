@@ -21,6 +21,7 @@ function setup(maxInFlight: number, maxWaitingBytes?: number) {
   });
   const waiting = new Map<RequestId, (result: RequestResult) => void>();
   const handled: RequestId[] = [];
+  const respondedIds: RequestId[] = [];
   const handlers: ConnectionHandlers = {
     request: (method, _params, ctx) => {
       if (method === "ping") return {};
@@ -28,6 +29,7 @@ function setup(maxInFlight: number, maxWaitingBytes?: number) {
       return new Promise<RequestResult>((resolve) => waiting.set(ctx.id, resolve));
     },
     notification: () => undefined,
+    responded: (id) => respondedIds.push(id),
   };
   const connection = new Connection(input, output, handlers, { maxLineBytes: 1024, maxInFlight, maxWaitingBytes, logger: silentLogger });
   connection.start();
@@ -35,7 +37,8 @@ function setup(maxInFlight: number, maxWaitingBytes?: number) {
   const answer = (ids: RequestId[]) => {
     for (const id of ids) waiting.get(id)!({ id });
   };
-  return { input, connection, handled, responses, send, answer };
+  const sendBatch = (items: unknown[]) => input.write(`${JSON.stringify(items)}\n`);
+  return { input, connection, handled, responses, send, sendBatch, answer, respondedIds };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -188,4 +191,91 @@ void test('the ids 1 and "1" are two requests: each is cancelled and answered on
   await settle();
   assert.deepEqual(handled, [1]);
   assert.deepEqual(responses, [{ jsonrpc: "2.0", id: 1, result: { id: 1 } }]);
+});
+
+const slow = (id: RequestId) => ({ jsonrpc: "2.0", id, method: "slow" });
+
+void test("a batch is refused as a whole until batches are accepted, then answered with one array", async () => {
+  const { connection, handled, responses, sendBatch, answer, respondedIds } = setup(10);
+  sendBatch([slow(1)]);
+  await settle();
+  assert.deepEqual(handled, [], "nothing of a refused batch runs");
+  assert.equal(responses.length, 1);
+  assert.equal((responses[0] as { error: { code: number } }).error.code, -32600);
+  assert.equal("id" in (responses[0] as object), false);
+
+  connection.acceptBatches();
+  sendBatch([slow(2), { jsonrpc: "2.0", id: "p", method: "ping" }, slow(3)]);
+  await settle();
+  assert.deepEqual(handled, [2, 3]);
+  assert.equal(responses.length, 1, "the ping's answer waits for the rest of its batch");
+  answer([3]);
+  await settle();
+  assert.equal(responses.length, 1);
+  assert.deepEqual(respondedIds, [], "responded is told only once the array is written");
+  answer([2]);
+  await settle();
+  assert.equal(responses.length, 2);
+  assert.deepEqual(responses[1], [
+    { jsonrpc: "2.0", id: "p", result: {} },
+    { jsonrpc: "2.0", id: 3, result: { id: 3 } },
+    { jsonrpc: "2.0", id: 2, result: { id: 2 } },
+  ]);
+  assert.deepEqual(respondedIds, ["p", 3, 2]);
+});
+
+void test("a batch's requests wait for slots like any others; cancelled ones are left out; shutdown answers the waiting ones in the array", async () => {
+  const { connection, handled, responses, sendBatch, answer } = setup(1);
+  connection.acceptBatches();
+  sendBatch([slow(1), slow(2), slow(3), slow(4)]);
+  await settle();
+  assert.deepEqual(handled, [1]);
+  assert.equal(connection.pendingCount, 4);
+  assert.equal(connection.cancel(2, "not needed"), true, "a waiting batched request can be cancelled");
+  answer([1]);
+  await settle();
+  assert.deepEqual(handled, [1, 3], "the slot went to the next waiting one, past the cancelled one");
+  connection.abortAll("the server is shutting down");
+  await settle();
+  assert.equal(responses.length, 0, "request 3 is still running: the array waits for it");
+  answer([3]);
+  await settle();
+  assert.equal(responses.length, 1);
+  const batch = responses[0] as Array<{ id: number; result?: unknown; error?: { code: number; data: { reason: string } } }>;
+  assert.deepEqual(
+    batch.map((m) => m.id),
+    [1, 4, 3],
+  );
+  assert.equal(batch[1]!.error!.code, -32000);
+  assert.equal(batch[1]!.error!.data.reason, "shutting_down");
+  assert.equal(connection.pendingCount, 0);
+});
+
+void test("a batch whose requests are all cancelled writes nothing", async () => {
+  const { connection, responses, sendBatch, answer, respondedIds } = setup(10);
+  connection.acceptBatches();
+  sendBatch([slow("x"), { jsonrpc: "2.0", method: "notifications/whatever" }]);
+  await settle();
+  assert.equal(connection.cancel("x", "never mind"), true);
+  answer(["x"]);
+  await settle();
+  assert.deepEqual(responses, []);
+  assert.deepEqual(respondedIds, []);
+  assert.equal(await connection.drain(100), true, "nothing is left pending");
+});
+
+void test("a request that reuses the id of a request in flight, from inside a batch, is refused without the id", async () => {
+  const { connection, responses, send, sendBatch, answer } = setup(10);
+  connection.acceptBatches();
+  send([5]);
+  await settle();
+  sendBatch([slow(5), { jsonrpc: "2.0", id: 6, method: "ping" }]);
+  await settle();
+  assert.equal(responses.length, 1);
+  const batch = responses[0] as Array<{ id?: number; error?: { message: string } }>;
+  assert.equal(batch.length, 2);
+  assert.match(batch.find((m) => m.id === undefined)!.error!.message, /a request in flight/);
+  answer([5]);
+  await settle();
+  assert.deepEqual(responses[1], { jsonrpc: "2.0", id: 5, result: { id: 5 } }, "the first request 5 is answered once, on its own");
 });

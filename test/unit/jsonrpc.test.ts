@@ -55,7 +55,6 @@ test("a real U+FFFD is valid text; an invalid byte inside a JSON string is still
 });
 
 test("envelope violations are invalid requests, echoing a readable id", () => {
-  expectInvalid('[{"jsonrpc":"2.0","id":1,"method":"ping"}]', ErrorCode.InvalidRequest);
   expectInvalid('"text"', ErrorCode.InvalidRequest);
   expectInvalid("null", ErrorCode.InvalidRequest);
   expectInvalid('{"jsonrpc":"1.0","id":3,"method":"ping"}', ErrorCode.InvalidRequest, 3);
@@ -111,4 +110,21 @@ test("a parse error never quotes half of a surrogate pair", () => {
   assert.equal(parsed.kind, "invalid");
   const message = parsed.kind === "invalid" ? parsed.error.message : "";
   assert.doesNotMatch(message, /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/);
+});
+
+test("a top-level array is a batch for the connection to accept or refuse; its elements are classified one by one and do not nest", () => {
+  const batch = classify(line('[{"jsonrpc":"2.0","id":1,"method":"ping"},7]'));
+  assert.equal(batch.kind, "batch");
+  if (batch.kind !== "batch") return;
+  assert.deepEqual(classifyValue(batch.items[0]), { kind: "request", id: 1, method: "ping", params: undefined });
+  const seven = classifyValue(batch.items[1]);
+  assert.equal(seven.kind, "invalid");
+  const nested = classifyValue([{ jsonrpc: "2.0", id: 2, method: "ping" }]);
+  assert.equal(nested.kind, "invalid");
+  if (nested.kind === "invalid") {
+    assert.equal(nested.error.code, ErrorCode.InvalidRequest);
+    assert.equal(nested.id, undefined);
+    assert.match(nested.error.message, /batches do not nest/);
+  }
+  assert.deepEqual(classify(line("[]")), { kind: "batch", items: [] });
 });
