@@ -413,6 +413,27 @@ void describe("network failures", () => {
   });
 });
 
+void test("a server that switches protocols (101) to a plain request is a tool error at once, not a wait for the deadline", async () => {
+  const server = net.createServer((socket) => {
+    socket.on("error", () => undefined);
+    // Keeps the connection open after the 101, as a WebSocket server would.
+    socket.once("data", () => socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const fetch = fetcher(policy({ allowed_ranges: ["127.0.0.1/32"] }), {}, { ...LIMITS, timeoutMs: 20_000 });
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/ws`), (error: unknown) => {
+      assert.ok(error instanceof ToolError, `expected a ToolError, got ${String(error)}`);
+      assert.equal(error.code, "EGRESS_FAILED", "not EGRESS_TIMEOUT: the reply is refused when it comes");
+      assert.match(error.message, /answered 101 Switching Protocols/);
+      return true;
+    });
+  } finally {
+    server.close();
+  }
+});
+
 void describe("https", () => {
   let dir = "";
   let tlsFiles: { key: string; cert: string } | undefined;

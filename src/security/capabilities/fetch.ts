@@ -208,6 +208,19 @@ export function createGuardedFetch(
       };
       const request = target.protocol === "https:" ? https.request(requestOptions) : http.request(requestOptions);
       request.on("error", (error) => finish(exchangeFailure(target, error)));
+      // A 101 answers a request that never asked to switch protocols (Upgrade is a reserved
+      // header); Node hands such a reply to "upgrade" listeners only, and without one the call
+      // would sit until its deadline.
+      request.on("upgrade", (incoming: http.IncomingMessage, socket: Duplex) => {
+        socket.destroy();
+        finish(
+          failure(
+            "EGRESS_FAILED",
+            `${describe(target.url.href)} answered ${incoming.statusCode ?? 101} Switching Protocols to a plain HTTP request; ` +
+              "only ordinary HTTP exchanges are supported",
+          ),
+        );
+      });
       request.on("response", (incoming) => {
         const status = incoming.statusCode ?? 0;
         const responseHeaders = flattenHeaders(incoming.headers);
