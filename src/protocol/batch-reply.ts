@@ -4,7 +4,14 @@
  * all of them are answered (an array with nothing in it is not sent at all). MCP
  * 2025-03-26 requires receiving batches; later revisions removed them.
  */
-import type { RequestId } from "./jsonrpc.js";
+import { ErrorCode, errorMessage, type RequestId } from "./jsonrpc.js";
+import { serializeMessage } from "./writer.js";
+
+/**
+ * The most UTF-16 units a batch's array may hold: the responses of one batch must fit in one
+ * string (V8 caps a string near 2^29 units), where single responses each have their own.
+ */
+export const DEFAULT_MAX_BATCH_REPLY_CHARS = 256 * 1024 * 1024;
 
 export interface Answered {
   readonly id: RequestId;
@@ -21,8 +28,14 @@ export class BatchReply {
   private open = 0;
   /** Elements are still being read: the array cannot be complete yet. */
   private reading = true;
+  private sent = false;
+  /** UTF-16 units in `texts`, with a comma each. */
+  private chars = 0;
 
-  constructor(private readonly send: (texts: readonly string[], answered: readonly Answered[]) => void) {}
+  constructor(
+    private readonly send: (texts: readonly string[], answered: readonly Answered[]) => void,
+    private readonly maxChars = DEFAULT_MAX_BATCH_REPLY_CHARS,
+  ) {}
 
   /** Claims an id for one of this batch's requests; false when another element already has it. */
   claim(id: RequestId): boolean {
@@ -37,13 +50,28 @@ export class BatchReply {
   }
 
   /** A response that answers no started request (an invalid element, a refusal). */
-  add(text: string | undefined): void {
-    if (text !== undefined) this.texts.push(text);
+  add(text: string | undefined, id?: RequestId): void {
+    if (text === undefined) return;
+    if (this.chars + text.length + 1 > this.maxChars) {
+      // Too big for the array: the request is answered with why (its effects, if any, are audited).
+      const fallback = serializeMessage(
+        errorMessage(id, {
+          code: ErrorCode.InternalError,
+          message:
+            `Internal error: this response (${text.length} characters) would make the batch's reply larger than ${this.maxChars} characters; ` +
+            "send requests with large results on their own line",
+        }),
+      );
+      if (this.chars + fallback.length + 1 > this.maxChars) return;
+      text = fallback;
+    }
+    this.texts.push(text);
+    this.chars += text.length + 1;
   }
 
   /** The response of a started request (`text` undefined: it could not be serialized and had no id to answer). */
   answer(text: string | undefined, answered: Answered): void {
-    this.add(text);
+    this.add(text, answered.id);
     this.answered.push(answered);
     this.settle();
   }
@@ -65,9 +93,8 @@ export class BatchReply {
   }
 
   private finishIfDone(): void {
-    if (this.reading || this.open > 0) return;
-    // Once only: a late call finds the batch sent.
-    this.reading = true;
+    if (this.reading || this.open > 0 || this.sent) return;
+    this.sent = true;
     this.send(this.texts, this.answered);
   }
 }

@@ -86,6 +86,11 @@ interface Waiting {
 }
 
 const DEFAULT_MAX_WAITING_BYTES = 4 * 1024 * 1024;
+/**
+ * Messages one batch may hold. A batch's answers are built in memory as one array, and a line of
+ * tiny invalid elements would otherwise multiply into a reply dozens of times its size.
+ */
+export const MAX_BATCH_MESSAGES = 1000;
 
 export class Connection {
   private readonly framer: LineFramer;
@@ -277,8 +282,19 @@ export class Connection {
 
   private onBatch(items: unknown[], bytes: number): void {
     if (!this.batches || items.length === 0) {
-      const message = this.batches ? EMPTY_BATCH : BATCH_REFUSED;
-      this.send(errorMessage(undefined, { code: ErrorCode.InvalidRequest, message }));
+      this.send(errorMessage(undefined, { code: ErrorCode.InvalidRequest, message: this.batches ? EMPTY_BATCH : BATCH_REFUSED }));
+      return;
+    }
+    if (items.length > MAX_BATCH_MESSAGES) {
+      this.send(
+        errorMessage(undefined, {
+          code: ErrorCode.InvalidRequest,
+          message:
+            `Invalid Request: a batch of ${items.length} messages; a batch may hold at most ${MAX_BATCH_MESSAGES} ` +
+            "(send the rest in further batches or one per line); nothing in it was run",
+          data: { maxBatchMessages: MAX_BATCH_MESSAGES },
+        }),
+      );
       return;
     }
     const batch = new BatchReply((texts: readonly string[], answered: readonly Answered[]) => {

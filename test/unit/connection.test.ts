@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
-import { Connection, type ConnectionHandlers, type RequestResult } from "../../src/protocol/connection.js";
+import { Connection, MAX_BATCH_MESSAGES, type ConnectionHandlers, type RequestResult } from "../../src/protocol/connection.js";
 import type { RequestId } from "../../src/protocol/jsonrpc.js";
 import { silentLogger } from "../../src/util/logger.js";
 
 /** A connection whose requests settle only when the test says so. */
-function setup(maxInFlight: number, maxWaitingBytes?: number) {
+function setup(maxInFlight: number, maxWaitingBytes?: number, maxLineBytes = 1024) {
   const input = new PassThrough();
   const output = new PassThrough();
   const responses: unknown[] = [];
@@ -31,7 +31,7 @@ function setup(maxInFlight: number, maxWaitingBytes?: number) {
     notification: () => undefined,
     responded: (id) => respondedIds.push(id),
   };
-  const connection = new Connection(input, output, handlers, { maxLineBytes: 1024, maxInFlight, maxWaitingBytes, logger: silentLogger });
+  const connection = new Connection(input, output, handlers, { maxLineBytes, maxInFlight, maxWaitingBytes, logger: silentLogger });
   connection.start();
   const send = (ids: number[]) => input.write(ids.map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "slow" })}\n`).join(""));
   const answer = (ids: RequestId[]) => {
@@ -278,4 +278,20 @@ void test("a request that reuses the id of a request in flight, from inside a ba
   answer([5]);
   await settle();
   assert.deepEqual(responses[1], { jsonrpc: "2.0", id: 5, result: { id: 5 } }, "the first request 5 is answered once, on its own");
+});
+
+void test("a batch of more messages than a batch may hold is refused whole, with nothing run", async () => {
+  const { connection, handled, responses, sendBatch } = setup(10, undefined, 1024 * 1024);
+  connection.acceptBatches();
+  sendBatch(Array.from({ length: MAX_BATCH_MESSAGES + 1 }, (_, i) => slow(i)));
+  await settle();
+  assert.deepEqual(handled, []);
+  assert.equal(responses.length, 1);
+  const refusal = responses[0] as { id?: unknown; error: { code: number; message: string; data: { maxBatchMessages: number } } };
+  assert.equal(refusal.error.code, -32600);
+  assert.equal(refusal.error.data.maxBatchMessages, MAX_BATCH_MESSAGES);
+  assert.equal("id" in refusal, false);
+  sendBatch(Array.from({ length: MAX_BATCH_MESSAGES }, (_, i) => ({ jsonrpc: "2.0", id: `p${i}`, method: "ping" })));
+  await settle();
+  assert.equal((responses[1] as unknown[]).length, MAX_BATCH_MESSAGES, "a batch at the bound is answered");
 });
