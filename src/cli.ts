@@ -73,8 +73,18 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
         }
       }
       const cli = await import("./security/audit/cli.js");
-      const io = { out, err, defaultLogPath };
-      return command.sub === "verify" ? cli.runAuditVerify(command.argv, io) : cli.runAuditTail(command.argv, io);
+      if (command.sub === "verify") return cli.runAuditVerify(command.argv, { out, err, defaultLogPath });
+      // `tail --follow` runs until interrupted, or until its reader goes away (`| head`).
+      const stop = new AbortController();
+      const abort = () => stop.abort();
+      process.once("SIGINT", abort).once("SIGTERM", abort);
+      process.stdout.once("error", abort);
+      try {
+        return await cli.runAuditTail(command.argv, { out, err, defaultLogPath, signal: stop.signal });
+      } finally {
+        process.off("SIGINT", abort).off("SIGTERM", abort);
+        process.stdout.off("error", abort);
+      }
     }
     case "init":
       return init(command.stateDir, command.force);

@@ -281,6 +281,37 @@ void describe("the command line", () => {
     assert.match(checked.stderr, /filesystem\.denied_paths entry "\*\*\/\{secrets,private" is not a valid glob/);
   });
 
+  void test("audit tail -f shows a live server's calls as they are made, and ends with exit 0 on Ctrl-C", async () => {
+    const server = await ServerProcess.initialized();
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home };
+    if (process.env.NODE_V8_COVERAGE) env.NODE_V8_COVERAGE = process.env.NODE_V8_COVERAGE;
+    const follower = spawn(process.execPath, [SERVER_ENTRY, "audit", "tail", "-f", "-n", "1", join(server.stateDir, "audit")], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    follower.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    follower.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => follower.once("close", (code) => resolve(code)));
+    const until = async (check: () => boolean, what: string) => {
+      for (const start = Date.now(); !check(); await new Promise((resolve) => setTimeout(resolve, 20))) {
+        if (Date.now() - start > 10_000) throw new Error(`timed out waiting for ${what}; stdout:\n${stdout}\nstderr:\n${stderr}`);
+      }
+    };
+    try {
+      await until(() => /server_start/.test(stdout), "the tail");
+      const reply = await server.callTool("security_status", {});
+      assert.equal(reply.result?.isError, undefined, JSON.stringify(reply));
+      await until(() => /#\d+\s+tool_result\s+security_status\s+ok/.test(stdout), "the call's outcome entry");
+      assert.match(stdout, /#\d+\s+tool_call\s+security_status\s/, "its intent entry before it");
+      follower.kill("SIGINT");
+      assert.equal(await exited, 0, stderr);
+      assert.equal(stderr, "");
+      assert.equal((stdout.match(/server_start/g) ?? []).length, 1, "each entry once");
+    } finally {
+      follower.kill("SIGKILL");
+      await server.close();
+    }
+  });
+
   void test("the server with an invalid policy: exit 1, the error on stderr, nothing on stdout, no audit log", async () => {
     const server = ServerProcess.start({ policy: BAD_POLICY });
     try {

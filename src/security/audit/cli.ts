@@ -8,7 +8,8 @@
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import { AuditReadError, describeFsError } from "./errors.js";
-import { formatTailLine, readAuditTail } from "./tail.js";
+import { LogFollower } from "./follow.js";
+import { activeFileOf, formatTailLine, readAuditTail, seqOf } from "./tail.js";
 import { printable } from "../../util/text.js";
 import { verifyAudit, type AuditVerifySummary } from "./verify.js";
 
@@ -18,6 +19,10 @@ export interface AuditCliIo {
   err(text: string): void;
   /** The active log file of the effective policy, used when no FILE is given. */
   defaultLogPath: string;
+  /** Ends `audit tail --follow` (the CLI fires it on SIGINT/SIGTERM or when stdout goes away). */
+  signal?: AbortSignal;
+  /** How often `--follow` looks at the file (default 250 ms; tests make it shorter). */
+  followIntervalMs?: number;
 }
 
 export const VERIFY_USAGE =
@@ -29,10 +34,11 @@ export const VERIFY_USAGE =
   "  exit: 0 intact, 1 tampered, 2 unreadable or not an audit log\n";
 
 export const TAIL_USAGE =
-  "usage: mcp-secure-local audit tail [-n N] [FILE|DIR]\n" +
+  "usage: mcp-secure-local audit tail [-n N] [-f] [FILE|DIR]\n" +
   "  Prints the last N entries (default 20) of the audit log (its active file, or a directory holding one log):\n" +
   "  time, seq, event, tool, outcome, duration, reason.\n" +
-  "  When the active file holds fewer (as right after a rotation), the entries before come from its rotated files.\n";
+  "  When the active file holds fewer (as right after a rotation), the entries before come from its rotated files.\n" +
+  "  -f, --follow  then prints entries as they are written, across rotations, until interrupted (Ctrl-C)\n";
 
 interface ParsedArgs {
   positional: string[];
@@ -182,7 +188,7 @@ export function formatSummary(s: AuditVerifySummary): string {
 }
 
 export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<number> {
-  const parsed = parseArgs(argv, ["-n", "--lines"], ["--help", "-h"]);
+  const parsed = parseArgs(argv, ["-n", "--lines"], ["--help", "-h", "--follow", "-f"]);
   if (typeof parsed === "string" || parsed.positional.length > 1) {
     io.err(`audit tail: ${printable(typeof parsed === "string" ? parsed : "give at most one FILE")}\n${TAIL_USAGE}`);
     return 2;
@@ -198,13 +204,30 @@ export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<numb
     return 2;
   }
   const file = parsed.positional[0] ?? io.defaultLogPath;
+  const follow = parsed.options.has("--follow") || parsed.options.has("-f");
   try {
-    const tail = await readAuditTail(file, count);
+    // Following starts before the tail is read, so no entry falls between the two; the
+    // entries both see are shown once (the follower skips seqs the tail showed).
+    const follower = follow ? await LogFollower.start(await activeFileOf(file)) : undefined;
+    let tail;
+    try {
+      tail = await readAuditTail(file, count);
+    } catch (err) {
+      await follower?.close();
+      throw err;
+    }
     for (const warning of tail.warnings) io.err(`audit tail: ${printable(warning)}\n`);
     const text = tail.lines.map((line) => `${formatTailLine(line)}\n`).join("");
     if (text.length > 0) io.out(text);
     if (tail.tornBytes > 0) io.out(`(an incomplete last line of ${tail.tornBytes} bytes: an interrupted write)\n`);
-    if (tail.lines.length === 0 && tail.tornBytes === 0) io.err(`audit tail: ${printable(file)} holds no entries\n`);
+    if (follower === undefined) {
+      if (tail.lines.length === 0 && tail.tornBytes === 0) io.err(`audit tail: ${printable(file)} holds no entries\n`);
+      return 0;
+    }
+    const shown = seqOf(tail.lines.at(-1));
+    if (shown !== undefined) follower.shownThrough(shown);
+    const options = { signal: io.signal ?? new AbortController().signal, ...(io.followIntervalMs === undefined ? {} : { intervalMs: io.followIntervalMs }) };
+    await follower.run((event) => io.out(event.kind === "note" ? `(${printable(event.text)})\n` : `${formatTailLine(event.text)}\n`), options);
     return 0;
   } catch (err) {
     if (err instanceof AuditReadError) {

@@ -56,8 +56,7 @@ async function readFileTail(layer: AuditFs, file: string, want: number): Promise
  * while its segments are there), or a directory holding one log, as `audit verify` takes.
  */
 export async function readAuditTail(target: string, count: number, layer: AuditFs = nodeAuditFs): Promise<AuditTail> {
-  const directory = await layer.stat(target).then((st) => st.isDirectory(), () => false);
-  const log = directory ? await findDirectoryLog(layer, target) : undefined;
+  const log = await directoryLog(target, layer);
   const file = log === undefined ? target : path.join(target, log.activeName);
   const active = await readFileTail(layer, file, count);
   // A file named by the user is taken as verify takes it: when no line read is an entry and
@@ -106,8 +105,20 @@ export async function readAuditTail(target: string, count: number, layer: AuditF
   return tail;
 }
 
+/** The log in `target` when it is a directory (as verify and tail take one). */
+async function directoryLog(target: string, layer: AuditFs): Promise<Awaited<ReturnType<typeof findDirectoryLog>> | undefined> {
+  const directory = await layer.stat(target).then((st) => st.isDirectory(), () => false);
+  return directory ? findDirectoryLog(layer, target) : undefined;
+}
+
+/** The active file of the log at `target`: the target itself, or the active file of the log in that directory. */
+export async function activeFileOf(target: string, layer: AuditFs = nodeAuditFs): Promise<string> {
+  const log = await directoryLog(target, layer);
+  return log === undefined ? target : path.join(target, log.activeName);
+}
+
 /** The seq of an entry's line, when it has one. */
-function seqOf(line: string | undefined): number | undefined {
+export function seqOf(line: string | undefined): number | undefined {
   const seq = line === undefined ? undefined : parseObjectLine(line)?.seq;
   return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
 }

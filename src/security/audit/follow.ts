@@ -1,0 +1,247 @@
+/**
+ * `audit tail --follow`: the entries appended to a log from now on, as they come, across
+ * rotations. Polls (a stat and a read every interval) rather than watching: file-change
+ * events are not delivered the same on every platform and file system, and a missed one
+ * would hide entries.
+ *
+ * A rotation renames the active file to a segment and starts a new active file. When the
+ * name holds another file, the old one is read to its end, then every segment that starts
+ * past the last entry seen (several rotations can fall between two looks), then the new
+ * active file from its start; an entry seen twice on the way (a file rotated while it is
+ * being taken up) is handed on once, by its seq, which only grows. A file cut shorter (the
+ * next start's recovery removes a torn last line) is followed from its new end. Lines are
+ * handed on whole; a write in progress waits for its newline.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
+import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
+import { READ_FLAGS } from "./log-files.js";
+import { segmentsOf } from "./segments.js";
+import { seqOf } from "./tail.js";
+import path from "node:path";
+
+export interface FollowOptions {
+  signal: AbortSignal;
+  /** Between two looks at the file (default 250 ms). */
+  intervalMs?: number;
+}
+
+/** Longest line held while waiting for its newline; longer ones are reported, not shown. */
+export const MAX_FOLLOW_LINE_BYTES = 64 * 1024 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
+const NEWLINE = 0x0a;
+
+interface Open {
+  fd: number;
+  dev: number;
+  ino: number;
+  offset: number;
+}
+
+/** What the follower hands on: a whole line, or a note about one it could not show. */
+export type FollowEvent = { kind: "line"; text: string } | { kind: "note"; text: string };
+
+export class LogFollower {
+  private open: Open | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes of an overlong line are being skipped up to its newline. */
+  private skipping = 0;
+  /** The highest seq handed on (or shown before following began). */
+  private lastSeq = -1;
+
+  private constructor(
+    readonly file: string,
+    private readonly layer: AuditFs,
+    private readonly maxLineBytes: number,
+  ) {}
+
+  /**
+   * Starts at the file's current end (or, if it does not exist yet, at the start of the file
+   * that will appear): what is there now is for the caller to show (see readAuditTail).
+   */
+  static async start(file: string, options: { layer?: AuditFs; maxLineBytes?: number } = {}): Promise<LogFollower> {
+    const layer = options.layer ?? nodeAuditFs;
+    const follower = new LogFollower(file, layer, options.maxLineBytes ?? MAX_FOLLOW_LINE_BYTES);
+    follower.open = await follower.openFile();
+    if (follower.open !== undefined) follower.open.offset = (await layer.fstat(follower.open.fd)).size;
+    return follower;
+  }
+
+  /** Entries up to this seq were shown already (by the tail printed before following): they are not handed on. */
+  shownThrough(seq: number): void {
+    if (seq > this.lastSeq) this.lastSeq = seq;
+  }
+
+  /** Hands on every event until the signal fires; then closes the file. */
+  async run(emit: (event: FollowEvent) => void, options: FollowOptions): Promise<void> {
+    const interval = options.intervalMs ?? 250;
+    try {
+      while (!options.signal.aborted) {
+        await this.poll(emit);
+        try {
+          await sleep(interval, undefined, { signal: options.signal });
+        } catch {
+          break; // aborted
+        }
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** One look: new bytes of the open file, then whether the name now holds another file. */
+  async poll(emit: (event: FollowEvent) => void): Promise<void> {
+    if (this.open === undefined) {
+      this.open = await this.openFile();
+      if (this.open === undefined) return;
+    }
+    await this.readNew(this.open, emit);
+    let current;
+    try {
+      current = await this.layer.stat(this.file);
+    } catch (err) {
+      // Between the two steps of a rotation the name is briefly free: look again next time.
+      if (errnoOf(err) === "ENOENT") return;
+      throw new AuditReadError(`${this.file} cannot be read: ${describeFsError(err)}`, { cause: err });
+    }
+    if (current.dev === this.open.dev && current.ino === this.open.ino) return;
+    // Rotated: what the old file got before the switch, ...
+    await this.readNew(this.open, emit);
+    this.flushTorn(emit);
+    await this.close();
+    // ... the new active file, opened before the segments are listed: every file rotated
+    // away before it was made is then among them ...
+    const next = await this.openFile();
+    try {
+      await this.readSegmentsAfterLastSeen(emit);
+    } catch (err) {
+      if (next !== undefined) await this.layer.close(next.fd).catch(() => undefined);
+      throw err;
+    }
+    // ... and the new file from its start.
+    this.open = next;
+    if (this.open !== undefined) await this.readNew(this.open, emit);
+  }
+
+  /** Segments that start past the last entry seen, oldest first, each read whole. */
+  private async readSegmentsAfterLastSeen(emit: (event: FollowEvent) => void): Promise<void> {
+    const dir = path.dirname(this.file);
+    let names: string[];
+    try {
+      names = await this.layer.readdir(dir);
+    } catch (err) {
+      throw new AuditReadError(`the rotated files next to ${this.file} cannot be listed: ${describeFsError(err)}`, { cause: err });
+    }
+    for (const segment of segmentsOf(this.file, names)) {
+      if (segment.firstSeq <= this.lastSeq) continue;
+      const file = path.join(dir, segment.name);
+      let fd: number;
+      try {
+        fd = await this.layer.open(file, READ_FLAGS);
+      } catch (err) {
+        if (errnoOf(err) === "ENOENT") continue; // gone since the listing (a segment is never deleted by us)
+        throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+      }
+      try {
+        await this.readNew({ fd, dev: 0, ino: 0, offset: 0 }, emit);
+        this.flushTorn(emit);
+      } finally {
+        await this.layer.close(fd).catch(() => undefined);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const open = this.open;
+    this.open = undefined;
+    if (open !== undefined) await this.layer.close(open.fd).catch(() => undefined);
+  }
+
+  private async openFile(): Promise<Open | undefined> {
+    let fd: number;
+    try {
+      fd = await this.layer.open(this.file, READ_FLAGS);
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return undefined;
+      throw new AuditReadError(`${this.file} cannot be read: ${describeFsError(err)}`, { cause: err });
+    }
+    try {
+      const st = await this.layer.fstat(fd);
+      if (!st.isFile()) throw new AuditReadError(`${this.file} is not a regular file`);
+      return { fd, dev: st.dev, ino: st.ino, offset: 0 };
+    } catch (err) {
+      await this.layer.close(fd).catch(() => undefined);
+      if (err instanceof AuditReadError) throw err;
+      throw new AuditReadError(`${this.file} cannot be read: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+
+  private async readNew(open: Open, emit: (event: FollowEvent) => void): Promise<void> {
+    const { size } = await this.layer.fstat(open.fd);
+    if (size < open.offset) {
+      // Cut shorter: a torn last line was removed. What was held of it is gone with it.
+      emit({ kind: "note", text: `the file was cut to ${size} bytes (a torn last line removed by recovery?); following from there` });
+      open.offset = size;
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.skipping = 0;
+    }
+    while (open.offset < size) {
+      const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - open.offset));
+      const n = await this.layer.read(open.fd, buffer, 0, buffer.length, open.offset);
+      if (n === 0) break;
+      open.offset += n;
+      this.take(buffer.subarray(0, n), emit);
+    }
+  }
+
+  /** Splits bytes into whole lines, holding the part after the last newline. */
+  private take(bytes: Buffer, emit: (event: FollowEvent) => void): void {
+    let start = 0;
+    for (let newline = bytes.indexOf(NEWLINE); newline !== -1; newline = bytes.indexOf(NEWLINE, start)) {
+      const part = bytes.subarray(start, newline);
+      start = newline + 1;
+      if (this.skipping > 0) {
+        emit({ kind: "note", text: `an entry of ${this.skipping + part.length} bytes, longer than follow shows (see audit tail or verify)` });
+        this.skipping = 0;
+        continue;
+      }
+      const line = this.pendingBytes === 0 ? part : Buffer.concat([...this.pending, part]);
+      this.pending = [];
+      this.pendingBytes = 0;
+      if (line.length > 0) this.emitLine(line.toString("utf8"), emit);
+    }
+    const rest = bytes.subarray(start);
+    if (rest.length === 0) return;
+    if (this.skipping > 0) {
+      this.skipping += rest.length;
+    } else if (this.pendingBytes + rest.length > this.maxLineBytes) {
+      this.skipping = this.pendingBytes + rest.length;
+      this.pending = [];
+      this.pendingBytes = 0;
+    } else {
+      // Copied: the chunk's buffer is not kept whole for the sake of a short tail.
+      this.pending.push(Buffer.from(rest));
+      this.pendingBytes += rest.length;
+    }
+  }
+
+  private emitLine(text: string, emit: (event: FollowEvent) => void): void {
+    const seq = seqOf(text);
+    if (seq !== undefined) {
+      if (seq <= this.lastSeq) return;
+      this.lastSeq = seq;
+    }
+    emit({ kind: "line", text });
+  }
+
+  /** At a rotation, bytes after the old file's last newline will never be completed. */
+  private flushTorn(emit: (event: FollowEvent) => void): void {
+    const torn = this.pendingBytes + this.skipping;
+    if (torn > 0) emit({ kind: "note", text: `the rotated file ended with an incomplete line of ${torn} bytes` });
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.skipping = 0;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * `audit tail --follow`: the follower on hand-made files (partial writes, rotation, a file
+ * cut shorter, a file that appears later, an overlong line), and the command on a real log
+ * that rotates while it is followed.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { LogFollower, type FollowEvent } from "../../src/security/audit/follow.js";
+import { runAuditTail, type AuditCliIo } from "../../src/security/audit/cli.js";
+import { appendCalls, openTestLog, parse, readLines, tempEnv, waitFor } from "../fixtures/audit-helpers.js";
+import { segmentsOf } from "../../src/security/audit/segments.js";
+
+const entry = (seq: number) => JSON.stringify({ seq, event: "tool_call", tool: "t" });
+
+function collector() {
+  const events: FollowEvent[] = [];
+  const emit = (event: FollowEvent) => events.push(event);
+  const lines = () => events.filter((e) => e.kind === "line").map((e) => e.text);
+  const notes = () => events.filter((e) => e.kind === "note").map((e) => e.text);
+  return { events, emit, lines, notes };
+}
+
+void test("the follower hands on whole lines appended after its start, waiting for a line's newline", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
+  const file = path.join(dir, "audit.log");
+  try {
+    fs.writeFileSync(file, `${entry(1)}\n${entry(2)}\n`);
+    const follower = await LogFollower.start(file);
+    const c = collector();
+    await follower.poll(c.emit);
+    assert.deepEqual(c.events, [], "what was there at the start is the tail's to show");
+    fs.appendFileSync(file, `${entry(3)}\n${entry(4).slice(0, 10)}`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [entry(3)], "a line still being written waits");
+    fs.appendFileSync(file, `${entry(4).slice(10)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [entry(3), entry(4)]);
+
+    // A rotation: the old file gets its last entry, is renamed, and a new file starts.
+    fs.appendFileSync(file, `${entry(5)}\n`);
+    fs.renameSync(file, `${file}.1`);
+    await follower.poll(c.emit);
+    fs.appendFileSync(`${file}.1`, `${entry(6)}\n`);
+    fs.writeFileSync(file, `${entry(7)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines().slice(2), [entry(5), entry(6), entry(7)], "the old file to its end, then the new one from its start");
+
+    // Cut shorter (recovery removes a torn last line): followed from the new end.
+    fs.appendFileSync(file, `${entry(8)}\n{"seq":9,"ev`);
+    await follower.poll(c.emit);
+    fs.truncateSync(file, Buffer.byteLength(`${entry(7)}\n${entry(8)}\n`) - 1);
+    await follower.poll(c.emit);
+    assert.match(c.notes().at(-1)!, /cut to \d+ bytes/);
+    fs.appendFileSync(file, `\n${entry(10)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines().slice(5), [entry(8), entry(10)], "the half line that was cut away never shows");
+    await follower.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test("a log that does not exist yet is followed from the start of the file that appears; an overlong line is reported, not held", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
+  const file = path.join(dir, "audit.log");
+  try {
+    const follower = await LogFollower.start(file, { maxLineBytes: 100 });
+    const c = collector();
+    await follower.poll(c.emit);
+    assert.deepEqual(c.events, []);
+    fs.writeFileSync(file, `${entry(1)}\n${"x".repeat(150)}`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [entry(1)]);
+    fs.appendFileSync(file, `${"y".repeat(50)}\n${entry(2)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [entry(1), entry(2)]);
+    assert.deepEqual(c.notes(), ["an entry of 200 bytes, longer than follow shows (see audit tail or verify)"]);
+    await follower.close();
+
+    fs.mkdirSync(path.join(dir, "a-directory"));
+    await assert.rejects(LogFollower.start(path.join(dir, "a-directory")), /is not a regular file/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test("audit tail -f: the last entries, then each new entry once, in order, across rotations, until stopped", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { rotate_bytes: 2000, checkpoint_every: 1000 });
+    await appendCalls(sink, 5);
+    const stop = new AbortController();
+    const io: AuditCliIo & { stdout: string; stderr: string } = {
+      stdout: "",
+      stderr: "",
+      defaultLogPath: env.logFile,
+      signal: stop.signal,
+      followIntervalMs: 10,
+      out(text: string) {
+        io.stdout += text;
+      },
+      err(text: string) {
+        io.stderr += text;
+      },
+    };
+    const shown = () => io.stdout.split("\n").filter((line) => /#\d+/.test(line)).map((line) => Number(/#(\d+)/.exec(line)![1]));
+    const running = runAuditTail(["-f", "-n", "3", env.logDir], io);
+    // A failed assertion must not leave the follower running (the test would never end).
+    const stopped = running.catch(() => undefined);
+    try {
+      await waitFor(() => shown().length >= 3, "the tail");
+      await appendCalls(sink, 40, 5);
+      const rotations = segmentsOf(env.logFile, fs.readdirSync(env.logDir)).length;
+      assert.ok(rotations >= 2, `the log rotated while followed (${rotations} segments)`);
+      const all = [...segmentsOf(env.logFile, fs.readdirSync(env.logDir)).map((s) => path.join(env.logDir, s.name)), env.logFile].flatMap((file) =>
+        readLines(file).map((line) => parse(line).seq as number),
+      );
+      await waitFor(() => shown().at(-1) === all.at(-1), "the newest entry", 10_000);
+      const firstShown = shown()[0]!;
+      assert.deepEqual(shown(), all.slice(all.indexOf(firstShown)), `every entry from the tail on, once each, in order:\n${io.stdout}`);
+      assert.ok(io.stdout.includes("rotate"), "the rotate entries that start each new file are shown");
+    } finally {
+      stop.abort();
+      await stopped;
+    }
+    assert.equal(await running, 0);
+    assert.equal(io.stderr, "");
+    await sink.close();
+  } finally {
+    env.cleanup();
+  }
+});
