@@ -149,7 +149,8 @@ function namesAFile(argv: readonly string[]): boolean {
 async function auditLogPath(policyFile: string | undefined, stateDir: string, env: NodeJS.ProcessEnv): Promise<string> {
   if (policyFile) {
     const { loadPolicyFile } = await import("./security/policy/load.js");
-    return loadPolicyFile(policyFile, { vars: env, home: env.HOME || homedir(), stateDir }).policy.audit.log_file;
+    // As the server reads it (deny rules not compiled): the log a server on this policy writes.
+    return loadPolicyFile(policyFile, { vars: env, home: env.HOME || homedir(), stateDir }, { denyGlobs: "when-invalid" }).policy.audit.log_file;
   }
   const { defaultPolicy } = await import("./security/policy/defaults.js");
   return defaultPolicy(stateDir).audit.log_file;

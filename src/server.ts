@@ -14,7 +14,7 @@ import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.j
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink, type AuditStatus } from "./security/audit/index.js";
-import { checkPath, compilePathPolicy, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
+import { checkPath, compilePathPolicy, PathPolicyError, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
@@ -23,7 +23,8 @@ import { makeDirectoriesSync } from "./util/make-directories.js";
 import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
-import { unmatchedToolKeys } from "./security/policy/tool-access.js";
+import { ToolAccessPolicyError, unmatchedToolKeys } from "./security/policy/tool-access.js";
+import { PolicyError } from "./security/policy/errors.js";
 import { seedAuditLogProblem } from "./security/seed-audit-log.js";
 import { homedir } from "node:os";
 
@@ -91,6 +92,18 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     log.error(message);
     return 1;
   };
+  // A policy report holds one problem per line: each is a record of its own (a record is one
+  // line, its line breaks escaped), so that every problem reads as check-policy prints it.
+  const refuse = (error: unknown): number => {
+    const lines =
+      error instanceof PolicyError
+        ? error.lines
+        : error instanceof PathPolicyError || error instanceof ToolAccessPolicyError
+          ? error.message.split("\n")
+          : [messageOf(error)];
+    for (const line of lines) log.error(`refusing to start: ${line}`);
+    return 1;
+  };
 
   try {
     makeDirectoriesSync(args.stateDir, 0o700);
@@ -106,7 +119,12 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     if (args.policyFile) {
       // Loaded only when needed: the YAML parser is not part of a default start.
       const { loadPolicyFile } = await import("./security/policy/load.js");
-      const loaded = loadPolicyFile(args.policyFile, { vars: env, home: env.HOME || homedir(), stateDir: args.stateDir });
+      // Deny rules are compiled on first use, not at every start (a policy refused anyway names them too).
+      const loaded = loadPolicyFile(
+        args.policyFile,
+        { vars: env, home: env.HOME || homedir(), stateDir: args.stateDir },
+        { denyGlobs: "when-invalid" },
+      );
       for (const warning of loaded.warnings) log.warn(`policy: ${warning}`);
       policy = loaded.policy;
       policySha256 = loaded.sha256;
@@ -118,7 +136,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       makeDirectoriesSync(join(args.stateDir, "workspace"), 0o700);
     }
   } catch (error) {
-    return fatal(`refusing to start: ${messageOf(error)}`);
+    return refuse(error);
   }
 
   let audit: AuditSink | undefined;
@@ -170,7 +188,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       unsafeBypass: options.unsafeBypassEngine === true,
     });
   } catch (error) {
-    return fatal(`refusing to start: ${messageOf(error)}`);
+    return refuse(error);
   }
 
   // Tool schemas are registered once the handshake is answered (a tools request before that

@@ -207,10 +207,18 @@ export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyO
   }
   const warnings: string[] = [];
   const roots: CompiledRoot[] = [];
+  // Every entry is compiled before refusing, so one refusal names every entry to fix.
+  const problems: string[] = [];
   for (const entry of policy.allowed_paths) {
-    const root = compileRoot(entry, realpath, warnings);
-    if (root !== undefined) roots.push(root);
+    try {
+      const root = compileRoot(entry, realpath, warnings);
+      if (root !== undefined) roots.push(root);
+    } catch (error) {
+      if (!(error instanceof PathPolicyError)) throw error;
+      problems.push(error.message);
+    }
   }
+  if (problems.length > 0) throw new PathPolicyError(problems.join("\n"));
   const deny = policy.denied_paths.map((rule) => compileDenyRule(rule, realpath, "denied_paths"));
   const writeDeny = (policy.write_denied_paths ?? []).map((rule) => compileDenyRule(rule, realpath, "write_denied_paths"));
   const protectedPaths = (options.protectedPaths ?? []).flatMap((entry) => compileProtectedPath(entry, realpath));
@@ -271,7 +279,7 @@ function compileRoot(entry: string, realpath: (p: string) => string, warnings: s
   // Starting with "/" also rules out negated (`!`) entries.
   const scan = picomatch.scan(entry);
   const base = stripTrailingSlashes(scan.isGlob ? scan.base : entry) || "/";
-  const glob = scan.isGlob ? scan.glob.normalize("NFC") : "";
+  const glob = rootGlob(scan);
   const realRoot = resolveRootSync(base, realpath);
   if (realRoot === undefined) {
     warnings.push(`filesystem.allowed_paths entry ${quote(entry)} was dropped: its directory cannot be resolved`);
@@ -281,11 +289,37 @@ function compileRoot(entry: string, realpath: (p: string) => string, warnings: s
   if (glob === "" || glob === "**") return { entry, lexicalRoot, realRoot };
   let matcher: (relative: string) => boolean;
   try {
-    matcher = picomatch(withDirectoryItself(glob), { ...GLOB_OPTIONS, debug: true });
+    matcher = rootMatcher(glob);
   } catch (error) {
     throw new PathPolicyError(`filesystem.allowed_paths entry ${quote(entry)} ${invalidGlob(error)}`);
   }
   return { entry, lexicalRoot, realRoot, matchRest: (relative) => matcher(relative) };
+}
+
+/** The glob part of an allowed entry (what follows its directory); "" when there is none. */
+function rootGlob(scan: ReturnType<typeof picomatch.scan>): string {
+  return scan.isGlob ? scan.glob.normalize("NFC") : "";
+}
+
+/** The matcher of an allowed entry's glob part; throws when it does not compile. */
+function rootMatcher(glob: string): (relative: string) => boolean {
+  return picomatch(withDirectoryItself(glob), { ...GLOB_OPTIONS, debug: true });
+}
+
+/**
+ * Why the glob of an allowed_paths entry would not compile ("is not a valid glob (...)"),
+ * or undefined. The same compile as the start's, without touching the disk: the policy
+ * loader calls it to report each entry at its place in the file, with every other problem.
+ */
+export function allowedPathGlobProblem(entry: string): string | undefined {
+  const glob = rootGlob(picomatch.scan(entry));
+  if (glob === "" || glob === "**") return undefined;
+  try {
+    rootMatcher(glob);
+    return undefined;
+  } catch (error) {
+    return invalidGlob(error);
+  }
 }
 
 /** Real path of a root, or of its nearest existing parent plus the missing components. */
@@ -322,18 +356,14 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
       if (real !== undefined && real !== base) patterns.push(real.normalize("NFC") + normalized.slice(base.length));
     }
   } else {
-    // A relative rule (`*.pem`, `secrets/**`) may match anywhere: the broader reading fails closed.
-    patterns.push(normalized.startsWith("**/") || normalized === "**" ? normalized : `**/${normalized}`);
+    patterns.push(anywherePattern(normalized));
   }
-  const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
   // Compiled on the first check: a start does not pay for regexes that most sessions never use.
   let matcher: ((p: string) => boolean) | undefined;
   let problem: string | undefined;
   const compile = (): ((p: string) => boolean) => {
     try {
-      // `debug` makes picomatch throw on a pattern whose regex does not compile (`{a,b`, `[z-a]`);
-      // without it, it returns a regex that never matches: a deny rule that silently denies nothing.
-      return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+      return denyMatcher(patterns);
     } catch (error) {
       // Found only now (the start does not compile deny rules): fail closed, every path is refused.
       problem = `filesystem.${key} entry ${quote(rule)} ${invalidGlob(error)}`;
@@ -348,6 +378,37 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
       return problem;
     },
   };
+}
+
+/** A relative rule (`*.pem`, `secrets/**`) may match anywhere: the broader reading fails closed. */
+function anywherePattern(normalized: string): string {
+  return normalized.startsWith("**/") || normalized === "**" ? normalized : `**/${normalized}`;
+}
+
+/** One matcher for a deny rule's patterns; throws when one does not compile. */
+function denyMatcher(patterns: readonly string[]): (p: string) => boolean {
+  const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
+  // `debug` makes picomatch throw on a pattern whose regex does not compile (`{a,b`, `[z-a]`);
+  // without it, it returns a regex that never matches: a deny rule that silently denies nothing.
+  return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+}
+
+/**
+ * Why a `denied_paths` / `write_denied_paths` rule, as written, would not compile ("is not
+ * a valid glob (...)", "must not be negated"), or undefined. The server compiles deny rules
+ * on first use (and refuses every path for one that does not compile); the policy loader
+ * calls this to report them at their place in the file. The spelling through a symbolic link,
+ * added at compile time, is checked by `denyRuleProblems`.
+ */
+export function denyRuleGlobProblem(rule: string): string | undefined {
+  const normalized = stripTrailingSlashes(rule.normalize("NFC")) || "/";
+  if (picomatch.scan(normalized).negated) return "must not be negated";
+  try {
+    denyMatcher([normalized.startsWith("/") ? normalized : anywherePattern(normalized)]);
+    return undefined;
+  } catch (error) {
+    return invalidGlob(error);
+  }
 }
 
 function invalidGlob(error: unknown): string {

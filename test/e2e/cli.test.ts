@@ -269,7 +269,7 @@ void describe("the command line", () => {
       const exit = await exitWithin(server, 10_000);
       assert.equal(exit.code, 1, server.stderr);
       assert.deepEqual(server.rawLines, [], "nothing on stdout");
-      assert.match(server.stderr, /refusing to start: tools\.deny\[0\] "add_\{bug" is not a valid glob/);
+      assert.match(server.stderr, /refusing to start: .*policy\.yaml:3:10: tools\.deny\[0\]: "add_\{bug" is not a valid glob/);
     } finally {
       server.cleanup();
     }
@@ -278,7 +278,35 @@ void describe("the command line", () => {
     const checked = await cli(["check-policy", file, "--state-dir", join(root, "state-bad-glob")], home);
     assert.equal(checked.code, 1, checked.stdout);
     assert.equal(checked.stdout, "");
-    assert.match(checked.stderr, /filesystem\.denied_paths entry "\*\*\/\{secrets,private" is not a valid glob/);
+    assert.match(checked.stderr, /bad-glob\.yaml:3:18: filesystem\.denied_paths\[0\]: "\*\*\/\{secrets,private" is not a valid glob/);
+  });
+
+  void test("a refused start names every problem of the policy, one line each: schema, YAML and glob errors together", async () => {
+    const policy = [
+      'version: "1.0"',
+      "filesystem:",
+      '  denied_paths: ["**/{secrets,private"]',
+      "  max_read_bytes: 0",
+      "tools:",
+      '  deny: ["add_{bug"]',
+      "  timeout: !!int 2.5",
+      "",
+    ].join("\n");
+    const server = ServerProcess.start({ policy });
+    try {
+      const exit = await exitWithin(server, 10_000);
+      assert.equal(exit.code, 1, server.stderr);
+      assert.deepEqual(server.rawLines, [], "nothing on stdout");
+      const refusals = server.stderr.split("\n").filter((line) => line.includes("refusing to start: "));
+      assert.deepEqual(
+        refusals.map((line) => /policy\.yaml:(\d+:\d+: [\w.[\]]+):/.exec(line)?.[1]),
+        ["3:18: filesystem.denied_paths[0]", "4:19: filesystem.max_read_bytes", "6:10: tools.deny[0]", "7:12: tools.timeout"],
+        server.stderr,
+      );
+      assert.doesNotMatch(server.stderr, /\\u000a/, "each problem is a record of its own, not an escaped line break");
+    } finally {
+      server.cleanup();
+    }
   });
 
   void test("audit tail -f shows a live server's calls as they are made, and ends with exit 0 on Ctrl-C", async () => {

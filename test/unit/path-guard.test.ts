@@ -13,6 +13,8 @@ import {
   compilePathPolicy,
   decideRealPath,
   denyRuleProblems,
+  allowedPathGlobProblem,
+  denyRuleGlobProblem,
   isInside,
   nodePathIo,
   quote,
@@ -407,6 +409,27 @@ void describe("deny rules", () => {
       assert.match(error.message, /filesystem\.allowed_paths entry .* is not a valid glob/);
       return true;
     });
+  });
+
+  void it("every allowed entry that is not a valid glob is named in one refusal, not only the first", () => {
+    assert.throws(() => compilePathPolicy(policy([`${root}/g/[z-a]/**`, `${root}/**`, `${root}/h/{a,b`], [])), (error: unknown) => {
+      assert.ok(error instanceof PathPolicyError);
+      const lines = error.message.split("\n");
+      assert.equal(lines.length, 2, error.message);
+      assert.match(lines[0]!, /^filesystem\.allowed_paths entry ".*\/g\/\[z-a\]\/\*\*" is not a valid glob/);
+      assert.match(lines[1]!, /^filesystem\.allowed_paths entry ".*\/h\/\{a,b" is not a valid glob/);
+      return true;
+    });
+  });
+
+  void it("checks one entry's glob as the compile does, without the disk", () => {
+    assert.match(allowedPathGlobProblem("/nowhere/g/[z-a]/**") ?? "", /^is not a valid glob \(/);
+    assert.equal(allowedPathGlobProblem("/nowhere/**"), undefined);
+    assert.equal(allowedPathGlobProblem("/nowhere/*.txt"), undefined);
+    assert.match(denyRuleGlobProblem("**/{secrets,private") ?? "", /^is not a valid glob \(/);
+    assert.match(denyRuleGlobProblem("secrets/[z-a]") ?? "", /^is not a valid glob \(/);
+    assert.equal(denyRuleGlobProblem("/x/**/.ssh/"), undefined);
+    assert.equal(denyRuleGlobProblem("!**/x"), "must not be negated");
   });
 
   void it("exposes the pure decision for real paths", () => {

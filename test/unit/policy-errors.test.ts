@@ -350,3 +350,98 @@ void test("the number of reported errors is bounded", () => {
   assert.equal(messageLines.length, MAX_REPORTED_ISSUES + 1);
   assert.equal(messageLines.at(-1), "policy.yaml: ... and 10 more errors");
 });
+
+void test("schema, glob, YAML and value errors are reported in one run, each at its place, in file order", () => {
+  // Before: a YAML tag error hid everything else, and glob errors showed only once the rest was valid.
+  const error = failure([
+    'version: "1.0"',
+    "filesystem:",
+    "  allowed_paths:",
+    '    - "/data/ok/**"',
+    '    - "/data/{a,b"',
+    '    - "${HOME}/[z-a]/**"',
+    '  denied_paths: ["**/{secrets,private", "**/*.pem"]',
+    '  write_denied_paths: ["**/[z-a]"]',
+    "  max_read_bytes: lots",
+    "tools:",
+    '  allow: ["list_{bugs", "get_bug"]',
+    '  deny: ["[z-a]*"]',
+    "  rate_limits:",
+    "    default: -1",
+    "    add_bug: 1.5",
+    "  timeout: !!int 2.5",
+    "audit:",
+    "  log_fil: x",
+  ]);
+  assert.deepEqual(
+    error.issues.map((issue) => [issue.line, issue.column, issue.key]),
+    [
+      [5, 7, "filesystem.allowed_paths[1]"],
+      [6, 7, "filesystem.allowed_paths[2]"],
+      [7, 18, "filesystem.denied_paths[0]"],
+      [8, 24, "filesystem.write_denied_paths[0]"],
+      [9, 19, "filesystem.max_read_bytes"],
+      [11, 11, "tools.allow[0]"],
+      [12, 10, "tools.deny[0]"],
+      [14, 14, "tools.rate_limits.default"],
+      [15, 14, "tools.rate_limits.add_bug"],
+      [16, 12, "tools.timeout"],
+      [18, 3, "audit.log_fil"],
+    ],
+    error.message,
+  );
+  assert.match(findIssue(error, "filesystem.allowed_paths[1]").message, /^"\/data\/\{a,b" is not a valid glob \(.*\); check its brackets and braces$/);
+  assert.match(findIssue(error, "filesystem.allowed_paths[2]").message, /^"\$\{HOME\}\/\[z-a\]\/\*\*" is not a valid glob/);
+  assert.match(findIssue(error, "filesystem.denied_paths[0]").message, /^"\*\*\/\{secrets,private" is not a valid glob/);
+  assert.match(findIssue(error, "tools.deny[0]").message, /^"\[z-a\]\*" is not a valid glob/);
+  // The value under a tag that failed is not reported a second time by the schema.
+  assert.equal(error.issues.filter((issue) => issue.key === "tools.timeout").length, 1);
+  assert.equal(error.message.split("\n").length, 11);
+  assert.deepEqual(error.lines, error.message.split("\n"));
+});
+
+void test("a glob is not compiled where its entry has another problem (one message per entry)", () => {
+  const error = failure([
+    'version: "1.0"',
+    "filesystem:",
+    '  allowed_paths: ["relative/{x", "${NOPE}/[z-a]", "/data/{x\\u0001"]',
+    '  denied_paths: ["sub/{x"]',
+  ]);
+  assert.deepEqual(
+    error.issues.map((issue) => issue.key),
+    ["filesystem.allowed_paths[0]", "filesystem.allowed_paths[1]", "filesystem.allowed_paths[2]", "filesystem.denied_paths[0]"],
+  );
+  assert.doesNotMatch(error.message, /not a valid glob/);
+});
+
+void test("the server's reading leaves deny rules to first use, unless the policy is refused anyway", () => {
+  const lines = ['version: "1.0"', "filesystem:", '  denied_paths: ["**/{secrets,private"]'];
+  const text = `${lines.join("\n")}\n`;
+  // The start does not compile deny rules (the path guard compiles them on first use and fails closed)...
+  const loaded = loadPolicyText(text, "policy.yaml", env, { denyGlobs: "when-invalid" });
+  assert.deepEqual(loaded.policy.filesystem.denied_paths, ["**/{secrets,private"]);
+  // ...check-policy does...
+  assert.throws(() => loadPolicyText(text, "policy.yaml", env), /policy\.yaml:3:18: filesystem\.denied_paths\[0\]: .* is not a valid glob/);
+  // ...and a refusal names it with the other problems.
+  assert.throws(
+    () => loadPolicyText(`${text}  max_read_bytes: 0\n`, "policy.yaml", env, { denyGlobs: "when-invalid" }),
+    (error: unknown) =>
+      error instanceof PolicyError &&
+      error.issues.map((issue) => issue.key).join(",") === "filesystem.denied_paths[0],filesystem.max_read_bytes",
+  );
+});
+
+void test("YAML problems after which the document still reads are reported with the rest of it", () => {
+  const error = failure(['version: "1.0"', "tools:", "  timeout: 1", "  timeout: 2", "limits:", "  max_depth: 0"]);
+  assert.deepEqual(
+    error.issues.map((issue) => [issue.line, issue.key]),
+    [
+      [4, "tools.timeout"],
+      [6, "limits.max_depth"],
+    ],
+  );
+  assert.match(findIssue(error, "tools.timeout").message, /duplicate key/);
+  // A syntax error still stops there: what follows it has no reliable meaning.
+  const syntax = failure(['version: "1.0"', "tools: [", "limits:", "  max_depth: 0"]);
+  assert.ok(syntax.issues.every((issue) => /YAML/.test(issue.message)), syntax.message);
+});

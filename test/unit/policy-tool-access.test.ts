@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ToolAccessPolicyError, compileToolAccess, unmatchedToolKeys } from "../../src/security/policy/tool-access.js";
+import { ToolAccessPolicyError, compileToolAccess, toolGlobProblem, unmatchedToolKeys } from "../../src/security/policy/tool-access.js";
 
 void test("no allow list means every tool", () => {
   const access = compileToolAccess({ deny: [] });
@@ -64,6 +64,19 @@ void test("an entry that is not a valid glob stops the start instead of matching
     });
   }
   assert.throws(() => compileToolAccess({ allow: ["list_{bugs"], deny: [] }), /tools\.allow\[0\] "list_\{bugs" is not a valid glob/);
+});
+
+void test("every entry that is not a valid glob is named in one refusal, not only the first", () => {
+  assert.throws(() => compileToolAccess({ allow: ["ok", "list_{bugs"], deny: ["[z-a]*", "get_bug", "add_{bug"] }), (error: unknown) => {
+    assert.ok(error instanceof ToolAccessPolicyError);
+    assert.deepEqual(
+      error.message.split("\n").map((line) => /^tools\.\w+\[\d\]/.exec(line)?.[0]),
+      ["tools.deny[0]", "tools.deny[2]", "tools.allow[1]"],
+    );
+    return true;
+  });
+  assert.match(toolGlobProblem("add_{bug", "deny") ?? "", /^is not a valid glob \(.*\); check its brackets and braces$/);
+  assert.equal(toolGlobProblem("add_*", "allow"), undefined);
 });
 
 void test("per-tool rate limits and timeouts that name no tool are said, once per setting; default and real names are not", () => {

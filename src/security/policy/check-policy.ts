@@ -25,7 +25,8 @@ export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) =>
     }
     return 1;
   }
-  // Globs the server compiles only on first use (or whose failure only shows then) are compiled now.
+  // The loader compiled every glob as written and placed each failure in the file. What it
+  // cannot see is compiled here: a deny rule's spelling through a symbolic link in its path.
   const globs = globProblems(loaded.policy);
   if (globs.length > 0) {
     for (const problem of globs) err(`${file}: ${problem}\n`);

@@ -32,6 +32,8 @@ export class PolicyError extends Error {
   readonly code: PolicyErrorCode;
   readonly source: string;
   readonly issues: readonly PolicyIssue[];
+  /** The report's lines (`message` is them joined by line breaks), for a log that writes one record per line. */
+  readonly lines: readonly string[];
   constructor(code: PolicyErrorCode, source: string, issues: readonly PolicyIssue[]) {
     const shown = issues.slice(0, MAX_REPORTED_ISSUES);
     const lines = shown.map((issue) => formatIssue(source, issue));
@@ -41,6 +43,7 @@ export class PolicyError extends Error {
     this.code = code;
     this.source = source;
     this.issues = shown;
+    this.lines = lines;
   }
 }
 

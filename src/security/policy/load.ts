@@ -13,6 +13,8 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import type { Alias, Document, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from "yaml";
 import { parseSimpleYaml } from "./yaml-fast-path.js";
+import { allowedPathGlobProblem, denyRuleGlobProblem } from "../path-guard.js";
+import { toolGlobProblem } from "./tool-access.js";
 import type { EffectivePolicy, LimitsPolicy, NetworkEndpoint } from "../policy-types.js";
 import { policySha256 } from "./hash.js";
 import {
@@ -72,17 +74,41 @@ export const MAX_ALIAS_COUNT = 100;
 // Entry points
 // ---------------------------------------------------------------------------
 
-export function loadPolicyFile(file: string, env: PolicyEnv): LoadedPolicy {
-  return loadPolicyText(readPolicyFile(file), file, env);
+export interface LoadOptions {
+  /**
+   * When the deny rules (`denied_paths`, `write_denied_paths`) are compiled to check them:
+   * "always" (the default; check-policy), or "when-invalid": the server compiles them on first
+   * use, so a start does not pay for their regexes, but a policy that is refused anyway names
+   * them too. Allowed paths and tool globs, which every start compiles, are always checked.
+   */
+  denyGlobs?: "always" | "when-invalid";
 }
 
-export function loadPolicyText(text: string, source: string, env: PolicyEnv): LoadedPolicy {
+export function loadPolicyFile(file: string, env: PolicyEnv, options: LoadOptions = {}): LoadedPolicy {
+  return loadPolicyText(readPolicyFile(file), file, env, options);
+}
+
+export function loadPolicyText(text: string, source: string, env: PolicyEnv, options: LoadOptions = {}): LoadedPolicy {
   checkEnv(env, source);
   const parsed = parseYaml(text, source);
   dropEmptyValues(parsed.value);
   const seedBooleans = readSeedBooleans(parsed.value);
-  // Schema and expansion problems are reported together: one run shows everything to fix.
-  const issues = [...validate(parsed.value, parsed.locator), ...checkExpansions(parsed.value, env, parsed.locator)];
+  // YAML, schema, expansion and glob problems are reported together, in the file's order:
+  // one run shows everything to fix.
+  const schemaIssues = validate(parsed.value, parsed.locator);
+  const expansionIssues = checkExpansions(parsed.value, env, parsed.locator);
+  // A glob is compiled only when nothing else is wrong with its entry (its message would repeat).
+  const flawed = new Set([...schemaIssues, ...expansionIssues].map((issue) => issue.key));
+  const issues = [...schemaIssues, ...expansionIssues, ...checkGlobs(parsed.value, env, parsed.locator, flawed, "start")];
+  if (options.denyGlobs !== "when-invalid" || issues.length > 0 || parsed.issues.length > 0) {
+    issues.push(...checkGlobs(parsed.value, env, parsed.locator, flawed, "deny"));
+  }
+  if (parsed.issues.length > 0) {
+    // What is wrong under a key whose YAML is wrong follows from it: only the YAML issue is shown.
+    const underYamlIssue = (key: string): boolean =>
+      parsed.issues.some((issue) => issue.key === "" || key === issue.key || key.startsWith(`${issue.key}.`) || key.startsWith(`${issue.key}[`));
+    issues.splice(0, issues.length, ...parsed.issues, ...issues.filter((issue) => !underYamlIssue(issue.key)));
+  }
   if (issues.length > 0) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
   const raw = parsed.value as RawPolicy;
   const policy = buildEffective(raw, env);
@@ -251,6 +277,11 @@ interface Parsed {
   value: unknown;
   /** Positions for issues; made only when there is an issue to place. */
   locator: () => Locator;
+  /**
+   * YAML problems after which the document still has a meaning to check (a tag that does not
+   * resolve, a repeated key): the load fails, and the rest of the document is checked too.
+   */
+  issues: PolicyIssue[];
 }
 
 /** How `yaml` reads a policy (the fast path's tests hold it to the same reading). */
@@ -290,13 +321,16 @@ function parseYaml(text: string, source: string): Parsed {
   const simple = parseSimpleYaml(text);
   if (simple === undefined) {
     const parsed = parseYamlDocument(text, source);
-    return { value: parsed.value, locator: () => parsed.locator };
+    return { value: parsed.value, locator: () => parsed.locator, issues: parsed.issues };
   }
   let locator: Locator | undefined;
-  return { value: simple, locator: () => (locator ??= parseYamlDocument(text, source).locator) };
+  return { value: simple, locator: () => (locator ??= parseYamlDocument(text, source).locator), issues: [] };
 }
 
-function parseYamlDocument(text: string, source: string): { value: unknown; locator: Locator } {
+/** YAML errors after which the document is still whole: a tag left unresolved (the value as written), a repeated key. */
+const RECOVERABLE_YAML_ERRORS = new Set(["TAG_RESOLVE_FAILED", "DUPLICATE_KEY"]);
+
+function parseYamlDocument(text: string, source: string): { value: unknown; locator: Locator; issues: PolicyIssue[] } {
   const { LineCounter: Lines, parseDocument, visit } = yaml();
   const lineCounter = new Lines();
   let doc: Document.Parsed;
@@ -309,8 +343,10 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
   }
   const locator = new Locator(doc, lineCounter, text);
   const issues: PolicyIssue[] = [];
+  let recoverable = true;
   // Warnings (unknown tags, for example) are refused too: a policy must mean exactly what it says.
   for (const error of [...doc.errors, ...doc.warnings]) {
+    if (!RECOVERABLE_YAML_ERRORS.has(error.code)) recoverable = false;
     const offset = error.pos[0];
     if (TOO_DEEP.test(error.message)) {
       // The parser ran out of stack: one issue, with the key path cut short (it is as long as the nesting).
@@ -328,10 +364,11 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
       message: yamlMessage(error.code, error.message),
     });
   }
-  if (issues.length === 0) {
+  if (recoverable) {
     visit(doc, {
       Alias(_key, alias) {
         if (alias.resolve(doc) === undefined) {
+          recoverable = false;
           const offset = alias.range?.[0] ?? 0;
           issues.push({
             ...locator.position(offset),
@@ -342,7 +379,7 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
       },
     });
   }
-  if (issues.length > 0) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
+  if (issues.length > 0 && !recoverable) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -355,16 +392,18 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
     } else if (/merge sources/i.test(text)) {
       message = "a << merge key takes a mapping, an alias of one (<<: *name) or a list of them";
     }
-    throw new PolicyError("POLICY_INVALID", source, [
+    throw new PolicyError("POLICY_INVALID", source, sortIssues([
+      ...issues,
       { ...locator.position(offset), key: formatKey(locator.pathAtOffset(offset)), message },
-    ]);
+    ]));
   }
   if (value === null || value === undefined) {
-    throw new PolicyError("POLICY_INVALID", source, [
+    throw new PolicyError("POLICY_INVALID", source, sortIssues([
+      ...issues,
       { line: 1, column: 1, key: "", message: 'the policy is empty: expected a mapping with at least version: "1.0"' },
-    ]);
+    ]));
   }
-  return { value, locator };
+  return { value, locator, issues };
 }
 
 /** How the parser reports nesting deeper than the JavaScript stack allows. */
@@ -728,6 +767,39 @@ function checkExpansions(value: unknown, env: PolicyEnv, locator: () => Locator)
     } else if (!field.list && typeof current === "string") {
       check(current, field.keyPath, field.kind);
     }
+  }
+  return issues;
+}
+
+/**
+ * Compiles the globs of the document as the server will, each entry that is otherwise sound
+ * (`flawed`: keys already reported), and reports each one that does not compile at its place:
+ * "start" the ones every start compiles (allowed paths, tool globs), "deny" the deny rules.
+ */
+function checkGlobs(value: unknown, env: PolicyEnv, locator: () => Locator, flawed: ReadonlySet<string>, which: "start" | "deny"): PolicyIssue[] {
+  const fields: readonly { keyPath: readonly [string, string]; problem: (entry: string) => string | undefined }[] =
+    which === "start"
+      ? [
+          { keyPath: ["filesystem", "allowed_paths"], problem: (entry) => allowedPathGlobProblem(expandValue(entry, "allowed-glob", env).value) },
+          { keyPath: ["tools", "allow"], problem: (entry) => toolGlobProblem(entry, "allow") },
+          { keyPath: ["tools", "deny"], problem: (entry) => toolGlobProblem(entry, "deny") },
+        ]
+      : [
+          { keyPath: ["filesystem", "denied_paths"], problem: (entry) => denyRuleGlobProblem(expandValue(entry, "denied-glob", env).value) },
+          { keyPath: ["filesystem", "write_denied_paths"], problem: (entry) => denyRuleGlobProblem(expandValue(entry, "denied-glob", env).value) },
+        ];
+  const issues: PolicyIssue[] = [];
+  for (const { keyPath, problem } of fields) {
+    const section = isRecord(value) ? value[keyPath[0]] : undefined;
+    const entries = isRecord(section) ? section[keyPath[1]] : undefined;
+    if (!Array.isArray(entries)) continue;
+    entries.forEach((entry: unknown, index) => {
+      const entryPath = [...keyPath, index];
+      const key = formatKey(entryPath);
+      if (typeof entry !== "string" || flawed.has(key)) return;
+      const found = problem(entry);
+      if (found !== undefined) issues.push({ ...locator().locate(entryPath, "value"), key, message: `${JSON.stringify(entry)} ${found}` });
+    });
   }
   return issues;
 }

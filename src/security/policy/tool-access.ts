@@ -22,25 +22,39 @@ export class ToolAccessPolicyError extends Error {
 // instead of returning one that never matches, which would make a deny entry deny nothing.
 const BASE_OPTIONS: picomatch.PicomatchOptions = { nonegate: true, dot: true, debug: true };
 
-function matcher(patterns: readonly string[], nocase: boolean, key: "allow" | "deny"): (name: string) => boolean {
-  if (patterns.length === 0) return () => false;
-  const tests = patterns.map((pattern, index) => {
-    try {
-      return picomatch(pattern, { ...BASE_OPTIONS, nocase });
-    } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new ToolAccessPolicyError(
-        `tools.${key}[${index}] ${JSON.stringify(pattern)} is not a valid glob (${detail}); check its brackets and braces`,
-      );
-    }
+/** A tool glob's test, or why it does not compile ("is not a valid glob (...)"). */
+function compileGlob(pattern: string, key: "allow" | "deny"): { test: (name: string) => boolean } | { problem: string } {
+  try {
+    // Deny matches regardless of case: denying "exec_*" must also catch "Exec_shell".
+    return { test: picomatch(pattern, { ...BASE_OPTIONS, nocase: key === "deny" }) };
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    return { problem: `is not a valid glob (${detail}); check its brackets and braces` };
+  }
+}
+
+/** Why `pattern`, a `tools.allow` or `tools.deny` entry, is not a usable glob, or undefined (for the policy loader). */
+export function toolGlobProblem(pattern: string, key: "allow" | "deny"): string | undefined {
+  const compiled = compileGlob(pattern, key);
+  return "problem" in compiled ? compiled.problem : undefined;
+}
+
+function matcher(patterns: readonly string[], key: "allow" | "deny", problems: string[]): (name: string) => boolean {
+  const tests: ((name: string) => boolean)[] = [];
+  patterns.forEach((pattern, index) => {
+    const compiled = compileGlob(pattern, key);
+    if ("test" in compiled) tests.push(compiled.test);
+    else problems.push(`tools.${key}[${index}] ${JSON.stringify(pattern)} ${compiled.problem}`);
   });
   return (name) => tests.some((test) => test(name));
 }
 
 export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): ToolAccess {
-  // Deny matches regardless of case: denying "exec_*" must also catch "Exec_shell".
-  const denied = matcher(tools.deny, true, "deny");
-  const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, false, "allow");
+  // Every entry is compiled before refusing, so one refusal names every entry to fix.
+  const problems: string[] = [];
+  const denied = matcher(tools.deny, "deny", problems);
+  const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, "allow", problems);
+  if (problems.length > 0) throw new ToolAccessPolicyError(problems.join("\n"));
   return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && allowed(toolName);
 }
 
