@@ -445,3 +445,76 @@ void test("YAML problems after which the document still reads are reported with 
   const syntax = failure(['version: "1.0"', "tools: [", "limits:", "  max_depth: 0"]);
   assert.ok(syntax.issues.every((issue) => /YAML/.test(issue.message)), syntax.message);
 });
+
+void test("a whole number under !!float loads where an integer is expected, as YAML 1.2 reads it; 30.5 stays refused there", () => {
+  // Before: `!!float 30` was refused as an unsupported tag (the yaml package's float tags match 30.0, not 30).
+  const tagged = loadPolicyText(
+    ['version: "1.0"', "tools:", "  timeout: !!float 30", "  rate_limits:", "    default: !!float 60", "    add_bug: !!float +5.", "limits:", "  max_depth: !!float 3e1", ""].join("\n"),
+    "policy.yaml",
+    env,
+  );
+  const plain = loadPolicyText(
+    ['version: "1.0"', "tools:", "  timeout: 30", "  rate_limits:", "    default: 60", "    add_bug: 5", "limits:", "  max_depth: 30", ""].join("\n"),
+    "policy.yaml",
+    env,
+  );
+  assert.equal(tagged.policy.tools.timeout, 30);
+  assert.equal(tagged.policy.tools.rate_limits.default, 60);
+  assert.equal(tagged.policy.limits.max_depth, 30);
+  assert.equal(tagged.sha256, plain.sha256, "the same policy, the same hash");
+  assert.equal(loadPolicyText('version: "1.0"\nlimits:\n  max_depth: 30.0\n', "policy.yaml", env).policy.limits.max_depth, 30);
+  expectIssue(['version: "1.0"', "limits:", "  max_depth: !!float 30.5"], {
+    line: 3,
+    column: 22,
+    key: "limits.max_depth",
+    message: /^expected a nesting depth from 1 to 1000, got 30\.5$/,
+  });
+  expectIssue(['version: "1.0"', "tools:", "  rate_limits:", "    default: 30.5"], {
+    line: 4,
+    column: 14,
+    key: "tools.rate_limits.default",
+    message: /^expected a whole number of calls per minute/,
+  });
+  // Where a number of seconds is expected, a fraction is fine under the tag too; plain 30 is still an int.
+  assert.equal(loadPolicyText('version: "1.0"\ntools:\n  timeout: !!float 2.5\n', "policy.yaml", env).policy.tools.timeout, 2.5);
+  assert.equal(loadPolicyText('version: "1.0"\nlimits:\n  max_depth: !!int 30\n', "policy.yaml", env).policy.limits.max_depth, 30);
+  expectIssue(['version: "1.0"', "limits:", "  max_depth: !!str 30"], { line: 3, column: 20, key: "limits.max_depth", message: /got "30"$/ });
+});
+
+void test("a tag that does not fit its value, or that a policy does not know, is refused with what to do", () => {
+  expectIssue(['version: "1.0"', "limits:", "  max_depth: !!int 30.5"], {
+    line: 3,
+    column: 14,
+    key: "limits.max_depth",
+    message: /^the value does not fit its tag !!int \(!!int takes a whole number such as 30\): correct the value, or remove the tag$/,
+  });
+  expectIssue(['version: "1.0"', "audit:", "  enabled: !!bool yes"], { line: 3, column: 12, key: "audit.enabled", message: /its tag !!bool \(!!bool takes true or false\)/ });
+  expectIssue(['version: "1.0"', "audit: !!str", "  enabled: true"], { line: 2, column: 8, key: "audit", message: /its tag !!str \(!!str takes a text, not a list or a mapping\)/ });
+  expectIssue(['version: "1.0"', "audit:", "  log_file: !secret /x"], {
+    line: 3,
+    column: 13,
+    key: "audit.log_file",
+    message: /^unsupported YAML tag !secret: remove it \(a policy takes plain values/,
+  });
+  expectIssue(['version: "1.0"', "server:", "  project_path: !!binary L2V0Yw=="], { line: 3, column: 17, key: "server.project_path", message: /^unsupported YAML tag !!binary: remove it/ });
+  const renamed = failure(["%TAG !! tag:example.com,2000:", "---", 'version: "1.0"', "audit:", "  log_file: !!str /x"]);
+  assert.match(findIssue(renamed, "audit.log_file").message, /^unsupported YAML tag !!str \(tag:example\.com,2000:str\): remove it/);
+});
+
+void test("no tag, known or not, on any kind of node, crashes the loader", () => {
+  const tags = ["!!str", "!!int", "!!float", "!!bool", "!!null", "!!map", "!!seq", "!!binary", "!!set", "!!omap", "!!pairs", "!!timestamp", "!!merge", "!", "!x", "!<tag:yaml.org,2002:int>", "!<!>", "!e!x", "!!"];
+  const values = ["30", "30.5", "", "yes", "~", "[1, 2]", "{a: 1}", '"q"', ".nan", "-.inf", "0x1F"];
+  for (const tag of tags) {
+    for (const value of values) {
+      for (const where of [`limits:\n  max_depth: ${tag} ${value}`, `tools:\n  deny: [${tag} ${value}]`, `audit: ${tag} ${value}`]) {
+        const text = `version: "1.0"\n${where}\n`;
+        try {
+          loadPolicyText(text, "policy.yaml", env);
+        } catch (error) {
+          assert.ok(error instanceof PolicyError, `${JSON.stringify(text)}: ${String(error)}`);
+          for (const line of error.lines) assert.match(line, /^policy\.yaml(:\d+:\d+)?: /);
+        }
+      }
+    }
+  }
+});

@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
-import type { Alias, Document, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from "yaml";
+import type { Alias, Document, LineCounter, Node, Scalar, ScalarTag, YAMLMap, YAMLSeq } from "yaml";
 import { parseSimpleYaml } from "./yaml-fast-path.js";
 import { allowedPathGlobProblem, denyRuleGlobProblem } from "../path-guard.js";
 import { toolGlobProblem } from "./tool-access.js";
@@ -284,6 +284,20 @@ interface Parsed {
   issues: PolicyIssue[];
 }
 
+/**
+ * `!!float 30`: YAML 1.2's core schema reads a whole number under an explicit `!!float` tag as
+ * that number (its float pattern has the fraction optional), but the `yaml` package's float
+ * tags match only `30.0`, `3e1`, `.inf` and `.nan`, and leave `!!float 30` unresolved. This
+ * tag completes them. As a default tag it could also resolve plain scalars, but the core int
+ * tag comes first in the schema and takes every plain whole number, so plain `30` stays an int.
+ */
+const WHOLE_NUMBER_FLOAT: ScalarTag = {
+  tag: "tag:yaml.org,2002:float",
+  default: true,
+  test: /^[-+]?[0-9]+$/,
+  resolve: (text: string) => Number.parseFloat(text),
+};
+
 /** How `yaml` reads a policy (the fast path's tests hold it to the same reading). */
 export const YAML_OPTIONS = {
   prettyErrors: false,
@@ -295,6 +309,7 @@ export const YAML_OPTIONS = {
   // `<<: *anchor` merge keys: PyYAML (the seed's loader) reads them, so a seed policy may share
   // an endpoint's fields that way. A merged key never overrides one written in the mapping.
   merge: true,
+  customTags: [WHOLE_NUMBER_FLOAT] as ScalarTag[],
   resolveKnownTags: false,
   // "error": no process.emitWarning from the yaml package, but still the error for a
   // second document ("silent" would drop that one too).
@@ -361,7 +376,7 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
     issues.push({
       ...locator.position(offset),
       key: formatKey(locator.pathAtOffset(offset)),
-      message: yamlMessage(error.code, error.message),
+      message: yamlMessage(error.code, error.message, text.slice(error.pos[0], error.pos[1])),
     });
   }
   if (recoverable) {
@@ -423,14 +438,35 @@ function firstAliasOffset(doc: Document.Parsed): number | undefined {
   return offset;
 }
 
-function yamlMessage(code: string, message: string): string {
+/** What each YAML 1.2 core tag takes, for a value it does not fit. */
+const CORE_TAGS: Readonly<Record<string, string>> = {
+  "tag:yaml.org,2002:str": "!!str takes a text, not a list or a mapping",
+  "tag:yaml.org,2002:int": "!!int takes a whole number such as 30",
+  "tag:yaml.org,2002:float": "!!float takes a number such as 30 or 0.5",
+  "tag:yaml.org,2002:bool": "!!bool takes true or false",
+  "tag:yaml.org,2002:null": "!!null takes an empty value, ~ or null",
+  "tag:yaml.org,2002:map": "!!map takes a mapping",
+  "tag:yaml.org,2002:seq": "!!seq takes a list",
+};
+
+/** `tag` is the tag's text in the file (`!!int`, `!foo`) for a tag error. */
+function yamlMessage(code: string, message: string, tag: string): string {
   switch (code) {
     case "DUPLICATE_KEY":
       return "duplicate key: a key may appear only once in a mapping";
     case "MULTIPLE_DOCS":
       return "the file holds more than one YAML document (---); a policy is a single document";
-    case "TAG_RESOLVE_FAILED":
-      return `unsupported YAML tag (${message.replace(/^Unresolved tag: /, "")}); a policy uses plain values only`;
+    case "TAG_RESOLVE_FAILED": {
+      // A core tag failed on the value it tags (`!!int 30.5`, `!!bool yes`, `!!str` on a mapping);
+      // any other tag (`!foo`, `!!binary`, `!!timestamp`, a %TAG handle) is not one a policy knows.
+      const resolved = /^Unresolved tag: (.*)$/.exec(message)?.[1];
+      let shown = tag.startsWith("!") ? tag : (resolved ?? "a tag");
+      // `!!` itself renamed by a %TAG directive: say what it became.
+      if (shown.startsWith("!!") && resolved !== undefined && !resolved.startsWith("tag:yaml.org,2002:")) shown += ` (${resolved})`;
+      const fits = resolved === undefined ? undefined : CORE_TAGS[resolved];
+      if (fits !== undefined) return `the value does not fit its tag ${shown} (${fits}): correct the value, or remove the tag`;
+      return `unsupported YAML tag ${shown}: remove it (a policy takes plain values: text, numbers, true or false, lists and mappings, and the tags !!str, !!int, !!float, !!bool, !!null, !!seq, !!map)`;
+    }
     case "NON_STRING_KEY":
       return "a mapping key must be a plain string";
     default:
