@@ -412,8 +412,17 @@ export function denyRuleGlobProblem(rule: string): string | undefined {
 }
 
 function invalidGlob(error: unknown): string {
-  const detail = error instanceof Error ? error.message : String(error);
-  return `is not a valid glob (${detail}); check its brackets and braces`;
+  return `is not a valid glob (${globErrorDetail(error)}); check its brackets and braces`;
+}
+
+/**
+ * Why picomatch could not compile a glob, in words: for a regex that does not compile, only
+ * the reason ("Unterminated group"). The regex is picomatch's translation, not what the owner
+ * wrote, and its backslashes would read doubled where messages are escaped (`printable`).
+ */
+export function globErrorDetail(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return /^Invalid regular expression: \/.*\/[a-z]*: ([^/]+)$/s.exec(message)?.[1] ?? message;
 }
 
 /**

@@ -4,7 +4,7 @@
  * reach the client as `notifications/message`. Callers pass data that is already
  * redacted: the logger formats, it does not judge.
  */
-import { printable } from "./text.js";
+import { printable, printableJson } from "./text.js";
 
 export const LOG_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -51,8 +51,9 @@ export interface LogHub {
  */
 export function stderrSink(write: (line: string) => void = (line) => process.stderr.write(line)): LogSink {
   return (record) => {
-    const data = record.data === undefined ? "" : ` ${safeStringify(record.data)}`;
-    write(`${printable(`mcp-secure-local[${record.logger}] ${record.level}: ${record.message}${data}`)}\n`);
+    // The data is JSON, whose backslashes are its own escapes: printableJson keeps them single.
+    const data = record.data === undefined ? "" : ` ${printableJson(safeStringify(record.data))}`;
+    write(`${printable(`mcp-secure-local[${record.logger}] ${record.level}: ${record.message}`)}${data}\n`);
   };
 }
 

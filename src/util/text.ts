@@ -24,15 +24,34 @@ export function wellFormed(text: string): string {
   return text.replace(LONE_SURROGATE, "\ufffd");
 }
 
+// C0 (tab and line feed included), DEL, C1, line and paragraph separators, bidi marks and overrides.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+// eslint-disable-next-line no-control-regex
+const CONTROL_OR_BACKSLASH = /[\\\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+const escapeControl = (ch: string): string => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
 /**
  * `text` with control characters (C0 including tab and line feed, DEL, C1, line and
  * paragraph separators, bidi marks and overrides) replaced by a visible `\uXXXX`: for
  * text shown on a terminal or written as one log line, where such a character could drive
  * the terminal, reorder what is read, or start a line that looks like another record.
+ * A backslash is written `\\`, so the escapes read one way only: `\u001b` is an ESC byte,
+ * `\\u001b` the six characters a file name or message may hold.
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return text.replace(CONTROL_OR_BACKSLASH, (ch) => (ch === "\\" ? "\\\\" : escapeControl(ch)));
+}
+
+/**
+ * JSON text with the control characters JSON leaves as they are (C1, line and paragraph
+ * separators, bidi marks) written as JSON's own `\uXXXX` escapes: the same JSON, on one
+ * line, harmless to a terminal. Its backslashes already begin JSON escapes, so unlike
+ * `printable` it leaves them alone (and the text still parses to the same value).
+ */
+export function printableJson(json: string): string {
+  return json.replace(CONTROL, escapeControl);
 }
 
 /**

@@ -343,6 +343,9 @@ void test("formatting strips control characters from entry text", () => {
   assert.ok([...shown].every((ch) => ch.charCodeAt(0) >= 0x20), "no control characters remain");
   assert.match(shown, /\\u001b\[2J/);
   assert.equal(printable("a\u2028b\u009bc"), "a\\u2028b\\u009bc");
+  // A tool named with the text \u001b (no ESC in it) is shown otherwise than one holding ESC.
+  const literal = formatTailLine(JSON.stringify({ ts: "2026-11-22T00:00:00.000Z", seq: 5, event: "denied", tool: "x\\u001b[2J", outcome: "denied" }));
+  assert.match(literal, / x\\\\u001b\[2J /);
   assert.match(formatTailLine("[1,2]"), /unparseable line/);
   assert.match(formatTailLine(JSON.stringify({ seq: 2, event: "rotate", data: { previousFile: "audit-x.log" } })), /continues from audit-x\.log/);
   assert.match(formatTailLine(JSON.stringify({ seq: 3, event: "recovery", reason: "torn", data: { keptIn: "a.torn" } })), /torn; kept in a\.torn/);
@@ -440,13 +443,16 @@ void test("file names with control characters reach the terminal escaped, in ver
     // sets the terminal's title makes both commands refuse the directory, naming both files.
     const evil = "x\u001b]2;PWNED\u0007.log";
     fs.copyFileSync(env.logFile, path.join(env.logDir, evil));
+    fs.copyFileSync(env.logFile, path.join(env.logDir, "y\\u001b.log"));
     const verify = capture("/nonexistent");
     assert.equal(await runAuditVerify([env.logDir], verify), 2);
     const tail = capture("/nonexistent");
     assert.equal(await runAuditTail([env.logDir], tail), 2);
     for (const [what, text] of [["verify", verify.stderr], ["tail", tail.stderr]] as const) {
-      assert.match(text, /holds 2 audit logs/, what);
+      assert.match(text, /holds 3 audit logs/, what);
       assert.ok(text.includes("x\\u001b]2;PWNED\\u0007.log"), `${what}: ${text}`);
+      // A name that holds the text \u001b itself reads differently from one that holds ESC.
+      assert.ok(text.includes("y\\\\u001b.log"), `${what}: ${text}`);
       // eslint-disable-next-line no-control-regex
       assert.doesNotMatch(text.replace(/\n/g, ""), /[\u0000-\u001f\u007f-\u009f]/, what);
     }

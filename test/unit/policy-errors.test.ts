@@ -390,10 +390,11 @@ void test("schema, glob, YAML and value errors are reported in one run, each at 
     ],
     error.message,
   );
-  assert.match(findIssue(error, "filesystem.allowed_paths[1]").message, /^"\/data\/\{a,b" is not a valid glob \(.*\); check its brackets and braces$/);
+  assert.match(findIssue(error, "filesystem.allowed_paths[1]").message, /^"\/data\/\{a,b" is not a valid glob \(Unterminated group\); check its brackets and braces$/);
   assert.match(findIssue(error, "filesystem.allowed_paths[2]").message, /^"\$\{HOME\}\/\[z-a\]\/\*\*" is not a valid glob/);
   assert.match(findIssue(error, "filesystem.denied_paths[0]").message, /^"\*\*\/\{secrets,private" is not a valid glob/);
-  assert.match(findIssue(error, "tools.deny[0]").message, /^"\[z-a\]\*" is not a valid glob/);
+  // The reason in words, not picomatch's regex (whose backslashes would read doubled on stderr).
+  assert.match(findIssue(error, "tools.deny[0]").message, /^"\[z-a\]\*" is not a valid glob \(Range out of order in character class\); check/);
   // The value under a tag that failed is not reported a second time by the schema.
   assert.equal(error.issues.filter((issue) => issue.key === "tools.timeout").length, 1);
   assert.equal(error.message.split("\n").length, 11);

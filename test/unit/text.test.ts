@@ -45,6 +45,21 @@ void test("printable: controls, DEL, C1 and line separators become visible escap
   assert.equal(printable("a\u202eb\u2066c\u200f"), "a\\u202eb\\u2066c\\u200f");
 });
 
+void test("printable: a backslash is escaped too, so an escape reads one way only", () => {
+  // Before, the literal text \x1b (or \u001b) in a name printed exactly as an escaped ESC byte did.
+  assert.equal(printable("\\u001b"), "\\\\u001b");
+  assert.equal(printable("\u001b"), "\\u001b");
+  assert.notEqual(printable("\\u001b"), printable("\u001b"));
+  assert.equal(printable("C:\\dir\\x1b.log"), "C:\\\\dir\\\\x1b.log");
+  // Reading it back is unambiguous: every backslash of the output starts \\ or \uXXXX.
+  for (const sample of ["\\", "\\\u001b", "a\\nb\nc", "\\\\u000a\n"]) {
+    const shown = printable(sample);
+    assert.match(shown, /^(?:[^\\]|\\\\|\\u[0-9a-f]{4})*$/, shown);
+    const back = shown.replace(/\\(\\|u([0-9a-f]{4}))/g, (_, escaped: string, hex?: string) => (hex === undefined ? escaped : String.fromCharCode(Number.parseInt(hex, 16))));
+    assert.equal(back, sample);
+  }
+});
+
 void test("a stderr log record is one line whatever its text holds: no record can forge another", () => {
   const lines: string[] = [];
   const hub = createLogHub({ stderr: stderrSink((line) => lines.push(line)) });
@@ -55,6 +70,20 @@ void test("a stderr log record is one line whatever its text holds: no record ca
   // eslint-disable-next-line no-control-regex -- the test is about control characters
   assert.doesNotMatch(lines[0]!, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/);
   assert.match(lines[0]!, /^mcp-secure-local\[plugin\] warning: looks fine\\u000amcp-secure-local\[server\] info: forged \\u001b\[2Jcleared \{"note":"x\\u009by\\u2028z"\}\n$/);
+});
+
+void test("a stderr log record escapes a message's backslashes, and leaves its JSON data the same JSON", () => {
+  const lines: string[] = [];
+  const hub = createLogHub({ stderr: stderrSink((line) => lines.push(line)) });
+  const data = { path: "a\\u001b\u001b\n", note: "x\u009b\u2028" };
+  hub.logger("server").warn("name \\x1b vs \u001b", data);
+  assert.equal(lines.length, 1);
+  const [message, json] = lines[0]!.trimEnd().split(/ (?=\{)/);
+  assert.equal(message, "mcp-secure-local[server] warning: name \\\\x1b vs \\u001b");
+  // JSON escapes its own backslashes: the data parses back to what was logged.
+  assert.deepEqual(JSON.parse(json!), data);
+  // eslint-disable-next-line no-control-regex -- the test is about control characters
+  assert.doesNotMatch(json!, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
 });
 
 test("shellWords leaves plain words bare and single-quotes the rest so a shell reads them back as given", () => {

@@ -4,6 +4,7 @@
  */
 import picomatch from "picomatch";
 import type { ToolsPolicy } from "../policy-types.js";
+import { globErrorDetail } from "../path-guard.js";
 
 export type ToolAccess = (toolName: string) => boolean;
 
@@ -28,8 +29,7 @@ function compileGlob(pattern: string, key: "allow" | "deny"): { test: (name: str
     // Deny matches regardless of case: denying "exec_*" must also catch "Exec_shell".
     return { test: picomatch(pattern, { ...BASE_OPTIONS, nocase: key === "deny" }) };
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    return { problem: `is not a valid glob (${detail}); check its brackets and braces` };
+    return { problem: `is not a valid glob (${globErrorDetail(error)}); check its brackets and braces` };
   }
 }
 
