@@ -166,3 +166,16 @@ void test("globs that do not compile are errors, not rules that silently match n
     assert.doesNotMatch(result.err, /\*\.pem/);
   });
 });
+
+void test("check-policy's problems reach the terminal with C1 controls and bidi overrides escaped, one problem a line", () => {
+  withEnv((env, dir) => {
+    const file = path.join(dir, "hostile.yaml");
+    // An unknown key spelled with a CSI (C1) and a right-to-left override, which JSON quoting leaves raw.
+    fs.writeFileSync(file, 'version: "1.0"\ntools:\n  "x\u009b31m\u202eyek": 1\n  timeout: nope\n');
+    const result = check(file, env);
+    assert.equal(result.code, 1);
+    assert.doesNotMatch(result.err, /[\u0080-\u009f\u202a-\u202e]/, result.err);
+    assert.match(result.err, /x\\u009b31m\\u202eyek/);
+    assert.ok(result.err.split("\n").length >= 3, "each problem still on its own line");
+  });
+});

@@ -8,8 +8,13 @@ import { compilePathPolicy, denyRuleProblems } from "../path-guard.js";
 import type { EffectivePolicy } from "../policy-types.js";
 import { loadPolicyFile, PolicyError, type LoadedPolicy, type PolicyEnv } from "./load.js";
 import { compileToolAccess } from "./tool-access.js";
+import { printableJson } from "../../util/text.js";
 
-export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) => void, err: (s: string) => void): number {
+export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) => void, rawErr: (s: string) => void): number {
+  // Problems quote keys, values and the file name: a C1 control or bidi override among them
+  // (JSON quoting leaves those as they are) must not drive the terminal or reorder the line.
+  // Escaped as JSON escapes its own, so a quoted value still reads as JSON.
+  const err = (text: string): void => rawErr(text.split("\n").map(printableJson).join("\n"));
   let loaded: LoadedPolicy;
   try {
     loaded = loadPolicyFile(file, env);
