@@ -93,7 +93,8 @@ export class LogFollower {
   /** One look: new bytes of the open file, then whether the name now holds another file. */
   async poll(emit: (event: FollowEvent) => void): Promise<void> {
     if (this.open === undefined) {
-      this.open = await this.openFile();
+      // No file yet, or the name was free (between a rotation's two steps) at the last look.
+      await this.takeUpActiveFile(emit);
       if (this.open === undefined) return;
     }
     await this.readNew(this.open, emit);
@@ -106,12 +107,21 @@ export class LogFollower {
       throw new AuditReadError(`${this.file} cannot be read: ${describeFsError(err)}`, { cause: err });
     }
     if (current.dev === this.open.dev && current.ino === this.open.ino) return;
-    // Rotated: what the old file got before the switch, ...
+    // Rotated: what the old file got before the switch, then what came after it.
     await this.readNew(this.open, emit);
     this.flushTorn(emit);
     await this.close();
-    // ... the new active file, opened before the segments are listed: every file rotated
-    // away before it was made is then among them ...
+    await this.takeUpActiveFile(emit);
+  }
+
+  /**
+   * Opens the file now under the name, hands on every segment that starts past the last
+   * entry seen, then the new file from its start. The file is opened before the segments
+   * are listed, so every file rotated away before it was made is among them. When the
+   * name is free (a rotation between its steps), the segments are still read and the
+   * next look tries the name again.
+   */
+  private async takeUpActiveFile(emit: (event: FollowEvent) => void): Promise<void> {
     const next = await this.openFile();
     try {
       await this.readSegmentsAfterLastSeen(emit);
@@ -119,9 +129,8 @@ export class LogFollower {
       if (next !== undefined) await this.layer.close(next.fd).catch(() => undefined);
       throw err;
     }
-    // ... and the new file from its start.
     this.open = next;
-    if (this.open !== undefined) await this.readNew(this.open, emit);
+    if (next !== undefined) await this.readNew(next, emit);
   }
 
   /** Segments that start past the last entry seen, oldest first, each read whole. */
