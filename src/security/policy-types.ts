@@ -50,6 +50,12 @@ export interface CommandsPolicy {
   /** Seconds before the process group is killed. */
   timeout: number;
   max_output_bytes: number;
+  /**
+   * Whether programs run under bubblewrap (no network, own PID namespace, host read-only, the
+   * server's files hidden): `required` refuses to run them otherwise, `auto` sandboxes when bwrap
+   * is usable, `off` never.
+   */
+  sandbox: "auto" | "required" | "off";
 }
 
 export interface ToolsPolicy {

@@ -88,7 +88,7 @@ const fs = fakeIo({
 const SEED_BLOCKED = ["curl", "wget", "ssh", "scp", "rsync", "nc", "netcat", "telnet", "ftp", "sftp"];
 
 function commands(overrides: Partial<CommandsPolicy> = {}): CommandsPolicy {
-  return { blocked: SEED_BLOCKED, timeout: 30, max_output_bytes: 100_000, ...overrides };
+  return { blocked: SEED_BLOCKED, timeout: 30, max_output_bytes: 100_000, sandbox: "off", ...overrides };
 }
 
 function denied(verdict: CommandVerdict, code: string, pattern: RegExp): void {

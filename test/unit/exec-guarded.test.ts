@@ -30,7 +30,7 @@ after(() => {
 });
 
 function guardedExec(overrides: Partial<CommandsPolicy> = {}, options: Partial<GuardedExecOptions> = {}, limits = { timeoutMs: 20_000, maxOutputBytes: 100_000 }) {
-  const compiled = compileCommandPolicy({ blocked: [], timeout: 20, max_output_bytes: 100_000, ...overrides }, { PATH });
+  const compiled = compileCommandPolicy({ blocked: [], timeout: 20, max_output_bytes: 100_000, sandbox: "off", ...overrides }, { PATH });
   return createGuardedExec(compiled, limits, { homeDir: home, ...options });
 }
 

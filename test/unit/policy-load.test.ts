@@ -143,7 +143,7 @@ void test("a minimal policy takes every default, and its allow-lists stay empty"
     max_read_bytes: 10 * 1024 * 1024,
     max_write_bytes: 10 * 1024 * 1024,
   });
-  assert.deepEqual(policy.commands, { blocked: [...DEFAULT_BLOCKED_COMMANDS], timeout: 30, max_output_bytes: 1024 * 1024 });
+  assert.deepEqual(policy.commands, { blocked: [...DEFAULT_BLOCKED_COMMANDS], timeout: 30, max_output_bytes: 1024 * 1024, sandbox: "auto" });
   assert.deepEqual(policy.tools, { deny: [], rate_limits: { ...DEFAULT_RATE_LIMITS }, timeout: 30, timeouts: {} });
   assert.deepEqual(policy.limits, {
     max_argument_bytes: 1024 * 1024,
@@ -208,6 +208,7 @@ void test("our own keys are read", () => {
       "  allowed: [git, /usr/bin/rg]",
       "  timeout: 5",
       "  max_output_bytes: 13",
+      "  sandbox: required",
       "tools:",
       '  allow: ["*_bug", web_search]',
       "  deny: [search_bugs_global]",
@@ -238,6 +239,7 @@ void test("our own keys are read", () => {
   assert.deepEqual(policy.commands.allowed, ["git", "/usr/bin/rg"]);
   assert.equal(policy.commands.timeout, 5);
   assert.equal(policy.commands.max_output_bytes, 13);
+  assert.equal(policy.commands.sandbox, "required");
   assert.deepEqual(policy.tools.allow, ["*_bug", "web_search"]);
   assert.deepEqual(policy.tools.deny, ["search_bugs_global"]);
   assert.deepEqual(policy.tools.timeouts, { web_search: 7 });

@@ -173,6 +173,8 @@ export const DEFAULTS = {
   commands: {
     timeout: 30,
     max_output_bytes: 1 * MIB,
+    // Sandboxed where bubblewrap works; elsewhere (macOS, no bwrap) as before, with a warning at start.
+    sandbox: "auto",
   },
   tools: {
     timeout: 30,

@@ -646,7 +646,7 @@ interface RawPolicy {
     max_read_bytes?: number;
     max_write_bytes?: number;
   };
-  commands?: { blocked?: string[]; allowed?: string[]; timeout?: number; max_output_bytes?: number };
+  commands?: { blocked?: string[]; allowed?: string[]; timeout?: number; max_output_bytes?: number; sandbox?: "auto" | "required" | "off" };
   tools?: {
     allow?: string[];
     deny?: string[];
@@ -738,6 +738,7 @@ function buildEffective(raw: RawPolicy, env: PolicyEnv): EffectivePolicy {
       ...(allowedCommands === undefined ? {} : { allowed: allowedCommands }),
       timeout: commands.timeout ?? DEFAULTS.commands.timeout,
       max_output_bytes: commands.max_output_bytes ?? DEFAULTS.commands.max_output_bytes,
+      sandbox: commands.sandbox ?? DEFAULTS.commands.sandbox,
     },
     tools: {
       ...(allow === undefined ? {} : { allow }),

@@ -324,6 +324,7 @@ export const POLICY_SCHEMA: Schema = {
         }),
         timeout: seconds("a number of seconds greater than 0 and at most 86400", 86_400),
         max_output_bytes: bytes("an output size"),
+        sandbox: { type: "string", description: '"auto", "required" or "off"', enum: ["auto", "required", "off"] },
       }),
       tools: section("a mapping of tool settings", {
         allow: list("a list of tool names or globs", {
