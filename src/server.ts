@@ -10,6 +10,8 @@ import { PluginRegistry } from "./plugins/registry.js";
 import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
 import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
 import { createStatusPlugin, type SecurityStatus } from "./plugins/builtin/status.js";
+
+type ExecStatus = SecurityStatus["exec"];
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
@@ -34,6 +36,8 @@ export interface RunOptions {
   extraPlugins?: Plugin[];
   /** Benchmarks only: run tools without the security engine's checks. */
   unsafeBypassEngine?: boolean;
+  /** Tests only: the bwrap the exec sandbox uses instead of the first on PATH (a missing file simulates none). */
+  bwrapPath?: string;
 }
 
 /**
@@ -57,6 +61,8 @@ const FLUSH_MIN_MS = 50;
  * the calls in flight and no closing checkpoint.
  */
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+/** Without a client, the exec sandbox is probed (and the banner printed) this long after the start. */
+const PROBE_WITHOUT_CLIENT_MS = 250;
 
 export const IDENTITY: ServerIdentity = {
   name: SERVER_NAME,
@@ -141,8 +147,16 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
 
   let audit: AuditSink | undefined;
   const builtInPolicy = !args.policyFile;
+  // How programs run (`none` when no program may run at all); with a sandbox to probe, once the probe has said.
+  const commandsMayRun = policy.commands.allowed === undefined || policy.commands.allowed.length > 0;
+  const needsProbe = commandsMayRun && policy.commands.sandbox !== "off";
+  let execState: ExecStatus["commands"] = commandsMayRun ? "unsandboxed" : "none";
+  let probed: Promise<void> | undefined;
   // Read at each call; tools run only once the log is open.
-  const status = createStatusPlugin(() => securityStatus(audit?.status(), policySha256, builtInPolicy));
+  const status = createStatusPlugin(async () => {
+    if (needsProbe) await probeSandbox();
+    return securityStatus(audit?.status(), policySha256, builtInPolicy, { sandbox: policy.commands.sandbox, commands: execState });
+  });
   const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), status, ...(options.extraPlugins ?? [])];
   let registry: PluginRegistry;
   let engine: SecurityEngine;
@@ -151,15 +165,24 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   const envProjectPath = projectPathFromEnv(env, env.HOME || homedir());
   const projectPath = envProjectPath ?? policy.server.project_path;
   try {
+    const own = ownFiles(policy, args);
     paths = compilePathPolicy(policy.filesystem, {
       homeDir: env.HOME || homedir(),
       baseDir: projectPath ?? process.cwd(),
-      protectedPaths: ownFiles(policy, args),
+      protectedPaths: own,
     });
     for (const warning of paths.warnings) log.warn(`policy: ${warning}`);
     const execHomeDir = join(args.stateDir, "exec-home");
     makeDirectoriesSync(execHomeDir, 0o700);
-    capabilities = createCapabilityFactory({ policy, paths, dataDir: join(args.stateDir, "data"), execHomeDir, env });
+    capabilities = createCapabilityFactory({
+      policy,
+      paths,
+      dataDir: join(args.stateDir, "data"),
+      execHomeDir,
+      env,
+      ownFiles: own,
+      ...(options.bwrapPath === undefined ? {} : { bwrapPath: options.bwrapPath }),
+    });
     registry = new PluginRegistry(plugins);
     for (const warning of unmatchedToolKeys(policy.tools, registry.tools().map((entry) => entry.tool.name))) log.notice(`policy: ${warning}`);
     const tools = allowedTools(registry, policy.tools);
@@ -205,7 +228,10 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     logger: hub.logger("session"),
     pageSize: args.pageSize,
     redact: (value) => redact(value).value,
-    onInitialized: () => setImmediate(prepare),
+    onInitialized: () => {
+      setImmediate(prepare);
+      if (needsProbe) setImmediate(() => void probeSandbox());
+    },
   });
   const connection = new Connection(process.stdin, process.stdout, session.handlers, {
     maxLineBytes: args.maxLineBytes,
@@ -214,10 +240,39 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   });
   session.attach(connection);
 
-  process.stderr.write(
-    `${SERVER_NAME} ${VERSION}: policy ${policySource} (sha256 ${policySha256.slice(0, 16)}…); state in ${args.stateDir}; ` +
-      `${engine.listTools().length} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}. Waiting for an MCP client on stdin.\n`,
-  );
+  const banner = (exec: string): void => {
+    process.stderr.write(
+      `${SERVER_NAME} ${VERSION}: policy ${policySource} (sha256 ${policySha256.slice(0, 16)}…); state in ${args.stateDir}; ` +
+        `${engine.listTools().length} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}; ${exec}. Waiting for an MCP client on stdin.\n`,
+    );
+  };
+  /**
+   * The exec sandbox is probed (two runs of bwrap) once the handshake is answered, or a moment after
+   * the start without a client, never in the handshake's way; exec calls and security_status wait
+   * for it. The banner follows it, so that it can say how programs run, after any warning about it.
+   */
+  function probeSandbox(): Promise<void> {
+    probed ??= capabilities
+      .execSandbox()
+      .then((sandbox) => sandbox.state())
+      .catch((error: unknown) => ({ state: policy.commands.sandbox === "required" ? ("refused" as const) : ("unsandboxed" as const), reason: messageOf(error) }))
+      .then((sandbox) => {
+        execState = sandbox.state;
+        if (sandbox.state === "sandboxed") return banner(`exec sandboxed (bubblewrap ${sandbox.version})`);
+        if (sandbox.state === "refused") {
+          log.error(`exec: every command will be refused: commands.sandbox is required and no sandbox can be made: ${sandbox.reason}`);
+          return banner("exec REFUSED (no sandbox)");
+        }
+        log.warn(
+          `exec: commands run without a sandbox, with your user's file and network access: ${sandbox.reason}. ` +
+            "Set commands.sandbox: required to refuse them instead, or off to run them so without this warning",
+        );
+        return banner("exec NOT sandboxed");
+      });
+    return probed;
+  }
+  if (needsProbe) setTimeout(() => void probeSandbox(), PROBE_WITHOUT_CLIENT_MS).unref();
+  else banner(commandsMayRun ? "exec not sandboxed (commands.sandbox: off)" : "exec: no command allowed");
 
   if (projectPath !== undefined) warnAboutProject(paths, projectPath, envProjectPath !== undefined ? "MCP_PROJECT_PATH" : "server.project_path", log);
 
@@ -343,7 +398,7 @@ function ownFiles(policy: EffectivePolicy, args: ServeArgs): ProtectedPath[] {
 }
 
 /** What `security_status` reports: hashes and counters only, no path of this machine. */
-function securityStatus(audit: AuditStatus | undefined, policySha256: string, builtInPolicy: boolean): SecurityStatus {
+function securityStatus(audit: AuditStatus | undefined, policySha256: string, builtInPolicy: boolean, exec: ExecStatus): SecurityStatus {
   const log: SecurityStatus["audit"] =
     audit === undefined || !audit.enabled
       ? { enabled: false }
@@ -356,5 +411,5 @@ function securityStatus(audit: AuditStatus | undefined, policySha256: string, bu
           keyFingerprint: audit.keyFingerprint ?? "",
           fsync: audit.fsync ?? "batch",
         };
-  return { server: { name: SERVER_NAME, version: VERSION }, policy: { sha256: policySha256, builtIn: builtInPolicy }, audit: log };
+  return { server: { name: SERVER_NAME, version: VERSION }, policy: { sha256: policySha256, builtIn: builtInPolicy }, audit: log, exec };
 }

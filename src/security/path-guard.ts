@@ -533,6 +533,16 @@ export function decideRealPath(
   return inside ? { ok: true } : { ok: false, code: "PATH_OUTSIDE_ROOTS" };
 }
 
+/**
+ * What the deny rules say of a real path inside a writable directory, for the exec sandbox:
+ * `denied` (hidden there), `write-denied` (read-only there), or nothing.
+ */
+export function sandboxRuleFor(compiled: CompiledPathPolicy, realPath: string): "denied" | "write-denied" | undefined {
+  if (deniedBy(compiled.deny, realPath) !== undefined) return "denied";
+  if (deniedBy(compiled.writeDeny, realPath) !== undefined) return "write-denied";
+  return undefined;
+}
+
 /** The first deny rule that matches the path or one of its ancestors (a denied directory hides its tree). */
 function deniedBy(rules: readonly CompiledDenyRule[], absolutePath: string): string | undefined {
   if (rules.length === 0) return undefined;

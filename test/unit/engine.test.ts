@@ -86,6 +86,7 @@ function spyPlugin() {
 
 const capabilities: CapabilityFactory = {
   forCall: () => ({}) as never,
+  execSandbox: () => Promise.reject(new Error("the engine tests run no commands")),
   close: () => undefined,
 };
 

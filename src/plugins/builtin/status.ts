@@ -24,6 +24,12 @@ export interface SecurityStatus {
         keyFingerprint: string;
         fsync: string;
       };
+  /**
+   * How `ctx.exec` runs programs: the policy's `commands.sandbox`, and what that means on this
+   * machine: `sandboxed` (bubblewrap), `unsandboxed` (`off`, or `auto` where bwrap cannot be used),
+   * `refused` (`required` where it cannot), `none` (`commands.allowed: []`: no program may run).
+   */
+  exec: { sandbox: "auto" | "required" | "off"; commands: "sandboxed" | "unsandboxed" | "refused" | "none" };
 }
 
 /** A SHA-256 in hex; the server makes these values, so no pattern is checked on them. */
@@ -34,7 +40,8 @@ export const SECURITY_STATUS: ToolDefinition = {
   title: "Security status",
   description:
     "Report this server's security state: its version, the SHA-256 of the policy in force (and whether it is the built-in default), " +
-    "and the audit log's head: the sequence number and hash of its newest entry, the log id and the signing key's fingerprint. " +
+    "the audit log's head: the sequence number and hash of its newest entry, the log id and the signing key's fingerprint, " +
+    "and whether programs that tools run are sandboxed (no network, the server's files hidden). " +
     "Quote the head when a record of what was done matters: the owner can later check with `mcp-secure-local audit verify --expect-head <head>` " +
     "that the log still holds it.",
   inputSchema: { type: "object", additionalProperties: false },
@@ -67,8 +74,17 @@ export const SECURITY_STATUS: ToolDefinition = {
         required: ["enabled"],
         additionalProperties: false,
       },
+      exec: {
+        type: "object",
+        properties: {
+          sandbox: { type: "string", enum: ["auto", "required", "off"] },
+          commands: { type: "string", enum: ["sandboxed", "unsandboxed", "refused", "none"] },
+        },
+        required: ["sandbox", "commands"],
+        additionalProperties: false,
+      },
     },
-    required: ["server", "policy", "audit"],
+    required: ["server", "policy", "audit", "exec"],
     additionalProperties: false,
   },
   annotations: { title: "Security status", readOnlyHint: true, idempotentHint: false, openWorldHint: false },
@@ -76,16 +92,16 @@ export const SECURITY_STATUS: ToolDefinition = {
 
 export const STATUS_VERSION = "1.0.0";
 
-export function createStatusPlugin(read: () => SecurityStatus): Plugin {
+/** `read` may wait (for the exec sandbox's probe, at the start). */
+export function createStatusPlugin(read: () => SecurityStatus | Promise<SecurityStatus>): Plugin {
   return {
     name: "status",
     version: STATUS_VERSION,
-    description: "The server's security state: the policy in force and the audit log's head.",
+    description: "The server's security state: the policy in force, the audit log's head and the exec sandbox.",
     tools: [SECURITY_STATUS],
-    // eslint-disable-next-line @typescript-eslint/require-await
     async execute(tool: string): Promise<ToolOutcome> {
       if (tool !== SECURITY_STATUS.name) throw new ToolError(`status has no tool "${tool}"`);
-      return structured(read() as unknown as JsonObject);
+      return structured((await read()) as unknown as JsonObject);
     },
   };
 }

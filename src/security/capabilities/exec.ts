@@ -5,12 +5,18 @@
  * when the main process exits, whatever it left running in its group is killed too,
  * and on Linux so is anything left in its session (a descendant that moved to a group
  * of its own), so a call leaves no processes behind. (A descendant that starts its own
- * session escapes both; containing that needs an OS sandbox.)
+ * session escapes both; the bubblewrap sandbox, `sandbox.ts`, contains that too.)
+ *
+ * Under the sandbox the server starts bwrap, which starts the program as PID 1 of a PID namespace
+ * of its own: when it ends, every process in the namespace is killed. At the deadline the program
+ * (whose pid bwrap reports on an extra pipe) is killed first, so the bwrap the server started
+ * reaps it and no zombie is left for a PID 1 that may never reap it; the group kill follows.
  */
 import { spawn } from "node:child_process";
-import { constants as fsConstants, promises as fs } from "node:fs";
+import { constants as fsConstants, promises as fs, readFileSync } from "node:fs";
 import { CapabilityDeniedError, ToolError, type ExecOptions, type ExecResult, type GuardedExec } from "../../plugins/contract.js";
 import { checkCommand, checkExecEnv, EXEC_HEADER_BYTES, type CommandIo, type CompiledCommandPolicy } from "../command-guard.js";
+import type { ExecSandbox } from "./sandbox.js";
 
 export interface ExecLimits {
   /** Deadline per process; a call may ask for less, never more. */
@@ -37,6 +43,8 @@ export interface GuardedExecOptions {
    * rewrite is refused. Absent: not checked.
    */
   isRewritable?: (file: string) => Promise<boolean>;
+  /** Runs programs under bubblewrap (as `commands.sandbox` says). Absent: never sandboxed. */
+  sandbox?: ExecSandbox;
 }
 
 /** The command check's file-system questions, answered by Node. */
@@ -89,11 +97,14 @@ export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecL
     const timeoutMs = capped(request.timeoutMs, limits.timeoutMs, "timeoutMs");
     const maxOutputBytes = capped(request.maxOutputBytes, limits.maxOutputBytes, "maxOutputBytes");
     const input = request.input === undefined ? undefined : toBuffer(request.input);
+    const plan = options.sandbox === undefined ? undefined : await options.sandbox.plan(verdict.path, verdict.argv0, args, cwd);
     throwIfAborted(options.signal);
 
     // Scrubbed: nothing of the server's own environment (tokens, keys) reaches the child.
     const env: Record<string, string> = { LANG: "C.UTF-8", ...extra.env, PATH: compiled.pathValue, HOME: options.homeDir };
-    return run(verdict.path, verdict.argv0, args, { cwd, env, input, timeoutMs, maxOutputBytes, signal: options.signal });
+    const spec: RunSpec = { cwd, env, input, timeoutMs, maxOutputBytes, signal: options.signal, sandboxed: false };
+    if (plan?.sandboxed === true) return run(plan.file, plan.file, verdict.argv0, plan.args, { ...spec, sandboxed: true });
+    return run(verdict.path, verdict.argv0, verdict.argv0, args, spec);
   };
 
   async function workingDirectory(requested: string | undefined): Promise<string> {
@@ -120,6 +131,8 @@ interface RunSpec {
   timeoutMs: number;
   maxOutputBytes: number;
   signal: AbortSignal | undefined;
+  /** `executable` is bwrap: it reports the program's pid on fd 3 (`--info-fd 3`). */
+  sandboxed: boolean;
 }
 
 /**
@@ -129,23 +142,27 @@ interface RunSpec {
  */
 const EXIT_DRAIN_MS = 200;
 
-function run(executable: string, argv0: string, args: readonly string[], spec: RunSpec): Promise<ExecResult> {
+/** Time the bwrap the server started gets to reap the killed program before it is killed itself. */
+const SANDBOX_REAP_MS = 500;
+
+/** `name`: the program as the caller named it, for messages (under the sandbox `executable` is bwrap). */
+function run(executable: string, argv0: string, name: string, args: readonly string[], spec: RunSpec): Promise<ExecResult> {
   return new Promise<ExecResult>((resolve, reject) => {
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(executable, args, {
+      child = spawn(executable, spec.sandboxed ? ["--info-fd", "3", ...args] : args, {
         argv0,
         cwd: spec.cwd,
         env: spec.env,
         shell: false,
         // Its own process group (and session), so the whole tree can be signalled at once.
         detached: true,
-        stdio: [spec.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+        stdio: [spec.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(spec.sandboxed ? ["pipe" as const] : [])],
         windowsHide: true,
       });
     } catch (error) {
       // Node throws (rather than emitting "error") for most exec failures: E2BIG, ENOEXEC, ETXTBSY, ...
-      reject(startFailure(argv0, error));
+      reject(startFailure(name, error));
       return;
     }
 
@@ -157,9 +174,24 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
     let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     let drain: NodeJS.Timeout | undefined;
     let settled = false;
+    /** Under the sandbox: the host pid of the program (PID 1 of its namespace), once bwrap reported it. */
+    let sandboxProgram: number | undefined;
+    let info = "";
+    let reapTimer: NodeJS.Timeout | undefined;
 
     const killGroup = (): void => {
       if (child.pid === undefined) return;
+      if (spec.sandboxed && exited === undefined && sandboxProgram !== undefined && isChildOf(sandboxProgram, child.pid)) {
+        // Its end ends the namespace; bwrap reaps it and exits. The group kill follows if it does not.
+        try {
+          process.kill(sandboxProgram, "SIGKILL");
+        } catch {
+          // ESRCH: gone already.
+        }
+        sandboxProgram = undefined;
+        reapTimer = setTimeout(killGroup, SANDBOX_REAP_MS);
+        return;
+      }
       try {
         process.kill(-child.pid, "SIGKILL");
       } catch {
@@ -184,10 +216,13 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
       settled = true;
       clearTimeout(timer);
       clearTimeout(drain);
+      clearTimeout(reapTimer);
       spec.signal?.removeEventListener("abort", onAbort);
+      // bwrap reports the killed program as exit 137; the caller killed it, so it reads as the kill it was.
+      const killed = spec.sandboxed && timedOut;
       resolve({
-        exitCode: code,
-        signal,
+        exitCode: killed ? null : code,
+        signal: killed ? "SIGKILL" : signal,
         stdout: Buffer.concat(stdout).toString("utf8"),
         stderr: Buffer.concat(stderr).toString("utf8"),
         truncated,
@@ -214,17 +249,29 @@ function run(executable: string, argv0: string, args: readonly string[], spec: R
 
     child.stdout?.on("data", collect(stdout));
     child.stderr?.on("data", collect(stderr));
+    const infoPipe = spec.sandboxed ? child.stdio[3] : undefined;
+    if (infoPipe !== undefined && infoPipe !== null) {
+      infoPipe.on("error", () => undefined);
+      infoPipe.on("data", (chunk: Buffer) => {
+        if (info.length > 4096) return;
+        info += chunk.toString("utf8");
+        const match = /"child-pid"\s*:\s*(\d+)/.exec(info);
+        if (match !== null && sandboxProgram === undefined) sandboxProgram = Number(match[1]);
+      });
+    }
     child.on("error", (error: NodeJS.ErrnoException) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       clearTimeout(drain);
+      clearTimeout(reapTimer);
       spec.signal?.removeEventListener("abort", onAbort);
       killGroup();
-      reject(startFailure(argv0, error));
+      reject(startFailure(name, error));
     });
     child.on("exit", (code, signal) => {
       exited = { code, signal };
+      clearTimeout(reapTimer);
       // Leave nothing behind: background children of the main process die with it.
       killGroup();
       // Normally "close" follows at once. The immediate lets one more poll phase read what is
@@ -319,6 +366,19 @@ async function groupsBySession(sessions: ReadonlySet<number>): Promise<Map<numbe
     }),
   );
   return found;
+}
+
+/**
+ * Whether `pid` is still a child of `parent` (Linux, from /proc): the program bwrap reported is killed
+ * only while it is, so a pid reused since by another process is never signalled.
+ */
+function isChildOf(pid: number, parent: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
+  } catch {
+    return false;
+  }
 }
 
 /** Why a program could not be started, in words the caller can act on. */

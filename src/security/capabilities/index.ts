@@ -5,13 +5,14 @@
  */
 import { CapabilityDeniedError, type GuardedExec, type GuardedFetch, type GuardedFs, type PluginStorage } from "../../plugins/contract.js";
 import type { EffectivePolicy } from "../policy-types.js";
-import type { CompiledPathPolicy } from "../path-guard.js";
+import type { CompiledPathPolicy, ProtectedPath } from "../path-guard.js";
 import { compileNetworkPolicy } from "../egress-guard.js";
 import { compileCommandPolicy } from "../command-guard.js";
 import { createGuardedFs } from "./fs.js";
 import type { Lookup } from "./fetch.js";
 import type { CallAbort } from "../../util/call-abort.js";
 import { createPluginStorage } from "./storage.js";
+import type { ExecSandbox, SandboxAvailability } from "./sandbox.js";
 
 export interface CallCapabilities {
   fs: GuardedFs;
@@ -23,6 +24,8 @@ export interface CallCapabilities {
 export interface CapabilityFactory {
   /** The call's abort scope: file and storage access end with it; fetch and exec get its signal. */
   forCall(scope: CallAbort, deadlineMs: number): CallCapabilities;
+  /** The exec sandbox (`commands.sandbox`), made on first use: a start that runs no command never loads it. */
+  execSandbox(): Promise<ExecSandbox>;
   close(): void;
 }
 
@@ -36,6 +39,12 @@ export interface CapabilityOptions {
   env: NodeJS.ProcessEnv;
   /** Tests inject a resolver. */
   lookup?: Lookup;
+  /** The server's own files (the path guard's `protectedPaths`): hidden from sandboxed programs too. */
+  ownFiles?: readonly ProtectedPath[];
+  /** bwrap to use instead of the first on PATH (tests: a file that does not exist). */
+  bwrapPath?: string;
+  /** Tests inject the sandbox probe. */
+  sandboxProbe?: (bwrap: string | undefined) => Promise<SandboxAvailability>;
 }
 
 export function createCapabilityFactory(options: CapabilityOptions): CapabilityFactory {
@@ -47,6 +56,19 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
   const checkCwd = (cwd: string) => fs.resolve(cwd, "read");
   // A program the tools could have written is not the program the policy names.
   const isRewritable = (file: string): Promise<boolean> => fs.resolve(file, "write").then(() => true, () => false);
+  let sandbox: Promise<ExecSandbox> | undefined;
+  const execSandbox = (): Promise<ExecSandbox> =>
+    (sandbox ??= import("./sandbox.js").then(({ createExecSandbox }) =>
+      createExecSandbox({
+        mode: policy.commands.sandbox,
+        searchPath: commands.searchPath,
+        paths,
+        ownFiles: options.ownFiles ?? [],
+        homeDir: options.execHomeDir,
+        ...(options.bwrapPath === undefined ? {} : { bwrapPath: options.bwrapPath }),
+        ...(options.sandboxProbe === undefined ? {} : { probe: options.sandboxProbe }),
+      }),
+    ));
 
   return {
     forCall(scope, deadlineMs) {
@@ -74,17 +96,18 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
         },
         exec: async (file, args, execOptions) => {
           if (exec === undefined) {
-            const { createGuardedExec } = await import("./exec.js");
+            const [{ createGuardedExec }, sandbox] = await Promise.all([import("./exec.js"), execSandbox()]);
             exec ??= createGuardedExec(
               commands,
               { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
-              { signal: scope.signal, checkCwd, isRewritable, homeDir: options.execHomeDir },
+              { signal: scope.signal, checkCwd, isRewritable, homeDir: options.execHomeDir, sandbox },
             );
           }
           return exec(file, args, execOptions);
         },
       };
     },
+    execSandbox,
     close() {
       storage.closeAll();
     },

@@ -1,0 +1,394 @@
+/**
+ * The exec sandbox's effects: whether bubblewrap can be used here (probed once: installed? may it
+ * make namespaces?), and, per call, what the program may see and touch, read from the policy and
+ * the disk. The bwrap command line itself is `sandbox-argv.ts`'s pure `bwrapArgv`.
+ *
+ * `commands.sandbox` decides what happens without a usable bwrap: `required` refuses every exec
+ * call (fail closed), `auto` runs the program as before (the server says so once, at start),
+ * `off` never sandboxes.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { accessSync, constants as fsConstants, promises as fsp, realpathSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { CapabilityDeniedError } from "../../plugins/contract.js";
+import { sandboxRuleFor, type CompiledPathPolicy, type ProtectedPath } from "../path-guard.js";
+import { foldName } from "../../util/text.js";
+import { bwrapArgv, isolationArgs, SandboxLayoutError, type BwrapFeatures, type HiddenPath, type SandboxLayout, type SandboxMode } from "./sandbox-argv.js";
+
+export type SandboxAvailability =
+  | { readonly usable: true; readonly bwrap: string; readonly version: string; readonly features: BwrapFeatures }
+  | { readonly usable: false; readonly reason: string };
+
+/** How exec calls run now: sandboxed, unsandboxed (`off`, or `auto` without bwrap), or refused (`required` without bwrap). */
+export type SandboxState =
+  | { readonly state: "sandboxed"; readonly bwrap: string; readonly version: string }
+  | { readonly state: "unsandboxed"; readonly reason: string }
+  | { readonly state: "refused"; readonly reason: string };
+
+/** One run of bwrap as the probe sees it. */
+export interface ProbeRun {
+  /** The spawn error's code (ENOENT, EACCES, ...), when it did not start. */
+  readonly errorCode?: string;
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut?: boolean;
+}
+
+export type ProbeRunner = (file: string, args: readonly string[]) => Promise<ProbeRun>;
+export type SyncProbeRunner = (file: string, args: readonly string[]) => ProbeRun;
+
+const PROBE_TIMEOUT_MS = 5000;
+/** Directories made private (empty tmpfs) in every sandbox, where they exist as directories. */
+const PRIVATE_DIRS = ["/tmp", "/var/tmp", "/run", "/var/run"];
+
+// ---------------------------------------------------------------------------
+// The probe
+// ---------------------------------------------------------------------------
+
+/** The first `bwrap` on the search path that is an executable file, or undefined. */
+export function findBwrap(searchPath: readonly string[]): string | undefined {
+  for (const dir of searchPath) {
+    const candidate = path.join(dir, "bwrap");
+    try {
+      if (!statSync(candidate).isFile()) continue;
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+/** `bubblewrap 0.8.0` → its version and what this command line may use of it. */
+export function parseBwrapVersion(stdout: string): { version: string; features: BwrapFeatures } | undefined {
+  const match = /^bubblewrap (\d+)\.(\d+)(?:\.(\d+))?/m.exec(stdout);
+  if (match === null) return undefined;
+  const [major, minor, patch] = [Number(match[1]), Number(match[2]), Number(match[3] ?? 0)];
+  const atLeast = (a: number, b: number): boolean => major > a || (major === a && minor >= b);
+  return { version: `${major}.${minor}.${patch}`, features: { disableUserns: atLeast(0, 8), argv0: atLeast(0, 9) } };
+}
+
+/**
+ * The probe's steps: `bwrap --version`, then a trial sandbox with the very isolation options the
+ * calls use. A generator, so that the server (async) and check-policy (sync) share one judgement.
+ */
+function* probeSteps(bwrap: string): Generator<readonly string[], SandboxAvailability, ProbeRun> {
+  const versionRun = yield ["--version"];
+  const startProblem = notStarted(bwrap, versionRun);
+  if (startProblem !== undefined) return { usable: false, reason: startProblem };
+  const parsed = parseBwrapVersion(versionRun.stdout);
+  if (versionRun.status !== 0 || parsed === undefined) {
+    return { usable: false, reason: `${bwrap} --version did not answer as bubblewrap does (${firstLine(versionRun.stderr || versionRun.stdout) || `exit ${String(versionRun.status)}`})` };
+  }
+  const trial = yield [...isolationArgs(parsed.features), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", bwrap, "--version"];
+  const trialProblem = notStarted(bwrap, trial) ?? trialFailure(bwrap, trial);
+  if (trialProblem !== undefined) return { usable: false, reason: trialProblem };
+  return { usable: true, bwrap, version: parsed.version, features: parsed.features };
+}
+
+/** Probes `bwrap` (undefined: none was found on PATH). */
+export async function probeBwrap(bwrap: string | undefined, run: ProbeRunner = nodeProbeRunner, platform = process.platform): Promise<SandboxAvailability> {
+  const early = beforeProbe(bwrap, platform);
+  if (early !== undefined) return early;
+  const steps = probeSteps(bwrap!);
+  let step = steps.next();
+  while (step.done !== true) step = steps.next(await run(bwrap!, step.value));
+  return step.value;
+}
+
+/** The same probe, synchronously (for check-policy). */
+export function probeBwrapSync(bwrap: string | undefined, run: SyncProbeRunner = nodeProbeRunnerSync, platform = process.platform): SandboxAvailability {
+  const early = beforeProbe(bwrap, platform);
+  if (early !== undefined) return early;
+  const steps = probeSteps(bwrap!);
+  let step = steps.next();
+  while (step.done !== true) step = steps.next(run(bwrap!, step.value));
+  return step.value;
+}
+
+function beforeProbe(bwrap: string | undefined, platform: NodeJS.Platform): SandboxAvailability | undefined {
+  if (platform !== "linux") return { usable: false, reason: `bubblewrap sandboxes need Linux namespaces; this system is ${platform}` };
+  if (bwrap === undefined) {
+    return { usable: false, reason: "bubblewrap is not installed (no bwrap on the server's PATH); install it (apt-get install bubblewrap, dnf install bubblewrap, pacman -S bubblewrap)" };
+  }
+  return undefined;
+}
+
+function notStarted(bwrap: string, run: ProbeRun): string | undefined {
+  if (run.errorCode === "ENOENT") return `bubblewrap is not installed (${bwrap} does not exist); install it (apt-get install bubblewrap, dnf install bubblewrap, pacman -S bubblewrap)`;
+  if (run.errorCode === "EACCES") return `${bwrap} cannot be run (permission denied)`;
+  if (run.errorCode !== undefined) return `${bwrap} could not be started (${run.errorCode})`;
+  if (run.timedOut === true) return `${bwrap} did not finish within ${PROBE_TIMEOUT_MS / 1000} s`;
+  return undefined;
+}
+
+/** Why the trial sandbox failed, in terms the operator can act on. */
+function trialFailure(bwrap: string, run: ProbeRun): string | undefined {
+  if (run.status === 0 && parseBwrapVersion(run.stdout) !== undefined) return undefined;
+  const said = firstLine(run.stderr) || `exit ${String(run.status)}`;
+  if (/namespace|uid map|unshare|Operation not permitted/i.test(run.stderr)) {
+    return (
+      `the kernel refused bubblewrap its namespaces (${said}): unprivileged user namespaces are off ` +
+      "(sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces above 0), restricted by AppArmor " +
+      "(Ubuntu 23.10 and later: kernel.apparmor_restrict_unprivileged_userns=1 needs an AppArmor profile for bwrap), " +
+      "or refused by a container's seccomp profile or missing privileges; run the server where they are allowed"
+    );
+  }
+  return `a trial sandbox failed (${bwrap}: ${said})`;
+}
+
+function firstLine(text: string): string {
+  return (text.split("\n").find((line) => line.trim() !== "") ?? "").trim().slice(0, 300);
+}
+
+export const nodeProbeRunner: ProbeRunner = (file, args) =>
+  new Promise((resolve) => {
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: "/usr/bin:/bin" }, timeout: PROBE_TIMEOUT_MS, killSignal: "SIGKILL" });
+    } catch (error) {
+      resolve({ errorCode: (error as NodeJS.ErrnoException).code ?? "EINVAL", status: null, stdout, stderr });
+      return;
+    }
+    child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    child.on("error", (error: NodeJS.ErrnoException) => resolve({ errorCode: error.code ?? "EINVAL", status: null, stdout, stderr }));
+    child.on("close", (status, signal) => {
+      if (signal === "SIGKILL" && status === null) timedOut = true;
+      resolve({ status, stdout, stderr, timedOut });
+    });
+  });
+
+export const nodeProbeRunnerSync: SyncProbeRunner = (file, args) => {
+  const result = spawnSync(file, args, { encoding: "utf8", env: { PATH: "/usr/bin:/bin" }, timeout: PROBE_TIMEOUT_MS, killSignal: "SIGKILL" });
+  const error: NodeJS.ErrnoException | undefined = result.error;
+  const errorCode = error?.code;
+  if (errorCode === "ETIMEDOUT") return { status: null, stdout: result.stdout ?? "", stderr: result.stderr ?? "", timedOut: true };
+  return { ...(errorCode === undefined ? {} : { errorCode }), status: result.status, stdout: result.stdout ?? "", stderr: result.stderr ?? "" };
+};
+
+/** What a probe means under a mode: the state exec calls run in. */
+export function sandboxState(mode: SandboxMode, availability: SandboxAvailability | undefined): SandboxState {
+  if (mode === "off") return { state: "unsandboxed", reason: "commands.sandbox is off" };
+  if (availability === undefined) return { state: "unsandboxed", reason: "not probed" };
+  if (availability.usable) return { state: "sandboxed", bwrap: availability.bwrap, version: availability.version };
+  return mode === "required" ? { state: "refused", reason: availability.reason } : { state: "unsandboxed", reason: availability.reason };
+}
+
+// ---------------------------------------------------------------------------
+// Per call: the layout
+// ---------------------------------------------------------------------------
+
+export interface ExecSandboxOptions {
+  mode: SandboxMode;
+  /** bwrap to use; absent: the first on `searchPath`. Tests point it at a file that does not exist. */
+  bwrapPath?: string;
+  searchPath: readonly string[];
+  paths: CompiledPathPolicy;
+  /** The server's own files (the path guard's `protectedPaths`): hidden from every program. */
+  ownFiles: readonly ProtectedPath[];
+  /** HOME of the programs (exec-home/): writable, although it is one of the server's entries. */
+  homeDir: string;
+  /** The probe (an effect); tests inject one. */
+  probe?: (bwrap: string | undefined) => Promise<SandboxAvailability>;
+  /** Directories made private where they exist (default /tmp, /var/tmp, /run, /var/run); tests that keep their files in /tmp pass fewer. */
+  privateDirs?: readonly string[];
+}
+
+export type SpawnPlan = { readonly sandboxed: false } | { readonly sandboxed: true; readonly file: string; readonly args: readonly string[] };
+
+export interface ExecSandbox {
+  readonly mode: SandboxMode;
+  /** How calls run; probes once (never with `off`). */
+  state(): Promise<SandboxState>;
+  /**
+   * How to start a program the command guard allowed: as before, or through bwrap. Throws
+   * `CapabilityDeniedError` when it must not run (`required` without a usable bwrap, a layout
+   * that cannot be made safely).
+   */
+  plan(program: string, argv0: string, args: readonly string[], cwd: string): Promise<SpawnPlan>;
+}
+
+export function createExecSandbox(options: ExecSandboxOptions): ExecSandbox {
+  const probe = options.probe ?? ((bwrap: string | undefined) => probeBwrap(bwrap));
+  let availability: Promise<SandboxAvailability> | undefined;
+  const available = (): Promise<SandboxAvailability> => (availability ??= probe(options.bwrapPath ?? findBwrap(options.searchPath)));
+  // Where the policy file and the key led at the start: hidden there too, as the path guard refuses them there.
+  const startReal = new Map<string, string>();
+  for (const entry of options.ownFiles) {
+    const file = "file" in entry ? entry.file : entry.dir;
+    try {
+      startReal.set(file, realpathSync.native(file));
+    } catch {
+      // Made later (or never): resolved at each call.
+    }
+  }
+
+  return {
+    mode: options.mode,
+    async state() {
+      return options.mode === "off" ? sandboxState("off", undefined) : sandboxState(options.mode, await available());
+    },
+    async plan(program, argv0, args, cwd) {
+      if (options.mode === "off") return { sandboxed: false };
+      const found = await available();
+      const state = sandboxState(options.mode, found);
+      if (state.state === "refused") {
+        throw new CapabilityDeniedError(
+          "COMMAND_SANDBOX_UNAVAILABLE",
+          `command not run: the policy requires a sandbox (commands.sandbox: required) and none can be made here: ${state.reason}`,
+        );
+      }
+      if (!found.usable) return { sandboxed: false };
+      try {
+        const layout = await gatherLayout(options, startReal, cwd);
+        return { sandboxed: true, file: found.bwrap, args: bwrapArgv(layout, { program, argv0, args }, found.features) };
+      } catch (error) {
+        if (error instanceof SandboxLayoutError) throw new CapabilityDeniedError(error.code, `command not run: the sandbox cannot be set up: ${error.message}`);
+        throw error;
+      }
+    },
+  };
+}
+
+async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<string, string>, cwd: string): Promise<SandboxLayout> {
+  const home = await fsp.realpath(options.homeDir);
+  const realCwd = await fsp.realpath(cwd);
+  const privateDirs = (await Promise.all((options.privateDirs ?? PRIVATE_DIRS).map(async (dir) => ((await kindOf(dir)) === "directory" ? dir : undefined)))).filter(
+    (dir): dir is string => dir !== undefined,
+  );
+
+  // The allowed directories: whole trees that the guard lets tools write are writable.
+  const writable: string[] = [];
+  const readOnly: string[] = [];
+  const concealed: HiddenPath[] = [];
+  const partial: string[] = [];
+  for (const root of options.paths.roots) {
+    if ((await kindOf(root.realRoot)) !== "directory") continue; // bwrap cannot bind what is not there
+    if (root.matchRest === undefined && sandboxRuleFor(options.paths, root.realRoot) === undefined) writable.push(root.realRoot);
+    else partial.push(root.realRoot);
+  }
+  // An allowed directory that is not writable is visible anyway (the host is read-only), but
+  // under a private directory only when bound again; never inside a writable one (that would narrow it).
+  readOnly.push(...partial.filter((p) => !writable.some((w) => isInside(w, p))));
+  for (const root of writable) await scanWritable(options.paths, root, readOnly, concealed);
+
+  const { hidden, ownDirs } = await ownFilesNow(options.ownFiles, startReal, home);
+  return { privateDirs, writable, readOnly, concealed, hidden, ownDirs, home, cwd: realCwd };
+}
+
+/**
+ * Inside a writable directory, what the guard refuses to write (write_denied_paths: read-only) or
+ * to touch at all (denied_paths: hidden): its entries, and those of its dot-directories (`.config/git`,
+ * `.local/bin`). Deeper ones are not looked for: a walk of a whole tree per call costs too much.
+ * Symbolic links are left alone: the guard judges where they lead, and a mount would follow them.
+ */
+async function scanWritable(paths: CompiledPathPolicy, root: string, readOnly: string[], concealed: HiddenPath[]): Promise<void> {
+  const visit = async (dir: string, depth: number): Promise<void> => {
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const entry = path.join(dir, name);
+      const kind = await kindOf(entry);
+      if (kind === undefined || kind === "symlink") continue;
+      const rule = sandboxRuleFor(paths, entry);
+      if (rule === "denied") concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
+      else if (rule === "write-denied") readOnly.push(entry);
+      else if (depth === 1 && kind === "directory" && name.startsWith(".")) await visit(entry, 2);
+    }
+  };
+  await visit(root, 1);
+}
+
+/**
+ * The server's own files as they are now: each `{file}` at its path and where it led at the start
+ * and leads now; each `{dir, names}` directory's matching entries, or the whole directory when it
+ * holds nothing else (a dedicated log directory: then files the server makes during the call, a
+ * rotated segment, are hidden too). HOME (exec-home/) is one of the state entries but is the program's.
+ */
+async function ownFilesNow(
+  ownFiles: readonly ProtectedPath[],
+  startReal: ReadonlyMap<string, string>,
+  home: string,
+): Promise<{ hidden: HiddenPath[]; ownDirs: string[] }> {
+  const hidden: HiddenPath[] = [];
+  const ownDirs: string[] = [];
+  const hide = async (p: string): Promise<void> => {
+    const real = await realOf(p);
+    if (real === undefined || real === home || real === "/") return;
+    const kind = await kindOf(real);
+    if (kind === "directory" || kind === "file") hidden.push({ path: real, kind });
+  };
+  for (const entry of ownFiles) {
+    if ("file" in entry) {
+      for (const candidate of new Set([entry.file, startReal.get(entry.file) ?? entry.file])) await hide(candidate);
+      continue;
+    }
+    for (const candidate of new Set([entry.dir, startReal.get(entry.dir) ?? entry.dir])) {
+      const dir = await realOf(candidate);
+      if (dir === undefined || (await kindOf(dir)) !== "directory") continue;
+      let names: string[];
+      try {
+        names = await fsp.readdir(dir);
+      } catch {
+        continue;
+      }
+      const ours = names.filter((name) => entry.names(foldName(name)));
+      if (names.length > 0 && ours.length === names.length && !isInside(dir, home) && dir !== "/") {
+        hidden.push({ path: dir, kind: "directory" });
+        continue;
+      }
+      ownDirs.push(dir);
+      for (const name of ours) await hide(path.join(dir, name));
+    }
+  }
+  return { hidden, ownDirs };
+}
+
+async function realOf(p: string): Promise<string | undefined> {
+  try {
+    return await fsp.realpath(p);
+  } catch {
+    return undefined;
+  }
+}
+
+async function kindOf(p: string): Promise<"directory" | "file" | "symlink" | undefined> {
+  try {
+    const stats = await fsp.lstat(p);
+    if (stats.isSymbolicLink()) return "symlink";
+    return stats.isDirectory() ? "directory" : "file";
+  } catch {
+    return undefined;
+  }
+}
+
+function isInside(root: string, candidate: string): boolean {
+  if (root === "/" || candidate === root) return true;
+  return candidate.startsWith(`${root}/`);
+}
+
+/**
+ * check-policy's line on the sandbox: the setting, and what it means on this machine (bwrap
+ * probed now, on the PATH given). One line: the reason is bwrap's own words, kept to one line.
+ */
+export function sandboxReport(mode: SandboxMode, pathValue: string | undefined, probe: (bwrap: string | undefined) => SandboxAvailability = probeBwrapSync): string {
+  if (mode === "off") return "off: programs run without a sandbox (commands.sandbox: off)";
+  const searchPath = (pathValue ?? "/usr/local/bin:/usr/bin:/bin").split(":").filter((dir) => path.isAbsolute(dir));
+  const found = probe(findBwrap(searchPath));
+  const state = sandboxState(mode, found);
+  const oneLine = (text: string): string => text.replace(/[\r\n]+/g, " ");
+  if (found.usable) return `${mode}: bubblewrap ${found.version} (${oneLine(found.bwrap)}) is usable here; programs run sandboxed`;
+  return state.state === "refused"
+    ? `${mode}: no sandbox can be made here: ${oneLine(found.reason)}; every exec call will be refused`
+    : `${mode}: no sandbox can be made here: ${oneLine(found.reason)}; programs run WITHOUT a sandbox`;
+}

@@ -1,0 +1,232 @@
+/**
+ * `ctx.exec` under a real bubblewrap: what a program can no longer do. Skipped, with the probe's
+ * reason, where bwrap cannot be used (macOS, not installed, user namespaces refused); CI installs it.
+ */
+import { after, before, describe, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { compileCommandPolicy } from "../../src/security/command-guard.js";
+import { createGuardedExec } from "../../src/security/capabilities/exec.js";
+import { createExecSandbox, findBwrap, probeBwrapSync } from "../../src/security/capabilities/sandbox.js";
+import { compilePathPolicy, type ProtectedPath } from "../../src/security/path-guard.js";
+import { auditOwnFiles } from "../../src/security/audit/index.js";
+import { DEFAULTS } from "../../src/security/policy/defaults.js";
+
+const PATH = "/usr/local/bin:/usr/bin:/bin";
+const AVAILABLE = probeBwrapSync(findBwrap(PATH.split(":")));
+const SKIP = AVAILABLE.usable ? false : `bubblewrap cannot be used here: ${AVAILABLE.reason}`;
+
+let root = "";
+let state = "";
+let ws = "";
+let policyFile = "";
+
+before(() => {
+  // realpath: /tmp may itself be a link (macOS); bwrap is given real paths.
+  root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "msl-sandbox-")));
+  state = path.join(root, "state");
+  ws = path.join(root, "ws");
+  for (const dir of ["audit", "keys", "data", "exec-home"]) fs.mkdirSync(path.join(state, dir), { recursive: true });
+  fs.writeFileSync(path.join(state, "audit", "audit.log"), "the audit log\n");
+  fs.writeFileSync(path.join(state, "keys", "audit-ed25519.pem"), "-----BEGIN PRIVATE KEY-----\nsecret\n");
+  fs.writeFileSync(path.join(state, "data", "bugtracker.db"), "database\n");
+  policyFile = path.join(root, "policy.yaml");
+  fs.writeFileSync(policyFile, "version: '1.0'\n");
+  fs.mkdirSync(path.join(ws, ".git", "hooks"), { recursive: true });
+  fs.mkdirSync(path.join(ws, "secrets"));
+  fs.writeFileSync(path.join(ws, "secrets", "token"), "s3cret\n");
+  fs.mkdirSync(path.join(root, "outside"));
+});
+
+after(() => {
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+/** The server's own files, as the server lists them (`ownFiles` in server.ts). */
+function ownFiles(): ProtectedPath[] {
+  const what = "the server's state";
+  return [
+    ...["audit", "keys", "data", "exec-home", "policy.yaml"].map((name) => ({ file: path.join(state, name), what })),
+    ...auditOwnFiles({ ...DEFAULTS.audit, log_file: path.join(state, "audit", "audit.log") }, state),
+    { file: policyFile, what: "the policy file" },
+  ];
+}
+
+/**
+ * An exec guard whose sandbox makes /run and /var/tmp private but not /tmp (these tests keep their
+ * files there, so that hiding them is what is tested), unless `privateDirs` says otherwise.
+ */
+function sandboxedExec(allowed: string[], options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal } = {}) {
+  const paths = compilePathPolicy(
+    { allowed_paths: allowed, denied_paths: ["**/secrets/**"], write_denied_paths: ["**/.git/**"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
+    { protectedPaths: ownFiles(), homeDir: root, baseDir: root },
+  );
+  const compiled = compileCommandPolicy({ blocked: [], timeout: 30, max_output_bytes: 100_000, sandbox: "required" }, { PATH });
+  const home = path.join(state, "exec-home");
+  const sandbox = createExecSandbox({
+    mode: "required",
+    searchPath: compiled.searchPath,
+    paths,
+    ownFiles: ownFiles(),
+    homeDir: home,
+    privateDirs: options.privateDirs ?? ["/run", "/var/tmp"],
+  });
+  return createGuardedExec(compiled, { timeoutMs: options.timeoutMs ?? 20_000, maxOutputBytes: 100_000 }, {
+    homeDir: home,
+    sandbox,
+    checkCwd: (cwd) => fs.promises.realpath(cwd),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+}
+
+function skipUnlessUsable(t: TestContext): boolean {
+  if (SKIP === false) return false;
+  t.skip(SKIP);
+  return true;
+}
+
+/** Processes (not zombies) whose command line holds `token`. */
+function processesWith(token: string): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(token)) found.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+/** bwrap processes that are zombies (exited, never reaped). */
+function bwrapZombies(): Set<number> {
+  const found = new Set<number>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "latin1");
+      if (stat.includes("(bwrap)") && stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) found.add(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
+
+async function eventually(check: () => boolean, ms = 5000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 50))) if (check()) return true;
+  return check();
+}
+
+void describe("ctx.exec under bubblewrap", () => {
+  void test("the audit log, its key, the policy and the databases cannot be read; HOME and the writable directory work", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const exec = sandboxedExec([`${ws}/**`]);
+    for (const file of [path.join(state, "keys", "audit-ed25519.pem"), path.join(state, "audit", "audit.log"), policyFile, path.join(state, "data", "bugtracker.db")]) {
+      const result = await exec("cat", [file]);
+      assert.notEqual(result.exitCode, 0, `${file} was read: ${result.stdout}`);
+      assert.equal(result.stdout, "");
+    }
+    const listed = await exec("ls", ["-A", path.join(state, "audit"), path.join(state, "keys")]);
+    assert.doesNotMatch(listed.stdout, /audit\.log|pem/, "the directories show empty");
+    assert.equal((await exec("cat", [path.join(ws, "secrets", "token")])).stdout, "", "a denied directory inside the writable one is hidden");
+    const wrote = await exec("sh", ["-c", `echo made > "${ws}/made.txt" && echo home > "$HOME/note" && cat "$HOME/note" && pwd`]);
+    assert.equal(wrote.exitCode, 0, wrote.stderr);
+    assert.equal(wrote.stdout, `home\n${path.join(state, "exec-home")}\n`);
+    assert.equal(fs.readFileSync(path.join(ws, "made.txt"), "utf8"), "made\n");
+  });
+
+  void test("writes outside the writable directories fail, and so do writes the guard refuses inside them", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const exec = sandboxedExec([`${ws}/**`]);
+    for (const target of [path.join(root, "outside", "x"), path.join(ws, ".git", "hooks", "pre-commit"), path.join(state, "keys", "new"), "/etc/msl-sandbox-test"]) {
+      const result = await exec("touch", [target]);
+      assert.notEqual(result.exitCode, 0, `${target} was written`);
+      assert.equal(fs.existsSync(target), false, target);
+    }
+  });
+
+  void test("a writable directory that holds the state directory: the state cannot be moved away, its files stay hidden", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const exec = sandboxedExec([`${root}/**`]);
+    const moved = await exec("mv", [state, path.join(root, "moved-state")]);
+    assert.notEqual(moved.exitCode, 0, "the state directory was renamed");
+    assert.ok(fs.existsSync(path.join(state, "keys", "audit-ed25519.pem")));
+    assert.equal((await exec("cat", [path.join(state, "keys", "audit-ed25519.pem")])).stdout, "");
+    assert.notEqual((await exec("touch", [path.join(state, "audit", "audit-20990101T000000Z-000000000001.log")])).exitCode, 0, "no forged segment");
+    assert.equal((await exec("touch", [path.join(root, "outside", "fine")])).exitCode, 0, "the rest of the writable directory is writable");
+  });
+
+  void test("no network: a connection to a port on this machine's loopback fails", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    if (!fs.existsSync("/bin/bash") && !fs.existsSync("/usr/bin/bash")) return t.skip("bash (for /dev/tcp) is not installed");
+    let accepted = 0;
+    const server = net.createServer((socket) => {
+      accepted += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const result = await sandboxedExec([`${ws}/**`])("bash", ["-c", `echo hi > /dev/tcp/127.0.0.1/${port} && echo connected`]);
+      assert.notEqual(result.exitCode, 0);
+      assert.doesNotMatch(result.stdout, /connected/);
+      assert.equal(accepted, 0);
+    } finally {
+      server.close();
+    }
+  });
+
+  void test("at the deadline everything dies, a setsid'd descendant included, and no zombie is left", { timeout: 60_000 }, async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const token = `${Math.floor(Math.random() * 1e6) + 1000}.5`;
+    const zombiesBefore = bwrapZombies();
+    const started = Date.now();
+    const result = await sandboxedExec([`${ws}/**`], { timeoutMs: 1500 })("sh", ["-c", `setsid sleep ${token} </dev/null >/dev/null 2>&1 & sleep ${token} & exec sleep ${token}`]);
+    assert.equal(result.timedOut, true);
+    assert.deepEqual([result.exitCode, result.signal], [null, "SIGKILL"]);
+    assert.ok(Date.now() - started < 15_000);
+    assert.ok(await eventually(() => processesWith(token).length === 0), `still running: ${processesWith(token).join(", ")}`);
+    // Looked at soon: a PID 1 that reaps orphans at all may do so only now and then.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const left = [...bwrapZombies()].filter((pid) => !zombiesBefore.has(pid));
+    assert.deepEqual(left, [], "bwrap's init was left a zombie, for a PID 1 to reap");
+  });
+
+  void test("a normal exit takes detached descendants down too", { timeout: 60_000 }, async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const token = `${Math.floor(Math.random() * 1e6) + 1000}.25`;
+    const result = await sandboxedExec([`${ws}/**`])("sh", ["-c", `setsid sleep ${token} </dev/null >/dev/null 2>&1 & echo done`]);
+    assert.deepEqual([result.exitCode, result.timedOut, result.stdout], [0, false, "done\n"]);
+    assert.ok(await eventually(() => processesWith(token).length === 0), `still running: ${processesWith(token).join(", ")}`);
+  });
+
+  void test("the call's signal kills the sandbox", { timeout: 60_000 }, async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const token = `${Math.floor(Math.random() * 1e6) + 1000}.75`;
+    const controller = new AbortController();
+    const pending = sandboxedExec([`${ws}/**`], { signal: controller.signal })("sh", ["-c", `exec sleep ${token}`]);
+    assert.ok(await eventually(() => processesWith(token).length > 0), "the program started");
+    controller.abort();
+    const result = await pending;
+    assert.deepEqual([result.timedOut, result.signal], [true, "SIGKILL"]);
+    assert.ok(await eventually(() => processesWith(token).length === 0));
+  });
+
+  void test("/tmp is private: the host's files there are not seen, and what the program writes there stays inside", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const marker = path.join(root, "host-marker");
+    fs.writeFileSync(marker, "host\n");
+    const exec = sandboxedExec([`${ws}/**`], { privateDirs: ["/tmp", "/run", "/var/tmp"] });
+    const result = await exec("sh", ["-c", `cat "${marker}"; echo x > /tmp/msl-sandbox-private && echo wrote; ls -A /run | wc -l`]);
+    assert.equal(result.stdout, "wrote\n0\n", result.stderr);
+    assert.equal(fs.existsSync("/tmp/msl-sandbox-private"), false);
+    // The writable directory is shown again inside the private /tmp.
+    assert.equal((await exec("sh", ["-c", `echo in > "${ws}/in-private-tmp" && echo ok`])).stdout, "ok\n");
+    assert.equal(fs.readFileSync(path.join(ws, "in-private-tmp"), "utf8"), "in\n");
+  });
+});
