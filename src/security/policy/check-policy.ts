@@ -9,8 +9,16 @@ import type { EffectivePolicy } from "../policy-types.js";
 import { loadPolicyFile, PolicyError, type LoadedPolicy, type PolicyEnv } from "./load.js";
 import { compileToolAccess } from "./tool-access.js";
 import { printableJson } from "../../util/text.js";
+import { sandboxReport } from "../capabilities/sandbox.js";
 
-export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) => void, rawErr: (s: string) => void): number {
+/** `sandbox`: the exec sandbox line (tests inject one; by default bwrap is probed on this machine). */
+export function runCheckPolicy(
+  file: string,
+  env: PolicyEnv,
+  out: (s: string) => void,
+  rawErr: (s: string) => void,
+  sandbox: (policy: EffectivePolicy) => string = (policy) => sandboxReport(policy.commands.sandbox, env.vars.PATH),
+): number {
   // Problems quote keys, values and the file name: a C1 control or bidi override among them
   // (JSON quoting leaves those as they are) must not drive the terminal or reorder the line.
   // Escaped as JSON escapes its own, so a quoted value still reads as JSON.
@@ -47,6 +55,7 @@ export function runCheckPolicy(file: string, env: PolicyEnv, out: (s: string) =>
     lines.push("# warnings:");
     for (const warning of loaded.warnings) lines.push(`#   - ${warning}`);
   }
+  lines.push(`# exec sandbox: ${sandbox(loaded.policy)}`);
   lines.push("# effective policy (defaults applied, variables expanded):");
   out(`${lines.join("\n")}\n${stringify(loaded.policy, { indent: 2, lineWidth: 0 })}`);
   return 0;
