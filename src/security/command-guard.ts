@@ -260,7 +260,10 @@ async function locate(compiled: CompiledCommandPolicy, file: string, io: Command
   }
   const found = await searchPath(compiled, file, io);
   if (found !== undefined) return { ok: true, path: found };
-  return deny("COMMAND_NOT_FOUND", `${file}: not found on PATH (${compiled.pathValue || "empty"})`);
+  // The directories are not named: the message reaches the model, and a PATH tells it the user's
+  // name, home and tooling (the operator knows the PATH the client started the server with).
+  const where = compiled.searchPath.length === 0 ? "the server's PATH is empty" : `in none of the ${compiled.searchPath.length} directories of the server's PATH`;
+  return deny("COMMAND_NOT_FOUND", `${file}: not found on PATH (${where}); allowed programs may also be given by absolute path`);
 }
 
 async function searchPath(compiled: CompiledCommandPolicy, name: string, io: CommandIo): Promise<string | undefined> {

@@ -143,13 +143,15 @@ void test("relative paths are refused; bare names come from the absolute PATH en
   denied(await checkCommand(compiled, "./tool", [], fs), "COMMAND_DENIED", /relative paths are not allowed/);
   denied(await checkCommand(compiled, "u/tool", [], fs), "COMMAND_DENIED", /relative paths are not allowed/);
   denied(await checkCommand(compiled, "../bin/ls", [], fs), "COMMAND_DENIED", /relative paths are not allowed/);
-  denied(await checkCommand(compiled, "tool", [], fs), "COMMAND_NOT_FOUND", /tool: not found on PATH/);
+  denied(await checkCommand(compiled, "tool", [], fs), "COMMAND_NOT_FOUND", /^tool: not found on PATH \(in none of the 3 directories of the server's PATH\)/);
+  const notFound = await checkCommand(compiled, "tool", [], fs);
+  assert.ok(!notFound.ok && !notFound.reason.includes("/home/u"), "the PATH's directories are not named to the model");
   assert.equal((await checkCommand(compiled, "/home/u/tool", [], fs)).ok, true);
   denied(await checkCommand(compiled, "readme.txt", [], fs), "COMMAND_NOT_FOUND", /not found on PATH/);
   denied(await checkCommand(compiled, "/usr/bin/readme.txt", [], fs), "COMMAND_NOT_FOUND", /no executable file/);
   denied(await checkCommand(compiled, "/usr/bin", [], fs), "COMMAND_NOT_FOUND", /no executable file/);
   const empty = compileCommandPolicy(commands(), { PATH: "" });
-  denied(await checkCommand(empty, "ls", [], fs), "COMMAND_NOT_FOUND", /not found on PATH \(empty\)/);
+  denied(await checkCommand(empty, "ls", [], fs), "COMMAND_NOT_FOUND", /not found on PATH \(the server's PATH is empty\)/);
 });
 
 void test("commands.allowed admits exactly the listed programs, by real path and name", async () => {
