@@ -40,3 +40,10 @@ void test("by default check-policy probes bwrap on this machine", () => {
   assert.match(out, /^# exec sandbox: auto: (bubblewrap \d+\.\d+\.\d+ \(.*\) is usable here; programs run sandboxed|no sandbox can be made here: .*; programs run WITHOUT a sandbox)$/m);
   assert.match(check('version: "1.0"\ncommands:\n  sandbox: off\n').out, /^# exec sandbox: off: programs run without a sandbox \(commands\.sandbox: off\)$/m);
 });
+
+void test("a sandbox report with a line break or terminal controls (bwrap's own words) stays one harmless comment line", () => {
+  const { code, out } = check('version: "1.0"\n', () => "auto: no sandbox can be made here: bwrap: \u001b[31msetting up uid map\nversion: evil\u202e");
+  assert.equal(code, 0);
+  assert.match(out, /^# exec sandbox: auto: no sandbox can be made here: bwrap: \\u001b\[31msetting up uid map\\u000aversion: evil\\u202e$/m);
+  assert.equal((parse(out) as { version: string }).version, "1.0", "the output is still the policy, not changed by the report");
+});

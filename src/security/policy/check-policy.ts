@@ -47,15 +47,16 @@ export function runCheckPolicy(
     return 1;
   }
   // A line break in the file name would end the comment and corrupt the YAML.
-  const shown = file.replace(/[\r\n]/g, "?");
-  const lines = [`# ${shown}: valid policy`, `# sha256: ${loaded.sha256}`];
+  // Each comment stays one line (a line break would end it and corrupt the YAML) and harmless to a
+  // terminal: the file name, warnings quoting the policy's values and bwrap's own words are escaped.
+  const lines = [`# ${printableJson(file)}: valid policy`, `# sha256: ${loaded.sha256}`];
   if (loaded.warnings.length === 0) {
     lines.push("# warnings: none");
   } else {
     lines.push("# warnings:");
-    for (const warning of loaded.warnings) lines.push(`#   - ${warning}`);
+    for (const warning of loaded.warnings) lines.push(`#   - ${printableJson(warning)}`);
   }
-  lines.push(`# exec sandbox: ${sandbox(loaded.policy)}`);
+  lines.push(`# exec sandbox: ${printableJson(sandbox(loaded.policy))}`);
   lines.push("# effective policy (defaults applied, variables expanded):");
   out(`${lines.join("\n")}\n${stringify(loaded.policy, { indent: 2, lineWidth: 0 })}`);
   return 0;
