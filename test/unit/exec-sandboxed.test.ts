@@ -161,6 +161,15 @@ void describe("ctx.exec under bubblewrap", () => {
     assert.equal((await exec("touch", [path.join(root, "outside", "fine")])).exitCode, 0, "the rest of the writable directory is writable");
   });
 
+  void test("/proc is read-only: the kernel's settings cannot be written, even by a server run as root", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    // As root (uid 0 is the owner the kernel checks, capabilities or not) these were writable:
+    // kernel.core_pattern names a program the kernel runs as root on the host. `test -w` only asks.
+    const files = ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe", "/proc/sys/vm/swappiness"].filter((file) => fs.existsSync(file));
+    const result = await sandboxedExec([`${ws}/**`])("sh", ["-c", 'for f in "$@"; do if [ -w "$f" ]; then echo "writable $f"; fi; done; echo checked', "sh", ...files]);
+    assert.equal(result.stdout, "checked\n", result.stderr);
+  });
+
   void test("no network: a connection to a port on this machine's loopback fails", async (t) => {
     if (skipUnlessUsable(t)) return;
     if (!fs.existsSync("/bin/bash") && !fs.existsSync("/usr/bin/bash")) return t.skip("bash (for /dev/tcp) is not installed");

@@ -57,6 +57,7 @@ void describe("bwrapArgv", () => {
     assert.deepEqual(mounts(argv), [
       "--ro-bind /",
       "--proc /proc",
+      "--remount-ro /proc",
       "--dev /dev",
       "--bind /home/u/project",
       "--bind /home/u/.local/state/msl/exec-home",

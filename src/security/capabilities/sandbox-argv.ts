@@ -13,7 +13,7 @@
  *   `--die-with-parent` ties it to the bwrap the server started. `--new-session` keeps the
  *   program off the server's terminal (TIOCSTI); every capability is dropped; where bwrap
  *   supports it no user namespace can be made inside.
- * - the host read-only, a fresh /proc (the sandbox's processes only), a minimal /dev, and empty
+ * - the host read-only, a fresh /proc (the sandbox's processes only) that is read-only too, a minimal /dev, and empty
  *   private directories over /tmp, /var/tmp and /run: those hold other programs' sockets
  *   (ssh-agent, D-Bus, docker.sock), and a read-only mount does not stop `connect()` on a socket.
  * - the policy's writable directories read-write; inside them what must stay read-only
@@ -114,6 +114,18 @@ interface Mount {
 /** At the same path, the later kind wins: read-only over read-write, hidden over both. */
 const KIND_ORDER: Readonly<Record<MountKind, number>> = { rw: 0, ro: 1, "hide-dir": 2, "hide-file": 2 };
 
+/**
+ * The first mounts, shared with the probe: the host read-only, a fresh /proc, a minimal /dev.
+ * The fresh /proc is made read-only as a whole: bwrap covers only /proc/sys's subdirectories it
+ * finds writable, and the kernel answers "not writable" for /proc/sys itself whatever its files
+ * say, so its files stay writable to a program whose user is root on the host (a server run as
+ * root): kernel.core_pattern or kernel.modprobe name a program the kernel then runs as root outside
+ * every namespace. Without capabilities the program cannot make it writable again.
+ */
+export function baseMountArgs(): string[] {
+  return ["--ro-bind", "/", "/", "--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev"];
+}
+
 /** bwrap's argv (without bwrap itself) for running `command` under `layout`. Throws `SandboxLayoutError`. */
 export function bwrapArgv(layout: SandboxLayout, command: SandboxCommand, features: BwrapFeatures): string[] {
   const home = checked(layout.home, "HOME");
@@ -156,7 +168,7 @@ export function bwrapArgv(layout: SandboxLayout, command: SandboxCommand, featur
     throw new SandboxLayoutError(`the working directory ${cwd} lies in a private directory and is not an allowed directory`);
   }
 
-  const argv: string[] = [...isolationArgs(features), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"];
+  const argv: string[] = [...isolationArgs(features), ...baseMountArgs()];
   for (const m of ordered(outside)) argv.push(...mountArgs(m));
   for (const dir of privateDirs) argv.push("--tmpfs", dir);
   for (const m of ordered(inside)) argv.push(...mountArgs(m));

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { CapabilityDeniedError } from "../../plugins/contract.js";
 import { sandboxRuleFor, type CompiledPathPolicy, type ProtectedPath } from "../path-guard.js";
 import { foldName } from "../../util/text.js";
-import { bwrapArgv, isolationArgs, SandboxLayoutError, type BwrapFeatures, type HiddenPath, type SandboxLayout, type SandboxMode } from "./sandbox-argv.js";
+import { baseMountArgs, bwrapArgv, isolationArgs, SandboxLayoutError, type BwrapFeatures, type HiddenPath, type SandboxLayout, type SandboxMode } from "./sandbox-argv.js";
 
 export type SandboxAvailability =
   | { readonly usable: true; readonly bwrap: string; readonly version: string; readonly features: BwrapFeatures }
@@ -82,7 +82,7 @@ function* probeSteps(bwrap: string): Generator<readonly string[], SandboxAvailab
   if (versionRun.status !== 0 || parsed === undefined) {
     return { usable: false, reason: `${bwrap} --version did not answer as bubblewrap does (${firstLine(versionRun.stderr || versionRun.stdout) || `exit ${String(versionRun.status)}`})` };
   }
-  const trial = yield [...isolationArgs(parsed.features), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", bwrap, "--version"];
+  const trial = yield [...isolationArgs(parsed.features), ...baseMountArgs(), "--tmpfs", "/tmp", "--", bwrap, "--version"];
   const trialProblem = notStarted(bwrap, trial) ?? trialFailure(bwrap, trial);
   if (trialProblem !== undefined) return { usable: false, reason: trialProblem };
   return { usable: true, bwrap, version: parsed.version, features: parsed.features };
