@@ -39,6 +39,8 @@ before(() => {
   fs.mkdirSync(path.join(ws, "secrets"));
   fs.writeFileSync(path.join(ws, "secrets", "token"), "s3cret\n");
   fs.mkdirSync(path.join(root, "outside"));
+  fs.mkdirSync(path.join(ws, ".config", "git"), { recursive: true });
+  fs.writeFileSync(path.join(ws, ".config", "git", "config"), "[user]\n");
 });
 
 after(() => {
@@ -61,7 +63,7 @@ function ownFiles(): ProtectedPath[] {
  */
 function sandboxedExec(allowed: string[], options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal } = {}) {
   const paths = compilePathPolicy(
-    { allowed_paths: allowed, denied_paths: ["**/secrets/**"], write_denied_paths: ["**/.git/**"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
+    { allowed_paths: allowed, denied_paths: ["**/secrets/**"], write_denied_paths: ["**/.git/**", "**/.config/git/**"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
     { protectedPaths: ownFiles(), homeDir: root, baseDir: root },
   );
   const compiled = compileCommandPolicy({ blocked: [], timeout: 30, max_output_bytes: 100_000, sandbox: "required" }, { PATH });
@@ -148,6 +150,16 @@ void describe("ctx.exec under bubblewrap", () => {
       assert.notEqual(result.exitCode, 0, `${target} was written`);
       assert.equal(fs.existsSync(target), false, target);
     }
+  });
+
+  void test("a write-denied entry in a dot-directory cannot be replaced by moving the dot-directory away", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const exec = sandboxedExec([`${ws}/**`]);
+    const config = path.join(ws, ".config");
+    const result = await exec("sh", ["-c", 'mv "$1" "$1.moved" && mkdir -p "$1/git" && echo "[core] hooksPath = /x" > "$1/git/config"; echo done', "sh", config]);
+    assert.equal(result.stdout, "done\n", result.stderr);
+    assert.equal(fs.existsSync(`${config}.moved`), false, "the dot-directory was moved away");
+    assert.equal(fs.readFileSync(path.join(config, "git", "config"), "utf8"), "[user]\n");
   });
 
   void test("a writable directory that holds the state directory: the state cannot be moved away, its files stay hidden", async (t) => {

@@ -120,6 +120,34 @@ void describe("bwrapArgv", () => {
     assert.ok(!mounts(bwrapArgv(layout({ readOnly: ["/srv/data"] }), COMMAND, FEATURES)).some((entry) => entry.includes("/srv/data")));
   });
 
+  void test("a dot-directory holding a read-only or hidden entry is read-only itself (a mount point: it cannot be renamed and made again)", () => {
+    const list = mounts(
+      bwrapArgv(
+        layout({
+          writable: ["/home/u", "/home/u/.config/app"],
+          readOnly: ["/home/u/.config/git", "/home/u/.bashrc", "/home/u/.config/app/.git"],
+          concealed: [{ path: "/home/u/.local/secrets", kind: "directory" }],
+        }),
+        COMMAND,
+        FEATURES,
+      ),
+    );
+    const at = (entry: string): number => {
+      const index = list.indexOf(entry);
+      assert.ok(index >= 0, `${entry} in ${list.join(" | ")}`);
+      return index;
+    };
+    assert.ok(at("--bind /home/u") < at("--ro-bind /home/u/.config"));
+    assert.ok(at("--ro-bind /home/u/.config") < at("--ro-bind /home/u/.config/git"));
+    assert.ok(at("--ro-bind /home/u/.local") < at("--tmpfs /home/u/.local/secrets"));
+    // A writable directory inside stays writable, and its own entries pin nothing above it.
+    assert.ok(at("--ro-bind /home/u/.config") < at("--bind /home/u/.config/app"));
+    assert.ok(at("--bind /home/u/.config/app") < at("--ro-bind /home/u/.config/app/.git"));
+    assert.ok(!list.includes("--ro-bind /home/u/.config/app"), list.join(" | "));
+    // An entry directly in the writable directory is a mount point already.
+    assert.ok(!list.some((entry) => entry.startsWith("--ro-bind /home/u ") || entry === "--ro-bind /home/u"), list.join(" | "));
+  });
+
   void test("a writable directory that holds the server's files: the way there is read-only (and a mount point), writable places below it stay writable", () => {
     const argv = bwrapArgv(
       layout({

@@ -34,6 +34,8 @@
  * replaced from inside (a renamed state directory and a symbolic link in its place would make the
  * next call hide the wrong files): the child of the writable directory that leads to it is
  * mounted read-only ("anchors" below), which also makes it a mount point, which cannot be renamed.
+ * So is a dot-directory holding a read-only or hidden entry ("pins"): renamed, it would take the
+ * entry's mount along and leave its name free for a replacement.
  */
 import * as path from "node:path";
 
@@ -142,6 +144,7 @@ export function bwrapArgv(layout: SandboxLayout, command: SandboxCommand, featur
   const hidden = layout.hidden.map((entry) => ({ path: checked(entry.path, "a hidden path"), kind: entry.kind }));
   const concealed = layout.concealed.map((entry) => ({ path: checked(entry.path, "a hidden path"), kind: entry.kind }));
   const ownDirs = layout.ownDirs.map((p) => checked(p, "a directory of the server's"));
+  const readOnly = layout.readOnly.map((p) => checked(p, "a read-only path"));
   for (const entry of [...hidden, ...concealed]) {
     if (entry.path === "/") throw new SandboxLayoutError("the root directory cannot be hidden");
     // Covering these would break the call in a way that looks like the program's fault: refuse it plainly.
@@ -153,9 +156,10 @@ export function bwrapArgv(layout: SandboxLayout, command: SandboxCommand, featur
 
   const mounts: Mount[] = [
     ...writable.map((p) => ({ path: p, kind: "rw" as const })),
-    ...layout.readOnly.map((p) => ({ path: checked(p, "a read-only path"), kind: "ro" as const })),
+    ...readOnly.map((p) => ({ path: p, kind: "ro" as const })),
     ...concealed.map((entry) => ({ path: entry.path, kind: entry.kind === "directory" ? ("hide-dir" as const) : ("hide-file" as const) })),
     ...anchors(writable, hidden, ownDirs).map((p) => ({ path: p, kind: "ro" as const })),
+    ...pins(writable, [...readOnly, ...concealed.map((entry) => entry.path)]).map((p) => ({ path: p, kind: "ro" as const })),
     // The program itself, wherever it lies (a private /tmp would hide it otherwise).
     { path: program, kind: "ro" },
     { path: home, kind: "rw" },
@@ -205,6 +209,28 @@ function anchors(writable: readonly string[], hidden: readonly HiddenPath[], own
       if (anchor === own && !ownDirs.includes(own)) continue;
       found.push(anchor);
     }
+  }
+  return unique(found);
+}
+
+/**
+ * For each read-only or hidden entry below the first level of a writable directory (in a
+ * dot-directory: `.config/git`, `.local/bin`): the directory on the way there, read-only. A mount
+ * point cannot be renamed, but a directory holding one can: a `.config` moved aside and made
+ * again with a `.config/git/config` of the program's own is a write where write_denied_paths
+ * refuses one. Read-only, not writable in place: bwrap follows a symbolic link at a mount's
+ * destination, and one that a program running concurrently swapped in would make what it names
+ * writable. The innermost writable directory holding the entry counts (a nested one stays writable).
+ */
+function pins(writable: readonly string[], entries: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const entry of entries) {
+    const roots = writable.filter((w) => w !== entry && contains(w, entry));
+    if (roots.length === 0) continue;
+    const root = roots.reduce((a, b) => (b.length > a.length ? b : a));
+    const first = entry.slice(root === "/" ? 1 : root.length + 1).split("/")[0]!;
+    const pin = root === "/" ? `/${first}` : `${root}/${first}`;
+    if (pin !== entry) found.push(pin);
   }
   return unique(found);
 }
