@@ -238,6 +238,31 @@ void describe("ctx.exec under bubblewrap", () => {
     assert.ok(await eventually(() => processesWith(token).length === 0));
   });
 
+  void test("a private directory the policy lets tools write stays the host's, but its sockets cannot be reached", { timeout: 60_000 }, async (t) => {
+    if (skipUnlessUsable(t)) return;
+    // Stands in for /tmp with /tmp/** allowed: an X server's socket lives at /tmp/.X11-unix/X0.
+    const shared = path.join(root, "shared-tmp");
+    fs.mkdirSync(path.join(shared, ".X11-unix"), { recursive: true });
+    fs.writeFileSync(path.join(shared, "notes.txt"), "shared\n");
+    const socketPath = path.join(shared, ".X11-unix", "X0");
+    let accepted = 0;
+    const server = net.createServer((socket) => {
+      accepted += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      const exec = sandboxedExec([`${shared}/**`], { privateDirs: ["/run", "/var/tmp", shared] });
+      const client = `require("net").connect(process.argv[1]).on("connect", () => { console.log("connected"); process.exit(0); }).on("error", (e) => { console.log(e.code); process.exit(1); })`;
+      const result = await exec(process.execPath, ["-e", client, socketPath]);
+      assert.doesNotMatch(result.stdout, /connected/, result.stderr);
+      assert.equal(accepted, 0);
+      assert.equal((await exec("cat", [path.join(shared, "notes.txt")])).stdout, "shared\n", "the rest of it is the host's");
+    } finally {
+      server.close();
+    }
+  });
+
   void test("/tmp is private: the host's files there are not seen, and what the program writes there stays inside", async (t) => {
     if (skipUnlessUsable(t)) return;
     const marker = path.join(root, "host-marker");

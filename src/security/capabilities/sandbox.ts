@@ -8,7 +8,7 @@
  * `off` never sandboxes.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, constants as fsConstants, promises as fsp, realpathSync, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, promises as fsp, realpathSync, statSync, type Dirent } from "node:fs";
 import * as path from "node:path";
 import { CapabilityDeniedError } from "../../plugins/contract.js";
 import { sandboxRuleFor, type CompiledPathPolicy, type ProtectedPath } from "../path-guard.js";
@@ -277,6 +277,8 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   // under a private directory only when bound again; never inside a writable one (that would narrow it).
   readOnly.push(...partial.filter((p) => !writable.some((w) => isInside(w, p))));
   for (const root of writable) await scanWritable(options.paths, root, readOnly, concealed);
+  // A private directory the policy lets tools write stays the host's (bwrapArgv): its sockets are covered instead.
+  for (const dir of privateDirs) if (writable.some((w) => isInside(w, dir))) await concealSockets(dir, concealed);
 
   const { hidden, ownDirs } = await ownFilesNow(options.ownFiles, startReal, home);
   return { privateDirs, writable, readOnly, concealed, hidden, ownDirs, home, cwd: realCwd };
@@ -307,6 +309,37 @@ async function scanWritable(paths: CompiledPathPolicy, root: string, readOnly: s
     }
   };
   await visit(root, 1);
+}
+
+/** How deep below a kept private directory sockets are looked for, and how many entries at most. */
+const SOCKET_SCAN_DEPTH = 3;
+const SOCKET_SCAN_ENTRIES = 10_000;
+
+/**
+ * The Unix sockets in a private directory that stays the host's (`/tmp/**` allowed): each covered
+ * with /dev/null. A read-only mount does not stop `connect()`, and the network namespace does not
+ * reach sockets with a path: the X server's (`/tmp/.X11-unix/X0`: keystrokes into the user's
+ * terminals), ssh-agent's (`/tmp/ssh-XXXX/agent.N`), tmux's (`/tmp/tmux-UID/default`: commands in
+ * the user's sessions) would all be a way out. They sit at most a few levels deep; a socket made
+ * during the call, or deeper, is not covered (the README says so).
+ */
+async function concealSockets(dir: string, concealed: HiddenPath[]): Promise<void> {
+  let budget = SOCKET_SCAN_ENTRIES;
+  const visit = async (current: string, depth: number): Promise<void> => {
+    let entries: Dirent[];
+    try {
+      entries = await fsp.readdir(current, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (--budget < 0) return;
+      const full = path.join(current, entry.name);
+      if (entry.isSocket()) concealed.push({ path: full, kind: "file" });
+      else if (entry.isDirectory() && depth < SOCKET_SCAN_DEPTH) await visit(full, depth + 1);
+    }
+  };
+  await visit(dir, 1);
 }
 
 /**
