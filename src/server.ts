@@ -174,10 +174,14 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     for (const warning of paths.warnings) log.warn(`policy: ${warning}`);
     const execHomeDir = join(args.stateDir, "exec-home");
     makeDirectoriesSync(execHomeDir, 0o700);
+    const dataDir = join(args.stateDir, "data");
+    // Made now, not with the first database: the exec sandbox hides what exists when a program starts,
+    // and a database directory made while one runs would be open to it.
+    makeDirectoriesSync(dataDir, 0o700);
     capabilities = createCapabilityFactory({
       policy,
       paths,
-      dataDir: join(args.stateDir, "data"),
+      dataDir,
       execHomeDir,
       env,
       ownFiles: own,

@@ -81,6 +81,18 @@ void describe("exec sandbox, end to end", { skip: SKIP }, () => {
     assert.deepEqual(status.exec, { sandbox: "auto", commands: "sandboxed" });
   });
 
+  void test("the databases' directory is there (and hidden) before the first database: one made during a call is not open to it", async () => {
+    const data = path.join(setup.state, "data");
+    assert.ok(fs.existsSync(data), "the server made it at the start");
+    const created = path.join(data, "made-during-the-call.db");
+    const pending = run(server, "sh", ["-c", 'sleep 1; cat "$1"', "sh", created]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    fs.writeFileSync(created, "database\n");
+    const result = await pending;
+    assert.equal(result.stdout, "", "a database made during the call was read");
+    fs.rmSync(created);
+  });
+
   void test("a program cannot read the audit log, its signing key or the policy file", async () => {
     const key = path.join(setup.state, "keys", "audit-ed25519.pem");
     const log = path.join(setup.state, "audit", "audit.log");
