@@ -69,7 +69,7 @@ void describe("bwrapArgv", () => {
   });
 
   void test("arguments and paths are single argv elements whatever they hold; nothing after -- is read as an option", () => {
-    const odd = "/home/u/project/a dir\nwith 'quotes' $(id) --bind -x;rm";
+    const odd = "/srv/a dir\nwith 'quotes' $(id) --bind -x;rm";
     const args = ["--bind", "/", "/", "$(id)", "a\nb", "-", "--", ""];
     const argv = bwrapArgv(layout({ writable: ["/home/u/project", odd], cwd: odd }), { ...COMMAND, args }, FEATURES);
     assert.deepEqual(argv.slice(argv.indexOf("--") + 1), ["/usr/bin/wc", ...args]);
@@ -118,6 +118,15 @@ void describe("bwrapArgv", () => {
     }
     // Read-only outside any writable directory repeats what --ro-bind / / shows: left out.
     assert.ok(!mounts(bwrapArgv(layout({ readOnly: ["/srv/data"] }), COMMAND, FEATURES)).some((entry) => entry.includes("/srv/data")));
+  });
+
+  void test("a writable directory inside another is not bound again (a writable bind follows a link swapped in at its path)", () => {
+    const list = mounts(bwrapArgv(layout({ writable: ["/home/u/project", "/home/u/project/sub", "/home/u/project/sub/deeper"] }), COMMAND, FEATURES));
+    assert.ok(list.includes("--bind /home/u/project"));
+    assert.ok(!list.some((entry) => entry.startsWith("--bind /home/u/project/sub")), list.join(" | "));
+    // Under a read-only entry it must be, and is, bound again.
+    const narrowed = mounts(bwrapArgv(layout({ writable: ["/home/u/project", "/home/u/project/.git/x"], readOnly: ["/home/u/project/.git"] }), COMMAND, FEATURES));
+    assert.ok(narrowed.indexOf("--ro-bind /home/u/project/.git") < narrowed.indexOf("--bind /home/u/project/.git/x"), narrowed.join(" | "));
   });
 
   void test("a dot-directory holding a read-only or hidden entry is read-only itself (a mount point: it cannot be renamed and made again)", () => {

@@ -154,12 +154,21 @@ export function bwrapArgv(layout: SandboxLayout, command: SandboxCommand, featur
     }
   }
 
-  const mounts: Mount[] = [
-    ...writable.map((p) => ({ path: p, kind: "rw" as const })),
+  const narrowing: Mount[] = [
     ...readOnly.map((p) => ({ path: p, kind: "ro" as const })),
     ...concealed.map((entry) => ({ path: entry.path, kind: entry.kind === "directory" ? ("hide-dir" as const) : ("hide-file" as const) })),
     ...anchors(writable, hidden, ownDirs).map((p) => ({ path: p, kind: "ro" as const })),
     ...pins(writable, [...readOnly, ...concealed.map((entry) => entry.path)]).map((p) => ({ path: p, kind: "ro" as const })),
+  ];
+  // A writable directory inside another one is writable through it already, unless a narrower mount lies on the
+  // way. Bound again it would be a writable bind at a path a program running concurrently may have swapped for a
+  // symbolic link (one that did not exist when its own call started, so is no mount point there), and bwrap follows
+  // a link at a mount's destination: whatever the link names would be writable.
+  const reachable = (w: string): boolean =>
+    writable.some((outer) => outer !== w && contains(outer, w) && !narrowing.some((m) => m.path !== outer && contains(outer, m.path) && contains(m.path, w)));
+  const mounts: Mount[] = [
+    ...writable.filter((w) => !reachable(w)).map((p) => ({ path: p, kind: "rw" as const })),
+    ...narrowing,
     // The program itself, wherever it lies (a private /tmp would hide it otherwise).
     { path: program, kind: "ro" },
     { path: home, kind: "rw" },
