@@ -276,11 +276,11 @@ export class Connection {
 
   private onLine(bytes: Buffer): void {
     const message = classify(bytes);
-    if (message.kind === "batch") this.onBatch(message.items, bytes.length);
+    if (message.kind === "batch") this.onBatch(message.items);
     else this.onMessage(message, bytes.length, undefined);
   }
 
-  private onBatch(items: unknown[], bytes: number): void {
+  private onBatch(items: unknown[]): void {
     if (!this.batches || items.length === 0) {
       this.send(errorMessage(undefined, { code: ErrorCode.InvalidRequest, message: this.batches ? EMPTY_BATCH : BATCH_REFUSED }));
       return;
@@ -301,13 +301,15 @@ export class Connection {
       if (texts.length > 0) this.writer.writeBatch(texts);
       for (const { id, method } of answered) this.handlers.responded?.(id, method);
     });
-    // An element's share of the line stands for its size in the waiting queue's byte budget.
-    const share = Math.ceil(bytes / items.length);
-    for (const item of items) this.onMessage(classifyValue(item), share, batch);
+    // A waiting element is charged its own size, measured only if it has to wait: a share of the
+    // line would let one large request among many tiny elements (invalid ones, pings,
+    // notifications, none of which wait) hold the whole line while charged a thousandth of it.
+    for (const item of items) this.onMessage(classifyValue(item), () => Buffer.byteLength(JSON.stringify(item)), batch);
     batch.close();
   }
 
-  private onMessage(message: Message, bytes: number, batch: BatchReply | undefined): void {
+  /** `bytes`: the message's size in the waiting queue's budget (a function when it costs work to know). */
+  private onMessage(message: Message, bytes: number | (() => number), batch: BatchReply | undefined): void {
     switch (message.kind) {
       case "invalid": {
         // An id in use by a request read earlier (or earlier in this batch) is left out, as for
@@ -335,7 +337,7 @@ export class Connection {
     }
   }
 
-  private onRequest(id: RequestId, method: string, params: Params | undefined, bytes: number, batch: BatchReply | undefined): void {
+  private onRequest(id: RequestId, method: string, params: Params | undefined, size: number | (() => number), batch: BatchReply | undefined): void {
     const inUse = this.inFlight.has(id) || this.waiting.has(id);
     if (inUse || (batch !== undefined && !batch.claim(id))) {
       // Answered without the id: with it, the other request would get two responses.
@@ -351,6 +353,7 @@ export class Connection {
     }
     // Behind the limit, or behind others already waiting (order is kept); ping never waits.
     if ((this.inFlight.size >= this.maxInFlight || this.waiting.size > 0) && method !== "ping") {
+      const bytes = typeof size === "number" ? size : size();
       if (this.waitingBytes + bytes > this.maxWaitingBytes) {
         this.refuseBusy(id, batch);
         return;

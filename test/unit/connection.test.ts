@@ -295,3 +295,24 @@ void test("a batch of more messages than a batch may hold is refused whole, with
   await settle();
   assert.equal((responses[1] as unknown[]).length, MAX_BATCH_MESSAGES, "a batch at the bound is answered");
 });
+
+void test("a batched request that waits is charged its own size, not its share of the line", async () => {
+  const { connection, handled, responses, send, sendBatch } = setup(1, 4096, 1024 * 1024);
+  connection.acceptBatches();
+  send([1]);
+  await settle();
+  // One request of 8 KB among 999 one-byte invalid elements: a thousandth of the line is 8 bytes.
+  sendBatch([{ ...slow(2), params: { blob: "x".repeat(8000) } }, ...Array<number>(999).fill(0)]);
+  await settle();
+  assert.deepEqual(handled, [1]);
+  assert.equal(connection.pendingCount, 1, "the large request did not join the queue");
+  const batch = responses[0] as Array<{ id?: RequestId; error: { code: number; data?: { reason?: string } } }>;
+  assert.equal(batch.length, 1000);
+  const refusal = batch.find((m) => m.id === 2)!;
+  assert.equal(refusal.error.code, -32000);
+  assert.equal(refusal.error.data?.reason, "busy");
+  // Small batched requests still wait, each for its own size.
+  sendBatch([slow(3), slow(4)]);
+  await settle();
+  assert.equal(connection.pendingCount, 3);
+});
