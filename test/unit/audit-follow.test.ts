@@ -63,6 +63,36 @@ void test("the follower hands on whole lines appended after its start, waiting f
   }
 });
 
+void test("a torn line cut away and written over between two looks is not joined to the new entries (a restart's recovery)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
+  const file = path.join(dir, "audit.log");
+  try {
+    fs.writeFileSync(file, `${entry(1)}\n`);
+    const follower = await LogFollower.start(file);
+    const c = collector();
+    // A writer dies mid-line; the follower holds the torn bytes, waiting for their newline.
+    fs.appendFileSync(file, `${entry(2)}\n{"seq":3,"event":"tool_result","digest":"ab`);
+    await follower.poll(c.emit);
+    // The next start cuts the torn line away and records itself, past the old end, before the next look.
+    const recovery = JSON.stringify({ seq: 3, event: "recovery", reason: "a torn last line was set aside" });
+    fs.truncateSync(file, Buffer.byteLength(`${entry(1)}\n${entry(2)}\n`));
+    fs.appendFileSync(file, `${recovery}\n${entry(4)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [entry(2), recovery, entry(4)], "the new entries whole, no line made of the torn bytes and the end of another");
+    assert.match(c.notes().at(-1)!, /incomplete line at byte \d+ was replaced/);
+    // A line that only grows is still completed as before.
+    fs.appendFileSync(file, entry(5).slice(0, 8));
+    await follower.poll(c.emit);
+    fs.appendFileSync(file, `${entry(5).slice(8)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines().at(-1), entry(5));
+    assert.equal(c.notes().length, 1);
+    await follower.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 void test("a log that does not exist yet is followed from the start of the file that appears; an overlong line is reported, not held", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
   const file = path.join(dir, "audit.log");

@@ -30,6 +30,13 @@ export interface FollowOptions {
 export const MAX_FOLLOW_LINE_BYTES = 64 * 1024 * 1024;
 const CHUNK_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
+/**
+ * The start of an incomplete line that is read back at each look to see that the file still
+ * holds it. Entries differ from their first bytes (seq, id, time), so this much tells a line
+ * that grew from one written over it.
+ */
+const HELD_CHECK_BYTES = 4096;
+const NOTHING = Buffer.alloc(0);
 
 interface Open {
   fd: number;
@@ -47,6 +54,9 @@ export class LogFollower {
   private pendingBytes = 0;
   /** Bytes of an overlong line are being skipped up to its newline. */
   private skipping = 0;
+  /** Where the incomplete line held (pending or skipped) starts in the open file, and its first bytes. */
+  private heldFrom = 0;
+  private heldHead: Buffer = NOTHING;
   /** The highest seq handed on (or shown before following began). */
   private lastSeq = -1;
 
@@ -192,25 +202,56 @@ export class LogFollower {
       // Cut shorter: a torn last line was removed. What was held of it is gone with it.
       emit({ kind: "note", text: `the file was cut to ${size} bytes (a torn last line removed by recovery?); following from there` });
       open.offset = size;
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.skipping = 0;
+      this.dropHeld();
+    } else if (this.holding && !(await this.stillHeld(open))) {
+      // Cut and written past the old end between two looks (a restart's recovery removes a torn
+      // line, then records itself and the start): the new lines begin where the torn one did.
+      // Read on from the old end, the torn bytes would be joined to the middle of a new entry.
+      emit({ kind: "note", text: `the incomplete line at byte ${this.heldFrom} was replaced (a torn last line removed by recovery?); following from there` });
+      open.offset = this.heldFrom;
+      this.dropHeld();
     }
     while (open.offset < size) {
       const buffer = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - open.offset));
       const n = await this.layer.read(open.fd, buffer, 0, buffer.length, open.offset);
       if (n === 0) break;
+      this.take(buffer.subarray(0, n), open.offset, emit);
       open.offset += n;
-      this.take(buffer.subarray(0, n), emit);
     }
   }
 
-  /** Splits bytes into whole lines, holding the part after the last newline. */
-  private take(bytes: Buffer, emit: (event: FollowEvent) => void): void {
+  /** An incomplete line is held (or being skipped). */
+  private get holding(): boolean {
+    return this.pendingBytes > 0 || this.skipping > 0;
+  }
+
+  /** Whether the open file still holds, where the held line started, the bytes read of it. */
+  private async stillHeld(open: Open): Promise<boolean> {
+    const head = this.heldHead;
+    const buffer = Buffer.allocUnsafe(head.length);
+    let got = 0;
+    while (got < head.length) {
+      const n = await this.layer.read(open.fd, buffer, got, head.length - got, this.heldFrom + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === head.length && buffer.equals(head);
+  }
+
+  private dropHeld(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.skipping = 0;
+    this.heldHead = NOTHING;
+  }
+
+  /** Splits bytes (read at file offset `at`) into whole lines, holding the part after the last newline. */
+  private take(bytes: Buffer, at: number, emit: (event: FollowEvent) => void): void {
     let start = 0;
     for (let newline = bytes.indexOf(NEWLINE); newline !== -1; newline = bytes.indexOf(NEWLINE, start)) {
       const part = bytes.subarray(start, newline);
       start = newline + 1;
+      this.heldHead = NOTHING;
       if (this.skipping > 0) {
         emit({ kind: "note", text: `an entry of ${this.skipping + part.length} bytes, longer than follow shows (see audit tail or verify)` });
         this.skipping = 0;
@@ -223,6 +264,10 @@ export class LogFollower {
     }
     const rest = bytes.subarray(start);
     if (rest.length === 0) return;
+    if (!this.holding) this.heldFrom = at + start;
+    if (this.heldHead.length < HELD_CHECK_BYTES) {
+      this.heldHead = Buffer.concat([this.heldHead, rest.subarray(0, HELD_CHECK_BYTES - this.heldHead.length)]);
+    }
     if (this.skipping > 0) {
       this.skipping += rest.length;
     } else if (this.pendingBytes + rest.length > this.maxLineBytes) {
@@ -249,8 +294,6 @@ export class LogFollower {
   private flushTorn(emit: (event: FollowEvent) => void): void {
     const torn = this.pendingBytes + this.skipping;
     if (torn > 0) emit({ kind: "note", text: `the rotated file ended with an incomplete line of ${torn} bytes` });
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.skipping = 0;
+    this.dropHeld();
   }
 }
