@@ -93,6 +93,41 @@ void test("a torn line cut away and written over between two looks is not joined
   }
 });
 
+void test("a new chain (the log moved aside, a server started afresh) is followed though its seqs start over; its first entry is not shown twice", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
+  const file = path.join(dir, "audit.log");
+  const genesis = JSON.stringify({ seq: 1, event: "server_start", prev: "0".repeat(64), hash: "a".repeat(64) });
+  const second = JSON.stringify({ seq: 2, event: "tool_call", prev: "a".repeat(64), hash: "b".repeat(64) });
+  try {
+    fs.writeFileSync(file, `${entry(1)}\n${entry(2)}\n${entry(3)}\n`);
+    const follower = await LogFollower.start(file);
+    follower.shown([entry(2), entry(3)]);
+    const c = collector();
+    fs.renameSync(file, path.join(dir, "moved-aside.log"));
+    await follower.poll(c.emit);
+    fs.writeFileSync(file, `${genesis}\n${second}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [genesis, second]);
+    assert.match(c.notes().join("\n"), /a new chain starts here/);
+    await follower.close();
+
+    // The tail showed the new chain's first entries, and the follower reads them again.
+    fs.rmSync(file);
+    const again = await LogFollower.start(file);
+    const d = collector();
+    fs.writeFileSync(file, `${genesis}\n${second}\n`);
+    again.shown([genesis, second]);
+    await again.poll(d.emit);
+    fs.appendFileSync(file, `${JSON.stringify({ seq: 3, event: "tool_result", prev: "b".repeat(64), hash: "c".repeat(64) })}\n`);
+    await again.poll(d.emit);
+    assert.deepEqual(d.lines().map((line) => (JSON.parse(line) as { seq: number }).seq), [3]);
+    assert.deepEqual(d.notes(), []);
+    await again.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 void test("a log that does not exist yet is followed from the start of the file that appears; an overlong line is reported, not held", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
   const file = path.join(dir, "audit.log");

@@ -9,7 +9,7 @@ import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import { AuditReadError, describeFsError } from "./errors.js";
 import { LogFollower } from "./follow.js";
-import { activeFileOf, formatTailLine, readAuditTail, seqOf } from "./tail.js";
+import { activeFileOf, formatTailLine, readAuditTail } from "./tail.js";
 import { printable } from "../../util/text.js";
 import { verifyAudit, type AuditVerifySummary } from "./verify.js";
 
@@ -224,8 +224,7 @@ export async function runAuditTail(argv: string[], io: AuditCliIo): Promise<numb
       if (tail.lines.length === 0 && tail.tornBytes === 0) io.err(`audit tail: ${printable(file)} holds no entries\n`);
       return 0;
     }
-    const shown = seqOf(tail.lines.at(-1));
-    if (shown !== undefined) follower.shownThrough(shown);
+    follower.shown(tail.lines);
     const options = { signal: io.signal ?? new AbortController().signal, ...(io.followIntervalMs === undefined ? {} : { intervalMs: io.followIntervalMs }) };
     await follower.run((event) => io.out(event.kind === "note" ? `(${printable(event.text)})\n` : `${formatTailLine(event.text)}\n`), options);
     return 0;

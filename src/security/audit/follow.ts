@@ -8,7 +8,8 @@
  * name holds another file, the old one is read to its end, then every segment that starts
  * past the last entry seen (several rotations can fall between two looks), then the new
  * active file from its start; an entry seen twice on the way (a file rotated while it is
- * being taken up) is handed on once, by its seq, which only grows. A file cut shorter (the
+ * being taken up) is handed on once, by its seq, which only grows within a chain (a new
+ * chain, begun when the log was moved aside, is told by its first entry). A file cut shorter (the
  * next start's recovery removes a torn last line) is followed from its new end. Lines are
  * handed on whole; a write in progress waits for its newline.
  */
@@ -17,7 +18,8 @@ import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { READ_FLAGS } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
-import { seqOf } from "./tail.js";
+import { GENESIS_PREV } from "./entry.js";
+import { parseObjectLine } from "./file-scan.js";
 import path from "node:path";
 
 export interface FollowOptions {
@@ -59,6 +61,8 @@ export class LogFollower {
   private heldHead: Buffer = NOTHING;
   /** The highest seq handed on (or shown before following began). */
   private lastSeq = -1;
+  /** The hash of the first entry of the chain being followed, once seen. */
+  private chainStart: string | undefined;
 
   private constructor(
     readonly file: string,
@@ -81,6 +85,19 @@ export class LogFollower {
   /** Entries up to this seq were shown already (by the tail printed before following): they are not handed on. */
   shownThrough(seq: number): void {
     if (seq > this.lastSeq) this.lastSeq = seq;
+  }
+
+  /** The lines the tail printed before following: their entries are not handed on again. */
+  shown(lines: readonly string[]): void {
+    for (const line of lines) {
+      const entry = parseObjectLine(line);
+      const seq = entry?.seq;
+      if (typeof seq !== "number" || !Number.isSafeInteger(seq)) continue;
+      if (entry?.prev === GENESIS_PREV && typeof entry.hash === "string") {
+        this.chainStart = entry.hash;
+        this.lastSeq = seq;
+      } else this.shownThrough(seq);
+    }
   }
 
   /** Hands on every event until the signal fires; then closes the file. */
@@ -282,9 +299,16 @@ export class LogFollower {
   }
 
   private emitLine(text: string, emit: (event: FollowEvent) => void): void {
-    const seq = seqOf(text);
-    if (seq !== undefined) {
-      if (seq <= this.lastSeq) return;
+    const entry = parseObjectLine(text);
+    const seq = entry?.seq;
+    if (typeof seq === "number" && Number.isSafeInteger(seq)) {
+      // The first entry of a new chain (the log moved aside and a server started afresh) starts
+      // the seqs over: told from a second look at this chain's own first entry by its hash.
+      const chainStart = entry?.prev === GENESIS_PREV && typeof entry.hash === "string" ? entry.hash : undefined;
+      if (chainStart !== undefined && chainStart !== this.chainStart) {
+        if (seq <= this.lastSeq) emit({ kind: "note", text: "a new chain starts here (the log was moved aside or removed and a server started afresh)" });
+        this.chainStart = chainStart;
+      } else if (seq <= this.lastSeq) return;
       this.lastSeq = seq;
     }
     emit({ kind: "line", text });
