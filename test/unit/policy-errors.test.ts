@@ -519,3 +519,29 @@ void test("no tag, known or not, on any kind of node, crashes the loader", () =>
     }
   }
 });
+
+void test("a tag on one list entry is that entry's problem: the other entries of the list are still checked", () => {
+  // Before: the tag, which comes before its entry's own range, was placed on the list, and
+  // every other entry's problem (under the list) was left out of the report.
+  const error = failure([
+    'version: "1.0"',
+    "filesystem:",
+    "  denied_paths:",
+    "    - !!binary aGVsbG8=",
+    '    - "**/{q"',
+    "tools:",
+    "  allow: [good, !weird x, 'b{']",
+  ]);
+  assert.deepEqual(
+    error.issues.map((issue) => [issue.line, issue.column, issue.key]),
+    [
+      [4, 7, "filesystem.denied_paths[0]"],
+      [5, 7, "filesystem.denied_paths[1]"],
+      [7, 17, "tools.allow[1]"],
+      [7, 27, "tools.allow[2]"],
+    ],
+    error.message,
+  );
+  assert.match(findIssue(error, "filesystem.denied_paths[1]").message, /is not a valid glob/);
+  assert.match(findIssue(error, "tools.allow[1]").message, /^unsupported YAML tag !weird/);
+});

@@ -547,11 +547,15 @@ class Locator {
         if (keyEnd !== undefined && offset < keyEnd) return result;
         node = pair.value;
       } else if (isSeq(node)) {
-        const index = node.items.findIndex((item) => {
+        let index = node.items.findIndex((item) => {
           const start = offsetOf(item);
           const end = endOf(item);
           return start !== undefined && end !== undefined && start <= offset && offset <= end;
         });
+        // An entry's tag or anchor comes before the entry's own range (`- !!binary x`): a place
+        // between two entries belongs to the next one. Named as the list, a problem with one
+        // entry would hide the others' (what lies under a YAML issue is not reported).
+        if (index < 0) index = node.items.findIndex((item) => (offsetOf(item) ?? -1) > offset);
         if (index < 0) return result;
         result.push(index);
         node = node.items[index];
