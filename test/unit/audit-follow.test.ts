@@ -12,6 +12,8 @@ import { LogFollower, type FollowEvent } from "../../src/security/audit/follow.j
 import { runAuditTail, type AuditCliIo } from "../../src/security/audit/cli.js";
 import { appendCalls, openTestLog, parse, readLines, tempEnv, waitFor } from "../fixtures/audit-helpers.js";
 import { segmentsOf } from "../../src/security/audit/segments.js";
+import { AuditReadError } from "../../src/security/audit/errors.js";
+import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 
 const entry = (seq: number) => JSON.stringify({ seq, event: "tool_call", tool: "t" });
 
@@ -122,6 +124,35 @@ void test("a new chain (the log moved aside, a server started afresh) is followe
     await again.poll(d.emit);
     assert.deepEqual(d.lines().map((line) => (JSON.parse(line) as { seq: number }).seq), [3]);
     assert.deepEqual(d.notes(), []);
+    await again.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test("a read that fails mid-follow, or a directory named like a segment, is an AuditReadError naming the file (audit tail exits 2)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
+  const file = path.join(dir, "audit.log");
+  try {
+    fs.writeFileSync(file, `${entry(1)}\n`);
+    let failReads = false;
+    const layer: AuditFs = {
+      ...nodeAuditFs,
+      read: (...args: Parameters<AuditFs["read"]>) =>
+        failReads ? Promise.reject(Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" })) : nodeAuditFs.read(...args),
+    };
+    const follower = await LogFollower.start(file, { layer });
+    const c = collector();
+    fs.appendFileSync(file, `${entry(2)}\n`);
+    failReads = true;
+    await assert.rejects(follower.poll(c.emit), (err: unknown) => err instanceof AuditReadError && err.message.startsWith(`${file} cannot be read`));
+    await follower.close();
+
+    const again = await LogFollower.start(file);
+    fs.renameSync(file, path.join(dir, "audit-20261205T000000Z-000000000001.log"));
+    fs.mkdirSync(path.join(dir, "audit-20261205T000001Z-000000000003.log"));
+    fs.writeFileSync(file, `${entry(4)}\n`);
+    await assert.rejects(again.poll(c.emit), (err: unknown) => err instanceof AuditReadError && /000000000003\.log is not a regular file/.test(err.message));
     await again.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -41,6 +41,8 @@ const HELD_CHECK_BYTES = 4096;
 const NOTHING = Buffer.alloc(0);
 
 interface Open {
+  /** The name it was opened by (for errors). */
+  file: string;
   fd: number;
   dev: number;
   ino: number;
@@ -180,7 +182,12 @@ export class LogFollower {
         throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
       }
       try {
-        await this.readNew({ fd, dev: 0, ino: 0, offset: 0 }, emit);
+        // A directory or device named like a segment is reported, as the active file would be.
+        const st = await this.layer.fstat(fd).catch((err: unknown) => {
+          throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+        });
+        if (!st.isFile()) throw new AuditReadError(`${file} is not a regular file`);
+        await this.readNew({ file, fd, dev: st.dev, ino: st.ino, offset: 0 }, emit);
         this.flushTorn(emit);
       } finally {
         await this.layer.close(fd).catch(() => undefined);
@@ -205,7 +212,7 @@ export class LogFollower {
     try {
       const st = await this.layer.fstat(fd);
       if (!st.isFile()) throw new AuditReadError(`${this.file} is not a regular file`);
-      return { fd, dev: st.dev, ino: st.ino, offset: 0 };
+      return { file: this.file, fd, dev: st.dev, ino: st.ino, offset: 0 };
     } catch (err) {
       await this.layer.close(fd).catch(() => undefined);
       if (err instanceof AuditReadError) throw err;
@@ -213,7 +220,17 @@ export class LogFollower {
     }
   }
 
+  /** readNew, its file system errors (EIO, EISDIR, ...) reported as the file's: audit tail exits 2 with them. */
   private async readNew(open: Open, emit: (event: FollowEvent) => void): Promise<void> {
+    try {
+      await this.readNewBytes(open, emit);
+    } catch (err) {
+      if (err instanceof AuditReadError) throw err;
+      throw new AuditReadError(`${open.file} cannot be read: ${describeFsError(err)}`, { cause: err });
+    }
+  }
+
+  private async readNewBytes(open: Open, emit: (event: FollowEvent) => void): Promise<void> {
     const { size } = await this.layer.fstat(open.fd);
     if (size < open.offset) {
       // Cut shorter: a torn last line was removed. What was held of it is gone with it.
