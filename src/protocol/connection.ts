@@ -109,6 +109,8 @@ export class Connection {
   private waitingBytes = 0;
   /** Set while requests are refused for a full queue: the operator is told once per episode. */
   private busy = false;
+  /** Ids answered inside a batch whose array is not written yet. */
+  private readonly unsent = new Set<RequestId>();
   /** JSON-RPC batches are answered (MCP 2025-03-26) rather than refused. */
   private batches = false;
 
@@ -205,8 +207,9 @@ export class Connection {
     return (this.inFlight.get(id) ?? this.waiting.get(id))?.method;
   }
 
+  /** Running, waiting, or answered inside a batch whose array has not been written yet. */
   isInFlight(id: RequestId): boolean {
-    return this.inFlight.has(id) || this.waiting.has(id);
+    return this.inFlight.has(id) || this.waiting.has(id) || this.unsent.has(id);
   }
 
   /**
@@ -299,6 +302,7 @@ export class Connection {
     }
     const batch = new BatchReply((texts: readonly string[], answered: readonly Answered[]) => {
       if (texts.length > 0) this.writer.writeBatch(texts);
+      for (const { id } of answered) this.unsent.delete(id);
       for (const { id, method } of answered) this.handlers.responded?.(id, method);
     });
     // A waiting element is charged its own size, measured only if it has to wait: a share of the
@@ -338,14 +342,14 @@ export class Connection {
   }
 
   private onRequest(id: RequestId, method: string, params: Params | undefined, size: number | (() => number), batch: BatchReply | undefined): void {
-    const inUse = this.inFlight.has(id) || this.waiting.has(id);
-    if (inUse || (batch !== undefined && !batch.claim(id))) {
+    const ofThisBatch = batch !== undefined && !batch.claim(id);
+    if (ofThisBatch || this.isInFlight(id)) {
       // Answered without the id: with it, the other request would get two responses.
       this.reply(
         batch,
         errorMessage(undefined, {
           code: ErrorCode.InvalidRequest,
-          message: `Invalid Request: this id is already in use by ${inUse ? "a request in flight" : "another request of this batch"}`,
+          message: `Invalid Request: this id is already in use by ${ofThisBatch ? "another request of this batch" : "a request in flight"}`,
           data: { id },
         }),
       );
@@ -464,6 +468,8 @@ export class Connection {
   /** The response to a request that was started or queued: written now, or kept for its batch's array. */
   private answer(id: RequestId, method: string, batch: BatchReply | undefined, message: OutgoingMessage): void {
     if (batch !== undefined) {
+      // The client has no answer yet: the id stays taken until the array is written.
+      this.unsent.add(id);
       batch.answer(this.serialize(message), { id, method });
       return;
     }

@@ -316,3 +316,25 @@ void test("a batched request that waits is charged its own size, not its share o
   await settle();
   assert.equal(connection.pendingCount, 3);
 });
+
+void test("an id answered inside a batch stays taken until the batch's array is written", async () => {
+  const { input, connection, responses, sendBatch, answer } = setup(10);
+  connection.acceptBatches();
+  sendBatch([{ jsonrpc: "2.0", id: "p", method: "ping" }, slow(1)]);
+  await settle();
+  assert.equal(responses.length, 0, "the ping's answer waits in the array");
+  assert.equal(connection.isInFlight("p"), true);
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: "p", method: "ping" })}\n`);
+  await settle();
+  assert.equal(responses.length, 1);
+  const refusal = responses[0] as { id?: unknown; error: { code: number; message: string } };
+  assert.equal("id" in refusal, false, "refused without the id: the client's 'p' already has an answer coming");
+  assert.match(refusal.error.message, /already in use/);
+  answer([1]);
+  await settle();
+  assert.deepEqual(
+    (responses[1] as Array<{ id: unknown }>).map((m) => m.id),
+    ["p", 1],
+  );
+  assert.equal(connection.isInFlight("p"), false, "free again once the array is out");
+});
