@@ -327,6 +327,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   session.beginClosing();
   connection.abortAll(`the server is shutting down (${why})`);
   await connection.drain(Math.min(SHUTDOWN_GRACE_MS, Math.max(0, left() - CLOSE_RESERVE_MS)));
+  const partial = connection.sendOpenBatches();
+  if (partial > 0) log.warn(`${partial} batch ${partial === 1 ? "response was" : "responses were"} sent without the calls that did not stop in time`);
   for (const plugin of registry.plugins()) {
     try {
       await plugin.close?.();

@@ -37,6 +37,11 @@ export class BatchReply {
     private readonly maxChars = DEFAULT_MAX_BATCH_REPLY_CHARS,
   ) {}
 
+  /** The array was written (or given up on at shutdown): what comes later is not sent. */
+  get isSent(): boolean {
+    return this.sent;
+  }
+
   /** Claims an id for one of this batch's requests; false when another element already has it. */
   claim(id: RequestId): boolean {
     if (this.ids.has(id)) return false;
@@ -85,6 +90,17 @@ export class BatchReply {
   close(): void {
     this.reading = false;
     this.finishIfDone();
+  }
+
+  /**
+   * Sends the array now with what it holds, whatever is still running (a shutdown that cannot
+   * wait longer); what settles later is not sent. False when it was sent already.
+   */
+  sendNow(): boolean {
+    if (this.sent) return false;
+    this.sent = true;
+    this.send(this.texts, this.answered);
+    return true;
   }
 
   private settle(): void {

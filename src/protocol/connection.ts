@@ -109,6 +109,8 @@ export class Connection {
   private waitingBytes = 0;
   /** Set while requests are refused for a full queue: the operator is told once per episode. */
   private busy = false;
+  /** Batches whose array is not written yet. */
+  private readonly openBatches = new Set<BatchReply>();
   /** Ids answered inside a batch whose array is not written yet. */
   private readonly unsent = new Set<RequestId>();
   /** JSON-RPC batches are answered (MCP 2025-03-26) rather than refused. */
@@ -300,7 +302,8 @@ export class Connection {
       );
       return;
     }
-    const batch = new BatchReply((texts: readonly string[], answered: readonly Answered[]) => {
+    const batch: BatchReply = new BatchReply((texts: readonly string[], answered: readonly Answered[]) => {
+      this.openBatches.delete(batch);
       if (texts.length > 0) this.writer.writeBatch(texts);
       for (const { id } of answered) this.unsent.delete(id);
       for (const { id, method } of answered) this.handlers.responded?.(id, method);
@@ -308,8 +311,20 @@ export class Connection {
     // A waiting element is charged its own size, measured only if it has to wait: a share of the
     // line would let one large request among many tiny elements (invalid ones, pings,
     // notifications, none of which wait) hold the whole line while charged a thousandth of it.
+    this.openBatches.add(batch);
     for (const item of items) this.onMessage(classifyValue(item), () => Buffer.byteLength(JSON.stringify(item)), batch);
     batch.close();
+  }
+
+  /**
+   * For the end of a shutdown: a batch still waiting for a request that did not settle once
+   * aborted sends what it holds (the others' answers and shutdown errors), not nothing.
+   * Returns how many were sent so.
+   */
+  sendOpenBatches(): number {
+    let sent = 0;
+    for (const batch of [...this.openBatches]) if (batch.sendNow()) sent += 1;
+    return sent;
   }
 
   /** `bytes`: the message's size in the waiting queue's budget (a function when it costs work to know). */
@@ -469,7 +484,7 @@ export class Connection {
   private answer(id: RequestId, method: string, batch: BatchReply | undefined, message: OutgoingMessage): void {
     if (batch !== undefined) {
       // The client has no answer yet: the id stays taken until the array is written.
-      this.unsent.add(id);
+      if (!batch.isSent) this.unsent.add(id);
       batch.answer(this.serialize(message), { id, method });
       return;
     }

@@ -338,3 +338,27 @@ void test("an id answered inside a batch stays taken until the batch's array is 
   );
   assert.equal(connection.isInFlight("p"), false, "free again once the array is out");
 });
+
+void test("at the end of a shutdown a batch still waiting for a call that never settled sends what it holds, once", async () => {
+  const { connection, responses, sendBatch, answer } = setup(1);
+  connection.acceptBatches();
+  sendBatch([slow(1), { jsonrpc: "2.0", id: "p", method: "ping" }, slow(2)]);
+  await settle();
+  connection.abortAll("the server is shutting down");
+  await settle();
+  assert.equal(responses.length, 0, "call 1 ignores its abort: the array waits");
+  assert.equal(connection.sendOpenBatches(), 1);
+  await settle();
+  assert.equal(responses.length, 1);
+  const batch = responses[0] as Array<{ id: unknown; error?: { data: { reason: string } } }>;
+  assert.deepEqual(
+    batch.map((m) => m.id),
+    ["p", 2],
+  );
+  assert.equal(batch[1]!.error!.data.reason, "shutting_down");
+  assert.equal(connection.sendOpenBatches(), 0, "nothing left to send");
+  answer([1]);
+  await settle();
+  assert.equal(responses.length, 1, "a call that settles after is not sent in a second array");
+  assert.equal(connection.isInFlight(1), false, "nor is its id left taken");
+});
