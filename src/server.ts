@@ -21,6 +21,7 @@ import { createCapabilityFactory, type CapabilityFactory } from "./security/capa
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
 import { monotonicMs } from "./util/clock.js";
+import { closeInheritedFds } from "./util/inherited-fds.js";
 import { makeDirectoriesSync } from "./util/make-directories.js";
 import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
@@ -110,6 +111,10 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     for (const line of lines) log.error(`refusing to start: ${line}`);
     return 1;
   };
+
+  // Before anything can spawn: descriptors the parent left open would reach every program run.
+  const inherited = closeInheritedFds(env);
+  if (inherited.length > 0) log.info(`closed ${inherited.length} file descriptor(s) inherited from the parent (${inherited.join(", ")}), which programs run for tools would otherwise get`);
 
   try {
     makeDirectoriesSync(args.stateDir, 0o700);

@@ -5,7 +5,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ServerProcess } from "../helpers/server-process.js";
+import { SERVER_ENTRY } from "../helpers/project.js";
 import { TEST_SERVER_ENTRY, exitWithin } from "../helpers/e2e.js";
 
 const INIT = { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } };
@@ -68,5 +74,36 @@ test("a per-tool rate limit or timeout naming no tool is said at start; the serv
     assert.deepEqual((await server.request("ping")).result, {});
   } finally {
     await server.close();
+  }
+});
+
+test("a descriptor the parent leaves open (no close-on-exec) is closed at start, so no program run for a tool gets it", async (t) => {
+  if (process.platform !== "linux") {
+    t.skip("descriptors are told apart through /proc/self/fdinfo (Linux)");
+    return;
+  }
+  const stateDir = mkdtempSync(join(tmpdir(), "msl-fds-"));
+  // fd 40 of the server: one end of a socket pair, open across exec as a parent's extra descriptor
+  // is (Node marks its lowest descriptors close-on-exec at start itself, so a high one is used).
+  const FD = 40;
+  const stdio: Array<"pipe" | "ignore"> = ["pipe", "pipe", "pipe", ...Array.from({ length: FD - 3 }, () => "ignore" as const), "pipe"];
+  const child = spawn(process.execPath, [SERVER_ENTRY, "--state-dir", stateDir], { stdio });
+  try {
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const extra = (child.stdio as unknown as Socket[])[FD]!;
+    const closedByChild = new Promise<boolean>((resolve) => {
+      extra.once("end", () => resolve(true));
+      extra.once("close", () => resolve(true));
+      setTimeout(() => resolve(false), 10_000).unref();
+    });
+    extra.resume();
+    assert.equal(await closedByChild, true, `the server closed its copy while running; stderr:\n${stderr}`);
+    for (const start = Date.now(); !stderr.includes("Waiting for an MCP client") && Date.now() - start < 10_000; ) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(child.exitCode, null, "and it is still serving");
+    assert.match(stderr, /closed \d+ file descriptor\(s\) inherited from the parent \((\d+, )*40(, \d+)*\)/);
+  } finally {
+    child.kill("SIGKILL");
+    rmSync(stateDir, { recursive: true, force: true });
   }
 });
