@@ -61,9 +61,9 @@ function ownFiles(): ProtectedPath[] {
  * An exec guard whose sandbox makes /run and /var/tmp private but not /tmp (these tests keep their
  * files there, so that hiding them is what is tested), unless `privateDirs` says otherwise.
  */
-function sandboxedExec(allowed: string[], options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal } = {}) {
+function sandboxedExec(allowed: string[], options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal; userHome?: string } = {}) {
   const paths = compilePathPolicy(
-    { allowed_paths: allowed, denied_paths: ["**/secrets/**"], write_denied_paths: ["**/.git/**", "**/.config/git/**"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
+    { allowed_paths: allowed, denied_paths: ["**/secrets/**", "**/.ssh/**", "**/.env"], write_denied_paths: ["**/.git/**", "**/.config/git/**"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
     { protectedPaths: ownFiles(), homeDir: root, baseDir: root },
   );
   const compiled = compileCommandPolicy({ blocked: [], timeout: 30, max_output_bytes: 100_000, sandbox: "required" }, { PATH });
@@ -75,6 +75,7 @@ function sandboxedExec(allowed: string[], options: { timeoutMs?: number; private
     ownFiles: ownFiles(),
     homeDir: home,
     privateDirs: options.privateDirs ?? ["/run", "/var/tmp"],
+    ...(options.userHome === undefined ? {} : { userHome: options.userHome }),
   });
   return createGuardedExec(compiled, { timeoutMs: options.timeoutMs ?? 20_000, maxOutputBytes: 100_000 }, {
     homeDir: home,
@@ -140,6 +141,23 @@ void describe("ctx.exec under bubblewrap", () => {
     assert.equal(wrote.exitCode, 0, wrote.stderr);
     assert.equal(wrote.stdout, `home\n${path.join(state, "exec-home")}\n`);
     assert.equal(fs.readFileSync(path.join(ws, "made.txt"), "utf8"), "made\n");
+  });
+
+  void test("the user's home stays readable but for what denied_paths refuses there (~/.ssh, ~/.env): a program cannot hand those to the model", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const userHome = path.join(root, "user-home");
+    fs.mkdirSync(path.join(userHome, ".ssh"), { recursive: true });
+    fs.writeFileSync(path.join(userHome, ".ssh", "id_ed25519"), "PRIVATE KEY\n");
+    fs.writeFileSync(path.join(userHome, ".env"), "TOKEN=abc\n");
+    fs.writeFileSync(path.join(userHome, "notes.txt"), "plain notes\n");
+    const exec = sandboxedExec([`${ws}/**`], { userHome });
+    for (const file of [path.join(userHome, ".ssh", "id_ed25519"), path.join(userHome, ".env")]) {
+      const result = await exec("cat", [file]);
+      assert.equal(result.stdout, "", `${file} was read`);
+    }
+    assert.equal((await exec("cat", [path.join(userHome, "notes.txt")])).stdout, "plain notes\n", "the rest of the host stays readable");
+    const without = sandboxedExec([`${ws}/**`]);
+    assert.equal((await without("cat", [path.join(userHome, ".env")])).stdout, "TOKEN=abc\n", "what the option adds");
   });
 
   void test("writes outside the writable directories fail, and so do writes the guard refuses inside them", async (t) => {

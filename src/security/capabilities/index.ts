@@ -3,6 +3,7 @@
  * compiled once per server; per call, only thin wrappers bind the call's signal and
  * deadline, and they are made on first use, so a call that touches nothing pays nothing.
  */
+import { homedir } from "node:os";
 import { CapabilityDeniedError, type GuardedExec, type GuardedFetch, type GuardedFs, type PluginStorage } from "../../plugins/contract.js";
 import type { EffectivePolicy } from "../policy-types.js";
 import type { CompiledPathPolicy, ProtectedPath } from "../path-guard.js";
@@ -65,6 +66,7 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
         paths,
         ownFiles: options.ownFiles ?? [],
         homeDir: options.execHomeDir,
+        userHome: options.env.HOME || homedir(),
         ...(options.bwrapPath === undefined ? {} : { bwrapPath: options.bwrapPath }),
         ...(options.sandboxProbe === undefined ? {} : { probe: options.sandboxProbe }),
       }),

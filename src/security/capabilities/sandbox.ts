@@ -198,6 +198,11 @@ export interface ExecSandboxOptions {
   probe?: (bwrap: string | undefined) => Promise<SandboxAvailability>;
   /** Directories made private where they exist (default /tmp, /var/tmp, /run, /var/run); tests that keep their files in /tmp pass fewer. */
   privateDirs?: readonly string[];
+  /**
+   * The user's home (the server's HOME): its entries that denied_paths refuses (~/.ssh, ~/.aws,
+   * ~/.gnupg, ~/.env, ...) are hidden too, although the host is otherwise readable.
+   */
+  userHome?: string;
 }
 
 export type SpawnPlan = { readonly sandboxed: false } | { readonly sandboxed: true; readonly file: string; readonly args: readonly string[] };
@@ -276,7 +281,15 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   // An allowed directory that is not writable is visible anyway (the host is read-only), but
   // under a private directory only when bound again; never inside a writable one (that would narrow it).
   readOnly.push(...partial.filter((p) => !writable.some((w) => isInside(w, p))));
-  for (const root of writable) await scanWritable(options.paths, root, readOnly, concealed);
+  for (const root of writable) await scanEntries(options.paths, root, { readOnly, concealed });
+  // The host stays readable (programs need it), but not the secrets the policy denies in the user's
+  // home: a program allowed to read files would otherwise hand ~/.ssh/id_ed25519 to the model.
+  if (options.userHome !== undefined) {
+    const userHome = await realOf(options.userHome);
+    if (userHome !== undefined && userHome !== "/" && !writable.some((w) => isInside(w, userHome))) {
+      await scanEntries(options.paths, userHome, { concealed, skip: (entry) => writable.some((w) => isInside(w, entry)) });
+    }
+  }
   // A private directory the policy lets tools write stays the host's (bwrapArgv): its sockets are covered instead.
   for (const dir of privateDirs) if (writable.some((w) => isInside(w, dir))) await concealSockets(dir, concealed);
 
@@ -286,11 +299,16 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
 
 /**
  * Inside a writable directory, what the guard refuses to write (write_denied_paths: read-only) or
- * to touch at all (denied_paths: hidden): its entries, and those of its dot-directories (`.config/git`,
- * `.local/bin`). Deeper ones are not looked for: a walk of a whole tree per call costs too much.
- * Symbolic links are left alone: the guard judges where they lead, and a mount would follow them.
+ * to touch at all (denied_paths: hidden); in the user's home only the latter (no `readOnly`): its
+ * entries, and those of its dot-directories (`.config/git`, `.local/bin`). Deeper ones are not looked
+ * for: a walk of a whole tree per call costs too much. Symbolic links are left alone: the guard
+ * judges where they lead, and a mount would follow them. `skip`: entries scanned elsewhere.
  */
-async function scanWritable(paths: CompiledPathPolicy, root: string, readOnly: string[], concealed: HiddenPath[]): Promise<void> {
+async function scanEntries(
+  paths: CompiledPathPolicy,
+  root: string,
+  into: { readOnly?: string[]; concealed: HiddenPath[]; skip?: (entry: string) => boolean },
+): Promise<void> {
   const visit = async (dir: string, depth: number): Promise<void> => {
     let names: string[];
     try {
@@ -300,11 +318,12 @@ async function scanWritable(paths: CompiledPathPolicy, root: string, readOnly: s
     }
     for (const name of names) {
       const entry = path.join(dir, name);
+      if (into.skip?.(entry) === true) continue;
       const kind = await kindOf(entry);
       if (kind === undefined || kind === "symlink") continue;
       const rule = sandboxRuleFor(paths, entry);
-      if (rule === "denied") concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
-      else if (rule === "write-denied") readOnly.push(entry);
+      if (rule === "denied") into.concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
+      else if (rule === "write-denied" && into.readOnly !== undefined) into.readOnly.push(entry);
       else if (depth === 1 && kind === "directory" && name.startsWith(".")) await visit(entry, 2);
     }
   };
