@@ -42,7 +42,7 @@ export const USAGE = `Usage:
   mcp-secure-local check-policy FILE [--state-dir DIR]            validate a policy, print the effective policy and its SHA-256
   mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--expect-head HASH] [--json]
                                                                   verify the audit log's hash chain and signatures
-  mcp-secure-local audit tail [-n N] [FILE|DIR]                   show the last audit entries
+  mcp-secure-local audit tail [-n N] [-f] [FILE|DIR]              show the last audit entries (-f: then follow)
                                   (without FILE: the audit.log_file of --policy / the default policy, in --state-dir)
   mcp-secure-local init [--state-dir DIR] [--force]               create the state directory and an example policy; print client snippets
   mcp-secure-local --version | --help

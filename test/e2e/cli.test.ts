@@ -46,7 +46,7 @@ void describe("the command line", () => {
     assert.equal(run.code, 0);
     assert.equal(run.stderr, "");
     assert.match(run.stdout, /^Usage:/);
-    for (const command of ["check-policy FILE", "audit verify", "audit tail", "init", "--policy FILE", "--state-dir DIR"]) {
+    for (const command of ["check-policy FILE", "audit verify", "audit tail [-n N] [-f]", "init", "--policy FILE", "--state-dir DIR"]) {
       assert.ok(run.stdout.includes(command), `the usage mentions ${command}`);
     }
   });
