@@ -112,10 +112,6 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     return 1;
   };
 
-  // Before anything can spawn: descriptors the parent left open would reach every program run.
-  const inherited = closeInheritedFds(env);
-  if (inherited.length > 0) log.info(`closed ${inherited.length} file descriptor(s) inherited from the parent (${inherited.join(", ")}), which programs run for tools would otherwise get`);
-
   try {
     makeDirectoriesSync(args.stateDir, 0o700);
   } catch (error) {
@@ -154,6 +150,12 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   const builtInPolicy = !args.policyFile;
   // How programs run (`none` when no program may run at all); with a sandbox to probe, once the probe has said.
   const commandsMayRun = policy.commands.allowed === undefined || policy.commands.allowed.length > 0;
+  // Before anything can spawn: descriptors the parent left open would reach every program run. Only
+  // where programs may run: a parent may watch such a descriptor to learn when its child ends.
+  if (commandsMayRun) {
+    const inherited = closeInheritedFds(env);
+    if (inherited.length > 0) log.info(`closed ${inherited.length} file descriptor(s) inherited from the parent (${inherited.join(", ")}), which programs run for tools would otherwise get`);
+  }
   const needsProbe = commandsMayRun && policy.commands.sandbox !== "off";
   let execState: ExecStatus["commands"] = commandsMayRun ? "unsandboxed" : "none";
   let probed: Promise<void> | undefined;

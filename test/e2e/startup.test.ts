@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,7 +77,7 @@ test("a per-tool rate limit or timeout naming no tool is said at start; the serv
   }
 });
 
-test("a descriptor the parent leaves open (no close-on-exec) is closed at start, so no program run for a tool gets it", async (t) => {
+test("where programs may run, a descriptor the parent leaves open (no close-on-exec) is closed at start, so no program run for a tool gets it", async (t) => {
   if (process.platform !== "linux") {
     t.skip("descriptors are told apart through /proc/self/fdinfo (Linux)");
     return;
@@ -87,7 +87,10 @@ test("a descriptor the parent leaves open (no close-on-exec) is closed at start,
   // is (Node marks its lowest descriptors close-on-exec at start itself, so a high one is used).
   const FD = 40;
   const stdio: Array<"pipe" | "ignore"> = ["pipe", "pipe", "pipe", ...Array.from({ length: FD - 3 }, () => "ignore" as const), "pipe"];
-  const child = spawn(process.execPath, [SERVER_ENTRY, "--state-dir", stateDir], { stdio });
+  // Programs may run (only then are descriptors closed: a parent may watch one to learn when its child ends).
+  const policy = join(stateDir, "policy-exec.yaml");
+  writeFileSync(policy, 'version: "1.0"\ncommands:\n  allowed: ["true"]\n');
+  const child = spawn(process.execPath, [SERVER_ENTRY, "--state-dir", stateDir, "--policy", policy], { stdio });
   try {
     let stderr = "";
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
