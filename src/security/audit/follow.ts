@@ -13,6 +13,7 @@
  * next start's recovery removes a torn last line) is followed from its new end. Lines are
  * handed on whole; a write in progress waits for its newline.
  */
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
@@ -20,7 +21,6 @@ import { READ_FLAGS } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
 import { GENESIS_PREV } from "./entry.js";
 import { parseObjectLine } from "./file-scan.js";
-import path from "node:path";
 
 export interface FollowOptions {
   signal: AbortSignal;
@@ -84,22 +84,9 @@ export class LogFollower {
     return follower;
   }
 
-  /** Entries up to this seq were shown already (by the tail printed before following): they are not handed on. */
-  shownThrough(seq: number): void {
-    if (seq > this.lastSeq) this.lastSeq = seq;
-  }
-
   /** The lines the tail printed before following: their entries are not handed on again. */
   shown(lines: readonly string[]): void {
-    for (const line of lines) {
-      const entry = parseObjectLine(line);
-      const seq = entry?.seq;
-      if (typeof seq !== "number" || !Number.isSafeInteger(seq)) continue;
-      if (entry?.prev === GENESIS_PREV && typeof entry.hash === "string") {
-        this.chainStart = entry.hash;
-        this.lastSeq = seq;
-      } else this.shownThrough(seq);
-    }
+    for (const line of lines) this.see(line);
   }
 
   /** Hands on every event until the signal fires; then closes the file. */
@@ -173,24 +160,14 @@ export class LogFollower {
     }
     for (const segment of segmentsOf(this.file, names)) {
       if (segment.firstSeq <= this.lastSeq) continue;
-      const file = path.join(dir, segment.name);
-      let fd: number;
+      // Gone since the listing: nothing to read (a segment is never deleted by the server).
+      const open = await this.openRegular(path.join(dir, segment.name));
+      if (open === undefined) continue;
       try {
-        fd = await this.layer.open(file, READ_FLAGS);
-      } catch (err) {
-        if (errnoOf(err) === "ENOENT") continue; // gone since the listing (a segment is never deleted by us)
-        throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
-      }
-      try {
-        // A directory or device named like a segment is reported, as the active file would be.
-        const st = await this.layer.fstat(fd).catch((err: unknown) => {
-          throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
-        });
-        if (!st.isFile()) throw new AuditReadError(`${file} is not a regular file`);
-        await this.readNew({ file, fd, dev: st.dev, ino: st.ino, offset: 0 }, emit);
+        await this.readNew(open, emit);
         this.flushTorn(emit);
       } finally {
-        await this.layer.close(fd).catch(() => undefined);
+        await this.layer.close(open.fd).catch(() => undefined);
       }
     }
   }
@@ -201,22 +178,30 @@ export class LogFollower {
     if (open !== undefined) await this.layer.close(open.fd).catch(() => undefined);
   }
 
-  private async openFile(): Promise<Open | undefined> {
+  private openFile(): Promise<Open | undefined> {
+    return this.openRegular(this.file);
+  }
+
+  /**
+   * Opens a file of the log at its start; undefined when there is none. Anything but a regular
+   * file (a directory or device under a log file's name) is reported, as an unreadable one is.
+   */
+  private async openRegular(file: string): Promise<Open | undefined> {
     let fd: number;
     try {
-      fd = await this.layer.open(this.file, READ_FLAGS);
+      fd = await this.layer.open(file, READ_FLAGS);
     } catch (err) {
       if (errnoOf(err) === "ENOENT") return undefined;
-      throw new AuditReadError(`${this.file} cannot be read: ${describeFsError(err)}`, { cause: err });
+      throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
     }
     try {
       const st = await this.layer.fstat(fd);
-      if (!st.isFile()) throw new AuditReadError(`${this.file} is not a regular file`);
-      return { file: this.file, fd, dev: st.dev, ino: st.ino, offset: 0 };
+      if (!st.isFile()) throw new AuditReadError(`${file} is not a regular file`);
+      return { file, fd, dev: st.dev, ino: st.ino, offset: 0 };
     } catch (err) {
       await this.layer.close(fd).catch(() => undefined);
       if (err instanceof AuditReadError) throw err;
-      throw new AuditReadError(`${this.file} cannot be read: ${describeFsError(err)}`, { cause: err });
+      throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
     }
   }
 
@@ -316,19 +301,30 @@ export class LogFollower {
   }
 
   private emitLine(text: string, emit: (event: FollowEvent) => void): void {
+    const seen = this.see(text);
+    if (seen === "again") return;
+    if (seen === "new-chain") emit({ kind: "note", text: "a new chain starts here (the log was moved aside or removed and a server started afresh)" });
+    emit({ kind: "line", text });
+  }
+
+  /**
+   * Records a line's entry as seen: "again" when it was (its seq is not past the last one), "new-chain"
+   * when its seqs start over. The first entry of a new chain (the log moved aside and a server
+   * started afresh) is told from a second look at this chain's own first entry by its hash.
+   * A line without a seq is always "new".
+   */
+  private see(text: string): "new" | "again" | "new-chain" {
     const entry = parseObjectLine(text);
     const seq = entry?.seq;
-    if (typeof seq === "number" && Number.isSafeInteger(seq)) {
-      // The first entry of a new chain (the log moved aside and a server started afresh) starts
-      // the seqs over: told from a second look at this chain's own first entry by its hash.
-      const chainStart = entry?.prev === GENESIS_PREV && typeof entry.hash === "string" ? entry.hash : undefined;
-      if (chainStart !== undefined && chainStart !== this.chainStart) {
-        if (seq <= this.lastSeq) emit({ kind: "note", text: "a new chain starts here (the log was moved aside or removed and a server started afresh)" });
-        this.chainStart = chainStart;
-      } else if (seq <= this.lastSeq) return;
-      this.lastSeq = seq;
-    }
-    emit({ kind: "line", text });
+    if (typeof seq !== "number" || !Number.isSafeInteger(seq)) return "new";
+    const chainStart = entry?.prev === GENESIS_PREV && typeof entry.hash === "string" ? entry.hash : undefined;
+    let seen: "new" | "new-chain" = "new";
+    if (chainStart !== undefined && chainStart !== this.chainStart) {
+      if (seq <= this.lastSeq) seen = "new-chain";
+      this.chainStart = chainStart;
+    } else if (seq <= this.lastSeq) return "again";
+    this.lastSeq = seq;
+    return seen;
   }
 
   /** At a rotation, bytes after the old file's last newline will never be completed. */

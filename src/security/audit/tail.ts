@@ -118,7 +118,7 @@ export async function activeFileOf(target: string, layer: AuditFs = nodeAuditFs)
 }
 
 /** The seq of an entry's line, when it has one. */
-export function seqOf(line: string | undefined): number | undefined {
+function seqOf(line: string | undefined): number | undefined {
   const seq = line === undefined ? undefined : parseObjectLine(line)?.seq;
   return typeof seq === "number" && Number.isSafeInteger(seq) ? seq : undefined;
 }
