@@ -10,6 +10,7 @@ import { PluginRegistry } from "./plugins/registry.js";
 import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
 import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
 import { createStatusPlugin, type SecurityStatus } from "./plugins/builtin/status.js";
+import { createWebSearchPlugin, searchUrlProblem } from "./plugins/builtin/websearch/index.js";
 
 type ExecStatus = SecurityStatus["exec"];
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
@@ -164,7 +165,11 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     if (needsProbe) await probeSandbox();
     return securityStatus(audit?.status(), policySha256, builtInPolicy, { sandbox: policy.commands.sandbox, commands: execState });
   });
-  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), status, ...(options.extraPlugins ?? [])];
+  const searchUrl = env.MCP_SECURE_LOCAL_WEB_SEARCH_URL || undefined;
+  const searchProblem = searchUrl === undefined ? undefined : searchUrlProblem(searchUrl);
+  if (searchProblem !== undefined) log.error(`MCP_SECURE_LOCAL_WEB_SEARCH_URL: ${searchProblem}; web_search calls will fail until it is fixed or unset`);
+  const webSearch = createWebSearchPlugin({ ...(searchUrl === undefined ? {} : { searchUrl }), userAgent: `${SERVER_NAME}/${VERSION} (web_search)` });
+  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), webSearch, status, ...(options.extraPlugins ?? [])];
   let registry: PluginRegistry;
   let engine: SecurityEngine;
   let capabilities: CapabilityFactory;

@@ -8,8 +8,9 @@ import type { JsonObject, JsonValue, ToolDefinition } from "../../src/plugins/co
 import { createDiscoveryPlugin } from "../../src/plugins/builtin/discovery.js";
 import { TOOLS } from "../../src/plugins/builtin/bugtracker/tools.js";
 import { SECURITY_STATUS } from "../../src/plugins/builtin/status.js";
+import { WEB_SEARCH } from "../../src/plugins/builtin/websearch/index.js";
 
-export const BUILTIN_TOOLS: readonly ToolDefinition[] = [...createDiscoveryPlugin().tools, ...TOOLS, SECURITY_STATUS];
+export const BUILTIN_TOOLS: readonly ToolDefinition[] = [...createDiscoveryPlugin().tools, ...TOOLS, WEB_SEARCH, SECURITY_STATUS];
 
 /** Valid arguments for every built-in tool (each must pass). */
 export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = {
@@ -38,6 +39,7 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
     { status: "open", priority: "low", tags: ["a"], query: "crash*", sort: "relevance", limit: 10, cursor: "abc", include_history: true, project_path: "/p" },
   ],
   search_bugs_global: [{}, { query: "x", limit: 1, sort: "priority", status: "closed" }],
+  web_search: [{ query: "mcp" }, { query: "model context protocol", max_results: 20 }, { query: "x".repeat(500), max_results: 1 }],
   security_status: [{}],
 };
 

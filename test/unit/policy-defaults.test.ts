@@ -68,6 +68,7 @@ void test("the built-in default has rate limits, timeouts, limits and the audit 
   assert.equal(policy.version, "1.0");
   assert.deepEqual(policy.tools.rate_limits, {
     default: 60,
+    web_search: 20,
     init_bugtracker: 5,
     add_bug: 60,
     get_bug: 120,

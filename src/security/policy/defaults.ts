@@ -146,9 +146,11 @@ export const DEFAULT_BLOCKED_COMMANDS: readonly string[] = [
   ...COMMAND_RUNNERS,
 ];
 
-/** Calls per minute: 60 for any tool, and the seed's values for the bug tracker. */
+/** Calls per minute: 60 for any tool, and the seed's values for web search and the bug tracker. */
 export const DEFAULT_RATE_LIMITS: Readonly<Record<string, number>> = {
   default: 60,
+  // The seed's: a search engine answers an address that searches often with a bot check.
+  web_search: 20,
   init_bugtracker: 5,
   add_bug: 60,
   get_bug: 120,

@@ -1,0 +1,59 @@
+/**
+ * Text out of HTML: character references decoded, whitespace collapsed. Just enough HTML
+ * for a search results page: the markup itself is read by results-page.ts.
+ */
+
+/** The named references a results page uses; any other name is left as written. */
+const NAMED: Readonly<Record<string, string>> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00a0",
+  hellip: "\u2026",
+  mdash: "\u2014",
+  ndash: "\u2013",
+  lsquo: "\u2018",
+  rsquo: "\u2019",
+  ldquo: "\u201c",
+  rdquo: "\u201d",
+  laquo: "\u00ab",
+  raquo: "\u00bb",
+  middot: "\u00b7",
+  bull: "\u2022",
+  copy: "\u00a9",
+  reg: "\u00ae",
+  trade: "\u2122",
+  times: "\u00d7",
+  euro: "\u20ac",
+};
+
+// A named reference needs its semicolon: `?a=1&copy=2` in a URL stays as it is.
+const REFERENCE = /&(?:#([0-9]{1,8});?|#[xX]([0-9A-Fa-f]{1,7});?|([A-Za-z][A-Za-z0-9]{1,31});)/g;
+
+/** Decodes character references; one that names no character becomes U+FFFD, as a browser shows it. */
+export function decodeEntities(text: string): string {
+  if (!text.includes("&")) return text;
+  return text.replace(REFERENCE, (whole, decimal: string | undefined, hex: string | undefined, name: string | undefined) => {
+    if (name !== undefined) return NAMED[name] ?? whole;
+    const code = decimal !== undefined ? Number.parseInt(decimal, 10) : Number.parseInt(hex as string, 16);
+    if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
+    return String.fromCodePoint(code);
+  });
+}
+
+/** Runs of whitespace (no-break spaces included) as one space, ends trimmed. */
+export function collapseWhitespace(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+/** At most `max` characters, cut at a character boundary and marked with an ellipsis. */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  // Not between the two halves of a surrogate pair.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}\u2026`;
+}

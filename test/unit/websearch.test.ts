@@ -1,0 +1,273 @@
+/**
+ * The web search plugin: the results page reader (pure) and the tool over a fake `ctx.fetch`
+ * (the request it makes, the answers it turns into results or into errors a model can act on).
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CapabilityDeniedError, ToolError, type FetchRequest, type FetchResponse, type JsonObject, type ToolContext } from "../../src/plugins/contract.js";
+import { parseResultsPage, resultTarget, SNIPPET_MAX, TITLE_MAX } from "../../src/plugins/builtin/websearch/results-page.js";
+import { clip, collapseWhitespace, decodeEntities } from "../../src/plugins/builtin/websearch/html-text.js";
+import { createWebSearchPlugin, DEFAULT_SEARCH_URL, searchUrlProblem } from "../../src/plugins/builtin/websearch/index.js";
+import { createTestContext, invokeTool } from "../helpers/plugin-context.js";
+import { ROOT } from "../helpers/project.js";
+
+const LITE_PAGE = readFileSync(join(ROOT, "test", "fixtures", "websearch", "lite-results.html"), "utf8");
+const PAGE_URL = "https://lite.duckduckgo.com/lite/?q=model+context+protocol";
+
+void describe("html text", () => {
+  void test("character references: named (with their semicolon), decimal and hex; unknown names and bare ampersands stay", () => {
+    assert.equal(decodeEntities("a &amp; b &lt;c&gt; &quot;d&quot; &#39;e&#x27; &hellip;&#8230;"), "a & b <c> \"d\" 'e' \u2026\u2026");
+    assert.equal(decodeEntities("?a=1&copy=2 &unknown; AT&T"), "?a=1&copy=2 &unknown; AT&T");
+    assert.equal(decodeEntities("&#0;&#xD800;&#x110000;&#128512;"), "\ufffd\ufffd\ufffd\u{1F600}");
+  });
+
+  void test("whitespace runs (no-break spaces too) become one space; clipping marks the cut and never splits a pair", () => {
+    assert.equal(collapseWhitespace("\n  a \u00a0\t b  "), "a b");
+    assert.equal(clip("abcdef", 6), "abcdef");
+    assert.equal(clip("abcdefg", 4), "abc\u2026");
+    assert.equal(clip("ab\u{1F600}cd", 4), "ab\u2026");
+  });
+});
+
+void describe("the results page", () => {
+  void test("a Lite page: titles, unwrapped targets and snippets, in order; ads, script links and repeats dropped", () => {
+    const page = parseResultsPage(LITE_PAGE, PAGE_URL);
+    assert.equal(page.challenged, false);
+    assert.deepEqual(page.hits, [
+      {
+        title: "Specification \u2013 Model Context Protocol",
+        url: "https://modelcontextprotocol.io/specification/2025-11-25",
+        snippet: "The Model Context Protocol (MCP) is an open protocol that enables seamless integration between LLM applications & external data sources\u2026",
+      },
+      {
+        title: "Model Context Protocol \u00b7 GitHub",
+        url: "https://github.com/modelcontextprotocol",
+        snippet: "An open protocol \u2014 SDKs, the specification <and> servers.",
+      },
+      { title: "Model Context Protocol - Wikipedia", url: "https://en.wikipedia.org/wiki/Model_Context_Protocol" },
+    ]);
+  });
+
+  void test("the HTML page's markup (result__a, an <a> snippet) reads the same way", () => {
+    const html =
+      '<div class="result results_links"><h2 class="result__title"><a rel="nofollow" class="result__a" href="//duckduckgo.com/l/?uddg=https%3A%2F%2Fexample.org%2Fa%3Fx%3D1%26y%3D2">Example <b>A</b></a></h2>' +
+      '<a class="result__snippet" href="//duckduckgo.com/l/?uddg=https%3A%2F%2Fexample.org%2Fa">Snippet <b>with</b> <a>nested</a> text</a></div>';
+    assert.deepEqual(parseResultsPage(html, "https://html.duckduckgo.com/html/").hits, [
+      { title: "Example A", url: "https://example.org/a?x=1&y=2", snippet: "Snippet with nested text" },
+    ]);
+  });
+
+  void test("a page whose links carry no known class is read by their nofollow mark, as the seed did", () => {
+    const html = '<p><a href="/about">About</a><a rel="nofollow" href="https://example.net/">Example Net</a><a rel="nofollow" href="/settings">Settings</a></p>';
+    assert.deepEqual(parseResultsPage(html, PAGE_URL).hits, [{ title: "Example Net", url: "https://example.net/" }]);
+  });
+
+  void test("markup in comments, scripts and styles is not read; attributes in any quoting and order, a > inside a quoted value", () => {
+    const html =
+      '<!-- <a class="result-link" href="https://comment.example/">c</a> --><script>"<a class=result-link href=https://s.example/>s</a>"</SCRIPT >' +
+      "<A HREF=https://one.example/ CLASS=result-link>One</A>" +
+      '<a title="x > y" class="other result-link" href="https://two.example/path?a=1&amp;b=2">Two</a>';
+    assert.deepEqual(parseResultsPage(html, PAGE_URL).hits, [
+      { title: "One", url: "https://one.example/" },
+      { title: "Two", url: "https://two.example/path?a=1&b=2" },
+    ]);
+  });
+
+  void test("broken markup cannot merge results: an unclosed link ends where the next begins, an unclosed quote ends the page", () => {
+    const unclosed = '<a class="result-link" href="https://a.example/">A title<td class="result-snippet">A snippet<a class="result-link" href="https://b.example/">B</a>';
+    assert.deepEqual(parseResultsPage(unclosed, PAGE_URL).hits, [
+      { title: "A title", url: "https://a.example/", snippet: "A snippet" },
+      { title: "B", url: "https://b.example/" },
+    ]);
+    const openQuote = '<a class="result-link" href="https://a.example/">A</a><a class="result-link" href="https://b.example/>B</a>' + "<b>".repeat(1000);
+    assert.deepEqual(parseResultsPage(openQuote, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+  });
+
+  void test("a long title or snippet is clipped; an element that never closes stops gathering", () => {
+    const html = `<a class="result-link" href="https://a.example/">${"t".repeat(5000)}</a><td class="result-snippet">${"s ".repeat(50_000)}`;
+    const [hit] = parseResultsPage(html, PAGE_URL).hits;
+    assert.equal(hit?.title.length, TITLE_MAX);
+    assert.equal(hit?.snippet?.length, SNIPPET_MAX);
+    assert.ok(hit?.snippet?.endsWith("\u2026"));
+  });
+
+  // Quadratic scanning would take minutes on this page: the test's timeout is the check.
+  void test("a hostile page is read in one pass: thousands of tags that never end", { timeout: 30_000 }, () => {
+    const html = `${'<a class="result-link" href="https://a.example/">A</a>'}${"<a x='".repeat(200_000)}`;
+    assert.deepEqual(parseResultsPage(html, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+  });
+
+  void test("a bot check is told from an empty page", () => {
+    const challenge = '<form id="challenge-form" action="//duckduckgo.com/anomaly.js?sv=lite" method="POST"><div class="anomaly-modal__title">Unfortunately, bots use DuckDuckGo too.</div></form>';
+    assert.deepEqual(parseResultsPage(challenge, PAGE_URL), { hits: [], challenged: true });
+    assert.deepEqual(parseResultsPage("<table><tr><td>No results.</td></tr></table>", PAGE_URL), { hits: [], challenged: false });
+  });
+
+  void test("result targets: DuckDuckGo's redirect unwrapped, its own pages and ads dropped, only http(s) kept", () => {
+    assert.equal(resultTarget("//duckduckgo.com/l/?uddg=https%3A%2F%2Fa.example%2F%3Fq%3D1&amp;rut=x", PAGE_URL), "https://a.example/?q=1");
+    assert.equal(resultTarget("https://duckduckgo.com/l?uddg=http%3A%2F%2Fb.example", PAGE_URL), "http://b.example/");
+    assert.equal(resultTarget("//duckduckgo.com/l/?uddg=https%3A%2F%2Fduckduckgo.com%2Fy.js", PAGE_URL), undefined);
+    assert.equal(resultTarget("//duckduckgo.com/l/?uddg=javascript%3Aalert(1)", PAGE_URL), undefined);
+    assert.equal(resultTarget("//duckduckgo.com/l/?rut=only", PAGE_URL), undefined);
+    assert.equal(resultTarget("https://duckduckgo.com/y.js?ad_domain=a", PAGE_URL), undefined);
+    assert.equal(resultTarget("https://help.DuckDuckGo.com./privacy", PAGE_URL), undefined);
+    assert.equal(resultTarget("/lite/?q=next", PAGE_URL), undefined, "the next page's link is DuckDuckGo's own");
+    assert.equal(resultTarget("/docs/a", "http://127.0.0.1:8080/lite/"), "http://127.0.0.1:8080/docs/a", "relative to a mirror's page");
+    assert.equal(resultTarget("data:text/html,hi", PAGE_URL), undefined);
+    assert.equal(resultTarget("http://[::1", PAGE_URL), undefined);
+  });
+});
+
+interface FetchCall {
+  url: string;
+  request: FetchRequest | undefined;
+}
+
+/** What a fake fetch answers: a response's parts, its body as text. */
+type Answer = Partial<Omit<FetchResponse, "body">> & { body?: string };
+
+/** A context whose fetch answers with `answer` and records what it was asked. */
+function searchContext(answer: (url: string) => Answer): { ctx: ToolContext; calls: FetchCall[]; cleanup: () => void } {
+  const test = createTestContext();
+  const calls: FetchCall[] = [];
+  const ctx: ToolContext = {
+    ...test.ctx,
+    fetch: async (url, request) => {
+      calls.push({ url, request });
+      const { body = "", ...rest } = answer(url);
+      const bytes = new TextEncoder().encode(body);
+      return { status: 200, url, headers: {}, body: bytes, text: () => body, ...rest };
+    },
+  };
+  return { ctx, calls, cleanup: () => test.cleanup() };
+}
+
+void describe("the web_search tool", () => {
+  const plugin = createWebSearchPlugin({ userAgent: "mcp-secure-local/test (web_search)" });
+
+  void test("asks the Lite page with the query in q, as a GET with its own limits, and returns the first max_results hits", async () => {
+    const { ctx, calls, cleanup } = searchContext(() => ({ body: LITE_PAGE }));
+    try {
+      const result = await invokeTool(plugin, "web_search", { query: "  model context & protocol?  ", max_results: 2 }, ctx);
+      assert.equal(result.isError, false);
+      assert.deepEqual(result.structured?.query, "model context & protocol?");
+      assert.equal(result.structured?.source, "lite.duckduckgo.com");
+      assert.deepEqual(
+        (result.structured?.results as JsonObject[]).map((hit) => hit.url),
+        ["https://modelcontextprotocol.io/specification/2025-11-25", "https://github.com/modelcontextprotocol"],
+      );
+      assert.equal(calls.length, 1);
+      const asked = new URL(calls[0]!.url);
+      assert.equal(`${asked.origin}${asked.pathname}`, DEFAULT_SEARCH_URL);
+      assert.equal(asked.searchParams.get("q"), "model context & protocol?");
+      const request = calls[0]!.request!;
+      assert.equal(request.method, "GET");
+      assert.equal(request.headers?.["user-agent"], "mcp-secure-local/test (web_search)");
+      assert.ok(request.maxBytes !== undefined && request.maxBytes <= 2 * 1024 * 1024);
+      assert.ok(request.maxRedirects !== undefined && request.maxRedirects <= 3);
+    } finally {
+      cleanup();
+    }
+  });
+
+  void test("max_results defaults to 5; a page without results is an empty list, not an error", async () => {
+    const many = Array.from({ length: 9 }, (_, i) => `<a class="result-link" href="https://r${i}.example/">R${i}</a>`).join("");
+    const { ctx, cleanup } = searchContext((url) => ({ body: new URL(url).searchParams.get("q") === "none" ? "<p>No results.</p>" : many }));
+    try {
+      const five = await invokeTool(plugin, "web_search", { query: "many" }, ctx);
+      assert.equal((five.structured?.results as JsonObject[]).length, 5);
+      const none = await invokeTool(plugin, "web_search", { query: "none" }, ctx);
+      assert.deepEqual(none.structured?.results, []);
+      assert.equal(none.isError, false);
+    } finally {
+      cleanup();
+    }
+  });
+
+  void test("the source named is the host that answered, after redirects", async () => {
+    const { ctx, cleanup } = searchContext(() => ({ body: LITE_PAGE, url: "https://mirror.example:8443/lite/?q=x" }));
+    try {
+      assert.equal((await invokeTool(plugin, "web_search", { query: "x" }, ctx)).structured?.source, "mirror.example:8443");
+    } finally {
+      cleanup();
+    }
+  });
+
+  void test("a bot check (by status or by page) and other statuses are errors that say what to do", async () => {
+    const cases: Array<[Answer, string, RegExp]> = [
+      [{ status: 202, body: "" }, "SEARCH_BLOCKED", /bot check \(HTTP 202\).*wait a few minutes/],
+      [{ status: 429 }, "SEARCH_BLOCKED", /HTTP 429/],
+      [{ status: 200, body: '<form action="//duckduckgo.com/anomaly.js"></form>' }, "SEARCH_BLOCKED", /bot check \(HTTP 200\)/],
+      [{ status: 500 }, "SEARCH_FAILED", /lite\.duckduckgo\.com answered HTTP 500; try again later/],
+    ];
+    for (const [answer, code, message] of cases) {
+      const { ctx, cleanup } = searchContext(() => answer);
+      try {
+        const result = await invokeTool(plugin, "web_search", { query: "q" }, ctx);
+        assert.equal(result.isError, true);
+        assert.equal(result.code, code);
+        assert.match(result.text ?? "", message);
+      } finally {
+        cleanup();
+      }
+    }
+  });
+
+  void test("a policy refusal passes through unchanged (the engine audits it as denied); a network failure is said as the search's", async () => {
+    const test = createTestContext();
+    try {
+      const denied = await invokeTool(plugin, "web_search", { query: "q" }, test.ctx);
+      assert.equal(denied.code, "EGRESS_DENIED");
+      const failing: ToolContext = { ...test.ctx, fetch: () => Promise.reject(new ToolError("could not resolve lite.duckduckgo.com: ENOTFOUND", "EGRESS_DNS_FAILED")) };
+      const failed = await invokeTool(plugin, "web_search", { query: "q" }, failing);
+      assert.equal(failed.code, "EGRESS_DNS_FAILED");
+      assert.equal(failed.text, "the search failed: could not resolve lite.duckduckgo.com: ENOTFOUND");
+      const timedOut: ToolContext = { ...test.ctx, fetch: () => Promise.reject(new CapabilityDeniedError("EGRESS_TIMEOUT", "took too long")) };
+      assert.equal((await invokeTool(plugin, "web_search", { query: "q" }, timedOut)).code, "EGRESS_TIMEOUT");
+    } finally {
+      test.cleanup();
+    }
+  });
+
+  void test("a blank query is refused before anything is sent", async () => {
+    const { ctx, calls, cleanup } = searchContext(() => ({ body: LITE_PAGE }));
+    try {
+      const result = await invokeTool(plugin, "web_search", { query: " \t " }, ctx);
+      assert.equal(result.code, "INVALID_ARGUMENT");
+      assert.equal(calls.length, 0);
+    } finally {
+      cleanup();
+    }
+  });
+
+  void test("another search URL is used as given (the query added to its own parameters); a bad one fails every call, saying why", async () => {
+    const mirror = createWebSearchPlugin({ searchUrl: "http://127.0.0.1:8080/lite/?kl=de-de", userAgent: "ua" });
+    const { ctx, calls, cleanup } = searchContext(() => ({ body: LITE_PAGE }));
+    try {
+      await invokeTool(mirror, "web_search", { query: "a b" }, ctx);
+      assert.equal(calls[0]?.url, "http://127.0.0.1:8080/lite/?kl=de-de&q=a+b");
+      const broken = createWebSearchPlugin({ searchUrl: "file:///etc/passwd", userAgent: "ua" });
+      const result = await invokeTool(broken, "web_search", { query: "q" }, ctx);
+      assert.equal(result.code, "SEARCH_MISCONFIGURED");
+      assert.match(result.text ?? "", /file: is not http or https.*MCP_SECURE_LOCAL_WEB_SEARCH_URL/);
+      assert.equal(calls.length, 1);
+    } finally {
+      cleanup();
+    }
+    assert.equal(searchUrlProblem("https://user:pw@search.example/"), "it carries a user name or password");
+    assert.match(searchUrlProblem("not a url") ?? "", /is not a URL/);
+    assert.equal(searchUrlProblem(DEFAULT_SEARCH_URL), undefined);
+  });
+
+  void test("the plugin has one tool and refuses any other name", async () => {
+    assert.deepEqual(plugin.tools.map((tool) => tool.name), ["web_search"]);
+    const test = createTestContext();
+    try {
+      assert.equal((await invokeTool(plugin, "web_fetch", {}, test.ctx)).code, "UNKNOWN_TOOL");
+    } finally {
+      test.cleanup();
+    }
+  });
+});
