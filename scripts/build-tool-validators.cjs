@@ -69,10 +69,11 @@ async function main() {
   const { GENERATED_TOOL_VALIDATORS_FILE } = await load("security/validation.js");
   const { createStatusPlugin } = await load("plugins/builtin/status.js");
   const { createWebSearchPlugin } = await load("plugins/builtin/websearch/index.js");
+  const { createFilesPlugin } = await load("plugins/builtin/files/index.js");
   const status = createStatusPlugin(() => {
     throw new Error("not called at build time");
   });
-  const source = await generate([...createDiscoveryPlugin().tools, ...createBugtrackerPlugin().tools, ...createWebSearchPlugin({ userAgent: "build" }).tools, ...status.tools]);
+  const source = await generate([...createDiscoveryPlugin().tools, ...createBugtrackerPlugin().tools, ...createFilesPlugin().tools, ...createWebSearchPlugin({ userAgent: "build" }).tools, ...status.tools]);
   writeFileSync(join(DIST, "security", GENERATED_TOOL_VALIDATORS_FILE), source);
 }
 

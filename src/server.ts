@@ -11,6 +11,7 @@ import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
 import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
 import { createStatusPlugin, type SecurityStatus } from "./plugins/builtin/status.js";
 import { createWebSearchPlugin, searchUrlProblem } from "./plugins/builtin/websearch/index.js";
+import { createFilesPlugin } from "./plugins/builtin/files/index.js";
 
 type ExecStatus = SecurityStatus["exec"];
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
@@ -169,7 +170,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   const searchProblem = searchUrl === undefined ? undefined : searchUrlProblem(searchUrl);
   if (searchProblem !== undefined) log.error(`MCP_SECURE_LOCAL_WEB_SEARCH_URL: ${searchProblem}; web_search calls will fail until it is fixed or unset`);
   const webSearch = createWebSearchPlugin({ ...(searchUrl === undefined ? {} : { searchUrl }), userAgent: `${SERVER_NAME}/${VERSION} (web_search)` });
-  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), webSearch, status, ...(options.extraPlugins ?? [])];
+  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), createFilesPlugin(), webSearch, status, ...(options.extraPlugins ?? [])];
   let registry: PluginRegistry;
   let engine: SecurityEngine;
   let capabilities: CapabilityFactory;

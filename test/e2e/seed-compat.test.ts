@@ -36,7 +36,7 @@ void describe("the seed's shipped policy", () => {
         ["add_bug", "close_bug", "get_bug", "init_bugtracker", "list_bugs", "search_bugs_global", "update_bug"],
       );
       const categories = expectStructured(await server.callTool("list_categories", {}));
-      assert.deepEqual((categories.categories as Message[]).map((category) => category.category), ["discovery", "bugtracker", "websearch", "status"]);
+      assert.deepEqual((categories.categories as Message[]).map((category) => category.category), ["discovery", "bugtracker", "files", "websearch", "status"]);
       // The seed's web_search, with its two arguments (calling it would search the real web).
       const web = expectStructured(await server.callTool("search_tools", { query: "search the web", detail_level: "full" }));
       const webSearch = (web.results as Message[]).find((tool) => tool.name === "web_search");

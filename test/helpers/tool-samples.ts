@@ -9,8 +9,9 @@ import { createDiscoveryPlugin } from "../../src/plugins/builtin/discovery.js";
 import { TOOLS } from "../../src/plugins/builtin/bugtracker/tools.js";
 import { SECURITY_STATUS } from "../../src/plugins/builtin/status.js";
 import { WEB_SEARCH } from "../../src/plugins/builtin/websearch/index.js";
+import { TOOLS as FILE_TOOLS } from "../../src/plugins/builtin/files/tools.js";
 
-export const BUILTIN_TOOLS: readonly ToolDefinition[] = [...createDiscoveryPlugin().tools, ...TOOLS, WEB_SEARCH, SECURITY_STATUS];
+export const BUILTIN_TOOLS: readonly ToolDefinition[] = [...createDiscoveryPlugin().tools, ...TOOLS, ...FILE_TOOLS, WEB_SEARCH, SECURITY_STATUS];
 
 /** Valid arguments for every built-in tool (each must pass). */
 export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = {
@@ -39,6 +40,15 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
     { status: "open", priority: "low", tags: ["a"], query: "crash*", sort: "relevance", limit: 10, cursor: "abc", include_history: true, project_path: "/p" },
   ],
   search_bugs_global: [{}, { query: "x", limit: 1, sort: "priority", status: "closed" }],
+  list_directory: [{ path: "/data" }, { path: "~/notes", offset: 200, limit: 1000 }],
+  read_file: [{ path: "a.txt" }, { path: "/data/scan.pdf", offset: 0, length: 4096, encoding: "base64" }],
+  file_info: [{ path: "/data" }],
+  search_files: [
+    { path: "." },
+    { path: "/data", pattern: "**/*.md", contains: "TODO", case_sensitive: true, include_hidden: true, max_depth: 32, max_results: 1000 },
+  ],
+  write_file: [{ path: "out.txt", content: "" }, { path: "/data/log.txt", content: "line\n", mode: "append" }],
+  create_directory: [{ path: "/data/a/b" }],
   web_search: [{ query: "mcp" }, { query: "model context protocol", max_results: 20 }, { query: "x".repeat(500), max_results: 1 }],
   security_status: [{}],
 };

@@ -81,9 +81,12 @@ void describe("the build's validators", { skip: !compiledRun && "needs make buil
         const verdict = precompiled.validateInput(def.name, args);
         assert.equal(verdict.ok, true, `${def.name} ${JSON.stringify(args)}: ${verdict.ok ? "" : verdict.message}`);
         assert.deepEqual(verdict, runtime.validateInput(def.name, args));
-        const projectPath = args.project_path;
-        const expected = typeof projectPath === "string" ? [{ pointer: "/project_path", value: projectPath, access: "read" }] : [];
-        assert.deepEqual(verdict.ok && verdict.paths, expected, `${def.name}: project_path is collected`);
+        // The built-in tools mark paths at the top level only (project_path, path).
+        const properties = (def.inputSchema.properties ?? {}) as Record<string, JsonObject>;
+        const expected = Object.entries(properties)
+          .filter(([name, schema]) => schema["x-path"] !== undefined && typeof args[name] === "string")
+          .map(([name, schema]) => ({ pointer: `/${name}`, value: args[name], access: schema["x-path"] }));
+        assert.deepEqual(verdict.ok && verdict.paths, expected, `${def.name}: its paths are collected`);
         for (const variant of [...variants(args), sample(def.inputSchema) as JsonObject]) {
           const a = precompiled.validateInput(def.name, variant);
           assert.deepEqual(a, runtime.validateInput(def.name, variant), `${def.name} ${JSON.stringify(variant).slice(0, 200)}`);

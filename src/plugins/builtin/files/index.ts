@@ -1,0 +1,165 @@
+/**
+ * The files plugin: list, read, look up, search, write and make directories, on the
+ * machine's own files, within what the filesystem policy allows. Everything goes through
+ * `ctx.fs`, which applies the policy (allowed and denied paths, the server's own files,
+ * write-denied names, size caps) on every use and verifies what it opened; this plugin adds
+ * paging, text decoding and the search walk.
+ */
+import { dirname } from "node:path";
+import {
+  structured,
+  ToolError,
+  type FileInfo,
+  type JsonObject,
+  type Plugin,
+  type ToolContext,
+  type ToolOutcome,
+} from "../../contract.js";
+import { searchFiles } from "./search.js";
+import { decodeTextPart } from "./text.js";
+import { LIMITS, TOOL_NAMES, TOOLS, type ToolName } from "./tools.js";
+
+type Handler = (args: JsonObject, ctx: ToolContext) => Promise<ToolOutcome>;
+
+const HANDLERS: Readonly<Record<ToolName, Handler>> = {
+  list_directory: listDirectory,
+  read_file: readFile,
+  file_info: fileInfo,
+  search_files: async (args, ctx) => structured((await searchFiles(args, ctx)) as unknown as JsonObject),
+  write_file: writeFile,
+  create_directory: createDirectory,
+};
+
+export function createFilesPlugin(): Plugin {
+  return {
+    name: "files",
+    version: "1.0.0",
+    description: "The machine's own files, within the filesystem policy: list, read, search, write, make directories.",
+    tools: TOOLS,
+    async execute(tool: string, args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+      if (!(TOOL_NAMES as readonly string[]).includes(tool)) throw new ToolError(`the files plugin has no tool "${tool}"`, "UNKNOWN_TOOL");
+      return HANDLERS[tool as ToolName](args, ctx);
+    },
+  };
+}
+
+async function listDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  const path = args.path as string;
+  const offset = integer(args.offset, 0);
+  const limit = integer(args.limit, LIMITS.listDefault);
+  const root = await ctx.fs.resolve(path, "read");
+  const all = await ctx.fs.list(path);
+  const page = all.slice(offset, offset + limit);
+  const entries = await Promise.all(
+    page.map(async (entry): Promise<JsonObject> => {
+      if (entry.kind !== "file") return { name: entry.name, kind: entry.kind };
+      // Sizes are a courtesy: a file that went away or turned special meanwhile is listed without one.
+      const size = await ctx.fs.stat(childOf(root, entry.name)).then((info) => info.size, () => undefined);
+      return size === undefined ? { name: entry.name, kind: entry.kind } : { name: entry.name, kind: entry.kind, size };
+    }),
+  );
+  const next = offset + page.length;
+  return structured({ path: root, entries, total: all.length, ...(next < all.length ? { next_offset: next } : {}) });
+}
+
+async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  const path = args.path as string;
+  const offset = integer(args.offset, 0);
+  const length = integer(args.length, LIMITS.readDefault);
+  const encoding = args.encoding === "base64" ? "base64" : "utf8";
+  const info = await ctx.fs.stat(path);
+  if (info.kind === "directory") throw new ToolError(`${quoted(path)} is a directory; use list_directory`, "PATH_IS_DIRECTORY");
+  const bytes = offset >= info.size ? new Uint8Array(0) : await ctx.fs.readBytes(path, { offset, length });
+  const end = offset + bytes.byteLength;
+  if (encoding === "base64") {
+    const content = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+    return structured({ path: info.path, size: info.size, offset, bytes: bytes.byteLength, encoding, content, ...(end < info.size ? { next_offset: end } : {}) });
+  }
+  const part = decodeTextPart(bytes, offset > 0, end < info.size);
+  if (!part.ok) {
+    throw new ToolError(
+      part.reason === "too_short"
+        ? `${quoted(path)}: ${length} byte(s) from offset ${offset} do not hold a whole character; ask for at least 4`
+        : `${quoted(path)} is not UTF-8 text (${part.reason === "nul" ? "it holds NUL bytes" : "invalid UTF-8"}); read it with encoding "base64"`,
+      part.reason === "too_short" ? "FS_INVALID_ARGUMENT" : "FILE_NOT_TEXT",
+    );
+  }
+  const start = offset + part.skipped;
+  const stop = start + part.bytes;
+  return structured({
+    path: info.path,
+    size: info.size,
+    offset: start,
+    bytes: part.bytes,
+    encoding,
+    content: part.text,
+    ...(stop < info.size ? { next_offset: stop } : {}),
+  });
+}
+
+async function fileInfo(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  return structured(describe(await ctx.fs.stat(args.path as string)));
+}
+
+async function writeFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  const mode = args.mode === "overwrite" || args.mode === "append" ? args.mode : "create";
+  const content = args.content as string;
+  let info: FileInfo;
+  try {
+    info = await ctx.fs.writeFile(args.path as string, content, mode === "create" ? { exclusive: true } : mode === "append" ? { append: true } : {});
+  } catch (error) {
+    if (error instanceof ToolError && error.code === "PATH_EXISTS" && mode === "create") {
+      throw new ToolError(`${quoted(args.path as string)} already exists; pass mode "overwrite" to replace it or "append" to add to it`, "PATH_EXISTS");
+    }
+    throw error;
+  }
+  return structured({ path: info.path, bytes_written: Buffer.byteLength(content, "utf8"), size: info.size, mode });
+}
+
+async function createDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  const target = await ctx.fs.resolve(args.path as string, "write");
+  const created: string[] = [];
+  await makeDirectory(target, ctx, created, 0);
+  return structured({ path: target, created });
+}
+
+/** Makes `dir`, its missing parents first; each `mkdir` is checked by the policy on its own. */
+async function makeDirectory(dir: string, ctx: ToolContext, created: string[], depth: number): Promise<void> {
+  try {
+    created.push((await ctx.fs.mkdir(dir)).path);
+  } catch (error) {
+    if (!(error instanceof ToolError)) throw error;
+    if (error.code === "PATH_EXISTS") {
+      const info = await ctx.fs.stat(dir);
+      if (info.kind !== "directory") throw new ToolError(`${quoted(dir)} exists and is not a directory`, "PATH_NOT_DIRECTORY");
+      return;
+    }
+    const parent = dirname(dir);
+    // The parent is missing: make it, then this one. Bounded by the path's own depth.
+    if (error.code !== "PATH_NOT_FOUND" || parent === dir || depth > LIMITS.pathMax / 2) throw error;
+    await makeDirectory(parent, ctx, created, depth + 1);
+    created.push((await ctx.fs.mkdir(dir)).path);
+  }
+}
+
+function describe(info: FileInfo): JsonObject {
+  return {
+    path: info.path,
+    kind: info.kind,
+    size: info.size,
+    modified: new Date(info.mtimeMs).toISOString(),
+    mode: `0${(info.mode & 0o7777).toString(8).padStart(3, "0")}`,
+  };
+}
+
+function childOf(dir: string, name: string): string {
+  return dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+function integer(value: unknown, fallback: number): number {
+  return typeof value === "number" && Number.isSafeInteger(value) ? value : fallback;
+}
+
+function quoted(path: string): string {
+  return JSON.stringify(path.length > 300 ? `${path.slice(0, 300)}…` : path);
+}

@@ -1,0 +1,64 @@
+/**
+ * The files tools over real pipes: a policy that allows one folder, the engine checking every
+ * path argument before the plugin runs, the server's own files out of reach whatever the policy
+ * says, and the audit log holding each call.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ServerProcess, type Message } from "../helpers/server-process.js";
+import { auditEntries, expectStructured, expectToolError, tempDir } from "../helpers/e2e.js";
+
+void describe("the files tools", () => {
+  test("list, read, search and write inside the allowed folder; outside it, and the server's own files, refused", async () => {
+    const data = realpathSync(tempDir("msl-files-e2e-"));
+    mkdirSync(join(data, "records"));
+    writeFileSync(join(data, "records", "visit.md"), "Patient seen.\nFollow-up: two weeks.\n");
+    const policy = [
+      'version: "1.0"',
+      "filesystem:",
+      `  allowed_paths: ["${data}/**", "\${STATE_DIR}/**"]`,
+      "",
+    ].join("\n");
+    const server = await ServerProcess.initialized({ policy, env: { MCP_PROJECT_PATH: data } });
+    try {
+      const listed = expectStructured(await server.callTool("list_directory", { path: "records" }));
+      assert.deepEqual(listed.entries, [{ name: "visit.md", kind: "file", size: 36 }]);
+      const read = expectStructured(await server.callTool("read_file", { path: "records/visit.md" }));
+      assert.equal(read.content, "Patient seen.\nFollow-up: two weeks.\n");
+      const found = expectStructured(await server.callTool("search_files", { path: ".", contains: "follow-up" }));
+      assert.deepEqual(found.results, [{ path: "records/visit.md", kind: "file", matches: [{ line: 2, text: "Follow-up: two weeks." }] }]);
+      expectStructured(await server.callTool("create_directory", { path: "summaries/2026" }));
+      expectStructured(await server.callTool("write_file", { path: "summaries/2026/visit.txt", content: "Seen; follow up in two weeks.\n" }));
+      assert.equal(readFileSync(join(data, "summaries", "2026", "visit.txt"), "utf8"), "Seen; follow up in two weeks.\n");
+
+      // Refused by the engine's path check, before the plugin runs.
+      expectToolError(await server.callTool("read_file", { path: "/etc/passwd" }), /outside the directories the filesystem policy allows/);
+      // The state directory is allowed by the policy, but the audit log and the keys are the server's own.
+      expectToolError(await server.callTool("read_file", { path: join(server.stateDir, "audit", "audit.log") }), /server/);
+      const state = await server.callTool("list_directory", { path: server.stateDir });
+      const names = (state.result?.structuredContent?.entries as Message[] | undefined)?.map((entry) => entry.name) ?? [];
+      assert.ok(!names.includes("audit") && !names.includes("keys"), `the server's own entries are not listed: ${names.join(", ")}`);
+
+      const calls = auditEntries(server.stateDir).filter((entry) => entry.event === "tool_call").map((entry) => entry.tool);
+      for (const tool of ["list_directory", "read_file", "search_files", "create_directory", "write_file"]) assert.ok(calls.includes(tool), tool);
+      assert.deepEqual(server.problems, []);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("under the built-in policy only the state directory's workspace is open", async () => {
+    const server = await ServerProcess.initialized();
+    try {
+      const workspace = join(server.stateDir, "workspace");
+      expectStructured(await server.callTool("write_file", { path: join(workspace, "note.txt"), content: "hello\n" }));
+      const read = expectStructured(await server.callTool("read_file", { path: join(workspace, "note.txt") }));
+      assert.equal(read.content, "hello\n");
+      expectToolError(await server.callTool("list_directory", { path: server.home }), /outside the directories the filesystem policy allows/);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,0 +1,281 @@
+/**
+ * The files plugin over the real guarded filesystem (`ctx.fs` as the server builds it) in a
+ * temp directory: what each tool returns, how it pages, how text is cut and refused, and that
+ * the policy's refusals come through as they are.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { JsonObject, ToolContext } from "../../src/plugins/contract.js";
+import { createGuardedFs } from "../../src/security/capabilities/fs.js";
+import { compilePathPolicy } from "../../src/security/path-guard.js";
+import { createFilesPlugin } from "../../src/plugins/builtin/files/index.js";
+import { decodeTextPart } from "../../src/plugins/builtin/files/text.js";
+import { createTestContext, invokeTool, type TestContext, type ToolCallResult } from "../helpers/plugin-context.js";
+
+const plugin = createFilesPlugin();
+const A_MD = "# Title\nTODO: call the clinic\nnothing here\ntodo again\n";
+const A_MD_BYTES = Buffer.byteLength(A_MD);
+let tmp = "";
+let root = "";
+let harness: TestContext;
+let ctx: ToolContext;
+
+before(() => {
+  tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "msl-files-")));
+  root = path.join(tmp, "root");
+  fs.mkdirSync(path.join(root, "notes", "2026"), { recursive: true });
+  fs.mkdirSync(path.join(root, "secrets"));
+  fs.mkdirSync(path.join(root, ".hidden"));
+  fs.mkdirSync(path.join(root, ".git"));
+  fs.mkdirSync(path.join(tmp, "outside"));
+  fs.writeFileSync(path.join(root, "notes", "a.md"), A_MD);
+  fs.writeFileSync(path.join(root, "notes", "2026", "b.md"), "deep TODO\n");
+  fs.writeFileSync(path.join(root, "notes", "c.txt"), "plain text, no marker\n");
+  fs.writeFileSync(path.join(root, "notes", "image.bin"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0x54, 0x4f, 0x44, 0x4f]));
+  fs.writeFileSync(path.join(root, "secrets", "key.txt"), "TODO secret\n");
+  fs.writeFileSync(path.join(root, ".hidden", "h.md"), "TODO hidden\n");
+  fs.writeFileSync(path.join(root, "unicode.txt"), "héllo wörld €\n");
+  fs.writeFileSync(path.join(tmp, "outside", "x.txt"), "outside\n");
+  const compiled = compilePathPolicy(
+    {
+      allowed_paths: [`${root}/**`],
+      denied_paths: ["**/secrets/**"],
+      write_denied_paths: ["**/.git/**"],
+      max_read_bytes: 64 * 1024,
+      max_write_bytes: 1024,
+    },
+    { baseDir: root, homeDir: root },
+  );
+  harness = createTestContext();
+  ctx = { ...harness.ctx, fs: createGuardedFs(compiled, { maxReadBytes: 64 * 1024, maxWriteBytes: 1024 }) };
+});
+
+after(() => {
+  harness.cleanup();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function call(tool: string, args: JsonObject, context: ToolContext = ctx): Promise<ToolCallResult> {
+  return invokeTool(plugin, tool, args, context);
+}
+
+function ok(result: ToolCallResult): JsonObject {
+  assert.equal(result.isError, false, result.text);
+  return result.structured as JsonObject;
+}
+
+void describe("list_directory", () => {
+  test("names, kinds and file sizes, sorted; denied entries left out; relative paths from the session's base", async () => {
+    const listed = ok(await call("list_directory", { path: "notes" }));
+    assert.equal(listed.path, path.join(root, "notes"));
+    assert.deepEqual(listed.entries, [
+      { name: "2026", kind: "directory" },
+      { name: "a.md", kind: "file", size: A_MD_BYTES },
+      { name: "c.txt", kind: "file", size: 22 },
+      { name: "image.bin", kind: "file", size: 10 },
+    ]);
+    assert.equal(listed.total, 4);
+    assert.equal(listed.next_offset, undefined);
+    const top = ok(await call("list_directory", { path: root }));
+    assert.ok(!(top.entries as JsonObject[]).some((entry) => entry.name === "secrets"), "a denied directory is not listed");
+  });
+
+  test("pages with offset and limit", async () => {
+    const first = ok(await call("list_directory", { path: "notes", limit: 3 }));
+    assert.deepEqual((first.entries as JsonObject[]).map((entry) => entry.name), ["2026", "a.md", "c.txt"]);
+    assert.equal(first.next_offset, 3);
+    const second = ok(await call("list_directory", { path: "notes", offset: 3, limit: 3 }));
+    assert.deepEqual((second.entries as JsonObject[]).map((entry) => entry.name), ["image.bin"]);
+    assert.equal(second.next_offset, undefined);
+  });
+
+  test("the policy's refusals come through with their codes; a file is not a directory", async () => {
+    assert.equal((await call("list_directory", { path: path.join(tmp, "outside") })).code, "PATH_OUTSIDE_ROOTS");
+    assert.equal((await call("list_directory", { path: "secrets" })).code, "PATH_DENIED");
+    assert.equal((await call("list_directory", { path: "notes/a.md" })).code, "PATH_NOT_DIRECTORY");
+  });
+});
+
+void describe("read_file", () => {
+  test("text from the start, whole: no next_offset", async () => {
+    const read = ok(await call("read_file", { path: "notes/a.md" }));
+    assert.deepEqual(read, {
+      path: path.join(root, "notes", "a.md"),
+      size: A_MD_BYTES,
+      offset: 0,
+      bytes: A_MD_BYTES,
+      encoding: "utf8",
+      content: A_MD,
+    });
+  });
+
+  test("parts never split a character: a start inside one moves past it, an end inside one leaves it for the next part", async () => {
+    // "héllo": é is bytes 1-2. Reading 2 bytes from 0 ends inside it.
+    const first = ok(await call("read_file", { path: "unicode.txt", length: 2 }));
+    assert.deepEqual([first.content, first.bytes, first.next_offset], ["h", 1, 1]);
+    const second = ok(await call("read_file", { path: "unicode.txt", offset: 1, length: 5 }));
+    assert.deepEqual([second.content, second.offset, second.next_offset], ["éllo", 1, 6]);
+    const inside = ok(await call("read_file", { path: "unicode.txt", offset: 2, length: 4 }));
+    assert.deepEqual([inside.content, inside.offset], ["llo", 3]);
+    // Walking the file part by part gives it back whole.
+    let text = "";
+    let offset: number | undefined = 0;
+    while (offset !== undefined) {
+      const part = ok(await call("read_file", { path: "unicode.txt", offset, length: 4 }));
+      text += part.content as string;
+      offset = part.next_offset as number | undefined;
+    }
+    assert.equal(text, fs.readFileSync(path.join(root, "unicode.txt"), "utf8"));
+  });
+
+  test("a part too short for one character, a binary file, and a directory are refused with what to do", async () => {
+    const euro = Buffer.byteLength("héllo wörld ");
+    const short = await call("read_file", { path: "unicode.txt", offset: euro, length: 2 });
+    assert.equal(short.code, "FS_INVALID_ARGUMENT");
+    assert.match(short.text ?? "", /at least 4/);
+    const binary = await call("read_file", { path: "notes/image.bin" });
+    assert.equal(binary.code, "FILE_NOT_TEXT");
+    assert.match(binary.text ?? "", /base64/);
+    assert.equal((await call("read_file", { path: "notes" })).code, "PATH_IS_DIRECTORY");
+  });
+
+  test("base64 gives the bytes as they are, paged the same way", async () => {
+    const read = ok(await call("read_file", { path: "notes/image.bin", encoding: "base64", length: 6 }));
+    assert.equal(Buffer.from(read.content as string, "base64").toString("hex"), "89504e470000");
+    assert.equal(read.next_offset, 6);
+    const rest = ok(await call("read_file", { path: "notes/image.bin", encoding: "base64", offset: 6 }));
+    assert.equal(Buffer.from(rest.content as string, "base64").toString("latin1"), "TODO");
+    assert.equal(rest.next_offset, undefined);
+  });
+
+  test("an offset past the end reads nothing; the policy's read cap shortens a part and says where to go on", async () => {
+    const past = ok(await call("read_file", { path: "notes/a.md", offset: 1000 }));
+    assert.deepEqual([past.content, past.bytes, past.next_offset], ["", 0, undefined]);
+    fs.writeFileSync(path.join(root, "big.txt"), "x".repeat(100 * 1024));
+    try {
+      const capped = ok(await call("read_file", { path: "big.txt", length: 1_000_000 }));
+      assert.equal(capped.bytes, 64 * 1024);
+      assert.equal(capped.next_offset, 64 * 1024);
+    } finally {
+      fs.rmSync(path.join(root, "big.txt"));
+    }
+  });
+
+  test("a denied file is refused", async () => {
+    assert.equal((await call("read_file", { path: "secrets/key.txt" })).code, "PATH_DENIED");
+  });
+});
+
+void describe("file_info", () => {
+  test("kind, size, time and mode", async () => {
+    fs.chmodSync(path.join(root, "notes", "c.txt"), 0o640);
+    const when = new Date("2026-03-04T05:06:07.000Z");
+    fs.utimesSync(path.join(root, "notes", "c.txt"), when, when);
+    const info = ok(await call("file_info", { path: "notes/c.txt" }));
+    assert.equal(info.kind, "file");
+    assert.equal(info.size, 22);
+    assert.equal(info.mode, "0640");
+    assert.equal(info.modified, "2026-03-04T05:06:07.000Z");
+    assert.equal(ok(await call("file_info", { path: "notes" })).kind, "directory");
+    assert.equal((await call("file_info", { path: "notes/none" })).code, "PATH_NOT_FOUND");
+  });
+});
+
+void describe("search_files", () => {
+  test("by name: a glob on the relative path, hidden names and denied directories skipped", async () => {
+    const found = ok(await call("search_files", { path: ".", pattern: "**/*.md" }));
+    assert.deepEqual((found.results as JsonObject[]).map((result) => result.path).sort(), ["notes/2026/b.md", "notes/a.md"]);
+    assert.equal(found.complete, true);
+    const hidden = ok(await call("search_files", { path: ".", pattern: "**/*.md", include_hidden: true }));
+    assert.deepEqual((hidden.results as JsonObject[]).map((result) => result.path).sort(), [".hidden/h.md", "notes/2026/b.md", "notes/a.md"]);
+  });
+
+  test("by content: matching lines with their numbers, case-insensitive by default; binary files passed over", async () => {
+    const found = ok(await call("search_files", { path: ".", contains: "todo" }));
+    assert.deepEqual(found.results, [
+      { path: "notes/a.md", kind: "file", matches: [{ line: 2, text: "TODO: call the clinic" }, { line: 4, text: "todo again" }] },
+      { path: "notes/2026/b.md", kind: "file", matches: [{ line: 1, text: "deep TODO" }] },
+    ]);
+    const exact = ok(await call("search_files", { path: "notes", contains: "todo", case_sensitive: true }));
+    assert.deepEqual((exact.results as JsonObject[]).map((result) => result.path), ["a.md"]);
+  });
+
+  test("limits are said: max_results, max_depth", async () => {
+    const one = ok(await call("search_files", { path: ".", pattern: "**/*.md", max_results: 1 }));
+    assert.equal((one.results as JsonObject[]).length, 1);
+    assert.equal(one.complete, false);
+    assert.match(one.note as string, /max_results \(1\)/);
+    const shallow = ok(await call("search_files", { path: ".", pattern: "**/*.md", max_depth: 2 }));
+    assert.deepEqual((shallow.results as JsonObject[]).map((result) => result.path), ["notes/a.md"]);
+    assert.equal(shallow.complete, false);
+    assert.match(shallow.note as string, /deeper than max_depth \(2\)/);
+  });
+
+  test("symbolic links are listed, not followed: a link out of the allowed root leads nowhere", async () => {
+    const link = path.join(root, "notes", "out");
+    fs.symlinkSync(path.join(tmp, "outside"), link);
+    try {
+      const found = ok(await call("search_files", { path: ".", pattern: "**/x.txt" }));
+      assert.deepEqual(found.results, []);
+      const named = ok(await call("search_files", { path: "notes", pattern: "out" }));
+      assert.deepEqual(named.results, [{ path: "out", kind: "symlink" }]);
+    } finally {
+      fs.rmSync(link);
+    }
+  });
+
+  test("a search outside the allowed root is refused", async () => {
+    assert.equal((await call("search_files", { path: path.join(tmp, "outside") })).code, "PATH_OUTSIDE_ROOTS");
+  });
+});
+
+void describe("write_file and create_directory", () => {
+  test("create refuses an existing file and says how to replace it; overwrite and append do what they say", async () => {
+    const file = path.join(root, "out.txt");
+    const created = ok(await call("write_file", { path: "out.txt", content: "one\n" }));
+    assert.deepEqual(created, { path: file, bytes_written: 4, size: 4, mode: "create" });
+    const again = await call("write_file", { path: "out.txt", content: "two\n" });
+    assert.equal(again.code, "PATH_EXISTS");
+    assert.match(again.text ?? "", /mode "overwrite"/);
+    ok(await call("write_file", { path: "out.txt", content: "two\n", mode: "append" }));
+    assert.equal(fs.readFileSync(file, "utf8"), "one\ntwo\n");
+    const replaced = ok(await call("write_file", { path: "out.txt", content: "é", mode: "overwrite" }));
+    assert.deepEqual([replaced.bytes_written, replaced.size], [2, 2]);
+    assert.equal(fs.readFileSync(file, "utf8"), "é");
+    fs.rmSync(file);
+  });
+
+  test("the policy's write refusals and size cap come through", async () => {
+    assert.equal((await call("write_file", { path: ".git/config", content: "x" })).code, "PATH_DENIED");
+    assert.equal((await call("write_file", { path: path.join(tmp, "outside", "y.txt"), content: "x" })).code, "PATH_OUTSIDE_ROOTS");
+    assert.equal((await call("write_file", { path: "big.txt", content: "x".repeat(2000) })).code, "FS_WRITE_TOO_LARGE");
+    assert.equal((await call("write_file", { path: "no/such/dir/f.txt", content: "x" })).code, "PATH_NOT_FOUND");
+    assert.equal(fs.existsSync(path.join(root, "big.txt")), false);
+  });
+
+  test("create_directory makes missing parents, outermost first; an existing directory is fine; a file in the way is not", async () => {
+    const made = ok(await call("create_directory", { path: "new/a/b" }));
+    assert.deepEqual(made, { path: path.join(root, "new", "a", "b"), created: [path.join(root, "new"), path.join(root, "new", "a"), path.join(root, "new", "a", "b")] });
+    assert.ok(fs.statSync(path.join(root, "new", "a", "b")).isDirectory());
+    assert.deepEqual(ok(await call("create_directory", { path: "new/a" })).created, []);
+    assert.equal((await call("create_directory", { path: "notes/a.md" })).code, "PATH_NOT_DIRECTORY");
+    assert.equal((await call("create_directory", { path: ".git/hooks" })).code, "PATH_DENIED");
+    fs.rmSync(path.join(root, "new"), { recursive: true });
+  });
+});
+
+void describe("text parts", () => {
+  test("a byte order mark is kept (byte counts stay true); NUL bytes mean binary", () => {
+    const bom = decodeTextPart(new Uint8Array([0xef, 0xbb, 0xbf, 0x61]), false, false);
+    assert.deepEqual(bom, { ok: true, text: "\ufeffa", skipped: 0, bytes: 4 });
+    assert.deepEqual(decodeTextPart(new Uint8Array([0x61, 0x00]), false, false), { ok: false, reason: "nul" });
+    assert.deepEqual(decodeTextPart(new Uint8Array([0xff, 0x61]), false, false), { ok: false, reason: "invalid" });
+    // A 4-byte character cut after 3 bytes at the end of a part is held back whole.
+    assert.deepEqual(decodeTextPart(new Uint8Array([0x61, 0xf0, 0x9f, 0x98]), false, true), { ok: true, text: "a", skipped: 0, bytes: 1 });
+    // The same cut at the end of the file is invalid text.
+    assert.deepEqual(decodeTextPart(new Uint8Array([0x61, 0xf0, 0x9f, 0x98]), false, false), { ok: false, reason: "invalid" });
+  });
+});
