@@ -106,7 +106,7 @@ void describe("web_search against a results page on loopback", () => {
   void test("a search URL that is not http(s) is reported on stderr at start, and each call says what to fix", async () => {
     const server = await ServerProcess.initialized({ policy: LOOPBACK_POLICY, env: { MCP_SECURE_LOCAL_WEB_SEARCH_URL: "ftp://127.0.0.1/lite/" } });
     try {
-      await server.waitForStderr(/MCP_SECURE_LOCAL_WEB_SEARCH_URL: ftp: is not http or https/, 5000);
+      await server.waitForStderr(/MCP_SECURE_LOCAL_WEB_SEARCH_URL: ftp: is not https/, 5000);
       expectToolError(await server.callTool("web_search", { query: "x" }), /not configured correctly.*MCP_SECURE_LOCAL_WEB_SEARCH_URL/);
     } finally {
       await server.close();

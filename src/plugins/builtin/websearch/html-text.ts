@@ -29,8 +29,16 @@ const NAMED: Readonly<Record<string, string>> = {
   euro: "\u20ac",
 };
 
-// A named reference needs its semicolon: `?a=1&copy=2` in a URL stays as it is.
-const REFERENCE = /&(?:#([0-9]{1,8});?|#[xX]([0-9A-Fa-f]{1,7});?|([A-Za-z][A-Za-z0-9]{1,31});)/g;
+// A named reference needs its semicolon: `?a=1&copy=2` in a URL stays as it is. Leading zeros are allowed.
+const REFERENCE = /&(?:#0*([0-9]{1,8});?|#[xX]0*([0-9A-Fa-f]{1,7});?|([A-Za-z][A-Za-z0-9]{1,31});)/g;
+
+/** What HTML makes of references to 0x80-0x9F: the Windows-1252 characters (`&#150;` is an en dash). */
+const WINDOWS_1252: Readonly<Record<number, number>> = {
+  0x80: 0x20ac, 0x82: 0x201a, 0x83: 0x0192, 0x84: 0x201e, 0x85: 0x2026, 0x86: 0x2020, 0x87: 0x2021, 0x88: 0x02c6,
+  0x89: 0x2030, 0x8a: 0x0160, 0x8b: 0x2039, 0x8c: 0x0152, 0x8e: 0x017d, 0x91: 0x2018, 0x92: 0x2019, 0x93: 0x201c,
+  0x94: 0x201d, 0x95: 0x2022, 0x96: 0x2013, 0x97: 0x2014, 0x98: 0x02dc, 0x99: 0x2122, 0x9a: 0x0161, 0x9b: 0x203a,
+  0x9c: 0x0153, 0x9e: 0x017e, 0x9f: 0x0178,
+};
 
 /** Decodes character references; one that names no character becomes U+FFFD, as a browser shows it. */
 export function decodeEntities(text: string): string {
@@ -39,7 +47,7 @@ export function decodeEntities(text: string): string {
     if (name !== undefined) return NAMED[name] ?? whole;
     const code = decimal !== undefined ? Number.parseInt(decimal, 10) : Number.parseInt(hex as string, 16);
     if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
-    return String.fromCodePoint(code);
+    return String.fromCodePoint(WINDOWS_1252[code] ?? code);
   });
 }
 

@@ -77,17 +77,26 @@ export const WEB_SEARCH: ToolDefinition = {
   annotations: { title: "Web search", readOnlyHint: true, destructiveHint: false, openWorldHint: true },
 };
 
-/** Why a search URL cannot be used, or undefined when it can. */
+/**
+ * Why a search URL cannot be used, or undefined when it can. The value itself is never
+ * repeated (it may carry a token, and the message reaches the model): only what is wrong.
+ */
 export function searchUrlProblem(value: string): string | undefined {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return `${JSON.stringify(value.slice(0, 200))} is not a URL`;
+    return "it is not an absolute URL (it needs https:// and a host)";
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return `${url.protocol} is not http or https`;
+  if (url.protocol !== "https:" && url.protocol !== "http:") return `${url.protocol} is not https`;
   if (url.username !== "" || url.password !== "") return "it carries a user name or password";
+  // Queries in clear text only to this machine (a test page, a local mirror).
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) return "http is allowed only to this machine (localhost, 127.0.0.0/8, [::1]); use https";
   return undefined;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
 export function createWebSearchPlugin(options: WebSearchOptions): Plugin {
@@ -123,8 +132,16 @@ export function createWebSearchPlugin(options: WebSearchOptions): Plugin {
     if (response.status !== 200) {
       throw new ToolError(`the search failed: ${source} answered HTTP ${response.status}; try again later`, "SEARCH_FAILED");
     }
+    const type = response.headers["content-type"];
+    if (type !== undefined && !/html/i.test(type)) {
+      throw new ToolError(`the search failed: ${source} answered with ${type.slice(0, 100)}, not a results page; try again later`, "SEARCH_FAILED");
+    }
     const page = parseResultsPage(response.text(), response.url);
     if (page.challenged) throw blocked(source, response.status);
+    // Neither results nor the search box: not a page this plugin can read (its layout changed?), not "no results".
+    if (page.hits.length === 0 && !page.recognized) {
+      throw new ToolError(`the search failed: ${source} answered with a page that holds no results this server can read (its layout may have changed)`, "SEARCH_FAILED");
+    }
     const results = page.hits.slice(0, max).map((hit) => ({ ...hit }));
     ctx.log.debug("web search", { results: results.length, found: page.hits.length });
     return structured({ query, source, results });
