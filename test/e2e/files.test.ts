@@ -36,9 +36,11 @@ void describe("the files tools", () => {
       // Refused by the engine's path check, before the plugin runs.
       expectToolError(await server.callTool("read_file", { path: "/etc/passwd" }), /outside the directories the filesystem policy allows/);
       // The state directory is allowed by the policy, but the audit log and the keys are the server's own.
-      expectToolError(await server.callTool("read_file", { path: join(server.stateDir, "audit", "audit.log") }), /server/);
-      const state = await server.callTool("list_directory", { path: server.stateDir });
-      const names = (state.result?.structuredContent?.entries as Message[] | undefined)?.map((entry) => entry.name) ?? [];
+      expectToolError(await server.callTool("read_file", { path: join(server.stateDir, "audit", "audit.log") }), /the server's state \(audit log, keys, databases\)/);
+      expectStructured(await server.callTool("create_directory", { path: join(server.stateDir, "workspace") }));
+      const state = expectStructured(await server.callTool("list_directory", { path: server.stateDir }));
+      const names = (state.entries as Message[]).map((entry) => entry.name as string);
+      assert.ok(names.includes("workspace"), `the state directory is listed: ${names.join(", ")}`);
       assert.ok(!names.includes("audit") && !names.includes("keys"), `the server's own entries are not listed: ${names.join(", ")}`);
 
       const calls = auditEntries(server.stateDir).filter((entry) => entry.event === "tool_call").map((entry) => entry.tool);

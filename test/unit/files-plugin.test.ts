@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -135,7 +136,15 @@ void describe("read_file", () => {
     const euro = Buffer.byteLength("héllo wörld ");
     const short = await call("read_file", { path: "unicode.txt", offset: euro, length: 2 });
     assert.equal(short.code, "FS_INVALID_ARGUMENT");
-    assert.match(short.text ?? "", /at least 4/);
+    assert.match(short.text ?? "", /at least 3$/, "the euro sign is 3 bytes");
+    // From inside a character: its rest is skipped, then the next one must fit whole.
+    fs.writeFileSync(path.join(root, "emoji.txt"), "\u{1F600}\u{1F600}\u{1F600}");
+    try {
+      assert.match((await call("read_file", { path: "emoji.txt", offset: 1, length: 6 })).text ?? "", /at least 7$/);
+      assert.equal(ok(await call("read_file", { path: "emoji.txt", offset: 1, length: 7 })).content, "\u{1F600}");
+    } finally {
+      fs.rmSync(path.join(root, "emoji.txt"));
+    }
     const binary = await call("read_file", { path: "notes/image.bin" });
     assert.equal(binary.code, "FILE_NOT_TEXT");
     assert.match(binary.text ?? "", /base64/);
@@ -164,8 +173,19 @@ void describe("read_file", () => {
     }
   });
 
-  test("a denied file is refused", async () => {
+  test("a denied file is refused; so are special files and hard links, even empty ones", async () => {
     assert.equal((await call("read_file", { path: "secrets/key.txt" })).code, "PATH_DENIED");
+    const fifo = path.join(root, "pipe");
+    const linked = path.join(root, "linked.txt");
+    execFileSync("mkfifo", [fifo]);
+    fs.writeFileSync(path.join(root, "empty.txt"), "");
+    fs.linkSync(path.join(root, "empty.txt"), linked);
+    try {
+      assert.equal((await call("read_file", { path: "pipe" })).code, "PATH_NOT_REGULAR_FILE");
+      assert.equal((await call("read_file", { path: "linked.txt" })).code, "PATH_HARDLINKED");
+    } finally {
+      for (const file of [fifo, linked, path.join(root, "empty.txt")]) fs.rmSync(file);
+    }
   });
 });
 
@@ -214,16 +234,65 @@ void describe("search_files", () => {
     assert.match(shallow.note as string, /deeper than max_depth \(2\)/);
   });
 
-  test("symbolic links are listed, not followed: a link out of the allowed root leads nowhere", async () => {
-    const link = path.join(root, "notes", "out");
-    fs.symlinkSync(path.join(tmp, "outside"), link);
+  test("symbolic links are listed, not followed, even to a directory inside the allowed root", async () => {
+    const link = path.join(root, "notes", "again");
+    fs.symlinkSync(path.join(root, "notes", "2026"), link);
     try {
-      const found = ok(await call("search_files", { path: ".", pattern: "**/x.txt" }));
-      assert.deepEqual(found.results, []);
-      const named = ok(await call("search_files", { path: "notes", pattern: "out" }));
-      assert.deepEqual(named.results, [{ path: "out", kind: "symlink" }]);
+      const found = ok(await call("search_files", { path: "notes", pattern: "**/b.md" }));
+      assert.deepEqual(found.results, [{ path: "2026/b.md", kind: "file" }], "not again/b.md as well");
+      const named = ok(await call("search_files", { path: "notes", pattern: "again" }));
+      assert.deepEqual(named.results, [{ path: "again", kind: "symlink" }]);
     } finally {
       fs.rmSync(link);
+    }
+  });
+
+  // A regex compiled from this pattern (picomatch's) did not finish in 30 s on one such name.
+  test("a pattern that makes a regex backtrack is matched in bounded time", { timeout: 20_000 }, async () => {
+    fs.writeFileSync(path.join(root, "notes", "settings-page-reference-renderer-v2.tsx"), "");
+    try {
+      const found = ok(await call("search_files", { path: ".", pattern: `**/${"*?".repeat(12)}#` }));
+      assert.deepEqual(found.results, []);
+      assert.equal(found.complete, true);
+    } finally {
+      fs.rmSync(path.join(root, "notes", "settings-page-reference-renderer-v2.tsx"));
+    }
+  });
+
+  test("an invalid pattern is refused, saying what is wrong", async () => {
+    const result = await call("search_files", { path: ".", pattern: "[z-a]" });
+    assert.equal(result.code, "INVALID_PATTERN");
+    assert.match(result.text ?? "", /runs backwards/);
+  });
+
+  test("an entry that cannot be read is passed over and said", async () => {
+    fs.writeFileSync(path.join(root, "notes", "shut.md"), "TODO locked\n");
+    fs.chmodSync(path.join(root, "notes", "shut.md"), 0o000);
+    try {
+      // As root the file stays readable: nothing to pass over.
+      const readable = process.getuid?.() === 0;
+      const found = ok(await call("search_files", { path: "notes", contains: "locked" }));
+      if (readable) {
+        assert.equal((found.results as JsonObject[]).length, 1);
+      } else {
+        assert.deepEqual(found.results, []);
+        assert.equal(found.note, "1 entry could not be read and was passed over");
+        assert.equal(found.complete, true, "nothing was cut short");
+      }
+    } finally {
+      fs.chmodSync(path.join(root, "notes", "shut.md"), 0o600);
+      fs.rmSync(path.join(root, "notes", "shut.md"));
+    }
+  });
+
+  test("a long matching line shows the part around the match", async () => {
+    fs.writeFileSync(path.join(root, "notes", "long.txt"), `${"x".repeat(1000)}NEEDLE${"y".repeat(1000)}\n`);
+    try {
+      const found = ok(await call("search_files", { path: "notes", contains: "needle" }));
+      const text = ((found.results as JsonObject[])[0]?.matches as JsonObject[])[0]?.text as string;
+      assert.ok(text.includes("NEEDLE") && text.startsWith("\u2026") && text.endsWith("\u2026") && text.length <= 400, text);
+    } finally {
+      fs.rmSync(path.join(root, "notes", "long.txt"));
     }
   });
 
@@ -252,7 +321,9 @@ void describe("write_file and create_directory", () => {
     assert.equal((await call("write_file", { path: ".git/config", content: "x" })).code, "PATH_DENIED");
     assert.equal((await call("write_file", { path: path.join(tmp, "outside", "y.txt"), content: "x" })).code, "PATH_OUTSIDE_ROOTS");
     assert.equal((await call("write_file", { path: "big.txt", content: "x".repeat(2000) })).code, "FS_WRITE_TOO_LARGE");
-    assert.equal((await call("write_file", { path: "no/such/dir/f.txt", content: "x" })).code, "PATH_NOT_FOUND");
+    const orphan = await call("write_file", { path: "no/such/dir/f.txt", content: "x" });
+    assert.equal(orphan.code, "PATH_NOT_FOUND");
+    assert.match(orphan.text ?? "", /"no\/such\/dir" does not exist; make it with create_directory first/);
     assert.equal(fs.existsSync(path.join(root, "big.txt")), false);
   });
 
@@ -264,6 +335,24 @@ void describe("write_file and create_directory", () => {
     assert.equal((await call("create_directory", { path: "notes/a.md" })).code, "PATH_NOT_DIRECTORY");
     assert.equal((await call("create_directory", { path: ".git/hooks" })).code, "PATH_DENIED");
     fs.rmSync(path.join(root, "new"), { recursive: true });
+  });
+
+  test("create_directory: a link is refused as writes through links are; more than 64 new levels are refused, nothing made", async () => {
+    fs.symlinkSync(path.join(root, "notes"), path.join(root, "notes-link"));
+    try {
+      const link = await call("create_directory", { path: "notes-link" });
+      assert.equal(link.code, "PATH_SYMLINK");
+      assert.match(link.text ?? "", /writes never follow links/);
+    } finally {
+      fs.rmSync(path.join(root, "notes-link"));
+    }
+    const deep = await call("create_directory", { path: `deep/${"d/".repeat(70)}end` });
+    assert.equal(deep.code, "FS_INVALID_ARGUMENT");
+    assert.match(deep.text ?? "", /more than 64 directories/);
+    assert.equal(fs.existsSync(path.join(root, "deep")), false);
+    const ok64 = ok(await call("create_directory", { path: `deep/${"d/".repeat(62)}end` }));
+    assert.equal((ok64.created as string[]).length, 64);
+    fs.rmSync(path.join(root, "deep"), { recursive: true });
   });
 });
 

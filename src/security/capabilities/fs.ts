@@ -338,7 +338,7 @@ async function inVerifiedParent<T>(
 
 function requireParent(verdict: PathAllowed, shown: string): { path: string; identity: FileIdentity } {
   if (verdict.parent === undefined) {
-    throw new ToolError(`the parent directory of ${shown} does not exist; create it with mkdir first`, "PATH_NOT_FOUND");
+    throw new ToolError(`the parent directory of ${shown} does not exist; create that directory first`, "PATH_NOT_FOUND");
   }
   return verdict.parent;
 }

@@ -69,7 +69,8 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   const encoding = args.encoding === "base64" ? "base64" : "utf8";
   const info = await ctx.fs.stat(path);
   if (info.kind === "directory") throw new ToolError(`${quoted(path)} is a directory; use list_directory`, "PATH_IS_DIRECTORY");
-  const bytes = offset >= info.size ? new Uint8Array(0) : await ctx.fs.readBytes(path, { offset, length });
+  // Read even past the end: the read is what refuses special files and hard links, whatever their size.
+  const bytes = await ctx.fs.readBytes(path, { offset, length });
   const end = offset + bytes.byteLength;
   if (encoding === "base64") {
     const content = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
@@ -79,7 +80,7 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   if (!part.ok) {
     throw new ToolError(
       part.reason === "too_short"
-        ? `${quoted(path)}: ${length} byte(s) from offset ${offset} do not hold a whole character; ask for at least 4`
+        ? `${quoted(path)}: ${length} byte(s) from offset ${offset} do not hold a whole character; ask for at least ${part.need}`
         : `${quoted(path)} is not UTF-8 text (${part.reason === "nul" ? "it holds NUL bytes" : "invalid UTF-8"}); read it with encoding "base64"`,
       part.reason === "too_short" ? "FS_INVALID_ARGUMENT" : "FILE_NOT_TEXT",
     );
@@ -111,6 +112,9 @@ async function writeFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcom
     if (error instanceof ToolError && error.code === "PATH_EXISTS" && mode === "create") {
       throw new ToolError(`${quoted(args.path as string)} already exists; pass mode "overwrite" to replace it or "append" to add to it`, "PATH_EXISTS");
     }
+    if (error instanceof ToolError && error.code === "PATH_NOT_FOUND") {
+      throw new ToolError(`the directory ${quoted(dirname(args.path as string))} does not exist; make it with create_directory first`, "PATH_NOT_FOUND");
+    }
     throw error;
   }
   return structured({ path: info.path, bytes_written: Buffer.byteLength(content, "utf8"), size: info.size, mode });
@@ -135,8 +139,12 @@ async function makeDirectory(dir: string, ctx: ToolContext, created: string[], d
       return;
     }
     const parent = dirname(dir);
-    // The parent is missing: make it, then this one. Bounded by the path's own depth.
-    if (error.code !== "PATH_NOT_FOUND" || parent === dir || depth > LIMITS.pathMax / 2) throw error;
+    if (error.code !== "PATH_NOT_FOUND" || parent === dir) throw error;
+    // Each try is a policy check of the whole path: bounded, so a deep path cannot tie the server up.
+    if (depth >= LIMITS.newDirectoriesMax) {
+      throw new ToolError(`more than ${LIMITS.newDirectoriesMax} directories would be made at once; make the upper ones first`, "FS_INVALID_ARGUMENT");
+    }
+    // The parent is missing: make it, then this one.
     await makeDirectory(parent, ctx, created, depth + 1);
     created.push((await ctx.fs.mkdir(dir)).path);
   }

@@ -4,8 +4,8 @@
  * every direction (depth, entries looked at, results, bytes per file, lines per file) and
  * stopped by the call's signal; what a bound cut short is said in the result.
  */
-import picomatch from "picomatch";
 import { ToolError, type DirEntry, type JsonObject, type ToolContext } from "../../contract.js";
+import { compileGlob, GlobBudgetError, GlobError, type Glob, type GlobState } from "./glob.js";
 import { LIMITS } from "./tools.js";
 
 export interface SearchMatch {
@@ -28,6 +28,8 @@ export interface SearchOutput {
 
 /** Bytes looked at for a NUL, the mark of a binary file (as grep and git judge it). */
 const BINARY_SNIFF = 8000;
+/** Character comparisons one search may spend matching names: some seconds of CPU at worst. */
+const GLOB_STEPS = 200_000_000;
 
 export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<SearchOutput> {
   const pattern = typeof args.pattern === "string" ? args.pattern : "**";
@@ -36,12 +38,12 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
   const maxResults = typeof args.max_results === "number" ? args.max_results : LIMITS.searchDefault;
   const contains = typeof args.contains === "string" ? args.contains : undefined;
   const caseSensitive = args.case_sensitive === true;
-  let matches: (relative: string) => boolean;
+  let glob: Glob;
   try {
-    // `s`: a file name may hold a line break, which `*` must still match.
-    matches = picomatch(pattern, { dot: hidden, windows: false, flags: "s" });
+    glob = compileGlob(pattern, { steps: 0, max: GLOB_STEPS });
   } catch (error) {
-    throw new ToolError(`pattern ${JSON.stringify(pattern)} is not a valid glob: ${(error as Error).message}`, "INVALID_PATTERN");
+    if (!(error instanceof GlobError)) throw error;
+    throw new ToolError(`pattern ${JSON.stringify(pattern)} is not a valid glob: ${error.message}`, "INVALID_PATTERN");
   }
   const root = await ctx.fs.resolve(args.path as string, "read");
   const needle = contains === undefined ? undefined : caseSensitive ? contains : contains.toLowerCase();
@@ -51,8 +53,8 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
   let unreadable = 0;
   let visited = 0;
   let deeper = false;
-  // Directories to list: their path relative to the root ("" for the root) and their depth.
-  const queue: Array<{ relative: string; depth: number }> = [{ relative: "", depth: 1 }];
+  // Directories to list: their path relative to the root ("" for the root), their depth, and where the glob stands after it.
+  const queue: Array<{ relative: string; depth: number; states: ReadonlySet<GlobState> }> = [{ relative: "", depth: 1, states: glob.start }];
   walk: for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new ToolError("the search was cancelled", "CANCELLED");
     let entries: DirEntry[];
@@ -71,11 +73,20 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
       }
       if (!hidden && entry.name.startsWith(".")) continue;
       const relative = next.relative === "" ? entry.name : `${next.relative}/${entry.name}`;
-      if (entry.kind === "directory") {
-        if (next.depth < maxDepth) queue.push({ relative, depth: next.depth + 1 });
+      let states: Set<GlobState>;
+      try {
+        states = glob.step(next.states, entry.name);
+      } catch (error) {
+        if (!(error instanceof GlobBudgetError)) throw error;
+        cut.push("stopped: matching this pattern costs too much here; use fewer wildcards or search a smaller directory");
+        break walk;
+      }
+      // A directory no match can lie under is not entered.
+      if (entry.kind === "directory" && states.size > 0) {
+        if (next.depth < maxDepth) queue.push({ relative, depth: next.depth + 1, states });
         else deeper = true;
       }
-      if (!matches(relative)) continue;
+      if (!glob.accepts(states)) continue;
       if (needle === undefined) {
         results.push({ path: relative, kind: entry.kind });
       } else {
@@ -93,7 +104,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
   }
   if (deeper && cut.length === 0) cut.push(`directories deeper than max_depth (${maxDepth}) were not searched`);
   const notes = [...cut];
-  if (unreadable > 0) notes.push(`${unreadable} entr${unreadable === 1 ? "y" : "ies"} could not be read and were passed over`);
+  if (unreadable > 0) notes.push(unreadable === 1 ? "1 entry could not be read and was passed over" : `${unreadable} entries could not be read and were passed over`);
   return { path: root, results, complete: cut.length === 0, ...(notes.length > 0 ? { note: notes.join("; ") } : {}) };
 }
 
@@ -114,7 +125,8 @@ async function grep(file: string, needle: string, caseSensitive: boolean, ctx: T
     const end = text.indexOf("\n", start);
     const stop = end === -1 ? text.length : end;
     const content = text.slice(start, stop);
-    if ((caseSensitive ? content : content.toLowerCase()).includes(needle)) found.push({ line, text: clipLine(content) });
+    const at = (caseSensitive ? content : content.toLowerCase()).indexOf(needle);
+    if (at !== -1) found.push({ line, text: clipLine(content, at, needle.length) });
     if (end === -1) break;
     start = end + 1;
     line++;
@@ -122,9 +134,21 @@ async function grep(file: string, needle: string, caseSensitive: boolean, ctx: T
   return found;
 }
 
-function clipLine(line: string): string {
+/** The line, or the part of it around the match when it is long (a match far along must show). */
+function clipLine(line: string, at: number, needleLength: number): string {
   const trimmed = line.replace(/\r$/, "");
-  return trimmed.length <= LIMITS.lineMax ? trimmed : `${trimmed.slice(0, LIMITS.lineMax - 1)}\u2026`;
+  if (trimmed.length <= LIMITS.lineMax) return trimmed;
+  const room = LIMITS.lineMax - 2;
+  let start = Math.max(0, Math.min(at - Math.floor((room - needleLength) / 2), trimmed.length - room));
+  // Not between the two halves of a surrogate pair, at either end.
+  if (isLowSurrogate(trimmed.charCodeAt(start))) start++;
+  let end = Math.min(trimmed.length, start + room);
+  if (isLowSurrogate(trimmed.charCodeAt(end))) end--;
+  return `${start > 0 ? "\u2026" : ""}${trimmed.slice(start, end)}${end < trimmed.length ? "\u2026" : ""}`;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
 }
 
 function join(root: string, relative: string): string {

@@ -6,7 +6,8 @@
 
 export type TextPart =
   | { ok: true; text: string; /** Continuation bytes skipped at the start. */ skipped: number; /** Bytes the text holds. */ bytes: number }
-  | { ok: false; reason: "invalid" | "nul" | "too_short" };
+  | { ok: false; reason: "invalid" | "nul" }
+  | { ok: false; reason: "too_short"; /** Bytes from the part's start that would hold its first character. */ need: number };
 
 /**
  * `fromMiddle`: the part does not start at the file's start (a leading partial character is
@@ -19,7 +20,7 @@ export function decodeTextPart(bytes: Uint8Array, fromMiddle: boolean, more: boo
   const body = bytes.subarray(skipped);
   const held = more ? partialTail(body) : 0;
   const whole = body.subarray(0, body.byteLength - held);
-  if (whole.byteLength === 0 && body.byteLength > 0) return { ok: false, reason: "too_short" };
+  if (whole.byteLength === 0 && body.byteLength > 0) return { ok: false, reason: "too_short", need: skipped + sequenceLength(body[0] as number) };
   let text: string;
   try {
     // ignoreBOM: a byte order mark stays in the text, so byte counts stay true.
@@ -31,13 +32,18 @@ export function decodeTextPart(bytes: Uint8Array, fromMiddle: boolean, more: boo
   return { ok: true, text, skipped, bytes: whole.byteLength };
 }
 
+/** The bytes of the UTF-8 sequence a lead byte starts. */
+function sequenceLength(lead: number): number {
+  return lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+}
+
 /** Bytes at the end that begin a character the part does not hold whole (0 when it ends on a boundary). */
 function partialTail(bytes: Uint8Array): number {
   const length = bytes.byteLength;
   for (let back = 1; back <= Math.min(4, length); back++) {
     const byte = bytes[length - back] as number;
     if ((byte & 0xc0) === 0x80) continue; // a continuation byte: look further back
-    const need = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    const need = sequenceLength(byte);
     return need > back ? back : 0;
   }
   return 0;

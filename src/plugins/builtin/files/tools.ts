@@ -10,6 +10,8 @@ export type ToolName = (typeof TOOL_NAMES)[number];
 
 export const LIMITS = {
   pathMax: 4096,
+  /** Directories create_directory makes in one call at most. */
+  newDirectoriesMax: 64,
   /** read_file's default `length`: enough for most text files, small enough for a model's context. */
   readDefault: 256 * 1024,
   listDefault: 200,
@@ -152,8 +154,9 @@ export const TOOLS: readonly ToolDefinition[] = [
     title: "Search files",
     description:
       "Find files under a directory by name (`pattern`, a glob matched against the path relative to `path`: `**/*.md`, `notes/*.txt`; " +
-      "`*` stays within one directory, `**` crosses them) and, optionally, by content (`contains`: lines holding this text, " +
-      `case-insensitive unless case_sensitive; the first ${LIMITS.grepBytes / (1024 * 1024)} MiB of each text file is read). ` +
+      "`*` stays within one directory, `**` crosses them; also ?, [a-z], {a,b}; case-sensitive) and, optionally, by content " +
+      "(`contains`: lines holding this text, case-insensitive unless case_sensitive; the first " +
+      `${LIMITS.grepBytes / (1024 * 1024)} MiB of each text file is read, less if the policy's read cap is lower). ` +
       "Names starting with a dot are skipped unless include_hidden. Entries the policy denies are neither listed nor entered; " +
       "symbolic links are listed, not followed.",
     inputSchema: {
@@ -196,7 +199,7 @@ export const TOOLS: readonly ToolDefinition[] = [
           },
         },
         complete: { type: "boolean", description: "False when a limit (results, depth, entries looked at) cut the search short." },
-        note: { type: "string", description: "Why the search is incomplete, when it is." },
+        note: { type: "string", description: "What cut the search short, and what it passed over (entries it could not read)." },
       },
       required: ["path", "results", "complete"],
       additionalProperties: false,
@@ -235,7 +238,9 @@ export const TOOLS: readonly ToolDefinition[] = [
   {
     name: "create_directory",
     title: "Create a directory",
-    description: "Create a directory the policy lets you write, and any missing parents (each checked by the policy). An existing directory is fine.",
+    description:
+      `Create a directory the policy lets you write, and any missing parents (each checked by the policy; at most ${LIMITS.newDirectoriesMax} at once). ` +
+      "An existing directory is fine.",
     inputSchema: {
       type: "object",
       properties: { path: writePath("The directory") },
