@@ -249,7 +249,7 @@ export class SecurityEngine implements ToolService {
         tool: call.name,
         requestId: call.requestId,
         callId,
-        ...this.recordedArguments(call.arguments, refusal.stage),
+        ...this.recordedArguments(call, refusal.stage),
         outcome: "denied",
         reason: `${refusal.stage}: ${refusal.message}`,
         durationMs: this.since(started),
@@ -270,7 +270,7 @@ export class SecurityEngine implements ToolService {
   private async admittedAudited(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
     // Stage 6: intent before effect.
     try {
-      await this.record({ event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: redact(call.arguments).value });
+      await this.record({ event: "tool_call", tool: call.name, requestId: call.requestId, callId, arguments: auditedArguments(entry.tool, call.arguments) });
     } catch (error) {
       return errorResult(`The call was refused: ${auditFailure(error)} No tool runs without its audit entry.`);
     }
@@ -424,8 +424,9 @@ export class SecurityEngine implements ToolService {
    * keep only a digest: a client must not be able to fill the log with what it was
    * refused for. Other refusals keep the redacted arguments, as admitted calls do.
    */
-  private recordedArguments(args: JsonObject, stage: string | undefined): Pick<AuditRecordInput, "arguments" | "data"> {
+  private recordedArguments(call: ToolCall, stage: string | undefined): Pick<AuditRecordInput, "arguments" | "data"> {
     if (!this.auditing) return {};
+    const args = call.arguments;
     if (stage === "rate_limit" || stage === "limits") {
       let text: string;
       try {
@@ -435,7 +436,7 @@ export class SecurityEngine implements ToolService {
       }
       return { data: { argumentBytes: Buffer.byteLength(text), argumentsSha256: sha256Hex(text) } };
     }
-    return { arguments: redact(args).value };
+    return { arguments: auditedArguments(this.allowed.get(call.name)?.tool, args) };
   }
 
   /**
@@ -599,6 +600,45 @@ function describeOutcome(outcome: DispatchOutcome, result: CallToolResult): { la
     case "crashed":
       return { label: "error", reason: `internal error: ${describeError(outcome.error)}` };
   }
+}
+
+/** The top-level arguments each tool definition marks `"x-audit": "digest"`, found once per definition. */
+const digestedNames = new WeakMap<ToolDefinition, readonly string[]>();
+
+function digestedArgumentNames(tool: ToolDefinition): readonly string[] {
+  let names = digestedNames.get(tool);
+  if (names === undefined) {
+    const properties = tool.inputSchema.properties;
+    names =
+      typeof properties === "object" && properties !== null && !Array.isArray(properties)
+        ? Object.keys(properties).filter((name) => {
+            const schema = (properties as Record<string, unknown>)[name];
+            return typeof schema === "object" && schema !== null && (schema as Record<string, unknown>)["x-audit"] === "digest";
+          })
+        : [];
+    digestedNames.set(tool, names);
+  }
+  return names;
+}
+
+/**
+ * The arguments as the audit log records them: redacted, and those the tool marks
+ * `"x-audit": "digest"` (a file's content) as their size and SHA-256, which prove what was
+ * passed without keeping a second copy of it in the log. A string is hashed as its UTF-8
+ * text; any other value as its canonical JSON.
+ */
+export function auditedArguments(tool: ToolDefinition | undefined, args: JsonObject): unknown {
+  const redacted = redact(args).value;
+  const names = tool === undefined ? [] : digestedArgumentNames(tool);
+  if (names.length === 0 || typeof redacted !== "object" || redacted === null) return redacted;
+  const out = { ...(redacted as Record<string, unknown>) };
+  for (const name of names) {
+    if (!Object.hasOwn(args, name)) continue;
+    const value = args[name];
+    const text = typeof value === "string" ? value : canonicalJson(value);
+    out[name] = { bytes: Buffer.byteLength(text), sha256: sha256Hex(text) };
+  }
+  return out;
 }
 
 /**

@@ -107,6 +107,12 @@ const SUPPORTED_DIALECTS = new Set([
 const PATH_KEYWORD = "x-path";
 /** Bump when the keyword's generated code changes, so that older generated code is not used. */
 const PATH_KEYWORD_REVISION = 1;
+/**
+ * `"x-audit": "digest"` on a property: the audit log records the value's size and SHA-256, not
+ * the value (a file's content written by a tool). An annotation: it validates nothing.
+ */
+export const AUDIT_KEYWORD = "x-audit";
+const AUDIT_KEYWORD_REVISION = 1;
 
 /**
  * Subschemas that Ajv may evaluate only in part for data that validates (`contains`
@@ -156,7 +162,7 @@ export const TOOL_AJV_OPTIONS = {
 
 /** Identifies the compiler settings; generated code made with other settings is ignored. */
 export function toolCompilerSha256(): string {
-  return sha256Hex(canonicalJson({ ajv: TOOL_AJV_OPTIONS, formats: "ajv-formats:full", keywords: { [PATH_KEYWORD]: PATH_KEYWORD_REVISION } }));
+  return sha256Hex(canonicalJson({ ajv: TOOL_AJV_OPTIONS, formats: "ajv-formats:full", keywords: { [PATH_KEYWORD]: PATH_KEYWORD_REVISION, [AUDIT_KEYWORD]: AUDIT_KEYWORD_REVISION } }));
 }
 
 /** The key of a schema's precompiled validator. Throws on a value that is not JSON (e.g. cyclic). */
@@ -275,6 +281,7 @@ export function createToolAjv(options: { logger?: Logger; standalone?: boolean }
   });
   modules.addFormats(ajv);
   ajv.addKeyword(pathKeyword(modules));
+  ajv.addKeyword({ keyword: AUDIT_KEYWORD, schemaType: "string", metaSchema: { enum: ["digest"] } });
   return ajv;
 }
 

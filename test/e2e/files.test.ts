@@ -5,6 +5,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, type Message } from "../helpers/server-process.js";
@@ -43,6 +44,12 @@ void describe("the files tools", () => {
       assert.ok(names.includes("workspace"), `the state directory is listed: ${names.join(", ")}`);
       assert.ok(!names.includes("audit") && !names.includes("keys"), `the server's own entries are not listed: ${names.join(", ")}`);
 
+      // The audit log proves what was written without keeping a second copy of it.
+      const written = auditEntries(server.stateDir).find((entry) => entry.event === "tool_call" && entry.tool === "write_file");
+      assert.deepEqual(written?.arguments, {
+        path: "summaries/2026/visit.txt",
+        content: { bytes: 30, sha256: createHash("sha256").update("Seen; follow up in two weeks.\n").digest("hex") },
+      });
       const calls = auditEntries(server.stateDir).filter((entry) => entry.event === "tool_call").map((entry) => entry.tool);
       for (const tool of ["list_directory", "read_file", "search_files", "create_directory", "write_file"]) assert.ok(calls.includes(tool), tool);
       assert.deepEqual(server.problems, []);

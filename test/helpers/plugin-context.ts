@@ -232,6 +232,7 @@ export interface ToolCallResult {
 // Strict, like a careful engine: a schema mistake fails the test rather than passing silently.
 const ajv = new Ajv2020({ strict: true, allErrors: true, logger: false });
 ajv.addKeyword({ keyword: "x-path", schemaType: "string" });
+ajv.addKeyword({ keyword: "x-audit", schemaType: "string", metaSchema: { enum: ["digest"] } });
 const validators = new WeakMap<object, ValidateFunction>();
 
 /** Compiles (once) a tool schema with the same dialect the engine uses (JSON Schema 2020-12). */

@@ -6,6 +6,7 @@
 import { LazyAbort } from "../../src/util/call-abort.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,7 +50,12 @@ function spyPlugin() {
         description: "a tool that records its calls",
         inputSchema: {
           type: "object",
-          properties: { n: { type: "integer", maximum: 10 }, file: { type: "string", "x-path": "read" }, text: { type: "string" } },
+          properties: {
+            n: { type: "integer", maximum: 10 },
+            file: { type: "string", "x-path": "read" },
+            text: { type: "string" },
+            body: { type: "string", "x-audit": "digest" },
+          },
           additionalProperties: false,
         },
         annotations: { readOnlyHint: true },
@@ -191,6 +197,24 @@ test("a request id the client made huge is recorded by its start and digest, not
     assert.equal(new Set(ids).size, 3, "ids that differ only past their start stay apart");
     await callWith("short-id", "target", { n: 1 });
     assert.equal(s.audit.entries.at(-1)?.requestId, "short-id");
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('arguments marked "x-audit": "digest" are recorded as their size and SHA-256; the plugin gets them whole', async () => {
+  const s = setup();
+  try {
+    const body = "Patient record: \u00e9 kept out of the log";
+    const digest = { bytes: Buffer.byteLength(body), sha256: createHash("sha256").update(body).digest("hex") };
+    await s.call("target", { body, text: "shown" });
+    const [call] = s.audit.entries;
+    assert.deepEqual(call?.arguments, { body: digest, text: "shown" });
+    assert.equal(s.calls[0]?.args.body, body);
+    // A refused call records the same digest.
+    await s.call("target", { body, n: 11 });
+    const denied = s.audit.entries.find((entry) => entry.event === "denied");
+    assert.deepEqual(denied?.arguments, { body: digest, n: 11 });
   } finally {
     s.cleanup();
   }

@@ -216,7 +216,8 @@ export const TOOLS: readonly ToolDefinition[] = [
       type: "object",
       properties: {
         path: writePath("The file"),
-        content: { type: "string", description: "The text to write." },
+        // The audit log records the content's size and SHA-256, not a second copy of it.
+        content: { type: "string", "x-audit": "digest", description: "The text to write." },
         mode: { type: "string", enum: ["create", "overwrite", "append"], default: "create" },
       },
       required: ["path", "content"],
