@@ -149,6 +149,57 @@ void describe("reading", () => {
     await denied(gfs.readBytes("/dev/zero"), "PATH_OUTSIDE_ROOTS");
   });
 
+  void it("replaces an existing file's content all at once: a new inode renamed over it, its mode kept, no temporary left", async () => {
+    const dir = scratch("atomic");
+    fs.writeFileSync(`${dir}/doc.txt`, "old content\n", { mode: 0o640 });
+    fs.chmodSync(`${dir}/doc.txt`, 0o640);
+    const before = fs.statSync(`${dir}/doc.txt`);
+    // A reader holding the old file keeps reading the old content whole: nothing was truncated under it.
+    const reader = fs.openSync(`${dir}/doc.txt`, "r");
+    try {
+      const info = await gfs.writeFile(`${dir}/doc.txt`, "new content, longer than before\n");
+      const after = fs.statSync(`${dir}/doc.txt`);
+      assert.notEqual(after.ino, before.ino, "a new file took the name");
+      assert.equal(after.mode & 0o7777, 0o640, "the mode carried over");
+      assert.equal(info.size, Buffer.byteLength("new content, longer than before\n"));
+      assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), "new content, longer than before\n");
+      const buffer = Buffer.alloc(64);
+      assert.equal(buffer.subarray(0, fs.readSync(reader, buffer, 0, 64, 0)).toString(), "old content\n");
+    } finally {
+      fs.closeSync(reader);
+    }
+    assert.deepEqual(fs.readdirSync(dir), ["doc.txt"], "no temporary file left");
+    // Appending and creating stay in place.
+    const appendedIno = fs.statSync(`${dir}/doc.txt`).ino;
+    await gfs.writeFile(`${dir}/doc.txt`, "more\n", { append: true });
+    assert.equal(fs.statSync(`${dir}/doc.txt`).ino, appendedIno);
+  });
+
+  void it("a replacement that fails leaves the old content whole and no temporary behind", async () => {
+    const dir = scratch("atomic-fail");
+    fs.writeFileSync(`${dir}/doc.txt`, "precious\n");
+    // A second name for the file is refused before anything is written (the check of the old file comes first).
+    fs.linkSync(`${dir}/doc.txt`, `${dir}/alias.txt`);
+    await denied(gfs.writeFile(`${dir}/doc.txt`, "lost?"), "PATH_HARDLINKED");
+    fs.rmSync(`${dir}/alias.txt`);
+    assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), "precious\n");
+    assert.deepEqual(fs.readdirSync(dir), ["doc.txt"]);
+  });
+
+  void it("in a directory this process cannot add files to, an existing writable file is written in place", { skip: process.getuid?.() === 0 ? "root may add files anywhere" : false }, async () => {
+    const dir = scratch("atomic-readonly-dir");
+    fs.writeFileSync(`${dir}/doc.txt`, "old\n");
+    const ino = fs.statSync(`${dir}/doc.txt`).ino;
+    fs.chmodSync(dir, 0o555);
+    try {
+      await gfs.writeFile(`${dir}/doc.txt`, "new\n");
+      assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), "new\n");
+      assert.equal(fs.statSync(`${dir}/doc.txt`).ino, ino);
+    } finally {
+      fs.chmodSync(dir, 0o755);
+    }
+  });
+
   void it("refuses hard links, whether the other name is outside or inside", async () => {
     const dir = scratch("hardlinks");
     fs.linkSync(`${outside}/secret.txt`, `${dir}/alias.txt`);

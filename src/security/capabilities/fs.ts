@@ -18,6 +18,7 @@
  */
 // fs.promises is loaded on first use (it costs a cold start ~1.4 ms otherwise).
 import { constants as FS, promises as fsp, type BigIntStats } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
 import type { FileHandle } from "node:fs/promises";
 import { CapabilityDeniedError, ToolError } from "../../plugins/contract.js";
@@ -133,6 +134,11 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
         );
       }
       const { verdict, shown } = await check(p, "write");
+      if (options.append !== true && options.exclusive !== true && verdict.exists) {
+        const replaced = await replaceAtomically(verdict, shown, bytes);
+        if (replaced !== undefined) return replaced;
+        // The directory does not let this process make a file in it: the file is written in place.
+      }
       const handle = await openVerifiedForWrite(verdict, shown, options);
       try {
         if (options.append !== true) await handle.truncate(0);
@@ -229,6 +235,56 @@ export async function openVerifiedForWrite(verdict: PathAllowed, shown: string, 
     throw error;
   }
 }
+
+/**
+ * Replaces an existing file's content all at once: the new content goes to a new file in the
+ * same verified directory, synced, then renamed over the old one, so a write that fails half
+ * way (a full disk, a crash) leaves the old content whole instead of a truncated file. The
+ * file to replace must still be the one checked (a regular file with one link); its mode, and
+ * its owner when the server runs as root, carry over. Undefined when the directory refuses a
+ * new file (not writable, read-only): the caller writes in place.
+ */
+async function replaceAtomically(verdict: PathAllowed, shown: string, bytes: Uint8Array): Promise<FileInfo | undefined> {
+  const current = await openVerifiedForWrite(verdict, shown, {});
+  let old: BigIntStats;
+  try {
+    old = await current.stat({ bigint: true });
+  } finally {
+    await current.close();
+  }
+  const mode = Number(old.mode & 0o7777n);
+  const name = basename(verdict.realPath);
+  return inVerifiedParent(verdict.realPath, requireParent(verdict, shown), shown, async (target) => {
+    const temp = `${target.slice(0, target.length - name.length)}.msl-write-${randomBytes(8).toString("hex")}.tmp`;
+    let handle: FileHandle | undefined;
+    try {
+      handle = await fsp.open(temp, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, mode);
+    } catch (error) {
+      if (NO_NEW_FILE.has((error as NodeJS.ErrnoException).code ?? "")) return undefined;
+      throw toFsError(error, shown);
+    }
+    try {
+      let written = 0;
+      while (written < bytes.byteLength) written += (await handle.write(bytes, written, bytes.byteLength - written, written)).bytesWritten;
+      // The umask narrowed the mode at creation; a root server keeps the owner a person gave the file.
+      await handle.chmod(mode);
+      if (process.getuid?.() === 0) await handle.chown(Number(old.uid), Number(old.gid));
+      await handle.sync();
+      const info = fileInfo(verdict.realPath, await handle.stat({ bigint: true }));
+      await handle.close();
+      handle = undefined;
+      await fsp.rename(temp, target);
+      return info;
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      await fsp.unlink(temp).catch(() => undefined);
+      throw toFsError(error, shown);
+    }
+  });
+}
+
+/** Why a directory may refuse a new file while its files stay writable: then a write goes in place. */
+const NO_NEW_FILE: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS"]);
 
 async function readDirectoryVerified(
   verdict: PathAllowed,

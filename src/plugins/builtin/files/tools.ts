@@ -211,7 +211,7 @@ export const TOOLS: readonly ToolDefinition[] = [
     title: "Write a file",
     description:
       "Write UTF-8 text to a file the policy lets you write. `mode`: `create` (the default: fails if the file exists), " +
-      "`overwrite` (replaces the file's content) or `append`. The parent directory must exist (see create_directory).",
+      "`overwrite` (replaces the file's content, all at once) or `append`. The parent directory must exist (see create_directory).",
     inputSchema: {
       type: "object",
       properties: {
