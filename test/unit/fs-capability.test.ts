@@ -151,8 +151,9 @@ void describe("reading", () => {
 
   void it("replaces an existing file's content all at once: a new inode renamed over it, its mode kept, no temporary left", async () => {
     const dir = scratch("atomic");
-    fs.writeFileSync(`${dir}/doc.txt`, "old content\n", { mode: 0o640 });
-    fs.chmodSync(`${dir}/doc.txt`, 0o640);
+    // 0666: a umask of 022 would narrow a new file's mode, so only an explicit chmod keeps it.
+    fs.writeFileSync(`${dir}/doc.txt`, "old content\n");
+    fs.chmodSync(`${dir}/doc.txt`, 0o666);
     const before = fs.statSync(`${dir}/doc.txt`);
     // A reader holding the old file keeps reading the old content whole: nothing was truncated under it.
     const reader = fs.openSync(`${dir}/doc.txt`, "r");
@@ -160,7 +161,8 @@ void describe("reading", () => {
       const info = await gfs.writeFile(`${dir}/doc.txt`, "new content, longer than before\n");
       const after = fs.statSync(`${dir}/doc.txt`);
       assert.notEqual(after.ino, before.ino, "a new file took the name");
-      assert.equal(after.mode & 0o7777, 0o640, "the mode carried over");
+      assert.equal(after.mode & 0o7777, 0o666, "the mode carried over");
+      assert.deepEqual([after.uid, after.gid], [before.uid, before.gid], "the owner carried over");
       assert.equal(info.size, Buffer.byteLength("new content, longer than before\n"));
       assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), "new content, longer than before\n");
       const buffer = Buffer.alloc(64);
@@ -169,21 +171,44 @@ void describe("reading", () => {
       fs.closeSync(reader);
     }
     assert.deepEqual(fs.readdirSync(dir), ["doc.txt"], "no temporary file left");
-    // Appending and creating stay in place.
+    // Appending stays in place.
     const appendedIno = fs.statSync(`${dir}/doc.txt`).ino;
     await gfs.writeFile(`${dir}/doc.txt`, "more\n", { append: true });
     assert.equal(fs.statSync(`${dir}/doc.txt`).ino, appendedIno);
   });
 
-  void it("a replacement that fails leaves the old content whole and no temporary behind", async () => {
+  void it("a setuid or setgid file is written in place: a replacement never carries those bits with new content", async () => {
+    const dir = scratch("atomic-setuid");
+    fs.writeFileSync(`${dir}/tool`, "#!/bin/sh\n");
+    fs.chmodSync(`${dir}/tool`, 0o4755);
+    const ino = fs.statSync(`${dir}/tool`).ino;
+    await gfs.writeFile(`${dir}/tool`, "#!/bin/sh\necho new\n");
+    assert.equal(fs.statSync(`${dir}/tool`).ino, ino, "no new file was made");
+    assert.equal(fs.readFileSync(`${dir}/tool`, "utf8"), "#!/bin/sh\necho new\n");
+    assert.deepEqual(fs.readdirSync(dir), ["tool"]);
+  });
+
+  void it("a replacement whose rename fails leaves the old content whole and no temporary behind", async () => {
     const dir = scratch("atomic-fail");
     fs.writeFileSync(`${dir}/doc.txt`, "precious\n");
-    // A second name for the file is refused before anything is written (the check of the old file comes first).
-    fs.linkSync(`${dir}/doc.txt`, `${dir}/alias.txt`);
-    await denied(gfs.writeFile(`${dir}/doc.txt`, "lost?"), "PATH_HARDLINKED");
-    fs.rmSync(`${dir}/alias.txt`);
+    const failing = (code: string) =>
+      createGuardedFs(compiled, LIMITS, { rename: () => Promise.reject(Object.assign(new Error(`rename: ${code}`), { code })) });
+    await failed(failing("EIO").writeFile(`${dir}/doc.txt`, "lost?"), "FS_IO_ERROR");
     assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), "precious\n");
     assert.deepEqual(fs.readdirSync(dir), ["doc.txt"]);
+  });
+
+  void it("where a new file cannot take the name (a busy bind mount, a sticky directory), the file is written in place", async () => {
+    const dir = scratch("atomic-fallback");
+    fs.writeFileSync(`${dir}/doc.txt`, "old\n");
+    const ino = fs.statSync(`${dir}/doc.txt`).ino;
+    for (const code of ["EBUSY", "EPERM", "EXDEV"]) {
+      const busy = createGuardedFs(compiled, LIMITS, { rename: () => Promise.reject(Object.assign(new Error(code), { code })) });
+      await busy.writeFile(`${dir}/doc.txt`, `new ${code}\n`);
+      assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), `new ${code}\n`);
+      assert.equal(fs.statSync(`${dir}/doc.txt`).ino, ino);
+      assert.deepEqual(fs.readdirSync(dir), ["doc.txt"], "the temporary is gone");
+    }
   });
 
   void it("in a directory this process cannot add files to, an existing writable file is written in place", { skip: process.getuid?.() === 0 ? "root may add files anywhere" : false }, async () => {

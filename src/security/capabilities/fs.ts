@@ -42,6 +42,8 @@ export interface GuardedFsOptions {
    * re-checks the directory's identity afterwards.
    */
   procFdDir?: string | null;
+  /** The rename that puts a replacement in place (default node:fs/promises); tests make it fail. */
+  rename?: (from: string, to: string) => Promise<void>;
 }
 
 const READ_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
@@ -57,6 +59,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   }
   const io = options.io ?? nodePathIo;
   const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? "/proc/self/fd" : null) : options.procFdDir;
+  const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
 
   async function check(p: string, access: PathAccess): Promise<{ verdict: PathAllowed; shown: string }> {
     const verdict = await checkPath(compiled, p, access, io);
@@ -135,7 +138,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       }
       const { verdict, shown } = await check(p, "write");
       if (options.append !== true && options.exclusive !== true && verdict.exists) {
-        const replaced = await replaceAtomically(verdict, shown, bytes);
+        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile);
         if (replaced !== undefined) return replaced;
         // The directory does not let this process make a file in it: the file is written in place.
       }
@@ -238,13 +241,26 @@ export async function openVerifiedForWrite(verdict: PathAllowed, shown: string, 
 
 /**
  * Replaces an existing file's content all at once: the new content goes to a new file in the
- * same verified directory, synced, then renamed over the old one, so a write that fails half
- * way (a full disk, a crash) leaves the old content whole instead of a truncated file. The
- * file to replace must still be the one checked (a regular file with one link); its mode, and
- * its owner when the server runs as root, carry over. Undefined when the directory refuses a
- * new file (not writable, read-only): the caller writes in place.
+ * same verified directory, synced, then renamed over the old one (and the directory synced), so
+ * a write that fails half way (a full disk, a crash) leaves the old content whole instead of a
+ * truncated file. The file to replace must still be the one checked (a regular file with one
+ * link). Undefined, nothing left behind, where a new file could not stand in for the old one
+ * exactly, so the caller writes in place as before:
+ * - a setuid or setgid file (a replacement must never carry those bits with new content);
+ * - a file another user owns, for a server that is not root (the owner would change);
+ * - no /proc to reach the directory through its verified descriptor (the rename would go by path);
+ * - a directory that refuses a new file or a rename (not writable, read-only, sticky, a file
+ *   bind-mounted in place: EACCES, EPERM, EROFS, EBUSY, EXDEV), or a group the server cannot give.
+ * The temporary file is made 0600 and given the old mode only after its owner: at no moment is
+ * there a file with the new content that someone the old mode did not allow can use.
+ * Not carried over: ACLs and extended attributes.
  */
-async function replaceAtomically(verdict: PathAllowed, shown: string, bytes: Uint8Array): Promise<FileInfo | undefined> {
+async function replaceAtomically(
+  verdict: PathAllowed,
+  shown: string,
+  bytes: Uint8Array,
+  renameFile: (from: string, to: string) => Promise<void>,
+): Promise<FileInfo | undefined> {
   const current = await openVerifiedForWrite(verdict, shown, {});
   let old: BigIntStats;
   try {
@@ -252,39 +268,52 @@ async function replaceAtomically(verdict: PathAllowed, shown: string, bytes: Uin
   } finally {
     await current.close();
   }
-  const mode = Number(old.mode & 0o7777n);
+  const uid = process.getuid?.();
+  if ((old.mode & 0o6000n) !== 0n || uid === undefined || (uid !== 0 && BigInt(uid) !== old.uid)) return undefined;
+  const mode = Number(old.mode & 0o777n);
   const name = basename(verdict.realPath);
-  return inVerifiedParent(verdict.realPath, requireParent(verdict, shown), shown, async (target) => {
+  return inVerifiedParent(verdict.realPath, requireParent(verdict, shown), shown, async (target, dir, throughDescriptor) => {
+    if (!throughDescriptor) return undefined;
     const temp = `${target.slice(0, target.length - name.length)}.msl-write-${randomBytes(8).toString("hex")}.tmp`;
     let handle: FileHandle | undefined;
     try {
-      handle = await fsp.open(temp, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, mode);
+      handle = await fsp.open(temp, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, FILE_MODE);
     } catch (error) {
-      if (NO_NEW_FILE.has((error as NodeJS.ErrnoException).code ?? "")) return undefined;
+      if (IN_PLACE_INSTEAD.has(errorCode(error))) return undefined;
       throw toFsError(error, shown);
     }
+    let renamed = false;
     try {
       let written = 0;
       while (written < bytes.byteLength) written += (await handle.write(bytes, written, bytes.byteLength - written, written)).bytesWritten;
-      // The umask narrowed the mode at creation; a root server keeps the owner a person gave the file.
+      // Owner first, mode last: chown clears setuid bits, and 0600 until then keeps others out.
+      await handle.chown(Number(old.uid), Number(old.gid));
       await handle.chmod(mode);
-      if (process.getuid?.() === 0) await handle.chown(Number(old.uid), Number(old.gid));
       await handle.sync();
       const info = fileInfo(verdict.realPath, await handle.stat({ bigint: true }));
       await handle.close();
       handle = undefined;
-      await fsp.rename(temp, target);
+      await renameFile(temp, target);
+      renamed = true;
+      // The new name is durable too, not only the new content.
+      await dir.sync().catch(() => undefined);
       return info;
     } catch (error) {
       await handle?.close().catch(() => undefined);
-      await fsp.unlink(temp).catch(() => undefined);
+      if (!renamed) await fsp.unlink(temp).catch(() => undefined);
+      // The old file is untouched: where only the replacing failed, write in place.
+      if (!renamed && IN_PLACE_INSTEAD.has(errorCode(error))) return undefined;
       throw toFsError(error, shown);
     }
   });
 }
 
-/** Why a directory may refuse a new file while its files stay writable: then a write goes in place. */
-const NO_NEW_FILE: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS"]);
+/** Errors that say a new file cannot stand in for the old one here, while the old one may still be written. */
+const IN_PLACE_INSTEAD: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS", "EBUSY", "EXDEV"]);
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? "";
+}
 
 async function readDirectoryVerified(
   verdict: PathAllowed,
@@ -374,7 +403,7 @@ async function inVerifiedParent<T>(
   realPath: string,
   parent: { path: string; identity: FileIdentity },
   shown: string,
-  operation: (target: string) => Promise<T>,
+  operation: (target: string, dir: FileHandle, throughDescriptor: boolean) => Promise<T>,
 ): Promise<T> {
   const dir = await openOrThrow(parent.path, DIR_FLAGS, shown).catch((error: unknown) => {
     // The parent was a directory at check time; a symlink or a file there now is a swap.
@@ -384,9 +413,9 @@ async function inVerifiedParent<T>(
     const stat = await dir.stat({ bigint: true });
     if (!sameIdentity(stat, parent.identity)) throw raced(shown);
     const where = await descriptorPath(dir);
-    if (where === undefined) return await operation(realPath);
+    if (where === undefined) return await operation(realPath, dir, false);
     if (where !== parent.path) throw raced(shown);
-    return await operation(`/proc/self/fd/${dir.fd}/${basename(realPath)}`);
+    return await operation(`/proc/self/fd/${dir.fd}/${basename(realPath)}`, dir, true);
   } finally {
     await dir.close();
   }
