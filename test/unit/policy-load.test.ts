@@ -615,3 +615,18 @@ void test("seed compatibility: a rate limit as large as a seed user writes for n
   assert.throws(() => load('version: "1.0"\ntools:\n  rate_limits:\n    default: .inf\n'), /tools\.rate_limits\.default: expected a whole number of calls per minute/);
   assert.throws(() => load('version: "1.0"\ntools:\n  rate_limits:\n    default: 1.5\n'), /tools\.rate_limits\.default/);
 });
+
+test("every YAML policy the README shows loads as it is written", () => {
+  const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1] as string);
+  assert.ok(blocks.length > 0, "the README shows at least one policy");
+  for (const block of blocks) {
+    const { policy } = load(block);
+    assert.equal(policy.version, "1.0");
+  }
+  // The private-folder example: its files under the home, nothing else open.
+  const { policy } = load(blocks[0] as string);
+  assert.deepEqual(policy.commands.allowed, []);
+  assert.deepEqual(policy.network.allowed_endpoints, []);
+  assert.ok(policy.tools.deny.includes("write_file") && policy.tools.deny.includes("web_search"));
+});
