@@ -30,7 +30,8 @@ const NAMED: Readonly<Record<string, string>> = {
 };
 
 // A named reference needs its semicolon: `?a=1&copy=2` in a URL stays as it is. Leading zeros are allowed.
-const REFERENCE = /&(?:#0*([0-9]{1,8});?|#[xX]0*([0-9A-Fa-f]{1,7});?|([A-Za-z][A-Za-z0-9]{1,31});)/g;
+// Digits run as long as they go (a browser reads `&#123456789;` whole, as one U+FFFD).
+const REFERENCE = /&(?:#([0-9]+);?|#[xX]([0-9A-Fa-f]+);?|([A-Za-z][A-Za-z0-9]{1,31});)/g;
 
 /** What HTML makes of references to 0x80-0x9F: the Windows-1252 characters (`&#150;` is an en dash). */
 const WINDOWS_1252: Readonly<Record<number, number>> = {
@@ -54,6 +55,15 @@ export function decodeEntities(text: string): string {
 /** Runs of whitespace (no-break spaces included) as one space, ends trimmed. */
 export function collapseWhitespace(text: string): string {
   return text.replace(/\s+/g, " ").trim();
+}
+
+// Controls, format characters (zero-width, bidi, tags), private-use and unassigned code points,
+// variation selectors: a reader sees none of them, a model reads them all.
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+
+/** Text as a person sees it: whitespace collapsed, then what cannot be seen taken out. */
+export function visibleText(text: string): string {
+  return collapseWhitespace(text).replace(INVISIBLE, "").replace(/ {2,}/g, " ").trim();
 }
 
 /** At most `max` characters, cut at a character boundary and marked with an ellipsis. */

@@ -9,7 +9,7 @@
  * never shows cannot reach the model. What comes out is bounded: titles, snippets and URLs
  * are clipped or dropped, ads are dropped by their container, only http(s) targets are kept.
  */
-import { clip, collapseWhitespace, decodeEntities } from "./html-text.js";
+import { clip, decodeEntities, visibleText } from "./html-text.js";
 
 export interface SearchHit {
   title: string;
@@ -36,15 +36,15 @@ const CAPTURE_MAX = 8 * 1024;
 const LINK_CLASSES: ReadonlySet<string> = new Set(["result-link", "result__a"]);
 const SNIPPET_CLASSES: ReadonlySet<string> = new Set(["result-snippet", "result__snippet"]);
 /** Elements whose content is not text of the page. */
-const RAW_TEXT: ReadonlySet<string> = new Set(["script", "style", "template", "textarea", "noscript", "title"]);
+const RAW_TEXT: ReadonlySet<string> = new Set(["script", "style", "template", "textarea", "noscript", "title", "noembed", "noframes", "iframe", "xmp"]);
 /** Elements that end a line where a browser shows them: a space stands for each. */
 const BREAKS: ReadonlySet<string> = new Set(["br", "p", "div", "li", "ul", "ol", "td", "th", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dd", "dt", "blockquote", "pre"]);
 const CELLS: ReadonlySet<string> = new Set(["td", "th"]);
 /** End tags that end an open cell (its own end tag is optional in HTML). */
 const CELL_ENDERS: ReadonlySet<string> = new Set(["tr", "table", "tbody", "thead", "tfoot"]);
+/** Start tags that end an open link: a browser never lets a link run across cells or rows. */
+const TABLE_PARTS: ReadonlySet<string> = new Set(["td", "th", "tr", "table", "tbody", "thead", "tfoot", "caption"]);
 
-// HTML's own whitespace, as tagEnd reads it: a quote is tried as a value only where tagEnd found it closed.
-const ATTRIBUTE = /([^ \t\n\f\r"'=<>`/]+)(?:[ \t\n\f\r]*=[ \t\n\f\r]*(?:"([^"]*)"|'([^']*)'|([^ \t\n\f\r"'<>`]+)))?/g;
 const CHALLENGE = /anomaly(?:-modal|\.js)|challenge-form/i;
 
 type Attributes = Readonly<Record<string, string>>;
@@ -84,7 +84,7 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
   const finish = (): void => {
     const done = capture as Capture;
     capture = undefined;
-    const text = collapseWhitespace(decodeEntities(done.text));
+    const text = visibleText(decodeEntities(done.text));
     if (done.kind === "snippet") {
       if (open !== undefined && text !== "") open.snippet = clip(text, SNIPPET_MAX);
       open = undefined;
@@ -112,21 +112,23 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
       if (capture === undefined) continue;
       if (name === capture.tag) {
         if (--capture.depth === 0) finish();
-      } else if (CELLS.has(capture.tag) && CELL_ENDERS.has(name)) {
+      } else if ((CELLS.has(capture.tag) || capture.tag === "a") && (CELL_ENDERS.has(name) || (capture.tag === "a" && CELLS.has(name)))) {
+        // An open link or cell ends with its row or table (a link also with its cell), as a browser closes them.
         finish();
       } else if (BREAKS.has(name)) {
         capture.text += " ";
       }
       continue;
     }
-    const attributes = parseAttributes(tag.attributes);
+    const { attributes } = tag;
     if (name === "input" && attributes.name === "q") recognized = true;
     if (name === "tr" || (name === "div" && tokens(attributes.class).includes("result"))) inAd = isAdContainer(attributes);
     const startsLink = isLink(name, attributes);
     const startsSnippet = !startsLink && hasClass(attributes, SNIPPET_CLASSES);
     if (capture !== undefined) {
       // A link cannot hold a link, and a new row or cell ends an open cell: as a browser reads them.
-      const implied = (capture.tag === "a" && name === "a") || (CELLS.has(capture.tag) && (CELLS.has(name) || name === "tr"));
+      const implied =
+        (capture.tag === "a" && (name === "a" || TABLE_PARTS.has(name))) || (CELLS.has(capture.tag) && (CELLS.has(name) || name === "tr"));
       if (startsLink || startsSnippet || implied) {
         finish();
       } else {
@@ -156,10 +158,10 @@ interface Tag {
   start: number;
   /** Just past the tag's `>` (for a raw-text element, at its end tag: its content is skipped). */
   end: number;
-  /** Lower-case; `#comment`, `#markup` (doctype, processing instruction) or `#rest` (an unclosed tag to the page's end). */
+  /** Lower-case; `#comment`, `#markup` (doctype, processing instruction, bogus comment) or `#rest` (an unclosed tag to the page's end). */
   name: string;
   closing: boolean;
-  attributes: string;
+  attributes: Attributes;
 }
 
 /**
@@ -170,26 +172,27 @@ function nextTag(html: string, from: number): Tag | undefined {
   for (let at = html.indexOf("<", from); at !== -1; at = html.indexOf("<", at + 1)) {
     if (html.startsWith("<!--", at)) {
       const close = html.indexOf("-->", at + 4);
-      return { start: at, end: close === -1 ? html.length : close + 3, name: "#comment", closing: false, attributes: "" };
-    }
-    if (html[at + 1] === "!" || html[at + 1] === "?") {
-      const close = html.indexOf(">", at + 2);
-      return { start: at, end: close === -1 ? html.length : close + 1, name: "#markup", closing: false, attributes: "" };
+      return { start: at, end: close === -1 ? html.length : close + 3, name: "#comment", closing: false, attributes: NO_ATTRIBUTES };
     }
     const closing = html[at + 1] === "/";
     const nameStart = closing ? at + 2 : at + 1;
+    // `<!`, `<?`, and `</` not followed by a letter: a bogus comment to the next `>`, as a browser reads it.
+    if (html[at + 1] === "!" || html[at + 1] === "?" || (closing && !isLetter(html.charCodeAt(nameStart)))) {
+      const close = html.indexOf(">", at + 2);
+      return { start: at, end: close === -1 ? html.length : close + 1, name: "#markup", closing: false, attributes: NO_ATTRIBUTES };
+    }
+    // `<` not followed by a letter is text (`a < b`).
+    if (!isLetter(html.charCodeAt(nameStart))) continue;
     let nameEnd = nameStart;
-    while (nameEnd < html.length && isNameCharacter(html.charCodeAt(nameEnd), nameEnd === nameStart)) nameEnd++;
-    // `<` not followed by a name is text (`a < b`).
-    if (nameEnd === nameStart) continue;
-    const end = tagEnd(html, nameEnd);
-    if (end === -1) return { start: at, end: html.length, name: "#rest", closing: false, attributes: "" };
-    // Names are ASCII, so lower-casing keeps positions (the whole page lower-cased might not: "İ" grows).
+    while (nameEnd < html.length && !ENDS_NAME.has(html.charCodeAt(nameEnd))) nameEnd++;
+    const read = readAttributes(html, nameEnd);
+    if (read === undefined) return { start: at, end: html.length, name: "#rest", closing: false, attributes: NO_ATTRIBUTES };
+    // Lower-cased alone: the whole page lower-cased might change length ("İ" grows), and positions with it.
     const name = html.slice(nameStart, nameEnd).toLowerCase();
-    const tag: Tag = { start: at, end: end + 1, name, closing, attributes: html.slice(nameEnd, end) };
+    const tag: Tag = { start: at, end: read.end + 1, name, closing, attributes: closing ? NO_ATTRIBUTES : read.attributes };
     if (!closing && RAW_TEXT.has(name)) {
-      // What a script holds is not markup of the page; its end tag is read next.
-      const endTag = new RegExp(`</${name}`, "gi");
+      // What a script holds is not markup of the page; its end tag (the name whole: not `</titlex`) is read next.
+      const endTag = new RegExp(`</${name}(?=[\\t\\n\\f\\r />])`, "gi");
       endTag.lastIndex = tag.end;
       tag.end = endTag.exec(html)?.index ?? html.length;
     }
@@ -198,30 +201,60 @@ function nextTag(html: string, from: number): Tag | undefined {
   return undefined;
 }
 
-/** The index of the `>` ending a tag whose attributes start at `from`, or -1. A quote opens a value only after `=`. */
-function tagEnd(html: string, from: number): number {
-  let afterEquals = false;
-  for (let i = from; i < html.length; i++) {
-    const code = html.charCodeAt(i);
-    if (code === 0x3e) return i;
-    if ((code === 0x22 || code === 0x27) && afterEquals) {
+const NO_ATTRIBUTES: Attributes = Object.freeze(Object.create(null) as Record<string, string>);
+/** What ends a tag name, as HTML reads it: whitespace, `/` and `>`. */
+const ENDS_NAME: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0c, 0x0d, 0x20, 0x2f, 0x3e]);
+const HTML_SPACE: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0c, 0x0d, 0x20]);
+
+/**
+ * The attributes of a tag whose name ends at `from`, and the index of its closing `>`, read
+ * by HTML's attribute states (a quote opens a value only where a value begins, right after
+ * `=` and spaces; names and unquoted values hold any other character). Undefined when the tag
+ * or a quoted value never ends. One pass, each character looked at once.
+ */
+function readAttributes(html: string, from: number): { end: number; attributes: Attributes } | undefined {
+  const attributes = Object.create(null) as Record<string, string>;
+  const add = (name: string, value: string): void => {
+    const key = name.toLowerCase();
+    // The first of a repeated attribute wins, as in a browser.
+    if (!(key in attributes)) attributes[key] = value;
+  };
+  let i = from;
+  for (;;) {
+    // Before a name: spaces and slashes.
+    while (i < html.length && (HTML_SPACE.has(html.charCodeAt(i)) || html.charCodeAt(i) === 0x2f)) i++;
+    if (i >= html.length) return undefined;
+    if (html.charCodeAt(i) === 0x3e) return { end: i, attributes };
+    // The name: a leading `=` belongs to it; then anything but space, `/`, `>` and `=`.
+    const nameStart = i++;
+    while (i < html.length && !ENDS_NAME.has(html.charCodeAt(i)) && html.charCodeAt(i) !== 0x3d) i++;
+    const name = html.slice(nameStart, i);
+    while (i < html.length && HTML_SPACE.has(html.charCodeAt(i))) i++;
+    if (html.charCodeAt(i) !== 0x3d) {
+      add(name, "");
+      continue;
+    }
+    i++;
+    while (i < html.length && HTML_SPACE.has(html.charCodeAt(i))) i++;
+    if (i >= html.length) return undefined;
+    const quote = html.charCodeAt(i);
+    if (quote === 0x22 || quote === 0x27) {
       const close = html.indexOf(html[i] as string, i + 1);
-      if (close === -1) return -1;
-      i = close;
-      afterEquals = false;
-    } else if (code === 0x3d) {
-      afterEquals = true;
-    } else if (code !== 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0c && code !== 0x0d) {
-      afterEquals = false;
+      if (close === -1) return undefined;
+      add(name, html.slice(i + 1, close));
+      i = close + 1;
+    } else if (quote === 0x3e) {
+      add(name, "");
+    } else {
+      const valueStart = i;
+      while (i < html.length && !HTML_SPACE.has(html.charCodeAt(i)) && html.charCodeAt(i) !== 0x3e) i++;
+      add(name, html.slice(valueStart, i));
     }
   }
-  return -1;
 }
 
-/** ASCII letters, then also digits and `-`: the tag names a results page uses. */
-function isNameCharacter(code: number, first: boolean): boolean {
-  const letter = (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
-  return letter || (!first && ((code >= 0x30 && code <= 0x39) || code === 0x2d));
+function isLetter(code: number): boolean {
+  return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
 }
 
 /**
@@ -256,19 +289,9 @@ function isDuckDuckGo(hostname: string): boolean {
   return host === "duckduckgo.com" || host.endsWith(".duckduckgo.com");
 }
 
-function parseAttributes(source: string): Record<string, string> {
-  const attributes: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const match of source.matchAll(ATTRIBUTE)) {
-    const name = (match[1] as string).toLowerCase();
-    // The first of a repeated attribute wins, as in a browser.
-    if (name in attributes) continue;
-    attributes[name] = match[2] ?? match[3] ?? match[4] ?? "";
-  }
-  return attributes;
-}
-
 function tokens(value: string | undefined): string[] {
-  return value === undefined ? [] : value.toLowerCase().split(/\s+/).filter((token) => token !== "");
+  // HTML splits class and rel on ASCII whitespace only (a no-break space is part of a token).
+  return value === undefined ? [] : value.toLowerCase().split(/[\t\n\f\r ]+/).filter((token) => token !== "");
 }
 
 function hasClass(attributes: Attributes, names: ReadonlySet<string>): boolean {
