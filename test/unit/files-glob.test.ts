@@ -72,6 +72,41 @@ void describe("globs", () => {
     assert.ok(budget.steps <= 4 * name.length * 202, `${budget.steps} steps`);
   });
 
+  test("stacked ** are one state; every state and every class range is paid for from the budget", () => {
+    const stacked = compileGlob(`${"**/".repeat(160)}x`, { steps: 0, max: 1_000_000 });
+    assert.equal(stacked.start.size, 2, "one ** and what follows it");
+    // Repeated alternatives are one: `{,}{,}{,}...` expands to 64 copies of the same pattern.
+    assert.equal(compileGlob(`{,}{,}{,}{,}{,}{,}${"**/".repeat(160)}x`, { steps: 0, max: 1_000_000 }).start.size, 2);
+    // Distinct alternatives: each live state is paid for at every step.
+    const budget = { steps: 0, max: 100_000_000 };
+    const wide = compileGlob(`**/{a,b}/{c,d}/{e,f}/{g,h}/{i,j}/{k,l}/${"**/a/".repeat(20)}x`, budget);
+    let states = wide.start;
+    for (let i = 0; i < 100; i++) states = wide.step(states, "a");
+    assert.ok(budget.steps >= 100 * 64, `${budget.steps} steps for 100 names through 64 alternatives`);
+    const classBudget = { steps: 0, max: 100_000 };
+    const bigClass = compileGlob(`*[${"abcdefghij".repeat(47)}]*#`, classBudget);
+    assert.throws(() => {
+      for (let i = 0; i < 1000; i++) bigClass.step(bigClass.start, "z".repeat(255));
+    }, GlobBudgetError);
+  });
+
+  test("live: a path no longer pattern can match is not worth descending into", () => {
+    const glob = compileGlob("src/*", { steps: 0, max: 1000 });
+    const src = glob.step(glob.start, "src");
+    assert.equal(glob.live(src), true);
+    const file = glob.step(src, "a.ts");
+    assert.equal(glob.accepts(file), true);
+    assert.equal(glob.live(file), false, "src/a.ts matched; nothing under it can");
+    const any = compileGlob("**", { steps: 0, max: 1000 });
+    assert.equal(any.live(any.step(any.start, "d")), true);
+  });
+
+  test("names compare in NFC; [:alpha:] is refused; an escaped range end is read", () => {
+    assert.ok(matches("caf\u00e9.md", "cafe\u0301.md"), "a macOS (NFD) name matches a typed (NFC) pattern");
+    assert.throws(() => compileGlob("[[:alpha:]]", { steps: 0, max: 10 }), /\[a-zA-Z\]/);
+    assert.ok(matches("[a-\\z]", "m"));
+  });
+
   test("the budget stops matching once spent", () => {
     const glob = compileGlob("*a*a*a*a*b", { steps: 0, max: 50 });
     assert.throws(() => glob.step(glob.start, "a".repeat(200)), GlobBudgetError);

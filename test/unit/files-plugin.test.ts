@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { JsonObject, ToolContext } from "../../src/plugins/contract.js";
+import { ToolError, type JsonObject, type ToolContext } from "../../src/plugins/contract.js";
 import { createGuardedFs } from "../../src/security/capabilities/fs.js";
 import { compilePathPolicy } from "../../src/security/path-guard.js";
 import { createFilesPlugin } from "../../src/plugins/builtin/files/index.js";
@@ -257,6 +257,35 @@ void describe("search_files", () => {
     } finally {
       fs.rmSync(path.join(root, "notes", "settings-page-reference-renderer-v2.tsx"));
     }
+  });
+
+  test("directories no match can lie under are not entered, so a low max_depth is not reported as a cut", async () => {
+    const top = ok(await call("search_files", { path: ".", pattern: "*", max_depth: 1 }));
+    assert.equal(top.complete, true, JSON.stringify(top.note));
+    assert.deepEqual((top.results as JsonObject[]).map((result) => result.path).sort(), ["notes", "unicode.txt"]);
+  });
+
+  test("a pattern naming a dot entry finds it without include_hidden", async () => {
+    const found = ok(await call("search_files", { path: ".", pattern: ".hidden/*.md" }));
+    assert.deepEqual(found.results, [{ path: ".hidden/h.md", kind: "file" }]);
+  });
+
+  test("a cancelled search ends as cancelled, also in the middle of a directory, never as a result", async () => {
+    const controller = new AbortController();
+    let reads = 0;
+    const cancelling: ToolContext = {
+      ...ctx,
+      signal: controller.signal,
+      fs: {
+        ...ctx.fs,
+        readBytes: async (target, options) => {
+          if (++reads === 1) controller.abort(new ToolError("the call was cancelled", "CANCELLED"));
+          return ctx.fs.readBytes(target, options);
+        },
+      },
+    };
+    const result = await call("search_files", { path: "notes", contains: "todo" }, cancelling);
+    assert.equal(result.code, "CANCELLED");
   });
 
   test("an invalid pattern is refused, saying what is wrong", async () => {

@@ -43,6 +43,8 @@ export interface Glob {
   step(states: ReadonlySet<GlobState>, name: string): Set<GlobState>;
   /** Whether a path that reached these states matches. */
   accepts(states: ReadonlySet<GlobState>): boolean;
+  /** Whether a longer path could still match: a directory with no live state is not worth entering. */
+  live(states: ReadonlySet<GlobState>): boolean;
 }
 
 export interface GlobBudget {
@@ -53,7 +55,8 @@ export interface GlobBudget {
 const MAX_ALTERNATIVES = 64;
 
 export function compileGlob(pattern: string, budget: GlobBudget): Glob {
-  const alternatives = expandBraces(pattern).map(parseAlternative);
+  // NFC on both sides: macOS names are NFD, patterns typed are NFC ("é" is one or two code points).
+  const alternatives = [...new Set(expandBraces(pattern.normalize("NFC")))].map(parseAlternative);
   // States are numbered across alternatives: alternative a, component i -> offsets[a] + i.
   const offsets: number[] = [];
   const owner: Array<{ alternative: number; index: number }> = [];
@@ -67,6 +70,7 @@ export function compileGlob(pattern: string, budget: GlobBudget): Glob {
   const close = (into: Set<GlobState>, alternative: number, index: number): void => {
     const components = alternatives[alternative] as Component[];
     for (let i = index; i <= components.length; i++) {
+      spend(budget, 1);
       into.add(stateOf(alternative, i));
       if (i === components.length || !(components[i] as Component).globstar) break;
     }
@@ -79,8 +83,9 @@ export function compileGlob(pattern: string, budget: GlobBudget): Glob {
     start,
     step(states, name) {
       const next = new Set<GlobState>();
-      const chars = Array.from(name);
+      const chars = Array.from(name.normalize("NFC"));
       for (const state of states) {
+        spend(budget, 1);
         const { alternative, index } = owner[state] as { alternative: number; index: number };
         const components = alternatives[alternative] as Component[];
         if (index === components.length) continue;
@@ -100,7 +105,19 @@ export function compileGlob(pattern: string, budget: GlobBudget): Glob {
       }
       return false;
     },
+    live(states) {
+      for (const state of states) {
+        const { alternative, index } = owner[state] as { alternative: number; index: number };
+        if (index < (alternatives[alternative] as Component[]).length) return true;
+      }
+      return false;
+    },
   };
+}
+
+function spend(budget: GlobBudget, steps: number): void {
+  budget.steps += steps;
+  if (budget.steps > budget.max) throw new GlobBudgetError();
 }
 
 /** The greedy wildcard match: on a mismatch, the last `*` takes one more character. */
@@ -110,8 +127,9 @@ function matchComponent(tokens: readonly Token[], chars: readonly string[], budg
   let star = -1;
   let starChar = 0;
   while (c < chars.length) {
-    if (++budget.steps > budget.max) throw new GlobBudgetError();
     const token = tokens[t];
+    // A class costs as many steps as it has ranges to look through.
+    spend(budget, token?.kind === "class" ? token.ranges.length : 1);
     if (token?.kind === "star") {
       star = t++;
       starChar = c;
@@ -147,12 +165,18 @@ function matchesOne(token: Token, char: string): boolean {
 
 function parseAlternative(pattern: string): Component[] {
   if (pattern.startsWith("/")) throw new GlobError("a pattern is relative to the searched directory: drop the leading /");
-  return pattern.split("/").map((part): Component => {
-    if (part === "**") return { globstar: true };
-    if (part === "") throw new GlobError("a pattern has an empty component (a doubled or trailing /)");
+  const components: Component[] = [];
+  for (const part of pattern.split("/")) {
+    if (part === "") throw new GlobError("a pattern (or one of its {a,b} alternatives) has an empty component: a doubled, leading or trailing /");
     if (part === "." || part === "..") throw new GlobError(`"${part}" is not allowed in a pattern`);
-    return { globstar: false, tokens: parseComponent(part) };
-  });
+    if (part === "**") {
+      // `**/**` matches what `**` does: one state instead of many.
+      if (components[components.length - 1]?.globstar !== true) components.push({ globstar: true });
+      continue;
+    }
+    components.push({ globstar: false, tokens: parseComponent(part) });
+  }
+  return components;
 }
 
 function parseComponent(part: string): Token[] {
@@ -188,13 +212,17 @@ function parseClass(chars: readonly string[], open: number, tokens: Token[]): nu
     let char = chars[i];
     if (char === undefined) throw new GlobError("a [ in the pattern is never closed with ]");
     if (char === "]" && !first) break;
+    if (char === "[" && chars[i + 1] === ":") throw new GlobError("classes like [:alpha:] are not supported; write the range, as in [a-zA-Z]");
     if (char === "\\") char = chars[++i] ?? "\\";
     const low = char.codePointAt(0) as number;
     if (chars[i + 1] === "-" && chars[i + 2] !== undefined && chars[i + 2] !== "]") {
-      const high = (chars[i + 2] as string).codePointAt(0) as number;
-      if (high < low) throw new GlobError(`the range ${char}-${chars[i + 2] as string} in the pattern runs backwards`);
+      // The range's end may be escaped too: [a-\z].
+      const escaped = chars[i + 2] === "\\" && chars[i + 3] !== undefined;
+      const highChar = (escaped ? chars[i + 3] : chars[i + 2]) as string;
+      const high = highChar.codePointAt(0) as number;
+      if (high < low) throw new GlobError(`the range ${char}-${highChar} in the pattern runs backwards`);
       ranges.push([low, high]);
-      i += 3;
+      i += escaped ? 4 : 3;
     } else {
       ranges.push([low, low]);
       i += 1;

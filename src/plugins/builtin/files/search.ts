@@ -33,7 +33,8 @@ const GLOB_STEPS = 200_000_000;
 
 export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<SearchOutput> {
   const pattern = typeof args.pattern === "string" ? args.pattern : "**";
-  const hidden = args.include_hidden === true;
+  // A pattern that names a dot entry (`.github/*.yml`, `**/.env.example`) asks for hidden names.
+  const hidden = args.include_hidden === true || (typeof args.pattern === "string" && /(^|[/{,])\./.test(args.pattern));
   const maxDepth = typeof args.max_depth === "number" ? args.max_depth : LIMITS.depthDefault;
   const maxResults = typeof args.max_results === "number" ? args.max_results : LIMITS.searchDefault;
   const contains = typeof args.contains === "string" ? args.contains : undefined;
@@ -56,7 +57,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
   // Directories to list: their path relative to the root ("" for the root), their depth, and where the glob stands after it.
   const queue: Array<{ relative: string; depth: number; states: ReadonlySet<GlobState> }> = [{ relative: "", depth: 1, states: glob.start }];
   walk: for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new ToolError("the search was cancelled", "CANCELLED");
+    throwIfCancelled(ctx);
     let entries: DirEntry[];
     try {
       entries = await ctx.fs.list(join(root, next.relative));
@@ -67,6 +68,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
       continue;
     }
     for (const entry of entries) {
+      throwIfCancelled(ctx);
       if (++visited > LIMITS.visitMax) {
         cut.push(`stopped after looking at ${LIMITS.visitMax} entries; search a smaller directory or a narrower pattern`);
         break walk;
@@ -82,7 +84,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
         break walk;
       }
       // A directory no match can lie under is not entered.
-      if (entry.kind === "directory" && states.size > 0) {
+      if (entry.kind === "directory" && glob.live(states)) {
         if (next.depth < maxDepth) queue.push({ relative, depth: next.depth + 1, states });
         else deeper = true;
       }
@@ -102,6 +104,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
       }
     }
   }
+  throwIfCancelled(ctx);
   if (deeper && cut.length === 0) cut.push(`directories deeper than max_depth (${maxDepth}) were not searched`);
   const notes = [...cut];
   if (unreadable > 0) notes.push(unreadable === 1 ? "1 entry could not be read and was passed over" : `${unreadable} entries could not be read and were passed over`);
@@ -114,6 +117,8 @@ async function grep(file: string, needle: string, caseSensitive: boolean, ctx: T
   try {
     bytes = await ctx.fs.readBytes(file, { length: LIMITS.grepBytes });
   } catch {
+    // A cancelled call is not an unreadable file.
+    throwIfCancelled(ctx);
     return undefined;
   }
   if (bytes.subarray(0, BINARY_SNIFF).includes(0)) return [];
@@ -149,6 +154,10 @@ function clipLine(line: string, at: number, needleLength: number): string {
 
 function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff;
+}
+
+function throwIfCancelled(ctx: ToolContext): void {
+  if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new ToolError("the search was cancelled", "CANCELLED");
 }
 
 function join(root: string, relative: string): string {

@@ -157,7 +157,7 @@ export const TOOLS: readonly ToolDefinition[] = [
       "`*` stays within one directory, `**` crosses them; also ?, [a-z], {a,b}; case-sensitive) and, optionally, by content " +
       "(`contains`: lines holding this text, case-insensitive unless case_sensitive; the first " +
       `${LIMITS.grepBytes / (1024 * 1024)} MiB of each text file is read, less if the policy's read cap is lower). ` +
-      "Names starting with a dot are skipped unless include_hidden. Entries the policy denies are neither listed nor entered; " +
+      "Names starting with a dot are skipped unless include_hidden, or the pattern names one (`.github/*.yml`). Entries the policy denies are neither listed nor entered; " +
       "symbolic links are listed, not followed.",
     inputSchema: {
       type: "object",
