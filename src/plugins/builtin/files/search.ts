@@ -28,8 +28,8 @@ export interface SearchOutput {
 
 /** Bytes looked at for a NUL, the mark of a binary file (as grep and git judge it). */
 const BINARY_SNIFF = 8000;
-/** Character comparisons one search may spend matching names: some seconds of CPU at worst. */
-const GLOB_STEPS = 200_000_000;
+/** Steps one search may spend matching names (a comparison, a state, a class range each): about a second of CPU at worst. */
+const GLOB_STEPS = 50_000_000;
 
 export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<SearchOutput> {
   const pattern = typeof args.pattern === "string" ? args.pattern : "**";
