@@ -183,6 +183,9 @@ void describe("read_file", () => {
     try {
       assert.equal((await call("read_file", { path: "pipe" })).code, "PATH_NOT_REGULAR_FILE");
       assert.equal((await call("read_file", { path: "linked.txt" })).code, "PATH_HARDLINKED");
+      assert.equal((await call("file_info", { path: "linked.txt" })).code, "PATH_HARDLINKED");
+      const listed = ok(await call("list_directory", { path: "." }));
+      assert.deepEqual((listed.entries as JsonObject[]).find((entry) => entry.name === "linked.txt"), { name: "linked.txt", kind: "file" }, "listed, without its size");
     } finally {
       for (const file of [fifo, linked, path.join(root, "empty.txt")]) fs.rmSync(file);
     }

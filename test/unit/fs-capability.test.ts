@@ -235,6 +235,9 @@ void describe("reading", () => {
     fs.writeFileSync(`${dir}/one.txt`, "1");
     fs.linkSync(`${dir}/one.txt`, `${dir}/two.txt`);
     await denied(gfs.readBytes(`${dir}/one.txt`), "PATH_HARDLINKED");
+    // Its size and times too: the other name may be a file the policy protects.
+    await denied(gfs.stat(`${dir}/alias.txt`), "PATH_HARDLINKED");
+    assert.equal((await gfs.stat(dir)).kind, "directory", "a directory's link count is its subdirectories, not aliases");
   });
 
   void it("refuses symlink escapes and follows links that stay inside", async () => {

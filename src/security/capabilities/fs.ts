@@ -103,6 +103,10 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       if (verdict.identity === undefined) throw notFound(shown);
       const stat = await lstatOrThrow(verdict.realPath, shown);
       if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
+      // A file's other name may be outside the root or denied: its size and times are refused as its content is.
+      if (stat.isFile() && stat.nlink > 1n) {
+        throw new CapabilityDeniedError("PATH_HARDLINKED", `path ${shown} has more than one hard link and is refused by the filesystem policy`);
+      }
       return fileInfo(verdict.realPath, stat);
     },
 
