@@ -198,6 +198,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       execHomeDir,
       env,
       ownFiles: own,
+      logger: hub.logger("exec"),
       ...(options.bwrapPath === undefined ? {} : { bwrapPath: options.bwrapPath }),
     });
     registry = new PluginRegistry(plugins);

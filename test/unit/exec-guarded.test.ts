@@ -466,3 +466,40 @@ void describe("review findings: hard-linked copies and #! interpreters of blocke
     if (checked === 0) t.skip("none of flock, taskset, setpriv is installed here");
   });
 });
+
+void describe("a sandbox that cannot be set up", () => {
+  /** A stand-in for bwrap: writes `stderr`, exits with `code`, never runs the program. */
+  function fakeSandbox(stderr: string, code: number): GuardedExecOptions["sandbox"] {
+    const script = path.join(root, `fake-bwrap-${code}-${stderr.length}`);
+    // The text in a file of its own: no shell quoting to get wrong ("Can't").
+    fs.writeFileSync(`${script}.txt`, `${stderr}\n`);
+    fs.writeFileSync(script, `#!/bin/sh\ncat '${script}.txt' >&2\nexit ${code}\n`, { mode: 0o755 });
+    return {
+      mode: "required",
+      state: () => Promise.resolve({ state: "sandboxed", bwrap: script, version: "test" }),
+      plan: () => Promise.resolve({ sandboxed: true, file: script, args: [] }),
+    };
+  }
+
+  test("bubblewrap's own error goes to the operator, not to the model (it names the server's paths)", async () => {
+    const told: string[] = [];
+    const message = "bwrap: Can't mkdir /home/owner/.local/state/mcp-secure-local/exec-home/x: Permission denied";
+    const exec = guardedExec({}, { sandbox: fakeSandbox(message, 1), onSandboxFailure: (program, text) => told.push(`${program}: ${text}`) });
+    await assert.rejects(exec("myecho", ["hi"]), (error: unknown) => {
+      assert.ok(error instanceof ToolError);
+      assert.equal(error.code, "COMMAND_SANDBOX_FAILED");
+      assert.doesNotMatch(error.message, /\/home\/owner|exec-home/);
+      assert.match(error.message, /the server's log says why/);
+      return true;
+    });
+    assert.deepEqual(told, [`myecho: ${message}`]);
+  });
+
+  test("a program that fails on its own is a result as before, whatever it printed", async () => {
+    const exec = guardedExec({}, { sandbox: fakeSandbox("myecho: cannot open file", 1), onSandboxFailure: () => assert.fail("not a sandbox failure") });
+    const result = await exec("myecho", ["hi"]);
+    assert.deepEqual([result.exitCode, result.stderr], [1, "myecho: cannot open file\n"]);
+    const other = guardedExec({}, { sandbox: fakeSandbox("bwrap: lookalike", 2) });
+    assert.equal((await other("myecho", [])).exitCode, 2, "bubblewrap fails with 1 only");
+  });
+});

@@ -45,6 +45,11 @@ export interface GuardedExecOptions {
   isRewritable?: (file: string) => Promise<boolean>;
   /** Runs programs under bubblewrap (as `commands.sandbox` says). Absent: never sandboxed. */
   sandbox?: ExecSandbox;
+  /**
+   * Told bubblewrap's own message when a sandbox could not be set up (for the operator: it may
+   * name the server's paths, so the call's result does not carry it).
+   */
+  onSandboxFailure?: (program: string, message: string) => void;
 }
 
 /** The command check's file-system questions, answered by Node. */
@@ -103,8 +108,15 @@ export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecL
     // Scrubbed: nothing of the server's own environment (tokens, keys) reaches the child.
     const env: Record<string, string> = { LANG: "C.UTF-8", ...extra.env, PATH: compiled.pathValue, HOME: options.homeDir };
     const spec: RunSpec = { cwd, env, input, timeoutMs, maxOutputBytes, signal: options.signal, sandboxed: false };
-    if (plan?.sandboxed === true) return run(plan.file, plan.file, verdict.argv0, plan.args, { ...spec, sandboxed: true });
-    return run(verdict.path, verdict.argv0, verdict.argv0, args, spec);
+    if (plan?.sandboxed !== true) return run(verdict.path, verdict.argv0, verdict.argv0, args, spec);
+    const result = await run(plan.file, plan.file, verdict.argv0, plan.args, { ...spec, sandboxed: true });
+    const setupFailure = sandboxSetupFailure(result);
+    if (setupFailure === undefined) return result;
+    options.onSandboxFailure?.(verdict.argv0, setupFailure);
+    throw new ToolError(
+      `the sandbox could not be set up to run ${verdict.argv0}, so it did not run; the server's log says why (tell the machine's owner)`,
+      "COMMAND_SANDBOX_FAILED",
+    );
   };
 
   async function workingDirectory(requested: string | undefined): Promise<string> {
@@ -122,6 +134,16 @@ export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecL
     if (!isDirectory) throw new ToolError(`working directory ${requested} does not exist or is not a directory`, "COMMAND_BAD_CWD");
     return checked;
   }
+}
+
+/**
+ * bubblewrap's own error, when the result is one: it exits 1 with a `bwrap: ...` line before
+ * the program starts (a mount it cannot make, a path gone since the plan). A program printing
+ * such a line itself and exiting 1 only hides its own output.
+ */
+export function sandboxSetupFailure(result: ExecResult): string | undefined {
+  if (result.exitCode !== 1 || result.timedOut || result.stdout !== "" || !result.stderr.startsWith("bwrap: ")) return undefined;
+  return result.stderr.slice(0, 1000).trimEnd();
 }
 
 interface RunSpec {

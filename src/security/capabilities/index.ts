@@ -13,6 +13,7 @@ import { createGuardedFs } from "./fs.js";
 import type { Lookup } from "./fetch.js";
 import type { CallAbort } from "../../util/call-abort.js";
 import { createPluginStorage } from "./storage.js";
+import type { Logger } from "../../util/logger.js";
 import type { ExecSandbox, SandboxAvailability } from "./sandbox.js";
 
 export interface CallCapabilities {
@@ -46,6 +47,8 @@ export interface CapabilityOptions {
   bwrapPath?: string;
   /** Tests inject the sandbox probe. */
   sandboxProbe?: (bwrap: string | undefined) => Promise<SandboxAvailability>;
+  /** Where the operator reads what a call's result must not carry (a sandbox's own error, which names server paths). */
+  logger?: Logger;
 }
 
 export function createCapabilityFactory(options: CapabilityOptions): CapabilityFactory {
@@ -102,7 +105,14 @@ export function createCapabilityFactory(options: CapabilityOptions): CapabilityF
             exec ??= createGuardedExec(
               commands,
               { timeoutMs: Math.min(policy.commands.timeout * 1000, deadlineMs), maxOutputBytes: policy.commands.max_output_bytes },
-              { signal: scope.signal, checkCwd, isRewritable, homeDir: options.execHomeDir, sandbox },
+              {
+                signal: scope.signal,
+                checkCwd,
+                isRewritable,
+                homeDir: options.execHomeDir,
+                sandbox,
+                onSandboxFailure: (program, message) => options.logger?.warn(`exec: the sandbox for ${program} could not be set up: ${message}`),
+              },
             );
           }
           return exec(file, args, execOptions);
