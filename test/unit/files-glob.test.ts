@@ -39,6 +39,7 @@ void describe("globs", () => {
     assert.ok(matches("file[^0-9].txt", "filex.txt"));
     assert.ok(matches("[]]", "]"));
     assert.ok(matches("a\\*b", "a*b"));
+    assert.ok(matches("a\\\\/b", "a\\/b"), "an escaped backslash, then a separator");
     assert.ok(!matches("a\\*b", "axb"));
     assert.ok(matches("*.{md,txt}", "a.txt"));
     assert.ok(matches("{notes,docs}/**/*.{md,txt}", "docs/x/a.md"));
@@ -56,6 +57,7 @@ void describe("globs", () => {
       ["a/", /empty component/],
       ["../x", /not allowed/],
       ["x\\", /lone \\/],
+      ["a\\/b", /a name cannot hold \//],
       ["{a,b}{c,d}{e,f}{g,h}{i,j}{k,l}{m,n}", /more than 64 alternatives/],
     ] as const) {
       assert.throws(() => compileGlob(pattern, { steps: 0, max: 1000 }), (error: unknown) => error instanceof GlobError && message.test(error.message), pattern);

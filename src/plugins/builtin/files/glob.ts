@@ -166,7 +166,7 @@ function matchesOne(token: Token, char: string): boolean {
 function parseAlternative(pattern: string): Component[] {
   if (pattern.startsWith("/")) throw new GlobError("a pattern is relative to the searched directory: drop the leading /");
   const components: Component[] = [];
-  for (const part of pattern.split("/")) {
+  for (const part of splitComponents(pattern)) {
     if (part === "") throw new GlobError("a pattern (or one of its {a,b} alternatives) has an empty component: a doubled, leading or trailing /");
     if (part === "." || part === "..") throw new GlobError(`"${part}" is not allowed in a pattern`);
     if (part === "**") {
@@ -177,6 +177,23 @@ function parseAlternative(pattern: string): Component[] {
     components.push({ globstar: false, tokens: parseComponent(part) });
   }
   return components;
+}
+
+/** The pattern's components: split at each `/` that is not escaped; an escaped one is refused. */
+function splitComponents(pattern: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === "\\") {
+      if (pattern[i + 1] === "/") throw new GlobError("a name cannot hold /, so \\/ never matches: use / to go into a directory");
+      i++;
+    } else if (pattern[i] === "/") {
+      parts.push(pattern.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(pattern.slice(start));
+  return parts;
 }
 
 function parseComponent(part: string): Token[] {
