@@ -56,7 +56,9 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
   let deeper = false;
   // Directories to list: their path relative to the root ("" for the root), their depth, and where the glob stands after it.
   const queue: Array<{ relative: string; depth: number; states: ReadonlySet<GlobState> }> = [{ relative: "", depth: 1, states: glob.start }];
-  walk: for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+  // Walked by index: shift() moves the whole queue each time, and a wide tree queues tens of thousands.
+  walk: for (let head = 0; head < queue.length; head++) {
+    const next = queue[head] as (typeof queue)[number];
     throwIfCancelled(ctx);
     let entries: DirEntry[];
     try {
