@@ -105,7 +105,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
       // A file's other name may be outside the root or denied: its size and times are refused as its content is.
       if (stat.isFile() && stat.nlink > 1n) {
-        throw new CapabilityDeniedError("PATH_HARDLINKED", `path ${shown} has more than one hard link and is refused by the filesystem policy`);
+        throw hardLinked(shown);
       }
       return fileInfo(verdict.realPath, stat);
     },
@@ -437,6 +437,11 @@ async function parentUnchanged(parent: { path: string; identity: FileIdentity })
   return now !== undefined && now.isDirectory() && sameIdentity(now, parent.identity);
 }
 
+/** Another name for the same inode may sit outside the root or under a denied rule. */
+function hardLinked(shown: string): CapabilityDeniedError {
+  return new CapabilityDeniedError("PATH_HARDLINKED", `path ${shown} has more than one hard link and is refused by the filesystem policy`);
+}
+
 function requireRegularSingleLink(stat: BigIntStats, shown: string): void {
   if (!stat.isFile()) {
     const what = stat.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
@@ -444,7 +449,7 @@ function requireRegularSingleLink(stat: BigIntStats, shown: string): void {
   }
   // Another name for the same inode may sit outside the root or under a denied rule.
   if (stat.nlink > 1n) {
-    throw new CapabilityDeniedError("PATH_HARDLINKED", `path ${shown} has more than one hard link and is refused by the filesystem policy`);
+    throw hardLinked(shown);
   }
 }
 

@@ -15,6 +15,7 @@ import {
   type ToolContext,
   type ToolOutcome,
 } from "../../contract.js";
+import { under } from "./paths.js";
 import { searchFiles } from "./search.js";
 import { decodeTextPart } from "./text.js";
 import { LIMITS, TOOL_NAMES, TOOLS, type ToolName } from "./tools.js";
@@ -54,7 +55,7 @@ async function listDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOu
     page.map(async (entry): Promise<JsonObject> => {
       if (entry.kind !== "file") return { name: entry.name, kind: entry.kind };
       // Sizes are a courtesy: a file that went away or turned special meanwhile is listed without one.
-      const size = await ctx.fs.stat(childOf(root, entry.name)).then((info) => info.size, () => undefined);
+      const size = await ctx.fs.stat(under(root, entry.name)).then((info) => info.size, () => undefined);
       return size === undefined ? { name: entry.name, kind: entry.kind } : { name: entry.name, kind: entry.kind, size };
     }),
   );
@@ -158,10 +159,6 @@ function describe(info: FileInfo): JsonObject {
     modified: new Date(info.mtimeMs).toISOString(),
     mode: `0${(info.mode & 0o7777).toString(8).padStart(3, "0")}`,
   };
-}
-
-function childOf(dir: string, name: string): string {
-  return dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
 }
 
 function integer(value: unknown, fallback: number): number {

@@ -5,6 +5,7 @@
  * stopped by the call's signal; what a bound cut short is said in the result.
  */
 import { ToolError, type DirEntry, type JsonObject, type ToolContext } from "../../contract.js";
+import { under } from "./paths.js";
 import { compileGlob, GlobBudgetError, GlobError, type Glob, type GlobState } from "./glob.js";
 import { LIMITS } from "./tools.js";
 
@@ -62,7 +63,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
     throwIfCancelled(ctx);
     let entries: DirEntry[];
     try {
-      entries = await ctx.fs.list(join(root, next.relative));
+      entries = await ctx.fs.list(under(root, next.relative));
     } catch (error) {
       // The root must be readable; a directory below that cannot be read is counted and passed over.
       if (next.relative === "") throw error;
@@ -95,7 +96,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
         results.push({ path: relative, kind: entry.kind });
       } else {
         if (entry.kind !== "file") continue;
-        const found = await grep(join(root, relative), needle, caseSensitive, ctx);
+        const found = await grep(under(root, relative), needle, caseSensitive, ctx);
         if (found === undefined) unreadable++;
         if (found === undefined || found.length === 0) continue;
         results.push({ path: relative, kind: entry.kind, matches: found });
@@ -162,7 +163,3 @@ function throwIfCancelled(ctx: ToolContext): void {
   if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new ToolError("the search was cancelled", "CANCELLED");
 }
 
-function join(root: string, relative: string): string {
-  if (relative === "") return root;
-  return root.endsWith("/") ? `${root}${relative}` : `${root}/${relative}`;
-}

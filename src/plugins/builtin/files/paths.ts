@@ -1,0 +1,7 @@
+/** Paths the files plugin builds from a checked real path: plain string joins, no file system. */
+
+/** `relative` (a name, or names joined by `/`; "" for the directory itself) under `dir`. */
+export function under(dir: string, relative: string): string {
+  if (relative === "") return dir;
+  return dir.endsWith("/") ? `${dir}${relative}` : `${dir}/${relative}`;
+}
