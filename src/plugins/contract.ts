@@ -150,6 +150,13 @@ export interface ReadOptions {
   length?: number;
 }
 
+/** One read: the bytes and the file they came from, both from the same open descriptor. */
+export interface FileRead {
+  bytes: Uint8Array;
+  /** The file as the descriptor saw it when the read began (its size bounds the bytes read). */
+  info: FileInfo;
+}
+
 export interface WriteOptions {
   /** Fail if the file exists (default false). */
   exclusive?: boolean;
@@ -163,6 +170,8 @@ export interface GuardedFs {
   resolve(path: string, access: "read" | "write"): Promise<string>;
   stat(path: string): Promise<FileInfo>;
   readBytes(path: string, options?: ReadOptions): Promise<Uint8Array>;
+  /** Like readBytes, with the file's size and times from the same open (a stat, then a read, may see two files). */
+  read(path: string, options?: ReadOptions): Promise<FileRead>;
   readText(path: string, options?: ReadOptions): Promise<string>;
   list(path: string): Promise<DirEntry[]>;
   writeFile(path: string, data: string | Uint8Array, options?: WriteOptions): Promise<FileInfo>;

@@ -127,6 +127,14 @@ function createGuardedFs(allowed: readonly string[], denied: readonly string[]):
         const start = options?.offset ?? 0;
         return new Uint8Array(data.subarray(start, options?.length === undefined ? undefined : start + options.length));
       }),
+    read: (target, options) =>
+      Promise.resolve().then(() => {
+        const resolved = real(target, "read");
+        const data = fs.readFileSync(resolved);
+        const start = options?.offset ?? 0;
+        const bytes = new Uint8Array(data.subarray(start, options?.length === undefined ? undefined : start + options.length));
+        return { bytes, info: info(resolved) };
+      }),
     readText: (target, options) =>
       Promise.resolve().then(() => {
         const data = fs.readFileSync(real(target, "read"));

@@ -160,6 +160,15 @@ void describe("read_file", () => {
     assert.equal(rest.next_offset, undefined);
   });
 
+  test("size and next_offset describe the file that was read, not what a separate stat saw (a log that grew in between)", async () => {
+    // A stat taken before the read would say 10 bytes: a whole-looking read with no next_offset.
+    const stale: ToolContext = { ...ctx, fs: { ...ctx.fs, stat: async (target) => ({ ...(await ctx.fs.stat(target)), size: 10 }) } };
+    const read = ok(await call("read_file", { path: "notes/a.md", length: 12 }, stale));
+    assert.deepEqual([read.size, read.bytes, read.next_offset], [A_MD_BYTES, 12, 12]);
+    const whole = ok(await call("read_file", { path: "notes/a.md" }, stale));
+    assert.deepEqual([whole.size, whole.content, whole.next_offset], [A_MD_BYTES, A_MD, undefined]);
+  });
+
   test("an offset past the end reads nothing; the policy's read cap shortens a part and says where to go on", async () => {
     const past = ok(await call("read_file", { path: "notes/a.md", offset: 1000 }));
     assert.deepEqual([past.content, past.bytes, past.next_offset], ["", 0, undefined]);

@@ -97,6 +97,15 @@ void describe("reading", () => {
     assert.equal((await gfs.readBytes("hello.txt", { length: 0 })).byteLength, 0);
   });
 
+  void it("read gives the bytes with the size and path of the file they came from", async () => {
+    const dir = scratch("read-info");
+    fs.writeFileSync(`${dir}/grows.log`, "0123456789");
+    const { bytes, info } = await gfs.read(`${dir}/grows.log`, { offset: 2, length: 3 });
+    assert.equal(Buffer.from(bytes).toString(), "234");
+    assert.deepEqual([info.path, info.kind, info.size], [fs.realpathSync(`${dir}/grows.log`), "file", 10]);
+    await denied(gfs.read(`${root}/../outside.txt`), "PATH_OUTSIDE_ROOTS");
+  });
+
   void it("truncates to the read cap, and readText never splits a character at the cut", async () => {
     const dir = scratch("cap");
     fs.writeFileSync(`${dir}/big.bin`, Buffer.alloc(200, 7));

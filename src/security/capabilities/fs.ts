@@ -67,7 +67,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     return { verdict, shown: quote(p) };
   }
 
-  async function readChecked(p: string, options: ReadOptions): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+  async function readChecked(p: string, options: ReadOptions): Promise<{ bytes: Uint8Array; truncated: boolean; info: FileInfo }> {
     const offset = options.offset ?? 0;
     const length = options.length ?? limits.maxReadBytes;
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument("offset must be a non-negative integer");
@@ -84,7 +84,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
         if (bytesRead === 0) break;
         filled += bytesRead;
       }
-      return { bytes: bytes.subarray(0, filled), truncated: filled < available };
+      return { bytes: bytes.subarray(0, filled), truncated: filled < available, info: fileInfo(verdict.realPath, stat) };
     } catch (error) {
       throw toFsError(error, shown);
     } finally {
@@ -112,6 +112,11 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
 
     async readBytes(p, options = {}) {
       return (await readChecked(p, options)).bytes;
+    },
+
+    async read(p, options = {}) {
+      const { bytes, info } = await readChecked(p, options);
+      return { bytes, info };
     },
 
     async readText(p, options = {}) {

@@ -138,6 +138,7 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
     resolve: guard((path: string, access: "read" | "write") => fs.resolve(path, access)),
     stat: guard((path: string) => fs.stat(path)),
     readBytes: guard((path: string, options?: Parameters<GuardedFs["readBytes"]>[1]) => fs.readBytes(path, options)),
+    read: guard((path: string, options?: Parameters<GuardedFs["read"]>[1]) => fs.read(path, options)),
     readText: guard((path: string, options?: Parameters<GuardedFs["readText"]>[1]) => fs.readText(path, options)),
     list: guard((path: string) => fs.list(path)),
     writeFile: guard((path: string, data: string | Uint8Array, options?: Parameters<GuardedFs["writeFile"]>[2]) => fs.writeFile(path, data, options)),
