@@ -523,14 +523,36 @@ export function decideRealPath(
   | { ok: false; code: "PATH_OUTSIDE_ROOTS" } {
   const what = protectedBy(compiled.protectedPaths, realPath);
   if (what !== undefined) return { ok: false, code: "PATH_PROTECTED", what };
-  const inside = compiled.roots.some((root) => {
+  const inside = insideRoots(compiled, realPath);
+  const rule = deniedBy(compiled.deny, realPath);
+  if (rule !== undefined) return { ok: false, code: "PATH_DENIED", rule };
+  return inside ? { ok: true } : { ok: false, code: "PATH_OUTSIDE_ROOTS" };
+}
+
+/**
+ * `decideRealPath(...).ok` for the entries of a directory it allowed, without trying every deny
+ * rule on every ancestor of every entry again: the directory and its ancestors are known not
+ * denied, so a rule can refuse an entry only by matching the entry's own path. A listing of
+ * 100,000 names spent most of its time there. Only for a directory whose own decision was ok.
+ */
+export function allowedEntriesOf(compiled: CompiledPathPolicy, allowedDirRealPath: string): (name: string) => boolean {
+  const dir = stripTrailingSlashes(allowedDirRealPath);
+  const prefix = splitComponents(dir.normalize("NFC")).join("/");
+  return (name) => {
+    const realPath = `${dir}/${name}`;
+    if (protectedBy(compiled.protectedPaths, realPath) !== undefined) return false;
+    const candidate = prefix === "" ? name.normalize("NFC") : `${prefix}/${name.normalize("NFC")}`;
+    for (const deny of compiled.deny) if (deny.test(candidate)) return false;
+    return insideRoots(compiled, realPath);
+  };
+}
+
+function insideRoots(compiled: CompiledPathPolicy, realPath: string): boolean {
+  return compiled.roots.some((root) => {
     if (!isInside(root.realRoot, realPath)) return false;
     if (root.matchRest === undefined) return true;
     return root.matchRest(path.posix.relative(root.realRoot, realPath).normalize("NFC"));
   });
-  const rule = deniedBy(compiled.deny, realPath);
-  if (rule !== undefined) return { ok: false, code: "PATH_DENIED", rule };
-  return inside ? { ok: true } : { ok: false, code: "PATH_OUTSIDE_ROOTS" };
 }
 
 /**

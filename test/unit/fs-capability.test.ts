@@ -326,6 +326,20 @@ void describe("listing", () => {
     await denied(createGuardedFs(c, LIMITS).list(dir), "PATH_OUTSIDE_ROOTS");
   });
 
+  void it("refuses a directory with more entries than one listing reads, with or without /proc, and lists one at the limit", async () => {
+    const dir = scratch("crowded");
+    for (let i = 0; i < 6; i++) fs.writeFileSync(`${dir}/f${i}`, "");
+    const limited = { ...LIMITS, maxListEntries: 6 };
+    assert.equal((await createGuardedFs(compiled, limited).list(dir)).length, 6);
+    fs.writeFileSync(`${dir}/f6`, "");
+    for (const procFdDir of [undefined, null]) {
+      const error = await failed(createGuardedFs(compiled, limited, { procFdDir }).list(dir), "DIRECTORY_TOO_LARGE");
+      assert.match(error.message, /more than 6 entries/);
+    }
+    assert.equal((await gfs.list(dir)).length, 7, "the default limit is far above this");
+    assert.throws(() => createGuardedFs(compiled, { ...LIMITS, maxListEntries: 0 }), RangeError);
+  });
+
   void it("refuses files, missing directories and denied directories", async () => {
     await failed(gfs.list("hello.txt"), "PATH_NOT_DIRECTORY");
     await failed(gfs.list("no-such-dir"), "PATH_NOT_FOUND");

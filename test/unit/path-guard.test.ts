@@ -12,6 +12,7 @@ import {
   checkPath,
   compilePathPolicy,
   decideRealPath,
+  allowedEntriesOf,
   denyRuleProblems,
   allowedPathGlobProblem,
   denyRuleGlobProblem,
@@ -644,6 +645,42 @@ void describe("resolution failures through injected io", () => {
     const verdict = await checkPath(compiled, `${root}/a.txt`, "read", becameLink);
     assertRefused(verdict, "PATH_RACE");
     assert.match(verdict.reason, /changed while/);
+  });
+});
+
+void describe("allowedEntriesOf (a listing's filter)", () => {
+  void it("decides every entry of an allowed directory as decideRealPath does", () => {
+    const state = path.join(root, "state");
+    const policies = [
+      compiled,
+      compilePathPolicy(policy([`${root}/**`], [...SEED_DENY, `${root}/sub/b*`, "**/caf\u00e9/**"])),
+      compilePathPolicy(policy([`${root}/*.md`, `${root}/sub/**`, `${root}/notes/**/*.txt`], SEED_DENY)),
+      compilePathPolicy(policy(["/**"], ["/etc/**"]), {
+        protectedPaths: [
+          { dir: state, names: (name) => name === "audit", what: "the server's state" },
+          { dir: root, names: (name) => name === "policy.yaml", what: "the policy file" },
+        ],
+      }),
+    ];
+    const names = ["a.md", "a.txt", "b.txt", "b", ".ssh", ".env", ".env.local", "id.pem", "x.key", "secrets", "config", "policy.yaml",
+      "POLICY.yaml", "audit", "state", "cafe\u0301", "caf\u00e9", "notes", "deep", "sub"];
+    const dirs = ["/", "/etc", tmp, root, path.join(root, "sub"), path.join(root, ".git"), path.join(root, "notes"), path.join(root, "notes", "x"), state];
+    let compared = 0;
+    let refused = 0;
+    for (const c of policies) {
+      for (const dir of dirs) {
+        if (!decideRealPath(c, dir).ok) continue;
+        const allowedHere = allowedEntriesOf(c, dir);
+        for (const name of names) {
+          const child = dir === "/" ? `/${name}` : `${dir}/${name}`;
+          const expected = decideRealPath(c, child).ok;
+          assert.equal(allowedHere(name), expected, `${child}`);
+          compared++;
+          if (!expected) refused++;
+        }
+      }
+    }
+    assert.ok(compared > 100 && refused > 20 && refused < compared - 20, `both answers were compared (${compared} entries, ${refused} refused)`);
   });
 });
 

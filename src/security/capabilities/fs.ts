@@ -17,13 +17,13 @@
  * root (the swap is detected, nothing is written to it, and PATH_RACE is thrown).
  */
 // fs.promises is loaded on first use (it costs a cold start ~1.4 ms otherwise).
-import { constants as FS, promises as fsp, type BigIntStats } from "node:fs";
+import { constants as FS, promises as fsp, type BigIntStats, type Dir } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
 import type { FileHandle } from "node:fs/promises";
 import { CapabilityDeniedError, ToolError } from "../../plugins/contract.js";
 import type { DirEntry, FileInfo, FileKind, GuardedFs, ReadOptions, WriteOptions } from "../../plugins/contract.js";
-import { checkPath, decideRealPath, nodePathIo, quote } from "../path-guard.js";
+import { allowedEntriesOf, checkPath, nodePathIo, quote } from "../path-guard.js";
 import type { CompiledPathPolicy, FileIdentity, PathAccess, PathAllowed, PathIo } from "../path-guard.js";
 
 export interface FsLimits {
@@ -31,7 +31,14 @@ export interface FsLimits {
   maxReadBytes: number;
   /** Bytes accepted by one write at most; larger writes are refused. */
   maxWriteBytes: number;
+  /**
+   * Entries one listing reads at most (default 1,000,000, ~150 MB while sorted); a larger
+   * directory is refused instead of growing the server's memory without bound.
+   */
+  maxListEntries?: number;
 }
+
+export const DEFAULT_MAX_LIST_ENTRIES = 1_000_000;
 
 export interface GuardedFsOptions {
   /** Effects of the path check (default: node:fs/promises). */
@@ -57,6 +64,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`filesystem limit ${name} must be a positive integer`);
   }
+  const maxListEntries = limits.maxListEntries ?? DEFAULT_MAX_LIST_ENTRIES;
   const io = options.io ?? nodePathIo;
   const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? "/proc/self/fd" : null) : options.procFdDir;
   const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
@@ -130,10 +138,9 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       const { verdict, shown } = await check(p, "read");
       if (verdict.identity === undefined) throw notFound(shown);
       if (!verdict.isDirectory) throw new ToolError(`path ${shown} is not a directory`, "PATH_NOT_DIRECTORY");
-      const entries = await readDirectoryVerified(verdict, verdict.identity, shown, procFdDir);
-      return entries
-        .filter((entry) => decideRealPath(compiled, childPath(verdict.realPath, entry.name)).ok)
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const allowed = allowedEntriesOf(compiled, verdict.realPath);
+      const entries = await readDirectoryVerified(verdict, verdict.identity, shown, procFdDir, maxListEntries);
+      return entries.filter((entry) => allowed(entry.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     },
 
     async writeFile(p, data, options = {}) {
@@ -329,6 +336,7 @@ async function readDirectoryVerified(
   identity: FileIdentity,
   shown: string,
   procFdDir: string | null,
+  maxEntries: number,
 ): Promise<DirEntry[]> {
   const handle = await openOrThrow(verdict.realPath, DIR_FLAGS, shown);
   try {
@@ -336,26 +344,49 @@ async function readDirectoryVerified(
     if (!sameIdentity(stat, identity)) throw raced(shown);
     await requireOpenedAt(handle, verdict.realPath, shown);
     if (procFdDir !== null) {
+      let opened: Dir | undefined;
       try {
         // Reading through the descriptor lists exactly the directory that was verified.
-        return toEntries(await fsp.readdir(`${procFdDir}/${handle.fd}`, { withFileTypes: true }));
+        opened = await fsp.opendir(`${procFdDir}/${handle.fd}`, { bufferSize: LIST_BATCH });
       } catch {
         // No usable /proc: fall through to the by-path listing with a second identity check.
       }
+      if (opened !== undefined) return await readEntries(opened, maxEntries, shown);
     }
-    const entries = await fsp.readdir(verdict.realPath, { withFileTypes: true }).catch((error: unknown) => {
+    const byPath = await fsp.opendir(verdict.realPath, { bufferSize: LIST_BATCH }).catch((error: unknown) => {
       throw toFsError(error, shown);
     });
+    const entries = await readEntries(byPath, maxEntries, shown);
     const after = await lstatOrThrow(verdict.realPath, shown);
     if (!sameIdentity(after, identity)) throw raced(shown);
-    return toEntries(entries);
+    return entries;
   } finally {
     await handle.close();
   }
 }
 
-function toEntries(entries: readonly import("node:fs").Dirent[]): DirEntry[] {
-  return entries.map((entry) => ({ name: entry.name, kind: direntKind(entry) }));
+const LIST_BATCH = 512;
+
+/** Reads a directory a batch at a time, refusing it once it holds more than `maxEntries` (never reading it whole first). */
+async function readEntries(dir: Dir, maxEntries: number, shown: string): Promise<DirEntry[]> {
+  const entries: DirEntry[] = [];
+  try {
+    for (let entry = await dir.read(); entry !== null; entry = await dir.read()) {
+      if (entries.length === maxEntries) {
+        throw new ToolError(
+          `directory ${shown} holds more than ${maxEntries} entries, more than one listing reads (each listing reads and sorts it whole); ` +
+            "use the names of the files you need",
+          "DIRECTORY_TOO_LARGE",
+        );
+      }
+      entries.push({ name: entry.name, kind: direntKind(entry) });
+    }
+    return entries;
+  } catch (error) {
+    throw error instanceof ToolError ? error : toFsError(error, shown);
+  } finally {
+    await dir.close().catch(() => undefined);
+  }
 }
 
 function direntKind(entry: import("node:fs").Dirent): FileKind {
@@ -486,10 +517,6 @@ function fileInfo(realPath: string, stat: BigIntStats): FileInfo {
     mtimeMs: Number(stat.mtimeMs),
     mode: Number(stat.mode & 0o7777n),
   };
-}
-
-function childPath(dir: string, name: string): string {
-  return dir === "/" ? `/${name}` : `${dir}/${name}`;
 }
 
 function raced(shown: string): CapabilityDeniedError {
