@@ -326,6 +326,15 @@ void describe("listing", () => {
     await denied(createGuardedFs(c, LIMITS).list(dir), "PATH_OUTSIDE_ROOTS");
   });
 
+  void it("lists a name that is not UTF-8 with U+FFFD, and opening that name says why it cannot be", async () => {
+    const dir = scratch("latin1");
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${dir}/caf`), Buffer.from([0xe9]), Buffer.from(".txt")]), "x");
+    assert.deepEqual(await gfs.list(dir), [{ name: "caf\ufffd.txt", kind: "file" }]);
+    const error = await failed(gfs.readBytes(`${dir}/caf\ufffd.txt`), "PATH_NOT_FOUND");
+    assert.match(error.message, /not UTF-8/);
+    assert.doesNotMatch((await failed(gfs.readBytes(`${dir}/cafe.txt`), "PATH_NOT_FOUND")).message, /UTF-8/);
+  });
+
   void it("refuses a directory with more entries than one listing reads, with or without /proc, and lists one at the limit", async () => {
     const dir = scratch("crowded");
     for (let i = 0; i < 6; i++) fs.writeFileSync(`${dir}/f${i}`, "");

@@ -524,7 +524,12 @@ function raced(shown: string): CapabilityDeniedError {
 }
 
 function notFound(shown: string): ToolError {
-  return new ToolError(`path ${shown} does not exist`, "PATH_NOT_FOUND");
+  // A listing shows a name that is not UTF-8 with U+FFFD in place of its bytes, and no string
+  // path can name that file again: say so rather than leave "does not exist" unexplained.
+  const undecodable = shown.includes("\ufffd")
+    ? "; a name shown with \ufffd holds bytes that are not UTF-8, and such a file cannot be opened through this server"
+    : "";
+  return new ToolError(`path ${shown} does not exist${undecodable}`, "PATH_NOT_FOUND");
 }
 
 function invalidArgument(message: string): ToolError {
