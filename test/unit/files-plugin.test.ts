@@ -326,6 +326,23 @@ void describe("search_files", () => {
     }
   });
 
+  test("a directory too large to list below the root is named, and the search is not complete", async () => {
+    const listing: ToolContext = {
+      ...ctx,
+      fs: {
+        ...ctx.fs,
+        list: async (target) => {
+          if (target.endsWith("/2026")) throw new ToolError(`directory "${target}" holds more than 6 entries`, "DIRECTORY_TOO_LARGE");
+          return ctx.fs.list(target);
+        },
+      },
+    };
+    const found = ok(await call("search_files", { path: "notes", pattern: "**/*.md" }, listing));
+    assert.deepEqual(found.results, [{ path: "a.md", kind: "file" }]);
+    assert.equal(found.complete, false);
+    assert.equal(found.note, 'not searched, too many entries to list: "2026"');
+  });
+
   test("a long matching line shows the part around the match", async () => {
     fs.writeFileSync(path.join(root, "notes", "long.txt"), `${"x".repeat(1000)}NEEDLE${"y".repeat(1000)}\n`);
     try {

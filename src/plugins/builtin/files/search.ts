@@ -53,6 +53,7 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
   const results: SearchResult[] = [];
   const cut: string[] = [];
   let unreadable = 0;
+  const tooLarge: string[] = [];
   let visited = 0;
   let deeper = false;
   // Directories to list: their path relative to the root ("" for the root), their depth, and where the glob stands after it.
@@ -67,7 +68,9 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
     } catch (error) {
       // The root must be readable; a directory below that cannot be read is counted and passed over.
       if (next.relative === "") throw error;
-      unreadable++;
+      // One too large to list is a bound the search met: what lies in it was not searched.
+      if ((error as { code?: unknown }).code === "DIRECTORY_TOO_LARGE") tooLarge.push(next.relative);
+      else unreadable++;
       continue;
     }
     for (const entry of entries) {
@@ -108,6 +111,10 @@ export async function searchFiles(args: JsonObject, ctx: ToolContext): Promise<S
     }
   }
   throwIfCancelled(ctx);
+  if (tooLarge.length > 0) {
+    const named = tooLarge.slice(0, 3).map((dir) => JSON.stringify(dir)).join(", ");
+    cut.push(`not searched, too many entries to list: ${named}${tooLarge.length > 3 ? ` and ${tooLarge.length - 3} more` : ""}`);
+  }
   if (deeper && cut.length === 0) cut.push(`directories deeper than max_depth (${maxDepth}) were not searched`);
   const notes = [...cut];
   if (unreadable > 0) notes.push(unreadable === 1 ? "1 entry could not be read and was passed over" : `${unreadable} entries could not be read and were passed over`);
