@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -12,6 +13,10 @@ import {
   AuditWriteError,
 } from "../../src/security/audit/index.js";
 import { GENESIS_PREV } from "../../src/security/audit/entry.js";
+import { signerFromPrivateKey, type AuditSigner } from "../../src/security/audit/checkpoint.js";
+import { ChainWriter } from "../../src/security/audit/writer.js";
+import { ulidFactory } from "../../src/util/ids.js";
+import { silentLogger } from "../../src/util/logger.js";
 import { nodeAuditFs, syncWriteOf, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import {
   appendCalls,
@@ -299,6 +304,80 @@ void test("a checkpoint every checkpoint_every entries, signed over the entry be
     assert.equal(summary.ok, true);
     assert.equal(summary.checkpoints, 3);
     assert.equal(summary.unsealedEntries, 0);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("server_start records checkpointEvery; the count to the next checkpoint starts at it, not at the recovery entries before it", async () => {
+  const env = tempEnv();
+  try {
+    const first = await openTestLog(env, { checkpoint_every: 3 });
+    await first.close();
+    fs.appendFileSync(env.logFile, '{"seq":'); // a torn line: the next start writes a recovery entry before its server_start
+    const second = await openTestLog(env, { checkpoint_every: 3 });
+    await appendCalls(second, 3);
+    await second.close();
+    const entries = readLines(env.logFile).map(parse);
+    assert.deepEqual(entries.filter((e) => e.event === "server_start").map((e) => e.data.checkpointEvery), [3, 3]);
+    const restart = entries.findIndex((e) => e.event === "recovery");
+    // server_start is the 1st, so the checkpoint follows the 2nd call (counting the recovery, it came after the 1st).
+    assert.deepEqual(
+      entries.slice(restart).map((e) => e.event),
+      ["recovery", "server_start", "tool_call", "tool_call", "checkpoint", "tool_call", "server_stop", "checkpoint"],
+    );
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a checkpoint that cannot be signed fails the log: the entry it would seal is refused, none follows it unsigned", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+    const real = signerFromPrivateKey(generateKeyPairSync("ed25519").privateKey);
+    let broken = false;
+    const signer: AuditSigner = {
+      publicKey: real.publicKey,
+      fingerprint: real.fingerprint,
+      checkpoint(logId, seq, head) {
+        if (broken) throw new Error("the signing key is unusable");
+        return real.checkpoint(logId, seq, head);
+      },
+    };
+    const { fd } = await nodeAuditFs.openLogFile(env.logFile);
+    const makeId = ulidFactory();
+    const writer = new ChainWriter({
+      fs: nodeAuditFs,
+      path: env.logFile,
+      fd,
+      logId: "log-1",
+      position: { seq: 0, head: GENESIS_PREV },
+      file: { bytes: 0 },
+      fsync: "always",
+      fsyncIntervalMs: 10,
+      rotateBytes: 0,
+      rotateDaily: false,
+      checkpointEvery: 2,
+      signer,
+      now: () => new Date(),
+      newId: (time) => makeId(time),
+      logger: silentLogger,
+    });
+    await writer.init();
+    await writer.append({ event: "server_start", data: { logId: "log-1", keyFingerprint: signer.fingerprint, checkpointEvery: 2 } });
+    broken = true;
+    // The 2nd entry makes a checkpoint due, and it cannot be sealed.
+    await assert.rejects(writer.append({ event: "tool_call", tool: "t" }), AuditWriteError);
+    broken = false;
+    await assert.rejects(writer.append({ event: "tool_call", tool: "t" }), AuditWriteError);
+    assert.equal(writer.status().state, "failed");
+    assert.equal(await writer.close(), undefined);
+    assert.deepEqual(readLines(env.logFile).map((l) => parse(l).event), ["server_start"]);
+    const summary = await verifyAudit(env.logFile);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
   } finally {
     env.cleanup();
   }

@@ -229,6 +229,10 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
     const isRecorded = (keeper: { keptIn: string }): boolean => recordedKeepers.has(path.basename(keeper.keptIn));
 
     const makeId = ulidFactory();
+    // 0: checkpoints only at rotation and shutdown. server_start records it, so that `audit
+    // verify` knows where this server's checkpoints are due (the policy allows 1 and more).
+    const every = Math.floor(policy.checkpoint_every);
+    const checkpointEvery = Number.isSafeInteger(every) && every > 0 ? every : 0;
     writer = new ChainWriter({
       fs: layer,
       path: logPath,
@@ -240,7 +244,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
       fsyncIntervalMs: Math.max(0, policy.fsync_interval_ms),
       rotateBytes: Math.max(0, policy.rotate_bytes),
       rotateDaily: policy.rotate_daily,
-      checkpointEvery: Math.max(0, Math.floor(policy.checkpoint_every)),
+      checkpointEvery,
       signer,
       now,
       newId: (time) => makeId(time),
@@ -308,6 +312,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
           catalogSha256: opts.catalogSha256,
           keyFingerprint: signer.fingerprint,
           fsync: policy.fsync,
+          checkpointEvery,
           pid: process.pid,
           ...(position.seq === 0 ? { genesis: true } : {}),
         },

@@ -208,8 +208,16 @@ export class ChainWriter {
     return new AuditWriteError(`audit log ${this.path} is closed; no further entries can be recorded`, "AUDIT_CLOSED");
   }
 
+  /**
+   * Seals a caller's entry (or server_stop), with the rotation due before it and the checkpoint
+   * due after it. `audit verify` relies on the rule this makes, so it is exact: counting the
+   * entries other than checkpoint and rotate from server_start (itself the first) or from the
+   * last checkpoint, the `checkpointEvery`th is followed at once by a checkpoint. Sealing is
+   * synchronous, so nothing comes between: appends made meanwhile (group commit, a batch) wait
+   * for the write, never for the seal. A rotation seals a checkpoint first, then its `rotate`.
+   */
   private sealPrimary(fields: EntryFields, date: Date): Promise<AuditReceipt> {
-    if (this.rotationDue(date)) this.sealRotation(date);
+    if (this.rotationDue(date) && !this.sealOwn(() => this.sealRotation(date))) return Promise.reject(this.refusal());
     let promise: Promise<AuditReceipt>;
     try {
       promise = this.sealLine(fields, date, true);
@@ -217,10 +225,33 @@ export class ChainWriter {
       this.kick();
       return Promise.reject(new AuditEntryError(`the entry cannot be recorded: ${(err as Error).message}`));
     }
-    this.sinceCheckpoint++;
-    if (this.opts.checkpointEvery > 0 && this.sinceCheckpoint >= this.opts.checkpointEvery) this.sealCheckpoint(date, false);
+    // The count starts again at server_start, not with the recovery entries a start writes before
+    // it: a start that stopped early leaves those for the next start to follow with its own, and
+    // verify could not tell which start wrote which.
+    this.sinceCheckpoint = fields.event === "server_start" ? 1 : this.sinceCheckpoint + 1;
+    if (this.opts.checkpointEvery > 0 && this.sinceCheckpoint >= this.opts.checkpointEvery) {
+      // On failure, the writer has failed and rejected this entry's promise too.
+      this.sealOwn(() => this.sealCheckpoint(date, false));
+    }
     this.scheduleKick();
     return promise;
+  }
+
+  /**
+   * Seals the log's own entries (a checkpoint, a rotation), or fails the writer when that throws
+   * (the signer did): entries must not go on past a checkpoint that is due, which `audit verify`
+   * reads as a checkpoint removed, and the entry just sealed is then refused, not left unsigned.
+   */
+  private sealOwn(seal: () => void): boolean {
+    try {
+      seal();
+      return true;
+    } catch (err) {
+      this.fail(
+        new AuditWriteError(`audit log ${this.path}: a checkpoint cannot be sealed: ${(err as Error).message}`, "AUDIT_WRITE_FAILED", { cause: err }),
+      );
+      return false;
+    }
   }
 
   /**
@@ -592,8 +623,14 @@ export class ChainWriter {
     if (this.state === "open") {
       const date = this.opts.now();
       const stop = this.sealPrimary({ event: "server_stop", reason, data: { logId: this.logId } }, date);
-      this.state = "closing";
-      const last = this.sealCheckpoint(date, true);
+      // Sealing the stop can fail the writer (a checkpoint that cannot be signed): nothing more then.
+      let last: Promise<AuditReceipt> | undefined;
+      if (this.state === "open") {
+        this.state = "closing";
+        this.sealOwn(() => {
+          last = this.sealCheckpoint(date, true);
+        });
+      }
       this.kick();
       try {
         await Promise.all([stop, last]);
