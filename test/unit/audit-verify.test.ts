@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
 import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
+import { GENESIS_PREV, serializeEntry, type AuditEntryBody } from "../../src/security/audit/entry.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { appendCalls, openTestLog, parse, readLines, rechain, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 
@@ -754,6 +755,213 @@ void test("a log that rotates while verify reads it is verified as one chain, no
         assert.equal(summary.lastSeq, parse(readLines(active).at(-1)!).seq, moment);
       }
     }
+  } finally {
+    env.cleanup();
+  }
+});
+
+/**
+ * A session of `calls` calls (checkpoint_every `every`) whose end a crash cut just after its
+ * last call: its server_stop, and the checkpoint after the last call if one was due, never
+ * reached the file (a batch written in part).
+ */
+async function crashedSession(env: TempEnv, every: number, calls: number): Promise<string[]> {
+  const sink = await openTestLog(env, { checkpoint_every: every });
+  await appendCalls(sink, calls);
+  await sink.close();
+  const lines = readLines(env.logFile);
+  const cut = lines.slice(0, lines.findLastIndex((l) => parse(l).event === "tool_call") + 1);
+  writeLines(env.logFile, cut);
+  return cut;
+}
+
+/**
+ * Renumbers, re-links and re-hashes entries from `from` on (after lines were inserted or
+ * removed) and, given the log's key, re-signs their checkpoints over their new position:
+ * without it, what someone lacking the key can do; with it, what a writer would have written.
+ */
+function rewrite(lines: string[], from: number, keyPem?: string): string[] {
+  const out = lines.slice();
+  for (let i = from; i < out.length; i++) {
+    const { hash: _hash, ...body } = parse(out[i]!);
+    const before = i === 0 ? undefined : parse(out[i - 1]!);
+    body.seq = before === undefined ? 1 : (before.seq as number) + 1;
+    body.prev = before === undefined ? GENESIS_PREV : (before.hash as string);
+    if (keyPem !== undefined && body.checkpoint !== undefined) {
+      const cp = body.checkpoint;
+      cp.seq = before!.seq;
+      cp.head = before!.hash;
+      cp.signature = sign(null, Buffer.from(checkpointMessage(cp.logId, cp.seq, cp.head)), keyPem).toString("base64");
+    }
+    out[i] = serializeEntry(body as AuditEntryBody).line;
+  }
+  return out;
+}
+
+function keyPem(env: TempEnv): string {
+  return fs.readFileSync(path.join(env.stateDir, "keys", "audit-ed25519.pem"), "utf8");
+}
+
+/** Copies of the entry at `at` (a tool_call), inserted after it, with requestIds of their own. */
+function withForgedCalls(lines: string[], at: number, count: number): string[] {
+  const forged = Array.from({ length: count }, (_, i) => JSON.stringify({ ...parse(lines[at]!), requestId: `forged-${i}` }));
+  return rewrite([...lines.slice(0, at + 1), ...forged, ...lines.slice(at + 1)], at + 1);
+}
+
+void test("a tail rewritten past the checkpoint interval without the key fails with missing_checkpoint where the checkpoint was due", async () => {
+  const env = tempEnv();
+  try {
+    // checkpoint_every 4: server_start c0 c1 c2 CP c3 c4 c5 c6 CP c7 c8 (c8 the last line: 2 entries unsealed).
+    const lines = await crashedSession(env, 4, 9);
+    const events = lines.map((l) => parse(l).event as string);
+    assert.deepEqual(events.slice(-3), ["checkpoint", "tool_call", "tool_call"]);
+    const last = lines.length - 1;
+
+    // Two forged calls: 4 unsealed entries, as many as a crash before the due checkpoint leaves. Not provable.
+    const two = await verifyAfter(env, withForgedCalls(lines, last, 2));
+    assert.equal(two.ok, true, JSON.stringify(two.failure));
+    assert.equal(two.checkpointEvery, 4);
+
+    // Three: the 5th entry without a checkpoint, which the server never writes.
+    const three = withForgedCalls(lines, last, 3);
+    const due = parse(three[last + 3]!);
+    const summary = await verifyAfter(env, three);
+    assertFailure(summary, { line: last + 4, reason: "missing_checkpoint", seq: due.seq });
+    assert.match(summary.failure!.message, new RegExp(`checkpoint_every 4 .* one over seq ${due.seq - 1} was due here, at seq ${due.seq}\\b`));
+    assert.match(summary.failure!.message, /without the signing key/);
+
+    // A restart after the forged tail (a crash as the excuse) continues from it: still caught, where it was due.
+    const restarted = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(restarted, 2);
+    await restarted.close();
+    assertFailure(await verifyAudit(env.logFile), { line: last + 4, reason: "missing_checkpoint", seq: due.seq });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a checkpoint removed (the chain re-hashed after it) fails at the entry that took its place", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env); // checkpoint_every 4
+    const cp = indexOf(lines, "checkpoint", indexOf(lines, "checkpoint") + 1);
+    const removed = rewrite([...lines.slice(0, cp), ...lines.slice(cp + 1)], cp);
+    const summary = await verifyAfter(env, removed);
+    assertFailure(summary, { line: cp + 1, reason: "missing_checkpoint", seq: parse(lines[cp]!).seq });
+    assert.match(summary.failure!.message, new RegExp(`after its checkpoint at seq ${parse(lines[indexOf(lines, "checkpoint")]!).seq}`));
+    // Even re-signed by the key's holder the position is wrong: the server never writes this log.
+    assertFailure(await verifyAfter(env, rewrite(removed, cp, keyPem(env))), { line: cp + 1, reason: "missing_checkpoint" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a log whose server_start records no checkpointEvery (written before servers did) verifies as before: no interval is checked", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    // What an older server wrote: the same log without the field (re-signed with its key).
+    const start = parse(lines[0]!);
+    assert.equal(start.data.checkpointEvery, 4);
+    delete start.data.checkpointEvery;
+    const old = rewrite([JSON.stringify(start), ...lines.slice(1)], 0, keyPem(env));
+    const summary = await verifyAfter(env, old);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.equal(summary.checkpointEvery, undefined);
+    assert.deepEqual(summary.warnings, []);
+    assert.equal("checkpointEvery" in summary, false);
+
+    // A checkpoint removed: nothing says it was due (as before), where the same log with the field fails.
+    const cp = indexOf(old, "checkpoint");
+    const removed = await verifyAfter(env, rewrite([...old.slice(0, cp), ...old.slice(cp + 1)], cp, keyPem(env)));
+    assert.equal(removed.ok, true, JSON.stringify(removed.failure));
+    const withField = await verifyAfter(env, rewrite([...lines.slice(0, cp), ...lines.slice(cp + 1)], cp, keyPem(env)));
+    assertFailure(withField, { line: cp + 1, reason: "missing_checkpoint" });
+
+    // Its unsealed end is said as before, with nothing about an interval.
+    const cut = old.slice(0, indexOf(old, "server_stop"));
+    const crashed = await verifyAfter(env, cut);
+    assert.equal(crashed.ok, true, JSON.stringify(crashed.failure));
+    assert.equal(crashed.warnings[0], `${crashed.unsealedEntries} entries after the last checkpoint are not covered by a signature yet`);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a crash with the most entries a server leaves unsealed, then a restart (with and without a recovery entry): intact", async () => {
+  for (const torn of [false, true]) {
+    const env = tempEnv();
+    try {
+      // checkpoint_every 3: server_start c0 c1 CP c2 c3 c4, cut there: its checkpoint was due next.
+      const lines = await crashedSession(env, 3, 5);
+      assert.deepEqual(lines.slice(-4).map((l) => parse(l).event), ["checkpoint", "tool_call", "tool_call", "tool_call"]);
+      if (torn) fs.appendFileSync(env.logFile, '{"seq":'); // the next start records a recovery first
+      const sink = await openTestLog(env, { checkpoint_every: 3 });
+      await appendCalls(sink, 4);
+      await sink.close();
+      const after = readLines(env.logFile).map((l) => parse(l).event as string);
+      assert.deepEqual(after.slice(lines.length, lines.length + 2), torn ? ["recovery", "server_start"] : ["server_start", "tool_call"]);
+      const summary = await verifyAudit(env.logFile);
+      assert.equal(summary.ok, true, `torn ${torn}: ${JSON.stringify(summary.failure)}`);
+      assert.equal(summary.recoveries.length, torn ? 1 : 0);
+      assert.equal(summary.checkpointEvery, 3);
+    } finally {
+      env.cleanup();
+    }
+  }
+});
+
+void test("a server's session of many concurrent calls, a small checkpoint_every, rotations and a restart verifies (both fsync modes)", async () => {
+  for (const fsync of ["always", "batch"] as const) {
+    const env = tempEnv();
+    try {
+      const policy = { fsync, checkpoint_every: 3, rotate_bytes: 4000, fsync_interval_ms: 1 };
+      const first = await openTestLog(env, policy);
+      for (let round = 0; round < 4; round++) await appendCalls(first, 40, round * 40);
+      await first.close();
+      fs.appendFileSync(env.logFile, '{"seq":');
+      const second = await openTestLog(env, policy);
+      await Promise.all([appendCalls(second, 25), appendCalls(second, 25, 25)]);
+      await second.close();
+      const summary = await verifyAudit(env.logDir);
+      assert.equal(summary.ok, true, `${fsync}: ${JSON.stringify(summary.failure)}`);
+      assert.ok(summary.files.length > 3, `${fsync}: rotations happened (${summary.files.length} files)`);
+      assert.equal(summary.recoveries.length, 1);
+      assert.equal(summary.checkpointEvery, 3);
+      // Every 3rd entry of each session is sealed at once, and rotations add theirs.
+      assert.ok(summary.checkpoints >= Math.floor(212 / 3), `${fsync}: ${summary.checkpoints} checkpoints`);
+    } finally {
+      env.cleanup();
+    }
+  }
+});
+
+void test("the warning about unsealed entries at the end says they are within the interval, and which precede the last start", async () => {
+  const env = tempEnv();
+  try {
+    // checkpoint_every 3: server_start c0 c1 CP c2 c3, cut there.
+    const lines = await crashedSession(env, 3, 4);
+    const crashed = await verifyAudit(env.logFile);
+    assert.equal(crashed.ok, true, JSON.stringify(crashed.failure));
+    assert.equal(
+      crashed.warnings[0],
+      "2 entries after the last checkpoint are not covered by a signature yet: all written by the server started at seq 1, " +
+        "within its interval (it seals a checkpoint after every 3 entries; 2 counted so far, the next after 1 more)",
+    );
+    // A restart that crashed right after its server_start: 2 earlier entries and its own.
+    const sink = await openTestLog(env, { checkpoint_every: 3 });
+    await sink.close();
+    const start = parse(readLines(env.logFile)[lines.length]!);
+    assert.equal(start.event, "server_start");
+    writeLines(env.logFile, [...lines, JSON.stringify(start)]);
+    const again = await verifyAudit(env.logFile);
+    assert.equal(again.ok, true, JSON.stringify(again.failure));
+    assert.equal(
+      again.warnings[0],
+      `3 entries after the last checkpoint are not covered by a signature yet: 1 written by the server started at seq ${start.seq}, ` +
+        "within its interval (it seals a checkpoint after every 3 entries; 1 counted so far, the next after 2 more); " +
+        "the 2 before them precede its server_start (the end of a server that did not stop in order, or this start's recovery entries)",
+    );
   } finally {
     env.cleanup();
   }

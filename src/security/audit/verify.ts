@@ -2,7 +2,8 @@
  * Offline verification of an audit log: every line's hash and exact form, every link
  * (within and across files, segments ordered by the first seq in their names), seq continuity from genesis, every
  * checkpoint's binding to its position and its signature (optionally against a pinned
- * key), and an optional expected head (to catch entries cut off the end).
+ * key), a checkpoint wherever the interval its server recorded makes one due, and an
+ * optional expected head (to catch entries cut off the end).
  *
  * Tampering is reported in the summary (`failure`, the first broken entry); a path that
  * cannot be read or holds no audit log throws AuditReadError.
@@ -30,6 +31,7 @@ export type AuditFailureReason =
   | "bad_signature"
   | "key_mismatch"
   | "no_checkpoint"
+  | "missing_checkpoint"
   | "torn_tail"
   | "truncated";
 
@@ -80,6 +82,12 @@ export interface AuditVerifySummary {
   lastCheckpointSeq?: number;
   /** Entries after the last checkpoint: their integrity rests on the chain alone. */
   unsealedEntries: number;
+  /**
+   * The checkpoint interval the server that wrote the end of the log recorded in its
+   * server_start (0: checkpoints only at rotation and shutdown). Absent when its server_start
+   * does not record one (a log written before servers did) or was not seen.
+   */
+  checkpointEvery?: number;
   recoveries: AuditRecoverySeen[];
   warnings: string[];
   failure?: AuditVerifyFailure;
@@ -147,6 +155,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   // signed with it (the signer is loaded once per start), so a checkpoint signed with another
   // key before the next start was re-signed. Unknown before the first server_start seen.
   let sessionKey: { fingerprint: string; seq: number } | undefined;
+  // The checkpoint interval the running server recorded in its server_start, and how far it is
+  // into it. Unknown (no check) before the first server_start seen, after a recovery entry (a
+  // new start's, until its server_start) and for a server_start that records none.
+  let interval: Interval | undefined;
   /** The last entry that is not a checkpoint (a stopping server seals its server_stop). */
   let lastEvent: AuditEntry | undefined;
   let lastTime = -Infinity;
@@ -265,6 +277,8 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
             return fail(file, lineNo, entry.seq, "log_id_mismatch", `the entry belongs to log ${entryLogId}, not to log ${summary.logId}`);
           }
         }
+        const missing = interval === undefined ? undefined : missingCheckpoint(interval, entry);
+        if (missing !== undefined) return fail(file, lineNo, entry.seq, "missing_checkpoint", missing);
         if (entry.checkpoint !== undefined) {
           const cp = entry.checkpoint;
           if (cp.seq !== entry.seq - 1 || cp.head !== entry.prev) {
@@ -300,6 +314,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
           const announced = entry.data?.keyFingerprint;
           sessionKey = isHash(announced) ? { fingerprint: announced, seq: entry.seq } : undefined;
         }
+        interval = nextInterval(interval, entry);
         if (entry.event === "recovery") {
           const kind = typeof entry.data?.kind === "string" ? entry.data.kind : undefined;
           summary.recoveries.push({
@@ -350,8 +365,9 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
       `the expected head ${options.expectHead} is not in the log: entries were cut off its end (or it is another log)`,
     );
   }
+  if (interval !== undefined) summary.checkpointEvery = interval.every;
   if (summary.ok && summary.unsealedEntries > 0 && summary.checkpoints > 0) {
-    warn(`${summary.unsealedEntries} entries after the last checkpoint are not covered by a signature yet`);
+    warn(`${summary.unsealedEntries} entries after the last checkpoint are not covered by a signature yet${unsealedNote(interval, summary.unsealedEntries)}`);
   }
   // A server that stops closes the log with server_stop (and its checkpoint). An end without
   // one is a running server, a crash, or a cut: entries cut off after a checkpoint leave a log
@@ -364,6 +380,72 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   }
   closeWarnings();
   return summary;
+}
+
+/** Where the running server is in its checkpoint interval, as its entries so far show. */
+interface Interval {
+  /** `checkpointEvery` from its server_start. */
+  every: number;
+  /** The seq of its server_start. */
+  startSeq: number;
+  /** The seq of its last checkpoint, if it sealed one since its start. */
+  checkpointSeq?: number;
+  /** Entries it counts towards the next checkpoint: all but checkpoint and rotate, its server_start the first. */
+  counted: number;
+  /** Entries since its start (from its server_start on) or its last checkpoint, rotate entries too. */
+  unsealed: number;
+}
+
+/**
+ * The interval after `entry`. Pure. A recovery entry ends the running server's interval (a
+ * new start, which may follow a crash: a server that did not stop seals no final checkpoint,
+ * and its last entries need none); its server_start begins the next.
+ */
+function nextInterval(interval: Interval | undefined, entry: AuditEntry): Interval | undefined {
+  if (entry.event === "server_start") {
+    const every = entry.data?.checkpointEvery;
+    // A value the writer cannot have written counts as none: a forger could leave it out as well.
+    if (typeof every !== "number" || !Number.isSafeInteger(every) || every < 0) return undefined;
+    return { every, startSeq: entry.seq, counted: 1, unsealed: 1 };
+  }
+  if (interval === undefined || entry.event === "recovery") return undefined;
+  if (entry.checkpoint !== undefined) return { ...interval, checkpointSeq: entry.seq, counted: 0, unsealed: 0 };
+  return { ...interval, counted: interval.counted + (entry.event === "rotate" ? 0 : 1), unsealed: interval.unsealed + 1 };
+}
+
+/**
+ * Why `entry` cannot follow the running server's entries so far, if a checkpoint was due
+ * before it. Pure. The writer seals each caller's entry and, in the same synchronous step,
+ * the checkpoint its interval makes due (see ChainWriter.sealPrimary): no entry of the same
+ * server can come between them, whatever is in flight, so the slack is none. A server may
+ * stop (crash, failed write) right after the entry, before its checkpoint reaches the file:
+ * then the next entry is a new start's (recovery or server_start), which is not checked.
+ */
+function missingCheckpoint(interval: Interval, entry: AuditEntry): string | undefined {
+  if (interval.every === 0 || interval.counted < interval.every) return undefined;
+  if (entry.checkpoint !== undefined || entry.event === "recovery" || entry.event === "server_start") return undefined;
+  const since = interval.checkpointSeq === undefined ? `from its server_start (seq ${interval.startSeq}) on` : `after its checkpoint at seq ${interval.checkpointSeq}`;
+  return (
+    `seq ${entry.seq} (${entry.event}) follows ${interval.every} entries (rotate entries aside) without a checkpoint ${since}: ` +
+    `that server recorded checkpoint_every ${interval.every} in its server_start and seals a checkpoint right after every ` +
+    `${interval.every} entries, so one over seq ${entry.seq - 1} was due here, at seq ${entry.seq}. The entries since were ` +
+    "rewritten and re-hashed by someone without the signing key (entries inserted, or a checkpoint removed)"
+  );
+}
+
+/** What the warning about unsealed entries adds when the interval of the server that wrote them is known. Pure. */
+function unsealedNote(interval: Interval | undefined, unsealed: number): string {
+  if (interval === undefined) return "";
+  const earlier =
+    unsealed > interval.unsealed
+      ? `; the ${unsealed - interval.unsealed} before them precede its server_start (the end of a server that did not stop in order, or this start's recovery entries)`
+      : "";
+  const mine = `${interval.unsealed === unsealed ? "all" : interval.unsealed} written by the server started at seq ${interval.startSeq}`;
+  if (interval.every === 0) return `: ${mine}, which seals checkpoints only at rotation and shutdown (checkpoint_every 0)${earlier}`;
+  return (
+    `: ${mine}, within its interval (it seals a checkpoint after every ${interval.every} entries; ${interval.counted} counted so far, ` +
+    `the next after ${interval.every - interval.counted} more)${earlier}`
+  );
 }
 
 /**
