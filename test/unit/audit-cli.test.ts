@@ -9,7 +9,7 @@ import { formatTailLine, readAuditTail } from "../../src/security/audit/tail.js"
 import { printable } from "../../src/util/text.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { segmentsOf } from "../../src/security/audit/segments.js";
-import { appendCalls, errno, openTestLog, parse, readLines, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
+import { appendCalls, errno, openTestLog, parse, readLines, rewrite, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 
 function capture(defaultLogPath: string): AuditCliIo & { stdout: string; stderr: string } {
   const io = {
@@ -45,6 +45,7 @@ void test("audit verify: 0 for an intact log, with a readable summary (default p
     assert.match(io.stdout, new RegExp(`head: [0-9a-f]{64} \\(seq ${n}\\)`));
     assert.match(io.stdout, /signing key: [0-9a-f]{64} \(not pinned/);
     assert.match(io.stdout, new RegExp(`checkpoints: \\d+, the last at seq ${n}\n`));
+    assert.match(io.stdout, /\ncheckpoint interval: after every 5 entries, at rotation and at shutdown \(as the last server_start records it/);
     assert.match(io.stdout, /recoveries: 0\n/);
     assert.match(io.stdout, /result: INTACT\n$/);
     const dirIo = capture("/nonexistent");
@@ -70,6 +71,26 @@ void test("audit verify: 1 for a tampered log, naming the first broken entry", a
     const summary = JSON.parse(json.stdout);
     assert.equal(summary.ok, false);
     assert.deepEqual([summary.failure.line, summary.failure.seq, summary.failure.reason], [10, 10, "hash_mismatch"]);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit verify: 1 for a checkpoint removed where its interval made it due (missing_checkpoint)", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    const lines = readLines(env.logFile);
+    const cp = lines.findIndex((l) => parse(l).event === "checkpoint");
+    const seq = parse(lines[cp]!).seq as number;
+    writeLines(env.logFile, rewrite([...lines.slice(0, cp), ...lines.slice(cp + 1)], cp));
+    const io = capture(env.logFile);
+    assert.equal(await runAuditVerify([], io), 1);
+    assert.match(io.stdout, new RegExp(`:${cp + 1} \\(seq ${seq}\\): missing_checkpoint: .*checkpoint_every 5 .*was due here, at seq ${seq}\\b`));
+    const json = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--json"], json), 1);
+    const summary = JSON.parse(json.stdout);
+    assert.deepEqual([summary.failure.line, summary.failure.seq, summary.failure.reason], [cp + 1, seq, "missing_checkpoint"]);
   } finally {
     env.cleanup();
   }

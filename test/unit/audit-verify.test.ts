@@ -5,9 +5,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
 import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
-import { GENESIS_PREV, serializeEntry, type AuditEntryBody } from "../../src/security/audit/entry.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
-import { appendCalls, openTestLog, parse, readLines, rechain, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
+import { appendCalls, openTestLog, parse, readLines, rechain, rewrite, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 
 /** A closed log: server_start, 12 calls, server_stop, with checkpoints every 4 primary entries. */
 async function sampleLog(env: TempEnv): Promise<string[]> {
@@ -773,29 +772,6 @@ async function crashedSession(env: TempEnv, every: number, calls: number): Promi
   const cut = lines.slice(0, lines.findLastIndex((l) => parse(l).event === "tool_call") + 1);
   writeLines(env.logFile, cut);
   return cut;
-}
-
-/**
- * Renumbers, re-links and re-hashes entries from `from` on (after lines were inserted or
- * removed) and, given the log's key, re-signs their checkpoints over their new position:
- * without it, what someone lacking the key can do; with it, what a writer would have written.
- */
-function rewrite(lines: string[], from: number, keyPem?: string): string[] {
-  const out = lines.slice();
-  for (let i = from; i < out.length; i++) {
-    const { hash: _hash, ...body } = parse(out[i]!);
-    const before = i === 0 ? undefined : parse(out[i - 1]!);
-    body.seq = before === undefined ? 1 : (before.seq as number) + 1;
-    body.prev = before === undefined ? GENESIS_PREV : (before.hash as string);
-    if (keyPem !== undefined && body.checkpoint !== undefined) {
-      const cp = body.checkpoint;
-      cp.seq = before!.seq;
-      cp.head = before!.hash;
-      cp.signature = sign(null, Buffer.from(checkpointMessage(cp.logId, cp.seq, cp.head)), keyPem).toString("base64");
-    }
-    out[i] = serializeEntry(body as AuditEntryBody).line;
-  }
-  return out;
 }
 
 function keyPem(env: TempEnv): string {

@@ -27,7 +27,8 @@ export interface AuditCliIo {
 
 export const VERIFY_USAGE =
   "usage: mcp-secure-local audit verify [FILE|DIR] [--pubkey FILE] [--expect-head HASH] [--json]\n" +
-  "  Checks every hash, link, seq and checkpoint signature of the audit log (default: the policy's log and its rotated files).\n" +
+  "  Checks every hash, link, seq and checkpoint signature of the audit log (default: the policy's log and its rotated files),\n" +
+  "  and that a checkpoint follows wherever the interval its server recorded makes one due.\n" +
   "  --pubkey FILE       require every checkpoint to be signed by this Ed25519 key (PEM)\n" +
   "  --expect-head HASH  require this head (printed at shutdown as `audit head: ...`) to be in the log\n" +
   "  --json              print the summary as JSON\n" +
@@ -172,6 +173,10 @@ export function formatSummary(s: AuditVerifySummary): string {
     `checkpoints: ${s.checkpoints}${s.lastCheckpointSeq === undefined ? "" : `, the last at seq ${s.lastCheckpointSeq}`}` +
       (s.unsealedEntries > 0 ? `; ${s.unsealedEntries} entries after it are not signed yet` : ""),
   );
+  if (s.checkpointEvery !== undefined) {
+    const every = s.checkpointEvery === 0 ? "only at rotation and shutdown" : `after every ${s.checkpointEvery} entries, at rotation and at shutdown`;
+    lines.push(`checkpoint interval: ${every} (as the last server_start records it; a checkpoint missing where due is tampering)`);
+  }
   lines.push(`recoveries: ${s.recoveries.length}`);
   for (const r of s.recoveries) {
     const kept = typeof r.data?.keptIn === "string" ? `; kept in ${r.data.keptIn} (${String(r.data.bytes)} bytes)` : "";
