@@ -160,6 +160,7 @@ void describe("the audit log of real sessions", () => {
     assert.equal(start.data.catalogSha256, catalogFromList, "the recorded catalogue hash is that of the tools the client was shown");
     assert.match(String(start.data.keyFingerprint), HEX64);
     assert.equal(start.data.fsync, "always");
+    assert.equal(start.data.checkpointEvery, 4, "the policy's checkpoint_every, so that verify knows where checkpoints are due");
   });
 
   void test("every answered call has a tool_call and a tool_result with the same callId, intent before outcome", () => {
@@ -310,6 +311,7 @@ void describe("the audit log of real sessions", () => {
     assert.equal(summary.logId, entries[0]!.data.logId);
     assert.equal(summary.checkpoints, entries.filter((e) => e.event === "checkpoint").length);
     assert.equal(summary.unsealedEntries, 0, "a clean shutdown leaves nothing unsigned");
+    assert.equal(summary.checkpointEvery, 4, "every checkpoint was where checkpoint_every put it");
   });
 
   void test("audit verify with the pinned key and the printed head: exit 0; another key: exit 1", async () => {
