@@ -333,53 +333,65 @@ void test("server_start records checkpointEvery; the count to the next checkpoin
   }
 });
 
-void test("a checkpoint that cannot be signed fails the log: the entry it would seal is refused, none follows it unsigned", async () => {
-  const env = tempEnv();
-  try {
-    fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
-    const real = signerFromPrivateKey(generateKeyPairSync("ed25519").privateKey);
-    let broken = false;
-    const signer: AuditSigner = {
-      publicKey: real.publicKey,
-      fingerprint: real.fingerprint,
-      checkpoint(logId, seq, head) {
-        if (broken) throw new Error("the signing key is unusable");
-        return real.checkpoint(logId, seq, head);
-      },
-    };
-    const { fd } = await nodeAuditFs.openLogFile(env.logFile);
-    const makeId = ulidFactory();
-    const writer = new ChainWriter({
-      fs: nodeAuditFs,
-      path: env.logFile,
-      fd,
-      logId: "log-1",
-      position: { seq: 0, head: GENESIS_PREV },
-      file: { bytes: 0 },
-      fsync: "always",
-      fsyncIntervalMs: 10,
-      rotateBytes: 0,
-      rotateDaily: false,
-      checkpointEvery: 2,
-      signer,
-      now: () => new Date(),
-      newId: (time) => makeId(time),
-      logger: silentLogger,
-    });
-    await writer.init();
-    await writer.append({ event: "server_start", data: { logId: "log-1", keyFingerprint: signer.fingerprint, checkpointEvery: 2 } });
-    broken = true;
-    // The 2nd entry makes a checkpoint due, and it cannot be sealed.
-    await assert.rejects(writer.append({ event: "tool_call", tool: "t" }), AuditWriteError);
-    broken = false;
-    await assert.rejects(writer.append({ event: "tool_call", tool: "t" }), AuditWriteError);
-    assert.equal(writer.status().state, "failed");
-    assert.equal(await writer.close(), undefined);
-    assert.deepEqual(readLines(env.logFile).map((l) => parse(l).event), ["server_start"]);
-    const summary = await verifyAudit(env.logFile);
-    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
-  } finally {
-    env.cleanup();
+void test("a checkpoint that cannot be signed fails the log: the entry that made it due is refused, none follows it unsigned", async () => {
+  // The periodic checkpoint, a rotation's, and the final one at close.
+  for (const due of ["interval", "rotation", "close"] as const) {
+    const env = tempEnv();
+    try {
+      fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+      const real = signerFromPrivateKey(generateKeyPairSync("ed25519").privateKey);
+      let broken = false;
+      const signer: AuditSigner = {
+        publicKey: real.publicKey,
+        fingerprint: real.fingerprint,
+        checkpoint(logId, seq, head) {
+          if (broken) throw new Error("the signing key is unusable");
+          return real.checkpoint(logId, seq, head);
+        },
+      };
+      const { fd } = await nodeAuditFs.openLogFile(env.logFile);
+      const makeId = ulidFactory();
+      const checkpointEvery = due === "interval" ? 2 : 100;
+      const writer = new ChainWriter({
+        fs: nodeAuditFs,
+        path: env.logFile,
+        fd,
+        logId: "log-1",
+        position: { seq: 0, head: GENESIS_PREV },
+        file: { bytes: 0 },
+        fsync: "always",
+        fsyncIntervalMs: 10,
+        rotateBytes: due === "rotation" ? 1 : 0,
+        rotateDaily: false,
+        checkpointEvery,
+        signer,
+        now: () => new Date(),
+        newId: (time) => makeId(time),
+        logger: silentLogger,
+      });
+      await writer.init();
+      await writer.append({ event: "server_start", data: { logId: "log-1", keyFingerprint: signer.fingerprint, checkpointEvery } });
+      broken = true;
+      if (due === "close") {
+        assert.equal(await writer.close(), undefined, due);
+      } else {
+        // The 2nd entry makes a checkpoint due (after it, or before it for the rotation), and it cannot be sealed.
+        await assert.rejects(writer.append({ event: "tool_call", tool: "t" }), AuditWriteError, due);
+        broken = false;
+        await assert.rejects(writer.append({ event: "tool_call", tool: "t" }), AuditWriteError, due);
+        assert.equal(writer.status().state, "failed", due);
+        assert.equal(await writer.close(), undefined, due);
+      }
+      assert.equal(writer.status().state, "failed", due);
+      const events = readLines(env.logFile).map((l) => parse(l).event);
+      // At close the server_stop may already be on its way to the file when the checkpoint fails.
+      assert.deepEqual(events.slice(0, 1), ["server_start"], due);
+      assert.ok(events.length === 1 || (due === "close" && events.join() === "server_start,server_stop"), `${due}: ${events.join()}`);
+      const summary = await verifyAudit(env.logFile);
+      assert.equal(summary.ok, true, `${due}: ${JSON.stringify(summary.failure)}`);
+    } finally {
+      env.cleanup();
+    }
   }
 });
 
