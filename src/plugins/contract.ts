@@ -150,6 +150,11 @@ export interface ReadOptions {
   length?: number;
 }
 
+export interface ListOptions {
+  /** Stops the listing when it fires (a call's signal: a huge directory is not read on after the call ends). */
+  signal?: AbortSignal;
+}
+
 /** One read: the bytes and the file they came from, both from the same open descriptor. */
 export interface FileRead {
   bytes: Uint8Array;
@@ -173,7 +178,7 @@ export interface GuardedFs {
   /** Like readBytes, with the file's size and times from the same open (a stat, then a read, may see two files). */
   read(path: string, options?: ReadOptions): Promise<FileRead>;
   readText(path: string, options?: ReadOptions): Promise<string>;
-  list(path: string): Promise<DirEntry[]>;
+  list(path: string, options?: ListOptions): Promise<DirEntry[]>;
   writeFile(path: string, data: string | Uint8Array, options?: WriteOptions): Promise<FileInfo>;
   mkdir(path: string): Promise<FileInfo>;
 }

@@ -533,10 +533,12 @@ export function decideRealPath(
  * `decideRealPath(...).ok` for the entries of a directory it allowed, without trying every deny
  * rule on every ancestor of every entry again: the directory and its ancestors are known not
  * denied, so a rule can refuse an entry only by matching the entry's own path. A listing of
- * 100,000 names spent most of its time there. Only for a directory whose own decision was ok.
+ * 100,000 names spent most of its time there. That holds only for a directory whose own
+ * decision is ok, so that is decided here once (the entries of any other are all refused).
  */
-export function allowedEntriesOf(compiled: CompiledPathPolicy, allowedDirRealPath: string): (name: string) => boolean {
-  const dir = stripTrailingSlashes(allowedDirRealPath);
+export function allowedEntriesOf(compiled: CompiledPathPolicy, dirRealPath: string): (name: string) => boolean {
+  if (!decideRealPath(compiled, dirRealPath).ok) return () => false;
+  const dir = stripTrailingSlashes(dirRealPath);
   const prefix = splitComponents(dir.normalize("NFC")).join("/");
   return (name) => {
     const realPath = `${dir}/${name}`;

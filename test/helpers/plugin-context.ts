@@ -128,8 +128,9 @@ function createGuardedFs(allowed: readonly string[], denied: readonly string[]):
         return new Uint8Array(data.subarray(start, options?.length === undefined ? undefined : start + options.length));
       }),
     read: (target, options) =>
-      Promise.resolve().then(() => {
+      typed(target, () => {
         const resolved = real(target, "read");
+        if (fs.statSync(resolved).isDirectory()) throw new ToolError(`path ${target} is a directory; only files can be read`, "PATH_IS_DIRECTORY");
         const data = fs.readFileSync(resolved);
         const start = options?.offset ?? 0;
         const bytes = new Uint8Array(data.subarray(start, options?.length === undefined ? undefined : start + options.length));

@@ -662,15 +662,37 @@ void describe("allowedEntriesOf (a listing's filter)", () => {
         ],
       }),
     ];
-    const names = ["a.md", "a.txt", "b.txt", "b", ".ssh", ".env", ".env.local", "id.pem", "x.key", "secrets", "config", "policy.yaml",
+    fs.mkdirSync(path.join(root, "cafe\u0301"), { recursive: true });
+    fs.mkdirSync(path.join(root, "notes", "old.txt"), { recursive: true });
+    policies.push(
+      compilePathPolicy(policy([`${root}/**`], ["**/caf\u00e9/x", "**/caf\u00e9/secrets"])),
+      compilePathPolicy(policy([`${root}/notes/**/*.txt`, `${root}/notes/**/*.md`], [])),
+    );
+    const names = ["etc", "x", "a.md", "a.txt", "b.txt", "b", ".ssh", ".env", ".env.local", "id.pem", "x.key", "secrets", "config", "policy.yaml",
       "POLICY.yaml", "audit", "state", "cafe\u0301", "caf\u00e9", "notes", "deep", "sub"];
-    const dirs = ["/", "/etc", tmp, root, path.join(root, "sub"), path.join(root, ".git"), path.join(root, "notes"), path.join(root, "notes", "x"), state];
+    const dirs = [
+      "/",
+      "/etc",
+      tmp,
+      root,
+      path.join(root, "sub"),
+      path.join(root, ".git"),
+      path.join(root, "notes"),
+      path.join(root, "notes", "x"),
+      path.join(root, "notes", "old.txt"),
+      path.join(root, "cafe\u0301"),
+      state,
+    ];
     let compared = 0;
     let refused = 0;
     for (const c of policies) {
       for (const dir of dirs) {
-        if (!decideRealPath(c, dir).ok) continue;
         const allowedHere = allowedEntriesOf(c, dir);
+        if (!decideRealPath(c, dir).ok) {
+          // Entries of a directory that is not allowed are all refused, whatever a rule says of their own path.
+          assert.ok(names.every((name) => !allowedHere(name)), dir);
+          continue;
+        }
         for (const name of names) {
           const child = dir === "/" ? `/${name}` : `${dir}/${name}`;
           const expected = decideRealPath(c, child).ok;

@@ -32,13 +32,16 @@ export interface FsLimits {
   /** Bytes accepted by one write at most; larger writes are refused. */
   maxWriteBytes: number;
   /**
-   * Entries one listing reads at most (default 1,000,000, ~150 MB while sorted); a larger
-   * directory is refused instead of growing the server's memory without bound.
+   * Memory one listing may hold, estimated per entry from its name (default 64 MiB: ~700,000
+   * short names, ~200,000 of 250 characters); a larger directory is refused instead of
+   * growing the server's memory without bound.
    */
-  maxListEntries?: number;
+  maxListBytes?: number;
 }
 
-export const DEFAULT_MAX_LIST_ENTRIES = 1_000_000;
+export const DEFAULT_MAX_LIST_BYTES = 64 * 1024 * 1024;
+/** What one listed entry costs besides its name's characters (measured: ~73 bytes with an 8-character name). */
+const LIST_ENTRY_BYTES = 96;
 
 export interface GuardedFsOptions {
   /** Effects of the path check (default: node:fs/promises). */
@@ -62,9 +65,10 @@ const DIR_MODE = 0o700;
 
 export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, options: GuardedFsOptions = {}): GuardedFs {
   for (const [name, value] of Object.entries(limits)) {
+    if (value === undefined) continue;
     if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`filesystem limit ${name} must be a positive integer`);
   }
-  const maxListEntries = limits.maxListEntries ?? DEFAULT_MAX_LIST_ENTRIES;
+  const maxListBytes = limits.maxListBytes ?? DEFAULT_MAX_LIST_BYTES;
   const io = options.io ?? nodePathIo;
   const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? "/proc/self/fd" : null) : options.procFdDir;
   const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
@@ -81,6 +85,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument("offset must be a non-negative integer");
     if (!Number.isSafeInteger(length) || length < 0) throw invalidArgument("length must be a non-negative integer");
     const { verdict, shown } = await check(p, "read");
+    if (verdict.isDirectory) throw new ToolError(`path ${shown} is a directory; only files can be read`, "PATH_IS_DIRECTORY");
     const { handle, stat } = await openVerifiedForRead(verdict, shown);
     try {
       const available = Math.max(0, Number(stat.size) - offset);
@@ -108,7 +113,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
 
     async stat(p) {
       const { verdict, shown } = await check(p, "read");
-      if (verdict.identity === undefined) throw notFound(shown);
+      if (verdict.identity === undefined) throw notFound(shown, verdict.realPath);
       const stat = await lstatOrThrow(verdict.realPath, shown);
       if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
       // A file's other name may be outside the root or denied: its size and times are refused as its content is.
@@ -134,12 +139,12 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       return new TextDecoder("utf-8").decode(bytes, { stream: truncated });
     },
 
-    async list(p) {
+    async list(p, options = {}) {
       const { verdict, shown } = await check(p, "read");
-      if (verdict.identity === undefined) throw notFound(shown);
+      if (verdict.identity === undefined) throw notFound(shown, verdict.realPath);
       if (!verdict.isDirectory) throw new ToolError(`path ${shown} is not a directory`, "PATH_NOT_DIRECTORY");
       const allowed = allowedEntriesOf(compiled, verdict.realPath);
-      const entries = await readDirectoryVerified(verdict, verdict.identity, shown, procFdDir, maxListEntries);
+      const entries = await readDirectoryVerified(verdict, verdict.identity, shown, procFdDir, { maxBytes: maxListBytes, signal: options.signal });
       return entries.filter((entry) => allowed(entry.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     },
 
@@ -206,7 +211,7 @@ export async function openVerifiedForRead(
   verdict: PathAllowed,
   shown: string,
 ): Promise<{ handle: FileHandle; stat: BigIntStats }> {
-  if (verdict.identity === undefined) throw notFound(shown);
+  if (verdict.identity === undefined) throw notFound(shown, verdict.realPath);
   const handle = await openOrThrow(verdict.realPath, READ_FLAGS, shown);
   try {
     const stat = await handle.stat({ bigint: true });
@@ -336,7 +341,7 @@ async function readDirectoryVerified(
   identity: FileIdentity,
   shown: string,
   procFdDir: string | null,
-  maxEntries: number,
+  bounds: ListBounds,
 ): Promise<DirEntry[]> {
   const handle = await openOrThrow(verdict.realPath, DIR_FLAGS, shown);
   try {
@@ -351,12 +356,12 @@ async function readDirectoryVerified(
       } catch {
         // No usable /proc: fall through to the by-path listing with a second identity check.
       }
-      if (opened !== undefined) return await readEntries(opened, maxEntries, shown);
+      if (opened !== undefined) return await readEntries(opened, bounds, shown);
     }
     const byPath = await fsp.opendir(verdict.realPath, { bufferSize: LIST_BATCH }).catch((error: unknown) => {
       throw toFsError(error, shown);
     });
-    const entries = await readEntries(byPath, maxEntries, shown);
+    const entries = await readEntries(byPath, bounds, shown);
     const after = await lstatOrThrow(verdict.realPath, shown);
     if (!sameIdentity(after, identity)) throw raced(shown);
     return entries;
@@ -367,15 +372,25 @@ async function readDirectoryVerified(
 
 const LIST_BATCH = 512;
 
-/** Reads a directory a batch at a time, refusing it once it holds more than `maxEntries` (never reading it whole first). */
-async function readEntries(dir: Dir, maxEntries: number, shown: string): Promise<DirEntry[]> {
+interface ListBounds {
+  /** The estimated memory the entries may take. */
+  maxBytes: number;
+  /** The call's end: a listing no one waits for stops reading. */
+  signal: AbortSignal | undefined;
+}
+
+/** Reads a directory a batch at a time, refusing it once its entries would take more than the bound (never reading it whole first). */
+async function readEntries(dir: Dir, bounds: ListBounds, shown: string): Promise<DirEntry[]> {
   const entries: DirEntry[] = [];
+  let bytes = 0;
   try {
     for (let entry = await dir.read(); entry !== null; entry = await dir.read()) {
-      if (entries.length === maxEntries) {
+      bounds.signal?.throwIfAborted();
+      bytes += LIST_ENTRY_BYTES + 2 * entry.name.length;
+      if (bytes > bounds.maxBytes) {
         throw new ToolError(
-          `directory ${shown} holds more than ${maxEntries} entries, more than one listing reads (each listing reads and sorts it whole); ` +
-            "use the names of the files you need",
+          `directory ${shown} is too large to list: its first ${entries.length} entries already take about ${Math.round(bytes / 1048576)} MiB, ` +
+            "more than one listing may hold (each listing reads and sorts it whole); use the names of the files you need",
           "DIRECTORY_TOO_LARGE",
         );
       }
@@ -523,11 +538,11 @@ function raced(shown: string): CapabilityDeniedError {
   return new CapabilityDeniedError("PATH_RACE", `path ${shown} changed between the policy check and opening it; try again`);
 }
 
-function notFound(shown: string): ToolError {
+function notFound(shown: string, path = shown): ToolError {
   // A listing shows a name that is not UTF-8 with U+FFFD in place of its bytes, and no string
   // path can name that file again: say so rather than leave "does not exist" unexplained.
-  const undecodable = shown.includes("\ufffd")
-    ? "; a name shown with \ufffd holds bytes that are not UTF-8, and such a file cannot be opened through this server"
+  const undecodable = path.includes("\ufffd")
+    ? "; if a listing showed this name, \ufffd stands for bytes that are not UTF-8, and such a file cannot be opened through this server"
     : "";
   return new ToolError(`path ${shown} does not exist${undecodable}`, "PATH_NOT_FOUND");
 }

@@ -4,7 +4,7 @@
  * deadline, and they are made on first use, so a call that touches nothing pays nothing.
  */
 import { homedir } from "node:os";
-import { CapabilityDeniedError, type GuardedExec, type GuardedFetch, type GuardedFs, type PluginStorage } from "../../plugins/contract.js";
+import { CapabilityDeniedError, type GuardedExec, type GuardedFetch, type GuardedFs, type ListOptions, type PluginStorage } from "../../plugins/contract.js";
 import type { EffectivePolicy } from "../policy-types.js";
 import type { CompiledPathPolicy, ProtectedPath } from "../path-guard.js";
 import { compileNetworkPolicy } from "../egress-guard.js";
@@ -140,7 +140,9 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
     readBytes: guard((path: string, options?: Parameters<GuardedFs["readBytes"]>[1]) => fs.readBytes(path, options)),
     read: guard((path: string, options?: Parameters<GuardedFs["read"]>[1]) => fs.read(path, options)),
     readText: guard((path: string, options?: Parameters<GuardedFs["readText"]>[1]) => fs.readText(path, options)),
-    list: guard((path: string) => fs.list(path)),
+    list: guard((path: string, options?: ListOptions) =>
+      fs.list(path, { signal: options?.signal === undefined ? scope.signal : AbortSignal.any([options.signal, scope.signal]) }),
+    ),
     writeFile: guard((path: string, data: string | Uint8Array, options?: Parameters<GuardedFs["writeFile"]>[2]) => fs.writeFile(path, data, options)),
     mkdir: guard((path: string) => fs.mkdir(path)),
   };

@@ -7,7 +7,6 @@
  */
 import { dirname } from "node:path";
 import {
-  CapabilityDeniedError,
   structured,
   ToolError,
   type FileInfo,
@@ -64,12 +63,6 @@ async function listDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOu
   return structured({ path: root, entries, total: all.length, ...(next < all.length ? { next_offset: next } : {}) });
 }
 
-/** Whether a read failed because the path names a directory (asked only once it failed, for a better message). */
-async function isDirectory(ctx: ToolContext, path: string, error: unknown): Promise<boolean> {
-  if (!(error instanceof CapabilityDeniedError) || error.code !== "PATH_NOT_REGULAR_FILE") return false;
-  return ctx.fs.stat(path).then((info) => info.kind === "directory", () => false);
-}
-
 async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
   const path = args.path as string;
   const offset = integer(args.offset, 0);
@@ -78,8 +71,8 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   // One open gives both the bytes and the size they are measured against: a stat before the
   // read could see another file, or a log before it grew, and misplace next_offset. Read even
   // past the end: the read is what refuses special files and hard links, whatever their size.
-  const { bytes, info } = await ctx.fs.read(path, { offset, length }).catch(async (error: unknown) => {
-    throw (await isDirectory(ctx, path, error)) ? new ToolError(`${quoted(path)} is a directory; use list_directory`, "PATH_IS_DIRECTORY") : error;
+  const { bytes, info } = await ctx.fs.read(path, { offset, length }).catch((error: unknown) => {
+    throw error instanceof ToolError && error.code === "PATH_IS_DIRECTORY" ? new ToolError(`${quoted(path)} is a directory; use list_directory`, error.code) : error;
   });
   const end = offset + bytes.byteLength;
   if (encoding === "base64") {
