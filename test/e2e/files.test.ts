@@ -33,6 +33,11 @@ void describe("the files tools", () => {
       expectStructured(await server.callTool("create_directory", { path: "summaries/2026" }));
       expectStructured(await server.callTool("write_file", { path: "summaries/2026/visit.txt", content: "Seen; follow up in two weeks.\n" }));
       assert.equal(readFileSync(join(data, "summaries", "2026", "visit.txt"), "utf8"), "Seen; follow up in two weeks.\n");
+      const edits = [{ old_text: "two weeks", new_text: "ten days" }];
+      const edited = expectStructured(await server.callTool("edit_file", { path: "summaries/2026/visit.txt", edits }));
+      assert.match(edited.diff as string, /^-Seen; follow up in two weeks\.\n\+Seen; follow up in ten days\.$/m);
+      assert.equal(readFileSync(join(data, "summaries", "2026", "visit.txt"), "utf8"), "Seen; follow up in ten days.\n");
+      expectToolError(await server.callTool("edit_file", { path: "summaries/2026/visit.txt", edits }), /edit 1: old_text is not in the file/);
 
       // Refused by the engine's path check, before the plugin runs.
       expectToolError(await server.callTool("read_file", { path: "/etc/passwd" }), /outside the directories the filesystem policy allows/);
@@ -50,8 +55,14 @@ void describe("the files tools", () => {
         path: "summaries/2026/visit.txt",
         content: { bytes: 30, sha256: createHash("sha256").update("Seen; follow up in two weeks.\n").digest("hex") },
       });
+      const editCall = auditEntries(server.stateDir).find((entry) => entry.event === "tool_call" && entry.tool === "edit_file");
+      const editsJson = '[{"new_text":"ten days","old_text":"two weeks"}]';
+      assert.deepEqual(editCall?.arguments, {
+        path: "summaries/2026/visit.txt",
+        edits: { bytes: editsJson.length, sha256: createHash("sha256").update(editsJson).digest("hex") },
+      });
       const calls = auditEntries(server.stateDir).filter((entry) => entry.event === "tool_call").map((entry) => entry.tool);
-      for (const tool of ["list_directory", "read_file", "search_files", "create_directory", "write_file"]) assert.ok(calls.includes(tool), tool);
+      for (const tool of ["list_directory", "read_file", "search_files", "create_directory", "write_file", "edit_file"]) assert.ok(calls.includes(tool), tool);
       assert.deepEqual(server.problems, []);
     } finally {
       await server.close();

@@ -48,6 +48,10 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
     { path: "/data", pattern: "**/*.md", contains: "TODO", case_sensitive: true, include_hidden: true, max_depth: 32, max_results: 1000 },
   ],
   write_file: [{ path: "out.txt", content: "" }, { path: "/data/log.txt", content: "line\n", mode: "append" }],
+  edit_file: [
+    { path: "a.txt", edits: [{ old_text: "x", new_text: "" }] },
+    { path: "/data/notes.md", edits: [{ old_text: "TODO", new_text: "DONE" }, { old_text: "a\nb", new_text: "c" }], dry_run: true },
+  ],
   create_directory: [{ path: "/data/a/b" }],
   web_search: [{ query: "mcp" }, { query: "model context protocol", max_results: 20 }, { query: "x".repeat(500), max_results: 1 }],
   security_status: [{}],

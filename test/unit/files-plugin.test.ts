@@ -359,6 +359,111 @@ void describe("search_files", () => {
   });
 });
 
+void describe("edit_file", () => {
+  const file = (): string => path.join(root, "edit.txt");
+  const edit = (args: JsonObject, context?: ToolContext) => call("edit_file", { path: "edit.txt", ...args }, context);
+
+  test("replaces text found once, in order, and shows the change as a unified diff", async () => {
+    fs.writeFileSync(file(), "one\ntwo\nthree\n");
+    try {
+      const done = ok(await edit({ edits: [{ old_text: "two", new_text: "2" }, { old_text: "2\nthree", new_text: "2\n3" }] }));
+      assert.deepEqual(done, {
+        path: file(),
+        changed: true,
+        dry_run: false,
+        edits: 2,
+        size: 8,
+        diff: `--- ${file()}\n+++ ${file()}\n@@ -1,3 +1,3 @@\n one\n-two\n-three\n+2\n+3\n`,
+      });
+      assert.equal(fs.readFileSync(file(), "utf8"), "one\n2\n3\n");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("dry_run shows the diff and writes nothing; an edit that changes nothing writes nothing", async () => {
+    fs.writeFileSync(file(), "keep\n");
+    const before = fs.statSync(file()).mtimeMs;
+    try {
+      const dry = ok(await edit({ edits: [{ old_text: "keep", new_text: "drop" }], dry_run: true }));
+      assert.deepEqual([dry.changed, dry.dry_run, dry.size], [true, true, 5]);
+      assert.match(dry.diff as string, /^-keep\n\+drop\n$/m);
+      const same = ok(await edit({ edits: [{ old_text: "keep", new_text: "keep" }] }));
+      assert.deepEqual([same.changed, same.diff], [false, ""]);
+      assert.equal(fs.readFileSync(file(), "utf8"), "keep\n");
+      assert.equal(fs.statSync(file()).mtimeMs, before);
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("a missing or repeated old_text refuses every edit, saying which and where", async () => {
+    fs.writeFileSync(file(), "x = 1\ny = 2\nx = 1\n    indented line\n");
+    try {
+      const missing = await edit({ edits: [{ old_text: "y = 2", new_text: "y = 3" }, { old_text: "z = 9", new_text: "" }] });
+      assert.equal(missing.code, "EDIT_NOT_FOUND");
+      assert.match(missing.text ?? "", /^edit 2: old_text is not in the file \(as the edits before it left it\)/);
+      const twice = await edit({ edits: [{ old_text: "x = 1", new_text: "x = 0" }] });
+      assert.equal(twice.code, "EDIT_AMBIGUOUS");
+      assert.match(twice.text ?? "", /occurs 2 times \(lines 1, 3\)/);
+      const loose = await edit({ edits: [{ old_text: "y = 2\nx = 1\nindented line", new_text: "" }] });
+      assert.equal(loose.code, "EDIT_NOT_FOUND");
+      assert.match(loose.text ?? "", /matches at line 2 when leading and trailing spaces are ignored/);
+      assert.equal(fs.readFileSync(file(), "utf8"), "x = 1\ny = 2\nx = 1\n    indented line\n", "nothing was written");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("a file with Windows line endings keeps them; a byte order mark stays", async () => {
+    fs.writeFileSync(file(), "\ufeffa\r\nb\r\nc\r\n");
+    try {
+      ok(await edit({ edits: [{ old_text: "a\nb\n", new_text: "A\nB\n" }] }));
+      assert.equal(fs.readFileSync(file(), "utf8"), "\ufeffA\r\nB\r\nc\r\n");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("a file that is not text, or larger than one read, is refused; so are paths the policy does not let you write", async () => {
+    assert.equal((await call("edit_file", { path: "notes/image.bin", edits: [{ old_text: "PNG", new_text: "GIF" }] })).code, "FILE_NOT_TEXT");
+    fs.writeFileSync(file(), "x".repeat(64 * 1024 + 1));
+    try {
+      const big = await edit({ edits: [{ old_text: "xx", new_text: "y" }] });
+      assert.equal(big.code, "FILE_TOO_LARGE");
+      assert.match(big.text ?? "", /65537 bytes/);
+    } finally {
+      fs.rmSync(file());
+    }
+    assert.equal((await call("edit_file", { path: "notes", edits: [{ old_text: "a", new_text: "b" }] })).code, "PATH_IS_DIRECTORY");
+    assert.equal((await call("edit_file", { path: "secrets/key.txt", edits: [{ old_text: "TODO", new_text: "" }] })).code, "PATH_DENIED");
+  });
+
+  test("a file changed between the read and the write is not overwritten", async () => {
+    fs.writeFileSync(file(), "v1\n");
+    let reads = 0;
+    const racing: ToolContext = {
+      ...ctx,
+      fs: {
+        ...ctx.fs,
+        read: async (target, options) => {
+          const result = await ctx.fs.read(target, options);
+          // Someone saves the file just after edit_file read it.
+          if (++reads === 1) fs.writeFileSync(file(), "v1 edited elsewhere\n");
+          return result;
+        },
+      },
+    };
+    try {
+      const raced = await edit({ edits: [{ old_text: "v1", new_text: "v2" }] }, racing);
+      assert.equal(raced.code, "EDIT_CONFLICT");
+      assert.equal(fs.readFileSync(file(), "utf8"), "v1 edited elsewhere\n");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+});
+
 void describe("write_file and create_directory", () => {
   test("create refuses an existing file and says how to replace it; overwrite and append do what they say", async () => {
     const file = path.join(root, "out.txt");

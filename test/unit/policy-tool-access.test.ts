@@ -41,6 +41,19 @@ void test("deny wins over allow, and matches regardless of case", () => {
   assert.ok(denyOnly("get_bug"));
 });
 
+void test("denying write_file denies edit_file too: a read-only policy gains no write tool when one is added", () => {
+  for (const deny of [["write_file"], ["WRITE_FILE"], ["write_*"]]) {
+    const access = compileToolAccess({ deny });
+    assert.ok(!access("edit_file"), deny.join());
+    assert.ok(access("read_file"));
+  }
+  const editOnly = compileToolAccess({ deny: ["edit_file"] });
+  assert.ok(!editOnly("edit_file"));
+  assert.ok(editOnly("write_file"), "denying the newer tool leaves the older one");
+  assert.ok(compileToolAccess({ deny: [] })("edit_file"));
+  assert.ok(!compileToolAccess({ allow: ["write_file"], deny: [] })("edit_file"), "an allow list still names each tool");
+});
+
 void test("a leading ! is not negation (it would widen an allow list)", () => {
   const access = compileToolAccess({ allow: ["!add_bug"], deny: [] });
   assert.ok(!access("get_bug"));

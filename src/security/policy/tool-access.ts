@@ -49,13 +49,21 @@ function matcher(patterns: readonly string[], key: "allow" | "deny", problems: s
   return (name) => tests.some((test) => test(name));
 }
 
+/**
+ * Tools that do what another tool does, a newer way: denying the older one denies them too.
+ * A policy written as `deny: [write_file, create_directory]` to keep a folder read-only must
+ * not gain a write tool when the server adds one (edit_file writes files as write_file does).
+ */
+export const DENIED_WITH: Readonly<Record<string, string>> = { edit_file: "write_file" };
+
 export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): ToolAccess {
   // Every entry is compiled before refusing, so one refusal names every entry to fix.
   const problems: string[] = [];
   const denied = matcher(tools.deny, "deny", problems);
   const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, "allow", problems);
   if (problems.length > 0) throw new ToolAccessPolicyError(problems.join("\n"));
-  return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && allowed(toolName);
+  const deniedWith = (toolName: string): boolean => Object.hasOwn(DENIED_WITH, toolName) && denied(DENIED_WITH[toolName] as string);
+  return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && !deniedWith(toolName) && allowed(toolName);
 }
 
 /**

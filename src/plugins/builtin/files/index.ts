@@ -15,7 +15,8 @@ import {
   type ToolContext,
   type ToolOutcome,
 } from "../../contract.js";
-import { under } from "./paths.js";
+import { quoted, under } from "./paths.js";
+import { editFile } from "./edit.js";
 import { searchFiles } from "./search.js";
 import { decodeTextPart } from "./text.js";
 import { LIMITS, TOOL_NAMES, TOOLS, type ToolName } from "./tools.js";
@@ -28,6 +29,7 @@ const HANDLERS: Readonly<Record<ToolName, Handler>> = {
   file_info: fileInfo,
   search_files: async (args, ctx) => structured((await searchFiles(args, ctx)) as unknown as JsonObject),
   write_file: writeFile,
+  edit_file: async (args, ctx) => structured(await editFile(args, ctx)),
   create_directory: createDirectory,
 };
 
@@ -165,8 +167,4 @@ function describe(info: FileInfo): JsonObject {
 
 function integer(value: unknown, fallback: number): number {
   return typeof value === "number" && Number.isSafeInteger(value) ? value : fallback;
-}
-
-function quoted(path: string): string {
-  return JSON.stringify(path.length > 300 ? `${path.slice(0, 300)}…` : path);
 }

@@ -5,7 +5,7 @@
  */
 import type { JsonObject, ToolDefinition } from "../../contract.js";
 
-export const TOOL_NAMES = ["list_directory", "read_file", "file_info", "search_files", "write_file", "create_directory"] as const;
+export const TOOL_NAMES = ["list_directory", "read_file", "file_info", "search_files", "write_file", "edit_file", "create_directory"] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 
 export const LIMITS = {
@@ -28,6 +28,8 @@ export const LIMITS = {
   linesPerFile: 5,
   lineMax: 400,
   containsMax: 500,
+  /** Replacements one edit_file call makes at most. */
+  editsMax: 100,
   patternMax: 500,
 } as const;
 
@@ -235,6 +237,56 @@ export const TOOLS: readonly ToolDefinition[] = [
       additionalProperties: false,
     },
     annotations: { title: "Write a file", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+  },
+  {
+    name: "edit_file",
+    title: "Edit a file",
+    description:
+      "Make exact text replacements in a UTF-8 file the policy lets you write, and see them as a unified diff. Each edit's `old_text` must occur " +
+      "exactly once in the file (as the edits before it left it): copy it from read_file, with enough surrounding lines to be unique. " +
+      "All edits are made or none; the file is replaced at once, and not at all if it changed since it was read. " +
+      "`dry_run` shows the diff without writing. A file with Windows line endings matches `\\n` in old_text as its `\\r\\n`.",
+    inputSchema: {
+      type: "object",
+      properties: {
+        path: writePath("The file"),
+        // The audit log records the edits' size and SHA-256, not a copy of the file's text.
+        edits: {
+          type: "array",
+          minItems: 1,
+          maxItems: LIMITS.editsMax,
+          "x-audit": "digest",
+          items: {
+            type: "object",
+            properties: {
+              old_text: { type: "string", minLength: 1, description: "Text to replace, exactly as in the file; must occur once." },
+              new_text: { type: "string", description: "The text to put in its place (empty: remove it)." },
+            },
+            required: ["old_text", "new_text"],
+            additionalProperties: false,
+          },
+          description: "Replacements, made in order.",
+        },
+        dry_run: { type: "boolean", default: false, description: "Show the diff, write nothing." },
+      },
+      required: ["path", "edits"],
+      additionalProperties: false,
+    },
+    outputSchema: {
+      type: "object",
+      properties: {
+        path: { type: "string" },
+        changed: { type: "boolean", description: "Whether the edits change the text (false: nothing to write)." },
+        dry_run: { type: "boolean" },
+        edits: { type: "integer", minimum: 1 },
+        size: { type: "integer", minimum: 0, description: "The file's size in bytes after the edits." },
+        diff: { type: "string", description: "Unified diff of the change (empty when nothing changed)." },
+        diff_truncated: { type: "boolean", description: "Present when the diff was cut short." },
+      },
+      required: ["path", "changed", "dry_run", "edits", "size", "diff"],
+      additionalProperties: false,
+    },
+    annotations: { title: "Edit a file", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   },
   {
     name: "create_directory",
