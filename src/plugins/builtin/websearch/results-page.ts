@@ -10,6 +10,7 @@
  * are clipped or dropped, ads are dropped by their container, only http(s) targets are kept.
  */
 import { clip, decodeEntities, visibleText } from "./html-text.js";
+import { nextTag, type Attributes } from "./html-tags.js";
 
 export interface SearchHit {
   title: string;
@@ -35,8 +36,6 @@ const CAPTURE_MAX = 8 * 1024;
 /** Class names of a result's link (Lite, then the HTML page) and of its snippet. */
 const LINK_CLASSES: ReadonlySet<string> = new Set(["result-link", "result__a"]);
 const SNIPPET_CLASSES: ReadonlySet<string> = new Set(["result-snippet", "result__snippet"]);
-/** Elements whose content is not text of the page. */
-const RAW_TEXT: ReadonlySet<string> = new Set(["script", "style", "template", "textarea", "noscript", "title", "noembed", "noframes", "iframe", "xmp"]);
 /** Elements that end a line where a browser shows them: a space stands for each. */
 const BREAKS: ReadonlySet<string> = new Set(["br", "p", "div", "li", "ul", "ol", "td", "th", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "dd", "dt", "blockquote", "pre"]);
 const CELLS: ReadonlySet<string> = new Set(["td", "th"]);
@@ -47,7 +46,6 @@ const TABLE_PARTS: ReadonlySet<string> = new Set(["td", "th", "tr", "table", "tb
 
 const CHALLENGE = /anomaly(?:-modal|\.js)|challenge-form/i;
 
-type Attributes = Readonly<Record<string, string>>;
 type LinkRule = (tag: string, attributes: Attributes) => boolean;
 
 const byClass: LinkRule = (tag, attributes) => tag === "a" && hasClass(attributes, LINK_CLASSES);
@@ -152,109 +150,6 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
 /** Lite marks an ad's rows `result-sponsored`; the HTML page its block `result--ad`. */
 function isAdContainer(attributes: Attributes): boolean {
   return tokens(attributes.class).some((token) => token.includes("sponsored") || token.startsWith("result--ad"));
-}
-
-interface Tag {
-  start: number;
-  /** Just past the tag's `>` (for a raw-text element, at its end tag: its content is skipped). */
-  end: number;
-  /** Lower-case; `#comment`, `#markup` (doctype, processing instruction, bogus comment) or `#rest` (an unclosed tag to the page's end). */
-  name: string;
-  closing: boolean;
-  attributes: Attributes;
-}
-
-/**
- * The next tag at or after `from`. Linear in the page: a tag, comment or quoted value left
- * open runs to the end of the page, where the scan stops (a regex would retry from every later `<`).
- */
-function nextTag(html: string, from: number): Tag | undefined {
-  for (let at = html.indexOf("<", from); at !== -1; at = html.indexOf("<", at + 1)) {
-    if (html.startsWith("<!--", at)) {
-      const close = html.indexOf("-->", at + 4);
-      return { start: at, end: close === -1 ? html.length : close + 3, name: "#comment", closing: false, attributes: NO_ATTRIBUTES };
-    }
-    const closing = html[at + 1] === "/";
-    const nameStart = closing ? at + 2 : at + 1;
-    // `<!`, `<?`, and `</` not followed by a letter: a bogus comment to the next `>`, as a browser reads it.
-    if (html[at + 1] === "!" || html[at + 1] === "?" || (closing && !isLetter(html.charCodeAt(nameStart)))) {
-      const close = html.indexOf(">", at + 2);
-      return { start: at, end: close === -1 ? html.length : close + 1, name: "#markup", closing: false, attributes: NO_ATTRIBUTES };
-    }
-    // `<` not followed by a letter is text (`a < b`).
-    if (!isLetter(html.charCodeAt(nameStart))) continue;
-    let nameEnd = nameStart;
-    while (nameEnd < html.length && !ENDS_NAME.has(html.charCodeAt(nameEnd))) nameEnd++;
-    const read = readAttributes(html, nameEnd);
-    if (read === undefined) return { start: at, end: html.length, name: "#rest", closing: false, attributes: NO_ATTRIBUTES };
-    // Lower-cased alone: the whole page lower-cased might change length ("İ" grows), and positions with it.
-    const name = html.slice(nameStart, nameEnd).toLowerCase();
-    const tag: Tag = { start: at, end: read.end + 1, name, closing, attributes: closing ? NO_ATTRIBUTES : read.attributes };
-    if (!closing && RAW_TEXT.has(name)) {
-      // What a script holds is not markup of the page; its end tag (the name whole: not `</titlex`) is read next.
-      const endTag = new RegExp(`</${name}(?=[\\t\\n\\f\\r />])`, "gi");
-      endTag.lastIndex = tag.end;
-      tag.end = endTag.exec(html)?.index ?? html.length;
-    }
-    return tag;
-  }
-  return undefined;
-}
-
-const NO_ATTRIBUTES: Attributes = Object.freeze(Object.create(null) as Record<string, string>);
-/** What ends a tag name, as HTML reads it: whitespace, `/` and `>`. */
-const ENDS_NAME: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0c, 0x0d, 0x20, 0x2f, 0x3e]);
-const HTML_SPACE: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0c, 0x0d, 0x20]);
-
-/**
- * The attributes of a tag whose name ends at `from`, and the index of its closing `>`, read
- * by HTML's attribute states (a quote opens a value only where a value begins, right after
- * `=` and spaces; names and unquoted values hold any other character). Undefined when the tag
- * or a quoted value never ends. One pass, each character looked at once.
- */
-function readAttributes(html: string, from: number): { end: number; attributes: Attributes } | undefined {
-  const attributes = Object.create(null) as Record<string, string>;
-  const add = (name: string, value: string): void => {
-    const key = name.toLowerCase();
-    // The first of a repeated attribute wins, as in a browser.
-    if (!(key in attributes)) attributes[key] = value;
-  };
-  let i = from;
-  for (;;) {
-    // Before a name: spaces and slashes.
-    while (i < html.length && (HTML_SPACE.has(html.charCodeAt(i)) || html.charCodeAt(i) === 0x2f)) i++;
-    if (i >= html.length) return undefined;
-    if (html.charCodeAt(i) === 0x3e) return { end: i, attributes };
-    // The name: a leading `=` belongs to it; then anything but space, `/`, `>` and `=`.
-    const nameStart = i++;
-    while (i < html.length && !ENDS_NAME.has(html.charCodeAt(i)) && html.charCodeAt(i) !== 0x3d) i++;
-    const name = html.slice(nameStart, i);
-    while (i < html.length && HTML_SPACE.has(html.charCodeAt(i))) i++;
-    if (html.charCodeAt(i) !== 0x3d) {
-      add(name, "");
-      continue;
-    }
-    i++;
-    while (i < html.length && HTML_SPACE.has(html.charCodeAt(i))) i++;
-    if (i >= html.length) return undefined;
-    const quote = html.charCodeAt(i);
-    if (quote === 0x22 || quote === 0x27) {
-      const close = html.indexOf(html[i] as string, i + 1);
-      if (close === -1) return undefined;
-      add(name, html.slice(i + 1, close));
-      i = close + 1;
-    } else if (quote === 0x3e) {
-      add(name, "");
-    } else {
-      const valueStart = i;
-      while (i < html.length && !HTML_SPACE.has(html.charCodeAt(i)) && html.charCodeAt(i) !== 0x3e) i++;
-      add(name, html.slice(valueStart, i));
-    }
-  }
-}
-
-function isLetter(code: number): boolean {
-  return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
 }
 
 /**
