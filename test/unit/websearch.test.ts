@@ -145,6 +145,22 @@ void describe("the results page", () => {
     assert.deepEqual(parseResultsPage(html, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
   });
 
+  void test("comments end where the tokenizer ends them: <!--> and <!---> at once, --!> as -->", () => {
+    const abrupt = '<a class=result-link href=https://a.example/>One<!-->Two<!--->Three</a><a class=result-link href=https://b.example/>B<!-- -->';
+    assert.deepEqual(parseResultsPage(abrupt, PAGE_URL).hits, [
+      { title: "OneTwoThree", url: "https://a.example/" },
+      { title: "B", url: "https://b.example/" },
+    ]);
+    const bang = '<a class=result-link href=https://a.example/>A<!-- note --!> title</a><a class=result-link href=https://b.example/>B<!-- -->';
+    assert.deepEqual(parseResultsPage(bang, PAGE_URL).hits, [
+      { title: "A title", url: "https://a.example/" },
+      { title: "B", url: "https://b.example/" },
+    ]);
+    // Dashes, or `--!`, followed by anything but `>` do not end a comment.
+    const notEnds = '<!-- --! > -! > ---x> <a class=result-link href=https://evil.example/>In the comment</a> ---!><a class=result-link href=https://a.example/>A</a>';
+    assert.deepEqual(parseResultsPage(notEnds, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+  });
+
   void test("an unclosed link ends where the next result begins, an unclosed quote ends the page", () => {
     const unclosed = '<a class="result-link" href="https://a.example/">A title<td class="result-snippet">A snippet<a class="result-link" href="https://b.example/">B</a>';
     assert.deepEqual(parseResultsPage(unclosed, PAGE_URL).hits, [

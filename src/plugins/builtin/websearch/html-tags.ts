@@ -26,8 +26,7 @@ export interface Tag {
 export function nextTag(html: string, from: number): Tag | undefined {
   for (let at = html.indexOf("<", from); at !== -1; at = html.indexOf("<", at + 1)) {
     if (html.startsWith("<!--", at)) {
-      const close = html.indexOf("-->", at + 4);
-      return { start: at, end: close === -1 ? html.length : close + 3, name: "#comment", closing: false, attributes: NO_ATTRIBUTES };
+      return { start: at, end: commentEnd(html, at + 4), name: "#comment", closing: false, attributes: NO_ATTRIBUTES };
     }
     const closing = html[at + 1] === "/";
     const nameStart = closing ? at + 2 : at + 1;
@@ -54,6 +53,22 @@ export function nextTag(html: string, from: number): Tag | undefined {
     return tag;
   }
   return undefined;
+}
+
+/** `-->`, or `--!>` (an "incorrectly closed comment", which ends it all the same). */
+const COMMENT_CLOSE = /--!?>/g;
+
+/**
+ * Just past the end of a comment whose text starts at `from`, as the tokenizer's comment states
+ * end it: `<!-->` and `<!--->` at once (an "abruptly closed empty comment"), else the first `-->`
+ * or `--!>` (with more dashes before it too), else the end of the page.
+ */
+function commentEnd(html: string, from: number): number {
+  if (html.startsWith(">", from)) return from + 1;
+  if (html.startsWith("->", from)) return from + 2;
+  COMMENT_CLOSE.lastIndex = from;
+  const close = COMMENT_CLOSE.exec(html);
+  return close === null ? html.length : close.index + close[0].length;
 }
 
 const NO_ATTRIBUTES: Attributes = Object.freeze(Object.create(null) as Record<string, string>);
