@@ -161,6 +161,26 @@ void describe("the results page", () => {
     assert.deepEqual(parseResultsPage(notEnds, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
   });
 
+  void test("a script's <!-- <script> hides its </script> until the double escape ends, as in a browser", () => {
+    const doubled =
+      '<script>document.write("<!--<script>x</script><a class=result-link href=https://evil.example/>In the script</a>");--></script>' +
+      '<a class=result-link href=https://a.example/>A</a>';
+    assert.deepEqual(parseResultsPage(doubled, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+    // The double escape ends at its own </script>: the next one ends the script.
+    const ended = '<script><!-- <SCRIPT type=x>a</script > b </script><a class=result-link href=https://a.example/>A</a>';
+    assert.deepEqual(parseResultsPage(ended, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+    // Inside <!--, </script> still ends the script; <!--> escapes nothing; --> ends the escape; <scriptx> is not a script tag.
+    for (const inside of ["<!--", "<!--><script>", "<!-- --><script>", "<!--<scriptx>", "<!--<script>-->"]) {
+      const html = `<script>${inside}</script><a class=result-link href=https://a.example/>A</a>`;
+      assert.deepEqual(parseResultsPage(html, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }], inside);
+    }
+    // Other raw-text elements know no escapes.
+    assert.deepEqual(parseResultsPage('<style><!--<script></style><a class=result-link href=https://a.example/>A</a>', PAGE_URL).hits, [
+      { title: "A", url: "https://a.example/" },
+    ]);
+  });
+
+
   void test("an unclosed link ends where the next result begins, an unclosed quote ends the page", () => {
     const unclosed = '<a class="result-link" href="https://a.example/">A title<td class="result-snippet">A snippet<a class="result-link" href="https://b.example/">B</a>';
     assert.deepEqual(parseResultsPage(unclosed, PAGE_URL).hits, [

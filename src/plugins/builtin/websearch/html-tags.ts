@@ -44,8 +44,10 @@ export function nextTag(html: string, from: number): Tag | undefined {
     // Lower-cased alone: the whole page lower-cased might change length ("İ" grows), and positions with it.
     const name = html.slice(nameStart, nameEnd).toLowerCase();
     const tag: Tag = { start: at, end: read.end + 1, name, closing, attributes: closing ? NO_ATTRIBUTES : read.attributes };
-    if (!closing && RAW_TEXT.has(name)) {
-      // What a script holds is not markup of the page; its end tag (the name whole: not `</titlex`) is read next.
+    if (!closing && name === "script") {
+      tag.end = scriptEnd(html, tag.end);
+    } else if (!closing && RAW_TEXT.has(name)) {
+      // What a style holds is not markup of the page; its end tag (the name whole: not `</titlex`) is read next.
       const endTag = new RegExp(`</${name}(?=[\\t\\n\\f\\r />])`, "gi");
       endTag.lastIndex = tag.end;
       tag.end = endTag.exec(html)?.index ?? html.length;
@@ -53,6 +55,43 @@ export function nextTag(html: string, from: number): Tag | undefined {
     return tag;
   }
   return undefined;
+}
+
+/** What each script data state of the tokenizer looks for: a tag name counts whole (`<scriptx` is text). */
+const SCRIPT_DATA = /<!--|<\/script(?=[\t\n\f\r />])/gi;
+const SCRIPT_ESCAPED = /-->|<\/?script(?=[\t\n\f\r />])/gi;
+const SCRIPT_DOUBLE_ESCAPED = /-->|<\/script(?=[\t\n\f\r />])/gi;
+
+/**
+ * Where the text of a script that starts at `from` ends: at its end tag, as the tokenizer's
+ * script data states find it. After `<!--` a script is "escaped" until `-->`; there a `<script`
+ * makes it "double escaped", where `</script>` only goes back to escaped: a browser keeps
+ * reading that script, so the markup after such an end tag is still script, not the page.
+ * One pass: each state searches on from where the last one stopped.
+ */
+function scriptEnd(html: string, from: number): number {
+  let state: "data" | "escaped" | "double escaped" = "data";
+  let at = from;
+  for (;;) {
+    const pattern = state === "data" ? SCRIPT_DATA : state === "escaped" ? SCRIPT_ESCAPED : SCRIPT_DOUBLE_ESCAPED;
+    pattern.lastIndex = at;
+    const found = pattern.exec(html);
+    if (found === null) return html.length;
+    const [text] = found;
+    if (text === "<!--") {
+      // Its own dashes count towards `-->`: `<!-->` escapes nothing.
+      state = "escaped";
+      at = found.index + 2;
+    } else if (text === "-->") {
+      state = "data";
+      at = found.index + 3;
+    } else if (text[1] === "/" && state !== "double escaped") {
+      return found.index;
+    } else {
+      state = state === "escaped" ? "double escaped" : "escaped";
+      at = found.index + text.length;
+    }
+  }
 }
 
 /** `-->`, or `--!>` (an "incorrectly closed comment", which ends it all the same). */
