@@ -181,6 +181,27 @@ void describe("the results page", () => {
   });
 
 
+  void test("an ad's container holds its mark to its end: a nested table's rows and a result block inside do not clear it", () => {
+    const nestedRow =
+      '<table><tr class="result-sponsored"><td><table><tr><td>Ad</td></tr></table><a class=result-link href=https://ads.example/>Buy now</a></td></tr>' +
+      '<tr class="result-sponsored"><td class=result-snippet>Ad snippet</td></tr>' +
+      '<tr><td><a class=result-link href=https://a.example/>A</a></td></tr><tr><td class=result-snippet>A snip</td></tr></table>';
+    assert.deepEqual(parseResultsPage(nestedRow, PAGE_URL).hits, [{ title: "A", url: "https://a.example/", snippet: "A snip" }]);
+    const blockInRow =
+      '<table><tr class="result-sponsored"><td><div class="result"><a class=result-link href=https://ads.example/>Buy now</a></div></td></tr>' +
+      '<tr><td><a class=result-link href=https://a.example/>A</a></td></tr></table>';
+    assert.deepEqual(parseResultsPage(blockInRow, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+    const rowInBlock =
+      '<div class="result result--ad"><table><tr><td><a class="result__a" href="https://ads.example/">Buy now</a></td></tr></table>' +
+      '<a class="result__snippet" href="https://ads.example/">Ad text</a></div>' +
+      '<div class="result"><a class="result__a" href="https://b.example/">B</a></div>';
+    assert.deepEqual(parseResultsPage(rowInBlock, "https://html.duckduckgo.com/html/").hits, [{ title: "B", url: "https://b.example/" }]);
+    // The ad ends with its row: a link after the ad's table is read.
+    const afterTable = '<table><tr class="result-sponsored"><td>Ad</td></tr></table><a class=result-link href=https://a.example/>A</a>';
+    assert.deepEqual(parseResultsPage(afterTable, PAGE_URL).hits, [{ title: "A", url: "https://a.example/" }]);
+  });
+
+
   void test("an unclosed link ends where the next result begins, an unclosed quote ends the page", () => {
     const unclosed = '<a class="result-link" href="https://a.example/">A title<td class="result-snippet">A snippet<a class="result-link" href="https://b.example/">B</a>';
     assert.deepEqual(parseResultsPage(unclosed, PAGE_URL).hits, [

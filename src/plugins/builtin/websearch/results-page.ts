@@ -11,6 +11,7 @@
  */
 import { clip, decodeEntities, visibleText } from "./html-text.js";
 import { nextTag, type Attributes } from "./html-tags.js";
+import { OpenElement, TableCount } from "./open-element.js";
 
 export interface SearchHit {
   title: string;
@@ -75,8 +76,10 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
   // The hit a snippet that follows belongs to: none after a link that was dropped (an ad).
   let open: SearchHit | undefined;
   let capture: Capture | undefined;
-  // Inside an ad's container (a Lite row, an HTML-page result block) until the next container starts.
-  let inAd = false;
+  // The ad's container the scan is in (a Lite row, an HTML-page result block), until it ends:
+  // a row of a table nested in it, or a result block inside it, is still the ad.
+  let ad: OpenElement | undefined;
+  const tables = new TableCount();
   let recognized = false;
 
   const finish = (): void => {
@@ -106,6 +109,9 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
     const { name, closing } = tag;
     // A comment, a doctype, a processing instruction, or the unclosed rest of the page: not text.
     if (name.startsWith("#")) continue;
+    tables.before(tag);
+    if (ad?.endsAt(tag, tables.open) === true) ad = undefined;
+    tables.after(tag);
     if (closing) {
       if (capture === undefined) continue;
       if (name === capture.tag) {
@@ -120,7 +126,9 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
     }
     const { attributes } = tag;
     if (name === "input" && attributes.name === "q") recognized = true;
-    if (name === "tr" || (name === "div" && tokens(attributes.class).includes("result"))) inAd = isAdContainer(attributes);
+    if (ad === undefined && (name === "tr" || (name === "div" && tokens(attributes.class).includes("result"))) && isAdContainer(attributes)) {
+      ad = new OpenElement(name, tables.open);
+    }
     const startsLink = isLink(name, attributes);
     const startsSnippet = !startsLink && hasClass(attributes, SNIPPET_CLASSES);
     if (capture !== undefined) {
@@ -137,8 +145,8 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
     }
     if (!startsLink && !startsSnippet) continue;
     capture = startsLink
-      ? { kind: "title", tag: name, depth: 1, text: "", ad: inAd, ...(attributes.href === undefined ? {} : { href: attributes.href }) }
-      : { kind: "snippet", tag: name, depth: 1, text: "", ad: inAd };
+      ? { kind: "title", tag: name, depth: 1, text: "", ad: ad !== undefined, ...(attributes.href === undefined ? {} : { href: attributes.href }) }
+      : { kind: "snippet", tag: name, depth: 1, text: "", ad: ad !== undefined };
   }
   if (capture !== undefined) {
     capture.text += html.slice(textStart);
