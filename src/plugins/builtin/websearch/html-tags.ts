@@ -9,6 +9,15 @@ export type Attributes = Readonly<Record<string, string>>;
 /** Elements whose content is not text of the page. */
 const RAW_TEXT: ReadonlySet<string> = new Set(["script", "style", "template", "textarea", "noscript", "title", "noembed", "noframes", "iframe", "xmp"]);
 
+/**
+ * How the markup ahead is read. `page`: as HTML. `foreign`: inside svg or math, where no element
+ * is raw text and `<![CDATA[` opens a section that runs to `]]>`. `hidden`: inside content a
+ * browser does not show, where only the end of that content matters: HTML, except that a CDATA
+ * section runs to `]]>` (in svg it does; elsewhere reading on too far only hides more, the
+ * safe mistake, where stopping early would show what svg hides).
+ */
+export type Reading = "page" | "hidden" | "foreign";
+
 export interface Tag {
   start: number;
   /** Just past the tag's `>` (for a raw-text element, at its end tag: its content is skipped). */
@@ -16,6 +25,8 @@ export interface Tag {
   /** Lower-case; `#comment`, `#markup` (doctype, processing instruction, bogus comment) or `#rest` (an unclosed tag to the page's end). */
   name: string;
   closing: boolean;
+  /** Written `<name .../>`: only svg and math elements end there; in HTML the flag is ignored. */
+  selfClosing: boolean;
   attributes: Attributes;
 }
 
@@ -23,30 +34,35 @@ export interface Tag {
  * The next tag at or after `from`. Linear in the page: a tag, comment or quoted value left
  * open runs to the end of the page, where the scan stops (a regex would retry from every later `<`).
  */
-export function nextTag(html: string, from: number): Tag | undefined {
+export function nextTag(html: string, from: number, reading: Reading = "page"): Tag | undefined {
   for (let at = html.indexOf("<", from); at !== -1; at = html.indexOf("<", at + 1)) {
     if (html.startsWith("<!--", at)) {
-      return { start: at, end: commentEnd(html, at + 4), name: "#comment", closing: false, attributes: NO_ATTRIBUTES };
+      return { start: at, end: commentEnd(html, at + 4), name: "#comment", closing: false, selfClosing: false, attributes: NO_ATTRIBUTES };
+    }
+    if (reading !== "page" && html.startsWith("<![CDATA[", at)) {
+      const close = html.indexOf("]]>", at + 9);
+      return { start: at, end: close === -1 ? html.length : close + 3, name: "#markup", closing: false, selfClosing: false, attributes: NO_ATTRIBUTES };
     }
     const closing = html[at + 1] === "/";
     const nameStart = closing ? at + 2 : at + 1;
     // `<!`, `<?`, and `</` not followed by a letter: a bogus comment to the next `>`, as a browser reads it.
     if (html[at + 1] === "!" || html[at + 1] === "?" || (closing && !isLetter(html.charCodeAt(nameStart)))) {
       const close = html.indexOf(">", at + 2);
-      return { start: at, end: close === -1 ? html.length : close + 1, name: "#markup", closing: false, attributes: NO_ATTRIBUTES };
+      return { start: at, end: close === -1 ? html.length : close + 1, name: "#markup", closing: false, selfClosing: false, attributes: NO_ATTRIBUTES };
     }
     // `<` not followed by a letter is text (`a < b`).
     if (!isLetter(html.charCodeAt(nameStart))) continue;
     let nameEnd = nameStart;
     while (nameEnd < html.length && !ENDS_NAME.has(html.charCodeAt(nameEnd))) nameEnd++;
     const read = readAttributes(html, nameEnd);
-    if (read === undefined) return { start: at, end: html.length, name: "#rest", closing: false, attributes: NO_ATTRIBUTES };
+    if (read === undefined) return { start: at, end: html.length, name: "#rest", closing: false, selfClosing: false, attributes: NO_ATTRIBUTES };
     // Lower-cased alone: the whole page lower-cased might change length ("İ" grows), and positions with it.
     const name = html.slice(nameStart, nameEnd).toLowerCase();
-    const tag: Tag = { start: at, end: read.end + 1, name, closing, attributes: closing ? NO_ATTRIBUTES : read.attributes };
-    if (!closing && name === "script") {
+    const tag: Tag = { start: at, end: read.end + 1, name, closing, selfClosing: read.selfClosing, attributes: closing ? NO_ATTRIBUTES : read.attributes };
+    if (closing || reading === "foreign") return tag;
+    if (name === "script") {
       tag.end = scriptEnd(html, tag.end);
-    } else if (!closing && RAW_TEXT.has(name)) {
+    } else if (RAW_TEXT.has(name)) {
       // What a style holds is not markup of the page; its end tag (the name whole: not `</titlex`) is read next.
       const endTag = new RegExp(`</${name}(?=[\\t\\n\\f\\r />])`, "gi");
       endTag.lastIndex = tag.end;
@@ -118,10 +134,11 @@ const HTML_SPACE: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0c, 0x0d, 0x20]);
 /**
  * The attributes of a tag whose name ends at `from`, and the index of its closing `>`, read
  * by HTML's attribute states (a quote opens a value only where a value begins, right after
- * `=` and spaces; names and unquoted values hold any other character). Undefined when the tag
- * or a quoted value never ends. One pass, each character looked at once.
+ * `=` and spaces; names and unquoted values hold any other character), and whether a `/` that
+ * is not part of a name or value comes right before that `>`. Undefined when the tag or a quoted
+ * value never ends. One pass, each character looked at once.
  */
-function readAttributes(html: string, from: number): { end: number; attributes: Attributes } | undefined {
+function readAttributes(html: string, from: number): { end: number; attributes: Attributes; selfClosing: boolean } | undefined {
   const attributes = Object.create(null) as Record<string, string>;
   const add = (name: string, value: string): void => {
     const key = name.toLowerCase();
@@ -131,9 +148,10 @@ function readAttributes(html: string, from: number): { end: number; attributes: 
   let i = from;
   for (;;) {
     // Before a name: spaces and slashes.
+    const skipped = i;
     while (i < html.length && (HTML_SPACE.has(html.charCodeAt(i)) || html.charCodeAt(i) === 0x2f)) i++;
     if (i >= html.length) return undefined;
-    if (html.charCodeAt(i) === 0x3e) return { end: i, attributes };
+    if (html.charCodeAt(i) === 0x3e) return { end: i, attributes, selfClosing: i > skipped && html.charCodeAt(i - 1) === 0x2f };
     // The name: a leading `=` belongs to it; then anything but space, `/`, `>` and `=`.
     const nameStart = i++;
     while (i < html.length && !ENDS_NAME.has(html.charCodeAt(i)) && html.charCodeAt(i) !== 0x3d) i++;

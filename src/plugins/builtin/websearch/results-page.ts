@@ -3,14 +3,15 @@
  * hits: title, target URL, snippet. A pure function of the page's text and address.
  *
  * The page is scanned tag by tag, in time linear in its size whatever it holds, and read the
- * way a browser would show it: comments, scripts and styles are not text, a quote opens an
- * attribute value only after `=`, a new link ends an open one and a new row or cell ends an
- * open cell. So broken markup cannot make one result swallow the next, and text a browser
+ * way a browser would show it: comments, scripts and styles are not text, nor is what is hidden
+ * (see hidden-content.ts), a quote opens an attribute value only after `=`, a new link ends an
+ * open one and a new row or cell ends an open cell. So broken markup cannot make one result swallow the next, and text a browser
  * never shows cannot reach the model. What comes out is bounded: titles, snippets and URLs
  * are clipped or dropped, ads are dropped by their container, only http(s) targets are kept.
  */
 import { clip, decodeEntities, visibleText } from "./html-text.js";
 import { nextTag, type Attributes } from "./html-tags.js";
+import { HiddenContent } from "./hidden-content.js";
 import { OpenElement, TableCount } from "./open-element.js";
 
 export interface SearchHit {
@@ -80,6 +81,7 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
   // a row of a table nested in it, or a result block inside it, is still the ad.
   let ad: OpenElement | undefined;
   const tables = new TableCount();
+  const hidden = new HiddenContent();
   let recognized = false;
 
   const finish = (): void => {
@@ -100,9 +102,9 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
   };
 
   let textStart = 0;
-  for (let tag = nextTag(html, 0); tag !== undefined; tag = nextTag(html, tag.end)) {
+  for (let tag = nextTag(html, 0); tag !== undefined; tag = nextTag(html, tag.end, hidden.reading)) {
     if (capture !== undefined) {
-      capture.text += html.slice(textStart, tag.start);
+      if (hidden.shown) capture.text += html.slice(textStart, tag.start);
       if (capture.text.length > CAPTURE_MAX) finish();
     }
     textStart = tag.end;
@@ -110,6 +112,8 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
     // A comment, a doctype, a processing instruction, or the unclosed rest of the page: not text.
     if (name.startsWith("#")) continue;
     tables.before(tag);
+    // A tag of svg or math neither opens nor closes a link, cell or ad of the page.
+    if (hidden.see(tag, tables.open, capture?.tag === "a")) continue;
     if (ad?.endsAt(tag, tables.open) === true) ad = undefined;
     tables.after(tag);
     if (closing) {
@@ -149,7 +153,7 @@ function scan(html: string, pageUrl: string, isLink: LinkRule, ownPages: "keep" 
       : { kind: "snippet", tag: name, depth: 1, text: "", ad: ad !== undefined };
   }
   if (capture !== undefined) {
-    capture.text += html.slice(textStart);
+    if (hidden.shown) capture.text += html.slice(textStart);
     finish();
   }
   return { hits, recognized };
