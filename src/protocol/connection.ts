@@ -26,6 +26,7 @@ import {
 import { MessageWriter, serializeMessage } from "./writer.js";
 import { LazyAbort, type CallAbort } from "../util/call-abort.js";
 import type { Logger } from "../util/logger.js";
+import { monotonicMs } from "../util/clock.js";
 import { cutAt } from "../util/text.js";
 
 export interface RequestContext {
@@ -91,6 +92,16 @@ const DEFAULT_MAX_WAITING_BYTES = 4 * 1024 * 1024;
  * tiny invalid elements would otherwise multiply into a reply dozens of times its size.
  */
 export const MAX_BATCH_MESSAGES = 1000;
+/**
+ * Requests started in one turn of the event loop, at most, and the time they may take to
+ * start; later ones wait for the next turn. A backlog read at once (hundreds of pipelined
+ * calls in one chunk) otherwise runs as one chain of microtasks, and the loop hears nothing
+ * meanwhile: a SIGTERM was handled only after 500 calls had run, 0.7 s later, and timers,
+ * cancellations and stdin's end waited as long. A start is cheap and the work follows it in
+ * the same turn, so the count bounds the turn; the time bounds a run of slow starts.
+ */
+const TURN_STARTS = 64;
+const TURN_BUDGET_MS = 10;
 
 export class Connection {
   private readonly framer: LineFramer;
@@ -115,6 +126,10 @@ export class Connection {
   private readonly unsent = new Set<RequestId>();
   /** JSON-RPC batches are answered (MCP 2025-03-26) rather than refused. */
   private batches = false;
+  /** When the first request of this turn of the event loop started (monotonic ms); -1 once the loop has turned. */
+  private turnStartedAt = -1;
+  /** Requests started in this turn of the event loop. */
+  private turnStarts = 0;
 
   constructor(
     private readonly input: Readable,
@@ -370,10 +385,19 @@ export class Connection {
       );
       return;
     }
-    // Behind the limit, or behind others already waiting (order is kept); ping never waits.
-    if ((this.inFlight.size >= this.maxInFlight || this.waiting.size > 0) && method !== "ping") {
+    // Behind the limit, behind others already waiting (order is kept), or past this turn's
+    // budget; ping never waits.
+    const full = this.inFlight.size >= this.maxInFlight;
+    if ((full || this.waiting.size > 0 || this.pastTurnBudget()) && method !== "ping") {
       const bytes = typeof size === "number" ? size : size();
       if (this.waitingBytes + bytes > this.maxWaitingBytes) {
+        // Waiting for the loop's turn only, with slots free: better started now, out of order,
+        // than refused for a queue it need not be in.
+        if (!full) {
+          batch?.expect();
+          this.run(id, method, params, batch);
+          return;
+        }
         this.refuseBusy(id, batch);
         return;
       }
@@ -388,6 +412,11 @@ export class Connection {
   }
 
   private run(id: RequestId, method: string, params: Params | undefined, batch: BatchReply | undefined): void {
+    if (this.turnStartedAt < 0) {
+      this.turnStartedAt = monotonicMs();
+      setImmediate(() => this.nextTurn());
+    }
+    this.turnStarts++;
     const entry = new InFlight(id, method, batch);
     let outcome: RequestResult | Promise<RequestResult>;
     try {
@@ -421,10 +450,21 @@ export class Connection {
     this.checkIdle();
   }
 
-  /** Starts waiting requests, oldest first, while slots are free. */
+  private pastTurnBudget(): boolean {
+    return this.turnStartedAt >= 0 && (this.turnStarts >= TURN_STARTS || monotonicMs() - this.turnStartedAt > TURN_BUDGET_MS);
+  }
+
+  /** The event loop has turned (signals, timers and input were heard): requests that waited for it start. */
+  private nextTurn(): void {
+    this.turnStartedAt = -1;
+    this.turnStarts = 0;
+    if (this.waiting.size > 0) this.startWaiting();
+  }
+
+  /** Starts waiting requests, oldest first, while slots are free and this turn's budget lasts. */
   private startWaiting(): void {
     for (const [id, waiting] of this.waiting) {
-      if (this.inFlight.size >= this.maxInFlight) break;
+      if (this.inFlight.size >= this.maxInFlight || this.pastTurnBudget()) break;
       this.unqueue(id, waiting);
       this.run(id, waiting.method, waiting.params, waiting.batch);
     }

@@ -144,10 +144,12 @@ void test("at shutdown, waiting requests are answered with an error at once and 
   assert.equal(connection.pendingCount, 2, "the running ones settle when their handlers do");
 });
 
-void test("without a limit, any number of requests run at once", async () => {
+void test("without a limit, any number of requests run at once (started a turn's share at a time)", async () => {
   const { connection, send } = setup(Infinity);
   send(range(1, 500));
   await settle();
+  assert.ok(connection.runningCount < 500, "not all in the first turn of the event loop");
+  for (let turn = 0; turn < 50 && connection.runningCount < 500; turn++) await settle();
   assert.equal(connection.runningCount, 500);
 });
 
@@ -361,4 +363,64 @@ void test("at the end of a shutdown a batch still waiting for a call that never 
   await settle();
   assert.equal(responses.length, 1, "a call that settles after is not sent in a second array");
   assert.equal(connection.isInFlight(1), false, "nor is its id left taken");
+});
+
+void test("a backlog read at once is worked off over several turns of the event loop, so signals, timers and input are heard meanwhile", async () => {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  output.resume();
+  let handled = 0;
+  const connection = new Connection(
+    input,
+    output,
+    {
+      // Each request settles in microtasks only, as a call with nothing to wait for does.
+      request: async () => {
+        handled++;
+        await Promise.resolve();
+        return {};
+      },
+      notification: () => undefined,
+    },
+    { maxLineBytes: 1024, maxInFlight: 256, logger: silentLogger },
+  );
+  connection.start();
+  const lines = range(1, 300).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`);
+  let seenByTimer = -1;
+  input.write(lines.join(""));
+  // Queued once the chunk is being read: it runs at the loop's next turn, not after the whole backlog.
+  setImmediate(() => (seenByTimer = handled));
+  while (connection.pendingCount > 0 || handled < 300) await settle();
+  assert.ok(seenByTimer > 0 && seenByTimer < 300, `the loop turned while the backlog ran (${seenByTimer} of 300 handled by then)`);
+  assert.equal(handled, 300, "every request ran");
+});
+
+void test("a request too large to wait is started at once when only the turn's budget would hold it back", async () => {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const responses: Array<{ id: unknown; error?: unknown }> = [];
+  let text = "";
+  output.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
+      responses.push(JSON.parse(text.slice(0, newline)) as { id: unknown; error?: unknown });
+      text = text.slice(newline + 1);
+    }
+  });
+  const connection = new Connection(
+    input,
+    output,
+    { request: async (_method, params) => ({ size: JSON.stringify(params ?? {}).length }), notification: () => undefined },
+    { maxLineBytes: 64 * 1024, maxInFlight: 256, maxWaitingBytes: 1000, logger: silentLogger },
+  );
+  connection.start();
+  const small = range(1, 100).map((id) => JSON.stringify({ jsonrpc: "2.0", id, method: "quick" }));
+  const large = JSON.stringify({ jsonrpc: "2.0", id: "large", method: "quick", params: { blob: "x".repeat(5000) } });
+  input.write(`${[...small, large].join("\n")}\n`);
+  while (responses.length < 101) await settle();
+  assert.deepEqual(
+    responses.filter((response) => response.error !== undefined),
+    [],
+    "nothing was refused as busy: slots were free",
+  );
 });
