@@ -181,6 +181,8 @@ export interface GuardedFs {
   list(path: string, options?: ListOptions): Promise<DirEntry[]>;
   writeFile(path: string, data: string | Uint8Array, options?: WriteOptions): Promise<FileInfo>;
   mkdir(path: string): Promise<FileInfo>;
+  /** Gives a file a new name (both paths checked for writing); never replaces an existing file, never crosses file systems. */
+  move(from: string, to: string): Promise<FileInfo>;
 }
 
 export interface FetchRequest {

@@ -38,6 +38,9 @@ void describe("the files tools", () => {
       assert.match(edited.diff as string, /^-Seen; follow up in two weeks\.\n\+Seen; follow up in ten days\.$/m);
       assert.equal(readFileSync(join(data, "summaries", "2026", "visit.txt"), "utf8"), "Seen; follow up in ten days.\n");
       expectToolError(await server.callTool("edit_file", { path: "summaries/2026/visit.txt", edits }), /edit 1: old_text is not in the file/);
+      const moved = expectStructured(await server.callTool("move_file", { source: "summaries/2026/visit.txt", destination: "summaries/visit-2026.txt" }));
+      assert.equal(moved.destination, join(data, "summaries", "visit-2026.txt"));
+      expectToolError(await server.callTool("move_file", { source: "summaries/visit-2026.txt", destination: "/etc/visit.txt" }), /outside the directories the filesystem policy allows/);
 
       // Refused by the engine's path check, before the plugin runs.
       expectToolError(await server.callTool("read_file", { path: "/etc/passwd" }), /outside the directories the filesystem policy allows/);
@@ -62,7 +65,7 @@ void describe("the files tools", () => {
         edits: { bytes: editsJson.length, sha256: createHash("sha256").update(editsJson).digest("hex") },
       });
       const calls = auditEntries(server.stateDir).filter((entry) => entry.event === "tool_call").map((entry) => entry.tool);
-      for (const tool of ["list_directory", "read_file", "search_files", "create_directory", "write_file", "edit_file"]) assert.ok(calls.includes(tool), tool);
+      for (const tool of ["list_directory", "read_file", "search_files", "create_directory", "write_file", "edit_file", "move_file"]) assert.ok(calls.includes(tool), tool);
       assert.deepEqual(server.problems, []);
     } finally {
       await server.close();

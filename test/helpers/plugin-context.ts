@@ -156,6 +156,14 @@ function createGuardedFs(allowed: readonly string[], denied: readonly string[]):
         fs.writeFileSync(resolved, data, { flag, mode: 0o600 });
         return info(resolved);
       }),
+    move: (from, to) =>
+      typed(from, () => {
+        const source = real(from, "write");
+        const destination = real(to, "write");
+        if (fs.existsSync(destination)) throw new ToolError(`path ${to} already exists; a move never replaces a file`, "PATH_EXISTS");
+        fs.renameSync(source, destination);
+        return info(destination);
+      }),
     mkdir: (target) =>
       Promise.resolve().then(() => {
         const resolved = real(target, "write");

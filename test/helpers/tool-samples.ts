@@ -52,6 +52,7 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
     { path: "a.txt", edits: [{ old_text: "x", new_text: "" }] },
     { path: "/data/notes.md", edits: [{ old_text: "TODO", new_text: "DONE" }, { old_text: "a\nb", new_text: "c" }], dry_run: true },
   ],
+  move_file: [{ source: "a.txt", destination: "b.txt" }],
   create_directory: [{ path: "/data/a/b" }],
   web_search: [{ query: "mcp" }, { query: "model context protocol", max_results: 20 }, { query: "x".repeat(500), max_results: 1 }],
   security_status: [{}],

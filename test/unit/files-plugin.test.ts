@@ -464,6 +464,27 @@ void describe("edit_file", () => {
   });
 });
 
+void describe("move_file", () => {
+  test("renames a file and reports both real paths; never replaces one; a write-denied place is refused", async () => {
+    fs.writeFileSync(path.join(root, "draft.md"), "draft\n");
+    fs.writeFileSync(path.join(root, "final.md"), "final\n");
+    try {
+      const moved = ok(await call("move_file", { source: "draft.md", destination: "notes/draft.md" }));
+      assert.deepEqual(moved, { source: path.join(root, "draft.md"), destination: path.join(root, "notes", "draft.md"), size: 6 });
+      assert.equal(fs.existsSync(path.join(root, "draft.md")), false);
+      const clash = await call("move_file", { source: "notes/draft.md", destination: "final.md" });
+      assert.equal(clash.code, "PATH_EXISTS");
+      assert.match(clash.text ?? "", /never replaces a file/);
+      assert.equal(fs.readFileSync(path.join(root, "final.md"), "utf8"), "final\n");
+      assert.equal((await call("move_file", { source: "final.md", destination: ".git/final.md" })).code, "PATH_DENIED");
+      assert.equal((await call("move_file", { source: "notes", destination: "notes2" })).code, "PATH_IS_DIRECTORY");
+    } finally {
+      fs.rmSync(path.join(root, "notes", "draft.md"), { force: true });
+      fs.rmSync(path.join(root, "final.md"), { force: true });
+    }
+  });
+});
+
 void describe("write_file and create_directory", () => {
   test("create refuses an existing file and says how to replace it; overwrite and append do what they say", async () => {
     const file = path.join(root, "out.txt");

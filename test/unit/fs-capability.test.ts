@@ -447,6 +447,79 @@ void describe("mkdir", () => {
   });
 });
 
+void describe("move", () => {
+  void it("gives a file a new name, in the same or another directory, keeping its content and mode", async () => {
+    const dir = scratch("move");
+    fs.mkdirSync(`${dir}/into`);
+    fs.writeFileSync(`${dir}/a.txt`, "alpha", { mode: 0o640 });
+    const renamed = await gfs.move(`${dir}/a.txt`, `${dir}/b.txt`);
+    assert.deepEqual([renamed.path, renamed.kind, renamed.size], [`${dir}/b.txt`, "file", 5]);
+    const moved = await gfs.move(`${dir}/b.txt`, `${dir}/into/c.txt`);
+    assert.equal(moved.path, `${dir}/into/c.txt`);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["into"]);
+    assert.equal(fs.readFileSync(`${dir}/into/c.txt`, "utf8"), "alpha");
+    assert.equal(fs.statSync(`${dir}/into/c.txt`).mode & 0o777, 0o640);
+  });
+
+  void it("never replaces a file, also one made after the check; refuses directories, links, missing names and denied places", async () => {
+    const dir = scratch("move-refusals");
+    fs.writeFileSync(`${dir}/a.txt`, "a");
+    fs.writeFileSync(`${dir}/taken.txt`, "keep me");
+    await failed(gfs.move(`${dir}/a.txt`, `${dir}/taken.txt`), "PATH_EXISTS");
+    // Someone makes the destination between the check and the move: it is not replaced either.
+    const io = afterLookAt(`${dir}/late.txt`, () => fs.writeFileSync(`${dir}/late.txt`, "theirs"));
+    await failed(createGuardedFs(compiled, LIMITS, { io }).move(`${dir}/a.txt`, `${dir}/late.txt`), "PATH_EXISTS");
+    assert.equal(fs.readFileSync(`${dir}/late.txt`, "utf8"), "theirs");
+    assert.equal(fs.readFileSync(`${dir}/taken.txt`, "utf8"), "keep me");
+    fs.mkdirSync(`${dir}/sub`);
+    await failed(gfs.move(`${dir}/sub`, `${dir}/sub2`), "PATH_IS_DIRECTORY");
+    await failed(gfs.move(`${dir}/none.txt`, `${dir}/x.txt`), "PATH_NOT_FOUND");
+    await failed(gfs.move(`${dir}/a.txt`, `${dir}/no/such/x.txt`), "PATH_NOT_FOUND");
+    await denied(gfs.move(`${dir}/a.txt`, `${dir}/.ssh/a.txt`), "PATH_DENIED");
+    await denied(gfs.move(`${dir}/a.txt`, `${outside}/a.txt`), "PATH_OUTSIDE_ROOTS");
+    fs.linkSync(`${dir}/taken.txt`, `${dir}/twin.txt`);
+    await denied(gfs.move(`${dir}/twin.txt`, `${dir}/single.txt`), "PATH_HARDLINKED");
+    fs.symlinkSync(`${dir}/a.txt`, `${dir}/link.txt`);
+    const viaLink = gfs.move(`${dir}/link.txt`, `${dir}/moved.txt`).then(
+      () => "moved",
+      (error: { code?: string }) => error.code,
+    );
+    assert.notEqual(await viaLink, "moved", "a move through a symbolic link is refused as every write through one is");
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "late.txt", "link.txt", "sub", "taken.txt", "twin.txt"]);
+  });
+
+  void it("a file swapped in at the source after the check is not moved", async () => {
+    const dir = scratch("move-swap");
+    fs.writeFileSync(`${dir}/a.txt`, "checked");
+    // The checked file is kept (renamed aside), so the new one cannot reuse its inode number.
+    const io = afterLookAt(`${dir}/a.txt`, () => {
+      fs.renameSync(`${dir}/a.txt`, `${dir}/aside.txt`);
+      fs.writeFileSync(`${dir}/a.txt`, "swapped in");
+    });
+    await denied(createGuardedFs(compiled, LIMITS, { io }).move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_RACE");
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "aside.txt"]);
+  });
+
+  void it("refuses to cross file systems, leaving the file where it was", async (t) => {
+    const shm = fs.existsSync("/dev/shm") ? fs.realpathSync(fs.mkdtempSync("/dev/shm/msl-move-")) : undefined;
+    if (shm === undefined || fs.statSync(shm).dev === fs.statSync(root).dev) {
+      if (shm !== undefined) fs.rmSync(shm, { recursive: true });
+      t.skip("no second file system here");
+      return;
+    }
+    try {
+      const both = compilePathPolicy({ allowed_paths: [`${root}/**`, `${shm}/**`], denied_paths: [], write_denied_paths: [], max_read_bytes: 64, max_write_bytes: 64 });
+      const dir = scratch("move-device");
+      fs.writeFileSync(`${dir}/a.txt`, "a");
+      const error = await failed(createGuardedFs(both, LIMITS).move(`${dir}/a.txt`, `${shm}/a.txt`), "PATH_CROSS_DEVICE");
+      assert.match(error.message, /different file systems/);
+      assert.ok(fs.existsSync(`${dir}/a.txt`) && !fs.existsSync(`${shm}/a.txt`));
+    } finally {
+      fs.rmSync(shm, { recursive: true });
+    }
+  });
+});
+
 void describe("check-then-open races", () => {
   void it("a file swapped for a symlink after the check is refused (O_NOFOLLOW)", async () => {
     const dir = scratch("race-symlink");

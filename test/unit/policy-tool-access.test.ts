@@ -41,10 +41,11 @@ void test("deny wins over allow, and matches regardless of case", () => {
   assert.ok(denyOnly("get_bug"));
 });
 
-void test("denying write_file denies edit_file too: a read-only policy gains no write tool when one is added", () => {
+void test("denying write_file denies edit_file and move_file too: a read-only policy gains no write tool when one is added", () => {
   for (const deny of [["write_file"], ["WRITE_FILE"], ["write_*"]]) {
     const access = compileToolAccess({ deny });
     assert.ok(!access("edit_file"), deny.join());
+    assert.ok(!access("move_file"), deny.join());
     assert.ok(access("read_file"));
   }
   const editOnly = compileToolAccess({ deny: ["edit_file"] });

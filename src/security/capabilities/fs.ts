@@ -180,6 +180,47 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       }
     },
 
+    async move(from, to) {
+      const source = await check(from, "write");
+      const target = await check(to, "write");
+      const identity = source.verdict.identity;
+      if (identity === undefined) throw notFound(source.shown, source.verdict.realPath);
+      if (source.verdict.isDirectory) throw new ToolError(`path ${source.shown} is a directory; only files can be moved`, "PATH_IS_DIRECTORY");
+      if (target.verdict.exists) throw new ToolError(`path ${target.shown} already exists; a move never replaces a file`, "PATH_EXISTS");
+      const sourceParent = requireParent(source.verdict, source.shown);
+      const targetParent = requireParent(target.verdict, target.shown);
+      await inVerifiedParent(source.verdict.realPath, sourceParent, source.shown, async (sourceName, sourceDir, sourceThrough) => {
+        // The name must still hold the file that was checked: a regular file with one link.
+        const before = await fsp.lstat(sourceName, { bigint: true }).catch((error: unknown) => {
+          throw toFsError(error, source.shown);
+        });
+        if (!sameIdentity(before, identity)) throw raced(source.shown);
+        requireRegularSingleLink(before, source.shown);
+        await inVerifiedParent(target.verdict.realPath, targetParent, target.shown, async (targetName, targetDir, targetThrough) => {
+          // A link, then an unlink: link fails on an existing name, so nothing made meanwhile is
+          // replaced (rename would replace it), and the file always has a name.
+          await fsp.link(sourceName, targetName).catch((error: unknown) => {
+            throw errorCode(error) === "EXDEV" ? acrossFileSystems(source.shown, target.shown) : toFsError(error, target.shown);
+          });
+          try {
+            const linked = await fsp.lstat(targetName, { bigint: true });
+            // By path (no /proc), a directory swapped meanwhile is seen only now.
+            const placed = sourceThrough && targetThrough ? true : (await parentUnchanged(sourceParent)) && (await parentUnchanged(targetParent));
+            // Another file swapped in at the source name between the lstat and the link: undone.
+            if (!sameIdentity(linked, identity) || !placed) throw raced(source.shown);
+            await fsp.unlink(sourceName);
+          } catch (error) {
+            await fsp.unlink(targetName).catch(() => undefined);
+            throw toFsError(error, source.shown);
+          }
+          // Both names' changes are made durable, not left in the page cache.
+          await targetDir.sync().catch(() => undefined);
+          await sourceDir.sync().catch(() => undefined);
+        });
+      });
+      return fileInfo(target.verdict.realPath, await lstatOrThrow(target.verdict.realPath, target.shown));
+    },
+
     async mkdir(p) {
       const { verdict, shown } = await check(p, "write");
       if (verdict.exists) throw new ToolError(`path ${shown} already exists`, "PATH_EXISTS");
@@ -331,6 +372,10 @@ async function replaceAtomically(
 
 /** Errors that say a new file cannot stand in for the old one here, while the old one may still be written. */
 const IN_PLACE_INSTEAD: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS", "EBUSY", "EXDEV"]);
+
+function acrossFileSystems(from: string, to: string): ToolError {
+  return new ToolError(`${from} and ${to} are on different file systems; a move cannot cross them (copy the file instead)`, "PATH_CROSS_DEVICE");
+}
 
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? "";

@@ -145,5 +145,6 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
     ),
     writeFile: guard((path: string, data: string | Uint8Array, options?: Parameters<GuardedFs["writeFile"]>[2]) => fs.writeFile(path, data, options)),
     mkdir: guard((path: string) => fs.mkdir(path)),
+    move: guard((from: string, to: string) => fs.move(from, to)),
   };
 }

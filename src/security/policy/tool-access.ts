@@ -52,9 +52,10 @@ function matcher(patterns: readonly string[], key: "allow" | "deny", problems: s
 /**
  * Tools that do what another tool does, a newer way: denying the older one denies them too.
  * A policy written as `deny: [write_file, create_directory]` to keep a folder read-only must
- * not gain a write tool when the server adds one (edit_file writes files as write_file does).
+ * not gain a write tool when the server adds one (edit_file and move_file change files as
+ * write_file does).
  */
-export const DENIED_WITH: Readonly<Record<string, string>> = { edit_file: "write_file" };
+export const DENIED_WITH: Readonly<Record<string, string>> = { edit_file: "write_file", move_file: "write_file" };
 
 export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): ToolAccess {
   // Every entry is compiled before refusing, so one refusal names every entry to fix.

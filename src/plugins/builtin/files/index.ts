@@ -30,6 +30,7 @@ const HANDLERS: Readonly<Record<ToolName, Handler>> = {
   search_files: async (args, ctx) => structured((await searchFiles(args, ctx)) as unknown as JsonObject),
   write_file: writeFile,
   edit_file: async (args, ctx) => structured(await editFile(args, ctx)),
+  move_file: moveFile,
   create_directory: createDirectory,
 };
 
@@ -123,6 +124,13 @@ async function writeFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcom
     throw error;
   }
   return structured({ path: info.path, bytes_written: Buffer.byteLength(content, "utf8"), size: info.size, mode });
+}
+
+async function moveFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  const source = await ctx.fs.resolve(args.source as string, "write");
+  // A missing destination directory is said by ctx.fs ("create that directory first").
+  const moved = await ctx.fs.move(args.source as string, args.destination as string);
+  return structured({ source, destination: moved.path, size: moved.size });
 }
 
 async function createDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {

@@ -5,7 +5,7 @@
  */
 import type { JsonObject, ToolDefinition } from "../../contract.js";
 
-export const TOOL_NAMES = ["list_directory", "read_file", "file_info", "search_files", "write_file", "edit_file", "create_directory"] as const;
+export const TOOL_NAMES = ["list_directory", "read_file", "file_info", "search_files", "write_file", "edit_file", "move_file", "create_directory"] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 
 export const LIMITS = {
@@ -287,6 +287,33 @@ export const TOOLS: readonly ToolDefinition[] = [
       additionalProperties: false,
     },
     annotations: { title: "Edit a file", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+  },
+  {
+    name: "move_file",
+    title: "Move or rename a file",
+    description:
+      "Move or rename a file, both paths ones the policy lets you write. Never replaces an existing file (fails instead), " +
+      "moves files only (not directories), and stays on one file system. The destination's directory must exist (see create_directory).",
+    inputSchema: {
+      type: "object",
+      properties: {
+        source: writePath("The file to move"),
+        destination: writePath("Its new path, including the file name"),
+      },
+      required: ["source", "destination"],
+      additionalProperties: false,
+    },
+    outputSchema: {
+      type: "object",
+      properties: {
+        source: { type: "string", description: "The real path the file had." },
+        destination: { type: "string", description: "The real path it has now." },
+        size: { type: "integer", minimum: 0 },
+      },
+      required: ["source", "destination", "size"],
+      additionalProperties: false,
+    },
+    annotations: { title: "Move or rename a file", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
   },
   {
     name: "create_directory",
