@@ -11,6 +11,7 @@
  * at creation: a name a client invents is never a key, so hostile names cannot grow memory.
  */
 import { monotonicMs } from "../util/clock.js";
+import { followedTool } from "./policy/tool-access.js";
 
 export type RateVerdict = { ok: true } | RateRefusal;
 
@@ -71,7 +72,10 @@ export function createRateLimiter(
   checkLimit("default", limits.default);
   for (const tool of toolNames) {
     // Own keys only: a tool called "constructor" must not read Object.prototype.
-    const limit = checkLimit(`tool ${JSON.stringify(tool)}`, Object.hasOwn(limits, tool) ? limits[tool] : limits.default);
+    // A tool that changes files as another does takes that one's limit when it has none of its own.
+    const followed = followedTool(tool);
+    const own = Object.hasOwn(limits, tool) ? limits[tool] : followed !== undefined && Object.hasOwn(limits, followed) ? limits[followed] : limits.default;
+    const limit = checkLimit(`tool ${JSON.stringify(tool)}`, own);
     windows.set(tool, { limit, counts: new Float64Array(SLOTS), newest: 0, total: 0 });
   }
 

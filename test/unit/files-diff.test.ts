@@ -4,7 +4,12 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { unifiedDiff } from "../../src/plugins/builtin/files/diff.js";
+import { unifiedDiff as diffOf } from "../../src/plugins/builtin/files/diff.js";
+
+/** The diff's text (these tests do not cut it). */
+function unifiedDiff(before: string, after: string, label: string): string {
+  return diffOf(before, after, label).text;
+}
 
 const LETTERS = "abcdefghij".split("");
 
@@ -104,6 +109,52 @@ void describe("unifiedDiff", () => {
       const [a, b] = [lines(before), lines(after)];
       assert.equal(changed, a.length + b.length - 2 * lcsLength(a, b), `round ${round}: not a shortest script`);
     }
+  });
+
+  test("random texts with long common parts: still exact, and numbered from the files' start", () => {
+    const next = random(11);
+    for (let round = 0; round < 200; round++) {
+      const head = Array.from({ length: Math.floor(next() * 40) }, (_, i) => `head ${i}\n`).join("");
+      const tail = Array.from({ length: Math.floor(next() * 40) }, (_, i) => `tail ${i}\n`).join("");
+      const middle = (): string => Array.from({ length: Math.floor(next() * 6) }, () => `${LETTERS[Math.floor(next() * 3)]}\n`).join("");
+      const end = next() < 0.2 ? "no newline" : "";
+      const before = head + middle() + tail + end;
+      const after = head + middle() + tail + (next() < 0.5 ? end : "");
+      const diff = unifiedDiff(before, after, "f");
+      assert.equal(applyDiff(before, diff), after, `round ${round}`);
+      const changed = diff.split("\n").slice(2).filter((row) => row.startsWith("+") || row.startsWith("-")).length;
+      const [a, b] = [lines(before), lines(after)];
+      assert.equal(changed, a.length + b.length - 2 * lcsLength(a, b), `round ${round}: not a shortest script`);
+    }
+  });
+
+  test("one changed line of a long file: only its window is diffed, numbered where it is", () => {
+    const before = Array.from({ length: 200_000 }, (_, i) => `row ${i}\n`).join("");
+    const after = before.replace("row 150000\n", "ROW 150000\n");
+    assert.equal(
+      unifiedDiff(before, after, "f"),
+      "--- f\n+++ f\n@@ -149998,7 +149998,7 @@\n row 149997\n row 149998\n row 149999\n-row 150000\n+ROW 150000\n row 150001\n row 150002\n row 150003\n",
+    );
+  });
+
+  test("changes far apart in a long file, with a large insertion between: small hunks where the changes are", () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => `row ${i}\n`);
+    const inserted = Array.from({ length: 2100 }, (_, i) => `new ${i}\n`);
+    const before = rows.join("");
+    const after = ["FIRST\n", ...rows.slice(1, 100_000), ...inserted, ...rows.slice(100_000, -1), "LAST\n"].join("");
+    const diff = unifiedDiff(before, after, "f");
+    assert.equal(applyDiff(before, diff), after);
+    const removed = diff.split("\n").filter((row) => row.startsWith("-") && !row.startsWith("---"));
+    assert.deepEqual(removed, ["-row 0", "-row 199999"], "only the two changed lines are shown removed");
+  });
+
+  test("a diff longer than maxChars is cut at a row and said to be", () => {
+    const before = Array.from({ length: 1000 }, (_, i) => `old ${i}\n`).join("");
+    const after = Array.from({ length: 1000 }, (_, i) => `new ${i}\n`).join("");
+    const cut = diffOf(before, after, "f", { maxChars: 200 });
+    assert.equal(cut.truncated, true);
+    assert.ok(cut.text.length <= 200 && cut.text.endsWith("\n"), cut.text);
+    assert.equal(diffOf("a\n", "b\n", "f", { maxChars: 200 }).truncated, false);
   });
 
   test("a rewrite past the search bound is one replacement, still correct", () => {

@@ -23,6 +23,7 @@ let tmp = "";
 let root = "";
 let harness: TestContext;
 let ctx: ToolContext;
+let compiledPolicy: () => ReturnType<typeof compilePathPolicy>;
 
 before(() => {
   tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), "msl-files-")));
@@ -52,6 +53,7 @@ before(() => {
   );
   harness = createTestContext();
   ctx = { ...harness.ctx, fs: createGuardedFs(compiled, { maxReadBytes: 64 * 1024, maxWriteBytes: 1024 }) };
+  compiledPolicy = () => compiled;
 });
 
 after(() => {
@@ -359,6 +361,11 @@ void describe("search_files", () => {
   });
 });
 
+/** The same policy with room for files of a few MiB. */
+function roomy(): ToolContext {
+  return { ...ctx, fs: createGuardedFs(compiledPolicy(), { maxReadBytes: 4 * 1024 * 1024, maxWriteBytes: 4 * 1024 * 1024 }) };
+}
+
 void describe("edit_file", () => {
   const file = (): string => path.join(root, "edit.txt");
   const edit = (args: JsonObject, context?: ToolContext) => call("edit_file", { path: "edit.txt", ...args }, context);
@@ -415,11 +422,68 @@ void describe("edit_file", () => {
     }
   });
 
-  test("a file with Windows line endings keeps them; a byte order mark stays", async () => {
-    fs.writeFileSync(file(), "\ufeffa\r\nb\r\nc\r\n");
+  test("a file with Windows line endings keeps them, whatever old_text and new_text use; a byte order mark stays", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["a\nb\n", "A\nB\n", "\ufeffA\r\nB\r\nc\r\n"],
+      ["b", "b\nb2", "\ufeffa\r\nb\r\nb2\r\nc\r\n"],
+      // "\nb" is the "\r\nb" of the file, never the second half of a line break.
+      ["\nb", "", "\ufeffa\r\nc\r\n"],
+      ["\nb", "\nB\nB2", "\ufeffa\r\nB\r\nB2\r\nc\r\n"],
+    ];
     try {
-      ok(await edit({ edits: [{ old_text: "a\nb\n", new_text: "A\nB\n" }] }));
-      assert.equal(fs.readFileSync(file(), "utf8"), "\ufeffA\r\nB\r\nc\r\n");
+      for (const [oldText, newText, expected] of cases) {
+        fs.writeFileSync(file(), "\ufeffa\r\nb\r\nc\r\n");
+        ok(await edit({ edits: [{ old_text: oldText, new_text: newText }] }));
+        assert.equal(fs.readFileSync(file(), "utf8"), expected, JSON.stringify([oldText, newText]));
+      }
+      // Mixed endings: the exact text first, the "\r\n" form where that is not found.
+      fs.writeFileSync(file(), "a\nb\r\nc\r\n");
+      ok(await edit({ edits: [{ old_text: "b\nc", new_text: "B\nC" }] }));
+      assert.equal(fs.readFileSync(file(), "utf8"), "a\nB\r\nC\r\n");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("two edits of one file at once both land: calls that change a file take turns", async () => {
+    fs.writeFileSync(file(), `TOP\n${"middle\n".repeat(30_000)}BOTTOM\n`);
+    try {
+      const [top, bottom] = await Promise.all([
+        edit({ edits: [{ old_text: "TOP", new_text: "top" }] }, roomy()),
+        edit({ edits: [{ old_text: "BOTTOM", new_text: "bottom" }] }, roomy()),
+      ]);
+      ok(top);
+      ok(bottom);
+      const text = fs.readFileSync(file(), "utf8");
+      assert.ok(text.startsWith("top\n") && text.endsWith("bottom\n"), "neither edit was written over");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("text with half a surrogate pair is refused; repeats on one line are counted once per line; an empty file says what to do", async () => {
+    fs.writeFileSync(file(), "\u{1F600} aaa\n");
+    try {
+      assert.equal((await edit({ edits: [{ old_text: "\ud83d", new_text: "x" }] })).code, "EDIT_INVALID_TEXT");
+      assert.equal((await edit({ edits: [{ old_text: "a", new_text: "\ude00" }] })).code, "EDIT_INVALID_TEXT");
+      const repeated = await edit({ edits: [{ old_text: "a", new_text: "b" }] });
+      assert.match(repeated.text ?? "", /occurs 3 times \(line 1\)/);
+      fs.writeFileSync(file(), "");
+      assert.match((await edit({ edits: [{ old_text: "a", new_text: "b" }] })).text ?? "", /the file is empty.*write_file/);
+      fs.writeFileSync(file(), Buffer.from([0x61, 0xff]));
+      assert.match((await edit({ edits: [{ old_text: "a", new_text: "b" }] })).text ?? "", /not UTF-8 text \(invalid UTF-8\)/);
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
+  test("many edits of a large file are refused before any work, saying how many fit", async () => {
+    fs.writeFileSync(file(), "x".repeat(3 * 1024 * 1024));
+    try {
+      const edits = Array.from({ length: 100 }, (_, i) => ({ old_text: `never ${i}`, new_text: "" }));
+      const refused = await edit({ edits }, roomy());
+      assert.equal(refused.code, "EDIT_TOO_COSTLY");
+      assert.match(refused.text ?? "", /at most 85 edits per call/);
     } finally {
       fs.rmSync(file());
     }

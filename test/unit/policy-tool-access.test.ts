@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ToolAccessPolicyError, compileToolAccess, toolGlobProblem, unmatchedToolKeys } from "../../src/security/policy/tool-access.js";
+import { ToolAccessPolicyError, compileToolAccess, followedDenials, toolGlobProblem, unmatchedToolKeys } from "../../src/security/policy/tool-access.js";
 
 void test("no allow list means every tool", () => {
   const access = compileToolAccess({ deny: [] });
@@ -53,6 +53,20 @@ void test("denying write_file denies edit_file and move_file too: a read-only po
   assert.ok(editOnly("write_file"), "denying the newer tool leaves the older one");
   assert.ok(compileToolAccess({ deny: [] })("edit_file"));
   assert.ok(!compileToolAccess({ allow: ["write_file"], deny: [] })("edit_file"), "an allow list still names each tool");
+  const named = compileToolAccess({ allow: ["read_file", "edit_file"], deny: ["write_file"] });
+  assert.ok(named("edit_file"), "named in tools.allow: kept, to edit files but never make new ones");
+  assert.ok(!named("move_file"));
+  assert.ok(!compileToolAccess({ allow: ["*_file"], deny: ["write_file"] })("edit_file"), "a glob does not name it");
+});
+
+void test("tools denied only by following another are said, with how to keep them", () => {
+  assert.deepEqual(followedDenials({ deny: ["write_file"] }), [
+    "tools.deny matches write_file, so edit_file is denied too (it changes files as write_file does); name edit_file in tools.allow to keep it",
+    "tools.deny matches write_file, so move_file is denied too (it changes files as write_file does); name move_file in tools.allow to keep it",
+  ]);
+  assert.deepEqual(followedDenials({ deny: ["write_file", "edit_file", "move_*"] }), [], "denied in their own right: nothing to say");
+  assert.equal(followedDenials({ allow: ["edit_file"], deny: ["write_file"] }).length, 1, "only move_file is said");
+  assert.deepEqual(followedDenials({ deny: [] }), []);
 });
 
 void test("a leading ! is not negation (it would widen an allow list)", () => {

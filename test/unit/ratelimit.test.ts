@@ -61,6 +61,15 @@ void describe("sliding minute", () => {
     assert.equal(limiter.take("t").ok, false);
   });
 
+  void it("edit_file and move_file take write_file's limit when they have none of their own", () => {
+    const limiter = createRateLimiter({ default: 60, write_file: 2, move_file: 5 }, ["write_file", "edit_file", "move_file", "read_file"], clock().now);
+    assert.deepEqual(
+      ["write_file", "edit_file", "move_file", "read_file"].map((tool) => limiter.limitOf(tool)),
+      [2, 2, 5, 60],
+    );
+    assert.equal(createRateLimiter({ default: 7 }, ["edit_file"], clock().now).limitOf("edit_file"), 7);
+  });
+
   void it("uses per-tool limits, the default otherwise, and keeps windows independent", () => {
     const c = clock();
     const limiter = createRateLimiter({ default: 2, slow: 1 }, ["slow", "fast"], c.now);

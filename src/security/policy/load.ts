@@ -14,7 +14,7 @@ import * as path from "node:path";
 import type { Alias, Document, LineCounter, Node, Scalar, ScalarTag, YAMLMap, YAMLSeq } from "yaml";
 import { parseSimpleYaml } from "./yaml-fast-path.js";
 import { allowedPathGlobProblem, denyRuleGlobProblem } from "../path-guard.js";
-import { toolGlobProblem } from "./tool-access.js";
+import { followedDenials, toolGlobProblem } from "./tool-access.js";
 import type { EffectivePolicy, LimitsPolicy, NetworkEndpoint } from "../policy-types.js";
 import { policySha256 } from "./hash.js";
 import {
@@ -1075,6 +1075,7 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
   }
 
   if (tools.allow !== undefined && tools.allow.length === 0) warnings.push("tools.allow is empty: no tool is exposed");
+  warnings.push(...followedDenials(tools));
   for (const name of Object.keys(tools.rate_limits)) {
     if (name !== "default" && editDistance(name.toLowerCase(), "default") <= 2) {
       warnings.push(`tools.rate_limits.${name}: read as the limit of a tool named "${name}"; did you mean "default"?`);

@@ -50,12 +50,17 @@ function matcher(patterns: readonly string[], key: "allow" | "deny", problems: s
 }
 
 /**
- * Tools that do what another tool does, a newer way: denying the older one denies them too.
- * A policy written as `deny: [write_file, create_directory]` to keep a folder read-only must
- * not gain a write tool when the server adds one (edit_file and move_file change files as
- * write_file does).
+ * Tools that change files as another tool does, added after it: they follow its `tools.deny`
+ * (unless `tools.allow` names them exactly) and its `tools.rate_limits` entry (unless they have
+ * their own). A policy written as `deny: [write_file, create_directory]` to keep a folder
+ * read-only must not gain a write tool when the server adds one.
  */
-export const DENIED_WITH: Readonly<Record<string, string>> = { edit_file: "write_file", move_file: "write_file" };
+export const FOLLOWS: Readonly<Record<string, string>> = { edit_file: "write_file", move_file: "write_file" };
+
+/** The tool whose settings `toolName` follows, if any. */
+export function followedTool(toolName: string): string | undefined {
+  return Object.hasOwn(FOLLOWS, toolName) ? FOLLOWS[toolName] : undefined;
+}
 
 export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): ToolAccess {
   // Every entry is compiled before refusing, so one refusal names every entry to fix.
@@ -63,8 +68,26 @@ export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): T
   const denied = matcher(tools.deny, "deny", problems);
   const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, "allow", problems);
   if (problems.length > 0) throw new ToolAccessPolicyError(problems.join("\n"));
-  const deniedWith = (toolName: string): boolean => Object.hasOwn(DENIED_WITH, toolName) && denied(DENIED_WITH[toolName] as string);
+  const named = new Set(tools.allow ?? []);
+  const deniedWith = (toolName: string): boolean => {
+    const followed = followedTool(toolName);
+    return followed !== undefined && denied(followed) && !named.has(toolName);
+  };
   return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && !deniedWith(toolName) && allowed(toolName);
+}
+
+/**
+ * Tools denied only because they follow a denied tool (FOLLOWS), said at start and by
+ * check-policy: a policy that allows them by a glob, or never thought of them, hears why they
+ * are gone and how to keep them.
+ */
+export function followedDenials(tools: Pick<ToolsPolicy, "allow" | "deny">): string[] {
+  // An entry that is not a glob is refused elsewhere, with its own message.
+  const denied = matcher(tools.deny, "deny", []);
+  const named = new Set(tools.allow ?? []);
+  return Object.entries(FOLLOWS)
+    .filter(([tool, followed]) => denied(followed) && !denied(tool) && !named.has(tool))
+    .map(([tool, followed]) => `tools.deny matches ${followed}, so ${tool} is denied too (it changes files as ${followed} does); name ${tool} in tools.allow to keep it`);
 }
 
 /**

@@ -1,35 +1,127 @@
 /**
  * A unified diff of two texts, by lines, for edit_file to show what it changed (or would).
- * Myers' O((N+M)·D) algorithm on what lies between the common first and last lines: an edit
- * changes a few lines of a long file, so D is small. Past `MAX_DIFFERENCES` the middle is
- * shown as one replacement rather than searched for a shortest script (a bounded cost for a
- * rewrite of the whole file).
+ * Only the window from the first to the last changed line (and its context) is split into
+ * lines: an edit of one line in a 10 MiB file costs a scan of the file, not an object per
+ * line. In the window, Myers' O((N+M)·D) algorithm finds a shortest script; where that would
+ * take too long (far-apart changes with thousands of lines between), the lines found once on
+ * each side anchor the texts (patience diff) and the gaps between anchors are diffed on their
+ * own, all from one budget of steps, so a diff costs at most a bounded time whatever the texts.
  */
 
-/** Lines added plus lines removed beyond which no shortest script is searched for. */
+/** Lines added plus lines removed beyond which Myers' search of one stretch gives up. */
 const MAX_DIFFERENCES = 2000;
+/** Steps of the search, across every stretch of one diff, before the rest is shown as replaced. */
+const MAX_STEPS = 20_000_000;
 
-type Op = { kind: " " | "-" | "+"; line: string };
+type Kind = " " | "-" | "+";
+type Op = { kind: Kind; line: string };
+
+export interface DiffText {
+  text: string;
+  /** The diff was cut at `maxChars`. */
+  truncated: boolean;
+}
+
+export interface DiffOptions {
+  /** Common lines shown around each change (default 3). */
+  context?: number;
+  /** Characters of diff made at most; the rest is left out and `truncated` set. */
+  maxChars?: number;
+}
 
 /**
- * The diff of `before` and `after` as `diff -u` prints it: `---`/`+++` headers naming `label`,
- * hunks with `context` lines around each change, `\ No newline at end of file` where a last line
- * has none. Empty when the texts are equal.
+ * The diff of `before` and `after` in `diff -u`'s format: `---`/`+++` headers naming `label`,
+ * hunks with `context` lines around each change, `\ No newline at end of file` where a last
+ * line has none. Empty when the texts are equal.
  */
-export function unifiedDiff(before: string, after: string, label: string, context = 3): string {
-  if (before === after) return "";
-  const ops = lineScript(splitLines(before), splitLines(after));
-  const out = [`--- ${label}`, `+++ ${label}`];
+export function unifiedDiff(before: string, after: string, label: string, options: DiffOptions = {}): DiffText {
+  if (before === after) return { text: "", truncated: false };
+  const context = options.context ?? 3;
+  const window = changedWindow(before, after, context);
+  const ops = lineScript(splitLines(before.slice(window.from, window.toBefore)), splitLines(after.slice(window.from, window.toAfter)), {
+    steps: MAX_STEPS,
+  });
+  const out = new Rows(options.maxChars ?? Infinity);
+  out.add(`--- ${label}`);
+  out.add(`+++ ${label}`);
   for (const hunk of hunks(ops, context)) {
-    out.push(`@@ -${range(hunk.oldStart, hunk.oldCount)} +${range(hunk.newStart, hunk.newCount)} @@`);
-    for (let i = hunk.from; i < hunk.to; i++) {
+    const oldStart = hunk.oldStart + window.linesBefore;
+    const newStart = hunk.newStart + window.linesBefore;
+    if (!out.add(`@@ -${range(oldStart, hunk.oldCount)} +${range(newStart, hunk.newCount)} @@`)) break;
+    let room = true;
+    for (let i = hunk.from; i < hunk.to && room; i++) {
       const op = ops[i] as Op;
       const ended = op.line.endsWith("\n");
-      out.push(op.kind + (ended ? op.line.slice(0, -1) : op.line));
-      if (!ended) out.push("\\ No newline at end of file");
+      room = out.add(op.kind + (ended ? op.line.slice(0, -1) : op.line)) && (ended || out.add("\\ No newline at end of file"));
     }
+    if (!room) break;
   }
-  return `${out.join("\n")}\n`;
+  return out.result();
+}
+
+/** Rows of output up to a number of characters. */
+class Rows {
+  private readonly rows: string[] = [];
+  private chars = 0;
+  private cut = false;
+
+  constructor(private readonly maxChars: number) {}
+
+  /** Adds a row if it fits; false (and the output is cut) when it does not. */
+  add(row: string): boolean {
+    if (this.cut || this.chars + row.length + 1 > this.maxChars) {
+      this.cut = true;
+      return false;
+    }
+    this.rows.push(row);
+    this.chars += row.length + 1;
+    return true;
+  }
+
+  result(): DiffText {
+    return { text: this.rows.length === 0 ? "" : `${this.rows.join("\n")}\n`, truncated: this.cut };
+  }
+}
+
+interface Window {
+  /** Where the window starts, the same in both texts (all before it is common). */
+  from: number;
+  /** Where it ends in each text (all after is common, and the same length in both). */
+  toBefore: number;
+  toAfter: number;
+  /** Lines before the window, to number the hunks. */
+  linesBefore: number;
+}
+
+/**
+ * The stretch of whole lines holding every difference, with up to `context` common lines on
+ * each side, found by comparing characters from both ends: no line is split for it.
+ */
+function changedWindow(a: string, b: string, context: number): Window {
+  const shorter = Math.min(a.length, b.length);
+  let same = 0;
+  while (same < shorter && a.charCodeAt(same) === b.charCodeAt(same)) same++;
+  // The start of the line holding the first difference: a line start in both texts.
+  let from = same === 0 ? 0 : a.lastIndexOf("\n", same - 1) + 1;
+  let tail = 0;
+  while (tail < shorter - from && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++;
+  let toBefore = a.length - tail;
+  // The common end must be whole lines in both texts: it starts after a newline in each (or at the very start).
+  const lineStart = (text: string, at: number): boolean => at === 0 || text.charCodeAt(at - 1) === 10;
+  if (tail > 0 && !(lineStart(a, toBefore) && lineStart(b, b.length - tail))) {
+    const newline = a.indexOf("\n", toBefore);
+    toBefore = newline === -1 ? a.length : newline + 1;
+  }
+  for (let i = 0; i < context && from > 0; i++) from = from >= 2 ? a.lastIndexOf("\n", from - 2) + 1 : 0;
+  let end = toBefore;
+  for (let i = 0; i < context && end < a.length; i++) {
+    const newline = a.indexOf("\n", end);
+    end = newline === -1 ? a.length : newline + 1;
+  }
+  let linesBefore = 0;
+  for (let at = a.indexOf("\n"); at !== -1 && at < from; at = a.indexOf("\n", at + 1)) linesBefore++;
+  // What follows the window is the same text in both, so it ends as far from each text's end.
+  return { from, toBefore: end, toAfter: b.length - (a.length - end), linesBefore };
 }
 
 /** Lines with their terminators, so that a last line losing or gaining its newline is a change. */
@@ -45,24 +137,91 @@ function splitLines(text: string): string[] {
   return lines;
 }
 
+interface Budget {
+  steps: number;
+}
+
 /** The edit script turning `a` into `b`: common lines kept, the rest removed and added. */
-function lineScript(a: readonly string[], b: readonly string[]): Op[] {
-  let head = 0;
-  while (head < a.length && head < b.length && a[head] === b[head]) head++;
-  let tail = 0;
-  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
+function lineScript(a: readonly string[], b: readonly string[], budget: Budget): Op[] {
   const ops: Op[] = [];
-  for (let i = 0; i < head; i++) ops.push({ kind: " ", line: a[i] as string });
-  const middleA = a.slice(head, a.length - tail);
-  const middleB = b.slice(head, b.length - tail);
-  const middle = myers(middleA, middleB);
-  if (middle !== undefined) ops.push(...removalsFirst(middle));
-  else {
-    for (const line of middleA) ops.push({ kind: "-", line });
-    for (const line of middleB) ops.push({ kind: "+", line });
+  script(a, 0, a.length, b, 0, b.length, budget, ops);
+  return removalsFirst(ops);
+}
+
+/** Appends the script for a[aFrom..aTo) against b[bFrom..bTo). */
+function script(a: readonly string[], aFrom: number, aTo: number, b: readonly string[], bFrom: number, bTo: number, budget: Budget, ops: Op[]): void {
+  while (aFrom < aTo && bFrom < bTo && a[aFrom] === b[bFrom]) {
+    ops.push({ kind: " ", line: a[aFrom] as string });
+    aFrom++;
+    bFrom++;
   }
-  for (let i = a.length - tail; i < a.length; i++) ops.push({ kind: " ", line: a[i] as string });
-  return ops;
+  let tail = 0;
+  while (aTo - tail > aFrom && bTo - tail > bFrom && a[aTo - 1 - tail] === b[bTo - 1 - tail]) tail++;
+  const middle = myers(a.slice(aFrom, aTo - tail), b.slice(bFrom, bTo - tail), budget);
+  if (middle !== undefined) {
+    for (const op of middle) ops.push(op);
+  } else {
+    const anchors = budget.steps > 0 ? uniqueAnchors(a, aFrom, aTo - tail, b, bFrom, bTo - tail) : [];
+    if (anchors.length === 0) {
+      for (let i = aFrom; i < aTo - tail; i++) ops.push({ kind: "-", line: a[i] as string });
+      for (let j = bFrom; j < bTo - tail; j++) ops.push({ kind: "+", line: b[j] as string });
+    } else {
+      let i = aFrom;
+      let j = bFrom;
+      for (const [anchorA, anchorB] of anchors) {
+        script(a, i, anchorA, b, j, anchorB, budget, ops);
+        ops.push({ kind: " ", line: a[anchorA] as string });
+        i = anchorA + 1;
+        j = anchorB + 1;
+      }
+      script(a, i, aTo - tail, b, j, bTo - tail, budget, ops);
+    }
+  }
+  for (let i = aTo - tail; i < aTo; i++) ops.push({ kind: " ", line: a[i] as string });
+}
+
+/**
+ * Lines found exactly once in each stretch, paired, and of those pairs the longest run in the
+ * same order on both sides (patience sorting): common lines no shortest script would separate
+ * in ordinary text, to split a stretch too long to search whole.
+ */
+function uniqueAnchors(a: readonly string[], aFrom: number, aTo: number, b: readonly string[], bFrom: number, bTo: number): Array<[number, number]> {
+  const counts = new Map<string, { inA: number; atA: number; inB: number; atB: number }>();
+  for (let i = aFrom; i < aTo; i++) {
+    const seen = counts.get(a[i] as string);
+    if (seen === undefined) counts.set(a[i] as string, { inA: 1, atA: i, inB: 0, atB: -1 });
+    else seen.inA++;
+  }
+  for (let j = bFrom; j < bTo; j++) {
+    const seen = counts.get(b[j] as string);
+    if (seen !== undefined) {
+      seen.inB++;
+      seen.atB = j;
+    }
+  }
+  const pairs: Array<[number, number]> = [];
+  for (let j = bFrom; j < bTo; j++) {
+    const seen = counts.get(b[j] as string);
+    if (seen !== undefined && seen.inA === 1 && seen.inB === 1) pairs.push([seen.atA, j]);
+  }
+  // Pairs in b's order; the longest increasing run of their a positions.
+  const tops: number[] = [];
+  const before: number[] = new Array<number>(pairs.length).fill(-1);
+  for (let p = 0; p < pairs.length; p++) {
+    const atA = (pairs[p] as [number, number])[0];
+    let low = 0;
+    let high = tops.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if ((pairs[tops[mid] as number] as [number, number])[0] < atA) low = mid + 1;
+      else high = mid;
+    }
+    if (low > 0) before[p] = tops[low - 1] as number;
+    tops[low] = p;
+  }
+  const run: Array<[number, number]> = [];
+  for (let p = tops.length === 0 ? -1 : (tops[tops.length - 1] as number); p !== -1; p = before[p] as number) run.push(pairs[p] as [number, number]);
+  return run.reverse();
 }
 
 /** Within each run of changes, the removed lines before the added ones, as `diff -u` shows them. */
@@ -80,19 +239,22 @@ function removalsFirst(ops: Op[]): Op[] {
       if (op.kind === "-") out.push(op);
       else added.push(op);
     }
-    out.push(...added);
+    for (const op of added) out.push(op);
   }
   return out;
 }
 
 /**
- * A shortest edit script (Myers 1986), or undefined past MAX_DIFFERENCES. Each round's frontier
- * is kept only over the diagonals it can reach (2d+1 of them), so memory grows with D², not with
- * the length of the texts.
+ * A shortest edit script (Myers 1986), or undefined past MAX_DIFFERENCES or the budget. Each
+ * round's frontier is kept only over the diagonals it can reach (2d+1 of them), so the search
+ * keeps O(D²) numbers.
  */
-function myers(a: readonly string[], b: readonly string[]): Op[] | undefined {
+function myers(a: readonly string[], b: readonly string[], budget: Budget): Op[] | undefined {
   const n = a.length;
   const m = b.length;
+  if (n === 0 || m === 0) {
+    return [...a.map((line): Op => ({ kind: "-", line })), ...b.map((line): Op => ({ kind: "+", line }))];
+  }
   const limit = Math.min(n + m, MAX_DIFFERENCES);
   const offset = limit + 1;
   const v = new Int32Array(2 * limit + 3);
@@ -102,13 +264,16 @@ function myers(a: readonly string[], b: readonly string[]): Op[] | undefined {
     for (let k = -d; k <= d; k += 2) {
       let x = k === -d || (k !== d && (v[offset + k - 1] as number) < (v[offset + k + 1] as number)) ? (v[offset + k + 1] as number) : (v[offset + k - 1] as number) + 1;
       let y = x - k;
+      const start = x;
       while (x < n && y < m && a[x] === b[y]) {
         x++;
         y++;
       }
+      budget.steps -= 1 + x - start;
       v[offset + k] = x;
       if (x >= n && y >= m) return backtrack(a, b, trace, d);
     }
+    if (budget.steps <= 0) return undefined;
   }
   return undefined;
 }
@@ -154,22 +319,19 @@ interface Hunk {
 /** The runs of the script that hold changes, each with up to `context` common lines around it; runs this close merge. */
 function hunks(ops: readonly Op[], context: number): Hunk[] {
   const out: Hunk[] = [];
-  let i = 0;
   let oldLine = 0;
   let newLine = 0;
-  // Line numbers before each op, to start a hunk anywhere.
-  const oldAt: number[] = [];
-  const newAt: number[] = [];
-  for (const op of ops) {
-    oldAt.push(oldLine);
-    newAt.push(newLine);
-    if (op.kind !== "+") oldLine++;
-    if (op.kind !== "-") newLine++;
-  }
+  let i = 0;
   while (i < ops.length) {
-    while (i < ops.length && (ops[i] as Op).kind === " ") i++;
+    // Count the common lines skipped to reach the next change.
+    while (i < ops.length && (ops[i] as Op).kind === " ") {
+      i++;
+      oldLine++;
+      newLine++;
+    }
     if (i === ops.length) break;
     const from = Math.max(0, i - context);
+    const lead = i - from;
     let to = i;
     // Extend over changes and over common runs short enough that their context would touch.
     for (;;) {
@@ -190,9 +352,12 @@ function hunks(ops: readonly Op[], context: number): Hunk[] {
       if (kind !== "+") oldCount++;
       if (kind !== "-") newCount++;
     }
-    const oldStart = (oldAt[from] as number) + (oldCount === 0 ? 0 : 1);
-    const newStart = (newAt[from] as number) + (newCount === 0 ? 0 : 1);
-    out.push({ from, to, oldStart, oldCount, newStart, newCount });
+    // The hunk starts `lead` common lines before the change; an empty side names the line before it.
+    const oldFirst = oldLine - lead;
+    const newFirst = newLine - lead;
+    out.push({ from, to, oldStart: oldFirst + (oldCount === 0 ? 0 : 1), oldCount, newStart: newFirst + (newCount === 0 ? 0 : 1), newCount });
+    oldLine = oldFirst + oldCount;
+    newLine = newFirst + newCount;
     i = to;
   }
   return out;

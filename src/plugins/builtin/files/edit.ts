@@ -3,75 +3,120 @@
  * `old_text` must occur exactly once in the text as the edits before it left it, so an edit
  * never lands somewhere the model did not mean; a miss or an ambiguity says where to look.
  * The file is read whole and written back at once (ctx.fs replaces it atomically), and only
- * if it is still what was read: a change made meanwhile is not overwritten.
+ * if it is still what was read: a change made meanwhile is not overwritten. The caller holds
+ * the file's lock (PathLocks) across all of it.
  */
 import { ToolError, type JsonObject, type ToolContext } from "../../contract.js";
-import { unifiedDiff } from "./diff.js";
+import { unifiedDiff, type DiffText } from "./diff.js";
 import { quoted } from "./paths.js";
 import { decodeTextPart } from "./text.js";
 
-export interface Edit {
+interface Edit {
   old_text: string;
   new_text: string;
 }
 
+/** Characters of diff returned at most; a longer one is cut (the edit is made all the same). */
+const DIFF_MAX = 64 * 1024;
 /** Occurrences of an ambiguous old_text counted at most, for the message. */
 const OCCURRENCES_COUNTED = 1000;
-
-/** Characters of diff returned at most; a longer one is cut (the edit is made all the same). */
-export const DIFF_MAX = 64 * 1024;
+/**
+ * Characters the edits may scan and copy in one call: each edit searches the whole text and
+ * makes a new one, so 100 edits of a 10 MiB file would hold the server for seconds.
+ */
+const EDIT_WORK_MAX = 256 * 1024 * 1024;
+/** A surrogate without its other half: written to disk as U+FFFD, a match of it would split a character. */
+const HALF_A_PAIR = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** Characters the "matches when spaces are ignored" hint may compare. */
+const HINT_WORK_MAX = 50_000_000;
 
 export async function editFile(args: JsonObject, ctx: ToolContext): Promise<JsonObject> {
   const path = args.path as string;
   const edits = args.edits as unknown as readonly Edit[];
   const dryRun = args.dry_run === true;
-  const { bytes, info } = await ctx.fs.read(path);
+  edits.forEach((edit, index) => {
+    if (HALF_A_PAIR.test(edit.old_text) || HALF_A_PAIR.test(edit.new_text)) {
+      throw new ToolError(`edit ${index + 1}: old_text or new_text holds half of a surrogate pair, which is no character; send whole characters`, "EDIT_INVALID_TEXT");
+    }
+  });
+  const { bytes, info } = await ctx.fs.read(path).catch((error: unknown) => {
+    throw error instanceof ToolError && error.code === "PATH_IS_DIRECTORY" ? new ToolError(`${quoted(path)} is a directory; edit_file edits a file`, error.code) : error;
+  });
   if (bytes.byteLength < info.size) {
     throw new ToolError(
-      `${quoted(path)} has ${info.size} bytes, more than one read may take under the policy (${bytes.byteLength}); edit_file reads a file whole`,
+      `${quoted(path)} has ${info.size} bytes, more than one read may take under the policy (${bytes.byteLength}); ` +
+        "edit_file reads a file whole: read the part you need with read_file and write the file with write_file, or raise filesystem.max_read_bytes",
       "FILE_TOO_LARGE",
     );
   }
   const part = decodeTextPart(bytes, false, false);
-  if (!part.ok) throw new ToolError(`${quoted(path)} is not UTF-8 text; edit_file edits text files only`, "FILE_NOT_TEXT");
+  if (!part.ok) {
+    throw new ToolError(
+      `${quoted(path)} is not UTF-8 text (${part.reason === "nul" ? "it holds NUL bytes" : "invalid UTF-8"}); edit_file edits text files only`,
+      "FILE_NOT_TEXT",
+    );
+  }
   const before = part.text;
+  if (before.length * edits.length > EDIT_WORK_MAX) {
+    const most = Math.max(1, Math.floor(EDIT_WORK_MAX / Math.max(1, before.length)));
+    throw new ToolError(`${edits.length} edits of a file this size (${info.size} bytes) cost too much at once; send at most ${most} edits per call`, "EDIT_TOO_COSTLY");
+  }
+  const crlf = usesCrlf(before);
   let after = before;
   edits.forEach((edit, index) => {
-    after = applyEdit(after, edit, index);
+    after = applyEdit(after, edit, index, crlf);
   });
   const changed = after !== before;
+  // Before anything is written: whatever happens to the diff, the outcome reported is the real one.
+  let diff: DiffText;
+  try {
+    diff = unifiedDiff(before, after, info.path, { maxChars: DIFF_MAX });
+  } catch {
+    diff = { text: "", truncated: true };
+  }
   if (changed && !dryRun) {
-    // Not lost: a change someone made since the read (an editor saving, another call).
+    // Not lost: a change another program made since the read (this server's own calls hold the lock).
     const now = await ctx.fs.read(path);
-    if (!sameBytes(now.bytes, bytes) || now.bytes.byteLength < now.info.size) {
+    if (now.bytes.byteLength < now.info.size || Buffer.compare(now.bytes, bytes) !== 0) {
       throw new ToolError(`${quoted(path)} changed while it was being edited; nothing was written: read it again and redo the edits`, "EDIT_CONFLICT");
     }
     await ctx.fs.writeFile(path, after);
   }
-  const diff = unifiedDiff(before, after, info.path);
-  const cut = diff.length > DIFF_MAX;
   return {
     path: info.path,
     changed,
     dry_run: dryRun,
     edits: edits.length,
     size: Buffer.byteLength(after, "utf8"),
-    diff: cut ? `${diff.slice(0, DIFF_MAX)}\n… (diff cut at ${DIFF_MAX} characters)\n` : diff,
-    ...(cut ? { diff_truncated: true } : {}),
+    diff: diff.truncated ? `${diff.text}… (diff cut at ${DIFF_MAX} characters)\n` : diff.text,
+    ...(diff.truncated ? { diff_truncated: true } : {}),
   };
 }
 
+/** Every line break of the text is \r\n (and there is one): edits are made in that form. */
+function usesCrlf(text: string): boolean {
+  const lf = text.indexOf("\n");
+  return lf > 0 && !/(^|[^\r])\n/.test(text);
+}
+
 /** One edit on the text as the edits before it left it. */
-export function applyEdit(text: string, edit: Edit, index: number): string {
+function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): string {
   let oldText = edit.old_text;
   let newText = edit.new_text;
-  let at = text.indexOf(oldText);
-  // A model writes "\n"; a file from Windows has "\r\n": the same lines, so the edit is made in the file's own line endings.
-  if (at === -1 && text.includes("\r\n") && oldText.includes("\n")) {
-    const crlf = toCrlf(oldText);
-    at = text.indexOf(crlf);
+  let at = -1;
+  // A model writes "\n"; a file from Windows has "\r\n". In such a file the edit is made in the
+  // file's own line endings (an old_text "\nb" would otherwise match the second half of a "\r\n").
+  if (crlf && oldText.includes("\n")) {
+    at = text.indexOf(toCrlf(oldText));
+    if (at !== -1) oldText = toCrlf(oldText);
+  }
+  if (at === -1) at = text.indexOf(oldText);
+  if (crlf) newText = toCrlf(newText);
+  else if (at === -1 && oldText.includes("\n") && text.includes("\r\n")) {
+    // Mixed line endings: the "\r\n" form where the exact one is not found.
+    at = text.indexOf(toCrlf(oldText));
     if (at !== -1) {
-      oldText = crlf;
+      oldText = toCrlf(oldText);
       newText = toCrlf(newText);
     }
   }
@@ -79,17 +124,19 @@ export function applyEdit(text: string, edit: Edit, index: number): string {
   if (at === -1) {
     const loose = looseMatchLine(text, oldText);
     throw new ToolError(
-      loose === undefined
-        ? `${which}: old_text is not in the file${index > 0 ? " (as the edits before it left it)" : ""}; copy it exactly from read_file`
-        : `${which}: old_text is not in the file exactly, but matches at line ${loose} when leading and trailing spaces are ignored; copy it exactly, indentation included`,
+      text.length === 0
+        ? `${which}: the file is empty, so no old_text is in it; write its content with write_file`
+        : loose === undefined
+          ? `${which}: old_text is not in the file${index > 0 ? " (as the edits before it left it)" : ""}; copy it exactly from read_file`
+          : `${which}: old_text is not in the file exactly, but matches at line ${loose} when leading and trailing spaces are ignored; copy it exactly, indentation included`,
       "EDIT_NOT_FOUND",
     );
   }
   if (text.indexOf(oldText, at + 1) !== -1) {
-    const lines = occurrenceLines(text, oldText, OCCURRENCES_COUNTED);
-    const times = lines.length === OCCURRENCES_COUNTED ? `at least ${OCCURRENCES_COUNTED}` : `${lines.length}`;
+    const { lines, count } = occurrences(text, oldText);
+    const times = count === OCCURRENCES_COUNTED ? `at least ${OCCURRENCES_COUNTED}` : `${count}`;
     throw new ToolError(
-      `${which}: old_text occurs ${times} times (lines ${lines.slice(0, 5).join(", ")}${lines.length > 5 ? ", ..." : ""}); ` +
+      `${which}: old_text occurs ${times} times (line${lines.length === 1 ? "" : "s"} ${lines.slice(0, 5).join(", ")}${lines.length > 5 ? ", ..." : ""}); ` +
         "include more of the surrounding text so it occurs once",
       "EDIT_AMBIGUOUS",
     );
@@ -101,19 +148,21 @@ function toCrlf(text: string): string {
   return text.replace(/\r?\n/g, "\r\n");
 }
 
-/** The line numbers where `needle` starts (overlapping occurrences counted), the first `most` of them. */
-function occurrenceLines(text: string, needle: string, most: number): number[] {
+/** How often `needle` occurs (overlapping ones too, up to OCCURRENCES_COUNTED) and on which lines, each line once. */
+function occurrences(text: string, needle: string): { count: number; lines: number[] } {
   const lines: number[] = [];
+  let count = 0;
   let line = 1;
   let scanned = 0;
-  for (let at = text.indexOf(needle); at !== -1 && lines.length < most; at = text.indexOf(needle, at + 1)) {
+  for (let at = text.indexOf(needle); at !== -1 && count < OCCURRENCES_COUNTED; at = text.indexOf(needle, at + 1)) {
     for (let nl = text.indexOf("\n", scanned); nl !== -1 && nl < at; nl = text.indexOf("\n", nl + 1)) {
       line++;
       scanned = nl + 1;
     }
-    lines.push(line);
+    count++;
+    if (lines[lines.length - 1] !== line) lines.push(line);
   }
-  return lines;
+  return { count, lines };
 }
 
 /** Where `needle`'s lines match the text's when each line's surrounding spaces are ignored (the first such line), if anywhere. */
@@ -121,9 +170,9 @@ function looseMatchLine(text: string, needle: string): number | undefined {
   const wanted = needle.split(/\r?\n/).map((line) => line.trim());
   while (wanted.length > 1 && wanted[wanted.length - 1] === "") wanted.pop();
   if (wanted.every((line) => line === "")) return undefined;
-  const lines = text.split(/\r?\n/).map((line) => line.trim());
   // Bounded: a huge file and a long old_text do not make the hint cost more than the edit.
-  if (lines.length * wanted.length > 20_000_000) return undefined;
+  if (text.length * wanted.length > HINT_WORK_MAX) return undefined;
+  const lines = text.split(/\r?\n/).map((line) => line.trim());
   for (let start = 0; start + wanted.length <= lines.length; start++) {
     let i = 0;
     while (i < wanted.length && lineMatches(lines[start + i] as string, wanted[i] as string, i, wanted.length)) i++;
@@ -138,8 +187,4 @@ function lineMatches(line: string, wanted: string, index: number, count: number)
   if (index === 0) return line.endsWith(wanted);
   if (index === count - 1) return line.startsWith(wanted);
   return line === wanted;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }

@@ -17,11 +17,12 @@ import {
 } from "../../contract.js";
 import { quoted, under } from "./paths.js";
 import { editFile } from "./edit.js";
+import { PathLocks } from "./locks.js";
 import { searchFiles } from "./search.js";
 import { decodeTextPart } from "./text.js";
 import { LIMITS, TOOL_NAMES, TOOLS, type ToolName } from "./tools.js";
 
-type Handler = (args: JsonObject, ctx: ToolContext) => Promise<ToolOutcome>;
+type Handler = (args: JsonObject, ctx: ToolContext, locks: PathLocks) => Promise<ToolOutcome>;
 
 const HANDLERS: Readonly<Record<ToolName, Handler>> = {
   list_directory: listDirectory,
@@ -29,12 +30,17 @@ const HANDLERS: Readonly<Record<ToolName, Handler>> = {
   file_info: fileInfo,
   search_files: async (args, ctx) => structured((await searchFiles(args, ctx)) as unknown as JsonObject),
   write_file: writeFile,
-  edit_file: async (args, ctx) => structured(await editFile(args, ctx)),
+  edit_file: async (args, ctx, locks) => {
+    const target = await ctx.fs.resolve(args.path as string, "write");
+    return structured(await locks.hold([target], () => editFile(args, ctx)));
+  },
   move_file: moveFile,
   create_directory: createDirectory,
 };
 
 export function createFilesPlugin(): Plugin {
+  // Calls that change one file run one after another (see locks.ts).
+  const locks = new PathLocks();
   return {
     name: "files",
     version: "1.0.0",
@@ -42,7 +48,7 @@ export function createFilesPlugin(): Plugin {
     tools: TOOLS,
     async execute(tool: string, args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
       if (!(TOOL_NAMES as readonly string[]).includes(tool)) throw new ToolError(`the files plugin has no tool "${tool}"`, "UNKNOWN_TOOL");
-      return HANDLERS[tool as ToolName](args, ctx);
+      return HANDLERS[tool as ToolName](args, ctx, locks);
     },
   };
 }
@@ -108,12 +114,15 @@ async function fileInfo(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   return structured(describe(await ctx.fs.stat(args.path as string)));
 }
 
-async function writeFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+async function writeFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): Promise<ToolOutcome> {
   const mode = args.mode === "overwrite" || args.mode === "append" ? args.mode : "create";
   const content = args.content as string;
+  const path = args.path as string;
   let info: FileInfo;
   try {
-    info = await ctx.fs.writeFile(args.path as string, content, mode === "create" ? { exclusive: true } : mode === "append" ? { append: true } : {});
+    const target = await ctx.fs.resolve(path, "write");
+    const options = mode === "create" ? { exclusive: true } : mode === "append" ? { append: true } : {};
+    info = await locks.hold([target], () => ctx.fs.writeFile(path, content, options));
   } catch (error) {
     if (error instanceof ToolError && error.code === "PATH_EXISTS" && mode === "create") {
       throw new ToolError(`${quoted(args.path as string)} already exists; pass mode "overwrite" to replace it or "append" to add to it`, "PATH_EXISTS");
@@ -126,10 +135,11 @@ async function writeFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcom
   return structured({ path: info.path, bytes_written: Buffer.byteLength(content, "utf8"), size: info.size, mode });
 }
 
-async function moveFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+async function moveFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): Promise<ToolOutcome> {
   const source = await ctx.fs.resolve(args.source as string, "write");
+  const destination = await ctx.fs.resolve(args.destination as string, "write");
   // A missing destination directory is said by ctx.fs ("create that directory first").
-  const moved = await ctx.fs.move(args.source as string, args.destination as string);
+  const moved = await locks.hold([source, destination], () => ctx.fs.move(args.source as string, args.destination as string));
   return structured({ source, destination: moved.path, size: moved.size });
 }
 
