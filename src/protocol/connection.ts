@@ -151,9 +151,7 @@ export class Connection {
         ),
     });
     this.writer = new MessageWriter(output, {
-      drain: () => {
-        if (this.accepting && !this.inputEnded) this.input.resume();
-      },
+      drain: () => this.resumeReading(),
       closed: (error) => {
         if (error && (error as NodeJS.ErrnoException).code !== "EPIPE") {
           options.logger.warn("stdout closed with an error", { error: error.message });
@@ -168,8 +166,9 @@ export class Connection {
     this.input.on("data", (chunk: Buffer | string) => {
       if (!this.accepting) return;
       this.framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-      // Backpressure: stop reading while the client is not draining our output.
-      if (this.writer.isCongested) this.input.pause();
+      // Backpressure: stop reading while the client is not draining our output, or while a
+      // backlog read ahead waits for the loop's next turns.
+      if (this.writer.isCongested || this.backlogged()) this.input.pause();
     });
     const ended = () => {
       if (this.inputEnded) return;
@@ -390,14 +389,9 @@ export class Connection {
     const full = this.inFlight.size >= this.maxInFlight;
     if ((full || this.waiting.size > 0 || this.pastTurnBudget()) && method !== "ping") {
       const bytes = typeof size === "number" ? size : size();
-      if (this.waitingBytes + bytes > this.maxWaitingBytes) {
-        // Waiting for the loop's turn only, with slots free: better started now, out of order,
-        // than refused for a queue it need not be in.
-        if (!full) {
-          batch?.expect();
-          this.run(id, method, params, batch);
-          return;
-        }
+      // Only a queue of requests that wait for a slot is refused when full; with slots free the
+      // queue waits only for the loop's next turn, and reading pauses while it is long (backlogged).
+      if (full && this.waitingBytes + bytes > this.maxWaitingBytes) {
         this.refuseBusy(id, batch);
         return;
       }
@@ -430,6 +424,8 @@ export class Connection {
       return;
     }
     this.inFlight.set(id, entry);
+    // Slots are full now: what waits, waits for a slot, and reading must go on (see backlogged).
+    if (this.inFlight.size === this.maxInFlight) this.resumeReading();
     outcome.then(
       (result) => {
         this.settled(entry.id);
@@ -459,10 +455,30 @@ export class Connection {
     this.turnStartedAt = -1;
     this.turnStarts = 0;
     if (this.waiting.size > 0) this.startWaiting();
+    this.resumeReading();
+  }
+
+  /**
+   * Requests read ahead wait for later turns of the loop, with slots free: past a quarter of the
+   * queue's budget reading stops until they are worked down. A queue of requests waiting for a
+   * slot never stops reading (pings, cancellations and stdin's end must be seen; it refuses
+   * past its budget instead).
+   */
+  private backlogged(): boolean {
+    return this.inFlight.size < this.maxInFlight && this.waitingBytes > this.maxWaitingBytes / 4;
+  }
+
+  /** Reading goes on once nothing holds it back: output drained, and a backlog worked down to an eighth (or waiting for slots). */
+  private resumeReading(): void {
+    if (!this.accepting || this.inputEnded || this.writer.isCongested) return;
+    if (this.inFlight.size >= this.maxInFlight || this.waitingBytes <= this.maxWaitingBytes / 8) this.input.resume();
   }
 
   /** Starts waiting requests, oldest first, while slots are free and this turn's budget lasts. */
   private startWaiting(): void {
+    // Checked before iterating: a settle calls this for every request, and walking the queue's
+    // head each time cost more than the requests themselves on a long backlog.
+    if (this.inFlight.size >= this.maxInFlight || this.pastTurnBudget()) return;
     for (const [id, waiting] of this.waiting) {
       if (this.inFlight.size >= this.maxInFlight || this.pastTurnBudget()) break;
       this.unqueue(id, waiting);
