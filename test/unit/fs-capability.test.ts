@@ -488,6 +488,21 @@ void describe("move", () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "late.txt", "link.txt", "sub", "taken.txt", "twin.txt"]);
   });
 
+  void it("refuses executable and setuid files (they could stand in for a command at the new name) and a file moved onto itself", async () => {
+    const dir = scratch("move-modes");
+    fs.writeFileSync(`${dir}/tool.sh`, "#!/bin/sh\n", { mode: 0o755 });
+    fs.writeFileSync(`${dir}/group.sh`, "#!/bin/sh\n", { mode: 0o610 });
+    fs.writeFileSync(`${dir}/plain.txt`, "x", { mode: 0o600 });
+    fs.chmodSync(`${dir}/plain.txt`, 0o4600);
+    for (const name of ["tool.sh", "group.sh", "plain.txt"]) {
+      const error = await denied(gfs.move(`${dir}/${name}`, `${dir}/moved-${name}`), "PATH_EXECUTABLE");
+      assert.match(error.message, /without execute permission only/);
+    }
+    fs.chmodSync(`${dir}/plain.txt`, 0o600);
+    assert.match((await failed(gfs.move(`${dir}/plain.txt`, `${dir}/./plain.txt`), "PATH_EXISTS")).message, /are the same file/);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["group.sh", "plain.txt", "tool.sh"]);
+  });
+
   void it("a file swapped in at the source after the check is not moved", async () => {
     const dir = scratch("move-swap");
     fs.writeFileSync(`${dir}/a.txt`, "checked");

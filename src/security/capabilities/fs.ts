@@ -186,35 +186,48 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       const identity = source.verdict.identity;
       if (identity === undefined) throw notFound(source.shown, source.verdict.realPath);
       if (source.verdict.isDirectory) throw new ToolError(`path ${source.shown} is a directory; only files can be moved`, "PATH_IS_DIRECTORY");
+      if (source.verdict.realPath === target.verdict.realPath) throw new ToolError(`${source.shown} and ${target.shown} are the same file`, "PATH_EXISTS");
       if (target.verdict.exists) throw new ToolError(`path ${target.shown} already exists; a move never replaces a file`, "PATH_EXISTS");
       const sourceParent = requireParent(source.verdict, source.shown);
       const targetParent = requireParent(target.verdict, target.shown);
       await inVerifiedParent(source.verdict.realPath, sourceParent, source.shown, async (sourceName, sourceDir, sourceThrough) => {
+        // By path, a parent swapped for a link between the check and the link(2) would leave the
+        // file's second name wherever that link led, beyond undoing: no move without /proc.
+        if (!sourceThrough) throw noMoveHere(source.shown);
         // The name must still hold the file that was checked: a regular file with one link.
         const before = await fsp.lstat(sourceName, { bigint: true }).catch((error: unknown) => {
           throw toFsError(error, source.shown);
         });
         if (!sameIdentity(before, identity)) throw raced(source.shown);
         requireRegularSingleLink(before, source.shown);
+        // A moved file keeps its mode: an executable one could stand in for a command at its new
+        // name (a tool writes new files 0600, and never makes one executable).
+        if ((before.mode & 0o7111n) !== 0n) {
+          throw new CapabilityDeniedError("PATH_EXECUTABLE", `path ${source.shown} is executable (or setuid/setgid); move_file moves files without execute permission only`);
+        }
         await inVerifiedParent(target.verdict.realPath, targetParent, target.shown, async (targetName, targetDir, targetThrough) => {
+          if (!targetThrough) throw noMoveHere(target.shown);
           // A link, then an unlink: link fails on an existing name, so nothing made meanwhile is
           // replaced (rename would replace it), and the file always has a name.
-          await fsp.link(sourceName, targetName).catch((error: unknown) => {
-            throw errorCode(error) === "EXDEV" ? acrossFileSystems(source.shown, target.shown) : toFsError(error, target.shown);
+          await fsp.link(sourceName, targetName).catch(async (error: unknown) => {
+            throw await linkRefusal(error, sourceName, source.shown, target.shown);
           });
+          const ours = async (name: string): Promise<boolean> => {
+            const now = await fsp.lstat(name, { bigint: true }).catch(() => undefined);
+            return now !== undefined && sameIdentity(now, identity);
+          };
           try {
-            const linked = await fsp.lstat(targetName, { bigint: true });
-            // By path (no /proc), a directory swapped meanwhile is seen only now.
-            const placed = sourceThrough && targetThrough ? true : (await parentUnchanged(sourceParent)) && (await parentUnchanged(targetParent));
-            // Another file swapped in at the source name between the lstat and the link: undone.
-            if (!sameIdentity(linked, identity) || !placed) throw raced(source.shown);
+            // A file swapped in at the source between the lstat and the link, or the source
+            // replaced since (another program saving it): its name is left to it, and the new
+            // name, if it is still this file's, undone.
+            if (!(await ours(targetName)) || !(await ours(sourceName))) throw raced(source.shown);
+            // The new name durable before the old one goes.
+            await targetDir.sync().catch(() => undefined);
             await fsp.unlink(sourceName);
           } catch (error) {
-            await fsp.unlink(targetName).catch(() => undefined);
+            if (await ours(targetName)) await fsp.unlink(targetName).catch(() => undefined);
             throw toFsError(error, source.shown);
           }
-          // Both names' changes are made durable, not left in the page cache.
-          await targetDir.sync().catch(() => undefined);
           await sourceDir.sync().catch(() => undefined);
         });
       });
@@ -373,8 +386,31 @@ async function replaceAtomically(
 /** Errors that say a new file cannot stand in for the old one here, while the old one may still be written. */
 const IN_PLACE_INSTEAD: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS", "EBUSY", "EXDEV"]);
 
-function acrossFileSystems(from: string, to: string): ToolError {
-  return new ToolError(`${from} and ${to} are on different file systems; a move cannot cross them (copy the file instead)`, "PATH_CROSS_DEVICE");
+function noMoveHere(shown: string): ToolError {
+  return new ToolError(`moving ${shown} needs /proc (to reach its directory through a verified descriptor), which this system does not offer`, "FS_UNSUPPORTED");
+}
+
+/** Why link(2) refused a move's new name, said for what it is. */
+async function linkRefusal(error: unknown, sourceName: string, from: string, to: string): Promise<Error> {
+  switch (errorCode(error)) {
+    case "EXDEV":
+      return new ToolError(`${from} and ${to} are on different file systems; a move cannot cross them (copy the file instead)`, "PATH_CROSS_DEVICE");
+    case "EPERM":
+    case "ENOTSUP":
+    case "EOPNOTSUPP":
+    case "EMLINK":
+      return new ToolError(
+        `the file system or the kernel refuses a second name for ${from} (a FAT or exFAT volume, or fs.protected_hardlinks for a file of another user), ` +
+          "and a move that never replaces a file needs one",
+        "PATH_LINK_REFUSED",
+      );
+    case "ENOENT": {
+      const sourceThere = await fsp.lstat(sourceName).then(() => true, () => false);
+      return sourceThere ? new ToolError(`the directory of ${to} does not exist; create it first`, "PATH_NOT_FOUND") : notFound(from);
+    }
+    default:
+      return toFsError(error, to);
+  }
 }
 
 function errorCode(error: unknown): string {

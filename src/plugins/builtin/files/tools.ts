@@ -293,7 +293,7 @@ export const TOOLS: readonly ToolDefinition[] = [
     title: "Move or rename a file",
     description:
       "Move or rename a file, both paths ones the policy lets you write. Never replaces an existing file (fails instead), " +
-      "moves files only (not directories), and stays on one file system. The destination's directory must exist (see create_directory).",
+      "moves files only (not directories, nor executable files), and stays on one file system. The destination's directory must exist (see create_directory).",
     inputSchema: {
       type: "object",
       properties: {
@@ -313,7 +313,7 @@ export const TOOLS: readonly ToolDefinition[] = [
       required: ["source", "destination", "size"],
       additionalProperties: false,
     },
-    annotations: { title: "Move or rename a file", readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+    annotations: { title: "Move or rename a file", readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   },
   {
     name: "create_directory",
