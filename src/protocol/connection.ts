@@ -102,6 +102,13 @@ export const MAX_BATCH_MESSAGES = 1000;
  */
 const TURN_STARTS = 64;
 const TURN_BUDGET_MS = 10;
+/**
+ * Reading paused for a backlog resumes after this long even if the backlog is still long, so a
+ * ping, a cancellation or stdin's end behind it waits at most about this; the queue may then
+ * grow, up to four times its budget, past which requests are refused as busy.
+ */
+const BACKLOG_PAUSE_MS = 100;
+const BACKLOG_HARD_FACTOR = 4;
 
 export class Connection {
   private readonly framer: LineFramer;
@@ -130,6 +137,8 @@ export class Connection {
   private turnStartedAt = -1;
   /** Requests started in this turn of the event loop. */
   private turnStarts = 0;
+  /** When reading was paused for a backlog (monotonic ms); -1 when it is not. */
+  private backlogPausedAt = -1;
 
   constructor(
     private readonly input: Readable,
@@ -168,7 +177,11 @@ export class Connection {
       this.framer.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
       // Backpressure: stop reading while the client is not draining our output, or while a
       // backlog read ahead waits for the loop's next turns.
-      if (this.writer.isCongested || this.backlogged()) this.input.pause();
+      if (this.writer.isCongested) this.input.pause();
+      else if (this.backlogged()) {
+        this.input.pause();
+        if (this.backlogPausedAt < 0) this.backlogPausedAt = monotonicMs();
+      }
     });
     const ended = () => {
       if (this.inputEnded) return;
@@ -391,7 +404,7 @@ export class Connection {
       const bytes = typeof size === "number" ? size : size();
       // Only a queue of requests that wait for a slot is refused when full; with slots free the
       // queue waits only for the loop's next turn, and reading pauses while it is long (backlogged).
-      if (full && this.waitingBytes + bytes > this.maxWaitingBytes) {
+      if ((full && this.waitingBytes + bytes > this.maxWaitingBytes) || this.waitingBytes > BACKLOG_HARD_FACTOR * this.maxWaitingBytes) {
         this.refuseBusy(id, batch);
         return;
       }
@@ -471,7 +484,11 @@ export class Connection {
   /** Reading goes on once nothing holds it back: output drained, and a backlog worked down to an eighth (or waiting for slots). */
   private resumeReading(): void {
     if (!this.accepting || this.inputEnded || this.writer.isCongested) return;
-    if (this.inFlight.size >= this.maxInFlight || this.waitingBytes <= this.maxWaitingBytes / 8) this.input.resume();
+    const pausedLong = this.backlogPausedAt >= 0 && monotonicMs() - this.backlogPausedAt > BACKLOG_PAUSE_MS;
+    if (this.inFlight.size >= this.maxInFlight || this.waitingBytes <= this.maxWaitingBytes / 8 || pausedLong) {
+      this.backlogPausedAt = -1;
+      this.input.resume();
+    }
   }
 
   /** Starts waiting requests, oldest first, while slots are free and this turn's budget lasts. */

@@ -432,3 +432,44 @@ void test("a long backlog read at once is neither refused as busy nor reordered:
   assert.deepEqual(errors, [], "nothing refused as busy");
   assert.deepEqual(ids, range(1, count), "answered in the order sent");
 });
+
+void test("a ping behind a long backlog of quick requests is read within the backlog pause, not after the whole backlog", async () => {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const ids: unknown[] = [];
+  let text = "";
+  output.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
+      ids.push((JSON.parse(text.slice(0, newline)) as { id: unknown }).id);
+      text = text.slice(newline + 1);
+    }
+  });
+  const connection = new Connection(
+    input,
+    output,
+    {
+      // Answered at once, without a promise: slots never fill, the queue only waits for turns.
+      request: (method) => {
+        if (method === "ping") return {};
+        const until = performance.now() + 0.1;
+        while (performance.now() < until);
+        return {};
+      },
+      notification: () => undefined,
+    },
+    { maxLineBytes: 1024, maxInFlight: 256, maxWaitingBytes: 64 * 1024, logger: silentLogger },
+  );
+  connection.start();
+  const count = 20_000;
+  const all = Buffer.from(
+    range(1, count)
+      .map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`)
+      .join("") + `${JSON.stringify({ jsonrpc: "2.0", id: "ping", method: "ping" })}\n`,
+  );
+  for (let at = 0; at < all.length; at += 65_536) input.write(all.subarray(at, at + 65_536));
+  for (let turn = 0; turn < 1_000_000 && ids.length < count + 1; turn++) await settle();
+  const pingAt = ids.indexOf("ping");
+  assert.ok(pingAt >= 0 && pingAt < count * 0.8, `the ping was answered after ${pingAt} of ${count} requests`);
+  assert.equal(ids.length, count + 1);
+});

@@ -4,7 +4,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { unifiedDiff as diffOf } from "../../src/plugins/builtin/files/diff.js";
+import { unifiedDiff as diffOf, type ChangedRegion } from "../../src/plugins/builtin/files/diff.js";
+import { withReplacement } from "../../src/plugins/builtin/files/edit.js";
 
 /** The diff's text (these tests do not cut it). */
 function unifiedDiff(before: string, after: string, label: string): string {
@@ -155,6 +156,41 @@ void describe("unifiedDiff", () => {
     assert.equal(cut.truncated, true);
     assert.ok(cut.text.length <= 200 && cut.text.endsWith("\n"), cut.text);
     assert.equal(diffOf("a\n", "b\n", "f", { maxChars: 200 }).truncated, false);
+  });
+
+  test("edits tracked as regions: outside them the texts are the same, and the diff made from them is exact", () => {
+    const next = random(23);
+    for (let round = 0; round < 500; round++) {
+      const before = Array.from({ length: 5 + Math.floor(next() * 60) }, () => `${LETTERS[Math.floor(next() * 4)]}${next() < 0.5 ? "\n" : ""}`).join("");
+      let after = before;
+      let regions: ChangedRegion[] = [];
+      for (let edit = 0, count = 1 + Math.floor(next() * 6); edit < count; edit++) {
+        const at = Math.floor(next() * (after.length + 1));
+        const removed = Math.min(after.length - at, Math.floor(next() * 4));
+        const added = Array.from({ length: Math.floor(next() * 4) }, () => (next() < 0.3 ? "\n" : LETTERS[Math.floor(next() * 4)])).join("");
+        after = after.slice(0, at) + added + after.slice(at + removed);
+        regions = withReplacement(regions, at, removed, added.length);
+      }
+      let [oldAt, newAt] = [0, 0];
+      for (const region of regions) {
+        assert.ok(region.before >= oldAt && region.after >= newAt && region.beforeEnd >= region.before && region.afterEnd >= region.after, `round ${round}: sorted`);
+        assert.equal(before.slice(oldAt, region.before), after.slice(newAt, region.after), `round ${round}: same between regions`);
+        [oldAt, newAt] = [region.beforeEnd, region.afterEnd];
+      }
+      assert.equal(before.slice(oldAt), after.slice(newAt), `round ${round}: same after the last region`);
+      const diff = diffOf(before, after, "f", { regions }).text;
+      assert.equal(applyDiff(before, diff), after, `round ${round}: ${JSON.stringify([before, after, regions])}`);
+    }
+  });
+
+  test("two edits at the two ends of a long file: two small windows, not every line between", () => {
+    const before = `HEAD\n${"\n".repeat(2_000_000)}TAIL\n`;
+    const after = `H\n${"\n".repeat(2_000_000)}T\n`;
+    const regions = withReplacement(withReplacement([], 0, 4, 1), after.length - 2, 4, 1);
+    const started = process.memoryUsage().heapUsed;
+    const diff = diffOf(before, after, "f", { regions }).text;
+    assert.ok(process.memoryUsage().heapUsed - started < 64 * 1024 * 1024, "no object per line");
+    assert.equal(diff, "--- f\n+++ f\n@@ -1,4 +1,4 @@\n-HEAD\n+H\n \n \n \n@@ -1999999,4 +1999999,4 @@\n \n \n \n-TAIL\n+T\n");
   });
 
   test("a rewrite past the search bound is one replacement, still correct", () => {

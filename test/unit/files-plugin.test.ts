@@ -436,6 +436,9 @@ void describe("edit_file", () => {
         ok(await edit({ edits: [{ old_text: oldText, new_text: newText }] }));
         assert.equal(fs.readFileSync(file(), "utf8"), expected, JSON.stringify([oldText, newText]));
       }
+      // Half of a "\r\n" is never matched: it would leave a lone \r or \n behind.
+      fs.writeFileSync(file(), "a\r\nb\r\n");
+      assert.equal((await edit({ edits: [{ old_text: "a\r", new_text: "z" }] })).code, "EDIT_SPLITS_LINE_BREAK");
       // Mixed endings: the exact text first, the "\r\n" form where that is not found.
       fs.writeFileSync(file(), "a\nb\r\nc\r\n");
       ok(await edit({ edits: [{ old_text: "b\nc", new_text: "B\nC" }] }));

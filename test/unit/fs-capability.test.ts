@@ -503,6 +503,18 @@ void describe("move", () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ["group.sh", "plain.txt", "tool.sh"]);
   });
 
+  void it("refuses a file another user owns (it could make it executable at its new place)", async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.skip("only root can give a file to another user");
+      return;
+    }
+    const dir = scratch("move-owner");
+    fs.writeFileSync(`${dir}/theirs.txt`, "x", { mode: 0o666 });
+    fs.chownSync(`${dir}/theirs.txt`, 1000, 1000);
+    await denied(gfs.move(`${dir}/theirs.txt`, `${dir}/mine.txt`), "PATH_NOT_OWNED");
+    assert.deepEqual(fs.readdirSync(dir), ["theirs.txt"]);
+  });
+
   void it("a file swapped in at the source after the check is not moved", async () => {
     const dir = scratch("move-swap");
     fs.writeFileSync(`${dir}/a.txt`, "checked");

@@ -65,7 +65,8 @@ void test("tools denied only by following another are said, with how to keep the
     "tools.deny matches write_file, so move_file is denied too (it changes files as write_file does); name move_file in tools.allow to keep it",
   ]);
   assert.deepEqual(followedDenials({ deny: ["write_file", "edit_file", "move_*"] }), [], "denied in their own right: nothing to say");
-  assert.equal(followedDenials({ allow: ["edit_file"], deny: ["write_file"] }).length, 1, "only move_file is said");
+  assert.deepEqual(followedDenials({ allow: ["edit_file"], deny: ["write_file"] }), [], "edit_file is kept by name, move_file is not allowed anyway");
+  assert.equal(followedDenials({ allow: ["*_file"], deny: ["write_file"] }).length, 2, "allowed by a glob, denied by following: said");
   assert.deepEqual(followedDenials({ deny: [] }), []);
 });
 

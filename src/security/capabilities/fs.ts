@@ -205,6 +205,11 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
         if ((before.mode & 0o7111n) !== 0n) {
           throw new CapabilityDeniedError("PATH_EXECUTABLE", `path ${source.shown} is executable (or setuid/setgid); move_file moves files without execute permission only`);
         }
+        // A moved file keeps its owner too, who could make it executable (or rewrite it) at its new place.
+        const uid = process.getuid?.();
+        if (uid !== undefined && before.uid !== BigInt(uid)) {
+          throw new CapabilityDeniedError("PATH_NOT_OWNED", `path ${source.shown} belongs to another user; move_file moves files of the server's own user only`);
+        }
         await inVerifiedParent(target.verdict.realPath, targetParent, target.shown, async (targetName, targetDir, targetThrough) => {
           if (!targetThrough) throw noMoveHere(target.shown);
           // A link, then an unlink: link fails on an existing name, so nothing made meanwhile is
@@ -212,20 +217,28 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
           await fsp.link(sourceName, targetName).catch(async (error: unknown) => {
             throw await linkRefusal(error, sourceName, source.shown, target.shown);
           });
+          const identityOf = (name: string): Promise<BigIntStats | undefined> => fsp.lstat(name, { bigint: true }).catch(() => undefined);
           const ours = async (name: string): Promise<boolean> => {
-            const now = await fsp.lstat(name, { bigint: true }).catch(() => undefined);
+            const now = await identityOf(name);
             return now !== undefined && sameIdentity(now, identity);
           };
           try {
-            // A file swapped in at the source between the lstat and the link, or the source
-            // replaced since (another program saving it): its name is left to it, and the new
-            // name, if it is still this file's, undone.
-            if (!(await ours(targetName)) || !(await ours(sourceName))) throw raced(source.shown);
+            // A file swapped in at the source between the lstat and the link: the new name is its.
+            if (!(await ours(targetName))) throw raced(source.shown);
             // The new name durable before the old one goes.
             await targetDir.sync().catch(() => undefined);
+            // Checked last, right before the unlink: a program that saved the source meanwhile
+            // (by rename) keeps its new content, and the move is undone.
+            if (!(await ours(sourceName))) throw raced(source.shown);
             await fsp.unlink(sourceName);
           } catch (error) {
-            if (await ours(targetName)) await fsp.unlink(targetName).catch(() => undefined);
+            // Undone only where the new name is this file, or the file the source name now holds
+            // (swapped in before the link): the content keeps its other name, and a file someone
+            // else put at the new name meanwhile is left alone.
+            const [atTarget, atSource] = await Promise.all([identityOf(targetName), identityOf(sourceName)]);
+            if (atTarget !== undefined && (sameIdentity(atTarget, identity) || (atSource !== undefined && sameIdentity(atTarget, atSource)))) {
+              await fsp.unlink(targetName).catch(() => undefined);
+            }
             throw toFsError(error, source.shown);
           }
           await sourceDir.sync().catch(() => undefined);
@@ -400,7 +413,8 @@ async function linkRefusal(error: unknown, sourceName: string, from: string, to:
     case "EOPNOTSUPP":
     case "EMLINK":
       return new ToolError(
-        `the file system or the kernel refuses a second name for ${from} (a FAT or exFAT volume, or fs.protected_hardlinks for a file of another user), ` +
+        `the file system or the kernel refuses a second name for ${from} (a FAT or exFAT volume, fs.protected_hardlinks for a file of another user, ` +
+          "or an immutable or append-only file), " +
           "and a move that never replaces a file needs one",
         "PATH_LINK_REFUSED",
       );

@@ -84,9 +84,10 @@ export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): T
 export function followedDenials(tools: Pick<ToolsPolicy, "allow" | "deny">): string[] {
   // An entry that is not a glob is refused elsewhere, with its own message.
   const denied = matcher(tools.deny, "deny", []);
+  const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, "allow", []);
   const named = new Set(tools.allow ?? []);
   return Object.entries(FOLLOWS)
-    .filter(([tool, followed]) => denied(followed) && !denied(tool) && !named.has(tool))
+    .filter(([tool, followed]) => denied(followed) && !denied(tool) && !named.has(tool) && allowed(tool))
     .map(([tool, followed]) => `tools.deny matches ${followed}, so ${tool} is denied too (it changes files as ${followed} does); name ${tool} in tools.allow to keep it`);
 }
 

@@ -27,6 +27,20 @@ export interface DiffOptions {
   context?: number;
   /** Characters of diff made at most; the rest is left out and `truncated` set. */
   maxChars?: number;
+  /**
+   * Where the texts may differ, when the caller knows (edit_file knows what each edit replaced):
+   * sorted, apart, and outside them the texts are the same. Each is diffed in its own window,
+   * so two edits at the two ends of a long file do not make every line between an object.
+   */
+  regions?: readonly ChangedRegion[];
+}
+
+/** `before..beforeEnd` of the old text became `after..afterEnd` of the new one. */
+export interface ChangedRegion {
+  before: number;
+  beforeEnd: number;
+  after: number;
+  afterEnd: number;
 }
 
 /**
@@ -37,24 +51,25 @@ export interface DiffOptions {
 export function unifiedDiff(before: string, after: string, label: string, options: DiffOptions = {}): DiffText {
   if (before === after) return { text: "", truncated: false };
   const context = options.context ?? 3;
-  const window = changedWindow(before, after, context);
-  const ops = lineScript(splitLines(before.slice(window.from, window.toBefore)), splitLines(after.slice(window.from, window.toAfter)), {
-    steps: MAX_STEPS,
-  });
+  const regions = options.regions ?? [{ before: 0, beforeEnd: before.length, after: 0, afterEnd: after.length }];
+  const budget: Budget = { steps: MAX_STEPS };
   const out = new Rows(options.maxChars ?? Infinity);
   out.add(`--- ${label}`);
   out.add(`+++ ${label}`);
-  for (const hunk of hunks(ops, context)) {
-    const oldStart = hunk.oldStart + window.linesBefore;
-    const newStart = hunk.newStart + window.linesBefore;
-    if (!out.add(`@@ -${range(oldStart, hunk.oldCount)} +${range(newStart, hunk.newCount)} @@`)) break;
-    let room = true;
-    for (let i = hunk.from; i < hunk.to && room; i++) {
-      const op = ops[i] as Op;
-      const ended = op.line.endsWith("\n");
-      room = out.add(op.kind + (ended ? op.line.slice(0, -1) : op.line)) && (ended || out.add("\\ No newline at end of file"));
+  const oldLines = new LineCounter(before);
+  const newLines = new LineCounter(after);
+  for (const window of windows(before, after, regions, context)) {
+    const ops = lineScript(splitLines(before.slice(window.fromA, window.toA)), splitLines(after.slice(window.fromB, window.toB)), budget);
+    const oldBefore = oldLines.before(window.fromA);
+    const newBefore = newLines.before(window.fromB);
+    for (const hunk of hunks(ops, context)) {
+      if (!out.add(`@@ -${range(hunk.oldStart + oldBefore, hunk.oldCount)} +${range(hunk.newStart + newBefore, hunk.newCount)} @@`)) return out.result();
+      for (let i = hunk.from; i < hunk.to; i++) {
+        const op = ops[i] as Op;
+        const ended = op.line.endsWith("\n");
+        if (!out.add(op.kind + (ended ? op.line.slice(0, -1) : op.line)) || (!ended && !out.add("\\ No newline at end of file"))) return out.result();
+      }
     }
-    if (!room) break;
   }
   return out.result();
 }
@@ -83,45 +98,79 @@ class Rows {
   }
 }
 
+/** Lines before a position, counted onward from the last position asked (positions only grow). */
+class LineCounter {
+  private at = 0;
+  private lines = 0;
+
+  constructor(private readonly text: string) {}
+
+  before(position: number): number {
+    for (let nl = this.text.indexOf("\n", this.at); nl !== -1 && nl < position; nl = this.text.indexOf("\n", nl + 1)) {
+      this.lines++;
+      this.at = nl + 1;
+    }
+    return this.lines;
+  }
+}
+
+/** A stretch of whole lines in each text: all differences of some regions, with their context. */
 interface Window {
-  /** Where the window starts, the same in both texts (all before it is common). */
-  from: number;
-  /** Where it ends in each text (all after is common, and the same length in both). */
-  toBefore: number;
-  toAfter: number;
-  /** Lines before the window, to number the hunks. */
-  linesBefore: number;
+  fromA: number;
+  toA: number;
+  fromB: number;
+  toB: number;
+}
+
+/** Each region's window, merged where their context lines would touch (as diff -u merges hunks). */
+function windows(a: string, b: string, regions: readonly ChangedRegion[], context: number): Window[] {
+  const out: Window[] = [];
+  for (const region of regions) {
+    const window = regionWindow(a, b, region, context);
+    if (window === undefined) continue;
+    const last = out[out.length - 1];
+    if (last !== undefined && window.fromA <= last.toA) {
+      last.toA = window.toA;
+      last.toB = window.toB;
+    } else out.push(window);
+  }
+  return out;
 }
 
 /**
- * The stretch of whole lines holding every difference, with up to `context` common lines on
- * each side, found by comparing characters from both ends: no line is split for it.
+ * The stretch of whole lines holding a region's differences, with up to `context` common lines
+ * on each side, found by comparing characters from both ends: no line is split for it. Before a
+ * region the new text is the old shifted by `after - before`, after it by `afterEnd - beforeEnd`.
  */
-function changedWindow(a: string, b: string, context: number): Window {
-  const shorter = Math.min(a.length, b.length);
+function regionWindow(a: string, b: string, region: ChangedRegion, context: number): Window | undefined {
+  const lengthA = region.beforeEnd - region.before;
+  const lengthB = region.afterEnd - region.after;
+  const shorter = Math.min(lengthA, lengthB);
   let same = 0;
-  while (same < shorter && a.charCodeAt(same) === b.charCodeAt(same)) same++;
+  while (same < shorter && a.charCodeAt(region.before + same) === b.charCodeAt(region.after + same)) same++;
+  if (same === lengthA && same === lengthB) return undefined;
+  const shiftBefore = region.after - region.before;
+  const shiftAfter = region.afterEnd - region.beforeEnd;
   // The start of the line holding the first difference: a line start in both texts.
-  let from = same === 0 ? 0 : a.lastIndexOf("\n", same - 1) + 1;
+  const first = region.before + same;
+  let fromA = first === 0 ? 0 : a.lastIndexOf("\n", first - 1) + 1;
   let tail = 0;
-  while (tail < shorter - from && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++;
-  let toBefore = a.length - tail;
+  const room = Math.min(region.beforeEnd - fromA, region.afterEnd - (fromA + shiftBefore));
+  while (tail < room && a.charCodeAt(region.beforeEnd - 1 - tail) === b.charCodeAt(region.afterEnd - 1 - tail)) tail++;
+  let toA = region.beforeEnd - tail;
   // The common end must be whole lines in both texts: it starts after a newline in each (or at the very start).
   const lineStart = (text: string, at: number): boolean => at === 0 || text.charCodeAt(at - 1) === 10;
-  if (tail > 0 && !(lineStart(a, toBefore) && lineStart(b, b.length - tail))) {
-    const newline = a.indexOf("\n", toBefore);
-    toBefore = newline === -1 ? a.length : newline + 1;
+  // Else the window takes the rest of the line (after toA the texts are the same, shifted).
+  if (!(lineStart(a, toA) && lineStart(b, toA + shiftAfter))) {
+    const newline = a.indexOf("\n", toA);
+    toA = newline === -1 ? a.length : newline + 1;
   }
-  for (let i = 0; i < context && from > 0; i++) from = from >= 2 ? a.lastIndexOf("\n", from - 2) + 1 : 0;
-  let end = toBefore;
-  for (let i = 0; i < context && end < a.length; i++) {
-    const newline = a.indexOf("\n", end);
-    end = newline === -1 ? a.length : newline + 1;
+  for (let i = 0; i < context && fromA > 0; i++) fromA = fromA >= 2 ? a.lastIndexOf("\n", fromA - 2) + 1 : 0;
+  for (let i = 0; i < context && toA < a.length; i++) {
+    const newline = a.indexOf("\n", toA);
+    toA = newline === -1 ? a.length : newline + 1;
   }
-  let linesBefore = 0;
-  for (let at = a.indexOf("\n"); at !== -1 && at < from; at = a.indexOf("\n", at + 1)) linesBefore++;
-  // What follows the window is the same text in both, so it ends as far from each text's end.
-  return { from, toBefore: end, toAfter: b.length - (a.length - end), linesBefore };
+  return { fromA, toA, fromB: fromA + shiftBefore, toB: toA + shiftAfter };
 }
 
 /** Lines with their terminators, so that a last line losing or gaining its newline is a change. */

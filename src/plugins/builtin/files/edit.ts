@@ -7,7 +7,7 @@
  * the file's lock (PathLocks) across all of it.
  */
 import { ToolError, type JsonObject, type ToolContext } from "../../contract.js";
-import { unifiedDiff, type DiffText } from "./diff.js";
+import { unifiedDiff, type ChangedRegion, type DiffText } from "./diff.js";
 import { quoted } from "./paths.js";
 import { decodeTextPart } from "./text.js";
 
@@ -63,16 +63,20 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
   }
   const crlf = usesCrlf(before);
   let after = before;
+  let regions: ChangedRegion[] = [];
   edits.forEach((edit, index) => {
-    after = applyEdit(after, edit, index, crlf);
+    const made = applyEdit(after, edit, index, crlf);
+    after = made.text;
+    regions = withReplacement(regions, made.at, made.removed, made.added);
   });
   const changed = after !== before;
   // Before anything is written: whatever happens to the diff, the outcome reported is the real one.
   let diff: DiffText;
   try {
-    diff = unifiedDiff(before, after, info.path, { maxChars: DIFF_MAX });
-  } catch {
-    diff = { text: "", truncated: true };
+    diff = unifiedDiff(before, after, info.path, { maxChars: DIFF_MAX, regions });
+  } catch (error) {
+    ctx.log.warn("edit_file: the diff could not be made", { error: error instanceof Error ? error.message : String(error) });
+    diff = { text: "(the diff could not be made; the edits are as reported)\n", truncated: false };
   }
   if (changed && !dryRun) {
     // Not lost: a change another program made since the read (this server's own calls hold the lock).
@@ -99,8 +103,43 @@ function usesCrlf(text: string): boolean {
   return lf > 0 && !/(^|[^\r])\n/.test(text);
 }
 
-/** One edit on the text as the edits before it left it. */
-function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): string {
+/**
+ * The regions after one more replacement of `removed` characters at `at` (in the text as the
+ * edits so far left it) by `added` ones: where the new text may differ from the file's, as
+ * ranges of both, so the diff looks only there. Regions the replacement touches merge with it.
+ */
+export function withReplacement(regions: readonly ChangedRegion[], at: number, removed: number, added: number): ChangedRegion[] {
+  const end = at + removed;
+  const delta = added - removed;
+  const out: ChangedRegion[] = [];
+  const touched: ChangedRegion[] = [];
+  const later: ChangedRegion[] = [];
+  // How much longer the text has grown before `at`, from the regions wholly before it.
+  let shift = 0;
+  for (const region of regions) {
+    if (region.afterEnd < at) {
+      out.push(region);
+      shift += region.afterEnd - region.after - (region.beforeEnd - region.before);
+    } else if (region.after > end) later.push({ ...region, after: region.after + delta, afterEnd: region.afterEnd + delta });
+    else touched.push(region);
+  }
+  const first = touched[0];
+  const last = touched[touched.length - 1];
+  const touchedShift = touched.reduce((sum, region) => sum + (region.afterEnd - region.after) - (region.beforeEnd - region.before), 0);
+  const start = first !== undefined && first.after <= at ? first : undefined;
+  const stop = last !== undefined && last.afterEnd >= end ? last : undefined;
+  out.push({
+    before: start !== undefined ? start.before : at - shift,
+    beforeEnd: stop !== undefined ? stop.beforeEnd : end - shift - touchedShift,
+    after: start !== undefined ? start.after : at,
+    afterEnd: (stop !== undefined ? stop.afterEnd : end) + delta,
+  });
+  out.push(...later);
+  return out;
+}
+
+/** One edit on the text as the edits before it left it: the new text, and what it replaced where. */
+function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): { text: string; at: number; removed: number; added: number } {
   let oldText = edit.old_text;
   let newText = edit.new_text;
   let at = -1;
@@ -132,6 +171,10 @@ function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): stri
       "EDIT_NOT_FOUND",
     );
   }
+  // Half of a "\r\n" would leave a lone \r or \n, a line break of another kind.
+  if ((oldText.startsWith("\n") && text.charCodeAt(at - 1) === 13) || (oldText.endsWith("\r") && text.charCodeAt(at + oldText.length) === 10)) {
+    throw new ToolError(`${which}: old_text starts or ends inside a \\r\\n line break; include the whole \\r\\n or leave it out`, "EDIT_SPLITS_LINE_BREAK");
+  }
   if (text.indexOf(oldText, at + 1) !== -1) {
     const { lines, count } = occurrences(text, oldText);
     const times = count === OCCURRENCES_COUNTED ? `at least ${OCCURRENCES_COUNTED}` : `${count}`;
@@ -141,7 +184,7 @@ function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): stri
       "EDIT_AMBIGUOUS",
     );
   }
-  return text.slice(0, at) + newText + text.slice(at + oldText.length);
+  return { text: text.slice(0, at) + newText + text.slice(at + oldText.length), at, removed: oldText.length, added: newText.length };
 }
 
 function toCrlf(text: string): string {
@@ -172,11 +215,24 @@ function looseMatchLine(text: string, needle: string): number | undefined {
   if (wanted.every((line) => line === "")) return undefined;
   // Bounded: a huge file and a long old_text do not make the hint cost more than the edit.
   if (text.length * wanted.length > HINT_WORK_MAX) return undefined;
-  const lines = text.split(/\r?\n/).map((line) => line.trim());
-  for (let start = 0; start + wanted.length <= lines.length; start++) {
-    let i = 0;
-    while (i < wanted.length && lineMatches(lines[start + i] as string, wanted[i] as string, i, wanted.length)) i++;
-    if (i === wanted.length) return start + 1;
+  // Line by line through the text, never splitting it whole (a file of 10 million empty lines).
+  const lineAt = (start: number): { text: string; next: number } => {
+    const end = text.indexOf("\n", start);
+    const stop = end === -1 ? text.length : end;
+    return { text: text.slice(start, stop).replace(/\r$/, "").trim(), next: end === -1 ? -1 : end + 1 };
+  };
+  for (let start = 0, number = 1; start !== -1; number++) {
+    const line = lineAt(start);
+    if (lineMatches(line.text, wanted[0] as string, 0, wanted.length)) {
+      let i = 1;
+      for (let at = line.next; i < wanted.length && at !== -1; i++) {
+        const following = lineAt(at);
+        if (!lineMatches(following.text, wanted[i] as string, i, wanted.length)) break;
+        at = following.next;
+      }
+      if (i === wanted.length) return number;
+    }
+    start = line.next;
   }
   return undefined;
 }
