@@ -24,6 +24,8 @@ export interface RateRefusal {
    */
   reason: "rate" | "disabled" | "unknown";
   retryAfterMs: number;
+  /** The tool whose calls count in the same window (a tool following it, see FOLLOWS). */
+  sharedWith?: string;
   /** The tool's limit in calls per minute (0 for disabled and unknown tools). */
   limit: number;
 }
@@ -70,13 +72,31 @@ export function createRateLimiter(
   const windows = new Map<string, Window>();
   const start = now();
   checkLimit("default", limits.default);
+  const served = new Set(toolNames);
+  /** Per tool sharing a window, the others in it (a follower: the tool it follows; that tool: its followers). */
+  const sharedWith = new Map<string, string>();
   for (const tool of toolNames) {
     // Own keys only: a tool called "constructor" must not read Object.prototype.
-    // A tool that changes files as another does takes that one's limit when it has none of its own.
+    if (Object.hasOwn(limits, tool)) {
+      windows.set(tool, { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limits[tool]), counts: new Float64Array(SLOTS), newest: 0, total: 0 });
+    }
+  }
+  for (const tool of toolNames) {
+    if (windows.has(tool)) continue;
+    // A tool that changes files as another does, with no limit of its own, counts against that
+    // one's limit: `write_file: 2` means two writes a minute, whichever of the tools makes them.
     const followed = followedTool(tool);
-    const own = Object.hasOwn(limits, tool) ? limits[tool] : followed !== undefined && Object.hasOwn(limits, followed) ? limits[followed] : limits.default;
-    const limit = checkLimit(`tool ${JSON.stringify(tool)}`, own);
-    windows.set(tool, { limit, counts: new Float64Array(SLOTS), newest: 0, total: 0 });
+    if (followed !== undefined && Object.hasOwn(limits, followed)) {
+      const shared = served.has(followed) ? windows.get(followed) : undefined;
+      if (shared !== undefined) {
+        sharedWith.set(tool, followed);
+        const followers = sharedWith.get(followed);
+        sharedWith.set(followed, followers === undefined ? tool : `${followers}, ${tool}`);
+      }
+      windows.set(tool, shared ?? { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limits[followed]), counts: new Float64Array(SLOTS), newest: 0, total: 0 });
+      continue;
+    }
+    windows.set(tool, { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limits.default), counts: new Float64Array(SLOTS), newest: 0, total: 0 });
   }
 
   return {
@@ -92,7 +112,10 @@ export function createRateLimiter(
         window.total += 1;
         return GRANTED;
       }
-      return { ok: false, reason: "rate", retryAfterMs: retryAfter(window, at), limit: window.limit };
+      const shared = sharedWith.get(tool);
+      return shared === undefined
+        ? { ok: false, reason: "rate", retryAfterMs: retryAfter(window, at), limit: window.limit }
+        : { ok: false, reason: "rate", retryAfterMs: retryAfter(window, at), limit: window.limit, sharedWith: shared };
     },
     limitOf(tool) {
       return windows.get(tool)?.limit;
@@ -141,7 +164,8 @@ export function rateLimitMessage(tool: string, verdict: RateRefusal): string {
     case "rate": {
       const calls = verdict.limit === 1 ? "1 call" : `${verdict.limit} calls`;
       const seconds = Math.max(0.1, Math.ceil(verdict.retryAfterMs / 100) / 10);
-      return `Rate limit for ${name} reached (${calls} per minute). Retry in ${seconds.toFixed(1)} s.`;
+      const together = verdict.sharedWith === undefined ? "" : `, counted together with ${verdict.sharedWith}`;
+      return `Rate limit for ${name} reached (${calls} per minute${together}). Retry in ${seconds.toFixed(1)} s.`;
     }
   }
 }

@@ -61,13 +61,24 @@ void describe("sliding minute", () => {
     assert.equal(limiter.take("t").ok, false);
   });
 
-  void it("edit_file and move_file take write_file's limit when they have none of their own", () => {
+  void it("edit_file and move_file count against write_file's limit when they have none of their own", () => {
     const limiter = createRateLimiter({ default: 60, write_file: 2, move_file: 5 }, ["write_file", "edit_file", "move_file", "read_file"], clock().now);
     assert.deepEqual(
       ["write_file", "edit_file", "move_file", "read_file"].map((tool) => limiter.limitOf(tool)),
       [2, 2, 5, 60],
     );
     assert.equal(createRateLimiter({ default: 7 }, ["edit_file"], clock().now).limitOf("edit_file"), 7);
+    // One window: two calls a minute, whichever of the three tools makes them; move_file counts on its own.
+    assert.equal(limiter.take("write_file").ok, true);
+    assert.equal(limiter.take("edit_file").ok, true);
+    const refused = limiter.take("write_file");
+    assert.equal(rateLimitMessage("write_file", refusal(refused)).includes("counted together with edit_file"), true);
+    assert.match(rateLimitMessage("edit_file", refusal(limiter.take("edit_file"))), /\(2 calls per minute, counted together with write_file\)/);
+    assert.equal(limiter.take("move_file").ok, true);
+    // With write_file not served (denied), edit_file still takes its limit, in a window of its own.
+    const alone = createRateLimiter({ default: 60, write_file: 1 }, ["edit_file"], clock().now);
+    assert.equal(alone.take("edit_file").ok, true);
+    assert.equal(alone.take("edit_file").ok, false);
   });
 
   void it("uses per-tool limits, the default otherwise, and keeps windows independent", () => {
