@@ -237,7 +237,18 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
             // else put at the new name meanwhile is left alone.
             const [atTarget, atSource] = await Promise.all([identityOf(targetName), identityOf(sourceName)]);
             if (atTarget !== undefined && (sameIdentity(atTarget, identity) || (atSource !== undefined && sameIdentity(atTarget, atSource)))) {
-              await fsp.unlink(targetName).catch(() => undefined);
+              const undone = await fsp.unlink(targetName).then(
+                () => true,
+                () => false,
+              );
+              if (!undone) {
+                // Both names stay, and every tool refuses a file with two names: say which, so a person can remove one.
+                throw new ToolError(
+                  `moving ${source.shown} failed half way (${toFsError(error, source.shown).message}) and the new name could not be removed: ` +
+                    `the file now has two names, ${source.shown} and ${target.shown}; remove one`,
+                  "PATH_MOVE_INCOMPLETE",
+                );
+              }
             }
             throw toFsError(error, source.shown);
           }
