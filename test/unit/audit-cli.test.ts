@@ -370,7 +370,11 @@ void test("formatting strips control characters from entry text", () => {
   assert.match(formatTailLine("[1,2]"), /unparseable line/);
   assert.match(formatTailLine(JSON.stringify({ seq: 2, event: "rotate", data: { previousFile: "audit-x.log" } })), /continues from audit-x\.log/);
   assert.match(formatTailLine(JSON.stringify({ seq: 3, event: "recovery", reason: "torn", data: { keptIn: "a.torn" } })), /torn; kept in a\.torn/);
-  assert.match(formatTailLine(JSON.stringify({ seq: 1, event: "server_start", data: { serverVersion: "1.2.3", policySha256: "ab".repeat(32) } })), /version 1\.2\.3, policy abababababab/);
+  assert.match(formatTailLine(JSON.stringify({ seq: 1, event: "server_start", data: { serverVersion: "1.2.3", policySha256: "ab".repeat(32) } })), /version 1\.2\.3, policy abababababab$/);
+  assert.match(
+    formatTailLine(JSON.stringify({ seq: 1, event: "server_start", data: { serverVersion: "1.2.3", policySha256: "ab".repeat(32), checkpointEvery: 4 } })),
+    /version 1\.2\.3, policy abababababab, checkpoint every 4$/,
+  );
 });
 
 void test("audit tail keeps seq order when the log rotates while it reads: segments newer than the entries shown are left out", async () => {

@@ -134,7 +134,12 @@ function detail(entry: Record<string, unknown>): string | undefined {
   const reason = str(entry.reason);
   switch (entry.event) {
     case "server_start":
-      return `version ${str(data.serverVersion) ?? "?"}, policy ${(str(data.policySha256) ?? "?").slice(0, 12)}`;
+      return [
+        `version ${str(data.serverVersion) ?? "?"}`,
+        `policy ${(str(data.policySha256) ?? "?").slice(0, 12)}`,
+        // Logs from before the interval was recorded have none to show.
+        ...(data.checkpointEvery === undefined ? [] : [`checkpoint every ${str(data.checkpointEvery) ?? "?"}`]),
+      ].join(", ");
     case "rotate":
       return `continues from ${str(data.previousFile) ?? "?"}`;
     case "recovery":
