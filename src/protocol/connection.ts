@@ -57,9 +57,11 @@ export interface ConnectionOptions {
    */
   maxInFlight?: number;
   /**
-   * Bytes the waiting requests may hold (default 4 MiB); a request that would pass it is
-   * answered at once with a "server busy" error. Reading never stops for the queue, so
-   * stdin closing, pings and cancellations are always seen.
+   * Bytes the requests waiting for a slot may hold (default 4 MiB); a request that would pass
+   * it is answered at once with a "server busy" error. Reading never stops for those, so stdin
+   * closing, pings and cancellations are always seen. Requests read ahead of the event loop's
+   * turns (slots free) pause reading past a quarter of it, for 0.1 s at a time, and are
+   * refused past four times it.
    */
   maxWaitingBytes?: number;
   logger: Logger;
@@ -517,9 +519,9 @@ export class Connection {
       errorMessage(id, {
         code: ErrorCode.ServerUnavailable,
         message:
-          `Server busy: ${this.inFlight.size} requests are running and ${this.waiting.size} wait for a slot, as many as it holds. ` +
+          `Server busy: ${this.inFlight.size} requests are running and ${this.waiting.size} wait to start, as many as it holds. ` +
           "Send this one again when some have been answered.",
-        data: { reason: "busy", maxInFlight: this.maxInFlight, maxWaitingBytes: this.maxWaitingBytes },
+        data: { reason: "busy", maxInFlight: this.maxInFlight, maxWaitingBytes: this.maxWaitingBytes, waitingBytes: this.waitingBytes },
       }),
     );
   }

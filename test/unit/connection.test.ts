@@ -115,7 +115,9 @@ void test("a request that would overfill the queue is refused as busy at once; r
     "request 7 refused at once, the ping still answered",
   );
   assert.match(busy[0]!.error!.message, /Server busy: 1 requests are running and 5 wait/);
-  assert.deepEqual(busy[0]!.error!.data, { reason: "busy", maxInFlight: 1, maxWaitingBytes: 200 });
+  const data = busy[0]!.error!.data as { waitingBytes: number };
+  assert.deepEqual(data, { reason: "busy", maxInFlight: 1, maxWaitingBytes: 200, waitingBytes: data.waitingBytes });
+  assert.ok(data.waitingBytes > 150 && data.waitingBytes <= 200, `${data.waitingBytes} bytes wait`);
   assert.equal(connection.cancel(6, "not needed"), true);
   send([8]);
   await settle();
@@ -472,4 +474,34 @@ void test("a ping behind a long backlog of quick requests is read within the bac
   const pingAt = ids.indexOf("ping");
   assert.ok(pingAt >= 0 && pingAt < count * 0.8, `the ping was answered after ${pingAt} of ${count} requests`);
   assert.equal(ids.length, count + 1);
+});
+
+void test("a backlog read ahead is refused as busy past four times the queue's budget, so its memory stays bounded", async () => {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const errors: Array<{ message: string }> = [];
+  let answered = 0;
+  let text = "";
+  output.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
+      const message = JSON.parse(text.slice(0, newline)) as { error?: { message: string } };
+      text = text.slice(newline + 1);
+      answered++;
+      if (message.error !== undefined) errors.push(message.error);
+    }
+  });
+  const connection = new Connection(input, output, { request: () => ({}), notification: () => undefined }, {
+    maxLineBytes: 1024,
+    maxInFlight: 256,
+    maxWaitingBytes: 400,
+    logger: silentLogger,
+  });
+  connection.start();
+  // One chunk: its lines are all read at once, past any pause, 64 start and the rest queue.
+  input.write(range(1, 200).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`).join(""));
+  for (let turn = 0; turn < 1000 && answered < 200; turn++) await settle();
+  assert.equal(answered, 200, "every request answered");
+  assert.ok(errors.length > 0 && errors.length < 136, `some refused once 1600 bytes waited (${errors.length})`);
+  assert.match(errors[0]!.message, /wait to start, as many as it holds/);
 });

@@ -32,8 +32,8 @@ export interface FsLimits {
   /** Bytes accepted by one write at most; larger writes are refused. */
   maxWriteBytes: number;
   /**
-   * Memory one listing may hold, estimated per entry from its name (default 64 MiB: ~700,000
-   * short names, ~200,000 of 250 characters); a larger directory is refused instead of
+   * Memory one listing may hold, estimated per entry from its name (default 64 MiB: ~600,000
+   * names of 8 characters, ~110,000 of 250); a larger directory is refused instead of
    * growing the server's memory without bound.
    */
   maxListBytes?: number;

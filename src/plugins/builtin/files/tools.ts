@@ -72,7 +72,7 @@ export const TOOLS: readonly ToolDefinition[] = [
     title: "List a directory",
     description:
       "List a directory the policy lets you read: each entry's name, kind (file, directory, symlink, other) and, for files, size. " +
-      "Entries the policy denies are left out. Sorted by name; page with `offset`.",
+      "Entries the policy denies are left out. Sorted by name; page with `offset`. A directory too large to list (about 600,000 entries) is refused.",
     inputSchema: {
       type: "object",
       properties: {
@@ -200,7 +200,7 @@ export const TOOLS: readonly ToolDefinition[] = [
             additionalProperties: false,
           },
         },
-        complete: { type: "boolean", description: "False when a limit (results, depth, entries looked at) cut the search short." },
+        complete: { type: "boolean", description: "False when a limit (results, depth, entries looked at, a directory too large to list) cut the search short." },
         note: { type: "string", description: "What cut the search short, and what it passed over (entries it could not read)." },
       },
       required: ["path", "results", "complete"],
@@ -244,8 +244,8 @@ export const TOOLS: readonly ToolDefinition[] = [
     description:
       "Make exact text replacements in a UTF-8 file the policy lets you write, and see them as a unified diff. Each edit's `old_text` must occur " +
       "exactly once in the file (as the edits before it left it): copy it from read_file, with enough surrounding lines to be unique. " +
-      "All edits are made or none; the file is replaced at once, and not at all if it changed since it was read. " +
-      "`dry_run` shows the diff without writing. A file with Windows line endings matches `\\n` in old_text as its `\\r\\n`.",
+      "All edits are made or none; the file is replaced at once, and not at all if another program changes it while the edit runs. " +
+      "`dry_run` shows the diff without writing. In a file whose line breaks are all `\\r\\n`, `\\n` in old_text and new_text means `\\r\\n`.",
     inputSchema: {
       type: "object",
       properties: {
@@ -293,7 +293,8 @@ export const TOOLS: readonly ToolDefinition[] = [
     title: "Move or rename a file",
     description:
       "Move or rename a file, both paths ones the policy lets you write. Never replaces an existing file (fails instead), " +
-      "moves files only (not directories, nor executable files), and stays on one file system. The destination's directory must exist (see create_directory).",
+      "moves only files of the server's own user without execute permission (not directories, links, hard-linked or executable files), " +
+      "and stays on one file system (Linux only). The destination's directory must exist (see create_directory).",
     inputSchema: {
       type: "object",
       properties: {
