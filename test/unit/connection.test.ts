@@ -5,20 +5,30 @@ import { Connection, MAX_BATCH_MESSAGES, type ConnectionHandlers, type RequestRe
 import type { RequestId } from "../../src/protocol/jsonrpc.js";
 import { silentLogger } from "../../src/util/logger.js";
 
+interface Written {
+  id?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+}
+
+/** Every message written to `output`, parsed, in order (filled as the connection writes). */
+function messagesOf(output: PassThrough): Written[] {
+  const messages: Written[] = [];
+  let text = "";
+  output.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
+      messages.push(JSON.parse(text.slice(0, newline)) as Written);
+      text = text.slice(newline + 1);
+    }
+  });
+  return messages;
+}
+
 /** A connection whose requests settle only when the test says so. */
 function setup(maxInFlight: number, maxWaitingBytes?: number, maxLineBytes = 1024) {
   const input = new PassThrough();
   const output = new PassThrough();
-  const responses: unknown[] = [];
-  let text = "";
-  output.on("data", (chunk: Buffer) => {
-    text += chunk.toString("utf8");
-    let newline: number;
-    while ((newline = text.indexOf("\n")) !== -1) {
-      responses.push(JSON.parse(text.slice(0, newline)));
-      text = text.slice(newline + 1);
-    }
-  });
+  const responses: unknown[] = messagesOf(output);
   const waiting = new Map<RequestId, (result: RequestResult) => void>();
   const handled: RequestId[] = [];
   const respondedIds: RequestId[] = [];
@@ -400,18 +410,7 @@ void test("a backlog read at once is worked off over several turns of the event 
 void test("a long backlog read at once is neither refused as busy nor reordered: reading pauses while it waits for the loop's turns", async () => {
   const input = new PassThrough();
   const output = new PassThrough();
-  const ids: unknown[] = [];
-  const errors: unknown[] = [];
-  let text = "";
-  output.on("data", (chunk: Buffer) => {
-    text += chunk.toString("utf8");
-    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
-      const message = JSON.parse(text.slice(0, newline)) as { id: unknown; error?: unknown };
-      text = text.slice(newline + 1);
-      ids.push(message.id);
-      if (message.error !== undefined) errors.push(message.error);
-    }
-  });
+  const written = messagesOf(output);
   const connection = new Connection(
     input,
     output,
@@ -430,23 +429,15 @@ void test("a long backlog read at once is neither refused as busy nor reordered:
   // In chunks of 64 KiB, as a pipe delivers them.
   const all = Buffer.from(range(1, count).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`).join(""));
   for (let at = 0; at < all.length; at += 65_536) input.write(all.subarray(at, at + 65_536));
-  for (let turn = 0; turn < 100_000 && ids.length < count; turn++) await settle();
-  assert.deepEqual(errors, [], "nothing refused as busy");
-  assert.deepEqual(ids, range(1, count), "answered in the order sent");
+  for (let turn = 0; turn < 100_000 && written.length < count; turn++) await settle();
+  assert.deepEqual(written.filter((message) => message.error !== undefined), [], "nothing refused as busy");
+  assert.deepEqual(written.map((message) => message.id), range(1, count), "answered in the order sent");
 });
 
 void test("a ping behind a long backlog of quick requests is read within the backlog pause, not after the whole backlog", async () => {
   const input = new PassThrough();
   const output = new PassThrough();
-  const ids: unknown[] = [];
-  let text = "";
-  output.on("data", (chunk: Buffer) => {
-    text += chunk.toString("utf8");
-    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
-      ids.push((JSON.parse(text.slice(0, newline)) as { id: unknown }).id);
-      text = text.slice(newline + 1);
-    }
-  });
+  const written = messagesOf(output);
   const connection = new Connection(
     input,
     output,
@@ -470,7 +461,8 @@ void test("a ping behind a long backlog of quick requests is read within the bac
       .join("") + `${JSON.stringify({ jsonrpc: "2.0", id: "ping", method: "ping" })}\n`,
   );
   for (let at = 0; at < all.length; at += 65_536) input.write(all.subarray(at, at + 65_536));
-  for (let turn = 0; turn < 1_000_000 && ids.length < count + 1; turn++) await settle();
+  for (let turn = 0; turn < 1_000_000 && written.length < count + 1; turn++) await settle();
+  const ids = written.map((message) => message.id);
   const pingAt = ids.indexOf("ping");
   assert.ok(pingAt >= 0 && pingAt < count * 0.8, `the ping was answered after ${pingAt} of ${count} requests`);
   assert.equal(ids.length, count + 1);
@@ -479,18 +471,7 @@ void test("a ping behind a long backlog of quick requests is read within the bac
 void test("a backlog read ahead is refused as busy past four times the queue's budget, so its memory stays bounded", async () => {
   const input = new PassThrough();
   const output = new PassThrough();
-  const errors: Array<{ message: string }> = [];
-  let answered = 0;
-  let text = "";
-  output.on("data", (chunk: Buffer) => {
-    text += chunk.toString("utf8");
-    for (let newline = text.indexOf("\n"); newline !== -1; newline = text.indexOf("\n")) {
-      const message = JSON.parse(text.slice(0, newline)) as { error?: { message: string } };
-      text = text.slice(newline + 1);
-      answered++;
-      if (message.error !== undefined) errors.push(message.error);
-    }
-  });
+  const written = messagesOf(output);
   const connection = new Connection(input, output, { request: () => ({}), notification: () => undefined }, {
     maxLineBytes: 1024,
     maxInFlight: 256,
@@ -500,8 +481,9 @@ void test("a backlog read ahead is refused as busy past four times the queue's b
   connection.start();
   // One chunk: its lines are all read at once, past any pause, 64 start and the rest queue.
   input.write(range(1, 200).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`).join(""));
-  for (let turn = 0; turn < 1000 && answered < 200; turn++) await settle();
-  assert.equal(answered, 200, "every request answered");
+  for (let turn = 0; turn < 1000 && written.length < 200; turn++) await settle();
+  assert.equal(written.length, 200, "every request answered");
+  const errors = written.flatMap((message) => (message.error === undefined ? [] : [message.error]));
   assert.ok(errors.length > 0 && errors.length < 136, `some refused once 1600 bytes waited (${errors.length})`);
   assert.match(errors[0]!.message, /wait to start, as many as it holds/);
 });
