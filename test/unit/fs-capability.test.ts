@@ -503,6 +503,23 @@ void describe("move", () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ["group.sh", "plain.txt", "tool.sh"]);
   });
 
+  void it("without /proc: a move is refused, a file's content is replaced in place, reads and new files work by path", async () => {
+    const dir = scratch("no-proc");
+    fs.writeFileSync(`${dir}/a.txt`, "old");
+    const byPath = createGuardedFs(compiled, LIMITS, { procFdDir: null });
+    assert.match((await failed(byPath.move(`${dir}/a.txt`, `${dir}/b.txt`), "FS_UNSUPPORTED")).message, /needs \/proc/);
+    const inode = fs.statSync(`${dir}/a.txt`).ino;
+    await byPath.writeFile(`${dir}/a.txt`, "new");
+    assert.equal(fs.statSync(`${dir}/a.txt`).ino, inode, "written in place: no verified directory to rename in");
+    assert.equal(Buffer.from(await byPath.readBytes(`${dir}/a.txt`)).toString(), "new");
+    await byPath.writeFile(`${dir}/c.txt`, "made", { exclusive: true });
+    await byPath.mkdir(`${dir}/sub`);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "c.txt", "sub"]);
+    // With /proc the same overwrite replaces the file (a new inode), as the atomic replace does.
+    await gfs.writeFile(`${dir}/a.txt`, "newer");
+    assert.notEqual(fs.statSync(`${dir}/a.txt`).ino, inode);
+  });
+
   void it("refuses a file another user owns (it could make it executable at its new place)", async (t) => {
     if (process.getuid?.() !== 0) {
       t.skip("only root can give a file to another user");

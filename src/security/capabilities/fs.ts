@@ -47,9 +47,11 @@ export interface GuardedFsOptions {
   /** Effects of the path check (default: node:fs/promises). */
   io?: PathIo;
   /**
-   * Directory of the process's open descriptors, used to list exactly the directory
-   * that was opened (default `/proc/self/fd` on Linux). `null` lists by path and
-   * re-checks the directory's identity afterwards.
+   * Directory of the process's open descriptors (default `/proc/self/fd` on Linux, `null`
+   * elsewhere): through it a descriptor's own path is checked, a directory is listed and a
+   * name is made in a parent directory exactly as verified. `null` (or a directory that does
+   * not work so) goes by path with the identity checks alone: listings re-check the
+   * directory afterwards, replacing a file's content writes in place, and moves are refused.
    */
   procFdDir?: string | null;
   /** The rename that puts a replacement in place (default node:fs/promises); tests make it fail. */
@@ -61,6 +63,8 @@ const DIR_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_DIRECTORY;
 // No O_TRUNC: truncating happens only after the descriptor is verified.
 const WRITE_FLAGS = FS.O_WRONLY | FS.O_CREAT | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
 const FILE_MODE = 0o600;
+/** Where the kernel shows this process's open descriptors (Linux); elsewhere reading it fails and checks go by path. */
+const PROC_FD = "/proc/self/fd";
 const DIR_MODE = 0o700;
 
 export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, options: GuardedFsOptions = {}): GuardedFs {
@@ -70,7 +74,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   }
   const maxListBytes = limits.maxListBytes ?? DEFAULT_MAX_LIST_BYTES;
   const io = options.io ?? nodePathIo;
-  const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? "/proc/self/fd" : null) : options.procFdDir;
+  const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? PROC_FD : null) : options.procFdDir;
   const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
 
   async function check(p: string, access: PathAccess): Promise<{ verdict: PathAllowed; shown: string }> {
@@ -86,7 +90,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     if (!Number.isSafeInteger(length) || length < 0) throw invalidArgument("length must be a non-negative integer");
     const { verdict, shown } = await check(p, "read");
     if (verdict.isDirectory) throw new ToolError(`path ${shown} is a directory; only files can be read`, "PATH_IS_DIRECTORY");
-    const { handle, stat } = await openVerifiedForRead(verdict, shown);
+    const { handle, stat } = await openVerifiedForRead(verdict, shown, procFdDir);
     try {
       const available = Math.max(0, Number(stat.size) - offset);
       const want = Math.min(length, limits.maxReadBytes, available);
@@ -159,11 +163,11 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       }
       const { verdict, shown } = await check(p, "write");
       if (options.append !== true && options.exclusive !== true && verdict.exists) {
-        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile);
+        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile, procFdDir);
         if (replaced !== undefined) return replaced;
         // The directory does not let this process make a file in it: the file is written in place.
       }
-      const handle = await openVerifiedForWrite(verdict, shown, options);
+      const handle = await openVerifiedForWrite(verdict, shown, options, procFdDir);
       try {
         if (options.append !== true) await handle.truncate(0);
         let written = 0;
@@ -190,7 +194,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       if (target.verdict.exists) throw new ToolError(`path ${target.shown} already exists; a move never replaces a file`, "PATH_EXISTS");
       const sourceParent = requireParent(source.verdict, source.shown);
       const targetParent = requireParent(target.verdict, target.shown);
-      await inVerifiedParent(source.verdict.realPath, sourceParent, source.shown, async (sourceName, sourceDir, sourceThrough) => {
+      await inVerifiedParent(source.verdict.realPath, sourceParent, source.shown, procFdDir, async (sourceName, sourceDir, sourceThrough) => {
         // By path, a parent swapped for a link between the check and the link(2) would leave the
         // file's second name wherever that link led, beyond undoing: no move without /proc.
         if (!sourceThrough) throw noMoveHere(source.shown);
@@ -210,7 +214,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
         if (uid !== undefined && before.uid !== BigInt(uid)) {
           throw new CapabilityDeniedError("PATH_NOT_OWNED", `path ${source.shown} belongs to another user; move_file moves files of the server's own user only`);
         }
-        await inVerifiedParent(target.verdict.realPath, targetParent, target.shown, async (targetName, targetDir, targetThrough) => {
+        await inVerifiedParent(target.verdict.realPath, targetParent, target.shown, procFdDir, async (targetName, targetDir, targetThrough) => {
           if (!targetThrough) throw noMoveHere(target.shown);
           // A link, then an unlink: link fails on an existing name, so nothing made meanwhile is
           // replaced (rename would replace it), and the file always has a name.
@@ -262,7 +266,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       const { verdict, shown } = await check(p, "write");
       if (verdict.exists) throw new ToolError(`path ${shown} already exists`, "PATH_EXISTS");
       const parent = requireParent(verdict, shown);
-      await inVerifiedParent(verdict.realPath, parent, shown, async (target) => {
+      await inVerifiedParent(verdict.realPath, parent, shown, procFdDir, async (target) => {
         try {
           await fsp.mkdir(target, { mode: DIR_MODE });
         } catch (error) {
@@ -288,13 +292,14 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
 export async function openVerifiedForRead(
   verdict: PathAllowed,
   shown: string,
+  procFd: string | null = PROC_FD,
 ): Promise<{ handle: FileHandle; stat: BigIntStats }> {
   if (verdict.identity === undefined) throw notFound(shown, verdict.realPath);
   const handle = await openOrThrow(verdict.realPath, READ_FLAGS, shown);
   try {
     const stat = await handle.stat({ bigint: true });
     if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
-    await requireOpenedAt(handle, verdict.realPath, shown);
+    await requireOpenedAt(handle, verdict.realPath, shown, procFd);
     requireRegularSingleLink(stat, shown);
     return { handle, stat };
   } catch (error) {
@@ -309,7 +314,12 @@ export async function openVerifiedForRead(
  * an existing file must still be the one checked; a new file must sit in the same
  * parent directory that was checked.
  */
-export async function openVerifiedForWrite(verdict: PathAllowed, shown: string, options: WriteOptions = {}): Promise<FileHandle> {
+export async function openVerifiedForWrite(
+  verdict: PathAllowed,
+  shown: string,
+  options: WriteOptions = {},
+  procFd: string | null = PROC_FD,
+): Promise<FileHandle> {
   if (verdict.isDirectory) throw new ToolError(`path ${shown} is a directory; give a file path`, "PATH_IS_DIRECTORY");
   if (verdict.exists && options.exclusive === true) {
     throw new ToolError(`path ${shown} already exists (exclusive write); choose another name or drop exclusive`, "PATH_EXISTS");
@@ -318,10 +328,10 @@ export async function openVerifiedForWrite(verdict: PathAllowed, shown: string, 
   let flags = WRITE_FLAGS;
   if (options.exclusive === true) flags |= FS.O_EXCL;
   if (options.append === true) flags |= FS.O_APPEND;
-  const handle = await openInVerifiedParent(verdict.realPath, parent, flags, shown);
+  const handle = await openInVerifiedParent(verdict.realPath, parent, flags, shown, procFd);
   try {
     const stat = await handle.stat({ bigint: true });
-    await requireOpenedAt(handle, verdict.realPath, shown);
+    await requireOpenedAt(handle, verdict.realPath, shown, procFd);
     if (verdict.identity !== undefined) {
       if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
     } else {
@@ -359,8 +369,9 @@ async function replaceAtomically(
   shown: string,
   bytes: Uint8Array,
   renameFile: (from: string, to: string) => Promise<void>,
+  procFd: string | null,
 ): Promise<FileInfo | undefined> {
-  const current = await openVerifiedForWrite(verdict, shown, {});
+  const current = await openVerifiedForWrite(verdict, shown, {}, procFd);
   let old: BigIntStats;
   try {
     old = await current.stat({ bigint: true });
@@ -371,7 +382,7 @@ async function replaceAtomically(
   if ((old.mode & 0o6000n) !== 0n || uid === undefined || (uid !== 0 && BigInt(uid) !== old.uid)) return undefined;
   const mode = Number(old.mode & 0o777n);
   const name = basename(verdict.realPath);
-  return inVerifiedParent(verdict.realPath, requireParent(verdict, shown), shown, async (target, dir, throughDescriptor) => {
+  return inVerifiedParent(verdict.realPath, requireParent(verdict, shown), shown, procFd, async (target, dir, throughDescriptor) => {
     if (!throughDescriptor) return undefined;
     const temp = `${target.slice(0, target.length - name.length)}.msl-write-${randomBytes(8).toString("hex")}.tmp`;
     let handle: FileHandle | undefined;
@@ -453,7 +464,7 @@ async function readDirectoryVerified(
   try {
     const stat = await handle.stat({ bigint: true });
     if (!sameIdentity(stat, identity)) throw raced(shown);
-    await requireOpenedAt(handle, verdict.realPath, shown);
+    await requireOpenedAt(handle, verdict.realPath, shown, procFdDir);
     if (procFdDir !== null) {
       let opened: Dir | undefined;
       try {
@@ -527,16 +538,17 @@ function direntKind(entry: import("node:fs").Dirent): FileKind {
  * (both then follow the swap and agree with the open); the descriptor's own path can.
  * Undefined where /proc is not available (the identity checks still apply).
  */
-async function descriptorPath(handle: FileHandle): Promise<string | undefined> {
+async function descriptorPath(handle: FileHandle, procFd: string | null): Promise<string | undefined> {
+  if (procFd === null) return undefined;
   try {
-    return await fsp.readlink(`/proc/self/fd/${handle.fd}`);
+    return await fsp.readlink(`${procFd}/${handle.fd}`);
   } catch {
     return undefined;
   }
 }
 
-async function requireOpenedAt(handle: FileHandle, expected: string, shown: string): Promise<void> {
-  const actual = await descriptorPath(handle);
+async function requireOpenedAt(handle: FileHandle, expected: string, shown: string, procFd: string | null): Promise<void> {
+  const actual = await descriptorPath(handle, procFd);
   if (actual !== undefined && actual !== expected) throw raced(shown);
 }
 
@@ -549,8 +561,9 @@ function openInVerifiedParent(
   parent: { path: string; identity: FileIdentity },
   flags: number,
   shown: string,
+  procFd: string | null,
 ): Promise<FileHandle> {
-  return inVerifiedParent(realPath, parent, shown, (target) => openOrThrow(target, flags, shown, FILE_MODE));
+  return inVerifiedParent(realPath, parent, shown, procFd, (target) => openOrThrow(target, flags, shown, FILE_MODE));
 }
 
 /**
@@ -564,6 +577,7 @@ async function inVerifiedParent<T>(
   realPath: string,
   parent: { path: string; identity: FileIdentity },
   shown: string,
+  procFd: string | null,
   operation: (target: string, dir: FileHandle, throughDescriptor: boolean) => Promise<T>,
 ): Promise<T> {
   const dir = await openOrThrow(parent.path, DIR_FLAGS, shown).catch((error: unknown) => {
@@ -573,10 +587,10 @@ async function inVerifiedParent<T>(
   try {
     const stat = await dir.stat({ bigint: true });
     if (!sameIdentity(stat, parent.identity)) throw raced(shown);
-    const where = await descriptorPath(dir);
+    const where = await descriptorPath(dir, procFd);
     if (where === undefined) return await operation(realPath, dir, false);
     if (where !== parent.path) throw raced(shown);
-    return await operation(`/proc/self/fd/${dir.fd}/${basename(realPath)}`, dir, true);
+    return await operation(`${procFd}/${dir.fd}/${basename(realPath)}`, dir, true);
   } finally {
     await dir.close();
   }
