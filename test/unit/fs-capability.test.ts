@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import fs from "node:fs";
+import fs, { promises as fsp } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -501,6 +501,35 @@ void describe("move", () => {
     fs.chmodSync(`${dir}/plain.txt`, 0o600);
     assert.match((await failed(gfs.move(`${dir}/plain.txt`, `${dir}/./plain.txt`), "PATH_EXISTS")).message, /are the same file/);
     assert.deepEqual(fs.readdirSync(dir).sort(), ["group.sh", "plain.txt", "tool.sh"]);
+  });
+
+  void it("says what link(2)'s refusals mean, and undoes the new name when the source is saved over meanwhile", async () => {
+    const dir = scratch("move-link");
+    fs.writeFileSync(`${dir}/a.txt`, "old");
+    const refusing = (code: string) => createGuardedFs(compiled, LIMITS, { link: () => Promise.reject(Object.assign(new Error(code), { code })) });
+    assert.match((await failed(refusing("EPERM").move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_LINK_REFUSED")).message, /second name/);
+    await failed(refusing("EXDEV").move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_CROSS_DEVICE");
+    // An editor saves a.txt (write a new file, rename it over) just after the new name was made.
+    const saving = createGuardedFs(compiled, LIMITS, {
+      link: async (existing, newName) => {
+        await fsp.link(existing, newName);
+        fs.writeFileSync(`${dir}/.save`, "new");
+        fs.renameSync(`${dir}/.save`, `${dir}/a.txt`);
+      },
+    });
+    await denied(saving.move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_RACE");
+    assert.deepEqual(fs.readdirSync(dir), ["a.txt"], "the new name is undone");
+    assert.equal(fs.readFileSync(`${dir}/a.txt`, "utf8"), "new", "the saved content stays");
+    // Another file swapped in at the source just before the link: it gets no name at the destination.
+    const swapping = createGuardedFs(compiled, LIMITS, {
+      link: async (existing, newName) => {
+        fs.renameSync(`${dir}/a.txt`, `${dir}/aside.txt`);
+        fs.writeFileSync(`${dir}/a.txt`, "someone else's");
+        await fsp.link(existing, newName);
+      },
+    });
+    await denied(swapping.move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_RACE");
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "aside.txt"]);
   });
 
   void it("without /proc: a move is refused, a file's content is replaced in place, reads and new files work by path", async () => {

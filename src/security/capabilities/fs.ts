@@ -56,6 +56,8 @@ export interface GuardedFsOptions {
   procFdDir?: string | null;
   /** The rename that puts a replacement in place (default node:fs/promises); tests make it fail. */
   rename?: (from: string, to: string) => Promise<void>;
+  /** The link(2) that gives a moved file its new name (default node:fs/promises); tests make it fail or race. */
+  link?: (existing: string, newName: string) => Promise<void>;
 }
 
 const READ_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
@@ -76,6 +78,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   const io = options.io ?? nodePathIo;
   const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? PROC_FD : null) : options.procFdDir;
   const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
+  const linkFile = options.link ?? ((existing: string, newName: string) => fsp.link(existing, newName));
 
   async function check(p: string, access: PathAccess): Promise<{ verdict: PathAllowed; shown: string }> {
     const verdict = await checkPath(compiled, p, access, io);
@@ -218,7 +221,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
           if (!targetThrough) throw noMoveHere(target.shown);
           // A link, then an unlink: link fails on an existing name, so nothing made meanwhile is
           // replaced (rename would replace it), and the file always has a name.
-          await fsp.link(sourceName, targetName).catch(async (error: unknown) => {
+          await linkFile(sourceName, targetName).catch(async (error: unknown) => {
             throw await linkRefusal(error, sourceName, source.shown, target.shown);
           });
           const identityOf = (name: string): Promise<BigIntStats | undefined> => fsp.lstat(name, { bigint: true }).catch(() => undefined);
