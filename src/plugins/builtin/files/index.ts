@@ -32,7 +32,7 @@ const HANDLERS: Readonly<Record<ToolName, Handler>> = {
   write_file: writeFile,
   edit_file: async (args, ctx, locks) => {
     const target = await ctx.fs.resolve(args.path as string, "write");
-    return structured(await locks.hold([target], () => editFile(args, ctx)));
+    return structured(await locks.hold([target], () => editFile(args, ctx), ctx.signal));
   },
   move_file: moveFile,
   create_directory: createDirectory,
@@ -122,7 +122,7 @@ async function writeFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): 
   try {
     const target = await ctx.fs.resolve(path, "write");
     const options = mode === "create" ? { exclusive: true } : mode === "append" ? { append: true } : {};
-    info = await locks.hold([target], () => ctx.fs.writeFile(path, content, options));
+    info = await locks.hold([target], () => ctx.fs.writeFile(path, content, options), ctx.signal);
   } catch (error) {
     if (error instanceof ToolError && error.code === "PATH_EXISTS" && mode === "create") {
       throw new ToolError(`${quoted(args.path as string)} already exists; pass mode "overwrite" to replace it or "append" to add to it`, "PATH_EXISTS");
@@ -139,7 +139,7 @@ async function moveFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): P
   const source = await ctx.fs.resolve(args.source as string, "write");
   const destination = await ctx.fs.resolve(args.destination as string, "write");
   // A missing destination directory is said by ctx.fs ("create that directory first").
-  const moved = await locks.hold([source, destination], () => ctx.fs.move(args.source as string, args.destination as string));
+  const moved = await locks.hold([source, destination], () => ctx.fs.move(args.source as string, args.destination as string), ctx.signal);
   return structured({ source, destination: moved.path, size: moved.size });
 }
 

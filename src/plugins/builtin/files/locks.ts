@@ -8,27 +8,55 @@ export class PathLocks {
   /** Per path, the promise the next caller waits for; gone when nobody holds or waits. */
   private readonly tails = new Map<string, Promise<void>>();
 
-  /** Runs `run` holding every path's lock, taken in sorted order so two callers never wait on each other. */
-  async hold<T>(paths: readonly string[], run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `run` holding every path's lock, taken in sorted order so two callers never wait on
+   * each other. A call that ends (`signal`: cancelled, timed out) while it waits stops waiting.
+   */
+  async hold<T>(paths: readonly string[], run: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const releases: Array<() => void> = [];
     try {
-      for (const path of [...new Set(paths)].sort()) releases.push(await this.take(path));
+      for (const path of [...new Set(paths)].sort()) releases.push(await this.take(path, signal));
       return await run();
     } finally {
       for (const release of releases) release();
     }
   }
 
-  private async take(path: string): Promise<() => void> {
+  private async take(path: string, signal: AbortSignal | undefined): Promise<() => void> {
     const previous = this.tails.get(path) ?? Promise.resolve();
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const tail = previous.then(() => held);
     this.tails.set(path, tail);
-    await previous;
-    return () => {
+    const done = (): void => {
       release();
       if (this.tails.get(path) === tail) this.tails.delete(path);
     };
+    try {
+      await untilReadyOrEnded(previous, signal);
+    } catch (error) {
+      // Its turn still comes in the chain: passed on at once when it does.
+      void previous.then(done);
+      throw error;
+    }
+    return done;
   }
+}
+
+/** Resolves with `ready`, or rejects with the signal's reason if it fires first. */
+function untilReadyOrEnded(ready: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return ready;
+  if (signal.aborted) return Promise.reject(reasonOf(signal));
+  return new Promise<void>((resolve, reject) => {
+    const ended = (): void => reject(reasonOf(signal));
+    signal.addEventListener("abort", ended, { once: true });
+    void ready.then(() => {
+      signal.removeEventListener("abort", ended);
+      resolve();
+    });
+  });
+}
+
+function reasonOf(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error("the call ended while it waited for the file");
 }
