@@ -445,7 +445,7 @@ void test("a ping behind a long backlog of quick requests is read within the bac
       // Answered at once, without a promise: slots never fill, the queue only waits for turns.
       request: (method) => {
         if (method === "ping") return {};
-        const until = performance.now() + 0.1;
+        const until = performance.now() + 0.2;
         while (performance.now() < until);
         return {};
       },
@@ -454,7 +454,10 @@ void test("a ping behind a long backlog of quick requests is read within the bac
     { maxLineBytes: 1024, maxInFlight: 256, maxWaitingBytes: 64 * 1024, logger: silentLogger },
   );
   connection.start();
-  const count = 20_000;
+  // Each request takes 0.2 ms and the stream is read a 64 KiB chunk (~1,450 requests) per 0.1 s
+  // at most, so the ping, in the last chunk, comes about a third of the way through; kept waiting
+  // for the backlog to drain, it came after 93% of them.
+  const count = 10_000;
   const all = Buffer.from(
     range(1, count)
       .map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`)
@@ -464,7 +467,7 @@ void test("a ping behind a long backlog of quick requests is read within the bac
   for (let turn = 0; turn < 1_000_000 && written.length < count + 1; turn++) await settle();
   const ids = written.map((message) => message.id);
   const pingAt = ids.indexOf("ping");
-  assert.ok(pingAt >= 0 && pingAt < count * 0.8, `the ping was answered after ${pingAt} of ${count} requests`);
+  assert.ok(pingAt >= 0 && pingAt < count * 0.7, `the ping was answered after ${pingAt} of ${count} requests`);
   assert.equal(ids.length, count + 1);
 });
 
