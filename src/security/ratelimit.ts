@@ -64,6 +64,10 @@ interface Window {
 /** Shared: a granted call is the common case and needs no verdict object of its own. */
 const GRANTED: RateVerdict = Object.freeze({ ok: true });
 
+function newWindow(tool: string, limit: number | undefined): Window {
+  return { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limit), counts: new Float64Array(SLOTS), newest: 0, total: 0 };
+}
+
 export function createRateLimiter(
   limits: { default: number } & Record<string, number>,
   toolNames: readonly string[],
@@ -72,14 +76,11 @@ export function createRateLimiter(
   const windows = new Map<string, Window>();
   const start = now();
   checkLimit("default", limits.default);
-  const served = new Set(toolNames);
   /** Per tool sharing a window, the others in it (a follower: the tool it follows; that tool: its followers). */
   const sharedWith = new Map<string, string>();
   for (const tool of toolNames) {
     // Own keys only: a tool called "constructor" must not read Object.prototype.
-    if (Object.hasOwn(limits, tool)) {
-      windows.set(tool, { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limits[tool]), counts: new Float64Array(SLOTS), newest: 0, total: 0 });
-    }
+    if (Object.hasOwn(limits, tool)) windows.set(tool, newWindow(tool, limits[tool]));
   }
   for (const tool of toolNames) {
     if (windows.has(tool)) continue;
@@ -87,16 +88,17 @@ export function createRateLimiter(
     // one's limit: `write_file: 2` means two writes a minute, whichever of the tools makes them.
     const followed = followedTool(tool);
     if (followed !== undefined && Object.hasOwn(limits, followed)) {
-      const shared = served.has(followed) ? windows.get(followed) : undefined;
+      // Only served tools have windows: a followed tool not served leaves the follower its limit, alone.
+      const shared = windows.get(followed);
       if (shared !== undefined) {
         sharedWith.set(tool, followed);
         const followers = sharedWith.get(followed);
         sharedWith.set(followed, followers === undefined ? tool : `${followers}, ${tool}`);
       }
-      windows.set(tool, shared ?? { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limits[followed]), counts: new Float64Array(SLOTS), newest: 0, total: 0 });
+      windows.set(tool, shared ?? newWindow(tool, limits[followed]));
       continue;
     }
-    windows.set(tool, { limit: checkLimit(`tool ${JSON.stringify(tool)}`, limits.default), counts: new Float64Array(SLOTS), newest: 0, total: 0 });
+    windows.set(tool, newWindow(tool, limits.default));
   }
 
   return {

@@ -377,29 +377,44 @@ void test("at the end of a shutdown a batch still waiting for a call that never 
   assert.equal(connection.isInFlight(1), false, "nor is its id left taken");
 });
 
-void test("a backlog read at once is worked off over several turns of the event loop, so signals, timers and input are heard meanwhile", async () => {
+/** A started connection with 256 slots, on fresh pipes, and the messages it writes. */
+function started(request: ConnectionHandlers["request"], maxWaitingBytes?: number) {
   const input = new PassThrough();
   const output = new PassThrough();
-  output.resume();
-  let handled = 0;
-  const connection = new Connection(
-    input,
-    output,
-    {
-      // Each request settles in microtasks only, as a call with nothing to wait for does.
-      request: async () => {
-        handled++;
-        await Promise.resolve();
-        return {};
-      },
-      notification: () => undefined,
-    },
-    { maxLineBytes: 1024, maxInFlight: 256, logger: silentLogger },
-  );
+  const written = messagesOf(output);
+  const connection = new Connection(input, output, { request, notification: () => undefined }, { maxLineBytes: 1024, maxInFlight: 256, maxWaitingBytes, logger: silentLogger });
   connection.start();
-  const lines = range(1, 300).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`);
+  return { input, connection, written };
+}
+
+/** Requests 1..count of method "quick", one per line. */
+function quickRequests(count: number): string {
+  return range(1, count)
+    .map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`)
+    .join("");
+}
+
+/** Writes the text in chunks of 64 KiB, as a pipe delivers them. */
+function writeInChunks(input: PassThrough, text: string): void {
+  const all = Buffer.from(text);
+  for (let at = 0; at < all.length; at += 65_536) input.write(all.subarray(at, at + 65_536));
+}
+
+/** Settles the event loop until `done`, at most `turns` times. */
+async function settleUntil(done: () => boolean, turns: number): Promise<void> {
+  for (let turn = 0; turn < turns && !done(); turn++) await settle();
+}
+
+void test("a backlog read at once is worked off over several turns of the event loop, so signals, timers and input are heard meanwhile", async () => {
+  let handled = 0;
+  // Each request settles in microtasks only, as a call with nothing to wait for does.
+  const { input, connection } = started(async () => {
+    handled++;
+    await Promise.resolve();
+    return {};
+  });
   let seenByTimer = -1;
-  input.write(lines.join(""));
+  input.write(quickRequests(300));
   // Queued once the chunk is being read: it runs at the loop's next turn, not after the whole backlog.
   setImmediate(() => (seenByTimer = handled));
   while (connection.pendingCount > 0 || handled < 300) await settle();
@@ -408,63 +423,32 @@ void test("a backlog read at once is worked off over several turns of the event 
 });
 
 void test("a long backlog read at once is neither refused as busy nor reordered: reading pauses while it waits for the loop's turns", async () => {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const written = messagesOf(output);
-  const connection = new Connection(
-    input,
-    output,
-    {
-      request: async () => {
-        await Promise.resolve();
-        return {};
-      },
-      notification: () => undefined,
-    },
-    // A small queue: 20,000 requests of ~45 bytes are 900 KB, far past it.
-    { maxLineBytes: 1024, maxInFlight: 256, maxWaitingBytes: 64 * 1024, logger: silentLogger },
-  );
-  connection.start();
+  // A small queue: 20,000 requests of ~45 bytes are 900 KB, far past it.
+  const { input, written } = started(async () => {
+    await Promise.resolve();
+    return {};
+  }, 64 * 1024);
   const count = 20_000;
-  // In chunks of 64 KiB, as a pipe delivers them.
-  const all = Buffer.from(range(1, count).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`).join(""));
-  for (let at = 0; at < all.length; at += 65_536) input.write(all.subarray(at, at + 65_536));
-  for (let turn = 0; turn < 100_000 && written.length < count; turn++) await settle();
+  writeInChunks(input, quickRequests(count));
+  await settleUntil(() => written.length >= count, 100_000);
   assert.deepEqual(written.filter((message) => message.error !== undefined), [], "nothing refused as busy");
   assert.deepEqual(written.map((message) => message.id), range(1, count), "answered in the order sent");
 });
 
 void test("a ping behind a long backlog of quick requests is read within the backlog pause, not after the whole backlog", async () => {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const written = messagesOf(output);
-  const connection = new Connection(
-    input,
-    output,
-    {
-      // Answered at once, without a promise: slots never fill, the queue only waits for turns.
-      request: (method) => {
-        if (method === "ping") return {};
-        const until = performance.now() + 0.2;
-        while (performance.now() < until);
-        return {};
-      },
-      notification: () => undefined,
-    },
-    { maxLineBytes: 1024, maxInFlight: 256, maxWaitingBytes: 64 * 1024, logger: silentLogger },
-  );
-  connection.start();
+  // Answered at once, without a promise: slots never fill, the queue only waits for turns.
+  const { input, written } = started((method) => {
+    if (method === "ping") return {};
+    const until = performance.now() + 0.2;
+    while (performance.now() < until);
+    return {};
+  }, 64 * 1024);
   // Each request takes 0.2 ms and the stream is read a 64 KiB chunk (~1,450 requests) per 0.1 s
   // at most, so the ping, in the last chunk, comes about a third of the way through; kept waiting
   // for the backlog to drain, it came after 93% of them.
   const count = 10_000;
-  const all = Buffer.from(
-    range(1, count)
-      .map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`)
-      .join("") + `${JSON.stringify({ jsonrpc: "2.0", id: "ping", method: "ping" })}\n`,
-  );
-  for (let at = 0; at < all.length; at += 65_536) input.write(all.subarray(at, at + 65_536));
-  for (let turn = 0; turn < 1_000_000 && written.length < count + 1; turn++) await settle();
+  writeInChunks(input, `${quickRequests(count)}${JSON.stringify({ jsonrpc: "2.0", id: "ping", method: "ping" })}\n`);
+  await settleUntil(() => written.length >= count + 1, 1_000_000);
   const ids = written.map((message) => message.id);
   const pingAt = ids.indexOf("ping");
   assert.ok(pingAt >= 0 && pingAt < count * 0.7, `the ping was answered after ${pingAt} of ${count} requests`);
@@ -472,19 +456,10 @@ void test("a ping behind a long backlog of quick requests is read within the bac
 });
 
 void test("a backlog read ahead is refused as busy past four times the queue's budget, so its memory stays bounded", async () => {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const written = messagesOf(output);
-  const connection = new Connection(input, output, { request: () => ({}), notification: () => undefined }, {
-    maxLineBytes: 1024,
-    maxInFlight: 256,
-    maxWaitingBytes: 400,
-    logger: silentLogger,
-  });
-  connection.start();
+  const { input, written } = started(() => ({}), 400);
   // One chunk: its lines are all read at once, past any pause, 64 start and the rest queue.
-  input.write(range(1, 200).map((id) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "quick" })}\n`).join(""));
-  for (let turn = 0; turn < 1000 && written.length < 200; turn++) await settle();
+  input.write(quickRequests(200));
+  await settleUntil(() => written.length >= 200, 1000);
   assert.equal(written.length, 200, "every request answered");
   const errors = written.flatMap((message) => (message.error === undefined ? [] : [message.error]));
   assert.ok(errors.length > 0 && errors.length < 136, `some refused once 1600 bytes waited (${errors.length})`);

@@ -62,17 +62,22 @@ export function followedTool(toolName: string): string | undefined {
   return Object.hasOwn(FOLLOWS, toolName) ? FOLLOWS[toolName] : undefined;
 }
 
+/** Whether a tool is denied because the tool it follows is, and `tools.allow` does not name it exactly. */
+function followerDenial(tools: Pick<ToolsPolicy, "allow">, denied: (name: string) => boolean): (toolName: string) => boolean {
+  const named = new Set(tools.allow ?? []);
+  return (toolName) => {
+    const followed = followedTool(toolName);
+    return followed !== undefined && denied(followed) && !named.has(toolName);
+  };
+}
+
 export function compileToolAccess(tools: Pick<ToolsPolicy, "allow" | "deny">): ToolAccess {
   // Every entry is compiled before refusing, so one refusal names every entry to fix.
   const problems: string[] = [];
   const denied = matcher(tools.deny, "deny", problems);
   const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, "allow", problems);
   if (problems.length > 0) throw new ToolAccessPolicyError(problems.join("\n"));
-  const named = new Set(tools.allow ?? []);
-  const deniedWith = (toolName: string): boolean => {
-    const followed = followedTool(toolName);
-    return followed !== undefined && denied(followed) && !named.has(toolName);
-  };
+  const deniedWith = followerDenial(tools, denied);
   return (toolName) => typeof toolName === "string" && toolName !== "" && !denied(toolName) && !deniedWith(toolName) && allowed(toolName);
 }
 
@@ -85,9 +90,9 @@ export function followedDenials(tools: Pick<ToolsPolicy, "allow" | "deny">): str
   // An entry that is not a glob is refused elsewhere, with its own message.
   const denied = matcher(tools.deny, "deny", []);
   const allowed = tools.allow === undefined ? () => true : matcher(tools.allow, "allow", []);
-  const named = new Set(tools.allow ?? []);
+  const deniedWith = followerDenial(tools, denied);
   return Object.entries(FOLLOWS)
-    .filter(([tool, followed]) => denied(followed) && !denied(tool) && !named.has(tool) && allowed(tool))
+    .filter(([tool]) => deniedWith(tool) && !denied(tool) && allowed(tool))
     .map(([tool, followed]) => `tools.deny matches ${followed}, so ${tool} is denied too (it changes files as ${followed} does); name ${tool} in tools.allow to keep it`);
 }
 

@@ -30,10 +30,7 @@ const HANDLERS: Readonly<Record<ToolName, Handler>> = {
   file_info: fileInfo,
   search_files: async (args, ctx) => structured((await searchFiles(args, ctx)) as unknown as JsonObject),
   write_file: writeFile,
-  edit_file: async (args, ctx, locks) => {
-    const target = await ctx.fs.resolve(args.path as string, "write");
-    return structured(await locks.hold([target], () => editFile(args, ctx), ctx.signal));
-  },
+  edit_file: async (args, ctx, locks) => structured(await holding(locks, ctx, [args.path as string], () => editFile(args, ctx))),
   move_file: moveFile,
   create_directory: createDirectory,
 };
@@ -120,9 +117,8 @@ async function writeFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): 
   const path = args.path as string;
   let info: FileInfo;
   try {
-    const target = await ctx.fs.resolve(path, "write");
     const options = mode === "create" ? { exclusive: true } : mode === "append" ? { append: true } : {};
-    info = await locks.hold([target], () => ctx.fs.writeFile(path, content, options), ctx.signal);
+    info = await holding(locks, ctx, [path], () => ctx.fs.writeFile(path, content, options));
   } catch (error) {
     if (error instanceof ToolError && error.code === "PATH_EXISTS" && mode === "create") {
       throw new ToolError(`${quoted(args.path as string)} already exists; pass mode "overwrite" to replace it or "append" to add to it`, "PATH_EXISTS");
@@ -137,10 +133,17 @@ async function writeFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): 
 
 async function moveFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): Promise<ToolOutcome> {
   const source = await ctx.fs.resolve(args.source as string, "write");
-  const destination = await ctx.fs.resolve(args.destination as string, "write");
   // A missing destination directory is said by ctx.fs ("create that directory first").
-  const moved = await locks.hold([source, destination], () => ctx.fs.move(args.source as string, args.destination as string), ctx.signal);
+  const moved = await holding(locks, ctx, [args.source as string, args.destination as string], () =>
+    ctx.fs.move(args.source as string, args.destination as string),
+  );
   return structured({ source, destination: moved.path, size: moved.size });
+}
+
+/** Runs `change` holding the locks of the files it changes, named by their real paths (checked for writing). */
+async function holding<T>(locks: PathLocks, ctx: ToolContext, paths: readonly string[], change: () => Promise<T>): Promise<T> {
+  const real = await Promise.all(paths.map((path) => ctx.fs.resolve(path, "write")));
+  return locks.hold(real, change, ctx.signal);
 }
 
 async function createDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
