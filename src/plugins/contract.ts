@@ -169,8 +169,17 @@ export interface WriteOptions {
   append?: boolean;
 }
 
+/** The policy's per-operation byte limits, so a tool can tell in advance (a dry run) what a write would meet. */
+export interface FsByteLimits {
+  /** Bytes one read returns at most (`filesystem.max_read_bytes`). */
+  readonly maxReadBytes: number;
+  /** Bytes one write accepts at most (`filesystem.max_write_bytes`). */
+  readonly maxWriteBytes: number;
+}
+
 /** Filesystem access, checked against `filesystem.allowed_paths` / `denied_paths` on every call. */
 export interface GuardedFs {
+  readonly limits: FsByteLimits;
   /** Checks a path for the given access and returns its canonical real path. */
   resolve(path: string, access: "read" | "write"): Promise<string>;
   stat(path: string): Promise<FileInfo>;

@@ -119,6 +119,7 @@ function createGuardedFs(allowed: readonly string[], denied: readonly string[]):
       }
     });
   return {
+    limits: { maxReadBytes: Number.MAX_SAFE_INTEGER, maxWriteBytes: Number.MAX_SAFE_INTEGER },
     resolve: (target, access) => typed(target, () => real(target, access)),
     stat: (target) => typed(target, () => info(real(target, "read"))),
     readBytes: (target, options) =>

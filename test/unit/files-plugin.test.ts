@@ -404,6 +404,24 @@ void describe("edit_file", () => {
     }
   });
 
+  test("a dry run refuses what the write would refuse: a result past filesystem.max_write_bytes", async () => {
+    fs.writeFileSync(file(), "small\n");
+    try {
+      const big = "x".repeat(1100);
+      const dry = await edit({ edits: [{ old_text: "small", new_text: big }], dry_run: true });
+      const wet = await edit({ edits: [{ old_text: "small", new_text: big }] });
+      assert.deepEqual([dry.isError, dry.code, wet.isError, wet.code], [true, "FS_WRITE_TOO_LARGE", true, "FS_WRITE_TOO_LARGE"]);
+      assert.match(dry.text ?? "", /1101 bytes.*max_write_bytes: 1024/);
+      // At the limit it passes, dry and real alike.
+      const fits = "x".repeat(1023);
+      assert.equal(ok(await edit({ edits: [{ old_text: "small", new_text: fits }], dry_run: true })).size, 1024);
+      assert.equal(fs.readFileSync(file(), "utf8"), "small\n");
+      assert.equal(ok(await edit({ edits: [{ old_text: "small", new_text: fits }] })).size, 1024);
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
   test("a missing or repeated old_text refuses every edit, saying which and where", async () => {
     fs.writeFileSync(file(), "x = 1\ny = 2\nx = 1\n    indented line\n");
     try {

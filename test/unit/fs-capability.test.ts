@@ -532,6 +532,29 @@ void describe("move", () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "aside.txt"]);
   });
 
+  void it("when the old name cannot be removed, the new one is undone; when neither can, both names are said (PATH_MOVE_INCOMPLETE)", async () => {
+    const dir = scratch("move-unlink");
+    fs.writeFileSync(`${dir}/a.txt`, "data");
+    const eacces = () => Promise.reject(Object.assign(new Error("EACCES: permission denied"), { code: "EACCES" }));
+    // The old name stays (say, the directory's permissions changed): the move is undone, one name left.
+    const sourceStays = createGuardedFs(compiled, LIMITS, { unlink: (name) => (name.endsWith("a.txt") ? eacces() : fsp.unlink(name)) });
+    const undone = await failed(sourceStays.move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_PERMISSION");
+    assert.doesNotMatch(undone.message, /two names/);
+    assert.deepEqual(fs.readdirSync(dir), ["a.txt"]);
+    assert.equal(fs.statSync(`${dir}/a.txt`).nlink, 1);
+    // Neither name can be removed: both stay, and the refusal names both for a person to fix.
+    const neither = createGuardedFs(compiled, LIMITS, { unlink: eacces });
+    const incomplete = await failed(neither.move(`${dir}/a.txt`, `${dir}/b.txt`), "PATH_MOVE_INCOMPLETE");
+    assert.match(incomplete.message, /failed half way .*two names, .*a\.txt.* and .*b\.txt.*; remove one/);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "b.txt"]);
+    assert.equal(fs.statSync(`${dir}/a.txt`).ino, fs.statSync(`${dir}/b.txt`).ino);
+    // Every tool refuses a file with two names, the move included, until one is removed.
+    await denied(gfs.move(`${dir}/a.txt`, `${dir}/c.txt`), "PATH_HARDLINKED");
+    fs.unlinkSync(`${dir}/b.txt`);
+    await gfs.move(`${dir}/a.txt`, `${dir}/c.txt`);
+    assert.deepEqual(fs.readdirSync(dir), ["c.txt"]);
+  });
+
   void it("without /proc: a move is refused, a file's content is replaced in place, reads and new files work by path", async () => {
     const dir = scratch("no-proc");
     fs.writeFileSync(`${dir}/a.txt`, "old");

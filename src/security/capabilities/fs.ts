@@ -58,6 +58,8 @@ export interface GuardedFsOptions {
   rename?: (from: string, to: string) => Promise<void>;
   /** The link(2) that gives a moved file its new name (default node:fs/promises); tests make it fail or race. */
   link?: (existing: string, newName: string) => Promise<void>;
+  /** The unlink(2) that removes a moved file's old name, or undoes its new one (default node:fs/promises); tests make it fail. */
+  unlink?: (name: string) => Promise<void>;
 }
 
 const READ_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
@@ -79,6 +81,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   const procFdDir = options.procFdDir === undefined ? (process.platform === "linux" ? PROC_FD : null) : options.procFdDir;
   const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
   const linkFile = options.link ?? ((existing: string, newName: string) => fsp.link(existing, newName));
+  const unlinkFile = options.unlink ?? ((name: string) => fsp.unlink(name));
 
   async function check(p: string, access: PathAccess): Promise<{ verdict: PathAllowed; shown: string }> {
     const verdict = await checkPath(compiled, p, access, io);
@@ -113,6 +116,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   }
 
   return {
+    limits: { maxReadBytes: limits.maxReadBytes, maxWriteBytes: limits.maxWriteBytes },
     async resolve(p, access) {
       if (access !== "read" && access !== "write") throw invalidArgument('access must be "read" or "write"');
       return (await check(p, access)).verdict.realPath;
@@ -237,14 +241,14 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
             // Checked last, right before the unlink: a program that saved the source meanwhile
             // (by rename) keeps its new content, and the move is undone.
             if (!(await ours(sourceName))) throw raced(source.shown);
-            await fsp.unlink(sourceName);
+            await unlinkFile(sourceName);
           } catch (error) {
             // Undone only where the new name is this file, or the file the source name now holds
             // (swapped in before the link): the content keeps its other name, and a file someone
             // else put at the new name meanwhile is left alone.
             const [atTarget, atSource] = await Promise.all([identityOf(targetName), identityOf(sourceName)]);
             if (atTarget !== undefined && (sameIdentity(atTarget, identity) || (atSource !== undefined && sameIdentity(atTarget, atSource)))) {
-              const undone = await fsp.unlink(targetName).then(
+              const undone = await unlinkFile(targetName).then(
                 () => true,
                 () => false,
               );

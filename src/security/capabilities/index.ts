@@ -135,6 +135,7 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
   const guard = <A extends unknown[], R>(operation: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
     scope.aborted ? Promise.reject(callEnded()) : operation(...args);
   return {
+    limits: fs.limits,
     resolve: guard((path: string, access: "read" | "write") => fs.resolve(path, access)),
     stat: guard((path: string) => fs.stat(path)),
     readBytes: guard((path: string, options?: Parameters<GuardedFs["readBytes"]>[1]) => fs.readBytes(path, options)),

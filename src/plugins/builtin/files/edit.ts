@@ -6,7 +6,7 @@
  * if it is still what was read: a change made meanwhile is not overwritten. The caller holds
  * the file's lock (PathLocks) across all of it.
  */
-import { ToolError, type JsonObject, type ToolContext } from "../../contract.js";
+import { CapabilityDeniedError, ToolError, type JsonObject, type ToolContext } from "../../contract.js";
 import { unifiedDiff, type ChangedRegion, type DiffText } from "./diff.js";
 import { quoted } from "./paths.js";
 import { decodeTextPart } from "./text.js";
@@ -78,6 +78,15 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
     ctx.log.warn("edit_file: the diff could not be made", { error: error instanceof Error ? error.message : String(error) });
     diff = { text: "(the diff could not be made; the edits are as reported)\n", truncated: false };
   }
+  const size = Buffer.byteLength(after, "utf8");
+  if (changed && dryRun && size > ctx.fs.limits.maxWriteBytes) {
+    // What the write would meet: a dry run that passes must not be followed by a refusal.
+    throw new CapabilityDeniedError(
+      "FS_WRITE_TOO_LARGE",
+      `the edited file would have ${size} bytes, more than one write may take under the policy (filesystem.max_write_bytes: ${ctx.fs.limits.maxWriteBytes}); ` +
+        "the edits cannot be made as they are",
+    );
+  }
   if (changed && !dryRun) {
     // Not lost: a change another program made since the read (this server's own calls hold the lock).
     const now = await ctx.fs.read(path);
@@ -91,7 +100,7 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
     changed,
     dry_run: dryRun,
     edits: edits.length,
-    size: Buffer.byteLength(after, "utf8"),
+    size,
     diff: diff.truncated ? `${diff.text}… (diff cut at ${DIFF_MAX} characters)\n` : diff.text,
     ...(diff.truncated ? { diff_truncated: true } : {}),
   };
