@@ -27,7 +27,7 @@ export type CliCommand =
   | { command: "help" }
   | { command: "version" }
   | { command: "check-policy"; file: string; stateDir: string }
-  | { command: "audit"; sub: "verify" | "tail"; argv: string[]; stateDir: string; policyFile: string | undefined }
+  | { command: "audit"; sub: "verify" | "tail" | "pubkey"; argv: string[]; stateDir: string; policyFile: string | undefined }
   | { command: "init"; stateDir: string; force: boolean };
 
 export class UsageError extends Error {
@@ -44,6 +44,7 @@ export const USAGE = `Usage:
                                                                   verify the audit log's hash chain and signatures
   mcp-secure-local audit tail [-n N] [-f] [FILE|DIR]              show the last audit entries (-f: then follow)
                                   (without FILE: the audit.log_file of --policy / the default policy, in --state-dir)
+  mcp-secure-local audit pubkey                                   print the signing key's public half (PEM), for --pubkey
   mcp-secure-local init [--state-dir DIR] [--force]               create the state directory and an example policy; print client snippets
   mcp-secure-local --version | --help
 
@@ -203,7 +204,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
     }
     case "audit": {
       const sub = rest[0];
-      if (sub !== "verify" && sub !== "tail") throw new UsageError('audit needs "verify" or "tail"');
+      if (sub !== "verify" && sub !== "tail" && sub !== "pubkey") throw new UsageError('audit needs "verify", "tail" or "pubkey"');
       return { command: "audit", sub, argv: rest.slice(1), stateDir: resolvedStateDir, policyFile };
     }
     case "init":

@@ -62,18 +62,21 @@ async function run(command: CliCommand, argv: string[], env: NodeJS.ProcessEnv):
       return runCheckPolicy(command.file, { vars: env, home: env.HOME || homedir(), stateDir: command.stateDir }, out, err);
     }
     case "audit": {
-      // The policy is read only to find the default log: with a FILE given, a broken policy does not matter.
+      // The policy is read only to find the default log (and key): with a FILE given, a broken policy does not matter.
       let defaultLogPath = "";
+      let keyFile = "";
       try {
-        defaultLogPath = await auditLogPath(command.policyFile, command.stateDir, env);
+        ({ logFile: defaultLogPath, keyFile } = await auditFiles(command.policyFile, command.stateDir, env));
       } catch (error) {
-        if (!namesAFile(command.argv)) {
-          err(`${SERVER_NAME}: cannot find the audit log: ${error instanceof Error ? error.message : String(error)}\nname the log file or directory, or fix the policy`);
+        if (command.sub === "pubkey" || !namesAFile(command.argv)) {
+          const what = command.sub === "pubkey" ? "the audit signing key" : "the audit log";
+          err(`${SERVER_NAME}: cannot find ${what}: ${error instanceof Error ? error.message : String(error)}\n${command.sub === "pubkey" ? "fix the policy" : "name the log file or directory, or fix the policy"}`);
           return 2;
         }
       }
       const cli = await import("./security/audit/cli.js");
       if (command.sub === "verify") return cli.runAuditVerify(command.argv, { out, err, defaultLogPath });
+      if (command.sub === "pubkey") return cli.runAuditPubkey(command.argv, { out, err, keyFile });
       // `tail --follow` runs until interrupted, or until its reader goes away (`| head`).
       const stop = new AbortController();
       const abort = () => stop.abort();
@@ -145,15 +148,19 @@ function namesAFile(argv: readonly string[]): boolean {
   return false;
 }
 
-/** The audit log the policy names (or the default one in the state directory). */
-async function auditLogPath(policyFile: string | undefined, stateDir: string, env: NodeJS.ProcessEnv): Promise<string> {
+/** The audit log and signing key the policy names (or the default ones in the state directory). */
+async function auditFiles(policyFile: string | undefined, stateDir: string, env: NodeJS.ProcessEnv): Promise<{ logFile: string; keyFile: string }> {
+  let audit;
   if (policyFile) {
     const { loadPolicyFile } = await import("./security/policy/load.js");
     // As the server reads it (deny rules not compiled): the log a server on this policy writes.
-    return loadPolicyFile(policyFile, { vars: env, home: env.HOME || homedir(), stateDir }, { denyGlobs: "when-invalid" }).policy.audit.log_file;
+    audit = loadPolicyFile(policyFile, { vars: env, home: env.HOME || homedir(), stateDir }, { denyGlobs: "when-invalid" }).policy.audit;
+  } else {
+    const { defaultPolicy } = await import("./security/policy/defaults.js");
+    audit = defaultPolicy(stateDir).audit;
   }
-  const { defaultPolicy } = await import("./security/policy/defaults.js");
-  return defaultPolicy(stateDir).audit.log_file;
+  const { signingKeyPath } = await import("./security/audit/checkpoint.js");
+  return { logFile: audit.log_file, keyFile: signingKeyPath(stateDir, audit.signing_key) };
 }
 
 function init(stateDir: string, force: boolean): number {

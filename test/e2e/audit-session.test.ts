@@ -321,6 +321,15 @@ void describe("the audit log of real sessions", () => {
     const pinned = await cli(["audit", "verify", "--state-dir", stateDir, "--pubkey", keyFile, "--expect-head", head], home);
     assert.equal(pinned.code, 0, `${pinned.stdout}\n${pinned.stderr}`);
     assert.match(pinned.stdout, /^signing key: [0-9a-f]{64} \(pinned\)$/m);
+    // `audit pubkey` exports the public half: the same key pins the same log.
+    const exported = await cli(["audit", "pubkey", "--state-dir", stateDir], home);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stdout, /^-----BEGIN PUBLIC KEY-----\n/);
+    const publicFile = join(root, "audit.pub");
+    writeFileSync(publicFile, exported.stdout);
+    const byExport = await cli(["audit", "verify", "--state-dir", stateDir, "--pubkey", publicFile], home);
+    assert.equal(byExport.code, 0, byExport.stdout);
+    assert.equal(/^signing key: ([0-9a-f]{64}) \(pinned\)$/m.exec(byExport.stdout)?.[1], /^fingerprint ([0-9a-f]{64})/.exec(exported.stderr)?.[1]);
 
     const other = join(root, "other-key.pem");
     writeFileSync(other, generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }));

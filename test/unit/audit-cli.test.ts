@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { runAuditTail, runAuditVerify, type AuditCliIo } from "../../src/security/audit/cli.js";
+import { runAuditPubkey, runAuditTail, runAuditVerify, type AuditCliIo } from "../../src/security/audit/cli.js";
 import { formatTailLine, readAuditTail } from "../../src/security/audit/tail.js";
 import { printable } from "../../src/util/text.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
@@ -91,6 +91,40 @@ void test("audit verify: 1 for a checkpoint removed where its interval made it d
     assert.equal(await runAuditVerify(["--json"], json), 1);
     const summary = JSON.parse(json.stdout);
     assert.deepEqual([summary.failure.line, summary.failure.seq, summary.failure.reason], [cp + 1, seq, "missing_checkpoint"]);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("audit pubkey: prints the signing key's public half, which --pubkey then pins; a missing or wrong key exits 2", async () => {
+  const env = tempEnv();
+  try {
+    await sample(env);
+    const keyFile = path.join(env.stateDir, "keys", "audit-ed25519.pem");
+    const io = Object.assign(capture(env.logFile), { keyFile });
+    assert.equal(await runAuditPubkey([], io), 0, io.stderr);
+    assert.match(io.stdout, /^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n$/);
+    assert.doesNotMatch(io.stdout, /PRIVATE/);
+    const fingerprint = /^fingerprint ([0-9a-f]{64}) /.exec(io.stderr)?.[1];
+    assert.ok(fingerprint !== undefined, io.stderr);
+    const pub = path.join(env.root, "audit.pub");
+    fs.writeFileSync(pub, io.stdout);
+    const pinned = capture(env.logFile);
+    assert.equal(await runAuditVerify(["--pubkey", pub], pinned), 0, pinned.stdout);
+    assert.match(pinned.stdout, new RegExp(`signing key: ${fingerprint} \\(pinned\\)`));
+
+    const missing = Object.assign(capture(env.logFile), { keyFile: path.join(env.root, "none.pem") });
+    assert.equal(await runAuditPubkey([], missing), 2);
+    assert.match(missing.stderr, /no signing key at .*none\.pem: it does not exist yet/);
+    const rsa = path.join(env.root, "rsa.pem");
+    fs.writeFileSync(rsa, generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ type: "pkcs8", format: "pem" }));
+    const wrong = Object.assign(capture(env.logFile), { keyFile: rsa });
+    assert.equal(await runAuditPubkey([], wrong), 2);
+    assert.match(wrong.stderr, /is not an Ed25519 private key in PEM: the key is rsa/);
+    assert.equal(wrong.stdout, "");
+    const usage = Object.assign(capture(env.logFile), { keyFile });
+    assert.equal(await runAuditPubkey(["extra"], usage), 2);
+    assert.match(usage.stderr, /unexpected argument extra\nusage: mcp-secure-local audit pubkey/);
   } finally {
     env.cleanup();
   }

@@ -5,9 +5,11 @@
  * verify exit codes: 0 intact, 1 tampered (the first broken entry is named),
  * 2 unreadable, not an audit log, or a usage error.
  */
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
-import { AuditReadError, describeFsError } from "./errors.js";
+import { fingerprintOfRaw, rawPublicKey } from "./checkpoint.js";
+import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { LogFollower } from "./follow.js";
 import { activeFileOf, formatTailLine, readAuditTail } from "./tail.js";
 import { printable } from "../../util/text.js";
@@ -40,6 +42,11 @@ export const TAIL_USAGE =
   "  time, seq, event, tool, outcome, duration, reason.\n" +
   "  When the active file holds fewer (as right after a rotation), the entries before come from its rotated files.\n" +
   "  -f, --follow  then prints entries as they are written, across rotations, until interrupted (Ctrl-C)\n";
+
+export const PUBKEY_USAGE =
+  "usage: mcp-secure-local audit pubkey [--policy FILE] [--state-dir DIR]\n" +
+  "  Prints the public half of the audit signing key (the policy's audit.signing_key, or <state dir>/keys/audit-ed25519.pem)\n" +
+  "  as PEM, to keep apart from this machine and give to `audit verify --pubkey`. Its fingerprint goes to stderr.\n";
 
 interface ParsedArgs {
   positional: string[];
@@ -124,11 +131,58 @@ export async function runAuditVerify(argv: string[], io: AuditCliIo): Promise<nu
   return summary.ok ? 0 : 1;
 }
 
+/** Where `audit pubkey` finds the key: the path the server signs with. */
+export interface AuditPubkeyIo {
+  out(text: string): void;
+  err(text: string): void;
+  keyFile: string;
+}
+
+/**
+ * `audit pubkey`: the signing key's public half as PEM (what `--pubkey` pins), so a person
+ * need not know openssl's spelling. Exit 0 printed, 2 no key (yet) or not an Ed25519 key.
+ */
+export async function runAuditPubkey(argv: string[], io: AuditPubkeyIo): Promise<number> {
+  const parsed = parseArgs(argv, [], ["--help", "-h"]);
+  if (typeof parsed === "string" || parsed.positional.length > 0) {
+    io.err(`audit pubkey: ${printable(typeof parsed === "string" ? parsed : `unexpected argument ${parsed.positional[0] ?? ""}`)}\n${PUBKEY_USAGE}`);
+    return 2;
+  }
+  if (parsed.options.has("--help") || parsed.options.has("-h")) {
+    io.out(PUBKEY_USAGE);
+    return 0;
+  }
+  let pem: string;
+  try {
+    pem = await readKeyFile(io.keyFile);
+  } catch (err) {
+    const why =
+      errnoOf(err) === "ENOENT"
+        ? "it does not exist yet (the server makes it when it first starts with this state directory; or pass the --policy and --state-dir the server runs with)"
+        : `it cannot be read: ${describeFsError(err)}`;
+    io.err(`audit pubkey: no signing key at ${printable(io.keyFile)}: ${why}\n`);
+    return 2;
+  }
+  let publicPem: string;
+  let fingerprint: string;
+  try {
+    const key = createPublicKey(createPrivateKey(pem));
+    fingerprint = fingerprintOfRaw(rawPublicKey(key));
+    publicPem = key.export({ type: "spki", format: "pem" }).toString();
+  } catch (err) {
+    io.err(`audit pubkey: ${printable(io.keyFile)} is not an Ed25519 private key in PEM: ${(err as Error).message}\n`);
+    return 2;
+  }
+  io.out(publicPem);
+  io.err(`fingerprint ${fingerprint} (of ${printable(io.keyFile)}); save the key above and pin it with: audit verify --pubkey FILE\n`);
+  return 0;
+}
+
 /** A PEM key is under a kilobyte; a file much larger (or endless, as /dev/zero) is not one. */
 const MAX_KEY_FILE_BYTES = 64 * 1024;
 
 /**
- * The --pubkey file's text. Opened without blocking (a FIFO would otherwise wait for a
+ * A key file's text (--pubkey's, or the signing key for `audit pubkey`). Opened without blocking (a FIFO would otherwise wait for a
  * writer for ever) and read only when it is a regular file of a key's size.
  */
 async function readKeyFile(file: string): Promise<string> {
@@ -167,7 +221,7 @@ export function formatSummary(s: AuditVerifySummary): string {
   if (s.head !== undefined) lines.push(`head: ${s.head} (seq ${s.lastSeq})`);
   if (s.logId !== undefined) lines.push(`log id: ${s.logId}`);
   if (s.pinnedKeyFingerprint !== undefined) lines.push(`signing key: ${s.pinnedKeyFingerprint} (pinned)`);
-  else if (s.keyFingerprint !== undefined) lines.push(`signing key: ${s.keyFingerprint} (not pinned: pass --pubkey to check who signed)`);
+  else if (s.keyFingerprint !== undefined) lines.push(`signing key: ${s.keyFingerprint} (not pinned: pass --pubkey to check who signed; \`audit pubkey\` prints the key)`);
   if (s.keyFingerprints.length > 1) lines.push(`signing keys seen: ${s.keyFingerprints.join(", ")}`);
   lines.push(
     `checkpoints: ${s.checkpoints}${s.lastCheckpointSeq === undefined ? "" : `, the last at seq ${s.lastCheckpointSeq}`}` +
