@@ -7,11 +7,10 @@ import { Connection } from "./protocol/connection.js";
 import { McpSession, type ServerIdentity } from "./protocol/session.js";
 import type { Plugin } from "./plugins/contract.js";
 import { PluginRegistry } from "./plugins/registry.js";
-import { createDiscoveryPlugin } from "./plugins/builtin/discovery.js";
-import { createBugtrackerPlugin } from "./plugins/builtin/bugtracker/index.js";
-import { createStatusPlugin, type SecurityStatus } from "./plugins/builtin/status.js";
-import { createWebSearchPlugin, searchUrlProblem } from "./plugins/builtin/websearch/index.js";
-import { createFilesPlugin } from "./plugins/builtin/files/index.js";
+import { createBuiltInPlugins } from "./plugins/builtin/index.js";
+import { serverInstructions } from "./instructions.js";
+import type { SecurityStatus } from "./plugins/builtin/status.js";
+import { searchUrlProblem } from "./plugins/builtin/websearch/index.js";
 
 type ExecStatus = SecurityStatus["exec"];
 import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
@@ -28,7 +27,7 @@ import { makeDirectoriesSync } from "./util/make-directories.js";
 import { parseArgs, projectPathFromEnv, UsageError, USAGE, type ServeArgs } from "./cli-args.js";
 import { SERVER_NAME, VERSION } from "./version.js";
 import { policySha256 as policyHash } from "./security/policy/hash.js";
-import { ToolAccessPolicyError, unmatchedToolKeys } from "./security/policy/tool-access.js";
+import { ToolAccessPolicyError, unmatchedToolNames } from "./security/policy/tool-access.js";
 import { PolicyError } from "./security/policy/errors.js";
 import { seedAuditLogProblem } from "./security/seed-audit-log.js";
 import { homedir } from "node:os";
@@ -67,16 +66,12 @@ const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 /** Without a client, the exec sandbox is probed (and the banner printed) this long after the start. */
 const PROBE_WITHOUT_CLIENT_MS = 250;
 
-export const IDENTITY: ServerIdentity = {
+/** Who the server is; the session adds the instructions, which depend on the tools the policy allows. */
+export const IDENTITY: Omit<ServerIdentity, "instructions"> = {
   name: SERVER_NAME,
   version: VERSION,
   title: "MCP Secure Local",
   description: "Local tools under the machine owner's policy, with a tamper-evident audit log of every call.",
-  instructions:
-    "Tools here run on the user's machine under a security policy the owner wrote. " +
-    "To find the right tool, call search_tools with a few words describing the task (or list_categories for an overview), " +
-    "then call the tool it names. Every call is checked (allowed tool, rate limit, argument schema, file paths) and recorded in an audit log. " +
-    "A refused or failed call returns isError with the reason and how to fix the call: read it and adjust, do not repeat the same call.",
 };
 
 /** Serves MCP on process.stdin/stdout as the CLI does; resolves with the exit code. */
@@ -135,6 +130,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
         { denyGlobs: "when-invalid" },
       );
       for (const warning of loaded.warnings) log.warn(`policy: ${warning}`);
+      for (const note of loaded.notes) log.info(`policy: ${note}`);
       policy = loaded.policy;
       policySha256 = loaded.sha256;
       policySource = loaded.source;
@@ -162,19 +158,25 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   let execState: ExecStatus["commands"] = commandsMayRun ? "unsandboxed" : "none";
   let probed: Promise<void> | undefined;
   // Read at each call; tools run only once the log is open.
-  const status = createStatusPlugin(async () => {
+  const readStatus = async (): Promise<SecurityStatus> => {
     if (needsProbe) await probeSandbox();
     return securityStatus(audit?.status(), policySha256, builtInPolicy, { sandbox: policy.commands.sandbox, commands: execState });
-  });
+  };
   const searchUrl = env.MCP_SECURE_LOCAL_WEB_SEARCH_URL || undefined;
   const searchProblem = searchUrl === undefined ? undefined : searchUrlProblem(searchUrl);
   if (searchProblem !== undefined) log.error(`MCP_SECURE_LOCAL_WEB_SEARCH_URL: ${searchProblem}; web_search calls will fail until it is fixed or unset`);
-  const webSearch = createWebSearchPlugin({ ...(searchUrl === undefined ? {} : { searchUrl }), userAgent: `${SERVER_NAME}/${VERSION} (web_search)` });
-  const plugins: Plugin[] = [createDiscoveryPlugin(), createBugtrackerPlugin(), createFilesPlugin(), webSearch, status, ...(options.extraPlugins ?? [])];
+  const plugins: Plugin[] = [
+    ...createBuiltInPlugins({
+      readStatus,
+      webSearch: { ...(searchUrl === undefined ? {} : { searchUrl }), userAgent: `${SERVER_NAME}/${VERSION} (web_search)` },
+    }),
+    ...(options.extraPlugins ?? []),
+  ];
   let registry: PluginRegistry;
   let engine: SecurityEngine;
   let capabilities: CapabilityFactory;
   let paths: CompiledPathPolicy;
+  let instructions: string;
   const envProjectPath = projectPathFromEnv(env, env.HOME || homedir());
   const projectPath = envProjectPath ?? policy.server.project_path;
   try {
@@ -202,8 +204,9 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       ...(options.bwrapPath === undefined ? {} : { bwrapPath: options.bwrapPath }),
     });
     registry = new PluginRegistry(plugins);
-    for (const warning of unmatchedToolKeys(policy.tools, registry.tools().map((entry) => entry.tool.name))) log.notice(`policy: ${warning}`);
+    for (const warning of unmatchedToolNames(policy.tools, registry.tools().map((entry) => entry.tool.name))) log.warn(`policy: ${warning}`);
     const tools = allowedTools(registry, policy.tools);
+    instructions = serverInstructions(new Set(tools.map((entry) => entry.tool.name)));
     // A seed policy names the seed's own log: said as such, not as a damaged log of ours.
     const seedLog = policy.audit.enabled ? seedAuditLogProblem(policy.audit.log_file) : undefined;
     if (seedLog !== undefined) throw new Error(seedLog);
@@ -240,7 +243,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     prepared ??= engine.prepare().catch((error: unknown) => failStartup?.(error));
   };
   const session = new McpSession({
-    identity: IDENTITY,
+    identity: { ...IDENTITY, instructions },
     tools: engine,
     logHub: hub,
     logger: hub.logger("session"),

@@ -177,9 +177,19 @@ export interface FsByteLimits {
   readonly maxWriteBytes: number;
 }
 
+/** Where the policy lets tools work: what a model needs to know to name a path that passes. */
+export interface AllowedDirectories {
+  /** Each `filesystem.allowed_paths` entry in force: its directory (real path) and the entry as written (a glob may narrow it). */
+  readonly directories: readonly { readonly path: string; readonly pattern: string }[];
+  /** Where relative paths resolve (the session's project, else the server's working directory). */
+  readonly base?: string;
+}
+
 /** Filesystem access, checked against `filesystem.allowed_paths` / `denied_paths` on every call. */
 export interface GuardedFs {
   readonly limits: FsByteLimits;
+  /** The policy's allowed directories (nothing the policy denies inside them is listed: deny rules are not shown). */
+  allowedDirectories(): AllowedDirectories;
   /** Checks a path for the given access and returns its canonical real path. */
   resolve(path: string, access: "read" | "write"): Promise<string>;
   stat(path: string): Promise<FileInfo>;

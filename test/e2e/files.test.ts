@@ -12,6 +12,30 @@ import { ServerProcess, type Message } from "../helpers/server-process.js";
 import { auditEntries, expectStructured, expectToolError, tempDir } from "../helpers/e2e.js";
 
 void describe("the files tools", () => {
+  test("on the built-in policy, the instructions point to list_allowed_directories, which names the workspace; a policy that denies it is not pointed to it", async () => {
+    const server = await ServerProcess.initialized({ cwd: realpathSync(tempDir("msl-cwd-")) });
+    try {
+      const initialized = server.messages.find((message) => message.result?.protocolVersion !== undefined);
+      assert.match(initialized?.result.instructions as string, /list_allowed_directories names; call it before naming a path/);
+      const allowed = expectStructured(await server.callTool("list_allowed_directories", {}));
+      const workspace = join(realpathSync(server.stateDir), "workspace");
+      assert.deepEqual(allowed.directories, [{ path: workspace, pattern: `${workspace}/**` }]);
+      // The working directory is outside it: the model learns to give absolute paths.
+      assert.equal(allowed.relative_allowed, false);
+      expectStructured(await server.callTool("write_file", { path: join(workspace, "note.txt"), content: "x" }));
+    } finally {
+      await server.close();
+    }
+    const denied = await ServerProcess.initialized({ policy: 'version: "1.0"\ntools:\n  deny: [search_tools, list_allowed_directories]\n' });
+    try {
+      const initialized = denied.messages.find((message) => message.result?.protocolVersion !== undefined);
+      assert.doesNotMatch(initialized?.result.instructions as string, /search_tools|list_allowed_directories/);
+      assert.match(initialized?.result.instructions as string, /call list_categories\./);
+    } finally {
+      await denied.close();
+    }
+  });
+
   test("list, read, search and write inside the allowed folder; outside it, and the server's own files, refused", async () => {
     const data = realpathSync(tempDir("msl-files-e2e-"));
     mkdirSync(join(data, "records"));

@@ -63,14 +63,17 @@ test("tools/list sent right behind initialize waits for the schemas and lists ev
   }
 });
 
-test("a per-tool rate limit or timeout naming no tool is said at start; the server serves on", async () => {
-  const policy = 'version: "1.0"\ntools:\n  rate_limits:\n    default: 600\n    add_bugs: 5\n    echo: 100\n  timeouts:\n    get_bugg: 3\n';
+test("a tools entry naming no tool (deny, allow, rate limit, timeout) is a warning at start; what the policy turns off is info; the server serves on", async () => {
+  const policy =
+    'version: "1.0"\ntools:\n  deny: [wirte_file]\n  rate_limits:\n    default: 600\n    add_bugs: 5\n    echo: 100\n  timeouts:\n    get_bugg: 3\n';
   const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, policy });
   try {
     // stderr is another pipe than stdout: what was written before the handshake's answer may arrive after it.
-    await server.waitForStderr(/notice: policy: tools\.rate_limits names add_bugs, which no tool of this server is called: that entry has no effect/, 5000);
-    await server.waitForStderr(/notice: policy: tools\.timeouts names get_bugg, which/, 5000);
+    await server.waitForStderr(/warning: policy: tools\.deny names "wirte_file", which matches no tool of this server: it denies nothing \(a typo\?\)/, 5000);
+    await server.waitForStderr(/warning: policy: tools\.rate_limits names "add_bugs", which matches no tool of this server: that entry has no effect/, 5000);
+    await server.waitForStderr(/warning: policy: tools\.timeouts names "get_bugg", which/, 5000);
     assert.doesNotMatch(server.stderr, /names [^\n]*echo/, "a real tool's entry is not named");
+    assert.match(server.stderr, /info: policy: network\.allowed_ranges and network\.allowed_endpoints are empty: no network access/);
     assert.deepEqual((await server.request("ping")).result, {});
   } finally {
     await server.close();

@@ -120,6 +120,7 @@ function createGuardedFs(allowed: readonly string[], denied: readonly string[]):
     });
   return {
     limits: { maxReadBytes: Number.MAX_SAFE_INTEGER, maxWriteBytes: Number.MAX_SAFE_INTEGER },
+    allowedDirectories: () => ({ directories: allowed.map((root) => ({ path: root, pattern: `${root}/**` })) }),
     resolve: (target, access) => typed(target, () => real(target, access)),
     stat: (target) => typed(target, () => info(real(target, "read"))),
     readBytes: (target, options) =>

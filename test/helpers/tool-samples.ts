@@ -42,6 +42,7 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
   search_bugs_global: [{}, { query: "x", limit: 1, sort: "priority", status: "closed" }],
   list_directory: [{ path: "/data" }, { path: "~/notes", offset: 200, limit: 1000 }],
   read_file: [{ path: "a.txt" }, { path: "/data/scan.pdf", offset: 0, length: 4096, encoding: "base64" }],
+  list_allowed_directories: [{}],
   file_info: [{ path: "/data" }],
   search_files: [
     { path: "." },

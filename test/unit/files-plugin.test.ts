@@ -203,6 +203,25 @@ void describe("read_file", () => {
   });
 });
 
+void describe("list_allowed_directories", () => {
+  test("names each allowed directory with its policy entry, and where relative paths resolve", async () => {
+    assert.deepEqual(ok(await call("list_allowed_directories", {})), { directories: [{ path: root, pattern: `${root}/**` }], relative_to: root, relative_allowed: true });
+    // A session whose relative paths land outside every allowed directory is told to give absolute ones.
+    const compiled = compilePathPolicy({ allowed_paths: [`${root}/notes/*.md`, `${tmp}/missing/**`], denied_paths: [], write_denied_paths: [], max_read_bytes: 1024, max_write_bytes: 1024 }, { baseDir: tmp, homeDir: root });
+    const outside: ToolContext = { ...ctx, fs: createGuardedFs(compiled, { maxReadBytes: 1024, maxWriteBytes: 1024 }) };
+    const listed = ok(await call("list_allowed_directories", {}, outside));
+    assert.deepEqual(listed, {
+      directories: [
+        { path: path.join(root, "notes"), pattern: `${root}/notes/*.md` },
+        // Not made yet: listed all the same (create_directory may make it).
+        { path: path.join(tmp, "missing"), pattern: `${tmp}/missing/**` },
+      ],
+      relative_to: tmp,
+      relative_allowed: false,
+    });
+  });
+});
+
 void describe("file_info", () => {
   test("kind, size, time and mode", async () => {
     fs.chmodSync(path.join(root, "notes", "c.txt"), 0o640);

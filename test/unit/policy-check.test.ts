@@ -121,8 +121,32 @@ void test("a minimal policy passes, and its warnings are printed", () => {
   withEnv((env) => {
     const result = check(path.join(POLICIES, "minimal.yaml"), env);
     assert.equal(result.code, 0);
-    assert.ok(result.out.includes("#   - filesystem.allowed_paths is empty: no file access\n"));
-    assert.ok(result.out.includes("#   - network.allowed_ranges and network.allowed_endpoints are empty: no network access\n"));
+    assert.match(
+      result.out,
+      /\n# notes \(what this policy turns off\):\n# {3}- network\.allowed_ranges and network\.allowed_endpoints are empty: no network access\n# {3}- filesystem\.allowed_paths is empty: no file access\n/,
+    );
+  });
+});
+
+void test("check-policy gives the start's warnings about tool entries that match no tool (a deny typo leaves the tool callable)", () => {
+  withEnv((env, dir) => {
+    const file = path.join(dir, "typos.yaml");
+    fs.writeFileSync(
+      file,
+      'version: "1.0"\ntools:\n  deny: [wirte_file, "exec_*"]\n  allow: [read_file, list_directory, write_file]\n  rate_limits:\n    default: 60\n    add_bugs: 5\n',
+    );
+    const result = check(file, env);
+    assert.equal(result.code, 0, result.err);
+    const warnings = result.out.split("\n").filter((line) => line.startsWith("#   - tools."));
+    assert.deepEqual(warnings, [
+      '#   - tools.deny names "wirte_file", "exec_*", which match no tool of this server: they deny nothing (a typo?)',
+      '#   - tools.rate_limits names "add_bugs", which matches no tool of this server: that entry has no effect (a typo?)',
+    ]);
+    // Against the tools a server has (an extra plugin's), the same entries may be fine.
+    let out = "";
+    runCheckPolicy(file, env, (s) => (out += s), () => undefined, () => "n/a", () => ["wirte_file", "exec_shell", "add_bugs", "read_file", "list_directory", "write_file"]);
+    assert.match(out, /^# sha256: /m);
+    assert.doesNotMatch(out, /^# {3}- tools\./m);
   });
 });
 

@@ -120,8 +120,9 @@ void test("the built-in default is what the same policy written as YAML loads to
   const loaded = loadPolicyText(text, "same.yaml", { vars: {}, home: "/home/x", stateDir: STATE });
   assert.equal(canonicalJson(loaded.policy), canonicalJson(policy));
   assert.equal(loaded.sha256, policySha256(policy));
-  // The only things worth a warning are intended: no network, no commands.
-  assert.deepEqual(policyWarnings(policy), [
+  // Nothing worth a warning; what it turns off (no network, no commands) is intended, and said as notes.
+  assert.deepEqual(policyWarnings(policy), []);
+  assert.deepEqual(loaded.notes, [
     "network.allowed_ranges and network.allowed_endpoints are empty: no network access",
     "commands.allowed is empty: no command may run",
   ]);

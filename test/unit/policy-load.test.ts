@@ -126,7 +126,7 @@ void test("commands.allowed: an entry the block list also names, and programs th
 });
 
 void test("a minimal policy takes every default, and its allow-lists stay empty", () => {
-  const { policy, warnings } = load('version: "1.0"\n');
+  const { policy, warnings, notes } = load('version: "1.0"\n');
   assert.deepEqual(policy.network, {
     allowed_ranges: [],
     allowed_endpoints: [],
@@ -162,12 +162,12 @@ void test("a minimal policy takes every default, and its allow-lists stay empty"
     rotate_daily: false,
   });
   assert.deepEqual(policy.server, {});
-  assert.ok(warnings.includes("filesystem.allowed_paths is empty: no file access"));
-  assert.ok(warnings.some((w) => w.includes("no network access")));
+  assert.deepEqual(notes, ["network.allowed_ranges and network.allowed_endpoints are empty: no network access", "filesystem.allowed_paths is empty: no file access"]);
+  assert.ok(!warnings.some((w) => w.includes("no network access") || w.includes("no file access")), "what is off is a note, not a warning");
 });
 
 void test("explicitly empty lists stay empty: nothing is injected", () => {
-  const { policy, warnings } = load(
+  const { policy, warnings, notes } = load(
     [
       'version: "1.0"',
       "filesystem:",
@@ -191,7 +191,7 @@ void test("explicitly empty lists stay empty: nothing is injected", () => {
   assert.deepEqual(policy.tools.allow, []);
   assert.deepEqual(policy.tools.rate_limits, { default: 60 });
   assert.ok(warnings.includes("tools.allow is empty: no tool is exposed"));
-  assert.ok(warnings.includes("commands.allowed is empty: no command may run"));
+  assert.ok(notes.includes("commands.allowed is empty: no command may run"));
 });
 
 void test("our own keys are read", () => {

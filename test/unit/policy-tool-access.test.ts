@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ToolAccessPolicyError, compileToolAccess, followedDenials, toolGlobProblem, unmatchedToolKeys } from "../../src/security/policy/tool-access.js";
+import { ToolAccessPolicyError, compileToolAccess, followedDenials, toolGlobProblem, unmatchedToolNames } from "../../src/security/policy/tool-access.js";
 
 void test("no allow list means every tool", () => {
   const access = compileToolAccess({ deny: [] });
@@ -108,11 +108,22 @@ void test("every entry that is not a valid glob is named in one refusal, not onl
   assert.equal(toolGlobProblem("add_*", "allow"), undefined);
 });
 
-void test("per-tool rate limits and timeouts that name no tool are said, once per setting; default and real names are not", () => {
-  const names = ["add_bug", "get_bug", "echo"];
-  assert.deepEqual(unmatchedToolKeys({ rate_limits: { default: 60, add_bug: 10, get_bug: 5 }, timeouts: { echo: 3 } }, names), []);
-  assert.deepEqual(unmatchedToolKeys({ rate_limits: { default: 60, add_bugs: 10, web_search: 20 }, timeouts: { ehco: 3 } }, names), [
-    "tools.rate_limits names add_bugs, web_search, which no tool of this server is called: those entries have no effect (a typo?)",
-    "tools.timeouts names ehco, which no tool of this server is called: that entry has no effect (a typo?)",
+void test("policy entries that name no tool are said, once per setting: deny, allow, rate limits, timeouts", () => {
+  const names = ["add_bug", "get_bug", "echo", "write_file"];
+  const none = { deny: [], rate_limits: { default: 60 }, timeouts: {} };
+  assert.deepEqual(unmatchedToolNames({ ...none, rate_limits: { default: 60, add_bug: 10, get_bug: 5 }, timeouts: { echo: 3 } }, names), []);
+  assert.deepEqual(unmatchedToolNames({ ...none, rate_limits: { default: 60, add_bugs: 10, web_search: 20 }, timeouts: { ehco: 3 } }, names), [
+    'tools.rate_limits names "add_bugs", "web_search", which match no tool of this server: those entries have no effect (a typo?)',
+    'tools.timeouts names "ehco", which matches no tool of this server: that entry has no effect (a typo?)',
   ]);
+  // A typo in deny leaves the tool callable: the most important of these to hear.
+  assert.deepEqual(unmatchedToolNames({ ...none, deny: ["wirte_file", "*_bug", "WRITE_FILE"] }, names), [
+    'tools.deny names "wirte_file", which matches no tool of this server: it denies nothing (a typo?)',
+  ]);
+  // Globs count when they match some tool; deny matches regardless of case, allow does not.
+  assert.deepEqual(unmatchedToolNames({ ...none, allow: ["read_fiel", "add_*", "Echo", "nothing_*"] }, names), [
+    'tools.allow names "read_fiel", "Echo", "nothing_*", which match no tool of this server: they allow nothing (a typo?)',
+  ]);
+  // An allow list left out allows every tool and names none; an invalid glob is refused elsewhere, not said twice.
+  assert.deepEqual(unmatchedToolNames({ ...none, deny: ["add_{bug"] }, names), []);
 });

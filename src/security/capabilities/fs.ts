@@ -117,6 +117,12 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
 
   return {
     limits: { maxReadBytes: limits.maxReadBytes, maxWriteBytes: limits.maxWriteBytes },
+    allowedDirectories() {
+      return {
+        directories: compiled.roots.map((root) => ({ path: root.realRoot, pattern: root.entry })),
+        ...(compiled.baseDir === undefined ? {} : { base: compiled.baseDir }),
+      };
+    },
     async resolve(p, access) {
       if (access !== "read" && access !== "write") throw invalidArgument('access must be "read" or "write"');
       return (await check(p, access)).verdict.realPath;

@@ -136,6 +136,7 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
     scope.aborted ? Promise.reject(callEnded()) : operation(...args);
   return {
     limits: fs.limits,
+    allowedDirectories: () => fs.allowedDirectories(),
     resolve: guard((path: string, access: "read" | "write") => fs.resolve(path, access)),
     stat: guard((path: string) => fs.stat(path)),
     readBytes: guard((path: string, options?: Parameters<GuardedFs["readBytes"]>[1]) => fs.readBytes(path, options)),

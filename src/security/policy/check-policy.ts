@@ -7,17 +7,23 @@ import { stringify } from "yaml";
 import { compilePathPolicy, denyRuleProblems } from "../path-guard.js";
 import type { EffectivePolicy } from "../policy-types.js";
 import { loadPolicyFile, PolicyError, type LoadedPolicy, type PolicyEnv } from "./load.js";
-import { compileToolAccess } from "./tool-access.js";
+import { compileToolAccess, unmatchedToolNames } from "./tool-access.js";
+import { builtInToolNames } from "../../plugins/builtin/index.js";
 import { printableJson } from "../../util/text.js";
 import { sandboxReport } from "../capabilities/sandbox.js";
 
-/** `sandbox`: the exec sandbox line (tests inject one; by default bwrap is probed on this machine). */
+/**
+ * `sandbox`: the exec sandbox line (tests inject one; by default bwrap is probed on this machine).
+ * `toolNames`: the tools a server has, for the warnings about entries that name none (the
+ * built-in ones by default, as a server on this policy has them).
+ */
 export function runCheckPolicy(
   file: string,
   env: PolicyEnv,
   out: (s: string) => void,
   rawErr: (s: string) => void,
   sandbox: (policy: EffectivePolicy) => string = (policy) => sandboxReport(policy.commands.sandbox, env.vars.PATH),
+  toolNames: () => readonly string[] = builtInToolNames,
 ): number {
   // Problems quote keys, values and the file name: a C1 control or bidi override among them
   // (JSON quoting leaves those as they are) must not drive the terminal or reorder the line.
@@ -40,7 +46,7 @@ export function runCheckPolicy(
   }
   // The loader compiled every glob as written and placed each failure in the file. What it
   // cannot see is compiled here: a deny rule's spelling through a symbolic link in its path.
-  const globs = globProblems(loaded.policy);
+  const { problems: globs, warnings: pathWarnings } = compileForCheck(loaded.policy);
   if (globs.length > 0) {
     for (const problem of globs) err(`${file}: ${problem}\n`);
     err(`${file}: the policy is invalid (${globs.length} ${globs.length === 1 ? "error" : "errors"} shown)\n`);
@@ -50,11 +56,17 @@ export function runCheckPolicy(
   // Each comment stays one line (a line break would end it and corrupt the YAML) and harmless to a
   // terminal: the file name, warnings quoting the policy's values and bwrap's own words are escaped.
   const lines = [`# ${printableJson(file)}: valid policy`, `# sha256: ${loaded.sha256}`];
-  if (loaded.warnings.length === 0) {
+  // The same warnings a server on this policy gives at start.
+  const warnings = [...loaded.warnings, ...pathWarnings, ...unmatchedToolNames(loaded.policy.tools, toolNames())];
+  if (warnings.length === 0) {
     lines.push("# warnings: none");
   } else {
     lines.push("# warnings:");
-    for (const warning of loaded.warnings) lines.push(`#   - ${printableJson(warning)}`);
+    for (const warning of warnings) lines.push(`#   - ${printableJson(warning)}`);
+  }
+  if (loaded.notes.length > 0) {
+    lines.push("# notes (what this policy turns off):");
+    for (const note of loaded.notes) lines.push(`#   - ${printableJson(note)}`);
   }
   lines.push(`# exec sandbox: ${printableJson(sandbox(loaded.policy))}`);
   lines.push("# effective policy (defaults applied, variables expanded):");
@@ -62,11 +74,17 @@ export function runCheckPolicy(
   return 0;
 }
 
-/** Path and tool globs that do not compile (a deny rule like that would refuse every path). */
-function globProblems(policy: EffectivePolicy): string[] {
+/**
+ * Path and tool globs that do not compile (a deny rule like that would refuse every path), and
+ * what compiling the paths on this machine warns of (an allowed directory that does not exist).
+ */
+function compileForCheck(policy: EffectivePolicy): { problems: string[]; warnings: readonly string[] } {
   const problems: string[] = [];
+  let warnings: readonly string[] = [];
   try {
-    problems.push(...denyRuleProblems(compilePathPolicy(policy.filesystem)));
+    const compiled = compilePathPolicy(policy.filesystem);
+    problems.push(...denyRuleProblems(compiled));
+    warnings = compiled.warnings;
   } catch (error) {
     problems.push(error instanceof Error ? error.message : String(error));
   }
@@ -75,5 +93,5 @@ function globProblems(policy: EffectivePolicy): string[] {
   } catch (error) {
     problems.push(error instanceof Error ? error.message : String(error));
   }
-  return problems;
+  return { problems, warnings };
 }

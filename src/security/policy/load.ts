@@ -62,7 +62,10 @@ export interface LoadedPolicy {
   source: string;
   /** SHA-256 (hex) of the canonical JSON of `policy`. */
   sha256: string;
+  /** Valid but probably not what the owner meant: said at start (as warnings) and by check-policy. */
   warnings: string[];
+  /** What the policy leaves off on purpose (no network, no commands): said at start as information. */
+  notes: string[];
 }
 
 /** A policy is a small file; anything bigger is refused before parsing. */
@@ -112,7 +115,7 @@ export function loadPolicyText(text: string, source: string, env: PolicyEnv, opt
   if (issues.length > 0) throw new PolicyError("POLICY_INVALID", source, sortIssues(issues));
   const raw = parsed.value as RawPolicy;
   const policy = buildEffective(raw, env);
-  return { policy, source, sha256: policySha256(policy), warnings: [...seedBooleans, ...policyWarnings(policy, raw)] };
+  return { policy, source, sha256: policySha256(policy), warnings: [...seedBooleans, ...policyWarnings(policy, raw)], notes: policyNotes(policy) };
 }
 
 /** The policy's true/false keys. */
@@ -990,14 +993,27 @@ function repeatedEntries(key: string, values: readonly (string | number)[]): str
   return [...repeated].map((value) => `${key}: ${JSON.stringify(value)} is listed more than once (the repeat has no effect; a slip for another value?)`);
 }
 
+/**
+ * What the policy turns off: the safe choices, made on purpose more often than not (the
+ * built-in policy makes two), so they are information, not warnings; a person reading
+ * check-policy still sees why a tool can do nothing.
+ */
+export function policyNotes(policy: EffectivePolicy): string[] {
+  const notes: string[] = [];
+  const { network, filesystem, commands } = policy;
+  if (network.allowed_ranges.length === 0 && network.allowed_endpoints.length === 0) {
+    notes.push("network.allowed_ranges and network.allowed_endpoints are empty: no network access");
+  }
+  if (filesystem.allowed_paths.length === 0) notes.push("filesystem.allowed_paths is empty: no file access");
+  if (commands.allowed !== undefined && commands.allowed.length === 0) notes.push("commands.allowed is empty: no command may run");
+  return notes;
+}
+
 /** Things that are valid but probably not what the owner meant. */
 export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unknown; audit?: { include?: unknown } }): string[] {
   const warnings: string[] = [];
   const { network, filesystem, commands, tools, audit } = policy;
 
-  if (network.allowed_ranges.length === 0 && network.allowed_endpoints.length === 0) {
-    warnings.push("network.allowed_ranges and network.allowed_endpoints are empty: no network access");
-  }
   for (const text of network.allowed_ranges) {
     const parsed = parseCidr(text);
     if (!parsed.ok) continue;
@@ -1033,7 +1049,6 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
     }
   }
 
-  if (filesystem.allowed_paths.length === 0) warnings.push("filesystem.allowed_paths is empty: no file access");
   if (filesystem.denied_paths.length === 0 && filesystem.allowed_paths.length > 0) {
     warnings.push(
       "filesystem.denied_paths is empty: nothing inside the allowed paths is protected (.ssh, .aws, .env and keys included)",
@@ -1053,9 +1068,7 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
         `commands.blocked leaves shells, interpreters and command runners open (${open.join(", ")}): any blocked command can run through them; prefer listing exactly what may run in commands.allowed`,
       );
     }
-  } else if (commands.allowed.length === 0) {
-    warnings.push("commands.allowed is empty: no command may run");
-  } else {
+  } else if (commands.allowed.length > 0) {
     // Blocked wins: an allowed entry the block list also names never runs (the built-in list names git and make).
     const blockedNames = new Set(commands.blocked.filter((entry) => !entry.includes("/")).map((entry) => entry.toLowerCase()));
     const never = commands.allowed.filter((entry) => blockedNames.has(path.basename(entry).toLowerCase()) || commands.blocked.includes(entry));

@@ -97,18 +97,30 @@ export function followedDenials(tools: Pick<ToolsPolicy, "allow" | "deny">): str
 }
 
 /**
- * Per-tool settings (`tools.rate_limits`, `tools.timeouts`) whose key names no tool the
- * server has: a typo (`add_bugs`) silently leaves that tool on the default, so the start
- * says which keys do nothing. Pure: the names of every registered tool in, warnings out.
+ * Entries of the tools policy that name no tool the server has: a typo in `tools.deny`
+ * (`wirte_file`) leaves the tool callable, one in `tools.allow` leaves a wanted tool out, and
+ * one in `tools.rate_limits` / `tools.timeouts` (`add_bugs`) leaves that tool on the default.
+ * Said at start and by check-policy. Pure: the names of every registered tool in, warnings out.
  */
-export function unmatchedToolKeys(tools: Pick<ToolsPolicy, "rate_limits" | "timeouts">, toolNames: readonly string[]): string[] {
+export function unmatchedToolNames(tools: Pick<ToolsPolicy, "allow" | "deny" | "rate_limits" | "timeouts">, toolNames: readonly string[]): string[] {
   const known = new Set(toolNames);
   const warnings: string[] = [];
+  const say = (key: string, unmatched: readonly string[], effect: string) => {
+    if (unmatched.length === 0) return;
+    const names = unmatched.map((name) => JSON.stringify(name)).join(", ");
+    warnings.push(`tools.${key} names ${names}, which ${unmatched.length === 1 ? "matches" : "match"} no tool of this server: ${effect} (a typo?)`);
+  };
+  for (const [key, patterns] of [["deny", tools.deny], ["allow", tools.allow ?? []]] as const) {
+    // An entry that is not a glob is refused elsewhere, with its own message.
+    const unmatched = patterns.filter((pattern) => {
+      const compiled = compileGlob(pattern, key);
+      return "test" in compiled && !toolNames.some((name) => compiled.test(name));
+    });
+    say(key, unmatched, key === "deny" ? (unmatched.length === 1 ? "it denies nothing" : "they deny nothing") : unmatched.length === 1 ? "it allows nothing" : "they allow nothing");
+  }
   for (const [key, settings] of [["rate_limits", tools.rate_limits], ["timeouts", tools.timeouts]] as const) {
     const unmatched = Object.keys(settings).filter((name) => name !== "default" && !known.has(name));
-    if (unmatched.length > 0) {
-      warnings.push(`tools.${key} names ${unmatched.join(", ")}, which no tool of this server is called: ${unmatched.length === 1 ? "that entry has" : "those entries have"} no effect (a typo?)`);
-    }
+    say(key, unmatched, unmatched.length === 1 ? "that entry has no effect" : "those entries have no effect");
   }
   return warnings;
 }

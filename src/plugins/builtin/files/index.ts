@@ -25,6 +25,7 @@ import { LIMITS, TOOL_NAMES, TOOLS, type ToolName } from "./tools.js";
 type Handler = (args: JsonObject, ctx: ToolContext, locks: PathLocks) => Promise<ToolOutcome>;
 
 const HANDLERS: Readonly<Record<ToolName, Handler>> = {
+  list_allowed_directories: listAllowedDirectories,
   list_directory: listDirectory,
   read_file: readFile,
   file_info: fileInfo,
@@ -41,7 +42,7 @@ export function createFilesPlugin(): Plugin {
   return {
     name: "files",
     version: "1.0.0",
-    description: "The machine's own files, within the filesystem policy: list, read, search, write, make directories.",
+    description: "The machine's own files, within the filesystem policy: where they may be, list, read, search, write, edit, move, make directories.",
     tools: TOOLS,
     async execute(tool: string, args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
       if (!(TOOL_NAMES as readonly string[]).includes(tool)) throw new ToolError(`the files plugin has no tool "${tool}"`, "UNKNOWN_TOOL");
@@ -104,6 +105,16 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
     encoding,
     content: part.text,
     ...(stop < info.size ? { next_offset: stop } : {}),
+  });
+}
+
+async function listAllowedDirectories(_args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
+  const { directories, base } = ctx.fs.allowedDirectories();
+  // Whether a relative path can pass at all: a model told "no" names absolute paths from the start.
+  const baseAllowed = base === undefined ? undefined : await ctx.fs.resolve(base, "read").then(() => true, () => false);
+  return structured({
+    directories: directories.map(({ path, pattern }) => ({ path, pattern })),
+    ...(base === undefined ? {} : { relative_to: base, relative_allowed: baseAllowed === true }),
   });
 }
 

@@ -5,7 +5,17 @@
  */
 import type { JsonObject, ToolDefinition } from "../../contract.js";
 
-export const TOOL_NAMES = ["list_directory", "read_file", "file_info", "search_files", "write_file", "edit_file", "move_file", "create_directory"] as const;
+export const TOOL_NAMES = [
+  "list_allowed_directories",
+  "list_directory",
+  "read_file",
+  "file_info",
+  "search_files",
+  "write_file",
+  "edit_file",
+  "move_file",
+  "create_directory",
+] as const;
 export type ToolName = (typeof TOOL_NAMES)[number];
 
 export const LIMITS = {
@@ -67,6 +77,37 @@ const fileInfoOutput: JsonObject = {
 };
 
 export const TOOLS: readonly ToolDefinition[] = [
+  {
+    name: "list_allowed_directories",
+    title: "List the allowed directories",
+    description:
+      "The directories the filesystem policy lets the file tools use, each with the policy entry that allows it (a glob there narrows it), " +
+      "and where relative paths resolve. Call it first, or when a path is refused as outside the allowed directories. " +
+      "What the policy denies inside them is not listed, and is refused when named.",
+    inputSchema: { type: "object", properties: {}, additionalProperties: false },
+    outputSchema: {
+      type: "object",
+      properties: {
+        directories: {
+          type: "array",
+          items: {
+            type: "object",
+            properties: {
+              path: { type: "string", description: "The directory (its real path)." },
+              pattern: { type: "string", description: "The policy entry that allows it, as written (absolute; ** is everything below)." },
+            },
+            required: ["path", "pattern"],
+            additionalProperties: false,
+          },
+        },
+        relative_to: { type: "string", description: "The directory relative paths resolve against." },
+        relative_allowed: { type: "boolean", description: "Whether that directory is itself allowed; when false, give absolute paths." },
+      },
+      required: ["directories"],
+      additionalProperties: false,
+    },
+    annotations: { title: "List the allowed directories", readOnlyHint: true, openWorldHint: false },
+  },
   {
     name: "list_directory",
     title: "List a directory",
