@@ -12,7 +12,7 @@ import { ProgressReporter, readProgressToken } from "./progress.js";
 import type { ToolService } from "../security/engine.js";
 import { sanitizeJson, sanitizeText } from "../security/sanitize.js";
 import type { JsonObject } from "../plugins/contract.js";
-import { cutAt, truncate } from "../util/text.js";
+import { cutAt, printable, truncate, wellFormed } from "../util/text.js";
 import { monotonicMs } from "../util/clock.js";
 import { isLogLevel, levelRank, type LogHub, type LogLevel, type LogRecord, type Logger } from "../util/logger.js";
 
@@ -95,7 +95,7 @@ export class McpSession {
         case "logging/setLevel":
           return this.setLogLevel(params);
         default:
-          throw new RpcError(ErrorCode.MethodNotFound, `Method not found: ${cutAt(method, 100)}`);
+          throw new RpcError(ErrorCode.MethodNotFound, `Method not found: ${shownName(method)}`);
       }
     },
     notification: (method: string, params: Params | undefined): void => {
@@ -167,7 +167,7 @@ export class McpSession {
   private startCall(name: string, args: JsonObject | undefined, params: Params | undefined, ctx: RequestContext): Promise<RequestResult> {
     const { tools } = this.options;
     if (!tools.hasTool(name)) {
-      const refusal = new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${cutAt(name, 100)}. Call tools/list to see the tools available.`);
+      const refusal = new RpcError(ErrorCode.InvalidParams, `Unknown tool: ${shownName(name)}. Call tools/list to see the tools available.`);
       // Answered once its `denied` entry is recorded: a crash must not leave an answered call out of the log.
       const noted = tools.noteUnknownTool?.(name, ctx.id);
       if (noted === undefined) throw refusal;
@@ -268,4 +268,13 @@ function sanitizeDetails(details: unknown): unknown {
   } catch {
     return "(details left out: not plain JSON)";
   }
+}
+
+/**
+ * A name the client sent, as an error message shows it: cut, a lone surrogate as U+FFFD, and
+ * escape sequences, bidi overrides and line breaks as visible `\uXXXX`, since a client may show
+ * the message on a terminal or to a reviewer as it is.
+ */
+function shownName(name: string): string {
+  return printable(wellFormed(cutAt(name, 100)));
 }

@@ -119,9 +119,15 @@ const MAX_RECORDED_ID_LENGTH = 128;
  * too (a rate limit would not bound what the client writes into the log). A long id keeps its
  * start, to be read, and its SHA-256, to be matched with the client's own records.
  */
+/** Bytes of JSON a refused call's arguments may take and still be recorded as they are (redacted); larger ones as a digest. */
+const REFUSED_ARGUMENTS_KEPT_MAX = 8 * 1024;
+
 function recordedRequestId(id: RequestId): RequestId {
-  if (typeof id === "number" || id.length <= MAX_RECORDED_ID_LENGTH) return id;
-  return `${cutAt(id, 32)}…sha256:${sha256Hex(id)}`;
+  if (typeof id === "number") return id;
+  // A client chooses its ids: one may carry a token like any argument.
+  const redacted = redactString(id).value;
+  if (redacted.length <= MAX_RECORDED_ID_LENGTH) return redacted;
+  return `${cutAt(redacted, 32)}…sha256:${sha256Hex(redacted)}`;
 }
 
 /** The SHA-256 of the tool catalogue as clients see it; recorded at start in the audit log. */
@@ -422,20 +428,22 @@ export class SecurityEngine implements ToolService {
   /**
    * What a refusal records of the arguments. Calls refused for their rate or their size
    * keep only a digest: a client must not be able to fill the log with what it was
-   * refused for. Other refusals keep the redacted arguments, as admitted calls do.
+   * refused for. Other refusals keep the redacted arguments, as admitted calls do, when
+   * they are small: a call refused by its schema may carry anything (a property the schema
+   * does not know, of any size), and such calls still pass the rate limit, ~1 MiB each.
    */
   private recordedArguments(call: ToolCall, stage: string | undefined): Pick<AuditRecordInput, "arguments" | "data"> {
     if (!this.auditing) return {};
     const args = call.arguments;
-    if (stage === "rate_limit" || stage === "limits") {
-      let text: string;
-      try {
-        text = JSON.stringify(args);
-      } catch {
-        text = "";
-      }
-      return { data: { argumentBytes: Buffer.byteLength(text), argumentsSha256: sha256Hex(text) } };
+    let text: string;
+    try {
+      text = JSON.stringify(args);
+    } catch {
+      text = "";
     }
+    const digest = { data: { argumentBytes: Buffer.byteLength(text), argumentsSha256: sha256Hex(text) } };
+    if (stage === "rate_limit" || stage === "limits") return digest;
+    if (digest.data.argumentBytes > REFUSED_ARGUMENTS_KEPT_MAX) return digest;
     return { arguments: auditedArguments(this.allowed.get(call.name)?.tool, args) };
   }
 
@@ -458,7 +466,8 @@ export class SecurityEngine implements ToolService {
     return this.record({
       event: "denied",
       // The client's text, like an argument: a token pasted as a tool name is not kept.
-      ...(name === undefined ? {} : { tool: redactString(cutAt(name, 100)).value }),
+      // Redacted whole, then cut: cut first, a key at the cut would be kept in part.
+      ...(name === undefined ? {} : { tool: cutAt(redactString(name).value, 100) }),
       requestId,
       outcome: "denied",
       reason,

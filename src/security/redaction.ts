@@ -178,8 +178,10 @@ const VALUE_RULES: readonly ValueRule[] = [
   {
     pattern: /(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)([\s\S]*?)(-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|$)/g,
   },
-  // `Authorization: Basic ...`, `authorization=...`: the credential after the scheme.
-  { pattern: /(\bauthorization["']?[ \t]*[:=][ \t]*["']?[ \t]*(?:basic|bearer|token|digest)?[ \t]*)([^\s"',;]+)()/gi },
+  // `Authorization: Basic ...`, `authorization=...`: the credential after the scheme. No two runs
+  // of blanks may meet with only optional parts between them: on a line of blanks that ends in no
+  // credential, every split between them is tried (three adjacent runs took 12 s on 2,000 blanks).
+  { pattern: /(\bauthorization["']?[ \t]*[:=][ \t]*(?:["'][ \t]*)?(?:(?:basic|bearer|token|digest)[ \t]+)?)([^\s"',;]+)()/gi },
   // `Bearer <token>`: a long one always; a short one must hold a digit or punctuation, so "Bearer tokens" stays.
   {
     pattern: /(\bbearer[ \t]+)([A-Za-z0-9._~+/-]*[A-Za-z0-9_~+/-]=*)()/gi,

@@ -14,13 +14,17 @@
  * - Unicode tag characters (U+E0000–U+E007F) are removed: they mirror ASCII, show as
  *   nothing, and a model reads them, so they carry instructions a person cannot see
  *   ("ASCII smuggling"). Their one legitimate use, subdivision flag emoji, degrades to 🏴.
+ * - A surrogate without its other half becomes U+FFFD: it is no character, cannot be
+ *   written as UTF-8, and a strict JSON parser refuses its escape.
  */
 import type { ContentBlock } from "../plugins/contract.js";
+import { wellFormed } from "../util/text.js";
 
 /** Anything that sanitizing would change. */
 // Tag characters are astral: matched as their surrogate pairs (U+DB40 U+DC00–U+DC7F), no `u` flag needed.
+// A lone surrogate too: it cannot be encoded as UTF-8, and strict JSON parsers refuse its escape.
 // eslint-disable-next-line no-control-regex -- control characters are what this module looks for.
-const NEEDS_WORK = /[\x00-\x08\x0B-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]|\uDB40[\uDC00-\uDC7F]/;
+const NEEDS_WORK = /[\x00-\x08\x0B-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]|\uDB40[\uDC00-\uDC7F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 const STRIP = new RegExp(
   [
@@ -41,10 +45,10 @@ const STRIP = new RegExp(
   "g",
 );
 
-/** Returns `text` without escape sequences, control characters, bidi controls or tag characters. */
+/** Returns `text` without escape sequences, control characters, bidi controls or tag characters, lone surrogates as U+FFFD. */
 export function sanitizeText(text: string): string {
   if (!NEEDS_WORK.test(text)) return text;
-  return text.replace(STRIP, (match) => (match.charCodeAt(0) === 0x0d ? "\n" : ""));
+  return wellFormed(text.replace(STRIP, (match) => (match.charCodeAt(0) === 0x0d ? "\n" : "")));
 }
 
 /**

@@ -356,6 +356,25 @@ test("helpers: pointerToField and catalogSha256", () => {
   assert.notEqual(catalogSha256(plugin.tools), catalogSha256(plugin.tools.slice(1)));
 });
 
+test("a call its schema refuses keeps its redacted arguments when small, only a digest when large (the log cannot be filled with them)", async () => {
+  const s = setup();
+  try {
+    const small = await s.call("target", { junk: "y".repeat(100), password: "hunter22" });
+    const large = await s.call("target", { junk: "y".repeat(20_000) });
+    assert.deepEqual([small.isError, large.isError], [true, true]);
+    const [first, second] = s.audit.entries.slice(-2);
+    assert.match(String(first?.reason), /^validation: /);
+    assert.deepEqual(first?.arguments, { junk: "y".repeat(100), password: "[REDACTED]" });
+    assert.match(String(second?.reason), /^validation: /);
+    assert.ok(String(second?.reason).length < 1000, "nor with the reason");
+    assert.equal(second?.arguments, undefined);
+    assert.equal(second?.data?.argumentBytes, JSON.stringify({ junk: "y".repeat(20_000) }).length);
+    assert.match(String(second?.data?.argumentsSha256), /^[0-9a-f]{64}$/);
+  } finally {
+    s.cleanup();
+  }
+});
+
 test("a result JSON cannot carry is an internal error, and its outcome is still audited", async () => {
   const s = setup();
   try {
@@ -409,11 +428,20 @@ test("reasons are redacted before they are recorded, and unknown tools are recor
     await s.engine.noteUnknownTool("no_such_tool", 9);
     await s.engine.noteUnknownTool("hidden", 10);
     await s.engine.noteUnknownTool(`ghp_${"k".repeat(36)}`, 11);
+    // A key that a cut at 100 characters would split: redacted whole, before the cut.
+    await s.engine.noteUnknownTool(`${"x".repeat(90)} AKIAABCDEFGHIJKLMNOP`, 12);
+    // Request ids are the client's text too.
+    await s.engine.noteUnknownTool("no_such_tool", `ghp_${"k".repeat(36)}`);
+    await s.engine.noteUnknownTool("no_such_tool", `${"i".repeat(300)} ghp_${"k".repeat(36)}`);
     await new Promise((resolve) => setImmediate(resolve));
-    const [unknown, hidden, pasted] = s.audit.entries.slice(-3);
+    const [unknown, hidden, pasted, cut, tokenId, longId] = s.audit.entries.slice(-6);
     assert.match(String(unknown?.reason), /no such tool/);
     assert.match(String(hidden?.reason), /does not expose/);
     assert.equal(pasted?.tool, "ghp_[REDACTED]", "a token sent as a tool name is not recorded");
+    assert.equal(cut?.tool, `${"x".repeat(90)} AKIA[REDA`);
+    assert.equal(tokenId?.requestId, "ghp_[REDACTED]");
+    assert.match(String(longId?.requestId), /^i{32}…sha256:[0-9a-f]{64}$/);
+    assert.ok(!JSON.stringify(s.audit.entries).includes("kkkkkkkk"), "no part of a token is recorded");
   } finally {
     s.cleanup();
   }

@@ -294,3 +294,27 @@ test("review finding: header pairs and name/value objects are redacted by their 
     har: [{ name: "Cookie", value: "[REDACTED]" }, { name: "Accept", value: "*/*" }],
   });
 });
+
+// Redaction runs on every argument of every call, refused ones included, before anything else
+// can answer: a pattern that backtracks without bound on some text freezes the whole server.
+// Each input is a rule's trigger followed by a long run of one character, with and without an
+// ending that completes a match. Linear rules take milliseconds for all of them; the timeout
+// is there to fail (not hang) the suite if a rule turns super-linear again.
+test("review finding: no rule backtracks without bound (a trigger word, then 20,000 of one character)", { timeout: 120_000 }, () => {
+  const triggers = [
+    "Authorization:", "authorization=\"", "Authorization: Basic", "Bearer", "bearer ", "basic ", "eyJ", "eyJabcd.eyJ", "ghp_", "AKIA",
+    "a://", "a://:", "x://u:", "password=", "password=\"", "api_key: '", "PGPASSWORD", "-----BEGIN PRIVATE KEY-----", "a_b_c_", "session",
+  ];
+  const fillers = [" ", "\t", "a", ".", "=", "@", ":", "\"", "'", "_", "a_", "\\\"", "A1", "-", "/"];
+  for (const trigger of triggers) {
+    for (const filler of fillers) {
+      for (const end of ["", "!", " x"]) {
+        const text = trigger + filler.repeat(Math.ceil(20_000 / filler.length)) + end;
+        const { value } = redactString(text);
+        assert.ok(value.length > 0);
+      }
+    }
+    // The trigger itself, over and over.
+    assert.ok(redactString(`${trigger} `.repeat(2_000)).value.length > 0);
+  }
+});

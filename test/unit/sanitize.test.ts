@@ -72,6 +72,16 @@ void describe("sanitizeText", () => {
     assert.equal(sanitizeText(`x${String.fromCodePoint(0xe0100)}😀`), `x${String.fromCodePoint(0xe0100)}😀`);
   });
 
+  void it("replaces a surrogate without its other half with U+FFFD, leaving pairs and tag removal as they were", () => {
+    assert.equal(sanitizeText("a\ud800b"), "a\ufffdb");
+    assert.equal(sanitizeText("a\udc00"), "a\ufffd");
+    assert.equal(sanitizeText("\udc00\ud800"), "\ufffd\ufffd");
+    assert.equal(sanitizeText("😀\ud83d"), "😀\ufffd");
+    // A tag character whose high half is alone is no tag: it becomes U+FFFD too, never half a pair.
+    assert.equal(sanitizeText(`x${String.fromCodePoint(0xe0041)}\udb40`), "x\ufffd");
+    assert.deepEqual(sanitizeJson({ q: "\ud800", ["k\udfff"]: 1 }), { q: "\ufffd", ["k\ufffd"]: 1 });
+  });
+
   void it("stays linear on hostile input", () => {
     const hostile = ["\u0090".repeat(50_000), `${ESC}]`.repeat(50_000), `${ESC}[`.repeat(50_000), "\r".repeat(50_000)];
     assert.equal(sanitizeText(hostile[0]!), "");

@@ -158,6 +158,11 @@ test("tools/call param shape errors and unknown tools are -32602; missing argume
   const unknown = await s.request(5, "tools/call", { name: "nope" });
   assert.equal(unknown.error.code, -32602);
   assert.match(unknown.error.message, /Unknown tool: nope/);
+  // The client's text comes back harmless: escapes and overrides visible, a lone surrogate replaced.
+  const hostile = await s.request(8, "tools/call", { name: "x\u001b[31my\u202e\ud800z" });
+  assert.equal(hostile.error.message, "Unknown tool: x\\u001b[31my\\u202e\ufffdz. Call tools/list to see the tools available.");
+  const method = await s.request(9, "no\u001b]52;c;aGk=\u0007method");
+  assert.equal(method.error.message, "Method not found: no\\u001b]52;c;aGk=\\u0007method");
   assert.equal((await s.request(6, "tools/call", { name: "fast" })).result.content[0].text, "fast:{}");
   assert.equal((await s.request(7, "tools/call", { name: "fast", arguments: { a: 1 }, task: { ttl: 1000 } })).result.content[0].text, 'fast:{"a":1}');
 });
