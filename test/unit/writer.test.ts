@@ -194,3 +194,42 @@ void test("serializeOnce keeps a text from KEEP_TEXT_MIN_LENGTH units on, and fo
   assert.equal(jsonTextOf(at), undefined);
   assert.equal(serializeMessage(resultMessage(1, at)), '{"jsonrpc":"2.0","id":1,"result":{"t":"small now"}}');
 });
+
+void test("review finding: while the output is congested lines wait in the writer, and the stream never holds much more than its mark", async () => {
+  const { output, chunks, holdWrites, releaseWrites } = recorder(1024);
+  let drained = 0;
+  const writer = new MessageWriter(output, { drain: () => (drained += 1), closed: () => undefined });
+  holdWrites();
+  const big = "y".repeat(3000);
+  for (let id = 1; id <= 40; id++) writer.write(resultMessage(id, { big }));
+  await tick();
+  // One write went to the stream (it passed the mark); 39 responses wait here, not in the stream.
+  assert.equal(chunks.length, 1);
+  assert.ok(output.writableLength < 2 * 3100, `the stream holds ${output.writableLength} characters`);
+  assert.equal(writer.isCongested, true);
+  let flushed = false;
+  const flushing = writer.flush().then(() => (flushed = true));
+  // Each drain hands over what fits the mark (here one line), and congestion comes back until the last.
+  for (let round = 0; round < 100 && !flushed; round++) {
+    assert.ok(output.writableLength < 2 * 3100, `the stream holds ${output.writableLength} characters`);
+    releaseWrites();
+    holdWrites();
+    await tick();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  releaseWrites();
+  await flushing;
+  const ids = chunks.join("").trimEnd().split("\n").map((line) => (JSON.parse(line) as { id: number }).id);
+  assert.deepEqual(ids, Array.from({ length: 40 }, (_, k) => k + 1), "every response, whole and in order");
+  assert.ok(drained >= 1, "the reader hears once all held lines are handed over");
+  assert.equal(writer.isCongested, false);
+  // Small lines held together leave joined up to the mark, not one write each.
+  holdWrites();
+  writer.write(resultMessage(100, { big }));
+  await tick();
+  for (let id = 101; id <= 120; id++) writer.write(resultMessage(id, {}));
+  const before = chunks.length;
+  releaseWrites();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(chunks.length - before <= 2, `20 small held lines took ${chunks.length - before} writes`);
+});
