@@ -471,6 +471,34 @@ void describe("write-only deny rules (filesystem.write_denied_paths)", () => {
       assertRefused(await checkPath(c, `${root}/${name}`, "write"), "PATH_DENIED");
     }
     assertAllowed(await checkPath(c, `${root}/claude.json`, "write"), `${root}/claude.json`);
+    // Review finding: MCP client and agent configurations, editor and session start-up files, Python
+    // .pth files and hook managers were writable under a policy allowing the whole home.
+    for (const name of [
+      ".config/Claude/claude_desktop_config.json",
+      "Library/Application Support/Claude/claude_desktop_config.json",
+      ".config/Code/User/mcp.json",
+      ".config/Code/User/settings.json",
+      ".codex/config.toml",
+      ".gemini/settings.json",
+      ".codeium/windsurf/mcp_config.json",
+      ".config/zed/settings.json",
+      ".vimrc",
+      ".config/nvim/init.lua",
+      ".tmux.conf",
+      ".bashrc.d/evil.sh",
+      ".xprofile",
+      ".pam_environment",
+      ".local/lib/python3.12/site-packages/evil.pth",
+      "proj/.hg/hgrc",
+      "proj/.pre-commit-config.yaml",
+      "proj/lefthook.yml",
+    ]) {
+      assertRefused(await checkPath(c, `${root}/${name}`, "write"), "PATH_DENIED");
+      assert.ok((await checkPath(c, `${root}/${name}`, "read")).ok, `${name} stays readable`);
+    }
+    for (const name of [".local/lib/python3.12/site-packages/module.py", ".config/Code/logs/x.log", "proj/hgrc"]) {
+      assertAllowed(await checkPath(c, `${root}/${name}`, "write"), `${root}/${name}`);
+    }
   });
 
   void it("a write rule that is not a valid glob refuses every write, and check-policy hears of it", async () => {
