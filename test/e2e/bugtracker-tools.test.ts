@@ -291,17 +291,19 @@ void describe("bug tracker tools through the real server", () => {
     assert.notEqual((rest.bugs as Message[])[0]!.uid, (paged.bugs as Message[])[0]!.uid);
   });
 
-  void test("an unknown project is an error for every tool that needs one, and is not registered by it", async () => {
+  void test("an unknown project is an error for the tools that name a bug, an empty list for list_bugs, and is not registered by them", async () => {
     const fresh = world.dir("never-initialized");
     const calls: Array<[string, Message]> = [
       ["get_bug", { bug_id: "BUG-1" }],
       ["update_bug", { bug_id: "BUG-1", note: "hello" }],
       ["close_bug", { bug_id: "BUG-1" }],
-      ["list_bugs", {}],
     ];
     for (const [tool, args] of calls) {
       fails(await server.callTool(tool, { project_path: fresh, ...args }), /has no bugs tracked yet/, /call init_bugtracker or add_bug/);
     }
+    const listed = ok(await server.callTool("list_bugs", { project_path: fresh }));
+    assert.deepEqual([listed.bugs, listed.count, listed.has_more], [[], 0, false]);
+    assert.match(listed.note as string, /no bug has been reported/);
     const init = ok(await server.callTool("init_bugtracker", { project_path: fresh }));
     assert.equal(init.created, true, "the failed calls registered nothing");
 

@@ -250,17 +250,35 @@ void describe("projects", () => {
     assert.deepEqual(betaBySession, beta);
   });
 
-  void it("refuses unknown projects for everything but init and add", async () => {
+  void it("refuses unknown projects for the tools that name a bug", async () => {
     for (const [tool, args] of [
       ["get_bug", { bug_id: "BUG-1" }],
       ["update_bug", { bug_id: "BUG-1", note: "x" }],
       ["close_bug", { bug_id: "BUG-1" }],
-      ["list_bugs", {}],
     ] as const) {
       assert.match(await h.fails(tool, args, "PROJECT_UNKNOWN"), /init_bugtracker or add_bug/);
     }
     await h.add("registers the project");
     assert.equal((await h.ok("list_bugs")).count, 1);
+  });
+
+  void it("lists an unknown project as empty, with a note, and registers nothing", async () => {
+    const listed = await h.ok("list_bugs", { status: "open", query: "crash" });
+    assert.deepEqual(listed, {
+      project_id: projectIdFor(h.project),
+      project_path: h.project,
+      bugs: [],
+      count: 0,
+      has_more: false,
+      note: "no bug has been reported in this project yet; add_bug reports the first one",
+    });
+    // The arguments are checked as for a known project.
+    await h.fails("list_bugs", { query: "*" }, "INVALID_QUERY");
+    await h.fails("list_bugs", { cursor: "not-a-cursor" }, "INVALID_CURSOR");
+    assert.equal((await h.ok("init_bugtracker")).created, true, "listing registered the project");
+    const known = await h.ok("list_bugs");
+    assert.equal(known.note, undefined, "a registered project's list carries no note");
+    assert.equal(known.count, 0);
   });
 
   void it("never reaches another project's bug by id alone", async () => {

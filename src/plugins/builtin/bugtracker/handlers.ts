@@ -256,12 +256,22 @@ function pageResult(plan: PagePlan, page: { rows: readonly BugRow[]; hasMore: bo
   return result;
 }
 
+/** Said beside the empty list of a project nobody has reported a bug in yet. */
+export const UNTRACKED_NOTE = "no bug has been reported in this project yet; add_bug reports the first one";
+
 export async function listBugs(args: JsonObject, ctx: ToolContext, storeFor: StoreProvider): Promise<ToolOutcome> {
   const input = parseList(args);
   const resolved = await projectOf(ctx, input.projectPath);
   const store = storeFor(ctx);
   const result = store.read(() => {
-    const project = requireProject(store, resolved);
+    const project = store.findProjectByPath(resolved.path);
+    if (project === undefined) {
+      // Listing is a natural first call: a project without bugs yet has an empty list, not an
+      // error. A read registers nothing (add_bug or init_bugtracker do). The arguments are still
+      // checked as for a known project, so a bad query or cursor is refused the same way.
+      planPage("list", input, undefined);
+      return { project_id: resolved.projectId, project_path: resolved.path, bugs: [], count: 0, has_more: false, note: UNTRACKED_NOTE };
+    }
     const plan = planPage("list", input, project.id);
     const page = runPage(store, plan);
     const bugs = store.views(page.rows, new Map([[project.id, project]]), { history: input.includeHistory, projectPath: false });

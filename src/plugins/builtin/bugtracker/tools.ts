@@ -286,9 +286,17 @@ export const TOOLS: readonly ToolDefinition[] = [
     name: "list_bugs",
     title: "List a project's bugs",
     description:
-      "Lists the project's bugs, newest first by default, with filters (status, priority, all-of tags), full-text search (query) and pages (limit, cursor).",
+      "Lists the project's bugs, newest first by default, with filters (status, priority, all-of tags), full-text search (query) and pages (limit, cursor). " +
+      "A project with no bugs yet gives an empty list.",
     inputSchema: input({ ...listFilters, project_path: projectPath }),
-    outputSchema: pageOutput({ project_id: str, project_path: str }, ["project_id", "project_path"]),
+    outputSchema: pageOutput(
+      {
+        project_id: str,
+        project_path: str,
+        note: { type: "string", description: "Present when no bug has been reported in the project yet (the list is then empty)." },
+      },
+      ["project_id", "project_path"],
+    ),
     annotations: { title: "List bugs", readOnlyHint: true, destructiveHint: false, idempotentHint: true, ...closedWorld },
   },
   {
