@@ -138,6 +138,8 @@ function resolveRelated(store: BugStore, project: ProjectRow, bug: BugRow, relat
 function stateOf(store: BugStore, bug: BugRow) {
   return {
     label: formatBugId(bug.number),
+    title: bug.title,
+    description: bug.description,
     status: bug.status,
     priority: priorityOfRank(bug.priority),
     tags: store.tagsOf(bug.id),
@@ -147,6 +149,8 @@ function stateOf(store: BugStore, bug: BugRow) {
 
 function changesView(store: BugStore, plan: UpdatePlan): ChangesView {
   const changes: ChangesView = {};
+  if (plan.title) changes.title = { ...plan.title };
+  if (plan.description) changes.description = { ...plan.description };
   if (plan.status) changes.status = { ...plan.status };
   if (plan.priority) changes.priority = { ...plan.priority };
   if (plan.tagsAdded.length > 0 || plan.tagsRemoved.length > 0) changes.tags = { added: plan.tagsAdded, removed: plan.tagsRemoved };
@@ -170,7 +174,15 @@ export async function updateBug(args: JsonObject, ctx: ToolContext, storeFor: St
     const project = requireProject(store, resolved);
     const bug = requireBug(store, project, input.ref);
     const related = input.related === undefined ? undefined : resolveRelated(store, project, bug, input.related);
-    const plan = planUpdate(stateOf(store, bug), { status: input.status, priority: input.priority, tags: input.tags, related, note: input.note });
+    const plan = planUpdate(stateOf(store, bug), {
+      title: input.title,
+      description: input.description,
+      status: input.status,
+      priority: input.priority,
+      tags: input.tags,
+      related,
+      note: input.note,
+    });
     if (isEmptyPlan(plan)) return { changed: false, changes: {}, view: viewOne(store, project, bug, false) };
     const updated = store.applyPlan(bug, plan, ctx.callId);
     return { changed: true, changes: changesView(store, plan), view: viewOne(store, project, updated, false) };
