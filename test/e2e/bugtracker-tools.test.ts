@@ -188,6 +188,29 @@ void describe("bug tracker tools through the real server", () => {
     assert.deepEqual(otherAfter.related_bugs, []);
   });
 
+  void test("update_bug corrects a title and a description: recorded in the history and the audit log, searchable, checked as add_bug checks them", async () => {
+    const project = world.dir("correct-app");
+    ok(await server.callTool("add_bug", { project_path: project, title: "Logn fails", description: "happens sometmes" }));
+    const args = { project_path: project, bug_id: "BUG-1", title: "Login fails with a 500", description: "Every login since 2.3.\nSee the gateway log." };
+    const updated = ok(await server.callTool("update_bug", args));
+    assert.deepEqual(updated.changes, {
+      title: { from: "Logn fails", to: "Login fails with a 500" },
+      description: { from: "happens sometmes", to: "Every login since 2.3.\nSee the gateway log." },
+    });
+    const bug = ok(await server.callTool("get_bug", { project_path: project, bug_id: "BUG-1" })).bug as Message;
+    assert.deepEqual([bug.title, bug.description, bug.revision], [args.title, args.description, 1]);
+    assert.deepEqual((bug.history as Message[]).map((entry) => entry.changes), [updated.changes]);
+    const intent = auditEntries(server.stateDir).find((entry) => entry.event === "tool_call" && entry.callId === (bug.history as Message[])[0]!.call_id);
+    assert.deepEqual(intent?.arguments, args, "the audit log records the corrected text as sent");
+    assert.equal(ok(await server.callTool("list_bugs", { project_path: project, query: "gateway" })).count, 1);
+    assert.equal(ok(await server.callTool("list_bugs", { project_path: project, query: "sometmes" })).count, 0);
+
+    fails(await server.callTool("update_bug", { project_path: project, bug_id: "BUG-1", title: "two\nlines" }), /arguments\.title/);
+    fails(await server.callTool("update_bug", { project_path: project, bug_id: "BUG-1", description: "x".repeat(10_001) }), /arguments\.description/);
+    const after = ok(await server.callTool("get_bug", { project_path: project, bug_id: "BUG-1", include_history: false })).bug as Message;
+    assert.equal(after.revision, 1, "a refused correction changes nothing");
+  });
+
   void test("close_bug closes and records the resolution; closing again is an error", async () => {
     const project = world.dir("close-app");
     ok(await server.callTool("add_bug", { project_path: project, title: "Typo in the footer" }));
@@ -291,17 +314,19 @@ void describe("bug tracker tools through the real server", () => {
     assert.notEqual((rest.bugs as Message[])[0]!.uid, (paged.bugs as Message[])[0]!.uid);
   });
 
-  void test("an unknown project is an error for every tool that needs one, and is not registered by it", async () => {
+  void test("an unknown project is an error for the tools that name a bug, an empty list for list_bugs, and is not registered by them", async () => {
     const fresh = world.dir("never-initialized");
     const calls: Array<[string, Message]> = [
       ["get_bug", { bug_id: "BUG-1" }],
       ["update_bug", { bug_id: "BUG-1", note: "hello" }],
       ["close_bug", { bug_id: "BUG-1" }],
-      ["list_bugs", {}],
     ];
     for (const [tool, args] of calls) {
       fails(await server.callTool(tool, { project_path: fresh, ...args }), /has no bugs tracked yet/, /call init_bugtracker or add_bug/);
     }
+    const listed = ok(await server.callTool("list_bugs", { project_path: fresh }));
+    assert.deepEqual([listed.bugs, listed.count, listed.has_more], [[], 0, false]);
+    assert.match(listed.note as string, /no bug has been reported/);
     const init = ok(await server.callTool("init_bugtracker", { project_path: fresh }));
     assert.equal(init.created, true, "the failed calls registered nothing");
 

@@ -72,6 +72,20 @@ void describe("the shipped CLI with the default policy", () => {
     assert.equal(only[0]!.description, undefined);
   });
 
+  void test("search_tools: query words match by their stems, intent words rank (one is enough)", async () => {
+    const names = async (args: Message): Promise<string[]> => {
+      const reply = await server.callTool("search_tools", { ...args, detail_level: "name", limit: 100 });
+      assert.notEqual(reply.result?.isError, true, resultText(reply));
+      return (reply.result.structuredContent.results as Message[]).map((tool) => tool.name as string);
+    };
+    const plural = await names({ query: "bugs" });
+    for (const name of ["add_bug", "get_bug", "close_bug", "list_bugs"]) assert.ok(plural.includes(name), `'bugs' finds ${name}`);
+    assert.deepEqual(await names({ query: "bugs zebra" }), [], "every query word must match");
+    const goal = await names({ intent: "I want to report a bug in my project" });
+    assert.equal(goal[0], "add_bug");
+    assert.deepEqual(await names({ intent: "I want to report a bug in my project" }), goal, "the same answer every time");
+  });
+
   void test("tool errors are isError results without structuredContent", async () => {
     for (const args of [{ category: "no-such-category" }, { limit: 0 }, { detail_level: "everything" }, { bogus: true }]) {
       const reply = await server.callTool("search_tools", args);

@@ -26,6 +26,8 @@ export const VALID_ARGUMENTS: Readonly<Record<string, readonly JsonObject[]>> = 
   update_bug: [
     {
       bug_id: "bug-7",
+      title: "Crash on save",
+      description: "",
       status: "resolved",
       priority: "critical",
       tags: [],

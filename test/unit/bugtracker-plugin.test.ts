@@ -250,17 +250,35 @@ void describe("projects", () => {
     assert.deepEqual(betaBySession, beta);
   });
 
-  void it("refuses unknown projects for everything but init and add", async () => {
+  void it("refuses unknown projects for the tools that name a bug", async () => {
     for (const [tool, args] of [
       ["get_bug", { bug_id: "BUG-1" }],
       ["update_bug", { bug_id: "BUG-1", note: "x" }],
       ["close_bug", { bug_id: "BUG-1" }],
-      ["list_bugs", {}],
     ] as const) {
       assert.match(await h.fails(tool, args, "PROJECT_UNKNOWN"), /init_bugtracker or add_bug/);
     }
     await h.add("registers the project");
     assert.equal((await h.ok("list_bugs")).count, 1);
+  });
+
+  void it("lists an unknown project as empty, with a note, and registers nothing", async () => {
+    const listed = await h.ok("list_bugs", { status: "open", query: "crash" });
+    assert.deepEqual(listed, {
+      project_id: projectIdFor(h.project),
+      project_path: h.project,
+      bugs: [],
+      count: 0,
+      has_more: false,
+      note: "no bug has been reported in this project yet; add_bug reports the first one",
+    });
+    // The arguments are checked as for a known project.
+    await h.fails("list_bugs", { query: "*" }, "INVALID_QUERY");
+    await h.fails("list_bugs", { cursor: "not-a-cursor" }, "INVALID_CURSOR");
+    assert.equal((await h.ok("init_bugtracker")).created, true, "listing registered the project");
+    const known = await h.ok("list_bugs");
+    assert.equal(known.note, undefined, "a registered project's list carries no note");
+    assert.equal(known.count, 0);
   });
 
   void it("never reaches another project's bug by id alone", async () => {
@@ -396,7 +414,47 @@ void describe("update_bug", () => {
 
   void it("needs something to update", async () => {
     await h.add("target");
-    assert.match(await h.fails("update_bug", { bug_id: "BUG-1" }, "INVALID_ARGUMENT"), /nothing to update/);
+    assert.match(await h.fails("update_bug", { bug_id: "BUG-1" }, "INVALID_ARGUMENT"), /nothing to update: .*title, description, status/);
+  });
+
+  void it("corrects the title and the description, in the history and in search", async () => {
+    await h.add("Crash on sav", { description: "typo everywhere" });
+    const ctx = h.tc.context({ projectPath: h.project });
+    const result = await invokeTool(h.plugin, "update_bug", { bug_id: "BUG-1", title: "  Crash on save  ", description: "Steps:\n1. save\n" }, ctx);
+    assert.equal(result.isError, false, result.text);
+    assert.deepEqual(result.structured?.changes, {
+      title: { from: "Crash on sav", to: "Crash on save" },
+      description: { from: "typo everywhere", to: "Steps:\n1. save\n" },
+    });
+    const bug = await h.get("BUG-1");
+    assert.deepEqual([bug.title, bug.description, bug.revision], ["Crash on save", "Steps:\n1. save\n", 1]);
+    assert.deepEqual(bug.history?.map((entry) => [entry.changes, entry.call_id]), [[result.structured?.changes, ctx.callId]]);
+    // The full-text index follows: the new words are found, the old ones no longer.
+    assert.equal((await h.ok("list_bugs", { query: "steps save" })).count, 1);
+    assert.equal((await h.ok("list_bugs", { query: "typo" })).count, 0);
+    // The same text again (the title is trimmed, as add_bug trims it) changes nothing.
+    const again = await h.ok("update_bug", { bug_id: "BUG-1", title: "Crash on save ", description: "Steps:\n1. save\n" });
+    assert.equal(again.changed, false);
+    // A description may be emptied; the other fields stay as they were.
+    await h.ok("update_bug", { bug_id: "BUG-1", description: "", status: "in_progress" });
+    const emptied = await h.get("BUG-1");
+    assert.deepEqual([emptied.title, emptied.description, emptied.status, emptied.revision], ["Crash on save", "", "in_progress", 2]);
+  });
+
+  void it("checks a corrected title and description as add_bug does, and changes nothing on refusal", async () => {
+    await h.add("target", { description: "kept" });
+    for (const [args, pattern] of [
+      [{ title: "   " }, /"title" must be one line/],
+      [{ title: "two\nlines" }, /"title" must be one line/],
+      [{ title: "x".repeat(201) }, /"title" is 201 characters long; the limit is 200/],
+      [{ title: 12 }, /"title" must be a string/],
+      [{ description: "bell\u0007" }, /"description" must not contain control characters/],
+      [{ description: "x".repeat(10_001), note: "n" }, /"description" is 10001 characters long; the limit is 10000/],
+    ] as const) {
+      assert.match(await h.fails("update_bug", { bug_id: "BUG-1", ...args }, "INVALID_ARGUMENT"), pattern);
+    }
+    const bug = await h.get("BUG-1");
+    assert.deepEqual([bug.title, bug.description, bug.revision], ["target", "kept", 0]);
   });
 
   void it("checks status transitions and leaves the bug as it was on refusal", async () => {

@@ -126,6 +126,8 @@ void describe("full-text query building", () => {
 void describe("status transitions and update plans", () => {
   const state = (overrides: Partial<BugState> = {}): BugState => ({
     label: "BUG-3",
+    title: "Crash on sav",
+    description: "",
     status: "open",
     priority: "medium",
     tags: ["auth", "ui"],
@@ -162,6 +164,15 @@ void describe("status transitions and update plans", () => {
     assert.equal(plan.priority, undefined);
     assert.deepEqual(plan.tagsAdded, ["p0"]);
     assert.deepEqual(plan.tagsRemoved, ["ui"]);
+  });
+
+  void it("changes the title and description only when they differ", () => {
+    assert.ok(isEmptyPlan(planUpdate(state(), { title: "Crash on sav", description: "" })));
+    const plan = planUpdate(state(), { title: "Crash on save", description: "Steps:\n1. save" });
+    assert.deepEqual(plan.title, { from: "Crash on sav", to: "Crash on save" });
+    assert.deepEqual(plan.description, { from: "", to: "Steps:\n1. save" });
+    assert.equal(isEmptyPlan(planUpdate(state(), { description: "x" })), false);
+    assert.equal(planUpdate(state({ description: "x" }), { description: "" }).description?.to, "", "a description may be emptied");
   });
 
   void it("counts a note alone as a change", () => {

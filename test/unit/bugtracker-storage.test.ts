@@ -121,6 +121,44 @@ void describe("migrations", () => {
     db.close();
   });
 
+  void it("moves a version 1 database to title and description history, keeping its rows, index and triggers", () => {
+    const db = new Database(":memory:");
+    assert.equal(migrate(db, MIGRATIONS.slice(0, 1)), 1);
+    db.exec(`
+      INSERT INTO projects (id, project_id, path, name, next_number, created_at) VALUES (1, 'p-1', '/p', 'p', 3, 0);
+      INSERT INTO bugs (id, uid, project, number, title, description, status, priority, created_at, updated_at, revision)
+        VALUES (1, 'U1', 1, 1, 'first', 'about zanzibar', 'open', 1, 0, 0, 0), (2, 'U2', 1, 2, 'second', '', 'open', 1, 0, 0, 0);
+      INSERT INTO history (bug, revision, at, field, old_value, new_value, other_bug, note, call_id) VALUES
+        (1, 1, 5, 'status', 'open', 'in_progress', NULL, NULL, 'c1'),
+        (1, 1, 5, 'related', NULL, 'blocks', 2, NULL, 'c1'),
+        (1, 2, 6, 'note', NULL, NULL, NULL, 'found in kalamazoo', 'c2');`);
+    const rows = db.prepare("SELECT * FROM history ORDER BY id").all();
+    const search = (words: string) => db.prepare("SELECT rowid FROM bug_search WHERE bug_search MATCH ?").all(words).length;
+    assert.equal(search("kalamazoo"), 1);
+    assert.throws(() => db.prepare("INSERT INTO history (bug, revision, at, field, old_value, new_value) VALUES (1, 3, 7, 'title', 'first', 'First')").run(), /CHECK/);
+
+    assert.equal(migrate(db), LATEST_VERSION);
+    assert.deepEqual(db.prepare("SELECT * FROM history ORDER BY id").all(), rows);
+    assert.deepEqual(db.pragma("integrity_check"), [{ integrity_check: "ok" }]);
+    assert.deepEqual(db.pragma("foreign_key_check"), []);
+    db.exec("INSERT INTO bug_search (bug_search) VALUES ('integrity-check')");
+    assert.equal(search("kalamazoo"), 1);
+    const names = (type: string) => (db.prepare("SELECT name FROM sqlite_schema WHERE type = ? AND tbl_name = 'history' ORDER BY name").all(type) as { name: string }[]).map((row) => row.name);
+    assert.deepEqual(names("index"), ["history_bug"]);
+    assert.deepEqual(names("trigger"), ["history_no_change", "history_no_delete", "history_search_note"]);
+    assert.deepEqual(db.prepare("SELECT name FROM temp.sqlite_schema").all(), [], "the copy aside is gone");
+
+    // The new fields are accepted; the triggers still keep history append-only and notes searchable.
+    db.prepare("INSERT INTO history (bug, revision, at, field, old_value, new_value) VALUES (1, 3, 7, 'title', 'first', 'First')").run();
+    db.prepare("INSERT INTO history (bug, revision, at, field, old_value, new_value) VALUES (1, 3, 7, 'description', 'about zanzibar', '')").run();
+    assert.throws(() => db.prepare("UPDATE history SET note = 'x'").run(), /append-only/);
+    assert.throws(() => db.prepare("DELETE FROM history").run(), /append-only/);
+    db.prepare("INSERT INTO history (bug, revision, at, field, note) VALUES (2, 1, 8, 'note', 'seen in timbuktu')").run();
+    assert.equal(search("timbuktu"), 1);
+    db.exec("INSERT INTO bug_search (bug_search) VALUES ('integrity-check')");
+    db.close();
+  });
+
   void it("refuses a database that belongs to another program", () => {
     const foreign = new Database(":memory:");
     foreign.exec("CREATE TABLE notes (x)");

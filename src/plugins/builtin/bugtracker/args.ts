@@ -125,6 +125,16 @@ const TITLE_RULE = "must be one line with at least one visible character (no con
 const TEXT_RULE = "must not contain control characters other than tab and newline, nor bidi-override characters";
 const NOTE_RULE = "must contain at least one visible character and no control (other than tab and newline) or bidi-override characters";
 
+/** A bug's title, trimmed; the same rules when it is reported (add_bug) and when it is corrected (update_bug). */
+function title(args: JsonObject): string | undefined {
+  return text(args, "title", LIMITS.titleMax, SINGLE_LINE_RE, TITLE_RULE)?.trim();
+}
+
+/** A bug's description, as given (it may be empty). */
+function description(args: JsonObject): string | undefined {
+  return text(args, "description", LIMITS.descriptionMax, MULTILINE_RE, TEXT_RULE);
+}
+
 // ---------------------------------------------------------------------------
 // Per-tool inputs
 // ---------------------------------------------------------------------------
@@ -148,12 +158,12 @@ export interface AddInput {
 
 export function parseAdd(args: JsonObject): AddInput {
   checkKeys(args, ["title", "description", "priority", "tags", "project_path"]);
-  const title = text(args, "title", LIMITS.titleMax, SINGLE_LINE_RE, TITLE_RULE);
-  if (title === undefined) throw invalid(`"title" is required: a one-line summary of the bug (1 to ${LIMITS.titleMax} characters)`);
+  const given = title(args);
+  if (given === undefined) throw invalid(`"title" is required: a one-line summary of the bug (1 to ${LIMITS.titleMax} characters)`);
   return {
     projectPath: projectPath(args),
-    title: title.trim(),
-    description: text(args, "description", LIMITS.descriptionMax, MULTILINE_RE, TEXT_RULE) ?? "",
+    title: given,
+    description: description(args) ?? "",
     priority: choice(args, "priority", PRIORITIES) ?? "medium",
     tags: tagList(args, "tags", LIMITS.tagsMax) ?? [],
   };
@@ -178,6 +188,8 @@ export interface RelatedInput {
 export interface UpdateInput {
   projectPath: string | undefined;
   ref: BugRef;
+  title: string | undefined;
+  description: string | undefined;
   status: Status | undefined;
   priority: Priority | undefined;
   tags: string[] | undefined;
@@ -203,18 +215,21 @@ function relatedList(args: JsonObject): RelatedInput[] | undefined {
 }
 
 export function parseUpdate(args: JsonObject): UpdateInput {
-  checkKeys(args, ["bug_id", "status", "priority", "tags", "related_bugs", "note", "project_path"]);
+  checkKeys(args, ["bug_id", "title", "description", "status", "priority", "tags", "related_bugs", "note", "project_path"]);
   const input: UpdateInput = {
     projectPath: projectPath(args),
     ref: bugRef(args, "bug_id"),
+    title: title(args),
+    description: description(args),
     status: choice(args, "status", STATUSES),
     priority: choice(args, "priority", PRIORITIES),
     tags: tagList(args, "tags", LIMITS.tagsMax),
     related: relatedList(args),
     note: text(args, "note", LIMITS.noteMax, MULTILINE_NONBLANK_RE, NOTE_RULE)?.trim(),
   };
-  if (input.status === undefined && input.priority === undefined && input.tags === undefined && input.related === undefined && input.note === undefined) {
-    throw invalid("nothing to update: pass at least one of status, priority, tags, related_bugs or note");
+  const changes = [input.title, input.description, input.status, input.priority, input.tags, input.related, input.note];
+  if (changes.every((value) => value === undefined)) {
+    throw invalid("nothing to update: pass at least one of title, description, status, priority, tags, related_bugs or note");
   }
   return input;
 }

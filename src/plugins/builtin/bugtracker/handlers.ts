@@ -138,6 +138,8 @@ function resolveRelated(store: BugStore, project: ProjectRow, bug: BugRow, relat
 function stateOf(store: BugStore, bug: BugRow) {
   return {
     label: formatBugId(bug.number),
+    title: bug.title,
+    description: bug.description,
     status: bug.status,
     priority: priorityOfRank(bug.priority),
     tags: store.tagsOf(bug.id),
@@ -147,6 +149,8 @@ function stateOf(store: BugStore, bug: BugRow) {
 
 function changesView(store: BugStore, plan: UpdatePlan): ChangesView {
   const changes: ChangesView = {};
+  if (plan.title) changes.title = { ...plan.title };
+  if (plan.description) changes.description = { ...plan.description };
   if (plan.status) changes.status = { ...plan.status };
   if (plan.priority) changes.priority = { ...plan.priority };
   if (plan.tagsAdded.length > 0 || plan.tagsRemoved.length > 0) changes.tags = { added: plan.tagsAdded, removed: plan.tagsRemoved };
@@ -170,7 +174,15 @@ export async function updateBug(args: JsonObject, ctx: ToolContext, storeFor: St
     const project = requireProject(store, resolved);
     const bug = requireBug(store, project, input.ref);
     const related = input.related === undefined ? undefined : resolveRelated(store, project, bug, input.related);
-    const plan = planUpdate(stateOf(store, bug), { status: input.status, priority: input.priority, tags: input.tags, related, note: input.note });
+    const plan = planUpdate(stateOf(store, bug), {
+      title: input.title,
+      description: input.description,
+      status: input.status,
+      priority: input.priority,
+      tags: input.tags,
+      related,
+      note: input.note,
+    });
     if (isEmptyPlan(plan)) return { changed: false, changes: {}, view: viewOne(store, project, bug, false) };
     const updated = store.applyPlan(bug, plan, ctx.callId);
     return { changed: true, changes: changesView(store, plan), view: viewOne(store, project, updated, false) };
@@ -256,12 +268,22 @@ function pageResult(plan: PagePlan, page: { rows: readonly BugRow[]; hasMore: bo
   return result;
 }
 
+/** Said beside the empty list of a project nobody has reported a bug in yet. */
+export const UNTRACKED_NOTE = "no bug has been reported in this project yet; add_bug reports the first one";
+
 export async function listBugs(args: JsonObject, ctx: ToolContext, storeFor: StoreProvider): Promise<ToolOutcome> {
   const input = parseList(args);
   const resolved = await projectOf(ctx, input.projectPath);
   const store = storeFor(ctx);
   const result = store.read(() => {
-    const project = requireProject(store, resolved);
+    const project = store.findProjectByPath(resolved.path);
+    if (project === undefined) {
+      // Listing is a natural first call: a project without bugs yet has an empty list, not an
+      // error. A read registers nothing (add_bug or init_bugtracker do). The arguments are still
+      // checked as for a known project, so a bad query or cursor is refused the same way.
+      planPage("list", input, undefined);
+      return { project_id: resolved.projectId, project_path: resolved.path, bugs: [], count: 0, has_more: false, note: UNTRACKED_NOTE };
+    }
     const plan = planPage("list", input, project.id);
     const page = runPage(store, plan);
     const bugs = store.views(page.rows, new Map([[project.id, project]]), { history: input.includeHistory, projectPath: false });

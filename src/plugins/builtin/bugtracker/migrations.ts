@@ -149,7 +149,60 @@ CREATE TRIGGER history_no_delete BEFORE DELETE ON history BEGIN
 END;
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, description: "projects, bugs, tags, relations, history, full-text search", sql: V1 }];
+/*
+ * update_bug corrects titles and descriptions, and history records each correction as a field
+ * of its own. SQLite cannot change a CHECK in place, so the history table is rebuilt: its rows
+ * are copied aside and back (same ids, so history order is kept), and its index and triggers,
+ * dropped with the table, are made again as they were. No rename: renaming a table rewrites
+ * the view and triggers that name it. Nothing references history, so no foreign key is touched.
+ */
+const V2 = /* sql */ `
+CREATE TEMP TABLE history_v1 AS SELECT * FROM history;
+DROP TABLE history;
+
+CREATE TABLE history (
+  id INTEGER PRIMARY KEY,
+  bug INTEGER NOT NULL REFERENCES bugs(id),
+  revision INTEGER NOT NULL CHECK (revision >= 1),
+  at INTEGER NOT NULL,
+  field TEXT NOT NULL CHECK (field IN ('title', 'description', 'status', 'priority', 'tag', 'related', 'note')),
+  -- title/description/status/priority: old and new value; tag: old = removed tag, new = added tag;
+  -- related: old and new relationship towards other_bug (NULL: no link).
+  old_value TEXT,
+  new_value TEXT,
+  other_bug INTEGER REFERENCES bugs(id),
+  note TEXT,
+  call_id TEXT,
+  CHECK ((field = 'note') = (note IS NOT NULL)),
+  CHECK ((field = 'related') = (other_bug IS NOT NULL))
+) STRICT;
+INSERT INTO history (id, bug, revision, at, field, old_value, new_value, other_bug, note, call_id)
+  SELECT id, bug, revision, at, field, old_value, new_value, other_bug, note, call_id FROM history_v1 ORDER BY id;
+DROP TABLE history_v1;
+CREATE INDEX history_bug ON history (bug, id);
+
+CREATE TRIGGER history_search_note AFTER INSERT ON history WHEN new.note IS NOT NULL BEGIN
+  INSERT INTO bug_search (bug_search, rowid, title, description, notes)
+    SELECT 'delete', b.id, b.title, b.description,
+      coalesce((SELECT group_concat(h.note, char(10) ORDER BY h.id) FROM history h
+                WHERE h.bug = b.id AND h.note IS NOT NULL AND h.id <> new.id), '')
+    FROM bugs b WHERE b.id = new.bug;
+  INSERT INTO bug_search (rowid, title, description, notes)
+    SELECT s.id, s.title, s.description, s.notes FROM bug_search_source s WHERE s.id = new.bug;
+END;
+
+CREATE TRIGGER history_no_change BEFORE UPDATE ON history BEGIN
+  SELECT RAISE(ABORT, 'history is append-only');
+END;
+CREATE TRIGGER history_no_delete BEFORE DELETE ON history BEGIN
+  SELECT RAISE(ABORT, 'history is append-only');
+END;
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, description: "projects, bugs, tags, relations, history, full-text search", sql: V1 },
+  { version: 2, description: "history records title and description corrections", sql: V2 },
+];
 
 export const LATEST_VERSION = MIGRATIONS.length;
 

@@ -77,6 +77,8 @@ export interface Page {
 export type ChangeView = { from: string; to: string };
 export type RelatedChangeView = { bug_id: string; from?: string; to?: string };
 export type ChangesView = {
+  title?: ChangeView;
+  description?: ChangeView;
   status?: ChangeView;
   priority?: ChangeView;
   tags?: { added: string[]; removed: string[] };
@@ -111,7 +113,7 @@ interface HistoryRow {
   bug: number;
   revision: number;
   at: number;
-  field: "status" | "priority" | "tag" | "related" | "note";
+  field: "title" | "description" | "status" | "priority" | "tag" | "related" | "note";
   old_value: string | null;
   new_value: string | null;
   other_number: number | null;
@@ -151,6 +153,7 @@ export class BugStore {
     | "relatedOf"
     | "touchBug"
     | "setStatusPriority"
+    | "setText"
     | "upsertRelation"
     | "deleteRelation"
     | "insertHistory"
@@ -189,6 +192,8 @@ export class BugStore {
       relatedOf: p("SELECT other, kind FROM relations WHERE bug = ?"),
       touchBug: p("UPDATE bugs SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision"),
       setStatusPriority: p("UPDATE bugs SET status = ?, priority = ? WHERE id = ?"),
+      // A trigger re-indexes the bug for full-text search when either changes.
+      setText: p("UPDATE bugs SET title = ?, description = ? WHERE id = ?"),
       upsertRelation: p(
         "INSERT INTO relations (bug, other, kind) VALUES (?, ?, ?) ON CONFLICT (bug, other) DO UPDATE SET kind = excluded.kind",
       ),
@@ -290,6 +295,11 @@ export class BugStore {
     const history = (field: HistoryRow["field"], old: string | null, next: string | null, other: number | null, note: string | null) =>
       this.sql.insertHistory.run({ bug: bug.id, revision, at, field, old, new: next, other, note, call: callId ?? null });
 
+    if (plan.title !== undefined || plan.description !== undefined) {
+      this.sql.setText.run(plan.title?.to ?? bug.title, plan.description?.to ?? bug.description, bug.id);
+    }
+    if (plan.title !== undefined) history("title", plan.title.from, plan.title.to, null, null);
+    if (plan.description !== undefined) history("description", plan.description.from, plan.description.to, null, null);
     const status = plan.status?.to ?? bug.status;
     const priority = plan.priority?.to ?? priorityOfRank(bug.priority);
     if (plan.status !== undefined || plan.priority !== undefined) this.sql.setStatusPriority.run(status, priorityRank(priority), bug.id);
@@ -408,6 +418,8 @@ export function historyView(rows: readonly HistoryRow[]): HistoryEntryView[] {
     }
     const changes = current.changes;
     switch (row.field) {
+      case "title":
+      case "description":
       case "status":
       case "priority":
         changes[row.field] = { from: row.old_value ?? "", to: row.new_value ?? "" };

@@ -62,6 +62,21 @@ const note = (description: string): JsonObject => ({
   description: `${description} At least one visible character; ${MULTILINE_RULE}.`,
 });
 
+// The same rules when a bug is reported (add_bug) and when it is corrected (update_bug).
+const title = (about: string): JsonObject => ({
+  type: "string",
+  minLength: 1,
+  maxLength: LIMITS.titleMax,
+  pattern: SINGLE_LINE_PATTERN,
+  description: `${about}: at least one visible character; no line breaks, control characters or bidirectional overrides.`,
+});
+const description = (about: string): JsonObject => ({
+  type: "string",
+  maxLength: LIMITS.descriptionMax,
+  pattern: MULTILINE_PATTERN,
+  description: `${about}; ${MULTILINE_RULE}.`,
+});
+
 const listFilters: Record<string, JsonObject> = {
   status: { ...status, description: "Only bugs with this status." },
   priority: { ...priority, description: "Only bugs with this priority." },
@@ -101,6 +116,8 @@ const change: JsonObject = { type: "object", required: ["from", "to"], propertie
 const changes: JsonObject = {
   type: "object",
   properties: {
+    title: change,
+    description: change,
     status: change,
     priority: change,
     tags: {
@@ -211,8 +228,8 @@ export const TOOLS: readonly ToolDefinition[] = [
     description: "Creates an open bug in the project and returns it with its id (BUG-n).",
     inputSchema: input(
       {
-        title: { type: "string", minLength: 1, maxLength: LIMITS.titleMax, pattern: SINGLE_LINE_PATTERN, description: "One-line summary: at least one visible character; no line breaks, control characters or bidirectional overrides." },
-        description: { type: "string", maxLength: LIMITS.descriptionMax, pattern: MULTILINE_PATTERN, description: `Details, steps to reproduce; ${MULTILINE_RULE}.` },
+        title: title("One-line summary"),
+        description: description("Details, steps to reproduce"),
         priority: { ...priority, default: "medium" },
         tags: tagArray(LIMITS.tagsMax, "Labels (letters, digits and . _ : + -), stored lower-case."),
         project_path: projectPath,
@@ -237,12 +254,14 @@ export const TOOLS: readonly ToolDefinition[] = [
     name: "update_bug",
     title: "Update a bug",
     description:
-      "Changes a bug's status, priority, tags (replaces the set) or related bugs (replaces the set; the other bug gets the reciprocal link), and/or adds a note. " +
+      "Changes a bug's title, description, status, priority, tags (replaces the set) or related bugs (replaces the set; the other bug gets the reciprocal link), and/or adds a note. " +
       "Status moves: open -> in_progress/resolved/closed; in_progress -> open/resolved/closed; resolved -> closed/open; closed -> open. " +
       "Only real changes are recorded in the history.",
     inputSchema: input(
       {
         bug_id: bugId,
+        title: title("A corrected one-line summary"),
+        description: description("A corrected description (replaces the current one; may be empty)"),
         status,
         priority,
         tags: tagArray(LIMITS.tagsMax, "The new full set of tags (replaces the current one)."),
@@ -286,9 +305,17 @@ export const TOOLS: readonly ToolDefinition[] = [
     name: "list_bugs",
     title: "List a project's bugs",
     description:
-      "Lists the project's bugs, newest first by default, with filters (status, priority, all-of tags), full-text search (query) and pages (limit, cursor).",
+      "Lists the project's bugs, newest first by default, with filters (status, priority, all-of tags), full-text search (query) and pages (limit, cursor). " +
+      "A project with no bugs yet gives an empty list.",
     inputSchema: input({ ...listFilters, project_path: projectPath }),
-    outputSchema: pageOutput({ project_id: str, project_path: str }, ["project_id", "project_path"]),
+    outputSchema: pageOutput(
+      {
+        project_id: str,
+        project_path: str,
+        note: { type: "string", description: "Present when no bug has been reported in the project yet (the list is then empty)." },
+      },
+      ["project_id", "project_path"],
+    ),
     annotations: { title: "List bugs", readOnlyHint: true, destructiveHint: false, idempotentHint: true, ...closedWorld },
   },
   {

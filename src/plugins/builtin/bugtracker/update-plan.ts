@@ -9,6 +9,8 @@ import { TRANSITIONS, canTransition, type Priority, type Relationship, type Stat
 export interface BugState {
   /** `BUG-12`, for messages. */
   label: string;
+  title: string;
+  description: string;
   status: Status;
   priority: Priority;
   tags: readonly string[];
@@ -17,6 +19,9 @@ export interface BugState {
 }
 
 export interface UpdateRequest {
+  /** Already trimmed and checked. */
+  title?: string | undefined;
+  description?: string | undefined;
   status?: Status | undefined;
   priority?: Priority | undefined;
   /** The full new tag set (replaces), already normalized. */
@@ -35,6 +40,8 @@ export interface RelatedChange {
 }
 
 export interface UpdatePlan {
+  title?: { from: string; to: string };
+  description?: { from: string; to: string };
   status?: { from: Status; to: Status };
   priority?: { from: Priority; to: Priority };
   tagsAdded: string[];
@@ -45,6 +52,8 @@ export interface UpdatePlan {
 
 export function isEmptyPlan(plan: UpdatePlan): boolean {
   return (
+    plan.title === undefined &&
+    plan.description === undefined &&
     plan.status === undefined &&
     plan.priority === undefined &&
     plan.tagsAdded.length === 0 &&
@@ -66,6 +75,10 @@ export function transitionError(label: string, from: Status, to: Status): ToolEr
 export function planUpdate(state: BugState, request: UpdateRequest): UpdatePlan {
   const plan: UpdatePlan = { tagsAdded: [], tagsRemoved: [], related: [] };
 
+  if (request.title !== undefined && request.title !== state.title) plan.title = { from: state.title, to: request.title };
+  if (request.description !== undefined && request.description !== state.description) {
+    plan.description = { from: state.description, to: request.description };
+  }
   if (request.status !== undefined && request.status !== state.status) {
     if (!canTransition(state.status, request.status)) throw transitionError(state.label, state.status, request.status);
     plan.status = { from: state.status, to: request.status };
