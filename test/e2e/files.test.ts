@@ -52,6 +52,8 @@ void describe("the files tools", () => {
       assert.deepEqual(listed.entries, [{ name: "visit.md", kind: "file", size: 36 }]);
       const read = expectStructured(await server.callTool("read_file", { path: "records/visit.md" }));
       assert.equal(read.content, "Patient seen.\nFollow-up: two weeks.\n");
+      // Review finding: an offset past 2^53 is no exact number (1e308 was read as 0): refused, with the bound.
+      expectToolError(await server.callTool("read_file", { path: "records/visit.md", offset: 1e308 }), /offset.*9007199254740991/);
       const found = expectStructured(await server.callTool("search_files", { path: ".", contains: "follow-up" }));
       assert.deepEqual(found.results, [{ path: "records/visit.md", kind: "file", matches: [{ line: 2, text: "Follow-up: two weeks." }] }]);
       expectStructured(await server.callTool("create_directory", { path: "summaries/2026" }));

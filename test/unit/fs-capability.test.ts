@@ -760,4 +760,31 @@ void describe("review finding: a parent swapped between the check's realpath and
     if (!verdict.ok) return;
     await denied(openVerifiedForRead(verdict, '"a/notes.txt"'), "PATH_RACE");
   });
+
+  void it("is refused on stat too: an outside file's size, times and mode are not told (file_info, listing sizes)", async () => {
+    const dir = scratch("race-mid-stat");
+    fs.mkdirSync(`${dir}/a`);
+    fs.writeFileSync(`${dir}/a/info.txt`, "harmless");
+    fs.writeFileSync(`${outside}/info.txt`, "x".repeat(31337), { mode: 0o644 });
+    let swapped = false;
+    const io: PathIo = {
+      realpath: (p) => nodePathIo.realpath(p),
+      lstat: async (p) => {
+        if (!swapped && p.endsWith("/a/info.txt")) {
+          swapped = true;
+          fs.renameSync(`${dir}/a`, `${dir}/a-real`);
+          fs.symlinkSync(outside, `${dir}/a`);
+        }
+        return nodePathIo.lstat(p);
+      },
+    };
+    // The swap stays while stat looks: by path alone, it saw the outside file as the checked one.
+    await denied(createGuardedFs(compiled, LIMITS, { io }).stat(`${dir}/a/info.txt`), "PATH_RACE");
+    // Put back, the same file is told as it is.
+    fs.rmSync(`${dir}/a`);
+    fs.renameSync(`${dir}/a-real`, `${dir}/a`);
+    const info = await gfs.stat(`${dir}/a/info.txt`);
+    assert.deepEqual([info.kind, info.size], ["file", 8]);
+    assert.equal((await gfs.stat(dir)).kind, "directory");
+  });
 });

@@ -131,8 +131,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     async stat(p) {
       const { verdict, shown } = await check(p, "read");
       if (verdict.identity === undefined) throw notFound(shown, verdict.realPath);
-      const stat = await lstatOrThrow(verdict.realPath, shown);
-      if (!sameIdentity(stat, verdict.identity)) throw raced(shown);
+      const stat = await statVerified(verdict.realPath, verdict.identity, shown, procFdDir);
       // A file's other name may be outside the root or denied: its size and times are refused as its content is.
       if (stat.isFile() && stat.nlink > 1n) {
         throw hardLinked(shown);
@@ -318,6 +317,36 @@ export async function openVerifiedForRead(
   } catch (error) {
     await handle.close();
     throw error;
+  }
+}
+
+/**
+ * Linux's O_PATH (not in Node's fs.constants; the generic value, which every architecture Node
+ * runs on uses): a descriptor that names a file without opening it, so nothing a device or
+ * FIFO does on open happens, and whose own path /proc tells.
+ */
+const O_PATH = process.platform === "linux" ? 0o10000000 : undefined;
+
+/**
+ * The checked path's metadata, from a descriptor whose own path is checked (as reads are): by
+ * path alone, a parent swapped for a link during the check and left so shows an outside file's
+ * size, times and mode as the checked file's (its identity was taken through the same link).
+ * Without O_PATH or /proc, by path with the identity check alone.
+ */
+async function statVerified(realPath: string, identity: FileIdentity, shown: string, procFd: string | null): Promise<BigIntStats> {
+  if (O_PATH === undefined || procFd === null) {
+    const stat = await lstatOrThrow(realPath, shown);
+    if (!sameIdentity(stat, identity)) throw raced(shown);
+    return stat;
+  }
+  const handle = await openOrThrow(realPath, O_PATH | FS.O_NOFOLLOW, shown);
+  try {
+    const stat = await handle.stat({ bigint: true });
+    if (!sameIdentity(stat, identity)) throw raced(shown);
+    await requireOpenedAt(handle, realPath, shown, procFd);
+    return stat;
+  } finally {
+    await handle.close();
   }
 }
 

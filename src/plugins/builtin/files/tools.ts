@@ -118,7 +118,7 @@ export const TOOLS: readonly ToolDefinition[] = [
       type: "object",
       properties: {
         path: readPath("The directory"),
-        offset: { type: "integer", minimum: 0, default: 0, description: "Entries to skip (the previous page's next_offset)." },
+        offset: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: "Entries to skip (the previous page's next_offset)." },
         limit: { type: "integer", minimum: 1, maximum: LIMITS.listMax, default: LIMITS.listDefault, description: "Entries at most." },
       },
       required: ["path"],
@@ -156,8 +156,9 @@ export const TOOLS: readonly ToolDefinition[] = [
       type: "object",
       properties: {
         path: readPath("The file"),
-        offset: { type: "integer", minimum: 0, default: 0, description: "Byte offset to start at." },
-        length: { type: "integer", minimum: 1, default: LIMITS.readDefault, description: "Bytes to read at most." },
+        // Past 2^53 a number is no exact offset (1e308 was read as 0): refused by the schema, with its bound.
+        offset: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: "Byte offset to start at." },
+        length: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: LIMITS.readDefault, description: "Bytes to read at most." },
         encoding: { type: "string", enum: ["utf8", "base64"], default: "utf8", description: "How the content is returned." },
       },
       required: ["path"],
