@@ -284,6 +284,15 @@ export interface ToolContext {
   readonly signal: AbortSignal;
   /** A unique id of this call (a ULID), the same one the audit log records. */
   readonly callId: string;
+  /**
+   * When the call's time is up, in epoch milliseconds (compare with `Date.now()`): then the
+   * dispatcher answers with a timeout, aborts `signal`, and whatever the plugin would have
+   * returned is lost. A tool that can end early with part of a result (a search) stops a
+   * little before it and says so. Set when the call is dispatched, from the tool's
+   * `tools.timeouts` entry or `tools.timeout`. The dispatcher's own timer is monotonic: a
+   * wall clock set back meanwhile makes this read later than the real end, so keep a margin.
+   */
+  readonly deadline: number;
   /** Reports progress; ignored when the client asked for none. */
   progress(update: ProgressUpdate): void;
   readonly log: PluginLogger;

@@ -45,16 +45,18 @@ export function dispatch(
   plugin: Plugin,
   tool: string,
   args: JsonObject,
-  makeContext: (scope: CallAbort) => ToolContext,
+  makeContext: (scope: CallAbort, deadline: number) => ToolContext,
   options: DispatchOptions,
 ): Promise<DispatchOutcome> {
   const { scope, timeoutMs } = options;
   if (scope.aborted) return Promise.resolve(abortOutcome(scope.reason));
   const outcome = new Promise<DispatchOutcome>(captureResolve);
+  // The plugin's view of the timer armed here (ctx.deadline), in epoch milliseconds.
+  const deadline = Date.now() + timeoutMs;
   const run = new DispatchRun(scope, takeCaptured(), timeoutMs);
   let running: Promise<ToolOutcome>;
   try {
-    running = plugin.execute(tool, args, makeContext(scope));
+    running = plugin.execute(tool, args, makeContext(scope, deadline));
   } catch (error) {
     // A plugin that throws instead of rejecting is treated the same.
     run.failed(error);

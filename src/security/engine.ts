@@ -365,16 +365,19 @@ export class SecurityEngine implements ToolService {
   /** Stage 7. */
   private run(entry: RegisteredTool, call: ToolCall, callId: string | undefined, args: JsonObject): Promise<DispatchOutcome> {
     const timeoutMs = this.timeoutMsOf(entry);
-    return dispatch(entry.plugin, entry.tool.name, args, (scope) => this.contextFor(entry, call, callId, scope, timeoutMs), { timeoutMs, scope: call.abort });
+    return dispatch(entry.plugin, entry.tool.name, args, (scope, deadline) => this.contextFor(entry, call, callId, scope, timeoutMs, deadline), {
+      timeoutMs,
+      scope: call.abort,
+    });
   }
 
-  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string | undefined, scope: CallAbort, timeoutMs: number): ToolContext {
+  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string | undefined, scope: CallAbort, timeoutMs: number, deadline: number): ToolContext {
     let logger = this.pluginLoggers.get(entry.plugin.name);
     if (logger === undefined) {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
       this.pluginLoggers.set(entry.plugin.name, logger);
     }
-    return new CallContext(scope, callId, call.progress, logger, this.catalog, this.options.capabilities, timeoutMs, this.options.session);
+    return new CallContext(scope, callId, call.progress, logger, this.catalog, this.options.capabilities, timeoutMs, deadline, this.options.session);
   }
 
   /** Stage 8, where a result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited. */
@@ -510,7 +513,9 @@ class CallContext implements ToolContext {
     readonly log: PluginLogger,
     readonly catalog: ToolCatalog,
     private readonly capabilityFactory: CapabilityFactory,
-    private readonly deadlineMs: number,
+    /** The call's time limit: the capabilities cap their own timeouts with it. */
+    private readonly timeoutMs: number,
+    readonly deadline: number,
     private readonly makeSession: () => SessionInfo,
   ) {}
 
@@ -528,7 +533,7 @@ class CallContext implements ToolContext {
   }
 
   private get caps(): CallCapabilities {
-    return (this.capabilities ??= this.capabilityFactory.forCall(this.scope, this.deadlineMs));
+    return (this.capabilities ??= this.capabilityFactory.forCall(this.scope, this.timeoutMs));
   }
 
   get fs(): GuardedFs {

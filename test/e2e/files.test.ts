@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, type Message } from "../helpers/server-process.js";
 import { auditEntries, expectStructured, expectToolError, tempDir } from "../helpers/e2e.js";
@@ -95,6 +95,36 @@ void describe("the files tools", () => {
       assert.deepEqual(server.problems, []);
     } finally {
       await server.close();
+    }
+  });
+
+  // Not a timed assertion: 40,000 files take several seconds to search here (~1 s on a fast idle machine would
+  // still be too many for the 2 s limit less its margin), and the match is read first, at the top of the tree.
+  test("a search cut short by its time limit returns what it found, with complete: false and progress on the way", { timeout: 120_000 }, async () => {
+    const data = realpathSync(tempDir("msl-files-timeout-"));
+    try {
+      writeFileSync(join(data, "a-match.txt"), "first line\nthe needle is here\n");
+      mkdirSync(join(data, "z"));
+      for (let i = 0; i < 40_000; i++) closeSync(openSync(join(data, "z", `f${String(i).padStart(5, "0")}.txt`), "w"));
+      const policy = ['version: "1.0"', "filesystem:", `  allowed_paths: ["${data}/**", "\${STATE_DIR}/**"]`, "tools:", "  timeouts:", "    search_files: 2", ""].join("\n");
+      const server = await ServerProcess.initialized({ policy });
+      try {
+        const response = await server.callTool("search_files", { path: data, contains: "needle" }, { _meta: { progressToken: "search-1" } });
+        const found = expectStructured(response);
+        assert.deepEqual(found.results, [{ path: "a-match.txt", kind: "file", matches: [{ line: 2, text: "the needle is here" }] }]);
+        assert.equal(found.complete, false);
+        assert.equal(found.stopped, "time_limit");
+        assert.match(found.note as string, /^stopped near the call's time limit after looking at \d+ entries and reading \d+ files/);
+        const progress = server.messages.filter((m) => m.method === "notifications/progress");
+        assert.ok(progress.length > 0, "progress was sent while it searched");
+        assert.ok(progress.every((m) => m.params.progressToken === "search-1" && /entries looked at/.test(m.params.message as string)));
+        const result = auditEntries(server.stateDir).find((entry) => entry.event === "tool_result" && entry.tool === "search_files");
+        assert.equal(result?.outcome, "ok", "recorded as a result, not a timeout");
+      } finally {
+        await server.close();
+      }
+    } finally {
+      rmSync(data, { recursive: true, force: true });
     }
   });
 

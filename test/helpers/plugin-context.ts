@@ -9,6 +9,7 @@
  * - `fetch` and `exec`: always refused (CapabilityDeniedError), so a test never
  *   reaches the network or starts a process by accident.
  * - `progress`: no-op; `log`: collected in `logs`.
+ * - `deadline`: none (Infinity) unless a test gives one.
  *
  * `invokeTool` calls a plugin the way the dispatcher does (ToolError and
  * CapabilityDeniedError become isError results), checks a successful result
@@ -62,7 +63,7 @@ export interface TestContext {
   readonly stateDir: string;
   readonly logs: LogEntry[];
   /** A new context (new callId) sharing this one's storage, fs and logs. */
-  context(overrides?: { projectPath?: string | undefined; signal?: AbortSignal }): ToolContext;
+  context(overrides?: { projectPath?: string | undefined; signal?: AbortSignal; deadline?: number }): ToolContext;
   /** Where `storage.openDatabase(name)` keeps its file. */
   databasePath(name: string): string;
   /** Makes a directory under the root and returns its real path. */
@@ -205,9 +206,10 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
   };
   const session = { projectPath: options.projectPath, clientName: options.clientName ?? "plugin-test" };
 
-  const context = (overrides: { projectPath?: string | undefined; signal?: AbortSignal } = {}): ToolContext => ({
+  const context = (overrides: { projectPath?: string | undefined; signal?: AbortSignal; deadline?: number } = {}): ToolContext => ({
     signal: overrides.signal ?? new AbortController().signal,
     callId: ulid(),
+    deadline: overrides.deadline ?? Number.POSITIVE_INFINITY,
     progress: () => {},
     log: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
     fs: guardedFs,

@@ -204,3 +204,18 @@ test("a call that settles stops watching its scope and clears its deadline", asy
   // 60 s timer would also keep this test process from ending.)
   assert.deepEqual(heard, ["after"]);
 });
+
+test("the context's deadline is when the call's timer ends, in epoch milliseconds", async () => {
+  let seen: number | undefined;
+  const before = Date.now();
+  const outcome = await dispatch(
+    { ...plugin(async () => ({ content: [] })), execute: async (_tool, _args, context) => ((seen = context.deadline), { content: [] }) },
+    "t",
+    {},
+    (scope, deadline) => ({ signal: scope.signal, deadline }) as unknown as ToolContext,
+    { timeoutMs: 5000, scope: never() },
+  );
+  const after = Date.now();
+  assert.equal(outcome.kind, "ok");
+  assert.ok(seen !== undefined && seen >= before + 5000 && seen <= after + 5000, `deadline ${String(seen)} within [${before + 5000}, ${after + 5000}]`);
+});

@@ -220,6 +220,19 @@ test('arguments marked "x-audit": "digest" are recorded as their size and SHA-25
   }
 });
 
+test("the plugin's ctx.deadline is the tool's own timeout from dispatch, in epoch milliseconds", async () => {
+  const s = setup((policy) => (policy.tools.timeouts = { target: 7 }));
+  try {
+    const before = Date.now();
+    await s.call("target", { text: "x" });
+    const after = Date.now();
+    const deadline = s.calls[0]?.ctx.deadline;
+    assert.ok(deadline !== undefined && deadline >= before + 7000 && deadline <= after + 7000, `deadline ${String(deadline)} within [${before + 7000}, ${after + 7000}]`);
+  } finally {
+    s.cleanup();
+  }
+});
+
 test("an admitted call is audited before and after, with redacted arguments and a result digest", async () => {
   const s = setup();
   try {

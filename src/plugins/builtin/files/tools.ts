@@ -202,7 +202,7 @@ export const TOOLS: readonly ToolDefinition[] = [
       "(`contains`: lines holding this text, case-insensitive unless case_sensitive; the first " +
       `${LIMITS.grepBytes / (1024 * 1024)} MiB of each text file is read, less if the policy's read cap is lower). ` +
       "Names starting with a dot are skipped unless include_hidden, or the pattern names one (`.github/*.yml`). Entries the policy denies are neither listed nor entered; " +
-      "symbolic links are listed, not followed.",
+      "symbolic links are listed, not followed. A search that nears its time limit returns what it found so far, with complete: false and stopped: time_limit.",
     inputSchema: {
       type: "object",
       properties: {
@@ -242,7 +242,15 @@ export const TOOLS: readonly ToolDefinition[] = [
             additionalProperties: false,
           },
         },
-        complete: { type: "boolean", description: "False when a limit (results, depth, entries looked at, a directory too large to list) cut the search short." },
+        complete: {
+          type: "boolean",
+          description: "False when a limit (results, depth, entries looked at, the time limit, a directory too large to list) cut the search short.",
+        },
+        stopped: {
+          type: "string",
+          enum: ["max_results", "max_entries", "pattern_cost", "time_limit"],
+          description: "Why the search stopped before it had looked everywhere; `time_limit`: the call's time was nearly up, and the results found so far are returned.",
+        },
         note: { type: "string", description: "What cut the search short, and what it passed over (entries it could not read)." },
       },
       required: ["path", "results", "complete"],
