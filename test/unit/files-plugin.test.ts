@@ -582,6 +582,10 @@ void describe("move_file", () => {
       assert.equal(fs.readFileSync(path.join(root, "final.md"), "utf8"), "final\n");
       assert.equal((await call("move_file", { source: "final.md", destination: ".git/final.md" })).code, "PATH_DENIED");
       assert.equal((await call("move_file", { source: "notes", destination: "notes2" })).code, "PATH_IS_DIRECTORY");
+      // Review finding: a directory as the destination read "already exists", as if it were a file.
+      const into = await call("move_file", { source: "final.md", destination: "notes" });
+      assert.equal(into.code, "PATH_IS_DIRECTORY");
+      assert.match(into.text ?? "", /"notes" is a directory; give the file's new path inside it/);
     } finally {
       fs.rmSync(path.join(root, "notes", "draft.md"), { force: true });
       fs.rmSync(path.join(root, "final.md"), { force: true });

@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CapabilityDeniedError, ToolError, type FetchRequest, type FetchResponse, type JsonObject, type ToolContext } from "../../src/plugins/contract.js";
+import { ToolError, type FetchRequest, type FetchResponse, type JsonObject, type ToolContext } from "../../src/plugins/contract.js";
 import { parseResultsPage, resultTarget, SNIPPET_MAX, TITLE_MAX, URL_MAX } from "../../src/plugins/builtin/websearch/results-page.js";
 import { clip, collapseWhitespace, decodeEntities } from "../../src/plugins/builtin/websearch/html-text.js";
 import { createWebSearchPlugin, DEFAULT_SEARCH_URL, searchUrlProblem } from "../../src/plugins/builtin/websearch/index.js";
@@ -454,8 +454,9 @@ void describe("the web_search tool", () => {
       const failed = await invokeTool(plugin, "web_search", { query: "q" }, failing);
       assert.equal(failed.code, "EGRESS_DNS_FAILED");
       assert.equal(failed.text, "the search failed: could not resolve lite.duckduckgo.com: ENOTFOUND");
-      const timedOut: ToolContext = { ...test.ctx, fetch: () => Promise.reject(new CapabilityDeniedError("EGRESS_TIMEOUT", "took too long")) };
-      assert.equal((await invokeTool(plugin, "web_search", { query: "q" }, timedOut)).code, "EGRESS_TIMEOUT");
+      const timedOut: ToolContext = { ...test.ctx, fetch: () => Promise.reject(new ToolError("took too long; try again later", "EGRESS_TIMEOUT")) };
+      const late = await invokeTool(plugin, "web_search", { query: "q" }, timedOut);
+      assert.deepEqual([late.code, late.text], ["EGRESS_TIMEOUT", "the search failed: took too long; try again later"]);
     } finally {
       test.cleanup();
     }

@@ -104,7 +104,11 @@ export function createGuardedFetch(
     const maxRedirects = Math.min(capped(request.maxRedirects, defaultRedirects, "maxRedirects", true), MAX_REDIRECTS_CEILING);
 
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(deniedError("EGRESS_TIMEOUT", `request to ${describe(url)} took longer than ${timeoutMs} ms and was stopped`)), timeoutMs);
+    // A failure, not a refusal: the other side did not answer in time (the limit is the policy's or the caller's).
+    const timer = setTimeout(
+      () => abort.abort(failure("EGRESS_TIMEOUT", `request to ${describe(url)} took longer than ${timeoutMs} ms and was stopped; the server may be slow or unreachable: try again later`)),
+      timeoutMs,
+    );
     const callerAbort = (): void => abort.abort(deniedError("EGRESS_ABORTED", "request aborted: the call was cancelled or reached its deadline"));
     const callerSignals = [options.signal, request.signal].filter((signal): signal is AbortSignal => signal !== undefined);
     for (const signal of callerSignals) {
@@ -159,7 +163,7 @@ export function createGuardedFetch(
       }
     } catch (error) {
       // Whichever way the exchange ended, an abort says why better than the socket error it caused.
-      if (abort.signal.aborted && abort.signal.reason instanceof CapabilityDeniedError) throw abort.signal.reason;
+      if (abort.signal.aborted && (abort.signal.reason instanceof CapabilityDeniedError || abort.signal.reason instanceof ToolError)) throw abort.signal.reason;
       throw error;
     } finally {
       clearTimeout(timer);
@@ -452,7 +456,7 @@ function throwIfAborted(signal: AbortSignal): void {
 }
 
 function tooLarge(target: EgressTarget, maxBytes: number, why: string): CapabilityDeniedError {
-  return deniedError("EGRESS_TOO_LARGE", `response from ${describe(target.url.href)} is larger than the limit of ${maxBytes} bytes (${why}); ask for less (a range or a smaller page) or raise network.max_response_bytes`);
+  return deniedError("EGRESS_TOO_LARGE", `response from ${describe(target.url.href)} is larger than the limit of ${maxBytes} bytes (${why}): network.max_response_bytes, or the tool's own smaller limit`);
 }
 
 function deniedError(code: string, message: string): CapabilityDeniedError {

@@ -203,6 +203,13 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       if (identity === undefined) throw notFound(source.shown, source.verdict.realPath);
       if (source.verdict.isDirectory) throw new ToolError(`path ${source.shown} is a directory; only files can be moved`, "PATH_IS_DIRECTORY");
       if (source.verdict.realPath === target.verdict.realPath) throw new ToolError(`${source.shown} and ${target.shown} are the same file`, "PATH_EXISTS");
+      if (target.verdict.exists && target.verdict.isDirectory) {
+        // As `mv` would read it, a directory destination means "into it": said, not guessed (the name is the caller's to give).
+        throw new ToolError(
+          `path ${target.shown} is a directory; give the file's new path inside it (the directory followed by the file name)`,
+          "PATH_IS_DIRECTORY",
+        );
+      }
       if (target.verdict.exists) throw new ToolError(`path ${target.shown} already exists; a move never replaces a file`, "PATH_EXISTS");
       const sourceParent = requireParent(source.verdict, source.shown);
       const targetParent = requireParent(target.verdict, target.shown);
