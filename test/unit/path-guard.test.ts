@@ -326,6 +326,16 @@ void describe("deny rules", () => {
     }
   });
 
+  void it("review finding: matches the letters Unicode folds onto ASCII ones (long s, Kelvin sign), as a case-insensitive file system does", async () => {
+    // A regex's own case-insensitivity left these apart; macOS and ext4 casefold open `.ſſh` as `.ssh`.
+    for (const p of [".ſſh/id_rsa", ".\u017Fsh", "ſecrets/x", "server.\u212Aey"]) {
+      assertRefused(await checkPath(compiled, `${root}/${p}`, "read"), "PATH_DENIED");
+    }
+    const kube = compilePathPolicy(policy([`${root}/**`], ["**/.kube/**", "**/Straße/**"]));
+    for (const p of [".\u212Aube/config", "STRASSE/x", "straße/x"]) assertRefused(await checkPath(kube, `${root}/${p}`, "read"), "PATH_DENIED");
+    assertAllowed(await checkPath(kube, `${root}/strase/x`, "read"), `${root}/strase/x`);
+  });
+
   void it("denies the directory a /** rule names, and everything beneath anything it matches", async () => {
     assertRefused(await checkPath(compiled, `${root}/.ssh`, "read"), "PATH_DENIED");
     assertRefused(await checkPath(compiled, `${root}/secrets`, "read"), "PATH_DENIED");
