@@ -62,6 +62,12 @@ export interface PathAllowed {
   /** Set when `exists`. */
   readonly identity?: FileIdentity;
   readonly isDirectory: boolean;
+  /**
+   * Set when the path was, at check time, neither a regular file nor a directory (a device,
+   * FIFO or socket): opening one may itself do something (a watchdog starts, a tape rewinds),
+   * so readers and writers refuse it unopened.
+   */
+  readonly special?: true;
   /** The real parent directory and its identity when it existed (write checks only). */
   readonly parent?: { readonly path: string; readonly identity: FileIdentity };
 }
@@ -81,6 +87,8 @@ export interface PathStat {
   readonly ino: bigint;
   isSymbolicLink(): boolean;
   isDirectory(): boolean;
+  /** Absent (test doubles): the file is taken as regular, and the checks after opening decide. */
+  isFile?(): boolean;
 }
 
 /** The effects the check needs, injectable for tests. */
@@ -509,6 +517,7 @@ export async function checkPath(
     exists: resolved.identity !== undefined,
     ...(resolved.identity === undefined ? {} : { identity: resolved.identity }),
     isDirectory: resolved.isDirectory,
+    ...(resolved.special === true ? { special: true as const } : {}),
     ...(resolved.parent === undefined ? {} : { parent: resolved.parent }),
   };
 }
@@ -636,6 +645,7 @@ interface Resolved {
   /** A component exists but cannot be resolved: a symlink to nothing. */
   dangling: boolean;
   finalIsSymlink: boolean;
+  special?: true;
   parent?: { path: string; identity: FileIdentity };
 }
 
@@ -677,6 +687,7 @@ async function resolveExisting(components: readonly string[], io: PathIo): Promi
       isDirectory: stat.isDirectory(),
       dangling: false,
       finalIsSymlink: false,
+      ...(isSpecial(stat) ? { special: true as const } : {}),
     };
   }
   /* c8 ignore next 2 -- realpath("/") does not fail with ENOENT */
@@ -709,8 +720,14 @@ async function resolveForWrite(components: readonly string[], io: PathIo): Promi
     isDirectory: stat.isDirectory(),
     dangling: false,
     finalIsSymlink: stat.isSymbolicLink(),
+    ...(isSpecial(stat) ? { special: true as const } : {}),
     parent: parentInfo,
   };
+}
+
+/** A device, FIFO or socket (neither a regular file, a directory nor a link). */
+function isSpecial(stat: PathStat): boolean {
+  return stat.isFile !== undefined && !stat.isFile() && !stat.isDirectory() && !stat.isSymbolicLink();
 }
 
 const FAILURE_BY_ERRNO: Readonly<Record<string, ResolutionFailureCode>> = {

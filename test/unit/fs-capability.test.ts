@@ -158,6 +158,24 @@ void describe("reading", () => {
     await denied(gfs.readBytes("/dev/zero"), "PATH_OUTSIDE_ROOTS");
   });
 
+  void it("refuses a device, FIFO or socket the check saw before opening it (opening one may act: a watchdog starts, a tape rewinds)", async () => {
+    const dir = scratch("special-unopened");
+    execFileSync("mkfifo", [`${dir}/fifo`]);
+    fs.writeFileSync(`${dir}/plain.txt`, "x");
+    const fifo = await allowed(`${dir}/fifo`, "read");
+    assert.equal(fifo.special, true);
+    assert.equal((await allowed(`${dir}/plain.txt`, "read")).special, undefined);
+    assert.equal((await allowed(dir, "read")).special, undefined);
+    assert.equal((await allowed(`${dir}/fifo`, "write")).special, true);
+    // The refusal comes from the check's own look: given a verdict that says "special", even a
+    // regular file is refused, so nothing was opened to find out.
+    const plain = await allowed(`${dir}/plain.txt`, "read");
+    await denied(openVerifiedForRead({ ...plain, special: true }, '"plain.txt"'), "PATH_NOT_REGULAR_FILE");
+    const plainWrite = await allowed(`${dir}/plain.txt`, "write");
+    await denied(openVerifiedForWrite({ ...plainWrite, special: true }, '"plain.txt"'), "PATH_NOT_REGULAR_FILE");
+    assert.equal(fs.readFileSync(`${dir}/plain.txt`, "utf8"), "x");
+  });
+
   void it("replaces an existing file's content all at once: a new inode renamed over it, its mode kept, no temporary left", async () => {
     const dir = scratch("atomic");
     // 0666: a umask of 022 would narrow a new file's mode, so only an explicit chmod keeps it.

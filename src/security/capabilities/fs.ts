@@ -314,6 +314,7 @@ export async function openVerifiedForRead(
   procFd: string | null = PROC_FD,
 ): Promise<{ handle: FileHandle; stat: BigIntStats }> {
   if (verdict.identity === undefined) throw notFound(shown, verdict.realPath);
+  if (verdict.special === true) throw notRegular(shown);
   const handle = await openOrThrow(verdict.realPath, READ_FLAGS, shown);
   try {
     const stat = await handle.stat({ bigint: true });
@@ -370,6 +371,7 @@ export async function openVerifiedForWrite(
   procFd: string | null = PROC_FD,
 ): Promise<FileHandle> {
   if (verdict.isDirectory) throw new ToolError(`path ${shown} is a directory; give a file path`, "PATH_IS_DIRECTORY");
+  if (verdict.special === true) throw notRegular(shown);
   if (verdict.exists && options.exclusive === true) {
     throw new ToolError(`path ${shown} already exists (exclusive write); choose another name or drop exclusive`, "PATH_EXISTS");
   }
@@ -662,10 +664,15 @@ function hardLinked(shown: string): CapabilityDeniedError {
   return new CapabilityDeniedError("PATH_HARDLINKED", `path ${shown} has more than one hard link and is refused by the filesystem policy`);
 }
 
+/** A device, FIFO or socket: refused before it is opened (opening one may do something by itself). */
+function notRegular(shown: string): CapabilityDeniedError {
+  return new CapabilityDeniedError("PATH_NOT_REGULAR_FILE", `path ${shown} is not a regular file (a FIFO, socket or device); only regular files can be read or written`);
+}
+
 function requireRegularSingleLink(stat: BigIntStats, shown: string): void {
   if (!stat.isFile()) {
-    const what = stat.isDirectory() ? "a directory" : "not a regular file (a FIFO, socket or device)";
-    throw new CapabilityDeniedError("PATH_NOT_REGULAR_FILE", `path ${shown} is ${what}; only regular files can be read or written`);
+    if (!stat.isDirectory()) throw notRegular(shown);
+    throw new CapabilityDeniedError("PATH_NOT_REGULAR_FILE", `path ${shown} is a directory; only regular files can be read or written`);
   }
   // Another name for the same inode may sit outside the root or under a denied rule.
   if (stat.nlink > 1n) {
