@@ -197,7 +197,10 @@ function init(stateDir: string, force: boolean): number {
         null,
         2,
       ) +
-      `\n\nClaude Code: ${shellWords(["claude", "mcp", "add", "secure-local", "--", process.execPath, entry, "--policy", target, "--state-dir", stateDir])}`,
+      `\n\nClaude Code: ${shellWords(["claude", "mcp", "add", "secure-local", "--", process.execPath, entry, "--policy", target, "--state-dir", stateDir])}` +
+      // The bug tracker's default project, and the base of relative paths: the client's choice, so only said.
+      `\n\nTo give the bug tracker a default project (and relative paths a base), add "env": {"MCP_PROJECT_PATH": "/path/to/project"} to the entry` +
+      ` (Claude Code: -e MCP_PROJECT_PATH=/path/to/project before the --); without it, bug tracker calls name project_path.`,
   );
   return 0;
 }

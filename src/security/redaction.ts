@@ -313,23 +313,24 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
     const { source, target, depth } = stack.pop()!;
     if (Array.isArray(source)) {
       const out = target as unknown[];
-      // A header pair `["Authorization", "Basic …"]`: the name says what the value is.
-      if (source.length === 2 && typeof source[0] === "string" && typeof source[1] === "string" && isSensitiveKey(source[0])) {
+      // A header pair `["Authorization", "Basic …"]` (or a name with several values): the name says what the values are.
+      if (source.length >= 2 && typeof source[0] === "string" && isSensitiveKey(source[0]) && source.slice(1).every((value) => typeof value === "string")) {
         count++;
-        out.push(leaf(source[0]), REDACTED);
+        out.push(leaf(source[0]), ...source.slice(1).map(() => REDACTED));
         continue;
       }
       for (let i = 0; i < source.length; i++) out.push(visit(source[i], depth + 1));
       continue;
     }
     const out = target as Record<string, unknown>;
-    // `{ name: "Authorization", value: "…" }` (HAR files, header lists): the value under a sensitive name.
-    const named = source.name ?? source.key ?? source.header;
+    // `{ name: "Authorization", value: "…" }` (HAR files, header lists; `Name`/`Value` in .NET
+    // and AWS shapes): the value under a sensitive name.
+    const named = source.name ?? source.key ?? source.header ?? source.Name ?? source.Key ?? source.Header;
     const sensitiveValue = typeof named === "string" && isSensitiveKey(named);
     for (const key of Object.keys(source)) {
       const item = source[key];
       let result: unknown;
-      if (item !== null && item !== undefined && typeof item !== "boolean" && (isSensitiveKey(key) || (sensitiveValue && key === "value"))) {
+      if (item !== null && item !== undefined && typeof item !== "boolean" && (isSensitiveKey(key) || (sensitiveValue && (key === "value" || key === "Value")))) {
         count++;
         result = REDACTED;
       } else {

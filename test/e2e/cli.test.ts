@@ -163,6 +163,7 @@ void describe("the command line", () => {
     assert.equal(entry.command, process.execPath);
     assert.deepEqual(entry.args, [SERVER_ENTRY, "--policy", policyFile, "--state-dir", stateDir]);
     assert.ok(!existsSync(join(home, ".local")), "nothing is written under HOME");
+    assert.match(run.stdout, /add "env": \{"MCP_PROJECT_PATH": "\/path\/to\/project"\} to the entry/);
 
     // The written policy is valid for that state directory.
     const check = await cli(["check-policy", policyFile, "--state-dir", stateDir], home);

@@ -293,6 +293,12 @@ test("review finding: header pairs and name/value objects are redacted by their 
     headers: [["Authorization", "[REDACTED]"], ["Accept", "text/html"]],
     har: [{ name: "Cookie", value: "[REDACTED]" }, { name: "Accept", value: "*/*" }],
   });
+  // Red-team findings: a name with several values, and the capitalised Name/Value shape.
+  const more = redact({ headers: [["password", "x", "y"], ["Accept", "a", "b"]], tags: [{ Name: "api_key", Value: "k-123" }, { Name: "env", Value: "prod" }] });
+  assert.deepEqual(more.value, {
+    headers: [["password", "[REDACTED]", "[REDACTED]"], ["Accept", "a", "b"]],
+    tags: [{ Name: "api_key", Value: "[REDACTED]" }, { Name: "env", Value: "prod" }],
+  });
 });
 
 // Redaction runs on every argument of every call, refused ones included, before anything else
