@@ -6,7 +6,15 @@ import { ToolError } from "../../src/plugins/contract.js";
 import { CursorError, decodeCursor, encodeCursor } from "../../src/plugins/builtin/bugtracker/cursor.js";
 import { SearchQueryError, buildFtsQuery } from "../../src/plugins/builtin/bugtracker/fts-query.js";
 import { formatBugId, makeUlid, parseBugRef, projectIdFor } from "../../src/plugins/builtin/bugtracker/ids.js";
-import { RECIPROCAL, RELATIONSHIPS, STATUSES, TRANSITIONS, canTransition } from "../../src/plugins/builtin/bugtracker/model.js";
+import {
+  MULTILINE_NONBLANK_PATTERN,
+  RECIPROCAL,
+  RELATIONSHIPS,
+  SINGLE_LINE_PATTERN,
+  STATUSES,
+  TRANSITIONS,
+  canTransition,
+} from "../../src/plugins/builtin/bugtracker/model.js";
 import { isEmptyPlan, planUpdate, type BugState } from "../../src/plugins/builtin/bugtracker/update-plan.js";
 
 void describe("bug ids", () => {
@@ -200,5 +208,27 @@ void describe("status transitions and update plans", () => {
     assert.equal(RECIPROCAL.blocks, "blocked_by");
     assert.equal(RECIPROCAL.duplicate_of, "duplicated_by");
     assert.equal(RECIPROCAL.related_to, "related_to");
+  });
+});
+
+void describe("text patterns", () => {
+  const single = new RegExp(SINGLE_LINE_PATTERN, "u");
+  const multi = new RegExp(MULTILINE_NONBLANK_PATTERN, "u");
+
+  it("accept visible text, refuse blank text and unsafe characters", () => {
+    for (const ok of ["a", " a ", "\u00e9t\u00e9", "x y"]) assert.ok(single.test(ok) && multi.test(ok), ok);
+    for (const ok of ["line 1\nline 2", "\t\n x\r\n"]) assert.ok(multi.test(ok) && !single.test(ok), ok);
+    for (const bad of ["", " ", "\n\t", "\u00a0", "a\u0000", "a\u202eb", "\u2066x", "x\u007f"]) assert.ok(!single.test(bad) && !multi.test(bad), JSON.stringify(bad));
+  });
+
+  // A schema pattern runs on every call's arguments before anything answers; the timeout fails
+  // (rather than hangs) the suite if one turns super-linear again (it was quadratic: 0.4 s on 20,000).
+  it("review finding: stay linear on long text that fails only at its end", { timeout: 60_000 }, () => {
+    for (const filler of ["a", " ", "a ", "\n"]) {
+      const text = filler.repeat(100_000);
+      assert.equal(multi.test(`${text}\u0000`), false);
+      assert.equal(single.test(`${text}\u0000`), false);
+      assert.equal(multi.test(text), filler !== " " && filler !== "\n");
+    }
   });
 });

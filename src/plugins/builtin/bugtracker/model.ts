@@ -92,11 +92,14 @@ export const TAG_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:+-]*$";
 const UNSAFE_INLINE = "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
 const UNSAFE_MULTILINE = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
 
+// "Nothing unsafe anywhere" is a lookahead over the whole text, and "something visible" a
+// search after it: written as one run on each side of the visible character, a text that
+// fails at its end was tried at every split (quadratic: 20,000 characters took 0.4 s).
 /** One line, at least one visible character. */
-export const SINGLE_LINE_PATTERN = `^[^${UNSAFE_INLINE}]*[^\\s${UNSAFE_INLINE}][^${UNSAFE_INLINE}]*$`;
+export const SINGLE_LINE_PATTERN = `^(?=[^${UNSAFE_INLINE}]*$)\\s*\\S`;
 /** Multi-line text (tabs and newlines allowed), possibly empty. */
 export const MULTILINE_PATTERN = `^[^${UNSAFE_MULTILINE}]*$`;
 /** Multi-line text with at least one visible character. */
-export const MULTILINE_NONBLANK_PATTERN = `^[^${UNSAFE_MULTILINE}]*[^\\s${UNSAFE_MULTILINE}][^${UNSAFE_MULTILINE}]*$`;
+export const MULTILINE_NONBLANK_PATTERN = `^(?=[^${UNSAFE_MULTILINE}]*$)\\s*\\S`;
 /** `BUG-12` (any case) or a 26-character ULID. */
 export const BUG_REF_PATTERN = "^(?:[Bb][Uu][Gg]-[0-9]{1,9}|[0-9A-Za-z]{26})$";
