@@ -14,9 +14,9 @@
  * - Relative paths resolve against the configured base directory, or are refused.
  * - Paths under `/proc` are refused: its links can point into other mount namespaces
  *   or at deleted files, so their resolution cannot be trusted.
- * - Deny rules match on forms folded by `foldName` (NFC, case folded through upper to lower
- *   case) of both the path as given (normalized) and the real path, and a rule denies
- *   everything beneath what it matches.
+ * - Deny rules match case-insensitively (Unicode simple case folding) on NFC forms of both
+ *   the path as given (normalized) and the real path, and a rule denies everything beneath
+ *   what it matches.
  * - The server's own files (protectedPaths) are matched like deny rules, ignoring case and
  *   Unicode normalization: a case-insensitive file system opens them under any spelling.
  * - Root containment compares real paths byte for byte: on Linux two names that differ
@@ -169,7 +169,7 @@ interface CompiledRoot {
 
 interface CompiledDenyRule {
   readonly rule: string;
-  /** Tests an absolute path folded by `foldName`, without its leading slash. */
+  /** Tests an absolute NFC path without its leading slash. */
   readonly test: (pathWithoutLeadingSlash: string) => boolean;
   /** Why the rule is not a usable glob (compiling it if not done yet); such a rule matches every path. */
   readonly problem: () => string | undefined;
@@ -206,6 +206,12 @@ export class PathPolicyError extends Error {
  */
 const GLOB_OPTIONS = { dot: true, windows: false, flags: "s" } as const;
 const DENY_FLAGS = "is";
+/**
+ * With `u`, ignoring case is Unicode's simple case folding: `ſ` matches `s` and the Kelvin sign
+ * `k`, as a case-insensitive file system (macOS, ext4 casefold) opens `.ſſh/id_rsa` as
+ * `.ssh/id_rsa`; without it they stay apart. (`?` then matches a whole character, not half a pair.)
+ */
+const DENY_FLAGS_UNICODE = "isu";
 
 export function compilePathPolicy(policy: FilesystemPolicy, options: PathPolicyOptions = {}): CompiledPathPolicy {
   const realpath = options.realpathSync ?? ((p: string) => realpathSync.native(p));
@@ -396,13 +402,15 @@ function anywherePattern(normalized: string): string {
 
 /** One matcher for a deny rule's patterns; throws when one does not compile. */
 function denyMatcher(patterns: readonly string[]): (p: string) => boolean {
-  // Folded as the paths they test are: a regex's own case-insensitivity (without the `u` flag)
-  // leaves `ſ` apart from `s` and the Kelvin sign from `k`, which a case-insensitive file
-  // system (macOS, ext4 casefold) opens as the same name: `.ſſh/id_rsa` is `.ssh/id_rsa` there.
-  const relative = patterns.flatMap((p) => withDirectoryItself(foldName(p).replace(/^\/+/, "")));
+  const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
   // `debug` makes picomatch throw on a pattern whose regex does not compile (`{a,b`, `[z-a]`);
   // without it, it returns a regex that never matches: a deny rule that silently denies nothing.
-  return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+  try {
+    return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS_UNICODE, debug: true });
+  } catch {
+    // A glob whose translation Unicode mode refuses (`x\-y`): matched as before, without it.
+    return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+  }
 }
 
 /**
@@ -552,11 +560,11 @@ export function decideRealPath(
 export function allowedEntriesOf(compiled: CompiledPathPolicy, dirRealPath: string): (name: string) => boolean {
   if (!decideRealPath(compiled, dirRealPath).ok) return () => false;
   const dir = stripTrailingSlashes(dirRealPath);
-  const prefix = splitComponents(foldName(dir)).join("/");
+  const prefix = splitComponents(dir.normalize("NFC")).join("/");
   return (name) => {
     const realPath = `${dir}/${name}`;
     if (protectedBy(compiled.protectedPaths, realPath) !== undefined) return false;
-    const candidate = prefix === "" ? foldName(name) : `${prefix}/${foldName(name)}`;
+    const candidate = prefix === "" ? name.normalize("NFC") : `${prefix}/${name.normalize("NFC")}`;
     for (const deny of compiled.deny) if (deny.test(candidate)) return false;
     return insideRoots(compiled, realPath);
   };
@@ -583,7 +591,7 @@ export function sandboxRuleFor(compiled: CompiledPathPolicy, realPath: string): 
 /** The first deny rule that matches the path or one of its ancestors (a denied directory hides its tree). */
 function deniedBy(rules: readonly CompiledDenyRule[], absolutePath: string): string | undefined {
   if (rules.length === 0) return undefined;
-  const parts = splitComponents(foldName(absolutePath));
+  const parts = splitComponents(absolutePath.normalize("NFC"));
   // "/" has no component to test; a broken rule still refuses it (it refuses every path).
   if (parts.length === 0) return rules.find((deny) => deny.problem() !== undefined)?.rule;
   for (let end = 1; end <= parts.length; end++) {

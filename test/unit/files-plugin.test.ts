@@ -216,9 +216,22 @@ void describe("list_allowed_directories", () => {
         // Not made yet: listed all the same (create_directory may make it).
         { path: path.join(tmp, "missing"), pattern: `${tmp}/missing/**` },
       ],
-      relative_to: tmp,
       relative_allowed: false,
     });
+    // A root that leads into a denied place (a link into secrets/) is not named: its real path is what the policy hides.
+    fs.symlinkSync(path.join(root, "secrets"), path.join(tmp, "keys-link"));
+    try {
+      const linked = compilePathPolicy(
+        { allowed_paths: [`${tmp}/keys-link/**`, `${root}/notes/**`], denied_paths: ["**/secrets/**"], write_denied_paths: [], max_read_bytes: 1024, max_write_bytes: 1024 },
+        { baseDir: root, homeDir: root },
+      );
+      const hiding: ToolContext = { ...ctx, fs: createGuardedFs(linked, { maxReadBytes: 1024, maxWriteBytes: 1024 }) };
+      const shown = ok(await call("list_allowed_directories", {}, hiding));
+      assert.deepEqual(shown.directories, [{ path: path.join(root, "notes"), pattern: `${root}/notes/**` }]);
+      assert.ok(!JSON.stringify(shown).includes("secrets"));
+    } finally {
+      fs.rmSync(path.join(tmp, "keys-link"));
+    }
   });
 });
 

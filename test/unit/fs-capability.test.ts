@@ -755,17 +755,13 @@ void describe("toFsError", () => {
 });
 
 void describe("review finding: a parent swapped between the check's realpath and its lstat", () => {
-  void it("is refused on read (the descriptor's own path is checked), and nothing outside is read", async () => {
-    const dir = scratch("race-mid-check");
-    fs.mkdirSync(`${dir}/a`);
-    fs.writeFileSync(`${dir}/a/notes.txt`, "harmless");
-    fs.writeFileSync(`${outside}/notes.txt`, "OUTSIDE-SECRET");
+  /** Path effects where realpath sees `dir/a` as it is and, before the lstat of `a/<name>`, `a` becomes a link to outside (and stays so). */
+  const swappingParent = (dir: string, name: string): PathIo => {
     let swapped = false;
-    // realpath sees the real directory; before the lstat, the parent becomes a link to outside.
-    const io: PathIo = {
+    return {
       realpath: (p) => nodePathIo.realpath(p),
       lstat: async (p) => {
-        if (!swapped && p.endsWith("/a/notes.txt")) {
+        if (!swapped && p.endsWith(`/a/${name}`)) {
           swapped = true;
           fs.renameSync(`${dir}/a`, `${dir}/a-real`);
           fs.symlinkSync(outside, `${dir}/a`);
@@ -773,6 +769,14 @@ void describe("review finding: a parent swapped between the check's realpath and
         return nodePathIo.lstat(p);
       },
     };
+  };
+
+  void it("is refused on read (the descriptor's own path is checked), and nothing outside is read", async () => {
+    const dir = scratch("race-mid-check");
+    fs.mkdirSync(`${dir}/a`);
+    fs.writeFileSync(`${dir}/a/notes.txt`, "harmless");
+    fs.writeFileSync(`${outside}/notes.txt`, "OUTSIDE-SECRET");
+    const io = swappingParent(dir, "notes.txt");
     const verdict = await checkPath(compiled, `${dir}/a/notes.txt`, "read", io);
     assert.equal(verdict.ok, true, "the check itself was fooled (that is the race)");
     if (!verdict.ok) return;
@@ -784,18 +788,7 @@ void describe("review finding: a parent swapped between the check's realpath and
     fs.mkdirSync(`${dir}/a`);
     fs.writeFileSync(`${dir}/a/info.txt`, "harmless");
     fs.writeFileSync(`${outside}/info.txt`, "x".repeat(31337), { mode: 0o644 });
-    let swapped = false;
-    const io: PathIo = {
-      realpath: (p) => nodePathIo.realpath(p),
-      lstat: async (p) => {
-        if (!swapped && p.endsWith("/a/info.txt")) {
-          swapped = true;
-          fs.renameSync(`${dir}/a`, `${dir}/a-real`);
-          fs.symlinkSync(outside, `${dir}/a`);
-        }
-        return nodePathIo.lstat(p);
-      },
-    };
+    const io = swappingParent(dir, "info.txt");
     // The swap stays while stat looks: by path alone, it saw the outside file as the checked one.
     await denied(createGuardedFs(compiled, LIMITS, { io }).stat(`${dir}/a/info.txt`), "PATH_RACE");
     // Put back, the same file is told as it is.

@@ -332,8 +332,17 @@ void describe("deny rules", () => {
       assertRefused(await checkPath(compiled, `${root}/${p}`, "read"), "PATH_DENIED");
     }
     const kube = compilePathPolicy(policy([`${root}/**`], ["**/.kube/**", "**/Straße/**"]));
-    for (const p of [".\u212Aube/config", "STRASSE/x", "straße/x"]) assertRefused(await checkPath(kube, `${root}/${p}`, "read"), "PATH_DENIED");
+    for (const p of [".\u212Aube/config", "STRAßE/x", "straße/x"]) assertRefused(await checkPath(kube, `${root}/${p}`, "read"), "PATH_DENIED");
     assertAllowed(await checkPath(kube, `${root}/strase/x`, "read"), `${root}/strase/x`);
+  });
+
+  void it("review finding: glob syntax keeps its meaning under Unicode matching (?, classes, ranges, escapes)", async () => {
+    const rules = ["**/secret-?.txt", "**/[A-z]", "**/\\S*.key", "**/x\\-y", "**/[ßx]z"];
+    const c = compilePathPolicy(policy([`${root}/**`], rules));
+    assert.deepEqual(denyRuleProblems(c), [], "every rule compiles (x\\-y without Unicode mode, as before)");
+    // `?` is one character, a whole astral one included; a range keeps its punctuation; \S stays "not a space".
+    for (const p of ["secret-ß.txt", "secret-😀.txt", "_", "`", "a.key", "x-y", "ßz"]) assertRefused(await checkPath(c, `${root}/${p}`, "read"), "PATH_DENIED");
+    for (const p of ["secret-ab.txt", " .key", "sz", "ssz"]) assertAllowed(await checkPath(c, `${root}/${p}`, "read"), `${root}/${p}`);
   });
 
   void it("denies the directory a /** rule names, and everything beneath anything it matches", async () => {

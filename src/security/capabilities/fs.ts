@@ -23,7 +23,7 @@ import { basename } from "node:path";
 import type { FileHandle } from "node:fs/promises";
 import { CapabilityDeniedError, ToolError } from "../../plugins/contract.js";
 import type { DirEntry, FileInfo, FileKind, GuardedFs, ReadOptions, WriteOptions } from "../../plugins/contract.js";
-import { allowedEntriesOf, checkPath, nodePathIo, quote } from "../path-guard.js";
+import { allowedEntriesOf, checkPath, decideRealPath, nodePathIo, quote } from "../path-guard.js";
 import type { CompiledPathPolicy, FileIdentity, PathAccess, PathAllowed, PathIo } from "../path-guard.js";
 
 export interface FsLimits {
@@ -118,8 +118,14 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   return {
     limits: { maxReadBytes: limits.maxReadBytes, maxWriteBytes: limits.maxWriteBytes },
     allowedDirectories() {
+      // A root whose real directory a deny rule or the server's own files cover (an allowed link
+      // into ~/.ssh) is not shown: its real path is what the policy hides.
+      const shown = compiled.roots.filter((root) => {
+        const decision = decideRealPath(compiled, root.realRoot);
+        return decision.ok || decision.code === "PATH_OUTSIDE_ROOTS";
+      });
       return {
-        directories: compiled.roots.map((root) => ({ path: root.realRoot, pattern: root.entry })),
+        directories: shown.map((root) => ({ path: root.realRoot, pattern: root.entry })),
         ...(compiled.baseDir === undefined ? {} : { base: compiled.baseDir }),
       };
     },

@@ -114,7 +114,8 @@ async function listAllowedDirectories(_args: JsonObject, ctx: ToolContext): Prom
   const baseAllowed = base === undefined ? undefined : await ctx.fs.resolve(base, "read").then(() => true, () => false);
   return structured({
     directories: directories.map(({ path, pattern }) => ({ path, pattern })),
-    ...(base === undefined ? {} : { relative_to: base, relative_allowed: baseAllowed === true }),
+    // Where relative paths go is told only where they may go: a directory outside the policy stays unnamed.
+    ...(base === undefined ? {} : baseAllowed === true ? { relative_to: base, relative_allowed: true } : { relative_allowed: false }),
   });
 }
 
