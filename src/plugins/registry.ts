@@ -171,6 +171,45 @@ function checkText(text: string, path: readonly (string | number)[], isKey: bool
  * place: locations are spelled out only for a message).
  */
 function frozenJsonCopy(value: unknown, path: (string | number)[], ancestors: object[] = []): unknown {
+  // Leaves are copied here, not by a call each: the walk over a whole catalogue runs once at
+  // start, and a call per string made it hot enough for V8 to optimize it (TurboFan's compiler
+  // paged in: ~4.7 MiB more resident memory for one more tool).
+  if (typeof value !== "object" || value === null) return jsonLeaf(value, path);
+  if (ancestors.includes(value)) throw new DefinitionError(`${locationOf(path)} refers back to itself (a cycle)`);
+  ancestors.push(value);
+  let copy: unknown;
+  if (Array.isArray(value)) {
+    const items: unknown[] = new Array<unknown>(value.length);
+    for (let index = 0; index < value.length; index++) {
+      const item: unknown = value[index];
+      path.push(index);
+      items[index] = typeof item === "object" && item !== null ? frozenJsonCopy(item, path, ancestors) : jsonLeaf(item, path);
+      path.pop();
+    }
+    copy = items;
+  } else {
+    const prototype: unknown = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) throw new DefinitionError(`${locationOf(path)} is not a plain object`);
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      const item = (value as Record<string, unknown>)[key];
+      if (item === undefined) continue;
+      checkText(key, path, true);
+      path.push(key);
+      const itemCopy = typeof item === "object" && item !== null ? frozenJsonCopy(item, path, ancestors) : jsonLeaf(item, path);
+      path.pop();
+      // defineProperty for "__proto__" only: it must stay an own property, as JSON.parse makes it.
+      if (key === "__proto__") Object.defineProperty(out, key, { value: itemCopy, enumerable: true, writable: true, configurable: true });
+      else out[key] = itemCopy;
+    }
+    copy = out;
+  }
+  ancestors.pop();
+  return Object.freeze(copy);
+}
+
+/** A JSON leaf as it is (a string checked for hidden characters), or why it is none. */
+function jsonLeaf(value: unknown, path: readonly (string | number)[]): unknown {
   switch (typeof value) {
     case "string":
       checkText(value, path, false);
@@ -180,40 +219,8 @@ function frozenJsonCopy(value: unknown, path: (string | number)[], ancestors: ob
     case "number":
       if (!Number.isFinite(value)) throw new DefinitionError(`${locationOf(path)} is ${String(value)}, which JSON cannot carry`);
       return value;
-    case "object": {
-      if (value === null) return null;
-      if (ancestors.includes(value)) throw new DefinitionError(`${locationOf(path)} refers back to itself (a cycle)`);
-      ancestors.push(value);
-      let copy: unknown;
-      if (Array.isArray(value)) {
-        const items: unknown[] = new Array<unknown>(value.length);
-        for (let index = 0; index < value.length; index++) {
-          path.push(index);
-          items[index] = frozenJsonCopy(value[index], path, ancestors);
-          path.pop();
-        }
-        copy = items;
-      } else {
-        const prototype: unknown = Object.getPrototypeOf(value);
-        if (prototype !== Object.prototype && prototype !== null) throw new DefinitionError(`${locationOf(path)} is not a plain object`);
-        const out: Record<string, unknown> = {};
-        for (const key of Object.keys(value)) {
-          const item = (value as Record<string, unknown>)[key];
-          if (item === undefined) continue;
-          checkText(key, path, true);
-          path.push(key);
-          const itemCopy = frozenJsonCopy(item, path, ancestors);
-          path.pop();
-          // defineProperty for "__proto__" only: it must stay an own property, as JSON.parse makes it.
-          if (key === "__proto__") Object.defineProperty(out, key, { value: itemCopy, enumerable: true, writable: true, configurable: true });
-          else out[key] = itemCopy;
-        }
-        copy = out;
-      }
-      ancestors.pop();
-      return Object.freeze(copy);
-    }
     default:
+      if (value === null) return null;
       throw new DefinitionError(`${locationOf(path)} is a ${typeof value}, which JSON cannot carry`);
   }
 }
