@@ -333,6 +333,22 @@ void describe("add_bug and get_bug", () => {
     assert.equal((await h.get("BUG-1", { include_history: false })).history, undefined);
   });
 
+  void it("shows the newest 100 revisions of a long history and says how many older ones are left out", async () => {
+    await h.add("busy");
+    await h.add("quiet");
+    for (let n = 1; n <= 103; n++) await h.ok("update_bug", { bug_id: "BUG-1", note: `note ${n}` });
+    await h.ok("update_bug", { bug_id: "BUG-2", note: "only one" });
+    const busy = (await h.get("BUG-1")) as Bug & { history_omitted?: number };
+    assert.equal(busy.revision, 103);
+    assert.equal(busy.history?.length, 100);
+    assert.deepEqual([busy.history?.[0]?.revision, busy.history?.at(-1)?.revision, busy.history_omitted], [4, 103, 3]);
+    // A list page caps each bug's history the same way; a short one is whole and says nothing.
+    const listed = (await h.ok("list_bugs", { include_history: true })).bugs as (Bug & { history_omitted?: number })[];
+    const byId = new Map(listed.map((bug) => [bug.bug_id, bug]));
+    assert.deepEqual([byId.get("BUG-1")?.history?.length, byId.get("BUG-1")?.history_omitted], [100, 3]);
+    assert.deepEqual([byId.get("BUG-2")?.history?.length, "history_omitted" in (byId.get("BUG-2") ?? {})], [1, false]);
+  });
+
   void it("checks its arguments again at the plugin boundary", async () => {
     await h.fails("add_bug", { title: "x", priority: "bogus" }, "INVALID_ARGUMENT");
     await h.fails("add_bug", { title: "x", tags: "not-a-list" }, "INVALID_ARGUMENT");

@@ -101,6 +101,8 @@ export type BugView = {
   updated_at: string;
   revision: number;
   history?: HistoryEntryView[];
+  /** Older revisions left out of `history` (see HISTORY_REVISIONS_SHOWN). */
+  history_omitted?: number;
 };
 
 export interface ViewOptions {
@@ -207,10 +209,11 @@ export class BugStore {
         `SELECT r.bug AS bug, r.kind AS kind, o.number AS number FROM relations r JOIN bugs o ON o.id = r.other
          WHERE r.bug IN (SELECT value FROM json_each(?)) ORDER BY r.bug, o.number`,
       ),
+      // The newest HISTORY_REVISIONS_SHOWN revisions of each bug (revisions run 1..bugs.revision).
       historyFor: p(
         `SELECT h.bug, h.revision, h.at, h.field, h.old_value, h.new_value, o.number AS other_number, h.note, h.call_id
-         FROM history h LEFT JOIN bugs o ON o.id = h.other_bug
-         WHERE h.bug IN (SELECT value FROM json_each(?)) ORDER BY h.bug, h.id`,
+         FROM history h JOIN bugs b ON b.id = h.bug LEFT JOIN bugs o ON o.id = h.other_bug
+         WHERE h.bug IN (SELECT value FROM json_each(?)) AND h.revision > b.revision - ${HISTORY_REVISIONS_SHOWN} ORDER BY h.bug, h.id`,
       ),
     };
   }
@@ -390,7 +393,10 @@ export class BugStore {
         revision: row.revision,
       };
       if (options.projectPath) view.project_path = project.path;
-      if (history !== undefined) view.history = historyView(history.get(row.id) ?? []);
+      if (history !== undefined) {
+        view.history = historyView(history.get(row.id) ?? []);
+        if (row.revision > HISTORY_REVISIONS_SHOWN) view.history_omitted = row.revision - HISTORY_REVISIONS_SHOWN;
+      }
       return view;
     });
   }
@@ -405,6 +411,13 @@ function groupBy<T extends { bug: number }>(rows: readonly T[]): Map<number, T[]
   }
   return map;
 }
+
+/**
+ * Revisions of a bug's history shown at most, the newest: a bug updated every minute for a day
+ * would otherwise answer every get_bug (and a list page with include_history, per bug) with all
+ * of them. The older ones stay in the database; `history_omitted` says how many are not shown.
+ */
+export const HISTORY_REVISIONS_SHOWN = 100;
 
 /** Groups one bug's history rows (in id order) into one entry per revision. */
 export function historyView(rows: readonly HistoryRow[]): HistoryEntryView[] {

@@ -177,7 +177,8 @@ const bug: JsonObject = {
     created_at: str,
     updated_at: str,
     revision: { type: "integer", minimum: 0, description: "Number of updates so far." },
-    history: { type: "array", items: historyEntry },
+    history: { type: "array", items: historyEntry, description: "The newest 100 revisions at most, oldest first." },
+    history_omitted: { type: "integer", minimum: 1, description: "Older revisions not shown (present only when some are left out)." },
   },
   additionalProperties: false,
 };
