@@ -192,10 +192,11 @@ const VALUE_RULES: readonly ValueRule[] = [
     pattern: /(\bbasic[ \t]+)([A-Za-z0-9+/]{8,}={0,2})()(?![A-Za-z0-9+/=])/gi,
     accept: (secret) => /[0-9+/=]/.test(secret),
   },
-  // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). A token starts where
-  // a run of base64url characters starts: started at every "eyJ" after a "-" as well, a run like
-  // "eyJ-eyJ-…" that ends in no token was rescanned from each (quadratic: 160,000 characters, 11 s).
-  { pattern: /()((?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)()/g },
+  // JSON Web Tokens: header and payload are base64url JSON objects ("eyJ"). The whole run of
+  // token characters around an "eyJ" is looked at once, and redacted whole when a token is in it
+  // (also one glued to other text, `id-eyJ…`): a regex started at every "eyJ" rescanned the rest
+  // of a run like "eyJ-eyJ-…" from each (quadratic: 160,000 characters took 11 s).
+  { pattern: /()((?<![A-Za-z0-9_.-])[A-Za-z0-9_.-]*eyJ[A-Za-z0-9_.-]*)()/g, accept: holdsJwt },
   // Tokens with a well-known prefix (GitHub, Slack, GitLab, npm, OpenAI/Anthropic, Stripe, Google): the prefix stays.
   { pattern: /\b(gh[pousr]_|github_pat_|xox[abposr]-|glpat-|npm_|sk-(?:proj-|ant-)?|[sr]k_live_|AIza)([A-Za-z0-9_-]{16,})()/g },
   // AWS access key ids.
@@ -213,6 +214,21 @@ const VALUE_RULES: readonly ValueRule[] = [
   // `password=...`, `api_key: ...`, `PGPASSWORD=...` in query strings, configs, command lines and dumps.
   { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*["']?)([^\\s"'&;,<>]+)()`, "gi") },
 ];
+
+/**
+ * Whether a run of base64url characters and dots holds a JSON Web Token: a segment ending in
+ * "eyJ" and 4 more characters (the header), the next segment "eyJ" and 4 more (the payload), and
+ * a dot after it (the signature may be empty). One pass over the segments.
+ */
+function holdsJwt(run: string): boolean {
+  const segments = run.split(".");
+  for (let i = 0; i + 2 < segments.length; i++) {
+    const header = segments[i]!;
+    const at = header.indexOf("eyJ");
+    if (at >= 0 && header.length - at >= 7 && segments[i + 1]!.startsWith("eyJ") && segments[i + 1]!.length >= 7) return true;
+  }
+  return false;
+}
 
 /** A cheap first look: strings without any of these cannot match a rule. */
 const MAYBE_SECRET = new RegExp(

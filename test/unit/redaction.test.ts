@@ -72,6 +72,9 @@ void describe("string patterns", () => {
     ["Set-Cookie: sid=abc; Path=/", "Set-Cookie: [REDACTED]; Path=/"],
     ["postgres://user:pa55@db:5432/x", "postgres://user:[REDACTED]@db:5432/x"],
     ["jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_123 end", "jwt [REDACTED] end"],
+    // Glued to other text, and with an empty signature; not a token: one segment, or a short one.
+    ["id-eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig end", "[REDACTED] end"],
+    ["x_eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0. end", "[REDACTED] end"],
     [`ghp_${"A".repeat(36)}`, "ghp_[REDACTED]"],
     [`github_pat_${"a1".repeat(20)}`, "github_pat_[REDACTED]"],
     ["AKIAIOSFODNN7EXAMPLE", "AKIA[REDACTED]"],
@@ -105,6 +108,8 @@ void describe("string patterns", () => {
       "a public certificate: -----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
       "https://example.com/path?q=1",
       "risk-assessment-framework-version-2",
+      // Not a token: one segment alone, or segments too short.
+      "see eyJhbGciOiJIUzI1NiJ9 alone and eyJ.eyJ.x, file.eyJson.txt",
       "-----BEGIN PRIVATE KEY-----",
       "",
     ];
