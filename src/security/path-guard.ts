@@ -14,9 +14,9 @@
  * - Relative paths resolve against the configured base directory, or are refused.
  * - Paths under `/proc` are refused: its links can point into other mount namespaces
  *   or at deleted files, so their resolution cannot be trusted.
- * - Deny rules match case-insensitively (Unicode simple case folding) on NFC forms of both
- *   the path as given (normalized) and the real path, and a rule denies everything beneath
- *   what it matches.
+ * - Deny rules match case-insensitively on NFC forms of both the path as given (normalized)
+ *   and the real path (a path past ASCII also in Unicode mode and folded as file systems
+ *   fold names: see denyMatcher), and a rule denies everything beneath what it matches.
  * - The server's own files (protectedPaths) are matched like deny rules, ignoring case and
  *   Unicode normalization: a case-insensitive file system opens them under any spelling.
  * - Root containment compares real paths byte for byte: on Linux two names that differ
@@ -169,8 +169,11 @@ interface CompiledRoot {
 
 interface CompiledDenyRule {
   readonly rule: string;
-  /** Tests an absolute NFC path without its leading slash. */
-  readonly test: (pathWithoutLeadingSlash: string) => boolean;
+  /**
+   * Tests an absolute NFC path without its leading slash, and (for a path that is not all
+   * ASCII) the same path folded by `foldName`.
+   */
+  readonly test: (pathWithoutLeadingSlash: string, folded: string | undefined) => boolean;
   /** Why the rule is not a usable glob (compiling it if not done yet); such a rule matches every path. */
   readonly problem: () => string | undefined;
 }
@@ -374,9 +377,9 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
     patterns.push(anywherePattern(normalized));
   }
   // Compiled on the first check: a start does not pay for regexes that most sessions never use.
-  let matcher: ((p: string) => boolean) | undefined;
+  let matcher: DenyTest | undefined;
   let problem: string | undefined;
-  const compile = (): ((p: string) => boolean) => {
+  const compile = (): DenyTest => {
     try {
       return denyMatcher(patterns);
     } catch (error) {
@@ -387,7 +390,7 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
   };
   return {
     rule,
-    test: (p) => (matcher ??= compile())(p),
+    test: (p, folded) => (matcher ??= compile())(p, folded),
     problem: () => {
       matcher ??= compile();
       return problem;
@@ -401,17 +404,33 @@ function anywherePattern(normalized: string): string {
 }
 
 /** One matcher for a deny rule's patterns; throws when one does not compile. */
-function denyMatcher(patterns: readonly string[]): (p: string) => boolean {
+type DenyTest = (nfc: string, folded: string | undefined) => boolean;
+
+/**
+ * One matcher for a deny rule's patterns; throws when one does not compile. A path of ASCII is
+ * tested as written (the regex ignores case). A path that is not all ASCII is denied when any
+ * reading matches: as written, in Unicode mode (simple case folding: `ſ` is `s`, the Kelvin sign
+ * `k`), and folded as a case-insensitive file system folds names (`ß` is `ss`, `ﬁ` is `fi`:
+ * ext4 casefold opens `.ßh/id_rsa` as `.ssh/id_rsa`). The glob itself is never rewritten, so
+ * its syntax (`?`, classes, escapes) keeps its meaning.
+ */
+function denyMatcher(patterns: readonly string[]): DenyTest {
   const relative = patterns.flatMap((p) => withDirectoryItself(p.replace(/^\/+/, "")));
   // `debug` makes picomatch throw on a pattern whose regex does not compile (`{a,b`, `[z-a]`);
   // without it, it returns a regex that never matches: a deny rule that silently denies nothing.
+  const plain = picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+  let unicode: (p: string) => boolean = plain;
   try {
-    return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS_UNICODE, debug: true });
+    unicode = picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS_UNICODE, debug: true });
   } catch {
-    // A glob whose translation Unicode mode refuses (`x\-y`): matched as before, without it.
-    return picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
+    // A glob whose translation Unicode mode refuses (`x\-y`): the folded path still meets it.
   }
+  return (nfc, folded) => plain(nfc) || (folded !== undefined && (unicode(nfc) || plain(folded) || unicode(folded)));
 }
+
+/** Whether a path needs its other readings tested (see denyMatcher): any character past ASCII. */
+// eslint-disable-next-line no-control-regex -- the ASCII range, controls included
+const NOT_ASCII = /[^\x00-\x7f]/;
 
 /**
  * Why a `denied_paths` / `write_denied_paths` rule, as written, would not compile ("is not
@@ -561,11 +580,14 @@ export function allowedEntriesOf(compiled: CompiledPathPolicy, dirRealPath: stri
   if (!decideRealPath(compiled, dirRealPath).ok) return () => false;
   const dir = stripTrailingSlashes(dirRealPath);
   const prefix = splitComponents(dir.normalize("NFC")).join("/");
+  const foldedPrefix = foldName(prefix);
   return (name) => {
     const realPath = `${dir}/${name}`;
     if (protectedBy(compiled.protectedPaths, realPath) !== undefined) return false;
-    const candidate = prefix === "" ? name.normalize("NFC") : `${prefix}/${name.normalize("NFC")}`;
-    for (const deny of compiled.deny) if (deny.test(candidate)) return false;
+    const nfcName = name.normalize("NFC");
+    const candidate = prefix === "" ? nfcName : `${prefix}/${nfcName}`;
+    const folded = NOT_ASCII.test(candidate) ? (prefix === "" ? foldName(nfcName) : `${foldedPrefix}/${foldName(nfcName)}`) : undefined;
+    for (const deny of compiled.deny) if (deny.test(candidate, folded)) return false;
     return insideRoots(compiled, realPath);
   };
 }
@@ -591,12 +613,16 @@ export function sandboxRuleFor(compiled: CompiledPathPolicy, realPath: string): 
 /** The first deny rule that matches the path or one of its ancestors (a denied directory hides its tree). */
 function deniedBy(rules: readonly CompiledDenyRule[], absolutePath: string): string | undefined {
   if (rules.length === 0) return undefined;
-  const parts = splitComponents(absolutePath.normalize("NFC"));
+  const nfc = absolutePath.normalize("NFC");
+  const parts = splitComponents(nfc);
   // "/" has no component to test; a broken rule still refuses it (it refuses every path).
   if (parts.length === 0) return rules.find((deny) => deny.problem() !== undefined)?.rule;
+  // Folding keeps every "/" and adds none: its components line up with the path's.
+  const foldedParts = NOT_ASCII.test(nfc) ? splitComponents(foldName(nfc)) : undefined;
   for (let end = 1; end <= parts.length; end++) {
     const candidate = parts.slice(0, end).join("/");
-    for (const deny of rules) if (deny.test(candidate)) return deny.rule;
+    const folded = foldedParts?.slice(0, end).join("/");
+    for (const deny of rules) if (deny.test(candidate, folded)) return deny.rule;
   }
   return undefined;
 }

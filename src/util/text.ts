@@ -61,7 +61,8 @@ export function printableJson(json: string): string {
  * every spelling so folded opens the same file.
  */
 export function foldName(name: string): string {
-  return name.normalize("NFC").toUpperCase().toLowerCase();
+  // Lower case first: `ẞ` (capital sharp s) upper-cases to itself, and only `ß` becomes `SS`.
+  return name.normalize("NFC").toLowerCase().toUpperCase().toLowerCase();
 }
 
 /** Words a POSIX shell reads back as given: a word with a space, a quote or a glob character is single-quoted. */

@@ -336,6 +336,21 @@ void describe("deny rules", () => {
     assertAllowed(await checkPath(kube, `${root}/strase/x`, "read"), `${root}/strase/x`);
   });
 
+  void it("review finding: matches names as a full-folding file system does (ext4 casefold: ß is ss, ﬁ is fi, ẞ too)", async () => {
+    for (const p of [".ßh/id_rsa", ".\u1E9Eh/id_rsa", "SECRETS/x".replace("S", "\u017F"), ".git/conﬁg", "x/.ENV.ﬁle"]) {
+      assertRefused(await checkPath(compiled, `${root}/${p}`, "read"), "PATH_DENIED");
+    }
+    // Every reading is tried for a path past ASCII: a rule Unicode mode refuses (an escaped "-"),
+    // and a negated class (which Unicode mode would no longer let match `ſ`), still deny.
+    const c = compilePathPolicy(policy([`${root}/**`], ["**/.ssh\\-backup/**", "**/*[^\\x00-\\x7f]*.key"]));
+    for (const p of [".ſſh-backup/id_rsa", ".ssh-backup/id_rsa", "ſ.key", "é.key"]) assertRefused(await checkPath(c, `${root}/${p}`, "read"), "PATH_DENIED");
+    assertAllowed(await checkPath(c, `${root}/plain.key`, "read"), `${root}/plain.key`);
+    // Listings decide entries the same way.
+    fs.mkdirSync(path.join(root, "fold-list"), { recursive: true });
+    const allowed = allowedEntriesOf(compiled, path.join(root, "fold-list"));
+    assert.deepEqual([".ßh", ".ſſh", ".ssh", "notes"].map(allowed), [false, false, false, true]);
+  });
+
   void it("review finding: glob syntax keeps its meaning under Unicode matching (?, classes, ranges, escapes)", async () => {
     const rules = ["**/secret-?.txt", "**/[A-z]", "**/\\S*.key", "**/x\\-y", "**/[ßx]z"];
     const c = compilePathPolicy(policy([`${root}/**`], rules));
