@@ -113,15 +113,15 @@ type Refusal = { stage: string; code: string; message: string };
 /** Request ids up to this length are recorded as sent; longer ones by their start and a digest. */
 const MAX_RECORDED_ID_LENGTH = 128;
 
+/** Bytes of JSON a refused call's arguments may take and still be recorded as they are (redacted); larger ones as a digest. */
+const REFUSED_ARGUMENTS_KEPT_MAX = 8 * 1024;
+
 /**
  * A request id as the audit log records it. The client chooses its ids, and JSON-RPC sets no
  * length: recorded whole, an id of 16 MiB would be 16 MiB of log for every call, refused ones
  * too (a rate limit would not bound what the client writes into the log). A long id keeps its
  * start, to be read, and its SHA-256, to be matched with the client's own records.
  */
-/** Bytes of JSON a refused call's arguments may take and still be recorded as they are (redacted); larger ones as a digest. */
-const REFUSED_ARGUMENTS_KEPT_MAX = 8 * 1024;
-
 function recordedRequestId(id: RequestId): RequestId {
   if (typeof id === "number") return id;
   // A client chooses its ids: one may carry a token like any argument.
@@ -444,9 +444,10 @@ export class SecurityEngine implements ToolService {
     } catch {
       text = "";
     }
-    const digest = { data: { argumentBytes: Buffer.byteLength(text), argumentsSha256: sha256Hex(text) } };
-    if (stage === "rate_limit" || stage === "limits") return digest;
-    if (digest.data.argumentBytes > REFUSED_ARGUMENTS_KEPT_MAX) return digest;
+    const argumentBytes = Buffer.byteLength(text);
+    if (stage === "rate_limit" || stage === "limits" || argumentBytes > REFUSED_ARGUMENTS_KEPT_MAX) {
+      return { data: { argumentBytes, argumentsSha256: sha256Hex(text) } };
+    }
     return { arguments: auditedArguments(this.allowed.get(call.name)?.tool, args) };
   }
 

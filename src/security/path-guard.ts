@@ -403,7 +403,7 @@ function anywherePattern(normalized: string): string {
   return normalized.startsWith("**/") || normalized === "**" ? normalized : `**/${normalized}`;
 }
 
-/** One matcher for a deny rule's patterns; throws when one does not compile. */
+/** A compiled deny rule's test: a path in NFC, and the same path folded when it is not all ASCII. */
 type DenyTest = (nfc: string, folded: string | undefined) => boolean;
 
 /**
@@ -580,13 +580,15 @@ export function allowedEntriesOf(compiled: CompiledPathPolicy, dirRealPath: stri
   if (!decideRealPath(compiled, dirRealPath).ok) return () => false;
   const dir = stripTrailingSlashes(dirRealPath);
   const prefix = splitComponents(dir.normalize("NFC")).join("/");
-  const foldedPrefix = foldName(prefix);
+  // Looked at once for the directory: only a name past ASCII, or such a directory, needs folding.
+  const prefixNotAscii = NOT_ASCII.test(prefix);
+  const foldedPrefix = prefixNotAscii ? foldName(prefix) : prefix;
   return (name) => {
     const realPath = `${dir}/${name}`;
     if (protectedBy(compiled.protectedPaths, realPath) !== undefined) return false;
     const nfcName = name.normalize("NFC");
     const candidate = prefix === "" ? nfcName : `${prefix}/${nfcName}`;
-    const folded = NOT_ASCII.test(candidate) ? (prefix === "" ? foldName(nfcName) : `${foldedPrefix}/${foldName(nfcName)}`) : undefined;
+    const folded = prefixNotAscii || NOT_ASCII.test(nfcName) ? (prefix === "" ? foldName(nfcName) : `${foldedPrefix}/${foldName(nfcName)}`) : undefined;
     for (const deny of compiled.deny) if (deny.test(candidate, folded)) return false;
     return insideRoots(compiled, realPath);
   };

@@ -18,13 +18,12 @@
  *   written as UTF-8, and a strict JSON parser refuses its escape.
  */
 import type { ContentBlock } from "../plugins/contract.js";
-import { wellFormed } from "../util/text.js";
+import { LONE_SURROGATE_SOURCE, wellFormed } from "../util/text.js";
 
 /** Anything that sanitizing would change. */
 // Tag characters are astral: matched as their surrogate pairs (U+DB40 U+DC00–U+DC7F), no `u` flag needed.
 // A lone surrogate too: it cannot be encoded as UTF-8, and strict JSON parsers refuse its escape.
-// eslint-disable-next-line no-control-regex -- control characters are what this module looks for.
-const NEEDS_WORK = /[\x00-\x08\x0B-\x1F\x7F-\x9F\u202A-\u202E\u2066-\u2069]|\uDB40[\uDC00-\uDC7F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const NEEDS_WORK = new RegExp(`[\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F\\u202A-\\u202E\\u2066-\\u2069]|\\uDB40[\\uDC00-\\uDC7F]|${LONE_SURROGATE_SOURCE}`);
 
 const STRIP = new RegExp(
   [

@@ -16,8 +16,9 @@ export function truncate(text: string, max: number, suffix = "…"): string {
   return text.length <= max ? text : `${cutAt(text, max)}${suffix}`;
 }
 
-// A high surrogate not followed by a low one, or a low one not preceded by a high one.
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one (a regex source). */
+export const LONE_SURROGATE_SOURCE = "[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]";
+const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SOURCE, "g");
 
 /** `text` with each unpaired surrogate replaced by U+FFFD (String.prototype.toWellFormed, ES2024). */
 export function wellFormed(text: string): string {

@@ -105,10 +105,12 @@ export function followedDenials(tools: Pick<ToolsPolicy, "allow" | "deny">): str
 export function unmatchedToolNames(tools: Pick<ToolsPolicy, "allow" | "deny" | "rate_limits" | "timeouts">, toolNames: readonly string[]): string[] {
   const known = new Set(toolNames);
   const warnings: string[] = [];
-  const say = (key: string, unmatched: readonly string[], effect: string) => {
+  /** `effect`: what one such entry, then several, do. */
+  const say = (key: string, unmatched: readonly string[], effect: readonly [string, string]) => {
     if (unmatched.length === 0) return;
     const names = unmatched.map((name) => JSON.stringify(name)).join(", ");
-    warnings.push(`tools.${key} names ${names}, which ${unmatched.length === 1 ? "matches" : "match"} no tool of this server: ${effect} (a typo?)`);
+    const one = unmatched.length === 1;
+    warnings.push(`tools.${key} names ${names}, which ${one ? "matches" : "match"} no tool of this server: ${effect[one ? 0 : 1]} (a typo?)`);
   };
   for (const [key, patterns] of [["deny", tools.deny], ["allow", tools.allow ?? []]] as const) {
     // An entry that is not a glob is refused elsewhere, with its own message.
@@ -116,11 +118,11 @@ export function unmatchedToolNames(tools: Pick<ToolsPolicy, "allow" | "deny" | "
       const compiled = compileGlob(pattern, key);
       return "test" in compiled && !toolNames.some((name) => compiled.test(name));
     });
-    say(key, unmatched, key === "deny" ? (unmatched.length === 1 ? "it denies nothing" : "they deny nothing") : unmatched.length === 1 ? "it allows nothing" : "they allow nothing");
+    say(key, unmatched, key === "deny" ? ["it denies nothing", "they deny nothing"] : ["it allows nothing", "they allow nothing"]);
   }
   for (const [key, settings] of [["rate_limits", tools.rate_limits], ["timeouts", tools.timeouts]] as const) {
     const unmatched = Object.keys(settings).filter((name) => name !== "default" && !known.has(name));
-    say(key, unmatched, unmatched.length === 1 ? "that entry has no effect" : "those entries have no effect");
+    say(key, unmatched, ["that entry has no effect", "those entries have no effect"]);
   }
   return warnings;
 }
