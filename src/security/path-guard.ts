@@ -167,8 +167,14 @@ interface CompiledRoot {
   readonly matchRest?: (relative: string) => boolean;
 }
 
-interface CompiledDenyRule {
+export interface CompiledDenyRule {
   readonly rule: string;
+  /**
+   * Names (lower case, ASCII) that every ASCII path the rule matches holds as components: its
+   * literal segments (`**\/.config/git/**`: `.config`, `git`). Empty when it has none
+   * (`**\/*.pem`). Only a shortcut for walks (`deny-scan.ts`); `test` is the judge.
+   */
+  readonly names: readonly string[];
   /**
    * Tests an absolute NFC path without its leading slash, and (for a path that is not all
    * ASCII) the same path folded by `foldName`.
@@ -390,12 +396,26 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
   };
   return {
     rule,
+    names: requiredNames(patterns),
     test: (p, folded) => (matcher ??= compile())(p, folded),
     problem: () => {
       matcher ??= compile();
       return problem;
     },
   };
+}
+
+/**
+ * The names every path matched by one of `patterns` holds (see CompiledDenyRule.names): the
+ * segments that are plain names in all of them. A segment with any character a glob may read
+ * otherwise (`*?[]{}()!+@\\`, or past ASCII, where Unicode folding applies) is left out, so
+ * the set can only be smaller than the truth, never name what a matched path may lack.
+ */
+function requiredNames(patterns: readonly string[]): string[] {
+  const literal = (glob: string): Set<string> =>
+    new Set(glob.split("/").filter((segment) => /^[A-Za-z0-9._ -]+$/.test(segment) && segment !== "." && segment !== "..").map((segment) => segment.toLowerCase()));
+  const [first, ...rest] = patterns.map(literal);
+  return first === undefined ? [] : [...first].filter((name) => rest.every((set) => set.has(name)));
 }
 
 /** A relative rule (`*.pem`, `secrets/**`) may match anywhere: the broader reading fails closed. */

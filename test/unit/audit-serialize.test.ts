@@ -23,6 +23,7 @@ import {
   type EntryFields,
 } from "../../src/security/audit/entry.js";
 import { openTestLog, parse, readLines, tempEnv } from "../fixtures/audit-helpers.js";
+import { prng } from "../helpers/prng.js";
 
 /** canonicalJson as it was first written: the definition the fast paths must match byte for byte. */
 function referenceCanonicalJson(value: unknown): string {
@@ -67,17 +68,6 @@ function referenceSerialize(body: unknown): unknown {
   });
 }
 
-/** A small seeded PRNG (mulberry32), so that a failure names a case that can be run again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly rnd: () => number) {}

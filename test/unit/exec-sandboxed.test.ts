@@ -61,9 +61,18 @@ function ownFiles(): ProtectedPath[] {
  * An exec guard whose sandbox makes /run and /var/tmp private but not /tmp (these tests keep their
  * files there, so that hiding them is what is tested), unless `privateDirs` says otherwise.
  */
-function sandboxedExec(allowed: string[], options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal; userHome?: string } = {}) {
+function sandboxedExec(
+  allowed: string[],
+  options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal; userHome?: string; denied?: string[]; limits?: { scanEntries?: number; narrowings?: number } } = {},
+) {
   const paths = compilePathPolicy(
-    { allowed_paths: allowed, denied_paths: ["**/secrets/**", "**/.ssh/**", "**/.env"], write_denied_paths: ["**/.git/**", "**/.config/git/**"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
+    {
+      allowed_paths: allowed,
+      denied_paths: ["**/secrets/**", "**/.ssh/**", "**/.env", "**/.git/config", ...(options.denied ?? [])],
+      write_denied_paths: ["**/.git/**", "**/.config/git/**", "**/.config/Code/User/**"],
+      max_read_bytes: 1 << 20,
+      max_write_bytes: 1 << 20,
+    },
     { protectedPaths: ownFiles(), homeDir: root, baseDir: root },
   );
   const compiled = compileCommandPolicy({ blocked: [], timeout: 30, max_output_bytes: 100_000, sandbox: "required" }, { PATH });
@@ -76,6 +85,7 @@ function sandboxedExec(allowed: string[], options: { timeoutMs?: number; private
     homeDir: home,
     privateDirs: options.privateDirs ?? ["/run", "/var/tmp"],
     ...(options.userHome === undefined ? {} : { userHome: options.userHome }),
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
   });
   return createGuardedExec(compiled, { timeoutMs: options.timeoutMs ?? 20_000, maxOutputBytes: 100_000 }, {
     homeDir: home,
@@ -178,6 +188,74 @@ void describe("ctx.exec under bubblewrap", () => {
     assert.equal(result.stdout, "done\n", result.stderr);
     assert.equal(fs.existsSync(`${config}.moved`), false, "the dot-directory was moved away");
     assert.equal(fs.readFileSync(path.join(config, "git", "config"), "utf8"), "[user]\n");
+  });
+
+  void test("what the guard refuses is refused at every depth of an allowed directory, writable or not", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const api = path.join(ws, "packages", "api");
+    fs.mkdirSync(path.join(api, ".git", "hooks"), { recursive: true });
+    fs.writeFileSync(path.join(api, ".env"), "API_TOKEN=deep\n");
+    fs.writeFileSync(path.join(api, ".git", "config"), "[remote]\n");
+    fs.writeFileSync(path.join(ws, ".git", "config"), "[core]\n");
+    fs.writeFileSync(path.join(api, "index.js"), "code\n");
+    fs.mkdirSync(path.join(ws, ".config", "Code", "User"), { recursive: true });
+    fs.writeFileSync(path.join(ws, ".config", "Code", "User", "settings.json"), "{}\n");
+    const exec = sandboxedExec([`${ws}/**`], { denied: [path.join(ws, "app", "config", "keys.json")] });
+    fs.mkdirSync(path.join(ws, "app", "config"), { recursive: true });
+    fs.writeFileSync(path.join(ws, "app", "config", "keys.json"), "{\"k\":1}\n");
+    for (const file of [path.join(api, ".env"), path.join(ws, "app", "config", "keys.json"), path.join(api, ".git", "config"), path.join(ws, ".git", "config")]) {
+      const read = await exec("cat", [file]);
+      assert.equal(read.stdout, "", `${file} was read`);
+    }
+    for (const target of [path.join(api, ".git", "hooks", "pre-commit"), path.join(ws, ".config", "Code", "User", "settings.json")]) {
+      const wrote = await exec("sh", ["-c", 'echo pwned > "$1"', "sh", target]);
+      assert.notEqual(wrote.exitCode, 0, `${target} was written`);
+    }
+    assert.equal(fs.readFileSync(path.join(ws, ".config", "Code", "User", "settings.json"), "utf8"), "{}\n");
+    assert.equal(fs.existsSync(path.join(api, ".git", "hooks", "pre-commit")), false);
+    // The rest of the project stays the program's: not pinned read-only for the entries deep inside it.
+    const edited = await exec("sh", ["-c", 'echo more >> "$1/index.js" && mkdir "$1/lib" && cat "$1/index.js"', "sh", api]);
+    assert.equal(edited.stdout, "code\nmore\n", edited.stderr);
+    // Moved aside, a directory takes its entries' mounts along: the secret stays hidden under the new name.
+    const moved = await exec("sh", ["-c", 'mv "$1/packages" "$1/moved" && cat "$1/moved/api/.env"; echo "[$?]"', "sh", ws]);
+    assert.equal(moved.stdout, "[1]\n", moved.stderr);
+    fs.renameSync(path.join(ws, "moved"), path.join(ws, "packages"));
+    // An allowed directory tools may only read (an entry with a glob) is visible to programs, and walked the same.
+    const data = path.join(root, "data");
+    fs.mkdirSync(path.join(data, "2026", "q4", "secrets"), { recursive: true });
+    fs.writeFileSync(path.join(data, "2026", "q4", "secrets", "bank.csv"), "iban\n");
+    fs.writeFileSync(path.join(data, "2026", "q4", "report.csv"), "rows\n");
+    const readOnly = sandboxedExec([`${ws}/**`, `${data}/**/*.csv`]);
+    assert.equal((await readOnly("cat", [path.join(data, "2026", "q4", "secrets", "bank.csv")])).stdout, "");
+    assert.equal((await readOnly("cat", [path.join(data, "2026", "q4", "report.csv")])).stdout, "rows\n");
+    fs.rmSync(path.join(ws, "packages"), { recursive: true });
+    fs.rmSync(path.join(ws, "app"), { recursive: true });
+    fs.rmSync(path.join(ws, ".config", "Code"), { recursive: true });
+  });
+
+  void test("a tree too large to check, or too much to hide, refuses the call: the program does not run unchecked", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const big = path.join(root, "big");
+    for (let i = 0; i < 30; i++) fs.mkdirSync(path.join(big, `d${i}`, "secrets"), { recursive: true });
+    const marker = path.join(root, "ran-anyway");
+    const script = ["-c", 'touch "$1"', "sh", marker];
+    await assert.rejects(sandboxedExec([`${big}/**`], { limits: { scanEntries: 40 } })("sh", script), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "COMMAND_SANDBOX_LAYOUT");
+      assert.match(error.message, /more than 40 entries .*allow narrower directories/);
+      return true;
+    });
+    await assert.rejects(sandboxedExec([`${big}/**`], { limits: { narrowings: 20 } })("sh", script), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "COMMAND_SANDBOX_LAYOUT");
+      assert.match(error.message, /3\d paths .* more than the 20/);
+      return true;
+    });
+    assert.equal(fs.existsSync(marker), false, "the program ran");
+    fs.writeFileSync(path.join(big, "d7", "secrets", "key"), "k\n");
+    const fits = await sandboxedExec([`${big}/**`])("sh", ["-c", 'ls -A "$1/d7/secrets"; touch "$1/ran"', "sh", big]);
+    assert.equal(fits.exitCode, 0, fits.stderr);
+    assert.equal(fits.stdout, "", "the denied directories are hidden");
+    assert.equal(fs.existsSync(path.join(big, "ran")), true, "within the limits the program runs");
+    fs.rmSync(big, { recursive: true });
   });
 
   void test("a writable directory that holds the state directory: the state cannot be moved away, its files stay hidden", async (t) => {

@@ -157,6 +157,24 @@ void describe("bwrapArgv", () => {
     assert.ok(!list.some((entry) => entry.startsWith("--ro-bind /home/u ") || entry === "--ro-bind /home/u"), list.join(" | "));
   });
 
+  void test("an entry deep in an ordinary directory pins nothing: the project around it stays writable", () => {
+    const list = mounts(
+      bwrapArgv(
+        layout({
+          writable: ["/home/u/project"],
+          readOnly: ["/home/u/project/packages/api/.git", "/home/u/project/.config/tool/x/settings.json"],
+          concealed: [{ path: "/home/u/project/packages/api/.env", kind: "file" }],
+        }),
+        COMMAND,
+        FEATURES,
+      ),
+    );
+    assert.ok(list.includes("--ro-bind /home/u/project/packages/api/.git"), list.join(" | "));
+    assert.ok(list.includes("--ro-bind /dev/null -> /home/u/project/packages/api/.env"), list.join(" | "));
+    assert.ok(!list.some((entry) => /^--ro-bind \/home\/u\/project\/packages(\/api)?$/.test(entry)), list.join(" | "));
+    assert.ok(list.includes("--ro-bind /home/u/project/.config"), "a dot-directory still is pinned, whatever the depth below it");
+  });
+
   void test("a writable directory that holds the server's files: the way there is read-only (and a mount point), writable places below it stay writable", () => {
     const argv = bwrapArgv(
       layout({

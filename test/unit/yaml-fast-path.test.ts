@@ -11,6 +11,7 @@ import { parseDocument } from "yaml";
 import { parseSimpleYaml } from "../../src/security/policy/yaml-fast-path.js";
 import { YAML_OPTIONS } from "../../src/security/policy/load.js";
 import { ROOT } from "../helpers/project.js";
+import { prng as random } from "../helpers/prng.js";
 
 /** What `yaml` makes of the text, or undefined when it reports any error or warning. */
 function reference(text: string): unknown {
@@ -87,17 +88,6 @@ test("block structure: nesting, sequences at their key's indent, comments and bl
   assert.deepStrictEqual(parseSimpleYaml(texts[5]!), { section: null, other: 1 });
 });
 
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SCALARS = [
   "a", "word", "two words", "~", "null", "Null", "nUll", "true", "False", "yes", "12", "-3", "+4", "007", "0o17", "0o19", "0x1f", "0xG",

@@ -58,7 +58,7 @@ export interface SandboxLayout {
   readonly writable: readonly string[];
   /** Read-only: paths inside writable directories (write_denied_paths), allowed directories under a private one. */
   readonly readOnly: readonly string[];
-  /** Hidden, inside writable directories: what denied_paths refuses there. */
+  /** Hidden: what denied_paths refuses in the allowed directories (at any depth) and at the first levels of the user's home. */
   readonly concealed: readonly HiddenPath[];
   /** The server's own files (audit log, key, policy, state): hidden last. */
   readonly hidden: readonly HiddenPath[];
@@ -223,13 +223,16 @@ function anchors(writable: readonly string[], hidden: readonly HiddenPath[], own
 }
 
 /**
- * For each read-only or hidden entry below the first level of a writable directory (in a
- * dot-directory: `.config/git`, `.local/bin`): the directory on the way there, read-only. A mount
- * point cannot be renamed, but a directory holding one can: a `.config` moved aside and made
- * again with a `.config/git/config` of the program's own is a write where write_denied_paths
- * refuses one. Read-only, not writable in place: bwrap follows a symbolic link at a mount's
- * destination, and one that a program running concurrently swapped in would make what it names
- * writable. The innermost writable directory holding the entry counts (a nested one stays writable).
+ * For each read-only or hidden entry below the first level of a writable directory in one of its
+ * dot-directories (`.config/git`, `.local/bin`): that dot-directory, read-only. A mount point
+ * cannot be renamed, but a directory holding one can: a `.config` moved aside and made again with
+ * a `.config/git/config` of the program's own is a write where write_denied_paths refuses one.
+ * Read-only, not writable in place: bwrap follows a symbolic link at a mount's destination, and
+ * one that a program running concurrently swapped in would make what it names writable. Other
+ * directories are not pinned (`packages/` for `packages/api/.git/`): that would make the project
+ * read-only; moved aside, they keep their entries' mounts, and only a new entry can be made at the
+ * old name, as anywhere in a writable directory. The innermost writable directory holding the
+ * entry counts (a nested one stays writable).
  */
 function pins(writable: readonly string[], entries: readonly string[]): string[] {
   const found: string[] = [];
@@ -239,7 +242,7 @@ function pins(writable: readonly string[], entries: readonly string[]): string[]
     const root = roots.reduce((a, b) => (b.length > a.length ? b : a));
     const first = entry.slice(root === "/" ? 1 : root.length + 1).split("/")[0]!;
     const pin = root === "/" ? `/${first}` : `${root}/${first}`;
-    if (pin !== entry) found.push(pin);
+    if (pin !== entry && first.startsWith(".")) found.push(pin);
   }
   return unique(found);
 }

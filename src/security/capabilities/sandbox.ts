@@ -12,6 +12,7 @@ import { accessSync, constants as fsConstants, promises as fsp, realpathSync, st
 import * as path from "node:path";
 import { CapabilityDeniedError } from "../../plugins/contract.js";
 import { sandboxRuleFor, type CompiledPathPolicy, type ProtectedPath } from "../path-guard.js";
+import { DenyScanner, type ScanDir } from "../deny-scan.js";
 import { foldName } from "../../util/text.js";
 import { baseMountArgs, bwrapArgv, isolationArgs, SandboxLayoutError, type BwrapFeatures, type HiddenPath, type SandboxLayout, type SandboxMode } from "./sandbox-argv.js";
 
@@ -203,6 +204,8 @@ export interface ExecSandboxOptions {
    * ~/.gnupg, ~/.env, ...) are hidden too, although the host is otherwise readable.
    */
   userHome?: string;
+  /** How much a call's walks may look at and the sandbox may narrow (defaults MAX_SCAN_ENTRIES, MAX_NARROWINGS); tests lower them. */
+  limits?: { readonly scanEntries?: number; readonly narrowings?: number };
 }
 
 export type SpawnPlan = { readonly sandboxed: false } | { readonly sandboxed: true; readonly file: string; readonly args: readonly string[] };
@@ -281,14 +284,31 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   // An allowed directory that is not writable is visible anyway (the host is read-only), but
   // under a private directory only when bound again; never inside a writable one (that would narrow it).
   readOnly.push(...partial.filter((p) => !writable.some((w) => isInside(w, p))));
-  for (const root of writable) await scanEntries(options.paths, root, { readOnly, concealed });
+  // Every allowed directory is walked whole: a program may read all of it (a writable one it may
+  // also write), so what the guard refuses there is refused at every depth (`packages/api/.env`).
+  const scanner = new DenyScanner(options.paths);
+  const budget = { entries: 0, max: options.limits?.scanEntries ?? MAX_SCAN_ENTRIES };
+  const maxNarrowings = options.limits?.narrowings ?? MAX_NARROWINGS;
+  const writableRoots = outermost(writable);
+  const inWritable = (entry: string): boolean => writableRoots.some((w) => isInside(w, entry));
+  const readRoots = outermost(partial.filter((p) => !inWritable(p)));
+  for (const root of writableRoots) await scanTree(options.paths, scanner, root, { readOnly, concealed }, budget);
+  for (const root of readRoots) await scanTree(options.paths, scanner, root, { concealed, skip: inWritable }, budget);
+  const walked = [...writableRoots, ...readRoots];
   // The host stays readable (programs need it), but not the secrets the policy denies in the user's
   // home: a program allowed to read files would otherwise hand ~/.ssh/id_ed25519 to the model.
+  // Its first level and that of its dot-directories only: a whole home is too large to walk per call.
   if (options.userHome !== undefined) {
     const userHome = await realOf(options.userHome);
-    if (userHome !== undefined && userHome !== "/" && !writable.some((w) => isInside(w, userHome))) {
-      await scanEntries(options.paths, userHome, { concealed, skip: (entry) => writable.some((w) => isInside(w, entry)) });
+    if (userHome !== undefined && userHome !== "/" && !walked.some((w) => isInside(w, userHome))) {
+      await scanTree(options.paths, scanner, userHome, { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: (depth, name) => depth === 1 && name.startsWith(".") }, budget);
     }
+  }
+  if (readOnly.length + concealed.length > maxNarrowings) {
+    throw new SandboxLayoutError(
+      `${readOnly.length + concealed.length} paths in the allowed directories would have to be hidden or made read-only, more than the ${maxNarrowings} ` +
+        "a sandbox is set up with; allow narrower directories, or deny whole directories rather than the files in them",
+    );
   }
   // A private directory the policy lets tools write stays the host's (bwrapArgv): its sockets are covered instead.
   for (const dir of privateDirs) if (writable.some((w) => isInside(w, dir))) await concealSockets(dir, concealed);
@@ -297,37 +317,110 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   return { privateDirs, writable, readOnly, concealed, hidden, ownDirs, home, cwd: realCwd };
 }
 
+/** The most entries one call's walks look at, and the most paths a sandbox hides or makes read-only. */
+const MAX_SCAN_ENTRIES = 200_000;
+const MAX_NARROWINGS = 2048;
+/** Directories read at once by a walk. */
+const SCAN_CONCURRENCY = 8;
+
+interface ScanInto {
+  /** Present for a writable directory: what write_denied_paths names goes here (read-only). */
+  readOnly?: string[];
+  /** What denied_paths names (hidden). */
+  concealed: HiddenPath[];
+  /** Entries walked elsewhere. */
+  skip?: (entry: string) => boolean;
+  /** Whether to look inside the directory `name` found `depth` levels down (1: the root's own entries); default: all. */
+  goInto?: (depth: number, name: string) => boolean;
+}
+
 /**
- * Inside a writable directory, what the guard refuses to write (write_denied_paths: read-only) or
- * to touch at all (denied_paths: hidden); in the user's home only the latter (no `readOnly`): its
- * entries, and those of its dot-directories (`.config/git`, `.local/bin`). Deeper ones are not looked
- * for: a walk of a whole tree per call costs too much. Symbolic links are left alone: the guard
- * judges where they lead, and a mount would follow them. `skip`: entries scanned elsewhere.
+ * Walks `root` for what the policy denies: entries denied_paths refuses are hidden (and not gone
+ * into), and with `readOnly` those write_denied_paths refuses are made read-only (and gone into
+ * for denied ones only). The root's own entries are judged with their ancestors (the root may lie in
+ * a denied tree), deeper ones with the scanner, which tests each path once. Symbolic links are left
+ * alone: the guard judges where they lead, and a mount would follow them. A walk past
+ * MAX_SCAN_ENTRIES (all of a call's walks together) refuses the call: a tree not looked at whole
+ * could hide a denied file the program would then read.
  */
-async function scanEntries(
-  paths: CompiledPathPolicy,
-  root: string,
-  into: { readOnly?: string[]; concealed: HiddenPath[]; skip?: (entry: string) => boolean },
-): Promise<void> {
-  const visit = async (dir: string, depth: number): Promise<void> => {
-    let names: string[];
+async function scanTree(paths: CompiledPathPolicy, scanner: DenyScanner, root: string, into: ScanInto, budget: { entries: number; readonly max: number }): Promise<void> {
+  interface Job {
+    dir: ScanDir;
+    depth: number;
+    withWriteDeny: boolean;
+  }
+  const visit = async ({ dir, depth, withWriteDeny }: Job, queue: Job[]): Promise<void> => {
+    let entries: Dirent[];
     try {
-      names = await fsp.readdir(dir);
+      entries = await fsp.readdir(dir.path, { withFileTypes: true });
     } catch {
-      return;
+      return; // gone, or not readable by the server: then not by the program either
     }
-    for (const name of names) {
-      const entry = path.join(dir, name);
+    budget.entries += entries.length;
+    if (budget.entries > budget.max) {
+      throw new SandboxLayoutError(
+        `the directories checked for denied paths before each program runs (the allowed ones, and your home's first levels) hold more than ` +
+          `${budget.max} entries (${root} among them); allow narrower directories, or deny large trees the programs need not see`,
+      );
+    }
+    for (const dirent of entries) {
+      const entry = path.join(dir.path, dirent.name);
       if (into.skip?.(entry) === true) continue;
-      const kind = await kindOf(entry);
+      const kind = await direntKind(dirent, entry);
       if (kind === undefined || kind === "symlink") continue;
-      const rule = sandboxRuleFor(paths, entry);
-      if (rule === "denied") into.concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
-      else if (rule === "write-denied" && into.readOnly !== undefined) into.readOnly.push(entry);
-      else if (depth === 1 && kind === "directory" && name.startsWith(".")) await visit(entry, 2);
+      let rule = depth === 1 ? sandboxRuleFor(paths, entry) : scanner.judge(dir, dirent.name, withWriteDeny);
+      if (rule === "write-denied" && (!withWriteDeny || into.readOnly === undefined)) rule = undefined;
+      if (rule === "denied") {
+        into.concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
+        continue;
+      }
+      if (rule === "write-denied") into.readOnly!.push(entry);
+      if (kind === "directory" && (into.goInto?.(depth, dirent.name) ?? true)) {
+        queue.push({ dir: scanner.descend(dir, dirent.name), depth: depth + 1, withWriteDeny: withWriteDeny && rule === undefined });
+      }
     }
   };
-  await visit(root, 1);
+  await drain([{ dir: scanner.root(root), depth: 1, withWriteDeny: into.readOnly !== undefined }], visit, SCAN_CONCURRENCY);
+}
+
+/** Runs `work` on each job and on the jobs it adds, `concurrency` at a time; rejects with the first failure. */
+function drain<T>(jobs: T[], work: (job: T, queue: T[]) => Promise<void>, concurrency: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let active = 0;
+    let failed = false;
+    const pump = (): void => {
+      while (!failed && active < concurrency && jobs.length > 0) {
+        const job = jobs.pop()!;
+        active++;
+        work(job, jobs).then(
+          () => {
+            active--;
+            pump();
+          },
+          (error: unknown) => {
+            failed = true;
+            reject(error instanceof Error ? error : new Error(String(error)));
+          },
+        );
+      }
+      if (!failed && active === 0 && jobs.length === 0) resolve();
+    };
+    pump();
+  });
+}
+
+/** A directory entry's kind from readdir, or from lstat where the file system does not say. */
+async function direntKind(dirent: Dirent, full: string): Promise<"directory" | "file" | "symlink" | undefined> {
+  if (dirent.isSymbolicLink()) return "symlink";
+  if (dirent.isDirectory()) return "directory";
+  if (dirent.isFile() || dirent.isFIFO() || dirent.isSocket() || dirent.isCharacterDevice() || dirent.isBlockDevice()) return "file";
+  return kindOf(full);
+}
+
+/** The paths not inside another of them. */
+function outermost(paths: readonly string[]): string[] {
+  const unique = [...new Set(paths)];
+  return unique.filter((p) => !unique.some((other) => other !== p && isInside(other, p)));
 }
 
 /** How deep below a kept private directory sockets are looked for, and how many entries at most. */
