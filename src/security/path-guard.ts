@@ -176,6 +176,12 @@ export interface CompiledDenyRule {
    */
   readonly names: readonly string[];
   /**
+   * For a rule written as an absolute path: the part before its first glob segment, as written
+   * and as resolved (`/home/u/work` for `/home/u/work/**`; a plain path itself). Where such a
+   * rule points outside the directories a walk covers, the sandbox looks there.
+   */
+  readonly bases: readonly string[];
+  /**
    * Tests an absolute NFC path without its leading slash, and (for a path that is not all
    * ASCII) the same path folded by `foldName`.
    */
@@ -371,13 +377,18 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
   const scan = picomatch.scan(normalized);
   if (scan.negated) throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} must not be negated`);
   const patterns: string[] = [];
+  const bases: string[] = [];
   if (normalized.startsWith("/")) {
     patterns.push(normalized);
     // An absolute rule whose directory is a symlink must also catch the real spelling.
     const base = stripTrailingSlashes(scan.isGlob ? scan.base : normalized);
     if (base !== "") {
+      bases.push(base);
       const real = resolveRootSync(base, realpath);
-      if (real !== undefined && real !== base) patterns.push(real.normalize("NFC") + normalized.slice(base.length));
+      if (real !== undefined && real !== base) {
+        patterns.push(real.normalize("NFC") + normalized.slice(base.length));
+        bases.push(real.normalize("NFC"));
+      }
     }
   } else {
     patterns.push(anywherePattern(normalized));
@@ -397,6 +408,7 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
   return {
     rule,
     names: requiredNames(patterns),
+    bases,
     test: (p, folded) => (matcher ??= compile())(p, folded),
     problem: () => {
       matcher ??= compile();

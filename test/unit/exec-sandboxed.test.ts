@@ -170,6 +170,29 @@ void describe("ctx.exec under bubblewrap", () => {
     assert.equal((await without("cat", [path.join(userHome, ".env")])).stdout, "TOKEN=abc\n", "what the option adds");
   });
 
+  void test("a deny rule written as an absolute path hides its place wherever it is, beyond the home's first level", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const userHome = path.join(root, "home-abs");
+    const place = (...parts: string[]): string => path.join(userHome, ...parts);
+    fs.mkdirSync(place("work", "client-x", "deep"), { recursive: true });
+    fs.mkdirSync(place("notes"), { recursive: true });
+    fs.mkdirSync(path.join(root, "etc-like", "app"), { recursive: true });
+    fs.writeFileSync(place("work", "client-x", "deep", "contract.txt"), "terms\n");
+    fs.writeFileSync(place("notes", "bank.secret"), "pin\n");
+    fs.writeFileSync(place("notes", "todo.txt"), "todo\n");
+    fs.writeFileSync(place("work", "other.txt"), "other\n");
+    fs.writeFileSync(path.join(root, "etc-like", "app", "token"), "tok\n");
+    const denied = [`${place("work", "client-x")}/**`, `${place("notes")}/*.secret`, path.join(root, "etc-like", "app", "token")];
+    const exec = sandboxedExec([`${ws}/**`], { userHome, denied });
+    for (const file of [place("work", "client-x", "deep", "contract.txt"), place("notes", "bank.secret"), path.join(root, "etc-like", "app", "token")]) {
+      assert.equal((await exec("cat", [file])).stdout, "", `${file} was read`);
+    }
+    const rest = await exec("cat", [place("notes", "todo.txt"), place("work", "other.txt")]);
+    assert.equal(rest.stdout, "todo\nother\n", "the rest stays readable");
+    fs.rmSync(userHome, { recursive: true });
+    fs.rmSync(path.join(root, "etc-like"), { recursive: true });
+  });
+
   void test("writes outside the writable directories fail, and so do writes the guard refuses inside them", async (t) => {
     if (skipUnlessUsable(t)) return;
     const exec = sandboxedExec([`${ws}/**`]);

@@ -304,6 +304,15 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
       await scanTree(options.paths, scanner, userHome, { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: (depth, name) => depth === 1 && name.startsWith(".") }, budget);
     }
   }
+  // A rule written as an absolute path points at a place of its own (`~/work/client/**`, `/etc/app/token`):
+  // what it denies there is hidden too, wherever that is (with its directory's entries, not deeper).
+  for (const base of new Set(options.paths.deny.flatMap((rule) => rule.bases))) {
+    if (base === "/" || walked.some((w) => isInside(w, base)) || privateDirs.some((dir) => isInside(dir, base))) continue;
+    const kind = await kindOf(base);
+    if (kind === undefined || kind === "symlink") continue;
+    if (sandboxRuleFor(options.paths, base) === "denied") concealed.push({ path: base, kind: kind === "directory" ? "directory" : "file" });
+    else if (kind === "directory") await scanTree(options.paths, scanner, base, { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: () => false }, budget);
+  }
   if (readOnly.length + concealed.length > maxNarrowings) {
     throw new SandboxLayoutError(
       `${readOnly.length + concealed.length} paths in the allowed directories would have to be hidden or made read-only, more than the ${maxNarrowings} ` +
