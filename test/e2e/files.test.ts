@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, type Message } from "../helpers/server-process.js";
-import { auditEntries, expectStructured, expectToolError, tempDir } from "../helpers/e2e.js";
+import { auditEntries, expectReadText, expectStructured, expectToolError, tempDir } from "../helpers/e2e.js";
 
 void describe("the files tools", () => {
   test("on the built-in policy, the instructions point to list_allowed_directories, which names the workspace; a policy that denies it is not pointed to it", async () => {
@@ -50,8 +50,9 @@ void describe("the files tools", () => {
     try {
       const listed = expectStructured(await server.callTool("list_directory", { path: "records" }));
       assert.deepEqual(listed.entries, [{ name: "visit.md", kind: "file", size: 36 }]);
-      const read = expectStructured(await server.callTool("read_file", { path: "records/visit.md" }));
+      const read = expectReadText(await server.callTool("read_file", { path: "records/visit.md" }));
       assert.equal(read.content, "Patient seen.\nFollow-up: two weeks.\n");
+      assert.equal(expectReadText(await server.callTool("read_file", { path: "records/visit.md", length: 14 })).next_offset, 14);
       // Review finding: an offset past 2^53 is no exact number (1e308 was read as 0): refused, with the bound.
       expectToolError(await server.callTool("read_file", { path: "records/visit.md", offset: 1e308 }), /offset.*9007199254740991/);
       const found = expectStructured(await server.callTool("search_files", { path: ".", contains: "follow-up" }));
@@ -133,7 +134,7 @@ void describe("the files tools", () => {
     try {
       const workspace = join(server.stateDir, "workspace");
       expectStructured(await server.callTool("write_file", { path: join(workspace, "note.txt"), content: "hello\n" }));
-      const read = expectStructured(await server.callTool("read_file", { path: join(workspace, "note.txt") }));
+      const read = expectReadText(await server.callTool("read_file", { path: join(workspace, "note.txt") }));
       assert.equal(read.content, "hello\n");
       expectToolError(await server.callTool("list_directory", { path: server.home }), /outside the directories the filesystem policy allows/);
     } finally {

@@ -140,6 +140,20 @@ export function expectStructured(reply: Message): Message {
   return structured;
 }
 
+/** A successful read_file in text: structuredContent, and its first text block the file's text itself (not JSON). */
+export function expectReadText(reply: Message): Message {
+  assert.equal(reply.error, undefined, JSON.stringify(reply.error));
+  assert.notEqual(reply.result?.isError, true, resultText(reply));
+  const structured = reply.result.structuredContent as Message;
+  assert.equal(structured.encoding, "utf8");
+  const blocks = reply.result.content as Message[];
+  assert.deepEqual(blocks[0], { type: "text", text: structured.content }, "the text block is the file's text as it is");
+  const note = blocks[1]?.text as string | undefined;
+  if (structured.next_offset !== undefined) assert.match(note ?? "", new RegExp(`read on with offset ${String(structured.next_offset)}\\]$`));
+  else if (structured.offset === 0 && structured.size !== 0) assert.equal(blocks.length, 1, "a whole file needs no note");
+  return structured;
+}
+
 /** A tool-level failure: an isError result (not a JSON-RPC error) without structuredContent, whose text matches every pattern. */
 export function expectToolError(reply: Message, ...patterns: RegExp[]): string {
   assert.equal(reply.error, undefined, "a tool failure is a result, not a JSON-RPC error");

@@ -245,6 +245,8 @@ export interface ToolCallResult {
   isError: boolean;
   /** The first text block (error message), if any. */
   text: string | undefined;
+  /** Every text block the tool returned itself (none when it left the text copy to the engine). */
+  texts: string[];
   structured: JsonObject | undefined;
   /** The ToolError / CapabilityDeniedError code when the call failed with one. */
   code: string | undefined;
@@ -284,12 +286,13 @@ export async function invokeTool(plugin: Plugin, tool: string, args: JsonObject,
     return {
       isError: outcome.isError === true,
       text: first?.type === "text" ? first.text : undefined,
+      texts: (outcome.content ?? []).flatMap((block) => (block.type === "text" ? [block.text] : [])),
       structured: outcome.structuredContent,
       code: undefined,
     };
   } catch (error) {
     if (error instanceof ToolError || error instanceof CapabilityDeniedError) {
-      return { isError: true, text: error.message, structured: undefined, code: error.code };
+      return { isError: true, text: error.message, texts: [error.message], structured: undefined, code: error.code };
     }
     throw error;
   }

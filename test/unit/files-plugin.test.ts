@@ -115,6 +115,20 @@ void describe("read_file", () => {
     });
   });
 
+  test("the model reads the text as it is (no JSON escapes), and a note where it is only a part; base64 stays JSON", async () => {
+    const whole = await call("read_file", { path: "notes/a.md" });
+    assert.deepEqual(whole.texts, [A_MD], "a whole file: its text alone");
+    const file = path.join(root, "notes", "a.md");
+    const head = await call("read_file", { path: "notes/a.md", length: 5 });
+    assert.deepEqual(head.texts, [A_MD.slice(0, 5), `[read_file: ${file}, bytes 0 to 5 of ${A_MD_BYTES}; the file goes on: read on with offset 5]`]);
+    const tail = await call("read_file", { path: "notes/a.md", offset: 5 });
+    assert.deepEqual(tail.texts, [A_MD.slice(5), `[read_file: ${file}, bytes 5 to ${A_MD_BYTES} of ${A_MD_BYTES}; the file ends here]`]);
+    fs.writeFileSync(path.join(root, "empty.txt"), "");
+    assert.deepEqual((await call("read_file", { path: "empty.txt" })).texts, ["", `[read_file: ${path.join(root, "empty.txt")} is empty]`]);
+    fs.rmSync(path.join(root, "empty.txt"));
+    assert.deepEqual((await call("read_file", { path: "notes/image.bin", encoding: "base64" })).texts, [], "the engine adds the JSON copy");
+  });
+
   test("parts never split a character: a start inside one moves past it, an end inside one leaves it for the next part", async () => {
     // "héllo": é is bytes 1-2. Reading 2 bytes from 0 ends inside it.
     const first = ok(await call("read_file", { path: "unicode.txt", length: 2 }));

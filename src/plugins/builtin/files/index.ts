@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import {
   structured,
   ToolError,
+  type ContentBlock,
   type FileInfo,
   type JsonObject,
   type Plugin,
@@ -97,15 +98,28 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   }
   const start = offset + part.skipped;
   const stop = start + part.bytes;
-  return structured({
-    path: info.path,
-    size: info.size,
-    offset: start,
-    bytes: part.bytes,
-    encoding,
-    content: part.text,
-    ...(stop < info.size ? { next_offset: stop } : {}),
-  });
+  return {
+    structuredContent: {
+      path: info.path,
+      size: info.size,
+      offset: start,
+      bytes: part.bytes,
+      encoding,
+      content: part.text,
+      ...(stop < info.size ? { next_offset: stop } : {}),
+    },
+    // The text as it is, not inside JSON (where every line break and quote would be escaped, and a
+    // model copying old_text for edit_file would have to undo that), then where it lies in the file.
+    content: [{ type: "text", text: part.text }, ...readNote(info.path, info.size, start, stop)],
+  };
+}
+
+/** What the text block alone does not say: that the file goes on (and where to read on), or began earlier, or is empty. */
+function readNote(path: string, size: number, start: number, stop: number): ContentBlock[] {
+  if (size === 0) return [{ type: "text", text: `[read_file: ${path} is empty]` }];
+  if (start === 0 && stop >= size) return [];
+  const more = stop < size ? `; the file goes on: read on with offset ${stop}` : "; the file ends here";
+  return [{ type: "text", text: `[read_file: ${path}, bytes ${start} to ${stop} of ${size}${more}]` }];
 }
 
 async function listAllowedDirectories(_args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {

@@ -151,7 +151,8 @@ export const TOOLS: readonly ToolDefinition[] = [
     description:
       "Read a file the policy lets you read, as UTF-8 text (default) or base64. Reads `length` bytes from `offset` " +
       `(default: the first ${LIMITS.readDefault / 1024} KiB; the policy caps one read); when more follows, \`next_offset\` says where to go on. ` +
-      "A file that is not UTF-8 text is refused in text mode: read it with encoding base64.",
+      "A file that is not UTF-8 text is refused in text mode: read it with encoding base64. Text comes back as it is in the file " +
+      "(copy old_text for edit_file from it), followed by a bracketed note when it is only a part of the file.",
     inputSchema: {
       type: "object",
       properties: {
