@@ -11,6 +11,8 @@ export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_PAGE_SIZE = 50;
 /** Requests the server runs at once; more wait for a slot, in order. */
 export const DEFAULT_MAX_IN_FLIGHT = 256;
+/** Memory large results may hold until their responses have been written out (see util/byte-budget.ts). */
+export const DEFAULT_MAX_RESULT_MEMORY = 64 * 1024 * 1024;
 
 export interface ServeArgs {
   command: "serve";
@@ -18,6 +20,7 @@ export interface ServeArgs {
   stateDir: string;
   maxLineBytes: number;
   maxInFlight: number;
+  maxResultMemory: number;
   pageSize: number;
   logLevel: LogLevel;
 }
@@ -56,6 +59,8 @@ Options (serve):
   --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES})
   --max-in-flight N      requests run at once; more wait for a slot, in order
                          (default ${DEFAULT_MAX_IN_FLIGHT})
+  --max-result-memory N  bytes large results (file reads) may hold until written out; more wait
+                         (default ${DEFAULT_MAX_RESULT_MEMORY})
   --page-size N          tools per tools/list page (default ${DEFAULT_PAGE_SIZE})
   --log-level LEVEL      stderr log level: debug, info, notice, warning, error, critical, alert, emergency
                          (default: $MCP_SECURE_LOCAL_LOG_LEVEL, else info)
@@ -88,7 +93,9 @@ export function projectPathFromEnv(env: NodeJS.ProcessEnv, home: string = homedi
 
 function positiveInt(flag: string, value: string | undefined): number {
   if (value === undefined || !/^[1-9][0-9]*$/.test(value)) throw new UsageError(`${flag} needs a positive whole number`);
-  return Number(value);
+  const number = Number(value);
+  if (!Number.isSafeInteger(number)) throw new UsageError(`${flag} ${value} is too large (at most ${Number.MAX_SAFE_INTEGER})`);
+  return number;
 }
 
 /**
@@ -109,7 +116,7 @@ type CommandName = "serve" | "check-policy" | "audit" | "init";
  * write the example policy somewhere else.
  */
 const COMMAND_FLAGS: Readonly<Record<CommandName, readonly string[]>> = {
-  serve: ["--policy", "--state-dir", "--max-line-bytes", "--max-in-flight", "--page-size", "--log-level"],
+  serve: ["--policy", "--state-dir", "--max-line-bytes", "--max-in-flight", "--max-result-memory", "--page-size", "--log-level"],
   "check-policy": ["--state-dir"],
   audit: ["--policy", "--state-dir"],
   init: ["--state-dir", "--force"],
@@ -130,6 +137,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   const rest: string[] = [];
   let maxLineBytes = DEFAULT_MAX_LINE_BYTES;
   let maxInFlight = DEFAULT_MAX_IN_FLIGHT;
+  let maxResultMemory = DEFAULT_MAX_RESULT_MEMORY;
   let pageSize = DEFAULT_PAGE_SIZE;
   const envLevel = env.MCP_SECURE_LOCAL_LOG_LEVEL;
   let logLevel: LogLevel = isLogLevel(envLevel) ? envLevel : "info";
@@ -161,6 +169,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         break;
       case "--max-in-flight":
         maxInFlight = positiveInt(flag, value());
+        break;
+      case "--max-result-memory":
+        maxResultMemory = positiveInt(flag, value());
         break;
       case "--page-size":
         pageSize = positiveInt(flag, value());
@@ -212,6 +223,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
       return { command: "init", stateDir: resolvedStateDir, force };
     case "serve":
       if (rest.length > 0) throw new UsageError(`unknown argument ${JSON.stringify(rest[0])}`);
-      return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, maxInFlight, pageSize, logLevel };
+      return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, maxInFlight, maxResultMemory, pageSize, logLevel };
   }
 }

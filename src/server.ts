@@ -31,6 +31,7 @@ import { ToolAccessPolicyError, unmatchedToolNames } from "./security/policy/too
 import { PolicyError } from "./security/policy/errors.js";
 import { seedAuditLogProblem } from "./security/seed-audit-log.js";
 import { homedir } from "node:os";
+import { ByteBudget } from "./util/byte-budget.js";
 
 export interface RunOptions {
   argv: string[];
@@ -230,6 +231,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       // Called only during tool calls, after the session below exists.
       session: () => ({ projectPath, clientName: session.client.name }),
       unsafeBypass: options.unsafeBypassEngine === true,
+      resultBudget: new ByteBudget(args.maxResultMemory),
     });
   } catch (error) {
     return refuse(error);

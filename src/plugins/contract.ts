@@ -295,6 +295,13 @@ export interface ToolContext {
   readonly deadline: number;
   /** Reports progress; ignored when the client asked for none. */
   progress(update: ProgressUpdate): void;
+  /**
+   * Reserves memory for a large result before making it (a file's content: the bytes it will
+   * read): resolves once the server can carry it, which may mean waiting for other calls'
+   * responses to leave; the reservation is given back when this call's response has. Rejects
+   * when the call ends first. Calls that return small results need not reserve.
+   */
+  reserve(bytes: number): Promise<void>;
   readonly log: PluginLogger;
   readonly fs: GuardedFs;
   readonly fetch: GuardedFetch;

@@ -25,6 +25,7 @@ import {
 } from "./jsonrpc.js";
 import { MessageWriter, serializeMessage } from "./writer.js";
 import { LazyAbort, type CallAbort } from "../util/call-abort.js";
+import type { BudgetHolder } from "../util/byte-budget.js";
 import type { Logger } from "../util/logger.js";
 import { monotonicMs } from "../util/clock.js";
 import { cutAt } from "../util/text.js";
@@ -37,6 +38,8 @@ export interface RequestContext {
    * handler may abort it too (a deadline), and the response is still sent then.
    */
   readonly abort: CallAbort;
+  /** Keeps what the response will carry reserved (util/byte-budget.ts) until it has been written out. */
+  readonly holder: BudgetHolder;
 }
 
 export type RequestResult = Record<string, unknown>;
@@ -68,8 +71,12 @@ export interface ConnectionOptions {
 }
 
 /** A request in flight is its own abort scope: one object per request, not two. */
-class InFlight extends LazyAbort {
+class InFlight extends LazyAbort implements BudgetHolder {
   cancelled = false;
+  reserved = 0;
+  /** What the response holds (reserved budget), given back once it has left; made on first use. */
+  private holds: (() => void)[] | undefined;
+  private hasLeft = false;
 
   constructor(
     readonly id: RequestId,
@@ -77,6 +84,25 @@ class InFlight extends LazyAbort {
     readonly batch: BatchReply | undefined,
   ) {
     super();
+  }
+
+  hold(release: () => void): void {
+    if (this.hasLeft) release();
+    else (this.holds ??= []).push(release);
+  }
+
+  /** The writer's `onWritten` for the response: only for a request that holds something (most hold nothing). */
+  get onLeft(): (() => void) | undefined {
+    return this.holds === undefined ? undefined : () => this.leave();
+  }
+
+  /** The response has left, or never will: what was held for it goes back. */
+  leave(): void {
+    if (this.hasLeft) return;
+    this.hasLeft = true;
+    const holds = this.holds;
+    this.holds = undefined;
+    if (holds !== undefined) for (const release of holds) release();
   }
 }
 
@@ -429,7 +455,7 @@ export class Connection {
     const entry = new InFlight(id, method, batch);
     let outcome: RequestResult | Promise<RequestResult>;
     try {
-      outcome = this.handlers.request(method, params, { id, method, abort: entry });
+      outcome = this.handlers.request(method, params, { id, method, abort: entry, holder: entry });
     } catch (error) {
       this.respondError(entry, error);
       return;
@@ -445,14 +471,20 @@ export class Connection {
       (result) => {
         this.settled(entry.id);
         if (!entry.cancelled) this.respond(entry, result);
-        else entry.batch?.skip();
+        else this.unanswered(entry);
       },
       (error: unknown) => {
         this.settled(entry.id);
         if (!entry.cancelled) this.respondError(entry, error);
-        else entry.batch?.skip();
+        else this.unanswered(entry);
       },
     );
+  }
+
+  /** A cancelled request gets no response: its place in a batch is given up, and what it held goes back. */
+  private unanswered(entry: InFlight): void {
+    entry.batch?.skip();
+    entry.leave();
   }
 
   private settled(id: RequestId): void {
@@ -542,7 +574,7 @@ export class Connection {
   }
 
   private respond(entry: InFlight, result: RequestResult): void {
-    this.answer(entry.id, entry.method, entry.batch, resultMessage(entry.id, result));
+    this.answer(entry.id, entry.method, entry.batch, resultMessage(entry.id, result), entry);
   }
 
   private respondError(entry: InFlight, error: unknown): void {
@@ -552,18 +584,21 @@ export class Connection {
       this.options.logger.error("request handler failed", { method: entry.method, error: describe(error) });
       rpc = new RpcError(ErrorCode.InternalError, "Internal error: the server failed to handle this request; see the server log");
     }
-    this.answer(entry.id, entry.method, entry.batch, errorMessage(entry.id, rpc.toObject()));
+    this.answer(entry.id, entry.method, entry.batch, errorMessage(entry.id, rpc.toObject()), entry);
   }
 
   /** The response to a request that was started or queued: written now, or kept for its batch's array. */
-  private answer(id: RequestId, method: string, batch: BatchReply | undefined, message: OutgoingMessage): void {
+  /** The response to a request; `entry` when it ran (what it holds goes back once the response has left). */
+  private answer(id: RequestId, method: string, batch: BatchReply | undefined, message: OutgoingMessage, entry?: InFlight): void {
     if (batch !== undefined) {
       // The client has no answer yet: the id stays taken until the array is written.
       if (!batch.isSent) this.unsent.add(id);
       batch.answer(this.serialize(message), { id, method });
+      // A batch's array leaves whole, later: what its answers held goes back now (batches are rare).
+      entry?.leave();
       return;
     }
-    this.send(message);
+    this.send(message, entry?.onLeft);
     this.handlers.responded?.(id, method);
   }
 
@@ -573,10 +608,11 @@ export class Connection {
     else this.send(message);
   }
 
-  private send(message: OutgoingMessage): void {
-    if (this.writer.closed) return;
-    const text = this.serialize(message);
-    if (text !== undefined) this.writer.writeSerialized(text);
+  /** Writes a message; `onWritten` runs once it has left (or never will). */
+  private send(message: OutgoingMessage, onWritten?: () => void): void {
+    const text = this.writer.closed ? undefined : this.serialize(message);
+    if (text !== undefined) this.writer.writeSerialized(text, onWritten);
+    else onWritten?.();
   }
 
   /** A message's text; one that cannot be serialized is replaced by an internal error (or dropped if it has no id). */

@@ -190,6 +190,7 @@ export class McpSession {
       requestId: ctx.id,
       abort: ctx.abort,
       progress: reporter ? (update) => reporter.report(update) : undefined,
+      holder: ctx.holder,
     }) as unknown as Promise<RequestResult>;
     if (reporter === undefined) return call;
     // Nothing for this token may follow the response: stop before it is written.

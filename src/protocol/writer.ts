@@ -10,6 +10,10 @@
  * worth at a time: the stream is never handed more. Handed everything, it buffered every
  * response of a slow client and flushed them in one writev, which Node refuses past 2 GiB
  * (ENOBUFS): 30 parallel reads of a 10 MiB file ended the session.
+ *
+ * A line may come with `onWritten`, called once the stream has written it out (or never will:
+ * the output is gone): the memory a large response holds is then free, and a call's reserved
+ * budget goes back (util/byte-budget.ts).
  */
 import type { Writable } from "node:stream";
 import type { OutgoingMessage } from "./jsonrpc.js";
@@ -27,8 +31,14 @@ export class MessageWriter {
   private isClosed = false;
   /** Whole lines written this tick, not yet handed to the stream. */
   private pending = "";
+  /** The `onWritten` callbacks of the pending lines (made only when a line has one). */
+  private pendingDone: (() => void)[] | undefined;
   /** Whole lines held while the output is congested, oldest first. */
   private held: string[] = [];
+  /** The `onWritten` callbacks of held lines, by index in `held` (made only when one has one). */
+  private heldDone: Map<number, () => void> | undefined;
+  /** Callbacks handed to the stream with a write and not yet called. */
+  private readonly inStream = new Set<() => void>();
   /** Called once the held lines are all handed to the stream (flush waits on it). */
   private onHeldEmpty: (() => void)[] = [];
 
@@ -64,10 +74,13 @@ export class MessageWriter {
     this.enqueue(serializeMessage(message) + "\n");
   }
 
-  /** Writes one message already serialized by serializeMessage. */
-  writeSerialized(text: string): void {
-    if (this.isClosed) return;
-    this.enqueue(text + "\n");
+  /** Writes one message already serialized by serializeMessage; `onWritten` as above. */
+  writeSerialized(text: string, onWritten?: () => void): void {
+    if (this.isClosed) {
+      onWritten?.();
+      return;
+    }
+    this.enqueue(text + "\n", onWritten);
   }
 
   /**
@@ -79,11 +92,13 @@ export class MessageWriter {
     this.enqueue(`[${serialized.join(",")}]\n`);
   }
 
-  private enqueue(line: string): void {
+  private enqueue(line: string, onWritten?: () => void): void {
     if (this.congested) {
+      if (onWritten !== undefined) (this.heldDone ??= new Map()).set(this.held.length, onWritten);
       this.held.push(line);
       return;
     }
+    if (onWritten !== undefined) (this.pendingDone ??= []).push(onWritten);
     if (this.pending === "") {
       this.pending = line;
       process.nextTick(this.writePending);
@@ -99,18 +114,49 @@ export class MessageWriter {
     const text = this.pending;
     if (text === "") return;
     this.pending = "";
-    if (this.isClosed) return;
-    if (!this.output.write(text)) this.congested = true;
+    const done = this.pendingDone;
+    this.pendingDone = undefined;
+    if (this.isClosed) {
+      if (done !== undefined) for (const callback of done) callback();
+      return;
+    }
+    if (!this.output.write(text, this.streamCallback(done))) this.congested = true;
   };
+
+  /** The stream's write callback for these `onWritten`s: each is called once, on success or error (the output is gone then). */
+  private streamCallback(done: readonly (() => void)[] | undefined): ((error?: Error | null) => void) | undefined {
+    if (done === undefined || done.length === 0) return undefined;
+    const all = (): void => {
+      if (!this.inStream.delete(all)) return;
+      for (const callback of done) callback();
+    };
+    this.inStream.add(all);
+    return all;
+  }
 
   /** Hands held lines to the stream, joined up to its high-water mark per write, until it is congested again. */
   private writeHeld(): void {
     const limit = this.output.writableHighWaterMark;
+    const heldDone = this.heldDone;
     let next = 0;
     while (next < this.held.length && !this.congested && !this.isClosed) {
+      const first = next;
       let text = this.held[next++]!;
       while (next < this.held.length && text.length + this.held[next]!.length <= limit) text += this.held[next++];
-      if (!this.output.write(text)) this.congested = true;
+      let done: (() => void)[] | undefined;
+      if (heldDone !== undefined) {
+        for (let i = first; i < next; i++) {
+          const callback = heldDone.get(i);
+          if (callback !== undefined) (done ??= []).push(callback);
+        }
+      }
+      if (!this.output.write(text, this.streamCallback(done))) this.congested = true;
+    }
+    if (heldDone !== undefined) {
+      // What is still held moves to the front: its callbacks' indexes move with it.
+      let moved: Map<number, () => void> | undefined;
+      for (const [index, callback] of heldDone) if (index >= next) (moved ??= new Map()).set(index - next, callback);
+      this.heldDone = moved;
     }
     this.held = next === this.held.length ? [] : this.held.slice(next);
     if (this.held.length === 0) for (const resolve of this.onHeldEmpty.splice(0)) resolve();
@@ -135,8 +181,17 @@ export class MessageWriter {
   private close(error: Error | undefined): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    // Nothing held can be written any more: a flush waiting on it is over.
+    // Nothing held can be written any more: a flush waiting on it is over, and what waited for
+    // a line to leave (a reserved budget) waits no longer.
     this.held = [];
+    const waiting = [...(this.pendingDone ?? []), ...(this.heldDone?.values() ?? [])];
+    const streamed = [...this.inStream];
+    this.pending = "";
+    this.pendingDone = undefined;
+    this.heldDone = undefined;
+    for (const callback of waiting) callback();
+    // Each runs its lines' callbacks once, whether or not the stream calls it too.
+    for (const all of streamed) all();
     for (const resolve of this.onHeldEmpty.splice(0)) resolve();
     this.events.closed(error);
   }

@@ -53,6 +53,7 @@ import type { CallAbort } from "../util/call-abort.js";
 import { monotonicMs } from "../util/clock.js";
 import { serializeOnce } from "../util/json-text.js";
 import { cutAt } from "../util/text.js";
+import type { BudgetHolder, ByteBudget } from "../util/byte-budget.js";
 
 export type RequestId = string | number;
 
@@ -63,6 +64,8 @@ export interface ToolCall {
   /** The call's abort scope: cancellation and shutdown abort it; the deadline aborts it too. */
   abort: CallAbort;
   progress: ((update: ProgressUpdate) => void) | undefined;
+  /** Keeps what the call reserves (ctx.reserve) until its response has left; absent: given back at once. */
+  holder?: BudgetHolder;
 }
 
 export interface CallToolResult {
@@ -106,6 +109,8 @@ export interface EngineOptions {
   now?: () => number;
   /** Benchmarks only: skip every stage but dispatch. Never reachable from the CLI. */
   unsafeBypass?: boolean;
+  /** The memory large results may hold until their responses have left (ctx.reserve); absent: no limit. */
+  resultBudget?: ByteBudget;
 }
 
 type Refusal = { stage: string; code: string; message: string };
@@ -377,7 +382,10 @@ export class SecurityEngine implements ToolService {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
       this.pluginLoggers.set(entry.plugin.name, logger);
     }
-    return new CallContext(scope, callId, call.progress, logger, this.catalog, this.options.capabilities, timeoutMs, deadline, this.options.session);
+    return new CallContext(scope, callId, call.progress, logger, this.catalog, this.options.capabilities, timeoutMs, deadline, this.options.session, {
+      budget: this.options.resultBudget,
+      holder: call.holder,
+    });
   }
 
   /** Stage 8, where a result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited. */
@@ -518,7 +526,14 @@ class CallContext implements ToolContext {
     private readonly timeoutMs: number,
     readonly deadline: number,
     private readonly makeSession: () => SessionInfo,
+    private readonly memory: { budget: ByteBudget | undefined; holder: BudgetHolder | undefined },
   ) {}
+
+  reserve(bytes: number): Promise<void> {
+    const { budget, holder } = this.memory;
+    if (budget === undefined) return Promise.resolve();
+    return budget.reserve(bytes, holder ?? (this.memory.holder = releasedAtOnce()), this.scope);
+  }
 
   get callId(): string {
     return (this.id ??= ulid());
@@ -681,5 +696,15 @@ function pluginLogger(logger: Logger): PluginLogger {
     info: (message, data) => logger.info(text(message), clean(data)),
     warn: (message, data) => logger.warn(text(message), clean(data)),
     error: (message, data) => logger.error(text(message), clean(data)),
+  };
+}
+
+/** For a caller that keeps nothing until a response leaves (tests, benchmarks): what is reserved goes back at once. */
+function releasedAtOnce(): BudgetHolder {
+  return {
+    reserved: 0,
+    hold(release) {
+      release();
+    },
   };
 }

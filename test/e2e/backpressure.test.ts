@@ -8,10 +8,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerProcess, type Message } from "../helpers/server-process.js";
-import { TEST_SERVER_ENTRY } from "../helpers/e2e.js";
+import { TEST_SERVER_ENTRY, tempDir } from "../helpers/e2e.js";
 
 const FAST = `version: "1.0"
 tools:
@@ -164,5 +164,47 @@ void test("a queue filled past its bytes: the rest are refused as busy, and ping
     assert.ok(Date.now() - closedAt < 2000, `exited ${Date.now() - closedAt} ms after stdin closed`);
   } finally {
     await server.close(10_000);
+  }
+});
+
+/** The server's peak resident memory so far (VmHWM), in MiB. */
+function peakMiB(server: ServerProcess): number {
+  const status = readFileSync(`/proc/${server.child.pid!}/status`, "utf8");
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+}
+
+void test("many large reads at once, to a client that reads slowly: what their results hold waits on --max-result-memory", { timeout: 120_000 }, async () => {
+  const dir = tempDir("msl-reads-");
+  const file = join(dir, "scan.bin");
+  writeFileSync(file, Buffer.alloc(2 * 1024 * 1024, 0x5a));
+  const policy = `version: "1.0"\nfilesystem:\n  allowed_paths: ["${dir}/**"]\n  max_read_bytes: 4194304\naudit:\n  enabled: false\n`;
+  /** 24 base64 reads of the whole file sent while stdout is not read, then read: the peak memory and every answer. */
+  const run = async (maxResultMemory: number): Promise<number> => {
+    const server = await ServerProcess.initialized({ policy, args: ["--max-result-memory", String(maxResultMemory)] });
+    try {
+      server.child.stdout.pause();
+      const ids: number[] = [];
+      for (let i = 0; i < 24; i++) {
+        const id = server.newId();
+        ids.push(id);
+        server.send({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "read_file", arguments: { path: file, length: 4194304, encoding: "base64" } } });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      server.child.stdout.resume();
+      const answers = await Promise.all(ids.map((id) => server.waitFor((m) => m.id === id, 60_000, `read ${id}`)));
+      for (const answer of answers) assert.equal(((answer.result as Message).structuredContent as Message).bytes, 2 * 1024 * 1024);
+      assert.deepEqual(server.problems, []);
+      return peakMiB(server);
+    } finally {
+      server.child.stdout.resume();
+      await server.close(10_000);
+    }
+  };
+  try {
+    const bounded = await run(3 * 1024 * 1024); // one read's result at a time
+    const unbounded = await run(1024 * 1024 * 1024);
+    assert.ok(bounded + 100 < unbounded, `peak ${bounded.toFixed(0)} MiB with the budget, ${unbounded.toFixed(0)} MiB without`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

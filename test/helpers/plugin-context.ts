@@ -62,6 +62,8 @@ export interface TestContext {
   /** The state directory holding the databases. */
   readonly stateDir: string;
   readonly logs: LogEntry[];
+  /** What calls reserved with ctx.reserve, in order (granted at once here). */
+  readonly reservations: number[];
   /** A new context (new callId) sharing this one's storage, fs and logs. */
   context(overrides?: { projectPath?: string | undefined; signal?: AbortSignal; deadline?: number }): ToolContext;
   /** Where `storage.openDatabase(name)` keeps its file. */
@@ -205,12 +207,17 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
     logs.push(data === undefined ? { level, message } : { level, message, data });
   };
   const session = { projectPath: options.projectPath, clientName: options.clientName ?? "plugin-test" };
+  const reservations: number[] = [];
 
   const context = (overrides: { projectPath?: string | undefined; signal?: AbortSignal; deadline?: number } = {}): ToolContext => ({
     signal: overrides.signal ?? new AbortController().signal,
     callId: ulid(),
     deadline: overrides.deadline ?? Number.POSITIVE_INFINITY,
     progress: () => {},
+    reserve: (bytes) => {
+      reservations.push(bytes);
+      return Promise.resolve();
+    },
     log: { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
     fs: guardedFs,
     fetch: () => Promise.reject(new CapabilityDeniedError("EGRESS_DENIED", "the test context has no network")),
@@ -225,6 +232,7 @@ export function createTestContext(options: TestContextOptions = {}): TestContext
     root,
     stateDir,
     logs,
+    reservations,
     context,
     databasePath: (name) => path.join(stateDir, `${name}.db`),
     makeDir(relative) {

@@ -97,11 +97,13 @@ export class ServerProcess {
   }
 
   private onStdout(chunk: string): void {
-    this.buffer += chunk;
+    // Only the new chunk is searched: a line of megabytes comes in many chunks.
+    let start = 0;
     let newline: number;
-    while ((newline = this.buffer.indexOf("\n")) !== -1) {
-      const line = this.buffer.slice(0, newline);
-      this.buffer = this.buffer.slice(newline + 1);
+    while ((newline = chunk.indexOf("\n", start)) !== -1) {
+      const line = this.buffer + chunk.slice(start, newline);
+      this.buffer = "";
+      start = newline + 1;
       this.rawLines.push(line);
       let message: Message;
       try {
@@ -126,6 +128,7 @@ export class ServerProcess {
         }
       }
     }
+    this.buffer += chunk.slice(start);
   }
 
   /** Writes one raw line (a newline is added). */

@@ -50,6 +50,12 @@ void describe("flags and commands", () => {
     assert.deepEqual(verify.command === "audit" && verify.argv, ["--json", "--pubkey", "k.pem", "--help"]);
     const serve = parseArgs(["--policy", "/tmp/p.yaml", "--max-in-flight", "3", "--log-level", "debug"], env);
     assert.equal(serve.command === "serve" && serve.maxInFlight, 3);
+    const memory = parseArgs(["--max-result-memory=1048576"], env);
+    assert.equal(memory.command === "serve" && memory.maxResultMemory, 1048576);
+    assert.equal((parseArgs([], env) as { maxResultMemory: number }).maxResultMemory, 64 * 1024 * 1024);
+    assert.throws(() => parseArgs(["--max-result-memory", "0"], env), /--max-result-memory needs a positive whole number/);
+    assert.throws(() => parseArgs(["--max-result-memory", "99999999999999999999"], env), /--max-result-memory 99999999999999999999 is too large/);
+    assert.throws(() => parseArgs(["check-policy", "p.yaml", "--max-result-memory", "5"], env), /does not apply to check-policy/);
   });
 
   void test("--help and --version win wherever they stand", () => {

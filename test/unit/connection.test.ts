@@ -465,3 +465,37 @@ void test("a backlog read ahead is refused as busy past four times the queue's b
   assert.ok(errors.length > 0 && errors.length < 136, `some refused once 1600 bytes waited (${errors.length})`);
   assert.match(errors[0]!.message, /wait to start, as many as it holds/);
 });
+
+void test("what a request holds goes back once its response has left the process, or when it will get none (cancelled)", async () => {
+  const input = new PassThrough();
+  // An output nobody reads until the test says: the response sits in the stream meanwhile.
+  const output = new PassThrough({ highWaterMark: 16 });
+  const released: RequestId[] = [];
+  const finish = new Map<RequestId, (result: RequestResult) => void>();
+  const handlers: ConnectionHandlers = {
+    request: (_method, _params, ctx) => {
+      ctx.holder.hold(() => released.push(ctx.id));
+      return new Promise<RequestResult>((resolve) => finish.set(ctx.id, resolve));
+    },
+    notification: () => undefined,
+  };
+  const connection = new Connection(input, output, handlers, { maxLineBytes: 4096, maxInFlight: 8, logger: silentLogger });
+  connection.start();
+  input.write(['{"jsonrpc":"2.0","id":1,"method":"read"}', '{"jsonrpc":"2.0","id":2,"method":"read"}', ""].join("\n"));
+  await settle();
+  finish.get(1)!({ content: "x".repeat(5000) });
+  await settle();
+  assert.deepEqual(released, [], "written to the stream, not yet read out of it");
+  const chunks: Buffer[] = [];
+  output.on("data", (chunk: Buffer) => chunks.push(chunk));
+  await settle();
+  await settle();
+  assert.deepEqual(released, [1], "read out: given back");
+  assert.match(Buffer.concat(chunks).toString(), /"id":1/);
+  assert.equal(connection.cancel(2, "the client cancelled it"), true);
+  await settle();
+  finish.get(2)!({ late: true });
+  await settle();
+  assert.deepEqual(released, [1, 2], "a cancelled request gets no response and holds nothing");
+  assert.doesNotMatch(Buffer.concat(chunks).toString(), /"id":2/);
+});

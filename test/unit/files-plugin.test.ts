@@ -115,6 +115,14 @@ void describe("read_file", () => {
     });
   });
 
+  test("room for the result is reserved before the read: the length asked for (cut to the read cap), base64 as its encoded size", async () => {
+    harness.reservations.length = 0;
+    ok(await call("read_file", { path: "notes/a.md", length: 5 }));
+    ok(await call("read_file", { path: "notes/a.md" }));
+    ok(await call("read_file", { path: "notes/image.bin", encoding: "base64", length: 6 }));
+    assert.deepEqual(harness.reservations, [5, 64 * 1024, 8]);
+  });
+
   test("the model reads the text as it is (no JSON escapes), and a note where it is only a part; base64 stays JSON", async () => {
     const whole = await call("read_file", { path: "notes/a.md" });
     assert.deepEqual(whole.texts, [A_MD], "a whole file: its text alone");

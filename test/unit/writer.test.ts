@@ -233,3 +233,45 @@ void test("review finding: while the output is congested lines wait in the write
   await new Promise((resolve) => setImmediate(resolve));
   assert.ok(chunks.length - before <= 2, `20 small held lines took ${chunks.length - before} writes`);
 });
+
+void test("onWritten runs once the stream has written the line out: at once when it flows, after the drain when held, at close when never", async () => {
+  const { output, holdWrites, releaseWrites } = recorder(1024);
+  const writer = new MessageWriter(output, { drain: () => undefined, closed: () => undefined });
+  const done: string[] = [];
+  const text = (id: number, size = 10): string => serializeMessage(resultMessage(id, { pad: "z".repeat(size) }));
+  writer.writeSerialized(text(1), () => done.push("flowing"));
+  assert.equal(done.length, 0, "not before the stream has it");
+  await writer.flush();
+  await new Promise((resolve) => setImmediate(resolve)); // a stream calls back on a later tick
+  assert.deepEqual(done, ["flowing"]);
+  // Congested: the first big line sits in the stream, the others are held here.
+  holdWrites();
+  writer.writeSerialized(text(2, 3000), () => done.push("in stream"));
+  await tick();
+  assert.equal(writer.isCongested, true);
+  writer.writeSerialized(text(3, 3000), () => done.push("held a"));
+  writer.writeSerialized(text(4), () => done.push("held b"));
+  writer.writeSerialized(text(5));
+  await tick();
+  assert.deepEqual(done, ["flowing"], "nothing written out yet");
+  releaseWrites();
+  holdWrites();
+  await tick();
+  assert.deepEqual(done.slice(0, 2), ["flowing", "in stream"], "the line in the stream first");
+  releaseWrites();
+  await writer.flush();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(done, ["flowing", "in stream", "held a", "held b"], "each once, in order");
+  // Closed with lines in the stream, held and pending: every callback runs, once.
+  holdWrites();
+  writer.writeSerialized(text(6, 3000), () => done.push("stream at close"));
+  await tick();
+  writer.writeSerialized(text(7), () => done.push("held at close"));
+  output.destroy();
+  await new Promise((resolve) => setImmediate(resolve));
+  writer.writeSerialized(text(8), () => done.push("after close"));
+  assert.deepEqual(done.slice(4).sort(), ["after close", "held at close", "stream at close"]);
+  releaseWrites();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(done.length, 7, "none twice");
+});

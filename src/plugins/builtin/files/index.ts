@@ -76,6 +76,10 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   const offset = integer(args.offset, 0);
   const length = integer(args.length, LIMITS.readDefault);
   const encoding = args.encoding === "base64" ? "base64" : "utf8";
+  // The content goes into the response (twice: the text and structuredContent) and stays until it
+  // is written out: room for it first, so many large reads at once wait rather than fill the heap.
+  const most = Math.min(length, ctx.fs.limits.maxReadBytes);
+  await ctx.reserve(encoding === "base64" ? Math.ceil(most / 3) * 4 : most);
   // One open gives both the bytes and the size they are measured against: a stat before the
   // read could see another file, or a log before it grew, and misplace next_offset. Read even
   // past the end: the read is what refuses special files and hard links, whatever their size.

@@ -1,0 +1,118 @@
+/**
+ * A budget of bytes shared by the calls in flight: the memory their results will take until
+ * their responses have left. A call that means to return a large result (a file's content)
+ * reserves its size first and waits, in arrival order, while others hold the budget; what it
+ * holds goes back when its response has been written out (or will never be). Without it, a
+ * client asking for 30 reads of 10 MiB at once made the server hold ~2.4 GiB, and 256 (the
+ * in-flight limit) would exhaust the heap.
+ *
+ * - A reservation larger than the whole budget is cut to the budget: it runs alone, not never.
+ * - A holder that already holds part of the budget is never made to wait for more (it would wait
+ *   for its own release, which comes only after its response): it may overdraw.
+ * - A wait ends early when the call is aborted (cancelled, timed out, shut down): the reservation
+ *   then rejects with the abort's reason, and nothing is held.
+ */
+import type { CallAbort } from "./call-abort.js";
+
+/** Where a call's reservations are kept until its response has left. */
+export interface BudgetHolder {
+  /** Keeps `release` until the response has left, then calls it (at once when that has happened already). */
+  hold(release: () => void): void;
+  /** Bytes this holder has reserved so far (kept by the budget). */
+  reserved: number;
+}
+
+interface Waiter {
+  readonly bytes: number;
+  readonly holder: BudgetHolder;
+  readonly resolve: () => void;
+  readonly reject: (reason: unknown) => void;
+  readonly scope: CallAbort | undefined;
+  readonly onAbort: ((reason: unknown) => void) | undefined;
+  removeAbort: (() => void) | undefined;
+}
+
+export interface BudgetStatus {
+  readonly limitBytes: number;
+  readonly reservedBytes: number;
+  readonly waiting: number;
+}
+
+export class ByteBudget {
+  private used = 0;
+  private readonly queue: Waiter[] = [];
+
+  constructor(readonly limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`a byte budget must be a positive integer, got ${limit}`);
+  }
+
+  status(): BudgetStatus {
+    return { limitBytes: this.limit, reservedBytes: this.used, waiting: this.queue.length };
+  }
+
+  /**
+   * Reserves `bytes` (cut to the budget) for `holder`: resolves once they are, at once when they
+   * fit and nobody waits before, or when `holder` holds some already. Rejects when `scope` aborts first.
+   */
+  reserve(bytes: number, holder: BudgetHolder, scope?: CallAbort): Promise<void> {
+    const amount = Math.min(Math.max(0, Math.ceil(bytes)), this.limit);
+    if (amount === 0) return Promise.resolve();
+    if (scope?.aborted === true) return Promise.reject(asError(scope.reason));
+    if (holder.reserved > 0 || (this.queue.length === 0 && this.used + amount <= this.limit)) {
+      this.grant(amount, holder);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        bytes: amount,
+        holder,
+        resolve,
+        reject,
+        scope,
+        onAbort: scope === undefined ? undefined : (reason) => this.drop(waiter, reason),
+        removeAbort: undefined,
+      };
+      if (scope !== undefined) waiter.removeAbort = scope.onAbort(waiter.onAbort!);
+      this.queue.push(waiter);
+    });
+  }
+
+  private grant(amount: number, holder: BudgetHolder): void {
+    this.used += amount;
+    holder.reserved += amount;
+    let released = false;
+    holder.hold(() => {
+      if (released) return;
+      released = true;
+      this.used -= amount;
+      holder.reserved -= amount;
+      this.wake();
+    });
+  }
+
+  /** Grants waiting reservations in order while the first fits (a large one is not overtaken by small ones). */
+  private wake(): void {
+    while (this.queue.length > 0) {
+      const first = this.queue[0]!;
+      if (first.holder.reserved === 0 && this.used + first.bytes > this.limit) return;
+      this.queue.shift();
+      first.removeAbort?.();
+      this.grant(first.bytes, first.holder);
+      first.resolve();
+    }
+  }
+
+  private drop(waiter: Waiter, reason: unknown): void {
+    const index = this.queue.indexOf(waiter);
+    if (index < 0) return;
+    this.queue.splice(index, 1);
+    waiter.reject(asError(reason));
+    // The first in line may have been what blocked the others.
+    if (index === 0) this.wake();
+  }
+}
+
+/** An abort's reason as the rejection (a call's aborts carry errors; anything else is wrapped). */
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
