@@ -422,13 +422,35 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
  * segments that are plain names in all of them. A segment with any character a glob may read
  * otherwise (`*?[]{}()!+@\\`, or past ASCII, where Unicode folding applies) is left out, so
  * the set can only be smaller than the truth, never name what a matched path may lack.
+ * A group, class or quoted string may hold a slash (`{x/secrets/q,y}` matches `y`, `[a/b]` one
+ * character), so a plain segment counts only when no such syntax comes before it or none after
+ * it; and picomatch passes a `|` to its regex as it is, an alternation even outside any group
+ * (`a/secrets|b` matches `b`), so a glob holding one has no names at all.
  */
 function requiredNames(patterns: readonly string[]): string[] {
-  const literal = (glob: string): Set<string> =>
-    new Set(glob.split("/").filter((segment) => /^[A-Za-z0-9._ -]+$/.test(segment) && segment !== "." && segment !== "..").map((segment) => segment.toLowerCase()));
+  const literal = (glob: string): Set<string> => {
+    const names = new Set<string>();
+    if (glob.includes("|")) return names;
+    let [first, last] = [glob.length, -1];
+    for (let index = 0; index < glob.length; index++) {
+      if (!GROUP_SYNTAX.has(glob.charAt(index))) continue;
+      first = Math.min(first, index);
+      last = index;
+    }
+    let start = 0;
+    for (const segment of glob.split("/")) {
+      const end = start + segment.length;
+      if ((end <= first || start > last) && /^[A-Za-z0-9._ -]+$/.test(segment) && segment !== "." && segment !== "..") names.add(segment.toLowerCase());
+      start = end + 1;
+    }
+    return names;
+  };
   const [first, ...rest] = patterns.map(literal);
   return first === undefined ? [] : [...first].filter((name) => rest.every((set) => set.has(name)));
 }
+
+/** What opens or closes a stretch of a glob that may span a slash: groups, extglobs, classes, quotes, escapes. */
+const GROUP_SYNTAX = new Set(["{", "}", "(", ")", "[", "]", '"', "\\"]);
 
 /** A relative rule (`*.pem`, `secrets/**`) may match anywhere: the broader reading fails closed. */
 function anywherePattern(normalized: string): string {

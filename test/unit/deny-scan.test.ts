@@ -26,11 +26,13 @@ function namesOf(rule: string): readonly string[] {
 const NAMES = [
   ".git", ".GIT", "config", "Config", "hooks", ".config", "Code", "code", "User", "secrets", "SECRETS", ".env", ".env.local", ".ssh",
   "id.pem", "ID.PEM", "site-packages", "x.pth", "a", "b", "c", "src", "ſecrets", ".ßh", ".ssh", "Straße", "strasse", "\u212Aey.pem", "caf\u00e9", "cafe\u0301",
-  "Application Support", "Library", "x y", "a.b",
+  "Application Support", "Library", "x y", "a.b", "x", "y",
 ];
 const SEGMENTS = [
   "**", "*", "*.pem", "*.PEM", "?it", ".git", "config", "secrets", "{a,b}", "[abc]", "[!a]", "a*", "@(a|b)", "+(c)", "!(x)", "x\\*y", "c",
   ".config", "Code", "User", "straße", "\u017Fecrets", ".env*", "Library", "Application Support", "src", "a.b",
+  // Groups and alternations holding a slash.
+  "{x/config/c,y}", "@(c|x/secrets/y)", "[a/hooks/b]", "x|secrets/c",
 ];
 
 function generatedRule(random: () => number): string {
@@ -104,8 +106,31 @@ void describe("deny rules' plain names", () => {
     assert.deepEqual(namesOf("secrets/**"), ["secrets"]);
     assert.deepEqual(namesOf("/home/u/Work/x.txt"), ["home", "u", "work", "x.txt"]);
     assert.deepEqual(namesOf("**/Library/Application Support/Claude/**"), ["library", "application support", "claude"]);
-    for (const rule of ["**/{a,b}/c", "**/[ab]/c", "**/@(x|y)/c", "**/a\\*b/c", "**/x?/c", "**/ß/c", "**/./c", "**/{x/y,z}/c"]) {
+    for (const rule of ["**/{a,b}/c", "**/[ab]/c", "**/a\\*b/c", "**/x?/c", "**/ß/c", "**/./c", "**/{x/y,z}/c", "**/{x/y/w,z}/c"]) {
       assert.deepEqual(namesOf(rule), ["c"], rule);
+    }
+  });
+
+  void test("a group, class or quoted string may hold a slash, and a | is an alternation anywhere: what they may skip is no name", () => {
+    // Each rule matches the path beside it, which lacks the plain segment inside the group.
+    const cases: Array<[string, string, readonly string[]]> = [
+      ["**/{.config/gh/hosts.yml,.netrc}", "r/app/.netrc", []],
+      ["**/@(.netrc|.config/gh/hosts.yml)", "r/app/.netrc", []],
+      ["**/[a/hooks/b]", "r/app/k", []],
+      ["**/(x|a/secrets/b)", "r/app/x", []],
+      ['**/{x,"}"/secrets/q}', "r/app/x", []],
+      ["**/x|y/secrets", "r/app/x", []],
+      ["**/secrets/a|**/b", "r/b", []],
+      ["/r/{,q/secrets/}c", "r/c", ["r"]],
+      ["**/{a,b/secrets/c}/d", "r/a/d", ["d"]],
+    ];
+    for (const [rule, matched, names] of cases) {
+      const compiled = policyOf([rule], []);
+      assert.equal(compiled.deny[0]!.test(matched, undefined), true, `${rule} no longer matches ${matched}`);
+      assert.deepEqual(compiled.deny[0]!.names, names, rule);
+      const parts = matched.split("/");
+      const tree = parts.slice(1).map((_, i) => parts.slice(0, i + 2));
+      for (const seen of walkBoth(compiled, "/r", tree)) assert.equal(seen.scanner, seen.guard, `${rule}: ${seen.path}`);
     }
   });
 

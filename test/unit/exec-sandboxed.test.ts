@@ -256,6 +256,18 @@ void describe("ctx.exec under bubblewrap", () => {
     fs.rmSync(path.join(ws, ".config", "Code"), { recursive: true });
   });
 
+  void test("a deny rule whose group holds a slash still hides what its other branches name, at any depth", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const app = path.join(ws, "nested", "app");
+    fs.mkdirSync(app, { recursive: true });
+    fs.writeFileSync(path.join(app, ".netrc"), "machine example.com password hunter2\n");
+    for (const rule of ["**/{.config/gh/hosts.yml,.netrc}", "**/@(.config/gh/hosts.yml|.netrc)"]) {
+      const read = await sandboxedExec([`${ws}/**`], { denied: [rule] })("cat", [path.join(app, ".netrc")]);
+      assert.equal(read.stdout, "", `${rule}: .netrc was read`);
+    }
+    fs.rmSync(path.join(ws, "nested"), { recursive: true });
+  });
+
   void test("a tree too large to check, or too much to hide, refuses the call: the program does not run unchecked", async (t) => {
     if (skipUnlessUsable(t)) return;
     const big = path.join(root, "big");
