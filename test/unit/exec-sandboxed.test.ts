@@ -268,6 +268,45 @@ void describe("ctx.exec under bubblewrap", () => {
     fs.rmSync(path.join(ws, "nested"), { recursive: true });
   });
 
+  void test("a directory the server cannot list is hidden whole: a program cannot restore its mode and read what the walk did not see", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    if (process.getuid?.() === 0) {
+      t.skip("run as root, the server lists every directory");
+      return;
+    }
+    const api = path.join(ws, "locked", "api");
+    fs.mkdirSync(api, { recursive: true });
+    fs.writeFileSync(path.join(api, ".env"), "TOKEN=locked\n");
+    const exec = sandboxedExec([`${ws}/**`]);
+    // One call takes the directory's read permission away (search only), the next gives it back and reads.
+    const first = await exec("chmod", ["100", api]);
+    assert.equal(first.exitCode, 0, first.stderr);
+    const second = await exec("sh", ["-c", 'cat "$1/.env"; chmod 700 "$1"; cat "$1/.env"', "sh", api]);
+    assert.equal(second.stdout, "", "the denied file was read");
+    fs.chmodSync(api, 0o700);
+    fs.rmSync(path.join(ws, "locked"), { recursive: true });
+  });
+
+  void test("a directory whose name is not UTF-8 cannot be hidden or walked: the call is refused, not run unchecked", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const odd = path.join(ws, "odd");
+    fs.mkdirSync(odd);
+    const latin1 = Buffer.concat([Buffer.from(`${odd}/caf`), Buffer.from([0xe9])]);
+    fs.mkdirSync(latin1);
+    fs.writeFileSync(Buffer.concat([latin1, Buffer.from("/.env")]), "TOKEN=latin1\n");
+    await assert.rejects(sandboxedExec([`${ws}/**`])("grep", ["-r", "TOKEN", odd]), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "COMMAND_SANDBOX_LAYOUT");
+      assert.match(error.message, /odd holds a name that is not UTF-8.*rename it/);
+      return true;
+    });
+    // A file so named that no rule refuses is no reason to refuse the call.
+    fs.rmSync(latin1, { recursive: true });
+    fs.writeFileSync(latin1, "plain\n");
+    const listed = await sandboxedExec([`${ws}/**`])("ls", [odd]);
+    assert.equal(listed.exitCode, 0, listed.stderr);
+    fs.rmSync(odd, { recursive: true });
+  });
+
   void test("a tree too large to check, or too much to hide, refuses the call: the program does not run unchecked", async (t) => {
     if (skipUnlessUsable(t)) return;
     const big = path.join(root, "big");

@@ -362,8 +362,9 @@ async function scanTree(paths: CompiledPathPolicy, scanner: DenyScanner, root: s
     let entries: Dirent[];
     try {
       entries = await fsp.readdir(dir.path, { withFileTypes: true });
-    } catch {
-      return; // gone, or not readable by the server: then not by the program either
+    } catch (error) {
+      unlooked(dir.path, error, into);
+      return;
     }
     budget.entries += entries.length;
     if (budget.entries > budget.max) {
@@ -372,21 +373,37 @@ async function scanTree(paths: CompiledPathPolicy, scanner: DenyScanner, root: s
           `${budget.max} entries (${root} among them); allow narrower directories, or deny large trees the programs need not see`,
       );
     }
-    for (const dirent of entries) {
+    // Node reads a name that is not UTF-8 with U+FFFD in place of its bytes: a path that names
+    // nothing on the disk, so it can be neither hidden nor walked (bwrap's arguments are UTF-8 too).
+    const undecodable = entries.some((dirent) => dirent.name.includes("\uFFFD")) ? await undecodableNames(dir.path) : undefined;
+    const kinds: Array<Awaited<ReturnType<typeof direntKind>>> = [];
+    try {
+      for (const dirent of entries) kinds.push(await direntKind(dirent, path.join(dir.path, dirent.name)));
+    } catch (error) {
+      // An entry whose kind cannot be told (a directory the server may list but not enter, on a
+      // file system that does not give kinds): the directory is not looked at whole.
+      unlooked(dir.path, error, into);
+      return;
+    }
+    for (const [index, dirent] of entries.entries()) {
       const entry = path.join(dir.path, dirent.name);
       if (into.skip?.(entry) === true) continue;
-      const kind = await direntKind(dirent, entry);
+      const kind = kinds[index];
       if (kind === undefined || kind === "symlink") continue;
       let rule = depth === 1 ? sandboxRuleFor(paths, entry) : scanner.judge(dir, dirent.name, withWriteDeny);
       if (rule === "write-denied" && (!withWriteDeny || into.readOnly === undefined)) rule = undefined;
+      const goInto = kind === "directory" && rule !== "denied" && (into.goInto?.(depth, dirent.name) ?? true);
+      if (undecodable?.has(dirent.name) === true && (rule !== undefined || goInto)) {
+        throw new SandboxLayoutError(
+          `${dir.path} holds a name that is not UTF-8, which the sandbox can neither hide nor look into (${JSON.stringify(dirent.name)}); rename it`,
+        );
+      }
       if (rule === "denied") {
         into.concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
         continue;
       }
       if (rule === "write-denied") into.readOnly!.push(entry);
-      if (kind === "directory" && (into.goInto?.(depth, dirent.name) ?? true)) {
-        queue.push({ dir: scanner.descend(dir, dirent.name), depth: depth + 1, withWriteDeny: withWriteDeny && rule === undefined });
-      }
+      if (goInto) queue.push({ dir: scanner.descend(dir, dirent.name), depth: depth + 1, withWriteDeny: withWriteDeny && rule === undefined });
     }
   };
   await drain([{ dir: scanner.root(root), depth: 1, withWriteDeny: into.readOnly !== undefined }], visit, SCAN_CONCURRENCY);
@@ -418,12 +435,52 @@ function drain<T>(jobs: T[], work: (job: T, queue: T[]) => Promise<void>, concur
   });
 }
 
-/** A directory entry's kind from readdir, or from lstat where the file system does not say. */
+/**
+ * A directory the walk cannot read: gone meanwhile (nothing to hide), or refused to the server's
+ * user (`EACCES`: a mode without read, or without search). That user is the program's: in a
+ * writable directory it may restore the mode (`chmod 700`) and open what the walk did not see,
+ * and a directory it may search but not list still opens by name. So it is hidden whole.
+ * Anything else (too many open files) refuses the call.
+ */
+function unlooked(dir: string, error: unknown, into: ScanInto): void {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT" || code === "ENOTDIR") return;
+  if (code === "EACCES" || code === "EPERM") {
+    into.concealed.push({ path: dir, kind: "directory" });
+    return;
+  }
+  throw new SandboxLayoutError(`${dir} cannot be checked for denied paths (${code ?? String(error)}), so no program runs until it can`);
+}
+
+/** The names of `dir` (as Node decodes them) whose bytes are not UTF-8. */
+async function undecodableNames(dir: string): Promise<Set<string>> {
+  const found = new Set<string>();
+  let raw: Buffer[];
+  try {
+    raw = await fsp.readdir(dir, { encoding: "buffer" });
+  } catch (error) {
+    throw new SandboxLayoutError(`${dir} cannot be checked for denied paths (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  for (const name of raw) {
+    const decoded = name.toString("utf8");
+    if (!Buffer.from(decoded, "utf8").equals(name)) found.add(decoded);
+  }
+  return found;
+}
+
+/** A directory entry's kind from readdir, or from lstat where the file system does not say (undefined: gone; throws when lstat fails otherwise). */
 async function direntKind(dirent: Dirent, full: string): Promise<"directory" | "file" | "symlink" | undefined> {
   if (dirent.isSymbolicLink()) return "symlink";
   if (dirent.isDirectory()) return "directory";
   if (dirent.isFile() || dirent.isFIFO() || dirent.isSocket() || dirent.isCharacterDevice() || dirent.isBlockDevice()) return "file";
-  return kindOf(full);
+  try {
+    const stats = await fsp.lstat(full);
+    if (stats.isSymbolicLink()) return "symlink";
+    return stats.isDirectory() ? "directory" : "file";
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
 }
 
 /** The paths not inside another of them. */
