@@ -4,6 +4,7 @@
  */
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -305,6 +306,24 @@ void describe("ctx.exec under bubblewrap", () => {
     const listed = await sandboxedExec([`${ws}/**`])("ls", [odd]);
     assert.equal(listed.exitCode, 0, listed.stderr);
     fs.rmSync(odd, { recursive: true });
+  });
+
+  void test("a tree deeper than a path can name refuses the call: what lies below it cannot be checked, nor hidden", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const deep = path.join(ws, "deep");
+    fs.mkdirSync(deep);
+    const exec = sandboxedExec([`${ws}/**`]);
+    // 18 levels of 250 bytes: past PATH_MAX (4096), where readdir and bwrap's mounts fail, but `cd -P` step by step goes.
+    const name = "d".repeat(250);
+    const made = await exec("sh", ["-c", `cd "$1" && for i in $(seq 18); do mkdir ${name} && cd -P ${name} || exit 1; done; echo TOKEN=deep > .env`, "sh", deep]);
+    assert.equal(made.exitCode, 0, made.stderr);
+    await assert.rejects(exec("sh", ["-c", `cd "$1" && for i in $(seq 18); do cd -P ${name}; done; cat .env`, "sh", deep]), (error: Error & { code?: string }) => {
+      assert.equal(error.code, "COMMAND_SANDBOX_LAYOUT");
+      assert.match(error.message, /cannot be checked for denied paths \(ENAMETOOLONG\)/);
+      return true;
+    });
+    spawnSync("rm", ["-rf", deep]); // fs.rmSync cannot name the deepest entries either
+    assert.equal(fs.existsSync(deep), false);
   });
 
   void test("a tree too large to check, or too much to hide, refuses the call: the program does not run unchecked", async (t) => {
