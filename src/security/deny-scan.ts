@@ -5,10 +5,12 @@
  * only against the rules that could match it. A rule whose plain names (`names`) are not all
  * among the path's components cannot match, so each directory carries the rules its path has
  * "armed", and a name arms the rules waiting for it. Rules without plain names (`**\/*.pem`)
- * are tested everywhere. A path past ASCII is judged by the path guard itself, every rule in
- * every reading. Pure: the walk's reads are the caller's.
+ * are tested everywhere. A path past ASCII is tested against every rule, as the guard tests it:
+ * in every reading when it is past ASCII in NFC, and the first time so with its ancestors (by the
+ * guard itself), whose readings it had not been tested in. Pure: the walk's reads are the caller's.
  */
 import { sandboxRuleFor, type CompiledDenyRule, type CompiledPathPolicy } from "./path-guard.js";
+import { foldName } from "../util/text.js";
 
 export type ScanVerdict = "denied" | "write-denied" | undefined;
 
@@ -16,8 +18,14 @@ export type ScanVerdict = "denied" | "write-denied" | undefined;
 export interface ScanDir {
   /** Its absolute path, as the disk spells it. */
   readonly path: string;
-  /** Whether the path is all ASCII (else every rule is tested in every reading). */
+  /** Whether the path is all ASCII (else every rule is tested, not only the armed ones). */
   readonly ascii: boolean;
+  /**
+   * Whether the path is past ASCII in NFC, as the guard reads it (the Kelvin sign is K in NFC):
+   * then it was judged with its ancestors in every reading (folded, Unicode mode), so an entry
+   * below it is tested in every reading by its own path only.
+   */
+  readonly readings: boolean;
   /** Its components, lower case (ASCII paths only). */
   readonly components: ReadonlySet<string>;
   /** The rules whose names are all among `components`. */
@@ -38,6 +46,8 @@ interface RuleIndex {
 
 // eslint-disable-next-line no-control-regex -- the ASCII range, controls included
 const ALL_ASCII = /^[\x00-\x7f]*$/;
+// eslint-disable-next-line no-control-regex -- the ASCII range, controls included
+const NOT_ASCII = /[^\x00-\x7f]/;
 
 export class DenyScanner {
   private readonly deny: RuleIndex;
@@ -54,7 +64,8 @@ export class DenyScanner {
     const components = new Set(ascii ? realPath.split("/").filter((part) => part !== "").map((part) => part.toLowerCase()) : []);
     const armed = (index: RuleIndex): CompiledDenyRule[] =>
       index.all.filter((rule) => rule.names.length > 0 && rule.names.every((name) => components.has(name)));
-    return { path: realPath, ascii, components, armed: { deny: armed(this.deny), writeDeny: armed(this.writeDeny) } };
+    const readings = !ascii && NOT_ASCII.test(realPath.normalize("NFC"));
+    return { path: realPath, ascii, readings, components, armed: { deny: armed(this.deny), writeDeny: armed(this.writeDeny) } };
   }
 
   /**
@@ -64,10 +75,22 @@ export class DenyScanner {
   judge(dir: ScanDir, name: string, withWriteDeny = true): ScanVerdict {
     const full = childPath(dir.path, name);
     if (!dir.ascii || !ALL_ASCII.test(name)) {
-      // The guard's own judgement, ancestors included: a path past ASCII is read in more ways
-      // (folded, Unicode mode), and those readings of an ancestor may match where its own did not.
-      const verdict = sandboxRuleFor(this.compiled, full);
-      return verdict === "write-denied" && !withWriteDeny ? undefined : verdict;
+      const nfc = full.normalize("NFC");
+      const readings = dir.readings || NOT_ASCII.test(nfc);
+      if (readings && !dir.readings) {
+        // The first name past ASCII (in NFC) on this path: the guard's own judgement, ancestors
+        // included. A path past ASCII is read in more ways (folded, Unicode mode), and those
+        // readings of an ancestor, tested as written only so far, may match where its own did not.
+        const verdict = sandboxRuleFor(this.compiled, full);
+        return verdict === "write-denied" && !withWriteDeny ? undefined : verdict;
+      }
+      // The ancestors were tested in the readings this path is (every one, or as written in NFC):
+      // only its own path is left, against every rule (a folded name may stand for a plain one).
+      const relative = nfc.slice(1);
+      const folded = readings ? foldName(nfc).slice(1) : undefined;
+      if (this.compiled.deny.some((rule) => rule.test(relative, folded))) return "denied";
+      if (withWriteDeny && this.compiled.writeDeny.some((rule) => rule.test(relative, folded))) return "write-denied";
+      return undefined;
     }
     const relative = full.slice(1);
     const lower = name.toLowerCase();
@@ -79,12 +102,15 @@ export class DenyScanner {
   /** The state of `name` inside `dir`, a directory the walk goes into (judged not denied). */
   descend(dir: ScanDir, name: string): ScanDir {
     const full = childPath(dir.path, name);
-    if (!dir.ascii || !ALL_ASCII.test(name)) return { path: full, ascii: false, components: dir.components, armed: dir.armed };
+    if (!dir.ascii || !ALL_ASCII.test(name)) {
+      return { path: full, ascii: false, readings: dir.readings || NOT_ASCII.test(name.normalize("NFC")), components: dir.components, armed: dir.armed };
+    }
     const lower = name.toLowerCase();
     const components = new Set(dir.components).add(lower);
     return {
       path: full,
       ascii: true,
+      readings: false,
       components,
       armed: { deny: arm(this.deny, dir.armed.deny, components, lower), writeDeny: arm(this.writeDeny, dir.armed.writeDeny, components, lower) },
     };

@@ -199,6 +199,24 @@ void describe("the deny scanner", () => {
     expect("/r/ws/packages", undefined);
   });
 
+  void test("below a directory past ASCII, tests each entry's own path in the readings the guard uses, which NFC decides", () => {
+    // The Kelvin sign is K in NFC: "/r/s\u212A" is read as written only, "/r/s\u212A/café" in every reading, prefixes included.
+    const cases: Array<[readonly string[], readonly string[], string]> = [
+      [[], ["**/ſecrets"], "/r/\u212Aey.pem/secrets"],
+      [["**/ſk"], [], "/r/s\u212A/café"],
+      [["**/ſk/x"], [], "/r/café/s\u212A/x"],
+      [["**/.ssh/**"], ["**/straße/*"], "/r/café/.ſſh/id"],
+      [[], ["**/STRASSE/**"], "/r/café/straße/x/y"],
+    ];
+    for (const [denied, writeDenied, target] of cases) {
+      const compiled = policyOf(denied, writeDenied);
+      const parts = target.split("/").filter((part) => part !== "");
+      const tree = parts.slice(1).map((_, i) => parts.slice(0, i + 2));
+      const seen = walkBoth(compiled, "/r", tree);
+      for (const entry of seen) assert.equal(entry.scanner, entry.guard, `${JSON.stringify([denied, writeDenied])}: ${entry.path}`);
+    }
+  });
+
   void test("agrees with the path guard on every entry of generated trees and rule sets (1,000 walks)", () => {
     const random = prng(2026);
     let compared = 0;
