@@ -372,8 +372,10 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
   if (typeof rule !== "string" || rule === "" || rule.includes("\0")) {
     throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} is not a valid glob`);
   }
-  // "**/.ssh/" means the directory: without the slash picomatch matches it (with it, nothing ever would).
-  const normalized = stripTrailingSlashes(rule.normalize("NFC")) || "/";
+  const normalized = denyRuleText(rule);
+  if (normalized.includes("/../") || normalized.startsWith("../") || normalized.endsWith("/..") || normalized === "..") {
+    throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} ${PARENT_SEGMENT}`);
+  }
   const scan = picomatch.scan(normalized);
   if (scan.negated) throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} must not be negated`);
   const patterns: string[] = [];
@@ -494,7 +496,8 @@ const NOT_ASCII = /[^\x00-\x7f]/;
  * added at compile time, is checked by `denyRuleProblems`.
  */
 export function denyRuleGlobProblem(rule: string): string | undefined {
-  const normalized = stripTrailingSlashes(rule.normalize("NFC")) || "/";
+  const normalized = denyRuleText(rule);
+  if (normalized.includes("/../") || normalized.startsWith("../") || normalized.endsWith("/..") || normalized === "..") return PARENT_SEGMENT;
   if (picomatch.scan(normalized).negated) return "must not be negated";
   try {
     denyMatcher([normalized.startsWith("/") ? normalized : anywherePattern(normalized)]);
@@ -503,6 +506,20 @@ export function denyRuleGlobProblem(rule: string): string | undefined {
     return invalidGlob(error);
   }
 }
+
+/**
+ * A deny rule as it is matched: NFC, without trailing slashes ("**\/.ssh/" means the directory:
+ * with the slash picomatch would match nothing) and without `.` segments ("./.env", "a/./b"),
+ * which picomatch keeps as literal parts that no real path has: such a rule denied nothing.
+ */
+function denyRuleText(rule: string): string {
+  const parts = rule.normalize("NFC").split("/");
+  const kept = parts.filter((part, index) => part !== "." || index === 0 && parts.length === 1);
+  return stripTrailingSlashes(kept.join("/")) || (rule.startsWith("/") ? "/" : ".");
+}
+
+/** Why a deny rule with a `..` segment is refused: picomatch reads it literally, so it would deny nothing. */
+const PARENT_SEGMENT = 'must not hold a ".." segment, which no real path has (so it would deny nothing); write the path it means';
 
 function invalidGlob(error: unknown): string {
   return `is not a valid glob (${globErrorDetail(error)}); check its brackets and braces`;

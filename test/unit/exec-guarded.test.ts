@@ -478,6 +478,7 @@ void describe("a sandbox that cannot be set up", () => {
       mode: "required",
       state: () => Promise.resolve({ state: "sandboxed", bwrap: script, version: "test" }),
       plan: () => Promise.resolve({ sandboxed: true, file: script, args: [] }),
+      exclusive: (_signal, work) => work(),
     };
   }
 

@@ -19,6 +19,7 @@ import {
   isInside,
   nodePathIo,
   quote,
+  sandboxRuleFor,
 } from "../../src/security/path-guard.js";
 import type { CompiledPathPolicy, PathIo, PathVerdict } from "../../src/security/path-guard.js";
 
@@ -100,6 +101,20 @@ void describe("compilePathPolicy", () => {
     assert.throws(() => compilePathPolicy(policy([`${root}/**`], [`!**/.ssh`])), PathPolicyError);
     assert.throws(() => compilePathPolicy(policy([`${root}/**`], [""])), PathPolicyError);
     assert.throws(() => compilePathPolicy(policy([`${root}/a\0`])), /absolute path or glob/);
+  });
+
+  void it("reads `.` segments of a deny rule as nothing (./.env denied nothing before), and refuses `..` ones", () => {
+    const c = compilePathPolicy(policy([`${root}/**`], ["./.env", "./secrets/**", `${root}/./keys/*.pem`, "notes/./private"]));
+    for (const file of [".env", "app/.env", "secrets/a", "keys/k.pem", "x/notes/private"]) {
+      assert.equal(sandboxRuleFor(c, path.join(root, file)), "denied", file);
+    }
+    assert.equal(sandboxRuleFor(c, path.join(root, "app/env")), undefined);
+    for (const rule of ["../secrets/**", `${root}/a/../b`, "**/..", ".."]) {
+      assert.throws(() => compilePathPolicy(policy([`${root}/**`], [rule])), /must not hold a "\.\." segment/, rule);
+      assert.match(denyRuleGlobProblem(rule) ?? "", /must not hold a "\.\." segment/, rule);
+    }
+    assert.equal(denyRuleGlobProblem("./.env"), undefined);
+    assert.equal(denyRuleGlobProblem("a..b/**"), undefined, "two dots inside a name are a name");
   });
 
   void it("refuses relative base and home directories", () => {

@@ -102,13 +102,18 @@ export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecL
     const timeoutMs = capped(request.timeoutMs, limits.timeoutMs, "timeoutMs");
     const maxOutputBytes = capped(request.maxOutputBytes, limits.maxOutputBytes, "maxOutputBytes");
     const input = request.input === undefined ? undefined : toBuffer(request.input);
-    const plan = options.sandbox === undefined ? undefined : await options.sandbox.plan(verdict.path, verdict.argv0, args, cwd);
-    throwIfAborted(options.signal);
-
     // Scrubbed: nothing of the server's own environment (tokens, keys) reaches the child.
     const env: Record<string, string> = { LANG: "C.UTF-8", ...extra.env, PATH: compiled.pathValue, HOME: options.homeDir };
     const spec: RunSpec = { cwd, env, input, timeoutMs, maxOutputBytes, signal: options.signal, sandboxed: false };
-    if (plan?.sandboxed !== true) return run(verdict.path, verdict.argv0, verdict.argv0, args, spec);
+    const sandbox = options.sandbox;
+    if (sandbox === undefined) return run(verdict.path, verdict.argv0, verdict.argv0, args, spec);
+    return sandbox.exclusive(options.signal, () => runPlanned(sandbox, verdict, args, cwd, spec));
+  };
+
+  async function runPlanned(sandbox: ExecSandbox, verdict: { path: string; argv0: string }, args: readonly string[], cwd: string, spec: RunSpec): Promise<ExecResult> {
+    const plan = await sandbox.plan(verdict.path, verdict.argv0, args, cwd);
+    throwIfAborted(options.signal);
+    if (!plan.sandboxed) return run(verdict.path, verdict.argv0, verdict.argv0, args, spec);
     const result = await run(plan.file, plan.file, verdict.argv0, plan.args, { ...spec, sandboxed: true });
     const setupFailure = sandboxSetupFailure(result);
     if (setupFailure === undefined) return result;
@@ -117,7 +122,7 @@ export function createGuardedExec(compiled: CompiledCommandPolicy, limits: ExecL
       `the sandbox could not be set up to run ${verdict.argv0}, so it did not run; the server's log says why (tell the machine's owner)`,
       "COMMAND_SANDBOX_FAILED",
     );
-  };
+  }
 
   async function workingDirectory(requested: string | undefined): Promise<string> {
     if (requested === undefined) return options.homeDir;

@@ -223,16 +223,16 @@ function anchors(writable: readonly string[], hidden: readonly HiddenPath[], own
 }
 
 /**
- * For each read-only or hidden entry below the first level of a writable directory in one of its
- * dot-directories (`.config/git`, `.local/bin`): that dot-directory, read-only. A mount point
- * cannot be renamed, but a directory holding one can: a `.config` moved aside and made again with
- * a `.config/git/config` of the program's own is a write where write_denied_paths refuses one.
- * Read-only, not writable in place: bwrap follows a symbolic link at a mount's destination, and
- * one that a program running concurrently swapped in would make what it names writable. Other
- * directories are not pinned (`packages/` for `packages/api/.git/`): that would make the project
- * read-only; moved aside, they keep their entries' mounts, and only a new entry can be made at the
- * old name, as anywhere in a writable directory. The innermost writable directory holding the
- * entry counts (a nested one stays writable).
+ * For each read-only or hidden entry directly inside a dot-directory of a writable directory
+ * (`.config/git`, `.local/bin`): that dot-directory, read-only. A mount point cannot be renamed,
+ * but a directory holding one can: a `.config` moved aside and made again with a `.config/git/config`
+ * of the program's own is a write where write_denied_paths refuses one. Read-only, not writable in
+ * place: bwrap follows a symbolic link at a mount's destination, and one swapped in meanwhile (by a
+ * tool's move_file, say) would make what it names writable. Entries deeper down pin nothing: that
+ * would make a whole project (`packages/` for `packages/api/.git/`) or virtualenv (`.venv/` for its
+ * `site-packages/*.pth`) read-only; moved aside, a directory keeps its entries' mounts, and only a
+ * new entry can be made at the old name, as anywhere in a writable directory. The innermost
+ * writable directory holding the entry counts (a nested one stays writable).
  */
 function pins(writable: readonly string[], entries: readonly string[]): string[] {
   const found: string[] = [];
@@ -240,9 +240,9 @@ function pins(writable: readonly string[], entries: readonly string[]): string[]
     const roots = writable.filter((w) => w !== entry && contains(w, entry));
     if (roots.length === 0) continue;
     const root = roots.reduce((a, b) => (b.length > a.length ? b : a));
-    const first = entry.slice(root === "/" ? 1 : root.length + 1).split("/")[0]!;
-    const pin = root === "/" ? `/${first}` : `${root}/${first}`;
-    if (pin !== entry && first.startsWith(".")) found.push(pin);
+    const parts = entry.slice(root === "/" ? 1 : root.length + 1).split("/");
+    const first = parts[0]!;
+    if (parts.length === 2 && first.startsWith(".")) found.push(root === "/" ? `/${first}` : `${root}/${first}`);
   }
   return unique(found);
 }
