@@ -90,15 +90,26 @@ export class ByteBudget {
     });
   }
 
-  /** Grants waiting reservations in order while the first fits (a large one is not overtaken by small ones). */
+  /**
+   * Grants waiting reservations in order while the first fits (a large one is not overtaken by
+   * small ones), and anywhere in the line those of a holder that holds some by now: a call that
+   * waited twice at once (its second wait queued behind another's) would otherwise wait for its
+   * own response, and the one between them for it.
+   */
   private wake(): void {
-    while (this.queue.length > 0) {
-      const first = this.queue[0]!;
-      if (first.holder.reserved === 0 && this.used + first.bytes > this.limit) return;
-      this.queue.shift();
-      first.removeAbort?.();
-      this.grant(first.bytes, first.holder);
-      first.resolve();
+    let index = 0;
+    while (index < this.queue.length) {
+      const waiter = this.queue[index]!;
+      if (waiter.holder.reserved === 0 && (index > 0 || this.used + waiter.bytes > this.limit)) {
+        index += 1;
+        continue;
+      }
+      this.queue.splice(index, 1);
+      waiter.removeAbort?.();
+      this.grant(waiter.bytes, waiter.holder);
+      waiter.resolve();
+      // What was granted may let the new first go, or holds for a holder waiting further on.
+      index = 0;
     }
   }
 

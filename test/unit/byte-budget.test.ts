@@ -86,3 +86,24 @@ void test("a wait ends with the call: an abort rejects it with the reason and le
   await assert.rejects(budget.reserve(1, holder(), aborted), /already over/);
   assert.equal(budget.status().waiting, 0);
 });
+
+void test("review finding: a holder's second wait, queued behind another's, is granted with its first (it would wait for its own response)", async () => {
+  // A call that reserves twice at once (Promise.all) while the budget is taken: its two waits
+  // queue apart, another call's between them. Once its first is granted it holds, so its second
+  // must not wait: the one between waits for this call's response, which waits for the second.
+  const budget = new ByteBudget(100);
+  const [y, x, z] = [holder(), holder(), holder()];
+  await budget.reserve(50, y);
+  const first = budget.reserve(60, x);
+  const between = budget.reserve(60, z);
+  const second = budget.reserve(60, x);
+  assert.equal(budget.status().waiting, 3);
+  y.leave();
+  assert.equal(await settled(first), "granted");
+  assert.equal(await settled(second), "granted", "not left behind the one that waits for it");
+  assert.equal(await settled(between), "waiting");
+  x.leave();
+  assert.equal(await settled(between), "granted");
+  z.leave();
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+});
