@@ -587,7 +587,6 @@ export class Connection {
     this.answer(entry.id, entry.method, entry.batch, errorMessage(entry.id, rpc.toObject()), entry);
   }
 
-  /** The response to a request that was started or queued: written now, or kept for its batch's array. */
   /** The response to a request; `entry` when it ran (what it holds goes back once the response has left). */
   private answer(id: RequestId, method: string, batch: BatchReply | undefined, message: OutgoingMessage, entry?: InFlight): void {
     if (batch !== undefined) {
@@ -598,7 +597,10 @@ export class Connection {
       entry?.leave();
       return;
     }
-    this.send(message, entry?.onLeft);
+    const onLeft = entry?.onLeft;
+    this.send(message, onLeft);
+    // Holding nothing now, it is done: what it reserves later (a wait it did not await) goes back at once.
+    if (onLeft === undefined) entry?.leave();
     this.handlers.responded?.(id, method);
   }
 

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { Connection, MAX_BATCH_MESSAGES, type ConnectionHandlers, type RequestResult } from "../../src/protocol/connection.js";
-import type { RequestId } from "../../src/protocol/jsonrpc.js";
+import { ErrorCode, RpcError, type RequestId } from "../../src/protocol/jsonrpc.js";
+import { ByteBudget, type BudgetHolder } from "../../src/util/byte-budget.js";
 import { silentLogger } from "../../src/util/logger.js";
 
 interface Written {
@@ -498,4 +499,37 @@ void test("what a request holds goes back once its response has left the process
   await settle();
   assert.deepEqual(released, [1, 2], "a cancelled request gets no response and holds nothing");
   assert.doesNotMatch(Buffer.concat(chunks).toString(), /"id":2/);
+});
+
+void test("review finding: what a request reserves after its response has gone (a wait it did not await) goes back at once, not never", async () => {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const messages = messagesOf(output);
+  const budget = new ByteBudget(100);
+  const other: BudgetHolder & { leave?: () => void } = {
+    reserved: 0,
+    hold(release) {
+      other.leave = release;
+    },
+  };
+  await budget.reserve(80, other);
+  let late: Promise<void> | undefined;
+  const handlers: ConnectionHandlers = {
+    // A tool that reserves alongside its read and fails before the reservation is granted.
+    request: (_method, _params, ctx) => {
+      late = budget.reserve(50, ctx.holder);
+      late.catch(() => undefined);
+      return Promise.reject(new RpcError(ErrorCode.InvalidParams, "the read failed"));
+    },
+    notification: () => undefined,
+  };
+  const connection = new Connection(input, output, handlers, { maxLineBytes: 4096, logger: silentLogger });
+  connection.start();
+  input.write('{"jsonrpc":"2.0","id":1,"method":"read"}\n');
+  await settle();
+  await settle();
+  assert.equal(messages.length, 1, "answered");
+  other.leave!();
+  await late;
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 }, "its response has left: nothing stays held");
 });
