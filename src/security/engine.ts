@@ -382,10 +382,19 @@ export class SecurityEngine implements ToolService {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
       this.pluginLoggers.set(entry.plugin.name, logger);
     }
-    return new CallContext(scope, callId, call.progress, logger, this.catalog, this.options.capabilities, timeoutMs, deadline, this.options.session, {
-      budget: this.options.resultBudget,
-      holder: call.holder,
-    });
+    return new CallContext(
+      scope,
+      callId,
+      call.progress,
+      logger,
+      this.catalog,
+      this.options.capabilities,
+      timeoutMs,
+      deadline,
+      this.options.session,
+      this.options.resultBudget,
+      call.holder,
+    );
   }
 
   /** Stage 8, where a result that cannot be checked or sent (a cycle, a BigInt) is an internal error, still audited. */
@@ -526,13 +535,14 @@ class CallContext implements ToolContext {
     private readonly timeoutMs: number,
     readonly deadline: number,
     private readonly makeSession: () => SessionInfo,
-    private readonly memory: { budget: ByteBudget | undefined; holder: BudgetHolder | undefined },
+    // Two fields, not one object: a context is made for every call, and most never reserve.
+    private readonly budget: ByteBudget | undefined,
+    private holder: BudgetHolder | undefined,
   ) {}
 
   reserve(bytes: number): Promise<void> {
-    const { budget, holder } = this.memory;
-    if (budget === undefined) return Promise.resolve();
-    return budget.reserve(bytes, holder ?? (this.memory.holder = releasedAtOnce()), this.scope);
+    if (this.budget === undefined) return Promise.resolve();
+    return this.budget.reserve(bytes, (this.holder ??= releasedAtOnce()), this.scope);
   }
 
   get callId(): string {
