@@ -137,6 +137,14 @@ void describe("read_file", () => {
     assert.deepEqual((await call("read_file", { path: "notes/image.bin", encoding: "base64" })).texts, [], "the engine adds the JSON copy");
   });
 
+  test("review finding: an offset past the end is said to be so, not shown as bytes the file does not have", async () => {
+    const file = path.join(root, "notes", "a.md");
+    const past = await call("read_file", { path: "notes/a.md", offset: A_MD_BYTES + 100 });
+    assert.deepEqual(past.texts, ["", `[read_file: ${file} has ${A_MD_BYTES} bytes; offset ${A_MD_BYTES + 100} is past its end]`]);
+    const atEnd = await call("read_file", { path: "notes/a.md", offset: A_MD_BYTES });
+    assert.deepEqual(atEnd.texts, ["", `[read_file: ${file}, bytes ${A_MD_BYTES} to ${A_MD_BYTES} of ${A_MD_BYTES}; the file ends here]`]);
+  });
+
   test("parts never split a character: a start inside one moves past it, an end inside one leaves it for the next part", async () => {
     // "héllo": é is bytes 1-2. Reading 2 bytes from 0 ends inside it.
     const first = ok(await call("read_file", { path: "unicode.txt", length: 2 }));

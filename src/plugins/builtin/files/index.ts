@@ -121,6 +121,7 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
 /** What the text block alone does not say: that the file goes on (and where to read on), or began earlier, or is empty. */
 function readNote(path: string, size: number, start: number, stop: number): ContentBlock[] {
   if (size === 0) return [{ type: "text", text: `[read_file: ${path} is empty]` }];
+  if (start > size) return [{ type: "text", text: `[read_file: ${path} has ${size} bytes; offset ${start} is past its end]` }];
   if (start === 0 && stop >= size) return [];
   const more = stop < size ? `; the file goes on: read on with offset ${stop}` : "; the file ends here";
   return [{ type: "text", text: `[read_file: ${path}, bytes ${start} to ${stop} of ${size}${more}]` }];
