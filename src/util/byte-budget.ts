@@ -55,6 +55,8 @@ export class ByteBudget {
    * fit and nobody waits before, or when `holder` holds some already. Rejects when `scope` aborts first.
    */
   reserve(bytes: number, holder: BudgetHolder, scope?: CallAbort): Promise<void> {
+    // NaN would compare false with everything: queued, never woken, and holding up all behind it.
+    if (typeof bytes !== "number" || Number.isNaN(bytes)) return Promise.reject(new RangeError(`a reservation needs a number of bytes, got ${String(bytes)}`));
     const amount = Math.min(Math.max(0, Math.ceil(bytes)), this.limit);
     if (amount === 0) return Promise.resolve();
     if (scope?.aborted === true) return Promise.reject(asError(scope.reason));

@@ -107,3 +107,12 @@ void test("review finding: a holder's second wait, queued behind another's, is g
   z.leave();
   assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
 });
+
+void test("review finding: a reservation of no number (NaN) is refused, not queued where nothing wakes it and everyone waits behind it", async () => {
+  const budget = new ByteBudget(100);
+  const [a, b] = [holder(), holder()];
+  await assert.rejects(budget.reserve(Number.NaN, a), RangeError);
+  assert.equal(await settled(budget.reserve(10, b)), "granted", "the budget is free: nothing waits before it");
+  b.leave();
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+});
