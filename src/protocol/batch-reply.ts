@@ -6,6 +6,7 @@
  */
 import { ErrorCode, errorMessage, type RequestId } from "./jsonrpc.js";
 import { serializeMessage } from "./writer.js";
+import type { BudgetHolder } from "../util/byte-budget.js";
 
 /**
  * The most UTF-16 units a batch's array may hold: the responses of one batch must fit in one
@@ -18,7 +19,16 @@ export interface Answered {
   readonly method: string;
 }
 
-export class BatchReply {
+/**
+ * Its requests share one budget holder (util/byte-budget.ts): their answers leave together, in the
+ * array, so what they reserved goes back only once the array has been written out (`leave`).
+ */
+export class BatchReply implements BudgetHolder {
+  reserved = 0;
+  readonly shared = true;
+  private holds: (() => void)[] | undefined;
+  private hasLeft = false;
+
   /** The serialized responses, in the order they were made. */
   private readonly texts: string[] = [];
   private readonly answered: Answered[] = [];
@@ -84,6 +94,20 @@ export class BatchReply {
   /** A started request that gets no response (cancelled by the client). */
   skip(): void {
     this.settle();
+  }
+
+  hold(release: () => void): void {
+    if (this.hasLeft) release();
+    else (this.holds ??= []).push(release);
+  }
+
+  /** The array has been written out, or never will be: what its answers held goes back. */
+  leave(): void {
+    if (this.hasLeft) return;
+    this.hasLeft = true;
+    const holds = this.holds;
+    this.holds = undefined;
+    if (holds !== undefined) for (const release of holds) release();
   }
 
   /** Every element has been read; sends the array now if nothing is still running. */

@@ -359,7 +359,8 @@ export class Connection {
     }
     const batch: BatchReply = new BatchReply((texts: readonly string[], answered: readonly Answered[]) => {
       this.openBatches.delete(batch);
-      if (texts.length > 0) this.writer.writeBatch(texts);
+      if (texts.length > 0) this.writer.writeBatch(texts, () => batch.leave());
+      else batch.leave();
       for (const { id } of answered) this.unsent.delete(id);
       for (const { id, method } of answered) this.handlers.responded?.(id, method);
     });
@@ -455,7 +456,7 @@ export class Connection {
     const entry = new InFlight(id, method, batch);
     let outcome: RequestResult | Promise<RequestResult>;
     try {
-      outcome = this.handlers.request(method, params, { id, method, abort: entry, holder: entry });
+      outcome = this.handlers.request(method, params, { id, method, abort: entry, holder: batch ?? entry });
     } catch (error) {
       this.respondError(entry, error);
       return;
@@ -593,7 +594,7 @@ export class Connection {
       // The client has no answer yet: the id stays taken until the array is written.
       if (!batch.isSent) this.unsent.add(id);
       batch.answer(this.serialize(message), { id, method });
-      // A batch's array leaves whole, later: what its answers held goes back now (batches are rare).
+      // Its members reserve through the batch, which gives back once the array has left.
       entry?.leave();
       return;
     }

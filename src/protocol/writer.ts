@@ -87,9 +87,12 @@ export class MessageWriter {
    * Writes a batch response: the given messages, each already serialized (serializeMessage),
    * as one JSON array on one line.
    */
-  writeBatch(serialized: readonly string[]): void {
-    if (this.isClosed) return;
-    this.enqueue(`[${serialized.join(",")}]\n`);
+  writeBatch(serialized: readonly string[], onWritten?: () => void): void {
+    if (this.isClosed) {
+      onWritten?.();
+      return;
+    }
+    this.enqueue(`[${serialized.join(",")}]\n`, onWritten);
   }
 
   private enqueue(line: string, onWritten?: () => void): void {

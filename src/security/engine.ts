@@ -34,6 +34,7 @@ import type {
   ToolContext,
   ToolDefinition,
 } from "../plugins/contract.js";
+import { ToolError } from "../plugins/contract.js";
 import { dispatch, formatSeconds, type DispatchOutcome } from "../plugins/dispatcher.js";
 import type { PluginRegistry, RegisteredTool } from "../plugins/registry.js";
 import type { Logger } from "../util/logger.js";
@@ -53,7 +54,7 @@ import type { CallAbort } from "../util/call-abort.js";
 import { monotonicMs } from "../util/clock.js";
 import { serializeOnce } from "../util/json-text.js";
 import { cutAt } from "../util/text.js";
-import type { BudgetHolder, ByteBudget } from "../util/byte-budget.js";
+import { BudgetExceededError, type BudgetHolder, type ByteBudget } from "../util/byte-budget.js";
 
 export type RequestId = string | number;
 
@@ -542,7 +543,10 @@ class CallContext implements ToolContext {
 
   reserve(bytes: number): Promise<void> {
     if (this.budget === undefined) return Promise.resolve();
-    return this.budget.reserve(bytes, (this.holder ??= releasedAtOnce()), this.scope);
+    return this.budget.reserve(bytes, (this.holder ??= releasedAtOnce()), this.scope).catch((error: unknown) => {
+      // A batch past the budget: the model can act on it (send the read on its own line).
+      throw error instanceof BudgetExceededError ? new ToolError(error.message, error.code) : error;
+    });
   }
 
   get callId(): string {

@@ -20,6 +20,20 @@ export interface BudgetHolder {
   hold(release: () => void): void;
   /** Bytes this holder has reserved so far (kept by the budget). */
   reserved: number;
+  /**
+   * Several calls reserve through it (a batch's, whose answers leave together): it may not overdraw
+   * past the budget, where one call's second reservation may (waiting could only be for itself).
+   */
+  readonly shared?: boolean;
+}
+
+/** A reservation a shared holder cannot have: what it holds already and this would pass the budget. */
+export class BudgetExceededError extends Error {
+  readonly code = "RESULT_MEMORY_EXCEEDED";
+  constructor(message: string) {
+    super(message);
+    this.name = "BudgetExceededError";
+  }
 }
 
 interface Waiter {
@@ -60,6 +74,7 @@ export class ByteBudget {
     const amount = Math.min(Math.max(0, Math.ceil(bytes)), this.limit);
     if (amount === 0) return Promise.resolve();
     if (scope?.aborted === true) return Promise.reject(asError(scope.reason));
+    if (this.overdraws(holder, amount)) return Promise.reject(this.exceeded(holder, amount));
     if (holder.reserved > 0 || (this.queue.length === 0 && this.used + amount <= this.limit)) {
       this.grant(amount, holder);
       return Promise.resolve();
@@ -98,6 +113,18 @@ export class ByteBudget {
    * waited twice at once (its second wait queued behind another's) would otherwise wait for its
    * own response, and the one between them for it.
    */
+  /** A shared holder (a batch) that holds some already and would pass the budget with `amount` more. */
+  private overdraws(holder: BudgetHolder, amount: number): boolean {
+    return holder.shared === true && holder.reserved > 0 && holder.reserved + amount > this.limit;
+  }
+
+  private exceeded(holder: BudgetHolder, amount: number): BudgetExceededError {
+    return new BudgetExceededError(
+      `this batch's results already hold ${holder.reserved} bytes and ${amount} more would pass the server's result memory ` +
+        `(${this.limit} bytes, --max-result-memory); send large reads on their own line, not in a batch`,
+    );
+  }
+
   private wake(): void {
     let index = 0;
     while (index < this.queue.length) {
@@ -108,6 +135,10 @@ export class ByteBudget {
       }
       this.queue.splice(index, 1);
       waiter.removeAbort?.();
+      if (this.overdraws(waiter.holder, waiter.bytes)) {
+        waiter.reject(this.exceeded(waiter.holder, waiter.bytes));
+        continue;
+      }
       this.grant(waiter.bytes, waiter.holder);
       waiter.resolve();
       // What was granted may let the new first go, or holds for a holder waiting further on.
