@@ -121,6 +121,14 @@ void describe("read_file", () => {
     ok(await call("read_file", { path: "notes/a.md" }));
     ok(await call("read_file", { path: "notes/image.bin", encoding: "base64", length: 6 }));
     assert.deepEqual(harness.reservations, [5, 64 * 1024, 8]);
+    // Past 1 MiB asked, the file's size decides, and a missing file is refused before any room is taken.
+    const large = { ...ctx, fs: createGuardedFs(compiledPolicy(), { maxReadBytes: 8 << 20, maxWriteBytes: 1024 }) };
+    harness.reservations.length = 0;
+    ok(await call("read_file", { path: "notes/a.md", length: 8 << 20 }, large));
+    ok(await call("read_file", { path: "notes/a.md", offset: 3, length: 8 << 20 }, large));
+    assert.equal((await call("read_file", { path: "notes/missing.md", length: 8 << 20 }, large)).code, "PATH_NOT_FOUND");
+    assert.equal((await call("read_file", { path: "notes", length: 8 << 20 }, large)).code, "PATH_IS_DIRECTORY");
+    assert.deepEqual(harness.reservations, [A_MD_BYTES, A_MD_BYTES - 3]);
   });
 
   test("the model reads the text as it is (no JSON escapes), and a note where it is only a part; base64 stays JSON", async () => {

@@ -71,6 +71,9 @@ async function listDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOu
   return structured({ path: root, entries, total: all.length, ...(next < all.length ? { next_offset: next } : {}) });
 }
 
+/** Reads asking for more than this are sized by the file first (one stat); smaller ones reserve what they ask. */
+const SIZE_FIRST_BYTES = 1024 * 1024;
+
 async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
   const path = args.path as string;
   const offset = integer(args.offset, 0);
@@ -78,7 +81,14 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   const encoding = args.encoding === "base64" ? "base64" : "utf8";
   // The content goes into the response (twice: the text and structuredContent) and stays until it
   // is written out: room for it first, so many large reads at once wait rather than fill the heap.
-  const most = Math.min(length, ctx.fs.limits.maxReadBytes);
+  let most = Math.min(length, ctx.fs.limits.maxReadBytes);
+  if (most > SIZE_FIRST_BYTES) {
+    // A large read of a small (or missing) file: room for what the file holds, and a refusal
+    // before waiting for room. The read below still measures what it returns on its own.
+    const info = await ctx.fs.stat(path);
+    if (info.kind === "directory") throw new ToolError(`${quoted(path)} is a directory; use list_directory`, "PATH_IS_DIRECTORY");
+    most = Math.min(most, Math.max(0, info.size - offset));
+  }
   await ctx.reserve(encoding === "base64" ? Math.ceil(most / 3) * 4 : most);
   // One open gives both the bytes and the size they are measured against: a stat before the
   // read could see another file, or a log before it grew, and misplace next_offset. Read even
