@@ -6,7 +6,7 @@
  */
 import { ErrorCode, errorMessage, type RequestId } from "./jsonrpc.js";
 import { serializeMessage } from "./writer.js";
-import type { BudgetHolder } from "../util/byte-budget.js";
+import { KeptUntilSent, type BudgetHolder } from "../util/byte-budget.js";
 
 /**
  * The most UTF-16 units a batch's array may hold: the responses of one batch must fit in one
@@ -26,8 +26,7 @@ export interface Answered {
 export class BatchReply implements BudgetHolder {
   reserved = 0;
   readonly shared = true;
-  private holds: (() => void)[] | undefined;
-  private hasLeft = false;
+  private readonly kept = new KeptUntilSent();
 
   /** The serialized responses, in the order they were made. */
   private readonly texts: string[] = [];
@@ -97,17 +96,12 @@ export class BatchReply implements BudgetHolder {
   }
 
   hold(release: () => void): void {
-    if (this.hasLeft) release();
-    else (this.holds ??= []).push(release);
+    this.kept.keep(release);
   }
 
   /** The array has been written out, or never will be: what its answers held goes back. */
   leave(): void {
-    if (this.hasLeft) return;
-    this.hasLeft = true;
-    const holds = this.holds;
-    this.holds = undefined;
-    if (holds !== undefined) for (const release of holds) release();
+    this.kept.sentOut();
   }
 
   /** Every element has been read; sends the array now if nothing is still running. */

@@ -25,7 +25,7 @@ import {
 } from "./jsonrpc.js";
 import { MessageWriter, serializeMessage } from "./writer.js";
 import { LazyAbort, type CallAbort } from "../util/call-abort.js";
-import type { BudgetHolder } from "../util/byte-budget.js";
+import { KeptUntilSent, SENT_KEEPING_NOTHING, type BudgetHolder } from "../util/byte-budget.js";
 import type { Logger } from "../util/logger.js";
 import { monotonicMs } from "../util/clock.js";
 import { cutAt } from "../util/text.js";
@@ -75,8 +75,7 @@ class InFlight extends LazyAbort implements BudgetHolder {
   cancelled = false;
   reserved = 0;
   /** What the response holds (reserved budget), given back once it has left; made on first use. */
-  private holds: (() => void)[] | undefined;
-  private hasLeft = false;
+  private kept: KeptUntilSent | undefined;
 
   constructor(
     readonly id: RequestId,
@@ -87,22 +86,18 @@ class InFlight extends LazyAbort implements BudgetHolder {
   }
 
   hold(release: () => void): void {
-    if (this.hasLeft) release();
-    else (this.holds ??= []).push(release);
+    (this.kept ??= new KeptUntilSent()).keep(release);
   }
 
   /** The writer's `onWritten` for the response: only for a request that holds something (most hold nothing). */
   get onLeft(): (() => void) | undefined {
-    return this.holds === undefined ? undefined : () => this.leave();
+    return this.kept?.keeping === true ? () => this.leave() : undefined;
   }
 
   /** The response has left, or never will: what was held for it goes back. */
   leave(): void {
-    if (this.hasLeft) return;
-    this.hasLeft = true;
-    const holds = this.holds;
-    this.holds = undefined;
-    if (holds !== undefined) for (const release of holds) release();
+    if (this.kept === undefined) this.kept = SENT_KEEPING_NOTHING;
+    else this.kept.sentOut();
   }
 }
 

@@ -36,6 +36,38 @@ export class BudgetExceededError extends Error {
   }
 }
 
+/**
+ * The releases kept for one response (a request's, or a batch's array) until it has left the
+ * process; one kept after that goes back at once. What a BudgetHolder's `hold` keeps.
+ */
+export class KeptUntilSent {
+  private releases: (() => void)[] | undefined;
+  private sent = false;
+
+  /** Whether anything is kept (a response that keeps nothing needs no word when it leaves). */
+  get keeping(): boolean {
+    return this.releases !== undefined;
+  }
+
+  keep(release: () => void): void {
+    if (this.sent) release();
+    else (this.releases ??= []).push(release);
+  }
+
+  /** The response has left, or never will: what was kept goes back, once. */
+  sentOut(): void {
+    if (this.sent) return;
+    this.sent = true;
+    const releases = this.releases;
+    this.releases = undefined;
+    if (releases !== undefined) for (const release of releases) release();
+  }
+}
+
+/** Shared by every response that left keeping nothing (made per request only when one keeps something). */
+export const SENT_KEEPING_NOTHING = new KeptUntilSent();
+SENT_KEEPING_NOTHING.sentOut();
+
 interface Waiter {
   readonly bytes: number;
   readonly holder: BudgetHolder;
