@@ -8,7 +8,9 @@
  *
  * - A reservation larger than the whole budget is cut to the budget: it runs alone, not never.
  * - A holder that already holds part of the budget is never made to wait for more (it would wait
- *   for its own release, which comes only after its response): it may overdraw.
+ *   for its own release, which comes only after its response): one call's may overdraw; a shared
+ *   one (a batch's, whose members are many) gets what fits now or is refused, since batches
+ *   that overdrew would together hold the budget many times over.
  * - A wait ends early when the call is aborted (cancelled, timed out, shut down): the reservation
  *   then rejects with the abort's reason, and nothing is held.
  */
@@ -107,6 +109,7 @@ export class ByteBudget {
     if (amount === 0) return Promise.resolve();
     if (scope?.aborted === true) return Promise.reject(asError(scope.reason));
     if (this.overdraws(holder, amount)) return Promise.reject(this.exceeded(holder, amount));
+    if (this.mayNotWait(holder, amount)) return Promise.reject(this.inUse(holder, amount));
     if (holder.reserved > 0 || (this.queue.length === 0 && this.used + amount <= this.limit)) {
       this.grant(amount, holder);
       return Promise.resolve();
@@ -150,6 +153,23 @@ export class ByteBudget {
     return holder.shared === true && holder.reserved > 0 && holder.reserved + amount > this.limit;
   }
 
+  /**
+   * A shared holder that holds some already and for which `amount` does not fit now: it may not
+   * wait (what it holds goes back only when all its members are done, so two batches each waiting
+   * for the other's room would wait until their deadlines), and it may not overdraw (each open
+   * batch could then hold the whole budget on top of the others').
+   */
+  private mayNotWait(holder: BudgetHolder, amount: number): boolean {
+    return holder.shared === true && holder.reserved > 0 && this.used + amount > this.limit;
+  }
+
+  private inUse(holder: BudgetHolder, amount: number): BudgetExceededError {
+    return new BudgetExceededError(
+      `this batch's results hold ${holder.reserved} bytes and the server's result memory (${this.limit} bytes, --max-result-memory) ` +
+        `is in use by other calls (${this.used - holder.reserved} bytes), too much for ${amount} more; send large reads on their own line, not in a batch`,
+    );
+  }
+
   private exceeded(holder: BudgetHolder, amount: number): BudgetExceededError {
     return new BudgetExceededError(
       `this batch's results already hold ${holder.reserved} bytes and ${amount} more would pass the server's result memory ` +
@@ -169,6 +189,10 @@ export class ByteBudget {
       waiter.removeAbort?.();
       if (this.overdraws(waiter.holder, waiter.bytes)) {
         waiter.reject(this.exceeded(waiter.holder, waiter.bytes));
+        continue;
+      }
+      if (this.mayNotWait(waiter.holder, waiter.bytes)) {
+        waiter.reject(this.inUse(waiter.holder, waiter.bytes));
         continue;
       }
       this.grant(waiter.bytes, waiter.holder);

@@ -116,3 +116,63 @@ void test("review finding: a reservation of no number (NaN) is refused, not queu
   b.leave();
   assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
 });
+
+/** A batch's holder: several calls reserve through it (see BatchReply). */
+function sharedHolder(): BudgetHolder & { leave(): void } {
+  return Object.assign(holder(), { shared: true as const });
+}
+
+void test("review finding: open batches together stay within the budget (each may not take the whole budget on top of the others)", async () => {
+  // Two batches whose first reads were small: before the fix each batch's later members were
+  // granted at once as long as that batch alone stayed within the budget, so N open batches held
+  // N times the budget (128 batches of two base64 reads: 8 GiB past a 64 MiB budget).
+  const budget = new ByteBudget(100);
+  const [a, b] = [sharedHolder(), sharedHolder()];
+  assert.equal(await settled(budget.reserve(10, a)), "granted");
+  assert.equal(await settled(budget.reserve(10, b)), "granted");
+  assert.equal(await settled(budget.reserve(80, a)), "granted", "fits: 100 of 100");
+  const over = budget.reserve(80, b);
+  // It may not wait either: its batch holds what another batch's member could be waiting for.
+  await assert.rejects(over, (error: Error) => error.name === "BudgetExceededError" && /in use/.test(error.message));
+  assert.ok(budget.status().reservedBytes <= 100, `${budget.status().reservedBytes} bytes held past a budget of 100`);
+  assert.equal(budget.status().waiting, 0);
+  a.leave();
+  b.leave();
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+});
+
+void test("review finding: a batch's member queued before its batch held anything does not overdraw once a batch-mate is granted", async () => {
+  const budget = new ByteBudget(100);
+  const [single, batch] = [holder(), sharedHolder()];
+  await budget.reserve(60, single);
+  const first = budget.reserve(40, batch);
+  const second = budget.reserve(40, batch);
+  const secondRefused = assert.rejects(second, (error: Error) => error.name === "BudgetExceededError" && /in use by other calls/.test(error.message));
+  assert.equal(await settled(first), "granted", "fits beside the single call");
+  // The second may not wait now (its batch holds) and does not fit: refused, not granted past the budget.
+  await secondRefused;
+  assert.equal(budget.status().reservedBytes, 100);
+  single.leave();
+  batch.leave();
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+  // Where it fits once its batch-mate is granted, it is granted with it.
+  const [other, next] = [holder(), sharedHolder()];
+  await budget.reserve(90, other);
+  const [a, b] = [budget.reserve(20, next), budget.reserve(20, next)];
+  assert.equal(budget.status().waiting, 2);
+  other.leave();
+  assert.equal(await settled(a), "granted");
+  assert.equal(await settled(b), "granted");
+  next.leave();
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+});
+
+void test("a batch's members never wait on their own batch: one past the budget with what the batch holds is refused with a message the model can act on", async () => {
+  const budget = new ByteBudget(100);
+  const batch = sharedHolder();
+  assert.equal(await settled(budget.reserve(70, batch)), "granted");
+  await assert.rejects(budget.reserve(40, batch), (error: Error) => error.name === "BudgetExceededError" && /on their own line/.test(error.message));
+  assert.equal(await settled(budget.reserve(30, batch)), "granted", "what still fits is granted at once");
+  batch.leave();
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+});

@@ -581,3 +581,42 @@ void test(
     assert.equal(budget.status().reservedBytes, 0);
   },
 );
+
+void test("review finding: open batches together stay within the result budget (each batch held up to the whole budget on top of the others)", async () => {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const messages = messagesOf(output);
+  const budget = new ByteBudget(100);
+  const finish: (() => void)[] = [];
+  const outcomes: string[] = [];
+  let peak = 0;
+  const handlers: ConnectionHandlers = {
+    request: async (_method, params, ctx) => {
+      const bytes = (params as { bytes: number }).bytes;
+      await budget.reserve(bytes, ctx.holder).then(
+        () => outcomes.push(`${String(ctx.id)}: ok`),
+        (error: Error) => outcomes.push(`${String(ctx.id)}: ${error.name}`),
+      );
+      peak = Math.max(peak, budget.status().reservedBytes);
+      await new Promise<void>((resolve) => finish.push(resolve));
+      return {};
+    },
+    notification: () => undefined,
+  };
+  const connection = new Connection(input, output, handlers, { maxLineBytes: 4096, logger: silentLogger });
+  connection.acceptBatches();
+  connection.start();
+  const read = (id: number, bytes: number) => ({ jsonrpc: "2.0", id, method: "read", params: { bytes } });
+  // Each batch's first read is small, so both batches hold some; their second reads are large.
+  input.write(`${JSON.stringify([read(3, 10), read(4, 80)])}\n`);
+  input.write(`${JSON.stringify([read(5, 10), read(6, 80)])}\n`);
+  await settle();
+  await settle();
+  assert.ok(peak <= 100, `the open batches held ${peak} bytes of a budget of 100`);
+  assert.deepEqual(outcomes.sort(), ["3: ok", "4: ok", "5: ok", "6: BudgetExceededError"]);
+  for (const resolve of finish.splice(0)) resolve();
+  await settle();
+  await settle();
+  assert.equal(messages.length, 2, "both arrays");
+  assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
+});
