@@ -373,9 +373,8 @@ function compileDenyRule(rule: string, realpath: (p: string) => string, key: "de
     throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} is not a valid glob`);
   }
   const normalized = denyRuleText(rule);
-  if (normalized.includes("/../") || normalized.startsWith("../") || normalized.endsWith("/..") || normalized === "..") {
-    throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} ${PARENT_SEGMENT}`);
-  }
+  const segmentProblem = denyRuleSegmentProblem(normalized);
+  if (segmentProblem !== undefined) throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} ${segmentProblem}`);
   const scan = picomatch.scan(normalized);
   if (scan.negated) throw new PathPolicyError(`filesystem.${key} entry ${quote(rule)} must not be negated`);
   const patterns: string[] = [];
@@ -497,7 +496,8 @@ const NOT_ASCII = /[^\x00-\x7f]/;
  */
 export function denyRuleGlobProblem(rule: string): string | undefined {
   const normalized = denyRuleText(rule);
-  if (normalized.includes("/../") || normalized.startsWith("../") || normalized.endsWith("/..") || normalized === "..") return PARENT_SEGMENT;
+  const segmentProblem = denyRuleSegmentProblem(normalized);
+  if (segmentProblem !== undefined) return segmentProblem;
   if (picomatch.scan(normalized).negated) return "must not be negated";
   try {
     denyMatcher([normalized.startsWith("/") ? normalized : anywherePattern(normalized)]);
@@ -509,17 +509,27 @@ export function denyRuleGlobProblem(rule: string): string | undefined {
 
 /**
  * A deny rule as it is matched: NFC, without trailing slashes ("**\/.ssh/" means the directory:
- * with the slash picomatch would match nothing) and without `.` segments ("./.env", "a/./b"),
- * which picomatch keeps as literal parts that no real path has: such a rule denied nothing.
+ * with the slash picomatch would match nothing), without `.` segments ("./.env", "a/./b") and
+ * without empty ones ("**\//.env", "secrets//**"), which picomatch keeps as literal parts that
+ * no real path has: such a rule denied nothing.
  */
 function denyRuleText(rule: string): string {
   const parts = rule.normalize("NFC").split("/");
-  const kept = parts.filter((part, index) => part !== "." || index === 0 && parts.length === 1);
+  const kept = parts.filter((part, index) => (part !== "." && part !== "") || (index === 0 && (part === "" || parts.length === 1)));
   return stripTrailingSlashes(kept.join("/")) || (rule.startsWith("/") ? "/" : ".");
+}
+
+/** Why a deny rule (as denyRuleText reads it) would deny nothing: a `..` segment, or no segment but `.`. */
+function denyRuleSegmentProblem(normalized: string): string | undefined {
+  if (normalized.includes("/../") || normalized.startsWith("../") || normalized.endsWith("/..") || normalized === "..") return PARENT_SEGMENT;
+  if (normalized === ".") return NO_SEGMENT;
+  return undefined;
 }
 
 /** Why a deny rule with a `..` segment is refused: picomatch reads it literally, so it would deny nothing. */
 const PARENT_SEGMENT = 'must not hold a ".." segment, which no real path has (so it would deny nothing); write the path it means';
+/** Why "." or "./" is refused: a `.` segment is read as nothing, and nothing is left to deny. */
+const NO_SEGMENT = 'names no path (a "." segment is read as nothing, so it would deny nothing); write the path it means';
 
 function invalidGlob(error: unknown): string {
   return `is not a valid glob (${globErrorDetail(error)}); check its brackets and braces`;

@@ -117,6 +117,19 @@ void describe("compilePathPolicy", () => {
     assert.equal(denyRuleGlobProblem("a..b/**"), undefined, "two dots inside a name are a name");
   });
 
+  void it("review finding: reads empty segments of a deny rule as nothing too (**//.env and secrets//** denied nothing, .//.env only /.env), and refuses a rule that is only `.`", () => {
+    const c = compilePathPolicy(policy([`${root}/**`], ["**//.env", "secrets//**", ".//id_rsa", `${root}//keys//*.pem`]));
+    for (const file of [".env", "app/.env", "secrets/a", "x/secrets/b", "id_rsa", "home/.ssh/id_rsa", "keys/k.pem"]) {
+      assert.equal(sandboxRuleFor(c, path.join(root, file)), "denied", file);
+    }
+    assert.equal(sandboxRuleFor(c, path.join(root, "app/env")), undefined);
+    for (const rule of [".", "./", ".//", "./."]) {
+      assert.throws(() => compilePathPolicy(policy([`${root}/**`], [rule])), /names no path/, rule);
+      assert.match(denyRuleGlobProblem(rule) ?? "", /names no path/, rule);
+    }
+    assert.equal(denyRuleGlobProblem("//"), denyRuleGlobProblem("/"), "the root, however many slashes");
+  });
+
   void it("refuses relative base and home directories", () => {
     assert.throws(() => compilePathPolicy(policy([]), { baseDir: "relative" }), /baseDir must be an absolute path/);
     assert.throws(() => compilePathPolicy(policy([]), { homeDir: "~" }), /homeDir must be an absolute path/);
