@@ -98,3 +98,60 @@ test("required without a usable bwrap refuses every call with a typed error, pro
   assert.deepEqual(await off.plan("/usr/bin/true", "true", [], "/"), { sandboxed: false });
   assert.equal((await off.state()).state, "unsandboxed");
 });
+
+void test("exclusive: sandboxed calls run one at a time, in order; a failing one passes the turn on; an aborted wait rejects and leaves no listener", async () => {
+  const options = { searchPath: ["/usr/bin"], paths: compilePathPolicy({ allowed_paths: [], denied_paths: [], write_denied_paths: [], max_read_bytes: 1, max_write_bytes: 1 }), ownFiles: [], homeDir: "/nonexistent-home" };
+  const usable = (): Promise<SandboxAvailability> => Promise.resolve({ usable: true, bwrap: BWRAP, version: "0.8.0", features: { disableUserns: true, argv0: false } });
+  const sandbox = createExecSandbox({ ...options, mode: "required", probe: usable });
+  const log: string[] = [];
+  const gates: Array<() => void> = [];
+  const job = (name: string, fail = false) => async () => {
+    log.push(`${name} start`);
+    await new Promise<void>((resolve) => gates.push(resolve));
+    log.push(`${name} end`);
+    if (fail) throw new Error(`${name} failed`);
+    return name;
+  };
+  const tick = () => new Promise((resolve) => setImmediate(resolve));
+  const first = sandbox.exclusive(undefined, job("a", true));
+  const controller = new AbortController();
+  let listeners = 0;
+  const add = controller.signal.addEventListener.bind(controller.signal);
+  const remove = controller.signal.removeEventListener.bind(controller.signal);
+  controller.signal.addEventListener = ((...args: Parameters<typeof add>) => (listeners++, add(...args))) as typeof add;
+  controller.signal.removeEventListener = ((...args: Parameters<typeof remove>) => (listeners--, remove(...args))) as typeof remove;
+  const cancelled = sandbox.exclusive(controller.signal, job("b"));
+  const third = sandbox.exclusive(undefined, job("c"));
+  await tick();
+  assert.deepEqual(log, ["a start"]);
+  controller.abort(new Error("cancelled by the client"));
+  await assert.rejects(cancelled, /cancelled by the client/);
+  gates.shift()!();
+  await assert.rejects(first, /a failed/);
+  await tick();
+  assert.deepEqual(log, ["a start", "a end", "c start"], "b never ran; c waited for a, not for b");
+  gates.shift()!();
+  assert.equal(await third, "c");
+  const kept = new AbortController();
+  const waitFor = sandbox.exclusive(undefined, job("d"));
+  const withSignal = sandbox.exclusive(kept.signal, () => Promise.resolve("e"));
+  await tick();
+  gates.shift()!();
+  assert.equal(await waitFor, "d");
+  assert.equal(await withSignal, "e");
+  assert.equal(listeners <= 0, true, "the aborted wait's listener went with it");
+});
+
+void test("review finding: exclusive does not make programs wait for one another when they run unsandboxed (auto without a usable bwrap)", async () => {
+  const options = { searchPath: ["/usr/bin"], paths: compilePathPolicy({ allowed_paths: [], denied_paths: [], write_denied_paths: [], max_read_bytes: 1, max_write_bytes: 1 }), ownFiles: [], homeDir: "/nonexistent-home" };
+  const missing = (): Promise<SandboxAvailability> => Promise.resolve({ usable: false, reason: "bubblewrap is not installed" });
+  const sandbox = createExecSandbox({ ...options, mode: "auto", probe: missing });
+  let release!: () => void;
+  const long = sandbox.exclusive(undefined, () => new Promise<string>((resolve) => (release = () => resolve("long"))));
+  // A second call must not wait for a long program (a dev server, a test suite) that nothing needs to be isolated from.
+  const quick = sandbox.exclusive(undefined, () => Promise.resolve("quick"));
+  const first = await Promise.race([quick, new Promise((resolve) => setTimeout(() => resolve("still waiting"), 200))]);
+  release();
+  assert.equal(await long, "long");
+  assert.equal(first, "quick");
+});

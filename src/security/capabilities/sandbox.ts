@@ -225,6 +225,7 @@ export interface ExecSandbox {
    * run one at a time. A program may rename what lies in a writable directory, and one doing so
    * while another call's walk looks for denied files could move one out of its sight (a deep
    * directory is no mount point, so it can be renamed). Rejects when `signal` aborts the wait.
+   * Programs that run unsandboxed (`off`, `auto` without a usable bwrap) do not wait.
    */
   exclusive<T>(signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T>;
 }
@@ -248,7 +249,8 @@ export function createExecSandbox(options: ExecSandboxOptions): ExecSandbox {
   return {
     mode: options.mode,
     async exclusive(signal, work) {
-      if (options.mode === "off") return work();
+      // Unsandboxed programs (off, or auto without a usable bwrap) have no walk to protect: they need not wait.
+      if (options.mode === "off" || (options.mode === "auto" && !(await available()).usable)) return work();
       const previous = last;
       let release!: () => void;
       last = new Promise<void>((resolve) => (release = resolve));
