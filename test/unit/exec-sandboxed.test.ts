@@ -239,6 +239,30 @@ void describe("ctx.exec under bubblewrap", () => {
     assert.equal(fs.readFileSync(path.join(config, "git", "config"), "utf8"), "[user]\n");
   });
 
+  void test(
+    "review finding: a write-denied directory deeper in a dot-directory (.config/Code/User/) cannot be replaced by moving the directory between them away",
+    { todo: "pins() pins a dot-directory only for an entry directly inside it: .config/Code is no mount point, so it can be moved aside and .config/Code/User made again" },
+    async (t) => {
+      if (skipUnlessUsable(t)) return;
+      // A home the policy lets tools write, with no entry directly in .config that would pin it.
+      const home = path.join(root, "home-code");
+      const user = path.join(home, ".config", "Code", "User");
+      fs.mkdirSync(user, { recursive: true });
+      fs.writeFileSync(path.join(user, "settings.json"), "{}\n");
+      try {
+        const exec = sandboxedExec([`${home}/**`]);
+        const direct = await exec("sh", ["-c", 'echo pwned > "$1"', "sh", path.join(user, "settings.json")]);
+        assert.notEqual(direct.exitCode, 0, "read-only where it is");
+        const code = path.join(home, ".config", "Code");
+        const result = await exec("sh", ["-c", 'mv "$1" "$1.moved" && mkdir -p "$1/User" && echo pwned > "$1/User/settings.json"; echo done', "sh", code]);
+        assert.equal(result.stdout, "done\n", result.stderr);
+        assert.equal(fs.readFileSync(path.join(user, "settings.json"), "utf8"), "{}\n", "the editor's settings were replaced");
+      } finally {
+        fs.rmSync(home, { recursive: true, force: true });
+      }
+    },
+  );
+
   void test("what the guard refuses is refused at every depth of an allowed directory, writable or not", async (t) => {
     if (skipUnlessUsable(t)) return;
     const api = path.join(ws, "packages", "api");
