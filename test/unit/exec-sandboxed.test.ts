@@ -546,6 +546,41 @@ void describe("ctx.exec under bubblewrap", () => {
     }
   });
 
+  void test(
+    "review finding: a write-denied link a program plants does not show the next call what it leads to in a private directory (a socket there: ssh-agent, D-Bus, docker.sock)",
+    { timeout: 60_000 },
+    async (t) => {
+      if (skipUnlessUsable(t)) return;
+      // Stands in for /run/docker.sock or /tmp/ssh-XXXX/agent.N: a socket in a directory every sandbox makes private.
+      const privateDir = path.join(root, "private-run");
+      fs.mkdirSync(path.join(privateDir, "agent"), { recursive: true });
+      const socketPath = path.join(privateDir, "agent", "agent.sock");
+      let accepted = 0;
+      const server = net.createServer((socket) => {
+        accepted += 1;
+        socket.destroy();
+      });
+      await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+      const planted = path.join(ws, "planted");
+      try {
+        const exec = sandboxedExec([`${ws}/**`], { privateDirs: ["/run", "/var/tmp", privateDir] });
+        const client = `require("net").connect(process.argv[1]).on("connect", () => { console.log("connected"); process.exit(0); }).on("error", (e) => { console.log(e.code); process.exit(1); })`;
+        assert.doesNotMatch((await exec(process.execPath, ["-e", client, socketPath])).stdout, /connected/, "private: not seen");
+        // One call plants links whose names write_denied_paths refuses (**/.git/**), to the socket and to its directory.
+        const plant = await exec("sh", ["-c", 'mkdir -p "$1/a" "$1/b" && ln -s "$2" "$1/a/.git" && ln -s "$3" "$1/b/.git" && echo planted', "sh", planted, socketPath, path.dirname(socketPath)]);
+        assert.equal(plant.stdout, "planted\n", plant.stderr);
+        // The next call's sandbox made what they lead to read-only, bound from the host into the private directory.
+        const result = await exec(process.execPath, ["-e", client, socketPath]);
+        assert.doesNotMatch(result.stdout, /connected/, `the host's socket was reached through a planted link: ${result.stdout}${result.stderr}`);
+        assert.equal(accepted, 0);
+      } finally {
+        server.close();
+        fs.rmSync(planted, { recursive: true, force: true });
+        fs.rmSync(privateDir, { recursive: true, force: true });
+      }
+    },
+  );
+
   void test("/tmp is private: the host's files there are not seen, and what the program writes there stays inside", async (t) => {
     if (skipUnlessUsable(t)) return;
     const marker = path.join(root, "host-marker");

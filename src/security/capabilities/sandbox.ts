@@ -320,7 +320,7 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   const writableRoots = outermost(writable);
   const inWritable = (entry: string): boolean => writableRoots.some((w) => isInside(w, entry));
   const readRoots = outermost(partial.filter((p) => !inWritable(p)));
-  for (const root of writableRoots) await scanTree(options.paths, scanner, root, { readOnly, concealed }, budget);
+  for (const root of writableRoots) await scanTree(options.paths, scanner, root, { readOnly, concealed, writableAt: inWritable }, budget);
   for (const root of readRoots) await scanTree(options.paths, scanner, root, { concealed, skip: inWritable }, budget);
   const walked = [...writableRoots, ...readRoots];
   // The host stays readable (programs need it), but not the secrets the policy denies in the user's
@@ -382,6 +382,13 @@ const SCAN_CONCURRENCY = 8;
 interface ScanInto {
   /** Present for a writable directory: what write_denied_paths names goes here (read-only). */
   readOnly?: string[];
+  /**
+   * With `readOnly`: whether a path lies in a writable directory. What a write-denied link leads to
+   * is made read-only only there: elsewhere the host is read-only already, and a read-only bind of
+   * a path in a private directory would show the host's (a socket there, /run/docker.sock or an
+   * ssh-agent's, can be connected to through a read-only mount).
+   */
+  writableAt?: (p: string) => boolean;
   /** What denied_paths names (hidden). */
   concealed: HiddenPath[];
   /** Entries walked elsewhere. */
@@ -468,7 +475,7 @@ async function scanTree(paths: CompiledPathPolicy, scanner: DenyScanner, root: s
     const kind = await kindOf(target);
     if (kind === undefined || kind === "symlink") continue;
     if (rule === "denied") into.concealed.push({ path: target, kind: kind === "directory" ? "directory" : "file" });
-    else into.readOnly?.push(target);
+    else if (into.writableAt?.(target) === true) into.readOnly?.push(target);
   }
 }
 
