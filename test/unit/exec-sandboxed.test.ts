@@ -581,6 +581,24 @@ void describe("ctx.exec under bubblewrap", () => {
     },
   );
 
+  void test(
+    "review finding: a denied link a program plants, leading to what programs need (/usr/lib), does not stop every later call",
+    { todo: "what a denied link leads to is hidden whatever it is: every later call fails (COMMAND_SANDBOX_FAILED; /usr/bin, HOME or the working directory: COMMAND_SANDBOX_LAYOUT), and no tool may remove a link with a denied name" },
+    async (t) => {
+      if (skipUnlessUsable(t)) return;
+      const planted = path.join(ws, "planted-lib");
+      try {
+        const exec = sandboxedExec([`${ws}/**`]);
+        const plant = await exec("sh", ["-c", 'mkdir -p "$1" && ln -s /usr/lib "$1/.env" && echo planted', "sh", planted]);
+        assert.equal(plant.stdout, "planted\n", plant.stderr);
+        const next = await exec("echo", ["still runs"]);
+        assert.equal(next.stdout, "still runs\n", next.stderr);
+      } finally {
+        fs.rmSync(planted, { recursive: true, force: true });
+      }
+    },
+  );
+
   void test("/tmp is private: the host's files there are not seen, and what the program writes there stays inside", async (t) => {
     if (skipUnlessUsable(t)) return;
     const marker = path.join(root, "host-marker");
