@@ -200,12 +200,15 @@ void describe("ctx.exec under bubblewrap", () => {
     fs.mkdirSync(path.join(userHome, "dotfiles", "ssh"), { recursive: true });
     fs.writeFileSync(path.join(userHome, "dotfiles", "ssh", "id_ed25519"), "PRIVATE KEY\n");
     fs.symlinkSync("dotfiles/ssh", path.join(userHome, ".ssh"));
-    fs.mkdirSync(path.join(root, "vault"), { recursive: true });
-    fs.writeFileSync(path.join(root, "vault", "app.env"), "DB_PASSWORD=linked\n");
+    // A vault in the home: a link leading out of the home and the allowed directories is not followed
+    // (a program could plant `x/.env -> /usr/lib` and stop every later call).
+    const vault = path.join(userHome, "vault");
+    fs.mkdirSync(vault, { recursive: true });
+    fs.writeFileSync(path.join(vault, "app.env"), "DB_PASSWORD=linked\n");
     fs.mkdirSync(path.join(ws, "svc"), { recursive: true });
-    fs.symlinkSync(path.join(root, "vault", "app.env"), path.join(ws, "svc", ".env"));
-    fs.writeFileSync(path.join(root, "vault", "plain.txt"), "plain\n");
-    fs.symlinkSync(path.join(root, "vault", "plain.txt"), path.join(ws, "svc", "notes.txt"));
+    fs.symlinkSync(path.join(vault, "app.env"), path.join(ws, "svc", ".env"));
+    fs.writeFileSync(path.join(vault, "plain.txt"), "plain\n");
+    fs.symlinkSync(path.join(vault, "plain.txt"), path.join(ws, "svc", "notes.txt"));
     try {
       const exec = sandboxedExec([`${ws}/**`], { userHome });
       for (const file of [path.join(userHome, ".ssh", "id_ed25519"), path.join(ws, "svc", ".env")]) {
@@ -214,7 +217,6 @@ void describe("ctx.exec under bubblewrap", () => {
       assert.equal((await exec("cat", [path.join(ws, "svc", "notes.txt")])).stdout, "plain\n", "a link the policy does not deny is left alone");
     } finally {
       fs.rmSync(userHome, { recursive: true });
-      fs.rmSync(path.join(root, "vault"), { recursive: true });
       fs.rmSync(path.join(ws, "svc"), { recursive: true });
     }
   });
@@ -241,7 +243,7 @@ void describe("ctx.exec under bubblewrap", () => {
 
   void test(
     "review finding: a write-denied directory deeper in a dot-directory (.config/Code/User/) cannot be replaced by moving the directory between them away",
-    { todo: "pins() pins a dot-directory only for an entry directly inside it: .config/Code is no mount point, so it can be moved aside and .config/Code/User made again" },
+    {},
     async (t) => {
       if (skipUnlessUsable(t)) return;
       // A home the policy lets tools write, with no entry directly in .config that would pin it.
@@ -583,13 +585,13 @@ void describe("ctx.exec under bubblewrap", () => {
 
   void test(
     "review finding: a denied link a program plants, leading to what programs need (/usr/lib), does not stop every later call",
-    { todo: "what a denied link leads to is hidden whatever it is: every later call fails (COMMAND_SANDBOX_FAILED; /usr/bin, HOME or the working directory: COMMAND_SANDBOX_LAYOUT), and no tool may remove a link with a denied name" },
+    {},
     async (t) => {
       if (skipUnlessUsable(t)) return;
       const planted = path.join(ws, "planted-lib");
       try {
         const exec = sandboxedExec([`${ws}/**`]);
-        const plant = await exec("sh", ["-c", 'mkdir -p "$1" && ln -s /usr/lib "$1/.env" && echo planted', "sh", planted]);
+        const plant = await exec("sh", ["-c", 'mkdir -p "$1/a" "$1/b" && ln -s /usr/lib "$1/.env" && ln -s "$2" "$1/a/.env" && ln -s "$3" "$1/b/.env" && echo planted', "sh", planted, ws, root]);
         assert.equal(plant.stdout, "planted\n", plant.stderr);
         const next = await exec("echo", ["still runs"]);
         assert.equal(next.stdout, "still runs\n", next.stderr);

@@ -172,7 +172,15 @@ void describe("bwrapArgv", () => {
     assert.ok(list.includes("--ro-bind /home/u/project/packages/api/.git"), list.join(" | "));
     assert.ok(list.includes("--ro-bind /dev/null -> /home/u/project/packages/api/.env"), list.join(" | "));
     assert.ok(!list.some((entry) => /^--ro-bind \/home\/u\/project\/packages(\/api)?$/.test(entry)), list.join(" | "));
-    assert.ok(!list.includes("--ro-bind /home/u/project/.config"), "nor a dot-directory for an entry deeper than its own (a .venv would be read-only)");
+    assert.ok(!list.includes("--ro-bind /home/u/project/.config"), "nor a dot-directory for a file deeper than its own (a .venv would be read-only)");
+    const deepDirectory = mounts(
+      bwrapArgv(
+        layout({ writable: ["/home/u"], readOnly: ["/home/u/.config/Code/User"], readOnlyDirs: ["/home/u/.config/Code/User"] }),
+        COMMAND,
+        FEATURES,
+      ),
+    );
+    assert.ok(deepDirectory.includes("--ro-bind /home/u/.config"), `a read-only directory deep in one pins it (.config/Code cannot be moved aside): ${deepDirectory.join(" | ")}`);
   });
 
   void test("a writable directory that holds the server's files: the way there is read-only (and a mount point), writable places below it stay writable", () => {

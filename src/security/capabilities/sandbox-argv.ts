@@ -58,6 +58,8 @@ export interface SandboxLayout {
   readonly writable: readonly string[];
   /** Read-only: paths inside writable directories (write_denied_paths), allowed directories under a private one. */
   readonly readOnly: readonly string[];
+  /** The directories among `readOnly` (a deep one pins its dot-directory: see pins). */
+  readonly readOnlyDirs?: readonly string[];
   /** Hidden: what denied_paths refuses in the allowed directories (at any depth) and at the first levels of the user's home. */
   readonly concealed: readonly HiddenPath[];
   /** The server's own files (audit log, key, policy, state): hidden last. */
@@ -158,7 +160,7 @@ export function bwrapArgv(layout: SandboxLayout, command: SandboxCommand, featur
     ...readOnly.map((p) => ({ path: p, kind: "ro" as const })),
     ...concealed.map((entry) => ({ path: entry.path, kind: entry.kind === "directory" ? ("hide-dir" as const) : ("hide-file" as const) })),
     ...anchors(writable, hidden, ownDirs).map((p) => ({ path: p, kind: "ro" as const })),
-    ...pins(writable, [...readOnly, ...concealed.map((entry) => entry.path)]).map((p) => ({ path: p, kind: "ro" as const })),
+    ...pins(writable, [...readOnly, ...concealed.map((entry) => entry.path)], new Set(layout.readOnlyDirs ?? [])).map((p) => ({ path: p, kind: "ro" as const })),
   ];
   // A writable directory inside another one is writable through it already, unless a narrower mount lies on the
   // way. Bound again it would be a writable bind at a path a program running concurrently may have swapped for a
@@ -224,17 +226,18 @@ function anchors(writable: readonly string[], hidden: readonly HiddenPath[], own
 
 /**
  * For each read-only or hidden entry directly inside a dot-directory of a writable directory
- * (`.config/git`, `.local/bin`): that dot-directory, read-only. A mount point cannot be renamed,
- * but a directory holding one can: a `.config` moved aside and made again with a `.config/git/config`
- * of the program's own is a write where write_denied_paths refuses one. Read-only, not writable in
- * place: bwrap follows a symbolic link at a mount's destination, and one swapped in meanwhile (by a
- * tool's move_file, say) would make what it names writable. Entries deeper down pin nothing: that
- * would make a whole project (`packages/` for `packages/api/.git/`) or virtualenv (`.venv/` for its
+ * (`.config/git`, `.local/bin`), and each read-only directory deeper in one (`.config/Code/User`):
+ * that dot-directory, read-only. A mount point cannot be renamed, but a directory holding one can:
+ * a `.config` (or `.config/Code`) moved aside and made again with a `.config/git/config` of the
+ * program's own is a write where write_denied_paths refuses one. Read-only, not writable in place:
+ * bwrap follows a symbolic link at a mount's destination, and one swapped in meanwhile (by a tool's
+ * move_file, say) would make what it names writable. Other entries pin nothing: that would make a
+ * whole project (`packages/` for `packages/api/.git/`) or virtualenv (`.venv/` for a file of its
  * `site-packages/*.pth`) read-only; moved aside, a directory keeps its entries' mounts, and only a
  * new entry can be made at the old name, as anywhere in a writable directory. The innermost
  * writable directory holding the entry counts (a nested one stays writable).
  */
-function pins(writable: readonly string[], entries: readonly string[]): string[] {
+function pins(writable: readonly string[], entries: readonly string[], directories: ReadonlySet<string>): string[] {
   const found: string[] = [];
   for (const entry of entries) {
     const roots = writable.filter((w) => w !== entry && contains(w, entry));
@@ -242,7 +245,7 @@ function pins(writable: readonly string[], entries: readonly string[]): string[]
     const root = roots.reduce((a, b) => (b.length > a.length ? b : a));
     const parts = entry.slice(root === "/" ? 1 : root.length + 1).split("/");
     const first = parts[0]!;
-    if (parts.length === 2 && first.startsWith(".")) found.push(root === "/" ? `/${first}` : `${root}/${first}`);
+    if (first.startsWith(".") && (parts.length === 2 || (parts.length > 2 && directories.has(entry)))) found.push(root === "/" ? `/${first}` : `${root}/${first}`);
   }
   return unique(found);
 }

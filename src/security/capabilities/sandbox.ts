@@ -302,6 +302,7 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   // The allowed directories: whole trees that the guard lets tools write are writable.
   const writable: string[] = [];
   const readOnly: string[] = [];
+  const readOnlyDirs: string[] = [];
   const concealed: HiddenPath[] = [];
   const partial: string[] = [];
   for (const root of options.paths.roots) {
@@ -320,17 +321,29 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   const writableRoots = outermost(writable);
   const inWritable = (entry: string): boolean => writableRoots.some((w) => isInside(w, entry));
   const readRoots = outermost(partial.filter((p) => !inWritable(p)));
-  for (const root of writableRoots) await scanTree(options.paths, scanner, root, { readOnly, concealed, writableAt: inWritable }, budget);
-  for (const root of readRoots) await scanTree(options.paths, scanner, root, { concealed, skip: inWritable }, budget);
   const walked = [...writableRoots, ...readRoots];
+  const userHome = options.userHome === undefined ? undefined : await realOf(options.userHome);
+  // What a denied link leads to is hidden where hiding it breaks nothing the call needs: in the home
+  // or an allowed directory, and not a directory holding one of those, HOME or the working directory.
+  // A program could plant `x/.env -> /usr/lib` (or `-> ~`) and leave every later call unable to run.
+  const linkHideable = (target: string): boolean =>
+    (walked.some((w) => isInside(w, target)) || (userHome !== undefined && userHome !== "/" && isInside(userHome, target))) &&
+    ![...walked, home, realCwd].some((needed) => isInside(target, needed));
+  for (const root of writableRoots) {
+    await scanTree(options.paths, scanner, root, { readOnly, readOnlyDirs, concealed, writableAt: inWritable, linkHideable }, budget);
+  }
+  for (const root of readRoots) await scanTree(options.paths, scanner, root, { concealed, skip: inWritable, linkHideable }, budget);
   // The host stays readable (programs need it), but not the secrets the policy denies in the user's
   // home: a program allowed to read files would otherwise hand ~/.ssh/id_ed25519 to the model.
   // Its first level and that of its dot-directories only: a whole home is too large to walk per call.
-  if (options.userHome !== undefined) {
-    const userHome = await realOf(options.userHome);
-    if (userHome !== undefined && userHome !== "/" && !walked.some((w) => isInside(w, userHome))) {
-      await scanTree(options.paths, scanner, userHome, { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: (depth, name) => depth === 1 && name.startsWith(".") }, budget);
-    }
+  if (userHome !== undefined && userHome !== "/" && !walked.some((w) => isInside(w, userHome))) {
+    await scanTree(
+      options.paths,
+      scanner,
+      userHome,
+      { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: (depth, name) => depth === 1 && name.startsWith("."), linkHideable },
+      budget,
+    );
   }
   // A rule written as an absolute path points at a place of its own (`~/work/client/**`, `/etc/app/token`):
   // what it denies there is hidden too, wherever that is (with its directory's entries, not deeper).
@@ -351,7 +364,7 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   for (const dir of privateDirs) if (writable.some((w) => isInside(w, dir))) await concealSockets(dir, concealed);
 
   const { hidden, ownDirs } = await ownFilesNow(options.ownFiles, startReal, home);
-  return { privateDirs, writable, readOnly, concealed, hidden, ownDirs, home, cwd: realCwd };
+  return { privateDirs, writable, readOnly, readOnlyDirs, concealed, hidden, ownDirs, home, cwd: realCwd };
 }
 
 /** `promise`, or a rejection with the signal's reason once it aborts first. */
@@ -389,6 +402,10 @@ interface ScanInto {
    * ssh-agent's, can be connected to through a read-only mount).
    */
   writableAt?: (p: string) => boolean;
+  /** With `readOnly`: the directories among them (a deep one pins its dot-directory, see sandbox-argv's pins). */
+  readOnlyDirs?: string[];
+  /** Whether what a denied symbolic link leads to may be hidden (see gatherLayout). */
+  linkHideable?: (target: string) => boolean;
   /** What denied_paths names (hidden). */
   concealed: HiddenPath[];
   /** Entries walked elsewhere. */
@@ -463,7 +480,10 @@ async function scanTree(paths: CompiledPathPolicy, scanner: DenyScanner, root: s
         into.concealed.push({ path: entry, kind: kind === "directory" ? "directory" : "file" });
         continue;
       }
-      if (rule === "write-denied") into.readOnly!.push(entry);
+      if (rule === "write-denied") {
+        into.readOnly!.push(entry);
+        if (kind === "directory") into.readOnlyDirs?.push(entry);
+      }
       if (goInto) queue.push({ dir: scanner.descend(dir, dirent.name), depth: depth + 1, withWriteDeny: withWriteDeny && rule === undefined });
     }
   };
@@ -474,8 +494,9 @@ async function scanTree(paths: CompiledPathPolicy, scanner: DenyScanner, root: s
     if (target === undefined || target === "/") continue; // dangling: nothing to read through it
     const kind = await kindOf(target);
     if (kind === undefined || kind === "symlink") continue;
-    if (rule === "denied") into.concealed.push({ path: target, kind: kind === "directory" ? "directory" : "file" });
-    else if (into.writableAt?.(target) === true) into.readOnly?.push(target);
+    if (rule === "denied") {
+      if (into.linkHideable?.(target) !== false) into.concealed.push({ path: target, kind: kind === "directory" ? "directory" : "file" });
+    } else if (into.writableAt?.(target) === true) into.readOnly?.push(target);
   }
 }
 
