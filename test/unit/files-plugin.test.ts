@@ -115,13 +115,13 @@ void describe("read_file", () => {
     });
   });
 
-  test("room for the result is reserved before the read: the length asked for (cut to the read cap), base64 as its encoded size", async () => {
+  test("room for the result is reserved before the read: what the file holds past what was asked (cut to the read cap), base64 as its encoded size", async () => {
     harness.reservations.length = 0;
     ok(await call("read_file", { path: "notes/a.md", length: 5 }));
     ok(await call("read_file", { path: "notes/a.md" }));
     ok(await call("read_file", { path: "notes/image.bin", encoding: "base64", length: 6 }));
-    assert.deepEqual(harness.reservations, [5, 64 * 1024, 8]);
-    // Past 1 MiB asked, the file's size decides, and a missing file is refused before any room is taken.
+    assert.deepEqual(harness.reservations, [5, A_MD_BYTES, 8]);
+    // Past 32 KiB asked, the file's size decides, and a missing file is refused before any room is taken.
     const large = { ...ctx, fs: createGuardedFs(compiledPolicy(), { maxReadBytes: 8 << 20, maxWriteBytes: 1024 }) };
     harness.reservations.length = 0;
     ok(await call("read_file", { path: "notes/a.md", length: 8 << 20 }, large));

@@ -354,9 +354,11 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
     if (sandboxRuleFor(options.paths, base) === "denied") concealed.push({ path: base, kind: kind === "directory" ? "directory" : "file" });
     else if (kind === "directory") await scanTree(options.paths, scanner, base, { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: () => false }, budget);
   }
-  if (readOnly.length + concealed.length > maxNarrowings) {
+  // Counted once each: several links may lead to one place.
+  const narrowings = new Set([...readOnly, ...concealed.map((entry) => entry.path)]).size;
+  if (narrowings > maxNarrowings) {
     throw new SandboxLayoutError(
-      `${readOnly.length + concealed.length} paths in the allowed directories would have to be hidden or made read-only, more than the ${maxNarrowings} ` +
+      `${narrowings} paths in the allowed directories would have to be hidden or made read-only, more than the ${maxNarrowings} ` +
         "a sandbox is set up with; allow narrower directories, or deny whole directories rather than the files in them",
     );
   }

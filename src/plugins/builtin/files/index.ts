@@ -71,8 +71,12 @@ async function listDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOu
   return structured({ path: root, entries, total: all.length, ...(next < all.length ? { next_offset: next } : {}) });
 }
 
-/** Reads asking for more than this are sized by the file first (one stat); smaller ones reserve what they ask. */
-const SIZE_FIRST_BYTES = 1024 * 1024;
+/**
+ * Reads asking for more than this are sized by the file first (one stat); smaller ones reserve what
+ * they ask. Low enough that the default read (256 KiB) of a small file takes only its size: a batch of
+ * hundreds of them would otherwise pass the budget on room it never uses.
+ */
+const SIZE_FIRST_BYTES = 32 * 1024;
 
 async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
   const path = args.path as string;
@@ -83,8 +87,8 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
   // is written out: room for it first, so many large reads at once wait rather than fill the heap.
   let most = Math.min(length, ctx.fs.limits.maxReadBytes);
   if (most > SIZE_FIRST_BYTES) {
-    // A large read of a small (or missing) file: room for what the file holds, and a refusal
-    // before waiting for room. The read below still measures what it returns on its own.
+    // Room for what the file holds, and a missing file refused before waiting for room. The read
+    // below still measures what it returns on its own.
     const info = await ctx.fs.stat(path);
     if (info.kind === "directory") throw new ToolError(`${quoted(path)} is a directory; use list_directory`, "PATH_IS_DIRECTORY");
     most = Math.min(most, Math.max(0, info.size - offset));
