@@ -221,6 +221,49 @@ void describe("ctx.exec under bubblewrap", () => {
     }
   });
 
+  void test(
+    "review finding: a denied link in the home leading out of it and the allowed directories (~/.ssh -> a key volume) still hides what it leads to",
+    async (t) => {
+      if (skipUnlessUsable(t)) return;
+      // No program can plant a link in a home it may not write: the user made this one, and the guard refuses ~/.ssh/id_ed25519.
+      const userHome = path.join(root, "home-keyvol");
+      const volume = path.join(root, "keyvol");
+      fs.mkdirSync(userHome, { recursive: true });
+      fs.mkdirSync(path.join(volume, "ssh"), { recursive: true });
+      fs.writeFileSync(path.join(volume, "ssh", "id_ed25519"), "PRIVATE KEY\n");
+      fs.symlinkSync(path.join(volume, "ssh"), path.join(userHome, ".ssh"));
+      try {
+        const exec = sandboxedExec([`${ws}/**`], { userHome });
+        const read = await exec("cat", [path.join(userHome, ".ssh", "id_ed25519")]);
+        assert.equal(read.stdout, "", "the key was read through ~/.ssh");
+      } finally {
+        fs.rmSync(userHome, { recursive: true, force: true });
+        fs.rmSync(volume, { recursive: true, force: true });
+      }
+    },
+  );
+
+  void test(
+    "review finding: a nested checkout deep in a dot-directory (.venv/src/pkg/.git) does not make the dot-directory read-only",
+    async (t) => {
+      if (skipUnlessUsable(t)) return;
+      // pip install -e git+...: the checkout lands in .venv/src/<name>, .git and all. A .git can be made anywhere in a
+      // writable directory (packages/api/.git is not pinned either): the venv must stay writable.
+      const venv = path.join(ws, ".venv");
+      fs.mkdirSync(path.join(venv, "src", "pkg", ".git"), { recursive: true });
+      fs.mkdirSync(path.join(venv, "lib"), { recursive: true });
+      try {
+        const exec = sandboxedExec([`${ws}/**`]);
+        const wrote = await exec("sh", ["-c", 'echo x > "$1/lib/new.py" && mkdir "$1/bin" && echo ok', "sh", venv]);
+        assert.equal(wrote.stdout, "ok\n", wrote.stderr);
+        const hook = await exec("sh", ["-c", 'echo pwned > "$1/src/pkg/.git/HEAD"', "sh", venv]);
+        assert.notEqual(hook.exitCode, 0, "the checkout's .git stays read-only");
+      } finally {
+        fs.rmSync(venv, { recursive: true, force: true });
+      }
+    },
+  );
+
   void test("writes outside the writable directories fail, and so do writes the guard refuses inside them", async (t) => {
     if (skipUnlessUsable(t)) return;
     const exec = sandboxedExec([`${ws}/**`]);

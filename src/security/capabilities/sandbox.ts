@@ -323,14 +323,16 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   const readRoots = outermost(partial.filter((p) => !inWritable(p)));
   const walked = [...writableRoots, ...readRoots];
   const userHome = options.userHome === undefined ? undefined : await realOf(options.userHome);
-  // What a denied link leads to is hidden where hiding it breaks nothing the call needs: in the home
-  // or an allowed directory, and not a directory holding one of those, HOME or the working directory.
-  // A program could plant `x/.env -> /usr/lib` (or `-> ~`) and leave every later call unable to run.
-  const linkHideable = (target: string): boolean =>
-    (walked.some((w) => isInside(w, target)) || (userHome !== undefined && userHome !== "/" && isInside(userHome, target))) &&
-    ![...walked, home, realCwd].some((needed) => isInside(target, needed));
+  // What a denied link leads to is hidden unless it holds what the call needs (the allowed directories,
+  // HOME or the working directory). A link in a writable directory may be a program's, planted for a
+  // later call (`x/.env -> /usr/lib`, which would leave every later call unable to run): what it leads
+  // to is hidden only in the home or an allowed directory. One elsewhere (the home's first levels, an
+  // allowed directory programs may only read) is the user's: a `~/.ssh` leading to a key volume hides it.
+  const linkHideable = (target: string): boolean => ![...walked, home, realCwd].some((needed) => isInside(target, needed));
+  const plantedLinkHideable = (target: string): boolean =>
+    (walked.some((w) => isInside(w, target)) || (userHome !== undefined && userHome !== "/" && isInside(userHome, target))) && linkHideable(target);
   for (const root of writableRoots) {
-    await scanTree(options.paths, scanner, root, { readOnly, readOnlyDirs, concealed, writableAt: inWritable, linkHideable }, budget);
+    await scanTree(options.paths, scanner, root, { readOnly, readOnlyDirs, concealed, writableAt: inWritable, linkHideable: plantedLinkHideable }, budget);
   }
   for (const root of readRoots) await scanTree(options.paths, scanner, root, { concealed, skip: inWritable, linkHideable }, budget);
   // The host stays readable (programs need it), but not the secrets the policy denies in the user's
@@ -366,7 +368,25 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   for (const dir of privateDirs) if (writable.some((w) => isInside(w, dir))) await concealSockets(dir, concealed);
 
   const { hidden, ownDirs } = await ownFilesNow(options.ownFiles, startReal, home);
-  return { privateDirs, writable, readOnly, readOnlyDirs, concealed, hidden, ownDirs, home, cwd: realCwd };
+  return { privateDirs, writable, readOnly, readOnlyDirs: readOnlyDirs.filter((dir) => pinWorthy(options.paths, writable, dir)), concealed, hidden, ownDirs, home, cwd: realCwd };
+}
+
+/**
+ * Whether a read-only directory deep in a dot-directory of a writable one should pin that
+ * dot-directory (sandbox-argv's pins): only when the policy refuses writes there because of where it
+ * lies (`.config/Code/User`), not whatever holds it (`.venv/src/pkg/.git`, a checkout pip made). A
+ * program may make a `.git` anywhere in a writable directory (`packages/api/.git` pins nothing
+ * either), and a pin would make the whole virtualenv, cache or plugin directory read-only.
+ */
+function pinWorthy(paths: CompiledPathPolicy, writable: readonly string[], dir: string): boolean {
+  const roots = writable.filter((w) => w !== dir && isInside(w, dir));
+  if (roots.length === 0) return false;
+  const root = roots.reduce((a, b) => (b.length > a.length ? b : a));
+  const parts = dir.slice(root === "/" ? 1 : root.length + 1).split("/");
+  if (parts.length <= 2 || !parts[0]!.startsWith(".")) return true;
+  // The same entries under a plain directory in place of the dot-directory.
+  const elsewhere = path.join(root, "msl-pin-probe", ...parts.slice(1));
+  return sandboxRuleFor(paths, elsewhere) !== "write-denied";
 }
 
 /** `promise`, or a rejection with the signal's reason once it aborts first. */
