@@ -131,6 +131,31 @@ void describe("read_file", () => {
     assert.deepEqual(harness.reservations, [A_MD_BYTES, A_MD_BYTES - 3]);
   });
 
+  test("review finding: a file that grows between the stat and the read returns no more than the room reserved for it", async () => {
+    // A log a program appends to: small when sized, 40 KiB when read (the default read now sizes by the file first).
+    const file = path.join(root, "growing.log");
+    fs.writeFileSync(file, "start\n");
+    const growing = {
+      ...ctx,
+      fs: {
+        ...ctx.fs,
+        stat: async (p: string) => {
+          const info = await ctx.fs.stat(p);
+          fs.appendFileSync(file, "x".repeat(40 * 1024));
+          return info;
+        },
+      },
+    };
+    try {
+      harness.reservations.length = 0;
+      const read = ok(await call("read_file", { path: "growing.log" }, growing));
+      const reserved = harness.reservations.reduce((a, b) => a + b, 0);
+      assert.ok((read.bytes as number) <= reserved, `${read.bytes as number} bytes returned on ${reserved} reserved`);
+    } finally {
+      fs.rmSync(file);
+    }
+  });
+
   test("the model reads the text as it is (no JSON escapes), and a note where it is only a part; base64 stays JSON", async () => {
     const whole = await call("read_file", { path: "notes/a.md" });
     assert.deepEqual(whole.texts, [A_MD], "a whole file: its text alone");

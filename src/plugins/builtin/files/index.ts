@@ -93,13 +93,16 @@ async function readFile(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome
     if (info.kind === "directory") throw new ToolError(`${quoted(path)} is a directory; use list_directory`, "PATH_IS_DIRECTORY");
     most = Math.min(most, Math.max(0, info.size - offset));
   }
-  await ctx.reserve(encoding === "base64" ? Math.ceil(most / 3) * 4 : most);
+  const room = (n: number): number => (encoding === "base64" ? Math.ceil(n / 3) * 4 : n);
+  await ctx.reserve(room(most));
   // One open gives both the bytes and the size they are measured against: a stat before the
   // read could see another file, or a log before it grew, and misplace next_offset. Read even
   // past the end: the read is what refuses special files and hard links, whatever their size.
   const { bytes, info } = await ctx.fs.read(path, { offset, length }).catch((error: unknown) => {
     throw error instanceof ToolError && error.code === "PATH_IS_DIRECTORY" ? new ToolError(`${quoted(path)} is a directory; use list_directory`, error.code) : error;
   });
+  // A file that grew (or was replaced) since the stat gave more than the room taken: the rest now.
+  if (bytes.byteLength > most) await ctx.reserve(room(bytes.byteLength) - room(most));
   const end = offset + bytes.byteLength;
   if (encoding === "base64") {
     const content = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
