@@ -286,7 +286,6 @@ void describe("ctx.exec under bubblewrap", () => {
 
   void test(
     "review finding: a write-denied directory deeper in a dot-directory (.config/Code/User/) cannot be replaced by moving the directory between them away",
-    {},
     async (t) => {
       if (skipUnlessUsable(t)) return;
       // A home the policy lets tools write, with no entry directly in .config that would pin it.
@@ -445,7 +444,6 @@ void describe("ctx.exec under bubblewrap", () => {
 
   void test(
     "a virtualenv stays writable (pip install) although its site-packages holds a .pth file write_denied_paths names",
-    {},
     async (t) => {
       if (skipUnlessUsable(t)) return;
       const sitePackages = path.join(ws, ".venv", "lib", "python3.12", "site-packages");
@@ -628,7 +626,6 @@ void describe("ctx.exec under bubblewrap", () => {
 
   void test(
     "review finding: a denied link a program plants, leading to what programs need (/usr/lib), does not stop every later call",
-    {},
     async (t) => {
       if (skipUnlessUsable(t)) return;
       const planted = path.join(ws, "planted-lib");
