@@ -264,6 +264,22 @@ void describe("ctx.exec under bubblewrap", () => {
     },
   );
 
+  void test("an entry tools may only read that spans the home (~/**/*.md) is looked at as the home is, not walked whole", async (t) => {
+    if (skipUnlessUsable(t)) return;
+    const userHome = path.join(root, "home-md");
+    fs.mkdirSync(path.join(userHome, "notes", "deep"), { recursive: true });
+    for (let i = 0; i < 60; i++) fs.writeFileSync(path.join(userHome, "notes", "deep", `n${i}.md`), "note\n");
+    fs.writeFileSync(path.join(userHome, ".env"), "TOKEN=home\n");
+    try {
+      // A limit the home's whole tree passes and its first levels do not.
+      const exec = sandboxedExec([`${ws}/**`, `${userHome}/**/*.md`], { userHome, limits: { scanEntries: 50 } });
+      const read = await exec("sh", ["-c", 'cat "$1/notes/deep/n7.md"; cat "$1/.env"', "sh", userHome]);
+      assert.equal(read.stdout, "note\n", read.stderr);
+    } finally {
+      fs.rmSync(userHome, { recursive: true, force: true });
+    }
+  });
+
   void test("writes outside the writable directories fail, and so do writes the guard refuses inside them", async (t) => {
     if (skipUnlessUsable(t)) return;
     const exec = sandboxedExec([`${ws}/**`]);

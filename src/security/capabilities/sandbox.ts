@@ -320,9 +320,12 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   const maxNarrowings = options.limits?.narrowings ?? MAX_NARROWINGS;
   const writableRoots = outermost(writable);
   const inWritable = (entry: string): boolean => writableRoots.some((w) => isInside(w, entry));
-  const readRoots = outermost(partial.filter((p) => !inWritable(p)));
-  const walked = [...writableRoots, ...readRoots];
   const userHome = options.userHome === undefined ? undefined : await realOf(options.userHome);
+  // An entry tools may only read that spans the home (`~/**/*.md`) is looked at as the home is, at its
+  // first levels: walked whole, every home would pass the limit and refuse every call.
+  const spansHome = (p: string): boolean => userHome !== undefined && userHome !== "/" && isInside(p, userHome);
+  const readRoots = outermost(partial.filter((p) => !inWritable(p) && !spansHome(p)));
+  const walked = [...writableRoots, ...readRoots];
   // What a denied link leads to is hidden unless it holds what the call needs (the allowed directories,
   // HOME or the working directory). A link in a writable directory may be a program's, planted for a
   // later call (`x/.env -> /usr/lib`, which would leave every later call unable to run): what it leads
