@@ -64,13 +64,22 @@ function ownFiles(): ProtectedPath[] {
  */
 function sandboxedExec(
   allowed: string[],
-  options: { timeoutMs?: number; privateDirs?: string[]; signal?: AbortSignal; userHome?: string; denied?: string[]; limits?: { scanEntries?: number; narrowings?: number } } = {},
+  options: {
+    timeoutMs?: number;
+    privateDirs?: string[];
+    signal?: AbortSignal;
+    userHome?: string;
+    denied?: string[];
+    /** Adds to the write-denied rules every test here uses. */
+    writeDenied?: string[];
+    limits?: { scanEntries?: number; narrowings?: number };
+  } = {},
 ) {
   const paths = compilePathPolicy(
     {
       allowed_paths: allowed,
       denied_paths: ["**/secrets/**", "**/.ssh/**", "**/.env", "**/.git/config", ...(options.denied ?? [])],
-      write_denied_paths: ["**/.git/**", "**/.config/git/**", "**/.config/Code/User/**"],
+      write_denied_paths: ["**/.git/**", "**/.config/git/**", "**/.config/Code/User/**", ...(options.writeDenied ?? [])],
       max_read_bytes: 1 << 20,
       max_write_bytes: 1 << 20,
     },
@@ -465,14 +474,9 @@ void describe("ctx.exec under bubblewrap", () => {
       const sitePackages = path.join(ws, ".venv", "lib", "python3.12", "site-packages");
       fs.mkdirSync(sitePackages, { recursive: true });
       fs.writeFileSync(path.join(sitePackages, "distutils-precedence.pth"), "import os\n");
-      const paths = compilePathPolicy(
-        { allowed_paths: [`${ws}/**`], denied_paths: [], write_denied_paths: ["**/site-packages/*.pth"], max_read_bytes: 1 << 20, max_write_bytes: 1 << 20 },
-        { protectedPaths: ownFiles(), homeDir: root, baseDir: root },
-      );
-      const compiled = compileCommandPolicy({ blocked: [], timeout: 30, max_output_bytes: 100_000, sandbox: "required" }, { PATH });
-      const home = path.join(state, "exec-home");
-      const sandbox = createExecSandbox({ mode: "required", searchPath: compiled.searchPath, paths, ownFiles: ownFiles(), homeDir: home, privateDirs: ["/run", "/var/tmp"] });
-      const exec = createGuardedExec(compiled, { timeoutMs: 20_000, maxOutputBytes: 100_000 }, { homeDir: home, sandbox, checkCwd: (cwd) => fs.promises.realpath(cwd) });
+      const exec = sandboxedExec([`${ws}/**`], { writeDenied: ["**/site-packages/*.pth"] });
+      const direct = await exec("sh", ["-c", 'echo x >> "$1"', "sh", path.join(sitePackages, "distutils-precedence.pth")]);
+      assert.notEqual(direct.exitCode, 0, "the .pth file itself stays read-only");
       const installed = await exec("mkdir", [path.join(sitePackages, "requests")]);
       fs.rmSync(path.join(ws, ".venv"), { recursive: true });
       assert.equal(installed.exitCode, 0, installed.stderr);

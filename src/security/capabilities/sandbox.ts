@@ -320,12 +320,13 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   const maxNarrowings = options.limits?.narrowings ?? MAX_NARROWINGS;
   const writableRoots = outermost(writable);
   const inWritable = (entry: string): boolean => writableRoots.some((w) => isInside(w, entry));
-  const userHome = options.userHome === undefined ? undefined : await realOf(options.userHome);
+  const realHome = options.userHome === undefined ? undefined : await realOf(options.userHome);
+  const userHome = realHome === "/" ? undefined : realHome;
   // An entry tools may only read that spans the home (`~/**/*.md`) is looked at as the home is, at its
   // first levels: walked whole, every home would pass the limit and refuse every call.
-  const spansHome = (p: string): boolean => userHome !== undefined && userHome !== "/" && isInside(p, userHome);
-  const readRoots = outermost(partial.filter((p) => !inWritable(p) && !spansHome(p)));
+  const readRoots = outermost(partial.filter((p) => !inWritable(p) && !(userHome !== undefined && isInside(p, userHome))));
   const walked = [...writableRoots, ...readRoots];
+  const inWalked = (p: string): boolean => walked.some((w) => isInside(w, p));
   // What a denied link leads to is hidden unless it holds what the call needs (the allowed directories,
   // HOME or the working directory). A link in a writable directory may be a program's, planted for a
   // later call (`x/.env -> /usr/lib`, which would leave every later call unable to run): what it leads
@@ -333,7 +334,7 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   // allowed directory programs may only read) is the user's: a `~/.ssh` leading to a key volume hides it.
   const linkHideable = (target: string): boolean => ![...walked, home, realCwd].some((needed) => isInside(target, needed));
   const plantedLinkHideable = (target: string): boolean =>
-    (walked.some((w) => isInside(w, target)) || (userHome !== undefined && userHome !== "/" && isInside(userHome, target))) && linkHideable(target);
+    (inWalked(target) || (userHome !== undefined && isInside(userHome, target))) && linkHideable(target);
   for (const root of writableRoots) {
     await scanTree(options.paths, scanner, root, { readOnly, readOnlyDirs, concealed, writableAt: inWritable, linkHideable: plantedLinkHideable }, budget);
   }
@@ -341,23 +342,18 @@ async function gatherLayout(options: ExecSandboxOptions, startReal: ReadonlyMap<
   // The host stays readable (programs need it), but not the secrets the policy denies in the user's
   // home: a program allowed to read files would otherwise hand ~/.ssh/id_ed25519 to the model.
   // Its first level and that of its dot-directories only: a whole home is too large to walk per call.
-  if (userHome !== undefined && userHome !== "/" && !walked.some((w) => isInside(w, userHome))) {
-    await scanTree(
-      options.paths,
-      scanner,
-      userHome,
-      { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: (depth, name) => depth === 1 && name.startsWith("."), linkHideable },
-      budget,
-    );
+  if (userHome !== undefined && !inWalked(userHome)) {
+    const goInto = (depth: number, name: string): boolean => depth === 1 && name.startsWith(".");
+    await scanTree(options.paths, scanner, userHome, { concealed, skip: inWalked, goInto, linkHideable }, budget);
   }
   // A rule written as an absolute path points at a place of its own (`~/work/client/**`, `/etc/app/token`):
   // what it denies there is hidden too, wherever that is (with its directory's entries, not deeper).
   for (const base of new Set(options.paths.deny.flatMap((rule) => rule.bases))) {
-    if (base === "/" || walked.some((w) => isInside(w, base)) || privateDirs.some((dir) => isInside(dir, base))) continue;
+    if (base === "/" || inWalked(base) || privateDirs.some((dir) => isInside(dir, base))) continue;
     const kind = await kindOf(base);
     if (kind === undefined || kind === "symlink") continue;
     if (sandboxRuleFor(options.paths, base) === "denied") concealed.push({ path: base, kind: kind === "directory" ? "directory" : "file" });
-    else if (kind === "directory") await scanTree(options.paths, scanner, base, { concealed, skip: (entry) => walked.some((w) => isInside(w, entry)), goInto: () => false }, budget);
+    else if (kind === "directory") await scanTree(options.paths, scanner, base, { concealed, skip: inWalked, goInto: () => false }, budget);
   }
   // Counted once each: several links may lead to one place.
   const narrowings = new Set([...readOnly, ...concealed.map((entry) => entry.path)]).size;
