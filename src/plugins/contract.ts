@@ -297,7 +297,7 @@ export interface ToolContext {
   progress(update: ProgressUpdate): void;
   /**
    * Reserves memory for a large result before making it (a file's content: the bytes it will
-   * read): resolves once the server can carry it, which may mean waiting for other calls'
+   * read), or for a large working set (a whole file to edit, reads in flight): resolves once the server can carry it, which may mean waiting for other calls'
    * responses to leave; the reservation is given back when this call's response has. Rejects
    * when the call ends first. Calls that return small results need not reserve.
    */

@@ -619,6 +619,38 @@ void describe("edit_file", () => {
     assert.equal((await call("edit_file", { path: "secrets/key.txt", edits: [{ old_text: "TODO", new_text: "" }] })).code, "PATH_DENIED");
   });
 
+  test("room for the file is reserved before it is read whole; a missing, too large or directory path is refused before any", async () => {
+    fs.writeFileSync(file(), "alpha\nbeta\n");
+    try {
+      harness.reservations.length = 0;
+      ok(await edit({ edits: [{ old_text: "beta", new_text: "gamma" }] }));
+      assert.deepEqual(harness.reservations, [11], "the file's size, before the read");
+      fs.writeFileSync(file(), "x".repeat(64 * 1024 + 1));
+      assert.equal((await edit({ edits: [{ old_text: "xx", new_text: "y" }] })).code, "FILE_TOO_LARGE");
+      assert.equal((await call("edit_file", { path: "notes/missing.md", edits: [{ old_text: "a", new_text: "b" }] })).code, "PATH_NOT_FOUND");
+      assert.equal((await call("edit_file", { path: "notes", edits: [{ old_text: "a", new_text: "b" }] })).code, "PATH_IS_DIRECTORY");
+      assert.deepEqual(harness.reservations, [11], "nothing reserved for what is refused");
+      // A file that grew between the stat and the read: room for the rest too.
+      fs.writeFileSync(file(), "start\n");
+      const growing: ToolContext = {
+        ...ctx,
+        fs: {
+          ...ctx.fs,
+          stat: async (target) => {
+            const info = await ctx.fs.stat(target);
+            fs.appendFileSync(file(), "more\n");
+            return info;
+          },
+        },
+      };
+      harness.reservations.length = 0;
+      ok(await edit({ edits: [{ old_text: "more", new_text: "less" }] }, growing));
+      assert.deepEqual(harness.reservations, [6, 5]);
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
   test("a file changed between the read and the write is not overwritten", async () => {
     fs.writeFileSync(file(), "v1\n");
     let reads = 0;

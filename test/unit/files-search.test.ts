@@ -115,6 +115,30 @@ void describe("search_files reads several files at once", () => {
   });
 });
 
+void describe("search_files takes room for its reads", () => {
+  test("once, before the first read, for the reads it runs at once; a name-only search takes none", async () => {
+    harness.reservations.length = 0;
+    await searchFiles({ path: dir, pattern: "**/*.txt" }, harness.context());
+    assert.deepEqual(harness.reservations, [], "no file is read");
+    const found = await searchFiles({ path: dir, contains: "needle" }, harness.context());
+    assert.equal(found.complete, true);
+    assert.deepEqual(harness.reservations, [READS_IN_FLIGHT * 1024 * 1024], "one MiB per read in flight, once");
+    harness.reservations.length = 0;
+    await searchFiles({ path: dir, contains: "needle" }, harness.context(), { concurrency: 2 });
+    assert.deepEqual(harness.reservations, [2 * 1024 * 1024]);
+  });
+
+  test("waiting for room that never comes stops it near the deadline, saying why; a cancelled wait ends it as cancelled", async () => {
+    const starved = (extra: Partial<ToolContext>): ToolContext => ({ ...harness.context(), reserve: () => new Promise<void>(() => undefined), ...extra });
+    const found = await searchFiles({ path: dir, contains: "needle" }, starved({ deadline: Date.now() + 300 }));
+    assert.deepEqual([found.results, found.complete, found.stopped], [[], false, "time_limit"]);
+    assert.match(found.note ?? "", /waiting for memory to read files in: other calls' large results hold it/);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new ToolError("the call was cancelled", "CANCELLED")), 20);
+    await assert.rejects(searchFiles({ path: dir, contains: "needle" }, starved({ signal: controller.signal })), { code: "CANCELLED" });
+  });
+});
+
 void describe("search_files stops before the call's deadline", () => {
   test("the margin: a tenth of the time, at least 50 ms, at most 1 s", () => {
     assert.equal(stopMarginMs(200), 50);

@@ -39,16 +39,21 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
       throw new ToolError(`edit ${index + 1}: old_text or new_text holds half of a surrogate pair, which is no character; send whole characters`, "EDIT_INVALID_TEXT");
     }
   });
+  const isDirectory = (): ToolError => new ToolError(`${quoted(path)} is a directory; edit_file edits a file`, "PATH_IS_DIRECTORY");
+  // The file is held whole, with its edited copy and a second read before the write: room for it
+  // first, so many edits of large files at once wait rather than fill the heap. A missing file or
+  // a directory is refused before any wait.
+  const sized = await ctx.fs.stat(path);
+  if (sized.kind === "directory") throw isDirectory();
+  if (sized.size > ctx.fs.limits.maxReadBytes) throw tooLarge(path, sized.size, ctx.fs.limits.maxReadBytes);
+  const room = sized.size;
+  await ctx.reserve(room);
   const { bytes, info } = await ctx.fs.read(path).catch((error: unknown) => {
-    throw error instanceof ToolError && error.code === "PATH_IS_DIRECTORY" ? new ToolError(`${quoted(path)} is a directory; edit_file edits a file`, error.code) : error;
+    throw error instanceof ToolError && error.code === "PATH_IS_DIRECTORY" ? isDirectory() : error;
   });
-  if (bytes.byteLength < info.size) {
-    throw new ToolError(
-      `${quoted(path)} has ${info.size} bytes, more than one read may take under the policy (${bytes.byteLength}); ` +
-        "edit_file reads a file whole: read the part you need with read_file and write the file with write_file, or raise filesystem.max_read_bytes",
-      "FILE_TOO_LARGE",
-    );
-  }
+  // A file that grew since the stat: room for the rest before working on it.
+  if (bytes.byteLength > room) await ctx.reserve(bytes.byteLength - room);
+  if (bytes.byteLength < info.size) throw tooLarge(path, info.size, bytes.byteLength);
   const part = decodeTextPart(bytes, false, false);
   if (!part.ok) {
     throw new ToolError(
@@ -104,6 +109,14 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
     diff: diff.truncated ? `${diff.text}… (diff cut at ${DIFF_MAX} characters)\n` : diff.text,
     ...(diff.truncated ? { diff_truncated: true } : {}),
   };
+}
+
+function tooLarge(path: string, size: number, most: number): ToolError {
+  return new ToolError(
+    `${quoted(path)} has ${size} bytes, more than one read may take under the policy (${most}); ` +
+      "edit_file reads a file whole: read the part you need with read_file and write the file with write_file, or raise filesystem.max_read_bytes",
+    "FILE_TOO_LARGE",
+  );
 }
 
 /** Every line break of the text is \r\n (and there is one): edits are made in that form. */

@@ -164,6 +164,25 @@ async function walk(root: string, glob: Glob, settings: WalkSettings, ctx: ToolC
   const countRead = (): void => {
     filesRead++;
   };
+  /**
+   * Room for the reads in flight (each holds up to a file's first MiB and its text), taken before
+   * the first: many content searches at once wait rather than fill the heap. Kept until the
+   * response has left, like a result's room.
+   */
+  let roomTaken = false;
+  const takeRoom = async (): Promise<boolean> => {
+    if (roomTaken) return true;
+    const taken = await stop.race(ctx.reserve(concurrency * Math.min(LIMITS.grepBytes, ctx.fs.limits.maxReadBytes)));
+    if (typeof taken !== "string") return (roomTaken = true);
+    throwIfCancelled(ctx);
+    if (!takeReady()) {
+      stopped = {
+        reason: "time_limit",
+        note: "stopped near the call's time limit, still waiting for memory to read files in: other calls' large results hold it; search again when they are done",
+      };
+    }
+    return false;
+  };
 
   // Directories to list: their path relative to the root ("" for the root), their depth, and where the glob stands after it.
   const queue: Array<{ relative: string; depth: number; states: ReadonlySet<GlobState> }> = [{ relative: "", depth: 1, states: glob.start }];
@@ -217,6 +236,7 @@ async function walk(root: string, glob: Glob, settings: WalkSettings, ctx: ToolC
       if (needle === undefined) {
         pending.put({ kind: "found", result: { path: relative, kind: entry.kind } });
       } else {
+        if (!(await takeRoom())) break walk;
         const file = under(root, relative);
         pending.start(() => grepStep(file, relative, needle, caseSensitive, ctx).finally(countRead));
       }
