@@ -190,13 +190,13 @@ function init(stateDir: string, force: boolean): number {
     const check = shellWords([process.execPath, entry, "check-policy", target, "--state-dir", stateDir]);
     out(`wrote the example policy to ${target}; edit it, then check it with: ${check}`);
   }
+  const args = [entry, "--policy", target, "--state-dir", stateDir];
   out(
     `\nAdd the server to an MCP client, for example (Claude Desktop's claude_desktop_config.json, Cursor's .cursor/mcp.json):\n` +
-      JSON.stringify(
-        { mcpServers: { "secure-local": { command: process.execPath, args: [entry, "--policy", target, "--state-dir", stateDir] } } },
-        null,
-        2,
-      ) +
+      JSON.stringify({ mcpServers: { "secure-local": { command: process.execPath, args } } }, null, 2) +
+      // VS Code's file has its own shape: "servers", and the transport named.
+      `\n\nVS Code (.vscode/mcp.json, or the user's mcp.json):\n` +
+      JSON.stringify({ servers: { "secure-local": { type: "stdio", command: process.execPath, args } } }, null, 2) +
       `\n\nClaude Code: ${shellWords(["claude", "mcp", "add", "secure-local", "--", process.execPath, entry, "--policy", target, "--state-dir", stateDir])}` +
       // The bug tracker's default project, and the base of relative paths: the client's choice, so only said.
       `\n\nTo give the bug tracker a default project (and relative paths a base), add "env": {"MCP_PROJECT_PATH": "/path/to/project"} to the entry` +

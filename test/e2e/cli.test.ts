@@ -156,12 +156,15 @@ void describe("the command line", () => {
     assert.ok(statSync(join(stateDir, "workspace")).isDirectory());
     assert.equal(statSync(stateDir).mode & 0o077, 0, "the state directory is private");
 
-    const json = /^\{[\s\S]*?^\}$/m.exec(run.stdout)?.[0];
-    assert.ok(json, `a JSON snippet is printed: ${run.stdout}`);
-    const snippet = JSON.parse(json) as { mcpServers: Record<string, { command: string; args: string[] }> };
-    const entry = Object.values(snippet.mcpServers)[0]!;
-    assert.equal(entry.command, process.execPath);
-    assert.deepEqual(entry.args, [SERVER_ENTRY, "--policy", policyFile, "--state-dir", stateDir]);
+    type Snippet = Record<string, Record<string, { type?: string; command: string; args: string[] }> | undefined>;
+    const snippets = [...run.stdout.matchAll(/^\{[\s\S]*?^\}$/gm)].map((match) => JSON.parse(match[0]) as Snippet);
+    assert.equal(snippets.length, 2, `two JSON snippets are printed: ${run.stdout}`);
+    const [desktop, vscode] = snippets as [Snippet, Snippet];
+    for (const entry of [desktop.mcpServers!["secure-local"]!, vscode.servers!["secure-local"]!]) {
+      assert.equal(entry.command, process.execPath);
+      assert.deepEqual(entry.args, [SERVER_ENTRY, "--policy", policyFile, "--state-dir", stateDir]);
+    }
+    assert.equal(vscode.servers!["secure-local"]!.type, "stdio", "VS Code's shape: servers, the transport named");
     assert.ok(!existsSync(join(home, ".local")), "nothing is written under HOME");
     assert.match(run.stdout, /add "env": \{"MCP_PROJECT_PATH": "\/path\/to\/project"\} to the entry/);
 
