@@ -81,10 +81,11 @@ interface Cidr {
  * `allowed_ranges` entry lies inside the range (listing `0.0.0.0/0` does not count).
  * Private RFC 1918 space is here too: a public name that resolves into the LAN is
  * the classic SSRF shape; owners who want LAN hosts list the LAN range.
- * The third field, for translation and tunnel prefixes that carry an IPv4 address at a
- * fixed place, is that address's byte offset: see `checkEmbedded`.
+ * The third field, for translation and tunnel prefixes that carry an IPv4 address, is where:
+ * a byte offset, or "rfc6052" when the place depends on the translator's prefix length. See
+ * `checkEmbedded`.
  */
-const SPECIAL_RANGES: ReadonlyArray<readonly [string, string, number?]> = [
+const SPECIAL_RANGES: ReadonlyArray<readonly [string, string, Embedding?]> = [
   ["0.0.0.0/8", "unspecified (this network)"],
   ["10.0.0.0/8", "private"],
   ["100.64.0.0/10", "shared address space (CGNAT)"],
@@ -108,7 +109,7 @@ const SPECIAL_RANGES: ReadonlyArray<readonly [string, string, number?]> = [
   ["3fff::/20", "documentation"],
   ["2001:2::/48", "benchmarking"],
   ["5f00::/16", "segment routing (SRv6) SIDs"],
-  ["64:ff9b:1::/48", "local NAT64 (embeds an IPv4 address)"],
+  ["64:ff9b:1::/48", "local NAT64 (embeds an IPv4 address)", "rfc6052"],
   ["2001::/32", "Teredo (embeds an IPv4 address)"],
   ["2002::/16", "6to4 (embeds an IPv4 address)", 2],
   ["fc00::/7", "unique local"],
@@ -117,12 +118,25 @@ const SPECIAL_RANGES: ReadonlyArray<readonly [string, string, number?]> = [
   ["ff00::/8", "multicast"],
 ];
 
+type Embedding = number | "rfc6052";
+
 interface SpecialRange {
   cidr: Cidr;
   label: string;
-  /** Byte offset of the IPv4 address the range's addresses carry (NAT64, 6to4, SIIT). */
-  embedsAt?: number;
+  /** Where the range's addresses carry an IPv4 address (NAT64, 6to4, SIIT). */
+  embedsAt?: Embedding;
 }
+
+/**
+ * The bytes holding the IPv4 address under a NAT64 prefix of /48, /56, /64 and /96 (RFC 6052,
+ * which skips byte 8, the u octet): the lengths a local-use prefix inside 64:ff9b:1::/48 may have.
+ */
+const RFC6052_LAYOUTS: ReadonlyArray<readonly number[]> = [
+  [6, 7, 9, 10],
+  [7, 9, 10, 11],
+  [9, 10, 11, 12],
+  [12, 13, 14, 15],
+];
 
 let specialRanges: readonly SpecialRange[] | undefined;
 
@@ -349,13 +363,28 @@ function specialRange(ip: { address: string; family: 4 | 6 }): SpecialRange | un
 function checkEmbedded(compiled: CompiledNetworkPolicy, address: string, range: SpecialRange, where: string): EgressVerdict {
   const bytes = addressBytes(address);
   if (range.embedsAt === undefined || bytes === undefined) return { ok: true };
-  const v4 = formatAddress(bytes.subarray(range.embedsAt, range.embedsAt + 4));
-  const inner = specialRange({ address: v4, family: 4 });
-  if (inner === undefined || inLists(compiled.explicitSpecial, v4, 4)) return { ok: true };
-  return deny(
-    "EGRESS_DENIED",
-    `connection to ${where} refused: this ${range.label} address carries ${v4}, a ${inner.label} address; it is reachable only when a network.allowed_ranges entry inside that IPv4 range is listed too, or through a network.allowed_endpoints entry naming this address and port`,
-  );
+  for (const v4 of embeddedAddresses(bytes, range.embedsAt)) {
+    const inner = specialRange({ address: v4, family: 4 });
+    if (inner === undefined || inLists(compiled.explicitSpecial, v4, 4)) continue;
+    return deny(
+      "EGRESS_DENIED",
+      `connection to ${where} refused: this ${range.label} address carries ${v4}, a ${inner.label} address; it is reachable only when a network.allowed_ranges entry inside that IPv4 range is listed too, or through a network.allowed_endpoints entry naming this address and port`,
+    );
+  }
+  return { ok: true };
+}
+
+/**
+ * The IPv4 addresses an address may carry. A local NAT64 address does not say its prefix length
+ * (the translator's setting), so it is read in every RFC 6052 layout it is well-formed in (u octet
+ * and the bytes after the IPv4 address zero; the /96 layout always): none may be a way around.
+ */
+function embeddedAddresses(bytes: Uint8Array, embedsAt: Embedding): string[] {
+  if (embedsAt !== "rfc6052") return [formatAddress(bytes.subarray(embedsAt, embedsAt + 4))];
+  return RFC6052_LAYOUTS.filter((layout) => {
+    const last = layout[3] ?? 15;
+    return last === 15 || (bytes[8] === 0 && bytes.subarray(last + 1).every((byte) => byte === 0));
+  }).map((layout) => formatAddress(Uint8Array.from(layout, (index) => bytes[index] ?? 0)));
 }
 
 function deny(code: EgressDenialCode, reason: string): EgressDenial {

@@ -184,6 +184,22 @@ void test("an allowed NAT64 or 6to4 prefix does not reach the special IPv4 addre
   denied(checkAddress(compiled, "64:ff9b::7f00:1", 11435, "64:ff9b::7f00:1"), /carries 127\.0\.0\.1/);
 });
 
+void test("an allowed local-use NAT64 prefix (64:ff9b:1::/48) does not reach the special IPv4 addresses it carries, whatever its length", () => {
+  // RFC 8215: the translator picks the prefix length (/48 to /96), so the IPv4 address sits where RFC 6052 puts it for that length.
+  const compiled = compile({ allowed_ranges: ["64:ff9b:1::/48"] });
+  assert.deepEqual(checkAddress(compiled, "64:ff9b:1::5db8:d822", 443, "api.example.com"), { ok: true }, "93.184.216.34 in the /96 layout");
+  assert.deepEqual(checkAddress(compiled, "64:ff9b:1:abcd:5d:b8d8:2200:0", 443, "api.example.com"), { ok: true }, "93.184.216.34 in the /64 layout");
+  const cases: Array<[string, RegExp]> = [
+    ["64:ff9b:1::a9fe:a9fe", /this local NAT64 .* address carries 169\.254\.169\.254, a link-local/],
+    ["64:ff9b:1:abcd::7f00:1", /carries 127\.0\.0\.1, a loopback address/],
+    ["64:ff9b:1:abcd:a9:fea9:fe00:0", /carries 169\.254\.169\.254/],
+    ["64:ff9b:1:ab0a:0:102::", /carries 10\.0\.1\.2, a private address/],
+    ["64:ff9b:1:a9fe:a9:fe00::", /carries 169\.254\.169\.254/],
+  ];
+  for (const [address, pattern] of cases) denied(checkAddress(compiled, address, 80, address), pattern);
+  denied(checkUrl(compiled, "http://[64:ff9b:1::169.254.169.254]/latest/meta-data/"), /carries 169\.254\.169\.254/);
+});
+
 void test("IPv6 ranges never cover IPv4 addresses, and mapped ranges count as IPv4", () => {
   const v6only = compile({ allowed_ranges: ["::/0"] });
   denied(checkAddress(v6only, "93.184.216.34", 80, "93.184.216.34"), /not in network\.allowed_ranges/);
