@@ -212,7 +212,7 @@ export interface FetchRequest {
   maxBytes?: number;
   /** Whole-exchange time limit; capped by the policy and by the call's deadline. */
   timeoutMs?: number;
-  /** Redirects to follow at most (each hop is checked again); default 5. */
+  /** Redirects to follow at most (each hop is checked again); default 5, at most 20. */
   maxRedirects?: number;
 }
 

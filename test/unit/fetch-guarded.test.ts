@@ -287,6 +287,23 @@ void describe("redirects", () => {
     assert.equal(server.requests.length, 6);
     await refused(fetch(`http://127.0.0.1:${server.port}/`, { maxRedirects: 0 }), "EGRESS_TOO_MANY_REDIRECTS", /more than 0 redirects/);
   });
+
+  void test("a request may raise maxRedirects above the default, as the error advises, up to the ceiling of 20", async () => {
+    const server = await startServer((request, response) => {
+      const step = Number(request.url?.slice(1));
+      if (step < 8) response.writeHead(302, { location: `/${step + 1}` }).end();
+      else response.end("arrived");
+    });
+    const fetch = fetcher(policy({ allowed_ranges: ["127.0.0.1/32"] }));
+    await refused(fetch(`http://127.0.0.1:${server.port}/0`), "EGRESS_TOO_MANY_REDIRECTS", /more than 5 redirects .*raise maxRedirects \(at most 20\)/);
+    const response = await fetch(`http://127.0.0.1:${server.port}/0`, { maxRedirects: 8 });
+    assert.equal(response.text(), "arrived");
+    assert.equal(response.url, `http://127.0.0.1:${server.port}/8`);
+    await refused(fetch(`http://127.0.0.1:${server.port}/0`, { maxRedirects: 7 }), "EGRESS_TOO_MANY_REDIRECTS", /more than 7 redirects/);
+    const loop = await startServer((_request, response) => response.writeHead(302, { location: "/again" }).end());
+    await refused(fetch(`http://127.0.0.1:${loop.port}/`, { maxRedirects: 1000 }), "EGRESS_TOO_MANY_REDIRECTS", /more than 20 redirects .*; fetch the final URL directly/);
+    assert.equal(loop.requests.length, 21);
+  });
 });
 
 void describe("DNS rebinding", () => {

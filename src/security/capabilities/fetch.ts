@@ -101,7 +101,8 @@ export function createGuardedFetch(
     if (body !== undefined && (method === "GET" || method === "HEAD")) throw badRequest(`a ${method} request cannot carry a body`);
     const maxBytes = capped(request.maxBytes, limits.maxResponseBytes, "maxBytes");
     const timeoutMs = capped(request.timeoutMs, limits.timeoutMs, "timeoutMs");
-    const maxRedirects = Math.min(capped(request.maxRedirects, defaultRedirects, "maxRedirects", true), MAX_REDIRECTS_CEILING);
+    // The default is what a request gets when it does not say; it may ask for more, up to the ceiling.
+    const maxRedirects = request.maxRedirects === undefined ? Math.min(defaultRedirects, MAX_REDIRECTS_CEILING) : capped(request.maxRedirects, MAX_REDIRECTS_CEILING, "maxRedirects", true);
 
     const abort = new AbortController();
     // A failure, not a refusal: the other side did not answer in time (the limit is the policy's or the caller's).
@@ -133,7 +134,7 @@ export function createGuardedFetch(
           return response(result, target.url.href);
         }
         if (hop >= maxRedirects) {
-          throw deniedError("EGRESS_TOO_MANY_REDIRECTS", `more than ${maxRedirects} redirects (last to ${describe(result.location)}); raise maxRedirects or fetch the final URL directly`);
+          throw deniedError("EGRESS_TOO_MANY_REDIRECTS", `more than ${maxRedirects} redirects (last to ${describe(result.location)}); ${maxRedirects < MAX_REDIRECTS_CEILING ? `raise maxRedirects (at most ${MAX_REDIRECTS_CEILING}) or ` : ""}fetch the final URL directly`);
         }
         let next: URL;
         try {
