@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadPolicyText, PolicyError, type PolicyEnv, type PolicyIssue } from "../../src/security/policy/load.js";
 import { MAX_REPORTED_ISSUES } from "../../src/security/policy/schema.js";
+import { compileNetworkPolicy } from "../../src/security/egress-guard.js";
 
 const env: PolicyEnv = { vars: { HOME: "/home/tester", WEIRD: "/data/[x]" }, home: "/home/tester", stateDir: "/state" };
 
@@ -143,6 +144,40 @@ void test("hosts with a scheme or a path are refused", () => {
     key: "network.allowed_endpoints[0].host",
     message: /without scheme, port or path/,
   });
+});
+
+void test("a host name the egress guard cannot enforce is refused here, not first by the server at start (check-policy said valid)", () => {
+  for (const host of ["xn--a", "10.0.0.256", "a.123"]) {
+    expectIssue(['version: "1.0"', "network:", "  allowed_endpoints:", `    - {host: "${host}", ports: [443]}`], {
+      line: 4,
+      column: 14,
+      key: "network.allowed_endpoints[0].host",
+      message: /expected a host name such as api\.example\.com/,
+    });
+    expectIssue(['version: "1.0"', "network:", "  allow_dns: true", "  dns_allowlist:", `    - "*.${host}"`], {
+      line: 5,
+      column: 7,
+      key: "network.dns_allowlist[0]",
+      message: /expected a name such as api\.example\.com/,
+    });
+  }
+  // What the loader accepts, the guard compiles (IDN, underscores, IPv6 with or without brackets).
+  const loaded = loadPolicyText(
+    [
+      'version: "1.0"',
+      "network:",
+      "  allow_dns: true",
+      '  dns_allowlist: ["*.bücher.example", "_dmarc.example.com", "xn--55qx5d.cn"]',
+      "  allowed_endpoints:",
+      '    - {host: "Straße.example.", ports: [443]}',
+      '    - {host: "[::1]", ports: [8080]}',
+      '    - {host: "fd00::1", ports: [8080]}',
+      "",
+    ].join("\n"),
+    "policy.yaml",
+    env,
+  );
+  assert.doesNotThrow(() => compileNetworkPolicy(loaded.policy.network));
 });
 
 void test("an endpoint without ports is refused at the endpoint", () => {

@@ -175,7 +175,10 @@ const LABEL = /^[\p{L}\p{N}_]([\p{L}\p{N}\p{M}_-]{0,61}[\p{L}\p{N}\p{M}_])?$/u;
 export function isHostName(text: string): boolean {
   const name = text.endsWith(".") ? text.slice(0, -1) : text;
   if (name.length === 0 || name.length > 253) return false;
-  return name.split(".").every((label) => LABEL.test(label));
+  if (!name.split(".").every((label) => LABEL.test(label))) return false;
+  // A name URL parsing refuses (bad punycode, a last label read as an IPv4 number out of range)
+  // is one the egress guard cannot match: the server would refuse to start on it.
+  return URL.canParse(`http://${name}/`);
 }
 
 /** An endpoint host: a DNS name or an IP literal (IPv6 with or without brackets). */
