@@ -176,7 +176,12 @@ export function compileNetworkPolicy(policy: NetworkPolicy): CompiledNetworkPoli
     }
     const ip = normalizeAddress(stripBrackets(endpoint.host));
     if (ip !== undefined) return { pattern: { value: ip.address, wildcard: false }, ports, ip: ip.address };
-    return { pattern: compileHostPattern(endpoint.host, `${where}.host`), ports };
+    const pattern = compileHostPattern(endpoint.host, `${where}.host`);
+    // URL parsing reads `127.1`, `0x7f000001` or `127.0.0.1.` as an IPv4 address, and so does
+    // every URL naming it: the owner named that address, not a name to resolve.
+    const parsed = pattern.wildcard ? undefined : normalizeAddress(pattern.value);
+    if (parsed !== undefined) return { pattern: { value: parsed.address, wildcard: false }, ports, ip: parsed.address };
+    return { pattern, ports };
   });
 
   const blockedPorts = new Set<number>();

@@ -251,6 +251,18 @@ void test("an endpoint that names an IP address allows exactly that address and 
   denied(checkAddress(compiled, "127.0.0.1", 11434, "evil.example"), /resolved from evil\.example/);
 });
 
+void test("an endpoint host that URL parsing reads as an IP address (127.1, 0x7f000001, a trailing dot) names that address", () => {
+  // The policy schema takes these as host names; every URL that reaches them is the IP literal.
+  for (const host of ["127.1", "0x7f000001", "127.0.0.1.", "0177.0.0.1"]) {
+    const compiled = compile({ allowed_endpoints: [{ host, ports: [11434] }] });
+    assert.deepEqual(checkUrl(compiled, "http://127.0.0.1:11434/api").ok, true, host);
+    assert.deepEqual(checkAddress(compiled, "127.0.0.1", 11434, "127.0.0.1"), { ok: true }, host);
+    denied(checkUrl(compiled, "http://127.0.0.1:11435/"), /loopback/);
+    denied(checkUrl(compiled, "http://127.0.0.2:11434/"), /loopback/);
+    denied(checkAddress(compiled, "127.0.0.1", 11434, "evil.example"), /resolved from evil\.example/);
+  }
+});
+
 void test("checkHostname follows allow_dns and the dns_allowlist (exact, or one label under *.)", () => {
   const compiled = compile({
     allow_dns: true,
