@@ -16,6 +16,7 @@ import { promises as dns } from "node:dns";
 import type { Duplex } from "node:stream";
 import { CapabilityDeniedError, ToolError, type FetchRequest, type FetchResponse, type GuardedFetch } from "../../plugins/contract.js";
 import { checkAddress, checkUrl, normalizeAddress, type CompiledNetworkPolicy, type EgressTarget } from "../egress-guard.js";
+import { ATTEMPT_DELAY_MS, connectFirst, interleaveFamilies, type Connected } from "./happy-eyeballs.js";
 
 export interface LookupAddress {
   address: string;
@@ -41,6 +42,8 @@ export interface GuardedFetchOptions {
   maxRedirects?: number;
   /** Extra trusted CA certificates (PEM), e.g. a private PKI or a test server. Added to, not replacing, the defaults. */
   ca?: string | readonly string[];
+  /** How long an address may go without connecting before the next one is tried too (default 250 ms; see happy-eyeballs.ts). */
+  attemptDelayMs?: number;
 }
 
 /** A request may also carry its own signal, combined with the capability's. */
@@ -92,6 +95,7 @@ export function createGuardedFetch(
   const lookup = options.lookup ?? systemLookup;
   const ca = options.ca === undefined ? undefined : [...tls.rootCertificates, ...(typeof options.ca === "string" ? [options.ca] : options.ca)];
   const defaultRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
+  const attemptDelayMs = options.attemptDelayMs ?? ATTEMPT_DELAY_MS;
 
   const guardedFetch = async (url: string, request: GuardedFetchRequest = {}): Promise<FetchResponse> => {
     const method = request.method ?? "GET";
@@ -295,28 +299,23 @@ export function createGuardedFetch(
       if (!verdict.ok) throw refuse(verdict.reason);
     }
 
-    let lastError: unknown;
-    for (const address of addresses) {
-      throwIfAborted(signal);
-      let socket: net.Socket;
-      try {
-        socket = await openSocket(address, target.port, signal);
-      } catch (error) {
-        if (signal.aborted) throw error;
-        lastError = error;
-        continue;
-      }
-      // Backstop: the peer we are actually connected to, before anything is sent.
-      const peer = normalizeAddress(socket.remoteAddress ?? "")?.address;
-      const verdict = peer === undefined ? undefined : checkAddress(compiled, peer, target.port, target.host);
-      if (peer !== address || verdict === undefined || !verdict.ok) {
-        socket.destroy();
-        throw refuse(verdict !== undefined && !verdict.ok ? verdict.reason : `connected peer ${String(socket.remoteAddress)} is not the checked address ${address}`);
-      }
-      if (target.protocol === "http:") return socket;
-      return startTls(socket, target, signal);
+    let connected: Connected<net.Socket>;
+    try {
+      connected = await connectFirst(interleaveFamilies(addresses), (address, attempt) => openSocket(address, target.port, attempt), signal, attemptDelayMs);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      throw failure("EGRESS_CONNECT_FAILED", `could not connect to ${describe(target.url.href)}: ${errorCode(error)}`);
     }
-    throw failure("EGRESS_CONNECT_FAILED", `could not connect to ${describe(target.url.href)}: ${errorCode(lastError)}`);
+    const { socket, address } = connected;
+    // Backstop: the peer we are actually connected to, before anything is sent.
+    const peer = normalizeAddress(socket.remoteAddress ?? "")?.address;
+    const verdict = peer === undefined ? undefined : checkAddress(compiled, peer, target.port, target.host);
+    if (peer !== address || verdict === undefined || !verdict.ok) {
+      socket.destroy();
+      throw refuse(verdict !== undefined && !verdict.ok ? verdict.reason : `connected peer ${String(socket.remoteAddress)} is not the checked address ${address}`);
+    }
+    if (target.protocol === "http:") return socket;
+    return startTls(socket, target, signal);
   }
 
   function startTls(socket: net.Socket, target: EgressTarget, signal: AbortSignal): Promise<Duplex> {
