@@ -56,7 +56,8 @@ Options (serve):
   --state-dir DIR        where audit log, keys and databases live
                          (default: $MCP_SECURE_LOCAL_STATE_DIR, else $XDG_STATE_HOME/mcp-secure-local,
                           else ~/.local/state/mcp-secure-local)
-  --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES})
+  --max-line-bytes N     the longest accepted message in bytes (default ${DEFAULT_MAX_LINE_BYTES},
+                         at most ${MAX_LINE_BYTES_LIMIT})
   --max-in-flight N      requests run at once; more wait for a slot, in order
                          (default ${DEFAULT_MAX_IN_FLIGHT})
   --max-result-memory N  bytes large results (file reads) may hold until written out; more wait
@@ -68,6 +69,9 @@ Options (serve):
 Environment:
   MCP_PROJECT_PATH       the session's project folder (bug tracker default project; relative to the
                          working directory, or ~/...)
+  MCP_SECURE_LOCAL_WEB_SEARCH_URL
+                         the results page web_search asks instead of DuckDuckGo Lite's (https, or http
+                         to this machine; the network policy must allow it)
 `;
 
 export function defaultStateDir(env: NodeJS.ProcessEnv, home: string = homedir()): string {
