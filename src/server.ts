@@ -17,7 +17,7 @@ import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.j
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink, type AuditStatus } from "./security/audit/index.js";
-import { checkPath, compilePathPolicy, PathPolicyError, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
+import { checkPath, compilePathPolicy, denyRuleProblems, PathPolicyError, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
 import { createLogHub } from "./util/logger.js";
@@ -254,6 +254,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     onInitialized: () => {
       setImmediate(prepare);
       if (needsProbe) setImmediate(() => void probeSandbox());
+      setImmediate(reportBrokenDenyRules);
     },
   });
   const connection = new Connection(process.stdin, process.stdout, session.handlers, {
@@ -294,6 +295,21 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       });
     return probed;
   }
+  /**
+   * Deny rules compile on first use (a start does not pay for them), and one that cannot refuses
+   * every path (or every write): the operator hears of it once the handshake is out of the way,
+   * not first from a refused call.
+   */
+  let denyRulesChecked = false;
+  function reportBrokenDenyRules(): void {
+    if (denyRulesChecked) return;
+    denyRulesChecked = true;
+    for (const problem of denyRuleProblems(paths)) {
+      const refused = problem.startsWith("filesystem.write_denied_paths") ? "every write" : "every file access";
+      log.error(`policy: ${problem}: until it is fixed, tools are refused ${refused}; check-policy names every problem of the file`);
+    }
+  }
+  setTimeout(reportBrokenDenyRules, PROBE_WITHOUT_CLIENT_MS).unref();
   if (needsProbe) setTimeout(() => void probeSandbox(), PROBE_WITHOUT_CLIENT_MS).unref();
   else banner(commandsMayRun ? "exec not sandboxed (commands.sandbox: off)" : "exec: no command allowed");
 

@@ -113,3 +113,20 @@ test("where programs may run, a descriptor the parent leaves open (no close-on-e
     rmSync(stateDir, { recursive: true, force: true });
   }
 });
+
+test("a deny rule that does not compile is named on stderr after the handshake (it refuses every path until fixed), and the server serves on", async () => {
+  const policy = ['version: "1.0"', "filesystem:", '  denied_paths: ["**/{secrets,private"]', '  write_denied_paths: ["**/[z-a]"]', ""].join("\n");
+  const server = await ServerProcess.initialized({ policy });
+  try {
+    await server.waitForStderr(
+      /error: policy: filesystem\.denied_paths entry "\*\*\/\{secrets,private" is not a valid glob[^\n]*: until it is fixed, tools are refused every file access; check-policy names/,
+      5000,
+    );
+    await server.waitForStderr(/error: policy: filesystem\.write_denied_paths entry "\*\*\/\[z-a\]" is not a valid glob[^\n]*: until it is fixed, tools are refused every write/, 5000);
+    const read = await server.callTool("list_directory", { path: "/" });
+    assert.equal(read.result.isError, true);
+    assert.match(read.result.content[0].text, /is not a valid glob/);
+  } finally {
+    await server.close();
+  }
+});
