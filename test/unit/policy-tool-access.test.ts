@@ -117,7 +117,7 @@ void test("policy entries that name no tool are said, once per setting: deny, al
     'tools.timeouts names "ehco", which matches no tool of this server: that entry has no effect (a typo?)',
   ]);
   // A typo in deny leaves the tool callable: the most important of these to hear.
-  assert.deepEqual(unmatchedToolNames({ ...none, deny: ["wirte_file", "*_bug", "WRITE_FILE"] }, names), [
+  assert.deepEqual(unmatchedToolNames({ ...none, deny: ["wirte_file", "*_bug", "WRITE_FILE", "wirte_file"] }, names), [
     'tools.deny names "wirte_file", which matches no tool of this server: it denies nothing (a typo?)',
   ]);
   // Globs count when they match some tool; deny matches regardless of case, allow does not.

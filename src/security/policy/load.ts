@@ -1039,6 +1039,13 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
     ...repeatedEntries("network.blocked_ports", network.blocked_ports),
     ...repeatedEntries("network.dns_allowlist", network.dns_allowlist),
     ...repeatedEntries("audit.include", audit.include ?? []),
+    ...repeatedEntries("filesystem.allowed_paths", filesystem.allowed_paths),
+    ...repeatedEntries("filesystem.denied_paths", filesystem.denied_paths),
+    ...repeatedEntries("filesystem.write_denied_paths", filesystem.write_denied_paths),
+    ...repeatedEntries("commands.allowed", commands.allowed ?? []),
+    ...repeatedEntries("commands.blocked", commands.blocked),
+    ...repeatedEntries("tools.allow", tools.allow ?? []),
+    ...repeatedEntries("tools.deny", tools.deny),
   );
   if (network.allow_dns && network.dns_allowlist.length === 0) {
     warnings.push("network.allow_dns is true but network.dns_allowlist is empty: no host name can be resolved");

@@ -114,7 +114,7 @@ export function unmatchedToolNames(tools: Pick<ToolsPolicy, "allow" | "deny" | "
   };
   for (const [key, patterns] of [["deny", tools.deny], ["allow", tools.allow ?? []]] as const) {
     // An entry that is not a glob is refused elsewhere, with its own message.
-    const unmatched = patterns.filter((pattern) => {
+    const unmatched = [...new Set(patterns)].filter((pattern) => {
       const compiled = compileGlob(pattern, key);
       return "test" in compiled && !toolNames.some((name) => compiled.test(name));
     });
