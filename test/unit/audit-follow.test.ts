@@ -95,6 +95,37 @@ void test("a torn line cut away and written over between two looks is not joined
   }
 });
 
+void test("a torn line already there when following starts is held too: a restart's recovery over it shows whole entries, none lost", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
+  const file = path.join(dir, "audit.log");
+  try {
+    // A server died mid-line before `audit tail -f` started (the tail reports the incomplete line).
+    fs.writeFileSync(file, `${entry(1)}\n${entry(2)}\n{"seq":3,"event":"tool_res`);
+    const follower = await LogFollower.start(file);
+    follower.shown([entry(1), entry(2)]);
+    const c = collector();
+    await follower.poll(c.emit);
+    // The next start cuts the torn line away and writes past the old end before the next look.
+    const recovery = JSON.stringify({ seq: 3, event: "recovery", reason: "a torn last line was set aside" });
+    fs.truncateSync(file, Buffer.byteLength(`${entry(1)}\n${entry(2)}\n`));
+    fs.appendFileSync(file, `${recovery}\n${entry(4)}\n`);
+    await follower.poll(c.emit);
+    assert.deepEqual(c.lines(), [recovery, entry(4)], "the recovery entry whole, not its end glued from the old end of the file");
+    assert.match(c.notes().at(-1)!, /incomplete line at byte \d+ was replaced/);
+    // A torn line there at the start that is then completed is handed on whole.
+    fs.appendFileSync(file, entry(5).slice(0, 8));
+    const later = await LogFollower.start(file);
+    fs.appendFileSync(file, `${entry(5).slice(8)}\n`);
+    const d = collector();
+    await later.poll(d.emit);
+    assert.deepEqual(d.lines(), [entry(5)]);
+    await follower.close();
+    await later.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 void test("a new chain (the log moved aside, a server started afresh) is followed though its seqs start over; its first entry is not shown twice", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "msl-follow-"));
   const file = path.join(dir, "audit.log");

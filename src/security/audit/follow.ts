@@ -20,7 +20,7 @@ import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { READ_FLAGS } from "./log-files.js";
 import { segmentsOf } from "./segments.js";
 import { GENESIS_PREV } from "./entry.js";
-import { parseObjectLine } from "./file-scan.js";
+import { parseObjectLine, scanTail } from "./file-scan.js";
 
 export interface FollowOptions {
   signal: AbortSignal;
@@ -73,14 +73,26 @@ export class LogFollower {
   ) {}
 
   /**
-   * Starts at the file's current end (or, if it does not exist yet, at the start of the file
-   * that will appear): what is there now is for the caller to show (see readAuditTail).
+   * Starts at the file's current end, an incomplete last line held (or, if it does not exist
+   * yet, at the start of the file that will appear): what is there now is for the caller to
+   * show (see readAuditTail).
    */
   static async start(file: string, options: { layer?: AuditFs; maxLineBytes?: number } = {}): Promise<LogFollower> {
     const layer = options.layer ?? nodeAuditFs;
     const follower = new LogFollower(file, layer, options.maxLineBytes ?? MAX_FOLLOW_LINE_BYTES);
     follower.open = await follower.openFile();
-    if (follower.open !== undefined) follower.open.offset = (await layer.fstat(follower.open.fd)).size;
+    if (follower.open !== undefined) {
+      // From the start of a torn last line, not past it: held like one read later, so that a
+      // restart's recovery writing over it is seen, rather than read on from the middle of its entries.
+      const open = follower.open;
+      try {
+        open.offset = (await scanTail(layer, open.fd, (await layer.fstat(open.fd)).size, 0)).tornStart;
+      } catch (err) {
+        await follower.close();
+        if (err instanceof AuditReadError) throw err;
+        throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
+      }
+    }
     return follower;
   }
 
