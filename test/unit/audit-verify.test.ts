@@ -451,13 +451,16 @@ void test("two logs in one directory are not merged into one (false) tampering: 
   }
 });
 
-void test("a damaged first line is tampering at line 1 (not 'not an audit log'): a cut character, a BOM", async () => {
+void test("a damaged first line is tampering at line 1 (not 'not an audit log'): a cut character, a BOM, a long line of junk", async () => {
   const env = tempEnv();
   try {
     const lines = await sampleLog(env);
     for (const [what, first] of [
       ["a cut character", lines[0]!.slice(1)],
       ["a BOM", `\ufeff${lines[0]!}`],
+      // Longer than the window of the file's start that is looked at to tell a log from another file.
+      ["70 KB of junk", "x".repeat(70_000)],
+      ["junk put before it", `${"y".repeat(70_000)}\n${lines[0]!}`],
     ] as const) {
       writeLines(env.logFile, [first, ...lines.slice(1)]);
       for (const target of [env.logFile, env.logDir]) {

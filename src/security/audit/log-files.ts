@@ -53,9 +53,10 @@ export async function listDirectory(layer: AuditFs, dir: string): Promise<string
 const PROBE_BYTES = 64 * 1024;
 
 /**
- * Whether a file looks like an audit log: some line among its first ones parses as an
- * entry. Not only the first line: a log whose first line was damaged (a cut, a BOM) is a
- * tampered log, to be reported as such, not skipped as "not an audit log".
+ * Whether a file looks like an audit log: some line among its first ones, or its last ones,
+ * parses as an entry. Not only the first line: a log whose first line was damaged (a cut, a
+ * BOM, a long line of junk) is a tampered log, to be reported as such, not skipped as "not an
+ * audit log".
  */
 export async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; looksLikeEntry: boolean }> {
   const fd = await openForRead(layer, file);
@@ -73,13 +74,32 @@ export async function probe(layer: AuditFs, file: string): Promise<{ empty: bool
     // The last piece may be cut by the probe's window (or be a torn line): judge it by its start.
     const cut = lines.pop() ?? "";
     if (lines.some(looksLikeEntryLine)) return { empty: false, looksLikeEntry: true };
-    return { empty: false, looksLikeEntry: lines.length === 0 && cut.startsWith('{"') };
+    if (lines.length === 0 && cut.startsWith('{"')) return { empty: false, looksLikeEntry: true };
+    // The start alone would let a long line of junk put over (or before) a log's first entries
+    // pass the log off as "not an audit log" (exit 2) rather than tampered: its end is looked at too.
+    return { empty: false, looksLikeEntry: size > got && (await endHasEntry(layer, fd, size)) };
   } catch (err) {
     if (err instanceof AuditReadError) throw err;
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   } finally {
     await layer.close(fd).catch(() => undefined);
   }
+}
+
+/** Whether a whole line among the last PROBE_BYTES of the file is shaped like an entry. */
+async function endHasEntry(layer: AuditFs, fd: number, size: number): Promise<boolean> {
+  const from = Math.max(0, size - PROBE_BYTES);
+  const tail = Buffer.alloc(size - from);
+  let got = 0;
+  while (got < tail.length) {
+    const n = await layer.read(fd, tail, got, tail.length - got, from + got);
+    if (n === 0) break;
+    got += n;
+  }
+  const lines = tail.toString("utf8", 0, got).split("\n");
+  lines.pop(); // after the last newline: a torn line, or nothing
+  if (from > 0) lines.shift(); // cut by the window's start
+  return lines.some(looksLikeEntryLine);
 }
 
 /** Whether a line is shaped like an entry (an object with v, seq and hash); nothing is checked beyond that. */

@@ -483,14 +483,14 @@ async function discover(layer: AuditFs, target: string): Promise<Chain> {
     if (ANY_SEGMENT.test(base)) {
       // One segment alone: its chain starts before it and goes on after it.
       if (info.empty) throw new AuditReadError(`${target} is empty: not an audit log`);
-      if (!info.looksLikeEntry) throw new AuditReadError(`${target} is not an audit log (no line of its start is an audit entry)`);
+      if (!info.looksLikeEntry) throw new AuditReadError(`${target} is not an audit log (no line of its start or its end is an audit entry)`);
       warnings.push(`only the segment ${base} was checked, not the files after it; verify the directory or the active file for the whole log`);
       return { files: [target], requireStart: false, warnings };
     }
     const dir = path.dirname(target);
     const names = await list(dir);
     if (!info.empty && !info.looksLikeEntry && segmentsOf(target, names).length === 0) {
-      throw new AuditReadError(`${target} is not an audit log (no line of its start is an audit entry)`);
+      throw new AuditReadError(`${target} is not an audit log (no line of its start or its end is an audit entry)`);
     }
     return chainOf(layer, dir, base, names, warnings);
   }
