@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
+import { AuditOpenError, AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
 import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { appendCalls, openTestLog, parse, readLines, rechain, rewrite, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
@@ -211,6 +211,34 @@ void test("reordered entries fail at the first displaced one; duplicated or inse
     garbage.splice(2, 0, "not json");
     writeLines(env.logFile, garbage);
     assertFailure(await verifyAudit(env.logFile), { line: 3, reason: "unparseable" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a rotated segment whose end was cut is not said to be a torn write the next start sets aside (a start refuses it)", async () => {
+  const env = tempEnv();
+  try {
+    const { segments } = await rotatedLog(env);
+    const newest = segments.at(-1)!;
+    const bytes = fs.readFileSync(newest);
+    fs.writeFileSync(newest, bytes.subarray(0, bytes.length - 30));
+    const lines = bytes.toString("utf8").split("\n").length - 1;
+    for (const target of [env.logDir, newest]) {
+      const summary = await verifyAudit(target);
+      assertFailure(summary, { line: lines, reason: "torn_tail", file: newest });
+      assert.doesNotMatch(summary.failure!.message, /starting the server keeps such a line aside/);
+      assert.match(summary.failure!.message, /rotated segment/);
+    }
+    // The server, with the active file gone, continues from the newest segment: it refuses this one.
+    fs.rmSync(env.logFile);
+    await assert.rejects(openTestLog(env, { rotate_bytes: 1200 }), (err: unknown) => err instanceof AuditOpenError && err.code === "AUDIT_TAMPERED");
+    // The active file's own cut end is still the torn write a start recovers.
+    const sink = await openTestLog(env, { log_file: path.join(env.root, "other.log") });
+    await sink.close();
+    const other = fs.readFileSync(path.join(env.root, "other.log"));
+    fs.writeFileSync(path.join(env.root, "other.log"), other.subarray(0, other.length - 30));
+    assert.match((await verifyAudit(path.join(env.root, "other.log"))).failure!.message, /starting the server keeps such a line aside/);
   } finally {
     env.cleanup();
   }

@@ -224,14 +224,12 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
           );
         }
         if (!complete) {
-          return fail(
-            file,
-            lineNo,
-            undefined,
-            "torn_tail",
-            `the file ends with an incomplete line of ${Buffer.byteLength(text)} bytes (an interrupted write, or a cut); ` +
-              "starting the server keeps such a line aside (or, for a whole entry that continues the chain, restores its line break) and records a recovery entry",
-          );
+          // Only the active file is recovered at a start; a segment was whole when rotated.
+          const after =
+            file === active
+              ? "starting the server keeps such a line aside (or, for a whole entry that continues the chain, restores its line break) and records a recovery entry"
+              : "this is a rotated segment, complete when it was rotated and never written again, so its end was cut or altered (a server will not continue the chain from it)";
+          return fail(file, lineNo, undefined, "torn_tail", `the file ends with an incomplete line of ${Buffer.byteLength(text)} bytes (an interrupted write, or a cut); ${after}`);
         }
         const check = checkEntryLine(text);
         if (!utf8) {
