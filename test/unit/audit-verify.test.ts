@@ -668,6 +668,51 @@ void test("the signing key changes at a restart (a new key file): intact, report
   }
 });
 
+void test("a restart with a new key that rotates before its first entry (a new day) is intact: the rotation's checkpoint is the new server's", async () => {
+  const env = tempEnv();
+  try {
+    let now = new Date("2026-11-22T18:00:00.000Z");
+    const first = await openTestLog(env, { checkpoint_every: 3, rotate_daily: true }, { now: () => now });
+    await appendCalls(first, 4);
+    await first.close();
+    const keyFile = path.join(env.root, "other-key.pem");
+    fs.writeFileSync(keyFile, generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    now = new Date("2026-11-23T08:00:00.000Z");
+    const second = await openTestLog(env, { checkpoint_every: 3, rotate_daily: true, signing_key: keyFile }, { now: () => now });
+    await appendCalls(second, 4);
+    await second.close();
+    const segments = fs.readdirSync(env.logDir).filter((n) => n.startsWith("audit-"));
+    assert.equal(segments.length, 1, "the restart on a new day rotated before writing");
+    const segmentLines = readLines(path.join(env.logDir, segments[0]!)).map(parse);
+    const newKey = readLines(env.logFile).map(parse).find((e) => e.event === "server_start")!.data.keyFingerprint as string;
+    assert.equal(segmentLines.at(-1)!.checkpoint.keyFingerprint, newKey, "the segment is sealed by the new start's key");
+
+    const summary = await verifyAudit(env.logDir);
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.ok(summary.warnings.some((w) => w.includes(`to ${newKey}), at a restart`)), summary.warnings.join(" | "));
+
+    // That checkpoint followed by anything but the rotation and the new start is still re-signed.
+    const seg = path.join(env.logDir, segments[0]!);
+    const active = readLines(env.logFile);
+    const rotate = parse(active[0]!);
+    assert.equal(rotate.event, "rotate");
+    const forged = JSON.parse(active[0]!);
+    forged.event = "tool_call";
+    delete forged.data;
+    fs.writeFileSync(env.logFile, [rechain([JSON.stringify(forged), ...active.slice(1)], 0)[0]!, ...active.slice(1)].map((l) => `${l}\n`).join(""));
+    assertFailure(await verifyAudit(env.logDir), { line: segmentLines.length, reason: "key_mismatch", file: seg });
+    // ... and so is the rotation followed by a start that announces another key.
+    const start = active.findIndex((l) => parse(l).event === "server_start");
+    const announced = parse(active[start]!);
+    announced.data.keyFingerprint = "c".repeat(64);
+    const relinked = rechain([...active.slice(0, start), JSON.stringify(announced), ...active.slice(start + 1)], start);
+    writeLines(env.logFile, relinked);
+    assertFailure(await verifyAudit(env.logDir), { line: segmentLines.length, reason: "key_mismatch", file: seg });
+  } finally {
+    env.cleanup();
+  }
+});
+
 async function verifyAfter(env: TempEnv, lines: string[]): Promise<AuditVerifySummary> {
   writeLines(env.logFile, lines);
   return verifyAudit(env.logFile);

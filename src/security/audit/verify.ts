@@ -155,6 +155,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   // signed with it (the signer is loaded once per start), so a checkpoint signed with another
   // key before the next start was re-signed. Unknown before the first server_start seen.
   let sessionKey: { fingerprint: string; seq: number } | undefined;
+  // A checkpoint signed by another key than the session's, judged by what follows it: a start
+  // that must rotate before its first entry (a new day) seals the segment with its own key,
+  // then writes its rotate entry and its recovery or server_start. Anything else re-signed it.
+  let pendingKey: { file: string; line: number; seq: number; fingerprint: string; message: string; rotated: boolean } | undefined;
   // The checkpoint interval the running server recorded in its server_start, and how far it is
   // into it. Unknown (no check) before the first server_start seen, after a recovery entry (a
   // new start's, until its server_start) and for a server_start that records none.
@@ -275,6 +279,12 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
             return fail(file, lineNo, entry.seq, "log_id_mismatch", `the entry belongs to log ${entryLogId}, not to log ${summary.logId}`);
           }
         }
+        if (pendingKey !== undefined) {
+          const announced = entry.event === "server_start" ? entry.data?.keyFingerprint : undefined;
+          if (entry.event === "rotate" && !pendingKey.rotated) pendingKey.rotated = true;
+          else if (entry.event === "recovery" || (entry.event === "server_start" && announced === pendingKey.fingerprint)) pendingKey = undefined;
+          else return fail(pendingKey.file, pendingKey.line, pendingKey.seq, "key_mismatch", pendingKey.message);
+        }
         const missing = interval === undefined ? undefined : missingCheckpoint(interval, entry);
         if (missing !== undefined) return fail(file, lineNo, entry.seq, "missing_checkpoint", missing);
         if (entry.checkpoint !== undefined) {
@@ -285,14 +295,17 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
           const problem = checkpointProblem(cp, pinned);
           if (problem !== undefined) return fail(file, lineNo, entry.seq, problem.reason, problem.message);
           if (sessionKey !== undefined && cp.keyFingerprint !== sessionKey.fingerprint) {
-            return fail(
+            pendingKey = {
               file,
-              lineNo,
-              entry.seq,
-              "key_mismatch",
-              `the checkpoint is signed by key ${cp.keyFingerprint}, but the server writing this part of the log announced key ${sessionKey.fingerprint} ` +
-                `at its start (seq ${sessionKey.seq}) and did not restart since (a server signs with one key): the checkpoint was re-signed`,
-            );
+              line: lineNo,
+              seq: entry.seq,
+              fingerprint: cp.keyFingerprint,
+              rotated: false,
+              message:
+                `the checkpoint is signed by key ${cp.keyFingerprint}, but the server writing this part of the log announced key ${sessionKey.fingerprint} ` +
+                `at its start (seq ${sessionKey.seq}) and did not restart since (a server signs with one key; a restart that rotates first is followed ` +
+                "by its rotate entry and its start announcing the new key): the checkpoint was re-signed",
+            };
           }
           if (summary.keyFingerprint !== undefined && cp.keyFingerprint !== summary.keyFingerprint) {
             warn(`the signing key changes at seq ${entry.seq} (from ${summary.keyFingerprint} to ${cp.keyFingerprint}), at a restart`);
@@ -352,7 +365,9 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
     }
   }
 
-  if (pinned !== undefined && summary.checkpoints === 0) {
+  if (pendingKey !== undefined) {
+    fail(pendingKey.file, pendingKey.line, pendingKey.seq, "key_mismatch", pendingKey.message);
+  } else if (pinned !== undefined && summary.checkpoints === 0) {
     fail(lastFile, lastLine, summary.lastSeq, "no_checkpoint", "a key is pinned but the log holds no signed checkpoint to check it against");
   } else if (options.expectHead !== undefined && !expectFound) {
     fail(
