@@ -7,6 +7,7 @@ import { AuditOpenError, AuditReadError, verifyAudit, type AuditVerifySummary } 
 import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { appendCalls, openTestLog, parse, readLines, rechain, rewrite, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
+import { serializeEntry } from "../../src/security/audit/entry.js";
 
 /** A closed log: server_start, 12 calls, server_stop, with checkpoints every 4 primary entries. */
 async function sampleLog(env: TempEnv): Promise<string[]> {
@@ -708,6 +709,54 @@ void test("a restart with a new key that rotates before its first entry (a new d
     const relinked = rechain([...active.slice(0, start), JSON.stringify(announced), ...active.slice(start + 1)], start);
     writeLines(env.logFile, relinked);
     assertFailure(await verifyAudit(env.logDir), { line: segmentLines.length, reason: "key_mismatch", file: seg });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("an entry added after a server_stop while no server ran fails, though the next start sealed it (pinned key and kept head)", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const head = parse(lines.at(-1)!).hash as string;
+    const last = parse(lines.at(-1)!);
+    // Someone without the key appends a call after the stopped server's final checkpoint ...
+    const forged = serializeEntry({
+      v: 1,
+      seq: last.seq + 1,
+      id: "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+      ts: last.ts,
+      event: "tool_call",
+      tool: "write_file",
+      arguments: { path: "/data/alibi.txt" },
+      outcome: "ok",
+      prev: last.hash,
+    }).line;
+    fs.appendFileSync(env.logFile, `${forged}\n`);
+    // ... and the next start builds on it and signs a head that covers it.
+    const next = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(next, 2);
+    await next.close();
+    const summary = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env), expectHead: head });
+    assertFailure(summary, { line: lines.length + 1, reason: "after_stop", seq: last.seq + 1 });
+    // What a start writes before its server_start (a rotation's checkpoint and rotate entry, recovery entries) is not that.
+    const env2 = tempEnv();
+    try {
+      let now = new Date("2026-11-22T18:00:00.000Z");
+      for (let day = 0; day < 2; day++) {
+        const sink = await openTestLog(env2, { checkpoint_every: 3, rotate_daily: true }, { now: () => now });
+        await appendCalls(sink, 4);
+        await sink.close();
+        now = new Date("2026-11-23T08:00:00.000Z");
+      }
+      fs.appendFileSync(env2.logFile, '{"v":1,"seq":');
+      await (await openTestLog(env2, { checkpoint_every: 3, rotate_daily: true }, { now: () => now })).close();
+      const intact = await verifyAudit(env2.logDir);
+      assert.equal(intact.ok, true, JSON.stringify(intact.failure));
+      assert.equal(intact.recoveries.length, 1);
+    } finally {
+      env2.cleanup();
+    }
   } finally {
     env.cleanup();
   }

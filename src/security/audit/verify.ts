@@ -2,7 +2,8 @@
  * Offline verification of an audit log: every line's hash and exact form, every link
  * (within and across files, segments ordered by the first seq in their names), seq continuity from genesis, every
  * checkpoint's binding to its position and its signature (optionally against a pinned
- * key), a checkpoint wherever the interval its server recorded makes one due, and an
+ * key), a checkpoint wherever the interval its server recorded makes one due, nothing
+ * between a server_stop and the next start but what the writer puts there, and an
  * optional expected head (to catch entries cut off the end).
  *
  * Tampering is reported in the summary (`failure`, the first broken entry); a path that
@@ -32,6 +33,7 @@ export type AuditFailureReason =
   | "key_mismatch"
   | "no_checkpoint"
   | "missing_checkpoint"
+  | "after_stop"
   | "torn_tail"
   | "truncated";
 
@@ -158,6 +160,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   // A checkpoint signed by another key than the session's, judged by what follows it: a start
   // that must rotate before its first entry (a new day) seals the segment with its own key,
   // then writes its rotate entry and its recovery or server_start. Anything else re-signed it.
+  // The seq of the last server_stop, until the next server_start. In between, the writer makes
+  // only the stopping server's checkpoint and the next start's rotation, recovery and checkpoint
+  // entries: any other entry was added while no server ran (and a next start would seal it).
+  let stoppedAt: number | undefined;
   let pendingKey: { file: string; line: number; seq: number; fingerprint: string; message: string; rotated: boolean } | undefined;
   // The checkpoint interval the running server recorded in its server_start, and how far it is
   // into it. Unknown (no check) before the first server_start seen, after a recovery entry (a
@@ -285,6 +291,19 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
           else if (entry.event === "recovery" || (entry.event === "server_start" && announced === pendingKey.fingerprint)) pendingKey = undefined;
           else return fail(pendingKey.file, pendingKey.line, pendingKey.seq, "key_mismatch", pendingKey.message);
         }
+        if (stoppedAt !== undefined && !BETWEEN_STARTS.has(entry.event)) {
+          return fail(
+            file,
+            lineNo,
+            entry.seq,
+            "after_stop",
+            `seq ${entry.seq} (${entry.event}) follows the server_stop at seq ${stoppedAt} before any server_start: a stopped server writes nothing ` +
+              "after its server_stop but its checkpoint, and a starting server writes only recovery, rotate and checkpoint entries before its " +
+              "server_start. The entry was added while no server ran (a later start's checkpoints then cover it, but not its origin)",
+          );
+        }
+        if (entry.event === "server_stop") stoppedAt = entry.seq;
+        else if (entry.event === "server_start") stoppedAt = undefined;
         const missing = interval === undefined ? undefined : missingCheckpoint(interval, entry);
         if (missing !== undefined) return fail(file, lineNo, entry.seq, "missing_checkpoint", missing);
         if (entry.checkpoint !== undefined) {
@@ -394,6 +413,9 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   closeWarnings();
   return summary;
 }
+
+/** What may come between a server_stop and the next server_start (the next start's server_start included). */
+const BETWEEN_STARTS: ReadonlySet<string> = new Set(["checkpoint", "rotate", "recovery", "server_start"]);
 
 /** Where the running server is in its checkpoint interval, as its entries so far show. */
 interface Interval {
