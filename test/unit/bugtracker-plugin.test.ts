@@ -364,6 +364,28 @@ void describe("add_bug and get_bug", () => {
     assert.equal((await h.ok("init_bugtracker")).bug_count, 0);
   });
 
+  void it("counts characters as the schema does: an emoji is one character, not two", async () => {
+    // The engine's schema check counts code points; a plugin counting UTF-16 units refused text
+    // the schema had accepted, saying it was twice as long as it is.
+    const bug = "\u{1F41B}";
+    const schema = (name: string) => schemaValidator(h.plugin.tools.find((tool) => tool.name === name)!.inputSchema);
+    const add = { title: `crash ${bug.repeat(150)}`, description: bug.repeat(6_000) };
+    assert.equal(schema("add_bug")(add), true);
+    const created = await h.add(add.title, { description: add.description });
+    assert.equal(created.title, add.title);
+    assert.equal(created.description, add.description);
+    const update = { bug_id: created.bug_id, title: bug.repeat(200), note: bug.repeat(5_000) };
+    assert.equal(schema("update_bug")(update), true);
+    await h.ok("update_bug", update);
+    // 𠮷 (U+20BB7, a CJK letter outside the BMP, as in Japanese names): one word of 400 of them.
+    const list = { query: "\u{20BB7}".repeat(400) };
+    assert.equal(schema("list_bugs")(list), true);
+    await h.ok("list_bugs", list);
+    // Past the limit, both refuse, and the message counts characters.
+    assert.equal(schema("add_bug")({ title: bug.repeat(201) }), false);
+    assert.match(await h.fails("add_bug", { title: bug.repeat(201) }, "INVALID_ARGUMENT"), /is 201 characters long; the limit is 200/);
+  });
+
   void it("does nothing when the call was cancelled before the database work", async () => {
     await h.add("existing");
     const controller = new AbortController();

@@ -17,6 +17,7 @@ import {
   SORTS,
   STATUSES,
   TAG_PATTERN,
+  characterCount,
   isPriority,
   isRelationship,
   isStatus,
@@ -52,7 +53,8 @@ function text(args: JsonObject, key: string, max: number, pattern: RegExp, what:
   const value = optional(args, key);
   if (value === undefined) return undefined;
   if (typeof value !== "string") throw invalid(`"${key}" must be a string`);
-  if (value.length > max) throw invalid(`"${key}" is ${value.length} characters long; the limit is ${max}`);
+  const length = characterCount(value);
+  if (length > max) throw invalid(`"${key}" is ${length} characters long; the limit is ${max}`);
   if (!pattern.test(value)) throw invalid(`"${key}" ${what}`);
   return value;
 }
@@ -108,7 +110,7 @@ function projectPath(args: JsonObject): string | undefined {
   const value = optional(args, "project_path");
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value.length === 0) throw invalid(`"project_path" must be a non-empty string`);
-  if (value.length > LIMITS.pathMax) throw invalid(`"project_path" is longer than ${LIMITS.pathMax} characters`);
+  if (characterCount(value) > LIMITS.pathMax) throw invalid(`"project_path" is longer than ${LIMITS.pathMax} characters`);
   return value;
 }
 
@@ -267,7 +269,7 @@ function parseListCommon(args: JsonObject): Omit<ListInput, "projectPath"> {
   const status = choice(args, "status", STATUSES);
   const priority = choice(args, "priority", PRIORITIES);
   const query = optional(args, "query");
-  if (query !== undefined && (typeof query !== "string" || query.length > LIMITS.queryMax)) {
+  if (query !== undefined && (typeof query !== "string" || characterCount(query) > LIMITS.queryMax)) {
     throw invalid(`"query" must be a string of at most ${LIMITS.queryMax} characters`);
   }
   // SQLite cuts a MATCH expression at a NUL: control characters make no sense in a search anyway.

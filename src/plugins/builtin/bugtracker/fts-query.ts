@@ -8,7 +8,7 @@
  * feature kept is a trailing `*` on a word, which we translate into a prefix search
  * ourselves.
  */
-import { LIMITS } from "./model.js";
+import { LIMITS, characterCount } from "./model.js";
 
 export class SearchQueryError extends Error {
   constructor(message: string) {
@@ -29,7 +29,7 @@ export interface FtsQuery {
 }
 
 export function buildFtsQuery(input: string): FtsQuery {
-  if (input.length > LIMITS.queryMax) throw new SearchQueryError(`query is longer than ${LIMITS.queryMax} characters`);
+  if (characterCount(input) > LIMITS.queryMax) throw new SearchQueryError(`query is longer than ${LIMITS.queryMax} characters`);
   const terms: string[] = [];
   const parts: string[] = [];
   for (const raw of input.split(/\s+/u)) {

@@ -64,6 +64,25 @@ export function priorityOfRank(rank: number): Priority {
   return priority;
 }
 
+/**
+ * Length in characters as the tools' JSON Schemas count them (maxLength counts code points):
+ * a character outside the Basic Multilingual Plane (an emoji) is one, not its two UTF-16 units,
+ * so the plugin's own check agrees with the schema the engine already applied.
+ */
+export function characterCount(text: string): number {
+  let count = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    const high = text.charCodeAt(i);
+    if (high < 0xd800 || high > 0xdbff) continue;
+    const low = text.charCodeAt(i + 1);
+    if (low >= 0xdc00 && low <= 0xdfff) {
+      count--;
+      i++;
+    }
+  }
+  return count;
+}
+
 export const LIMITS = {
   titleMax: 200,
   descriptionMax: 10_000,
