@@ -386,6 +386,30 @@ void describe("add_bug and get_bug", () => {
     assert.match(await h.fails("add_bug", { title: bug.repeat(201) }, "INVALID_ARGUMENT"), /is 201 characters long; the limit is 200/);
   });
 
+  void it("refuses half a surrogate pair in text instead of storing it mangled", async () => {
+    // Not a character, and not encodable as UTF-8: SQLite was handed the three bytes of its
+    // CESU-8 form, and get_bug then returned three U+FFFD where the caller had sent one code unit.
+    const schema = (name: string) => schemaValidator(h.plugin.tools.find((tool) => tool.name === name)!.inputSchema);
+    const refused: Array<[string, JsonObject]> = [
+      ["add_bug", { title: "lone \ud800 high half" }],
+      ["add_bug", { title: "lone \udc00 low half" }],
+      ["add_bug", { title: "reversed \udc1b\ud83d pair" }],
+      ["add_bug", { title: "ok", description: "ends with a high half \ud83d" }],
+    ];
+    for (const [tool, args] of refused) {
+      assert.equal(schema(tool)(args), false, JSON.stringify(args));
+      await h.fails(tool, args, "INVALID_ARGUMENT");
+    }
+    assert.equal((await h.ok("init_bugtracker")).bug_count, 0, "nothing was stored");
+    const bug = await h.add("pairs are fine \u{1F41B}");
+    for (const args of [{ note: "x \ud800" }, { description: "\udfff" }] as JsonObject[]) {
+      assert.equal(schema("update_bug")({ bug_id: bug.bug_id, ...args }), false);
+      await h.fails("update_bug", { bug_id: bug.bug_id, ...args }, "INVALID_ARGUMENT");
+    }
+    await h.fails("close_bug", { bug_id: bug.bug_id, resolution: "fixed \ud800" }, "INVALID_ARGUMENT");
+    assert.equal((await h.get(bug.bug_id)).revision, 0);
+  });
+
   void it("does nothing when the call was cancelled before the database work", async () => {
     await h.add("existing");
     const controller = new AbortController();

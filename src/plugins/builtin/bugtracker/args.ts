@@ -123,9 +123,10 @@ function limit(args: JsonObject): number {
   return value;
 }
 
-const TITLE_RULE = "must be one line with at least one visible character (no control or bidi-override characters)";
-const TEXT_RULE = "must not contain control characters other than tab and newline, nor bidi-override characters";
-const NOTE_RULE = "must contain at least one visible character and no control (other than tab and newline) or bidi-override characters";
+const TITLE_RULE = "must be one line with at least one visible character (no control or bidi-override characters, no half surrogate pairs)";
+const TEXT_RULE = "must not contain control characters other than tab and newline, bidi-override characters or half surrogate pairs";
+const NOTE_RULE =
+  "must contain at least one visible character and no control (other than tab and newline) or bidi-override characters, nor half surrogate pairs";
 
 /** A bug's title, trimmed; the same rules when it is reported (add_bug) and when it is corrected (update_bug). */
 function title(args: JsonObject): string | undefined {

@@ -107,9 +107,12 @@ export const LIMITS = {
 export const TAG_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:+-]*$";
 
 // C0 controls (except tab/newline/CR in multi-line text), DEL, C1 controls and the
-// bidi overrides/isolates: they hide or reorder text when a person reads the bug.
-const UNSAFE_INLINE = "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
-const UNSAFE_MULTILINE = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069";
+// bidi overrides/isolates: they hide or reorder text when a person reads the bug. And half a
+// surrogate pair (the patterns run with the u flag, where a whole pair is one code point
+// outside this range): it is no character and has no UTF-8 form, so SQLite would store
+// something else than was sent.
+const UNSAFE_INLINE = "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
+const UNSAFE_MULTILINE = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
 
 // "Nothing unsafe anywhere" is a lookahead over the whole text, and "something visible" a
 // search after it: written as one run on each side of the visible character, a text that

@@ -52,7 +52,7 @@ function tagArray(maxItems: number, description: string): JsonObject {
 }
 
 /** What the text patterns allow, in words: a refused value is explained with it. */
-const MULTILINE_RULE = "no control characters but tabs and line breaks, no bidirectional overrides";
+const MULTILINE_RULE = "no control characters but tabs and line breaks, no bidirectional overrides, no half surrogate pairs";
 
 const note = (description: string): JsonObject => ({
   type: "string",
@@ -68,7 +68,7 @@ const title = (about: string): JsonObject => ({
   minLength: 1,
   maxLength: LIMITS.titleMax,
   pattern: SINGLE_LINE_PATTERN,
-  description: `${about}: at least one visible character; no line breaks, control characters or bidirectional overrides.`,
+  description: `${about}: at least one visible character; no line breaks, control characters, bidirectional overrides or half surrogate pairs.`,
 });
 const description = (about: string): JsonObject => ({
   type: "string",
