@@ -410,6 +410,18 @@ void describe("add_bug and get_bug", () => {
     assert.equal((await h.get(bug.bug_id)).revision, 0);
   });
 
+  void it("keeps a title to one line: Unicode's line and paragraph separators are line breaks too", async () => {
+    const schema = schemaValidator(h.plugin.tools.find((tool) => tool.name === "add_bug")!.inputSchema);
+    for (const title of ["first\u2028second", "first\u2029second"]) {
+      assert.equal(schema({ title }), false, JSON.stringify(title));
+      await h.fails("add_bug", { title }, "INVALID_ARGUMENT");
+      // A description may hold line breaks of any kind.
+      assert.equal(schema({ title: "x", description: title }), true);
+    }
+    const bug = await h.add("one line", { description: "a\u2028b" });
+    await h.fails("update_bug", { bug_id: bug.bug_id, title: "two\u2028lines" }, "INVALID_ARGUMENT");
+  });
+
   void it("does nothing when the call was cancelled before the database work", async () => {
     await h.add("existing");
     const controller = new AbortController();

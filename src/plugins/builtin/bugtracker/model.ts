@@ -111,7 +111,8 @@ export const TAG_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:+-]*$";
 // surrogate pair (the patterns run with the u flag, where a whole pair is one code point
 // outside this range): it is no character and has no UTF-8 form, so SQLite would store
 // something else than was sent.
-const UNSAFE_INLINE = "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
+// A one-line text also refuses Unicode's line and paragraph separators (U+2028, U+2029).
+const UNSAFE_INLINE = "\\u0000-\\u001f\\u007f-\\u009f\\u2028-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
 const UNSAFE_MULTILINE = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
 
 // "Nothing unsafe anywhere" is a lookahead over the whole text, and "something visible" a
