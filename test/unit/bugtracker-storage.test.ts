@@ -189,6 +189,39 @@ void describe("migrations", () => {
   });
 });
 
+void describe("a database upgraded by a newer server while this one has it open", () => {
+  void it("is reported as newer from the next call on, and not written to", async () => {
+    // Two servers share the database: the one started after an upgrade of mcp-secure-local
+    // migrates it while the older one keeps its open connection (and its prepared statements).
+    const plugin = newPlugin();
+    await ok(plugin, "add_bug", { title: "before the upgrade" });
+    const newer = new Database(tc.databasePath("bugtracker"));
+    const next = [...MIGRATIONS, { version: LATEST_VERSION + 1, description: "a newer server's step", sql: "CREATE TABLE extra (x INTEGER) STRICT;" }];
+    assert.equal(migrate(newer, next), LATEST_VERSION + 1);
+    const bugs = () => (newer.prepare("SELECT count(*) AS n FROM bugs").get() as { n: number }).n;
+    const history = () => (newer.prepare("SELECT count(*) AS n FROM history").get() as { n: number }).n;
+    try {
+      for (const [tool, args] of [
+        ["add_bug", { title: "after the upgrade" }],
+        ["update_bug", { bug_id: "BUG-1", note: "written by the older server" }],
+        ["close_bug", { bug_id: "BUG-1" }],
+        ["init_bugtracker", {}],
+        ["list_bugs", {}],
+        ["get_bug", { bug_id: "BUG-1" }],
+        ["search_bugs_global", {}],
+      ] as Array<[string, JsonObject]>) {
+        const result = await call(plugin, tool, args);
+        assert.equal(result.code, "SCHEMA_TOO_NEW", `${tool}: ${result.text ?? "succeeded"}`);
+        assert.match(result.text ?? "", /upgrade mcp-secure-local/);
+      }
+      assert.equal(bugs(), 1);
+      assert.equal(history(), 0);
+    } finally {
+      newer.close();
+    }
+  });
+});
+
 void describe("damaged databases", () => {
   void it("reports a file that is not a database, and never overwrites it", async () => {
     const file = tc.databasePath("bugtracker");

@@ -252,6 +252,15 @@ export function migrate(db: SqliteDatabase, migrations: readonly Migration[] = M
   return upgrade.immediate();
 }
 
+/**
+ * Refuses a schema version newer than this code's. `migrate` checks it when a connection
+ * opens; the store checks it again in every transaction, since another process (a newer
+ * server sharing the database) may migrate it while this connection stays open.
+ */
+export function assertNotNewer(version: number, latest: number = LATEST_VERSION): void {
+  if (version > latest) throw tooNew(version, latest);
+}
+
 function tooNew(seen: number, latest: number): SchemaError {
   return new SchemaError(
     "SCHEMA_TOO_NEW",

@@ -9,6 +9,7 @@ import type { SqliteDatabase } from "../../contract.js";
 import { formatBugId, makeUlid } from "./ids.js";
 import { RECIPROCAL, priorityOfRank, priorityRank, type Priority, type Relationship, type Sort, type Status } from "./model.js";
 import type { CursorKeys } from "./cursor.js";
+import { assertNotNewer } from "./migrations.js";
 import type { UpdatePlan } from "./update-plan.js";
 
 // Statements take positional or named parameters; the type comes through the contract's database type.
@@ -140,6 +141,7 @@ export class BugStore {
   private readonly writeTx: { immediate: (fn: () => unknown) => unknown };
   private readonly pageStatements = new Map<string, Statement>();
   private readonly sql: Record<
+    | "userVersion"
     | "projectByPath"
     | "projectById"
     | "allProjects"
@@ -169,11 +171,18 @@ export class BugStore {
     this.db = db;
     this.now = options.now;
     this.random = options.random;
-    const readTx = db.transaction((fn: () => unknown) => fn());
+    // Each transaction first checks that no newer server has migrated the database since this
+    // connection opened (it would then be read or written by code that does not know its schema).
+    const checked = (fn: () => unknown) => {
+      assertNotNewer((this.sql.userVersion.get() as { user_version: number }).user_version);
+      return fn();
+    };
+    const readTx = db.transaction(checked);
     this.readTx = (fn) => readTx.deferred(fn);
-    this.writeTx = db.transaction((fn: () => unknown) => fn());
+    this.writeTx = db.transaction(checked);
     const p = (source: string): Statement => prepare(db, source);
     this.sql = {
+      userVersion: p("PRAGMA user_version"),
       projectByPath: p("SELECT * FROM projects WHERE path = ?"),
       projectById: p("SELECT * FROM projects WHERE id = ?"),
       allProjects: p("SELECT * FROM projects ORDER BY id"),
