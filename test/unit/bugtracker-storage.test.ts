@@ -390,6 +390,38 @@ void describe("waiting for a lock", () => {
     }
   });
 
+  void it("many calls waiting for the lock retry one at a time, so the others are still served promptly", { timeout: 60_000 }, async () => {
+    // A try may wait up to its slice (20 ms) inside SQLite, holding the thread. 100 calls trying
+    // each on its own held it nearly all the time: the server answered a ping after 2.9 s.
+    const plugin = newPlugin({ busyTimeoutMs: 30_000 });
+    await ok(plugin, "add_bug", { title: "first" });
+    const other = new Database(tc.databasePath("bugtracker"));
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    // As in the server, each call's path check completes as an event of its own (not all in one
+    // run of microtasks), and the calls' first tries follow one another in one turn of the loop.
+    const base = tc.context({ projectPath: project });
+    const ctx = { ...base, fs: { ...base.fs, stat: async (target: string) => (await new Promise((resolve) => setImmediate(resolve)), base.fs.stat(target)) } };
+    try {
+      other.exec("BEGIN IMMEDIATE");
+      const blocked = Array.from({ length: 100 }, (_, i) => invokeTool(plugin, "add_bug", { title: `waiting ${i}` }, ctx));
+      let slowest = 0;
+      // Each round: a read, and a 20 ms timer (what the server's own I/O and timers wait behind).
+      for (const until = performance.now() + 1_500; performance.now() < until; ) {
+        const start = performance.now();
+        assert.equal((await ok(plugin, "list_bugs", { limit: 1 })).count, 1);
+        await pause(20);
+        slowest = Math.max(slowest, performance.now() - start - 20);
+      }
+      other.exec("ROLLBACK");
+      const results = await Promise.all(blocked);
+      assert.deepEqual(results.filter((result) => result.isError).map((result) => result.text), [], "every waiting call went through once the lock was freed");
+      assert.ok(slowest < 500, `a read and a 20 ms timer were ${Math.round(slowest)} ms late behind the waiting calls`);
+    } finally {
+      other.close();
+    }
+    assert.equal((await ok(plugin, "init_bugtracker")).bug_count, 101);
+  });
+
   // A wait that ignored the signal would last the whole busy timeout, far past the test's own.
   void it("a cancelled call stops waiting at once", { timeout: 20_000 }, async () => {
     const plugin = newPlugin({ busyTimeoutMs: 600_000 });
