@@ -307,7 +307,8 @@ void test("an active file missing after rotation: the chain continues from the n
     fs.rmSync(env.logFile);
     const activeless = await verifyAudit(env.logDir);
     assert.equal(activeless.ok, true);
-    const again = await openTestLog(env, { rotate_bytes: 1200 });
+    // Not rotated again at its stop: the recovery entry must be the new active file's first.
+    const again = await openTestLog(env, { rotate_bytes: 1_000_000 });
     await again.close();
     const active = readLines(env.logFile).map(parse);
     assert.equal(active[0]!.event, "recovery");

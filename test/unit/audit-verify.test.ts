@@ -171,13 +171,22 @@ void test("a forged checkpoint signature fails; a checkpoint re-signed by anothe
   }
 });
 
-void test("a pinned key that did not sign the log fails at the first checkpoint", async () => {
+void test("a pinned key that did not sign the log fails at the first signature: the server_start's seal", async () => {
   const env = tempEnv();
   try {
     const lines = await sampleLog(env);
     const other = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString();
-    const cp = indexOf(lines, "checkpoint");
-    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: other }), { line: cp + 1, reason: "key_mismatch" });
+    const start = indexOf(lines, "server_start");
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: other }), { line: start + 1, reason: "key_mismatch" });
+    // A log written before starts were sealed: its first checkpoint.
+    const unsealed = lines.map((line) => {
+      const entry = parse(line);
+      if (entry.event !== "server_start") return line;
+      delete entry.data.continues;
+      return JSON.stringify(entry);
+    });
+    writeLines(env.logFile, rewrite(unsealed, 0, keyPem(env)));
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: other }), { line: indexOf(lines, "checkpoint") + 1, reason: "key_mismatch" });
   } finally {
     env.cleanup();
   }
@@ -1063,6 +1072,112 @@ void test("the warning about unsealed entries at the end says they are within th
         "within its interval (it seals a checkpoint after every 3 entries; 1 counted so far, the next after 2 more); " +
         "the 2 before them precede its server_start (the end of a server that did not stop in order, or this start's recovery entries)",
     );
+  } finally {
+    env.cleanup();
+  }
+});
+
+/** An entry appended by hand to `after` (the last line of the log): linked and hashed, never signed. */
+function forgedAfter(after: string, fields: Record<string, unknown>): string {
+  const last = parse(after);
+  return serializeEntry({ v: 1, seq: last.seq + 1, id: "01ARZ3NDEKTSV4RRFFQ69G5FAV", ts: last.ts, prev: last.hash, ...fields } as never).line;
+}
+
+void test("every server_start is sealed: it signs, with the key it announces, the end of the chain it took up", async () => {
+  const env = tempEnv();
+  try {
+    const first = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(first, 2);
+    await first.close();
+    const stopped = readLines(env.logFile);
+    const second = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(second, 1);
+    await second.close();
+    const starts = readLines(env.logFile).map(parse).filter((entry) => entry.event === "server_start");
+    assert.equal(starts.length, 2);
+    const [genesis, restart] = starts as [Record<string, any>, Record<string, any>];
+    assert.deepEqual([genesis.data.continues.seq, genesis.data.continues.head], [0, "0".repeat(64)], "a new log: the genesis");
+    assert.deepEqual([restart.data.continues.seq, restart.data.continues.head], [parse(stopped.at(-1)!).seq, parse(stopped.at(-1)!).hash], "the stopped server's last entry");
+    assert.equal(restart.data.continues.keyFingerprint, restart.data.keyFingerprint);
+    const summary = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) });
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    assert.deepEqual(summary.warnings, []);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("review finding: a forged session after a stop (its own server_start, then calls) fails at its server_start, though the next start sealed over it", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const genesisStart = parse(lines[indexOf(lines, "server_start")]!);
+    const forge = async (start: Record<string, unknown>): Promise<AuditVerifySummary> => {
+      writeLines(env.logFile, lines);
+      // A restart copied from the real one (or without its seal), then fewer calls than the checkpoint interval:
+      // it looks like a session that crashed before its first checkpoint.
+      const forgedStart = forgedAfter(lines.at(-1)!, start);
+      const call = forgedAfter(forgedStart, { event: "tool_call", tool: "write_file", arguments: { path: "/data/alibi.txt" } });
+      fs.appendFileSync(env.logFile, `${forgedStart}\n${call}\n`);
+      const next = await openTestLog(env, { checkpoint_every: 4 });
+      await appendCalls(next, 2);
+      await next.close();
+      return verifyAudit(env.logFile, { pubkeyPem: publicPem(env) });
+    };
+    const copied = await forge({ event: "server_start", data: genesisStart.data });
+    assertFailure(copied, { line: lines.length + 1, reason: "bad_start", seq: parse(lines.at(-1)!).seq + 1 });
+    assert.match(copied.failure!.message, /lies between the end of the chain .* and its server_start/);
+    const { continues: _seal, ...unsealed } = genesisStart.data as Record<string, unknown>;
+    const bare = await forge({ event: "server_start", data: unsealed });
+    assertFailure(bare, { line: lines.length + 1, reason: "bad_start" });
+    assert.match(bare.failure!.message, /no signed seal/);
+    // Sealed with a key of the forger's own: refused with the key pinned, and said without it.
+    const forgerKey = generateKeyPairSync("ed25519");
+    const raw = rawPublicKey(forgerKey.publicKey);
+    const last = parse(lines.at(-1)!);
+    const seal = {
+      logId: genesisStart.data.logId,
+      seq: last.seq,
+      head: last.hash,
+      publicKey: raw.toString("base64"),
+      keyFingerprint: fingerprintOfRaw(raw),
+      signature: sign(null, Buffer.from(checkpointMessage(genesisStart.data.logId as string, last.seq as number, last.hash as string)), forgerKey.privateKey).toString("base64"),
+    };
+    const ownKey = await forge({ event: "server_start", data: { ...unsealed, keyFingerprint: seal.keyFingerprint, continues: seal } });
+    assertFailure(ownKey, { line: lines.length + 1, reason: "key_mismatch" });
+    const unpinned = await verifyAudit(env.logFile);
+    assert.equal(unpinned.ok, true, JSON.stringify(unpinned.failure));
+    assert.ok(unpinned.warnings.some((warning) => warning.includes(`the signing key changes at seq ${last.seq + 1}`)), unpinned.warnings.join("\n"));
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("an entry slipped in before a start, after the stopped server's checkpoint, is said; one rewritten under the start's seal fails", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    // A recovery entry (allowed between a stop and a start) appended by hand: the next start takes up the chain after it.
+    fs.appendFileSync(env.logFile, `${forgedAfter(lines.at(-1)!, { event: "recovery", reason: "nothing happened", data: { kind: "torn_tail" } })}\n`);
+    const next = await openTestLog(env, { checkpoint_every: 4 });
+    await next.close();
+    const summary = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) });
+    assert.equal(summary.ok, true, JSON.stringify(summary.failure));
+    const stop = parse(lines[indexOf(lines, "server_stop")]!).seq as number;
+    assert.ok(
+      summary.warnings.some((warning) => warning.startsWith(`seq ${stop + 2} to ${stop + 2} were written after the server_stop at seq ${stop}`)),
+      summary.warnings.join("\n"),
+    );
+    // The entry the start signed, re-hashed with the chain after it (no key needed for that): the seal no longer matches.
+    const all = readLines(env.logFile);
+    const at = lines.length; // the slipped-in entry
+    const edited = parse(all[at]!);
+    edited.reason = "something else";
+    const rewritten = rechain([...all.slice(0, at), JSON.stringify(edited), ...all.slice(at + 1)], at);
+    writeLines(env.logFile, rewritten);
+    const failed = await verifyAudit(env.logFile);
+    assertFailure(failed, { line: at + 2, reason: "bad_start" });
+    assert.match(failed.failure!.message, /is not the one the starting server found there and signed/);
   } finally {
     env.cleanup();
   }

@@ -388,7 +388,7 @@ export function entryShapeProblem(record: Record<string, unknown>): string | und
   return undefined;
 }
 
-function checkpointShapeProblem(value: unknown): string | undefined {
+export function checkpointShapeProblem(value: unknown): string | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "checkpoint is not an object";
   const cp = value as Record<string, unknown>;
   const keys = Object.keys(cp).sort().join(",");

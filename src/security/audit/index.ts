@@ -233,6 +233,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
     // verify` knows where this server's checkpoints are due (the policy allows 1 and more).
     const every = Math.floor(policy.checkpoint_every);
     const checkpointEvery = Number.isSafeInteger(every) && every > 0 ? every : 0;
+    const tookUp = signer.checkpoint(logId, position.seq, position.head);
     writer = new ChainWriter({
       fs: layer,
       path: logPath,
@@ -311,6 +312,8 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
           policySha256: opts.policySha256,
           catalogSha256: opts.catalogSha256,
           keyFingerprint: signer.fingerprint,
+          // Where this start took up the chain, signed: a forged restart cannot carry it (start-seal.ts).
+          continues: tookUp,
           fsync: policy.fsync,
           checkpointEvery,
           pid: process.pid,

@@ -10,13 +10,14 @@
  * cannot be read or holds no audit log throws AuditReadError.
  */
 import path from "node:path";
-import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry } from "./entry.js";
+import { checkEntryLine, GENESIS_PREV, isHash, logIdOf, type AuditEntry, type CheckpointBody } from "./entry.js";
 import { checkpointProblem, fingerprintOfRaw, pinnedKeyFromPem } from "./checkpoint.js";
 import { AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { forEachLine, MAX_LINE_BYTES } from "./file-scan.js";
 import { findDirectoryLog, listDirectory, openForRead, probe, retryOnVanished } from "./log-files.js";
 import { nodeAuditFs, type AuditFs } from "./fs-layer.js";
 import { ANY_SEGMENT, segmentsOf } from "./segments.js";
+import { RecentEntries, startSealProblem } from "./start-seal.js";
 
 export type AuditFailureReason =
   | "unparseable"
@@ -34,6 +35,7 @@ export type AuditFailureReason =
   | "no_checkpoint"
   | "missing_checkpoint"
   | "after_stop"
+  | "bad_start"
   | "torn_tail"
   | "truncated";
 
@@ -163,7 +165,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   // The seq of the last server_stop, until the next server_start. In between, the writer makes
   // only the stopping server's checkpoint and the next start's rotation, recovery and checkpoint
   // entries: any other entry was added while no server ran (and a next start would seal it).
-  let stoppedAt: number | undefined;
+  let stoppedAt: { seq: number; end: number } | undefined;
+  // Once a start in the log is sealed (data.continues), every later one must be: see start-seal.ts.
+  let sealedStarts = false;
+  const recent = new RecentEntries();
   let pendingKey: { file: string; line: number; seq: number; fingerprint: string; message: string; rotated: boolean } | undefined;
   // The checkpoint interval the running server recorded in its server_start, and how far it is
   // into it. Unknown (no check) before the first server_start seen, after a recovery entry (a
@@ -176,6 +181,14 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   let lastFile = "";
   let lastLine = 0;
 
+  /** The key a signature (a checkpoint, a start's seal) was made with: a change is said. */
+  const noteKey = (fingerprint: string, seq: number): void => {
+    if (summary.keyFingerprint !== undefined && fingerprint !== summary.keyFingerprint) {
+      warn(`the signing key changes at seq ${seq} (from ${summary.keyFingerprint} to ${fingerprint}), at a restart`);
+    }
+    summary.keyFingerprint = fingerprint;
+    if (!summary.keyFingerprints.includes(fingerprint)) summary.keyFingerprints.push(fingerprint);
+  };
   const fail = (file: string, line: number, seq: number | undefined, reason: AuditFailureReason, message: string): false => {
     summary.ok = false;
     summary.failure = seq === undefined ? { file, line, reason, message } : { file, line, seq, reason, message };
@@ -297,13 +310,32 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
             lineNo,
             entry.seq,
             "after_stop",
-            `seq ${entry.seq} (${entry.event}) follows the server_stop at seq ${stoppedAt} before any server_start: a stopped server writes nothing ` +
+            `seq ${entry.seq} (${entry.event}) follows the server_stop at seq ${stoppedAt.seq} before any server_start: a stopped server writes nothing ` +
               "after its server_stop but its checkpoint, and a starting server writes only recovery, rotate and checkpoint entries before its " +
               "server_start. The entry was added while no server ran (a later start's checkpoints then cover it, but not its origin)",
           );
         }
-        if (entry.event === "server_stop") stoppedAt = entry.seq;
+        if (entry.event === "server_start") {
+          const problem = startSealProblem(entry, summary.logId, recent, summary.firstSeq ?? entry.seq, sealedStarts, pinned);
+          if (problem !== undefined) return fail(file, lineNo, entry.seq, problem.reason, problem.message);
+          const seal = entry.data?.continues as CheckpointBody | undefined;
+          if (seal !== undefined) {
+            sealedStarts = true;
+            // A start's seal is a signature like a checkpoint's: a key that changes shows here first.
+            noteKey(seal.keyFingerprint, entry.seq);
+            // Its checkpoint aside, a stopped server leaves nothing for the next start to take up.
+            if (stoppedAt !== undefined && seal.seq > stoppedAt.end) {
+              warn(
+                `seq ${stoppedAt.end + 1} to ${seal.seq} were written after the server_stop at seq ${stoppedAt.seq} and before the next start took up the chain: ` +
+                  "recovery entries of a start that did not complete, or entries added while no server ran",
+              );
+            }
+          }
+        }
+        if (entry.event === "server_stop") stoppedAt = { seq: entry.seq, end: entry.seq };
         else if (entry.event === "server_start") stoppedAt = undefined;
+        // The stopping server's own checkpoints (one falling due with the server_stop, then the shutdown's), right after it.
+        else if (entry.checkpoint !== undefined && stoppedAt !== undefined && prev?.seq === stoppedAt.end) stoppedAt.end = entry.seq;
         const missing = interval === undefined ? undefined : missingCheckpoint(interval, entry);
         if (missing !== undefined) return fail(file, lineNo, entry.seq, "missing_checkpoint", missing);
         if (entry.checkpoint !== undefined) {
@@ -326,13 +358,9 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
                 "by its rotate entry and its start announcing the new key): the checkpoint was re-signed",
             };
           }
-          if (summary.keyFingerprint !== undefined && cp.keyFingerprint !== summary.keyFingerprint) {
-            warn(`the signing key changes at seq ${entry.seq} (from ${summary.keyFingerprint} to ${cp.keyFingerprint}), at a restart`);
-          }
+          noteKey(cp.keyFingerprint, entry.seq);
           summary.checkpoints++;
           summary.lastCheckpointSeq = entry.seq;
-          summary.keyFingerprint = cp.keyFingerprint;
-          if (!summary.keyFingerprints.includes(cp.keyFingerprint)) summary.keyFingerprints.push(cp.keyFingerprint);
           summary.unsealedEntries = 0;
         } else {
           summary.unsealedEntries++;
@@ -370,6 +398,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
         fileSummary.firstSeq ??= entry.seq;
         fileSummary.lastSeq = entry.seq;
         fileSummary.entries++;
+        recent.push({ seq: entry.seq, hash: entry.hash, event: entry.event });
         prev = entry;
         return true;
       }, { endWaitMs });
