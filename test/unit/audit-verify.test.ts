@@ -4,7 +4,7 @@ import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { AuditOpenError, AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
-import { checkpointMessage, fingerprintOfRaw, rawPublicKey } from "../../src/security/audit/checkpoint.js";
+import { checkpointMessage, fingerprintOfRaw, rawPublicKey, startSealMessage } from "../../src/security/audit/checkpoint.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { appendCalls, openTestLog, parse, readLines, rechain, rewrite, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 import { serializeEntry } from "../../src/security/audit/entry.js";
@@ -1141,7 +1141,7 @@ void test("review finding: a forged session after a stop (its own server_start, 
       head: last.hash,
       publicKey: raw.toString("base64"),
       keyFingerprint: fingerprintOfRaw(raw),
-      signature: sign(null, Buffer.from(checkpointMessage(genesisStart.data.logId as string, last.seq as number, last.hash as string)), forgerKey.privateKey).toString("base64"),
+      signature: sign(null, Buffer.from(startSealMessage(genesisStart.data.logId as string, last.seq as number, last.hash as string)), forgerKey.privateKey).toString("base64"),
     };
     const ownKey = await forge({ event: "server_start", data: { ...unsealed, keyFingerprint: seal.keyFingerprint, continues: seal } });
     assertFailure(ownKey, { line: lines.length + 1, reason: "key_mismatch" });
@@ -1178,6 +1178,27 @@ void test("an entry slipped in before a start, after the stopped server's checkp
     const failed = await verifyAudit(env.logFile);
     assertFailure(failed, { line: at + 2, reason: "bad_start" });
     assert.match(failed.failure!.message, /is not the one the starting server found there and signed/);
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a checkpoint's signature is no start seal: a forged restart carrying a copied checkpoint body fails at its server_start", async () => {
+  const env = tempEnv();
+  try {
+    const lines = await sampleLog(env);
+    const genesisStart = parse(lines[indexOf(lines, "server_start")]!);
+    // The stopped server's final checkpoint signs (logId, seq, head) of its server_stop: were a seal the same
+    // message, it would seal a restart taken up at the server_stop, its checkpoint being a start's own entry.
+    const finalCheckpoint = parse(lines.at(-1)!).checkpoint as Record<string, unknown>;
+    const forgedStart = forgedAfter(lines.at(-1)!, { event: "server_start", data: { ...genesisStart.data, continues: finalCheckpoint } });
+    const call = forgedAfter(forgedStart, { event: "tool_call", tool: "write_file", arguments: { path: "/data/alibi.txt" } });
+    fs.appendFileSync(env.logFile, `${forgedStart}\n${call}\n`);
+    const next = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(next, 2);
+    await next.close();
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) }), { line: lines.length + 1, reason: "bad_signature" });
+    assertFailure(await verifyAudit(env.logFile), { line: lines.length + 1, reason: "bad_signature" });
   } finally {
     env.cleanup();
   }

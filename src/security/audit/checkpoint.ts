@@ -18,6 +18,15 @@ export function checkpointMessage(logId: string, seq: number, head: string): str
   return `mcp-secure-local audit checkpoint v1\n${logId}\n${seq}\n${head}`;
 }
 
+/**
+ * The exact text a server_start's seal covers. Not a checkpoint's: a checkpoint signs the
+ * same (log id, seq, head) as the next start would, so its body copied into a forged
+ * server_start would pass for that start's seal.
+ */
+export function startSealMessage(logId: string, seq: number, head: string): string {
+  return `mcp-secure-local audit start v1\n${logId}\n${seq}\n${head}`;
+}
+
 export interface AuditSigner {
   /** Raw 32-byte public key, base64. */
   readonly publicKey: string;
@@ -25,6 +34,8 @@ export interface AuditSigner {
   readonly fingerprint: string;
   /** The checkpoint for the entry at `seq` whose hash is `head`. */
   checkpoint(logId: string, seq: number, head: string): CheckpointBody;
+  /** A server_start's seal: where it took up the chain (the entry at `seq`, whose hash is `head`). */
+  startSeal(logId: string, seq: number, head: string): CheckpointBody;
 }
 
 /** Raw public key bytes of an Ed25519 key (public or private). */
@@ -53,20 +64,23 @@ export function signerFromPrivateKey(privateKey: KeyObject): AuditSigner {
   const raw = rawPublicKey(privateKey);
   const publicKey = raw.toString("base64");
   const fingerprint = fingerprintOfRaw(raw);
+  const body = (logId: string, seq: number, head: string, message: string): CheckpointBody => {
+    const signature = sign(null, Buffer.from(message, "utf8"), privateKey).toString("base64");
+    return { logId, seq, head, signature, publicKey, keyFingerprint: fingerprint };
+  };
   return {
     publicKey,
     fingerprint,
-    checkpoint(logId, seq, head) {
-      const signature = sign(null, Buffer.from(checkpointMessage(logId, seq, head), "utf8"), privateKey).toString("base64");
-      return { logId, seq, head, signature, publicKey, keyFingerprint: fingerprint };
-    },
+    checkpoint: (logId, seq, head) => body(logId, seq, head, checkpointMessage(logId, seq, head)),
+    startSeal: (logId, seq, head) => body(logId, seq, head, startSealMessage(logId, seq, head)),
   };
 }
 
-/** Why a checkpoint does not verify, or undefined when it does. Pure. */
+/** Why a checkpoint (or, given `message`, a start's seal) does not verify, or undefined when it does. Pure. */
 export function checkpointProblem(
   cp: CheckpointBody,
   pinnedRaw?: Buffer,
+  message: string = checkpointMessage(cp.logId, cp.seq, cp.head),
 ): { reason: "bad_checkpoint" | "key_mismatch" | "bad_signature"; message: string } | undefined {
   let key: KeyObject;
   try {
@@ -87,7 +101,7 @@ export function checkpointProblem(
   const signature = Buffer.from(cp.signature, "base64");
   let valid = false;
   try {
-    valid = verify(null, Buffer.from(checkpointMessage(cp.logId, cp.seq, cp.head), "utf8"), key, signature);
+    valid = verify(null, Buffer.from(message, "utf8"), key, signature);
   } catch {
     valid = false;
   }

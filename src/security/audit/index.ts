@@ -233,7 +233,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
     // verify` knows where this server's checkpoints are due (the policy allows 1 and more).
     const every = Math.floor(policy.checkpoint_every);
     const checkpointEvery = Number.isSafeInteger(every) && every > 0 ? every : 0;
-    const tookUp = signer.checkpoint(logId, position.seq, position.head);
+    const tookUp = signer.startSeal(logId, position.seq, position.head);
     writer = new ChainWriter({
       fs: layer,
       path: logPath,
