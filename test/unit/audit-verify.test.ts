@@ -1203,3 +1203,40 @@ void test("a checkpoint's signature is no start seal: a forged restart carrying 
     env.cleanup();
   }
 });
+
+void test("a copy of the genesis start's seal fails far into a log too, where the entries after the genesis are no longer kept in memory", async () => {
+  const env = tempEnv();
+  try {
+    const sink = await openTestLog(env, { checkpoint_every: 1000 });
+    await appendCalls(sink, 2100);
+    await sink.close();
+    const lines = readLines(env.logFile);
+    const genesisStart = parse(lines[indexOf(lines, "server_start")]!);
+    const forgedStart = forgedAfter(lines.at(-1)!, { event: "server_start", data: genesisStart.data });
+    const call = forgedAfter(forgedStart, { event: "tool_call", tool: "write_file", arguments: { path: "/data/alibi.txt" } });
+    fs.appendFileSync(env.logFile, `${forgedStart}\n${call}\n`);
+    const next = await openTestLog(env, { checkpoint_every: 1000 });
+    await next.close();
+    const summary = await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) });
+    assertFailure(summary, { line: lines.length + 1, reason: "bad_start" });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a copied seal that names an entry before the files verified (one segment alone) fails where entries of another session lie before it", async () => {
+  const env = tempEnv();
+  try {
+    const { segments } = await rotatedLog(env);
+    const genesisStart = parse(readLines(segments[0]!)[0]!);
+    assert.equal(genesisStart.event, "server_start");
+    const segment = segments[1]!;
+    const lines = readLines(segment);
+    assert.ok(lines.some((line) => parse(line).event === "tool_call"));
+    const forgedStart = forgedAfter(lines.at(-1)!, { event: "server_start", data: genesisStart.data });
+    fs.appendFileSync(segment, `${forgedStart}\n`);
+    assertFailure(await verifyAudit(segment), { line: lines.length + 1, reason: "bad_start" });
+  } finally {
+    env.cleanup();
+  }
+});

@@ -81,18 +81,18 @@ export function startSealProblem(
     return { reason: signature.reason === "bad_checkpoint" ? "bad_start" : signature.reason, message: `the server_start's seal: ${signature.message.replace(/^the checkpoint/, "it")}` };
   }
   if (seal.seq >= start.seq) return { reason: "bad_start", message: `the server_start's seal names seq ${seal.seq}, which is not before it` };
-  // Where it took up the chain: at the genesis, or at an entry verified here.
+  if (seal.seq === 0 && seal.head !== GENESIS_PREV) return { reason: "bad_start", message: "the server_start's seal names seq 0 with a head other than the genesis" };
+  const tooFar = (): StartSealProblem => ({
+    reason: "bad_start",
+    message: `the server_start's seal names seq ${seal.seq}, too far before it: a start writes only a few entries of its own before its server_start`,
+  });
+  // Where it took up the chain: at an entry verified here, or before the first one verified
+  // (the genesis, or a segment verified alone). Then what is verified of the stretch up to
+  // the start must be its own entries all the same: a copied seal placed further on is not.
   let after: RecentEntry[];
-  if (seal.seq === 0) {
-    if (seal.head !== GENESIS_PREV) return { reason: "bad_start", message: "the server_start's seal names seq 0 with a head other than the genesis" };
-    if (firstSeq > 1) return undefined; // the log's beginning is not among the files verified
-    after = recent.from(1) ?? [];
-  } else {
-    if (seal.seq < firstSeq) return undefined;
+  if (seal.seq >= firstSeq) {
     const kept = recent.from(seal.seq);
-    if (kept === undefined) {
-      return { reason: "bad_start", message: `the server_start's seal names seq ${seal.seq}, too far before it: a start writes only a few entries of its own before its server_start` };
-    }
+    if (kept === undefined) return tooFar();
     if (kept[0]!.hash !== seal.head) {
       return {
         reason: "bad_start",
@@ -100,6 +100,10 @@ export function startSealProblem(
       };
     }
     after = kept.slice(1);
+  } else {
+    const kept = start.seq === firstSeq ? [] : recent.from(firstSeq);
+    if (kept === undefined) return tooFar();
+    after = kept;
   }
   const inserted = after.find((entry) => !START_OWN_EVENTS.has(entry.event));
   if (inserted !== undefined) {
