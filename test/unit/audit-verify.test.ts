@@ -1240,3 +1240,25 @@ void test("a copied seal that names an entry before the files verified (one segm
     env.cleanup();
   }
 });
+
+void test("entries after a recovery entry but before any server_start fail: only a starting server writes recovery entries", async () => {
+  const env = tempEnv();
+  try {
+    // A server that crashed (no server_stop) after a checkpoint; a forger appends a recovery entry, which ends the
+    // running server's checkpoint interval as a restart would, then more calls than the interval allows.
+    const sink = await openTestLog(env, { checkpoint_every: 4 });
+    await appendCalls(sink, 3);
+    const lines = readLines(env.logFile);
+    await sink.close();
+    writeLines(env.logFile, lines);
+    assert.equal(parse(lines.at(-1)!).event, "checkpoint");
+    const forged = [forgedAfter(lines.at(-1)!, { event: "recovery", reason: "nothing", data: { kind: "torn_tail" } })];
+    for (let i = 0; i < 6; i++) forged.push(forgedAfter(forged.at(-1)!, { event: "tool_call", tool: "write_file", arguments: { path: `/data/${i}` } }));
+    fs.appendFileSync(env.logFile, forged.map((line) => `${line}\n`).join(""));
+    const next = await openTestLog(env, { checkpoint_every: 4 });
+    await next.close();
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) }), { line: lines.length + 2, reason: "bad_start", seq: parse(lines.at(-1)!).seq + 2 });
+  } finally {
+    env.cleanup();
+  }
+});

@@ -168,6 +168,10 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
   let stoppedAt: { seq: number; end: number } | undefined;
   // Once a start in the log is sealed (data.continues), every later one must be: see start-seal.ts.
   let sealedStarts = false;
+  // The seq of a recovery entry, until the next server_start: only a starting server writes one,
+  // before its server_start, and it ends the running server's checkpoint interval as a restart
+  // does. In a log of sealed starts, an entry of a session there was appended without a start.
+  let recoveringAt: number | undefined;
   const recent = new RecentEntries();
   let pendingKey: { file: string; line: number; seq: number; fingerprint: string; message: string; rotated: boolean } | undefined;
   // The checkpoint interval the running server recorded in its server_start, and how far it is
@@ -315,6 +319,19 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
               "server_start. The entry was added while no server ran (a later start's checkpoints then cover it, but not its origin)",
           );
         }
+        if (sealedStarts && recoveringAt !== undefined && !BETWEEN_STARTS.has(entry.event)) {
+          return fail(
+            file,
+            lineNo,
+            entry.seq,
+            "bad_start",
+            `seq ${entry.seq} (${entry.event}) follows the recovery entry at seq ${recoveringAt} before any server_start: only a starting server ` +
+              "writes recovery entries, and it writes only recovery, rotate and checkpoint entries before its server_start. The entries were " +
+              "appended without a start, to end the running server's checkpoint interval",
+          );
+        }
+        if (entry.event === "recovery") recoveringAt ??= entry.seq;
+        else if (entry.event === "server_start") recoveringAt = undefined;
         if (entry.event === "server_start") {
           const problem = startSealProblem(entry, summary.logId, recent, summary.firstSeq ?? entry.seq, sealedStarts, pinned);
           if (problem !== undefined) return fail(file, lineNo, entry.seq, problem.reason, problem.message);
