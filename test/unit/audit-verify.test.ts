@@ -4,7 +4,7 @@ import { createPublicKey, generateKeyPairSync, sign } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { AuditOpenError, AuditReadError, verifyAudit, type AuditVerifySummary } from "../../src/security/audit/index.js";
-import { checkpointMessage, fingerprintOfRaw, rawPublicKey, startSealMessage } from "../../src/security/audit/checkpoint.js";
+import { checkpointMessage, fingerprintOfRaw, rawPublicKey, startRecordDigest, startSealMessage } from "../../src/security/audit/checkpoint.js";
 import { nodeAuditFs, type AuditFs } from "../../src/security/audit/fs-layer.js";
 import { appendCalls, openTestLog, parse, readLines, rechain, rewrite, tempEnv, writeLines, type TempEnv } from "../fixtures/audit-helpers.js";
 import { serializeEntry } from "../../src/security/audit/entry.js";
@@ -1141,7 +1141,7 @@ void test("review finding: a forged session after a stop (its own server_start, 
       head: last.hash,
       publicKey: raw.toString("base64"),
       keyFingerprint: fingerprintOfRaw(raw),
-      signature: sign(null, Buffer.from(startSealMessage(genesisStart.data.logId as string, last.seq as number, last.hash as string)), forgerKey.privateKey).toString("base64"),
+      signature: sign(null, Buffer.from(startSealMessage(genesisStart.data.logId as string, last.seq as number, last.hash as string, startRecordDigest({ ...unsealed, keyFingerprint: fingerprintOfRaw(raw) }))), forgerKey.privateKey).toString("base64"),
     };
     const ownKey = await forge({ event: "server_start", data: { ...unsealed, keyFingerprint: seal.keyFingerprint, continues: seal } });
     assertFailure(ownKey, { line: lines.length + 1, reason: "key_mismatch" });
@@ -1258,6 +1258,26 @@ void test("entries after a recovery entry but before any server_start fail: only
     const next = await openTestLog(env, { checkpoint_every: 4 });
     await next.close();
     assertFailure(await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) }), { line: lines.length + 2, reason: "bad_start", seq: parse(lines.at(-1)!).seq + 2 });
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a start's seal covers what the start records: the last start rewritten with checkpointEvery 0, to let unsigned calls run on, fails", async () => {
+  const env = tempEnv();
+  try {
+    // A session that crashed before its first checkpoint; a forger rewrites its server_start to record no
+    // interval and appends more calls than the real interval allows. The next real start seals over them.
+    const lines = await crashedSession(env, 4, 2);
+    const start = indexOf(lines, "server_start");
+    const edited = parse(lines[start]!);
+    edited.data.checkpointEvery = 0;
+    const forged = [...lines.slice(0, start), JSON.stringify(edited), ...lines.slice(start + 1)];
+    for (let i = 0; i < 6; i++) forged.push(forgedAfter(forged.at(-1)!, { event: "tool_call", tool: "write_file", arguments: { path: `/data/${i}` } }));
+    writeLines(env.logFile, rechain(forged, start));
+    const next = await openTestLog(env, { checkpoint_every: 4 });
+    await next.close();
+    assertFailure(await verifyAudit(env.logFile, { pubkeyPem: publicPem(env) }), { line: start + 1, reason: "bad_signature" });
   } finally {
     env.cleanup();
   }

@@ -348,7 +348,7 @@ void test("a checkpoint that cannot be signed fails the log: the entry that made
           if (broken) throw new Error("the signing key is unusable");
           return real.checkpoint(logId, seq, head);
         },
-        startSeal: (logId, seq, head) => real.startSeal(logId, seq, head),
+        startSeal: (logId, seq, head, data) => real.startSeal(logId, seq, head, data),
       };
       const { fd } = await nodeAuditFs.openLogFile(env.logFile);
       const makeId = ulidFactory();

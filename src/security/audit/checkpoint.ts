@@ -6,7 +6,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from "node:crypto";
 import { constants as C, promises as fs } from "node:fs";
 import path from "node:path";
-import { sha256Hex } from "../../util/canonical-json.js";
+import { canonicalJson, sha256Hex } from "../../util/canonical-json.js";
 import { makeDirectories } from "../../util/make-directories.js";
 import { foldName } from "../../util/text.js";
 import type { CheckpointBody } from "./entry.js";
@@ -19,12 +19,23 @@ export function checkpointMessage(logId: string, seq: number, head: string): str
 }
 
 /**
- * The exact text a server_start's seal covers. Not a checkpoint's: a checkpoint signs the
+ * The exact text a server_start's seal covers: where the start took up the chain and the
+ * SHA-256 of what it records (startRecordDigest). Not a checkpoint's: a checkpoint signs the
  * same (log id, seq, head) as the next start would, so its body copied into a forged
  * server_start would pass for that start's seal.
  */
-export function startSealMessage(logId: string, seq: number, head: string): string {
-  return `mcp-secure-local audit start v1\n${logId}\n${seq}\n${head}`;
+export function startSealMessage(logId: string, seq: number, head: string, recorded: string): string {
+  return `mcp-secure-local audit start v1\n${logId}\n${seq}\n${head}\n${recorded}`;
+}
+
+/**
+ * The SHA-256 of a server_start's data but its seal (`continues`): the seal covers it, so that
+ * no one without the key can change what a start records, such as the checkpoint interval
+ * `audit verify` holds its server to.
+ */
+export function startRecordDigest(data: Readonly<Record<string, unknown>>): string {
+  const { continues: _seal, ...recorded } = data;
+  return sha256Hex(canonicalJson(recorded));
 }
 
 export interface AuditSigner {
@@ -34,8 +45,8 @@ export interface AuditSigner {
   readonly fingerprint: string;
   /** The checkpoint for the entry at `seq` whose hash is `head`. */
   checkpoint(logId: string, seq: number, head: string): CheckpointBody;
-  /** A server_start's seal: where it took up the chain (the entry at `seq`, whose hash is `head`). */
-  startSeal(logId: string, seq: number, head: string): CheckpointBody;
+  /** A server_start's seal: where it took up the chain (the entry at `seq`, whose hash is `head`) and what it records (`data`). */
+  startSeal(logId: string, seq: number, head: string, data: Readonly<Record<string, unknown>>): CheckpointBody;
 }
 
 /** Raw public key bytes of an Ed25519 key (public or private). */
@@ -72,7 +83,7 @@ export function signerFromPrivateKey(privateKey: KeyObject): AuditSigner {
     publicKey,
     fingerprint,
     checkpoint: (logId, seq, head) => body(logId, seq, head, checkpointMessage(logId, seq, head)),
-    startSeal: (logId, seq, head) => body(logId, seq, head, startSealMessage(logId, seq, head)),
+    startSeal: (logId, seq, head, data) => body(logId, seq, head, startSealMessage(logId, seq, head, startRecordDigest(data))),
   };
 }
 

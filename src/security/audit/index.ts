@@ -233,7 +233,19 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
     // verify` knows where this server's checkpoints are due (the policy allows 1 and more).
     const every = Math.floor(policy.checkpoint_every);
     const checkpointEvery = Number.isSafeInteger(every) && every > 0 ? every : 0;
-    const tookUp = signer.startSeal(logId, position.seq, position.head);
+    const startData = {
+      logId,
+      serverVersion: opts.serverVersion,
+      policySha256: opts.policySha256,
+      catalogSha256: opts.catalogSha256,
+      keyFingerprint: signer.fingerprint,
+      fsync: policy.fsync,
+      checkpointEvery,
+      pid: process.pid,
+      ...(position.seq === 0 ? { genesis: true } : {}),
+    };
+    // Where this start took up the chain and what it records, signed: a forged or altered start cannot carry it (start-seal.ts).
+    const tookUp = signer.startSeal(logId, position.seq, position.head, startData);
     writer = new ChainWriter({
       fs: layer,
       path: logPath,
@@ -306,19 +318,7 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
     startup.push(
       writer.append({
         event: "server_start",
-        data: {
-          logId,
-          serverVersion: opts.serverVersion,
-          policySha256: opts.policySha256,
-          catalogSha256: opts.catalogSha256,
-          keyFingerprint: signer.fingerprint,
-          // Where this start took up the chain, signed: a forged restart cannot carry it (start-seal.ts).
-          continues: tookUp,
-          fsync: policy.fsync,
-          checkpointEvery,
-          pid: process.pid,
-          ...(position.seq === 0 ? { genesis: true } : {}),
-        },
+        data: { ...startData, continues: tookUp },
       }),
     );
     await Promise.all(startup);

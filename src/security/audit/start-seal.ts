@@ -1,14 +1,15 @@
 /**
  * A server_start's seal: the starting server signs, with the key it announces, where it took
  * up the chain (`data.continues`: the seq and hash of the last whole entry it found; seq 0 and
- * the genesis hash on a new log): a checkpoint's body, but signed over a text of its own
- * (startSealMessage), so that no checkpoint can be copied in as a seal. Without the key no
+ * the genesis hash on a new log) and what it records (its data but the seal): a checkpoint's
+ * body, signed over a text of its own (startSealMessage), so that no checkpoint can be copied
+ * in as a seal and no start's data changed under one. Without the key no
  * one can write a server_start that verifies, so a forged tail cannot pass for a later
  * server's session (a forged restart began a new checkpoint count), and nothing can be slipped
  * in between the point a start signed and its server_start: only its own recovery, rotate and
  * checkpoint entries come there. Pure; `audit verify` calls it for every server_start.
  */
-import { checkpointProblem, startSealMessage } from "./checkpoint.js";
+import { checkpointProblem, startRecordDigest, startSealMessage } from "./checkpoint.js";
 import { checkpointShapeProblem, GENESIS_PREV, type AuditEntry, type CheckpointBody } from "./entry.js";
 
 /** What a starting server writes between the point it signs and its server_start. */
@@ -76,7 +77,7 @@ export function startSealProblem(
   if (seal.keyFingerprint !== start.data?.keyFingerprint) {
     return { reason: "bad_start", message: `the server_start is sealed with key ${seal.keyFingerprint} but announces key ${String(start.data?.keyFingerprint)}` };
   }
-  const signature = checkpointProblem(seal, pinned, startSealMessage(seal.logId, seal.seq, seal.head));
+  const signature = checkpointProblem(seal, pinned, startSealMessage(seal.logId, seal.seq, seal.head, startRecordDigest(start.data ?? {})));
   if (signature !== undefined) {
     return { reason: signature.reason === "bad_checkpoint" ? "bad_start" : signature.reason, message: `the server_start's seal: ${signature.message.replace(/^the checkpoint/, "it")}` };
   }
