@@ -79,7 +79,7 @@ export function startSealProblem(
   }
   const signature = checkpointProblem(seal, pinned, startSealMessage(seal.logId, seal.seq, seal.head, startRecordDigest(start.data ?? {})));
   if (signature !== undefined) {
-    return { reason: signature.reason === "bad_checkpoint" ? "bad_start" : signature.reason, message: `the server_start's seal: ${signature.message.replace(/^the checkpoint/, "it")}` };
+    return { reason: signature.reason === "bad_checkpoint" ? "bad_start" : signature.reason, message: `the server_start's seal: ${sealWording(signature.message)}` };
   }
   if (seal.seq >= start.seq) return { reason: "bad_start", message: `the server_start's seal names seq ${seal.seq}, which is not before it` };
   if (seal.seq === 0 && seal.head !== GENESIS_PREV) return { reason: "bad_start", message: "the server_start's seal names seq 0 with a head other than the genesis" };
@@ -116,4 +116,9 @@ export function startSealProblem(
     };
   }
   return undefined;
+}
+
+/** A checkpoint's problem, said of a seal: "the checkpoint's public key" becomes "its public key". */
+function sealWording(message: string): string {
+  return message.replace(/^the checkpoint's /, "its ").replace(/^the checkpoint signature /, "its signature ").replace(/^the checkpoint /, "it ");
 }
