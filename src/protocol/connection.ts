@@ -331,11 +331,11 @@ export class Connection {
 
   private onLine(bytes: Buffer): void {
     const message = classify(bytes);
-    if (message.kind === "batch") this.onBatch(message.items);
+    if (message.kind === "batch") this.onBatch(message.items, bytes.length);
     else this.onMessage(message, bytes.length, undefined);
   }
 
-  private onBatch(items: unknown[]): void {
+  private onBatch(items: unknown[], lineBytes: number): void {
     if (!this.batches || items.length === 0) {
       this.send(errorMessage(undefined, { code: ErrorCode.InvalidRequest, message: this.batches ? EMPTY_BATCH : BATCH_REFUSED }));
       return;
@@ -363,7 +363,7 @@ export class Connection {
     // line would let one large request among many tiny elements (invalid ones, pings,
     // notifications, none of which wait) hold the whole line while charged a thousandth of it.
     this.openBatches.add(batch);
-    for (const item of items) this.onMessage(classifyValue(item), () => Buffer.byteLength(JSON.stringify(item)), batch);
+    for (const item of items) this.onMessage(classifyValue(item), () => elementBytes(item, lineBytes), batch);
     batch.close();
   }
 
@@ -638,6 +638,19 @@ export class ShutdownError extends Error {
   constructor(reason: string) {
     super(reason);
     this.name = "ShutdownError";
+  }
+}
+
+/**
+ * A batch element's size as JSON. JSON.parse takes nesting that JSON.stringify cannot (it
+ * overflows the stack, past ~10 000 levels), and a throw here ended the process: such an
+ * element is charged the whole line, which holds it.
+ */
+function elementBytes(item: unknown, lineBytes: number): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(item));
+  } catch {
+    return lineBytes;
   }
 }
 

@@ -620,3 +620,23 @@ void test("review finding: open batches together stay within the result budget (
   assert.equal(messages.length, 2, "both arrays");
   assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 0, waiting: 0 });
 });
+
+void test("review finding: a batched request too deeply nested to measure waits charged the whole line; it no longer ends the process", async () => {
+  const { input, connection, handled, responses, answer } = setup(1, undefined, 1024 * 1024);
+  connection.acceptBatches();
+  input.write(`${JSON.stringify({ jsonrpc: "2.0", id: 1, method: "slow" })}\n`);
+  await settle();
+  // JSON.parse takes 100 000 levels; JSON.stringify, which measured a waiting element, overflowed the stack.
+  const depth = 100_000;
+  const deep = `{"jsonrpc":"2.0","id":2,"method":"slow","params":{"x":${"[".repeat(depth)}${"]".repeat(depth)}}}`;
+  input.write(`[${deep}]\n`);
+  await settle();
+  assert.deepEqual(handled, [1]);
+  assert.equal(connection.pendingCount, 2, "the deep request waits for the slot");
+  answer([1]);
+  await settle();
+  assert.deepEqual(handled, [1, 2]);
+  answer([2]);
+  await settle();
+  assert.deepEqual(responses.at(-1), [{ jsonrpc: "2.0", id: 2, result: { id: 2 } }]);
+});
