@@ -11,6 +11,12 @@ import { constants } from "node:buffer";
 
 const LF = 0x0a;
 const CR = 0x0d;
+/**
+ * Chunks of an unfinished line past this many are joined into one. Each chunk costs a
+ * Buffer object (~120 bytes of heap), so a line sent one byte per write grew the heap
+ * about 120 times its size; joined in runs, each byte is copied once more at most.
+ */
+const JOIN_CHUNKS = 1024;
 
 /**
  * The highest line limit that can be honoured: every line is decoded into one string
@@ -29,6 +35,8 @@ export interface FramerSink {
 export class LineFramer {
   private readonly chunks: Buffer[] = [];
   private pending = 0;
+  /** Chunks before this index are runs already joined (see JOIN_CHUNKS). */
+  private joined = 0;
   private discarding = false;
 
   constructor(
@@ -58,6 +66,7 @@ export class LineFramer {
       } else if (newline === -1) {
         this.chunks.push(start === 0 ? chunk : chunk.subarray(start));
         this.pending += chunk.length - start;
+        if (this.chunks.length - this.joined >= JOIN_CHUNKS) this.joinRun();
         return;
       } else {
         this.emit(chunk.subarray(start, end));
@@ -94,6 +103,15 @@ export class LineFramer {
   private reset(): void {
     this.chunks.length = 0;
     this.pending = 0;
+    this.joined = 0;
+  }
+
+  /** Joins the chunks that came since the last join into one (only small ones add up to so many). */
+  private joinRun(): void {
+    const run = Buffer.concat(this.chunks.slice(this.joined));
+    this.chunks.length = this.joined;
+    this.chunks.push(run);
+    this.joined = this.chunks.length;
   }
 }
 

@@ -90,3 +90,16 @@ test("a limit above the longest string is refused: such a line could not be deco
   assert.throws(() => new LineFramer(MAX_LINE_BYTES_LIMIT + 1, sink), RangeError);
   assert.doesNotThrow(() => new LineFramer(MAX_LINE_BYTES_LIMIT, sink));
 });
+
+test("review finding: a line dripped in one-byte chunks is held in few buffers, not one object per byte", () => {
+  const lines: number[] = [];
+  const framer = new LineFramer(16 * 1024 * 1024, { line: (b) => lines.push(b.length), oversize: () => assert.fail("not oversize") });
+  // Each chunk was kept as its own Buffer until the newline: ~120 bytes of heap per byte of line,
+  // so a 16 MiB line sent one byte per write took gigabytes, far past the limit the line obeys.
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 1_000_000; i++) framer.push(Buffer.from([0x61]));
+  const grown = process.memoryUsage().heapUsed - before;
+  framer.push(Buffer.from("\n"));
+  assert.deepEqual(lines, [1_000_000]);
+  assert.ok(grown < 48 * 1024 * 1024, `heap grew ${Math.round(grown / 1e6)} MB for a 1 MB line`);
+});
