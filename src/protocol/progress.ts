@@ -36,6 +36,8 @@ export class ProgressReporter {
     this.last = update.progress;
     const wait = this.lastSentAt + this.minIntervalMs - this.now();
     if (wait <= 0) {
+      // A coalesced update whose timer is late (a busy loop) is older than this one: it must not follow it.
+      this.cancelPending();
       this.emit(update);
       return;
     }
@@ -52,6 +54,10 @@ export class ProgressReporter {
   /** After this, nothing more is sent for the token. */
   finish(): void {
     this.finished = true;
+    this.cancelPending();
+  }
+
+  private cancelPending(): void {
     this.pending = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -41,3 +41,17 @@ test("fast updates are coalesced to the newest, and none is sent after finish", 
   await new Promise((resolve) => setTimeout(resolve, 60));
   assert.ok(!sent.some((p) => p.progress === 52), "the pending update is dropped at finish");
 });
+
+test("review finding: an update sent at once while a coalesced one waits for a late timer is not followed by the older one", async () => {
+  const sent: number[] = [];
+  let clock = 0;
+  const reporter = new ProgressReporter("t", (p) => sent.push(p.progress as number), 20, () => clock);
+  reporter.report({ progress: 1 });
+  clock = 5;
+  reporter.report({ progress: 2 }); // coalesced: its timer is due at 20
+  // The loop is busy past 20 (the timer is late) and the tool reports again meanwhile: sent at once.
+  clock = 30;
+  reporter.report({ progress: 3 });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.deepEqual(sent, [1, 3], "progress must strictly increase: the pending 2 must not follow 3");
+});
