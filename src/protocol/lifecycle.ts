@@ -3,7 +3,7 @@
  * and a small state holder; the session layer calls them.
  */
 import { ErrorCode, RpcError } from "./jsonrpc.js";
-import { truncate } from "../util/text.js";
+import { printable, truncate, wellFormed } from "../util/text.js";
 
 /** Newest first: the first entry is what an unknown version is answered with. */
 export const SUPPORTED_PROTOCOL_VERSIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"] as const;
@@ -37,7 +37,8 @@ export function checkLifecycle(state: LifecycleState, method: string): RpcError 
       : new RpcError(ErrorCode.InvalidRequest, "Invalid Request: the session is already initialized; initialize may be sent only once");
   }
   if (state === "awaiting-initialize") {
-    return new RpcError(ErrorCode.InvalidRequest, `Invalid Request: server not initialized; send "initialize" before "${truncate(method, 100)}"`);
+    // The method is the client's: shown as -32601 shows it (escapes visible, no lone surrogate).
+    return new RpcError(ErrorCode.InvalidRequest, `Invalid Request: server not initialized; send "initialize" before "${printable(wellFormed(truncate(method, 100)))}"`);
   }
   return undefined;
 }

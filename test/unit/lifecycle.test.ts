@@ -32,3 +32,13 @@ test("ping is always allowed; other methods wait for initialize; initialize only
   assert.equal(checkLifecycle("closing", "tools/call")?.code, ErrorCode.InvalidRequest);
   assert.equal(checkLifecycle("closing", "ping"), undefined);
 });
+
+test("review finding: the not-initialized error shows the method's escapes, bidi controls and lone surrogates harmlessly, as -32601 does", () => {
+  const message = checkLifecycle("awaiting-initialize", "tools/\u001b]0;title\u0007\u202e\ud800x")!.message;
+  // Quoted raw, the escape drove a terminal that showed it, and the lone surrogate's \ud800 escape
+  // made strict JSON parsers (serde_json, for one) refuse the whole response.
+  // eslint-disable-next-line no-control-regex
+  assert.equal(/[\u0000-\u001f\u202e]/.test(message), false, JSON.stringify(message));
+  assert.equal(/[\ud800-\udfff]/.test(message), false, JSON.stringify(message));
+  assert.match(message, /before "tools\/\\u001b\]0;title\\u0007\\u202e\uFFFDx"$/);
+});
