@@ -4,7 +4,7 @@
  * to the error that answers it.
  */
 import { isUtf8 } from "node:buffer";
-import { cutAt, wellFormed } from "../util/text.js";
+import { cutAt, printable, wellFormed } from "../util/text.js";
 
 export type RequestId = string | number;
 
@@ -79,7 +79,8 @@ export function classify(line: Buffer): Incoming {
     // JSON.parse would name the mark as an invisible "unexpected token": say what it is.
     if (text.startsWith("\uFEFF")) return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, BOM_MESSAGE) };
     const detail = error instanceof Error ? error.message : String(error);
-    return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(wellFormed(detail), 200)}`) };
+    // V8's message quotes the start of the line: its escapes are shown, not sent to drive a terminal.
+    return { kind: "invalid", id: undefined, error: new RpcError(ErrorCode.ParseError, `Parse error: ${truncate(printable(wellFormed(detail)), 200)}`) };
   }
   return Array.isArray(value) ? { kind: "batch", items: value } : classifyValue(value);
 }

@@ -128,3 +128,14 @@ test("a top-level array is a batch for the connection to accept or refuse; its e
   }
   assert.deepEqual(classify(line("[]")), { kind: "batch", items: [] });
 });
+
+test("review finding: a parse error quotes the line's control characters and bidi overrides as visible escapes", () => {
+  // V8's message quotes the start of the line: raw, an ESC sequence there reached the client's terminal.
+  const parsed = classify(Buffer.from("\u001b[2J\u001b]0;title\u0007 \u202e x", "utf8"));
+  assert.equal(parsed.kind, "invalid");
+  const message = parsed.kind === "invalid" ? parsed.error.message : "";
+  assert.equal(parsed.kind === "invalid" && parsed.error.code, ErrorCode.ParseError);
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(message, /[\u0000-\u001f\u202e]/);
+  assert.match(message, /\\u001b\[2J\\u001b\]0;title\\u0007/);
+});
