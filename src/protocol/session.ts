@@ -240,7 +240,8 @@ export class McpSession {
     if (now - this.logWindowStart >= 1000) {
       if (this.logDropped > 0) {
         this.connection.notify("notifications/message", {
-          level: "warning",
+          // Never below the level the client set (what was dropped was at least that level).
+          level: levelRank(this.clientLogLevel) > levelRank("warning") ? this.clientLogLevel : "warning",
           logger: "mcp-secure-local",
           data: { message: `${this.logDropped} log messages were dropped by the rate limit` },
         });

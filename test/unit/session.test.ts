@@ -388,3 +388,17 @@ test("drain: at once when idle, after the last response otherwise, false on a ti
   assert.ok(s.received.some((m) => m.id === "d1"), "the response was handed to the writer before drain resolved");
   assert.equal(await s.connection.drain(10), true, "idle again");
 });
+
+test("review finding: the rate limit's summary respects logging/setLevel (it was sent as warning to a client that asked for error)", async () => {
+  const s = setup();
+  await s.init();
+  assert.deepEqual((await s.request(42, "logging/setLevel", { level: "error" })).result, {});
+  const log = s.hub.logger("t");
+  for (let i = 0; i < 21; i++) log.error(`burst ${i}`); // the 21st is dropped
+  await s.settle(1100);
+  log.error("after a second");
+  await s.waitFor((m) => m.params?.data?.message === "after a second");
+  const summary = s.received.find((m) => m.params?.data?.message === "1 log messages were dropped by the rate limit");
+  assert.ok(summary, "the drop is reported");
+  assert.equal(summary.params.level, "error", "no message below the level the client set");
+});
