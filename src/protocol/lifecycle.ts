@@ -19,10 +19,17 @@ export function negotiateProtocolVersion(requested: unknown): ProtocolVersion {
   if (typeof requested !== "string") {
     throw new RpcError(ErrorCode.InvalidParams, 'Invalid params: "protocolVersion" must be a string', {
       supported: [...SUPPORTED_PROTOCOL_VERSIONS],
-      requested: requested === undefined ? null : requested,
+      requested: shownVersion(requested),
     });
   }
   return (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? (requested as ProtocolVersion) : LATEST_PROTOCOL_VERSION;
+}
+
+/** A non-string version as the refusal echoes it: a scalar as sent, an object or array (maybe too large or deep to send back) by its kind. */
+function shownVersion(requested: unknown): unknown {
+  if (requested === undefined) return null;
+  if (typeof requested !== "object" || requested === null) return requested;
+  return Array.isArray(requested) ? "an array" : "an object";
 }
 
 export type LifecycleState = "awaiting-initialize" | "ready" | "closing";

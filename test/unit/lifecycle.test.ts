@@ -42,3 +42,25 @@ test("review finding: the not-initialized error shows the method's escapes, bidi
   assert.equal(/[\ud800-\udfff]/.test(message), false, JSON.stringify(message));
   assert.match(message, /before "tools\/\\u001b\]0;title\\u0007\\u202e\uFFFDx"$/);
 });
+
+test("review finding: a non-string version is echoed only when it is a scalar, so the -32602 can always be sent, and stays small", () => {
+  const refusal = (value: unknown): RpcError => {
+    try {
+      negotiateProtocolVersion(value);
+    } catch (error) {
+      if (error instanceof RpcError) return error;
+    }
+    throw new Error("not refused");
+  };
+  assert.equal((refusal(20251125).data as { requested: unknown }).requested, 20251125);
+  assert.equal((refusal(undefined).data as { requested: unknown }).requested, null);
+  // Echoed whole, 100 000 levels of nesting made the error unserializable (JSON.stringify overflows
+  // the stack): the client got -32603 "could not be serialized", and a megabyte came back a megabyte.
+  const deep = JSON.parse(`${"[".repeat(100_000)}${"]".repeat(100_000)}`) as unknown;
+  for (const value of [deep, { a: "x".repeat(1_000_000) }]) {
+    const text = JSON.stringify(refusal(value).toObject());
+    assert.ok(text.length < 1000, `${text.length} characters`);
+  }
+  assert.equal((refusal(deep).data as { requested: unknown }).requested, "an array");
+  assert.equal((refusal({ v: 1 }).data as { requested: unknown }).requested, "an object");
+});
