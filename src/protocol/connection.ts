@@ -135,6 +135,8 @@ const BACKLOG_HARD_FACTOR = 4;
 
 export class Connection {
   private readonly framer: LineFramer;
+  /** No line has been read yet (see onLine: a byte order mark there is ignored). */
+  private atStreamStart = true;
   private readonly writer: MessageWriter;
   // Keyed by the id itself: a Map keeps the string "1" and the number 1 apart, as JSON-RPC does.
   private readonly inFlight = new Map<RequestId, InFlight>();
@@ -330,6 +332,16 @@ export class Connection {
   }
 
   private onLine(bytes: Buffer): void {
+    if (this.atStreamStart) {
+      this.atStreamStart = false;
+      // A byte order mark once at the start of the stream (a .NET StreamWriter's default) is
+      // ignored, as RFC 8259 lets a parser do: refused, the client's initialize got an error
+      // without an id and the client waited for its answer. One before a later message is refused.
+      if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+        bytes = bytes.subarray(3);
+        if (bytes.length === 0) return;
+      }
+    }
     const message = classify(bytes);
     if (message.kind === "batch") this.onBatch(message.items, bytes.length);
     else this.onMessage(message, bytes.length, undefined);

@@ -303,3 +303,19 @@ void describe("secrets stay out of the logs", () => {
     for (const secret of secrets) assert.ok(!audit.includes(secret), `${secret} is not in the audit log`);
   });
 });
+
+void test("a byte order mark at the start of the stream (a .NET StreamWriter's) is ignored: the client's initialize is answered; one before a later message is refused", async () => {
+  const server = ServerProcess.start();
+  try {
+    const init = { jsonrpc: "2.0", id: "bom-init", method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "dotnet", version: "1" } } };
+    server.child.stdin.write(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`${JSON.stringify(init)}\n`)]));
+    const answer = await server.waitFor((m) => m.id === "bom-init");
+    assert.equal((answer.result as Message | undefined)?.protocolVersion, "2025-11-25", JSON.stringify(answer));
+    server.child.stdin.write(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"jsonrpc":"2.0","id":"bom-2","method":"ping"}\n')]));
+    const refused = await server.waitFor((m) => (m.error as Message | undefined)?.code === -32700);
+    assert.match(String((refused.error as Message).message), /byte order mark/);
+    assert.deepEqual(server.problems, []);
+  } finally {
+    await server.close();
+  }
+});
