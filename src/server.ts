@@ -323,7 +323,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   // (calls aborted and recorded, the audit log closed), and exits 1.
   let onStrayException: ((error: unknown) => void) | undefined;
   const onStrayRejection = (reason: unknown): void => {
-    log.error(`internal error, ignored (a promise rejected with nobody to handle it): ${faultText(reason)}`);
+    log.error(`internal error, ignored (a promise rejected with nobody to handle it): ${faultSummary(reason)}`, undefined, faultStack(reason));
   };
   const strayException = (error: unknown): void => onStrayException?.(error);
   process.on("unhandledRejection", onStrayRejection);
@@ -332,7 +332,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     connection.onEnd((why) => resolve(why === "input-end" ? "stdin closed" : "stdout closed"));
     for (const signal of STOP_SIGNALS) process.once(signal, () => resolve(signal));
     onStrayException = (error) => {
-      log.error(`internal error, stopping (an exception no caller could catch): ${faultText(error)}`);
+      log.error(`internal error, stopping (an exception no caller could catch): ${faultSummary(error)}`, undefined, faultStack(error));
       exitCode = 1;
       resolve("internal error");
     };
@@ -388,12 +388,16 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
 }
 
 /**
- * A stray fault's text for stderr: its stack (where the bug is), redacted like every log line,
- * since an error's message may quote the arguments it failed on.
+ * A stray fault, said to the client and stderr alike: what it was, redacted like every log line
+ * (an error's message may quote the arguments it failed on).
  */
-function faultText(error: unknown): string {
-  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  return redactString(text).value;
+function faultSummary(error: unknown): string {
+  return redactString(error instanceof Error ? `${error.name}: ${error.message}` : String(error)).value;
+}
+
+/** Where a stray fault happened, for stderr only: its stack names the server's own files, no business of the client's. */
+function faultStack(error: unknown): string | undefined {
+  return error instanceof Error && error.stack !== undefined ? redactString(error.stack).value : undefined;
 }
 
 /**

@@ -22,17 +22,24 @@ export interface LogRecord {
   logger: string;
   message: string;
   data?: Record<string, unknown>;
+  /**
+   * For the operator only (a stack trace, with the server's own file paths): written to stderr,
+   * never handed to subscribers, so it never reaches the client (the spec: no internal details in
+   * log messages).
+   */
+  detail?: string;
 }
 
 export type LogSink = (record: LogRecord) => void;
 
+/** `detail`: for stderr only (see LogRecord.detail). */
 export interface Logger {
   readonly name: string;
-  debug(message: string, data?: Record<string, unknown>): void;
-  info(message: string, data?: Record<string, unknown>): void;
-  notice(message: string, data?: Record<string, unknown>): void;
-  warn(message: string, data?: Record<string, unknown>): void;
-  error(message: string, data?: Record<string, unknown>): void;
+  debug(message: string, data?: Record<string, unknown>, detail?: string): void;
+  info(message: string, data?: Record<string, unknown>, detail?: string): void;
+  notice(message: string, data?: Record<string, unknown>, detail?: string): void;
+  warn(message: string, data?: Record<string, unknown>, detail?: string): void;
+  error(message: string, data?: Record<string, unknown>, detail?: string): void;
   child(name: string): Logger;
 }
 
@@ -53,7 +60,8 @@ export function stderrSink(write: (line: string) => void = (line) => process.std
   return (record) => {
     // The data is JSON, whose backslashes are its own escapes: printableJson keeps them single.
     const data = record.data === undefined ? "" : ` ${printableJson(safeStringify(record.data))}`;
-    write(`${printable(`mcp-secure-local[${record.logger}] ${record.level}: ${record.message}`)}${data}\n`);
+    const detail = record.detail === undefined ? "" : ` ${printable(record.detail)}`;
+    write(`${printable(`mcp-secure-local[${record.logger}] ${record.level}: ${record.message}`)}${data}${detail}\n`);
   };
 }
 
@@ -80,17 +88,22 @@ export function createLogHub(options: { stderrLevel?: LogLevel; stderr?: LogSink
   };
   function emit(record: LogRecord): void {
     if (levelRank(record.level) >= levelRank(hub.stderrLevel)) toStderr(record);
+    if (sinks.size === 0) return;
+    const shared = record.detail === undefined ? record : withoutDetail(record);
     for (const sink of sinks) {
       try {
-        sink(record);
+        sink(shared);
       } catch {
         // A failing subscriber must not break logging for the others.
       }
     }
   }
   function makeLogger(name: string): Logger {
-    const log = (level: LogLevel) => (message: string, data?: Record<string, unknown>) =>
-      emit(data === undefined ? { level, logger: name, message } : { level, logger: name, message, data });
+    const log = (level: LogLevel) => (message: string, data?: Record<string, unknown>, detail?: string) => {
+      const record: LogRecord = data === undefined ? { level, logger: name, message } : { level, logger: name, message, data };
+      if (detail !== undefined) record.detail = detail;
+      emit(record);
+    };
     return {
       name,
       debug: log("debug"),
@@ -102,6 +115,11 @@ export function createLogHub(options: { stderrLevel?: LogLevel; stderr?: LogSink
     };
   }
   return hub;
+}
+
+function withoutDetail(record: LogRecord): LogRecord {
+  const { detail: _detail, ...shared } = record;
+  return shared;
 }
 
 /** A logger that drops everything; for unit tests of modules that log. */

@@ -110,10 +110,15 @@ void test("SIGHUP (the client's terminal was closed): the call's outcome and ser
 void test("a promise rejected with nobody to handle it is logged (redacted) and the server goes on serving", async () => {
   const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY });
   try {
+    assert.deepEqual((await server.request("logging/setLevel", { level: "debug" })).result, {});
     const stray = (await server.callTool("stray", { kind: "rejection" })).result as { isError?: boolean };
     assert.notEqual(stray.isError, true);
     await server.waitForStderr(/internal error, ignored \(a promise rejected with nobody to handle it\): Error: stray rejection/, 5000);
     assert.doesNotMatch(server.stderr, /hunter2/, "the stack is redacted like every log line");
+    assert.match(server.stderr, /stray rejection[^\n]*\\u000a +at /, "the operator gets the stack");
+    // The client hears of it, without the stack and its file paths (no internal details in log messages).
+    const told = await server.waitFor((m) => m.method === "notifications/message" && JSON.stringify(m.params).includes("stray rejection"), 5000);
+    assert.doesNotMatch(JSON.stringify(told.params), /\bat |\.c?js:\d+/);
     assert.deepEqual((await server.request("ping")).result, {});
     assert.deepEqual((await server.callTool("echo", { text: "still here" })).result, { content: [{ type: "text", text: "still here" }] });
     server.child.stdin.end();

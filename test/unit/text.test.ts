@@ -90,3 +90,18 @@ test("shellWords leaves plain words bare and single-quotes the rest so a shell r
   assert.equal(shellWords(["mv", "/a/b.log", "/a/b.log.seed"]), "mv /a/b.log /a/b.log.seed");
   assert.equal(shellWords(["ls", "my dir", "it's", "*.log", ""]), `ls 'my dir' 'it'\\''s' '*.log' ''`);
 });
+
+void test("a record's detail (a stack trace) goes to stderr only, never to subscribers (the client)", () => {
+  const lines: string[] = [];
+  const hub = createLogHub({ stderr: stderrSink((line) => lines.push(line)) });
+  const seen: unknown[] = [];
+  hub.subscribe((record) => seen.push(record));
+  hub.logger("server").error("internal error: TypeError: boom", undefined, "TypeError: boom\n    at f (/opt/msl/dist/x.cjs:1:2)");
+  hub.logger("server").error("no detail", { a: 1 });
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /^mcp-secure-local\[server\] error: internal error: TypeError: boom TypeError: boom\\u000a {4}at f \(\/opt\/msl\/dist\/x\.cjs:1:2\)\n$/);
+  assert.deepEqual(seen, [
+    { level: "error", logger: "server", message: "internal error: TypeError: boom" },
+    { level: "error", logger: "server", message: "no detail", data: { a: 1 } },
+  ]);
+});
