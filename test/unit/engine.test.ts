@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SecurityEngine, catalogSha256, pointerToField, allowedTools, type CallToolResult } from "../../src/security/engine.js";
+import { SecurityEngine, catalogSha256, pointerToField, allowedTools, jsonTextWithoutRecursion, type CallToolResult } from "../../src/security/engine.js";
 import { PluginRegistry } from "../../src/plugins/registry.js";
 import { CapabilityDeniedError, ToolError, type JsonObject, type Plugin, type ToolContext } from "../../src/plugins/contract.js";
 import { defaultPolicy } from "../../src/security/policy/defaults.js";
@@ -410,6 +410,31 @@ test("refusals for rate or size record a digest of the arguments, not the argume
     assert.equal(denied.arguments, undefined);
     assert.match(String(denied.data?.argumentsSha256), /^[0-9a-f]{64}$/);
     assert.equal(denied.data?.argumentBytes, JSON.stringify({ text: "x".repeat(11) }).length);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("arguments nested deeper than JSON.stringify can go are refused with their true size and digest on record, not an empty one", async () => {
+  const s = setup();
+  try {
+    // A JSON text this deep parses (JSON.parse does not recurse), but JSON.stringify overflows the stack on it.
+    const depth = 200_000;
+    const json = `{"text":${"[".repeat(depth)}${"]".repeat(depth)}}`;
+    const args = JSON.parse(json) as JsonObject;
+    assert.throws(() => JSON.stringify(args), RangeError, "the case this test is about");
+    const result = await s.call("target", args);
+    assert.equal(result.isError, true);
+    assert.match(text(result), /nested too deeply/);
+    assert.equal(s.calls.length, 0);
+    const denied = s.audit.entries.at(-1)!;
+    assert.equal(denied.event, "denied");
+    assert.equal(denied.data?.argumentBytes, Buffer.byteLength(json));
+    assert.equal(denied.data?.argumentsSha256, createHash("sha256").update(json).digest("hex"));
+    // The fallback writes what JSON.stringify writes, wherever that can go.
+    const varied = JSON.parse('{"a":[1,-0,1e999,"x\\u0000\\"y",true,null,{}],"__proto__":{"b":[]},"2":{"\\u00e9":[[{}]]},"c":""}') as unknown;
+    assert.equal(jsonTextWithoutRecursion(varied), JSON.stringify(varied));
+    assert.equal(jsonTextWithoutRecursion([]), "[]");
   } finally {
     s.cleanup();
   }
