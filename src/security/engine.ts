@@ -330,22 +330,30 @@ export class SecurityEngine implements ToolService {
 
     const validation = (this.validators as ValidatorSet).validateInput(name, call.arguments);
     if (!validation.ok) return refusalOf("validation", "ARGUMENTS_INVALID", validation.message);
-    return validation.paths.length === 0 ? undefined : this.checkPaths(validation.paths, this.timeoutMsOf(entry));
+    return validation.paths.length === 0 ? undefined : this.checkPaths(name, validation.paths, this.timeoutMsOf(entry), call.abort);
   }
 
   /**
    * Stage 5. The checks look at the disk, which can hang (a stale network mount): they get
-   * the tool's deadline, and a guard that has not decided by then refuses the call.
+   * the tool's deadline, and a guard that has not decided by then refuses the call. A call
+   * cancelled (or aborted by shutdown) meanwhile is refused at once, not held to that deadline.
    */
-  private async checkPaths(paths: readonly PathArgument[], timeoutMs: number): Promise<Refusal | undefined> {
+  private async checkPaths(name: string, paths: readonly PathArgument[], timeoutMs: number, abort: CallAbort): Promise<Refusal | undefined> {
     const io = this.options.pathIo ?? nodePathIo;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<"expired">((resolve) => {
       timer = setTimeout(resolve, timeoutMs, "expired");
     });
+    let unwatch: (() => void) | undefined;
+    const aborted = new Promise<"aborted">((resolve) => {
+      unwatch = abort.onAbort(() => resolve("aborted"));
+    });
     try {
       for (const path of paths) {
-        const verdict: PathVerdict | "expired" = await Promise.race([checkPath(this.options.paths, path.value, path.access, io), expired]);
+        const verdict: PathVerdict | "expired" | "aborted" = await Promise.race([checkPath(this.options.paths, path.value, path.access, io), expired, aborted]);
+        if (verdict === "aborted") {
+          return refusalOf("cancelled", "CANCELLED", `Tool "${name}" was cancelled before its arguments were checked (${describeError(abort.reason)}); it did not run.`);
+        }
         if (verdict === "expired") {
           return refusalOf(
             "path_guard",
@@ -358,6 +366,7 @@ export class SecurityEngine implements ToolService {
       return undefined;
     } finally {
       clearTimeout(timer);
+      unwatch?.();
     }
   }
 

@@ -460,6 +460,29 @@ test("a path the filesystem does not answer for is refused at the tool's deadlin
   }
 });
 
+test("a call cancelled while its paths are checked on a filesystem that does not answer ends at once, refused and recorded", { timeout: 10_000 }, async () => {
+  const hung: PathIo = { realpath: () => new Promise(() => undefined), lstat: () => new Promise(() => undefined) };
+  const s = setup((policy) => (policy.tools.timeouts = { target: 5 }), true, hung);
+  try {
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = s.call("target", { n: 1, file: join(s.dir, "inside.txt") }, controller.signal);
+    setTimeout(() => controller.abort(new Error("client cancelled")), 20);
+    const result = await pending;
+    const elapsed = Date.now() - started;
+    // Held until the tool's deadline before: a cancelled call kept its slot for the whole timeout.
+    assert.ok(elapsed < 2000, `the call ended ${elapsed} ms after it started`);
+    assert.equal(result.isError, true);
+    assert.match(text(result), /cancelled/);
+    assert.equal(s.calls.length, 0, "the tool was not reached");
+    const last = s.audit.entries.at(-1);
+    assert.equal(last?.event, "denied");
+    assert.match(String(last?.reason), /^cancelled: .*client cancelled/);
+  } finally {
+    s.cleanup();
+  }
+});
+
 test("reasons are redacted before they are recorded, and unknown tools are recorded", async () => {
   const s = setup();
   try {
