@@ -606,8 +606,19 @@ function errorResult(message: string): CallToolResult {
   return { content: [{ type: "text", text: sanitizeText(message) }], isError: true };
 }
 
+/**
+ * What the model is told of an audit failure: the error's code and the system error under it
+ * (`AUDIT_WRITE_FAILED, ENOSPC`), not its message, which names the log's path in the state
+ * directory; record() has put the whole message in the operator's log.
+ */
 function auditFailure(error: unknown): string {
-  return `the audit log cannot be written (${describeError(error)}).`;
+  const codeOf = (value: unknown): string | undefined => {
+    const code = typeof value === "object" && value !== null ? (value as { code?: unknown }).code : undefined;
+    return typeof code === "string" && /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : undefined;
+  };
+  const code = codeOf(error) ?? "AUDIT_WRITE_FAILED";
+  const errno = error instanceof Error ? codeOf(error.cause) : undefined;
+  return `the audit log cannot be written (${errno === undefined ? code : `${code}, ${errno}`}); the server log says why.`;
 }
 
 /**

@@ -299,11 +299,14 @@ void test("the audit directory replaced by a file while the server runs: calls a
       writeFileSync(auditDir, "not a directory any more\n");
       const refused = await server.callTool("search_tools", { query: "bug" });
       assert.equal(refused.result?.isError, true, "the call is refused");
-      assert.match(resultText(refused), /audit log .*audit\.log/);
+      // The model hears the code; the log's path is for the operator, on stderr.
+      assert.match(resultText(refused), /audit log cannot be written \(AUDIT_WRITE_FAILED\b/);
+      assert.doesNotMatch(resultText(refused), /audit\.log|\//);
       assert.equal(refused.result?.structuredContent, undefined, "no tool output was returned");
     } finally {
       await server.close();
     }
+    assert.match(server.stderr, /audit log .*audit\.log/);
 
     // What was written before the failure still verifies where it was moved to.
     const verify = await cli(["audit", "verify", join(moved, "audit.log")], home);

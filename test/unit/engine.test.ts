@@ -15,7 +15,7 @@ import { PluginRegistry } from "../../src/plugins/registry.js";
 import { CapabilityDeniedError, ToolError, type JsonObject, type Plugin, type ToolContext } from "../../src/plugins/contract.js";
 import { defaultPolicy } from "../../src/security/policy/defaults.js";
 import { compilePathPolicy, type PathIo } from "../../src/security/path-guard.js";
-import type { AuditRecordInput, AuditSink } from "../../src/security/audit/index.js";
+import { AuditWriteError, type AuditRecordInput, type AuditSink } from "../../src/security/audit/index.js";
 import type { CapabilityFactory } from "../../src/security/capabilities/index.js";
 import type { EffectivePolicy } from "../../src/security/policy-types.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -257,8 +257,31 @@ test("the audit log failing refuses the call before the plugin runs", async () =
     s.audit.failing = true;
     const result = await s.call("target", {});
     assert.equal(result.isError, true);
-    assert.match(text(result), /audit log cannot be written.*ENOSPC/);
+    assert.match(text(result), /audit log cannot be written/);
     assert.equal(s.calls.length, 0);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("an audit failure tells the model its code and errno, never the log's path (that is for the operator's log)", async () => {
+  const s = setup();
+  try {
+    const logPath = "/home/alice/.local/state/mcp-secure-local/audit/audit.log";
+    const cause = Object.assign(new Error(`ENOSPC: no space left on device, write '${logPath}'`), { code: "ENOSPC" });
+    const failure = new AuditWriteError(`audit log ${logPath} cannot be written: ENOSPC (no space left on device)`, "AUDIT_WRITE_FAILED", { cause });
+    const append = s.audit.append.bind(s.audit);
+    s.audit.append = () => Promise.reject(failure);
+    const refused = await s.call("target", {});
+    assert.equal(refused.isError, true);
+    assert.equal(s.calls.length, 0);
+    assert.match(text(refused), /audit log cannot be written \(AUDIT_WRITE_FAILED, ENOSPC\)/);
+    assert.match(text(refused), /No tool runs without its audit entry/);
+    assert.doesNotMatch(text(refused), /alice|audit\.log|\//, "no path");
+    s.audit.append = (entry) => (entry.event === "tool_result" ? Promise.reject(new AuditWriteError(`audit log ${logPath} is closed; no further entries can be recorded`, "AUDIT_CLOSED")) : append(entry));
+    const withheld = await s.call("target", {});
+    assert.match(text(withheld), /audit log cannot be written \(AUDIT_CLOSED\).*withheld/);
+    assert.doesNotMatch(text(withheld), /alice|audit\.log|\//, "no path");
   } finally {
     s.cleanup();
   }
