@@ -428,6 +428,35 @@ void describe("writing", () => {
     assert.equal(fs.existsSync(`${outside}/new.txt`), false);
   });
 
+  void it("a write that fails half way (a full disk) leaves no part of it: a new file is removed, an append cut back, a replaced file whole", async () => {
+    const dir = scratch("write-fails");
+    // The disk fills after the first few bytes: one short write, then ENOSPC.
+    const full = createGuardedFs(compiled, LIMITS, {
+      write: async (handle, bytes, offset, length, position) =>
+        offset === 0 ? (await handle.write(bytes, 0, Math.min(4, length), position)).bytesWritten : Promise.reject(Object.assign(new Error("ENOSPC"), { code: "ENOSPC" })),
+    });
+    await failed(full.writeFile(`${dir}/new.txt`, "a new file's content", { exclusive: true }), "FS_NO_SPACE");
+    await failed(full.writeFile(`${dir}/other.txt`, "another new file"), "FS_NO_SPACE");
+    await failed(full.writeFile(`${dir}/appended.txt`, "appended to nothing", { append: true }), "FS_NO_SPACE");
+    assert.deepEqual(fs.readdirSync(dir), [], "no partial new file left behind");
+    fs.writeFileSync(`${dir}/log.txt`, "line 1\n");
+    await failed(full.writeFile(`${dir}/log.txt`, "line 2, which does not fit\n", { append: true }), "FS_NO_SPACE");
+    assert.equal(fs.readFileSync(`${dir}/log.txt`, "utf8"), "line 1\n", "the append was cut back");
+    await failed(full.writeFile(`${dir}/log.txt`, "a replacement that does not fit\n"), "FS_NO_SPACE");
+    assert.equal(fs.readFileSync(`${dir}/log.txt`, "utf8"), "line 1\n");
+    assert.deepEqual(fs.readdirSync(dir), ["log.txt"]);
+    // Bytes another writer appended meanwhile are not cut away: the file is left as it is.
+    const racing = createGuardedFs(compiled, LIMITS, {
+      write: async (handle, bytes, offset, length, position) => {
+        if (offset === 0) return (await handle.write(bytes, 0, Math.min(4, length), position)).bytesWritten;
+        fs.appendFileSync(`${dir}/log.txt`, "someone else\n");
+        throw Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
+      },
+    });
+    await failed(racing.writeFile(`${dir}/log.txt`, "line 2\n", { append: true }), "FS_NO_SPACE");
+    assert.equal(fs.readFileSync(`${dir}/log.txt`, "utf8"), "line 1\nlinesomeone else\n");
+  });
+
   void it("never writes through a symlink, dangling or not", async () => {
     const dir = scratch("write-links");
     fs.symlinkSync(`${outside}/planted.txt`, `${dir}/dangling`);

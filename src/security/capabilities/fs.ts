@@ -60,6 +60,8 @@ export interface GuardedFsOptions {
   link?: (existing: string, newName: string) => Promise<void>;
   /** The unlink(2) that removes a moved file's old name, or undoes its new one (default node:fs/promises); tests make it fail. */
   unlink?: (name: string) => Promise<void>;
+  /** One write(2) of a file's content, returning the bytes written (default FileHandle.write); tests make it fail half way. */
+  write?: (handle: FileHandle, bytes: Uint8Array, offset: number, length: number, position: number | null) => Promise<number>;
 }
 
 const READ_FLAGS = FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK | FS.O_NOCTTY;
@@ -82,6 +84,10 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
   const renameFile = options.rename ?? ((from: string, to: string) => fsp.rename(from, to));
   const linkFile = options.link ?? ((existing: string, newName: string) => fsp.link(existing, newName));
   const unlinkFile = options.unlink ?? ((name: string) => fsp.unlink(name));
+  const writeChunk =
+    options.write ??
+    (async (handle: FileHandle, bytes: Uint8Array, offset: number, length: number, position: number | null) =>
+      (await handle.write(bytes, offset, length, position)).bytesWritten);
 
   async function check(p: string, access: PathAccess): Promise<{ verdict: PathAllowed; shown: string }> {
     const verdict = await checkPath(compiled, p, access, io);
@@ -181,21 +187,26 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       }
       const { verdict, shown } = await check(p, "write");
       if (options.append !== true && options.exclusive !== true && verdict.exists) {
-        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile, procFdDir);
+        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile, writeChunk, procFdDir);
         if (replaced !== undefined) return replaced;
         // The directory does not let this process make a file in it: the file is written in place.
       }
       const handle = await openVerifiedForWrite(verdict, shown, options, procFdDir);
+      let written = 0;
+      let start: bigint | undefined;
       try {
+        // Where a failed append is cut back to (a new file is removed instead).
+        if (options.append === true && verdict.exists) start = (await handle.stat({ bigint: true })).size;
         if (options.append !== true) await handle.truncate(0);
-        let written = 0;
         while (written < bytes.byteLength) {
           const position = options.append === true ? null : written;
-          const { bytesWritten } = await handle.write(bytes, written, bytes.byteLength - written, position);
-          written += bytesWritten;
+          written += await writeChunk(handle, bytes, written, bytes.byteLength - written, position);
         }
         return fileInfo(verdict.realPath, await handle.stat({ bigint: true }));
       } catch (error) {
+        // A full disk half way through must not leave part of the content as if it were the file
+        // (a retry would find it "already exists", or append it twice).
+        await undoPartialWrite(handle, verdict, shown, procFdDir, start, written).catch(() => undefined);
         throw toFsError(error, shown);
       } finally {
         await handle.close();
@@ -426,6 +437,7 @@ async function replaceAtomically(
   shown: string,
   bytes: Uint8Array,
   renameFile: (from: string, to: string) => Promise<void>,
+  writeChunk: (handle: FileHandle, bytes: Uint8Array, offset: number, length: number, position: number | null) => Promise<number>,
   procFd: string | null,
 ): Promise<FileInfo | undefined> {
   const current = await openVerifiedForWrite(verdict, shown, {}, procFd);
@@ -452,7 +464,7 @@ async function replaceAtomically(
     let renamed = false;
     try {
       let written = 0;
-      while (written < bytes.byteLength) written += (await handle.write(bytes, written, bytes.byteLength - written, written)).bytesWritten;
+      while (written < bytes.byteLength) written += await writeChunk(handle, bytes, written, bytes.byteLength - written, written);
       // Owner first, mode last: chown clears setuid bits, and 0600 until then keeps others out.
       await handle.chown(Number(old.uid), Number(old.gid));
       await handle.chmod(mode);
@@ -472,6 +484,26 @@ async function replaceAtomically(
       if (!renamed && IN_PLACE_INSTEAD.has(errorCode(error))) return undefined;
       throw toFsError(error, shown);
     }
+  });
+}
+
+/**
+ * After a write failed with `written` bytes of it done: a file this write made is removed, an
+ * append is cut back to its `start`; each only where the file holds nothing but those bytes
+ * beyond what was there (another writer's bytes are left as they are). An in-place replacement
+ * (the fallback) has no old content left to restore.
+ */
+async function undoPartialWrite(handle: FileHandle, verdict: PathAllowed, shown: string, procFd: string | null, start: bigint | undefined, written: number): Promise<void> {
+  const now = await handle.stat({ bigint: true });
+  if (start !== undefined) {
+    if (now.size === start + BigInt(written)) await handle.truncate(Number(start));
+    return;
+  }
+  if (verdict.exists || now.size !== BigInt(written)) return;
+  await inVerifiedParent(verdict.realPath, requireParent(verdict, shown), shown, procFd, async (target) => {
+    // Only the name that still holds this file.
+    const atName = await fsp.lstat(target, { bigint: true });
+    if (sameIdentity(atName, now)) await fsp.unlink(target);
   });
 }
 
