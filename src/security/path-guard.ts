@@ -26,7 +26,7 @@
 import { promises as fsp, realpathSync } from "node:fs";
 import path from "node:path";
 import picomatch from "picomatch";
-import { foldName } from "../util/text.js";
+import { foldName, LONE_SURROGATE_SOURCE } from "../util/text.js";
 import type { FilesystemPolicy } from "./policy-types.js";
 
 export const MAX_PATH_BYTES = 4096;
@@ -710,6 +710,8 @@ function deniedBy(rules: readonly CompiledDenyRule[], absolutePath: string): str
   return undefined;
 }
 
+const LONE_SURROGATE = new RegExp(LONE_SURROGATE_SOURCE);
+
 type Shaped = { ok: true; absolute: string; shown: string } | PathRefused;
 
 /** Validates the raw input and makes it absolute, without touching the disk. */
@@ -718,6 +720,10 @@ function toAbsolute(compiled: CompiledPathPolicy, input: unknown): Shaped {
   if (input === "") return refuse("PATH_INVALID", "the path is empty; give a file or directory path");
   const shown = quote(input);
   if (input.includes("\0")) return refuse("PATH_INVALID", `path ${shown} contains a NUL byte`);
+  // The file system gets UTF-8, where such a half becomes U+FFFD: a name other than the one checked.
+  if (LONE_SURROGATE.test(input)) {
+    return refuse("PATH_INVALID", `path ${shown} holds half of a surrogate pair, which is no character; send whole characters`);
+  }
   if (/^file:/i.test(input)) {
     return refuse("PATH_INVALID", `path ${shown} is a file: URL; pass the plain filesystem path instead (URLs are not decoded)`);
   }

@@ -457,6 +457,18 @@ void describe("writing", () => {
     assert.equal(fs.readFileSync(`${dir}/log.txt`, "utf8"), "line 1\nlinesomeone else\n");
   });
 
+  void it("a name holding half a surrogate pair is refused before anything is made (the disk would get U+FFFD instead)", async () => {
+    const dir = scratch("lone-surrogate");
+    const error = await denied(gfs.writeFile(`${dir}/note\ud83d.txt`, "x", { exclusive: true }), "PATH_INVALID");
+    assert.match(error.message, /half of a surrogate pair/);
+    await denied(gfs.mkdir(`${dir}/d\udc00`), "PATH_INVALID");
+    await denied(gfs.readText(`${dir}/\ud800`), "PATH_INVALID");
+    assert.deepEqual(fs.readdirSync(dir), [], "no file named with U+FFFD was made");
+    // A whole pair is a character like any other.
+    await gfs.writeFile(`${dir}/note\ud83d\ude00.txt`, "x", { exclusive: true });
+    assert.deepEqual(fs.readdirSync(dir), ["note\u{1f600}.txt"]);
+  });
+
   void it("never writes through a symlink, dangling or not", async () => {
     const dir = scratch("write-links");
     fs.symlinkSync(`${outside}/planted.txt`, `${dir}/dangling`);
