@@ -717,6 +717,18 @@ void describe("write_file and create_directory", () => {
     fs.rmSync(file);
   });
 
+  test("content holding half a surrogate pair is refused, not written with U+FFFD in its place", async () => {
+    for (const content of ["cut emoji \ud83d", "\ude00 at the start"]) {
+      const refused = await call("write_file", { path: "half.txt", content });
+      assert.equal(refused.code, "WRITE_INVALID_TEXT");
+      assert.match(refused.text ?? "", /half of a surrogate pair/);
+    }
+    assert.equal(fs.existsSync(path.join(root, "half.txt")), false);
+    ok(await call("write_file", { path: "half.txt", content: "whole \u{1F600}" }));
+    assert.equal(fs.readFileSync(path.join(root, "half.txt"), "utf8"), "whole \u{1F600}");
+    fs.rmSync(path.join(root, "half.txt"));
+  });
+
   test("the policy's write refusals and size cap come through", async () => {
     assert.equal((await call("write_file", { path: ".git/config", content: "x" })).code, "PATH_DENIED");
     assert.equal((await call("write_file", { path: path.join(tmp, "outside", "y.txt"), content: "x" })).code, "PATH_OUTSIDE_ROOTS");

@@ -26,7 +26,7 @@ const OCCURRENCES_COUNTED = 1000;
  */
 const EDIT_WORK_MAX = 256 * 1024 * 1024;
 /** A surrogate without its other half: written to disk as U+FFFD, a match of it would split a character. */
-const HALF_A_PAIR = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+export const HALF_A_PAIR = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 /** Characters the "matches when spaces are ignored" hint may compare. */
 const HINT_WORK_MAX = 50_000_000;
 

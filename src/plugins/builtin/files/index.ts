@@ -17,7 +17,7 @@ import {
   type ToolOutcome,
 } from "../../contract.js";
 import { quoted, under } from "./paths.js";
-import { editFile } from "./edit.js";
+import { editFile, HALF_A_PAIR } from "./edit.js";
 import { PathLocks } from "./locks.js";
 import { searchFiles } from "./search.js";
 import { decodeTextPart } from "./text.js";
@@ -163,6 +163,10 @@ async function writeFile(args: JsonObject, ctx: ToolContext, locks: PathLocks): 
   const mode = args.mode === "overwrite" || args.mode === "append" ? args.mode : "create";
   const content = args.content as string;
   const path = args.path as string;
+  // Encoded as UTF-8 it would become U+FFFD: the file would hold other text than the content sent.
+  if (HALF_A_PAIR.test(content)) {
+    throw new ToolError("content holds half of a surrogate pair, which is no character (a cut emoji?); send whole characters", "WRITE_INVALID_TEXT");
+  }
   let info: FileInfo;
   try {
     const options = mode === "create" ? { exclusive: true } : mode === "append" ? { append: true } : {};
