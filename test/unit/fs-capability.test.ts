@@ -469,6 +469,20 @@ void describe("writing", () => {
     assert.deepEqual(fs.readdirSync(dir), ["note\u{1f600}.txt"]);
   });
 
+  void it("a rewrite in place that fails half way says the old content is gone, and how much of the new is there", async () => {
+    const dir = scratch("in-place-fails");
+    fs.writeFileSync(`${dir}/doc.txt`, "the only copy\n");
+    // No /proc, so no replacement by rename (as where a directory refuses one), then a disk that fills.
+    const full = createGuardedFs(compiled, LIMITS, {
+      procFdDir: null,
+      write: async (handle, bytes, offset, length, position) =>
+        offset === 0 ? (await handle.write(bytes, 0, Math.min(4, length), position)).bytesWritten : Promise.reject(Object.assign(new Error("ENOSPC"), { code: "ENOSPC" })),
+    });
+    const error = await failed(full.writeFile(`${dir}/doc.txt`, "new content\n"), "FS_NO_SPACE");
+    assert.equal(fs.readFileSync(`${dir}/doc.txt`, "utf8"), "new ");
+    assert.match(error.message, /no space left.*old content is gone.*first 4 of 12 bytes/);
+  });
+
   void it("never writes through a symlink, dangling or not", async () => {
     const dir = scratch("write-links");
     fs.symlinkSync(`${outside}/planted.txt`, `${dir}/dangling`);

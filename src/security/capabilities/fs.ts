@@ -194,10 +194,14 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       const handle = await openVerifiedForWrite(verdict, shown, options, procFdDir);
       let written = 0;
       let start: bigint | undefined;
+      let truncated = false;
       try {
         // Where a failed append is cut back to (a new file is removed instead).
         if (options.append === true && verdict.exists) start = (await handle.stat({ bigint: true })).size;
-        if (options.append !== true) await handle.truncate(0);
+        if (options.append !== true) {
+          await handle.truncate(0);
+          truncated = verdict.exists;
+        }
         while (written < bytes.byteLength) {
           const position = options.append === true ? null : written;
           written += await writeChunk(handle, bytes, written, bytes.byteLength - written, position);
@@ -207,7 +211,16 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
         // A full disk half way through must not leave part of the content as if it were the file
         // (a retry would find it "already exists", or append it twice).
         await undoPartialWrite(handle, verdict, shown, procFdDir, start, written).catch(() => undefined);
-        throw toFsError(error, shown);
+        const failure = toFsError(error, shown);
+        // Said, not left to be assumed: a rewrite in place has nothing of the old content to go back to.
+        if (truncated && failure instanceof ToolError) {
+          throw new ToolError(
+            `${failure.message}; the old content is gone: the file was rewritten in place (a new file could not take its name there) ` +
+              `and holds the first ${written} of ${bytes.byteLength} bytes of the new content`,
+            failure.code,
+          );
+        }
+        throw failure;
       } finally {
         await handle.close();
       }
