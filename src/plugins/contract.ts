@@ -167,6 +167,11 @@ export interface WriteOptions {
   exclusive?: boolean;
   /** Append instead of replacing (default false). */
   append?: boolean;
+  /**
+   * When it fires, the write changes nothing more: a replacement is not put in place, a write in
+   * place is not begun (ctx.fs passes the call's own signal: a call that ended changes nothing).
+   */
+  signal?: AbortSignal;
 }
 
 /** The policy's per-operation byte limits, so a tool can tell in advance (a dry run) what a write would meet. */

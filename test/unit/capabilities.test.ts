@@ -1,7 +1,7 @@
 /** The capability factory: compiled once, bound per call, and ending with the call. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, mkdtempSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCapabilityFactory } from "../../src/security/capabilities/index.js";
@@ -33,6 +33,26 @@ test("files and databases work during the call and stop when it ends", async () 
     await assert.rejects(caps.fs.readText(join(s.state, "workspace", "a.txt")), ended);
     await assert.rejects(caps.fs.writeFile(join(s.state, "workspace", "b.txt"), "late"), ended);
     assert.throws(() => caps.storage.openDatabase("probe"), ended);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test("a write under way when its call ends puts nothing in place (the response already said it was stopped)", async () => {
+  const s = setup();
+  try {
+    const scope = new LazyAbort();
+    const caps = s.factory.forCall(scope, 5000);
+    const workspace = join(s.state, "workspace");
+    // Started while the call runs, then the call times out before they reach the disk.
+    const replacing = caps.fs.writeFile(join(workspace, "a.txt"), "late replacement");
+    const appending = caps.fs.writeFile(join(workspace, "a.txt"), " late append", { append: true });
+    const creating = caps.fs.writeFile(join(workspace, "new.txt"), "late new file");
+    scope.abort(new Error("timed out"));
+    const outcomes = await Promise.allSettled([replacing, appending, creating]);
+    for (const outcome of outcomes) assert.ok(outcome.status === "rejected" && ended(outcome.reason), String(outcome.status === "rejected" ? outcome.reason : "written"));
+    assert.equal(readFileSync(join(workspace, "a.txt"), "utf8"), "hello");
+    assert.deepEqual(readdirSync(workspace), ["a.txt"], "no new file, no temporary left");
   } finally {
     s.cleanup();
   }

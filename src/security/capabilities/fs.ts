@@ -187,7 +187,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       }
       const { verdict, shown } = await check(p, "write");
       if (options.append !== true && options.exclusive !== true && verdict.exists) {
-        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile, writeChunk, procFdDir);
+        const replaced = await replaceAtomically(verdict, shown, bytes, renameFile, writeChunk, procFdDir, options.signal);
         if (replaced !== undefined) return replaced;
         // The directory does not let this process make a file in it: the file is written in place.
       }
@@ -198,6 +198,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       try {
         // Where a failed append is cut back to (a new file is removed instead).
         if (options.append === true && verdict.exists) start = (await handle.stat({ bigint: true })).size;
+        if (options.signal?.aborted === true) throw callEnded();
         if (options.append !== true) {
           await handle.truncate(0);
           truncated = verdict.exists;
@@ -452,6 +453,7 @@ async function replaceAtomically(
   renameFile: (from: string, to: string) => Promise<void>,
   writeChunk: (handle: FileHandle, bytes: Uint8Array, offset: number, length: number, position: number | null) => Promise<number>,
   procFd: string | null,
+  signal: AbortSignal | undefined,
 ): Promise<FileInfo | undefined> {
   const current = await openVerifiedForWrite(verdict, shown, {}, procFd);
   let old: BigIntStats;
@@ -485,6 +487,8 @@ async function replaceAtomically(
       const info = fileInfo(verdict.realPath, await handle.stat({ bigint: true }));
       await handle.close();
       handle = undefined;
+      // The last moment to stop: the rename is the one step that changes the file.
+      if (signal?.aborted === true) throw callEnded();
       await renameFile(temp, target);
       renamed = true;
       // The new name is durable too, not only the new content.
@@ -759,6 +763,10 @@ function fileInfo(realPath: string, stat: BigIntStats): FileInfo {
     mtimeMs: Number(stat.mtimeMs),
     mode: Number(stat.mode & 0o7777n),
   };
+}
+
+function callEnded(): CapabilityDeniedError {
+  return new CapabilityDeniedError("CALL_ENDED", "the call has ended (cancelled, timed out or shut down): the write was stopped before it changed the file");
 }
 
 function raced(shown: string): CapabilityDeniedError {

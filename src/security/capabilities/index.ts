@@ -145,7 +145,10 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
     list: guard((path: string, options?: ListOptions) =>
       fs.list(path, { signal: options?.signal === undefined ? scope.signal : AbortSignal.any([options.signal, scope.signal]) }),
     ),
-    writeFile: guard((path: string, data: string | Uint8Array, options?: Parameters<GuardedFs["writeFile"]>[2]) => fs.writeFile(path, data, options)),
+    // The response of a call that ended says it was stopped: a write still under way must not land after it.
+    writeFile: guard((path: string, data: string | Uint8Array, options?: Parameters<GuardedFs["writeFile"]>[2]) =>
+      fs.writeFile(path, data, { ...options, signal: options?.signal === undefined ? scope.signal : AbortSignal.any([options.signal, scope.signal]) }),
+    ),
     mkdir: guard((path: string) => fs.mkdir(path)),
     move: guard((from: string, to: string) => fs.move(from, to)),
   };
