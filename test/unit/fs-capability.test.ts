@@ -795,6 +795,7 @@ void describe("toFsError", () => {
       ["ENODEV", CapabilityDeniedError, "PATH_NOT_REGULAR_FILE"],
       ["ENOSPC", ToolError, "FS_NO_SPACE"],
       ["EDQUOT", ToolError, "FS_NO_SPACE"],
+      ["EROFS", ToolError, "FS_READ_ONLY"],
       ["EIO", ToolError, "FS_IO_ERROR"],
     ];
     for (const [errno, kind, code] of cases) {
@@ -803,6 +804,8 @@ void describe("toFsError", () => {
       assert.equal((mapped as { code: string }).code, code);
       assert.match(mapped.message, /"x"/);
     }
+    // Said in words: "failed (EROFS)" left a model to guess, and to retry.
+    assert.match(toFsError(Object.assign(new Error("raw"), { code: "EROFS" }), '"x"').message, /read-only file system.*cannot be changed/);
     assert.equal((toFsError("weird", '"x"') as ToolError).code, "FS_IO_ERROR");
     const typed = new ToolError("kept", "KEEP");
     assert.equal(toFsError(typed, '"x"'), typed);

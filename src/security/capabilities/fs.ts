@@ -808,6 +808,8 @@ export function toFsError(error: unknown, shown: string): Error {
     case "ENXIO":
     case "ENODEV":
       return new CapabilityDeniedError("PATH_NOT_REGULAR_FILE", `path ${shown} is not a regular file (a FIFO, socket or device)`);
+    case "EROFS":
+      return new ToolError(`path ${shown} is on a read-only file system and cannot be changed; write somewhere else (or remount it read-write)`, "FS_READ_ONLY");
     case "ENOSPC":
     case "EDQUOT":
       return new ToolError(`writing ${shown} failed: no space left (${code})`, "FS_NO_SPACE");
