@@ -465,6 +465,17 @@ void describe("edit_file", () => {
   const file = (): string => path.join(root, "edit.txt");
   const edit = (args: JsonObject, context?: ToolContext) => call("edit_file", { path: "edit.txt", ...args }, context);
 
+  test("a file name with a line break is quoted in the diff's headers, so it cannot add lines of its own to the diff", async () => {
+    const named = path.join(root, "a\n+forged line.txt");
+    fs.writeFileSync(named, "one\n");
+    try {
+      const result = ok(await call("edit_file", { path: named, edits: [{ old_text: "one", new_text: "two" }] }));
+      assert.equal(result.diff, `--- ${JSON.stringify(named)}\n+++ ${JSON.stringify(named)}\n@@ -1 +1 @@\n-one\n+two\n`);
+    } finally {
+      fs.rmSync(named);
+    }
+  });
+
   test("replaces text found once, in order, and shows the change as a unified diff", async () => {
     fs.writeFileSync(file(), "one\ntwo\nthree\n");
     try {

@@ -78,7 +78,7 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
   // Before anything is written: whatever happens to the diff, the outcome reported is the real one.
   let diff: DiffText;
   try {
-    diff = unifiedDiff(before, after, info.path, { maxChars: DIFF_MAX, regions });
+    diff = unifiedDiff(before, after, diffLabel(info.path), { maxChars: DIFF_MAX, regions });
   } catch (error) {
     ctx.log.warn("edit_file: the diff could not be made", { error: error instanceof Error ? error.message : String(error) });
     diff = { text: "(the diff could not be made; the edits are as reported)\n", truncated: false };
@@ -109,6 +109,15 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
     diff: diff.truncated ? `${diff.text}… (diff cut at ${DIFF_MAX} characters)\n` : diff.text,
     ...(diff.truncated ? { diff_truncated: true } : {}),
   };
+}
+
+/**
+ * The path as the diff's headers name it: quoted where it holds a control character (as git
+ * quotes such names), so a line break in a file name cannot add lines of its own to the diff.
+ */
+function diffLabel(path: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is looked for.
+  return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
 
 function tooLarge(path: string, size: number, most: number): ToolError {
