@@ -581,7 +581,12 @@ export async function checkPath(
   if (lexicalRule !== undefined) return deniedVerdict(compiled.deny, shown, lexicalRule);
   if (access === "write") {
     const writeRule = deniedBy(compiled.writeDeny, lexical);
-    if (writeRule !== undefined) return writeDeniedVerdict(compiled, shown, writeRule);
+    if (writeRule !== undefined) {
+      // Refused either way; outside every allowed directory it is said to be outside, since
+      // "may be read but not written" would send the model to read what is refused too.
+      const underRoot = compiled.roots.some((root) => isInside(root.lexicalRoot, lexical) || isInside(root.realRoot, lexical));
+      return underRoot ? writeDeniedVerdict(compiled, shown, writeRule) : outsideVerdict(shown, false);
+    }
   }
   if (compiled.roots.length === 0) {
     return refuse("PATH_OUTSIDE_ROOTS", `path ${shown} is refused: the filesystem policy allows no directories`);

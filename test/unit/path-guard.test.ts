@@ -518,6 +518,15 @@ void describe("write-only deny rules (filesystem.write_denied_paths)", () => {
     assertAllowed(await checkPath(c, `${root}/.bashrc.md`, "write"), `${root}/.bashrc.md`);
   });
 
+  void it("review finding: outside every allowed directory a write-denied name is refused as outside, not as 'may be read'", async () => {
+    const c = compilePathPolicy(policy([`${root}/**`], [], WRITE_DENY), { baseDir: root });
+    const elsewhere = path.join(outside, ".bashrc");
+    const write = await checkPath(c, elsewhere, "write");
+    assertRefused(write, "PATH_OUTSIDE_ROOTS");
+    assert.doesNotMatch(write.reason, /may be read/);
+    assertRefused(await checkPath(c, elsewhere, "read"), "PATH_OUTSIDE_ROOTS");
+  });
+
   void it("are judged on the real path: a symlinked directory that leads into .git is caught", async () => {
     const dir = scratch("wd-link");
     fs.symlinkSync(path.join(root, ".git"), path.join(dir, "innocent"));
