@@ -474,13 +474,21 @@ function denyMatcher(patterns: readonly string[]): DenyTest {
   // `debug` makes picomatch throw on a pattern whose regex does not compile (`{a,b`, `[z-a]`);
   // without it, it returns a regex that never matches: a deny rule that silently denies nothing.
   const plain = picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS, debug: true });
-  let unicode: (p: string) => boolean = plain;
-  try {
-    unicode = picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS_UNICODE, debug: true });
-  } catch {
-    // A glob whose translation Unicode mode refuses (`x\-y`): the folded path still meets it.
-  }
-  return (nfc, folded) => plain(nfc) || (folded !== undefined && (unicode(nfc) || plain(folded) || unicode(folded)));
+  // Made on the first path past ASCII: a case-insensitive Unicode regex loads case-folding
+  // tables (~6 MiB of the process), which a session of ASCII paths never needs.
+  let unicode: ((p: string) => boolean) | undefined;
+  const unicodeTest = (p: string): boolean => {
+    if (unicode === undefined) {
+      try {
+        unicode = picomatch(relative, { ...GLOB_OPTIONS, nocase: true, flags: DENY_FLAGS_UNICODE, debug: true });
+      } catch {
+        // A glob whose translation Unicode mode refuses (`x\-y`): the folded path still meets it.
+        unicode = plain;
+      }
+    }
+    return unicode(p);
+  };
+  return (nfc, folded) => plain(nfc) || (folded !== undefined && (unicodeTest(nfc) || plain(folded) || unicodeTest(folded)));
 }
 
 /** Whether a path needs its other readings tested (see denyMatcher): any character past ASCII. */
