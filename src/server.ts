@@ -17,6 +17,7 @@ import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.j
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink, type AuditStatus } from "./security/audit/index.js";
+import { publishedTool } from "./security/published-schema.js";
 import { checkPath, compilePathPolicy, denyRuleProblems, PathPolicyError, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
@@ -217,7 +218,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
           stateDir: args.stateDir,
           serverVersion: VERSION,
           policySha256,
-          catalogSha256: catalogSha256(tools.map((entry) => entry.tool)),
+          // As tools/list shows it: an auditor can hash the list a client received and find it here.
+          catalogSha256: catalogSha256(tools.map((entry) => publishedTool(entry.tool))),
           logger: hub.logger("audit"),
         })
       : nullAuditSink();
@@ -267,7 +269,7 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   const banner = (exec: string): void => {
     process.stderr.write(
       `${SERVER_NAME} ${VERSION}: policy ${policySource} (sha256 ${policySha256.slice(0, 16)}…); state in ${args.stateDir}; ` +
-        `${engine.listTools().length} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}; ${exec}. Waiting for an MCP client on stdin.\n`,
+        `${engine.toolCount} tools; audit ${policy.audit.enabled ? policy.audit.log_file : "OFF"}; ${exec}. Waiting for an MCP client on stdin.\n`,
     );
   };
   /**

@@ -55,6 +55,7 @@ import { monotonicMs } from "../util/clock.js";
 import { serializeOnce } from "../util/json-text.js";
 import { cutAt } from "../util/text.js";
 import { BudgetExceededError, type BudgetHolder, type ByteBudget } from "../util/byte-budget.js";
+import { publishedTool } from "./published-schema.js";
 
 export type RequestId = string | number;
 
@@ -150,6 +151,7 @@ export function allowedTools(registry: PluginRegistry, tools: EffectivePolicy["t
 export class SecurityEngine implements ToolService {
   private readonly allowed = new Map<string, RegisteredTool>();
   private readonly listed: readonly ToolDefinition[];
+  private published: readonly ToolDefinition[] | undefined;
   private validators: ValidatorSet | undefined;
   private ready: Promise<void> | undefined;
   private readonly limiter: RateLimiter;
@@ -163,22 +165,27 @@ export class SecurityEngine implements ToolService {
     for (const entry of allowedTools(options.registry, options.policy.tools)) this.allowed.set(entry.tool.name, entry);
     this.listed = Object.freeze([...this.allowed.values()].map((entry) => entry.tool));
     this.limiter = createRateLimiter(options.policy.tools.rate_limits, [...this.allowed.keys()], options.now);
-    // The registry's frozen definitions, not the plugins' own `tools` arrays, and frozen
-    // entries: every plugin reads this catalogue, and none may change what another one sees.
-    const entries: readonly CatalogEntry[] = Object.freeze(
-      options.registry
-        .plugins()
-        .map((plugin) =>
-          Object.freeze({
-            plugin: plugin.name,
-            version: plugin.version,
-            description: plugin.description,
-            tools: Object.freeze(this.listed.filter((tool) => this.allowed.get(tool.name)?.plugin === plugin)),
-          }),
-        )
-        .filter((entry) => entry.tools.length > 0),
-    );
-    this.catalog = { entries: () => entries };
+    // The tools as tools/list shows them (made from the registry's frozen definitions, not the
+    // plugins' own `tools` arrays), in frozen entries: every plugin reads this catalogue, and
+    // none may change what another one sees. Made on first read, as the list is.
+    let entries: readonly CatalogEntry[] | undefined;
+    const catalogEntries = (): readonly CatalogEntry[] => {
+      const shown = new Map(this.listTools().map((tool) => [tool.name, tool]));
+      return Object.freeze(
+        options.registry
+          .plugins()
+          .map((plugin) =>
+            Object.freeze({
+              plugin: plugin.name,
+              version: plugin.version,
+              description: plugin.description,
+              tools: Object.freeze(this.listed.filter((tool) => this.allowed.get(tool.name)?.plugin === plugin).map((tool) => shown.get(tool.name)!)),
+            }),
+          )
+          .filter((entry) => entry.tools.length > 0),
+      );
+    };
+    this.catalog = { entries: () => (entries ??= catalogEntries()) };
     this.now = options.now ?? (monotonicMs);
   }
 
@@ -213,8 +220,14 @@ export class SecurityEngine implements ToolService {
     return this.validators !== undefined;
   }
 
+  /** The tools as `tools/list` shows them (see published-schema.ts), made on the first list. */
   listTools(): readonly ToolDefinition[] {
-    return this.listed;
+    return (this.published ??= Object.freeze(this.listed.map(publishedTool)));
+  }
+
+  /** How many tools the policy lets the client see. */
+  get toolCount(): number {
+    return this.listed.length;
   }
 
   hasTool(name: string): boolean {

@@ -169,3 +169,18 @@ void describe("tool output through the engine (test server)", () => {
     assert.match(resultText(missing), /"?text"?/);
   });
 });
+
+void test("tools/list shows standard JSON Schema: the server's own x-path and x-audit keywords stay inside it, and paths are still guarded", async () => {
+  const server = await ServerProcess.initialized();
+  try {
+    const tools = (await listAllPages(server)).flat();
+    const text = JSON.stringify(tools);
+    assert.ok(tools.some((tool) => tool.name === "read_file") && tools.some((tool) => tool.name === "write_file"));
+    assert.doesNotMatch(text, /"x-(path|audit)"/, "no vendor keyword reaches a client (a model provider may refuse unknown ones)");
+    const refused = await server.callTool("read_file", { path: "/etc/shadow" });
+    assert.equal((refused.result as Message).isError, true);
+    assert.match(resultText(refused), /outside|refused|denied/);
+  } finally {
+    await server.close();
+  }
+});
