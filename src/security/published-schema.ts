@@ -8,8 +8,11 @@
  */
 import type { JsonObject, ToolDefinition } from "../plugins/contract.js";
 
-/** Keywords whose value maps names to subschemas. */
-const SCHEMA_MAPS: ReadonlySet<string> = new Set(["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]);
+/**
+ * Keywords whose value maps names to subschemas. `dependencies` (the older spelling, which the
+ * engine reads x-path under too) may map to a list of names instead: a list is kept as it is.
+ */
+const SCHEMA_MAPS: ReadonlySet<string> = new Set(["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"]);
 /** Keywords whose value is a subschema (or, for `items` in older drafts, an array of them). */
 const SCHEMA_VALUES: ReadonlySet<string> = new Set([
   "items",

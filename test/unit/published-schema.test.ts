@@ -60,3 +60,16 @@ test("publishedTool keeps the rest of the definition and strips both schemas", (
   assert.deepEqual(published, { name: "t", title: "T", description: "d", inputSchema: { type: "object", properties: { p: { type: "string" } } }, outputSchema: { type: "object" }, annotations: { readOnlyHint: true } });
   assert.equal(publishedTool({ name: "u", title: "U", description: "d", inputSchema: { type: "object" }, annotations: {} }).outputSchema, undefined);
 });
+
+test("x- keywords under dependencies (the engine reads schemas there too) are left out; a property list there is kept", () => {
+  const schema = JSON.parse(`{
+    "type": "object",
+    "properties": { "a": { "type": "string" }, "b": { "type": "string" } },
+    "dependencies": { "a": { "properties": { "b": { "type": "string", "x-path": "read" } } }, "b": ["a"] }
+  }`);
+  assert.deepEqual(JSON.parse(JSON.stringify(publishedSchema(schema))), {
+    type: "object",
+    properties: { a: { type: "string" }, b: { type: "string" } },
+    dependencies: { a: { properties: { b: { type: "string" } } }, b: ["a"] },
+  });
+});
