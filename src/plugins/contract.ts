@@ -304,9 +304,11 @@ export interface ToolContext {
    * Reserves memory for a large result before making it (a file's content: the bytes it will
    * read), or for a large working set (a whole file to edit, reads in flight): resolves once the server can carry it, which may mean waiting for other calls'
    * responses to leave; the reservation is given back when this call's response has. Rejects
-   * when the call ends first. Calls that return small results need not reserve.
+   * when the call ends first, or `signal` fires first: a tool that stops waiting and returns
+   * (a search near its deadline) passes one, or its wait stays in line after its answer.
+   * Calls that return small results need not reserve.
    */
-  reserve(bytes: number): Promise<void>;
+  reserve(bytes: number, signal?: AbortSignal): Promise<void>;
   readonly log: PluginLogger;
   readonly fs: GuardedFs;
   readonly fetch: GuardedFetch;

@@ -50,7 +50,7 @@ import { OutputShapeError, sanitizeContent, sanitizeJson, sanitizeText } from ".
 import type { PathArgument, ValidatorSet } from "./validation.js";
 import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
-import type { CallAbort } from "../util/call-abort.js";
+import { LazyAbort, type CallAbort } from "../util/call-abort.js";
 import { monotonicMs } from "../util/clock.js";
 import { serializeOnce } from "../util/json-text.js";
 import { cutAt } from "../util/text.js";
@@ -565,9 +565,11 @@ class CallContext implements ToolContext {
     private holder: BudgetHolder | undefined,
   ) {}
 
-  reserve(bytes: number): Promise<void> {
+  reserve(bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.budget === undefined) return Promise.resolve();
-    return this.budget.reserve(bytes, (this.holder ??= releasedAtOnce()), this.scope).catch((error: unknown) => {
+    const holder = (this.holder ??= releasedAtOnce());
+    const reserving = signal === undefined ? this.budget.reserve(bytes, holder, this.scope) : reserveUntil(this.budget, bytes, holder, this.scope, signal);
+    return reserving.catch((error: unknown) => {
       // A batch past the budget: the model can act on it (send the read on its own line).
       throw error instanceof BudgetExceededError ? new ToolError(error.message, error.code) : error;
     });
@@ -788,6 +790,25 @@ function pluginLogger(logger: Logger): PluginLogger {
 }
 
 /** For a caller that keeps nothing until a response leaves (tests, benchmarks): what is reserved goes back at once. */
+/**
+ * A reservation whose wait also ends when `signal` fires: it waits in a scope that follows the
+ * call's and the signal, and stops following both once it is settled.
+ */
+function reserveUntil(budget: ByteBudget, bytes: number, holder: BudgetHolder, call: CallAbort, signal: AbortSignal): Promise<void> {
+  const scope = new LazyAbort();
+  const follow = (): void => scope.abort(signal.reason);
+  const unfollowCall = call.onAbort((reason) => scope.abort(reason));
+  if (signal.aborted) follow();
+  else signal.addEventListener("abort", follow, { once: true });
+  const reserving = budget.reserve(bytes, holder, scope);
+  const done = (): void => {
+    unfollowCall();
+    signal.removeEventListener("abort", follow);
+  };
+  reserving.then(done, done);
+  return reserving;
+}
+
 function releasedAtOnce(): BudgetHolder {
   return {
     reserved: 0,

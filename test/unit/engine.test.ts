@@ -19,6 +19,7 @@ import { AuditWriteError, type AuditRecordInput, type AuditSink } from "../../sr
 import type { CapabilityFactory } from "../../src/security/capabilities/index.js";
 import type { EffectivePolicy } from "../../src/security/policy-types.js";
 import { silentLogger } from "../../src/util/logger.js";
+import { ByteBudget } from "../../src/util/byte-budget.js";
 
 class MemoryAudit implements AuditSink {
   readonly entries: AuditRecordInput[] = [];
@@ -798,5 +799,38 @@ test("content blocks of every MCP type are checked, sanitized and sent; malforme
     }
   } finally {
     s.cleanup();
+  }
+});
+
+test("review finding: ctx.reserve's wait ends when the signal the tool gives it fires (a search that stops waiting), holding nothing", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "msl-engine-"));
+  try {
+    const policy = defaultPolicy(dir);
+    const { plugin, calls } = spyPlugin();
+    const budget = new ByteBudget(100);
+    const engine = new SecurityEngine({
+      policy,
+      registry: new PluginRegistry([plugin]),
+      audit: new MemoryAudit(),
+      capabilities,
+      paths: compilePathPolicy(policy.filesystem, {}),
+      logger: silentLogger,
+      session: () => ({ projectPath: undefined, clientName: undefined }),
+      resultBudget: budget,
+    });
+    await engine.callTool({ name: "target", arguments: {}, requestId: 1, abort: new LazyAbort(), progress: undefined });
+    const ctx = calls[0]!.ctx;
+    await budget.reserve(100, { reserved: 0, hold: () => undefined });
+    const stop = new AbortController();
+    const waiting = ctx.reserve(50, stop.signal);
+    assert.equal(budget.status().waiting, 1);
+    stop.abort(new Error("the search stopped"));
+    assert.deepEqual(budget.status(), { limitBytes: 100, reservedBytes: 100, waiting: 0 }, "withdrawn at once");
+    await assert.rejects(waiting, /the search stopped/);
+    const already = ctx.reserve(50, stop.signal);
+    assert.equal(budget.status().waiting, 0, "a signal fired already: no wait at all");
+    await assert.rejects(already, /the search stopped/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

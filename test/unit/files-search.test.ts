@@ -139,6 +139,51 @@ void describe("search_files takes room for its reads", () => {
   });
 });
 
+void describe("review finding: a search that stops waiting for room withdraws its wait", () => {
+  test("the wait it gives up at its deadline ends with it, not granted to a call already answered", async () => {
+    const strays: unknown[] = [];
+    const onStray = (reason: unknown): void => void strays.push(reason);
+    process.on("unhandledRejection", onStray);
+    try {
+      let given: AbortSignal | undefined;
+      // As the engine waits: until the room comes (never here) or the signal given fires.
+      const reserve = (_bytes: number, signal?: AbortSignal): Promise<void> => {
+        given = signal;
+        return new Promise<void>((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason as Error), { once: true }));
+      };
+      const found = await searchFiles({ path: dir, contains: "needle" }, { ...harness.context(), reserve, deadline: Date.now() + 300 });
+      assert.equal(found.stopped, "time_limit");
+      assert.equal(given?.aborted, true, "the wait was given a signal that has fired by the time the search returned");
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(strays, []);
+    } finally {
+      process.off("unhandledRejection", onStray);
+    }
+  });
+
+  test("work raced once the stop is reached is left behind without an unhandled rejection; dispose ends what was given the signal", async () => {
+    const strays: unknown[] = [];
+    const onStray = (reason: unknown): void => void strays.push(reason);
+    process.on("unhandledRejection", onStray);
+    try {
+      const start = Date.now();
+      let now = start;
+      // Past the stop by the clock, before its timer has fired (the timer waits on the real clock).
+      const stop = new SearchStop(new AbortController().signal, start + 10_000, () => now);
+      now = start + 60_000;
+      assert.equal(await stop.race(Promise.reject(new Error("left behind"))), "time_limit");
+      const waited = new Promise<void>((_resolve, reject) => stop.signal.addEventListener("abort", () => reject(new Error("withdrawn")), { once: true }));
+      assert.equal(await stop.race(waited), "time_limit");
+      stop.dispose();
+      assert.equal(stop.signal.aborted, true, "a wait given the signal does not outlive the search");
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(strays.map(String), []);
+    } finally {
+      process.off("unhandledRejection", onStray);
+    }
+  });
+});
+
 void describe("search_files stops before the call's deadline", () => {
   test("the margin: a tenth of the time, at least 50 ms, at most 1 s", () => {
     assert.equal(stopMarginMs(200), 50);

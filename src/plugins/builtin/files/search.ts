@@ -172,7 +172,15 @@ async function walk(root: string, glob: Glob, settings: WalkSettings, ctx: ToolC
   let roomTaken = false;
   const takeRoom = async (): Promise<boolean> => {
     if (roomTaken) return true;
-    const taken = await stop.race(ctx.reserve(concurrency * Math.min(LIMITS.grepBytes, ctx.fs.limits.maxReadBytes)));
+    let taken: { value: void } | string;
+    try {
+      // Given the stop's signal: a wait the search gives up leaves the line with it.
+      taken = await stop.race(ctx.reserve(concurrency * Math.min(LIMITS.grepBytes, ctx.fs.limits.maxReadBytes), stop.signal));
+    } catch (error) {
+      // The wait ended by the stop may reject before the race sees the stop.
+      if (!stop.signal.aborted) throw error;
+      taken = "stopped";
+    }
     if (typeof taken !== "string") return (roomTaken = true);
     throwIfCancelled(ctx);
     if (!takeReady()) {

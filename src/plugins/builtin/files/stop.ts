@@ -60,17 +60,27 @@ export class SearchStop {
     return this.now() >= this.stopAt ? "time_limit" : undefined;
   }
 
-  /** Waits for `work`, or for the stop, whichever comes first; `work` left behind must not reject unhandled. */
+  /** Waits for `work`, or for the stop, whichever comes first; `work` left behind may reject (handled here). */
   async race<T>(work: Promise<T>): Promise<{ value: T } | StopReason> {
     const reason = this.reason();
-    if (reason !== undefined) return reason;
+    if (reason !== undefined) {
+      // Left behind unlooked at: its failure (a wait or a listing the stop ended) is no fault.
+      work.catch(ignore);
+      return reason;
+    }
     return Promise.race([work.then((value) => ({ value })), this.stopped]);
   }
 
-  /** Clears the timer and the listener; call once the search is over. */
+  /**
+   * Clears the timer and the listener, and fires `signal`: what was given it (a wait for room
+   * the clock's stop left behind before the timer fired) ends with the search. Call once it is over.
+   */
   dispose(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.callSignal.removeEventListener("abort", this.onAbort);
     this.fire = undefined;
+    this.controller.abort();
   }
 }
+
+const ignore = (): void => undefined;
