@@ -789,7 +789,6 @@ function pluginLogger(logger: Logger): PluginLogger {
   };
 }
 
-/** For a caller that keeps nothing until a response leaves (tests, benchmarks): what is reserved goes back at once. */
 /**
  * A reservation whose wait also ends when `signal` fires: it waits in a scope that follows the
  * call's and the signal, and stops following both once it is settled.
@@ -809,6 +808,7 @@ function reserveUntil(budget: ByteBudget, bytes: number, holder: BudgetHolder, c
   return reserving;
 }
 
+/** For a caller that keeps nothing until a response leaves (tests, benchmarks): what is reserved goes back at once. */
 function releasedAtOnce(): BudgetHolder {
   return {
     reserved: 0,
