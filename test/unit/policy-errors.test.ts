@@ -580,3 +580,35 @@ void test("a tag on one list entry is that entry's problem: the other entries of
   assert.match(findIssue(error, "filesystem.denied_paths[1]").message, /is not a valid glob/);
   assert.match(findIssue(error, "tools.allow[1]").message, /^unsupported YAML tag !weird/);
 });
+
+void test("a variable whose value a written entry could not hold is an error: a line break, or whitespace in a command", () => {
+  // Written out, these values are refused by the schema; through a variable they would make a deny
+  // rule or a blocked name that never matches ("curl " blocks nothing), and check-policy's output
+  // would not load.
+  const vars = { ...env.vars, SECRETS: "/home/tester/secret\n", NET: "curl ", LONG: `/${"x".repeat(5000)}` };
+  let error: PolicyError | undefined;
+  try {
+    loadPolicyText(
+      [
+        'version: "1.0"',
+        "filesystem:",
+        '  allowed_paths: ["/home/tester/**"]',
+        '  denied_paths: ["${SECRETS}/**"]',
+        "commands:",
+        '  blocked: ["${NET}"]',
+        "audit:",
+        '  log_file: "${LONG}"',
+        "",
+      ].join("\n"),
+      "policy.yaml",
+      { ...env, vars },
+    );
+  } catch (caught) {
+    if (!(caught instanceof PolicyError)) throw caught;
+    error = caught;
+  }
+  assert.ok(error, "the policy was accepted");
+  assert.match(findIssue(error, "filesystem.denied_paths[0]").message, /\$\{SECRETS\} expands to .*control character/);
+  assert.match(findIssue(error, "commands.blocked[0]").message, /\$\{NET\} expands to "curl ", which holds whitespace/);
+  assert.match(findIssue(error, "audit.log_file").message, /expands to more than 4096 characters/);
+});

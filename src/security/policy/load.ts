@@ -870,6 +870,8 @@ function normalizeLogLevel(level: string | undefined): string {
 }
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// eslint-disable-next-line no-control-regex -- the characters the schema's path and command patterns refuse
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /**
  * Expands a leading `~` and every `${NAME}` (`${STATE_DIR}` is the state directory;
@@ -881,6 +883,13 @@ function expandValue(value: string, kind: PathKind, env: PolicyEnv): { value: st
   const isGlob = kind === "allowed-glob" || kind === "denied-glob";
   const problems: string[] = [];
   const insert = (name: string, inserted: string): string => {
+    // The schema checked what is written, not what a variable brings: a value it would refuse
+    // written out (a line break, "curl " for a command) would make a rule that never matches.
+    if (CONTROL_CHARACTER.test(inserted)) {
+      problems.push(`${name} expands to ${JSON.stringify(inserted)}, which holds a control character (a line break?); no path or command name holds one`);
+    } else if (kind === "command" && /\s/.test(inserted)) {
+      problems.push(`${name} expands to ${JSON.stringify(inserted)}, which holds whitespace; a command name or path holds none`);
+    }
     if (isGlob && GLOB_SPECIAL.test(inserted)) {
       problems.push(
         `${name} expands to "${inserted}", which contains a glob character (* ? [ ] { } ( ) | \\) and cannot be used in a glob`,
@@ -944,7 +953,11 @@ function lookupVariable(name: string, env: PolicyEnv): string | undefined {
   return value;
 }
 
+/** The schema's longest path or command, held by the expanded value too. */
+const MAX_EXPANDED_LENGTH = 4096;
+
 function checkShape(expanded: string, kind: PathKind): string | undefined {
+  if (expanded.length > MAX_EXPANDED_LENGTH) return `the value expands to more than ${MAX_EXPANDED_LENGTH} characters, longer than any path the policy takes`;
   if (expanded.split(/[/\\]/).includes("..")) {
     return `"${expanded}" contains a ".." segment; write the path without it`;
   }
