@@ -214,6 +214,11 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
   switch (command) {
     case "check-policy": {
       const file = rest[0];
+      // An option it does not know is said as such, not read as the FILE (a misspelt --state-dir).
+      const unknown = rest.find((arg) => arg.startsWith("-") && arg !== "-");
+      if (unknown !== undefined) {
+        throw new UsageError(`unknown option ${unknown} for check-policy (its options: ${COMMAND_FLAGS["check-policy"].join(", ")}; a FILE whose name starts with - is written ./-name)`);
+      }
       if (file === undefined || rest.length > 1) throw new UsageError("check-policy needs exactly one FILE");
       return { command: "check-policy", file: resolve(file), stateDir: resolvedStateDir };
     }

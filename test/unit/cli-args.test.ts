@@ -58,6 +58,16 @@ void describe("flags and commands", () => {
     assert.throws(() => parseArgs(["check-policy", "p.yaml", "--max-result-memory", "5"], env), /does not apply to check-policy/);
   });
 
+  void test("check-policy refuses an unknown option rather than reading it as the FILE", () => {
+    // A misspelt --state-dir would otherwise be "no such file" (exit 1) or "needs exactly one FILE".
+    assert.throws(() => parseArgs(["check-policy", "--stat-dir=/tmp/s"], env), usage(/^unknown option --stat-dir=\/tmp\/s for check-policy \(its options: --state-dir;/));
+    assert.throws(() => parseArgs(["check-policy", "p.yaml", "--json"], env), usage(/^unknown option --json for check-policy/));
+    assert.throws(() => parseArgs(["check-policy", "-x", "p.yaml"], env), usage(/^unknown option -x for check-policy/));
+    // A file whose name starts with a dash is named through a directory.
+    const dashed = parseArgs(["check-policy", "./-p.yaml"], env);
+    assert.equal(dashed.command === "check-policy" && dashed.file.endsWith("/-p.yaml"), true);
+  });
+
   void test("--help and --version win wherever they stand", () => {
     assert.deepEqual(parseArgs(["init", "--help"], env), { command: "help" });
     assert.deepEqual(parseArgs(["check-policy", "--version"], env), { command: "version" });
