@@ -514,6 +514,22 @@ void test("seed compatibility: << merge keys (read by the seed's PyYAML) combine
     () => load('version: "1.0"\ntools:\n  timeouts:\n    <<: 5\n'),
     (error: unknown) => error instanceof PolicyError && /a << merge key takes a mapping/.test(error.message),
   );
+  // ... at the merge key itself, not at the top of the file (with an anchor elsewhere, not there either).
+  for (const [text, line] of [
+    ['version: "1.0"\ntools:\n  timeouts:\n    <<: 5\n', 4],
+    ['version: "1.0"\nnetwork:\n  allowed_endpoints:\n    - &e {host: a.com, ports: [443]}\n    - <<: *e\ntools:\n  timeouts:\n    <<: [*e, 5]\n', 8],
+  ] as const) {
+    let issue;
+    try {
+      load(text);
+      assert.fail("the policy was accepted");
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      issue = error.issues.find((candidate) => /merge key/.test(candidate.message));
+    }
+    assert.equal(issue?.line, line, JSON.stringify(issue));
+    assert.equal(issue?.key, 'tools.timeouts["<<"]', JSON.stringify(issue));
+  }
 });
 
 void test("seed compatibility: a list with every entry commented out is read as left out where that means the same", () => {

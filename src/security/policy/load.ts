@@ -402,12 +402,14 @@ function parseYamlDocument(text: string, source: string): { value: unknown; loca
   try {
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
-    const offset = firstAliasOffset(doc) ?? 0;
     const text = error instanceof Error ? error.message : String(error);
+    const badMerge = /merge sources/i.test(text);
+    // Placed at the merge key at fault, not at an alias elsewhere (or the top of the file).
+    const offset = (badMerge ? badMergeOffset(doc) : undefined) ?? firstAliasOffset(doc) ?? 0;
     let message = `the YAML cannot be converted: ${text}`;
     if (/alias count/i.test(text)) {
       message = `aliases expand to too many nodes (the limit is ${MAX_ALIAS_COUNT}); write the values out instead of nesting aliases`;
-    } else if (/merge sources/i.test(text)) {
+    } else if (badMerge) {
       message = "a << merge key takes a mapping, an alias of one (<<: *name) or a list of them";
     }
     throw new PolicyError("POLICY_INVALID", source, sortIssues([
@@ -435,6 +437,23 @@ function firstAliasOffset(doc: Document.Parsed): number | undefined {
   visit(doc, {
     Alias(_key, alias) {
       offset = alias.range?.[0];
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
+/** Where the first `<<` key stands whose value is not a mapping, an alias of one, or a list of them. */
+function badMergeOffset(doc: Document.Parsed): number | undefined {
+  const { isAlias: aliasNode, isMap: mapNode, isPair, isScalar: scalarNode, isSeq: seqNode, visit } = yaml();
+  const isSource = (node: unknown): boolean => mapNode(node) || (aliasNode(node) && mapNode(node.resolve(doc)));
+  let offset: number | undefined;
+  visit(doc, {
+    Pair(_key, pair) {
+      if (!isPair(pair) || !scalarNode(pair.key) || pair.key.type !== "PLAIN" || pair.key.value !== "<<") return undefined;
+      const value = pair.value;
+      if (isSource(value) || (seqNode(value) && value.items.every(isSource))) return undefined;
+      offset = offsetOf(pair.key);
       return visit.BREAK;
     },
   });
