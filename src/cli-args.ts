@@ -224,6 +224,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
     }
     case "audit": {
       const sub = rest[0];
+      // `audit --help`: no subcommand to pass it to, so the general help (exit 0), as for the other commands.
+      if (sub === "--help" || sub === "-h") return { command: "help" };
       if (sub !== "verify" && sub !== "tail" && sub !== "pubkey") throw new UsageError('audit needs "verify", "tail" or "pubkey"');
       return { command: "audit", sub, argv: rest.slice(1), stateDir: resolvedStateDir, policyFile };
     }

@@ -71,6 +71,12 @@ void describe("flags and commands", () => {
   void test("--help and --version win wherever they stand", () => {
     assert.deepEqual(parseArgs(["init", "--help"], env), { command: "help" });
     assert.deepEqual(parseArgs(["check-policy", "--version"], env), { command: "version" });
+    // `audit --help` (no subcommand yet) is the help, as `init --help` is, not a usage error.
+    assert.deepEqual(parseArgs(["audit", "--help"], env), { command: "help" });
+    assert.deepEqual(parseArgs(["audit", "-h"], env), { command: "help" });
+    // A subcommand's --help stays its own.
+    const verify = parseArgs(["audit", "verify", "--help"], env);
+    assert.deepEqual(verify.command === "audit" && verify.argv, ["--help"]);
   });
 });
 
