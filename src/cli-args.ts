@@ -76,7 +76,7 @@ Environment:
 
 export function defaultStateDir(env: NodeJS.ProcessEnv, home: string = homedir()): string {
   const explicit = env.MCP_SECURE_LOCAL_STATE_DIR;
-  if (explicit) return resolve(explicit);
+  if (explicit) return cliPath("MCP_SECURE_LOCAL_STATE_DIR", explicit, home);
   const xdg = env.XDG_STATE_HOME;
   const base = xdg && isAbsolute(xdg) ? xdg : join(home, ".local", "state");
   return join(base, "mcp-secure-local");
@@ -92,6 +92,18 @@ export function projectPathFromEnv(env: NodeJS.ProcessEnv, home: string = homedi
   const value = env.MCP_PROJECT_PATH;
   if (!value) return undefined;
   if (value === "~" || value.startsWith("~/")) return join(home, value.slice(1));
+  return resolve(value);
+}
+
+/**
+ * A path from a flag or the environment, made absolute. A leading `~/` is the home directory,
+ * as in MCP_PROJECT_PATH and policy paths: a client's configuration passes "~/state" as written
+ * (no shell expands it), and resolved as written it would put the audit log and keys in a
+ * directory named "~" under whatever the working directory is.
+ */
+function cliPath(what: string, value: string, home: string): string {
+  if (value === "~" || value.startsWith("~/")) return join(home, value.slice(1));
+  if (value.startsWith("~")) throw new UsageError(`${what} ${JSON.stringify(value)}: only ~ and ~/ are expanded ("~user" is not); write the full path`);
   return resolve(value);
 }
 
@@ -131,13 +143,16 @@ function misplacedFlag(flag: string, command: CommandName): UsageError {
   return new UsageError(`${flag} does not apply to ${name} (its options: ${COMMAND_FLAGS[command].join(", ")})`);
 }
 
-export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, home: string = homedir()): CliCommand {
   const first = argv[0];
   if (first === "--help" || first === "-h" || first === "help") return { command: "help" };
   if (first === "--version" || first === "-v") return { command: "version" };
 
   let stateDir: string | undefined;
-  let policyFile: string | undefined = env.MCP_SECURE_LOCAL_POLICY || undefined;
+  let policyFile: string | undefined;
+  // Read only by the commands that take a policy: init must not fail on it.
+  const envPolicy = (): string | undefined =>
+    env.MCP_SECURE_LOCAL_POLICY ? cliPath("MCP_SECURE_LOCAL_POLICY", env.MCP_SECURE_LOCAL_POLICY, home) : undefined;
   const rest: string[] = [];
   let maxLineBytes = DEFAULT_MAX_LINE_BYTES;
   let maxInFlight = DEFAULT_MAX_IN_FLIGHT;
@@ -160,10 +175,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
     }
     switch (flag) {
       case "--policy":
-        policyFile = resolve(value());
+        policyFile = cliPath(flag, value(), home);
         break;
       case "--state-dir":
-        stateDir = resolve(value());
+        stateDir = cliPath(flag, value(), home);
         break;
       case "--max-line-bytes":
         maxLineBytes = positiveInt(flag, value());
@@ -203,7 +218,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
         rest.push(arg);
     }
   }
-  const resolvedStateDir = stateDir ?? defaultStateDir(env);
+  const resolvedStateDir = stateDir ?? defaultStateDir(env, home);
   if (resolvedStateDir === "/proc" || resolvedStateDir.startsWith("/proc/")) {
     // Nothing can be stored there: said before anything tries, in words. Only the spelling is
     // seen here (this parser touches no file); a path that leads into /proc through a link
@@ -227,13 +242,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): CliC
       // `audit --help`: no subcommand to pass it to, so the general help (exit 0), as for the other commands.
       if (sub === "--help" || sub === "-h") return { command: "help" };
       if (sub !== "verify" && sub !== "tail" && sub !== "pubkey") throw new UsageError('audit needs "verify", "tail" or "pubkey"');
-      return { command: "audit", sub, argv: rest.slice(1), stateDir: resolvedStateDir, policyFile };
+      return { command: "audit", sub, argv: rest.slice(1), stateDir: resolvedStateDir, policyFile: policyFile ?? envPolicy() };
     }
     case "init":
       if (rest.length > 0) throw new UsageError(`init takes no argument ${JSON.stringify(rest[0])}`);
       return { command: "init", stateDir: resolvedStateDir, force };
     case "serve":
       if (rest.length > 0) throw new UsageError(`unknown argument ${JSON.stringify(rest[0])}`);
-      return { command: "serve", policyFile, stateDir: resolvedStateDir, maxLineBytes, maxInFlight, maxResultMemory, pageSize, logLevel };
+      return { command: "serve", policyFile: policyFile ?? envPolicy(), stateDir: resolvedStateDir, maxLineBytes, maxInFlight, maxResultMemory, pageSize, logLevel };
   }
 }

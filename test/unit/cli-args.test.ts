@@ -80,6 +80,23 @@ void describe("flags and commands", () => {
   });
 });
 
+void describe("~ in the state directory and the policy", () => {
+  void test("a leading ~/ is the home directory, not a directory named ~ under the working directory", () => {
+    // A client's configuration passes "~/..." as written (no shell expands it), in args and env alike.
+    const flags = parseArgs(["--state-dir", "~/state", "--policy=~/p.yaml"], env, "/home/tester");
+    assert.equal(flags.command === "serve" && flags.stateDir, "/home/tester/state");
+    assert.equal(flags.command === "serve" && flags.policyFile, "/home/tester/p.yaml");
+    const fromEnv = parseArgs([], { ...env, MCP_SECURE_LOCAL_STATE_DIR: "~/s", MCP_SECURE_LOCAL_POLICY: "~/q.yaml" }, "/home/tester");
+    assert.equal(fromEnv.command === "serve" && fromEnv.stateDir, "/home/tester/s");
+    assert.equal(fromEnv.command === "serve" && fromEnv.policyFile, "/home/tester/q.yaml");
+    const init = parseArgs(["init", "--state-dir=~"], env, "/home/tester");
+    assert.equal(init.command === "init" && init.stateDir, "/home/tester");
+    // ~user is not expanded: said, rather than made a directory named "~bob".
+    assert.throws(() => parseArgs(["init", "--state-dir", "~bob/state"], env, "/home/tester"), usage(/--state-dir "~bob\/state": only ~ and ~\/ are expanded/));
+    assert.throws(() => parseArgs([], { ...env, MCP_SECURE_LOCAL_STATE_DIR: "~bob" }, "/home/tester"), usage(/MCP_SECURE_LOCAL_STATE_DIR "~bob"/));
+  });
+});
+
 void describe("MCP_PROJECT_PATH", () => {
   void test("is made absolute: relative to the working directory, ~/ in the home directory", () => {
     assert.equal(projectPathFromEnv({ MCP_PROJECT_PATH: "/srv/app" }, "/home/tester"), "/srv/app");
