@@ -18,6 +18,8 @@ import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink, type AuditStatus } from "./security/audit/index.js";
 import { publishedTool } from "./security/published-schema.js";
+import { auditLogFileConflict } from "./security/audit/log-file-conflict.js";
+import { signingKeyPath } from "./security/audit/checkpoint.js";
 import { checkPath, compilePathPolicy, denyRuleProblems, PathPolicyError, type CompiledPathPolicy, type ProtectedPath } from "./security/path-guard.js";
 import { createCapabilityFactory, type CapabilityFactory } from "./security/capabilities/index.js";
 import { redact, redactString } from "./security/redaction.js";
@@ -212,6 +214,10 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     // A seed policy names the seed's own log: said as such, not as a damaged log of ours.
     const seedLog = policy.audit.enabled ? seedAuditLogProblem(policy.audit.log_file) : undefined;
     if (seedLog !== undefined) throw new Error(seedLog);
+    const logConflict = policy.audit.enabled
+      ? auditLogFileConflict(policy.audit.log_file, signingKeyPath(args.stateDir, policy.audit.signing_key), args.policyFile ? resolve(args.policyFile) : undefined)
+      : undefined;
+    if (logConflict !== undefined) throw new Error(logConflict);
     audit = policy.audit.enabled
       ? await openAuditLog({
           policy: policy.audit,

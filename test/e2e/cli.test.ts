@@ -266,6 +266,24 @@ void describe("the command line", () => {
     assert.equal(statSync(join(linked, "policy.yaml")).mode & 0o777, 0o600);
   });
 
+  void test("audit.log_file naming the signing key stops the server and fails check-policy, saying so (not 'damaged log')", async () => {
+    const policy = ['version: "1.0"', "audit:", '  log_file: "${STATE_DIR}/keys/audit-ed25519.pem"', ""].join("\n");
+    const server = ServerProcess.start({ policy });
+    try {
+      const exit = await exitWithin(server, 10_000);
+      assert.equal(exit.code, 1, server.stderr);
+      assert.deepEqual(server.rawLines, [], "nothing on stdout");
+      assert.match(server.stderr, /refusing to start: .*audit\.log_file .*audit-ed25519\.pem is the audit signing key/);
+    } finally {
+      server.cleanup();
+    }
+    const file = join(root, "log-is-key.yaml");
+    writeFileSync(file, policy);
+    const checked = await cli(["check-policy", file, "--state-dir", join(root, "state-log-is-key")], home);
+    assert.equal(checked.code, 1, checked.stdout);
+    assert.match(checked.stderr, /log-is-key\.yaml: audit\.log_file .* is the audit signing key/);
+  });
+
   void test("a glob that does not compile stops the server (a deny entry must never deny nothing); check-policy says so too", async () => {
     const policy = ['version: "1.0"', "tools:", '  deny: ["add_{bug"]', ""].join("\n");
     const server = ServerProcess.start({ policy });

@@ -3,7 +3,10 @@
  * policy as YAML (defaults applied, variables expanded), with its SHA-256 and the
  * warnings as comments, so the output is itself a loadable policy. Errors go to `err`.
  */
+import path from "node:path";
 import { stringify } from "yaml";
+import { auditLogFileConflict } from "../audit/log-file-conflict.js";
+import { signingKeyPath } from "../audit/checkpoint.js";
 import { compilePathPolicy, denyRuleProblems } from "../path-guard.js";
 import type { EffectivePolicy } from "../policy-types.js";
 import { loadPolicyFile, PolicyError, type LoadedPolicy, type PolicyEnv } from "./load.js";
@@ -47,6 +50,9 @@ export function runCheckPolicy(
   // The loader compiled every glob as written and placed each failure in the file. What it
   // cannot see is compiled here: a deny rule's spelling through a symbolic link in its path.
   const { problems: globs, warnings: pathWarnings } = compileForCheck(loaded.policy);
+  const audit = loaded.policy.audit;
+  const logConflict = audit.enabled ? auditLogFileConflict(audit.log_file, signingKeyPath(env.stateDir, audit.signing_key), path.resolve(file)) : undefined;
+  if (logConflict !== undefined) globs.push(logConflict);
   if (globs.length > 0) {
     for (const problem of globs) err(`${file}: ${problem}\n`);
     err(`${file}: the policy is invalid (${globs.length} ${globs.length === 1 ? "error" : "errors"} shown)\n`);
