@@ -409,6 +409,19 @@ void describe("writing", () => {
     assert.equal(appended.size, 6);
   });
 
+  void it("refuses a path that ends with '/' (a directory's name) instead of writing a file without it", async () => {
+    const dir = scratch("trailing");
+    for (const target of [`${dir}/newname/`, `${dir}/newname/.`, `${dir}/newname//`]) {
+      const error = await gfs.writeFile(target, "x").then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      assert.equal(error?.code, "FS_INVALID_ARGUMENT", target);
+      assert.match(error?.message ?? "", /names a directory/);
+    }
+    assert.equal(fs.existsSync(`${dir}/newname`), false, "no file made");
+  });
+
   void it("honours exclusive", async () => {
     const dir = scratch("exclusive");
     await gfs.writeFile(`${dir}/once.txt`, "1", { exclusive: true });

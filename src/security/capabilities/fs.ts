@@ -177,6 +177,10 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     },
 
     async writeFile(p, data, options = {}) {
+      // `new/` names a directory: the path guard reads it as `new`, and a file of that name was made.
+      if (typeof p === "string" && /\/\.?$/.test(p)) {
+        throw invalidArgument(`${JSON.stringify(p)} ends with "/", which names a directory; write a file to its path without the trailing "/"`);
+      }
       const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
       if (!(bytes instanceof Uint8Array)) throw invalidArgument("data must be a string or a Uint8Array");
       if (bytes.byteLength > limits.maxWriteBytes) {
