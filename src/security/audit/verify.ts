@@ -343,7 +343,7 @@ export async function verifyAudit(pathOrDir: string, options: AuditVerifyOptions
             // Its checkpoint aside, a stopped server leaves nothing for the next start to take up.
             if (stoppedAt !== undefined && seal.seq > stoppedAt.end) {
               warn(
-                `seq ${stoppedAt.end + 1} to ${seal.seq} were written after the server_stop at seq ${stoppedAt.seq} and before the next start took up the chain: ` +
+                `${stoppedAt.end + 1 === seal.seq ? `seq ${seal.seq} was` : `seq ${stoppedAt.end + 1} to ${seal.seq} were`} written after the server_stop at seq ${stoppedAt.seq} and before the next start took up the chain: ` +
                   "recovery entries of a start that did not complete, or entries added while no server ran",
               );
             }
