@@ -572,6 +572,19 @@ void describe("edit_file", () => {
     }
   });
 
+  test("a file with Unix line endings keeps them: a \\r\\n in old_text or new_text is read as \\n", async () => {
+    try {
+      fs.writeFileSync(file(), "a\nb\nc\n");
+      ok(await edit({ edits: [{ old_text: "a\r\nb", new_text: "A\r\nB\r\nB2" }] }));
+      assert.equal(fs.readFileSync(file(), "utf8"), "A\nB\nB2\nc\n");
+      // Matched as sent, new_text's \r\n still becomes the file's \n.
+      ok(await edit({ edits: [{ old_text: "c", new_text: "c\r\nd" }] }));
+      assert.equal(fs.readFileSync(file(), "utf8"), "A\nB\nB2\nc\nd\n");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
   test("two edits of one file at once both land: calls that change a file take turns", async () => {
     fs.writeFileSync(file(), `TOP\n${"middle\n".repeat(30_000)}BOTTOM\n`);
     try {

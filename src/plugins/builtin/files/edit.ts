@@ -182,7 +182,15 @@ function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): { te
   }
   if (at === -1) at = text.indexOf(oldText);
   if (crlf) newText = toCrlf(newText);
-  else if (at === -1 && oldText.includes("\n") && text.includes("\r\n")) {
+  else if (!text.includes("\r")) {
+    // A file of "\n" line breaks keeps them: a "\r\n" a model sends (copied from a Windows
+    // editor, say) is read as "\n", in old_text as in new_text.
+    if (at === -1 && oldText.includes("\r\n")) {
+      at = text.indexOf(toLf(oldText));
+      if (at !== -1) oldText = toLf(oldText);
+    }
+    newText = toLf(newText);
+  } else if (at === -1 && oldText.includes("\n") && text.includes("\r\n")) {
     // Mixed line endings: the "\r\n" form where the exact one is not found.
     at = text.indexOf(toCrlf(oldText));
     if (at !== -1) {
@@ -220,6 +228,10 @@ function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): { te
 
 function toCrlf(text: string): string {
   return text.replace(/\r?\n/g, "\r\n");
+}
+
+function toLf(text: string): string {
+  return text.replace(/\r\n/g, "\n");
 }
 
 /** How often `needle` occurs (overlapping ones too, up to OCCURRENCES_COUNTED) and on which lines, each line once. */
