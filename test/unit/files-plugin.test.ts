@@ -773,6 +773,41 @@ void describe("write_file and create_directory", () => {
     fs.rmSync(path.join(root, "new"), { recursive: true });
   });
 
+  test("create_directory: two calls for one path at once both succeed; a failure part way says what it made", async () => {
+    const last = path.join(root, "race", "a", "b");
+    // Another call makes the last directory between this call's parents and its own mkdir.
+    const racing: ToolContext = {
+      ...ctx,
+      fs: {
+        ...ctx.fs,
+        mkdir: async (dir) => {
+          if (dir === last && fs.existsSync(path.dirname(last))) fs.mkdirSync(last);
+          return ctx.fs.mkdir(dir);
+        },
+      },
+    };
+    try {
+      const made = ok(await call("create_directory", { path: "race/a/b" }, racing));
+      assert.deepEqual(made.created, [path.join(root, "race"), path.join(root, "race", "a")]);
+      assert.ok(fs.statSync(last).isDirectory());
+      const full: ToolContext = {
+        ...ctx,
+        fs: {
+          ...ctx.fs,
+          mkdir: async (dir) => {
+            if (dir.endsWith("/z") && fs.existsSync(path.dirname(dir))) throw new ToolError("no space left on the device", "FS_NO_SPACE");
+            return ctx.fs.mkdir(dir);
+          },
+        },
+      };
+      const failed = await call("create_directory", { path: "race/x/y/z" }, full);
+      assert.equal(failed.code, "FS_NO_SPACE");
+      assert.match(failed.text ?? "", /no space left on the device \(made before that, and left in place: .*race\/x.*, .*race\/x\/y.*\)/);
+    } finally {
+      fs.rmSync(path.join(root, "race"), { recursive: true, force: true });
+    }
+  });
+
   test("create_directory: a link is refused as writes through links are; more than 64 new levels are refused, nothing made", async () => {
     fs.symlinkSync(path.join(root, "notes"), path.join(root, "notes-link"));
     try {

@@ -201,30 +201,49 @@ async function holding<T>(locks: PathLocks, ctx: ToolContext, paths: readonly st
 async function createDirectory(args: JsonObject, ctx: ToolContext): Promise<ToolOutcome> {
   const target = await ctx.fs.resolve(args.path as string, "write");
   const created: string[] = [];
-  await makeDirectory(target, ctx, created, 0);
+  try {
+    await makeDirectory(target, ctx, created, 0);
+  } catch (error) {
+    // What was made before the failure stays made: said, so the model does not think nothing changed.
+    if (!(error instanceof ToolError) || created.length === 0) throw error;
+    const made = created.map((dir) => quoted(dir)).join(", ");
+    throw new ToolError(`${error.message} (made before that, and left in place: ${made})`, error.code);
+  }
   return structured({ path: target, created });
 }
 
 /** Makes `dir`, its missing parents first; each `mkdir` is checked by the policy on its own. */
 async function makeDirectory(dir: string, ctx: ToolContext, created: string[], depth: number): Promise<void> {
+  const missingParent = await makeOne(dir, ctx, created);
+  if (missingParent === undefined) return;
+  const parent = dirname(dir);
+  if (parent === dir) throw missingParent;
+  // Each try is a policy check of the whole path: bounded, so a deep path cannot tie the server up.
+  if (depth >= LIMITS.newDirectoriesMax) {
+    throw new ToolError(`more than ${LIMITS.newDirectoriesMax} directories would be made at once; make the upper ones first`, "FS_INVALID_ARGUMENT");
+  }
+  // The parent is missing: make it, then this one.
+  await makeDirectory(parent, ctx, created, depth + 1);
+  const still = await makeOne(dir, ctx, created);
+  if (still !== undefined) throw still;
+}
+
+/**
+ * One `mkdir`. A directory already there is fine, made before or by another call meanwhile (two
+ * create_directory calls at once for one path both succeed); a missing parent is returned for
+ * the caller to make; anything else is thrown.
+ */
+async function makeOne(dir: string, ctx: ToolContext, created: string[]): Promise<ToolError | undefined> {
   try {
     created.push((await ctx.fs.mkdir(dir)).path);
+    return undefined;
   } catch (error) {
     if (!(error instanceof ToolError)) throw error;
-    if (error.code === "PATH_EXISTS") {
-      const info = await ctx.fs.stat(dir);
-      if (info.kind !== "directory") throw new ToolError(`${quoted(dir)} exists and is not a directory`, "PATH_NOT_DIRECTORY");
-      return;
-    }
-    const parent = dirname(dir);
-    if (error.code !== "PATH_NOT_FOUND" || parent === dir) throw error;
-    // Each try is a policy check of the whole path: bounded, so a deep path cannot tie the server up.
-    if (depth >= LIMITS.newDirectoriesMax) {
-      throw new ToolError(`more than ${LIMITS.newDirectoriesMax} directories would be made at once; make the upper ones first`, "FS_INVALID_ARGUMENT");
-    }
-    // The parent is missing: make it, then this one.
-    await makeDirectory(parent, ctx, created, depth + 1);
-    created.push((await ctx.fs.mkdir(dir)).path);
+    if (error.code === "PATH_NOT_FOUND") return error;
+    if (error.code !== "PATH_EXISTS") throw error;
+    const info = await ctx.fs.stat(dir);
+    if (info.kind !== "directory") throw new ToolError(`${quoted(dir)} exists and is not a directory`, "PATH_NOT_DIRECTORY");
+    return undefined;
   }
 }
 
