@@ -547,6 +547,13 @@ void describe("move", () => {
     assert.equal(fs.statSync(`${dir}/into/c.txt`).mode & 0o777, 0o640);
   });
 
+  void it("refuses a destination ending with '/' (a directory's name) instead of giving the file that name without it", async () => {
+    const dir = scratch("move-trailing");
+    fs.writeFileSync(`${dir}/a.txt`, "a");
+    for (const target of [`${dir}/newname/`, `${dir}/newname/.`]) await failed(gfs.move(`${dir}/a.txt`, target), "FS_INVALID_ARGUMENT");
+    assert.deepEqual(fs.readdirSync(dir), ["a.txt"], "nothing moved");
+  });
+
   void it("never replaces a file, also one made after the check; refuses directories, links, missing names and denied places", async () => {
     const dir = scratch("move-refusals");
     fs.writeFileSync(`${dir}/a.txt`, "a");

@@ -177,10 +177,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     },
 
     async writeFile(p, data, options = {}) {
-      // `new/` names a directory: the path guard reads it as `new`, and a file of that name was made.
-      if (typeof p === "string" && /\/\.?$/.test(p)) {
-        throw invalidArgument(`${JSON.stringify(p)} ends with "/", which names a directory; write a file to its path without the trailing "/"`);
-      }
+      refuseDirectoryName(p, "write a file to its path");
       const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
       if (!(bytes instanceof Uint8Array)) throw invalidArgument("data must be a string or a Uint8Array");
       if (bytes.byteLength > limits.maxWriteBytes) {
@@ -232,6 +229,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
     },
 
     async move(from, to) {
+      refuseDirectoryName(to, "give the file's new path (into a directory: the directory, then the file name)");
       const source = await check(from, "write");
       const target = await check(to, "write");
       const identity = source.verdict.identity;
@@ -784,6 +782,13 @@ function notFound(shown: string, path = shown): ToolError {
     ? "; if a listing showed this name, \ufffd stands for bytes that are not UTF-8, and such a file cannot be opened through this server"
     : "";
   return new ToolError(`path ${shown} does not exist${undecodable}`, "PATH_NOT_FOUND");
+}
+
+/** `new/` names a directory: the path guard reads it as `new`, and a file of that name would be made. */
+function refuseDirectoryName(p: unknown, instead: string): void {
+  if (typeof p === "string" && /\/\.?$/.test(p)) {
+    throw invalidArgument(`${JSON.stringify(p)} ends with "/", which names a directory; ${instead} without the trailing "/"`);
+  }
 }
 
 function invalidArgument(message: string): ToolError {
