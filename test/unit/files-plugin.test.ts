@@ -572,6 +572,19 @@ void describe("edit_file", () => {
     }
   });
 
+  test("a path ending with '/' is refused by a dry run as by the edit itself (the write refuses it; the dry run passed)", async () => {
+    try {
+      fs.writeFileSync(file(), "one\n");
+      for (const dryRun of [true, false]) {
+        const result = await call("edit_file", { path: "edit.txt/", edits: [{ old_text: "one", new_text: "two" }], dry_run: dryRun });
+        assert.equal(result.code, "FS_INVALID_ARGUMENT", `dry_run ${dryRun}: ${result.text}`);
+      }
+      assert.equal(fs.readFileSync(file(), "utf8"), "one\n");
+    } finally {
+      fs.rmSync(file());
+    }
+  });
+
   test("a file with Unix line endings keeps them: a \\r\\n in old_text or new_text is read as \\n", async () => {
     try {
       fs.writeFileSync(file(), "a\nb\nc\n");

@@ -45,6 +45,10 @@ export async function editFile(args: JsonObject, ctx: ToolContext): Promise<Json
   // a directory is refused before any wait.
   const sized = await ctx.fs.stat(path);
   if (sized.kind === "directory") throw isDirectory();
+  // The write refuses a name ending in "/" (a directory's): refused here, so a dry run says what the edit would meet.
+  if (/\/\.?$/.test(path)) {
+    throw new ToolError(`${quoted(path)} ends with "/", which names a directory, but it is a file; name it without the trailing "/"`, "FS_INVALID_ARGUMENT");
+  }
   if (sized.size > ctx.fs.limits.maxReadBytes) throw tooLarge(path, sized.size, ctx.fs.limits.maxReadBytes);
   const room = sized.size;
   await ctx.reserve(room);
