@@ -593,6 +593,10 @@ void describe("edit_file", () => {
       // Matched as sent, new_text's \r\n still becomes the file's \n.
       ok(await edit({ edits: [{ old_text: "c", new_text: "c\r\nd" }] }));
       assert.equal(fs.readFileSync(file(), "utf8"), "A\nB\nB2\nc\nd\n");
+      // A file of one line has no line breaks to keep: the \r\n sent is the only kind there is.
+      fs.writeFileSync(file(), "@echo off");
+      ok(await edit({ edits: [{ old_text: "@echo off", new_text: "@echo off\r\necho hi\r\n" }] }));
+      assert.equal(fs.readFileSync(file(), "utf8"), "@echo off\r\necho hi\r\n");
     } finally {
       fs.rmSync(file());
     }

@@ -186,9 +186,10 @@ function applyEdit(text: string, edit: Edit, index: number, crlf: boolean): { te
   }
   if (at === -1) at = text.indexOf(oldText);
   if (crlf) newText = toCrlf(newText);
-  else if (!text.includes("\r")) {
+  else if (!text.includes("\r") && text.includes("\n")) {
     // A file of "\n" line breaks keeps them: a "\r\n" a model sends (copied from a Windows
-    // editor, say) is read as "\n", in old_text as in new_text.
+    // editor, say) is read as "\n", in old_text as in new_text. A file of one line has no kind
+    // to keep: the "\r\n" sent stays.
     if (at === -1 && oldText.includes("\r\n")) {
       at = text.indexOf(toLf(oldText));
       if (at !== -1) oldText = toLf(oldText);
