@@ -52,7 +52,7 @@ import { compileToolAccess } from "./policy/tool-access.js";
 import type { CallCapabilities, CapabilityFactory } from "./capabilities/index.js";
 import { LazyAbort, type CallAbort } from "../util/call-abort.js";
 import { monotonicMs } from "../util/clock.js";
-import { serializeOnce } from "../util/json-text.js";
+import { jsonTextAnyDepth, serializeOnce } from "../util/json-text.js";
 import { cutAt } from "../util/text.js";
 import { BudgetExceededError, type BudgetHolder, type ByteBudget } from "../util/byte-budget.js";
 import { publishedTool } from "./published-schema.js";
@@ -478,14 +478,9 @@ export class SecurityEngine implements ToolService {
   private recordedArguments(call: ToolCall, stage: string | undefined): Pick<AuditRecordInput, "arguments" | "data"> {
     if (!this.auditing) return {};
     const args = call.arguments;
-    let text: string;
-    try {
-      text = JSON.stringify(args);
-    } catch {
-      // Nested past the stack (the limits refuse it for depth, but it parsed): the digest must
-      // still cover what was sent, not an empty text.
-      text = jsonTextWithoutRecursion(args);
-    }
+    // Nested past the stack the limits refuse it for depth, but it parsed: the digest must still
+    // cover what was sent, not an empty text.
+    const text = jsonTextAnyDepth(args);
     const argumentBytes = Buffer.byteLength(text);
     if (stage === "rate_limit" || stage === "limits" || argumentBytes > REFUSED_ARGUMENTS_KEPT_MAX) {
       return { data: { argumentBytes, argumentsSha256: sha256Hex(text) } };
@@ -653,45 +648,6 @@ function describeError(error: unknown): string {
       return "a value without a text form";
     }
   }
-}
-
-/** A literal piece of JSON text on the serializer's stack, as opposed to a value still to write. */
-class JsonToken {
-  constructor(readonly text: string) {}
-}
-
-/**
- * JSON.stringify's text of a parsed JSON value, written with a stack instead of recursion,
- * so that arguments nested deeper than JSON.stringify can go still get their true digest.
- */
-export function jsonTextWithoutRecursion(value: unknown): string {
-  let out = "";
-  const stack: unknown[] = [value];
-  while (stack.length > 0) {
-    const item = stack.pop();
-    if (item instanceof JsonToken) {
-      out += item.text;
-    } else if (Array.isArray(item)) {
-      out += "[";
-      stack.push(new JsonToken("]"));
-      for (let i = item.length - 1; i >= 0; i--) {
-        stack.push(item[i] === undefined ? null : item[i]);
-        if (i > 0) stack.push(new JsonToken(","));
-      }
-    } else if (typeof item === "object" && item !== null) {
-      out += "{";
-      stack.push(new JsonToken("}"));
-      const record = item as Record<string, unknown>;
-      const keys = Object.keys(record).filter((key) => record[key] !== undefined);
-      for (let i = keys.length - 1; i >= 0; i--) {
-        stack.push(record[keys[i]!], new JsonToken(`${JSON.stringify(keys[i])}:`));
-        if (i > 0) stack.push(new JsonToken(","));
-      }
-    } else {
-      out += JSON.stringify(item) ?? "null";
-    }
-  }
-  return out;
 }
 
 /** `/items/0/path` → `arguments.items[0].path`, the form a model reads best. */

@@ -7,29 +7,11 @@
  * definition. Schema-aware: a property that is itself named `x-path` is kept.
  */
 import type { JsonObject, ToolDefinition } from "../plugins/contract.js";
+import { SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
 
-/**
- * Keywords whose value maps names to subschemas. `dependencies` (the older spelling, which the
- * engine reads x-path under too) may map to a list of names instead: a list is kept as it is.
- */
-const SCHEMA_MAPS: ReadonlySet<string> = new Set(["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"]);
-/** Keywords whose value is a subschema (or, for `items` in older drafts, an array of them). */
-const SCHEMA_VALUES: ReadonlySet<string> = new Set([
-  "items",
-  "additionalItems",
-  "additionalProperties",
-  "unevaluatedItems",
-  "unevaluatedProperties",
-  "contains",
-  "propertyNames",
-  "not",
-  "if",
-  "then",
-  "else",
-  "contentSchema",
-]);
-/** Keywords whose value is an array of subschemas. */
-const SCHEMA_ARRAYS: ReadonlySet<string> = new Set(["allOf", "anyOf", "oneOf", "prefixItems"]);
+const SCHEMA_MAPS: ReadonlySet<string> = new Set(SUBSCHEMA_MAP);
+const SCHEMA_VALUES: ReadonlySet<string> = new Set(SUBSCHEMA_ONE);
+const SCHEMA_ARRAYS: ReadonlySet<string> = new Set(SUBSCHEMA_LIST);
 
 /**
  * Frozen, as the registry's definitions are (what is not remade here is theirs, frozen already):

@@ -23,6 +23,7 @@ import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { truncate } from "../util/text.js";
 import { isSensitiveKey, redactString } from "./redaction.js";
+import { SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
 
 export type PathAccess = "read" | "write";
 
@@ -122,22 +123,6 @@ const AUDIT_KEYWORD_REVISION = 1;
  */
 // contentSchema is never applied by Ajv (an annotation), so a path there would never be collected.
 const PATH_FORBIDDEN_IN = new Set(["contains", "not", "if", "propertyNames", "contentSchema"]);
-const SUBSCHEMA_ONE = [
-  "additionalProperties",
-  "items",
-  "contains",
-  "not",
-  "if",
-  "then",
-  "else",
-  "propertyNames",
-  "unevaluatedProperties",
-  "unevaluatedItems",
-  "contentSchema",
-];
-const SUBSCHEMA_LIST = ["allOf", "anyOf", "oneOf", "prefixItems"];
-// `dependencies` (draft 2019 spelling, still accepted by Ajv) may hold schemas too.
-const SUBSCHEMA_MAP = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"];
 
 // ---------------------------------------------------------------------------
 // The compiler: Ajv, its options and the x-path keyword (shared with the build)
