@@ -14,7 +14,7 @@
  * - A wait ends early when the call is aborted (cancelled, timed out, shut down): the reservation
  *   then rejects with the abort's reason, and nothing is held.
  */
-import type { CallAbort } from "./call-abort.js";
+import { asError, type CallAbort } from "./call-abort.js";
 
 /** Where a call's reservations are kept until its response has left. */
 export interface BudgetHolder {
@@ -210,9 +210,4 @@ export class ByteBudget {
     // The first in line may have been what blocked the others.
     if (index === 0) this.wake();
   }
-}
-
-/** An abort's reason as the rejection (a call's aborts carry errors; anything else is wrapped). */
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
 }

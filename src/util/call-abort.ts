@@ -134,3 +134,8 @@ function notify(watcher: Watcher, reason: unknown): void {
   if (typeof watcher === "function") watcher(reason);
   else watcher.abortFired(reason);
 }
+
+/** An abort's reason (or any rejection) as an Error: a call's aborts carry errors; anything else is wrapped. */
+export function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}

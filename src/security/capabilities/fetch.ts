@@ -17,6 +17,7 @@ import type { Duplex } from "node:stream";
 import { CapabilityDeniedError, ToolError, type FetchRequest, type FetchResponse, type GuardedFetch } from "../../plugins/contract.js";
 import { checkAddress, checkUrl, normalizeAddress, type CompiledNetworkPolicy, type EgressTarget } from "../egress-guard.js";
 import { ATTEMPT_DELAY_MS, connectFirst, interleaveFamilies, type Connected } from "./happy-eyeballs.js";
+import { asError } from "../../util/call-abort.js";
 
 export interface LookupAddress {
   address: string;
@@ -194,7 +195,7 @@ export function createGuardedFetch(
         signal.removeEventListener("abort", onAbort);
         request.destroy();
         if (value !== undefined) resolve(value);
-        else reject(toError(error));
+        else reject(asError(error));
       };
       const onAbort = (): void => finish(signal.reason);
 
@@ -210,7 +211,7 @@ export function createGuardedFetch(
         createConnection: (_options, done) => {
           connect(target, signal, redirected).then(
             (socket) => done(null, socket),
-            (error: unknown) => done(toError(error), undefined as unknown as Duplex),
+            (error: unknown) => done(asError(error), undefined as unknown as Duplex),
           );
           return undefined;
         },
@@ -344,7 +345,7 @@ export function createGuardedFetch(
       const onAbort = (): void => {
         cleanup();
         secure.destroy();
-        reject(toError(signal.reason));
+        reject(asError(signal.reason));
       };
       secure.once("secureConnect", onSecure);
       secure.once("error", onError);
@@ -376,7 +377,7 @@ function openSocket(address: string, port: number, signal: AbortSignal): Promise
     const onAbort = (): void => {
       cleanup();
       socket.destroy();
-      reject(toError(signal.reason));
+      reject(asError(signal.reason));
     };
     socket.once("connect", onConnect);
     socket.once("error", onError);
@@ -452,7 +453,7 @@ function capped(requested: number | undefined, ceiling: number, name: string, al
 }
 
 function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw toError(signal.reason);
+  if (signal.aborted) throw asError(signal.reason);
 }
 
 function tooLarge(target: EgressTarget, maxBytes: number, why: string): CapabilityDeniedError {
@@ -470,10 +471,6 @@ function badRequest(message: string): CapabilityDeniedError {
 /** Not a policy refusal: the network failed. The model sees the message and may retry. */
 function failure(code: string, message: string): ToolError {
   return new ToolError(message, code);
-}
-
-function toError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
 }
 
 function errorCode(error: unknown): string {

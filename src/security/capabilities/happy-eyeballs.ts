@@ -9,6 +9,7 @@
  * The addresses come already checked: this only chooses among them. The caller checks the
  * winner's peer again before sending anything.
  */
+import { asError } from "../../util/call-abort.js";
 
 /** RFC 8305's recommended "Connection Attempt Delay" (and Node's own autoSelectFamily default). */
 export const ATTEMPT_DELAY_MS = 250;
@@ -117,8 +118,4 @@ export function connectFirst<S extends Closable>(
     signal.addEventListener("abort", onAbort, { once: true });
     start();
   });
-}
-
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
 }

@@ -15,6 +15,7 @@ import { sandboxRuleFor, type CompiledPathPolicy, type ProtectedPath } from "../
 import { DenyScanner, type ScanDir } from "../deny-scan.js";
 import { foldName } from "../../util/text.js";
 import { baseMountArgs, bwrapArgv, isolationArgs, SandboxLayoutError, type BwrapFeatures, type HiddenPath, type SandboxLayout, type SandboxMode } from "./sandbox-argv.js";
+import { asError } from "../../util/call-abort.js";
 
 export type SandboxAvailability =
   | { readonly usable: true; readonly bwrap: string; readonly version: string; readonly features: BwrapFeatures }
@@ -400,10 +401,6 @@ function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): 
       resolve();
     });
   });
-}
-
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 /** The most entries one call's walks look at, and the most paths a sandbox hides or makes read-only. */
