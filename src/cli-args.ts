@@ -163,6 +163,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, home:
   let force = false;
 
   const command: CommandName = first === "check-policy" || first === "audit" || first === "init" ? first : "serve";
+  // Each option is given once: a configuration that passes --policy twice (a wrapper adding its own)
+  // would otherwise run on whichever came last, which its reader may not expect.
+  const given = new Map<string, string>();
   for (let i = command === "serve" ? 0 : 1; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [named, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -172,6 +175,11 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv, home:
     // Said before its value is read: the value of a flag that does not apply is beside the point.
     if (!COMMAND_FLAGS[command].includes(flag) && Object.values(COMMAND_FLAGS).some((flags) => flags.includes(flag))) {
       throw misplacedFlag(flag, command);
+    }
+    if (COMMAND_FLAGS[command].includes(flag)) {
+      const earlier = given.get(flag);
+      if (earlier !== undefined) throw new UsageError(`${flag} is given twice${earlier === named ? "" : ` (as ${earlier} and ${named})`}; give it once`);
+      given.set(flag, named);
     }
     switch (flag) {
       case "--policy":

@@ -30,6 +30,17 @@ void describe("flag values", () => {
 });
 
 void describe("flags and commands", () => {
+  void test("an option given twice is refused, not settled by whichever came last", () => {
+    assert.throws(() => parseArgs(["--policy", "/a.yaml", "--policy", "/b.yaml"], env), usage(/^--policy is given twice; give it once$/));
+    // The seed's -p is --policy under another spelling: both spellings are named.
+    assert.throws(() => parseArgs(["-p", "/a.yaml", "--policy=/b.yaml"], env), usage(/^--policy is given twice \(as -p and --policy\); give it once$/));
+    assert.throws(() => parseArgs(["audit", "tail", "--state-dir", "/s", "--state-dir=/t"], env), usage(/^--state-dir is given twice/));
+    assert.throws(() => parseArgs(["init", "--force", "--force"], env), usage(/^--force is given twice/));
+    assert.throws(() => parseArgs(["--page-size", "5", "--log-level", "debug", "--page-size", "5"], env), usage(/^--page-size is given twice/));
+    // Options of the audit subcommands are theirs to read; each of the server's once is fine.
+    assert.equal(parseArgs(["--policy", "/a.yaml", "--state-dir", "/s"], env).command, "serve");
+  });
+
   void test("a flag meant for another command is refused, naming the command's own options", () => {
     assert.throws(() => parseArgs(["init", "--policy", "mine.yaml"], env), usage(/^--policy does not apply to init \(its options: --state-dir, --force\)$/));
     assert.throws(() => parseArgs(["check-policy", "p.yaml", "--force"], env), usage(/--force does not apply to check-policy/));
