@@ -663,3 +663,16 @@ test("every YAML policy the README shows loads as it is written", () => {
   assert.deepEqual(policy.network.allowed_endpoints, []);
   assert.ok(policy.tools.deny.includes("write_file") && policy.tools.deny.includes("web_search"));
 });
+
+test("a policy with classic Mac OS line endings (a lone CR) reads as with LF, as YAML 1.2 and the seed's PyYAML read it", () => {
+  const lf = fs.readFileSync(SEED, "utf8");
+  assert.ok(lf.includes("\n") && !lf.includes("\r"), "the fixture has LF endings");
+  const expected = policySha256(load(lf).policy);
+  assert.equal(policySha256(load(lf.replaceAll("\n", "\r")).policy), expected);
+  assert.equal(policySha256(load(lf.replaceAll("\n", "\r\n")).policy), expected);
+  // Positions in messages count those lines too.
+  assert.throws(
+    () => load('version: "1.0"\rtools:\r  rate_limits:\r    default: many\r'),
+    (error: unknown) => error instanceof PolicyError && /policy\.yaml:4:\d+: tools\.rate_limits\.default/.test(error.message),
+  );
+});

@@ -335,7 +335,14 @@ const isMap = (node: unknown): node is YAMLMap => yaml().isMap(node);
 const isScalar = (node: unknown): node is Scalar => yaml().isScalar(node);
 const isSeq = (node: unknown): node is YAMLSeq => yaml().isSeq(node);
 
-function parseYaml(text: string, source: string): Parsed {
+/** A carriage return not followed by a line feed. */
+const LONE_CR = /\r(?!\n)/g;
+
+function parseYaml(written: string, source: string): Parsed {
+  // YAML 1.2 (§5.4) and PyYAML, the seed's loader, read a lone CR (classic Mac OS endings) as a line
+  // break; the yaml package does not, and reports compact-mapping errors instead. One character for
+  // one keeps every offset, so positions in messages stay right.
+  const text = written.includes("\r") ? written.replace(LONE_CR, "\n") : written;
   const simple = parseSimpleYaml(text);
   if (simple === undefined) {
     const parsed = parseYamlDocument(text, source);
