@@ -45,6 +45,9 @@ export interface ClientInfo {
   protocolVersion: ProtocolVersion | undefined;
 }
 
+/** The requests this server answers (besides these: -32601). */
+const SERVED_METHODS: ReadonlySet<string> = new Set(["ping", "initialize", "tools/list", "tools/call", "logging/setLevel"]);
+
 export class McpSession {
   private state: LifecycleState = "awaiting-initialize";
   /** A failed initialize (bad params) leaves the session waiting for a good one. */
@@ -81,6 +84,9 @@ export class McpSession {
 
   readonly handlers = {
     request: (method: string, params: Params | undefined, ctx: RequestContext): RequestResult | Promise<RequestResult> => {
+      // A method the server does not have is -32601 in every state: a 2026-era client probes with
+      // server/discover before initialize, and "not initialized" would tell it to retry after.
+      if (!SERVED_METHODS.has(method)) throw new RpcError(ErrorCode.MethodNotFound, `Method not found: ${shownName(method)}`);
       const refusal = checkLifecycle(this.state, method);
       if (refusal) throw refusal;
       switch (method) {

@@ -86,9 +86,11 @@ void describe("before, during and after initialize (one session, in order)", () 
       assert.equal(reply.error?.code, INVALID_REQUEST, method);
       assert.match(reply.error.message as string, /initializ/i, method);
     }
-    // A 2026-era probe must fail fast so the client falls back to initialize.
+    // A 2026-era probe must fail fast so the client falls back to initialize: a method the server
+    // does not have is "not found", not "not initialized" (which would invite a retry after it).
     const discover = await server.request("server/discover", {});
-    assert.ok([INVALID_REQUEST, METHOD_NOT_FOUND].includes(discover.error?.code as number), JSON.stringify(discover));
+    assert.equal(discover.error?.code, METHOD_NOT_FOUND, JSON.stringify(discover));
+    assert.match(discover.error.message as string, /^Method not found: server\/discover$/);
   });
 
   void test("notifications before initialize are not answered", async () => {
