@@ -485,3 +485,46 @@ void test("an active file holding only its rotate entry without a newline keeps 
     env.cleanup();
   }
 });
+
+void test("a log_file that holds no entry at all (a database, a key, a note) is named as not an audit log, and left as it was", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+    const sqlite = Buffer.concat([Buffer.from("SQLite format 3\0", "latin1"), Buffer.alloc(4080, 1), Buffer.from("\n\0\0page two\n", "latin1")]);
+    const cases: Array<{ content: Buffer; kind?: RegExp }> = [
+      { content: sqlite, kind: /\(it is a SQLite database\)/ },
+      { content: Buffer.from("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n"), kind: /\(it is a PEM key or certificate\)/ },
+      // One line without a line break was taken for a torn write: set aside, and the file emptied.
+      { content: Buffer.from("remember the milk") },
+      { content: Buffer.from("line one\nline two\n") },
+    ];
+    for (const { content, kind } of cases) {
+      fs.writeFileSync(env.logFile, content, { mode: 0o600 });
+      await assert.rejects(openTestLog(env), (err: unknown) => {
+        assert.ok(err instanceof AuditOpenError, String(err));
+        assert.equal(err.code, "AUDIT_NOT_A_LOG", err.message);
+        assert.match(err.message, /is not an audit log/);
+        assert.match(err.message, /Point audit\.log_file at a file of its own/);
+        if (kind !== undefined) assert.match(err.message, kind);
+        return true;
+      });
+      assert.deepEqual(fs.readFileSync(env.logFile), content, "the file is left as it was");
+      assert.deepEqual(tornFiles(env.logDir), [], "nothing was set aside");
+    }
+  } finally {
+    env.cleanup();
+  }
+});
+
+void test("a log whose lines are entries but do not verify is still tampered, not 'not an audit log'", async () => {
+  const env = tempEnv();
+  try {
+    await makeLog(env);
+    const lines = readLines(env.logFile);
+    lines[lines.length - 1] = lines.at(-1)!.replace('"seq":', '"seq":1');
+    writeLines(env.logFile, lines);
+    await assert.rejects(openTestLog(env), assertTampered);
+  } finally {
+    env.cleanup();
+  }
+});

@@ -3,7 +3,7 @@
  * file and says what happened in words a person (or a model reading a status) can act on.
  */
 
-export type AuditOpenErrorCode = "AUDIT_OPEN_FAILED" | "AUDIT_TAMPERED" | "AUDIT_LOCKED" | "AUDIT_KEY_INVALID";
+export type AuditOpenErrorCode = "AUDIT_OPEN_FAILED" | "AUDIT_TAMPERED" | "AUDIT_NOT_A_LOG" | "AUDIT_LOCKED" | "AUDIT_KEY_INVALID";
 
 /** The log cannot be opened; the server must refuse to start (fail closed). */
 export class AuditOpenError extends Error {

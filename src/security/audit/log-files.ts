@@ -58,32 +58,54 @@ const PROBE_BYTES = 64 * 1024;
  * BOM, a long line of junk) is a tampered log, to be reported as such, not skipped as "not an
  * audit log".
  */
-export async function probe(layer: AuditFs, file: string): Promise<{ empty: boolean; looksLikeEntry: boolean }> {
+export async function probe(layer: AuditFs, file: string): Promise<LogProbe> {
   const fd = await openForRead(layer, file);
   try {
-    const { size } = await layer.fstat(fd);
-    if (size === 0) return { empty: true, looksLikeEntry: false };
-    const head = Buffer.alloc(Math.min(size, PROBE_BYTES));
-    let got = 0;
-    while (got < head.length) {
-      const n = await layer.read(fd, head, got, head.length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    const lines = head.toString("utf8", 0, got).split("\n");
-    // The last piece may be cut by the probe's window (or be a torn line): judge it by its start.
-    const cut = lines.pop() ?? "";
-    if (lines.some(looksLikeEntryLine)) return { empty: false, looksLikeEntry: true };
-    if (lines.length === 0 && cut.startsWith('{"')) return { empty: false, looksLikeEntry: true };
-    // The start alone would let a long line of junk put over (or before) a log's first entries
-    // pass the log off as "not an audit log" (exit 2) rather than tampered: its end is looked at too.
-    return { empty: false, looksLikeEntry: size > got && (await endHasEntry(layer, fd, size)) };
+    return await probeOpen(layer, fd);
   } catch (err) {
     if (err instanceof AuditReadError) throw err;
     throw new AuditReadError(`${file} cannot be read: ${describeFsError(err)}`, { cause: err });
   } finally {
     await layer.close(fd).catch(() => undefined);
   }
+}
+
+export interface LogProbe {
+  empty: boolean;
+  looksLikeEntry: boolean;
+  /** What the file's first bytes show it to be, when that is something well known and not a log ("a SQLite database"). */
+  kind?: string;
+}
+
+/** `probe` of a file open for reading. */
+export async function probeOpen(layer: AuditFs, fd: number): Promise<LogProbe> {
+  const { size } = await layer.fstat(fd);
+  if (size === 0) return { empty: true, looksLikeEntry: false };
+  const head = Buffer.alloc(Math.min(size, PROBE_BYTES));
+  let got = 0;
+  while (got < head.length) {
+    const n = await layer.read(fd, head, got, head.length - got, got);
+    if (n === 0) break;
+    got += n;
+  }
+  const lines = head.toString("utf8", 0, got).split("\n");
+  // The last piece may be cut by the probe's window (or be a torn line): judge it by its start.
+  const cut = lines.pop() ?? "";
+  if (lines.some(looksLikeEntryLine)) return { empty: false, looksLikeEntry: true };
+  // A write cut after its first byte leaves "{" alone.
+  if (lines.length === 0 && (cut === "{" || cut.startsWith('{"'))) return { empty: false, looksLikeEntry: true };
+  // The start alone would let a long line of junk put over (or before) a log's first entries
+  // pass the log off as "not an audit log" (exit 2) rather than tampered: its end is looked at too.
+  if (size > got && (await endHasEntry(layer, fd, size))) return { empty: false, looksLikeEntry: true };
+  const kind = kindOf(head.subarray(0, got));
+  return kind === undefined ? { empty: false, looksLikeEntry: false } : { empty: false, looksLikeEntry: false, kind };
+}
+
+/** Files an audit.log_file is likely to name by mistake, by their first bytes. */
+function kindOf(head: Buffer): string | undefined {
+  if (head.subarray(0, 16).toString("latin1") === "SQLite format 3\0") return "a SQLite database";
+  if (head.subarray(0, 11).toString("latin1") === "-----BEGIN ") return "a PEM key or certificate";
+  return undefined;
 }
 
 /** Whether a whole line among the last PROBE_BYTES of the file is shaped like an entry. */

@@ -17,6 +17,7 @@ import { checkEntryLine, type AuditEntry } from "./entry.js";
 import { AuditOpenError, AuditReadError, describeFsError, errnoOf } from "./errors.js";
 import { readFirstLine, scanTail } from "./file-scan.js";
 import { fsyncDirectory, O_NOFOLLOW, writeAll, type AuditFs } from "./fs-layer.js";
+import { probeOpen } from "./log-files.js";
 import { segmentsOf, tornPath, UNRECORDED_SUFFIX, unrecordedKeepers } from "./segments.js";
 
 export interface ChainEnd {
@@ -61,8 +62,36 @@ async function scanLogTail(layer: AuditFs, fd: number, file: string, end: number
   }
 }
 
-/** Reads the first and last whole entries and any torn tail of an open log file. */
+/**
+ * Reads the first and last whole entries and any torn tail of an open log file. A file that holds
+ * no entry at all (audit.log_file naming a database, a key, a note) is AUDIT_NOT_A_LOG, not a
+ * damaged log, and a single line of it is not taken for a torn write to be set aside.
+ */
 export async function inspectLogFile(layer: AuditFs, fd: number, file: string): Promise<ActiveInspection> {
+  let inspection: ActiveInspection;
+  try {
+    inspection = await inspectEntries(layer, fd, file);
+  } catch (err) {
+    if (err instanceof AuditOpenError && (err.code === "AUDIT_TAMPERED" || err.code === "AUDIT_OPEN_FAILED")) await refuseOtherFile(layer, fd, file);
+    throw err;
+  }
+  if (inspection.end === undefined && inspection.torn !== undefined && inspection.tornEntry === undefined) await refuseOtherFile(layer, fd, file);
+  return inspection;
+}
+
+async function refuseOtherFile(layer: AuditFs, fd: number, file: string): Promise<void> {
+  // Unreadable now: the error being reported already says what is wrong.
+  const info = await probeOpen(layer, fd).catch(() => undefined);
+  if (info === undefined || info.empty || info.looksLikeEntry) return;
+  throw new AuditOpenError(
+    "AUDIT_NOT_A_LOG",
+    `audit log ${file} is not an audit log${info.kind === undefined ? "" : ` (it is ${info.kind})`}: no line of its start or its end is an audit entry, ` +
+      `so the server will neither write into it nor set its content aside. Point audit.log_file at a file of its own (a new name starts a new log); ` +
+      `if this is a log damaged beyond reading, move it aside.`,
+  );
+}
+
+async function inspectEntries(layer: AuditFs, fd: number, file: string): Promise<ActiveInspection> {
   const { size } = await layer.fstat(fd);
   if (size === 0) return { wholeBytes: 0 };
   const scan = await scanLogTail(layer, fd, file, size, 1);
