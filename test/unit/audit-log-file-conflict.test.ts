@@ -1,7 +1,7 @@
 /** audit.log_file naming the signing key or the policy file is said as such, however it is spelled. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { linkSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { auditLogFileConflict } from "../../src/security/audit/log-file-conflict.js";
@@ -20,6 +20,22 @@ test("the key or the policy file, by the same spelling, a symbolic link or a har
     assert.match(auditLogFileConflict(join(dir, "hard"), key, policy) ?? "", /policy file/);
     assert.equal(auditLogFileConflict(join(dir, "audit", "audit.log"), key, policy), undefined);
     assert.equal(auditLogFileConflict(policy, key, undefined), undefined, "the built-in policy has no file");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a key not made yet is found through a linked state directory spelled both ways", () => {
+  const dir = mkdtempSync(join(tmpdir(), "msl-conflict-"));
+  try {
+    const real = join(dir, "real-state");
+    mkdirSync(real);
+    symlinkSync(real, join(dir, "state-link"));
+    const key = join(real, "keys", "audit-ed25519.pem");
+    // Neither the key nor its keys/ directory exists yet (a first start).
+    assert.match(auditLogFileConflict(join(dir, "state-link", "keys", "audit-ed25519.pem"), key, undefined) ?? "", /is the audit signing key/);
+    assert.match(auditLogFileConflict(key, join(dir, "state-link", "keys", "audit-ed25519.pem"), undefined) ?? "", /is the audit signing key/);
+    assert.equal(auditLogFileConflict(join(dir, "state-link", "audit", "audit.log"), key, undefined), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
  * log ("modified or damaged"), which sent the operator to the wrong place. Pure but for a stat
  * of what exists (a link or a hard link to the key is the key).
  */
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import path from "node:path";
 
 export function auditLogFileConflict(logFile: string, keyFile: string, policyFile: string | undefined): string | undefined {
@@ -24,6 +24,24 @@ function sameFile(a: string, b: string): boolean {
     const right = statSync(b);
     return left.dev === right.dev && left.ino === right.ino;
   } catch {
-    return false; // one of them does not exist (yet): only the same spelling is the same file
+    // One of them does not exist yet (a first start makes the key): the same name once links in
+    // the directories above are followed (a state directory reached through a link and by its real path).
+    return realSpelling(a) === realSpelling(b);
+  }
+}
+
+/** The path with its longest existing ancestor replaced by that ancestor's real path. */
+function realSpelling(file: string): string {
+  const rest: string[] = [];
+  let at = path.resolve(file);
+  for (;;) {
+    try {
+      return path.join(realpathSync(at), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(at);
+      if (parent === at) return path.resolve(file);
+      rest.push(path.basename(at));
+      at = parent;
+    }
   }
 }
