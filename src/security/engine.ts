@@ -45,6 +45,7 @@ import type { AuditRecordInput, AuditSink } from "./audit/index.js";
 import { checkArgumentLimits } from "./arg-limits.js";
 import { checkPath, nodePathIo, type CompiledPathPolicy, type PathIo, type PathVerdict } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
+import { argumentDigester, type ArgumentDigester } from "./audit-digest.js";
 import { redact, redactString } from "./redaction.js";
 import { OutputShapeError, sanitizeContent, sanitizeJson, sanitizeText } from "./sanitize.js";
 import type { PathArgument, ValidatorSet } from "./validation.js";
@@ -678,43 +679,27 @@ function describeOutcome(outcome: DispatchOutcome, result: CallToolResult): { la
   }
 }
 
-/** The top-level arguments each tool definition marks `"x-audit": "digest"`, found once per definition. */
-const digestedNames = new WeakMap<ToolDefinition, readonly string[]>();
+/** Each tool definition's digester (null: it marks nothing), made once per definition. */
+const digesters = new WeakMap<ToolDefinition, ArgumentDigester | null>();
 
-function digestedArgumentNames(tool: ToolDefinition): readonly string[] {
-  let names = digestedNames.get(tool);
-  if (names === undefined) {
-    const properties = tool.inputSchema.properties;
-    names =
-      typeof properties === "object" && properties !== null && !Array.isArray(properties)
-        ? Object.keys(properties).filter((name) => {
-            const schema = (properties as Record<string, unknown>)[name];
-            return typeof schema === "object" && schema !== null && (schema as Record<string, unknown>)["x-audit"] === "digest";
-          })
-        : [];
-    digestedNames.set(tool, names);
+function digesterOf(tool: ToolDefinition): ArgumentDigester | null {
+  let digester = digesters.get(tool);
+  if (digester === undefined) {
+    digester = argumentDigester(tool.inputSchema) ?? null;
+    digesters.set(tool, digester);
   }
-  return names;
+  return digester;
 }
 
 /**
- * The arguments as the audit log records them: redacted, and those the tool marks
- * `"x-audit": "digest"` (a file's content) as their size and SHA-256, which prove what was
- * passed without keeping a second copy of it in the log. A string is hashed as its UTF-8
- * text; any other value as its canonical JSON.
+ * The arguments as the audit log records them: redacted, and the values the tool's schema marks
+ * `"x-audit": "digest"` (a file's content), at any depth, as their size and SHA-256, which prove
+ * what was passed without keeping a second copy of it in the log (see audit-digest.ts).
  */
 export function auditedArguments(tool: ToolDefinition | undefined, args: JsonObject): unknown {
   const redacted = redact(args).value;
-  const names = tool === undefined ? [] : digestedArgumentNames(tool);
-  if (names.length === 0 || typeof redacted !== "object" || redacted === null) return redacted;
-  const out = { ...(redacted as Record<string, unknown>) };
-  for (const name of names) {
-    if (!Object.hasOwn(args, name)) continue;
-    const value = args[name];
-    const text = typeof value === "string" ? value : canonicalJson(value);
-    out[name] = { bytes: Buffer.byteLength(text), sha256: sha256Hex(text) };
-  }
-  return out;
+  const digester = tool === undefined ? null : digesterOf(tool);
+  return digester === null ? redacted : digester(args, redacted);
 }
 
 /**

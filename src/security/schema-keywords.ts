@@ -28,3 +28,35 @@ export const SUBSCHEMA_LIST: readonly string[] = ["allOf", "anyOf", "oneOf", "pr
  * accepted by Ajv) may map a name to a list of names instead of a schema.
  */
 export const SUBSCHEMA_MAP: readonly string[] = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"];
+
+/** Whether `key` is an own key of any object inside `root` (iterative, cycle-safe). */
+export function hasKeyAnywhere(root: unknown, key: string): boolean {
+  const seen = new Set<object>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== "object" || seen.has(node)) continue;
+    seen.add(node);
+    if (!Array.isArray(node) && Object.hasOwn(node, key)) return true;
+    for (const value of Object.values(node)) stack.push(value);
+  }
+  return false;
+}
+
+/** The subschema a `#`-relative JSON pointer reference names inside `root`, or undefined (any other reference, or none there). */
+export function resolveLocalRef(root: object, ref: string): unknown {
+  if (ref === "#") return root;
+  if (!ref.startsWith("#/")) return undefined;
+  let node: unknown = root;
+  for (const raw of ref.slice(2).split("/")) {
+    let segment: string;
+    try {
+      segment = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+    } catch {
+      return undefined;
+    }
+    if (node === null || typeof node !== "object" || !Object.hasOwn(node, segment)) return undefined;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return node;
+}

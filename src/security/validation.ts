@@ -23,7 +23,8 @@ import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { truncate } from "../util/text.js";
 import { isSensitiveKey, redactString } from "./redaction.js";
-import { SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
+import { AUDIT_KEYWORD, auditKeywordProblem } from "./audit-digest.js";
+import { hasKeyAnywhere, resolveLocalRef, SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
 
 export type PathAccess = "read" | "write";
 
@@ -108,11 +109,7 @@ const SUPPORTED_DIALECTS = new Set([
 const PATH_KEYWORD = "x-path";
 /** Bump when the keyword's generated code changes, so that older generated code is not used. */
 const PATH_KEYWORD_REVISION = 1;
-/**
- * `"x-audit": "digest"` on a property: the audit log records the value's size and SHA-256, not
- * the value (a file's content written by a tool). An annotation: it validates nothing.
- */
-export const AUDIT_KEYWORD = "x-audit";
+// `"x-audit": "digest"` (see audit-digest.ts) is an annotation to Ajv: it validates nothing.
 const AUDIT_KEYWORD_REVISION = 1;
 
 /**
@@ -456,7 +453,7 @@ function checkStructure(tool: string, which: SchemaName, schema: JsonObject): vo
   if (schema.type !== "object") {
     throw new SchemaCompileError(tool, `The ${where} must have "type": "object" at its root.`);
   }
-  const misplaced = findMisplacedPathKeyword(schema);
+  const misplaced = findMisplacedPathKeyword(schema) ?? (which === "inputSchema" ? auditKeywordProblem(schema) : undefined);
   if (misplaced !== undefined) throw new SchemaCompileError(tool, `The ${where} is invalid: ${misplaced}`);
 }
 
@@ -515,37 +512,6 @@ function findMisplacedPathKeyword(root: JsonObject): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Whether `key` is an own key of any object inside `root` (iterative, cycle-safe). */
-function hasKeyAnywhere(root: unknown, key: string): boolean {
-  const seen = new Set<object>();
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== "object" || seen.has(node)) continue;
-    seen.add(node);
-    if (!Array.isArray(node) && Object.hasOwn(node, key)) return true;
-    for (const value of Object.values(node)) stack.push(value);
-  }
-  return false;
-}
-
-function resolveLocalRef(root: JsonObject, ref: string): unknown {
-  if (ref === "#") return root;
-  if (!ref.startsWith("#/")) return undefined;
-  let node: unknown = root;
-  for (const raw of ref.slice(2).split("/")) {
-    let segment: string;
-    try {
-      segment = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
-    } catch {
-      return undefined;
-    }
-    if (node === null || typeof node !== "object" || !Object.hasOwn(node, segment)) return undefined;
-    node = (node as Record<string, unknown>)[segment];
-  }
-  return node;
 }
 
 function escapePointer(segment: string): string {

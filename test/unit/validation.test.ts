@@ -464,3 +464,14 @@ void describe("output validation", () => {
     });
   });
 });
+
+void describe("x-audit placement", () => {
+  void it('a mark the audit log could not honour refuses the tool at registration', () => {
+  const error = compileError({ type: "object", properties: { list: { type: "array", contains: { "x-audit": "digest" } } } }, "marks");
+  assert.match(error.message, /The inputSchema of tool "marks" is invalid: "x-audit" cannot be used inside "contains"/);
+  // Where it can be honoured, at any depth, the tool registers.
+  const set = createValidatorSet();
+  set.addTool(tool("nested", { type: "object", properties: { files: { type: "array", items: { type: "object", properties: { c: { type: "string", "x-audit": "digest" } } } } } }));
+  assert.equal(set.validateInput("nested", { files: [{ c: "x" }] }).ok, true);
+});
+});

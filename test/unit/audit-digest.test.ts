@@ -1,0 +1,125 @@
+/** `"x-audit": "digest"` at any depth of an input schema, and where it cannot be honoured. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { argumentDigester, auditKeywordProblem, valueDigest } from "../../src/security/audit-digest.js";
+import { auditedArguments } from "../../src/security/engine.js";
+import { redact } from "../../src/security/redaction.js";
+import type { JsonObject, ToolDefinition } from "../../src/plugins/contract.js";
+
+const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+const digestOf = (text: string) => ({ bytes: Buffer.byteLength(text), sha256: sha(text) });
+
+function recorded(schema: JsonObject, args: JsonObject): unknown {
+  const digester = argumentDigester(schema);
+  assert.ok(digester !== undefined, "the schema marks something");
+  return digester(args, redact(args).value);
+}
+
+test("a value is digested as its UTF-8 text, anything else as its canonical JSON", () => {
+  assert.deepEqual(valueDigest("héllo"), digestOf("héllo"));
+  assert.deepEqual(valueDigest({ b: 1, a: [true] }), digestOf('{"a":[true],"b":1}'));
+});
+
+test("a schema without the keyword has no digester, and no problem", () => {
+  const schema = { type: "object", properties: { a: { type: "string" } } };
+  assert.equal(argumentDigester(schema), undefined);
+  assert.equal(auditKeywordProblem(schema), undefined);
+});
+
+test("marks inside objects and arrays are digested where they are; the rest is recorded redacted", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      files: {
+        type: "array",
+        items: { type: "object", properties: { path: { type: "string" }, content: { type: "string", "x-audit": "digest" } } },
+      },
+      options: { type: "object", properties: { note: { type: "string" }, blob: { "x-audit": "digest" } } },
+      token: { type: "string" },
+    },
+  };
+  const args = {
+    files: [
+      { path: "/a.txt", content: "first" },
+      { path: "/b.txt", content: "second" },
+    ],
+    options: { note: "n", blob: { x: [1, 2] } },
+    token: "s3cr3t-value",
+  };
+  const frozen = JSON.stringify(args);
+  assert.deepEqual(recorded(schema, args), {
+    files: [
+      { path: "/a.txt", content: digestOf("first") },
+      { path: "/b.txt", content: digestOf("second") },
+    ],
+    options: { note: "n", blob: digestOf('{"x":[1,2]}') },
+    token: "[REDACTED]",
+  });
+  assert.equal(JSON.stringify(args), frozen, "the arguments are not changed");
+});
+
+test("references, combinators, patterns, additional members and tuple items are followed", () => {
+  const schema: JsonObject = {
+    type: "object",
+    $defs: { secretText: { type: "string", "x-audit": "digest" } },
+    properties: {
+      viaRef: { $ref: "#/$defs/secretText" },
+      either: { anyOf: [{ type: "number" }, { type: "string", "x-audit": "digest" }] },
+      byPattern: { type: "object", patternProperties: { "^body_": { "x-audit": "digest" } } },
+      rest: { type: "object", properties: { keep: { type: "string" } }, additionalProperties: { "x-audit": "digest" } },
+      pair: { type: "array", prefixItems: [{ type: "string" }, { type: "string", "x-audit": "digest" }] },
+    },
+    allOf: [{ properties: { viaAllOf: { "x-audit": "digest" } } }],
+  };
+  const args = {
+    viaRef: "r",
+    either: 5,
+    byPattern: { body_1: "b", head: "h" },
+    rest: { keep: "k", other: "o" },
+    pair: ["name", "value"],
+    viaAllOf: "a",
+    unmarked: "u",
+  };
+  assert.deepEqual(recorded(schema, args), {
+    viaRef: digestOf("r"),
+    // Conservative: a mark in any branch that may apply hides the value.
+    either: digestOf("5"),
+    byPattern: { body_1: digestOf("b"), head: "h" },
+    rest: { keep: "k", other: digestOf("o") },
+    pair: ["name", digestOf("value")],
+    viaAllOf: digestOf("a"),
+    unmarked: "u",
+  });
+});
+
+test("a marked value a secret's key redacted whole stays redacted (its hash could be guessed back)", () => {
+  const schema = { type: "object", properties: { password: { type: "string", "x-audit": "digest" }, body: { type: "string", "x-audit": "digest" } } };
+  assert.deepEqual(recorded(schema, { password: "hunter2", body: "text" }), { password: "[REDACTED]", body: digestOf("text") });
+});
+
+test("the engine's record of a call digests nested marks, valid arguments or not", () => {
+  const tool = {
+    name: "bulk_write",
+    description: "Writes files.",
+    inputSchema: {
+      type: "object",
+      properties: {
+        files: { type: "array", maxItems: 1, items: { type: "object", properties: { content: { type: "string", "x-audit": "digest" } } } },
+      },
+    },
+  } as unknown as ToolDefinition;
+  // Two items where one is allowed: refused by validation, recorded all the same without the content.
+  const args = { files: [{ content: "private one" }, { content: "private two" }] };
+  assert.deepEqual(auditedArguments(tool, args), { files: [{ content: digestOf("private one") }, { content: digestOf("private two") }] });
+});
+
+test("a mark no walk can honour is a schema problem, named with its place", () => {
+  const problem = (schema: JsonObject) => auditKeywordProblem({ type: "object", ...schema });
+  assert.match(problem({ not: { properties: { a: { "x-audit": "digest" } } } }) ?? "", /cannot be used inside "not" \(at #\/not\/properties\/a\)/);
+  assert.match(problem({ properties: { list: { contains: { "x-audit": "digest" } } } }) ?? "", /inside "contains"/);
+  assert.match(problem({ propertyNames: { "x-audit": "digest" } }) ?? "", /inside "propertyNames"/);
+  assert.match(problem({ properties: { a: { "x-audit": "hash" } } }) ?? "", /"x-audit" at #\/properties\/a must be "digest"/);
+  assert.match(problem({ properties: { a: { $ref: "https://example.com/s.json" }, b: { "x-audit": "digest" } } }) ?? "", /reference "https:\/\/example\.com\/s\.json" .* cannot be followed/);
+  assert.equal(problem({ properties: { a: { items: { "x-audit": "digest" } } } }), undefined);
+});
