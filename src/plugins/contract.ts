@@ -174,6 +174,11 @@ export interface WriteOptions {
   signal?: AbortSignal;
 }
 
+export interface MoveOptions {
+  /** When it fires, the move changes nothing more: it is undone if the new name was already made. */
+  signal?: AbortSignal;
+}
+
 /** The policy's per-operation byte limits, so a tool can tell in advance (a dry run) what a write would meet. */
 export interface FsByteLimits {
   /** Bytes one read returns at most (`filesystem.max_read_bytes`). */
@@ -205,8 +210,11 @@ export interface GuardedFs {
   list(path: string, options?: ListOptions): Promise<DirEntry[]>;
   writeFile(path: string, data: string | Uint8Array, options?: WriteOptions): Promise<FileInfo>;
   mkdir(path: string): Promise<FileInfo>;
-  /** Gives a file a new name (both paths checked for writing); never replaces an existing file, never crosses file systems. */
-  move(from: string, to: string): Promise<FileInfo>;
+  /**
+   * Gives a file a new name (both paths checked for writing); never replaces an existing file, never crosses file systems.
+   * When `signal` fires before the old name is removed, the move is undone (ctx.fs passes the call's own signal).
+   */
+  move(from: string, to: string, options?: MoveOptions): Promise<FileInfo>;
 }
 
 export interface FetchRequest {

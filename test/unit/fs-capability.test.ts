@@ -625,6 +625,26 @@ void describe("move", () => {
     assert.deepEqual(fs.readdirSync(dir).sort(), ["a.txt", "aside.txt"]);
   });
 
+  void it("a move whose call ends after the new name is made is undone, not completed after the response (CALL_ENDED)", async () => {
+    const dir = scratch("move-ended");
+    fs.writeFileSync(`${dir}/a.txt`, "data");
+    const call = new AbortController();
+    // The call times out while the new name is being made (say, the directory sync is slow).
+    const ending = createGuardedFs(compiled, LIMITS, {
+      link: async (existing, newName) => {
+        await fsp.link(existing, newName);
+        call.abort(new Error("timed out"));
+      },
+    });
+    const ended = await denied(ending.move(`${dir}/a.txt`, `${dir}/b.txt`, { signal: call.signal }), "CALL_ENDED");
+    assert.match(ended.message, /the move was stopped and undone; the file keeps its old name/);
+    assert.deepEqual(fs.readdirSync(dir), ["a.txt"]);
+    assert.equal(fs.statSync(`${dir}/a.txt`).nlink, 1);
+    // Ended before anything was made: nothing is made.
+    await denied(gfs.move(`${dir}/a.txt`, `${dir}/c.txt`, { signal: AbortSignal.abort() }), "CALL_ENDED");
+    assert.deepEqual(fs.readdirSync(dir), ["a.txt"]);
+  });
+
   void it("when the old name cannot be removed, the new one is undone; when neither can, both names are said (PATH_MOVE_INCOMPLETE)", async () => {
     const dir = scratch("move-unlink");
     fs.writeFileSync(`${dir}/a.txt`, "data");

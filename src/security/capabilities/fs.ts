@@ -228,7 +228,9 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
       }
     },
 
-    async move(from, to) {
+    async move(from, to, options = {}) {
+      // A function, not a value read once: the call can end at any await below.
+      const ended = (): boolean => options.signal?.aborted === true;
       refuseDirectoryName(to, "give the file's new path (into a directory: the directory, then the file name)");
       const source = await check(from, "write");
       const target = await check(to, "write");
@@ -268,6 +270,7 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
         }
         await inVerifiedParent(target.verdict.realPath, targetParent, target.shown, procFdDir, async (targetName, targetDir, targetThrough) => {
           if (!targetThrough) throw noMoveHere(target.shown);
+          if (ended()) throw callEnded("move");
           // A link, then an unlink: link fails on an existing name, so nothing made meanwhile is
           // replaced (rename would replace it), and the file always has a name.
           await linkFile(sourceName, targetName).catch(async (error: unknown) => {
@@ -283,6 +286,8 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
             if (!(await ours(targetName))) throw raced(source.shown);
             // The new name durable before the old one goes.
             await targetDir.sync().catch(() => undefined);
+            // A call that ended during the sync (its response already says it failed) is undone, not completed.
+            if (ended()) throw callEnded("move");
             // Checked last, right before the unlink: a program that saved the source meanwhile
             // (by rename) keeps its new content, and the move is undone.
             if (!(await ours(sourceName))) throw raced(source.shown);
@@ -767,8 +772,13 @@ function fileInfo(realPath: string, stat: BigIntStats): FileInfo {
   };
 }
 
-function callEnded(): CapabilityDeniedError {
-  return new CapabilityDeniedError("CALL_ENDED", "the call has ended (cancelled, timed out or shut down): the write was stopped before it changed the file");
+function callEnded(what: "write" | "move" = "write"): CapabilityDeniedError {
+  return new CapabilityDeniedError(
+    "CALL_ENDED",
+    what === "write"
+      ? "the call has ended (cancelled, timed out or shut down): the write was stopped before it changed the file"
+      : "the call has ended (cancelled, timed out or shut down): the move was stopped and undone; the file keeps its old name",
+  );
 }
 
 function raced(shown: string): CapabilityDeniedError {

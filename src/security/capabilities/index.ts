@@ -150,6 +150,8 @@ function endsWithCall(fs: GuardedFs, scope: CallAbort): GuardedFs {
       fs.writeFile(path, data, { ...options, signal: options?.signal === undefined ? scope.signal : AbortSignal.any([options.signal, scope.signal]) }),
     ),
     mkdir: guard((path: string) => fs.mkdir(path)),
-    move: guard((from: string, to: string) => fs.move(from, to)),
+    move: guard((from: string, to: string, options?: Parameters<GuardedFs["move"]>[2]) =>
+      fs.move(from, to, { ...options, signal: options?.signal === undefined ? scope.signal : AbortSignal.any([options.signal, scope.signal]) }),
+    ),
   };
 }
