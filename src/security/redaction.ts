@@ -5,6 +5,8 @@
  * and by value pattern inside any string (PEM private keys, `Bearer` tokens, JWTs,
  * well-known token formats, `password=...`). Key names are split into words, so
  * `author`, `oauth_provider` or `max_tokens` stay readable while `auth_token` does not.
+ * Flags are named like keys: in an array, the item after a sensitive flag (`--password`,
+ * `--api-key`) is its value, and is replaced whole while the flag stays.
  * The input is never mutated; a new value is returned with the number of redactions.
  */
 
@@ -151,6 +153,36 @@ function isSensitiveWord(word: string): boolean {
 
 function isKeyWord(word: string): boolean {
   return word === "key" || word === "keys";
+}
+
+// ---------------------------------------------------------------------------
+// Command-line flags
+// ---------------------------------------------------------------------------
+
+/** A flag alone in its item: one or two dashes and a name of two or more characters, no `=` (`--password=x` is a value pattern's). */
+const FLAG = /^--?([A-Za-z][A-Za-z0-9_.-]+)$/;
+
+/**
+ * A long option in the place of a flag's value (`--password --host db`: the value was optional):
+ * lower-case words joined by dashes, as options are spelled and random tokens almost never are.
+ */
+const LONG_OPTION = /^--[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?:=|$)/;
+
+/**
+ * Whether this argument is a flag whose value, the next argument, is a secret: `--password`,
+ * `--db-password`, `--api-key`, `-pass`, judged by their name's words as key names are. A
+ * one-letter flag never is: `-p` is a password to mysql but a port to ssh and `--parents` to
+ * mkdir. `--no-password` says there is none, and takes no value.
+ */
+export function isSensitiveFlag(arg: string): boolean {
+  const name = FLAG.exec(arg)?.[1];
+  return name !== undefined && isSensitiveKey(name) && keyWords(name)[0] !== "no";
+}
+
+/** Whether the item after a sensitive flag is its value: a flag in its place is not, nor null or a boolean (no secret). */
+function isFlagValue(item: unknown): boolean {
+  if (typeof item === "string") return !LONG_OPTION.test(item) && !isSensitiveFlag(item);
+  return item !== null && item !== undefined && typeof item !== "boolean";
 }
 
 // ---------------------------------------------------------------------------
@@ -332,12 +364,24 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
     if (Array.isArray(source)) {
       const out = target as unknown[];
       // A header pair `["Authorization", "Basic …"]` (or a name with several values): the name says what the values are.
-      if (source.length >= 2 && typeof source[0] === "string" && isSensitiveKey(source[0]) && source.slice(1).every((value) => typeof value === "string")) {
+      // A first item with a leading dash is a command line's flag, not a name: its value alone is the secret (below).
+      const first = source[0];
+      if (source.length >= 2 && typeof first === "string" && !first.startsWith("-") && isSensitiveKey(first) && source.slice(1).every((value) => typeof value === "string")) {
         count++;
-        out.push(leaf(source[0]), ...source.slice(1).map(() => REDACTED));
+        out.push(leaf(first), ...source.slice(1).map(() => REDACTED));
         continue;
       }
-      for (let i = 0; i < source.length; i++) out.push(visit(source[i], depth + 1));
+      for (let i = 0; i < source.length; i++) {
+        const item = source[i];
+        out.push(visit(item, depth + 1));
+        // An argument vector `["-u", "root", "--password", "hunter2"]`: the flag stays, so the
+        // record shows what was passed; its value is replaced whole, as a sensitive key's is.
+        if (typeof item === "string" && i + 1 < source.length && isSensitiveFlag(item) && isFlagValue(source[i + 1])) {
+          count++;
+          out.push(REDACTED);
+          i++;
+        }
+      }
       continue;
     }
     const out = target as Record<string, unknown>;

@@ -2,6 +2,7 @@ import { describe, it, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   CIRCULAR,
+  isSensitiveFlag,
   isSensitiveKey,
   keyWords,
   redact,
@@ -303,6 +304,66 @@ test("review finding: header pairs and name/value objects are redacted by their 
   assert.deepEqual(more.value, {
     headers: [["password", "[REDACTED]", "[REDACTED]"], ["Accept", "a", "b"]],
     tags: [{ Name: "api_key", Value: "[REDACTED]" }, { Name: "env", Value: "prod" }],
+  });
+});
+
+void describe("command-line flags", () => {
+  void it("a flag is sensitive by its name's words, as a key is; a one-letter flag never is", () => {
+    const sensitive = [
+      "--password", "--db-password", "--client-secret", "--access-token", "--api-key", "--apiKey", "--auth", "--token",
+      "--DB_PASSWORD", "-password", "-pass", "--ssh-key", "--cookie", "--password-file",
+    ];
+    for (const flag of sensitive) assert.equal(isSensitiveFlag(flag), true, flag);
+    const harmless = [
+      // -p is a password to mysql, a port to ssh, --parents to mkdir: ambiguous, so left readable.
+      "-p", "-P", "-u", "--port", "--author", "--max-tokens", "--token-count", "--auth-type", "--key", "--passwordless",
+      // Says there is no password; not alone in its item; not a flag at all.
+      "--no-password", "--password=hunter2", "--password ", "password", "---password", "--", "-", "",
+    ];
+    for (const flag of harmless) assert.equal(isSensitiveFlag(flag), false, flag);
+  });
+
+  void it("redacts the item after a sensitive flag, keeping the flag and every other argument", () => {
+    const input = { command: "mysql", args: ["-u", "root", "--password", "hunter2", "-h", "db"] };
+    const copy = structuredClone(input);
+    const result = redact(input);
+    assert.deepEqual(result, { value: { command: "mysql", args: ["-u", "root", "--password", REDACTED, "-h", "db"] }, redactions: 1 });
+    assert.deepEqual(input, copy, "the input is not mutated");
+    const cases: Array<[unknown[], unknown[], number]> = [
+      [["--api-key", "xyz", "--auth", "Basic abc", "--db-password", "p"], ["--api-key", REDACTED, "--auth", REDACTED, "--db-password", REDACTED], 3],
+      [["push", "--token", `ghp_${"t".repeat(36)}`], ["push", "--token", REDACTED], 1],
+      // A first item with a dash is a flag, not a header name: what follows its value stays readable.
+      [["--password", "hunter2", "--host", "db"], ["--password", REDACTED, "--host", "db"], 1],
+      [["--password=hunter2", "--host", "db"], ["--password=[REDACTED]", "--host", "db"], 1],
+      // Ambiguous, so not redacted (documented): -p may be a port.
+      [["-p", "secret", "-p", "2222"], ["-p", "secret", "-p", "2222"], 0],
+      // The flag last: nothing to redact.
+      [["-h", "db", "--password"], ["-h", "db", "--password"], 0],
+      // A long option in the value's place: the value was optional (`mysql --password` prompts).
+      [["--password", "--host", "db"], ["--password", "--host", "db"], 0],
+      [["--password", "--ssl-mode=required", "db"], ["--password", "--ssl-mode=required", "db"], 0],
+      // A sensitive flag in the value's place is a flag, whose own value is redacted.
+      [["--password", "--token", "t"], ["--password", "--token", REDACTED], 1],
+      // Anything else with a dash may be the secret (a password may start with one).
+      [["--password", "-h", "db"], ["--password", REDACTED, "db"], 1],
+      [["--password", "-Xy9_k"], ["--password", REDACTED], 1],
+      [["--no-password", "db"], ["--no-password", "db"], 0],
+      // Values that are not strings, as under a sensitive key: null and booleans hold no secret.
+      [["--token", 12345, "--token", null, "--token", true], ["--token", REDACTED, "--token", null, "--token", true], 1],
+      [["--token", { a: "x" }, "--token", ["y"]], ["--token", REDACTED, "--token", REDACTED], 2],
+      [[1, "--token"], [1, "--token"], 0],
+      // Nested arrays and objects each read their own items.
+      [[["-v", "--password", "x"], { args: ["--api-key", "k"] }, "y"], [["-v", "--password", REDACTED], { args: ["--api-key", REDACTED] }, "y"], 2],
+      // Only the next item, never across arrays.
+      [[["-v", "--password"], "x"], [["-v", "--password"], "x"], 0],
+    ];
+    for (const [args, expected, redactions] of cases) assert.deepEqual(redact(args), { value: expected, redactions }, JSON.stringify(args));
+  });
+
+  void it("the value is replaced whole, not visited, so the depth cap neither hides nor reveals it", () => {
+    assert.deepEqual(redact(["--token", ["x"]], { maxDepth: 1 }).value, ["--token", REDACTED]);
+    assert.deepEqual(redact(["-v", ["--token", "x"]], { maxDepth: 1 }).value, ["-v", TRUNCATED]);
+    assert.deepEqual(redact({ a: { b: ["-v", "--token", "x"] } }, { maxDepth: 3 }).value, { a: { b: ["-v", "--token", REDACTED] } });
   });
 });
 
