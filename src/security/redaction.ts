@@ -244,7 +244,9 @@ const VALUE_RULES: readonly ValueRule[] = [
   { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*")((?:[^"\\\\\\n]|\\\\.){1,256})(")`, "gi") },
   { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*')((?:[^'\\\\\\n]|\\\\.){1,256})(')`, "gi") },
   // `password=...`, `api_key: ...`, `PGPASSWORD=...` in query strings, configs, command lines and dumps.
-  { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*["']?)([^\\s"'&;,<>]+)()`, "gi") },
+  // A scheme (`--auth=Basic dXNl…`, `X-Auth-Token: Bearer abc`) stays, as after "Authorization": the
+  // credential after it is the secret, and the rules above pass over one without a digit or short.
+  { pattern: new RegExp(`(${SECRET_NAME}["']?[ \\t]*[:=][ \\t]*["']?(?:(?:basic|bearer|token|digest)[ \\t]+)?)([^\\s"'&;,<>]+)()`, "gi") },
 ];
 
 /**

@@ -159,6 +159,20 @@ void describe("string patterns", () => {
     for (const input of plain) assert.deepEqual(redactString(input), { value: input, redactions: 0 }, input);
   });
 
+  void it("after a secret name, a scheme stays and the credential after it is redacted (it was kept when the Basic or Bearer rule passed it over)", () => {
+    const cases: Array<[string, string]> = [
+      ["--auth=Basic dXNlcjpwYXNz", "--auth=Basic [REDACTED]"],
+      ["X-Auth-Token: Bearer abcdef", "X-Auth-Token: Bearer [REDACTED]"],
+      ["api_key=token abc123", "api_key=token [REDACTED]"],
+      // Caught by the Bearer rule: not counted again.
+      [`token: Bearer ${"a".repeat(26)}`, "token: Bearer [REDACTED]"],
+      // A scheme's word alone is the value.
+      ["password=basic", "password=[REDACTED]"],
+      ["password=basically", "password=[REDACTED]"],
+    ];
+    for (const [input, expected] of cases) assert.deepEqual(redactString(input), { value: expected, redactions: 1 }, input);
+  });
+
   void it("handles large strings in reasonable work (no catastrophic backtracking)", () => {
     // Inputs shaped to hurt backtracking regexes; they must simply complete.
     const inputs = [
@@ -376,6 +390,7 @@ test("review finding: no rule backtracks without bound (a trigger word, then 20,
   const triggers = [
     "Authorization:", "authorization=\"", "Authorization: Basic", "Bearer", "bearer ", "basic ", "eyJ", "eyJabcd.eyJ", "ghp_", "AKIA",
     "a://", "a://:", "x://u:", "password=", "password=\"", "api_key: '", "PGPASSWORD", "-----BEGIN PRIVATE KEY-----", "a_b_c_", "session",
+    "token: Basic", "auth=bearer ",
   ];
   const fillers = [" ", "\t", "a", ".", "=", "@", ":", "\"", "'", "_", "a_", "\\\"", "A1", "-", "/"];
   for (const trigger of triggers) {
