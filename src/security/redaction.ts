@@ -179,8 +179,14 @@ export function isSensitiveFlag(arg: string): boolean {
   return name !== undefined && isSensitiveKey(name) && keyWords(name)[0] !== "no";
 }
 
-/** Whether the item after a sensitive flag is its value: a flag in its place is not, nor null or a boolean (no secret). */
-function isFlagValue(item: unknown): boolean {
+/**
+ * Whether `items[index]` is the value of a sensitive flag just before it (`["--password", "hunter2"]`,
+ * index 1). A flag in the value's place is not one, nor null or a boolean (they hold no secret).
+ */
+export function isFlagValueAt(items: readonly unknown[], index: number): boolean {
+  const flag = items[index - 1];
+  if (index < 1 || index >= items.length || typeof flag !== "string" || !isSensitiveFlag(flag)) return false;
+  const item = items[index];
   if (typeof item === "string") return !LONG_OPTION.test(item) && !isSensitiveFlag(item);
   return item !== null && item !== undefined && typeof item !== "boolean";
 }
@@ -374,11 +380,10 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
         continue;
       }
       for (let i = 0; i < source.length; i++) {
-        const item = source[i];
-        out.push(visit(item, depth + 1));
+        out.push(visit(source[i], depth + 1));
         // An argument vector `["-u", "root", "--password", "hunter2"]`: the flag stays, so the
         // record shows what was passed; its value is replaced whole, as a sensitive key's is.
-        if (typeof item === "string" && i + 1 < source.length && isSensitiveFlag(item) && isFlagValue(source[i + 1])) {
+        if (isFlagValueAt(source, i + 1)) {
           count++;
           out.push(REDACTED);
           i++;

@@ -22,7 +22,7 @@ import type { JsonObject, ToolDefinition } from "../plugins/contract.js";
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { truncate } from "../util/text.js";
-import { isSensitiveKey, redactString } from "./redaction.js";
+import { isFlagValueAt, isSensitiveKey, redactString } from "./redaction.js";
 import { AUDIT_KEYWORD, auditKeywordProblem } from "./audit-digest.js";
 import { hasKeyAnywhere, resolveLocalRef, SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
 
@@ -550,9 +550,8 @@ function describeError(error: ErrorObject, data: unknown, rootLabel: string): st
   const at = pathLabel(error.instancePath, data, rootLabel);
   // An error about a property *name* (under propertyNames) has the name as its data.
   const label = error.propertyName === undefined ? at.label : `the property name ${quote(error.propertyName)} in ${at.label}`;
-  const leafKey = error.propertyName === undefined ? at.leafKey : undefined;
   const params = error.params as Record<string, unknown>;
-  const got = () => (error.propertyName === undefined ? ` (got ${preview(error.data, leafKey)})` : "");
+  const got = () => (error.propertyName === undefined ? ` (got ${preview(error.data, at.hidden)})` : "");
   switch (error.keyword) {
     case "required":
       return `${label} is missing required property ${quote(String(params.missingProperty))}`;
@@ -623,25 +622,33 @@ function describeError(error: ErrorObject, data: unknown, rootLabel: string): st
   }
 }
 
-/** `/a/0/b c` on `{a:[{...}]}` becomes `arguments.a[0]["b c"]`; also returns the last key. */
-function pathLabel(pointer: string, data: unknown, rootLabel: string): { label: string; leafKey: string | undefined } {
-  if (pointer === "") return { label: rootLabel, leafKey: undefined };
+/**
+ * `/a/0/b c` on `{a:[{...}]}` becomes `arguments.a[0]["b c"]`; `hidden`: the value there is one
+ * redaction replaces, under a sensitive key or after a sensitive flag (`["--password", "x"]`), or in one.
+ */
+function pathLabel(pointer: string, data: unknown, rootLabel: string): { label: string; hidden: boolean } {
+  if (pointer === "") return { label: rootLabel, hidden: false };
   let label = rootLabel;
   let node: unknown = data;
+  let hidden = false;
   let leafKey: string | undefined;
   for (const raw of pointer.slice(1).split("/")) {
     const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
-    if (Array.isArray(node)) label += `[${key}]`;
-    else label += IDENTIFIER.test(key) ? `.${truncate(key, VALUE_PREVIEW, "...")}` : `[${quote(key)}]`;
+    if (Array.isArray(node)) {
+      label += `[${key}]`;
+      hidden ||= isFlagValueAt(node, Number(key));
+    } else {
+      label += IDENTIFIER.test(key) ? `.${truncate(key, VALUE_PREVIEW, "...")}` : `[${quote(key)}]`;
+    }
     leafKey = key;
     node = node !== null && typeof node === "object" && Object.hasOwn(node, key) ? (node as Record<string, unknown>)[key] : undefined;
   }
-  return { label, leafKey };
+  return { label, hidden: hidden || (leafKey !== undefined && isSensitiveKey(leafKey)) };
 }
 
 /** A short description of a sent value; secrets and long values are never echoed. */
-function preview(value: unknown, key: string | undefined): string {
-  if (key !== undefined && isSensitiveKey(key)) return "a value that is not shown";
+function preview(value: unknown, hidden: boolean): string {
+  if (hidden) return "a value that is not shown";
   if (typeof value === "string") return quote(redactString(value).value);
   if (Array.isArray(value)) return "an array";
   if (value === null) return "null";

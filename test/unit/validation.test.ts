@@ -358,6 +358,21 @@ void describe("argument validation", () => {
     assert.match(redacted, /ghp_\[REDACTED\]/);
   });
 
+  void it("never echoes the argument after a sensitive flag (the audit entry holds [REDACTED] there), nor anything in it", () => {
+    const set2 = withTool({
+      type: "object",
+      properties: { args: { type: "array", items: { type: ["string", "object"], pattern: "^[^;]*$", properties: { a: { type: "string", pattern: "^x" } } } } },
+    });
+    const hidden = message(set2, { args: ["-u", "root", "--password", "hun;ter2"] });
+    assert.match(hidden, /arguments\.args\[3\] must match the pattern "\^\[\^;\]\*\$" \(got a value that is not shown\)/);
+    assert.doesNotMatch(hidden, /hun;ter2/);
+    const inside = message(set2, { args: ["--token", { a: "secret" }] });
+    assert.match(inside, /arguments\.args\[1\]\.a must match the pattern "\^x" \(got a value that is not shown\)/);
+    assert.doesNotMatch(inside, /secret/);
+    // Not after a sensitive flag: shown as before.
+    assert.match(message(set2, { args: ["-p", "hun;ter2"] }), /\(got "hun;ter2"\)/);
+  });
+
   void it("writes paths with array indexes and quoted odd keys", () => {
     const set2 = withTool({
       type: "object",
