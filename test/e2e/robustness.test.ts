@@ -302,6 +302,40 @@ void describe("secrets stay out of the logs", () => {
     assert.match(audit, /"denied"/, "the refusal was recorded");
     for (const secret of secrets) assert.ok(!audit.includes(secret), `${secret} is not in the audit log`);
   });
+
+  void test("a command run through ctx.exec: the argument after --password or --api-key is [REDACTED] in its audit entry, the flags and the rest stay", async () => {
+    const secrets = ["hunter2-argv", "xyz-argv-key"];
+    const args = ["-u", "root", "--password", secrets[0]!, "--api-key", secrets[1]!, "-p", "3306"];
+    const server = await ServerProcess.initialized({
+      entry: TEST_SERVER_ENTRY,
+      env: { TESTKIT_EXEC: "1" },
+      policy: ['version: "1.0"', "commands:", "  allowed: [echo]", "  sandbox: off", ""].join("\n"),
+    });
+    let entries: Message[] = [];
+    let audit = "";
+    try {
+      const reply = await server.callTool("run_program", { program: "echo", args });
+      assert.notEqual(reply.result?.isError, true, JSON.stringify(reply));
+      assert.match(JSON.stringify(reply.result), /hunter2-argv/, "the program ran with the real arguments");
+      // Refused by its schema (a number in the list): the denied entry keeps the arguments, and its reason does not quote the value.
+      const refused = await server.callTool("run_program", { program: "echo", args: ["--password", 987_654_321] });
+      assert.equal(refused.result?.isError, true);
+      audit = auditText(server.stateDir);
+      entries = auditEntries(server.stateDir);
+    } finally {
+      await server.close();
+    }
+    const call = entries.find((entry) => entry.event === "tool_call" && entry.tool === "run_program");
+    assert.deepEqual(call?.arguments, { program: "echo", args: ["-u", "root", "--password", "[REDACTED]", "--api-key", "[REDACTED]", "-p", "3306"] });
+    assert.equal(entries.find((entry) => entry.event === "tool_result" && entry.callId === call?.callId)?.outcome, "ok");
+    const denied = entries.find((entry) => entry.event === "denied" && entry.tool === "run_program");
+    assert.deepEqual(denied?.arguments, { program: "echo", args: ["--password", "[REDACTED]"] });
+    assert.match(String(denied?.reason), /args\[1\] must be a string \(got a value that is not shown\)/);
+    for (const secret of [...secrets, "987654321"]) {
+      assert.ok(!audit.includes(secret), `${secret} is not in the audit log`);
+      assert.ok(!server.stderr.includes(secret), `${secret} is not on stderr`);
+    }
+  });
 });
 
 void test("a byte order mark at the start of the stream (a .NET StreamWriter's) is ignored: the client's initialize is answered; one before a later message is refused", async () => {
