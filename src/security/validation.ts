@@ -631,7 +631,6 @@ function pathLabel(pointer: string, data: unknown, rootLabel: string): { label: 
   let label = rootLabel;
   let node: unknown = data;
   let hidden = false;
-  let leafKey: string | undefined;
   for (const raw of pointer.slice(1).split("/")) {
     const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(node)) {
@@ -639,11 +638,11 @@ function pathLabel(pointer: string, data: unknown, rootLabel: string): { label: 
       hidden ||= isFlagValueAt(node, Number(key));
     } else {
       label += IDENTIFIER.test(key) ? `.${truncate(key, VALUE_PREVIEW, "...")}` : `[${quote(key)}]`;
+      hidden ||= isSensitiveKey(key);
     }
-    leafKey = key;
     node = node !== null && typeof node === "object" && Object.hasOwn(node, key) ? (node as Record<string, unknown>)[key] : undefined;
   }
-  return { label, hidden: hidden || (leafKey !== undefined && isSensitiveKey(leafKey)) };
+  return { label, hidden };
 }
 
 /** A short description of a sent value; secrets and long values are never echoed. */

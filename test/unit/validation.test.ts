@@ -373,6 +373,13 @@ void describe("argument validation", () => {
     assert.match(message(set2, { args: ["-p", "hun;ter2"] }), /\(got "hun;ter2"\)/);
   });
 
+  void it("never echoes a value nested under a sensitive key (only the last key was looked at)", () => {
+    const set2 = withTool({ type: "object", properties: { password: { type: "array", items: { type: "string", pattern: "^x" } } } });
+    const hidden = message(set2, { password: ["hunter2"] });
+    assert.match(hidden, /arguments\.password\[0\] must match the pattern "\^x" \(got a value that is not shown\)/);
+    assert.doesNotMatch(hidden, /hunter2/);
+  });
+
   void it("writes paths with array indexes and quoted odd keys", () => {
     const set2 = withTool({
       type: "object",
