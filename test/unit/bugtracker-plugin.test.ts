@@ -410,6 +410,33 @@ void describe("add_bug and get_bug", () => {
     assert.equal((await h.get(bug.bug_id)).revision, 0);
   });
 
+  void it("refuses a title, note or resolution that shows nothing: invisible characters are not text", async () => {
+    // Each would list as an empty title or history entry, indistinguishable from the next.
+    const schema = (name: string) => schemaValidator(h.plugin.tools.find((tool) => tool.name === name)!.inputSchema);
+    const blanks = ["\u200b", "\u200c\u200d\u2060", "\ufeff", "\u00ad", "\u0301\u0302", " \u3000\u2003 ", "\u200e\u200f", "\u2800", "\u200b\u00ad \u0301"];
+    const bug = await h.add("visible");
+    for (const blank of blanks) {
+      const calls: Array<[string, JsonObject, string]> = [
+        ["add_bug", { title: blank }, "title"],
+        ["update_bug", { bug_id: bug.bug_id, title: blank }, "title"],
+        ["update_bug", { bug_id: bug.bug_id, note: blank }, "note"],
+        ["update_bug", { bug_id: bug.bug_id, note: `${blank}\n\t${blank}` }, "note"],
+        ["close_bug", { bug_id: bug.bug_id, resolution: blank }, "resolution"],
+      ];
+      for (const [tool, args, key] of calls) {
+        assert.equal(schema(tool)(args), false, `${tool} ${JSON.stringify(args)}`);
+        assert.match(await h.fails(tool, args, "INVALID_ARGUMENT"), new RegExp(`^"${key}" has no visible character: spaces and characters that show nothing`));
+      }
+    }
+    assert.equal((await h.ok("init_bugtracker")).bug_count, 1, "no bug was added");
+    const after = await h.get(bug.bug_id);
+    assert.deepEqual([after.title, after.status, after.revision], ["visible", "open", 0]);
+    // A title with one visible character among invisible ones is kept as sent (trimmed of spaces).
+    assert.equal((await h.add(" \u200bx\u00ad ")).title, "\u200bx\u00ad");
+    // A description may be empty, so one that shows nothing is accepted like an empty one.
+    assert.equal((await h.ok("update_bug", { bug_id: bug.bug_id, description: "\u200b" })).changed, true);
+  });
+
   void it("keeps a title to one line: Unicode's line and paragraph separators are line breaks too", async () => {
     const schema = schemaValidator(h.plugin.tools.find((tool) => tool.name === "add_bug")!.inputSchema);
     for (const title of ["first\u2028second", "first\u2029second"]) {
@@ -518,7 +545,7 @@ void describe("update_bug", () => {
   void it("checks a corrected title and description as add_bug does, and changes nothing on refusal", async () => {
     await h.add("target", { description: "kept" });
     for (const [args, pattern] of [
-      [{ title: "   " }, /"title" must be one line/],
+      [{ title: "   " }, /"title" has no visible character/],
       [{ title: "two\nlines" }, /"title" must be one line/],
       [{ title: "x".repeat(201) }, /"title" is 201 characters long; the limit is 200/],
       [{ title: 12 }, /"title" must be a string/],

@@ -221,14 +221,49 @@ void describe("text patterns", () => {
     for (const bad of ["", " ", "\n\t", "\u00a0", "a\u0000", "a\u202eb", "\u2066x", "x\u007f"]) assert.ok(!single.test(bad) && !multi.test(bad), JSON.stringify(bad));
   });
 
+  it("count only what shows: a text of invisible characters alone is blank", () => {
+    const invisible = {
+      "zero-width space": "\u200b",
+      "zero-width non-joiner and joiner": "\u200c\u200d",
+      "word joiner": "\u2060",
+      "byte order mark": "\ufeff",
+      "soft hyphen": "\u00ad",
+      "combining marks alone": "\u0301\u0308\u20dd",
+      "spaces of other kinds": "\u2003\u3000\u205f\u1680",
+      "bidi marks": "\u200e\u200f\u061c",
+      "variation selector": "\ufe0f",
+      "tag characters": "\u{E0041}\u{E007F}",
+      "Hangul filler": "\u3164",
+      "blank braille cell": "\u2800",
+      "a mix, with ordinary spaces": " \u200b\u00ad \u0301\ufeff ",
+    };
+    for (const [what, text] of Object.entries(invisible)) {
+      assert.ok(!single.test(text) && !multi.test(text), what);
+      assert.ok(!multi.test(`${text}\n\t${text}`), `${what}, on two lines`);
+    }
+    // One visible character is enough, however it is written.
+    const visible = {
+      "a letter with a combining accent": "e\u0301",
+      "an emoji": "\u{1F41B}",
+      "a flag": "\u{1F1EB}\u{1F1F7}",
+      "a keycap": "1\ufe0f\u20e3",
+      "a family joined by zero-width joiners": "\u{1F468}\u200d\u{1F469}",
+      "Arabic after a right-to-left mark": "\u200f\u0645\u0631\u062d\u0628\u0627",
+      "Devanagari": "\u0928\u092e\u0938\u094d\u0924\u0947",
+      "a letter between zero-width spaces": "\u200bx\u200b",
+      "a private-use character (an icon font's)": "\ue000",
+    };
+    for (const [what, text] of Object.entries(visible)) assert.ok(single.test(text) && multi.test(text), what);
+  });
+
   // A schema pattern runs on every call's arguments before anything answers; the timeout fails
   // (rather than hangs) the suite if one turns super-linear again (it was quadratic: 0.4 s on 20,000).
   it("review finding: stay linear on long text that fails only at its end", { timeout: 60_000 }, () => {
-    for (const filler of ["a", " ", "a ", "\n"]) {
+    for (const filler of ["a", " ", "a ", "\n", "\u200b", "\u0301"]) {
       const text = filler.repeat(100_000);
       assert.equal(multi.test(`${text}\u0000`), false);
       assert.equal(single.test(`${text}\u0000`), false);
-      assert.equal(multi.test(text), filler !== " " && filler !== "\n");
+      assert.equal(multi.test(text), filler.includes("a"));
     }
   });
 });

@@ -17,6 +17,7 @@ import {
   SORTS,
   STATUSES,
   TAG_PATTERN,
+  VISIBLE_PATTERN,
   characterCount,
   isPriority,
   isRelationship,
@@ -32,6 +33,7 @@ const SINGLE_LINE_RE = new RegExp(SINGLE_LINE_PATTERN, "u");
 const MULTILINE_RE = new RegExp(MULTILINE_PATTERN, "u");
 const MULTILINE_NONBLANK_RE = new RegExp(MULTILINE_NONBLANK_PATTERN, "u");
 const BUG_REF_RE = new RegExp(BUG_REF_PATTERN, "u");
+const VISIBLE_RE = new RegExp(VISIBLE_PATTERN, "u");
 
 function invalid(message: string): ToolError {
   return new ToolError(message, "INVALID_ARGUMENT");
@@ -49,12 +51,18 @@ function optional(args: JsonObject, key: string): JsonValue | undefined {
   return value === null ? undefined : value;
 }
 
-function text(args: JsonObject, key: string, max: number, pattern: RegExp, what: string): string | undefined {
+/** Said of a required text with nothing to read in it. */
+const NOTHING_VISIBLE =
+  "has no visible character: spaces and characters that show nothing on their own (zero-width spaces and joiners, soft hyphens, bidi marks, combining marks without a letter) do not count";
+
+/** A string of at most `max` characters matching `pattern`; `visible`: it must also show something. */
+function text(args: JsonObject, key: string, max: number, pattern: RegExp, what: string, visible = false): string | undefined {
   const value = optional(args, key);
   if (value === undefined) return undefined;
   if (typeof value !== "string") throw invalid(`"${key}" must be a string`);
   const length = characterCount(value);
   if (length > max) throw invalid(`"${key}" is ${length} characters long; the limit is ${max}`);
+  if (visible && !VISIBLE_RE.test(value)) throw invalid(`"${key}" ${NOTHING_VISIBLE}`);
   if (!pattern.test(value)) throw invalid(`"${key}" ${what}`);
   return value;
 }
@@ -123,14 +131,13 @@ function limit(args: JsonObject): number {
   return value;
 }
 
-const TITLE_RULE = "must be one line with at least one visible character (no control or bidi-override characters, no half surrogate pairs)";
+// What a text that shows something still broke (the visible character is checked first).
+const TITLE_RULE = "must be one line, without control or bidi-override characters or half surrogate pairs";
 const TEXT_RULE = "must not contain control characters other than tab and newline, bidi-override characters or half surrogate pairs";
-const NOTE_RULE =
-  "must contain at least one visible character and no control (other than tab and newline) or bidi-override characters, nor half surrogate pairs";
 
 /** A bug's title, trimmed; the same rules when it is reported (add_bug) and when it is corrected (update_bug). */
 function title(args: JsonObject): string | undefined {
-  return text(args, "title", LIMITS.titleMax, SINGLE_LINE_RE, TITLE_RULE)?.trim();
+  return text(args, "title", LIMITS.titleMax, SINGLE_LINE_RE, TITLE_RULE, true)?.trim();
 }
 
 /** A bug's description, as given (it may be empty). */
@@ -228,7 +235,7 @@ export function parseUpdate(args: JsonObject): UpdateInput {
     priority: choice(args, "priority", PRIORITIES),
     tags: tagList(args, "tags", LIMITS.tagsMax),
     related: relatedList(args),
-    note: text(args, "note", LIMITS.noteMax, MULTILINE_NONBLANK_RE, NOTE_RULE)?.trim(),
+    note: text(args, "note", LIMITS.noteMax, MULTILINE_NONBLANK_RE, TEXT_RULE, true)?.trim(),
   };
   const changes = [input.title, input.description, input.status, input.priority, input.tags, input.related, input.note];
   if (changes.every((value) => value === undefined)) {
@@ -248,7 +255,7 @@ export function parseClose(args: JsonObject): CloseInput {
   return {
     projectPath: projectPath(args),
     ref: bugRef(args, "bug_id"),
-    resolution: text(args, "resolution", LIMITS.noteMax, MULTILINE_NONBLANK_RE, NOTE_RULE)?.trim(),
+    resolution: text(args, "resolution", LIMITS.noteMax, MULTILINE_NONBLANK_RE, TEXT_RULE, true)?.trim(),
   };
 }
 

@@ -115,14 +115,23 @@ export const TAG_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:+-]*$";
 const UNSAFE_INLINE = "\\u0000-\\u001f\\u007f-\\u009f\\u2028-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
 const UNSAFE_MULTILINE = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
 
+// What shows nothing on its own, so that a title or note made only of it would look empty:
+// whitespace of every kind; the default-ignorable code points (zero-width space and joiners,
+// soft hyphen, word joiner, byte order mark, variation selectors, Hangul fillers, tag
+// characters); the other format characters (bidi marks) and controls; combining marks, which
+// only change the character before them; and the blank braille cell, often used as a filler.
+const INVISIBLE = "\\s\\p{Default_Ignorable_Code_Point}\\p{Cf}\\p{Cc}\\p{M}\\u2800";
+/** One character that shows something (for a message that says which rule a text broke). */
+export const VISIBLE_PATTERN = `[^${INVISIBLE}]`;
+
 // "Nothing unsafe anywhere" is a lookahead over the whole text, and "something visible" a
 // search after it: written as one run on each side of the visible character, a text that
 // fails at its end was tried at every split (quadratic: 20,000 characters took 0.4 s).
 /** One line, at least one visible character. */
-export const SINGLE_LINE_PATTERN = `^(?=[^${UNSAFE_INLINE}]*$)\\s*\\S`;
+export const SINGLE_LINE_PATTERN = `^(?=[^${UNSAFE_INLINE}]*$)[${INVISIBLE}]*${VISIBLE_PATTERN}`;
 /** Multi-line text (tabs and newlines allowed), possibly empty. */
 export const MULTILINE_PATTERN = `^[^${UNSAFE_MULTILINE}]*$`;
 /** Multi-line text with at least one visible character. */
-export const MULTILINE_NONBLANK_PATTERN = `^(?=[^${UNSAFE_MULTILINE}]*$)\\s*\\S`;
+export const MULTILINE_NONBLANK_PATTERN = `^(?=[^${UNSAFE_MULTILINE}]*$)[${INVISIBLE}]*${VISIBLE_PATTERN}`;
 /** `BUG-12` (any case) or a 26-character ULID. */
 export const BUG_REF_PATTERN = "^(?:[Bb][Uu][Gg]-[0-9]{1,9}|[0-9A-Za-z]{26})$";

@@ -53,13 +53,14 @@ function tagArray(maxItems: number, description: string): JsonObject {
 
 /** What the text patterns allow, in words: a refused value is explained with it. */
 const MULTILINE_RULE = "no control characters but tabs and line breaks, no bidirectional overrides, no half surrogate pairs";
+const VISIBLE_RULE = "at least one visible character (spaces, zero-width characters, soft hyphens and combining marks alone do not count)";
 
 const note = (description: string): JsonObject => ({
   type: "string",
   minLength: 1,
   maxLength: LIMITS.noteMax,
   pattern: MULTILINE_NONBLANK_PATTERN,
-  description: `${description} At least one visible character; ${MULTILINE_RULE}.`,
+  description: `${description} Needs ${VISIBLE_RULE}; ${MULTILINE_RULE}.`,
 });
 
 // The same rules when a bug is reported (add_bug) and when it is corrected (update_bug).
@@ -68,7 +69,7 @@ const title = (about: string): JsonObject => ({
   minLength: 1,
   maxLength: LIMITS.titleMax,
   pattern: SINGLE_LINE_PATTERN,
-  description: `${about}: at least one visible character; no line breaks, control characters, bidirectional overrides or half surrogate pairs.`,
+  description: `${about}: ${VISIBLE_RULE}; no line breaks, control characters, bidirectional overrides or half surrogate pairs.`,
 });
 const description = (about: string): JsonObject => ({
   type: "string",
