@@ -133,6 +133,72 @@ void describe("a damaged bug database", () => {
   });
 });
 
+void describe("a bug database whose schema was changed outside the server", () => {
+  void test("every bug tool names what is missing, the server keeps serving, a restart says the same, and the rows are left as they were", async () => {
+    const world = makeWorld();
+    const stateDir = join(world.tmp, "state");
+    const dbFile = join(stateDir, "data", "bugtracker.db");
+    const calls: Array<[string, Message]> = [
+      ["init_bugtracker", { project_path: world.project }],
+      ["add_bug", { project_path: world.project, title: "Must not be written" }],
+      ["get_bug", { project_path: world.project, bug_id: "BUG-1" }],
+      ["update_bug", { project_path: world.project, bug_id: "BUG-1", note: "x" }],
+      ["close_bug", { project_path: world.project, bug_id: "BUG-1" }],
+      ["list_bugs", { project_path: world.project }],
+      ["search_bugs_global", { query: "anything" }],
+    ];
+    const refusesAll = async (server: ServerProcess) => {
+      for (const [tool, args] of calls) {
+        fails(
+          await server.callTool(tool, args),
+          /the bug database \(bugtracker\.db in the server's state directory\) was changed outside the server/,
+          /table `history` is missing/,
+          /left untouched/,
+          /restore it from a backup, or move it aside to start an empty one/,
+        );
+      }
+    };
+    const rows = () => {
+      const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+      try {
+        return db.prepare("SELECT number, title, revision FROM bugs ORDER BY id").all();
+      } finally {
+        db.close();
+      }
+    };
+    let server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+    try {
+      ok(await server.callTool("add_bug", { project_path: world.project, title: "Kept as it was" }));
+      // Another process drops a table while the server has the database open.
+      const other = new Database(dbFile, { fileMustExist: true });
+      try {
+        other.exec("DROP TABLE history");
+      } finally {
+        other.close();
+      }
+      await refusesAll(server);
+      // Only the bug tracker is affected: the server still answers other tools.
+      const categories = await server.callTool("list_categories", {});
+      assert.notEqual(categories.result?.isError, true, resultText(categories));
+      assert.match(server.stderr, /SCHEMA_DAMAGED/, "the operator's log names the code");
+
+      // The next server finds the same damage when it opens the file, and says the same.
+      await server.close();
+      server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
+      await refusesAll(server);
+      assert.deepEqual(rows(), [{ number: 1, title: "Kept as it was", revision: 0 }], "nothing was written or repaired");
+
+      // Moved aside, it is replaced by a new database at the next call.
+      for (const name of readdirSync(join(stateDir, "data"))) renameSync(join(stateDir, "data", name), join(world.tmp, name));
+      const added = ok(await server.callTool("add_bug", { project_path: world.project, title: "A new start" }));
+      assert.equal((added.bug as Message).bug_id, "BUG-1");
+    } finally {
+      await server.close();
+      rmSync(world.tmp, { recursive: true, force: true });
+    }
+  });
+});
+
 void describe("a bug database removed or replaced while the server runs", () => {
   const titles = (listed: Message) => (listed.bugs as Message[]).map((bug) => bug.title as string);
 

@@ -8,6 +8,7 @@ import type { JsonObject, Plugin } from "../../src/plugins/contract.js";
 import { openBugDatabase } from "../../src/plugins/builtin/bugtracker/database.js";
 import { createBugtrackerPlugin } from "../../src/plugins/builtin/bugtracker/index.js";
 import { APPLICATION_ID, LATEST_VERSION, MIGRATIONS, SchemaError, migrate } from "../../src/plugins/builtin/bugtracker/migrations.js";
+import { describeSchemaDamage, expectedObjects, readSchema, schemaProblems, type SchemaObject } from "../../src/plugins/builtin/bugtracker/schema-check.js";
 import { HISTORY_REVISIONS_SHOWN } from "../../src/plugins/builtin/bugtracker/store.js";
 import { createTestContext, invokeTool, type TestContext } from "../helpers/plugin-context.js";
 
@@ -263,6 +264,162 @@ void describe("damaged databases", () => {
       assert.equal(result.code, "DB_CORRUPT", `${tool}: ${result.text ?? ""}`);
     }
     assert.deepEqual(fs.readFileSync(file), bytes);
+  });
+});
+
+void describe("a schema changed outside the server", () => {
+  const ALL_TOOLS: Array<[string, JsonObject]> = [
+    ["init_bugtracker", {}],
+    ["add_bug", { title: "must not be written" }],
+    ["get_bug", { bug_id: "BUG-1" }],
+    ["update_bug", { bug_id: "BUG-1", note: "must not be written" }],
+    ["close_bug", { bug_id: "BUG-1" }],
+    ["list_bugs", { query: "searchable" }],
+    ["search_bugs_global", {}],
+  ];
+
+  /** Every tool refuses with SCHEMA_DAMAGED and a message matching `named`; the error is logged for the operator. */
+  async function refusedEverywhere(plugin: Plugin, named: RegExp): Promise<void> {
+    for (const [tool, args] of ALL_TOOLS) {
+      const result = await call(plugin, tool, args);
+      assert.equal(result.code, "SCHEMA_DAMAGED", `${tool}: ${result.text ?? "succeeded"}`);
+      assert.match(result.text ?? "", named, tool);
+      assert.match(result.text ?? "", /changed outside the server/);
+      assert.match(result.text ?? "", /left untouched .*restore it from a backup, or move it aside to start an empty one/);
+    }
+    assert.ok(tc.logs.some((entry) => entry.level === "error" && entry.data?.code === "SCHEMA_DAMAGED"));
+  }
+
+  /** A closed database with one bug (a tag, a note), changed by `damage` through another connection. */
+  async function damaged(damage: string): Promise<Buffer> {
+    const plugin = createBugtrackerPlugin();
+    await ok(plugin, "add_bug", { title: "searchable", tags: ["ui"] });
+    await ok(plugin, "update_bug", { bug_id: "BUG-1", note: "a note" });
+    await plugin.close?.();
+    const raw = new Database(tc.databasePath("bugtracker"));
+    raw.exec(damage);
+    raw.close();
+    return fs.readFileSync(tc.databasePath("bugtracker"));
+  }
+
+  void it("lists every object the migrations make, at every version, and nothing else", () => {
+    // The expected schema is written out by hand: this keeps it from drifting from the migrations.
+    for (let version = 1; version <= LATEST_VERSION; version++) {
+      const db = new Database(":memory:");
+      try {
+        assert.equal(migrate(db, MIGRATIONS.slice(0, version)), version);
+        const expected = expectedObjects(version);
+        assert.ok(expected !== undefined, `version ${version} is described`);
+        const made = db.prepare("SELECT type, name, tbl_name AS tbl FROM sqlite_schema ORDER BY name").all() as { type: string; name: string; tbl: string }[];
+        // SQLite's own objects: autoindexes of UNIQUE and PRIMARY KEY, FTS5's shadow tables.
+        const ours = made.filter((row) => !row.name.startsWith("sqlite_") && !/^bug_search_(data|idx|docsize|config)$/.test(row.name));
+        assert.deepEqual(
+          ours.map((row) => `${row.type} ${row.name} on ${row.tbl}`),
+          [...expected].sort((a, b) => (a.name < b.name ? -1 : 1)).map((object) => `${object.type} ${object.name} on ${object.table}`),
+        );
+        for (const object of expected.filter((item) => item.columns !== undefined)) {
+          const columns = (db.prepare("SELECT name FROM pragma_table_info(?)").all(object.name) as { name: string }[]).map((row) => row.name);
+          assert.deepEqual(columns, object.columns, `columns of ${object.name} at version ${version}`);
+        }
+        assert.deepEqual(schemaProblems(expected, readSchema(db, expected)), []);
+      } finally {
+        db.close();
+      }
+    }
+    assert.equal(expectedObjects(0), undefined);
+    assert.equal(expectedObjects(LATEST_VERSION + 1), undefined);
+  });
+
+  void it("names what is wrong, leaves out what a missing table took with it, and counts what it does not name", () => {
+    const expected: SchemaObject[] = [
+      { type: "table", name: "a", table: "a", columns: ["x", "y"] },
+      { type: "table", name: "b", table: "b", columns: ["z"] },
+      { type: "table", name: "fts", table: "fts", columns: ["t"] },
+      { type: "view", name: "v", table: "v" },
+      { type: "index", name: "a_x", table: "a" },
+      { type: "trigger", name: "a_t", table: "a" },
+      { type: "index", name: "b_z", table: "b" },
+      { type: "trigger", name: "b_t", table: "b" },
+    ];
+    const actual = {
+      objects: new Map([
+        ["a", { type: "table", table: "a" }],
+        ["fts", { type: "table", table: "fts" }],
+        ["v", { type: "table", table: "v" }],
+        ["a_x", { type: "index", table: "other" }],
+        ["extra", { type: "index", table: "a" }],
+      ]),
+      columns: new Map<string, readonly string[] | string>([
+        ["a", ["x", "extra"]],
+        ["fts", "vtable constructor failed: fts"],
+      ]),
+    };
+    const problems = schemaProblems(expected, actual);
+    assert.deepEqual(problems, [
+      { kind: "missing-column", table: "a", column: "y" },
+      { kind: "missing", type: "table", name: "b" },
+      { kind: "unreadable", name: "fts", reason: "vtable constructor failed: fts" },
+      { kind: "wrong-type", name: "v", expected: "view", actual: "table" },
+      { kind: "wrong-table", type: "index", name: "a_x", expected: "a", actual: "other" },
+      { kind: "missing", type: "trigger", name: "a_t" },
+    ]);
+    const message = describeSchemaDamage(3, problems);
+    assert.match(message, /no longer has the schema of its version 3: column `y` of table `a` is missing; table `b` is missing; table `fts` cannot be read \(vtable constructor failed: fts\); `v` is a table, not a view; index `a_x` is on table `other`, not `a` \(and 1 more\)\./);
+  });
+
+  for (const [damage, named] of [
+    ["DROP TABLE history", /table `history` is missing/],
+    ["DROP TABLE bug_search", /table `bug_search` is missing/],
+    ["ALTER TABLE bugs DROP COLUMN revision", /column `revision` of table `bugs` is missing/],
+    ["DROP TRIGGER bugs_search_insert", /trigger `bugs_search_insert` is missing/],
+    ["DROP INDEX bugs_status", /index `bugs_status` is missing/],
+  ] as const) {
+    void it(`refuses every call with SCHEMA_DAMAGED after ${damage}, and leaves the file as it is`, async () => {
+      const before = await damaged(damage);
+      await refusedEverywhere(newPlugin(), named);
+      assert.deepEqual(fs.readFileSync(tc.databasePath("bugtracker")), before);
+    });
+  }
+
+  void it("refuses a damaged version 1 database before upgrading it, and leaves it at version 1", async () => {
+    fs.mkdirSync(tc.stateDir, { recursive: true });
+    const file = tc.databasePath("bugtracker");
+    const raw = new Database(file);
+    // As an older server left it: in WAL mode.
+    raw.pragma("journal_mode = WAL");
+    migrate(raw, MIGRATIONS.slice(0, 1));
+    raw.exec("DROP TRIGGER history_no_delete");
+    raw.close();
+    const before = fs.readFileSync(file);
+    await refusedEverywhere(newPlugin(), /schema of its version 1: trigger `history_no_delete` is missing/);
+    assert.deepEqual(fs.readFileSync(file), before);
+  });
+
+  void it("notices a change made by another process while the server has the database open, and serves again once it is undone", async () => {
+    // SQLite itself would not complain here: without the trigger, new bugs just never reach the search index.
+    const plugin = newPlugin();
+    await ok(plugin, "add_bug", { title: "searchable" });
+    const other = new Database(tc.databasePath("bugtracker"));
+    try {
+      const trigger = (other.prepare("SELECT sql FROM sqlite_schema WHERE name = 'bugs_search_insert'").get() as { sql: string }).sql;
+      other.exec("DROP TRIGGER bugs_search_insert");
+      await refusedEverywhere(plugin, /trigger `bugs_search_insert` is missing/);
+      assert.equal((other.prepare("SELECT count(*) AS n FROM bugs").get() as { n: number }).n, 1, "nothing was written");
+      other.exec(trigger);
+    } finally {
+      other.close();
+    }
+    assert.equal((await ok(plugin, "add_bug", { title: "searchable again" })).message, "Created bug: BUG-2");
+    assert.equal((await ok(plugin, "list_bugs", { query: "searchable" })).count, 2);
+  });
+
+  void it("starts a new database once the damaged one is moved aside", async () => {
+    await damaged("DROP TABLE relations");
+    const plugin = newPlugin();
+    assert.equal((await call(plugin, "list_bugs")).code, "SCHEMA_DAMAGED");
+    const file = tc.databasePath("bugtracker");
+    for (const suffix of ["", "-wal", "-shm"]) if (fs.existsSync(file + suffix)) fs.renameSync(file + suffix, `${file}.damaged${suffix}`);
+    assert.equal((await ok(plugin, "add_bug", { title: "fresh start" })).message, "Created bug: BUG-1");
   });
 });
 

@@ -4,6 +4,7 @@
  * database that belongs to something else is refused rather than written into.
  */
 import type { SqliteDatabase } from "../../contract.js";
+import { describeSchemaDamage, expectedObjects, readSchema, schemaProblems } from "./schema-check.js";
 
 /** "MSLB" (mcp-secure-local bugs) as a 32-bit integer. */
 export const APPLICATION_ID = 0x4d534c42;
@@ -15,9 +16,11 @@ export interface Migration {
   readonly sql: string;
 }
 
+export type SchemaErrorCode = "SCHEMA_TOO_NEW" | "NOT_OUR_DATABASE" | "SCHEMA_DAMAGED";
+
 export class SchemaError extends Error {
-  readonly code: "SCHEMA_TOO_NEW" | "NOT_OUR_DATABASE";
-  constructor(code: "SCHEMA_TOO_NEW" | "NOT_OUR_DATABASE", message: string) {
+  readonly code: SchemaErrorCode;
+  constructor(code: SchemaErrorCode, message: string) {
     super(message);
     this.name = "SchemaError";
     this.code = code;
@@ -231,6 +234,9 @@ export function migrate(db: SqliteDatabase, migrations: readonly Migration[] = M
   if (appId !== 0 && appId !== APPLICATION_ID) refuseForeign();
   const seen = readVersion(db);
   if (seen > latest) throw tooNew(seen, latest);
+  // Before anything reads or upgrades it: a later step would fail on a missing table with
+  // SQLite's bare message, and a missing trigger would not fail at all.
+  if (appId === APPLICATION_ID) assertSchemaIntact(db, seen);
   if (seen === latest && appId === APPLICATION_ID) return seen;
 
   const upgrade = db.transaction(() => {
@@ -259,6 +265,18 @@ export function migrate(db: SqliteDatabase, migrations: readonly Migration[] = M
  */
 export function assertNotNewer(version: number, latest: number = LATEST_VERSION): void {
   if (version > latest) throw tooNew(version, latest);
+}
+
+/**
+ * Refuses a database of ours whose tables, columns, indexes or triggers are not those of the
+ * version it records (changed outside the server). Never repairs it: it may be the only copy.
+ * A version this code does not describe is left to the version checks.
+ */
+export function assertSchemaIntact(db: SqliteDatabase, version: number): void {
+  const expected = expectedObjects(version);
+  if (expected === undefined) return;
+  const problems = schemaProblems(expected, readSchema(db, expected));
+  if (problems.length > 0) throw new SchemaError("SCHEMA_DAMAGED", describeSchemaDamage(version, problems));
 }
 
 function tooNew(seen: number, latest: number): SchemaError {

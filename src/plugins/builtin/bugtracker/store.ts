@@ -9,7 +9,7 @@ import type { SqliteDatabase } from "../../contract.js";
 import { formatBugId, makeUlid } from "./ids.js";
 import { RECIPROCAL, priorityOfRank, priorityRank, type Priority, type Relationship, type Sort, type Status } from "./model.js";
 import type { CursorKeys } from "./cursor.js";
-import { assertNotNewer } from "./migrations.js";
+import { assertNotNewer, assertSchemaIntact } from "./migrations.js";
 import type { UpdatePlan } from "./update-plan.js";
 
 // Statements take positional or named parameters; the type comes through the contract's database type.
@@ -140,8 +140,10 @@ export class BugStore {
   private readonly readTx: (fn: () => unknown) => unknown;
   private readonly writeTx: { immediate: (fn: () => unknown) => unknown };
   private readonly pageStatements = new Map<string, Statement>();
+  /** The schema cookie at the last whole-schema check. */
+  private checkedSchema: number | undefined;
   private readonly sql: Record<
-    | "userVersion"
+    | "versions"
     | "projectByPath"
     | "projectById"
     | "allProjects"
@@ -172,9 +174,17 @@ export class BugStore {
     this.now = options.now;
     this.random = options.random;
     // Each transaction first checks that no newer server has migrated the database since this
-    // connection opened (it would then be read or written by code that does not know its schema).
+    // connection opened (it would then be read or written by code that does not know its schema),
+    // and, whenever SQLite's schema cookie moved (a table, column, index or trigger changed; also
+    // on the first transaction), that the schema is still whole: a trigger dropped by another
+    // process meanwhile would otherwise go unnoticed, and the search index stop following.
     const checked = (fn: () => unknown) => {
-      assertNotNewer((this.sql.userVersion.get() as { user_version: number }).user_version);
+      const versions = this.sql.versions.get() as { user_version: number; schema_version: number };
+      assertNotNewer(versions.user_version);
+      if (versions.schema_version !== this.checkedSchema) {
+        assertSchemaIntact(db, versions.user_version);
+        this.checkedSchema = versions.schema_version;
+      }
       return fn();
     };
     const readTx = db.transaction(checked);
@@ -182,7 +192,7 @@ export class BugStore {
     this.writeTx = db.transaction(checked);
     const p = (source: string): Statement => prepare(db, source);
     this.sql = {
-      userVersion: p("PRAGMA user_version"),
+      versions: p("SELECT user_version, schema_version FROM pragma_user_version, pragma_schema_version"),
       projectByPath: p("SELECT * FROM projects WHERE path = ?"),
       projectById: p("SELECT * FROM projects WHERE id = ?"),
       allProjects: p("SELECT * FROM projects ORDER BY id"),
