@@ -411,8 +411,10 @@ void describe("add_bug and get_bug", () => {
   });
 
   void it("refuses a title, note or resolution that shows nothing: invisible characters are not text", async () => {
-    // Each would list as an empty title or history entry, indistinguishable from the next.
-    const schema = (name: string) => schemaValidator(h.plugin.tools.find((tool) => tool.name === name)!.inputSchema);
+    // Each would list as an empty title or history entry, indistinguishable from the next. The
+    // plugin refuses them itself: the published patterns stay in a form every regex engine reads
+    // (no \p{...}, which Python's re lacks), so they ask only for something other than whitespace.
+    for (const tool of h.plugin.tools) assert.doesNotMatch(JSON.stringify(tool.inputSchema), /\\\\p\{/, tool.name);
     const blanks = ["\u200b", "\u200c\u200d\u2060", "\ufeff", "\u00ad", "\u0301\u0302", " \u3000\u2003 ", "\u200e\u200f", "\u2800", "\u200b\u00ad \u0301"];
     const bug = await h.add("visible");
     for (const blank of blanks) {
@@ -424,7 +426,6 @@ void describe("add_bug and get_bug", () => {
         ["close_bug", { bug_id: bug.bug_id, resolution: blank }, "resolution"],
       ];
       for (const [tool, args, key] of calls) {
-        assert.equal(schema(tool)(args), false, `${tool} ${JSON.stringify(args)}`);
         assert.match(await h.fails(tool, args, "INVALID_ARGUMENT"), new RegExp(`^"${key}" has no visible character: spaces and characters that show nothing`));
       }
     }

@@ -121,17 +121,20 @@ const UNSAFE_MULTILINE = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\
 // characters); the other format characters (bidi marks) and controls; combining marks, which
 // only change the character before them; and the blank braille cell, often used as a filler.
 const INVISIBLE = "\\s\\p{Default_Ignorable_Code_Point}\\p{Cf}\\p{Cc}\\p{M}\\u2800";
-/** One character that shows something (for a message that says which rule a text broke). */
+/** One character that shows something: the plugin checks it itself (see the patterns below). */
 export const VISIBLE_PATTERN = `[^${INVISIBLE}]`;
 
 // "Nothing unsafe anywhere" is a lookahead over the whole text, and "something visible" a
 // search after it: written as one run on each side of the visible character, a text that
 // fails at its end was tried at every split (quadratic: 20,000 characters took 0.4 s).
-/** One line, at least one visible character. */
-export const SINGLE_LINE_PATTERN = `^(?=[^${UNSAFE_INLINE}]*$)[${INVISIBLE}]*${VISIBLE_PATTERN}`;
+// The patterns are published in tools/list, where a client (or the model provider it hands them to)
+// may compile them with a regex engine that has no \p{...} (Python's re): they ask for one character
+// other than whitespace, and the plugin's own check (VISIBLE_PATTERN) refuses the invisible rest.
+/** One line, at least one character other than whitespace. */
+export const SINGLE_LINE_PATTERN = `^(?=[^${UNSAFE_INLINE}]*$)\\s*\\S`;
 /** Multi-line text (tabs and newlines allowed), possibly empty. */
 export const MULTILINE_PATTERN = `^[^${UNSAFE_MULTILINE}]*$`;
-/** Multi-line text with at least one visible character. */
-export const MULTILINE_NONBLANK_PATTERN = `^(?=[^${UNSAFE_MULTILINE}]*$)[${INVISIBLE}]*${VISIBLE_PATTERN}`;
+/** Multi-line text with at least one character other than whitespace. */
+export const MULTILINE_NONBLANK_PATTERN = `^(?=[^${UNSAFE_MULTILINE}]*$)\\s*\\S`;
 /** `BUG-12` (any case) or a 26-character ULID. */
 export const BUG_REF_PATTERN = "^(?:[Bb][Uu][Gg]-[0-9]{1,9}|[0-9A-Za-z]{26})$";
