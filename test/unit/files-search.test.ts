@@ -263,6 +263,20 @@ void describe("search_files stops before the call's deadline", () => {
     assert.equal(found.stopped, "time_limit");
   });
 
+  test("SearchStop's signal fires when its clock says the time is up, before its timer has", () => {
+    let clock = 0;
+    const stop = new SearchStop(new AbortController().signal, 10_000, () => clock);
+    try {
+      assert.equal(stop.reason(), undefined);
+      assert.equal(stop.signal.aborted, false);
+      clock = stop.stopAt; // the event loop was busy: the timer has not run
+      assert.equal(stop.reason(), "time_limit");
+      assert.equal(stop.signal.aborted, true, "a listing given the signal stops too");
+    } finally {
+      stop.dispose();
+    }
+  });
+
   test("SearchStop's signal fires when the time is up (a listing given it stops reading)", async () => {
     const stop = new SearchStop(new AbortController().signal, Date.now() + 60);
     try {

@@ -57,7 +57,10 @@ export class SearchStop {
   /** Why the search must stop now, or undefined: cancellation first (it ends the call as cancelled). */
   reason(): StopReason | undefined {
     if (this.callSignal.aborted) return "cancelled";
-    return this.now() >= this.stopAt ? "time_limit" : undefined;
+    if (this.now() < this.stopAt) return undefined;
+    // The clock can say so before the timer fires (a busy event loop): `signal` must say it too.
+    this.fire?.("time_limit");
+    return "time_limit";
   }
 
   /** Waits for `work`, or for the stop, whichever comes first; `work` left behind may reject (handled here). */
