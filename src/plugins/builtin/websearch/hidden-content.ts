@@ -12,6 +12,7 @@
  * Constant work per tag; one region at a time (what is inside one is hidden with it).
  */
 import type { Attributes, Reading, Tag } from "./html-tags.js";
+import { decodeEntities } from "./html-text.js";
 import { OpenElement } from "./open-element.js";
 
 /** Elements without content or end tag: marked hidden, they hide nothing after them. */
@@ -76,7 +77,8 @@ export class HiddenContent {
 }
 
 function hides(attributes: Attributes): boolean {
-  return "hidden" in attributes || (attributes.style !== undefined && displaysNone(attributes.style));
+  // A browser decodes character references in an attribute's value before CSS reads it.
+  return "hidden" in attributes || (attributes.style !== undefined && displaysNone(decodeEntities(attributes.style)));
 }
 
 /** A hidden element the scan is in. */
@@ -153,18 +155,23 @@ const IMPORTANT = /!\s*important$/;
 
 /**
  * Whether an inline style sets `display: none` (any case, any spacing, comments where spaces
- * go). Its declarations are split as CSS splits them: a `;` or `/*` in a quoted string neither
- * ends one nor starts a comment. Any such declaration counts, even where a later `display`
- * wins in a browser: taking too much for hidden is the safe mistake. One pass.
+ * go, CSS escapes: `n\one` and `\6e one` are `none` to a browser). Its declarations are split as
+ * CSS splits them: a `;` or `/*` in a quoted string or escaped neither ends one nor starts a
+ * comment. Any such declaration counts, even where a later `display` wins in a browser: taking
+ * too much for hidden is the safe mistake. One pass.
  */
 export function displaysNone(style: string): boolean {
-  if (!/display/i.test(style)) return false;
+  if (!/display/i.test(style) && !style.includes("\\")) return false;
   let declaration = "";
   for (let i = 0; i < style.length; i++) {
     const c = style[i] as string;
     if (c === ";") {
       if (isDisplayNone(declaration)) return true;
       declaration = "";
+    } else if (c === "\\") {
+      // An escape: the character after it is part of a name or value, never a separator.
+      declaration += style.slice(i, i + 2);
+      i++;
     } else if (c === "/" && style[i + 1] === "*") {
       const close = style.indexOf("*/", i + 2);
       i = close === -1 ? style.length : close + 1;
@@ -182,8 +189,22 @@ export function displaysNone(style: string): boolean {
   return isDisplayNone(declaration);
 }
 
-function isDisplayNone(declaration: string): boolean {
+function isDisplayNone(escaped: string): boolean {
+  const declaration = unescapeCss(escaped);
   const colon = declaration.indexOf(":");
   if (colon === -1 || declaration.slice(0, colon).trim().toLowerCase() !== "display") return false;
   return declaration.slice(colon + 1).trim().toLowerCase().replace(IMPORTANT, "").trim() === "none";
+}
+
+// A hex escape takes one whitespace after it (CRLF counts as one); any other escaped character stands for itself.
+const CSS_ESCAPE = /\\(?:([0-9a-fA-F]{1,6})(?:\r\n|[ \t\n\r\f])?|([\s\S])|$)/g;
+
+/** The text CSS reads from `text`: escapes replaced by their characters (one naming no character by U+FFFD). */
+function unescapeCss(text: string): string {
+  if (!text.includes("\\")) return text;
+  return text.replace(CSS_ESCAPE, (_whole, hex: string | undefined, other: string | undefined) => {
+    if (hex === undefined) return other ?? "\ufffd";
+    const code = Number.parseInt(hex, 16);
+    return code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff) ? "\ufffd" : String.fromCodePoint(code);
+  });
 }

@@ -3,7 +3,10 @@
  * for a search results page: the markup itself is read by results-page.ts.
  */
 
-/** The named references a results page uses; any other name is left as written. */
+/**
+ * The named references a results page uses, and those of the characters CSS syntax needs (an
+ * inline style may spell `display:none` with them); any other name is left as written.
+ */
 const NAMED: Readonly<Record<string, string>> = {
   amp: "&",
   lt: "<",
@@ -27,6 +30,15 @@ const NAMED: Readonly<Record<string, string>> = {
   trade: "\u2122",
   times: "\u00d7",
   euro: "\u20ac",
+  colon: ":",
+  semi: ";",
+  excl: "!",
+  sol: "/",
+  bsol: "\\",
+  ast: "*",
+  midast: "*",
+  Tab: "\t",
+  NewLine: "\n",
 };
 
 // A named reference needs its semicolon: `?a=1&copy=2` in a URL stays as it is. Leading zeros are allowed.
