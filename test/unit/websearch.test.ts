@@ -20,6 +20,8 @@ void describe("html text", () => {
   void test("character references: named (with their semicolon), decimal and hex; unknown names and bare ampersands stay", () => {
     assert.equal(decodeEntities("a &amp; b &lt;c&gt; &quot;d&quot; &#39;e&#x27; &hellip;&#8230;"), "a & b <c> \"d\" 'e' \u2026\u2026");
     assert.equal(decodeEntities("?a=1&copy=2 &unknown; AT&T"), "?a=1&copy=2 &unknown; AT&T");
+    // Names of Object.prototype's members are no references either (they once became "function Object() { [native code] }").
+    assert.equal(decodeEntities("&constructor; &toString; &hasOwnProperty;"), "&constructor; &toString; &hasOwnProperty;");
     assert.equal(decodeEntities("&#0;&#xD800;&#x110000;&#128512;"), "\ufffd\ufffd\ufffd\u{1F600}");
     assert.equal(decodeEntities("&#0000000065;&#x0041; &#150; &#128;"), "AA \u2013 \u20ac", "leading zeros; 0x80-0x9F as Windows-1252");
   });

@@ -57,7 +57,8 @@ const WINDOWS_1252: Readonly<Record<number, number>> = {
 export function decodeEntities(text: string): string {
   if (!text.includes("&")) return text;
   return text.replace(REFERENCE, (whole, decimal: string | undefined, hex: string | undefined, name: string | undefined) => {
-    if (name !== undefined) return NAMED[name] ?? whole;
+    // Own entries only: `&constructor;` is no reference, not Object.prototype's member.
+    if (name !== undefined) return Object.hasOwn(NAMED, name) ? (NAMED[name] as string) : whole;
     const code = decimal !== undefined ? Number.parseInt(decimal, 10) : Number.parseInt(hex as string, 16);
     if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
     return String.fromCodePoint(WINDOWS_1252[code] ?? code);
