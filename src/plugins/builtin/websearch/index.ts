@@ -19,6 +19,8 @@ export const RESULTS_DEFAULT = 5;
 const PAGE_MAX_BYTES = 2 * 1024 * 1024;
 const SEARCH_TIMEOUT_MS = 15_000;
 const MAX_REDIRECTS = 3;
+/** `type/subtype` at the start of a Content-Type (RFC 9110 tokens), before any parameters. */
+const MEDIA_TYPE = /^[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}\/[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64})[ \t]*(?:;|$)/;
 
 export interface WebSearchOptions {
   /**
@@ -134,7 +136,9 @@ export function createWebSearchPlugin(options: WebSearchOptions): Plugin {
     }
     const type = response.headers["content-type"];
     if (type !== undefined && !/html/i.test(type)) {
-      throw new ToolError(`the search failed: ${source} answered with ${type.slice(0, 100)}, not a results page; try again later`, "SEARCH_FAILED");
+      // The media type alone: the header's other text is the other side's, and this message reads as the server's own.
+      const media = MEDIA_TYPE.exec(type)?.[1] ?? "a reply that is not HTML";
+      throw new ToolError(`the search failed: ${source} answered with ${media}, not a results page; try again later`, "SEARCH_FAILED");
     }
     const page = parseResultsPage(response.text(), response.url);
     if (page.challenged) throw blocked(source, response.status);
