@@ -386,6 +386,29 @@ void test("disabling the audit log, a wide-open range and DNS without a list are
   assert.ok(warnings.some((w) => w.startsWith("network.allow_dns is true but network.dns_allowlist is empty")));
 });
 
+void test("an endpoint host that URLs read as another spelling of an IP address is warned about, with the address it is", () => {
+  const { warnings } = load(
+    [
+      'version: "1.0"',
+      "network:",
+      "  allowed_endpoints:",
+      '    - {host: "0177.0.0.1", ports: [8080]}',
+      '    - {host: "010.1.2.3", ports: [80]}',
+      '    - {host: "0x5db8d822", ports: [443]}',
+      '    - {host: "127.0.0.1", ports: [11434]}',
+      '    - {host: "[::1]", ports: [8080]}',
+      '    - {host: "api.example.com", ports: [443]}',
+      "",
+    ].join("\n"),
+  );
+  const endpoints = warnings.filter((w) => w.startsWith("network.allowed_endpoints"));
+  assert.deepEqual(endpoints, [
+    'network.allowed_endpoints[0].host: "0177.0.0.1" is the IP address 127.0.0.1 as URLs read it (a part with a leading 0 is octal, 0x hex, and fewer than four parts fill the last), which is loopback (services on this machine); write 127.0.0.1 if that is meant',
+    'network.allowed_endpoints[1].host: "010.1.2.3" is the IP address 8.1.2.3 as URLs read it (a part with a leading 0 is octal, 0x hex, and fewer than four parts fill the last); write 8.1.2.3 if that is meant',
+    'network.allowed_endpoints[2].host: "0x5db8d822" is the IP address 93.184.216.34 as URLs read it (a part with a leading 0 is octal, 0x hex, and fewer than four parts fill the last); write 93.184.216.34 if that is meant',
+  ]);
+});
+
 void test("a missing file is POLICY_UNREADABLE and names the file", () => {
   withTempDir((dir) => {
     const file = path.join(dir, "nope.yaml");

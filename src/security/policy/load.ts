@@ -23,6 +23,7 @@ import {
   editDistance,
   LOG_LEVEL_NAMES,
   parseCidr,
+  parseIp,
   policyValidator,
   PolicyError,
   SUPPORTED_VERSIONS,
@@ -1024,6 +1025,18 @@ const LOCAL_NETWORKS: readonly { range: string; what: string }[] = [
   { range: "fe80::/10", what: "link-local" },
 ];
 
+/** The IPv4 address a host that is not written as one names all the same (`127.1`, `0x7f000001`), if it does. */
+function ipSpelledOtherwise(host: string): string | undefined {
+  if (parseIp(host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host) !== undefined) return undefined;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${host}/`).hostname;
+  } catch {
+    return undefined;
+  }
+  return parseIp(hostname)?.family === 4 ? hostname : undefined;
+}
+
 /** `key: VALUE is listed more than once` for each value that repeats (as normalized). */
 function repeatedEntries(key: string, values: readonly (string | number)[]): string[] {
   const seen = new Set<string | number>();
@@ -1089,6 +1102,21 @@ export function policyWarnings(policy: EffectivePolicy, raw?: { database?: unkno
   if (network.allow_dns && network.dns_allowlist.length === 0) {
     warnings.push("network.allow_dns is true but network.dns_allowlist is empty: no host name can be resolved");
   }
+  network.allowed_endpoints.forEach((endpoint, index) => {
+    // The egress guard reads such a host as URLs do (it must: a URL naming it reaches that address), so a
+    // zero-padded 010.1.2.3 allows 8.1.2.3, and 0177.0.0.1 loopback, while the policy seems to say otherwise.
+    const address = ipSpelledOtherwise(endpoint.host);
+    if (address === undefined) return;
+    const local = LOCAL_NETWORKS.find((network) => {
+      const range = parseCidr(network.range);
+      const own = parseCidr(address);
+      return range.ok && own.ok && cidrOverlaps(range.cidr, own.cidr);
+    });
+    warnings.push(
+      `network.allowed_endpoints[${index}].host: "${endpoint.host}" is the IP address ${address} as URLs read it (a part with a leading 0 is octal, 0x hex, ` +
+        `and fewer than four parts fill the last)${local === undefined ? "" : `, which is ${local.what}`}; write ${address} if that is meant`,
+    );
+  });
   for (const endpoint of network.allowed_endpoints) {
     if (network.blocked_ports.some((port) => endpoint.ports.includes(port))) {
       warnings.push(`network.allowed_endpoints: ${endpoint.host} lists a port that network.blocked_ports blocks`);
