@@ -270,7 +270,8 @@ export function checkUrl(compiled: CompiledNetworkPolicy, url: string): UrlVerdi
   try {
     parsed = new URL(url);
   } catch {
-    return deny("EGRESS_INVALID_URL", `"${truncate(url, 200)}" is not a valid absolute URL (a port must be 1-65535)`);
+    // Without its query string and fragment, which may hold secrets (an API key), as every message about a URL.
+    return deny("EGRESS_INVALID_URL", `"${truncate(url.replace(/[?#][\s\S]*$/, ""), 200)}" is not a valid absolute URL (a port must be 1-65535)`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     return deny("EGRESS_DENIED", `scheme "${parsed.protocol.slice(0, -1)}" refused: only http and https are allowed`);

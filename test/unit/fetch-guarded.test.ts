@@ -288,6 +288,20 @@ void describe("redirects", () => {
     await refused(fetch(`http://127.0.0.1:${server.port}/`, { maxRedirects: 0 }), "EGRESS_TOO_MANY_REDIRECTS", /more than 0 redirects/);
   });
 
+  void test("a message about a redirect names its target without the query string, a relative Location too", async () => {
+    const server = await startServer((_request, response) => response.writeHead(302, { location: "/again?code=s3cret-token" }).end());
+    const fetch = fetcher(policy({ allowed_ranges: ["127.0.0.1/32"] }));
+    await assert.rejects(fetch(`http://127.0.0.1:${server.port}/?q=1`, { maxRedirects: 1 }), (error: unknown) => {
+      assert.ok(error instanceof CapabilityDeniedError);
+      assert.equal(error.code, "EGRESS_TOO_MANY_REDIRECTS");
+      assert.match(error.message, new RegExp(`\\(last to http://127\\.0\\.0\\.1:${server.port}/again\\)`));
+      assert.doesNotMatch(error.message, /s3cret/);
+      return true;
+    });
+    // Nor does the refusal of a URL that cannot be parsed.
+    await refused(fetch("http://127.0.0.1:99999/x?key=s3cret#frag"), "EGRESS_INVALID_URL", /^"http:\/\/127\.0\.0\.1:99999\/x" is not a valid absolute URL/);
+  });
+
   void test("a request may raise maxRedirects above the default, as the error advises, up to the ceiling of 20", async () => {
     const server = await startServer((request, response) => {
       const step = Number(request.url?.slice(1));

@@ -139,7 +139,7 @@ export function createGuardedFetch(
           return response(result, target.url.href);
         }
         if (hop >= maxRedirects) {
-          throw deniedError("EGRESS_TOO_MANY_REDIRECTS", `more than ${maxRedirects} redirects (last to ${describe(result.location)}); ${maxRedirects < MAX_REDIRECTS_CEILING ? `raise maxRedirects (at most ${MAX_REDIRECTS_CEILING}) or ` : ""}fetch the final URL directly`);
+          throw deniedError("EGRESS_TOO_MANY_REDIRECTS", `more than ${maxRedirects} redirects (last to ${describe(result.location, target.url)}); ${maxRedirects < MAX_REDIRECTS_CEILING ? `raise maxRedirects (at most ${MAX_REDIRECTS_CEILING}) or ` : ""}fetch the final URL directly`);
         }
         let next: URL;
         try {
@@ -481,13 +481,14 @@ function errorCode(error: unknown): string {
   return String(error);
 }
 
-/** A URL for messages: no query string (it may hold secrets), and bounded. */
-function describe(url: string): string {
+/** A URL for messages: no query string (it may hold secrets), and bounded. A relative one (a Location) is read against `base`. */
+function describe(url: string, base?: URL): string {
   try {
-    const parsed = new URL(url);
+    const parsed = new URL(url, base);
     const text = `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
     return text.length > 200 ? `${text.slice(0, 200)}…` : text;
   } catch {
-    return url.length > 60 ? `${url.slice(0, 60)}…` : url;
+    const bare = url.replace(/[?#][\s\S]*$/, "");
+    return bare.length > 60 ? `${bare.slice(0, 60)}…` : bare;
   }
 }
