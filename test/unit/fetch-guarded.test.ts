@@ -396,6 +396,23 @@ void describe("limits", () => {
   });
 });
 
+void describe("a lookup that hangs", () => {
+  void test("the call's end stops the wait for a name (said as cancelled, not as a DNS failure), and the resolver is handed the signal", async () => {
+    const given: Array<AbortSignal | undefined> = [];
+    const hanging: Lookup = (_host, signal) => {
+      given.push(signal);
+      return new Promise(() => undefined); // an unreachable name server
+    };
+    const compiled = policy({ allowed_ranges: ["127.0.0.1/32"], allow_dns: true, dns_allowlist: ["slow.example"] });
+    const controller = new AbortController();
+    const pending = fetcher(compiled, { lookup: hanging, signal: controller.signal })("http://slow.example/");
+    while (given.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(given[0] instanceof AbortSignal, "the resolver can stop waiting too");
+    controller.abort();
+    await refused(pending, "EGRESS_ABORTED", /cancelled/);
+  });
+});
+
 void describe("network failures", () => {
   void test("DNS and connection failures are tool errors the model can read", async () => {
     const closed = await startServer(hello);

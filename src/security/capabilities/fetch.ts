@@ -18,14 +18,15 @@ import { CapabilityDeniedError, ToolError, type FetchRequest, type FetchResponse
 import { checkAddress, checkUrl, normalizeAddress, type CompiledNetworkPolicy, type EgressTarget } from "../egress-guard.js";
 import { ATTEMPT_DELAY_MS, connectFirst, interleaveFamilies, type Connected } from "./happy-eyeballs.js";
 import { asError } from "../../util/call-abort.js";
+import { limitLookups } from "./lookup-limit.js";
 
 export interface LookupAddress {
   address: string;
   family: 4 | 6;
 }
 
-/** Resolves a host name to every address it has (as `dns.lookup` with `all: true`). */
-export type Lookup = (hostname: string) => Promise<readonly LookupAddress[]>;
+/** Resolves a host name to every address it has (as `dns.lookup` with `all: true`); `signal`: the caller stops waiting. */
+export type Lookup = (hostname: string, signal?: AbortSignal) => Promise<readonly LookupAddress[]>;
 
 export interface FetchLimits {
   /** Response body bytes at most; a request may ask for less, never more. */
@@ -75,10 +76,11 @@ const RESERVED_HEADERS: ReadonlySet<string> = new Set([
 const CROSS_ORIGIN_SAFE_HEADERS: ReadonlySet<string> = new Set(["accept", "accept-language", "user-agent", "content-type", "cache-control"]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const systemLookup: Lookup = async (hostname) => {
+/** The system's resolver, never on more than MAX_LOOKUPS_IN_FLIGHT of the thread pool's threads (see lookup-limit.ts). */
+const systemLookup: Lookup = limitLookups(async (hostname) => {
   const found = await dns.lookup(hostname, { all: true, verbatim: true });
-  return found.map((entry) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 }));
-};
+  return found.map((entry): LookupAddress => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 }));
+});
 
 interface Exchange {
   status: number;
@@ -280,8 +282,9 @@ export function createGuardedFetch(
     } else {
       let found: readonly LookupAddress[];
       try {
-        found = await lookup(target.host);
+        found = await lookup(target.host, signal);
       } catch (error) {
+        throwIfAborted(signal); // the call ended while it waited: not a DNS failure
         throw failure("EGRESS_DNS_FAILED", `could not resolve ${target.host}: ${errorCode(error)}`);
       }
       throwIfAborted(signal);

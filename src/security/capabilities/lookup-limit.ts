@@ -1,0 +1,79 @@
+/**
+ * Name lookups kept from taking libuv's thread pool. `dns.lookup` (getaddrinfo) blocks one of
+ * the pool's threads (4 by default) until the system resolver answers, which with an
+ * unreachable name server takes tens of seconds, whatever the call's deadline; file I/O runs on
+ * the same threads, the audit log's syncs among them, so a few hung lookups would hold every
+ * call. At most `max` lookups run at once, the rest wait in order, and calls asking for the same
+ * name while it is being looked up (or waits to be) share the answer.
+ */
+
+export type Resolve<T> = (hostname: string) => Promise<T>;
+export type LimitedResolve<T> = (hostname: string, signal?: AbortSignal) => Promise<T>;
+
+export const MAX_LOOKUPS_IN_FLIGHT = 2;
+
+export function limitLookups<T>(resolve: Resolve<T>, max: number = MAX_LOOKUPS_IN_FLIGHT): LimitedResolve<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  const inFlight = new Map<string, Promise<T>>();
+
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next === undefined) running--;
+    else next(); // the slot passes on
+  };
+
+  /** Resolves once a slot is this lookup's. */
+  const slot = (): Promise<void> => {
+    if (running < max) {
+      running++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => waiting.push(resolve));
+  };
+
+  const lookUp = async (hostname: string): Promise<T> => {
+    await slot();
+    try {
+      return await resolve(hostname);
+    } finally {
+      release();
+    }
+  };
+
+  return (hostname, signal) => {
+    let shared = inFlight.get(hostname);
+    if (shared === undefined) {
+      // One lookup per name, waited for by every caller: a caller whose call ends stops waiting
+      // (below), the lookup goes on for the others. Only names the policy allows are looked up,
+      // so the names waiting for a slot are few.
+      shared = lookUp(hostname).finally(() => inFlight.delete(hostname));
+      inFlight.set(hostname, shared);
+    }
+    return signal === undefined ? shared : untilAborted(shared, signal);
+  };
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error("the lookup was abandoned: the call ended");
+}
+
+/** `promise`, or a rejection as soon as `signal` fires (the lookup itself goes on for whoever else waits). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
