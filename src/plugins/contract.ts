@@ -301,8 +301,9 @@ export interface ToolContext {
    * When the call's time is up, in epoch milliseconds (compare with `Date.now()`): then the
    * dispatcher answers with a timeout, aborts `signal`, and whatever the plugin would have
    * returned is lost. A tool that can end early with part of a result (a search) stops a
-   * little before it and says so. Set when the call is dispatched, from the tool's
-   * `tools.timeouts` entry or `tools.timeout`. The dispatcher's own timer is monotonic: a
+   * little before it and says so. The tool's `tools.timeouts` entry or `tools.timeout`,
+   * counted from the call's admission: the engine's checks (a path on a slow disk) and its
+   * audit entry have spent part of it by dispatch. The dispatcher's own timer is monotonic: a
    * wall clock set back meanwhile makes this read later than the real end, so keep a margin.
    */
   readonly deadline: number;

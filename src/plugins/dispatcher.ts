@@ -10,12 +10,19 @@ export type DispatchOutcome =
   | { kind: "ok"; outcome: ToolOutcome }
   | { kind: "tool-error"; outcome: ToolOutcome; reason: string }
   | { kind: "denied"; code: string; reason: string }
-  | { kind: "timeout"; timeoutMs: number }
+  /** `timeoutMs` is the tool's time limit; `beforeStart`: it was used up before the plugin could start, which then never ran. */
+  | { kind: "timeout"; timeoutMs: number; beforeStart?: true }
   | { kind: "cancelled"; reason: string }
   | { kind: "crashed"; error: unknown };
 
 export interface DispatchOptions {
+  /** The tool's time limit: what a timeout reports. */
   timeoutMs: number;
+  /**
+   * What is left of that limit (the checks before dispatch used the rest); the deadline's timer
+   * and ctx.deadline count this. Default: `timeoutMs`. Nothing left: the plugin is not started.
+   */
+  leftMs?: number;
   /**
    * The call's abort scope: client cancellation and shutdown abort it, and the deadline
    * aborts it too, so the plugin's signal fires in every case.
@@ -49,11 +56,15 @@ export function dispatch(
   options: DispatchOptions,
 ): Promise<DispatchOutcome> {
   const { scope, timeoutMs } = options;
+  const leftMs = options.leftMs ?? timeoutMs;
   if (scope.aborted) return Promise.resolve(abortOutcome(scope.reason));
+  // Started with no time left, a plugin would be aborted at once, or run past its deadline
+  // (Node arms no timer shorter than a millisecond).
+  if (!(leftMs >= 1)) return Promise.resolve({ kind: "timeout", timeoutMs, beforeStart: true });
   const outcome = new Promise<DispatchOutcome>(captureResolve);
   // The plugin's view of the timer armed here (ctx.deadline), in epoch milliseconds.
-  const deadline = Date.now() + timeoutMs;
-  const run = new DispatchRun(scope, takeCaptured(), timeoutMs);
+  const deadline = Date.now() + leftMs;
+  const run = new DispatchRun(scope, takeCaptured(), timeoutMs, leftMs);
   let running: Promise<ToolOutcome>;
   try {
     running = plugin.execute(tool, args, makeContext(scope, deadline));
@@ -91,9 +102,10 @@ class DispatchRun implements AbortWatcher {
     private readonly scope: CallAbort,
     private readonly resolve: Resolve,
     readonly timeoutMs: number,
+    leftMs: number,
   ) {
     // The timer first: a watcher told at once (an aborted scope) settles, and must find it to clear.
-    this.timer = setTimeout(deadlinePassed, timeoutMs, this);
+    this.timer = setTimeout(deadlinePassed, leftMs, this);
     scope.watch(this);
   }
 

@@ -10,7 +10,8 @@
  *   4. argument validation against the tool's JSON Schema (collects `x-path` values)
  *   5. path guard on every `x-path` argument
  *   6. redaction of the arguments, then the chained audit entry (`tool_call`), durable first
- *   7. dispatch to the plugin under a deadline and the caller's AbortSignal
+ *   7. dispatch to the plugin under the caller's AbortSignal and the call's deadline: the tool's
+ *      time limit counts from admission, so the path checks and the audit entry spend it too
  *   8. output check: structured content against the output schema, text copy, sanitizing
  *   9. the audit entry of the outcome (`tool_result`), durable before the response
  *
@@ -251,17 +252,18 @@ export class SecurityEngine implements ToolService {
 
   private startCall(call: ToolCall): Promise<CallToolResult> {
     if (this.validators === undefined) return this.prepare().then(() => this.callTool(call));
-    // The call's duration and id are for the audit log; without it, only a plugin that reads ctx.callId makes an id.
-    const started = this.auditing ? this.now() : 0;
+    // The call's clock starts here: its deadline counts from now, and so does its recorded duration.
+    const started = this.now();
+    // The call's id is for the audit log; without it, only a plugin that reads ctx.callId makes one.
     const callId = this.auditing ? ulid() : undefined;
     const entry = this.allowed.get(call.name);
     if (entry === undefined) {
       return this.refuse(call, callId, started, refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`));
     }
-    if (this.options.unsafeBypass) return this.run(entry, call, callId, call.arguments).then((outcome) => this.finish(entry, outcome));
+    if (this.options.unsafeBypass) return this.run(entry, call, callId, started).then((outcome) => this.finish(entry, outcome));
 
     // Stages 1–5: admission. Nothing below runs unless every check passed.
-    const admission = this.admit(entry, call);
+    const admission = this.admit(entry, call, started);
     if (admission instanceof Promise) {
       return admission.then((refusal) => (refusal ? this.refuse(call, callId, started, refusal) : this.admitted(entry, call, callId, started)));
     }
@@ -290,7 +292,7 @@ export class SecurityEngine implements ToolService {
     if (this.auditing) return this.admittedAudited(entry, call, callId, started);
     // With the audit log off nothing is recorded or redacted: stages 7–8 alone, as a plain
     // promise chain (an async function's suspended state is a measurable part of a cheap call).
-    return this.run(entry, call, callId, call.arguments).then((outcome) => this.finishOrInternal(entry, outcome));
+    return this.run(entry, call, callId, started).then((outcome) => this.finishOrInternal(entry, outcome));
   }
 
   private async admittedAudited(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
@@ -302,7 +304,7 @@ export class SecurityEngine implements ToolService {
     }
 
     // Stages 7–8.
-    const outcome = await this.run(entry, call, callId, call.arguments);
+    const outcome = await this.run(entry, call, callId, started);
     let result = this.finishOrInternal(entry, outcome);
     let digest: Record<string, unknown>;
     try {
@@ -334,7 +336,7 @@ export class SecurityEngine implements ToolService {
   }
 
   /** Stages 1–5. Returns the first refusal, or undefined when the call may run; a promise only when paths are checked. */
-  private admit(entry: RegisteredTool, call: ToolCall): Refusal | undefined | Promise<Refusal | undefined> {
+  private admit(entry: RegisteredTool, call: ToolCall, started: number): Refusal | undefined | Promise<Refusal | undefined> {
     const name = entry.tool.name;
     const rate = this.limiter.take(name);
     if (!rate.ok) return refusalOf("rate_limit", "RATE_LIMITED", rateLimitMessage(name, rate));
@@ -344,19 +346,22 @@ export class SecurityEngine implements ToolService {
 
     const validation = (this.validators as ValidatorSet).validateInput(name, call.arguments);
     if (!validation.ok) return refusalOf("validation", "ARGUMENTS_INVALID", validation.message);
-    return validation.paths.length === 0 ? undefined : this.checkPaths(name, validation.paths, this.timeoutMsOf(entry), call.abort);
+    return validation.paths.length === 0 ? undefined : this.checkPaths(name, validation.paths, this.timeoutMsOf(entry), started, call.abort);
   }
 
   /**
-   * Stage 5. The checks look at the disk, which can hang (a stale network mount): they get
-   * the tool's deadline, and a guard that has not decided by then refuses the call. A call
-   * cancelled (or aborted by shutdown) meanwhile is refused at once, not held to that deadline.
+   * Stage 5. The checks look at the disk, which can hang (a stale network mount): they spend
+   * the call's own time (the tool's limit, counted from `started`), and a guard that has not
+   * decided when it is up refuses the call, as do checks that took all of it: the tool would
+   * have none left. A call cancelled (or aborted by shutdown) meanwhile is refused at once,
+   * not held to that deadline.
    */
-  private async checkPaths(name: string, paths: readonly PathArgument[], timeoutMs: number, abort: CallAbort): Promise<Refusal | undefined> {
+  private async checkPaths(name: string, paths: readonly PathArgument[], timeoutMs: number, started: number, abort: CallAbort): Promise<Refusal | undefined> {
     const io = this.options.pathIo ?? nodePathIo;
+    const expires = started + timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<"expired">((resolve) => {
-      timer = setTimeout(resolve, timeoutMs, "expired");
+      timer = setTimeout(resolve, Math.max(0, expires - this.now()), "expired");
     });
     let unwatch: (() => void) | undefined;
     const aborted = new Promise<"aborted">((resolve) => {
@@ -377,6 +382,14 @@ export class SecurityEngine implements ToolService {
         }
         if (!verdict.ok) return refusalOf("path_guard", verdict.code, `Argument ${pointerToField(path.pointer)} was refused: ${verdict.reason}`);
       }
+      // Each check answered, but the last ones late (a slow disk): the timer had not fired yet.
+      if (this.now() >= expires) {
+        return refusalOf(
+          "path_guard",
+          "PATH_CHECK_TIMEOUT",
+          `Tool "${name}" did not run: checking the paths in its arguments took its whole time limit of ${formatSeconds(timeoutMs)} (the filesystem is slow). Try again later.`,
+        );
+      }
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -391,16 +404,22 @@ export class SecurityEngine implements ToolService {
     return Math.max(1, Math.round(seconds * 1000));
   }
 
-  /** Stage 7. */
-  private run(entry: RegisteredTool, call: ToolCall, callId: string | undefined, args: JsonObject): Promise<DispatchOutcome> {
+  /**
+   * Stage 7, with what is left of the call's time: admission and its audit entry spent the
+   * rest. A timeout still reports the tool's limit, the time the client waited.
+   */
+  private run(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<DispatchOutcome> {
     const timeoutMs = this.timeoutMsOf(entry);
-    return dispatch(entry.plugin, entry.tool.name, args, (scope, deadline) => this.contextFor(entry, call, callId, scope, timeoutMs, deadline), {
+    // Whole milliseconds, as timers count them.
+    const leftMs = Math.floor(started + timeoutMs - this.now());
+    return dispatch(entry.plugin, entry.tool.name, call.arguments, (scope, deadline) => this.contextFor(entry, call, callId, scope, leftMs, deadline), {
       timeoutMs,
+      leftMs,
       scope: call.abort,
     });
   }
 
-  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string | undefined, scope: CallAbort, timeoutMs: number, deadline: number): ToolContext {
+  private contextFor(entry: RegisteredTool, call: ToolCall, callId: string | undefined, scope: CallAbort, leftMs: number, deadline: number): ToolContext {
     let logger = this.pluginLoggers.get(entry.plugin.name);
     if (logger === undefined) {
       logger = pluginLogger(this.options.logger.child(entry.plugin.name));
@@ -413,7 +432,7 @@ export class SecurityEngine implements ToolService {
       logger,
       this.catalog,
       this.options.capabilities,
-      timeoutMs,
+      leftMs,
       deadline,
       this.options.session,
       this.options.resultBudget,
@@ -455,6 +474,11 @@ export class SecurityEngine implements ToolService {
       case "denied":
         return errorResult(`Refused by the security policy (${outcome.code}): ${outcome.reason}`);
       case "timeout":
+        if (outcome.beforeStart) {
+          return errorResult(
+            `Tool "${name}" timed out after ${formatSeconds(outcome.timeoutMs)} before it started: checking and recording the call took its whole time limit (the disk is slow). It did not run; try again later.`,
+          );
+        }
         return errorResult(`Tool "${name}" timed out after ${formatSeconds(outcome.timeoutMs)} and was stopped. Try a smaller request.`);
       case "cancelled":
         return errorResult(`Tool "${name}" was cancelled: ${outcome.reason}.`);
@@ -552,7 +576,7 @@ class CallContext implements ToolContext {
     readonly log: PluginLogger,
     readonly catalog: ToolCatalog,
     private readonly capabilityFactory: CapabilityFactory,
-    /** The call's time limit: the capabilities cap their own timeouts with it. */
+    /** What was left of the call's time limit when it was dispatched: the capabilities cap their own timeouts with it. */
     private readonly timeoutMs: number,
     readonly deadline: number,
     private readonly makeSession: () => SessionInfo,
@@ -671,7 +695,7 @@ function describeOutcome(outcome: DispatchOutcome, result: CallToolResult): { la
     case "denied":
       return { label: "denied", reason: `${outcome.code}: ${outcome.reason}` };
     case "timeout":
-      return { label: "timeout", reason: `timed out after ${formatSeconds(outcome.timeoutMs)}` };
+      return { label: "timeout", reason: `timed out after ${formatSeconds(outcome.timeoutMs)}${outcome.beforeStart ? " before it started (checking and recording the call took the time)" : ""}` };
     case "cancelled":
       return { label: "cancelled", reason: outcome.reason };
     case "crashed":

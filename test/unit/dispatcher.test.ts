@@ -219,3 +219,41 @@ test("the context's deadline is when the call's timer ends, in epoch millisecond
   assert.equal(outcome.kind, "ok");
   assert.ok(seen !== undefined && seen >= before + 5000 && seen <= after + 5000, `deadline ${String(seen)} within [${before + 5000}, ${after + 5000}]`);
 });
+
+test("the deadline's timer counts what is left of the limit; a timeout reports the limit; nothing left: the plugin is not started", async () => {
+  let seenDeadline = 0;
+  let startedAt = 0;
+  const outcome = await dispatch(
+    plugin(() => new Promise(() => undefined)),
+    "t",
+    {},
+    (scope, deadline) => {
+      seenDeadline = deadline;
+      startedAt = Date.now();
+      return ctx(scope);
+    },
+    { timeoutMs: 30_000, leftMs: 20, scope: never() },
+  );
+  assert.deepEqual(outcome, { kind: "timeout", timeoutMs: 30_000 });
+  assert.ok(seenDeadline - startedAt <= 20, `ctx.deadline ${seenDeadline - startedAt} ms after the start`);
+
+  let started = false;
+  for (const leftMs of [0, -5, 0.5, Number.NaN]) {
+    const none = await dispatch(
+      plugin(async () => {
+        started = true;
+        return {};
+      }),
+      "t",
+      {},
+      ctx,
+      { timeoutMs: 1000, leftMs, scope: never() },
+    );
+    assert.deepEqual(none, { kind: "timeout", timeoutMs: 1000, beforeStart: true }, String(leftMs));
+  }
+  assert.equal(started, false);
+  // A cancelled call is still cancelled, not timed out, whatever time is left.
+  const scope = new LazyAbort();
+  scope.abort(new Error("client cancelled"));
+  assert.deepEqual(await dispatch(plugin(async () => ({})), "t", {}, ctx, { timeoutMs: 1000, leftMs: 0, scope }), { kind: "cancelled", reason: "client cancelled" });
+});

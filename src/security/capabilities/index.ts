@@ -24,7 +24,10 @@ export interface CallCapabilities {
 }
 
 export interface CapabilityFactory {
-  /** The call's abort scope: file and storage access end with it; fetch and exec get its signal. */
+  /**
+   * The call's abort scope: file and storage access end with it; fetch and exec get its signal.
+   * `deadlineMs`: what was left of the call's time limit at dispatch, which caps fetch's and exec's own timeouts.
+   */
   forCall(scope: CallAbort, deadlineMs: number): CallCapabilities;
   /** The exec sandbox (`commands.sandbox`), made on first use: a start that runs no command never loads it. */
   execSandbox(): Promise<ExecSandbox>;
