@@ -360,6 +360,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
   const left = () => Math.max(0, deadline - monotonicMs());
   log.info(`shutting down (${why})`);
   connection.stopAccepting();
+  // Refusals held back for their summary entry are recorded, and answered, now.
+  engine.beginClosing();
   if (why === "stdin closed") {
     // A signal during the grace cuts it short.
     const signalled = new Promise<boolean>((resolve) => {
@@ -380,6 +382,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
     }
   }
   capabilities.close();
+  // Counts of refusals made during the grace go into the log before its server_stop.
+  engine.beginClosing();
   try {
     const head = await audit.close(why);
     // A copy of the head outside the file: clients keep the server's stderr in their own logs.

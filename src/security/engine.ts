@@ -19,6 +19,10 @@
  * `isError` result that tells the model why and how to fix the call. If the audit log
  * cannot be written, the call is refused (before the plugin) or its result withheld
  * (after it): nothing runs, and nothing is answered, without its audit entry.
+ *
+ * The rate limit bounds the entries of every call it counts. The refusals it does not count
+ * (stage 1, malformed params, and its own) are recorded by a RefusalLog: one by one up to a
+ * number a minute, past it as counts in summary entries (refusal-log.ts).
  */
 import type {
   CatalogEntry,
@@ -47,6 +51,7 @@ import { checkArgumentLimits } from "./arg-limits.js";
 import { checkPath, nodePathIo, type CompiledPathPolicy, type PathIo, type PathVerdict } from "./path-guard.js";
 import { createRateLimiter, rateLimitMessage, type RateLimiter } from "./ratelimit.js";
 import { argumentDigester, type ArgumentDigester } from "./audit-digest.js";
+import { RefusalLog, type RefusalLogOptions } from "./refusal-log.js";
 import { redact, redactString } from "./redaction.js";
 import { OutputShapeError, sanitizeContent, sanitizeJson, sanitizeText } from "./sanitize.js";
 import type { PathArgument, ValidatorSet } from "./validation.js";
@@ -89,7 +94,8 @@ export interface ToolService {
   callTool(call: ToolCall): Promise<CallToolResult>;
   /**
    * Records a call to an unknown or hidden tool, which the protocol layer answers with -32602
-   * once this settles (the refusal is on record before it is answered).
+   * once this settles (the refusal is on record before it is answered: its own entry, or a
+   * count in a summary entry, see refusal-log.ts).
    */
   noteUnknownTool?(name: string, requestId: RequestId): Promise<void> | void;
   /**
@@ -115,6 +121,8 @@ export interface EngineOptions {
   unsafeBypass?: boolean;
   /** The memory large results may hold until their responses have left (ctx.reserve); absent: no limit. */
   resultBudget?: ByteBudget;
+  /** How refusals the rate limit does not count are recorded; tests set their own (defaults: REFUSALS_RECORDED_PER_MINUTE, a summary a second). */
+  refusals?: Partial<Pick<RefusalLogOptions, "perMinute" | "intervalMs" | "schedule">>;
 }
 
 type Refusal = { stage: string; code: string; message: string };
@@ -126,10 +134,22 @@ const MAX_RECORDED_ID_LENGTH = 128;
 const REFUSED_ARGUMENTS_KEPT_MAX = 8 * 1024;
 
 /**
+ * Refusals the rate limit does not count that get an entry each, in any 60 s (server-wide); past
+ * it they are counted into summary entries (refusal-log.ts). As many as a tool's default rate
+ * limit allows calls: a client that does not misbehave stays well below it.
+ */
+export const REFUSALS_RECORDED_PER_MINUTE = 60;
+/** The least time between two summaries: the longest a refusal past the limit waits for its answer. */
+const REFUSAL_SUMMARY_INTERVAL_MS = 1000;
+
+/** Refusals at these stages are not counted by the rate limit: the RefusalLog bounds their entries. */
+const UNCOUNTED_STAGES: ReadonlySet<string> = new Set(["access", "rate_limit"]);
+
+/**
  * A request id as the audit log records it. The client chooses its ids, and JSON-RPC sets no
  * length: recorded whole, an id of 16 MiB would be 16 MiB of log for every call, refused ones
- * too (a rate limit would not bound what the client writes into the log). A long id keeps its
- * start, to be read, and its SHA-256, to be matched with the client's own records.
+ * too (bounding the number of entries does not bound their size). A long id keeps its start,
+ * to be read, and its SHA-256, to be matched with the client's own records.
  */
 function recordedRequestId(id: RequestId): RequestId {
   if (typeof id === "number") return id;
@@ -160,10 +180,23 @@ export class SecurityEngine implements ToolService {
   private readonly catalog: ToolCatalog;
   private readonly now: () => number;
   private readonly auditing: boolean;
+  /** Present when auditing. */
+  private readonly refusals: RefusalLog | undefined;
   private readonly pluginLoggers = new Map<string, PluginLogger>();
 
   constructor(private readonly options: EngineOptions) {
     this.auditing = options.audit.status().enabled;
+    this.now = options.now ?? monotonicMs;
+    this.refusals = this.auditing
+      ? new RefusalLog({
+          perMinute: REFUSALS_RECORDED_PER_MINUTE,
+          intervalMs: REFUSAL_SUMMARY_INTERVAL_MS,
+          ...options.refusals,
+          now: this.now,
+          write: (entry) => this.record(entry),
+          recordedId: recordedRequestId,
+        })
+      : undefined;
     for (const entry of allowedTools(options.registry, options.policy.tools)) this.allowed.set(entry.tool.name, entry);
     this.listed = Object.freeze([...this.allowed.values()].map((entry) => entry.tool));
     this.limiter = createRateLimiter(options.policy.tools.rate_limits, [...this.allowed.keys()], options.now);
@@ -188,7 +221,6 @@ export class SecurityEngine implements ToolService {
       );
     };
     this.catalog = { entries: () => (entries ??= catalogEntries()) };
-    this.now = options.now ?? (monotonicMs);
   }
 
   /**
@@ -272,7 +304,7 @@ export class SecurityEngine implements ToolService {
 
   private async refuse(call: ToolCall, callId: string | undefined, started: number, refusal: Refusal): Promise<CallToolResult> {
     if (this.auditing) {
-      await this.record({
+      const entry = (): AuditRecordInput => ({
         event: "denied",
         tool: call.name,
         requestId: call.requestId,
@@ -281,9 +313,14 @@ export class SecurityEngine implements ToolService {
         outcome: "denied",
         reason: `${refusal.stage}: ${refusal.message}`,
         durationMs: this.since(started),
-      }).catch(
-        () => undefined, // already refused; the audit failure is reported by record()
-      );
+      });
+      if (UNCOUNTED_STAGES.has(refusal.stage)) {
+        await (this.refusals as RefusalLog).record({ stage: refusal.stage, ...this.knownTool(call.name) }, call.requestId, entry);
+      } else {
+        await this.record(entry()).catch(
+          () => undefined, // already refused; the audit failure is reported by record()
+        );
+      }
     }
     return errorResult(refusal.message);
   }
@@ -519,32 +556,51 @@ export class SecurityEngine implements ToolService {
    * is before its answer; also when it cannot be written (nothing ran, and record() logged it).
    */
   noteUnknownTool(name: string, requestId: RequestId): Promise<void> {
-    return this.noteRefusedCall(name, requestId, this.registryHas(name) ? "access: the policy does not expose this tool" : "access: no such tool");
+    return this.noteRefusedCall(name, requestId, "access", this.registryHas(name) ? "the policy does not expose this tool" : "no such tool");
   }
 
   noteInvalidCall(name: string | undefined, requestId: RequestId, problem: string): Promise<void> {
-    return this.noteRefusedCall(name, requestId, `params: ${problem}`);
+    return this.noteRefusedCall(name, requestId, "params", problem);
   }
 
-  /** A `denied` entry for a call refused before the engine's stages; settles when durable, or when it cannot be. */
-  private noteRefusedCall(name: string | undefined, requestId: RequestId, reason: string): Promise<void> {
-    if (!this.auditing) return Promise.resolve();
-    return this.record({
+  /**
+   * Stops holding refusals back for their summary (see refusal-log.ts): what is counted is
+   * recorded now, what is counted later at once. Called when the server begins to shut down,
+   * and again before the audit log closes, so that no count is left out of it.
+   */
+  beginClosing(): void {
+    this.refusals?.close();
+  }
+
+  /**
+   * A `denied` entry for a call refused before the engine's stages (its own, or a count in a
+   * summary: see refusal-log.ts); settles when durable, or when it cannot be.
+   */
+  private noteRefusedCall(name: string | undefined, requestId: RequestId, stage: string, problem: string): Promise<void> {
+    if (this.refusals === undefined) return Promise.resolve();
+    return this.refusals.record({ stage, ...(name === undefined ? {} : this.knownTool(name)) }, requestId, () => ({
       event: "denied",
       // The client's text, like an argument: a token pasted as a tool name is not kept.
       // Redacted whole, then cut: cut first, a key at the cut would be kept in part.
       ...(name === undefined ? {} : { tool: cutAt(redactString(name).value, 100) }),
       requestId,
       outcome: "denied",
-      reason,
-    }).catch(() => undefined); // the failure is logged by record(); the call is refused either way
+      reason: `${stage}: ${problem}`,
+    }));
   }
 
   private registryHas(name: string): boolean {
     return this.options.registry.lookup(name) !== undefined;
   }
 
+  /** The name as a summary may count it: only a tool the server has, never a name the client made up. */
+  private knownTool(name: string): { tool?: string } {
+    return this.registryHas(name) ? { tool: name } : {};
+  }
+
   private async record(entry: AuditRecordInput): Promise<void> {
+    // Refusals counted before this entry are recorded before it: the log keeps the order of events.
+    this.refusals?.flush();
     // Reasons carry plugin and OS error texts: they are redacted like arguments.
     if (entry.reason !== undefined) entry.reason = redactString(entry.reason).value;
     if (entry.requestId !== undefined) entry.requestId = recordedRequestId(entry.requestId);

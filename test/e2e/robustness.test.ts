@@ -7,7 +7,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { ServerProcess, resultText, type Message } from "../helpers/server-process.js";
-import { TEST_SERVER_ENTRY, auditEntries, auditText, exchange, responses, residentBytes } from "../helpers/e2e.js";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { TEST_SERVER_ENTRY, auditEntries, auditText, exchange, responses, residentBytes, tempDir } from "../helpers/e2e.js";
+import { verifyAudit } from "../../src/security/audit/index.js";
 
 const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
@@ -351,5 +354,42 @@ void test("a byte order mark at the start of the stream (a .NET StreamWriter's) 
     assert.deepEqual(server.problems, []);
   } finally {
     await server.close();
+  }
+});
+
+void test("a flood of refused calls the rate limit does not count: each answered with its error, 60 entries of their own, the rest counted, and the log verifies", async () => {
+  const stateDir = tempDir("msl-state-");
+  const server = await ServerProcess.initialized({ entry: TEST_SERVER_ENTRY, stateDir });
+  try {
+    const line = (id: string, params: Message) => JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params });
+    const unknown = Array.from({ length: 300 }, (_, i) => `u-${i}`);
+    const malformed = Array.from({ length: 50 }, (_, i) => `m-${i}`);
+    server.child.stdin.write(
+      `${[...unknown.map((id) => line(id, { name: `no_such_${id}`, arguments: {} })), ...malformed.map((id) => line(id, { name: "echo", arguments: 5 }))].join("\n")}\n`,
+    );
+    // Held for their summaries, a second apart at most: liveness only.
+    const replies = await Promise.all([...unknown, ...malformed].map((id) => server.waitFor((m) => m.id === id, 30_000, `reply to ${id}`)));
+    for (const reply of replies) assert.equal(reply.error?.code, INVALID_PARAMS, JSON.stringify(reply));
+    // Refusals counted but not yet recorded when stdin closes are recorded, and answered, at shutdown.
+    const late = Array.from({ length: 20 }, (_, i) => `late-${i}`);
+    server.child.stdin.write(`${late.map((id) => line(id, { name: "no_such_tool", arguments: {} })).join("\n")}\n`);
+    const lateReplies = Promise.all(late.map((id) => server.waitFor((m) => m.id === id, 30_000, `reply to ${id}`)));
+    assert.deepEqual(await server.close(10_000), { code: 0, signal: null });
+    for (const reply of await lateReplies) assert.equal(reply.error?.code, INVALID_PARAMS);
+
+    const entries = auditEntries(stateDir);
+    const sent = new Set([...unknown, ...malformed, ...late]);
+    const own = entries.filter((e) => e.event === "denied" && sent.has(e.requestId as string));
+    const summaries = entries.filter((e) => e.event === "denied" && e.data?.refusalsNotRecorded !== undefined);
+    const counted = summaries.reduce((sum, e) => sum + (e.data.refusalsNotRecorded as number), 0);
+    assert.equal(own.length, 60, "as many entries of their own as the minute allows");
+    assert.equal(own.length + counted, sent.size, "every refusal is recorded or counted");
+    assert.ok(summaries.length < 20, `${summaries.length} summaries`);
+    const stop = entries.findIndex((e) => e.event === "server_stop");
+    assert.ok(entries.indexOf(summaries.at(-1)!) < stop, "the last count is recorded before server_stop");
+    const verified = await verifyAudit(join(stateDir, "audit"));
+    assert.equal(verified.ok, true, JSON.stringify(verified.failure));
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
   }
 });
