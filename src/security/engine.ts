@@ -292,7 +292,7 @@ export class SecurityEngine implements ToolService {
     if (entry === undefined) {
       return this.refuse(call, callId, started, refusalOf("access", "TOOL_NOT_ALLOWED", `Tool "${call.name}" is not available in this session.`));
     }
-    if (this.options.unsafeBypass) return this.run(entry, call, callId, started).then((outcome) => this.finish(entry, outcome));
+    if (this.options.unsafeBypass) return this.run(entry, call, callId, started).then((outcome) => this.finish(entry, pluginDone(call, outcome)));
 
     // Stages 1–5: admission. Nothing below runs unless every check passed.
     const admission = this.admit(entry, call, started);
@@ -329,7 +329,7 @@ export class SecurityEngine implements ToolService {
     if (this.auditing) return this.admittedAudited(entry, call, callId, started);
     // With the audit log off nothing is recorded or redacted: stages 7–8 alone, as a plain
     // promise chain (an async function's suspended state is a measurable part of a cheap call).
-    return this.run(entry, call, callId, started).then((outcome) => this.finishOrInternal(entry, outcome));
+    return this.run(entry, call, callId, started).then((outcome) => this.finishOrInternal(entry, pluginDone(call, outcome)));
   }
 
   private async admittedAudited(entry: RegisteredTool, call: ToolCall, callId: string | undefined, started: number): Promise<CallToolResult> {
@@ -341,7 +341,7 @@ export class SecurityEngine implements ToolService {
     }
 
     // Stages 7–8.
-    const outcome = await this.run(entry, call, callId, started);
+    const outcome = pluginDone(call, await this.run(entry, call, callId, started));
     let result = this.finishOrInternal(entry, outcome);
     let digest: Record<string, unknown>;
     try {
@@ -465,7 +465,7 @@ export class SecurityEngine implements ToolService {
     return new CallContext(
       scope,
       callId,
-      call.progress,
+      call,
       logger,
       this.catalog,
       this.options.capabilities,
@@ -621,6 +621,17 @@ export class SecurityEngine implements ToolService {
  * What a plugin receives for one call. The capabilities and the session are made on
  * first use: most calls touch neither, and every call otherwise paid for their closures.
  */
+/**
+ * The plugin's part of a call is over (its result is in, or the call ended): a report it makes
+ * later (a timer it left running) would tell of work after its result, and reach the client
+ * before the response while the outcome's audit entry is written. Cleared here, not when the
+ * response is written.
+ */
+function pluginDone(call: ToolCall, outcome: DispatchOutcome): DispatchOutcome {
+  call.progress = undefined;
+  return outcome;
+}
+
 class CallContext implements ToolContext {
   private capabilities: CallCapabilities | undefined;
   private sessionInfo: SessionInfo | undefined;
@@ -628,7 +639,8 @@ class CallContext implements ToolContext {
   constructor(
     private readonly scope: CallAbort,
     private id: string | undefined,
-    private readonly reportProgress: ((update: ProgressUpdate) => void) | undefined,
+    /** Read at each report: it is cleared when the plugin's part is over (see pluginDone). */
+    private readonly call: Pick<ToolCall, "progress">,
     readonly log: PluginLogger,
     readonly catalog: ToolCatalog,
     private readonly capabilityFactory: CapabilityFactory,
@@ -661,7 +673,7 @@ class CallContext implements ToolContext {
   }
 
   progress(update: ProgressUpdate): void {
-    this.reportProgress?.(update);
+    this.call.progress?.(update);
   }
 
   private get caps(): CallCapabilities {
