@@ -209,13 +209,20 @@ export function argumentDigester(root: Schema): ArgumentDigester | undefined {
     }
     const source = original as Record<string, unknown>;
     const from = redacted as Record<string, unknown>;
+    // Redaction rewrites a name holding a secret ("https://u:pw@host" becomes
+    // "https://u:[REDACTED]@host") but keeps one key for each, in order: keys are paired by
+    // place, and the schema is read with the name as sent. Looked up by the record's names,
+    // a rewritten one was not found, and its marked value stayed whole.
+    const names = Object.keys(source);
+    const keys = Object.keys(from);
+    if (names.length !== keys.length) return valueDigest(original); // not redaction's copy: keep nothing of it
     let out: Record<string, unknown> | undefined;
-    for (const name of Object.keys(from)) {
-      if (!Object.hasOwn(source, name)) continue;
-      const children = memberSchemas(applying, name);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const children = memberSchemas(applying, names[i]!);
       if (children.length === 0) continue;
-      const value = walk(children, source[name], from[name]);
-      if (value !== from[name]) (out ??= { ...from })[name] = value;
+      const value = walk(children, source[names[i]!], from[key]);
+      if (value !== from[key]) (out ??= { ...from })[key] = value;
     }
     return out ?? redacted;
   };

@@ -409,7 +409,8 @@ export function redact(value: unknown, options: RedactOptions = {}): Redaction<u
       // a property name, is redacted too (numbered if two keys then read the same). A redacted
       // name never takes the name of another key of the source, whichever comes first: the
       // other key's value would overwrite it, or be overwritten, and the record would lose
-      // one of the values the tool was given.
+      // one of the values the tool was given. One key out for each key in, in the same order:
+      // the audit digest (audit-digest.ts) pairs them by place.
       const scanned = redactKey(key);
       let name = key;
       if (scanned.redactions > 0) {

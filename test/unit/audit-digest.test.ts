@@ -123,3 +123,27 @@ test("a mark no walk can honour is a schema problem, named with its place", () =
   assert.match(problem({ properties: { a: { $ref: "https://example.com/s.json" }, b: { "x-audit": "digest" } } }) ?? "", /reference "https:\/\/example\.com\/s\.json" .* cannot be followed/);
   assert.equal(problem({ properties: { a: { items: { "x-audit": "digest" } } } }), undefined);
 });
+
+test("a marked value under a key redaction renames (a secret in the name) is digested, not recorded whole", () => {
+  const schema = {
+    type: "object",
+    properties: { files: { type: "object", additionalProperties: { type: "string", "x-audit": "digest" } }, n: { type: "integer" } },
+  };
+  // Redaction rewrites a name holding a URL password or a JWT: the walk must still find its value.
+  const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
+  const args = { n: 1, files: { "https://u:pw@host/a": "private one", [`id-${jwt}`]: "private two", "token=abc": "private three", "10": "ten", plain: "x" } };
+  const out = recorded(schema, args) as { files: Record<string, unknown> };
+  assert.deepEqual(out.files, {
+    "10": digestOf("ten"),
+    "https://u:[REDACTED]@host/a": digestOf("private one"),
+    "[REDACTED]": digestOf("private two"),
+    // A sensitive name took the whole value, as for any key.
+    "token=[REDACTED]": "[REDACTED]",
+    plain: digestOf("x"),
+  });
+  // The schema is read with the names as sent: a pattern matches the name before redaction.
+  const byPattern = { type: "object", patternProperties: { "^https://": { "x-audit": "digest" } } };
+  assert.deepEqual(recorded(byPattern, { "https://u:pw@host/a": "private" }), { "https://u:[REDACTED]@host/a": digestOf("private") });
+  // A record that is not redaction's copy of the arguments (a key more or less) keeps nothing of them.
+  assert.deepEqual(argumentDigester(schema)!(args, { n: 1, files: { plain: "x" } }), { n: 1, files: valueDigest(args.files) });
+});
