@@ -61,6 +61,12 @@ export function auditKeywordProblem(root: Schema): string | undefined {
       if (node[AUDIT_KEYWORD] !== "digest") return `"${AUDIT_KEYWORD}" at ${at} must be "digest".`;
       if (inside !== undefined) return `"${AUDIT_KEYWORD}" cannot be used inside "${inside}" (at ${at}): no value there can be named for the audit log.`;
     }
+    // Below a $id, Ajv reads "#/..." against that subschema, not the root as the walk does; and
+    // Ajv follows $recursiveRef, which the walk does not: marks behind either would be missed.
+    if (node !== root && Object.hasOwn(node, "$id")) {
+      return `"$id" at ${at} makes the "#/..." references under it name parts of that subschema; "${AUDIT_KEYWORD}" needs them read from the root: remove it.`;
+    }
+    if (Object.hasOwn(node, "$recursiveRef")) return `"$recursiveRef" at ${at} cannot be followed to tell which values "${AUDIT_KEYWORD}" marks; use "$ref".`;
     for (const key of ["$ref", "$dynamicRef"]) {
       const ref = node[key];
       if (typeof ref !== "string") continue;

@@ -147,3 +147,19 @@ test("a marked value under a key redaction renames (a secret in the name) is dig
   // A record that is not redaction's copy of the arguments (a key more or less) keeps nothing of them.
   assert.deepEqual(argumentDigester(schema)!(args, { n: 1, files: { plain: "x" } }), { n: 1, files: valueDigest(args.files) });
 });
+
+test("references are read as Ajv reads them, or the schema is refused: a $id below the root, $recursiveRef", () => {
+  const problem = (schema: JsonObject) => auditKeywordProblem({ type: "object", ...schema });
+  // Under a nested $id, "#/$defs/z" is that subschema's own $defs/z (marked), not the root's (unmarked).
+  const nestedId = {
+    $defs: { z: { type: "number" } },
+    properties: {
+      inner: { $id: "https://example.com/inner", type: "object", $defs: { z: { type: "number", "x-audit": "digest" } }, properties: { c: { $ref: "#/$defs/z" } } },
+    },
+  };
+  assert.match(problem(nestedId) ?? "", /"\$id" at #\/properties\/inner/);
+  // Ajv follows $recursiveRef (to the root); the walk did not, and the root's marks were missed under it.
+  assert.match(problem({ properties: { next: { $recursiveRef: "#" }, body: { "x-audit": "digest" } } }) ?? "", /"\$recursiveRef" at #\/properties\/next/);
+  // A $id at the root changes nothing for "#/..." references.
+  assert.equal(problem({ $id: "https://example.com/tool", $defs: { z: { "x-audit": "digest" } }, properties: { c: { $ref: "#/$defs/z" } } }), undefined);
+});
