@@ -121,7 +121,7 @@ export function argumentDigester(root: Schema): ArgumentDigester | undefined {
       try {
         compiled = new RegExp(source, "u"); // as Ajv reads patterns
       } catch {
-        compiled = null; // Ajv refused the schema already; nothing matches here
+        compiled = null; // Ajv refuses the schema, and the engine then records only a digest of the arguments
       }
       patterns.set(source, compiled);
     }

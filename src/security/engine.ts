@@ -536,6 +536,9 @@ export class SecurityEngine implements ToolService {
    * refused for. Other refusals keep the redacted arguments, as admitted calls do, when
    * they are small: a call refused by its schema may carry anything (a property the schema
    * does not know, of any size), and such calls still pass the rate limit, ~1 MiB each.
+   * A tool whose input schema Ajv refused keeps only a digest too: the schema says where its
+   * `x-audit` marks are, and one Ajv cannot read (a pattern that does not compile, tuple
+   * `items`) cannot be trusted to say it.
    */
   private recordedArguments(call: ToolCall, stage: string | undefined): Pick<AuditRecordInput, "arguments" | "data"> {
     if (!this.auditing) return {};
@@ -544,7 +547,7 @@ export class SecurityEngine implements ToolService {
     // cover what was sent, not an empty text.
     const text = jsonTextAnyDepth(args);
     const argumentBytes = Buffer.byteLength(text);
-    if (stage === "rate_limit" || stage === "limits" || argumentBytes > REFUSED_ARGUMENTS_KEPT_MAX) {
+    if (stage === "rate_limit" || stage === "limits" || argumentBytes > REFUSED_ARGUMENTS_KEPT_MAX || this.validators?.sourceOf(call.name)?.input === "invalid") {
       return { data: { argumentBytes, argumentsSha256: sha256Hex(text) } };
     }
     return { arguments: auditedArguments(this.allowed.get(call.name)?.tool, args) };

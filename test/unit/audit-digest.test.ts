@@ -3,9 +3,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { argumentDigester, auditKeywordProblem, valueDigest } from "../../src/security/audit-digest.js";
-import { auditedArguments } from "../../src/security/engine.js";
 import { redact } from "../../src/security/redaction.js";
-import type { JsonObject, ToolDefinition } from "../../src/plugins/contract.js";
+import type { JsonObject, Plugin, ToolDefinition } from "../../src/plugins/contract.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SecurityEngine, auditedArguments } from "../../src/security/engine.js";
+import { PluginRegistry } from "../../src/plugins/registry.js";
+import { defaultPolicy } from "../../src/security/policy/defaults.js";
+import { compilePathPolicy } from "../../src/security/path-guard.js";
+import type { AuditRecordInput } from "../../src/security/audit/index.js";
+import { LazyAbort } from "../../src/util/call-abort.js";
+import { silentLogger } from "../../src/util/logger.js";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 const digestOf = (text: string) => ({ bytes: Buffer.byteLength(text), sha256: sha(text) });
@@ -162,4 +171,65 @@ test("references are read as Ajv reads them, or the schema is refused: a $id bel
   assert.match(problem({ properties: { next: { $recursiveRef: "#" }, body: { "x-audit": "digest" } } }) ?? "", /"\$recursiveRef" at #\/properties\/next/);
   // A $id at the root changes nothing for "#/..." references.
   assert.equal(problem({ $id: "https://example.com/tool", $defs: { z: { "x-audit": "digest" } }, properties: { c: { $ref: "#/$defs/z" } } }), undefined);
+});
+
+/** An engine serving these tools (which never run), with an in-memory audit log. */
+function engineWith(tools: ToolDefinition[]) {
+  const dir = mkdtempSync(join(tmpdir(), "msl-digest-"));
+  const entries: AuditRecordInput[] = [];
+  const plugin: Plugin = {
+    name: "p",
+    version: "1.0.0",
+    description: "marks content",
+    tools,
+    execute: () => Promise.resolve({ content: [{ type: "text", text: "ran" }] }),
+  };
+  const policy = defaultPolicy(dir);
+  const engine = new SecurityEngine({
+    policy,
+    registry: new PluginRegistry([plugin]),
+    audit: {
+      append(entry) {
+        entries.push(entry);
+        return Promise.resolve({ seq: entries.length, hash: "h" } as never);
+      },
+      status: () => ({ enabled: true, ok: true, state: "open", seq: entries.length, head: "h", path: "mem" }) as never,
+      close: () => Promise.resolve(undefined),
+    },
+    capabilities: { forCall: () => ({}) as never, execSandbox: () => Promise.reject(new Error("none")), close: () => undefined },
+    paths: compilePathPolicy(policy.filesystem, { baseDir: dir, homeDir: dir }),
+    logger: silentLogger,
+    session: () => ({ projectPath: undefined, clientName: "t" }),
+  });
+  const call = (name: string, args: JsonObject) => engine.callTool({ name, arguments: args, requestId: 1, abort: new LazyAbort(), progress: undefined });
+  return { engine, entries, call, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const tool = (name: string, inputSchema: JsonObject) => ({ name, title: name, description: "d", inputSchema, annotations: {} }) as unknown as ToolDefinition;
+
+test("a tool whose schema Ajv refuses records its refused calls as a digest: the walk cannot read such a schema", async () => {
+  const schemas: JsonObject[] = [
+    // A pattern that does not compile: the walk matched nothing with it.
+    { type: "object", patternProperties: { "^body(": { type: "string", "x-audit": "digest" } } },
+    // Tuple items in the draft-07 spelling, which 2020-12 does not have.
+    { type: "object", properties: { pair: { type: "array", items: [{ type: "string" }, { type: "string", "x-audit": "digest" }] } } },
+  ];
+  const s = engineWith(schemas.map((schema, i) => tool(`t${i}`, schema)));
+  try {
+    await s.engine.prepare();
+    for (const [name, args] of [
+      ["t0", { "body(1": "private one" }],
+      ["t1", { pair: ["name", "private two"] }],
+    ] as const) {
+      const result = await s.call(name, args as JsonObject);
+      assert.equal(result.isError, true);
+      const entry = s.entries.at(-1)!;
+      assert.equal(entry.event, "denied");
+      assert.equal(entry.arguments, undefined, JSON.stringify(entry));
+      assert.equal(JSON.stringify(entry).includes("private"), false, JSON.stringify(entry));
+      assert.deepEqual(Object.keys(entry.data ?? {}).sort(), ["argumentBytes", "argumentsSha256"]);
+    }
+  } finally {
+    s.cleanup();
+  }
 });
