@@ -88,3 +88,27 @@ test("a caller whose call ends stops waiting at once; the lookup goes on for the
   assert.equal(await other, "addr-of-slow");
   await assert.rejects(lookup("x", AbortSignal.abort()), /abort/i);
 });
+
+test("a caller whose call has already ended starts no lookup, and leaves no rejection unhandled", async () => {
+  const r = heldResolver();
+  const lookup = limitLookups(r.resolve, 1);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    await assert.rejects(lookup("gone", AbortSignal.abort(new Error("the call timed out"))), /the call timed out/);
+    await tick();
+    // Before, a lookup started for no one, and its failure rejected a promise no one held
+    // (an unhandled rejection ends the process).
+    for (const name of [...r.started]) r.fail(name);
+    await tick();
+    assert.deepEqual(unhandled, []);
+    assert.deepEqual(r.started, [], "no lookup for a call that has ended");
+    const later = lookup("gone");
+    await tick();
+    r.fail("gone");
+    await assert.rejects(later, /ENOTFOUND/);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});

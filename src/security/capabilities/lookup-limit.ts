@@ -42,6 +42,9 @@ export function limitLookups<T>(resolve: Resolve<T>, max: number = MAX_LOOKUPS_I
   };
 
   return (hostname, signal) => {
+    // A call that has ended waits for nothing: a lookup started for it would only take a slot,
+    // and its failure would reject a promise no one holds (an unhandled rejection ends the process).
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     let shared = inFlight.get(hostname);
     if (shared === undefined) {
       // One lookup per name, waited for by every caller: a caller whose call ends stops waiting
@@ -61,7 +64,6 @@ function abortReason(signal: AbortSignal | undefined): Error {
 
 /** `promise`, or a rejection as soon as `signal` fires (the lookup itself goes on for whoever else waits). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(abortReason(signal));
     signal.addEventListener("abort", onAbort, { once: true });
