@@ -528,3 +528,23 @@ void test("a log whose lines are entries but do not verify is still tampered, no
     env.cleanup();
   }
 });
+
+void test("a rotated segment that holds no entry is tampered, not 'not an audit log': only audit.log_file can be a file named by mistake", async () => {
+  const env = tempEnv();
+  try {
+    const segments = await segmentsWithoutActiveFile(env);
+    const newest = path.join(env.logDir, segments.at(-1)!);
+    // Overwritten whole, or reduced to a cut line that is no entry's start: the log's own file, damaged.
+    for (const content of ["overwritten\nwith junk\n", "\0\0\0\0"]) {
+      fs.writeFileSync(newest, content);
+      await assert.rejects(openTestLog(env, { rotate_bytes: 1200 }), (err: unknown) => {
+        assertTampered(err);
+        assert.doesNotMatch((err as Error).message, /Point audit\.log_file/);
+        return true;
+      });
+      assert.equal(fs.readFileSync(newest, "utf8"), content);
+    }
+  } finally {
+    env.cleanup();
+  }
+});

@@ -304,7 +304,10 @@ export async function newestSegmentEnd(layer: AuditFs, activePath: string): Prom
     if (!(await layer.fstat(fd)).isFile()) {
       throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit segment ${file} is not a regular file; refusing to continue the chain from it`);
     }
-    const inspection = await inspectLogFile(layer, fd, file);
+    // Not inspectLogFile: only audit.log_file can be another file named by mistake. A segment is
+    // a file the log itself renamed, so one holding no entry is the log damaged (AUDIT_TAMPERED),
+    // never AUDIT_NOT_A_LOG, whose advice is to start a new log elsewhere.
+    const inspection = await inspectEntries(layer, fd, file);
     if (inspection.torn !== undefined) throw tampered(file, "the rotated segment's end", "it ends with an incomplete line");
     if (inspection.end === undefined) throw tampered(file, "the rotated segment", "it holds no entry");
     return { ...inspection.end, file };
