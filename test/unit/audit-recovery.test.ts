@@ -548,3 +548,23 @@ void test("a rotated segment that holds no entry is tampered, not 'not an audit 
     env.cleanup();
   }
 });
+
+void test("a log_file that is not an audit log keeps its mode too (it is tightened to 0600 only once the file is the log)", async () => {
+  const env = tempEnv();
+  try {
+    fs.mkdirSync(env.logDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(env.logFile, "a note others may read\n", { mode: 0o644 });
+    fs.chmodSync(env.logFile, 0o644);
+    await assert.rejects(openTestLog(env), (err: unknown) => err instanceof AuditOpenError && err.code === "AUDIT_NOT_A_LOG");
+    assert.equal(fs.statSync(env.logFile).mode & 0o777, 0o644);
+    // A log with a loose mode is still tightened, as before.
+    fs.rmSync(env.logFile);
+    await makeLog(env);
+    fs.chmodSync(env.logFile, 0o644);
+    const sink = await openTestLog(env);
+    await sink.close();
+    assert.equal(fs.statSync(env.logFile).mode & 0o777, 0o600);
+  } finally {
+    env.cleanup();
+  }
+});

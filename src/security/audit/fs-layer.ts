@@ -22,13 +22,21 @@ export interface AuditStats {
   isSymbolicLink(): boolean;
 }
 
+export interface OpenedLogFile {
+  fd: number;
+  notes: string[];
+  tighten?: () => Promise<string>;
+}
+
 export interface AuditFs {
   /**
    * Opens (creating with mode 0600) the log file for reading and appending. The default
    * refuses symlinks (O_NOFOLLOW), anything that is not a regular file, and files of
-   * another owner, and tightens a looser mode to 0600. Returns notes worth a warning.
+   * another owner. Returns notes worth a warning, and, for a file with a looser mode,
+   * `tighten`, which makes it 0600 and says so: the caller runs it once the file is known
+   * to be a log, since a file audit.log_file names by mistake is refused as it was found.
    */
-  openLogFile(path: string): Promise<{ fd: number; notes: string[] }>;
+  openLogFile(path: string): Promise<OpenedLogFile>;
   open(path: string, flags: number, mode?: number): Promise<number>;
   close(fd: number): Promise<void>;
   fstat(fd: number): Promise<AuditStats>;
@@ -80,7 +88,7 @@ export function currentUid(): number | undefined {
   return typeof process.getuid === "function" ? process.getuid() : undefined;
 }
 
-async function openLogFileChecked(path: string): Promise<{ fd: number; notes: string[] }> {
+async function openLogFileChecked(path: string): Promise<OpenedLogFile> {
   let fd: number;
   try {
     fd = await cb<number>((done) => fs.open(path, C.O_RDWR | C.O_APPEND | C.O_CREAT | O_NOFOLLOW, 0o600, done));
@@ -101,8 +109,15 @@ async function openLogFileChecked(path: string): Promise<{ fd: number; notes: st
       throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${path} belongs to user ${st.uid}, not to this user (${uid}); refusing to use it`);
     }
     if ((st.mode & 0o077) !== 0) {
-      await cbVoid((done) => fs.fchmod(fd, 0o600, done));
-      notes.push(`audit log ${path} had mode ${(st.mode & 0o777).toString(8)}; tightened to 600`);
+      const tighten = async (): Promise<string> => {
+        try {
+          await cbVoid((done) => fs.fchmod(fd, 0o600, done));
+        } catch (err) {
+          throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${path} cannot be made private (mode 600): ${describeFsError(err)}`, { cause: err });
+        }
+        return `audit log ${path} had mode ${(st.mode & 0o777).toString(8)}; tightened to 600`;
+      };
+      return { fd, notes, tighten };
     }
   } catch (err) {
     fs.closeSync(fd);

@@ -147,15 +147,19 @@ export async function openAuditLog(opts: OpenAuditOptions): Promise<AuditSink> {
   let writer: ChainWriter | undefined;
   let logId: string | undefined;
   try {
+    let tighten: (() => Promise<string>) | undefined;
     try {
       const opened = await layer.openLogFile(logPath);
       fd = opened.fd;
+      tighten = opened.tighten;
       for (const note of opened.notes) logger.warn(note);
     } catch (err) {
       if (err instanceof AuditOpenError) throw err;
       throw new AuditOpenError("AUDIT_OPEN_FAILED", `audit log ${logPath} cannot be opened: ${describeFsError(err)}`, { cause: err });
     }
     const inspection = await inspectLogFile(layer, fd, logPath);
+    // Only now: a file that is not a log (AUDIT_NOT_A_LOG above) keeps its mode, as all else of it.
+    if (tighten !== undefined) logger.warn(await tighten());
     if (inspection.end === undefined && inspection.torn === undefined) {
       // An empty file was most likely made by this open (a new log, or an active file a crash
       // lost between rotation steps): an fdatasync of it does not make its name durable, so

@@ -548,10 +548,11 @@ export class ChainWriter {
     await this.fs.close(this.fd);
     this.fd = -1;
     await this.fs.rename(this.path, target);
-    const { fd, notes } = await this.fs.openLogFile(this.path);
+    const { fd, notes, tighten } = await this.fs.openLogFile(this.path);
     this.fd = fd;
     this.fileWritten = 0;
     for (const note of notes) this.opts.logger.warn(note);
+    if (tighten !== undefined) this.opts.logger.warn(await tighten());
     const st = await this.fs.fstat(fd);
     if (st.size !== 0) throw new Error(`a new ${this.path} appeared during rotation and is not empty`);
     this.identity = { dev: st.dev, ino: st.ino };
