@@ -413,6 +413,42 @@ void describe("a schema changed outside the server", () => {
     assert.equal((await ok(plugin, "list_bugs", { query: "searchable" })).count, 2);
   });
 
+  void it("leaves a database it refuses in the journal mode it was in: WAL is set only once the file is known to be ours and whole", async () => {
+    // Another program's database, a damaged one of ours, and a newer one, each in rollback-journal
+    // mode (a copy made by VACUUM INTO, or a tool that set journal_mode = DELETE): switching it to
+    // WAL rewrites its header and leaves it unreadable to SQLite before 3.7 and on network file systems.
+    fs.mkdirSync(tc.stateDir, { recursive: true });
+    const file = tc.databasePath("bugtracker");
+    const cases: Array<[string, (db: Database.Database) => void]> = [
+      ["NOT_OUR_DATABASE", (db) => db.exec("CREATE TABLE notes (x)")],
+      [
+        "SCHEMA_DAMAGED",
+        (db) => {
+          migrate(db);
+          db.exec("DROP TRIGGER bugs_no_delete");
+        },
+      ],
+      [
+        "SCHEMA_TOO_NEW",
+        (db) => {
+          migrate(db);
+          db.pragma(`user_version = ${LATEST_VERSION + 1}`);
+        },
+      ],
+    ];
+    for (const [code, make] of cases) {
+      for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(file + suffix, { force: true });
+      const raw = new Database(file);
+      make(raw);
+      raw.close();
+      const before = fs.readFileSync(file);
+      assert.equal(before[18], 1, "written in rollback-journal mode");
+      const result = await call(newPlugin(), "list_bugs");
+      assert.equal(result.code, code, result.text);
+      assert.deepEqual(fs.readFileSync(file), before, `${code}: the file is as it was`);
+    }
+  });
+
   void it("starts a new database once the damaged one is moved aside", async () => {
     await damaged("DROP TABLE relations");
     const plugin = newPlugin();

@@ -20,9 +20,12 @@ export function configureBugDatabase(db: SqliteDatabase, busyTimeoutMs: number):
     // busy_timeout first: every later step may wait for another process's lock.
     db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
     db.pragma("foreign_keys = ON");
-    // On a file that is not a database this read fails (SQLITE_NOTADB) before any write.
-    db.pragma("journal_mode = WAL");
+    // On a file that is not a database, migrate's first read fails (SQLITE_NOTADB) before any write.
     migrate(db);
+    // Only now: switching to WAL rewrites the file's header, and a database migrate refused (another
+    // program's, damaged, newer) is left as it was found. A new database is made in rollback-journal
+    // mode, then switched.
+    db.pragma("journal_mode = WAL");
     return db;
   } catch (error) {
     if (db.open) db.close();
