@@ -330,6 +330,27 @@ void describe("a schema changed outside the server", () => {
     assert.equal(expectedObjects(LATEST_VERSION + 1), undefined);
   });
 
+  void it("reads names as SQLite does, whatever their case: an index or trigger made again as BUGS_STATUS ON Bugs is there", () => {
+    const db = new Database(":memory:");
+    try {
+      migrate(db);
+      db.exec(`
+        DROP INDEX bugs_status; CREATE INDEX BUGS_STATUS ON Bugs (status);
+        DROP TRIGGER bugs_no_delete; CREATE TRIGGER Bugs_No_Delete BEFORE DELETE ON BUGS BEGIN SELECT RAISE(ABORT, 'bugs are never deleted'); END;
+        ALTER TABLE bug_tags RENAME COLUMN tag TO Tag;
+      `);
+      // SQLite itself finds them by their lower-case names.
+      assert.equal((db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'bugs_status' COLLATE NOCASE").get() as { n: number }).n, 1);
+      const expected = expectedObjects(LATEST_VERSION)!;
+      assert.deepEqual(schemaProblems(expected, readSchema(db, expected)), []);
+      // A name that differs otherwise is still missing.
+      db.exec("DROP INDEX BUGS_STATUS; CREATE INDEX bugs_statuses ON bugs (status)");
+      assert.deepEqual(schemaProblems(expected, readSchema(db, expected)), [{ kind: "missing", type: "index", name: "bugs_status" }]);
+    } finally {
+      db.close();
+    }
+  });
+
   void it("names what is wrong, leaves out what a missing table took with it, and counts what it does not name", () => {
     const expected: SchemaObject[] = [
       { type: "table", name: "a", table: "a", columns: ["x", "y"] },

@@ -57,11 +57,23 @@ export function expectedObjects(version: number): readonly SchemaObject[] | unde
   return Number.isInteger(version) && version >= 1 ? OBJECTS_BY_VERSION[version - 1] : undefined;
 }
 
-/** What a database holds: each named object's kind and table, and the columns of the tables asked about. */
+/**
+ * What a database holds: each named object's kind and table, and the columns of the tables asked
+ * about. Names are keys as `folded` makes them, tables and columns folded too.
+ */
 export interface ActualSchema {
   readonly objects: ReadonlyMap<string, { type: string; table: string }>;
   /** Columns per table; a string when SQLite could not describe the table (its message). */
   readonly columns: ReadonlyMap<string, readonly string[] | string>;
+}
+
+/**
+ * A name as SQLite compares names: ASCII letters without case (`BUGS_STATUS` is `bugs_status`).
+ * sqlite_schema keeps the spelling an object was made with, so one made again by hand in other
+ * case is the same object to SQLite, and must not be reported missing.
+ */
+function folded(name: string): string {
+  return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }
 
 export type SchemaProblem =
@@ -74,13 +86,13 @@ export type SchemaProblem =
 /** Reads the objects and the columns of the expected tables (one pass over sqlite_schema, one pragma per table). */
 export function readSchema(db: SqliteDatabase, expected: readonly SchemaObject[]): ActualSchema {
   const rows = db.prepare("SELECT type, name, tbl_name AS tbl FROM main.sqlite_schema").all() as { type: string; name: string; tbl: string }[];
-  const objects = new Map(rows.map((row) => [row.name, { type: row.type, table: row.tbl }]));
+  const objects = new Map(rows.map((row) => [folded(row.name), { type: row.type, table: folded(row.tbl) }]));
   const columns = new Map<string, readonly string[] | string>();
   const describe = db.prepare("SELECT name FROM main.pragma_table_info(?)");
   for (const object of expected) {
-    if (object.columns === undefined || objects.get(object.name)?.type !== "table") continue;
+    if (object.columns === undefined || objects.get(folded(object.name))?.type !== "table") continue;
     try {
-      columns.set(object.name, (describe.all(object.name) as { name: string }[]).map((row) => row.name));
+      columns.set(object.name, (describe.all(object.name) as { name: string }[]).map((row) => folded(row.name)));
     } catch (error) {
       // A virtual table whose module cannot open it (its shadow tables damaged) says so here.
       // Only SQLITE_ERROR: busy, I/O and corruption keep their own reports.
@@ -109,13 +121,13 @@ export function schemaProblems(expected: readonly SchemaObject[], actual: Actual
     if (object.columns === undefined) continue;
     const columns = actual.columns.get(object.name) ?? [];
     if (typeof columns === "string") problems.push({ kind: "unreadable", name: object.name, reason: columns });
-    else for (const column of object.columns) if (!columns.includes(column)) problems.push({ kind: "missing-column", table: object.name, column });
+    else for (const column of object.columns) if (!columns.includes(folded(column))) problems.push({ kind: "missing-column", table: object.name, column });
   }
   for (const object of expected.filter((item) => attached(item) && !absent.has(item.table))) {
-    const found = actual.objects.get(object.name);
+    const found = actual.objects.get(folded(object.name));
     const problem = presence(object, actual);
     if (problem !== undefined) problems.push(problem);
-    else if (found !== undefined && found.table !== object.table) {
+    else if (found !== undefined && found.table !== folded(object.table)) {
       problems.push({ kind: "wrong-table", type: object.type, name: object.name, expected: object.table, actual: found.table });
     }
   }
@@ -124,7 +136,7 @@ export function schemaProblems(expected: readonly SchemaObject[], actual: Actual
 
 /** Whether an object of this name and kind exists. */
 function presence(object: SchemaObject, actual: ActualSchema): SchemaProblem | undefined {
-  const found = actual.objects.get(object.name);
+  const found = actual.objects.get(folded(object.name));
   if (found === undefined) return { kind: "missing", type: object.type, name: object.name };
   if (found.type !== object.type) return { kind: "wrong-type", name: object.name, expected: object.type, actual: found.type };
   return undefined;
