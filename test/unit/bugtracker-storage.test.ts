@@ -351,6 +351,26 @@ void describe("a schema changed outside the server", () => {
     }
   });
 
+  void it("keeps triggers apart from tables, views and indexes, as SQLite does: an object of one's own may share a name across them", () => {
+    const db = new Database(":memory:");
+    try {
+      migrate(db);
+      // A trigger named after its table, a table named like one of our triggers: SQLite allows both.
+      db.exec(`
+        CREATE TABLE edits (at INTEGER);
+        CREATE TRIGGER bugs AFTER UPDATE ON bugs BEGIN INSERT INTO edits VALUES (new.updated_at); END;
+        CREATE TABLE bugs_search_insert (note TEXT);
+      `);
+      const expected = expectedObjects(LATEST_VERSION)!;
+      assert.deepEqual(schemaProblems(expected, readSchema(db, expected)), []);
+      // Our trigger gone, the table of that name left: the trigger is missing.
+      db.exec("DROP TRIGGER bugs_search_insert");
+      assert.deepEqual(schemaProblems(expected, readSchema(db, expected)), [{ kind: "missing", type: "trigger", name: "bugs_search_insert" }]);
+    } finally {
+      db.close();
+    }
+  });
+
   void it("names what is wrong, leaves out what a missing table took with it, and counts what it does not name", () => {
     const expected: SchemaObject[] = [
       { type: "table", name: "a", table: "a", columns: ["x", "y"] },
@@ -370,6 +390,7 @@ void describe("a schema changed outside the server", () => {
         ["a_x", { type: "index", table: "other" }],
         ["extra", { type: "index", table: "a" }],
       ]),
+      triggers: new Map<string, { type: string; table: string }>(),
       columns: new Map<string, readonly string[] | string>([
         ["a", ["x", "extra"]],
         ["fts", "vtable constructor failed: fts"],

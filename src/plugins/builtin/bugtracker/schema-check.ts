@@ -62,7 +62,10 @@ export function expectedObjects(version: number): readonly SchemaObject[] | unde
  * about. Names are keys as `folded` makes them, tables and columns folded too.
  */
 export interface ActualSchema {
+  /** Tables, views and indexes, which share one namespace. */
   readonly objects: ReadonlyMap<string, { type: string; table: string }>;
+  /** Triggers: SQLite keeps their names apart (a trigger may be named like a table), so they are looked up apart. */
+  readonly triggers: ReadonlyMap<string, { type: string; table: string }>;
   /** Columns per table; a string when SQLite could not describe the table (its message). */
   readonly columns: ReadonlyMap<string, readonly string[] | string>;
 }
@@ -86,7 +89,9 @@ export type SchemaProblem =
 /** Reads the objects and the columns of the expected tables (one pass over sqlite_schema, one pragma per table). */
 export function readSchema(db: SqliteDatabase, expected: readonly SchemaObject[]): ActualSchema {
   const rows = db.prepare("SELECT type, name, tbl_name AS tbl FROM main.sqlite_schema").all() as { type: string; name: string; tbl: string }[];
-  const objects = new Map(rows.map((row) => [folded(row.name), { type: row.type, table: folded(row.tbl) }]));
+  const objects = new Map<string, { type: string; table: string }>();
+  const triggers = new Map<string, { type: string; table: string }>();
+  for (const row of rows) (row.type === "trigger" ? triggers : objects).set(folded(row.name), { type: row.type, table: folded(row.tbl) });
   const columns = new Map<string, readonly string[] | string>();
   const describe = db.prepare("SELECT name FROM main.pragma_table_info(?)");
   for (const object of expected) {
@@ -100,7 +105,7 @@ export function readSchema(db: SqliteDatabase, expected: readonly SchemaObject[]
       columns.set(object.name, (error as Error).message);
     }
   }
-  return { objects, columns };
+  return { objects, triggers, columns };
 }
 
 /**
@@ -124,7 +129,7 @@ export function schemaProblems(expected: readonly SchemaObject[], actual: Actual
     else for (const column of object.columns) if (!columns.includes(folded(column))) problems.push({ kind: "missing-column", table: object.name, column });
   }
   for (const object of expected.filter((item) => attached(item) && !absent.has(item.table))) {
-    const found = actual.objects.get(folded(object.name));
+    const found = lookUp(object, actual);
     const problem = presence(object, actual);
     if (problem !== undefined) problems.push(problem);
     else if (found !== undefined && found.table !== folded(object.table)) {
@@ -134,9 +139,14 @@ export function schemaProblems(expected: readonly SchemaObject[], actual: Actual
   return problems;
 }
 
+/** What the database holds under this object's name, in its kind's namespace. */
+function lookUp(object: SchemaObject, actual: ActualSchema): { type: string; table: string } | undefined {
+  return (object.type === "trigger" ? actual.triggers : actual.objects).get(folded(object.name));
+}
+
 /** Whether an object of this name and kind exists. */
 function presence(object: SchemaObject, actual: ActualSchema): SchemaProblem | undefined {
-  const found = actual.objects.get(folded(object.name));
+  const found = lookUp(object, actual);
   if (found === undefined) return { kind: "missing", type: object.type, name: object.name };
   if (found.type !== object.type) return { kind: "wrong-type", name: object.name, expected: object.type, actual: found.type };
   return undefined;
