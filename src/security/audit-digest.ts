@@ -51,12 +51,16 @@ function schemaAt(root: Schema, ref: string): Schema | undefined {
  */
 export function auditKeywordProblem(root: Schema): string | undefined {
   if (!hasKeyAnywhere(root, AUDIT_KEYWORD)) return undefined;
-  const seen = new Set<object>();
+  // A subschema is looked at once outside and once inside each unsupported keyword: one shared
+  // through $ref can be reached both ways, and seen once, its place inside "not" went unnoticed.
+  const seen = new Map<object, Set<string>>();
   const stack: { node: unknown; at: string; inside?: string }[] = [{ node: root, at: "#" }];
   while (stack.length > 0) {
     const { node, at, inside } = stack.pop()!;
-    if (!isSchema(node) || seen.has(node)) continue;
-    seen.add(node);
+    if (!isSchema(node)) continue;
+    const places = seen.get(node) ?? new Set<string>();
+    if (places.has(inside ?? "")) continue;
+    seen.set(node, places.add(inside ?? ""));
     if (Object.hasOwn(node, AUDIT_KEYWORD)) {
       if (node[AUDIT_KEYWORD] !== "digest") return `"${AUDIT_KEYWORD}" at ${at} must be "digest".`;
       if (inside !== undefined) return `"${AUDIT_KEYWORD}" cannot be used inside "${inside}" (at ${at}): no value there can be named for the audit log.`;

@@ -233,3 +233,13 @@ test("a tool whose schema Ajv refuses records its refused calls as a digest: the
     s.cleanup();
   }
 });
+
+test("a mark reached both where it can be honoured and from inside not/contains is still refused, in either order", () => {
+  const marked = { $defs: { m: { type: "string", "x-audit": "digest" } } };
+  const honoured = { properties: { a: { $ref: "#/$defs/m" } } };
+  const underNot = { not: { properties: { b: { $ref: "#/$defs/m" } }, required: ["b"] } };
+  // Seen once on the way to "a", the shared subschema was not looked at again from inside "not".
+  for (const schema of [{ ...marked, ...honoured, ...underNot }, { ...marked, ...underNot, ...honoured }]) {
+    assert.match(auditKeywordProblem({ type: "object", ...schema }) ?? "", /cannot be used inside "not"/);
+  }
+});
