@@ -112,3 +112,30 @@ test("a caller whose call has already ended starts no lookup, and leaves no reje
     process.off("unhandledRejection", onUnhandled);
   }
 });
+
+test("a lookup every caller gave up on while it waited for a slot does not run: later calls are not held behind it", async () => {
+  const r = heldResolver();
+  const lookup = limitLookups(r.resolve, 1);
+  const held = lookup("hung");
+  // Calls for other names (a wildcard lets them be many) wait, then end.
+  const calls = ["a.example.com", "b.example.com"].map(() => new AbortController());
+  const abandoned = ["a.example.com", "b.example.com"].map((name, i) => lookup(name, calls[i]!.signal));
+  const shared = new AbortController();
+  const kept = [lookup("c.example.com", shared.signal), lookup("c.example.com")];
+  shared.abort(new Error("the call timed out")); // one of c's two callers still waits
+  for (const call of calls) call.abort(new Error("the call timed out"));
+  for (const promise of abandoned) await assert.rejects(promise, /the call timed out/);
+  await assert.rejects(kept[0]!, /the call timed out/);
+  const later = lookup("d.example.com");
+  await tick();
+  r.answer("hung");
+  assert.equal(await held, "addr-of-hung");
+  await tick();
+  assert.deepEqual(r.started, ["hung", "c.example.com"], "a and b were skipped");
+  r.answer("c.example.com");
+  assert.equal(await kept[1]!, "addr-of-c.example.com");
+  await tick();
+  assert.deepEqual(r.started.at(-1), "d.example.com");
+  r.answer("d.example.com");
+  assert.equal(await later, "addr-of-d.example.com");
+});

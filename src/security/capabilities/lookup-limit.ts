@@ -4,7 +4,8 @@
  * unreachable name server takes tens of seconds, whatever the call's deadline; file I/O runs on
  * the same threads, the audit log's syncs among them, so a few hung lookups would hold every
  * call. At most `max` lookups run at once, the rest wait in order, and calls asking for the same
- * name while it is being looked up (or waits to be) share the answer.
+ * name while it is being looked up (or waits to be) share the answer. A lookup whose callers have
+ * all stopped waiting before its turn does not run.
  */
 
 export type Resolve<T> = (hostname: string) => Promise<T>;
@@ -15,7 +16,8 @@ export const MAX_LOOKUPS_IN_FLIGHT = 2;
 export function limitLookups<T>(resolve: Resolve<T>, max: number = MAX_LOOKUPS_IN_FLIGHT): LimitedResolve<T> {
   let running = 0;
   const waiting: Array<() => void> = [];
-  const inFlight = new Map<string, Promise<T>>();
+  /** Per name: the shared answer, and how many callers still wait for it (one without a signal never stops). */
+  const inFlight = new Map<string, { promise: Promise<T>; waiting: number }>();
 
   const release = (): void => {
     const next = waiting.shift();
@@ -35,6 +37,10 @@ export function limitLookups<T>(resolve: Resolve<T>, max: number = MAX_LOOKUPS_I
   const lookUp = async (hostname: string): Promise<T> => {
     await slot();
     try {
+      // Every caller left while it waited (its entry is in inFlight until it settles): the slot
+      // passes on. Run for no one, a backlog of hung names that calls gave up on (a wildcard
+      // allows many) would hold back every later call.
+      if (inFlight.get(hostname)?.waiting === 0) throw new Error("the lookup was abandoned: every call waiting for it ended");
       return await resolve(hostname);
     } finally {
       release();
@@ -48,12 +54,13 @@ export function limitLookups<T>(resolve: Resolve<T>, max: number = MAX_LOOKUPS_I
     let shared = inFlight.get(hostname);
     if (shared === undefined) {
       // One lookup per name, waited for by every caller: a caller whose call ends stops waiting
-      // (below), the lookup goes on for the others. Only names the policy allows are looked up,
-      // so the names waiting for a slot are few.
-      shared = lookUp(hostname).finally(() => inFlight.delete(hostname));
+      // (below), the lookup goes on for the others.
+      shared = { promise: lookUp(hostname).finally(() => inFlight.delete(hostname)), waiting: 0 };
       inFlight.set(hostname, shared);
     }
-    return signal === undefined ? shared : untilAborted(shared, signal);
+    const joined = shared;
+    joined.waiting++;
+    return signal === undefined ? joined.promise : untilAborted(joined.promise, signal, () => joined.waiting--);
   };
 }
 
@@ -62,10 +69,13 @@ function abortReason(signal: AbortSignal | undefined): Error {
   return reason instanceof Error ? reason : new Error("the lookup was abandoned: the call ended");
 }
 
-/** `promise`, or a rejection as soon as `signal` fires (the lookup itself goes on for whoever else waits). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+/** `promise`, or a rejection as soon as `signal` fires (the lookup itself goes on for whoever else waits); `leave` runs then. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, leave: () => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
+    const onAbort = (): void => {
+      leave();
+      reject(abortReason(signal));
+    };
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (value) => {
