@@ -125,7 +125,11 @@ export class RefusalLog {
   }
 }
 
-/** The summary entry: a `denied` entry for many calls, with no tool or request id of its own. */
+/**
+ * The summary entry: a `denied` entry for many calls, with no tool or request id of its own. Its
+ * reason says only what holds when it is written: the calls it counts are answered after it is
+ * durable, and one its client cancelled, or that a crash caught first, never is.
+ */
 export function summaryEntry(counted: Omit<Counted, "written" | "settle">, options: Pick<RefusalLogOptions, "perMinute" | "recordedId">): AuditRecordInput {
   const calls = counted.count === 1 ? "1 refused call was" : `${counted.count} refused calls were`;
   const stages = [...counted.byStage].map(([stage, count]) => `${stage} ${count}`).join(", ");
@@ -134,7 +138,7 @@ export function summaryEntry(counted: Omit<Counted, "written" | "settle">, optio
     outcome: "denied",
     reason:
       `${calls} not recorded one by one, past ${options.perMinute} such refusals in 60 s (unknown or hidden tools, malformed calls, rate limits): ` +
-      `${stages}. Each was answered with its error; none ran.`,
+      `${stages}. Each was refused; none ran.`,
     data: {
       refusalsNotRecorded: counted.count,
       byStage: Object.fromEntries(counted.byStage),

@@ -105,7 +105,7 @@ test("past the limit refusals are counted into one summary, written at once, and
     outcome: "denied",
     reason:
       "4 refused calls were not recorded one by one, past 3 such refusals in 60 s (unknown or hidden tools, malformed calls, rate limits): " +
-      "access 1, rate_limit 2, params 1. Each was answered with its error; none ran.",
+      "access 1, rate_limit 2, params 1. Each was refused; none ran.",
     data: {
       refusalsNotRecorded: 4,
       byStage: { access: 1, rate_limit: 2, params: 1 },
@@ -121,6 +121,22 @@ test("past the limit refusals are counted into one summary, written at once, and
   );
   await h.durable();
   assert.ok(counted.every((s) => s.settled));
+});
+
+test("a summary says only what is true when it is written: the calls were refused and none ran, not that they were answered", async () => {
+  const h = harness({ perMinute: 0 });
+  const counted = [1, 2].map((n) => track(h.log.record({ stage: "access" }, n, () => own(n))));
+  h.advance(0);
+  const summary = h.written.at(-1)!;
+  await h.flushMicrotasks();
+  // Each is answered only once the summary is durable (and one its client cancels never is).
+  assert.ok(
+    counted.every((state) => !state.settled),
+    "none answered yet",
+  );
+  assert.doesNotMatch(String(summary.reason), /answered/);
+  assert.match(String(summary.reason), /\. Each was refused; none ran\.$/);
+  await h.durable();
 });
 
 test("later summaries come at most once an interval; the window frees again after 60 s", async () => {
