@@ -621,10 +621,6 @@ export class SecurityEngine implements ToolService {
 }
 
 /**
- * What a plugin receives for one call. The capabilities and the session are made on
- * first use: most calls touch neither, and every call otherwise paid for their closures.
- */
-/**
  * The plugin's part of a call is over (its result is in, or the call ended): a report it makes
  * later (a timer it left running) would tell of work after its result, and reach the client
  * before the response while the outcome's audit entry is written. Cleared here, not when the
@@ -635,6 +631,10 @@ function pluginDone(call: ToolCall, outcome: DispatchOutcome): DispatchOutcome {
   return outcome;
 }
 
+/**
+ * What a plugin receives for one call. The capabilities and the session are made on
+ * first use: most calls touch neither, and every call otherwise paid for their closures.
+ */
 class CallContext implements ToolContext {
   private capabilities: CallCapabilities | undefined;
   private sessionInfo: SessionInfo | undefined;
