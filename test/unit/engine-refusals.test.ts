@@ -21,8 +21,12 @@ import { silentLogger } from "../../src/util/logger.js";
 import { verifyAudit } from "../../src/security/audit/index.js";
 import { formatTailLine } from "../../src/security/audit/tail.js";
 import { openTestLog, parse, readLines, tempEnv } from "../fixtures/audit-helpers.js";
+import { PassThrough } from "node:stream";
+import { Connection } from "../../src/protocol/connection.js";
+import { McpSession } from "../../src/protocol/session.js";
+import { createLogHub } from "../../src/util/logger.js";
 
-function setup(options: { auditEnabled?: boolean; failing?: boolean } = {}) {
+function setup(options: { auditEnabled?: boolean; failing?: boolean; intervalMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "msl-refusals-"));
   const ran: string[] = [];
   const plugin: Plugin = {
@@ -63,6 +67,7 @@ function setup(options: { auditEnabled?: boolean; failing?: boolean } = {}) {
     session: () => ({ projectPath: undefined, clientName: "t" }),
     refusals: {
       perMinute: 2,
+      ...(options.intervalMs === undefined ? {} : { intervalMs: options.intervalMs }),
       schedule: (run) => {
         timers.push(run);
         return () => timers.splice(timers.indexOf(run), 1);
@@ -265,5 +270,63 @@ test("in a real log, summaries are chained entries like any other: `audit verify
   } finally {
     env.cleanup();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("held refusals take in-flight slots: past them the queue fills, and what it cannot hold is answered busy, neither recorded nor counted", async () => {
+  // Summaries are due whenever the test fires the timer.
+  const s = setup({ intervalMs: 0 });
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const session = new McpSession({
+    identity: { name: "n", version: "1", title: "t", description: "d", instructions: "i" },
+    tools: s.engine,
+    logHub: createLogHub({ stderr: () => undefined }),
+    logger: silentLogger,
+    pageSize: 50,
+    redact: (value) => value,
+  });
+  // Two slots, and a queue that holds two of these requests.
+  const line = (id: number) => `${JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "nope", arguments: {} } })}\n`;
+  const connection = new Connection(input, output, session.handlers, { maxLineBytes: 4096, maxInFlight: 2, maxWaitingBytes: 2 * Buffer.byteLength(line(10)), logger: silentLogger });
+  session.attach(connection);
+  connection.start();
+  const received: Array<Record<string, any>> = [];
+  let buffer = "";
+  output.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    for (let i; (i = buffer.indexOf("\n")) !== -1; buffer = buffer.slice(i + 1)) received.push(JSON.parse(buffer.slice(0, i)) as Record<string, any>);
+  });
+  try {
+    input.write(`${JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "c", version: "1" } } })}\n`);
+    const until = async (done: () => boolean, what: string) => {
+      for (let i = 0; !done(); i++) {
+        if (i > 200) throw new Error(`never: ${what}; received ${JSON.stringify(received)}; entries ${JSON.stringify(s.entries)}`);
+        await tick();
+      }
+    };
+    await until(() => received.some((m) => m.id === 0), "initialized");
+    // Two within the budget of 2 (an entry each), then ten past it, sent at once.
+    await s.engine.noteUnknownTool("a", "own-1");
+    await s.engine.noteUnknownTool("b", "own-2");
+    input.write(Array.from({ length: 10 }, (_, i) => line(10 + i)).join(""));
+    const busyIds = () => received.filter((m) => m.error?.data?.reason === "busy").map((m) => m.id as number);
+    await until(() => busyIds().length === 6, "the busy answers");
+    const busy = busyIds();
+    assert.deepEqual(busy, [14, 15, 16, 17, 18, 19], "two held, two waiting, the rest answered busy at once");
+    assert.equal(received.length, 1 + busy.length, "the held ones wait for their summary");
+    s.fireTimers();
+    await until(() => received.filter((m) => m.id >= 10 && m.id < 14).length === 2, "the held two answered");
+    s.fireTimers();
+    await until(() => received.filter((m) => m.id >= 10 && m.id < 14).length === 4, "the waiting two answered");
+    const counted = s.entries.reduce((sum, entry) => sum + ((entry.data?.refusalsNotRecorded as number | undefined) ?? 0), 0);
+    assert.equal(counted, 4, "the held and the waiting ones are counted");
+    assert.ok(
+      s.entries.every((entry) => !busy.includes(entry.requestId as number)),
+      "no busy one is recorded",
+    );
+  } finally {
+    connection.stopAccepting();
+    s.cleanup();
   }
 });
