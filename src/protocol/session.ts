@@ -195,7 +195,7 @@ export class McpSession {
       arguments: args ?? {},
       requestId: ctx.id,
       abort: ctx.abort,
-      progress: reporter ? (update) => reporter.report(update) : undefined,
+      progress: reporter,
       holder: ctx.holder,
     }) as unknown as Promise<RequestResult>;
     if (reporter === undefined) return call;

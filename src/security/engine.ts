@@ -66,13 +66,21 @@ import { publishedTool } from "./published-schema.js";
 
 export type RequestId = string | number;
 
+/** A call's progress: reported while the plugin works, finished when its part is over. */
+export interface ProgressSink {
+  report(update: ProgressUpdate): void;
+  /** After this, nothing more is sent (idempotent). */
+  finish(): void;
+}
+
 export interface ToolCall {
   name: string;
   arguments: JsonObject;
   requestId: RequestId;
   /** The call's abort scope: cancellation and shutdown abort it; the deadline aborts it too. */
   abort: CallAbort;
-  progress: ((update: ProgressUpdate) => void) | undefined;
+  /** Where the plugin's progress reports go (the session's reporter for the client's token), if anywhere. */
+  progress: ProgressSink | undefined;
   /** Keeps what the call reserves (ctx.reserve) until its response has left; absent: given back at once. */
   holder?: BudgetHolder;
 }
@@ -465,7 +473,7 @@ export class SecurityEngine implements ToolService {
     return new CallContext(
       scope,
       callId,
-      call,
+      call.progress,
       logger,
       this.catalog,
       this.options.capabilities,
@@ -623,11 +631,11 @@ export class SecurityEngine implements ToolService {
 /**
  * The plugin's part of a call is over (its result is in, or the call ended): a report it makes
  * later (a timer it left running) would tell of work after its result, and reach the client
- * before the response while the outcome's audit entry is written. Cleared here, not when the
+ * before the response while the outcome's audit entry is written. Finished here, not when the
  * response is written.
  */
 function pluginDone(call: ToolCall, outcome: DispatchOutcome): DispatchOutcome {
-  call.progress = undefined;
+  call.progress?.finish();
   return outcome;
 }
 
@@ -642,8 +650,8 @@ class CallContext implements ToolContext {
   constructor(
     private readonly scope: CallAbort,
     private id: string | undefined,
-    /** Read at each report: it is cleared when the plugin's part is over (see pluginDone). */
-    private readonly call: Pick<ToolCall, "progress">,
+    /** Finished when the plugin's part is over (see pluginDone). */
+    private readonly progressSink: ProgressSink | undefined,
     readonly log: PluginLogger,
     readonly catalog: ToolCatalog,
     private readonly capabilityFactory: CapabilityFactory,
@@ -676,7 +684,7 @@ class CallContext implements ToolContext {
   }
 
   progress(update: ProgressUpdate): void {
-    this.call.progress?.(update);
+    this.progressSink?.report(update);
   }
 
   private get caps(): CallCapabilities {

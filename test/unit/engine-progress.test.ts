@@ -60,8 +60,19 @@ test("a report the plugin makes after its result (a timer it left) is dropped, t
       session: () => ({ projectPath: undefined, clientName: "t" }),
     });
     const reports: ProgressUpdate[] = [];
-    const answered = engine.callTool({ name: "work", arguments: {}, requestId: 1, abort: new LazyAbort(), progress: (update) => reports.push(update) });
+    let finished = false;
+    // As the session's reporter: nothing is sent once finished.
+    const sink = {
+      report: (update: ProgressUpdate) => {
+        if (!finished) reports.push(update);
+      },
+      finish: () => {
+        finished = true;
+      },
+    };
+    const answered = engine.callTool({ name: "work", arguments: {}, requestId: 1, abort: new LazyAbort(), progress: sink });
     while (!entries.some((entry) => entry.event === "tool_result")) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(finished, true, "finished while the outcome's entry is still being written");
     leftover!.progress({ progress: 2, total: 2 });
     release();
     const result = await answered;

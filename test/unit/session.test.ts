@@ -53,9 +53,9 @@ class StubTools implements ToolService {
       return { content: [{ type: "text", text: "slow done" }] };
     }
     if (call.name === "progress") {
-      call.progress?.({ progress: 1, total: 2 });
+      call.progress?.report({ progress: 1, total: 2 });
       await new Promise((resolve) => setTimeout(resolve, 60));
-      call.progress?.({ progress: 2, total: 2 });
+      call.progress?.report({ progress: 2, total: 2 });
       return { content: [{ type: "text", text: "progressed" }] };
     }
     return { content: [{ type: "text", text: `${call.name}:${JSON.stringify(call.arguments)}` }] };
