@@ -130,7 +130,7 @@ export interface EngineOptions {
   /** The memory large results may hold until their responses have left (ctx.reserve); absent: no limit. */
   resultBudget?: ByteBudget;
   /** How refusals the rate limit does not count are recorded; tests set their own (defaults: REFUSALS_RECORDED_PER_MINUTE, a summary a second). */
-  refusals?: Partial<Pick<RefusalLogOptions, "perMinute" | "intervalMs" | "schedule">>;
+  refusals?: Partial<Pick<RefusalLogOptions, "perMinute" | "intervalMs" | "maxCounted" | "schedule">>;
 }
 
 type Refusal = { stage: string; code: string; message: string };
@@ -149,6 +149,11 @@ const REFUSED_ARGUMENTS_KEPT_MAX = 8 * 1024;
 export const REFUSALS_RECORDED_PER_MINUTE = 60;
 /** The least time between two summaries: the longest a refusal past the limit waits for its answer. */
 const REFUSAL_SUMMARY_INTERVAL_MS = 1000;
+/**
+ * Refusals one summary counts at most (written at once when so many wait): a quarter of the
+ * default in-flight limit, so a burst of refusals held for their summary never fills the slots.
+ */
+const REFUSALS_PER_SUMMARY = 64;
 
 /** Refusals at these stages are not counted by the rate limit: the RefusalLog bounds their entries. */
 const UNCOUNTED_STAGES: ReadonlySet<string> = new Set(["access", "rate_limit"]);
@@ -199,6 +204,7 @@ export class SecurityEngine implements ToolService {
       ? new RefusalLog({
           perMinute: REFUSALS_RECORDED_PER_MINUTE,
           intervalMs: REFUSAL_SUMMARY_INTERVAL_MS,
+          maxCounted: REFUSALS_PER_SUMMARY,
           ...options.refusals,
           now: this.now,
           write: (entry) => this.record(entry),

@@ -7,14 +7,15 @@
  * So at most `perMinute` of them in any 60 s get an entry of their own (the rate limiter's
  * sliding minute); past that a refusal is counted, and the counts go into one `denied` summary
  * entry (how many, by stage and by known tool, the first and last request ids), written at most
- * once per `intervalMs` (the first at once) and before any entry that follows it, so the log
- * keeps the order of events. The log then gains at most `perMinute` + 60 s / `intervalMs` refusal
- * entries a minute, whatever the client sends.
+ * once per `intervalMs` (the first at once) unless `maxCounted` refusals wait for it, and before
+ * any entry that follows it, so the log keeps the order of events. The log then gains at most
+ * `perMinute` + 60 s / `intervalMs` refusal entries a minute, plus one per `maxCounted` refusals
+ * in a burst: a client cannot make it grow faster than a small fraction of what it sends.
  *
  * Each refusal is still answered with its own error, and, as before, only once the entry that
  * records it (its own, or the summary that counts it) is durable: a crash cannot leave an
  * answered call off the record, nor a count unwritten. A client past the limit waits for the
- * next summary, at most `intervalMs`, which also slows its flood down. Nothing here ever lets a
+ * next summary, at most `intervalMs` (less in a burst), which also slows its flood down. Nothing here ever lets a
  * tool run: these calls are refused whatever is recorded of them.
  */
 import type { AuditRecordInput } from "./audit/index.js";
@@ -32,8 +33,15 @@ export interface RefusalKind {
 export interface RefusalLogOptions {
   /** Refusals recorded one by one in any 60 s. */
   perMinute: number;
-  /** The least time between two summaries, in milliseconds. */
+  /** The least time between two summaries, in milliseconds, unless `maxCounted` refusals wait for one. */
   intervalMs: number;
+  /**
+   * Refusals one summary counts at most: when so many wait, it is written at once. A burst is not
+   * held for the interval (each held refusal keeps one of the connection's in-flight slots, and
+   * a full queue is answered busy, with no record at all), and the log still gains one entry per
+   * this many refusals at most.
+   */
+  maxCounted: number;
   /** Monotonic milliseconds. */
   now: () => number;
   /**
@@ -89,7 +97,8 @@ export class RefusalLog {
     counted.lastRequestId = requestId;
     increment(counted.byStage, kind.stage);
     if (kind.tool !== undefined) increment(counted.byTool, kind.tool);
-    this.arm();
+    if (counted.count >= this.options.maxCounted) this.flush();
+    else this.arm();
     return counted.written;
   }
 

@@ -18,6 +18,7 @@ function harness(overrides: Partial<RefusalLogOptions> = {}) {
   const log = new RefusalLog({
     perMinute: 3,
     intervalMs: 1000,
+    maxCounted: 1_000_000,
     now: () => time,
     write: (entry) => {
       written.push(entry);
@@ -255,4 +256,21 @@ test("summaryEntry: one refusal, and no byTool without a known tool", () => {
   );
   assert.match(String(entry.reason), /^1 refused call was not recorded one by one, past 60 such refusals in 60 s/);
   assert.deepEqual(entry.data, { refusalsNotRecorded: 1, byStage: { params: 1 }, firstRequestId: 9, lastRequestId: 9 });
+});
+
+test("a burst does not wait for the interval: a summary is written as soon as maxCounted refusals wait for one", async () => {
+  const h = harness({ maxCounted: 4 });
+  for (let n = 1; n <= 3; n++) void h.log.record({ stage: "access" }, n, () => own(n));
+  await h.durable();
+  h.advance(10);
+  // The window is spent: each 4 counted refusals are written at once, whatever the interval.
+  const states = Array.from({ length: 10 }, (_, i) => track(h.log.record({ stage: "params" }, 100 + i, () => own(100 + i))));
+  const summaries = () => h.written.filter((entry) => entry.data !== undefined).map((entry) => (entry.data as { refusalsNotRecorded: number }).refusalsNotRecorded);
+  assert.deepEqual(summaries(), [4, 4], "no interval waited for between full summaries");
+  await h.durable();
+  assert.deepEqual(states.map((s) => s.settled), [true, true, true, true, true, true, true, true, false, false], "the last two wait for the next summary");
+  h.advance(1000);
+  assert.deepEqual(summaries(), [4, 4, 2], "the rest when the interval is up");
+  await h.durable();
+  assert.equal(states.every((s) => s.settled), true);
 });
