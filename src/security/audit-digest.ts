@@ -12,7 +12,7 @@
  */
 import { canonicalJson, sha256Hex } from "../util/canonical-json.js";
 import { REDACTED } from "./redaction.js";
-import { hasKeyAnywhere, resolveLocalRef } from "./schema-keywords.js";
+import { hasKeyAnywhere, mayHoldKey, resolveLocalRef } from "./schema-keywords.js";
 
 export const AUDIT_KEYWORD = "x-audit";
 
@@ -50,7 +50,7 @@ function schemaAt(root: Schema, ref: string): Schema | undefined {
  * holds the keyword is walked; one without it has nothing to honour.
  */
 export function auditKeywordProblem(root: Schema): string | undefined {
-  if (!hasKeyAnywhere(root, AUDIT_KEYWORD)) return undefined;
+  if (!mayHoldKey(root, AUDIT_KEYWORD) || !hasKeyAnywhere(root, AUDIT_KEYWORD)) return undefined;
   // A subschema is looked at once outside and once inside each unsupported keyword: one shared
   // through $ref can be reached both ways, and seen once, its place inside "not" went unnoticed.
   const seen = new Map<object, Set<string>>();
@@ -106,7 +106,7 @@ export type ArgumentDigester = (original: unknown, redacted: unknown) => unknown
 
 /** The digester of an input schema, or undefined when it marks nothing. The schema must have passed `auditKeywordProblem`. */
 export function argumentDigester(root: Schema): ArgumentDigester | undefined {
-  if (!hasKeyAnywhere(root, AUDIT_KEYWORD)) return undefined;
+  if (!mayHoldKey(root, AUDIT_KEYWORD) || !hasKeyAnywhere(root, AUDIT_KEYWORD)) return undefined;
   const marked = new WeakMap<Schema, boolean>();
   const patterns = new Map<string, RegExp | null>();
   /** Whether a mark can be reached from this schema (subtrees without one are not walked). */

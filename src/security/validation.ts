@@ -24,7 +24,7 @@ import { silentLogger, type Logger } from "../util/logger.js";
 import { truncate } from "../util/text.js";
 import { isFlagValueAt, isSensitiveKey, redactString } from "./redaction.js";
 import { AUDIT_KEYWORD, auditKeywordProblem } from "./audit-digest.js";
-import { hasKeyAnywhere, resolveLocalRef, SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
+import { hasKeyAnywhere, mayHoldKey, resolveLocalRef, SUBSCHEMA_LIST, SUBSCHEMA_MAP, SUBSCHEMA_ONE } from "./schema-keywords.js";
 
 export type PathAccess = "read" | "write";
 
@@ -477,7 +477,7 @@ function dedupe(paths: PathArgument[]): PathArgument[] {
  * reason if `x-path` sits where its values might not all be collected.
  */
 function findMisplacedPathKeyword(root: JsonObject): string | undefined {
-  if (!hasKeyAnywhere(root, PATH_KEYWORD)) return undefined;
+  if (!mayHoldKey(root, PATH_KEYWORD) || !hasKeyAnywhere(root, PATH_KEYWORD)) return undefined;
   const visited = [new Set<object>(), new Set<object>()];
   const stack: { node: unknown; at: string; inside: string | undefined }[] = [{ node: root, at: "#", inside: undefined }];
   while (stack.length > 0) {

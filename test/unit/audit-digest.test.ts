@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { argumentDigester, auditKeywordProblem, valueDigest } from "../../src/security/audit-digest.js";
+import { mayHoldKey } from "../../src/security/schema-keywords.js";
 import { redact } from "../../src/security/redaction.js";
 import type { JsonObject, Plugin, ToolDefinition } from "../../src/plugins/contract.js";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -242,4 +243,13 @@ test("a mark reached both where it can be honoured and from inside not/contains 
   for (const schema of [{ ...marked, ...honoured, ...underNot }, { ...marked, ...underNot, ...honoured }]) {
     assert.match(auditKeywordProblem({ type: "object", ...schema }) ?? "", /cannot be used inside "not"/);
   }
+});
+
+test("mayHoldKey: a JSON text check that never misses a key (the walk decides when it may be there)", () => {
+  assert.equal(mayHoldKey({ type: "object", properties: { a: { type: "string", description: 'says "x-audit" in text' } } }, "x-audit"), false);
+  assert.equal(mayHoldKey({ type: "object", properties: { a: { "x-audit": "digest" } } }, "x-audit"), true);
+  assert.equal(mayHoldKey({ properties: { "x-audit": { type: "string" } } }, "x-audit"), true, "a property of that name: the walk tells");
+  const cyclic: Record<string, unknown> = { type: "object" };
+  cyclic.self = cyclic;
+  assert.equal(mayHoldKey(cyclic, "x-audit"), true, "what JSON cannot hold is left to the walk");
 });
