@@ -10,6 +10,7 @@
  * another plugin's definitions through `ctx.catalog`, changes nothing that is served.
  */
 import type { Plugin, ToolDefinition } from "./contract.js";
+import { markJsonCopy } from "../security/schema-keywords.js";
 
 /** The widest-compatible subset of the 2025-11-25 tool-name rule (SEP-986 said 64). */
 export const TOOL_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -64,6 +65,8 @@ export class PluginRegistry {
         if (!(error instanceof DefinitionError)) throw error;
         throw new RegistryError("INVALID_TOOL", `plugin "${plugin.name}", tool "${tool.name}": ${error.message}`);
       }
+      markJsonCopy(frozen.inputSchema);
+      if (frozen.outputSchema !== undefined) markJsonCopy(frozen.outputSchema);
       const registered = Object.freeze({ plugin, tool: frozen });
       this.byTool.set(tool.name, registered);
       this.byFoldedName.set(tool.name.toLowerCase(), registered);

@@ -30,13 +30,27 @@ export const SUBSCHEMA_LIST: readonly string[] = ["allOf", "anyOf", "oneOf", "pr
 export const SUBSCHEMA_MAP: readonly string[] = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"];
 
 /**
+ * Trees the registry copied from a plugin's definition: plain objects and dense arrays of JSON
+ * values, frozen. Only for them does JSON's text show every key the walks can see.
+ */
+const jsonCopies = new WeakSet<object>();
+
+/** Marks a tree as such a copy (the registry's, of each tool's schemas). */
+export function markJsonCopy(root: object): void {
+  jsonCopies.add(root);
+}
+
+/**
  * False only when `key` is surely not a key anywhere in `root`: its JSON text does not name it.
  * Every tool's schemas are checked for the server's keywords at start, and most hold none; a
  * walk in JS over them all got hot enough for V8 to optimize it on a compiler thread, whose
  * memory arena added ~4 MiB to the RSS after start. The native serializer answers the common
- * case; a schema JSON cannot hold (a cycle) is left to the walk.
+ * case; a schema JSON cannot hold (a cycle) is left to the walk. So is any tree the registry did
+ * not copy: there a toJSON method, a key JSON leaves out (not enumerable, on an array, holding
+ * undefined) or an inherited one can hide from the text what the walks see.
  */
 export function mayHoldKey(root: unknown, key: string): boolean {
+  if (root === null || typeof root !== "object" || !jsonCopies.has(root)) return true;
   let text: string | undefined;
   try {
     text = JSON.stringify(root);

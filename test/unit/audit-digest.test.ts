@@ -245,11 +245,34 @@ test("a mark reached both where it can be honoured and from inside not/contains 
   }
 });
 
+/** The input schema as the registry keeps it: the JSON copy mayHoldKey may read as text. */
+function registered(inputSchema: JsonObject): JsonObject {
+  const tool = { name: "t", title: "T", description: "d", inputSchema, annotations: {} } as unknown as ToolDefinition;
+  const plugin = { name: "p", description: "p", tools: [tool], call: () => Promise.resolve({ content: [] }) } as unknown as Plugin;
+  return new PluginRegistry([plugin]).lookup("t")!.tool.inputSchema;
+}
+
 test("mayHoldKey: a JSON text check that never misses a key (the walk decides when it may be there)", () => {
-  assert.equal(mayHoldKey({ type: "object", properties: { a: { type: "string", description: 'says "x-audit" in text' } } }, "x-audit"), false);
-  assert.equal(mayHoldKey({ type: "object", properties: { a: { "x-audit": "digest" } } }, "x-audit"), true);
-  assert.equal(mayHoldKey({ properties: { "x-audit": { type: "string" } } }, "x-audit"), true, "a property of that name: the walk tells");
+  assert.equal(mayHoldKey(registered({ type: "object", properties: { a: { type: "string", description: 'says "x-audit" in text' } } }), "x-audit"), false);
+  assert.equal(mayHoldKey({ type: "object", properties: { a: { type: "string" } } }, "x-audit"), true, "a tree the registry did not copy: the walk tells");
+  assert.equal(mayHoldKey(registered({ type: "object", properties: { a: { "x-audit": "digest" } } }), "x-audit"), true);
+  assert.equal(mayHoldKey(registered({ type: "object", properties: { "x-audit": { type: "string" } } }), "x-audit"), true, "a property of that name: the walk tells");
   const cyclic: Record<string, unknown> = { type: "object" };
   cyclic.self = cyclic;
   assert.equal(mayHoldKey(cyclic, "x-audit"), true, "what JSON cannot hold is left to the walk");
+});
+
+test("mayHoldKey never says no where the walks see the key and JSON.stringify does not (toJSON, non-enumerable, array extras)", () => {
+  const hidden = (schema: Record<string, unknown>): Record<string, unknown> =>
+    Object.defineProperty(schema, "toJSON", { value: () => ({ type: "object" }), enumerable: false });
+  const marked = hidden({ type: "object", properties: { secret: { type: "string", "x-audit": "digest" } } });
+  assert.equal(mayHoldKey(marked, "x-audit"), true, "a toJSON hides the key from the text");
+  const digester = argumentDigester(marked);
+  assert.notEqual(digester, undefined, "the marked value must be digested");
+  const inNot = hidden({ type: "object", not: { properties: { a: { "x-audit": "digest" } } } });
+  assert.match(auditKeywordProblem(inNot) ?? "", /cannot be used inside "not"/);
+  const nonEnumerable = Object.defineProperty({ type: "object" }, "x-audit", { value: "digest", enumerable: false });
+  assert.equal(mayHoldKey(nonEnumerable, "x-audit"), true, "an own key JSON leaves out");
+  const list = Object.assign([{ type: "string" }], { extra: { "x-audit": "digest" } });
+  assert.equal(mayHoldKey({ type: "object", anyOf: list }, "x-audit"), true, "an array's named property");
 });

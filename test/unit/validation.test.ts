@@ -137,6 +137,12 @@ void describe("schema compilation", () => {
     assert.match(compileError(viaRef).message, /inside "contains"/);
   });
 
+  void it("refuses x-path inside not although a toJSON method hides it from the schema's JSON text", () => {
+    const schema = { type: "object", properties: { a: { type: "array", not: { type: "string", "x-path": "read" } } } };
+    Object.defineProperty(schema, "toJSON", { value: () => ({ type: "object" }), enumerable: false });
+    assert.match(compileError(schema).message, /inside "not"/);
+  });
+
   void it("refuses a reference it cannot follow inside such a place when the schema uses x-path", () => {
     const schema = {
       type: "object",
