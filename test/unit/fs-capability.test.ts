@@ -645,6 +645,33 @@ void describe("move", () => {
     assert.deepEqual(fs.readdirSync(dir), ["a.txt"]);
   });
 
+  void it("a move whose call ends while the old name is looked at last is undone too, not completed (CALL_ENDED)", async () => {
+    const dir = scratch("move-ended-late");
+    fs.writeFileSync(`${dir}/a.txt`, "data");
+    const call = new AbortController();
+    let linked = false;
+    const ending = createGuardedFs(compiled, LIMITS, {
+      link: async (existing, newName) => {
+        await fsp.link(existing, newName);
+        linked = true;
+      },
+    });
+    // The call times out during the last look at the old name, after the directory sync.
+    const lstat = fsp.lstat;
+    fsp.lstat = (async (...args: Parameters<typeof lstat>) => {
+      const stats = await lstat(...args);
+      if (linked && String(args[0]).endsWith("a.txt")) call.abort(new Error("timed out"));
+      return stats;
+    }) as typeof lstat;
+    try {
+      await denied(ending.move(`${dir}/a.txt`, `${dir}/b.txt`, { signal: call.signal }), "CALL_ENDED");
+    } finally {
+      fsp.lstat = lstat;
+    }
+    assert.deepEqual(fs.readdirSync(dir), ["a.txt"]);
+    assert.equal(fs.statSync(`${dir}/a.txt`).nlink, 1);
+  });
+
   void it("when the old name cannot be removed, the new one is undone; when neither can, both names are said (PATH_MOVE_INCOMPLETE)", async () => {
     const dir = scratch("move-unlink");
     fs.writeFileSync(`${dir}/a.txt`, "data");

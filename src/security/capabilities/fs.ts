@@ -286,11 +286,12 @@ export function createGuardedFs(compiled: CompiledPathPolicy, limits: FsLimits, 
             if (!(await ours(targetName))) throw raced(source.shown);
             // The new name durable before the old one goes.
             await targetDir.sync().catch(() => undefined);
-            // A call that ended during the sync (its response already says it failed) is undone, not completed.
-            if (ended()) throw callEnded("move");
             // Checked last, right before the unlink: a program that saved the source meanwhile
             // (by rename) keeps its new content, and the move is undone.
             if (!(await ours(sourceName))) throw raced(source.shown);
+            // A call that ended during the sync or that look (its response already says it failed)
+            // is undone, not completed: nothing is awaited between this check and the unlink.
+            if (ended()) throw callEnded("move");
             await unlinkFile(sourceName);
           } catch (error) {
             // Undone only where the new name is this file, or the file the source name now holds
