@@ -263,6 +263,16 @@ void describe("search_files stops before the call's deadline", () => {
     assert.equal(found.stopped, "time_limit");
   });
 
+  test("SearchStop made for a call already cancelled is stopped at once, its signal included", () => {
+    const stop = new SearchStop(AbortSignal.abort(), Date.now() + 60_000);
+    try {
+      assert.equal(stop.reason(), "cancelled");
+      assert.equal(stop.signal.aborted, true, "a listing given the signal does not start reading");
+    } finally {
+      stop.dispose();
+    }
+  });
+
   test("SearchStop's signal fires when its clock says the time is up, before its timer has", () => {
     let clock = 0;
     const stop = new SearchStop(new AbortController().signal, 10_000, () => clock);

@@ -40,7 +40,9 @@ export class SearchStop {
       };
     });
     this.onAbort = () => this.fire?.("cancelled");
-    callSignal.addEventListener("abort", this.onAbort, { once: true });
+    // A signal that has fired already sends no event: the stop is made stopped.
+    if (callSignal.aborted) this.onAbort();
+    else callSignal.addEventListener("abort", this.onAbort, { once: true });
     // No timer for a call without a deadline (Infinity), nor one too far off for a timer.
     const wait = this.stopAt - now();
     if (Number.isFinite(wait) && wait < 2 ** 31 - 1) {
