@@ -13,7 +13,7 @@ import type { SecurityStatus } from "./plugins/builtin/status.js";
 import { searchUrlProblem } from "./plugins/builtin/websearch/index.js";
 
 type ExecStatus = SecurityStatus["exec"];
-import { SecurityEngine, allowedTools, catalogSha256 } from "./security/engine.js";
+import { SecurityEngine, allowedTools, catalogSha256, refusalsPerSummary } from "./security/engine.js";
 import type { EffectivePolicy } from "./security/policy-types.js";
 import { defaultPolicy, defaultPolicySource } from "./security/policy/defaults.js";
 import { auditHeadLine, auditOwnFiles, openAuditLog, nullAuditSink, type AuditSink, type AuditStatus } from "./security/audit/index.js";
@@ -240,6 +240,8 @@ export async function serve(args: ServeArgs, options: RunOptions, env: NodeJS.Pr
       session: () => ({ projectPath, clientName: session.client.name }),
       unsafeBypass: options.unsafeBypassEngine === true,
       resultBudget: new ByteBudget(args.maxResultMemory),
+      // Refusals held for their summary never take more than a quarter of the in-flight slots.
+      refusals: { maxCounted: refusalsPerSummary(args.maxInFlight) },
     });
   } catch (error) {
     return refuse(error);

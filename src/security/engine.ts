@@ -155,6 +155,11 @@ const REFUSAL_SUMMARY_INTERVAL_MS = 1000;
  */
 const REFUSALS_PER_SUMMARY = 64;
 
+/** REFUSALS_PER_SUMMARY for a connection running `maxInFlight` requests at once: at most a quarter of them, at least 1. */
+export function refusalsPerSummary(maxInFlight: number): number {
+  return Math.max(1, Math.min(REFUSALS_PER_SUMMARY, Math.floor(maxInFlight / 4)));
+}
+
 /** Refusals at these stages are not counted by the rate limit: the RefusalLog bounds their entries. */
 const UNCOUNTED_STAGES: ReadonlySet<string> = new Set(["access", "rate_limit"]);
 

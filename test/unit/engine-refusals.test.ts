@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SecurityEngine, type CallToolResult } from "../../src/security/engine.js";
+import { SecurityEngine, refusalsPerSummary, type CallToolResult } from "../../src/security/engine.js";
 import { PluginRegistry } from "../../src/plugins/registry.js";
 import type { JsonObject, Plugin } from "../../src/plugins/contract.js";
 import { defaultPolicy } from "../../src/security/policy/defaults.js";
@@ -329,4 +329,12 @@ test("held refusals take in-flight slots: past them the queue fills, and what it
     connection.stopAccepting();
     s.cleanup();
   }
+});
+
+test("a summary counts at most a quarter of the connection's in-flight slots (64 at the default 256, at least 1)", () => {
+  assert.equal(refusalsPerSummary(256), 64);
+  assert.equal(refusalsPerSummary(1000), 64);
+  assert.equal(refusalsPerSummary(16), 4);
+  assert.equal(refusalsPerSummary(3), 1);
+  assert.equal(refusalsPerSummary(1), 1);
 });
