@@ -30,6 +30,20 @@ function makeWorld(): { tmp: string; root: string; project: string } {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+
+/** One call of every bug tool on `project`, each of which would write or read the database. */
+function everyBugTool(project: string): Array<[string, Message]> {
+  return [
+    ["init_bugtracker", { project_path: project }],
+    ["add_bug", { project_path: project, title: "Must not be written" }],
+    ["get_bug", { project_path: project, bug_id: "BUG-1" }],
+    ["update_bug", { project_path: project, bug_id: "BUG-1", note: "x" }],
+    ["close_bug", { project_path: project, bug_id: "BUG-1" }],
+    ["list_bugs", { project_path: project }],
+    ["search_bugs_global", { query: "anything" }],
+  ];
+}
+
 void describe("a bug database locked by another process", () => {
   void test("reads go on; a write waits for the lock, fails with a retry hint after busy_timeout, and succeeds once the lock is gone", async () => {
     const world = makeWorld();
@@ -99,15 +113,7 @@ void describe("a damaged bug database", () => {
 
     const server = await ServerProcess.initialized({ policy: policyFor(world.root), stateDir });
     try {
-      const calls: Array<[string, Message]> = [
-        ["init_bugtracker", { project_path: world.project }],
-        ["add_bug", { project_path: world.project, title: "Must not be written" }],
-        ["get_bug", { project_path: world.project, bug_id: "BUG-1" }],
-        ["update_bug", { project_path: world.project, bug_id: "BUG-1", note: "x" }],
-        ["close_bug", { project_path: world.project, bug_id: "BUG-1" }],
-        ["list_bugs", { project_path: world.project }],
-        ["search_bugs_global", { query: "anything" }],
-      ];
+      const calls = everyBugTool(world.project);
       for (const [tool, args] of calls) {
         fails(
           await server.callTool(tool, args),
@@ -138,15 +144,7 @@ void describe("a bug database whose schema was changed outside the server", () =
     const world = makeWorld();
     const stateDir = join(world.tmp, "state");
     const dbFile = join(stateDir, "data", "bugtracker.db");
-    const calls: Array<[string, Message]> = [
-      ["init_bugtracker", { project_path: world.project }],
-      ["add_bug", { project_path: world.project, title: "Must not be written" }],
-      ["get_bug", { project_path: world.project, bug_id: "BUG-1" }],
-      ["update_bug", { project_path: world.project, bug_id: "BUG-1", note: "x" }],
-      ["close_bug", { project_path: world.project, bug_id: "BUG-1" }],
-      ["list_bugs", { project_path: world.project }],
-      ["search_bugs_global", { query: "anything" }],
-    ];
+    const calls = everyBugTool(world.project);
     const refusesAll = async (server: ServerProcess) => {
       for (const [tool, args] of calls) {
         fails(

@@ -8,6 +8,8 @@
  * all stopped waiting before its turn does not run.
  */
 
+import { asError } from "../../util/call-abort.js";
+
 export type Resolve<T> = (hostname: string) => Promise<T>;
 export type LimitedResolve<T> = (hostname: string, signal?: AbortSignal) => Promise<T>;
 
@@ -84,7 +86,7 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, leave: () => 
       },
       (error: unknown) => {
         signal.removeEventListener("abort", onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
+        reject(asError(error));
       },
     );
   });
